@@ -1,0 +1,29 @@
+/*
+ * builtins.h -- the one table of builtin functions. The checker picks an
+ * overload by name, call style and argument types; the evaluator and the
+ * emitter use the same row (ast_node.ref of the N_CALL).
+ */
+#ifndef LANE_BUILTINS_H
+#define LANE_BUILTINS_H
+
+typedef enum sema_bfn {
+  BF_SIZE, BF_STARTS, BF_ENDS, BF_CONTAINS, BF_BUCKET, BF_INT, BF_UINT,
+  BF_DOUBLE, BF_STRING
+} sema_bfn;
+
+typedef struct sema_builtin {
+  const char *name;     /* as written */
+  int         method;   /* 1: called as recv.name(args), recv is args[0] */
+  int         nargs;    /* arguments, the receiver included */
+  int         args[2];  /* argument types (TY_LIST: any list) */
+  int         result;   /* result type */
+  int         fn;       /* sema_bfn: what the evaluator computes */
+  int         op;       /* opcode the emitter writes, -2 none (identity),
+                           -1 constants only */
+  const char *doc;      /* one line for the language reference */
+} sema_builtin;
+
+extern const sema_builtin sema_builtins[];
+extern const int sema_nbuiltins;
+
+#endif

@@ -1,0 +1,775 @@
+/*
+ * check.c -- types and units of every expression, and the resolution of
+ * the names inside them.
+ *
+ * Each expression is checked in a context that says which names it may
+ * see: request fields and budgets (route conditions), model properties
+ * (`models where …` and `require`), a decision (test `expect`), or
+ * nothing but constants (model properties, fallbacks, split weights).
+ */
+#include "sema.h"
+#include "builtins.h"
+
+#include <string.h>
+
+enum {
+  CX_CONST = 0,
+  CX_REQ = 1,     /* req.x and budget.b.x */
+  CX_MODEL = 2,   /* bare model properties, cost, fits, healthy */
+  CX_TEST = 4     /* rule, primary, fallbacks, cost, model names */
+};
+
+int sema_pool_find(const sema_unit *u, const char *name);
+int sema_budget_find(const sema_unit *u, const char *name);
+int sema_route_find(const sema_unit *u, const char *name);
+
+static int check(sema_unit *u, ast_node *n, int cx);
+
+const char *sema_ty_name(int ty) {
+  static const char *const names[TY_NTYPES] = {
+    "error", "int", "uint", "double", "bool", "string", "null", "money",
+    "price", "duration", "tokens", "fraction", "model"
+  };
+  static const char *const lists[TY_NTYPES] = {
+    "list", "list(int)", "list(uint)", "list(double)", "list(bool)", "list(string)",
+    "list(null)", "list(money)", "list(price)", "list(duration)", "list(tokens)",
+    "list(fraction)", "list(model)"
+  };
+  if (ty & TY_LIST) {
+    int e = ty & ~TY_LIST;
+    return e >= 0 && e < TY_NTYPES ? lists[e] : "list";
+  }
+  return ty >= 0 && ty < TY_NTYPES ? names[ty] : "?";
+}
+
+int sema_ty_mtype(int ty) {
+  switch (ty) {
+  case TY_INT: case TY_TOKENS: return LANE_T_INT;
+  case TY_UINT: return LANE_T_UINT;
+  case TY_DOUBLE: case TY_MONEY: case TY_PRICE: case TY_DURATION: case TY_FRACTION:
+    return LANE_T_DOUBLE;
+  case TY_BOOL: return LANE_T_BOOL;
+  case TY_STRING: return LANE_T_STRING;
+  default: return 0;
+  }
+}
+
+/* ---- operation plans ---- */
+
+#define NOCONV 0xFF
+
+static int is_scaled(int t) {   /* units that scale by plain numbers */
+  return t == TY_MONEY || t == TY_PRICE || t == TY_DURATION || t == TY_FRACTION;
+}
+
+static int is_num(int t) { return t == TY_INT || t == TY_UINT || t == TY_DOUBLE; }
+
+static int ordered(int t) {
+  return t != TY_BOOL && t != TY_NULL && t != TY_MODEL && t != TY_ERROR && !(t & TY_LIST);
+}
+
+/* Opcode for a machine op family on machine type mt. fam: 0 add, 1 sub,
+ * 2 mul, 3 div, 4 mod, 5 eq, 6 ne, 7 lt, 8 le, 9 gt, 10 ge. */
+static int mop(int fam, int mt) {
+  static const int ops_i[] = {BC_OP_ADD_I, BC_OP_SUB_I, BC_OP_MUL_I, BC_OP_DIV_I,
+    BC_OP_MOD_I, BC_OP_EQ_I, BC_OP_NE_I, BC_OP_LT_I, BC_OP_LE_I, BC_OP_GT_I, BC_OP_GE_I};
+  static const int ops_u[] = {BC_OP_ADD_U, BC_OP_SUB_U, BC_OP_MUL_U, BC_OP_DIV_U,
+    BC_OP_MOD_U, BC_OP_EQ_U, BC_OP_NE_U, BC_OP_LT_U, BC_OP_LE_U, BC_OP_GT_U, BC_OP_GE_U};
+  static const int ops_d[] = {BC_OP_ADD_D, BC_OP_SUB_D, BC_OP_MUL_D, BC_OP_DIV_D,
+    -1, BC_OP_EQ_D, BC_OP_NE_D, BC_OP_LT_D, BC_OP_LE_D, BC_OP_GT_D, BC_OP_GE_D};
+  static const int ops_s[] = {-1, -1, -1, -1, -1, BC_OP_EQ_S, BC_OP_NE_S, BC_OP_LT_S,
+    BC_OP_LE_S, BC_OP_GT_S, BC_OP_GE_S};
+  switch (mt) {
+  case LANE_T_INT: return ops_i[fam];
+  case LANE_T_UINT: return ops_u[fam];
+  case LANE_T_DOUBLE: return ops_d[fam];
+  case LANE_T_STRING: return ops_s[fam];
+  case LANE_T_BOOL: return fam == 5 ? BC_OP_EQ_B : fam == 6 ? BC_OP_NE_B : -1;
+  default: return -1;
+  }
+}
+
+static int to_double_op(int t) {
+  int mt = sema_ty_mtype(t);
+  return mt == LANE_T_INT ? BC_OP_I2D : mt == LANE_T_UINT ? BC_OP_U2D : NOCONV;
+}
+
+static sema_plan plan(int ty, int lconv, int rconv, int op) {
+  sema_plan p = {ty, (uint8_t)lconv, (uint8_t)rconv, op};
+  return p;
+}
+
+/* Both operands as doubles, machine family fam, result ty. */
+static sema_plan dplan(int ty, int fam, int lt, int rt) {
+  return plan(ty, to_double_op(lt), to_double_op(rt), mop(fam, LANE_T_DOUBLE));
+}
+
+static sema_plan arith_plan(int fam, int lt, int rt) {
+  sema_plan bad = plan(TY_ERROR, NOCONV, NOCONV, -1);
+  if (fam == 4) {   /* % */
+    if (lt == rt && (lt == TY_INT || lt == TY_UINT)) return plan(lt, NOCONV, NOCONV, mop(4, sema_ty_mtype(lt)));
+    if (lt == TY_TOKENS && (rt == TY_INT || rt == TY_TOKENS)) return plan(TY_TOKENS, NOCONV, NOCONV, BC_OP_MOD_I);
+    return bad;
+  }
+  if (fam <= 1) {   /* + - */
+    if (lt == rt && (is_num(lt) || is_scaled(lt) || lt == TY_TOKENS))
+      return plan(lt, NOCONV, NOCONV, mop(fam, sema_ty_mtype(lt)));
+    if ((lt == TY_TOKENS && rt == TY_INT) || (lt == TY_INT && rt == TY_TOKENS))
+      return plan(TY_TOKENS, NOCONV, NOCONV, mop(fam, LANE_T_INT));
+    if (fam == 0 && lt == TY_STRING && rt == TY_STRING) return plan(TY_STRING, NOCONV, NOCONV, -1);
+    if (fam == 0 && (lt & TY_LIST) && lt == rt) return plan(lt, NOCONV, NOCONV, -1);
+    return bad;
+  }
+  if (fam == 2) {   /* * */
+    if (lt == rt && is_num(lt)) return plan(lt, NOCONV, NOCONV, mop(2, sema_ty_mtype(lt)));
+    if ((lt == TY_PRICE && rt == TY_TOKENS) || (lt == TY_TOKENS && rt == TY_PRICE))
+      return dplan(TY_MONEY, 2, lt, rt);
+    if ((lt == TY_TOKENS && rt == TY_INT) || (lt == TY_INT && rt == TY_TOKENS))
+      return plan(TY_TOKENS, NOCONV, NOCONV, BC_OP_MUL_I);
+    if (is_scaled(lt) && (rt == TY_INT || rt == TY_DOUBLE)) return dplan(lt, 2, lt, rt);
+    if (is_scaled(rt) && (lt == TY_INT || lt == TY_DOUBLE)) return dplan(rt, 2, lt, rt);
+    if (lt == TY_FRACTION && is_scaled(rt)) return dplan(rt, 2, lt, rt);
+    if (rt == TY_FRACTION && is_scaled(lt)) return dplan(lt, 2, lt, rt);
+    return bad;
+  }
+  /* / */
+  if (lt == rt && is_num(lt)) return plan(lt, NOCONV, NOCONV, mop(3, sema_ty_mtype(lt)));
+  if (lt == rt && (is_scaled(lt) || lt == TY_TOKENS)) return dplan(TY_DOUBLE, 3, lt, rt);
+  if (lt == TY_TOKENS && rt == TY_INT) return plan(TY_TOKENS, NOCONV, NOCONV, BC_OP_DIV_I);
+  if (is_scaled(lt) && (rt == TY_INT || rt == TY_DOUBLE)) return dplan(lt, 3, lt, rt);
+  if (lt == TY_MONEY && rt == TY_TOKENS) return dplan(TY_PRICE, 3, lt, rt);
+  return bad;
+}
+
+static sema_plan compare_plan(int fam, int lt, int rt) {
+  sema_plan bad = plan(TY_ERROR, NOCONV, NOCONV, -1);
+  int eq = fam == 5 || fam == 6;
+  if (lt == rt) {
+    if (lt == TY_MODEL || (lt & TY_LIST) || lt == TY_NULL)
+      return eq ? plan(TY_BOOL, NOCONV, NOCONV, -1) : bad;
+    if (!eq && !ordered(lt)) return bad;
+    return plan(TY_BOOL, NOCONV, NOCONV, mop(fam, sema_ty_mtype(lt)));
+  }
+  if ((lt == TY_TOKENS && rt == TY_INT) || (lt == TY_INT && rt == TY_TOKENS))
+    return plan(TY_BOOL, NOCONV, NOCONV, mop(fam, LANE_T_INT));
+  if (is_num(lt) && is_num(rt))   /* CEL compares numbers across types */
+    return dplan(TY_BOOL, fam, lt, rt);
+  return bad;
+}
+
+sema_plan sema_binplan(int op, int lt, int rt) {
+  switch (op) {
+  case OP_ADD: return arith_plan(0, lt, rt);
+  case OP_SUB: return arith_plan(1, lt, rt);
+  case OP_MUL: return arith_plan(2, lt, rt);
+  case OP_DIV: return arith_plan(3, lt, rt);
+  case OP_MOD: return arith_plan(4, lt, rt);
+  case OP_EQ: return compare_plan(5, lt, rt);
+  case OP_NE: return compare_plan(6, lt, rt);
+  case OP_LT: return compare_plan(7, lt, rt);
+  case OP_LE: return compare_plan(8, lt, rt);
+  case OP_GT: return compare_plan(9, lt, rt);
+  case OP_GE: return compare_plan(10, lt, rt);
+  default: return plan(TY_ERROR, NOCONV, NOCONV, -1);
+  }
+}
+
+/* ---- names ---- */
+
+static int edit_distance(const char *a, const char *b) {
+  int la = (int)strlen(a), lb = (int)strlen(b);
+  if (la > 40 || lb > 40) return 99;
+  int d[41][41];
+  for (int i = 0; i <= la; i++) d[i][0] = i;
+  for (int j = 0; j <= lb; j++) d[0][j] = j;
+  for (int i = 1; i <= la; i++)
+    for (int j = 1; j <= lb; j++) {
+      int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+      d[i][j] = c;
+    }
+  return d[la][lb];
+}
+
+/* Keeps the closest of candidates to name, within a third of its length. */
+typedef struct suggest { const char *name; const char *best; int dist; } suggest;
+
+static void consider(suggest *s, const char *cand) {
+  int d = edit_distance(s->name, cand);
+  int limit = (int)strlen(s->name) / 3 + 1;
+  if (d <= limit && d < s->dist) { s->dist = d; s->best = cand; }
+}
+
+static void hint(char *buf, size_t n, const suggest *s) {
+  if (s->best) snprintf(buf, n, "; did you mean '%s'?", s->best);
+  else buf[0] = 0;
+}
+
+static const struct { const char *name; int prop; int ty; } mprops[] = {
+  {"input", MP_INPUT, TY_PRICE}, {"output", MP_OUTPUT, TY_PRICE},
+  {"cached_input", MP_CACHED_INPUT, TY_PRICE}, {"context", MP_CONTEXT, TY_TOKENS},
+  {"max_output", MP_MAX_OUTPUT, TY_TOKENS}, {"quality", MP_QUALITY, TY_DOUBLE},
+  {"provider", MP_PROVIDER, TY_STRING}, {"name", MP_NAME, TY_STRING},
+  {"region", MP_REGION, TY_STRING}, {"tags", MP_TAGS, TY_LIST | TY_STRING},
+  {"p50", MP_P50, TY_DURATION}, {"p95", MP_P95, TY_DURATION},
+  {"cost", MP_COST, TY_MONEY}, {"fits", MP_FITS, TY_BOOL},
+  {"healthy", MP_HEALTHY, TY_BOOL}, {"error_rate", MP_ERROR_RATE, TY_FRACTION},
+};
+#define NMPROPS (int)(sizeof mprops / sizeof *mprops)
+#define FIRST_DYNAMIC_MPROP 12   /* cost, fits, healthy, error_rate */
+
+static const struct { const char *name; int dv; int ty; } dvals[] = {
+  {"rule", DV_RULE, TY_INT}, {"rule_name", DV_RULE_NAME, TY_STRING},
+  {"primary", DV_PRIMARY, TY_MODEL}, {"fallbacks", DV_FALLBACKS, TY_LIST | TY_MODEL},
+  {"shadows", DV_SHADOWS, TY_LIST | TY_MODEL}, {"cost", DV_COST, TY_MONEY},
+  {"route", DV_ROUTE, TY_STRING},
+};
+
+/* Resolves a model property name (static only when dyn is 0). */
+static int resolve_mprop(sema_unit *u, ast_node *n, const char *name, int dyn) {
+  for (int i = 0; i < NMPROPS; i++)
+    if (strcmp(mprops[i].name, name) == 0 && (dyn || i < FIRST_DYNAMIC_MPROP)) {
+      n->refkind = RK_MPROP;
+      n->ref = mprops[i].prop;
+      return mprops[i].ty;
+    }
+  int cap = sema_cap_find(u, name);
+  if (cap >= 0) {
+    n->refkind = RK_MPROP;
+    n->ref = MP_CAP + cap;
+    return TY_BOOL;
+  }
+  return TY_ERROR;
+}
+
+/* Flattens a chain of identifiers and selectors ("a.b.c") into buf. */
+static int qualified(const ast_node *n, char *buf, size_t size) {
+  if (n->kind == N_IDENT) return snprintf(buf, size, "%s", n->name) < (int)size;
+  if (n->kind != N_SELECTOR || !qualified(n->a, buf, size)) return 0;
+  size_t len = strlen(buf);
+  return snprintf(buf + len, size - len, ".%s", n->name) < (int)(size - len);
+}
+
+static int check_ident(sema_unit *u, ast_node *n, int cx) {
+  const char *name = n->name;
+  if (cx & CX_TEST)
+    for (size_t i = 0; i < sizeof dvals / sizeof *dvals; i++)
+      if (strcmp(dvals[i].name, name) == 0) {
+        n->refkind = RK_DECISION;
+        n->ref = dvals[i].dv;
+        return dvals[i].ty;
+      }
+  if (cx & CX_MODEL) {
+    int ty = resolve_mprop(u, n, name, 1);
+    if (ty) return ty;
+  }
+  if (strcmp(name, "req") == 0) {
+    diag_error(&u->ctx, n->span, "'req' needs a field, as in req.tier");
+    return TY_ERROR;
+  }
+  if (strcmp(name, "budget") == 0) {
+    diag_error(&u->ctx, n->span, "'budget' needs a budget and a figure, as in budget.daily.used");
+    return TY_ERROR;
+  }
+  int m = sema_model_find(u, name);
+  if (m >= 0 && (cx & CX_TEST)) {
+    n->refkind = RK_MODEL;
+    n->ref = m;
+    return TY_MODEL;
+  }
+  suggest s = {name, NULL, 99};
+  char h[96];
+  if (cx & CX_MODEL) {
+    for (int i = 0; i < NMPROPS; i++) consider(&s, mprops[i].name);
+    for (int i = 0; i < u->ncaps; i++) consider(&s, u->caps[i]);
+    hint(h, sizeof h, &s);
+    diag_error(&u->ctx, n->span, "unknown model property or capability '%s'%s", name, h);
+  } else if (cx & CX_TEST) {
+    for (size_t i = 0; i < sizeof dvals / sizeof *dvals; i++) consider(&s, dvals[i].name);
+    hint(h, sizeof h, &s);
+    diag_error(&u->ctx, n->span, "unknown name '%s' in an expectation%s", name, h);
+  } else {
+    for (int i = 0; i < NMPROPS; i++)
+      if (strcmp(mprops[i].name, name) == 0 || sema_cap_find(u, name) >= 0) {
+        diag_error(&u->ctx, n->span,
+                   "'%s' is a model property; use it inside 'models where …' or 'require'",
+                   name);
+        return TY_ERROR;
+      }
+    if (sema_field_find(u, name) >= 0)
+      diag_error(&u->ctx, n->span, "unknown name '%s'; request fields are written req.%s",
+                 name, name);
+    else
+      diag_error(&u->ctx, n->span, "unknown name '%s'", name);
+  }
+  return TY_ERROR;
+}
+
+static int check_req_field(sema_unit *u, ast_node *n, int cx) {
+  if (!(cx & CX_REQ)) {
+    diag_error(&u->ctx, n->span, "request fields cannot be used here; this must be a constant");
+    return TY_ERROR;
+  }
+  int f = sema_field_find(u, n->name);
+  if (f < 0) {
+    suggest s = {n->name, NULL, 99};
+    char h[96];
+    for (int i = 0; i < u->nfields; i++) consider(&s, u->fields[i].name);
+    hint(h, sizeof h, &s);
+    diag_error(&u->ctx, n->span,
+               "unknown request field '%s'%s (declare custom fields in a request { } block)",
+               n->name, h);
+    return TY_ERROR;
+  }
+  n->refkind = RK_FIELD;
+  n->ref = f;
+  return u->fields[f].ty;
+}
+
+static int check_budget_ref(sema_unit *u, ast_node *n, int cx) {
+  const char *bname = n->a->name;
+  int b = sema_budget_find(u, bname);
+  if (!(cx & CX_REQ)) {
+    diag_error(&u->ctx, n->span, "budgets cannot be used here; this must be a constant");
+    return TY_ERROR;
+  }
+  if (b < 0) {
+    suggest s = {bname, NULL, 99};
+    char h[96];
+    for (int i = 0; i < u->nbudgets; i++) consider(&s, u->budgets[i].name);
+    hint(h, sizeof h, &s);
+    diag_error(&u->ctx, n->a->span, "unknown budget '%s'%s", bname, h);
+    return TY_ERROR;
+  }
+  static const char *const figs[] = {"spent", "remaining", "used"};
+  for (int k = 0; k < 3; k++)
+    if (strcmp(n->name, figs[k]) == 0) {
+      n->refkind = RK_BUDGET;
+      n->ref = b * 4 + k;
+      return k == 2 ? TY_FRACTION : TY_MONEY;
+    }
+  diag_error(&u->ctx, n->span, "a budget has spent, remaining and used, not '%s'", n->name);
+  return TY_ERROR;
+}
+
+static int check_selector(sema_unit *u, ast_node *n, int cx) {
+  ast_node *a = n->a;
+  if (a->kind == N_IDENT && strcmp(a->name, "req") == 0) return check_req_field(u, n, cx);
+  if (a->kind == N_SELECTOR && a->a->kind == N_IDENT && strcmp(a->a->name, "budget") == 0)
+    return check_budget_ref(u, n, cx);
+  if (a->kind == N_IDENT && strcmp(a->name, "budget") == 0) {
+    diag_error(&u->ctx, n->span, "'budget.%s' needs a figure: .spent, .remaining or .used",
+               n->name);
+    return TY_ERROR;
+  }
+  char q[256];
+  if ((cx & CX_TEST) && qualified(n, q, sizeof q)) {
+    int m = sema_model_find(u, q);
+    if (m >= 0) {
+      n->refkind = RK_MODEL;
+      n->ref = m;
+      return TY_MODEL;
+    }
+  }
+  int at = check(u, a, cx);
+  if (at == TY_ERROR) return TY_ERROR;
+  if (at == TY_MODEL) {
+    int ty = resolve_mprop(u, n, n->name, 0);
+    if (ty) return ty;
+    diag_error(&u->ctx, n->span, "a model has no property '%s'", n->name);
+    return TY_ERROR;
+  }
+  diag_error(&u->ctx, n->span, "%s has no field '%s'", sema_ty_name(at), n->name);
+  return TY_ERROR;
+}
+
+static int check_call(sema_unit *u, ast_node *n, int cx) {
+  int args[3], nargs = 0;
+  if (n->a) args[nargs++] = check(u, n->a, cx);
+  for (int i = 0; i < n->list.n; i++) {
+    int t = check(u, n->list.v[i], cx);
+    if (nargs < 3) args[nargs] = t;
+    nargs++;
+  }
+  for (int i = 0; i < nargs && i < 3; i++)
+    if (args[i] == TY_ERROR) return TY_ERROR;
+  int known = 0;
+  for (int i = 0; i < sema_nbuiltins; i++) {
+    const sema_builtin *b = &sema_builtins[i];
+    if (strcmp(b->name, n->name) != 0) continue;
+    known = 1;
+    if ((n->a != NULL) != b->method || nargs != b->nargs) continue;
+    int match = 1;
+    for (int k = 0; k < nargs; k++)
+      if (!(b->args[k] == args[k] || (b->args[k] == TY_LIST && (args[k] & TY_LIST))))
+        match = 0;
+    if (!match) continue;
+    n->ref = i;
+    return b->result;
+  }
+  if (!known) {
+    suggest s = {n->name, NULL, 99};
+    char h[96];
+    for (int i = 0; i < sema_nbuiltins; i++) consider(&s, sema_builtins[i].name);
+    hint(h, sizeof h, &s);
+    diag_error(&u->ctx, n->span, "unknown function '%s'%s", n->name, h);
+    return TY_ERROR;
+  }
+  char sig[160] = "";
+  size_t len = 0;
+  for (int k = 0; k < nargs && k < 3; k++)
+    len += (size_t)snprintf(sig + len, sizeof sig - len, "%s%s", k ? ", " : "",
+                            sema_ty_name(args[k]));
+  diag_error(&u->ctx, n->span, "no overload of %s%s takes (%s)", n->name,
+             n->a ? " (as a method)" : "", sig);
+  return TY_ERROR;
+}
+
+static const char *op_verb(int op) {
+  switch (op) {
+  case OP_ADD: return "add";
+  case OP_SUB: return "subtract";
+  case OP_MUL: return "multiply";
+  case OP_DIV: return "divide";
+  case OP_MOD: return "take the remainder of";
+  default: return "compare";
+  }
+}
+
+static int check_binary(sema_unit *u, ast_node *n, int cx) {
+  int lt = check(u, n->a, cx), rt = check(u, n->b, cx);
+  if (lt == TY_ERROR || rt == TY_ERROR) return TY_ERROR;
+  if (n->op == OP_AND || n->op == OP_OR) {
+    const char *w = n->op == OP_AND ? "&&" : "||";
+    if (lt != TY_BOOL) {
+      diag_error(&u->ctx, n->a->span, "'%s' needs bool operands, not %s", w, sema_ty_name(lt));
+      return TY_ERROR;
+    }
+    if (rt != TY_BOOL) {
+      diag_error(&u->ctx, n->b->span, "'%s' needs bool operands, not %s", w, sema_ty_name(rt));
+      return TY_ERROR;
+    }
+    return TY_BOOL;
+  }
+  if (n->op == OP_IN) {
+    if (!(rt & TY_LIST)) {
+      diag_error(&u->ctx, n->b->span, "the right side of 'in' must be a list, not %s",
+                 sema_ty_name(rt));
+      return TY_ERROR;
+    }
+    int et = rt & ~TY_LIST;
+    if (et != lt && et != TY_NULL && !(is_num(et) && is_num(lt))) {
+      diag_error(&u->ctx, n->span, "cannot look for %s in %s", sema_ty_name(lt),
+                 sema_ty_name(rt));
+      return TY_ERROR;
+    }
+    return TY_BOOL;
+  }
+  sema_plan p = sema_binplan(n->op, lt, rt);
+  if (p.ty == TY_ERROR) {
+    if (n->op >= OP_EQ && n->op <= OP_GE)
+      diag_error(&u->ctx, n->span, "cannot compare %s with %s", sema_ty_name(lt),
+                 sema_ty_name(rt));
+    else
+      diag_error(&u->ctx, n->span, "cannot %s %s and %s", op_verb(n->op), sema_ty_name(lt),
+                 sema_ty_name(rt));
+  }
+  return p.ty;
+}
+
+static int check_unary(sema_unit *u, ast_node *n, int cx) {
+  int t = check(u, n->a, cx);
+  if (t == TY_ERROR) return t;
+  if (n->op == OP_NOT) {
+    if (t == TY_BOOL) return t;
+    diag_error(&u->ctx, n->span, "'!' needs a bool, not %s", sema_ty_name(t));
+    return TY_ERROR;
+  }
+  if (t == TY_INT || t == TY_DOUBLE || t == TY_TOKENS || is_scaled(t)) return t;
+  diag_error(&u->ctx, n->span, "cannot negate %s", sema_ty_name(t));
+  return TY_ERROR;
+}
+
+static int check_list(sema_unit *u, ast_node *n, int cx) {
+  int et = TY_NULL;
+  for (int i = 0; i < n->list.n; i++) {
+    int t = check(u, n->list.v[i], cx);
+    if (t == TY_ERROR) return t;
+    if (t & TY_LIST) {
+      diag_error(&u->ctx, n->list.v[i]->span, "lists of lists are not supported");
+      return TY_ERROR;
+    }
+    if (et == TY_NULL) et = t;
+    else if (t != et) {
+      diag_error(&u->ctx, n->list.v[i]->span, "list elements must share a type: %s and %s",
+                 sema_ty_name(et), sema_ty_name(t));
+      return TY_ERROR;
+    }
+  }
+  return TY_LIST | et;
+}
+
+static int check(sema_unit *u, ast_node *n, int cx) {
+  int t = TY_ERROR;
+  switch (n->kind) {
+  case N_INT: t = TY_INT; break;
+  case N_UINT: t = TY_UINT; break;
+  case N_DOUBLE: t = TY_DOUBLE; break;
+  case N_BOOL: t = TY_BOOL; break;
+  case N_STRING: t = TY_STRING; break;
+  case N_NULL: t = TY_NULL; break;
+  case N_MONEY: t = TY_MONEY; break;
+  case N_PRICE: t = TY_PRICE; break;
+  case N_DURATION: t = TY_DURATION; break;
+  case N_TOKENS: t = TY_TOKENS; break;
+  case N_FRACTION: t = TY_FRACTION; break;
+  case N_IDENT: t = check_ident(u, n, cx); break;
+  case N_SELECTOR: t = check_selector(u, n, cx); break;
+  case N_CALL: t = check_call(u, n, cx); break;
+  case N_UNARY: t = check_unary(u, n, cx); break;
+  case N_BINARY: t = check_binary(u, n, cx); break;
+  case N_LIST: t = check_list(u, n, cx); break;
+  case N_INDEX: {
+    int lt = check(u, n->a, cx), it = check(u, n->b, cx);
+    if (lt == TY_ERROR || it == TY_ERROR) break;
+    if (!(lt & TY_LIST) || (it != TY_INT && it != TY_UINT)) {
+      diag_error(&u->ctx, n->span, "cannot index %s with %s", sema_ty_name(lt),
+                 sema_ty_name(it));
+      break;
+    }
+    t = lt & ~TY_LIST;
+    break;
+  }
+  case N_COND: {
+    int ct = check(u, n->a, cx), at = check(u, n->b, cx), bt = check(u, n->c, cx);
+    if (ct == TY_ERROR || at == TY_ERROR || bt == TY_ERROR) break;
+    if (ct != TY_BOOL) {
+      diag_error(&u->ctx, n->a->span, "the condition of '?:' must be bool, not %s",
+                 sema_ty_name(ct));
+      break;
+    }
+    if (at != bt) {
+      diag_error(&u->ctx, n->span, "the branches of '?:' differ: %s and %s",
+                 sema_ty_name(at), sema_ty_name(bt));
+      break;
+    }
+    t = at;
+    break;
+  }
+  default:
+    diag_error(&u->ctx, n->span, "not an expression");
+    break;
+  }
+  n->type = t;
+  return t;
+}
+
+/* Checks e as a bool condition in context cx. */
+static void check_cond(sema_unit *u, ast_node *e, int cx, const char *what) {
+  int t = check(u, e, cx);
+  if (t != TY_ERROR && t != TY_BOOL)
+    diag_error(&u->ctx, e->span, "%s must be bool, not %s", what, sema_ty_name(t));
+}
+
+/* Checks a constant expression of type want and evaluates it. Plain ints
+ * are accepted for tokens and doubles. Returns 0 with *out, or -1. */
+int sema_check_const(sema_unit *u, ast_node *e, int want, const char *what, ev_val *out) {
+  int t = check(u, e, CX_CONST);
+  if (t == TY_ERROR) return -1;
+  int ok = t == want || (want == TY_TOKENS && t == TY_INT) ||
+           (want == TY_DOUBLE && t == TY_INT) ||
+           (want == (TY_LIST | TY_STRING) && t == (TY_LIST | TY_NULL));
+  if (!ok) {
+    diag_error(&u->ctx, e->span, "%s must be %s, not %s", what, sema_ty_name(want),
+               sema_ty_name(t));
+    return -1;
+  }
+  ev_env env = {u, -1, NULL, NULL};
+  *out = ev_eval(&env, e);
+  if (out->kind == EV_ERROR) {
+    diag_error(&u->ctx, e->span, "%s: %s", what, out->err);
+    return -1;
+  }
+  if (out->kind != EV_OK) {
+    diag_error(&u->ctx, e->span, "%s must be a constant", what);
+    return -1;
+  }
+  if (want == TY_DOUBLE && t == TY_INT) out->v.d = (double)out->v.i;
+  out->ty = want;
+  return 0;
+}
+
+/* ---- pools and targets ---- */
+
+static void check_pool(sema_unit *u, ast_node *p);
+
+static void check_named_pool(sema_unit *u, ast_node *ref) {
+  int i = sema_pool_find(u, ref->name);
+  if (i < 0) {
+    suggest s = {ref->name, NULL, 99};
+    char h[96];
+    for (int k = 0; k < u->npools; k++) consider(&s, u->pools[k].name);
+    hint(h, sizeof h, &s);
+    diag_error(&u->ctx, ref->span, "unknown pool '%s'%s", ref->name, h);
+    return;
+  }
+  ref->ref = i;
+  sema_pool *p = &u->pools[i];
+  if (p->state == 1) {
+    diag_error(&u->ctx, ref->span, "pool '%s' is defined in terms of itself", ref->name);
+    return;
+  }
+  if (p->state == 0) {
+    p->state = 1;
+    check_pool(u, p->def);
+    p->state = 2;
+  }
+}
+
+static void check_pool(sema_unit *u, ast_node *p) {
+  p->ref = -1;
+  if (p->name) check_named_pool(u, p);
+  if (p->a) check_cond(u, p->a, CX_REQ | CX_MODEL, "a 'where' condition");
+}
+
+static int check_model_ref(sema_unit *u, ast_node *t) {
+  int m = sema_model_find(u, t->name);
+  if (m < 0) {
+    suggest s = {t->name, NULL, 99};
+    char h[96];
+    for (int i = 0; i < u->nmodels; i++) consider(&s, u->models[i].name);
+    hint(h, sizeof h, &s);
+    diag_error(&u->ctx, t->span, "unknown model '%s'%s", t->name, h);
+    return -1;
+  }
+  t->ref = m;
+  u->models[m].used = 1;
+  return m;
+}
+
+static void check_target(sema_unit *u, ast_node *t) {
+  switch (t->kind) {
+  case N_MODELREF: case N_SHADOW: check_model_ref(u, t); break;
+  case N_SELECT: check_pool(u, t->a); break;
+  case N_SPLIT: {
+    int key = check(u, t->a, CX_REQ);
+    if (key != TY_ERROR && key != TY_STRING && key != TY_INT)
+      diag_error(&u->ctx, t->a->span, "a split key must be a string or an int, not %s",
+                 sema_ty_name(key));
+    long total = 0;
+    int bad = 0;
+    for (int i = 0; i < t->list.n; i++) {
+      ast_node *arm = t->list.v[i];
+      check_target(u, arm->a);
+      if (arm->a->kind == N_SPLIT || arm->a->kind == N_SHADOW) {
+        diag_error(&u->ctx, arm->a->span, "a split arm must be a model or a selection");
+        bad = 1;
+      }
+      ev_val w;
+      if (sema_check_const(u, arm->b, TY_FRACTION, "a split weight", &w) != 0) { bad = 1; continue; }
+      double pct = w.v.d * 100;
+      long whole = (long)(pct + 0.5);
+      if (pct < 0 || pct - (double)whole > 1e-9 || (double)whole - pct > 1e-9) {
+        diag_error(&u->ctx, arm->b->span, "split weights must be whole percents from 0%% to 100%%");
+        bad = 1;
+        continue;
+      }
+      arm->ref = (int)whole;
+      total += whole;
+    }
+    if (!bad && total != 100)
+      diag_error(&u->ctx, t->span, "split weights add up to %ld%%, not 100%%", total);
+    break;
+  }
+  default: break;
+  }
+}
+
+static void check_route(sema_unit *u, sema_route *r) {
+  for (int i = 0; i < r->requires.n; i++)
+    check_cond(u, r->requires.v[i]->a, CX_REQ | CX_MODEL, "a 'require' condition");
+  for (int i = 0; i < r->shadows.n; i++) check_target(u, r->shadows.v[i]);
+  for (int i = 0; i < r->rules.n; i++) {
+    ast_node *rule = r->rules.v[i];
+    if (rule->kind == N_WHEN) check_cond(u, rule->a, CX_REQ, "a 'when' condition");
+    for (int k = 0; k < rule->list.n; k++) check_target(u, rule->list.v[k]);
+  }
+}
+
+static void check_budget(sema_unit *u, sema_budget *b) {
+  int have[3] = {0, 0, 0};
+  ast_node *d = b->node;
+  for (int i = 0; i < d->list.n; i++) {
+    ast_node *p = d->list.v[i];
+    ev_val v;
+    if (p->name && strcmp(p->name, "key") == 0 && p->a) {
+      have[0] = 1;
+      int t = check(u, p->a, CX_REQ);
+      if (t == TY_ERROR) continue;
+      if (p->a->refkind != RK_FIELD) {
+        diag_error(&u->ctx, p->a->span, "a budget key must be a request field, as in req.tenant");
+        continue;
+      }
+      b->key_field = p->a->ref;
+    } else if (p->name && strcmp(p->name, "limit") == 0 && p->a) {
+      have[1] = 1;
+      if (sema_check_const(u, p->a, TY_MONEY, "a budget limit", &v) == 0) {
+        if (!(v.v.d > 0)) diag_error(&u->ctx, p->a->span, "a budget limit must be above $0");
+        b->limit = v.v.d;
+      }
+    } else if (p->name && strcmp(p->name, "window") == 0 && p->a) {
+      have[2] = 1;
+      if (sema_check_const(u, p->a, TY_DURATION, "a budget window", &v) == 0) {
+        if (!(v.v.d >= 1000)) diag_error(&u->ctx, p->a->span, "a budget window must be at least 1s");
+        b->window_ms = v.v.d;
+      }
+    } else {
+      diag_error(&u->ctx, p->span, "unknown budget property '%s'; expected key, limit or window",
+                 p->name ? p->name : "caps");
+    }
+  }
+  static const char *const names[] = {"key", "limit", "window"};
+  for (int k = 0; k < 3; k++)
+    if (!have[k]) diag_error(&u->ctx, d->span, "budget '%s' needs a %s", b->name, names[k]);
+}
+
+static void check_test(sema_unit *u, ast_node *t) {
+  int routes = 0;
+  for (int i = 0; i < t->list.n; i++) {
+    ast_node *it = t->list.v[i];
+    if (it->kind == N_TROUTE) {
+      routes++;
+      it->ref = sema_route_find(u, it->name);
+      if (it->ref < 0) diag_error(&u->ctx, it->span, "unknown route '%s'", it->name);
+    } else if (it->kind == N_TREQ) {
+      for (int k = 0; k < it->list.n; k++) {
+        ast_node *init = it->list.v[k];
+        int f = sema_field_find(u, init->name);
+        if (f < 0) {
+          diag_error(&u->ctx, init->span, "unknown request field '%s'", init->name);
+          continue;
+        }
+        init->ref = f;
+        ev_val v;
+        sema_check_const(u, init->a, u->fields[f].ty, init->name, &v);
+      }
+    } else if (it->kind == N_EXPECT) {
+      check_cond(u, it->a, CX_TEST, "an expectation");
+    }
+  }
+  if (routes != 1)
+    diag_error(&u->ctx, t->span, "a test names exactly one route ('route NAME'), not %d", routes);
+}
+
+void sema_check_exprs(sema_unit *u) {
+  for (int i = 0; i < u->npools; i++)
+    if (u->pools[i].state == 0) {
+      u->pools[i].state = 1;
+      check_pool(u, u->pools[i].def);
+      u->pools[i].state = 2;
+    }
+  for (int i = 0; i < u->nbudgets; i++) check_budget(u, &u->budgets[i]);
+  for (int i = 0; i < u->nroutes; i++) check_route(u, &u->routes[i]);
+  for (int i = 0; i < u->tests.n; i++) check_test(u, u->tests.v[i]);
+}

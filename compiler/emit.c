@@ -1,0 +1,526 @@
+/*
+ * emit.c -- folding and code generation: a checked unit becomes a bc_image
+ * and then .lanec bytes.
+ *
+ * Static model filters are decided here, per model, with the evaluator:
+ * a model that fails a static test never enters the pool; one that passes
+ * every test needs no per-decision check; only the rest carry
+ * BC_MEMBER_CHECK and run the filter code in the VM. Route code goes
+ * first, one region per route; filter regions follow.
+ */
+#include "sema.h"
+#include "builtins.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A growable array of instructions with their source lines. */
+typedef struct cbuf {
+  bc_insn  *v;      /* instructions */
+  uint32_t *line;   /* source line of each */
+  int       n, cap; /* used, allocated */
+} cbuf;
+
+typedef struct emitter {
+  sema_unit *u;             /* what is being emitted */
+  bc_image   im;            /* tables under construction */
+  int capstr, capkint, capkdbl, capmembers, cappools, capfilters, caprules,
+      caplists, capelems;   /* allocated sizes of the im arrays */
+  cbuf       route;         /* route code */
+  cbuf       filt;          /* filter code, relocated after the routes */
+  cbuf      *cur;           /* where instructions go now */
+  int        line;          /* source line for new instructions */
+  int        fail;          /* an error was reported or memory ran out */
+} emitter;
+
+/* Appends one item to a malloc'd array (n, cap), or marks failure. */
+#define APPEND(E, arr, n, cap, val)                                         \
+  do {                                                                      \
+    if ((int)(n) >= (cap)) {                                                \
+      int nc_ = (cap) ? (cap) * 2 : 16;                                     \
+      void *p_ = realloc((arr), (size_t)nc_ * sizeof *(arr));               \
+      if (!p_) { (E)->fail = 1; (E)->u->ctx.nomem = 1; break; }             \
+      (arr) = p_;                                                           \
+      (cap) = nc_;                                                          \
+    }                                                                       \
+    (arr)[(n)++] = (val);                                                   \
+  } while (0)
+
+static void fail(emitter *E, ast_span sp, const char *msg, const char *arg) {
+  diag_error(&E->u->ctx, sp, msg, arg);
+  E->fail = 1;
+}
+
+/* ---- constants ---- */
+
+static uint32_t str_index(emitter *E, const char *s, size_t n) {
+  for (uint32_t i = 0; i < E->im.nstr; i++)
+    if (E->im.str[i].len == n && memcmp(E->im.str[i].p, s, n) == 0) return i;
+  char *copy = ast_strndup(&E->u->ctx, s, n);
+  if (!copy) { E->fail = 1; return 0; }
+  bc_str st = {copy, (uint32_t)n};
+  APPEND(E, E->im.str, E->im.nstr, E->capstr, st);
+  return E->im.nstr - 1;
+}
+
+static uint32_t cstr(emitter *E, const char *s) { return str_index(E, s, strlen(s)); }
+
+static uint32_t kint_index(emitter *E, int64_t v) {
+  for (uint32_t i = 0; i < E->im.nkint; i++)
+    if (E->im.kint[i] == v) return i;
+  APPEND(E, E->im.kint, E->im.nkint, E->capkint, v);
+  return E->im.nkint - 1;
+}
+
+static uint32_t kdbl_index(emitter *E, double v) {
+  for (uint32_t i = 0; i < E->im.nkdbl; i++)
+    if (memcmp(&E->im.kdbl[i], &v, sizeof v) == 0) return i;
+  APPEND(E, E->im.kdbl, E->im.nkdbl, E->capkdbl, v);
+  return E->im.nkdbl - 1;
+}
+
+/* ---- instructions ---- */
+
+static int emit(emitter *E, int op, int a, int b, uint32_t c) {
+  cbuf *cb = E->cur;
+  if (cb->n >= cb->cap) {
+    int nc = cb->cap ? cb->cap * 2 : 64;
+    bc_insn *v = realloc(cb->v, (size_t)nc * sizeof *v);
+    if (v) cb->v = v;
+    uint32_t *l = realloc(cb->line, (size_t)nc * sizeof *l);
+    if (l) cb->line = l;
+    if (!v || !l) { E->fail = 1; E->u->ctx.nomem = 1; return 0; }
+    cb->cap = nc;
+  }
+  bc_insn in = {(uint8_t)op, (uint8_t)a, (uint16_t)b, c};
+  cb->v[cb->n] = in;
+  cb->line[cb->n] = (uint32_t)E->line;
+  return cb->n++;
+}
+
+static int here(emitter *E) { return E->cur->n; }
+
+static void patch(emitter *E, int at) {
+  if (at < E->cur->n) E->cur->v[at].c = (uint32_t)E->cur->n;
+}
+
+/* ---- expressions ---- */
+
+static void emit_expr(emitter *E, const ast_node *n);
+
+static void emit_const(emitter *E, const ast_node *n, const ev_val *v) {
+  switch (sema_ty_mtype(v->ty)) {
+  case LANE_T_INT: emit(E, BC_OP_PUSH_I, 0, 0, kint_index(E, v->v.i)); break;
+  case LANE_T_UINT: emit(E, BC_OP_PUSH_U, 0, 0, kint_index(E, (int64_t)v->v.u)); break;
+  case LANE_T_DOUBLE: emit(E, BC_OP_PUSH_D, 0, 0, kdbl_index(E, v->v.d)); break;
+  case LANE_T_BOOL: emit(E, BC_OP_PUSH_B, v->v.i ? 1 : 0, 0, 0); break;
+  case LANE_T_STRING: emit(E, BC_OP_PUSH_S, 0, 0, str_index(E, v->s, v->n)); break;
+  default:
+    fail(E, n->span, "a %s value cannot be used at run time here", sema_ty_name(v->ty));
+  }
+}
+
+static uint32_t list_index(emitter *E, const ast_node *n, const ev_val *l, int want) {
+  int mt = sema_ty_mtype(want);
+  bc_list bl = {(uint32_t)mt, E->im.nlistelems, 0};
+  for (size_t i = 0; i < l->n; i++) {
+    const ev_val *it = &l->items[i];
+    uint32_t idx;
+    if (it->ty != want && !(want == TY_TOKENS && it->ty == TY_INT)) {
+      fail(E, n->span, "list elements must be %s to match the left side of 'in'",
+           sema_ty_name(want));
+      return 0;
+    }
+    if (mt == LANE_T_STRING) idx = str_index(E, it->s, it->n);
+    else if (mt == LANE_T_DOUBLE) idx = kdbl_index(E, it->v.d);
+    else idx = kint_index(E, it->v.i);
+    APPEND(E, E->im.listelems, E->im.nlistelems, E->capelems, idx);
+    bl.count++;
+  }
+  if (!mt) { fail(E, n->span, "cannot test %s with 'in' at run time", sema_ty_name(want)); return 0; }
+  APPEND(E, E->im.lists, E->im.nlists, E->caplists, bl);
+  return E->im.nlists - 1;
+}
+
+static void emit_in(emitter *E, const ast_node *n) {
+  ev_env env = {E->u, -1, NULL, NULL};
+  ev_val l = ev_eval(&env, n->b);
+  if (l.kind != EV_OK) {
+    fail(E, n->b->span, "the right side of 'in' must be a constant list%s", "");
+    return;
+  }
+  emit_expr(E, n->a);
+  emit(E, BC_OP_IN_LIST, 0, 0, list_index(E, n, &l, n->a->type));
+}
+
+static void emit_logic(emitter *E, const ast_node *n) {
+  emit_expr(E, n->a);
+  int j = emit(E, n->op == OP_AND ? BC_OP_JF_KEEP : BC_OP_JT_KEEP, 0, 0, 0);
+  emit_expr(E, n->b);
+  patch(E, j);
+}
+
+static void emit_binary(emitter *E, const ast_node *n) {
+  if (n->op == OP_AND || n->op == OP_OR) { emit_logic(E, n); return; }
+  if (n->op == OP_IN) { emit_in(E, n); return; }
+  sema_plan p = sema_binplan(n->op, n->a->type, n->b->type);
+  if (p.op < 0) {
+    fail(E, n->span, "this operation on %s is supported only on constants",
+         sema_ty_name(n->a->type));
+    return;
+  }
+  emit_expr(E, n->a);
+  if (p.lconv != 0xFF) emit(E, p.lconv, 0, 0, 0);
+  emit_expr(E, n->b);
+  if (p.rconv != 0xFF) emit(E, p.rconv, 0, 0, 0);
+  emit(E, p.op, 0, 0, 0);
+}
+
+static void emit_mprop(emitter *E, const ast_node *n) {
+  static const int mfield[] = {
+    [MP_INPUT] = BC_MF_INPUT, [MP_OUTPUT] = BC_MF_OUTPUT,
+    [MP_CACHED_INPUT] = BC_MF_CACHED_INPUT, [MP_CONTEXT] = BC_MF_CONTEXT,
+    [MP_MAX_OUTPUT] = BC_MF_MAX_OUTPUT, [MP_QUALITY] = BC_MF_QUALITY,
+    [MP_PROVIDER] = BC_MF_PROVIDER, [MP_NAME] = BC_MF_NAME, [MP_REGION] = BC_MF_REGION,
+  };
+  int p = n->ref;
+  if (p >= MP_CAP) { emit(E, BC_OP_M_CAP, 0, 0, (uint32_t)(p - MP_CAP)); return; }
+  switch (p) {
+  case MP_P50: emit(E, BC_OP_M_P50, 0, 0, 0); return;
+  case MP_P95: emit(E, BC_OP_M_P95, 0, 0, 0); return;
+  case MP_COST: emit(E, BC_OP_M_COST, 0, 0, 0); return;
+  case MP_FITS: emit(E, BC_OP_M_FITS, 0, 0, 0); return;
+  case MP_HEALTHY: emit(E, BC_OP_M_HEALTHY, 0, 0, 0); return;
+  case MP_ERROR_RATE: emit(E, BC_OP_M_ERRRATE, 0, 0, 0); return;
+  case MP_TAGS:
+    fail(E, n->span, "'tags' can be tested only where the rest of the condition is "
+         "known at compile time%s", "");
+    return;
+  default: emit(E, BC_OP_M_FIELD, mfield[p], 0, 0); return;
+  }
+}
+
+static void emit_call(emitter *E, const ast_node *n) {
+  const sema_builtin *b = &sema_builtins[n->ref];
+  if (b->op == -1) {
+    fail(E, n->span, "%s() of a value known only at run time is not supported", b->name);
+    return;
+  }
+  if (n->a) emit_expr(E, n->a);
+  for (int i = 0; i < n->list.n; i++) emit_expr(E, n->list.v[i]);
+  if (b->op >= 0) emit(E, b->op, 0, 0, 0);
+}
+
+static void emit_expr(emitter *E, const ast_node *n) {
+  if (E->fail) return;
+  int saved = E->line;
+  if (n->span.line) E->line = n->span.line;
+  ev_env env = {E->u, -1, NULL, NULL};
+  ev_val v = ev_eval(&env, n);
+  if (v.kind == EV_ERROR) {
+    fail(E, n->span, "%s", v.err);
+  } else if (v.kind == EV_OK && !(v.ty & TY_LIST)) {
+    emit_const(E, n, &v);
+  } else switch (n->kind) {
+  case N_IDENT:
+    if (n->refkind == RK_MPROP) emit_mprop(E, n);
+    else fail(E, n->span, "'%s' cannot be used at run time", n->name);
+    break;
+  case N_SELECTOR:
+    if (n->refkind == RK_FIELD) emit(E, BC_OP_LOAD, 0, 0, (uint32_t)n->ref);
+    else if (n->refkind == RK_BUDGET) emit(E, BC_OP_BUDGET, n->ref & 3, 0, (uint32_t)(n->ref >> 2));
+    else fail(E, n->span, "'%s' cannot be used at run time", n->name);
+    break;
+  case N_CALL: emit_call(E, n); break;
+  case N_UNARY:
+    emit_expr(E, n->a);
+    if (n->op == OP_NOT) emit(E, BC_OP_NOT, 0, 0, 0);
+    else emit(E, sema_ty_mtype(n->type) == LANE_T_DOUBLE ? BC_OP_NEG_D : BC_OP_NEG_I, 0, 0, 0);
+    break;
+  case N_BINARY: emit_binary(E, n); break;
+  case N_COND: {
+    emit_expr(E, n->a);
+    int jf = emit(E, BC_OP_JF, 0, 0, 0);
+    emit_expr(E, n->b);
+    int jend = emit(E, BC_OP_JMP, 0, 0, 0);
+    patch(E, jf);
+    emit_expr(E, n->c);
+    patch(E, jend);
+    break;
+  }
+  default:
+    fail(E, n->span, "a %s can only be used on the right of 'in' or in constants",
+         sema_ty_name(n->type));
+    break;
+  }
+  E->line = saved;
+}
+
+/* ---- pools and filters ---- */
+
+typedef struct condset { const ast_node *v[64]; int n; } condset;
+
+static void add_cond(emitter *E, condset *cs, const ast_node *c) {
+  if (cs->n == 64) { fail(E, c->span, "too many conditions on one selection%s", ""); return; }
+  cs->v[cs->n++] = c;
+}
+
+/* Gathers the conditions of a pool expression, named pools first. */
+static void pool_conds(emitter *E, const ast_node *p, condset *cs, int depth) {
+  if (depth > 64) return;
+  if (p->name && p->ref >= 0) pool_conds(E, E->u->pools[p->ref].def, cs, depth + 1);
+  if (p->a) add_cond(E, cs, p->a);
+}
+
+/* Emits a filter region for conditions cs[keep]; returns its index. */
+static uint32_t emit_filter(emitter *E, const condset *cs, const int *keep) {
+  cbuf *saved = E->cur;
+  E->cur = &E->filt;
+  int start = here(E);
+  int jumps[64], nj = 0;
+  int first = 1;
+  for (int i = 0; i < cs->n; i++) {
+    if (!keep[i]) continue;
+    if (!first) jumps[nj++] = emit(E, BC_OP_JF_KEEP, 0, 0, 0);
+    emit_expr(E, cs->v[i]);
+    first = 0;
+  }
+  for (int i = 0; i < nj; i++) patch(E, jumps[i]);
+  emit(E, BC_OP_FRET, 0, 0, 0);
+  bc_filter f = {(uint32_t)start, (uint32_t)here(E)};
+  E->cur = saved;
+  APPEND(E, E->im.filters, E->im.nfilters, E->capfilters, f);
+  return E->im.nfilters - 1;
+}
+
+/* Emits CAND for the models in base (-1: all) that may pass cs. */
+static void emit_cand(emitter *E, int order, int only_model, const condset *cs, ast_span sp) {
+  sema_unit *u = E->u;
+  int keep[64] = {0};
+  int nchecked = 0;
+  bc_pool pool = {E->im.nmembers, 0};
+  for (int m = 0; m < u->nmodels; m++) {
+    if (only_model >= 0 && m != only_model) continue;
+    ev_env env = {u, m, NULL, NULL};
+    int out = 0, check = 0, needs[64];
+    for (int i = 0; i < cs->n && !out; i++) {
+      ev_val v = ev_eval(&env, cs->v[i]);
+      needs[i] = v.kind == EV_UNKNOWN;
+      if (v.kind == EV_ERROR || (v.kind == EV_OK && !v.v.i)) out = 1;
+      check |= needs[i];
+    }
+    if (out) continue;
+    uint32_t member = (uint32_t)m | (check ? BC_MEMBER_CHECK : 0);
+    APPEND(E, E->im.members, E->im.nmembers, E->capmembers, member);
+    pool.count++;
+    if (check) {
+      nchecked++;
+      for (int i = 0; i < cs->n; i++) keep[i] |= needs[i];
+    }
+  }
+  APPEND(E, E->im.pools, E->im.npools, E->cappools, pool);
+  uint32_t filter = nchecked ? emit_filter(E, cs, keep) + 1 : 0;
+  int saved = E->line;
+  E->line = sp.line;
+  emit(E, BC_OP_CAND, order, (int)filter, E->im.npools - 1);
+  E->line = saved;
+}
+
+/* ---- routes ---- */
+
+static void emit_target(emitter *E, const sema_route *r, const ast_node *t);
+
+static void route_conds(emitter *E, const sema_route *r, condset *cs) {
+  for (int i = 0; i < r->requires.n; i++) add_cond(E, cs, r->requires.v[i]->a);
+}
+
+static void emit_split(emitter *E, const sema_route *r, const ast_node *t) {
+  int cum = 0, last = -1, ends[64], nends = 0;
+  for (int i = 0; i < t->list.n; i++)
+    if (t->list.v[i]->ref > 0) last = i;
+  for (int i = 0; i <= last && nends < 64; i++) {
+    const ast_node *arm = t->list.v[i];
+    if (arm->ref == 0) continue;
+    cum += arm->ref;
+    int jf = -1;
+    if (i != last) {
+      emit_expr(E, t->a);
+      emit(E, t->a->type == TY_STRING ? BC_OP_BUCKET_S : BC_OP_BUCKET_I, 0, 0, 0);
+      emit(E, BC_OP_PUSH_D, 0, 0, kdbl_index(E, (double)cum / 100.0));
+      emit(E, BC_OP_LT_D, 0, 0, 0);
+      jf = emit(E, BC_OP_JF, 0, 0, 0);
+    }
+    emit_target(E, r, arm->a);
+    if (i != last) {
+      ends[nends++] = emit(E, BC_OP_JMP, 0, 0, 0);
+      patch(E, jf);
+    }
+  }
+  for (int i = 0; i < nends; i++) patch(E, ends[i]);
+}
+
+static void emit_target(emitter *E, const sema_route *r, const ast_node *t) {
+  int saved = E->line;
+  E->line = t->span.line;
+  condset cs;
+  cs.n = 0;
+  switch (t->kind) {
+  case N_MODELREF:
+    route_conds(E, r, &cs);
+    emit_cand(E, BC_ORD_LISTED, t->ref, &cs, t->span);
+    break;
+  case N_SELECT: {
+    static const int ord[] = {0, BC_ORD_CHEAPEST, BC_ORD_FASTEST, BC_ORD_BEST};
+    route_conds(E, r, &cs);
+    pool_conds(E, t->a, &cs, 0);
+    emit_cand(E, ord[t->op], -1, &cs, t->span);
+    break;
+  }
+  case N_SPLIT: emit_split(E, r, t); break;
+  case N_SHADOW: emit(E, BC_OP_SHADOW, 0, 0, (uint32_t)t->ref); break;
+  default: break;
+  }
+  E->line = saved;
+}
+
+static void emit_route(emitter *E, int ri) {
+  const sema_route *r = &E->u->routes[ri];
+  bc_route br = {cstr(E, r->name), (uint32_t)here(E), 0, (uint32_t)r->fallbacks,
+                 E->im.nrules, (uint32_t)r->rules.n};
+  for (int i = 0; i < r->rules.n && !E->fail; i++) {
+    const ast_node *rule = r->rules.v[i];
+    E->line = rule->span.line;
+    const char *name = rule->kind == N_OTHERWISE ? "otherwise" : rule->text;
+    bc_rule br_rule = {cstr(E, name ? name : "when"), (uint32_t)rule->span.line, 0};
+    APPEND(E, E->im.rules, E->im.nrules, E->caprules, br_rule);
+    emit(E, BC_OP_RULE, 0, 0, (uint32_t)i);
+    int jf = -1;
+    if (rule->kind == N_WHEN) {
+      emit_expr(E, rule->a);
+      jf = emit(E, BC_OP_JF, 0, 0, 0);
+    }
+    for (int k = 0; k < rule->list.n; k++) emit_target(E, r, rule->list.v[k]);
+    for (int k = 0; k < r->shadows.n; k++) emit_target(E, r, r->shadows.v[k]);
+    E->line = rule->span.line;
+    emit(E, BC_OP_ENDRULE, 0, 0, 0);
+    if (jf >= 0) patch(E, jf);
+    E->im.rules[br.first_rule + (uint32_t)i].next = (uint32_t)here(E);
+  }
+  E->line = r->node->span.line;
+  emit(E, BC_OP_NOMATCH, 0, 0, 0);
+  br.end = (uint32_t)here(E);
+  bc_route *routes = realloc(E->im.routes, (size_t)(E->im.nroutes + 1) * sizeof *routes);
+  if (!routes) { E->fail = 1; return; }
+  E->im.routes = routes;
+  E->im.routes[E->im.nroutes++] = br;
+}
+
+/* ---- tables ---- */
+
+static int field_unit(int ty) {
+  switch (ty) {
+  case TY_INT: return BC_U_INT;
+  case TY_UINT: return BC_U_UINT;
+  case TY_DOUBLE: return BC_U_DOUBLE;
+  case TY_BOOL: return BC_U_BOOL;
+  case TY_STRING: return BC_U_STRING;
+  case TY_TOKENS: return BC_U_TOKENS;
+  case TY_MONEY: return BC_U_MONEY;
+  case TY_DURATION: return BC_U_DURATION;
+  case TY_FRACTION: return BC_U_FRACTION;
+  default: return BC_U_PRICE;
+  }
+}
+
+static int emit_tables(emitter *E) {
+  sema_unit *u = E->u;
+  bc_image *im = &E->im;
+  im->models = calloc((size_t)u->nmodels + 1, sizeof *im->models);
+  im->fields = calloc((size_t)u->nfields + 1, sizeof *im->fields);
+  im->caps = calloc((size_t)u->ncaps + 1, sizeof *im->caps);
+  im->budgets = calloc((size_t)u->nbudgets + 1, sizeof *im->budgets);
+  if (!im->models || !im->fields || !im->caps || !im->budgets) return -1;
+  for (int i = 0; i < u->nmodels; i++) {
+    const sema_model *m = &u->models[i];
+    bc_model *b = &im->models[i];
+    b->name = cstr(E, m->name);
+    b->provider = cstr(E, m->provider);
+    b->id = cstr(E, m->id);
+    b->region = cstr(E, m->region);
+    b->input = m->input;
+    b->output = m->output;
+    b->cached_input = m->cached_input;
+    b->context = m->context;
+    b->max_output = m->max_output;
+    b->quality = m->quality;
+    b->p50 = m->p50;
+    b->p95 = m->p95;
+    b->caps = m->caps;
+    b->line = (uint32_t)m->span.line;
+  }
+  im->nmodels = (uint32_t)u->nmodels;
+  for (int i = 0; i < u->nfields; i++) {
+    im->fields[i].name = cstr(E, u->fields[i].name);
+    im->fields[i].type = (uint8_t)sema_ty_mtype(u->fields[i].ty);
+    im->fields[i].unit = (uint8_t)field_unit(u->fields[i].ty);
+  }
+  im->nfields = (uint32_t)u->nfields;
+  for (int i = 0; i < u->ncaps; i++) im->caps[i] = cstr(E, u->caps[i]);
+  im->ncaps = (uint32_t)u->ncaps;
+  for (int i = 0; i < u->nbudgets; i++) {
+    const sema_budget *b = &u->budgets[i];
+    bc_budget bb = {cstr(E, b->name), (uint32_t)(b->key_field < 0 ? 0 : b->key_field),
+                    b->limit, b->window_ms};
+    im->budgets[i] = bb;
+  }
+  im->nbudgets = (uint32_t)u->nbudgets;
+  return 0;
+}
+
+/* Joins route and filter code, relocating the filters' jumps and regions. */
+static int link_code(emitter *E) {
+  int nr = E->route.n, n = nr + E->filt.n;
+  E->im.code = malloc((size_t)(n ? n : 1) * sizeof *E->im.code);
+  E->im.lines = malloc((size_t)(n ? n : 1) * sizeof *E->im.lines);
+  if (!E->im.code || !E->im.lines) return -1;
+  if (nr) {
+    memcpy(E->im.code, E->route.v, (size_t)nr * sizeof *E->im.code);
+    memcpy(E->im.lines, E->route.line, (size_t)nr * sizeof *E->im.lines);
+  }
+  for (int i = 0; i < E->filt.n; i++) {
+    bc_insn in = E->filt.v[i];
+    if (bc_ops[in.op].fmt == BC_FMT_JUMP) in.c += (uint32_t)nr;
+    E->im.code[nr + i] = in;
+    E->im.lines[nr + i] = E->filt.line[i];
+  }
+  for (uint32_t i = 0; i < E->im.nfilters; i++) {
+    E->im.filters[i].start += (uint32_t)nr;
+    E->im.filters[i].end += (uint32_t)nr;
+  }
+  E->im.ncode = (uint32_t)n;
+  return 0;
+}
+
+static void free_image(bc_image *im) {
+  free(im->str); free(im->kint); free(im->kdbl); free(im->caps); free(im->models);
+  free(im->fields); free(im->pools); free(im->members); free(im->filters);
+  free(im->routes); free(im->rules); free(im->lists); free(im->listelems);
+  free(im->budgets); free(im->code); free(im->lines);
+}
+
+int emit_program(sema_unit *u, unsigned char **out, size_t *n) {
+  emitter E;
+  memset(&E, 0, sizeof E);
+  E.u = u;
+  E.cur = &E.route;
+  int rc = -1;
+  if (emit_tables(&E) == 0) {
+    for (int i = 0; i < u->nroutes && !E.fail; i++) emit_route(&E, i);
+    if (!E.fail && link_code(&E) == 0 && bc_encode(&E.im, out, n) == 0) rc = 0;
+  }
+  if (rc && !u->ctx.nerrors) diag_error(&u->ctx, (ast_span){0}, "out of memory while emitting");
+  free_image(&E.im);
+  free(E.route.v); free(E.route.line);
+  free(E.filt.v); free(E.filt.line);
+  return rc;
+}

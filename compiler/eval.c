@@ -1,0 +1,462 @@
+/*
+ * eval.c -- evaluation of checked expressions at compile time.
+ *
+ * One evaluator serves three uses: folding constants (model properties,
+ * weights, fallbacks), deciding static model filters per model (names that
+ * depend on the request or on live state evaluate to EV_UNKNOWN, and && ||
+ * use three-valued logic), and checking test expectations against a
+ * decision. Arithmetic follows the VM exactly: the same opcodes, the same
+ * overflow and division errors, the same IEEE doubles.
+ */
+#include "sema.h"
+#include "builtins.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static ev_val unknown(void) {
+  ev_val v;
+  memset(&v, 0, sizeof v);
+  v.kind = EV_UNKNOWN;
+  return v;
+}
+
+static ev_val error(const char *why) {
+  ev_val v = unknown();
+  v.kind = EV_ERROR;
+  v.err = why;
+  return v;
+}
+
+static ev_val mk(int ty) {
+  ev_val v = unknown();
+  v.kind = EV_OK;
+  v.ty = ty;
+  return v;
+}
+
+static ev_val mk_i(int ty, int64_t i) { ev_val v = mk(ty); v.v.i = i; return v; }
+static ev_val mk_d(int ty, double d) { ev_val v = mk(ty); v.v.d = d; return v; }
+static ev_val mk_b(int b) { return mk_i(TY_BOOL, b != 0); }
+static ev_val mk_s(const char *s, size_t n) { ev_val v = mk(TY_STRING); v.s = s; v.n = n; return v; }
+
+static ast_ctx *ctx_of(const ev_env *env) { return (ast_ctx *)&env->u->ctx; }
+
+/* ---- machine operations, as the VM runs them ---- */
+
+static int scmp(const ev_val *a, const ev_val *b) {
+  size_t n = a->n < b->n ? a->n : b->n;
+  int c = n ? memcmp(a->s, b->s, n) : 0;
+  if (c) return c;
+  return a->n < b->n ? -1 : a->n > b->n;
+}
+
+static ev_val conv(int op, ev_val a) {
+  switch (op) {
+  case BC_OP_I2D: return mk_d(TY_DOUBLE, (double)a.v.i);
+  case BC_OP_U2D: return mk_d(TY_DOUBLE, (double)a.v.u);
+  case BC_OP_D2I:
+    if (!(a.v.d >= -9223372036854775808.0 && a.v.d < 9223372036854775808.0))
+      return error("double out of range for int");
+    return mk_i(TY_INT, (int64_t)a.v.d);
+  case BC_OP_D2U:
+    if (!(a.v.d > -1.0 && a.v.d < 18446744073709551616.0))
+      return error("double out of range for uint");
+    { ev_val v = mk(TY_UINT); v.v.u = (uint64_t)a.v.d; return v; }
+  case BC_OP_I2U:
+    if (a.v.i < 0) return error("negative int out of range for uint");
+    { ev_val v = mk(TY_UINT); v.v.u = (uint64_t)a.v.i; return v; }
+  case BC_OP_U2I:
+    if (a.v.u > INT64_MAX) return error("uint out of range for int");
+    return mk_i(TY_INT, (int64_t)a.v.u);
+  default: return a;
+  }
+}
+
+static ev_val mop_int(int op, int64_t a, int64_t b) {
+  int64_t r = 0;
+  switch (op) {
+  case BC_OP_ADD_I: if (__builtin_add_overflow(a, b, &r)) return error("integer overflow"); break;
+  case BC_OP_SUB_I: if (__builtin_sub_overflow(a, b, &r)) return error("integer overflow"); break;
+  case BC_OP_MUL_I: if (__builtin_mul_overflow(a, b, &r)) return error("integer overflow"); break;
+  case BC_OP_DIV_I:
+    if (b == 0) return error("division by zero");
+    if (a == INT64_MIN && b == -1) return error("integer overflow");
+    r = a / b;
+    break;
+  case BC_OP_MOD_I:
+    if (b == 0) return error("modulus by zero");
+    if (a == INT64_MIN && b == -1) return error("integer overflow");
+    r = a % b;
+    break;
+  case BC_OP_EQ_I: return mk_b(a == b);
+  case BC_OP_NE_I: return mk_b(a != b);
+  case BC_OP_LT_I: return mk_b(a < b);
+  case BC_OP_LE_I: return mk_b(a <= b);
+  case BC_OP_GT_I: return mk_b(a > b);
+  case BC_OP_GE_I: return mk_b(a >= b);
+  default: return error("bad int operation");
+  }
+  return mk_i(TY_INT, r);
+}
+
+static ev_val mop_uint(int op, uint64_t a, uint64_t b) {
+  uint64_t r = 0;
+  switch (op) {
+  case BC_OP_ADD_U: if (__builtin_add_overflow(a, b, &r)) return error("unsigned overflow"); break;
+  case BC_OP_SUB_U: if (__builtin_sub_overflow(a, b, &r)) return error("unsigned overflow"); break;
+  case BC_OP_MUL_U: if (__builtin_mul_overflow(a, b, &r)) return error("unsigned overflow"); break;
+  case BC_OP_DIV_U: if (b == 0) return error("division by zero"); r = a / b; break;
+  case BC_OP_MOD_U: if (b == 0) return error("modulus by zero"); r = a % b; break;
+  case BC_OP_EQ_U: return mk_b(a == b);
+  case BC_OP_NE_U: return mk_b(a != b);
+  case BC_OP_LT_U: return mk_b(a < b);
+  case BC_OP_LE_U: return mk_b(a <= b);
+  case BC_OP_GT_U: return mk_b(a > b);
+  case BC_OP_GE_U: return mk_b(a >= b);
+  default: return error("bad uint operation");
+  }
+  ev_val v = mk(TY_UINT);
+  v.v.u = r;
+  return v;
+}
+
+static ev_val mop_dbl(int op, double a, double b) {
+  switch (op) {
+  case BC_OP_ADD_D: return mk_d(TY_DOUBLE, a + b);
+  case BC_OP_SUB_D: return mk_d(TY_DOUBLE, a - b);
+  case BC_OP_MUL_D: return mk_d(TY_DOUBLE, a * b);
+  case BC_OP_DIV_D: return mk_d(TY_DOUBLE, a / b);
+  case BC_OP_EQ_D: return mk_b(a == b);
+  case BC_OP_NE_D: return mk_b(a != b);
+  case BC_OP_LT_D: return mk_b(a < b);
+  case BC_OP_LE_D: return mk_b(a <= b);
+  case BC_OP_GT_D: return mk_b(a > b);
+  case BC_OP_GE_D: return mk_b(a >= b);
+  default: return error("bad double operation");
+  }
+}
+
+/* Applies machine opcode op to two values of its operand type. */
+static ev_val mop(int op, ev_val a, ev_val b) {
+  switch (op) {
+  case BC_OP_EQ_S: return mk_b(scmp(&a, &b) == 0);
+  case BC_OP_NE_S: return mk_b(scmp(&a, &b) != 0);
+  case BC_OP_LT_S: return mk_b(scmp(&a, &b) < 0);
+  case BC_OP_LE_S: return mk_b(scmp(&a, &b) <= 0);
+  case BC_OP_GT_S: return mk_b(scmp(&a, &b) > 0);
+  case BC_OP_GE_S: return mk_b(scmp(&a, &b) >= 0);
+  case BC_OP_EQ_B: return mk_b(a.v.i == b.v.i);
+  case BC_OP_NE_B: return mk_b(a.v.i != b.v.i);
+  default: break;
+  }
+  const char *nm = bc_ops[op].in;
+  if (nm[0] == 'I') return mop_int(op, a.v.i, b.v.i);
+  if (nm[0] == 'U') return mop_uint(op, a.v.u, b.v.u);
+  return mop_dbl(op, a.v.d, b.v.d);
+}
+
+/* ---- structural equality (models, lists, null) ---- */
+
+static int vequal(const ev_val *a, const ev_val *b) {
+  if ((a->ty & TY_LIST) || (b->ty & TY_LIST)) {
+    if (a->n != b->n) return 0;
+    for (size_t i = 0; i < a->n; i++)
+      if (!vequal(&a->items[i], &b->items[i])) return 0;
+    return 1;
+  }
+  if (a->ty == TY_STRING && b->ty == TY_STRING) return scmp(a, b) == 0;
+  if (a->ty == b->ty) {
+    if (sema_ty_mtype(a->ty) == LANE_T_DOUBLE) return a->v.d == b->v.d;
+    return a->v.i == b->v.i;
+  }
+  sema_plan p = sema_binplan(OP_EQ, a->ty, b->ty);
+  if (p.op < 0) return 0;
+  ev_val r = mop(p.op, conv(p.lconv, *a), conv(p.rconv, *b));
+  return r.kind == EV_OK && r.v.i;
+}
+
+/* ---- names ---- */
+
+static ev_val model_prop(const ev_env *env, int m, int prop) {
+  const sema_model *md = &env->u->models[m];
+  if (prop >= MP_CAP) return mk_b((md->caps >> (prop - MP_CAP)) & 1);
+  switch (prop) {
+  case MP_INPUT: return mk_d(TY_PRICE, md->input);
+  case MP_OUTPUT: return mk_d(TY_PRICE, md->output);
+  case MP_CACHED_INPUT: return mk_d(TY_PRICE, md->cached_input);
+  case MP_CONTEXT: return mk_i(TY_TOKENS, md->context);
+  case MP_MAX_OUTPUT: return mk_i(TY_TOKENS, md->max_output);
+  case MP_QUALITY: return mk_d(TY_DOUBLE, md->quality);
+  case MP_PROVIDER: return mk_s(md->provider, strlen(md->provider));
+  case MP_NAME: return mk_s(md->id, strlen(md->id));
+  case MP_REGION: return mk_s(md->region, strlen(md->region));
+  case MP_P50: return mk_d(TY_DURATION, md->p50);
+  case MP_P95: return mk_d(TY_DURATION, md->p95);
+  case MP_TAGS: {
+    ev_val v = mk(TY_LIST | TY_STRING);
+    ev_val *items = ast_alloc(ctx_of(env), (size_t)(md->ntags + 1) * sizeof *items);
+    if (!items) return error("out of memory");
+    for (int i = 0; i < md->ntags; i++) items[i] = mk_s(md->tags[i], strlen(md->tags[i]));
+    v.items = items;
+    v.n = (size_t)md->ntags;
+    return v;
+  }
+  default: return unknown();   /* cost, fits, healthy, error rate: per decision */
+  }
+}
+
+static ev_val model_list(const ev_env *env, const int *idx, int n) {
+  ev_val v = mk(TY_LIST | TY_MODEL);
+  ev_val *items = ast_alloc(ctx_of(env), (size_t)(n + 1) * sizeof *items);
+  if (!items) return error("out of memory");
+  for (int i = 0; i < n; i++) items[i] = mk_i(TY_MODEL, idx[i]);
+  v.items = items;
+  v.n = (size_t)n;
+  return v;
+}
+
+static ev_val decision_val(const ev_env *env, int dv) {
+  const lane_decision *d = env->dec;
+  if (!d) return unknown();
+  switch (dv) {
+  case DV_RULE: return mk_i(TY_INT, d->rule);
+  case DV_RULE_NAME: {
+    const char *s = lane_rule_name(env->prog, d->route, d->rule);
+    return s ? mk_s(s, strlen(s)) : mk_s("", 0);
+  }
+  case DV_PRIMARY: return mk_i(TY_MODEL, d->candidates[0]);
+  case DV_FALLBACKS: return model_list(env, d->candidates + 1, d->ncandidates - 1);
+  case DV_SHADOWS: return model_list(env, d->shadows, d->nshadows);
+  case DV_COST: return mk_d(TY_MONEY, d->cost);
+  case DV_ROUTE: {
+    const char *s = lane_route_name(env->prog, d->route);
+    return mk_s(s, strlen(s));
+  }
+  default: return unknown();
+  }
+}
+
+static ev_val eval_ident(const ev_env *env, const ast_node *n) {
+  switch (n->refkind) {
+  case RK_MODEL: return mk_i(TY_MODEL, n->ref);
+  case RK_DECISION: return decision_val(env, n->ref);
+  case RK_MPROP:
+    /* Bare p50/p95 in a filter are live figures: not known statically. */
+    if (env->model < 0 || n->ref == MP_P50 || n->ref == MP_P95) return unknown();
+    return model_prop(env, env->model, n->ref);
+  default: return unknown();
+  }
+}
+
+/* ---- builtins ---- */
+
+static int64_t code_points(const char *s, size_t n) {
+  int64_t c = 0;
+  for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+  return c;
+}
+
+static int has_at(const ev_val *s, const ev_val *t, size_t at) {
+  return t->n <= s->n && at <= s->n - t->n && memcmp(s->s + at, t->s, t->n) == 0;
+}
+
+static ev_val bucket(const ev_val *k) {
+  uint64_t h = k->ty == TY_STRING ? bc_fnv1a64(k->s, k->n, BC_FNV_OFFSET) : (uint64_t)k->v.i;
+  return mk_d(TY_FRACTION, (double)(bc_splitmix64(h) % 100) / 100.0);
+}
+
+static ev_val eval_call(const ev_env *env, const ast_node *n) {
+  ev_val a[2];
+  int na = 0;
+  if (n->a) a[na++] = ev_eval(env, n->a);
+  for (int i = 0; i < n->list.n && na < 2; i++) a[na++] = ev_eval(env, n->list.v[i]);
+  for (int i = 0; i < na; i++)
+    if (a[i].kind != EV_OK) return a[i];
+  const sema_builtin *b = &sema_builtins[n->ref];
+  switch (b->fn) {
+  case BF_SIZE:
+    return mk_i(TY_INT, a[0].ty == TY_STRING ? code_points(a[0].s, a[0].n) : (int64_t)a[0].n);
+  case BF_STARTS: return mk_b(has_at(&a[0], &a[1], 0));
+  case BF_ENDS: return mk_b(a[1].n <= a[0].n && has_at(&a[0], &a[1], a[0].n - a[1].n));
+  case BF_CONTAINS:
+    for (size_t i = 0; i + a[1].n <= a[0].n; i++)
+      if (has_at(&a[0], &a[1], i)) return mk_b(1);
+    return mk_b(0);
+  case BF_BUCKET: return bucket(&a[0]);
+  case BF_STRING: {
+    if (a[0].ty == TY_STRING) return a[0];
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%lld", (long long)a[0].v.i);
+    char *s = ast_strndup(ctx_of(env), buf, (size_t)len);
+    return s ? mk_s(s, (size_t)len) : error("out of memory");
+  }
+  case BF_INT:
+    if (a[0].ty == TY_STRING) {
+      char buf[40];
+      if (a[0].n == 0 || a[0].n >= sizeof buf) return error("not an int");
+      memcpy(buf, a[0].s, a[0].n);
+      buf[a[0].n] = 0;
+      char *end;
+      errno = 0;
+      long long v = strtoll(buf, &end, 10);
+      if (*end || errno) return error("not an int");
+      return mk_i(TY_INT, v);
+    }
+    /* fall through */
+  default: {
+    ev_val r = b->op >= 0 ? conv(b->op, a[0]) : a[0];
+    if (r.kind == EV_OK) r.ty = b->result;
+    return r;
+  }
+  }
+}
+
+/* ---- operators ---- */
+
+static ev_val eval_logic(const ev_env *env, const ast_node *n) {
+  int is_and = n->op == OP_AND;
+  ev_val a = ev_eval(env, n->a);
+  if (a.kind == EV_OK && a.v.i != is_and) return mk_b(!is_and);   /* short circuit */
+  ev_val b = ev_eval(env, n->b);
+  if (b.kind == EV_OK && b.v.i != is_and) return mk_b(!is_and);   /* absorbs a */
+  if (a.kind == EV_ERROR) return a;
+  if (b.kind == EV_ERROR) return b;
+  if (a.kind == EV_UNKNOWN || b.kind == EV_UNKNOWN) return unknown();
+  return mk_b(is_and);
+}
+
+static ev_val eval_concat(const ev_env *env, ev_val a, ev_val b, int ty) {
+  if (ty == TY_STRING) {
+    char *s = ast_alloc(ctx_of(env), a.n + b.n + 1);
+    if (!s) return error("out of memory");
+    memcpy(s, a.s, a.n);
+    memcpy(s + a.n, b.s, b.n);
+    return mk_s(s, a.n + b.n);
+  }
+  ev_val *items = ast_alloc(ctx_of(env), (a.n + b.n + 1) * sizeof *items);
+  if (!items) return error("out of memory");
+  for (size_t i = 0; i < a.n; i++) items[i] = a.items[i];
+  for (size_t i = 0; i < b.n; i++) items[a.n + i] = b.items[i];
+  ev_val v = mk(ty);
+  v.items = items;
+  v.n = a.n + b.n;
+  return v;
+}
+
+static ev_val eval_binary(const ev_env *env, const ast_node *n) {
+  if (n->op == OP_AND || n->op == OP_OR) return eval_logic(env, n);
+  ev_val a = ev_eval(env, n->a);
+  ev_val b = ev_eval(env, n->b);
+  if (a.kind == EV_ERROR) return a;
+  if (b.kind == EV_ERROR) return b;
+  if (a.kind != EV_OK || b.kind != EV_OK) return unknown();
+  if (n->op == OP_IN) {
+    for (size_t i = 0; i < b.n; i++)
+      if (vequal(&a, &b.items[i])) return mk_b(1);
+    return mk_b(0);
+  }
+  sema_plan p = sema_binplan(n->op, a.ty, b.ty);
+  if (p.ty == TY_ERROR) return error("operands of different types");
+  if (p.op < 0) {
+    if (n->op == OP_EQ) return mk_b(vequal(&a, &b));
+    if (n->op == OP_NE) return mk_b(!vequal(&a, &b));
+    return eval_concat(env, a, b, p.ty);
+  }
+  ev_val r = mop(p.op, conv(p.lconv, a), conv(p.rconv, b));
+  if (r.kind == EV_OK) r.ty = p.ty;
+  return r;
+}
+
+static ev_val eval_unary(const ev_env *env, const ast_node *n) {
+  ev_val a = ev_eval(env, n->a);
+  if (a.kind != EV_OK) return a;
+  if (n->op == OP_NOT) return mk_b(!a.v.i);
+  if (sema_ty_mtype(a.ty) == LANE_T_DOUBLE) { a.v.d = -a.v.d; return a; }
+  if (a.v.i == INT64_MIN) return error("integer overflow");
+  a.v.i = -a.v.i;
+  return a;
+}
+
+static ev_val eval_list(const ev_env *env, const ast_node *n) {
+  ev_val v = mk(n->type);
+  ev_val *items = ast_alloc(ctx_of(env), (size_t)(n->list.n + 1) * sizeof *items);
+  if (!items) return error("out of memory");
+  for (int i = 0; i < n->list.n; i++) {
+    items[i] = ev_eval(env, n->list.v[i]);
+    if (items[i].kind != EV_OK) return items[i];
+  }
+  v.items = items;
+  v.n = (size_t)n->list.n;
+  return v;
+}
+
+ev_val ev_eval(const ev_env *env, const ast_node *n) {
+  switch (n->kind) {
+  case N_INT: case N_TOKENS: return mk_i(n->kind == N_INT ? TY_INT : TY_TOKENS, n->lit.i);
+  case N_UINT: { ev_val v = mk(TY_UINT); v.v.u = n->lit.u; return v; }
+  case N_BOOL: return mk_b(n->lit.b);
+  case N_NULL: return mk(TY_NULL);
+  case N_STRING: return mk_s(n->str, n->len);
+  case N_DOUBLE: case N_MONEY: case N_PRICE: case N_DURATION: case N_FRACTION:
+    return mk_d(n->type, n->lit.d);
+  case N_IDENT: return eval_ident(env, n);
+  case N_SELECTOR:
+    if (n->refkind == RK_MODEL) return mk_i(TY_MODEL, n->ref);
+    if (n->refkind == RK_MPROP) {
+      ev_val m = ev_eval(env, n->a);
+      if (m.kind != EV_OK) return m;
+      return model_prop(env, (int)m.v.i, n->ref);
+    }
+    return unknown();   /* request fields and budgets */
+  case N_CALL: return eval_call(env, n);
+  case N_UNARY: return eval_unary(env, n);
+  case N_BINARY: return eval_binary(env, n);
+  case N_LIST: return eval_list(env, n);
+  case N_INDEX: {
+    ev_val l = ev_eval(env, n->a), i = ev_eval(env, n->b);
+    if (l.kind != EV_OK) return l;
+    if (i.kind != EV_OK) return i;
+    if (i.v.i < 0 || (uint64_t)i.v.i >= l.n) return error("index out of range");
+    return l.items[i.v.i];
+  }
+  case N_COND: {
+    ev_val c = ev_eval(env, n->a);
+    if (c.kind != EV_OK) return c;
+    return ev_eval(env, c.v.i ? n->b : n->c);
+  }
+  default: return unknown();
+  }
+}
+
+const char *ev_show(const sema_unit *u, const ev_val *v, char *buf, size_t n) {
+  if (v->kind == EV_UNKNOWN) { snprintf(buf, n, "(unknown)"); return buf; }
+  if (v->kind == EV_ERROR) { snprintf(buf, n, "error: %s", v->err); return buf; }
+  switch (v->ty) {
+  case TY_INT: snprintf(buf, n, "%lld", (long long)v->v.i); break;
+  case TY_TOKENS: snprintf(buf, n, "%lld tokens", (long long)v->v.i); break;
+  case TY_UINT: snprintf(buf, n, "%lluu", (unsigned long long)v->v.u); break;
+  case TY_BOOL: snprintf(buf, n, "%s", v->v.i ? "true" : "false"); break;
+  case TY_DOUBLE: snprintf(buf, n, "%.17g", v->v.d); break;
+  case TY_MONEY: snprintf(buf, n, "$%.10g", v->v.d); break;
+  case TY_PRICE: snprintf(buf, n, "$%.10g/Mtok", v->v.d * 1e6); break;
+  case TY_DURATION: snprintf(buf, n, "%.10gms", v->v.d); break;
+  case TY_FRACTION: snprintf(buf, n, "%.10g%%", v->v.d * 100); break;
+  case TY_STRING: snprintf(buf, n, "\"%.*s\"", (int)v->n, v->s); break;
+  case TY_MODEL: snprintf(buf, n, "%s", u->models[v->v.i].name); break;
+  case TY_NULL: snprintf(buf, n, "null"); break;
+  default: {
+    size_t len = (size_t)snprintf(buf, n, "[");
+    for (size_t i = 0; i < v->n && len + 2 < n; i++) {
+      char item[128];
+      ev_show(u, &v->items[i], item, sizeof item);
+      len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? ", " : "", item);
+    }
+    if (len + 2 < n) snprintf(buf + len, n - len, "]");
+    break;
+  }
+  }
+  return buf;
+}

@@ -1,0 +1,390 @@
+/*
+ * main.c -- the lane command.
+ *
+ *   lane compile POLICY.lane [-o OUT.lanec] [-I DIR]...
+ *   lane check   POLICY.lane [-I DIR]...
+ *   lane test    POLICY.lane [-I DIR]...
+ *   lane disasm  FILE.lanec | POLICY.lane
+ *   lane eval    FILE.lanec | POLICY.lane --route NAME [--format json|text] REQUEST.json...
+ *
+ * Exit codes: 0 ok, 1 findings (policy errors, failed tests, no rule
+ * matched), 2 usage or input errors.
+ */
+#include "sema.h"
+#include "disasm.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_FINDINGS 1
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+  "usage: lane COMMAND [options] FILE...\n"
+  "\n"
+  "commands:\n"
+  "  compile POLICY.lane [-o OUT.lanec]   compile to verified bytecode\n"
+  "  check   POLICY.lane                  parse and type-check only\n"
+  "  test    POLICY.lane                  run the policy's test blocks (TAP)\n"
+  "  disasm  FILE.lanec|POLICY.lane       show header, sections, models and code\n"
+  "  eval    FILE.lanec|POLICY.lane --route NAME [--format json|text] REQUEST.json...\n"
+  "                                       decide for flat JSON requests\n"
+  "  version                              print the version\n"
+  "\n"
+  "options:\n"
+  "  -I DIR        also look for imports in DIR (stdlib/ is always searched for std/)\n"
+  "  -o FILE       output file for compile (default: POLICY.lanec)\n"
+  "  --max-errors N  report at most N errors (default 20)\n"
+  "\n"
+  "exit codes: 0 ok, 1 findings or failed tests, 2 usage or input errors\n";
+
+typedef struct cli {
+  const char *cmd;          /* subcommand */
+  const char *files[64];    /* positional arguments */
+  int         nfiles;
+  const char *out;          /* -o */
+  const char *route;        /* --route */
+  const char *format;       /* --format */
+  sema_opts   opts;         /* -I, --max-errors */
+} cli;
+
+static int usage(const char *msg) {
+  if (msg) fprintf(stderr, "lane: %s\n", msg);
+  fputs(usage_text, stderr);
+  return EXIT_USAGE;
+}
+
+static int parse_args(cli *c, int argc, char **argv) {
+  memset(c, 0, sizeof *c);
+  c->cmd = argv[1];
+  c->format = "json";
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "-o") || !strcmp(a, "--route") || !strcmp(a, "--format") ||
+        !strcmp(a, "-I") || !strcmp(a, "--max-errors")) {
+      if (!val) { fprintf(stderr, "lane: %s needs a value\n", a); return -1; }
+      i++;
+      if (!strcmp(a, "-o")) c->out = val;
+      else if (!strcmp(a, "--route")) c->route = val;
+      else if (!strcmp(a, "--format")) c->format = val;
+      else if (!strcmp(a, "--max-errors")) c->opts.max_errors = atoi(val);
+      else if (c->opts.ninclude < SEMA_MAX_INCLUDES) c->opts.include[c->opts.ninclude++] = val;
+    } else if (!strncmp(a, "-I", 2) && a[2]) {
+      if (c->opts.ninclude < SEMA_MAX_INCLUDES) c->opts.include[c->opts.ninclude++] = a + 2;
+    } else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "lane: unknown option '%s'\n", a);
+      return -1;
+    } else if (c->nfiles < 64) {
+      c->files[c->nfiles++] = a;
+    }
+  }
+  return 0;
+}
+
+/* ---- compiling ---- */
+
+/* Compiles path into *bytes. Diagnostics go to stderr. 0 ok, 1 errors. */
+static int compile(sema_unit *u, const cli *c, const char *path, unsigned char **bytes,
+                   size_t *n) {
+  sema_init(u, &c->opts);
+  int rc = 0;
+  if (sema_load(u, path, NULL) != 0 || sema_check(u) != 0) rc = 1;
+  else if (bytes && emit_program(u, bytes, n) != 0) rc = 1;
+  diag_render(stderr, &u->ctx);
+  return rc;
+}
+
+static int write_file(const char *path, const unsigned char *b, size_t n) {
+  FILE *f = fopen(path, "wb");
+  if (!f) return -1;
+  size_t w = fwrite(b, 1, n, f);
+  return fclose(f) == 0 && w == n ? 0 : -1;
+}
+
+static unsigned char *read_bytes(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 1 << 16, len = 0;
+  unsigned char *b = malloc(cap);
+  while (b) {
+    len += fread(b + len, 1, cap - len, f);
+    if (len < cap) break;
+    unsigned char *nb = realloc(b, cap * 2);
+    if (!nb) { free(b); b = NULL; break; }
+    b = nb;
+    cap *= 2;
+  }
+  fclose(f);
+  *n = len;
+  return b;
+}
+
+static int is_lanec(const unsigned char *b, size_t n) {
+  return n >= 8 && memcmp(b, BC_MAGIC, 8) == 0;
+}
+
+/* Loads a .lanec, or compiles a .lane, into a verified program. */
+static lane_program *load_program(const cli *c, const char *path, int *rc) {
+  size_t n = 0;
+  unsigned char *b = read_bytes(path, &n);
+  if (!b) {
+    fprintf(stderr, "lane: cannot read '%s': %s\n", path, strerror(errno));
+    *rc = EXIT_USAGE;
+    return NULL;
+  }
+  if (!is_lanec(b, n)) {
+    free(b);
+    sema_unit u;
+    int bad = compile(&u, c, path, &b, &n);
+    sema_free(&u);
+    if (bad) { *rc = EXIT_FINDINGS; return NULL; }
+  }
+  lane_error err;
+  lane_program *p = lane_load(b, n, &err);
+  free(b);
+  if (!p) {
+    fprintf(stderr, "lane: %s: %s\n", path, err.message);
+    *rc = EXIT_USAGE;
+  }
+  return p;
+}
+
+static int cmd_compile(const cli *c) {
+  if (c->nfiles != 1) return usage("compile takes one policy file");
+  const char *src = c->files[0];
+  char outbuf[4096];
+  const char *out = c->out;
+  if (!out) {
+    size_t len = strlen(src);
+    if (len > 5 && !strcmp(src + len - 5, ".lane")) len -= 5;
+    snprintf(outbuf, sizeof outbuf, "%.*s.lanec", (int)len, src);
+    out = outbuf;
+  }
+  sema_unit u;
+  unsigned char *bytes = NULL;
+  size_t n = 0;
+  int rc = compile(&u, c, src, &bytes, &n);
+  sema_free(&u);
+  if (rc) return EXIT_FINDINGS;
+  lane_error err;
+  lane_program *p = lane_load(bytes, n, &err);   /* never write what cannot load */
+  if (!p) {
+    fprintf(stderr, "lane: internal error: the compiled program does not verify: %s\n",
+            err.message);
+    free(bytes);
+    return EXIT_FINDINGS;
+  }
+  lane_program_free(p);
+  rc = write_file(out, bytes, n);
+  free(bytes);
+  if (rc) {
+    fprintf(stderr, "lane: cannot write '%s': %s\n", out, strerror(errno));
+    return EXIT_USAGE;
+  }
+  return 0;
+}
+
+static int cmd_check(const cli *c) {
+  if (c->nfiles < 1) return usage("check takes policy files");
+  int rc = 0;
+  for (int i = 0; i < c->nfiles; i++) {
+    sema_unit u;
+    if (compile(&u, c, c->files[i], NULL, NULL)) rc = EXIT_FINDINGS;
+    sema_free(&u);
+  }
+  return rc;
+}
+
+static int cmd_test(const cli *c) {
+  if (c->nfiles != 1) return usage("test takes one policy file");
+  sema_unit u;
+  unsigned char *bytes = NULL;
+  size_t n = 0;
+  int rc = compile(&u, c, c->files[0], &bytes, &n);
+  if (rc == 0) {
+    lane_error err;
+    lane_program *p = lane_load(bytes, n, &err);
+    if (!p) {
+      fprintf(stderr, "lane: %s\n", err.message);
+      rc = EXIT_FINDINGS;
+    } else {
+      rc = sema_run_tests(&u, p, stdout) ? EXIT_FINDINGS : 0;
+      lane_program_free(p);
+    }
+  }
+  free(bytes);
+  sema_free(&u);
+  return rc;
+}
+
+static int cmd_disasm(const cli *c) {
+  if (c->nfiles != 1) return usage("disasm takes one file");
+  int rc = 0;
+  lane_program *p = load_program(c, c->files[0], &rc);
+  if (!p) return rc;
+  bc_disasm(stdout, p);
+  lane_program_free(p);
+  return 0;
+}
+
+/* ---- eval ---- */
+
+/* Fills r from a flat JSON object; the json stays alive while r is used. */
+static int request_from_json(const lane_program *p, json_t *obj, lane_request *r,
+                             char *why, size_t whyn) {
+  if (!json_is_object(obj)) {
+    snprintf(why, whyn, "a request must be a JSON object of field names to values");
+    return -1;
+  }
+  lane_request_init(r, p);
+  const char *key;
+  json_t *v;
+  json_object_foreach(obj, key, v) {
+    int f = lane_field(p, key);
+    if (f < 0) {
+      snprintf(why, whyn, "unknown request field '%s' (not declared by the policy)", key);
+      return -1;
+    }
+    if (json_is_null(v)) continue;
+    int t = lane_field_type(p, f), rc = -1;
+    if (t == LANE_T_STRING && json_is_string(v))
+      rc = lane_set_str(r, f, json_string_value(v), json_string_length(v));
+    else if (t == LANE_T_BOOL && json_is_boolean(v))
+      rc = lane_set_bool(r, f, json_is_true(v));
+    else if (t == LANE_T_INT && json_is_integer(v))
+      rc = lane_set_int(r, f, json_integer_value(v));
+    else if (t == LANE_T_UINT && json_is_integer(v) && json_integer_value(v) >= 0)
+      rc = lane_set_uint(r, f, (uint64_t)json_integer_value(v));
+    else if (t == LANE_T_DOUBLE && json_is_number(v))
+      rc = lane_set_double(r, f, json_number_value(v));
+    if (rc != LANE_OK) {
+      snprintf(why, whyn, "field '%s' wants %s", key, lane_field_unit(p, f));
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static json_t *model_array(const lane_program *p, const int *m, int n) {
+  json_t *a = json_array();
+  for (int i = 0; i < n; i++) json_array_append_new(a, json_string(lane_model_name(p, m[i])));
+  return a;
+}
+
+static void print_json(const lane_program *p, const lane_decision *d) {
+  json_t *o = json_object();
+  json_object_set_new(o, "route", json_string(lane_route_name(p, d->route)));
+  json_object_set_new(o, "rule", json_integer(d->rule));
+  json_object_set_new(o, "rule_name", json_string(lane_rule_name(p, d->route, d->rule)));
+  json_object_set_new(o, "primary", json_string(lane_model_name(p, d->candidates[0])));
+  json_object_set_new(o, "provider", json_string(lane_model_provider(p, d->candidates[0])));
+  json_object_set_new(o, "model", json_string(lane_model_id(p, d->candidates[0])));
+  json_object_set_new(o, "fallbacks", model_array(p, d->candidates + 1, d->ncandidates - 1));
+  json_object_set_new(o, "shadows", model_array(p, d->shadows, d->nshadows));
+  json_object_set_new(o, "cost", json_real(d->cost));
+  if (d->nerrors) {
+    json_object_set_new(o, "errors", json_integer(d->nerrors));
+    json_object_set_new(o, "error_line", json_integer(d->error_line));
+  }
+  char *s = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+  if (s) puts(s);
+  free(s);
+  json_decref(o);
+}
+
+static void print_text(const lane_program *p, const char *name, const lane_decision *d) {
+  const char *base = strrchr(name, '/');
+  base = base ? base + 1 : name;
+  printf("%-36s %-8s rule %d  %-34s  fallbacks:", base, lane_route_name(p, d->route), d->rule,
+         lane_model_name(p, d->candidates[0]));
+  for (int i = 1; i < d->ncandidates; i++)
+    printf("%s%s", i > 1 ? "," : " ", lane_model_name(p, d->candidates[i]));
+  if (d->ncandidates == 1) printf(" -");
+  for (int i = 0; i < d->nshadows; i++)
+    printf("%s%s", i ? "," : "  shadow: ", lane_model_name(p, d->shadows[i]));
+  printf("  cost $%.6f\n", d->cost);
+}
+
+static int eval_one(const cli *c, const lane_program *p, lane_runtime *rt, int route,
+                    const char *file) {
+  json_error_t jerr;
+  json_t *obj = json_load_file(file, 0, &jerr);
+  if (!obj) {
+    fprintf(stderr, "lane: %s:%d:%d: invalid JSON: %s\n", file, jerr.line, jerr.column,
+            jerr.text);
+    return EXIT_USAGE;
+  }
+  lane_request r;
+  char why[256];
+  int rc = 0;
+  if (request_from_json(p, obj, &r, why, sizeof why) != 0) {
+    fprintf(stderr, "lane: %s: %s\n", file, why);
+    rc = EXIT_USAGE;
+  } else {
+    lane_decision d;
+    int st = lane_decide_route(rt, route, &r, &d);
+    if (st == LANE_OK && !strcmp(c->format, "text")) print_text(p, file, &d);
+    else if (st == LANE_OK) print_json(p, &d);
+    else {
+      fprintf(stderr, "lane: %s: %s\n", file,
+              st == LANE_ENOMATCH ? "no rule matched this request" : lane_status_name(st));
+      rc = EXIT_FINDINGS;
+    }
+  }
+  json_decref(obj);
+  return rc;
+}
+
+static int cmd_eval(const cli *c) {
+  if (c->nfiles < 2) return usage("eval takes a program and at least one request file");
+  if (!c->route) return usage("eval needs --route NAME");
+  if (strcmp(c->format, "json") && strcmp(c->format, "text"))
+    return usage("--format is json or text");
+  int rc = 0;
+  lane_program *p = load_program(c, c->files[0], &rc);
+  if (!p) return rc;
+  int route = lane_route(p, c->route);
+  lane_error err;
+  lane_runtime *rt = route >= 0 ? lane_runtime_new(p, &err) : NULL;
+  if (route < 0) {
+    fprintf(stderr, "lane: no route '%s'; the program has:", c->route);
+    for (int i = 0; i < lane_route_count(p); i++) fprintf(stderr, " %s", lane_route_name(p, i));
+    fputc('\n', stderr);
+    rc = EXIT_USAGE;
+  } else if (!rt) {
+    fprintf(stderr, "lane: %s\n", err.message);
+    rc = EXIT_USAGE;
+  } else {
+    for (int i = 1; i < c->nfiles; i++) {
+      int one = eval_one(c, p, rt, route, c->files[i]);
+      if (one > rc) rc = one;
+    }
+  }
+  lane_runtime_free(rt);
+  lane_program_free(p);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) return usage(NULL);
+  if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    fputs(usage_text, stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+    printf("lane %s (bytecode format %d)\n", LANE_VERSION_STRING, LANE_FORMAT_VERSION);
+    return 0;
+  }
+  cli c;
+  if (parse_args(&c, argc, argv) != 0) return usage(NULL);
+  if (!strcmp(c.cmd, "compile")) return cmd_compile(&c);
+  if (!strcmp(c.cmd, "check")) return cmd_check(&c);
+  if (!strcmp(c.cmd, "test")) return cmd_test(&c);
+  if (!strcmp(c.cmd, "disasm")) return cmd_disasm(&c);
+  if (!strcmp(c.cmd, "eval")) return cmd_eval(&c);
+  fprintf(stderr, "lane: unknown command '%s'\n", c.cmd);
+  return usage(NULL);
+}

@@ -1,0 +1,567 @@
+/*
+ * sema.c -- loading (imports), declarations and name resolution.
+ *
+ * sema_load reads the root file and every module it imports (each once);
+ * sema_check declares models, fields, pools, budgets, routes and tests in
+ * source order, then checks every expression (check.c).
+ */
+#define _XOPEN_SOURCE 700   /* realpath */
+#include "sema.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef LANE_STDLIB_DIR
+#define LANE_STDLIB_DIR "stdlib"
+#endif
+
+/* Capability flags every program knows, whether or not a model has them. */
+static const char *const std_caps[] = {
+  "vision", "tools", "json", "reasoning", "audio", "pdf", "caching"
+};
+
+void sema_check_exprs(sema_unit *u);   /* check.c */
+
+void sema_init(sema_unit *u, const sema_opts *opts) {
+  memset(u, 0, sizeof *u);
+  ast_ctx_init(&u->ctx);
+  if (opts) u->opts = *opts;
+  u->ctx.max_errors = u->opts.max_errors;
+  for (size_t i = 0; i < sizeof std_caps / sizeof *std_caps; i++)
+    u->caps[u->ncaps++] = std_caps[i];
+}
+
+void sema_free(sema_unit *u) {
+  free(u->mods);
+  free(u->models);
+  free(u->fields);
+  free(u->pools);
+  free(u->budgets);
+  free(u->routes);
+  ast_ctx_free(&u->ctx);
+}
+
+/* Grows a malloc'd array of n items to hold one more; 0 or -1. */
+static int grow(void *pp, int n, int *cap, size_t size) {
+  void **p = pp;
+  if (n < *cap) return 0;
+  int nc = *cap ? *cap * 2 : 16;
+  void *q = realloc(*p, (size_t)nc * size);
+  if (!q) return -1;
+  *p = q;
+  *cap = nc;
+  return 0;
+}
+
+static ast_span nospan(void) {
+  ast_span s = {0};
+  return s;
+}
+
+/* ---- loading ---- */
+
+static char *read_file(sema_unit *u, const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  while (buf) {
+    size_t got = fread(buf + n, 1, cap - n - 1, f);
+    n += got;
+    if (n + 1 < cap) break;
+    char *nb = realloc(buf, cap * 2);
+    if (!nb) { free(buf); buf = NULL; break; }
+    buf = nb;
+    cap *= 2;
+  }
+  fclose(f);
+  if (!buf) { u->ctx.nomem = 1; return NULL; }
+  buf[n] = 0;
+  char *copy = ast_strndup(&u->ctx, buf, n);
+  free(buf);
+  *len = n;
+  return copy;
+}
+
+static const char *module_name(sema_unit *u, const char *path) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  size_t n = strlen(base);
+  if (n > 5 && strcmp(base + n - 5, ".lane") == 0) n -= 5;
+  return ast_strndup(&u->ctx, base, n);
+}
+
+static sema_module *add_module(sema_unit *u, const char *path, const char *text,
+                               size_t len, int root) {
+  sema_module *m = ast_alloc(&u->ctx, sizeof *m);
+  sema_module **mods = realloc(u->mods, (size_t)(u->nmods + 1) * sizeof *mods);
+  if (!m || !mods) { u->ctx.nomem = 1; return NULL; }
+  u->mods = mods;
+  u->mods[u->nmods++] = m;
+  m->file.name = ast_strndup(&u->ctx, path, strlen(path));
+  m->file.text = text;
+  m->file.len = len;
+  m->file.module = module_name(u, path);
+  m->file.is_root = root;
+  if (parse_file(&u->ctx, &m->file, &m->decls) < 0) u->ctx.nomem = 1;
+  return m;
+}
+
+static int same_file(const char *a, const char *b) {
+  char ra[PATH_MAX], rb[PATH_MAX];
+  if (realpath(a, ra) && realpath(b, rb)) return strcmp(ra, rb) == 0;
+  return strcmp(a, b) == 0;
+}
+
+static int file_exists(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (f) fclose(f);
+  return f != NULL;
+}
+
+/* Finds the file an import names; NULL if none. */
+static char *resolve_import(sema_unit *u, const src_file *from, const char *mod,
+                            size_t n) {
+  char buf[PATH_MAX];
+  if (n > 4 && memcmp(mod, "std/", 4) == 0) {
+    const char *dir = u->opts.stdlib ? u->opts.stdlib : getenv("LANE_STDLIB");
+    if (!dir || !*dir) dir = LANE_STDLIB_DIR;
+    snprintf(buf, sizeof buf, "%s/%.*s.lane", dir, (int)(n - 4), mod + 4);
+    return file_exists(buf) ? ast_strndup(&u->ctx, buf, strlen(buf)) : NULL;
+  }
+  const char *slash = strrchr(from->name, '/');
+  int dlen = slash ? (int)(slash - from->name) : 1;
+  snprintf(buf, sizeof buf, "%.*s/%.*s.lane", dlen, slash ? from->name : ".",
+           (int)n, mod);
+  if (file_exists(buf)) return ast_strndup(&u->ctx, buf, strlen(buf));
+  for (int i = 0; i < u->opts.ninclude; i++) {
+    snprintf(buf, sizeof buf, "%s/%.*s.lane", u->opts.include[i], (int)n, mod);
+    if (file_exists(buf)) return ast_strndup(&u->ctx, buf, strlen(buf));
+  }
+  return NULL;
+}
+
+/* Loads the modules imported by m, depth first. */
+static void load_imports(sema_unit *u, sema_module *m, int depth) {
+  for (int i = 0; i < m->decls.n; i++) {
+    ast_node *d = m->decls.v[i];
+    if (d->kind != N_IMPORT) continue;
+    char *path = resolve_import(u, &m->file, d->str, d->len);
+    if (!path) {
+      if (d->len > 4 && memcmp(d->str, "std/", 4) == 0)
+        diag_error(&u->ctx, d->span, "cannot find module '%.*s' in the standard library",
+                   (int)d->len, d->str);
+      else
+        diag_error(&u->ctx, d->span,
+                   "cannot find module '%.*s' beside this file or in any -I directory",
+                   (int)d->len, d->str);
+      continue;
+    }
+    d->ref = -1;
+    for (int k = 0; k < u->nmods; k++)
+      if (same_file(u->mods[k]->file.name, path)) d->ref = k;
+    if (d->ref >= 0) continue;
+    if (depth > 32) {
+      diag_error(&u->ctx, d->span, "imports nested more than 32 deep");
+      continue;
+    }
+    size_t len;
+    char *text = read_file(u, path, &len);
+    if (!text) {
+      diag_error(&u->ctx, d->span, "cannot read '%s': %s", path, strerror(errno));
+      continue;
+    }
+    d->ref = u->nmods;
+    sema_module *im = add_module(u, path, text, len, 0);
+    if (!im) return;
+    load_imports(u, im, depth + 1);
+  }
+}
+
+int sema_load(sema_unit *u, const char *path, const char *text) {
+  size_t len;
+  if (text) {
+    len = strlen(text);
+    text = ast_strndup(&u->ctx, text, len);
+  } else {
+    text = read_file(u, path, &len);
+    if (!text) {
+      if (!u->ctx.nomem)
+        diag_error(&u->ctx, nospan(), "cannot read '%s': %s", path, strerror(errno));
+      return -1;
+    }
+  }
+  sema_module *m = add_module(u, path, text, len, 1);
+  if (!m) return -1;
+  load_imports(u, m, 0);
+  return u->ctx.nomem || u->ctx.nerrors ? -1 : 0;
+}
+
+/* ---- lookups ---- */
+
+int sema_model_find(const sema_unit *u, const char *name) {
+  for (int i = 0; i < u->nmodels; i++)
+    if (strcmp(u->models[i].name, name) == 0) return i;
+  return -1;
+}
+
+int sema_field_find(const sema_unit *u, const char *name) {
+  for (int i = 0; i < u->nfields; i++)
+    if (strcmp(u->fields[i].name, name) == 0) return i;
+  return -1;
+}
+
+int sema_cap_find(const sema_unit *u, const char *name) {
+  for (int i = 0; i < u->ncaps; i++)
+    if (strcmp(u->caps[i], name) == 0) return i;
+  return -1;
+}
+
+static int cap_intern(sema_unit *u, const char *name, ast_span sp) {
+  int i = sema_cap_find(u, name);
+  if (i >= 0) return i;
+  if (u->ncaps == BC_MAX_CAPS) {
+    diag_error(&u->ctx, sp, "too many capability names (at most %d)", BC_MAX_CAPS);
+    return -1;
+  }
+  u->caps[u->ncaps] = name;
+  return u->ncaps++;
+}
+
+/* ---- model declarations ---- */
+
+typedef struct prop_desc {
+  const char *name;   /* property */
+  int         ty;     /* expected type */
+} prop_desc;
+
+static const prop_desc model_props[] = {
+  {"provider", TY_STRING}, {"name", TY_STRING}, {"region", TY_STRING},
+  {"input", TY_PRICE}, {"output", TY_PRICE}, {"cached_input", TY_PRICE},
+  {"context", TY_TOKENS}, {"max_output", TY_TOKENS}, {"quality", TY_DOUBLE},
+  {"p50", TY_DURATION}, {"p95", TY_DURATION}, {"tags", TY_LIST | TY_STRING},
+};
+
+int sema_check_const(sema_unit *u, ast_node *e, int want, const char *what, ev_val *out);
+
+static void apply_caps(sema_unit *u, sema_model *m, ast_node *p) {
+  for (int i = 0; i < p->list.n; i++) {
+    ast_node *c = p->list.v[i];
+    int bit = cap_intern(u, c->name, c->span);
+    if (bit >= 0) m->caps |= 1u << bit;
+  }
+}
+
+static void apply_prop(sema_unit *u, sema_model *m, ast_node *p) {
+  if (strcmp(p->name, "caps") == 0 && !p->a) { apply_caps(u, m, p); return; }
+  const prop_desc *d = NULL;
+  for (size_t i = 0; i < sizeof model_props / sizeof *model_props; i++)
+    if (strcmp(model_props[i].name, p->name) == 0) d = &model_props[i];
+  if (!d) {
+    diag_error(&u->ctx, p->span,
+               "unknown model property '%s'; expected provider, name, input, output, "
+               "cached_input, context, max_output, quality, p50, p95, region, tags or caps",
+               p->name);
+    return;
+  }
+  ev_val v;
+  if (sema_check_const(u, p->a, d->ty, p->name, &v) != 0) return;
+  const char *n = p->name;
+  if (d->ty == TY_STRING) {
+    const char *s = ast_strndup(&u->ctx, v.s, v.n);
+    if (!strcmp(n, "provider")) m->provider = s;
+    else if (!strcmp(n, "name")) m->id = s;
+    else m->region = s;
+  } else if (d->ty == TY_PRICE) {
+    if (!(v.v.d >= 0 && isfinite(v.v.d)) || v.v.d > 1.0) {
+      diag_error(&u->ctx, p->a->span, "%s price must be between $0 and $1000000/Mtok", n);
+      return;
+    }
+    if (!strcmp(n, "input")) m->input = v.v.d;
+    else if (!strcmp(n, "output")) m->output = v.v.d;
+    else m->cached_input = v.v.d;
+  } else if (d->ty == TY_TOKENS) {
+    if (v.v.i < 0) { diag_error(&u->ctx, p->a->span, "%s cannot be negative", n); return; }
+    if (!strcmp(n, "context")) m->context = v.v.i; else m->max_output = v.v.i;
+  } else if (d->ty == TY_DOUBLE) {
+    if (!(v.v.d >= 0 && v.v.d <= 1)) {
+      diag_error(&u->ctx, p->a->span, "quality must be between 0 and 1");
+      return;
+    }
+    m->quality = v.v.d;
+  } else if (d->ty == TY_DURATION) {
+    if (!(v.v.d >= 0 && isfinite(v.v.d))) {
+      diag_error(&u->ctx, p->a->span, "%s cannot be negative", n);
+      return;
+    }
+    if (!strcmp(n, "p50")) m->p50 = v.v.d; else m->p95 = v.v.d;
+  } else {
+    m->tags = ast_alloc(&u->ctx, (v.n ? v.n : 1) * sizeof *m->tags);
+    if (!m->tags) return;
+    m->ntags = (int)v.n;
+    for (size_t i = 0; i < v.n; i++)
+      m->tags[i] = ast_strndup(&u->ctx, v.items[i].s, v.items[i].n);
+  }
+}
+
+static void declare_model(sema_unit *u, sema_module *mod, ast_node *d) {
+  const char *name = d->name;
+  int qualified = strchr(name, '.') != NULL;
+  if (!qualified && !mod->file.is_root) {
+    size_t n = strlen(mod->file.module) + strlen(name) + 2;
+    char *q = ast_alloc(&u->ctx, n);
+    if (!q) return;
+    snprintf(q, n, "%s.%s", mod->file.module, name);
+    name = q;
+  }
+  int idx = sema_model_find(u, name);
+  if (qualified) {
+    if (idx < 0) {
+      diag_error(&u->ctx, d->span,
+                 "no model '%s' to override; import its catalog first, or declare "
+                 "a new model with an unqualified name", name);
+      return;
+    }
+  } else if (idx >= 0) {
+    diag_error(&u->ctx, d->span, "model '%s' is already declared", name);
+    diag_report(&u->ctx, DIAG_NOTE, u->models[idx].span, "first declared here");
+    return;
+  } else {
+    if (u->nmodels >= LANE_MAX_MODELS) {
+      diag_error(&u->ctx, d->span, "too many models (at most %d)", LANE_MAX_MODELS);
+      return;
+    }
+    if (grow(&u->models, u->nmodels, &u->capmodels, sizeof *u->models)) {
+      u->ctx.nomem = 1;
+      return;
+    }
+    idx = u->nmodels++;
+    sema_model *m = &u->models[idx];
+    memset(m, 0, sizeof *m);
+    m->name = name;
+    m->span = d->span;
+    m->provider = mod->file.is_root ? "" : mod->file.module;
+    m->id = d->name;
+    m->region = "";
+  }
+  d->ref = idx;
+  for (int i = 0; i < d->list.n; i++) apply_prop(u, &u->models[idx], d->list.v[i]);
+}
+
+/* ---- request fields ---- */
+
+static const struct { const char *name; int ty; } type_names[] = {
+  {"string", TY_STRING}, {"int", TY_INT}, {"uint", TY_UINT}, {"double", TY_DOUBLE},
+  {"bool", TY_BOOL}, {"tokens", TY_TOKENS}, {"money", TY_MONEY},
+  {"duration", TY_DURATION}, {"fraction", TY_FRACTION}, {"price", TY_PRICE},
+};
+
+static int add_field(sema_unit *u, const char *name, int ty, ast_span sp) {
+  if (u->nfields >= LANE_MAX_FIELDS) {
+    diag_error(&u->ctx, sp, "too many request fields (at most %d)", LANE_MAX_FIELDS);
+    return -1;
+  }
+  if (grow(&u->fields, u->nfields, &u->capfields, sizeof *u->fields)) {
+    u->ctx.nomem = 1;
+    return -1;
+  }
+  sema_field *f = &u->fields[u->nfields];
+  f->name = name;
+  f->ty = ty;
+  f->span = sp;
+  return u->nfields++;
+}
+
+static int unit_ty(int unit) {
+  switch (unit) {
+  case BC_U_INT: return TY_INT;
+  case BC_U_UINT: return TY_UINT;
+  case BC_U_DOUBLE: return TY_DOUBLE;
+  case BC_U_BOOL: return TY_BOOL;
+  case BC_U_STRING: return TY_STRING;
+  case BC_U_TOKENS: return TY_TOKENS;
+  case BC_U_MONEY: return TY_MONEY;
+  case BC_U_DURATION: return TY_DURATION;
+  case BC_U_FRACTION: return TY_FRACTION;
+  default: return TY_PRICE;
+  }
+}
+
+static void add_std_fields(sema_unit *u) {
+#define STD_FIELD(id, name, unit) add_field(u, name, unit_ty(unit), nospan());
+  BC_STD_FIELDS(STD_FIELD)
+#undef STD_FIELD
+}
+
+static void declare_fields(sema_unit *u, ast_node *d) {
+  for (int i = 0; i < d->list.n; i++) {
+    ast_node *f = d->list.v[i];
+    int ty = TY_ERROR;
+    for (size_t k = 0; k < sizeof type_names / sizeof *type_names; k++)
+      if (strcmp(type_names[k].name, f->str) == 0) ty = type_names[k].ty;
+    if (!ty) {
+      diag_error(&u->ctx, f->span,
+                 "unknown field type '%s'; expected string, int, uint, double, bool, "
+                 "tokens, money, duration, fraction or price", f->str);
+      continue;
+    }
+    int prev = sema_field_find(u, f->name);
+    if (prev >= 0) {
+      if (prev < BC_NSTD)
+        diag_error(&u->ctx, f->span, "'%s' is a standard request field; it needs no declaration",
+                   f->name);
+      else {
+        diag_error(&u->ctx, f->span, "request field '%s' is already declared", f->name);
+        diag_report(&u->ctx, DIAG_NOTE, u->fields[prev].span, "first declared here");
+      }
+      continue;
+    }
+    add_field(u, f->name, ty, f->span);
+  }
+}
+
+/* ---- pools, budgets, routes ---- */
+
+static int find_pool(const sema_unit *u, const char *name) {
+  for (int i = 0; i < u->npools; i++)
+    if (strcmp(u->pools[i].name, name) == 0) return i;
+  return -1;
+}
+
+static int find_budget(const sema_unit *u, const char *name) {
+  for (int i = 0; i < u->nbudgets; i++)
+    if (strcmp(u->budgets[i].name, name) == 0) return i;
+  return -1;
+}
+
+static int find_route(const sema_unit *u, const char *name) {
+  for (int i = 0; i < u->nroutes; i++)
+    if (strcmp(u->routes[i].name, name) == 0) return i;
+  return -1;
+}
+
+int sema_pool_find(const sema_unit *u, const char *name) { return find_pool(u, name); }
+int sema_budget_find(const sema_unit *u, const char *name) { return find_budget(u, name); }
+int sema_route_find(const sema_unit *u, const char *name) { return find_route(u, name); }
+
+static void dup_error(sema_unit *u, ast_node *d, const char *what, ast_span prev) {
+  diag_error(&u->ctx, d->span, "%s '%s' is already declared", what, d->name);
+  diag_report(&u->ctx, DIAG_NOTE, prev, "first declared here");
+}
+
+static void declare_pool(sema_unit *u, ast_node *d) {
+  int prev = find_pool(u, d->name);
+  if (prev >= 0) { dup_error(u, d, "pool", u->pools[prev].def->span); return; }
+  if (grow(&u->pools, u->npools, &u->cappools, sizeof *u->pools)) { u->ctx.nomem = 1; return; }
+  sema_pool *p = &u->pools[u->npools++];
+  p->name = d->name;
+  p->def = d->a;
+  p->state = 0;
+}
+
+static void declare_budget(sema_unit *u, ast_node *d) {
+  int prev = find_budget(u, d->name);
+  if (prev >= 0) { dup_error(u, d, "budget", u->budgets[prev].node->span); return; }
+  if (grow(&u->budgets, u->nbudgets, &u->capbudgets, sizeof *u->budgets)) {
+    u->ctx.nomem = 1;
+    return;
+  }
+  sema_budget *b = &u->budgets[u->nbudgets++];
+  memset(b, 0, sizeof *b);
+  b->name = d->name;
+  b->node = d;
+  b->key_field = -1;
+}
+
+static void declare_route(sema_unit *u, ast_node *d) {
+  int prev = find_route(u, d->name);
+  if (prev >= 0) { dup_error(u, d, "route", u->routes[prev].node->span); return; }
+  if (grow(&u->routes, u->nroutes, &u->caproutes, sizeof *u->routes)) {
+    u->ctx.nomem = 1;
+    return;
+  }
+  sema_route *r = &u->routes[u->nroutes++];
+  memset(r, 0, sizeof *r);
+  r->name = d->name;
+  r->node = d;
+  int seen_fallbacks = 0;
+  ast_node *otherwise = NULL;
+  for (int i = 0; i < d->list.n; i++) {
+    ast_node *it = d->list.v[i];
+    switch (it->kind) {
+    case N_FALLBACKS: {
+      if (seen_fallbacks++) {
+        diag_error(&u->ctx, it->span, "route '%s' sets fallbacks twice", d->name);
+        break;
+      }
+      ev_val v;
+      if (sema_check_const(u, it->a, TY_INT, "fallbacks", &v) == 0) {
+        if (v.v.i < 0 || v.v.i >= LANE_MAX_CANDIDATES)
+          diag_error(&u->ctx, it->a->span, "fallbacks must be between 0 and %d",
+                     LANE_MAX_CANDIDATES - 1);
+        else r->fallbacks = (int)v.v.i;
+      }
+      break;
+    }
+    case N_REQUIRE: ast_push(&u->ctx, &r->requires, it); break;
+    case N_SHADOW: ast_push(&u->ctx, &r->shadows, it); break;
+    case N_WHEN:
+    case N_OTHERWISE:
+      if (otherwise) {
+        diag_error(&u->ctx, it->span, "this rule comes after 'otherwise' and can never run");
+        diag_report(&u->ctx, DIAG_NOTE, otherwise->span, "'otherwise' closes the route here");
+        break;
+      }
+      if (it->kind == N_OTHERWISE) otherwise = it;
+      ast_push(&u->ctx, &r->rules, it);
+      break;
+    default: break;
+    }
+  }
+  if (r->rules.n == 0)
+    diag_error(&u->ctx, d->span, "route '%s' has no rules; add 'when … -> …' or 'otherwise -> …'",
+               d->name);
+}
+
+/* Declares everything in module m (imports first, where they appear). */
+static void declare_module(sema_unit *u, sema_module *m) {
+  if (m->state) return;
+  m->state = 1;
+  for (int i = 0; i < m->decls.n; i++) {
+    ast_node *d = m->decls.v[i];
+    if (!m->file.is_root && d->kind != N_IMPORT && d->kind != N_MODEL &&
+        d->kind != N_REQUEST) {
+      diag_error(&u->ctx, d->span,
+                 "an imported module may declare only models and request fields");
+      continue;
+    }
+    switch (d->kind) {
+    case N_IMPORT:
+      if (d->ref > 0 && d->ref < u->nmods) declare_module(u, u->mods[d->ref]);
+      break;
+    case N_MODEL: declare_model(u, m, d); break;
+    case N_REQUEST: declare_fields(u, d); break;
+    case N_POOLDEF: declare_pool(u, d); break;
+    case N_BUDGET: declare_budget(u, d); break;
+    case N_ROUTE: declare_route(u, d); break;
+    case N_TEST: ast_push(&u->ctx, &u->tests, d); break;
+    default: break;
+    }
+  }
+  m->state = 2;
+}
+
+int sema_check(sema_unit *u) {
+  if (u->nmods == 0) return u->ctx.nerrors + 1;
+  add_std_fields(u);
+  declare_module(u, u->mods[0]);
+  if (u->nroutes == 0 && !u->ctx.nerrors)
+    diag_error(&u->ctx, nospan(), "%s: the policy declares no route", u->mods[0]->file.name);
+  sema_check_exprs(u);
+  if (u->ctx.nomem && !u->ctx.nerrors)
+    diag_error(&u->ctx, nospan(), "out of memory");
+  return u->ctx.nerrors;
+}

@@ -1,0 +1,191 @@
+/*
+ * sema.h -- the compiler's passes over the AST: load (imports), resolve,
+ * check (types and units), evaluation of constants and static model
+ * filters, and emission of bytecode.
+ *
+ * One sema_unit per compilation. It owns an ast_ctx (arena and
+ * diagnostics); everything it builds lives in that arena, except the
+ * encoded program, which the caller receives as malloc'd bytes.
+ */
+#ifndef LANE_SEMA_H
+#define LANE_SEMA_H
+
+#include "ast.h"
+#include "bc.h"
+#include "lane.h"
+
+/* ---- types ---- */
+typedef enum sema_ty {
+  TY_ERROR = 0,   /* already reported; silences cascades */
+  TY_INT, TY_UINT, TY_DOUBLE, TY_BOOL, TY_STRING, TY_NULL,
+  TY_MONEY,       /* dollars */
+  TY_PRICE,       /* dollars per token */
+  TY_DURATION,    /* milliseconds */
+  TY_TOKENS,      /* token count */
+  TY_FRACTION,    /* 0..1 */
+  TY_MODEL,       /* a model (tests only) */
+  TY_NTYPES,
+  TY_LIST = 0x100 /* or'ed with the element type */
+} sema_ty;
+
+const char *sema_ty_name(int ty);   /* "money", "list(string)" */
+int         sema_ty_mtype(int ty);  /* machine type LANE_T_*, or 0 */
+
+/* What a resolved name refers to (ast_node.refkind; ast_node.ref is the
+ * index or property). */
+typedef enum sema_ref {
+  RK_NONE,
+  RK_FIELD,       /* request field, ref = field index */
+  RK_MPROP,       /* model property of the current/selected model, ref = MP_* */
+  RK_BUDGET,      /* ref = budget index * 4 + (0 spent, 1 remaining, 2 used) */
+  RK_MODEL,       /* a model constant, ref = model index */
+  RK_DECISION     /* test: ref = DV_* */
+} sema_ref;
+
+/* Model properties. Static ones are known at compile time; the rest are
+ * read per decision (live stats, the request's cost and fit). */
+typedef enum sema_mprop {
+  MP_INPUT, MP_OUTPUT, MP_CACHED_INPUT, MP_CONTEXT, MP_MAX_OUTPUT,
+  MP_QUALITY, MP_PROVIDER, MP_NAME, MP_REGION, MP_TAGS,
+  MP_P50, MP_P95,                 /* priors at compile time, live in the VM */
+  MP_COST, MP_FITS, MP_HEALTHY, MP_ERROR_RATE,  /* dynamic only */
+  MP_CAP = 64                     /* + capability bit */
+} sema_mprop;
+
+typedef enum sema_dval { DV_RULE, DV_RULE_NAME, DV_PRIMARY, DV_FALLBACKS,
+                         DV_SHADOWS, DV_COST, DV_ROUTE } sema_dval;
+
+/* ---- declarations ---- */
+typedef struct sema_model {
+  const char *name;        /* lane name, "anthropic.claude_haiku_4_5" */
+  ast_span    span;        /* first declaration */
+  const char *provider;    /* provider */
+  const char *id;          /* provider's model id */
+  const char *region;      /* region or "" */
+  double      input, output, cached_input; /* $ per token */
+  int64_t     context, max_output;         /* tokens, 0 = unknown */
+  double      quality;     /* 0..1 */
+  double      p50, p95;    /* ms priors, 0 = unknown */
+  uint32_t    caps;        /* capability bits */
+  const char **tags;       /* tag strings */
+  int         ntags;       /* number of tags */
+  int         used;        /* referenced by the policy */
+} sema_model;
+
+typedef struct sema_field {
+  const char *name;        /* field name */
+  int         ty;          /* sema_ty */
+  ast_span    span;        /* declaration (file NULL for standard ones) */
+} sema_field;
+
+typedef struct sema_pool {
+  const char *name;        /* pool name */
+  ast_node   *def;         /* N_POOL */
+  int         state;       /* 0 unchecked, 1 checking, 2 done */
+} sema_pool;
+
+typedef struct sema_budget {
+  const char *name;        /* budget name */
+  ast_node   *node;        /* N_BUDGET */
+  int         key_field;   /* request field index */
+  double      limit;       /* dollars */
+  double      window_ms;   /* window */
+} sema_budget;
+
+typedef struct sema_route {
+  const char *name;        /* route name */
+  ast_node   *node;        /* N_ROUTE */
+  int         fallbacks;   /* alternatives after the primary */
+  ast_list    requires;    /* N_REQUIRE conditions */
+  ast_list    rules;       /* N_WHEN and N_OTHERWISE, in order */
+  ast_list    shadows;     /* route-level N_SHADOW */
+} sema_route;
+
+/* A loaded module: one source file. */
+typedef struct sema_module {
+  src_file    file;        /* the source */
+  ast_list    decls;       /* its declarations */
+  int         state;       /* 0 loaded, 1 declaring, 2 declared */
+} sema_module;
+
+#define SEMA_MAX_INCLUDES 16
+
+typedef struct sema_opts {
+  const char *include[SEMA_MAX_INCLUDES]; /* -I directories */
+  int         ninclude;    /* number of -I directories */
+  const char *stdlib;      /* directory behind "std/", or NULL for default */
+  int         max_errors;  /* diagnostics kept (0 = 20) */
+} sema_opts;
+
+typedef struct sema_unit {
+  ast_ctx      ctx;        /* arena and diagnostics */
+  sema_opts    opts;       /* search paths */
+  sema_module **mods;      /* loaded modules, root first */
+  int          nmods;
+  sema_model  *models;     int nmodels, capmodels;
+  sema_field  *fields;     int nfields, capfields;
+  sema_pool   *pools;      int npools, cappools;
+  sema_budget *budgets;    int nbudgets, capbudgets;
+  sema_route  *routes;     int nroutes, caproutes;
+  ast_list     tests;      /* N_TEST */
+  const char  *caps[BC_MAX_CAPS]; int ncaps; /* capability names */
+} sema_unit;
+
+void sema_init(sema_unit *u, const sema_opts *opts);
+void sema_free(sema_unit *u);
+/* Loads the root file (path) or, if text is not NULL, the given text under
+ * that name, with every import. Returns 0 or -1 (diagnostics in u->ctx). */
+int  sema_load(sema_unit *u, const char *path, const char *text);
+/* Resolves names and checks types and units. Returns the error count. */
+int  sema_check(sema_unit *u);
+int  sema_model_find(const sema_unit *u, const char *name);
+int  sema_field_find(const sema_unit *u, const char *name);
+int  sema_cap_find(const sema_unit *u, const char *name);
+
+/* ---- constant evaluation (eval.c) ---- */
+typedef enum ev_kind { EV_UNKNOWN, EV_ERROR, EV_OK } ev_kind;
+
+typedef struct ev_val {
+  ev_kind kind;            /* EV_OK: the members below are valid */
+  int     ty;              /* sema_ty */
+  union {
+    int64_t  i;            /* INT, TOKENS, MODEL (index), BOOL */
+    uint64_t u;            /* UINT */
+    double   d;            /* DOUBLE, MONEY, PRICE, DURATION, FRACTION */
+  } v;
+  const char *s; size_t n; /* STRING bytes, or list items (n of them) */
+  const struct ev_val *items; /* TY_LIST: n items */
+  const char *err;         /* EV_ERROR: why */
+} ev_val;
+
+/* What the evaluator may look at. A NULL member makes names that need it
+ * evaluate to EV_UNKNOWN. */
+typedef struct ev_env {
+  const sema_unit   *u;
+  int                model;    /* current model for MPROPs, or -1 */
+  const lane_decision *dec;    /* tests: the decision */
+  const lane_program  *prog;   /* tests: the program decided on */
+} ev_env;
+
+ev_val ev_eval(const ev_env *env, const ast_node *n);
+/* Formats a value for messages into buf. */
+const char *ev_show(const sema_unit *u, const ev_val *v, char *buf, size_t n);
+/* Binary operation plans shared by the checker, evaluator and emitter. */
+typedef struct sema_plan {
+  int     ty;              /* result type, TY_ERROR if not allowed */
+  uint8_t lconv, rconv;    /* conversion opcode for an operand, or 0xFF */
+  int     op;              /* machine opcode (bc_op), or -1 (const only) */
+} sema_plan;
+sema_plan sema_binplan(int op, int lt, int rt);
+
+/* ---- emission (emit.c) ---- */
+/* Emits the checked unit as .lanec bytes (malloc'd). Returns 0, or -1 with
+ * diagnostics. */
+int emit_program(sema_unit *u, unsigned char **out, size_t *n);
+
+/* ---- policy tests (test blocks) ---- */
+/* Runs every test block against the loaded program, writing TAP-like lines
+ * to out. Returns the number of failed tests. */
+int sema_run_tests(sema_unit *u, const lane_program *p, FILE *out);
+
+#endif /* LANE_SEMA_H */

@@ -1,0 +1,92 @@
+#!/bin/sh
+# run.sh -- the golden suites, as TAP. Each suite is data:
+#
+#   accept/NAME.lane    a policy that must compile; its test blocks must
+#                       pass (`lane test`), and every case in NAME.golden
+#                       must give exactly the decision written there:
+#                           route ROUTE
+#                           request {flat JSON}
+#                           decision {JSON as `lane eval` prints it}
+#   reject/NAME.lane    a policy that must fail `lane check` with exit 1
+#                       and exactly the text in NAME.err on stderr
+#   disasm/NAME.lane    `lane disasm` must print exactly NAME.disasm
+#
+# Run from the repository root: LANE=build/lane sh tests/golden/run.sh
+# Regenerate expectations after a reviewed change: sh tests/golden/update.sh
+LANE=${LANE:-build/lane}
+dir=$(dirname "$0")
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+fail=0
+
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() {
+  n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n - $1"
+  [ -s "$tmp/diff" ] && sed 's/^/#   /' "$tmp/diff"
+  return 0
+}
+
+# accepted policies
+for p in "$dir"/accept/*.lane; do
+  [ -e "$p" ] || continue
+  name=$(basename "$p" .lane)
+  if "$LANE" test "$p" >"$tmp/out" 2>&1; then ok "accept $name: compiles, tests pass"
+  else cp "$tmp/out" "$tmp/diff"; notok "accept $name: compiles, tests pass"; fi
+  g="$dir/accept/$name.golden"
+  [ -f "$g" ] || continue
+  "$LANE" compile "$p" -o "$tmp/p.lanec" 2>"$tmp/diff" || { notok "accept $name: compile"; continue; }
+  route=""; i=0
+  while IFS= read -r line; do
+    case "$line" in
+      "route "*) route=${line#route } ;;
+      "request "*) printf '%s\n' "${line#request }" >"$tmp/req.json" ;;
+      "decision "*)
+        i=$((i + 1))
+        printf '%s\n' "${line#decision }" >"$tmp/want"
+        "$LANE" eval "$tmp/p.lanec" --route "$route" "$tmp/req.json" >"$tmp/got" 2>&1
+        if diff -u "$tmp/want" "$tmp/got" >"$tmp/diff"; then ok "accept $name: case $i"
+        else notok "accept $name: case $i"; fi ;;
+    esac
+  done <"$g"
+done
+
+# the bundled examples: their tests pass and every example request decides
+root=$(cd "$dir/../.." && pwd)
+for p in "$root"/examples/policies/*.lane; do
+  [ -e "$p" ] || continue
+  name=$(basename "$p" .lane)
+  if "$LANE" test "$p" >"$tmp/out" 2>&1; then ok "example $name: tests pass"
+  else cp "$tmp/out" "$tmp/diff"; notok "example $name: tests pass"; fi
+done
+if [ -e "$root/examples/policies/support.lane" ]; then
+  "$LANE" compile "$root/examples/policies/support.lane" -o "$tmp/s.lanec" 2>"$tmp/diff" &&
+  "$LANE" eval "$tmp/s.lanec" --route support --format text "$root"/examples/requests/*.json >"$tmp/out" 2>"$tmp/diff"
+  rc=$?
+  lines=$(wc -l <"$tmp/out"); want=$(ls "$root"/examples/requests/*.json | wc -l)
+  if [ $rc -eq 0 ] && [ "$lines" -eq "$want" ]; then ok "example support: all $want requests decide"
+  else notok "example support: all requests decide (rc $rc, $lines of $want)"; fi
+fi
+
+# rejected policies
+for p in "$dir"/reject/*.lane; do
+  [ -e "$p" ] || continue
+  name=$(basename "$p" .lane)
+  ( cd "$dir/reject" && "$LANE" check "$name.lane" ) >"$tmp/out" 2>"$tmp/got"
+  rc=$?
+  if [ $rc -ne 1 ]; then echo "exit code $rc, expected 1" >"$tmp/diff"; notok "reject $name: exit 1"; continue; fi
+  if diff -u "$dir/reject/$name.err" "$tmp/got" >"$tmp/diff"; then ok "reject $name"
+  else notok "reject $name"; fi
+done
+
+# disassembly
+for p in "$dir"/disasm/*.lane; do
+  [ -e "$p" ] || continue
+  name=$(basename "$p" .lane)
+  ( cd "$dir/disasm" && "$LANE" disasm "$name.lane" ) >"$tmp/got" 2>&1
+  if diff -u "$dir/disasm/$name.disasm" "$tmp/got" >"$tmp/diff"; then ok "disasm $name"
+  else notok "disasm $name"; fi
+done
+
+echo "1..$n"
+[ $fail -eq 0 ]

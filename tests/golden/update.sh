@@ -1,0 +1,34 @@
+#!/bin/sh
+# update.sh -- rewrites the golden expectations from the current build.
+# Review the diff (git diff tests/golden) before committing: a golden file
+# is a claim that the output is right, not a record of what it happens to be.
+LANE=${LANE:-build/lane}
+dir=$(dirname "$0")
+LANE=$(cd "$(dirname "$LANE")" && pwd)/$(basename "$LANE")
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for p in "$dir"/reject/*.lane; do
+  [ -e "$p" ] || continue
+  name=$(basename "$p" .lane)
+  ( cd "$dir/reject" && "$LANE" check "$name.lane" ) 2>"$dir/reject/$name.err" >/dev/null
+done
+for p in "$dir"/disasm/*.lane; do
+  [ -e "$p" ] || continue
+  name=$(basename "$p" .lane)
+  ( cd "$dir/disasm" && "$LANE" disasm "$name.lane" ) >"$dir/disasm/$name.disasm" 2>&1
+done
+for g in "$dir"/accept/*.golden; do
+  [ -e "$g" ] || continue
+  name=$(basename "$g" .golden)
+  "$LANE" compile "$dir/accept/$name.lane" -o "$tmp/p.lanec" || continue
+  route=""
+  while IFS= read -r line; do
+    case "$line" in
+      "route "*) route=${line#route }; echo "$line" ;;
+      "request "*) printf '%s\n' "${line#request }" >"$tmp/req.json"; echo "$line" ;;
+      "decision "*) printf 'decision %s\n' "$("$LANE" eval "$tmp/p.lanec" --route "$route" "$tmp/req.json" 2>&1)" ;;
+      *) echo "$line" ;;
+    esac
+  done <"$g" >"$tmp/new"
+  cp "$tmp/new" "$g"
+done

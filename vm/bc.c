@@ -1,0 +1,291 @@
+/*
+ * bc.c -- the opcode table, the .lanec encoder and the hashes of the format.
+ *
+ * bc_ops is the one expansion of BC_OPCODES that everything else reads: the
+ * verifier's operand and stack checks, the worst-case weights and the
+ * disassembler. bc_encode writes a file the loader accepts byte for byte;
+ * the compiler's emitter and the tests both go through it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bc.h"
+#include "lane.h"
+#include "vm.h"
+
+const bc_opinfo bc_ops[BC_NOPS] = {
+#define BC_OP_INFO(name, fmt, in, out, w, reg, doc) \
+  { #name, BC_FMT_##fmt, in, out, w, (#reg)[0], doc },
+  BC_OPCODES(BC_OP_INFO)
+#undef BC_OP_INFO
+};
+
+static const struct { const char *name; uint32_t rec; } sections[BC_SEC_MAX] = {
+#define BC_SEC_INFO(name, id, rec) [id] = { #name, rec },
+  BC_SECTIONS(BC_SEC_INFO)
+#undef BC_SEC_INFO
+};
+
+const char *bc_section_name(uint32_t id) {
+  return id < BC_SEC_MAX ? sections[id].name : NULL;
+}
+
+uint32_t bc_section_record(uint32_t id) {
+  return id < BC_SEC_MAX ? sections[id].rec : 0;
+}
+
+const char *bc_unit_name(uint32_t unit) {
+  static const char *const names[] = {
+    "?", "int", "uint", "double", "bool", "string",
+    "tokens", "money", "duration", "fraction", "price",
+  };
+  return unit < sizeof names / sizeof names[0] ? names[unit] : "?";
+}
+
+int bc_unit_type(uint32_t unit) {
+  switch (unit) {
+  case BC_U_INT: case BC_U_TOKENS: return LANE_T_INT;
+  case BC_U_UINT: return LANE_T_UINT;
+  case BC_U_DOUBLE: case BC_U_MONEY: case BC_U_DURATION:
+  case BC_U_FRACTION: case BC_U_PRICE: return LANE_T_DOUBLE;
+  case BC_U_BOOL: return LANE_T_BOOL;
+  case BC_U_STRING: return LANE_T_STRING;
+  default: return 0;
+  }
+}
+
+int bc_op_can_fail(uint32_t op) {
+  switch (op) {
+  case BC_OP_ADD_I: case BC_OP_SUB_I: case BC_OP_MUL_I: case BC_OP_DIV_I:
+  case BC_OP_MOD_I: case BC_OP_NEG_I: case BC_OP_ADD_U: case BC_OP_SUB_U:
+  case BC_OP_MUL_U: case BC_OP_DIV_U: case BC_OP_MOD_U: case BC_OP_D2I:
+  case BC_OP_D2U: case BC_OP_I2U: case BC_OP_U2I:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* ---------------------------------------------------------------------
+ * Hashes
+ * ------------------------------------------------------------------- */
+uint64_t bc_fnv1a64(const void *p, size_t n, uint64_t h) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) {
+    h ^= b[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+uint64_t bc_checksum(const unsigned char *file, size_t n) {
+  static const unsigned char zero[8];
+  uint64_t h = BC_FNV_OFFSET;
+  if (n <= 24) return bc_fnv1a64(file, n, h);
+  h = bc_fnv1a64(file, 24, h);
+  h = bc_fnv1a64(zero, n < 32 ? n - 24 : 8, h);
+  return n > 32 ? bc_fnv1a64(file + 32, n - 32, h) : h;
+}
+
+uint64_t bc_splitmix64(uint64_t x) {
+  uint64_t z = x + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* ---------------------------------------------------------------------
+ * Encoder
+ * ------------------------------------------------------------------- */
+static unsigned char *put16(unsigned char *p, uint16_t v) {
+  p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8);
+  return p + 2;
+}
+
+static unsigned char *put32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+  return p + 4;
+}
+
+static unsigned char *put64(unsigned char *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+  return p + 8;
+}
+
+static unsigned char *putd(unsigned char *p, double d) {
+  uint64_t u;
+  memcpy(&u, &d, sizeof u);
+  return put64(p, u);
+}
+
+/* Number of records section id will hold for im. */
+static uint64_t sec_count(const bc_image *im, uint32_t id) {
+  uint64_t n = 0;
+  switch (id) {
+  case BC_SEC_STRIDX: return im->nstr;
+  case BC_SEC_STRDATA:
+    for (uint32_t i = 0; i < im->nstr; i++) n += (uint64_t)im->str[i].len + 1;
+    return n;
+  case BC_SEC_KINT: return im->nkint;
+  case BC_SEC_KDBL: return im->nkdbl;
+  case BC_SEC_CAPS: return im->ncaps;
+  case BC_SEC_MODELS: return im->nmodels;
+  case BC_SEC_FIELDS: return im->nfields;
+  case BC_SEC_POOLS: return im->npools;
+  case BC_SEC_MEMBERS: return im->nmembers;
+  case BC_SEC_FILTERS: return im->nfilters;
+  case BC_SEC_ROUTES: return im->nroutes;
+  case BC_SEC_RULES: return im->nrules;
+  case BC_SEC_LISTS: return im->nlists;
+  case BC_SEC_LISTELEMS: return im->nlistelems;
+  case BC_SEC_BUDGETS: return im->nbudgets;
+  case BC_SEC_CODE: return im->ncode;
+  case BC_SEC_LINES: return im->lines ? im->ncode : 0;
+  default: return 0;
+  }
+}
+
+static unsigned char *put_model(unsigned char *p, const bc_model *m) {
+  p = put32(p, m->name); p = put32(p, m->provider);
+  p = put32(p, m->id); p = put32(p, m->region);
+  p = putd(p, m->input); p = putd(p, m->output); p = putd(p, m->cached_input);
+  p = put64(p, (uint64_t)m->context); p = put64(p, (uint64_t)m->max_output);
+  p = putd(p, m->quality); p = putd(p, m->p50); p = putd(p, m->p95);
+  p = put32(p, m->caps);
+  return put32(p, m->line);
+}
+
+/* Writes the body of section id at p; returns the end. */
+static unsigned char *sec_write(const bc_image *im, uint32_t id, unsigned char *p) {
+  uint32_t i, off = 0;
+  switch (id) {
+  case BC_SEC_STRIDX:
+    for (i = 0; i < im->nstr; i++) {
+      p = put32(p, off); p = put32(p, im->str[i].len);
+      off += im->str[i].len + 1;
+    }
+    break;
+  case BC_SEC_STRDATA:
+    for (i = 0; i < im->nstr; i++) {
+      if (im->str[i].len) memcpy(p, im->str[i].p, im->str[i].len);
+      p += im->str[i].len;
+      *p++ = 0;
+    }
+    break;
+  case BC_SEC_KINT:
+    for (i = 0; i < im->nkint; i++) p = put64(p, (uint64_t)im->kint[i]);
+    break;
+  case BC_SEC_KDBL:
+    for (i = 0; i < im->nkdbl; i++) p = putd(p, im->kdbl[i]);
+    break;
+  case BC_SEC_CAPS:
+    for (i = 0; i < im->ncaps; i++) p = put32(p, im->caps[i]);
+    break;
+  case BC_SEC_MODELS:
+    for (i = 0; i < im->nmodels; i++) p = put_model(p, &im->models[i]);
+    break;
+  case BC_SEC_FIELDS:
+    for (i = 0; i < im->nfields; i++) {
+      p = put32(p, im->fields[i].name);
+      *p++ = im->fields[i].type; *p++ = im->fields[i].unit;
+      p = put16(p, 0);
+    }
+    break;
+  case BC_SEC_POOLS:
+    for (i = 0; i < im->npools; i++) {
+      p = put32(p, im->pools[i].first); p = put32(p, im->pools[i].count);
+    }
+    break;
+  case BC_SEC_MEMBERS:
+    for (i = 0; i < im->nmembers; i++) p = put32(p, im->members[i]);
+    break;
+  case BC_SEC_FILTERS:
+    for (i = 0; i < im->nfilters; i++) {
+      p = put32(p, im->filters[i].start); p = put32(p, im->filters[i].end);
+    }
+    break;
+  case BC_SEC_ROUTES:
+    for (i = 0; i < im->nroutes; i++) {
+      const bc_route *r = &im->routes[i];
+      p = put32(p, r->name); p = put32(p, r->start); p = put32(p, r->end);
+      p = put32(p, r->fallbacks); p = put32(p, r->first_rule);
+      p = put32(p, r->nrules);
+    }
+    break;
+  case BC_SEC_RULES:
+    for (i = 0; i < im->nrules; i++) {
+      p = put32(p, im->rules[i].name); p = put32(p, im->rules[i].line);
+      p = put32(p, im->rules[i].next);
+    }
+    break;
+  case BC_SEC_LISTS:
+    for (i = 0; i < im->nlists; i++) {
+      p = put32(p, im->lists[i].type); p = put32(p, im->lists[i].first);
+      p = put32(p, im->lists[i].count);
+    }
+    break;
+  case BC_SEC_LISTELEMS:
+    for (i = 0; i < im->nlistelems; i++) p = put32(p, im->listelems[i]);
+    break;
+  case BC_SEC_BUDGETS:
+    for (i = 0; i < im->nbudgets; i++) {
+      p = put32(p, im->budgets[i].name); p = put32(p, im->budgets[i].key_field);
+      p = putd(p, im->budgets[i].limit); p = putd(p, im->budgets[i].window_ms);
+    }
+    break;
+  case BC_SEC_CODE:
+    for (i = 0; i < im->ncode; i++) {
+      *p++ = im->code[i].op; *p++ = im->code[i].a;
+      p = put16(p, im->code[i].b); p = put32(p, im->code[i].c);
+    }
+    break;
+  case BC_SEC_LINES:
+    for (i = 0; im->lines && i < im->ncode; i++) p = put32(p, im->lines[i]);
+    break;
+  default:
+    break;
+  }
+  return p;
+}
+
+/* Sections are written in id order, each body 8-byte aligned (the padding is
+ * zero and belongs to no section). */
+int bc_encode(const bc_image *im, unsigned char **out, size_t *n) {
+  uint64_t size[BC_SEC_MAX] = {0}, total;
+  uint32_t nsec = 0, id, off[BC_SEC_MAX] = {0};
+  unsigned char *buf, *p;
+
+  *out = NULL;
+  *n = 0;
+  for (id = 1; id < BC_SEC_MAX; id++) {
+    size[id] = sec_count(im, id) * bc_section_record(id);
+    if (size[id]) nsec++;
+  }
+  total = BC_HEADER_SIZE + (uint64_t)BC_SECTION_SIZE * nsec;
+  for (id = 1; id < BC_SEC_MAX; id++) {
+    if (!size[id]) continue;
+    total = (total + 7) & ~(uint64_t)7;
+    if (total > UINT32_MAX) return -1;
+    off[id] = (uint32_t)total;
+    total += size[id];
+  }
+  if (total > UINT32_MAX) return -1;
+  buf = calloc(1, (size_t)total);
+  if (!buf) return -1;
+  memcpy(buf, BC_MAGIC, 8);
+  put16(buf + 8, LANE_FORMAT_VERSION);
+  put16(buf + 10, im->flags);
+  put32(buf + 12, nsec);
+  put32(buf + 16, (uint32_t)total);
+  p = buf + BC_HEADER_SIZE;
+  for (id = 1; id < BC_SEC_MAX; id++) {
+    if (!size[id]) continue;
+    p = put32(p, id); p = put32(p, off[id]); p = put32(p, (uint32_t)size[id]);
+  }
+  for (id = 1; id < BC_SEC_MAX; id++)
+    if (size[id]) sec_write(im, id, buf + off[id]);
+  put64(buf + 24, bc_checksum(buf, (size_t)total));
+  *out = buf;
+  *n = (size_t)total;
+  return 0;
+}

@@ -1,0 +1,377 @@
+/*
+ * bc.h -- the .lanec bytecode format, the opcode table and the in-memory
+ * image shared by the compiler's emitter and the VM's loader.
+ *
+ * Internal to lane (not installed). The compiler fills a bc_image and calls
+ * bc_encode; the loader decodes bytes into a bc_image and verifies it.
+ *
+ * File layout (all integers little-endian, doubles as IEEE-754 bit patterns
+ * in a u64):
+ *
+ *   offset size
+ *   0      8    magic  89 'L' 'N' 'C' 0D 0A 1A 0A
+ *   8      2    format version (LANE_FORMAT_VERSION)
+ *   10     2    flags (0; reserved)
+ *   12     4    number of sections
+ *   16     4    file size in bytes
+ *   20     4    reserved, 0
+ *   24     8    checksum: FNV-1a 64 over the whole file, these 8 bytes
+ *               taken as zero
+ *   32     12*n section table: { u32 id, u32 offset, u32 size }
+ *   ...         section bodies, each an array of fixed-size records
+ *
+ * A section id appears at most once; a missing section is empty. A section
+ * body lies inside the file, after the table, and its size is a whole
+ * number of records. Sections may not overlap.
+ */
+#ifndef LANE_BC_H
+#define LANE_BC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BC_MAGIC        "\x89LNC\r\n\x1a\n"
+#define BC_HEADER_SIZE  32
+#define BC_SECTION_SIZE 12
+#define BC_MAX_STACK    64      /* operand stack slots a decision may use */
+#define BC_MAX_CAPS     32      /* capability names per program */
+#define BC_NONE         0xFFFFFFFFu /* "no index" in u32 index fields */
+
+/* Section ids and the size of one record in the file. */
+#define BC_SECTIONS(X)                                                       \
+  X(STRIDX,   1,  8)  /* { u32 off, u32 len } into STRDATA; data[off+len]
+                         must be NUL */                                      \
+  X(STRDATA,  2,  1)  /* string bytes */                                    \
+  X(KINT,     3,  8)  /* i64 constants (also u64 bit patterns) */          \
+  X(KDBL,     4,  8)  /* f64 constants */                                  \
+  X(CAPS,     5,  4)  /* u32 string index: capability name of bit i */     \
+  X(MODELS,   6, 88)  /* bc_model, see below */                            \
+  X(FIELDS,   7,  8)  /* { u32 name, u8 type, u8 unit, u16 0 } */           \
+  X(POOLS,    8,  8)  /* { u32 first, u32 count } into MEMBERS */          \
+  X(MEMBERS,  9,  4)  /* u32 model index | BC_MEMBER_CHECK */              \
+  X(FILTERS, 10,  8)  /* { u32 start, u32 end } code region */             \
+  X(ROUTES,  11, 24)  /* { u32 name, start, end, fallbacks, first_rule,
+                           nrules } */                                      \
+  X(RULES,   12, 12)  /* { u32 name, u32 line, u32 next } */               \
+  X(LISTS,   13, 12)  /* { u32 type, u32 first, u32 count } into LISTELEMS */\
+  X(LISTELEMS,14, 4)  /* u32 index into KINT, KDBL or STRIDX per type */    \
+  X(BUDGETS, 15, 24)  /* { u32 name, u32 key_field, f64 limit,
+                           f64 window_ms } */                               \
+  X(CODE,    16,  8)  /* bc_insn: u8 op, u8 a, u16 b, u32 c */             \
+  X(LINES,   17,  4)  /* u32 source line per instruction (0 = none) */
+
+enum bc_section_id {
+#define BC_SEC_ENUM(name, id, rec) BC_SEC_##name = id,
+  BC_SECTIONS(BC_SEC_ENUM)
+#undef BC_SEC_ENUM
+  BC_SEC_MAX = 18
+};
+
+/* Model record in the file (88 bytes, in this order):
+ *   u32 name, u32 provider, u32 id, u32 region   (string indexes)
+ *   f64 input, f64 output, f64 cached_input       ($ per token)
+ *   i64 context, i64 max_output                   (tokens; 0 = unknown)
+ *   f64 quality                                   (0..1)
+ *   f64 p50, f64 p95                              (ms priors; 0 = unknown)
+ *   u32 caps                                      (bit i = CAPS[i])
+ *   u32 line                                      (declaration line)
+ */
+typedef struct bc_model {
+  uint32_t name;          /* string: lane name, "anthropic.claude_haiku_4_5" */
+  uint32_t provider;      /* string: provider, "anthropic" */
+  uint32_t id;            /* string: provider's model id */
+  uint32_t region;        /* string: region or "" */
+  double   input;         /* $ per input token */
+  double   output;        /* $ per output token */
+  double   cached_input;  /* $ per cached input token */
+  int64_t  context;       /* context window, tokens; 0 = unknown */
+  int64_t  max_output;    /* max output tokens; 0 = unknown */
+  double   quality;       /* user's score, 0..1 */
+  double   p50;           /* latency prior, ms; 0 = unknown */
+  double   p95;           /* latency prior, ms; 0 = unknown */
+  uint32_t caps;          /* capability bits, bit i named by caps[i] */
+  uint32_t line;          /* source line of the declaration */
+} bc_model;
+
+/* Units of request fields; the machine type follows from the unit. */
+typedef enum bc_unit {
+  BC_U_INT = 1,   /* int64 */
+  BC_U_UINT,      /* uint64 */
+  BC_U_DOUBLE,    /* double */
+  BC_U_BOOL,      /* bool */
+  BC_U_STRING,    /* string */
+  BC_U_TOKENS,    /* int64 token count */
+  BC_U_MONEY,     /* double dollars */
+  BC_U_DURATION,  /* double milliseconds */
+  BC_U_FRACTION,  /* double 0..1 */
+  BC_U_PRICE      /* double dollars per token */
+} bc_unit;
+
+typedef struct bc_field {
+  uint32_t name;          /* string: field name */
+  uint8_t  type;          /* lane_type (LANE_T_*) */
+  uint8_t  unit;          /* bc_unit; must agree with type */
+} bc_field;
+
+/* The first BC_NSTD fields of every program are the standard request
+ * fields, in this order, with these units; the loader checks it. */
+#define BC_STD_FIELDS(X)                 \
+  X(TASK,              "task",              BC_U_STRING)   \
+  X(TIER,              "tier",              BC_U_STRING)   \
+  X(TENANT,            "tenant",            BC_U_STRING)   \
+  X(USER,              "user",              BC_U_STRING)   \
+  X(INPUT_TOKENS,      "input_tokens",      BC_U_TOKENS)   \
+  X(MAX_OUTPUT_TOKENS, "max_output_tokens", BC_U_TOKENS)   \
+  X(IMAGES,            "images",            BC_U_INT)      \
+  X(TOOLS,             "tools",             BC_U_BOOL)     \
+  X(JSON,              "json",              BC_U_BOOL)     \
+  X(STREAM,            "stream",            BC_U_BOOL)     \
+  X(LATENCY_BUDGET,    "latency_budget",    BC_U_DURATION) \
+  X(REGION,            "region",            BC_U_STRING)
+
+enum bc_std_field {
+#define BC_STD_ENUM(id, name, unit) BC_F_##id,
+  BC_STD_FIELDS(BC_STD_ENUM)
+#undef BC_STD_ENUM
+  BC_NSTD
+};
+
+/* A pool member: a model index, with BC_MEMBER_CHECK set when the member
+ * must pass the CAND's dynamic filter; members without it passed every
+ * static test at compile time and need none. Members are in declaration
+ * order, which breaks ties. */
+#define BC_MEMBER_CHECK 0x80000000u
+#define BC_MEMBER_MODEL 0x7FFFFFFFu
+
+typedef struct bc_pool   { uint32_t first, count; } bc_pool;     /* MEMBERS range */
+typedef struct bc_filter { uint32_t start, end; } bc_filter;     /* code [start,end) */
+
+typedef struct bc_route {
+  uint32_t name;          /* string: route name */
+  uint32_t start;         /* first instruction */
+  uint32_t end;           /* one past the last instruction */
+  uint32_t fallbacks;     /* alternatives after the primary, < LANE_MAX_CANDIDATES */
+  uint32_t first_rule;    /* index of its first rule in RULES */
+  uint32_t nrules;        /* rules of this route, otherwise included */
+} bc_route;
+
+/* A rule's code starts with RULE i. If a condition raises an error the VM
+ * resumes at `next`, which must be the next rule's RULE or the route's
+ * final NOMATCH, where the operand stack is empty. */
+typedef struct bc_rule {
+  uint32_t name;          /* string: condition as written, or "otherwise" */
+  uint32_t line;          /* source line */
+  uint32_t next;          /* instruction to resume at after an error */
+} bc_rule;
+
+/* Constant lists, for `x in [..]`. type is LANE_T_INT (KINT indexes),
+ * LANE_T_UINT (KINT), LANE_T_DOUBLE (KDBL) or LANE_T_STRING (STRIDX). */
+typedef struct bc_list { uint32_t type, first, count; } bc_list;
+
+typedef struct bc_budget {
+  uint32_t name;          /* string: budget name */
+  uint32_t key_field;     /* request field keying the spend */
+  double   limit;         /* dollars */
+  double   window_ms;     /* window length */
+} bc_budget;
+
+typedef struct bc_insn {
+  uint8_t  op;            /* bc_op */
+  uint8_t  a;             /* small operand, per format */
+  uint16_t b;             /* medium operand, per format */
+  uint32_t c;             /* index, constant or jump target */
+} bc_insn;
+
+/* Model fields readable with M_FIELD (operand a), their stack types. */
+#define BC_MFIELDS(X)                 \
+  X(INPUT,        'D')  /* $ per input token */  \
+  X(OUTPUT,       'D')  /* $ per output token */ \
+  X(CACHED_INPUT, 'D')  /* $ per cached input token */ \
+  X(CONTEXT,      'I')  /* context window, tokens */ \
+  X(MAX_OUTPUT,   'I')  /* max output, tokens */ \
+  X(QUALITY,      'D')  /* 0..1 */ \
+  X(PROVIDER,     'S')  /* provider */ \
+  X(NAME,         'S')  /* provider's model id */ \
+  X(LANE_NAME,    'S')  /* lane name */ \
+  X(REGION,       'S')  /* region */
+
+enum bc_mfield {
+#define BC_MF_ENUM(id, t) BC_MF_##id,
+  BC_MFIELDS(BC_MF_ENUM)
+#undef BC_MF_ENUM
+  BC_NMFIELDS
+};
+
+/* Operand formats: what a, b and c of an instruction mean. */
+typedef enum bc_fmt {
+  BC_FMT_NONE,    /* no operands; a, b, c must be 0 */
+  BC_FMT_JUMP,    /* c: target instruction, after this one, in the region */
+  BC_FMT_KINT,    /* c: KINT index */
+  BC_FMT_KDBL,    /* c: KDBL index */
+  BC_FMT_STR,     /* c: string index */
+  BC_FMT_BOOL,    /* a: 0 or 1 */
+  BC_FMT_FIELD,   /* c: request field index; pushes the field's type */
+  BC_FMT_MFIELD,  /* a: bc_mfield; pushes its type */
+  BC_FMT_CAP,     /* c: capability bit < number of CAPS */
+  BC_FMT_LIST,    /* c: list index; pops a value of the list's type */
+  BC_FMT_BUDGET,  /* a: 0 spent, 1 remaining, 2 used; c: budget index */
+  BC_FMT_CAND,    /* a: bc_order; b: filter index + 1 (0 = none); c: pool */
+  BC_FMT_MODEL,   /* c: model index */
+  BC_FMT_RULE     /* c: rule index within the route's rules */
+} bc_fmt;
+
+/* Candidate orders for CAND (operand a). */
+typedef enum bc_order {
+  BC_ORD_LISTED = 0,  /* members in their listed order */
+  BC_ORD_CHEAPEST,    /* expected cost ascending */
+  BC_ORD_FASTEST,     /* p95 (live, else prior) ascending */
+  BC_ORD_BEST,        /* quality descending, then cost ascending */
+  BC_NORDERS
+} bc_order;
+
+/* Regions: route code runs the route ops; filter code runs the model ops
+ * and ends in FRET. Where: R route only, F filter only, A anywhere. */
+
+/*
+ * The opcode table. Each row: name, operand format, stack input types,
+ * stack output types, cost weight (instructions counted for the
+ * worst case; CAND is weighted further per member), region, meaning.
+ * Types: I int64, U uint64, D double, B bool, S string, '*' decided by the
+ * operand (field, model field or list type).
+ */
+#define BC_OPCODES(X) \
+  X(PUSH_I,   KINT,   "",   "I", 1, A, "push KINT[c]")                                   \
+  X(PUSH_U,   KINT,   "",   "U", 1, A, "push KINT[c] as uint64")                         \
+  X(PUSH_D,   KDBL,   "",   "D", 1, A, "push KDBL[c]")                                   \
+  X(PUSH_B,   BOOL,   "",   "B", 1, A, "push a")                                         \
+  X(PUSH_S,   STR,    "",   "S", 1, A, "push string c")                                  \
+  X(LOAD,     FIELD,  "",   "*", 1, A, "push request field c (zero if unset)")           \
+  X(NOT,      NONE,   "B",  "B", 1, A, "logical not")                                    \
+  X(JMP,      JUMP,   "",   "",  1, A, "jump to c")                                      \
+  X(JF,       JUMP,   "B",  "",  1, A, "pop; jump to c if false")                        \
+  X(JF_KEEP,  JUMP,   "B",  "",  1, A, "if top is false jump to c keeping it, else pop") \
+  X(JT_KEEP,  JUMP,   "B",  "",  1, A, "if top is true jump to c keeping it, else pop")  \
+  X(ADD_I,    NONE,   "II", "I", 1, A, "add; error on overflow")                         \
+  X(SUB_I,    NONE,   "II", "I", 1, A, "subtract; error on overflow")                    \
+  X(MUL_I,    NONE,   "II", "I", 1, A, "multiply; error on overflow")                    \
+  X(DIV_I,    NONE,   "II", "I", 1, A, "divide, truncating; error on /0 and overflow")   \
+  X(MOD_I,    NONE,   "II", "I", 1, A, "remainder; error on %0 and overflow")            \
+  X(NEG_I,    NONE,   "I",  "I", 1, A, "negate; error on overflow")                      \
+  X(ADD_U,    NONE,   "UU", "U", 1, A, "add; error on overflow")                         \
+  X(SUB_U,    NONE,   "UU", "U", 1, A, "subtract; error below zero")                     \
+  X(MUL_U,    NONE,   "UU", "U", 1, A, "multiply; error on overflow")                    \
+  X(DIV_U,    NONE,   "UU", "U", 1, A, "divide; error on /0")                            \
+  X(MOD_U,    NONE,   "UU", "U", 1, A, "remainder; error on %0")                         \
+  X(ADD_D,    NONE,   "DD", "D", 1, A, "IEEE add")                                       \
+  X(SUB_D,    NONE,   "DD", "D", 1, A, "IEEE subtract")                                  \
+  X(MUL_D,    NONE,   "DD", "D", 1, A, "IEEE multiply")                                  \
+  X(DIV_D,    NONE,   "DD", "D", 1, A, "IEEE divide (x/0 is inf or nan)")                \
+  X(NEG_D,    NONE,   "D",  "D", 1, A, "IEEE negate")                                    \
+  X(I2D,      NONE,   "I",  "D", 1, A, "int to double")                                  \
+  X(U2D,      NONE,   "U",  "D", 1, A, "uint to double")                                 \
+  X(D2I,      NONE,   "D",  "I", 1, A, "double to int, truncating; error out of range")  \
+  X(D2U,      NONE,   "D",  "U", 1, A, "double to uint, truncating; error out of range") \
+  X(I2U,      NONE,   "I",  "U", 1, A, "int to uint; error if negative")                 \
+  X(U2I,      NONE,   "U",  "I", 1, A, "uint to int; error above INT64_MAX")             \
+  X(EQ_I,     NONE,   "II", "B", 1, A, "==")                                             \
+  X(NE_I,     NONE,   "II", "B", 1, A, "!=")                                             \
+  X(LT_I,     NONE,   "II", "B", 1, A, "<")                                              \
+  X(LE_I,     NONE,   "II", "B", 1, A, "<=")                                             \
+  X(GT_I,     NONE,   "II", "B", 1, A, ">")                                              \
+  X(GE_I,     NONE,   "II", "B", 1, A, ">=")                                             \
+  X(EQ_U,     NONE,   "UU", "B", 1, A, "==")                                             \
+  X(NE_U,     NONE,   "UU", "B", 1, A, "!=")                                             \
+  X(LT_U,     NONE,   "UU", "B", 1, A, "<")                                              \
+  X(LE_U,     NONE,   "UU", "B", 1, A, "<=")                                             \
+  X(GT_U,     NONE,   "UU", "B", 1, A, ">")                                              \
+  X(GE_U,     NONE,   "UU", "B", 1, A, ">=")                                             \
+  X(EQ_D,     NONE,   "DD", "B", 1, A, "== (IEEE: nan != nan)")                          \
+  X(NE_D,     NONE,   "DD", "B", 1, A, "!=")                                             \
+  X(LT_D,     NONE,   "DD", "B", 1, A, "<")                                              \
+  X(LE_D,     NONE,   "DD", "B", 1, A, "<=")                                             \
+  X(GT_D,     NONE,   "DD", "B", 1, A, ">")                                              \
+  X(GE_D,     NONE,   "DD", "B", 1, A, ">=")                                             \
+  X(EQ_S,     NONE,   "SS", "B", 1, A, "== bytewise")                                    \
+  X(NE_S,     NONE,   "SS", "B", 1, A, "!= bytewise")                                    \
+  X(LT_S,     NONE,   "SS", "B", 1, A, "< bytewise (UTF-8 code point order)")            \
+  X(LE_S,     NONE,   "SS", "B", 1, A, "<=")                                             \
+  X(GT_S,     NONE,   "SS", "B", 1, A, ">")                                              \
+  X(GE_S,     NONE,   "SS", "B", 1, A, ">=")                                             \
+  X(EQ_B,     NONE,   "BB", "B", 1, A, "==")                                             \
+  X(NE_B,     NONE,   "BB", "B", 1, A, "!=")                                             \
+  X(IN_LIST,  LIST,   "*",  "B", 1, A, "pop x; push x in list c (linear scan)")          \
+  X(S_SIZE,   NONE,   "S",  "I", 1, A, "string length in code points")                   \
+  X(S_STARTS, NONE,   "SS", "B", 1, A, "s.startsWith(t)")                                \
+  X(S_ENDS,   NONE,   "SS", "B", 1, A, "s.endsWith(t)")                                  \
+  X(S_CONTAINS,NONE,  "SS", "B", 1, A, "s.contains(t)")                                  \
+  X(BUCKET_S, NONE,   "S",  "D", 1, A, "splitmix64(fnv1a64(s)) % 100 / 100")             \
+  X(BUCKET_I, NONE,   "I",  "D", 1, A, "splitmix64(i) % 100 / 100")                      \
+  X(BUDGET,   BUDGET, "",   "D", 1, A, "push budget c's spent, remaining or used")       \
+  X(M_FIELD,  MFIELD, "",   "*", 1, F, "push static field a of the current model")       \
+  X(M_CAP,    CAP,    "",   "B", 1, F, "push whether the current model has cap c")       \
+  X(M_COST,   NONE,   "",   "D", 1, F, "push the request's expected cost on the model")  \
+  X(M_FITS,   NONE,   "",   "B", 1, F, "push whether the request fits the model")        \
+  X(M_HEALTHY,NONE,   "",   "B", 1, F, "push live health (true without data)")           \
+  X(M_P50,    NONE,   "",   "D", 1, F, "push live p50 latency, else the prior")          \
+  X(M_P95,    NONE,   "",   "D", 1, F, "push live p95 latency, else the prior")          \
+  X(M_ERRRATE,NONE,   "",   "D", 1, F, "push live error rate (0 without data)")          \
+  X(FRET,     NONE,   "B",  "",  1, F, "filter result; ends a filter region")            \
+  X(RULE,     RULE,   "",   "",  1, R, "start rule c: clear candidates")                 \
+  X(CAND,     CAND,   "",   "",  1, R, "append pool c's passing members in order a")     \
+  X(SHADOW,   MODEL,  "",   "",  1, R, "add model c to the shadows")                     \
+  X(ENDRULE,  NONE,   "",   "",  1, R, "if there are candidates, decide and stop")       \
+  X(NOMATCH,  NONE,   "",   "",  1, R, "no rule matched; ends a route region")
+
+typedef enum bc_op {
+#define BC_OP_ENUM(name, fmt, in, out, w, reg, doc) BC_OP_##name,
+  BC_OPCODES(BC_OP_ENUM)
+#undef BC_OP_ENUM
+  BC_NOPS
+} bc_op;
+
+typedef struct bc_opinfo {
+  const char *name;       /* "PUSH_I" */
+  bc_fmt      fmt;        /* operand format */
+  const char *in;         /* stack inputs, bottom first */
+  const char *out;        /* stack outputs */
+  uint8_t     weight;     /* worst-case cost weight */
+  char        region;     /* 'A', 'R' or 'F' */
+  const char *doc;        /* one-line meaning */
+} bc_opinfo;
+
+extern const bc_opinfo bc_ops[BC_NOPS];
+
+/* A decoded (or to-be-encoded) program. Arrays are owned by whoever built
+ * the image; strings point at NUL-terminated bytes of length len. */
+typedef struct bc_str { const char *p; uint32_t len; } bc_str;
+
+typedef struct bc_image {
+  uint16_t   flags;                     /* header flags */
+  uint32_t   nstr;      bc_str    *str;       /* strings */
+  uint32_t   nkint;     int64_t   *kint;      /* int constants */
+  uint32_t   nkdbl;     double    *kdbl;      /* double constants */
+  uint32_t   ncaps;     uint32_t  *caps;      /* cap name string indexes */
+  uint32_t   nmodels;   bc_model  *models;    /* model table */
+  uint32_t   nfields;   bc_field  *fields;    /* request fields */
+  uint32_t   npools;    bc_pool   *pools;     /* pools */
+  uint32_t   nmembers;  uint32_t  *members;   /* pool members */
+  uint32_t   nfilters;  bc_filter *filters;   /* filter regions */
+  uint32_t   nroutes;   bc_route  *routes;    /* routes */
+  uint32_t   nrules;    bc_rule   *rules;     /* rules */
+  uint32_t   nlists;    bc_list   *lists;     /* constant lists */
+  uint32_t   nlistelems; uint32_t *listelems; /* list elements */
+  uint32_t   nbudgets;  bc_budget *budgets;   /* budgets */
+  uint32_t   ncode;     bc_insn   *code;      /* instructions */
+  uint32_t  *lines;                     /* ncode source lines, or NULL */
+} bc_image;
+
+/* Serializes an image into a new malloc'd buffer (*out, *n). Returns 0, or
+ * -1 if memory ran out. The caller frees *out. */
+int      bc_encode(const bc_image *im, unsigned char **out, size_t *n);
+uint64_t bc_fnv1a64(const void *p, size_t n, uint64_t h);
+#define  BC_FNV_OFFSET 0xcbf29ce484222325ull
+uint64_t bc_checksum(const unsigned char *file, size_t n);
+/* The hash behind bucket(): splitmix64 finalizer. */
+uint64_t bc_splitmix64(uint64_t x);
+
+#endif /* LANE_BC_H */

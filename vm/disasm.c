@@ -1,0 +1,216 @@
+/*
+ * disasm.c -- the listing behind `lane disasm`.
+ *
+ * Reads only a verified program, so every index it follows is in range.
+ * Output is deterministic (golden-tested): constants print with %.17g,
+ * strings quoted with C escapes, one instruction per line:
+ *
+ *      12  CAND       cheapest, filter 0, pool 1   ; line 14
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "disasm.h"
+#include "vm.h"
+
+/* A line being built; output past its end is cut. */
+typedef struct sbuf {
+  char   b[512];      /* text, NUL-terminated */
+  size_t n;           /* bytes used */
+} sbuf;
+
+static void sb(sbuf *o, const char *fmt, ...) {
+  va_list ap;
+  int k;
+  if (o->n >= sizeof o->b - 1) return;
+  va_start(ap, fmt);
+  k = vsnprintf(o->b + o->n, sizeof o->b - o->n, fmt, ap);
+  va_end(ap);
+  if (k > 0) o->n = o->n + (size_t)k < sizeof o->b ? o->n + (size_t)k : sizeof o->b - 1;
+}
+
+static void sbquote(sbuf *o, const bc_str *s) {
+  sb(o, "\"");
+  for (uint32_t i = 0; i < s->len; i++) {
+    unsigned char c = (unsigned char)s->p[i];
+    if (c == '"' || c == '\\') sb(o, "\\%c", c);
+    else if (c == '\n') sb(o, "\\n");
+    else if (c == '\t') sb(o, "\\t");
+    else if (c < 0x20 || c == 0x7f) sb(o, "\\x%02x", c);
+    else sb(o, "%c", c);
+  }
+  sb(o, "\"");
+}
+
+static void quote(FILE *out, const bc_str *s) {
+  sbuf o = { "", 0 };
+  sbquote(&o, s);
+  fputs(o.b, out);
+}
+
+static const char *S(const bc_image *im, uint32_t i) { return im->str[i].p; }
+
+static void caps(FILE *out, const bc_image *im, uint32_t bits) {
+  int first = 1;
+  for (uint32_t i = 0; i < im->ncaps; i++)
+    if (bits >> i & 1) {
+      fprintf(out, "%s%s", first ? "" : ",", S(im, im->caps[i]));
+      first = 0;
+    }
+  if (first) fputs("-", out);
+}
+
+static void tables(FILE *out, const lane_program *p) {
+  const bc_image *im = &p->im;
+  fprintf(out, "models (%u):\n", (unsigned)im->nmodels);
+  for (uint32_t i = 0; i < im->nmodels; i++) {
+    const bc_model *m = &im->models[i];
+    fprintf(out, "  %4u  %s  provider %s  id %s", (unsigned)i, S(im, m->name),
+            S(im, m->provider), S(im, m->id));
+    if (im->str[m->region].len) fprintf(out, "  region %s", S(im, m->region));
+    fprintf(out, "\n        input $%.15g/Mtok  output $%.15g/Mtok  cached $%.15g/Mtok\n",
+            m->input * 1e6, m->output * 1e6, m->cached_input * 1e6);
+    fprintf(out, "        context %" PRId64 "  max_output %" PRId64
+            "  quality %.15g  p50 %.15gms  p95 %.15gms  caps ",
+            m->context, m->max_output, m->quality, m->p50, m->p95);
+    caps(out, im, m->caps);
+    fprintf(out, "  line %u\n", (unsigned)m->line);
+  }
+  fprintf(out, "fields (%u):\n", (unsigned)im->nfields);
+  for (uint32_t i = 0; i < im->nfields; i++)
+    fprintf(out, "  %4u  %-20s %s\n", (unsigned)i, S(im, im->fields[i].name),
+            bc_unit_name(im->fields[i].unit));
+  fprintf(out, "pools (%u):   (* = member checked by the CAND's filter)\n",
+          (unsigned)im->npools);
+  for (uint32_t i = 0; i < im->npools; i++) {
+    fprintf(out, "  %4u ", (unsigned)i);
+    for (uint32_t k = 0; k < im->pools[i].count; k++) {
+      uint32_t mem = im->members[im->pools[i].first + k];
+      fprintf(out, " %s%s", S(im, im->models[mem & BC_MEMBER_MODEL].name),
+              mem & BC_MEMBER_CHECK ? "*" : "");
+    }
+    fputc('\n', out);
+  }
+  fprintf(out, "lists (%u):\n", (unsigned)im->nlists);
+  for (uint32_t i = 0; i < im->nlists; i++) {
+    const bc_list *l = &im->lists[i];
+    fprintf(out, "  %4u  [", (unsigned)i);
+    for (uint32_t k = 0; k < l->count; k++) {
+      uint32_t e = im->listelems[l->first + k];
+      if (k) fputs(", ", out);
+      if (l->type == LANE_T_STRING) quote(out, &im->str[e]);
+      else if (l->type == LANE_T_DOUBLE) fprintf(out, "%.17g", im->kdbl[e]);
+      else if (l->type == LANE_T_UINT) fprintf(out, "%" PRIu64 "u", (uint64_t)im->kint[e]);
+      else fprintf(out, "%" PRId64, im->kint[e]);
+    }
+    fputs("]\n", out);
+  }
+  fprintf(out, "budgets (%u):\n", (unsigned)im->nbudgets);
+  for (uint32_t i = 0; i < im->nbudgets; i++) {
+    const bc_budget *b = &im->budgets[i];
+    fprintf(out, "  %4u  %s  key %s  limit $%.17g  window %.17gms\n", (unsigned)i,
+            S(im, b->name), b->key_field == BC_NONE ? "-" : S(im, im->fields[b->key_field].name),
+            b->limit, b->window_ms);
+  }
+  fprintf(out, "routes (%u):\n", (unsigned)im->nroutes);
+  for (uint32_t i = 0; i < im->nroutes; i++) {
+    const bc_route *r = &im->routes[i];
+    fprintf(out, "  %4u  %s  code [%u,%u)  fallbacks %u  worst case %" PRIu64 "\n",
+            (unsigned)i, S(im, r->name), (unsigned)r->start, (unsigned)r->end,
+            (unsigned)r->fallbacks, p->route_steps[i]);
+    for (uint32_t k = 0; k < r->nrules; k++) {
+      const bc_rule *ru = &im->rules[r->first_rule + k];
+      fprintf(out, "        rule %u  line %u  ", (unsigned)k + 1, (unsigned)ru->line);
+      quote(out, &im->str[ru->name]);
+      fputc('\n', out);
+    }
+  }
+}
+
+static void operands(sbuf *out, const lane_program *p, const bc_route *route,
+                     const bc_insn *in) {
+  static const char *const orders[BC_NORDERS] = { "listed", "cheapest", "fastest", "best" };
+  static const char *const mfields[BC_NMFIELDS] = {
+#define MF_NAME(id, t) #id,
+    BC_MFIELDS(MF_NAME)
+#undef MF_NAME
+  };
+  static const char *const bsel[3] = { "spent", "remaining", "used" };
+  const bc_image *im = &p->im;
+  switch (bc_ops[in->op].fmt) {
+  case BC_FMT_NONE: break;
+  case BC_FMT_JUMP: sb(out, "-> %u", (unsigned)in->c); break;
+  case BC_FMT_KINT:
+    if (in->op == BC_OP_PUSH_U) sb(out, "%" PRIu64 "u", (uint64_t)im->kint[in->c]);
+    else sb(out, "%" PRId64, im->kint[in->c]);
+    break;
+  case BC_FMT_KDBL: sb(out, "%.17g", im->kdbl[in->c]); break;
+  case BC_FMT_STR: sbquote(out, &im->str[in->c]); break;
+  case BC_FMT_BOOL: sb(out, in->a ? "true" : "false"); break;
+  case BC_FMT_FIELD: sb(out, "req.%s", S(im, im->fields[in->c].name)); break;
+  case BC_FMT_MFIELD: sb(out, "%s", mfields[in->a]); break;
+  case BC_FMT_CAP: sb(out, "%s", S(im, im->caps[in->c])); break;
+  case BC_FMT_LIST: sb(out, "list %u", (unsigned)in->c); break;
+  case BC_FMT_BUDGET:
+    sb(out, "%s.%s", S(im, im->budgets[in->c].name), bsel[in->a]);
+    break;
+  case BC_FMT_CAND:
+    sb(out, "%s, ", orders[in->a]);
+    if (in->b) sb(out, "filter %u, ", (unsigned)in->b - 1);
+    sb(out, "pool %u (%u members)", (unsigned)in->c, (unsigned)im->pools[in->c].count);
+    break;
+  case BC_FMT_MODEL: sb(out, "%s", S(im, im->models[in->c].name)); break;
+  case BC_FMT_RULE:
+    sb(out, "%u", (unsigned)in->c);
+    if (route) {
+      sb(out, "  ");
+      sbquote(out, &im->str[im->rules[route->first_rule + in->c].name]);
+    }
+    break;
+  }
+}
+
+static void code(FILE *out, const lane_program *p, const bc_route *route, uint32_t start,
+                 uint32_t end) {
+  const bc_image *im = &p->im;
+  for (uint32_t pc = start; pc < end; pc++) {
+    const bc_insn *in = &im->code[pc];
+    sbuf o = { "", 0 };
+    sb(&o, "  %5u  %-10s ", (unsigned)pc, bc_ops[in->op].name);
+    operands(&o, p, route, in);
+    if (im->lines && im->lines[pc])
+      sb(&o, "%*s; line %u", o.n < 46 ? (int)(48 - o.n) : 2, "", (unsigned)im->lines[pc]);
+    else
+      while (o.n > 0 && o.b[o.n - 1] == ' ') o.b[--o.n] = 0;
+    fprintf(out, "%s\n", o.b);
+  }
+}
+
+void bc_disasm(FILE *out, const lane_program *p) {
+  const bc_image *im = &p->im;
+  fprintf(out, "lanec format %u  flags 0x%04x  %zu bytes  checksum 0x%016" PRIx64 "\n",
+          (unsigned)p->version, (unsigned)im->flags, p->nbytes, p->checksum);
+  fprintf(out, "sections (%u):\n", (unsigned)p->nsec);
+  for (uint32_t i = 0; i < p->nsec; i++) {
+    const vm_section *s = &p->sec[i];
+    fprintf(out, "  %-10s offset %8u  size %8u  records %u\n", bc_section_name(s->id),
+            (unsigned)s->offset, (unsigned)s->size,
+            (unsigned)(s->size / bc_section_record(s->id)));
+  }
+  tables(out, p);
+  fputs("code:\n", out);
+  for (uint32_t i = 0; i < im->nroutes; i++) {
+    const bc_route *r = &im->routes[i];
+    fprintf(out, "route %s  [%u,%u)  worst case %" PRIu64 " instructions\n", S(im, r->name),
+            (unsigned)r->start, (unsigned)r->end, p->route_steps[i]);
+    code(out, p, r, r->start, r->end);
+  }
+  for (uint32_t i = 0; i < im->nfilters; i++) {
+    fprintf(out, "filter %u  [%u,%u)  worst case %" PRIu64 " instructions per model\n",
+            (unsigned)i, (unsigned)im->filters[i].start, (unsigned)im->filters[i].end,
+            p->filter_steps[i]);
+    code(out, p, NULL, im->filters[i].start, im->filters[i].end);
+  }
+  fprintf(out, "worst case per decision: %" PRIu64 " instructions\n", p->max_steps);
+}

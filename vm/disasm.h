@@ -1,0 +1,18 @@
+/*
+ * disasm.h -- human-readable listing of a loaded .lanec program.
+ *
+ * Part of the tools library (liblanec), not of liblane: it prints.
+ */
+#ifndef LANE_DISASM_H
+#define LANE_DISASM_H
+
+#include <stdio.h>
+
+#include "lane.h"
+
+/* Writes the header, section table, models, fields, pools, lists, budgets,
+ * routes with their rules, the code of every region with decoded operands
+ * and the worst-case instruction counts. Deterministic: golden-tested. */
+void bc_disasm(FILE *out, const lane_program *p);
+
+#endif /* LANE_DISASM_H */

@@ -1,0 +1,708 @@
+/*
+ * vm.c -- requests, runtimes, decisions and the interpreter.
+ *
+ * A decision runs on the caller's stack: the operand stack, the candidate
+ * list and the per-decision state are locals of vm_exec and lane_decide.
+ * Nothing is allocated, no lock is taken, nothing is printed. The loader
+ * has verified every index, jump and stack type (load.c), so the
+ * interpreter checks only data: overflow, division by zero, ranges.
+ *
+ * Dispatch goes through vmfetch/vmdispatch/vmcase/vmbreak; build with
+ * -DLANE_VM_GOTO to use computed goto instead of a switch (GCC, Clang).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vm.h"
+
+/* One operand stack slot. Bools are 0/1 in i. */
+typedef struct vmval {
+  union {
+    int64_t     i;      /* int, bool */
+    uint64_t    u;      /* uint */
+    double      d;      /* double */
+    const char *s;      /* string bytes, not NUL-terminated */
+  } v;
+  size_t n;             /* string length in bytes */
+} vmval;
+
+/* Per-decision state, on the stack of lane_decide_route. */
+typedef struct vm_run {
+  const bc_image     *im;         /* program image */
+  const lane_runtime *rt;         /* live stats */
+  const lane_request *r;          /* request */
+  const bc_route     *route;      /* route being decided */
+  int                 cur;        /* current rule, relative to the route */
+  uint32_t            model;      /* current model, inside a filter */
+  uint32_t            steps;      /* instructions executed */
+  int                 nerrors;    /* runtime errors so far */
+  int                 error_line; /* line of the first */
+  int                 ncand;      /* candidates chosen */
+  int                 cand[LANE_MAX_CANDIDATES];  /* model indexes */
+  int                 nshadow;    /* shadows chosen */
+  int                 shadow[LANE_MAX_SHADOWS];   /* model indexes */
+} vm_run;
+
+/* ---------------------------------------------------------------------
+ * Status names and introspection
+ * ------------------------------------------------------------------- */
+const char *lane_status_name(int status) {
+  static const char *const names[] = {
+    "LANE_OK", "LANE_ENOMEM", "LANE_EFORMAT", "LANE_EVERSION",
+    "LANE_ELIMIT", "LANE_EARG", "LANE_ENOMATCH", "LANE_EJSON",
+  };
+  if (status < 0 || status >= (int)(sizeof names / sizeof names[0])) return "LANE_E?";
+  return names[status];
+}
+
+static const char *str(const lane_program *p, uint32_t i) { return p->im.str[i].p; }
+
+int lane_route_count(const lane_program *p) { return p ? (int)p->im.nroutes : 0; }
+
+const char *lane_route_name(const lane_program *p, int route) {
+  if (!p || route < 0 || (uint32_t)route >= p->im.nroutes) return NULL;
+  return str(p, p->im.routes[route].name);
+}
+
+int lane_route(const lane_program *p, const char *name) {
+  if (!p || !name) return -1;
+  for (uint32_t i = 0; i < p->im.nroutes; i++)
+    if (strcmp(str(p, p->im.routes[i].name), name) == 0) return (int)i;
+  return -1;
+}
+
+int lane_rule_count(const lane_program *p, int route) {
+  if (!p || route < 0 || (uint32_t)route >= p->im.nroutes) return -1;
+  return (int)p->im.routes[route].nrules;
+}
+
+const char *lane_rule_name(const lane_program *p, int route, int rule) {
+  if (!p || route < 0 || (uint32_t)route >= p->im.nroutes) return NULL;
+  if (rule < 1 || (uint32_t)rule > p->im.routes[route].nrules) return NULL;
+  return str(p, p->im.rules[p->im.routes[route].first_rule + (uint32_t)rule - 1].name);
+}
+
+int lane_model_count(const lane_program *p) { return p ? (int)p->im.nmodels : 0; }
+
+static const bc_model *model_at(const lane_program *p, int m) {
+  if (!p || m < 0 || (uint32_t)m >= p->im.nmodels) return NULL;
+  return &p->im.models[m];
+}
+
+const char *lane_model_name(const lane_program *p, int model) {
+  const bc_model *m = model_at(p, model);
+  return m ? str(p, m->name) : NULL;
+}
+
+const char *lane_model_provider(const lane_program *p, int model) {
+  const bc_model *m = model_at(p, model);
+  return m ? str(p, m->provider) : NULL;
+}
+
+const char *lane_model_id(const lane_program *p, int model) {
+  const bc_model *m = model_at(p, model);
+  return m ? str(p, m->id) : NULL;
+}
+
+uint64_t lane_program_max_steps(const lane_program *p) { return p ? p->max_steps : 0; }
+
+/* ---------------------------------------------------------------------
+ * Requests
+ * ------------------------------------------------------------------- */
+int lane_field(const lane_program *p, const char *name) {
+  if (!p || !name) return -1;
+  for (uint32_t i = 0; i < p->im.nfields; i++)
+    if (strcmp(str(p, p->im.fields[i].name), name) == 0) return (int)i;
+  return -1;
+}
+
+int lane_field_count(const lane_program *p) { return p ? (int)p->im.nfields : 0; }
+
+const char *lane_field_name(const lane_program *p, int field) {
+  if (!p || field < 0 || (uint32_t)field >= p->im.nfields) return NULL;
+  return str(p, p->im.fields[field].name);
+}
+
+int lane_field_type(const lane_program *p, int field) {
+  if (!p || field < 0 || (uint32_t)field >= p->im.nfields) return 0;
+  return p->im.fields[field].type;
+}
+
+const char *lane_field_unit(const lane_program *p, int field) {
+  if (!p || field < 0 || (uint32_t)field >= p->im.nfields) return NULL;
+  return bc_unit_name(p->im.fields[field].unit);
+}
+
+void lane_request_init(lane_request *r, const lane_program *p) {
+  if (!r) return;
+  r->prog = p;
+  r->set = 0;
+}
+
+/* The type of field f of r's program, or 0 if r or f is bad. */
+static int ftype(const lane_request *r, int f) {
+  if (!r || !r->prog || f < 0 || (uint32_t)f >= r->prog->im.nfields) return 0;
+  return r->prog->im.fields[f].type;
+}
+
+#define SET(r, f, member, val) \
+  ((r)->v[f].member = (val), (r)->set |= (uint64_t)1 << (f), LANE_OK)
+
+int lane_set_str(lane_request *r, int field, const char *s, size_t n) {
+  if (ftype(r, field) != LANE_T_STRING || (!s && n)) return LANE_EARG;
+  r->v[field].s.p = s ? s : "";
+  r->v[field].s.n = n;
+  r->set |= (uint64_t)1 << field;
+  return LANE_OK;
+}
+
+int lane_set_int(lane_request *r, int field, int64_t v) {
+  switch (ftype(r, field)) {
+  case LANE_T_INT: return SET(r, field, i, v);
+  case LANE_T_UINT: return v >= 0 ? SET(r, field, u, (uint64_t)v) : LANE_EARG;
+  default: return LANE_EARG;
+  }
+}
+
+int lane_set_uint(lane_request *r, int field, uint64_t v) {
+  switch (ftype(r, field)) {
+  case LANE_T_UINT: return SET(r, field, u, v);
+  case LANE_T_INT: return v <= INT64_MAX ? SET(r, field, i, (int64_t)v) : LANE_EARG;
+  default: return LANE_EARG;
+  }
+}
+
+int lane_set_double(lane_request *r, int field, double v) {
+  switch (ftype(r, field)) {
+  case LANE_T_DOUBLE: return SET(r, field, d, v);
+  case LANE_T_INT:
+    if (v >= -9223372036854775808.0 && v < 9223372036854775808.0 &&
+        (double)(int64_t)v == v)
+      return SET(r, field, i, (int64_t)v);
+    return LANE_EARG;
+  case LANE_T_UINT:
+    if (v >= 0 && v < 18446744073709551616.0 && (double)(uint64_t)v == v)
+      return SET(r, field, u, (uint64_t)v);
+    return LANE_EARG;
+  default: return LANE_EARG;
+  }
+}
+
+int lane_set_bool(lane_request *r, int field, int v) {
+  if (ftype(r, field) != LANE_T_BOOL) return LANE_EARG;
+  return SET(r, field, i, v != 0);
+}
+
+static int64_t req_int(const lane_request *r, int f) {
+  return (r->set >> f & 1) ? r->v[f].i : 0;
+}
+
+static double cost_on(const bc_image *im, const lane_request *r, uint32_t m) {
+  return (double)req_int(r, BC_F_INPUT_TOKENS) * im->models[m].input +
+         (double)req_int(r, BC_F_MAX_OUTPUT_TOKENS) * im->models[m].output;
+}
+
+double lane_cost(const lane_program *p, const lane_request *r, int model) {
+  if (!model_at(p, model) || !r) return 0.0;
+  return cost_on(&p->im, r, (uint32_t)model);
+}
+
+/* ---------------------------------------------------------------------
+ * Runtime: live stats (minimal until the live-runtime work lands)
+ * ------------------------------------------------------------------- */
+lane_runtime *lane_runtime_new(const lane_program *p, lane_error *err) {
+  lane_runtime *rt;
+  if (!p) {
+    if (err) {
+      err->code = LANE_EARG;
+      err->line = 0;
+      strcpy(err->message, "no program given");
+    }
+    return NULL;
+  }
+  rt = malloc(sizeof *rt + (size_t)p->im.nmodels * sizeof(vm_mstat));
+  if (!rt) {
+    if (err) {
+      err->code = LANE_ENOMEM;
+      err->line = 0;
+      strcpy(err->message, "out of memory creating a runtime");
+    }
+    return NULL;
+  }
+  rt->prog = p;
+  rt->nmodels = p->im.nmodels;
+  for (uint32_t i = 0; i < rt->nmodels; i++) {
+    atomic_init(&rt->m[i].ok, 0);
+    atomic_init(&rt->m[i].fail, 0);
+    atomic_init(&rt->m[i].streak, 0);
+  }
+  return rt;
+}
+
+void lane_runtime_free(lane_runtime *rt) { free(rt); }
+
+void lane_observe(lane_runtime *rt, int model, double latency_ms, int ok) {
+  (void)latency_ms; /* latency tracking is not live yet (see README) */
+  if (!rt || model < 0 || (uint32_t)model >= rt->nmodels) return;
+  if (ok) {
+    atomic_fetch_add_explicit(&rt->m[model].ok, 1, memory_order_relaxed);
+    atomic_store_explicit(&rt->m[model].streak, 0, memory_order_relaxed);
+  } else {
+    atomic_fetch_add_explicit(&rt->m[model].fail, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rt->m[model].streak, 1, memory_order_relaxed);
+  }
+}
+
+void lane_charge(lane_runtime *rt, const lane_request *r, double dollars) {
+  (void)rt; (void)r; (void)dollars; /* budgets are not live yet (see README) */
+}
+
+static int healthy(const lane_runtime *rt, uint32_t m) {
+  return atomic_load_explicit(&rt->m[m].streak, memory_order_relaxed) < VM_BREAKER_TRIP;
+}
+
+static double error_rate(const lane_runtime *rt, uint32_t m) {
+  uint64_t ok = atomic_load_explicit(&rt->m[m].ok, memory_order_relaxed);
+  uint64_t fail = atomic_load_explicit(&rt->m[m].fail, memory_order_relaxed);
+  return ok + fail ? (double)fail / (double)(ok + fail) : 0.0;
+}
+
+/* ---------------------------------------------------------------------
+ * Helpers of the interpreter
+ * ------------------------------------------------------------------- */
+static vmval load_field(const vm_run *x, uint32_t f) {
+  vmval v;
+  int is_str = x->im->fields[f].type == LANE_T_STRING;
+  if (x->r->set >> f & 1) {
+    if (is_str) { v.v.s = x->r->v[f].s.p; v.n = x->r->v[f].s.n; }
+    else { v.v.u = x->r->v[f].u; v.n = 0; }
+  } else {
+    if (is_str) v.v.s = "";
+    else v.v.u = 0;
+    v.n = 0;
+  }
+  return v;
+}
+
+static vmval model_field(const bc_image *im, uint32_t m, int which) {
+  const bc_model *md = &im->models[m];
+  vmval v;
+  v.n = 0;
+  switch (which) {
+  case BC_MF_INPUT: v.v.d = md->input; break;
+  case BC_MF_OUTPUT: v.v.d = md->output; break;
+  case BC_MF_CACHED_INPUT: v.v.d = md->cached_input; break;
+  case BC_MF_CONTEXT: v.v.i = md->context; break;
+  case BC_MF_MAX_OUTPUT: v.v.i = md->max_output; break;
+  case BC_MF_QUALITY: v.v.d = md->quality; break;
+  default: {
+    uint32_t s = which == BC_MF_PROVIDER ? md->provider : which == BC_MF_NAME ? md->id
+               : which == BC_MF_LANE_NAME ? md->name : md->region;
+    v.v.s = im->str[s].p;
+    v.n = im->str[s].len;
+  }
+  }
+  return v;
+}
+
+static int fits(const vm_run *x) {
+  const bc_model *m = &x->im->models[x->model];
+  int64_t in = req_int(x->r, BC_F_INPUT_TOKENS), out = req_int(x->r, BC_F_MAX_OUTPUT_TOKENS);
+  int64_t sum;
+  int ctx_ok = m->context == 0 ||
+               (!__builtin_add_overflow(in, out, &sum) && sum <= m->context);
+  return ctx_ok && (m->max_output == 0 || out <= m->max_output);
+}
+
+/* Bytewise comparison: memcmp's unsigned bytes give UTF-8 code point order. */
+static int scmp(const vmval *a, const vmval *b) {
+  size_t n = a->n < b->n ? a->n : b->n;
+  int c = n ? memcmp(a->v.s, b->v.s, n) : 0;
+  return c ? c : (a->n > b->n) - (a->n < b->n);
+}
+
+static int sstarts(const vmval *s, const vmval *t) {
+  return t->n <= s->n && (t->n == 0 || memcmp(s->v.s, t->v.s, t->n) == 0);
+}
+
+static int sends(const vmval *s, const vmval *t) {
+  return t->n <= s->n && (t->n == 0 || memcmp(s->v.s + s->n - t->n, t->v.s, t->n) == 0);
+}
+
+static int scontains(const vmval *s, const vmval *t) {
+  if (t->n == 0) return 1;
+  for (size_t i = 0; t->n <= s->n && i <= s->n - t->n; i++)
+    if (s->v.s[i] == t->v.s[0] && memcmp(s->v.s + i, t->v.s, t->n) == 0) return 1;
+  return 0;
+}
+
+static int64_t ssize(const vmval *s) {
+  int64_t n = 0;
+  for (size_t i = 0; i < s->n; i++) n += ((unsigned char)s->v.s[i] & 0xC0) != 0x80;
+  return n;
+}
+
+static int in_list(const bc_image *im, uint32_t list, const vmval *x) {
+  const bc_list *l = &im->lists[list];
+  for (uint32_t k = 0; k < l->count; k++) {
+    uint32_t e = im->listelems[l->first + k];
+    switch (l->type) {
+    case LANE_T_DOUBLE:
+      if (im->kdbl[e] == x->v.d) return 1;
+      break;
+    case LANE_T_STRING:
+      if (im->str[e].len == x->n && (x->n == 0 || memcmp(im->str[e].p, x->v.s, x->n) == 0))
+        return 1;
+      break;
+    default: /* int and uint compare bit patterns */
+      if ((uint64_t)im->kint[e] == x->v.u) return 1;
+      break;
+    }
+  }
+  return 0;
+}
+
+static double budget_value(const bc_image *im, uint32_t b, int which) {
+  /* Budget tracking is not live yet: spent 0, remaining = limit, used 0. */
+  return which == 1 ? im->budgets[b].limit : 0.0;
+}
+
+static double bucket_u(uint64_t k) { return (double)(bc_splitmix64(k) % 100) / 100.0; }
+
+static int vm_exec(vm_run *x, uint32_t pc, int filter);
+
+/* Runs filter f with model m as the current model; 1 if it passes. */
+static int run_filter(vm_run *x, uint32_t f, uint32_t m) {
+  x->model = m;
+  return vm_exec(x, x->im->filters[f].start, 1);
+}
+
+typedef struct vm_pick { int m; double k1, k2; } vm_pick;
+
+static int contains(const int *v, int n, int m) {
+  for (int i = 0; i < n; i++)
+    if (v[i] == m) return 1;
+  return 0;
+}
+
+/* CAND a, b, c: see the opcode comment in vm_exec. */
+static void vm_cand(vm_run *x, const bc_insn *in) {
+  const bc_image *im = x->im;
+  const bc_pool *pool = &im->pools[in->c];
+  int need = (int)x->route->fallbacks + 1 - x->ncand, nb = 0, held[LANE_MAX_CANDIDATES];
+  vm_pick buf[LANE_MAX_CANDIDATES];
+  if (need <= 0) return;
+  for (uint32_t k = 0; k < pool->count; k++) {
+    uint32_t mem = im->members[pool->first + k];
+    int m = (int)(mem & BC_MEMBER_MODEL), pos;
+    vm_pick pk = { m, 0, 0 };
+    if (in->a == BC_ORD_LISTED && nb == need) break;
+    for (int i = 0; i < nb; i++) held[i] = buf[i].m;
+    if (contains(x->cand, x->ncand, m) || contains(held, nb, m)) continue;
+    if ((mem & BC_MEMBER_CHECK) && in->b && !run_filter(x, in->b - 1u, (uint32_t)m))
+      continue;
+    switch (in->a) {
+    case BC_ORD_CHEAPEST: pk.k1 = cost_on(im, x->r, (uint32_t)m); break;
+    case BC_ORD_FASTEST:
+      pk.k1 = im->models[m].p95 > 0 ? im->models[m].p95 : INFINITY;
+      break;
+    case BC_ORD_BEST:
+      pk.k1 = -im->models[m].quality;
+      pk.k2 = cost_on(im, x->r, (uint32_t)m);
+      break;
+    default: break;
+    }
+    /* Only a strictly better pick moves ahead, so ties keep member order. */
+    for (pos = nb; pos > 0; pos--)
+      if (!(pk.k1 < buf[pos - 1].k1 || (pk.k1 == buf[pos - 1].k1 && pk.k2 < buf[pos - 1].k2)))
+        break;
+    if (pos >= need) continue;
+    if (nb < need) nb++;
+    memmove(&buf[pos + 1], &buf[pos], (size_t)(nb - 1 - pos) * sizeof buf[0]);
+    buf[pos] = pk;
+  }
+  for (int i = 0; i < nb; i++) x->cand[x->ncand++] = buf[i].m;
+}
+
+/* ---------------------------------------------------------------------
+ * The interpreter
+ * ------------------------------------------------------------------- */
+#ifdef LANE_VM_GOTO
+#define vmdispatch(o)  goto *vm_labels[o];
+#define vmcase(op)     L_##op:
+#else
+#define vmdispatch(o)  switch (o)
+#define vmcase(op)     case BC_OP_##op:
+#endif
+#define vmfetch()      (in = &code[pc++], x->steps++)
+#define vmbreak        continue
+
+#define T1 st[sp - 1]                       /* top */
+#define T2 st[sp - 2]                       /* below top */
+#define INT_OP(fn)  { int64_t r_; if (fn(T2.v.i, T1.v.i, &r_)) goto fault; \
+                      T2.v.i = r_; sp--; vmbreak; }
+#define UINT_OP(fn) { uint64_t r_; if (fn(T2.v.u, T1.v.u, &r_)) goto fault; \
+                      T2.v.u = r_; sp--; vmbreak; }
+#define DBL_OP(op)  { T2.v.d = T2.v.d op T1.v.d; sp--; vmbreak; }
+#define CMP(m, op)  { T2.v.i = T2.v.m op T1.v.m; sp--; vmbreak; }
+#define SCMP(op)    { T2.v.i = scmp(&T2, &T1) op 0; sp--; vmbreak; }
+#define PUSH(field, val) { st[sp].v.field = (val); st[sp].n = 0; sp++; vmbreak; }
+
+/* Runs route code (filter == 0) from pc until ENDRULE decides or NOMATCH,
+ * returning LANE_OK or LANE_ENOMATCH; or filter code until FRET, returning
+ * 1 if the model passes and 0 if it fails or raises an error. */
+static int vm_exec(vm_run *x, uint32_t pc, int filter) {
+#ifdef LANE_VM_GOTO
+  static const void *const vm_labels[BC_NOPS] = {
+#define BC_OP_LABEL(name, fmt, i, o, w, reg, doc) &&L_##name,
+    BC_OPCODES(BC_OP_LABEL)
+#undef BC_OP_LABEL
+  };
+#endif
+  const bc_image *im = x->im;
+  const bc_insn *code = im->code, *in;
+  vmval st[BC_MAX_STACK];
+  int sp = 0;
+
+  for (;;) {
+    vmfetch();
+    vmdispatch(in->op) {
+    /* PUSH_I c / PUSH_U c: push KINT[c] (as int / as the uint bit pattern). */
+    vmcase(PUSH_I) PUSH(i, im->kint[in->c])
+    vmcase(PUSH_U) PUSH(u, (uint64_t)im->kint[in->c])
+    /* PUSH_D c: push KDBL[c]. */
+    vmcase(PUSH_D) PUSH(d, im->kdbl[in->c])
+    /* PUSH_B a: push a (0 or 1). */
+    vmcase(PUSH_B) PUSH(i, in->a)
+    /* PUSH_S c: push string c (bytes and length from the string table). */
+    vmcase(PUSH_S) {
+      st[sp].v.s = im->str[in->c].p;
+      st[sp].n = im->str[in->c].len;
+      sp++;
+      vmbreak;
+    }
+    /* LOAD c: push request field c; an unset field is 0, false or "". */
+    vmcase(LOAD) { st[sp++] = load_field(x, in->c); vmbreak; }
+    /* NOT: pop b, push !b. */
+    vmcase(NOT) { T1.v.i = !T1.v.i; vmbreak; }
+    /* JMP c: continue at c (always forward). */
+    vmcase(JMP) { pc = in->c; vmbreak; }
+    /* JF c: pop b; if false continue at c. */
+    vmcase(JF) { if (!st[--sp].v.i) pc = in->c; vmbreak; }
+    /* JF_KEEP c: if top is false continue at c with it kept (&& short
+     * circuit); else pop and fall through. */
+    vmcase(JF_KEEP) { if (!T1.v.i) pc = in->c; else sp--; vmbreak; }
+    /* JT_KEEP c: if top is true continue at c with it kept (|| short
+     * circuit); else pop and fall through. */
+    vmcase(JT_KEEP) { if (T1.v.i) pc = in->c; else sp--; vmbreak; }
+    /* ADD_I SUB_I MUL_I: pop b, a; push a op b; overflow is an error. */
+    vmcase(ADD_I) INT_OP(__builtin_add_overflow)
+    vmcase(SUB_I) INT_OP(__builtin_sub_overflow)
+    vmcase(MUL_I) INT_OP(__builtin_mul_overflow)
+    /* DIV_I: pop b, a; push a / b truncated; b == 0 or INT64_MIN / -1 is an
+     * error. */
+    vmcase(DIV_I) {
+      if (T1.v.i == 0 || (T1.v.i == -1 && T2.v.i == INT64_MIN)) goto fault;
+      T2.v.i /= T1.v.i; sp--; vmbreak;
+    }
+    /* MOD_I: pop b, a; push a % b (sign of a); b == 0 or INT64_MIN % -1 is
+     * an error, as in CEL. */
+    vmcase(MOD_I) {
+      if (T1.v.i == 0 || (T1.v.i == -1 && T2.v.i == INT64_MIN)) goto fault;
+      T2.v.i %= T1.v.i; sp--; vmbreak;
+    }
+    /* NEG_I: pop a, push -a; -INT64_MIN is an error. */
+    vmcase(NEG_I) { if (T1.v.i == INT64_MIN) goto fault; T1.v.i = -T1.v.i; vmbreak; }
+    /* ADD_U SUB_U MUL_U: pop b, a; push a op b; wrap-around (and a result
+     * below zero) is an error. */
+    vmcase(ADD_U) UINT_OP(__builtin_add_overflow)
+    vmcase(SUB_U) UINT_OP(__builtin_sub_overflow)
+    vmcase(MUL_U) UINT_OP(__builtin_mul_overflow)
+    /* DIV_U MOD_U: pop b, a; push a / b or a % b; b == 0 is an error. */
+    vmcase(DIV_U) { if (!T1.v.u) goto fault; T2.v.u /= T1.v.u; sp--; vmbreak; }
+    vmcase(MOD_U) { if (!T1.v.u) goto fault; T2.v.u %= T1.v.u; sp--; vmbreak; }
+    /* ADD_D SUB_D MUL_D DIV_D: IEEE, never an error (x/0 is inf or nan).
+     * Built with -ffp-contract=off so results are the same everywhere. */
+    vmcase(ADD_D) DBL_OP(+)
+    vmcase(SUB_D) DBL_OP(-)
+    vmcase(MUL_D) DBL_OP(*)
+    vmcase(DIV_D) DBL_OP(/)
+    /* NEG_D: flips the sign (also of 0 and nan). */
+    vmcase(NEG_D) { T1.v.d = -T1.v.d; vmbreak; }
+    /* I2D U2D: convert to the nearest double. */
+    vmcase(I2D) { T1.v.d = (double)T1.v.i; vmbreak; }
+    vmcase(U2D) { T1.v.d = (double)T1.v.u; vmbreak; }
+    /* D2I: truncate toward zero; nan, inf and values outside int64 are an
+     * error (the comparisons are false for nan). */
+    vmcase(D2I) {
+      if (!(T1.v.d >= -9223372036854775808.0 && T1.v.d < 9223372036854775808.0))
+        goto fault;
+      T1.v.i = (int64_t)T1.v.d; vmbreak;
+    }
+    /* D2U: truncate toward zero; nan, inf, <= -1 and >= 2^64 are an error. */
+    vmcase(D2U) {
+      if (!(T1.v.d > -1.0 && T1.v.d < 18446744073709551616.0)) goto fault;
+      T1.v.u = (uint64_t)T1.v.d; vmbreak;
+    }
+    /* I2U: a negative int is an error. U2I: above INT64_MAX is an error. */
+    vmcase(I2U) { if (T1.v.i < 0) goto fault; T1.v.u = (uint64_t)T1.v.i; vmbreak; }
+    vmcase(U2I) { if (T1.v.u > INT64_MAX) goto fault; T1.v.i = (int64_t)T1.v.u; vmbreak; }
+    /* EQ_I NE_I LT_I LE_I GT_I GE_I: pop b, a; push a op b (signed). */
+    vmcase(EQ_I) CMP(i, ==)
+    vmcase(NE_I) CMP(i, !=)
+    vmcase(LT_I) CMP(i, <)
+    vmcase(LE_I) CMP(i, <=)
+    vmcase(GT_I) CMP(i, >)
+    vmcase(GE_I) CMP(i, >=)
+    /* EQ_U NE_U LT_U LE_U GT_U GE_U: the same, unsigned. */
+    vmcase(EQ_U) CMP(u, ==)
+    vmcase(NE_U) CMP(u, !=)
+    vmcase(LT_U) CMP(u, <)
+    vmcase(LE_U) CMP(u, <=)
+    vmcase(GT_U) CMP(u, >)
+    vmcase(GE_U) CMP(u, >=)
+    /* EQ_D NE_D LT_D LE_D GT_D GE_D: IEEE comparisons; nan compares false
+     * except with !=. */
+    vmcase(EQ_D) CMP(d, ==)
+    vmcase(NE_D) CMP(d, !=)
+    vmcase(LT_D) CMP(d, <)
+    vmcase(LE_D) CMP(d, <=)
+    vmcase(GT_D) CMP(d, >)
+    vmcase(GE_D) CMP(d, >=)
+    /* EQ_S NE_S LT_S LE_S GT_S GE_S: bytewise, which for UTF-8 is code point
+     * order; a proper prefix sorts first. */
+    vmcase(EQ_S) { T2.v.i = T2.n == T1.n && scmp(&T2, &T1) == 0; sp--; vmbreak; }
+    vmcase(NE_S) { T2.v.i = !(T2.n == T1.n && scmp(&T2, &T1) == 0); sp--; vmbreak; }
+    vmcase(LT_S) SCMP(<)
+    vmcase(LE_S) SCMP(<=)
+    vmcase(GT_S) SCMP(>)
+    vmcase(GE_S) SCMP(>=)
+    /* EQ_B NE_B: pop b, a; push a == b / a != b (both 0 or 1). */
+    vmcase(EQ_B) CMP(i, ==)
+    vmcase(NE_B) CMP(i, !=)
+    /* IN_LIST c: pop x; push whether x is in list c (linear scan; doubles
+     * with ==, so nan is in no list). */
+    vmcase(IN_LIST) { T1.v.i = in_list(im, in->c, &T1); T1.n = 0; vmbreak; }
+    /* S_SIZE: pop s; push its length in code points (bytes that are not
+     * UTF-8 continuation bytes; invalid UTF-8 is counted, not rejected). */
+    vmcase(S_SIZE) { T1.v.i = ssize(&T1); T1.n = 0; vmbreak; }
+    /* S_STARTS S_ENDS S_CONTAINS: pop t, s; push s.startsWith(t) ... ; the
+     * empty t is in every s. */
+    vmcase(S_STARTS) { T2.v.i = sstarts(&T2, &T1); T2.n = 0; sp--; vmbreak; }
+    vmcase(S_ENDS) { T2.v.i = sends(&T2, &T1); T2.n = 0; sp--; vmbreak; }
+    vmcase(S_CONTAINS) { T2.v.i = scontains(&T2, &T1); T2.n = 0; sp--; vmbreak; }
+    /* BUCKET_S: pop s; push splitmix64(fnv1a64(s)) % 100 / 100. */
+    vmcase(BUCKET_S) {
+      T1.v.d = bucket_u(bc_fnv1a64(T1.v.s, T1.n, BC_FNV_OFFSET)); T1.n = 0; vmbreak;
+    }
+    /* BUCKET_I: pop i; push splitmix64(i as uint64 bits) % 100 / 100. */
+    vmcase(BUCKET_I) { T1.v.d = bucket_u(T1.v.u); vmbreak; }
+    /* BUDGET a, c: push budget c's spent (a 0, $), remaining (1, $) or used
+     * (2, fraction of the limit). Not live yet: 0, the limit, 0. */
+    vmcase(BUDGET) PUSH(d, budget_value(im, in->c, in->a))
+    /* M_FIELD a: push static field a (bc_mfield) of the current model. */
+    vmcase(M_FIELD) { st[sp++] = model_field(im, x->model, in->a); vmbreak; }
+    /* M_CAP c: push whether the current model has capability bit c. */
+    vmcase(M_CAP) PUSH(i, (im->models[x->model].caps >> in->c) & 1)
+    /* M_COST: push input_tokens * input + max_output_tokens * output on the
+     * current model, in that order of operations. */
+    vmcase(M_COST) PUSH(d, cost_on(im, x->r, x->model))
+    /* M_FITS: push (context == 0 || in + out <= context) &&
+     * (max_output == 0 || out <= max_output); an overflowing sum fits no
+     * known context. */
+    vmcase(M_FITS) PUSH(i, fits(x))
+    /* M_HEALTHY: push whether the model has fewer than VM_BREAKER_TRIP
+     * consecutive failures (true without data). */
+    vmcase(M_HEALTHY) PUSH(i, healthy(x->rt, x->model))
+    /* M_P50 M_P95: live latency is not tracked yet: push the priors. */
+    vmcase(M_P50) PUSH(d, im->models[x->model].p50)
+    vmcase(M_P95) PUSH(d, im->models[x->model].p95)
+    /* M_ERRRATE: push failures / calls observed, 0 without data. */
+    vmcase(M_ERRRATE) PUSH(d, error_rate(x->rt, x->model))
+    /* FRET: pop b; the filter's answer. Ends filter code. */
+    vmcase(FRET) return (int)st[0].v.i;
+    /* RULE c: rule c of the route starts: it is the current rule (errors
+     * resume at its `next`); candidates and shadows are cleared. */
+    vmcase(RULE) {
+      x->cur = (int)in->c;
+      x->ncand = 0;
+      x->nshadow = 0;
+      vmbreak;
+    }
+    /* CAND a, b, c: fill up to fallbacks + 1 candidates from pool c, best
+     * first by order a. Members already chosen are skipped; a member marked
+     * BC_MEMBER_CHECK must pass filter b - 1 (if b != 0), where an error
+     * counts as false. Ties keep member order. */
+    vmcase(CAND) { vm_cand(x, in); vmbreak; }
+    /* SHADOW c: add model c to the shadows unless present or full. */
+    vmcase(SHADOW) {
+      if (x->nshadow < LANE_MAX_SHADOWS && !contains(x->shadow, x->nshadow, (int)in->c))
+        x->shadow[x->nshadow++] = (int)in->c;
+      vmbreak;
+    }
+    /* ENDRULE: with candidates, the current rule decides; without, fall
+     * through to the next rule. */
+    vmcase(ENDRULE) { if (x->ncand > 0) return LANE_OK; vmbreak; }
+    /* NOMATCH: no rule produced a model. Ends route code. */
+    vmcase(NOMATCH) return LANE_ENOMATCH;
+#ifndef LANE_VM_GOTO
+    default: return filter ? 0 : LANE_ENOMATCH; /* unreachable: verified */
+#endif
+    }
+    vmbreak;
+  fault:
+    /* A runtime error: a filter rejects the model; in route code the rule
+     * does not match and the route resumes at the rule's `next`. */
+    if (filter) return 0;
+    if (x->nerrors++ == 0) x->error_line = im->lines ? (int)im->lines[pc - 1] : 0;
+    sp = 0;
+    pc = im->rules[x->route->first_rule + (uint32_t)x->cur].next;
+  }
+}
+
+/* ---------------------------------------------------------------------
+ * Decisions
+ * ------------------------------------------------------------------- */
+int lane_decide_route(lane_runtime *rt, int route, const lane_request *r,
+                      lane_decision *out) {
+  const bc_image *im;
+  vm_run x;
+  int rc;
+  if (out) memset(out, 0, sizeof *out);
+  if (!rt || !r || !out || r->prog != rt->prog || route < 0 ||
+      (uint32_t)route >= rt->prog->im.nroutes)
+    return LANE_EARG;
+  im = &rt->prog->im;
+  x.im = im;
+  x.rt = rt;
+  x.r = r;
+  x.route = &im->routes[route];
+  x.cur = 0;
+  x.model = 0;
+  x.steps = 0;
+  x.nerrors = 0;
+  x.error_line = 0;
+  x.ncand = 0;
+  x.nshadow = 0;
+  rc = vm_exec(&x, x.route->start, 0);
+  out->route = route;
+  out->steps = x.steps;
+  out->nerrors = x.nerrors;
+  out->error_line = x.error_line;
+  if (rc != LANE_OK) return rc;
+  out->rule = x.cur + 1;
+  out->ncandidates = x.ncand;
+  memcpy(out->candidates, x.cand, (size_t)x.ncand * sizeof x.cand[0]);
+  out->nshadows = x.nshadow;
+  memcpy(out->shadows, x.shadow, (size_t)x.nshadow * sizeof x.shadow[0]);
+  out->cost = cost_on(im, r, (uint32_t)x.cand[0]);
+  return LANE_OK;
+}
+
+int lane_decide(lane_runtime *rt, const char *route, const lane_request *r,
+                lane_decision *out) {
+  if (out) memset(out, 0, sizeof *out);
+  if (!rt) return LANE_EARG;
+  return lane_decide_route(rt, lane_route(rt->prog, route), r, out);
+}
