@@ -16,7 +16,7 @@ static lane_program *prog;
 static lane_runtime *rt;
 static lane_request reqs[NREQ];
 static lane_decision want[NREQ];
-static char users[NREQ][16];
+static char users[NREQ][24];
 
 static la *build(void) {
   la *a = la_new();
