@@ -225,7 +225,17 @@ static int cmd_disasm(const cli *c) {
   int rc = 0;
   lane_program *p = load_program(c, c->files[0], &rc);
   if (!p) return rc;
-  bc_disasm(stdout, p);
+  size_t n = 0;
+  unsigned char *text = read_bytes(c->files[0], &n);
+  if (text && !is_lanec(text, n)) {   /* a policy: show its lines beside the code */
+    unsigned char *t = realloc(text, n + 1);
+    if (t) { t[n] = 0; text = t; } else { free(text); text = NULL; }
+  } else {
+    free(text);
+    text = NULL;
+  }
+  bc_disasm_source(stdout, p, (const char *)text);
+  free(text);
   lane_program_free(p);
   return 0;
 }

@@ -171,12 +171,30 @@ static void operands(sbuf *out, const lane_program *p, const bc_route *route,
   }
 }
 
+/* Prints source line `line` of text (1-based) as a comment. */
+static void source_line(FILE *out, const char *text, uint32_t line) {
+  const char *s = text;
+  for (uint32_t l = 1; l < line && s; l++) {
+    s = strchr(s, '\n');
+    if (s) s++;
+  }
+  if (!s || !*s) return;
+  size_t n = strcspn(s, "\r\n");
+  while (n && (*s == ' ' || *s == '\t')) { s++; n--; }
+  fprintf(out, "         ; %u | %.*s\n", (unsigned)line, (int)n, s);
+}
+
 static void code(FILE *out, const lane_program *p, const bc_route *route, uint32_t start,
-                 uint32_t end) {
+                 uint32_t end, const char *text) {
   const bc_image *im = &p->im;
+  uint32_t shown = 0;
   for (uint32_t pc = start; pc < end; pc++) {
     const bc_insn *in = &im->code[pc];
     sbuf o = { "", 0 };
+    if (text && im->lines && im->lines[pc] && im->lines[pc] != shown) {
+      shown = im->lines[pc];
+      source_line(out, text, shown);
+    }
     sb(&o, "  %5u  %-10s ", (unsigned)pc, bc_ops[in->op].name);
     operands(&o, p, route, in);
     if (im->lines && im->lines[pc])
@@ -187,7 +205,9 @@ static void code(FILE *out, const lane_program *p, const bc_route *route, uint32
   }
 }
 
-void bc_disasm(FILE *out, const lane_program *p) {
+void bc_disasm(FILE *out, const lane_program *p) { bc_disasm_source(out, p, NULL); }
+
+void bc_disasm_source(FILE *out, const lane_program *p, const char *text) {
   const bc_image *im = &p->im;
   fprintf(out, "lanec format %u  flags 0x%04x  %zu bytes  checksum 0x%016" PRIx64 "\n",
           (unsigned)p->version, (unsigned)im->flags, p->nbytes, p->checksum);
@@ -204,13 +224,13 @@ void bc_disasm(FILE *out, const lane_program *p) {
     const bc_route *r = &im->routes[i];
     fprintf(out, "route %s  [%u,%u)  worst case %" PRIu64 " instructions\n", S(im, r->name),
             (unsigned)r->start, (unsigned)r->end, p->route_steps[i]);
-    code(out, p, r, r->start, r->end);
+    code(out, p, r, r->start, r->end, text);
   }
   for (uint32_t i = 0; i < im->nfilters; i++) {
     fprintf(out, "filter %u  [%u,%u)  worst case %" PRIu64 " instructions per model\n",
             (unsigned)i, (unsigned)im->filters[i].start, (unsigned)im->filters[i].end,
             p->filter_steps[i]);
-    code(out, p, NULL, im->filters[i].start, im->filters[i].end);
+    code(out, p, NULL, im->filters[i].start, im->filters[i].end, text);
   }
   fprintf(out, "worst case per decision: %" PRIu64 " instructions\n", p->max_steps);
 }
