@@ -293,6 +293,19 @@ static uint32_t emit_filter(emitter *E, const condset *cs, const int *keep) {
   return E->im.nfilters - 1;
 }
 
+/* Pre-sorts a best() pool by quality, descending; insertion sort keeps
+ * declaration order among equals, so ties still go to the earlier model. */
+static void sort_by_quality(emitter *E, const bc_pool *pool) {
+  uint32_t *m = E->im.members + pool->first;
+  const sema_model *md = E->u->models;
+  for (uint32_t i = 1; i < pool->count; i++) {
+    uint32_t v = m[i], j = i;
+    double q = md[v & BC_MEMBER_MODEL].quality;
+    for (; j > 0 && md[m[j - 1] & BC_MEMBER_MODEL].quality < q; j--) m[j] = m[j - 1];
+    m[j] = v;
+  }
+}
+
 /* Emits CAND for the models in base (-1: all) that may pass cs. */
 static void emit_cand(emitter *E, int order, int only_model, const condset *cs, ast_span sp) {
   sema_unit *u = E->u;
@@ -318,6 +331,7 @@ static void emit_cand(emitter *E, int order, int only_model, const condset *cs, 
       for (int i = 0; i < cs->n; i++) keep[i] |= needs[i];
     }
   }
+  if (order == BC_ORD_BEST) sort_by_quality(E, &pool);
   APPEND(E, E->im.pools, E->im.npools, E->cappools, pool);
   uint32_t filter = nchecked ? emit_filter(E, cs, keep) + 1 : 0;
   int saved = E->line;

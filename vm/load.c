@@ -602,6 +602,16 @@ static int check_operands(const bc_image *im, const int32_t *owner, uint32_t pc,
       return insn_fail(im, err, pc, "filter %u out of range (%u)", (unsigned)in->b - 1,
                        (unsigned)im->nfilters);
     RANGE(im->npools, "pool");
+    if (in->a == BC_ORD_BEST) {   /* the VM stops early: members must be sorted */
+      const bc_pool *pl = &im->pools[c];
+      for (uint32_t k = 1; k < pl->count; k++) {
+        uint32_t prev = im->members[pl->first + k - 1] & BC_MEMBER_MODEL;
+        uint32_t cur = im->members[pl->first + k] & BC_MEMBER_MODEL;
+        if (im->models[cur].quality > im->models[prev].quality)
+          return insn_fail(im, err, pc, "pool %u for best() is not sorted by quality",
+                           (unsigned)c);
+      }
+    }
     break;
   case BC_FMT_MODEL: RANGE(im->nmodels, "model"); break;
   case BC_FMT_RULE: RANGE(im->routes[owner[pc]].nrules, "rule"); break;

@@ -398,6 +398,9 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
     int m = (int)(mem & BC_MEMBER_MODEL), pos;
     vm_pick pk = { m, 0, 0 };
     if (in->a == BC_ORD_LISTED && nb == need) break;
+    /* best(): members come sorted by quality (the loader checks), so once
+     * the picks are full, a lower quality can never displace one. */
+    if (in->a == BC_ORD_BEST && nb == need && -im->models[m].quality > buf[nb - 1].k1) break;
     for (int i = 0; i < nb; i++) held[i] = buf[i].m;
     if (contains(x->cand, x->ncand, m) || contains(held, nb, m)) continue;
     if ((mem & BC_MEMBER_CHECK) && in->b && !run_filter(x, in->b - 1u, (uint32_t)m))

@@ -38,7 +38,7 @@ static la *build(void) {
   la_model(a, "acme.big", 10, 30, 200000, 8000, 0.9, 2000, 0);
   la_model(a, "acme.small", 1, 2, 16000, 4000, 0.6, 500, 0);
   la_model(a, "beta.mid", 3, 6, 100000, 8000, 0.8, 0, 0);
-  pool = la_pool(a, 3, (uint32_t[]){ 0 | C, 1 | C, 2 });
+  pool = la_pool(a, 3, (uint32_t[]){ 0 | C, 2, 1 | C });  /* by quality: best() */
   f = la_filter(a);
   la_op(a, BC_OP_M_FITS, 0, 0, 0);
   la_op(a, BC_OP_FRET, 0, 0, 0);

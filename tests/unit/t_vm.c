@@ -9,7 +9,7 @@
 
 #include "golden/lanec/asm.h"
 
-static uint32_t M[6], all, checked, mixed, only1, only0, only2, only4;
+static uint32_t M[6], all, by_quality, checked, mixed, only1, only0, only2, only4;
 static uint32_t f_q08, f_q095, f_fits, f_err, f_healthy;
 static uint32_t team, score, count;
 
@@ -62,6 +62,7 @@ static la *build(void) {
   M[3] = la_model(a, "beta.twin", 1, 2, 64000, 4000, 0.6, 500, 0);
   M[4] = la_model(a, "gamma.fast", 5, 5, 32000, 8000, 0.9, 100, 0);
   all = la_pool(a, 5, (uint32_t[]){ 0, 1, 2, 3, 4 });
+  by_quality = la_pool(a, 5, (uint32_t[]){ 0, 4, 2, 1, 3 });  /* best() pools come sorted */
   checked = la_pool(a, 5, (uint32_t[]){ 0 | C, 1 | C, 2 | C, 3 | C, 4 | C });
   mixed = la_pool(a, 3, (uint32_t[]){ 1, 2 | C, 0 | C });
   only0 = la_pool(a, 1, (uint32_t[]){ 0 });
@@ -83,7 +84,7 @@ static la *build(void) {
 
   simple(a, "cheapest", 2, BC_ORD_CHEAPEST, 0, all);
   simple(a, "fastest", 2, BC_ORD_FASTEST, 0, all);
-  simple(a, "best", 2, BC_ORD_BEST, 0, all);
+  simple(a, "best", 2, BC_ORD_BEST, 0, by_quality);
   simple(a, "listed", 2, BC_ORD_LISTED, 0, all);
   simple(a, "one", 0, BC_ORD_CHEAPEST, 0, all);
   simple(a, "many", 8, BC_ORD_CHEAPEST, 0, all);

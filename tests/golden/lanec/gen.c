@@ -175,6 +175,10 @@ static void image_cases(void) {
   CASE("paths_disagree", a->code[pc_jf0].op = BC_OP_JF_KEEP,
        "instruction %u (RULE): paths reach it with different stacks: [bool] and [nothing]",
        (unsigned)pc_rule1);
+  CASE("best_unsorted", a->code[pc_rule2 + 1].a = BC_ORD_BEST;
+       a->members[0] = 1 | BC_MEMBER_CHECK; a->members[1] = 0,
+       "instruction %u (CAND): pool 0 for best() is not sorted by quality",
+       (unsigned)pc_rule2 + 1);
   CASE("bad_flags", a->im.flags = 1, "unknown header flags 0x0001");
   {
     static uint32_t caps[33];
