@@ -278,6 +278,12 @@ static int check_ident(sema_unit *u, ast_node *n, int cx) {
     n->ref = m;
     return TY_MODEL;
   }
+  if (m >= 0 && !(cx & CX_MODEL)) {
+    diag_error(&u->ctx, n->span,
+               "'%s' is a model; name models as route targets (-> %s), not in expressions",
+               name, name);
+    return TY_ERROR;
+  }
   suggest s = {name, NULL, 99};
   char h[96];
   if (cx & CX_MODEL) {
@@ -364,12 +370,18 @@ static int check_selector(sema_unit *u, ast_node *n, int cx) {
     return TY_ERROR;
   }
   char q[256];
-  if ((cx & CX_TEST) && qualified(n, q, sizeof q)) {
+  if (qualified(n, q, sizeof q)) {
     int m = sema_model_find(u, q);
-    if (m >= 0) {
+    if (m >= 0 && (cx & CX_TEST)) {
       n->refkind = RK_MODEL;
       n->ref = m;
       return TY_MODEL;
+    }
+    if (m >= 0) {
+      diag_error(&u->ctx, n->span,
+                 "'%s' is a model; name models as route targets (-> %s), not in expressions",
+                 q, q);
+      return TY_ERROR;
     }
   }
   int at = check(u, a, cx);
@@ -437,6 +449,27 @@ static const char *op_verb(int op) {
   }
 }
 
+/* When a plain number meets a unit, says how to write the number with it. */
+static void unit_hint(char *buf, size_t n, const ast_node *a, const ast_node *b) {
+  buf[0] = 0;
+  if (b->kind == N_INT || b->kind == N_DOUBLE) { const ast_node *t = a; a = b; b = t; }
+  if ((a->kind != N_INT && a->kind != N_DOUBLE) || !a->span.file) return;
+  size_t len;
+  const char *line = ast_source_line(a->span.file, a->span.line, &len);
+  if (!line || (size_t)(a->span.col - 1 + a->span.len) > len) return;
+  int k = a->span.len;
+  const char *lit = line + a->span.col - 1;
+  switch (b->type) {
+  case TY_DURATION:
+    snprintf(buf, n, "; write %.*s with a unit, as in %.*sms or %.*ss", k, lit, k, lit, k, lit);
+    break;
+  case TY_MONEY: snprintf(buf, n, "; write %.*s as money, as in $%.*s", k, lit, k, lit); break;
+  case TY_FRACTION: snprintf(buf, n, "; write %.*s as a percentage, as in %.*s%%", k, lit, k, lit); break;
+  case TY_PRICE: snprintf(buf, n, "; write %.*s as a price, as in $%.*s/Mtok", k, lit, k, lit); break;
+  default: break;
+  }
+}
+
 static int check_binary(sema_unit *u, ast_node *n, int cx) {
   int lt = check(u, n->a, cx), rt = check(u, n->b, cx);
   if (lt == TY_ERROR || rt == TY_ERROR) return TY_ERROR;
@@ -468,12 +501,14 @@ static int check_binary(sema_unit *u, ast_node *n, int cx) {
   }
   sema_plan p = sema_binplan(n->op, lt, rt);
   if (p.ty == TY_ERROR) {
+    char h[96];
+    unit_hint(h, sizeof h, n->a, n->b);
     if (n->op >= OP_EQ && n->op <= OP_GE)
-      diag_error(&u->ctx, n->span, "cannot compare %s with %s", sema_ty_name(lt),
-                 sema_ty_name(rt));
+      diag_error(&u->ctx, n->span, "cannot compare %s with %s%s", sema_ty_name(lt),
+                 sema_ty_name(rt), h);
     else
-      diag_error(&u->ctx, n->span, "cannot %s %s and %s", op_verb(n->op), sema_ty_name(lt),
-                 sema_ty_name(rt));
+      diag_error(&u->ctx, n->span, "cannot %s %s and %s%s", op_verb(n->op),
+                 sema_ty_name(lt), sema_ty_name(rt), h);
   }
   return p.ty;
 }
@@ -633,14 +668,20 @@ static void check_pool(sema_unit *u, ast_node *p) {
   if (p->a) check_cond(u, p->a, CX_REQ | CX_MODEL, "a 'where' condition");
 }
 
+const char *sema_suggest_model(const sema_unit *u, const char *name) {
+  suggest s = {name, NULL, 99};
+  for (int i = 0; i < u->nmodels; i++) consider(&s, u->models[i].name);
+  return s.best;
+}
+
 static int check_model_ref(sema_unit *u, ast_node *t) {
   int m = sema_model_find(u, t->name);
   if (m < 0) {
-    suggest s = {t->name, NULL, 99};
-    char h[96];
-    for (int i = 0; i < u->nmodels; i++) consider(&s, u->models[i].name);
-    hint(h, sizeof h, &s);
-    diag_error(&u->ctx, t->span, "unknown model '%s'%s", t->name, h);
+    const char *best = sema_suggest_model(u, t->name);
+    if (best)
+      diag_error(&u->ctx, t->span, "unknown model '%s'; did you mean '%s'?", t->name, best);
+    else
+      diag_error(&u->ctx, t->span, "unknown model '%s'", t->name);
     return -1;
   }
   t->ref = m;

@@ -320,9 +320,14 @@ static void declare_model(sema_unit *u, sema_module *mod, ast_node *d) {
   int idx = sema_model_find(u, name);
   if (qualified) {
     if (idx < 0) {
-      diag_error(&u->ctx, d->span,
-                 "no model '%s' to override; import its catalog first, or declare "
-                 "a new model with an unqualified name", name);
+      const char *best = sema_suggest_model(u, name);
+      if (best)
+        diag_error(&u->ctx, d->span, "no model '%s' to override; did you mean '%s'?", name,
+                   best);
+      else
+        diag_error(&u->ctx, d->span,
+                   "no model '%s' to override; import its catalog first, or declare "
+                   "a new model with an unqualified name", name);
       return;
     }
   } else if (idx >= 0) {

@@ -141,6 +141,8 @@ int  sema_check(sema_unit *u);
 int  sema_model_find(const sema_unit *u, const char *name);
 int  sema_field_find(const sema_unit *u, const char *name);
 int  sema_cap_find(const sema_unit *u, const char *name);
+/* The declared model closest in spelling to name, or NULL. */
+const char *sema_suggest_model(const sema_unit *u, const char *name);
 
 /* ---- constant evaluation (eval.c) ---- */
 typedef enum ev_kind { EV_UNKNOWN, EV_ERROR, EV_OK } ev_kind;

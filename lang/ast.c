@@ -168,7 +168,7 @@ static const char *level_word(diag_level lv) {
 
 /* Finds line `line` (1-based) of f; sets *n to its length without the
  * newline and a trailing '\r'. NULL when the file has no such line. */
-static const char *find_line(const src_file *f, int line, size_t *n) {
+const char *ast_source_line(const src_file *f, int line, size_t *n) {
   const char *p = f->text, *end = f->text + f->len, *q;
   int l = 1;
   if (!p || line < 1) return NULL;
@@ -196,7 +196,7 @@ void diag_render_one(FILE *out, const ast_diag *d) {
   }
   fprintf(out, "%s:%d:%d: %s: %s\n", s->file->name ? s->file->name : "<input>",
           s->line, s->col, level_word(d->level), d->msg);
-  line = find_line(s->file, s->line, &n);
+  line = ast_source_line(s->file, s->line, &n);
   if (!line) return;
   fprintf(out, "%5d | ", s->line);
   fwrite(line, 1, n, out);
@@ -217,12 +217,42 @@ void diag_render_one(FILE *out, const ast_diag *d) {
   fputc('\n', out);
 }
 
-void diag_render(FILE *out, const ast_ctx *ctx) {
-  int i, shown = 0;
-  for (i = 0; i < ctx->ndiags; i++) {
-    diag_render_one(out, &ctx->diags[i]);
-    shown += ctx->diags[i].level == DIAG_ERROR;
+/* Orders two diagnostics by where they point: files in order of first
+ * report, then line and column; spans without a file come first. */
+static int diag_before(const ast_ctx *ctx, const ast_diag *a, const ast_diag *b) {
+  if (a->span.file != b->span.file) {
+    if (!a->span.file || !b->span.file) return !a->span.file;
+    for (int i = 0; i < ctx->ndiags; i++) {
+      if (ctx->diags[i].span.file == a->span.file) return 1;
+      if (ctx->diags[i].span.file == b->span.file) return 0;
+    }
   }
+  return a->span.line < b->span.line ||
+         (a->span.line == b->span.line && a->span.col < b->span.col);
+}
+
+/* Renders in source order: each error or warning with the notes that
+ * follow it, groups sorted stably by position (passes report out of order). */
+void diag_render(FILE *out, const ast_ctx *ctx) {
+  int i, k, shown = 0, ngroups = 0;
+  int *group = malloc((size_t)(ctx->ndiags + 1) * sizeof *group);
+  for (i = 0; i < ctx->ndiags; i++) {
+    shown += ctx->diags[i].level == DIAG_ERROR;
+    if (!group || (ctx->diags[i].level == DIAG_NOTE && ngroups > 0)) continue;
+    int g = ngroups++;
+    for (; g > 0 && diag_before(ctx, &ctx->diags[i], &ctx->diags[group[g - 1]]); g--)
+      group[g] = group[g - 1];
+    group[g] = i;
+  }
+  if (!group) {   /* out of memory: report order is still complete */
+    for (i = 0; i < ctx->ndiags; i++) diag_render_one(out, &ctx->diags[i]);
+  }
+  for (k = 0; k < ngroups; k++) {
+    i = group[k];
+    do diag_render_one(out, &ctx->diags[i++]);
+    while (i < ctx->ndiags && ctx->diags[i].level == DIAG_NOTE);
+  }
+  free(group);
   if (ctx->nerrors > shown)
     fprintf(out, "lane: %d more errors not shown\n", ctx->nerrors - shown);
 }

@@ -165,6 +165,9 @@ char *ast_strndup(ast_ctx *ctx, const char *s, size_t n);
 ast_node *ast_new(ast_ctx *ctx, ast_kind kind, ast_span span);
 /* Appends to a list; returns 0, or -1 when memory ran out. */
 int       ast_push(ast_ctx *ctx, ast_list *l, ast_node *item);
+/* Line `line` (1-based) of f without its line end, length in *n; NULL if
+ * there is no such line. */
+const char *ast_source_line(const src_file *f, int line, size_t *n);
 /* Span from the start of a to the end of b when on one line; else a. */
 ast_span  ast_join(ast_span a, ast_span b);
 
