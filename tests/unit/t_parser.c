@@ -367,14 +367,15 @@ static void test_render(void) {
   o = open_memstream(&buf, &n);
   diag_render(o, &c);
   is_str(take(o, &buf),
-         "dir/x.lane:2:5: error: bad cd\n"
-         "    2 | \tb  cd\n"
-         "      | \t   ^~\n"
          "lane: warning: no place\n"
          "dir/x.lane:3:3: note: past the end\n"
          "    3 | last\n"
-         "      |   ^~\n",
-         "tabs copied, \\r dropped, file-less span, note, span clipped to the line");
+         "      |   ^~\n"
+         "dir/x.lane:2:5: error: bad cd\n"
+         "    2 | \tb  cd\n"
+         "      | \t   ^~\n",
+         "tabs copied, \\r dropped, note kept with its warning, source order "
+         "(file-less first), span clipped to the line");
   ast_ctx_free(&c);
 
   ast_ctx_init(&c);
