@@ -11,6 +11,7 @@
  * matched), 2 usage or input errors.
  */
 #include "sema.h"
+#include "builtins.h"
 #include "disasm.h"
 
 #include <errno.h>
@@ -31,6 +32,7 @@ static const char usage_text[] =
   "  disasm  FILE.lanec|POLICY.lane       show header, sections, models and code\n"
   "  eval    FILE.lanec|POLICY.lane --route NAME [--format json|text] REQUEST.json...\n"
   "                                       decide for flat JSON requests\n"
+  "  builtins                             list builtin functions (Markdown)\n"
   "  version                              print the version\n"
   "\n"
   "options:\n"
@@ -378,6 +380,23 @@ static int cmd_eval(const cli *c) {
   return rc;
 }
 
+/* The builtin table as Markdown, for lang/README.md (a test keeps the two
+ * equal). */
+static int cmd_builtins(void) {
+  puts("| call | arguments | result | meaning |");
+  puts("|---|---|---|---|");
+  for (int i = 0; i < sema_nbuiltins; i++) {
+    const sema_builtin *b = &sema_builtins[i];
+    char call[64];
+    if (b->method) snprintf(call, sizeof call, "`x.%s(%s)`", b->name, b->nargs > 1 ? "y" : "");
+    else snprintf(call, sizeof call, "`%s(x)`", b->name);
+    printf("| %s | %s%s%s | %s | %s%s |\n", call, sema_ty_name(b->args[0]),
+           b->nargs > 1 ? ", " : "", b->nargs > 1 ? sema_ty_name(b->args[1]) : "",
+           sema_ty_name(b->result), b->doc, b->op == -1 ? " (constants only)" : "");
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return usage(NULL);
   if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
@@ -395,6 +414,7 @@ int main(int argc, char **argv) {
   if (!strcmp(c.cmd, "test")) return cmd_test(&c);
   if (!strcmp(c.cmd, "disasm")) return cmd_disasm(&c);
   if (!strcmp(c.cmd, "eval")) return cmd_eval(&c);
+  if (!strcmp(c.cmd, "builtins")) return cmd_builtins();
   fprintf(stderr, "lane: unknown command '%s'\n", c.cmd);
   return usage(NULL);
 }

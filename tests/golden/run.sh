@@ -68,6 +68,14 @@ if [ -e "$root/examples/policies/support.lane" ]; then
   else notok "example support: all requests decide (rc $rc, $lines of $want)"; fi
 fi
 
+# the language reference's builtin table is the compiler's own table
+if [ -e "$root/lang/README.md" ]; then
+  "$LANE" builtins >"$tmp/want"
+  sed -n '/^### Builtin functions/,/^###/p' "$root/lang/README.md" | grep '^|' >"$tmp/got"
+  if diff -u "$tmp/want" "$tmp/got" >"$tmp/diff"; then ok "lang/README.md lists the builtin table"
+  else notok "lang/README.md lists the builtin table (regenerate with lane builtins)"; fi
+fi
+
 # rejected policies
 for p in "$dir"/reject/*.lane; do
   [ -e "$p" ] || continue
