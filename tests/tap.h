@@ -35,32 +35,34 @@ static inline void diag(const char *fmt, ...) {
   va_end(ap);
 }
 
-static inline int tap_ok(int cond, const char *file, int line, const char *fmt, ...) {
-  va_list ap;
+/* Counts and prints one result line: "ok N - desc" or "not ok N - desc". */
+static inline int tap_result(int cond, const char *file, int line, const char *fmt,
+                             va_list ap) {
   tap_run++;
   if (!cond) tap_failed++;
   printf("%sok %d", cond ? "" : "not ", tap_run);
-  va_start(ap, fmt);
   tap_vdesc(fmt, ap);
-  va_end(ap);
   if (!cond) printf("#   Failed test at %s line %d.\n", file, line);
+  return cond;
+}
+
+static inline int tap_ok(int cond, const char *file, int line, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  tap_result(cond, file, line, fmt, ap);
+  va_end(ap);
   fflush(stdout);
   return cond;
 }
 
 static inline int tap_is_int(long long got, long long want, const char *file, int line,
-                      const char *fmt, ...) {
+                             const char *fmt, ...) {
   va_list ap;
   int cond = got == want;
-  tap_run++;
-  if (!cond) tap_failed++;
-  printf("%sok %d", cond ? "" : "not ", tap_run);
   va_start(ap, fmt);
-  tap_vdesc(fmt, ap);
+  tap_result(cond, file, line, fmt, ap);
   va_end(ap);
-  if (!cond)
-    printf("#   Failed test at %s line %d.\n#          got: %lld\n#     expected: %lld\n",
-           file, line, got, want);
+  if (!cond) printf("#          got: %lld\n#     expected: %lld\n", got, want);
   fflush(stdout);
   return cond;
 }
@@ -77,17 +79,13 @@ static inline void tap_show(const char *label, const char *s) {
 }
 
 static inline int tap_is_str(const char *got, const char *want, const char *file,
-                      int line, const char *fmt, ...) {
+                             int line, const char *fmt, ...) {
   va_list ap;
   int cond = (got && want) ? strcmp(got, want) == 0 : got == want;
-  tap_run++;
-  if (!cond) tap_failed++;
-  printf("%sok %d", cond ? "" : "not ", tap_run);
   va_start(ap, fmt);
-  tap_vdesc(fmt, ap);
+  tap_result(cond, file, line, fmt, ap);
   va_end(ap);
   if (!cond) {
-    printf("#   Failed test at %s line %d.\n", file, line);
     tap_show("     got", got);
     tap_show("expected", want);
   }
@@ -96,19 +94,14 @@ static inline int tap_is_str(const char *got, const char *want, const char *file
 }
 
 static inline int tap_is_dbl(double got, double want, double eps, const char *file,
-                      int line, const char *fmt, ...) {
+                             int line, const char *fmt, ...) {
   va_list ap;
   double d = got - want;
   int cond = (d < 0 ? -d : d) <= eps;
-  tap_run++;
-  if (!cond) tap_failed++;
-  printf("%sok %d", cond ? "" : "not ", tap_run);
   va_start(ap, fmt);
-  tap_vdesc(fmt, ap);
+  tap_result(cond, file, line, fmt, ap);
   va_end(ap);
-  if (!cond)
-    printf("#   Failed test at %s line %d.\n#          got: %.17g\n#     expected: %.17g\n",
-           file, line, got, want);
+  if (!cond) printf("#          got: %.17g\n#     expected: %.17g\n", got, want);
   fflush(stdout);
   return cond;
 }
