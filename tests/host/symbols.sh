@@ -1,0 +1,38 @@
+#!/bin/sh
+# symbols.sh -- the dynamic symbols liblane.so defines are exactly the
+# functions vm/lane.h declares with LANE_API: nothing internal (bc_, vm_,
+# helpers) leaks, and nothing declared is missing.
+#
+# Environment: BUILD (build dir, default build). Writes under $BUILD/tests/host/.
+cd "$(dirname "$0")/../.." || exit 2
+BUILD=${BUILD:-build}
+OUT=$BUILD/tests/host/symbols
+mkdir -p "$OUT" || exit 2
+echo "1..5"
+
+# Declared: the identifier before the first '(' on each LANE_API line that
+# is not the macro's own definition.
+perl -ne 'print "$1\n" if !/^\s*#/ && /\bLANE_API\b.*?([A-Za-z_]\w*)\s*\(/' vm/lane.h |
+  sort -u > "$OUT/declared"
+# Exported: defined dynamic symbols of code or data (not the linker's own).
+nm -D --defined-only "$BUILD/liblane.so" > "$OUT/nm" 2> "$OUT/nm.err"
+rc=$?
+if [ $rc = 0 ]; then echo "ok 1 - nm -D --defined-only $BUILD/liblane.so"
+else echo "not ok 1 - nm -D --defined-only $BUILD/liblane.so"; sed 's/^/# /' "$OUT/nm.err"; fi
+awk 'NF >= 3 && $2 ~ /^[TtDdBbRrVvWwGgSsi]$/ { print $3 }' "$OUT/nm" |
+  grep -v -x -e _init -e _fini -e _edata -e _end -e __bss_start | sort -u > "$OUT/exported"
+
+nd=$(wc -l < "$OUT/declared"); ne=$(wc -l < "$OUT/exported")
+if [ "$nd" -ge 20 ]; then echo "ok 2 - vm/lane.h declares $nd LANE_API functions"
+else echo "not ok 2 - vm/lane.h declares $nd LANE_API functions (parse failed?)"; fi
+
+extra=$(comm -13 "$OUT/declared" "$OUT/exported")
+missing=$(comm -23 "$OUT/declared" "$OUT/exported")
+if [ -z "$extra" ]; then echo "ok 3 - no undeclared symbol is exported ($ne exported)"
+else echo "not ok 3 - undeclared symbols exported:"; echo "$extra" | sed 's/^/#   /'; fi
+if [ -z "$missing" ]; then echo "ok 4 - every declared function is exported"
+else echo "not ok 4 - declared but not exported:"; echo "$missing" | sed 's/^/#   /'; fi
+leak=$(grep -E '^(bc|vm|lex|parse|ast|sema|emit|lint)_' "$OUT/exported")
+if [ -z "$leak" ] && ! grep -qv '^lane_' "$OUT/exported"; then
+  echo "ok 5 - every exported symbol starts with lane_"
+else echo "not ok 5 - symbols without the lane_ prefix:"; grep -v '^lane_' "$OUT/exported" | sed 's/^/#   /'; fi
