@@ -25,6 +25,7 @@ const sema_builtin sema_builtins[] = {
   {"uint", 0, 1, {TY_UINT}, TY_UINT, BF_UINT, NOOP, "identity"},
   {"uint", 0, 1, {TY_INT}, TY_UINT, BF_UINT, BC_OP_I2U, "error if negative"},
   {"uint", 0, 1, {TY_DOUBLE}, TY_UINT, BF_UINT, BC_OP_D2U, "truncates; error out of range"},
+  {"uint", 0, 1, {TY_STRING}, TY_UINT, BF_UINT, CONST_ONLY, "parses a constant"},
   {"double", 0, 1, {TY_DOUBLE}, TY_DOUBLE, BF_DOUBLE, NOOP, "identity"},
   {"double", 0, 1, {TY_INT}, TY_DOUBLE, BF_DOUBLE, BC_OP_I2D, "int to double"},
   {"double", 0, 1, {TY_UINT}, TY_DOUBLE, BF_DOUBLE, BC_OP_U2D, "uint to double"},
@@ -33,7 +34,12 @@ const sema_builtin sema_builtins[] = {
   {"double", 0, 1, {TY_PRICE}, TY_DOUBLE, BF_DOUBLE, NOOP, "dollars per token"},
   {"double", 0, 1, {TY_DURATION}, TY_DOUBLE, BF_DOUBLE, NOOP, "milliseconds"},
   {"double", 0, 1, {TY_FRACTION}, TY_DOUBLE, BF_DOUBLE, NOOP, "0..1"},
+  {"double", 0, 1, {TY_STRING}, TY_DOUBLE, BF_DOUBLE, CONST_ONLY, "parses a constant"},
   {"string", 0, 1, {TY_STRING}, TY_STRING, BF_STRING, NOOP, "identity"},
   {"string", 0, 1, {TY_INT}, TY_STRING, BF_STRING, CONST_ONLY, "formats a constant"},
+  {"string", 0, 1, {TY_UINT}, TY_STRING, BF_STRING, CONST_ONLY, "formats a constant"},
+  {"string", 0, 1, {TY_DOUBLE}, TY_STRING, BF_STRING, CONST_ONLY,
+   "formats a constant, shortest exact form"},
+  {"string", 0, 1, {TY_BOOL}, TY_STRING, BF_STRING, CONST_ONLY, "\"true\" or \"false\""},
 };
 const int sema_nbuiltins = (int)(sizeof sema_builtins / sizeof *sema_builtins);

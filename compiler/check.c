@@ -144,6 +144,9 @@ static sema_plan arith_plan(int fam, int lt, int rt) {
 static sema_plan compare_plan(int fam, int lt, int rt) {
   sema_plan bad = plan(TY_ERROR, NOCONV, NOCONV, -1);
   int eq = fam == 5 || fam == 6;
+  if ((lt & TY_LIST) && (rt & TY_LIST) &&
+      (lt == (TY_LIST | TY_NULL) || rt == (TY_LIST | TY_NULL)))   /* [] */
+    return eq ? plan(TY_BOOL, NOCONV, NOCONV, -1) : bad;
   if (lt == rt) {
     if (lt == TY_MODEL || (lt & TY_LIST) || lt == TY_NULL)
       return eq ? plan(TY_BOOL, NOCONV, NOCONV, -1) : bad;

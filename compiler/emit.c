@@ -211,14 +211,26 @@ static void emit_call(emitter *E, const ast_node *n) {
   if (b->op >= 0) emit(E, b->op, 0, 0, 0);
 }
 
+/* The smallest subexpression of n that raises the error n raises. */
+static const ast_node *error_site(const ev_env *env, const ast_node *n) {
+  const ast_node *kids[3] = {n->a, n->b, n->c};
+  for (int i = 0; i < 3; i++)
+    if (kids[i] && ev_eval(env, kids[i]).kind == EV_ERROR) return error_site(env, kids[i]);
+  for (int i = 0; i < n->list.n; i++)
+    if (ev_eval(env, n->list.v[i]).kind == EV_ERROR) return error_site(env, n->list.v[i]);
+  return n;
+}
+
+/* Errors are reported and emission goes on, so one run finds them all; the
+ * bytes are not encoded once any was reported (E->fail). */
 static void emit_expr(emitter *E, const ast_node *n) {
-  if (E->fail) return;
+  if (E->u->ctx.nomem) return;
   int saved = E->line;
   if (n->span.line) E->line = n->span.line;
   ev_env env = {E->u, -1, NULL, NULL};
   ev_val v = ev_eval(&env, n);
   if (v.kind == EV_ERROR) {
-    fail(E, n->span, "%s", v.err);
+    fail(E, error_site(&env, n)->span, "%s", v.err);
   } else if (v.kind == EV_OK && !(v.ty & TY_LIST)) {
     emit_const(E, n, &v);
   } else switch (n->kind) {
@@ -248,8 +260,11 @@ static void emit_expr(emitter *E, const ast_node *n) {
     patch(E, jend);
     break;
   }
+  case N_INDEX:
+    fail(E, n->span, "a list can be indexed only where list and index are constants%s", "");
+    break;
   default:
-    fail(E, n->span, "a %s can only be used on the right of 'in' or in constants",
+    fail(E, n->span, "a %s value can be used only on the right of 'in' or in constants",
          sema_ty_name(n->type));
     break;
   }
@@ -401,7 +416,7 @@ static void emit_route(emitter *E, int ri) {
   const sema_route *r = &E->u->routes[ri];
   bc_route br = {cstr(E, r->name), (uint32_t)here(E), 0, (uint32_t)r->fallbacks,
                  E->im.nrules, (uint32_t)r->rules.n};
-  for (int i = 0; i < r->rules.n && !E->fail; i++) {
+  for (int i = 0; i < r->rules.n && !E->u->ctx.nomem; i++) {
     const ast_node *rule = r->rules.v[i];
     E->line = rule->span.line;
     const char *name = rule->kind == N_OTHERWISE ? "otherwise" : rule->text;
@@ -424,7 +439,7 @@ static void emit_route(emitter *E, int ri) {
   emit(E, BC_OP_NOMATCH, 0, 0, 0);
   br.end = (uint32_t)here(E);
   bc_route *routes = realloc(E->im.routes, (size_t)(E->im.nroutes + 1) * sizeof *routes);
-  if (!routes) { E->fail = 1; return; }
+  if (!routes) { E->fail = 1; E->u->ctx.nomem = 1; return; }
   E->im.routes = routes;
   E->im.routes[E->im.nroutes++] = br;
 }
@@ -529,7 +544,7 @@ int emit_program(sema_unit *u, unsigned char **out, size_t *n) {
   E.cur = &E.route;
   int rc = -1;
   if (emit_tables(&E) == 0) {
-    for (int i = 0; i < u->nroutes && !E.fail; i++) emit_route(&E, i);
+    for (int i = 0; i < u->nroutes && !u->ctx.nomem; i++) emit_route(&E, i);
     if (!E.fail && link_code(&E) == 0 && bc_encode(&E.im, out, n) == 0) rc = 0;
   }
   if (rc && !u->ctx.nerrors) diag_error(&u->ctx, (ast_span){0}, "out of memory while emitting");

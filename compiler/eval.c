@@ -58,7 +58,7 @@ static ev_val conv(int op, ev_val a) {
   case BC_OP_I2D: return mk_d(TY_DOUBLE, (double)a.v.i);
   case BC_OP_U2D: return mk_d(TY_DOUBLE, (double)a.v.u);
   case BC_OP_D2I:
-    if (!(a.v.d >= -9223372036854775808.0 && a.v.d < 9223372036854775808.0))
+    if (!(a.v.d > -9223372036854775808.0 && a.v.d < 9223372036854775808.0))  /* as CEL */
       return error("double out of range for int");
     return mk_i(TY_INT, (int64_t)a.v.d);
   case BC_OP_D2U:
@@ -268,6 +268,48 @@ static ev_val bucket(const ev_val *k) {
   return mk_d(TY_FRACTION, (double)(bc_splitmix64(h) % 100) / 100.0);
 }
 
+/* string(x) of a constant, as CEL writes it. */
+static ev_val format_value(const ev_env *env, const ev_val *v) {
+  char buf[40];
+  int len;
+  switch (v->ty) {
+  case TY_STRING: return *v;
+  case TY_BOOL: len = snprintf(buf, sizeof buf, "%s", v->v.i ? "true" : "false"); break;
+  case TY_UINT: len = snprintf(buf, sizeof buf, "%llu", (unsigned long long)v->v.u); break;
+  case TY_DOUBLE:   /* the shortest form that reads back to the same double */
+    for (int prec = 1; prec <= 17; prec++) {
+      len = snprintf(buf, sizeof buf, "%.*g", prec, v->v.d);
+      if (strtod(buf, NULL) == v->v.d) break;
+    }
+    break;
+  default: len = snprintf(buf, sizeof buf, "%lld", (long long)v->v.i); break;
+  }
+  char *s = ast_strndup(ctx_of(env), buf, (size_t)len);
+  return s ? mk_s(s, (size_t)len) : error("out of memory");
+}
+
+/* int(s), uint(s), double(s) of a constant string: the whole string must
+ * be the number. */
+static ev_val parse_number(const ev_val *s, int ty) {
+  char buf[64], *end;
+  if (s->n == 0 || s->n >= sizeof buf) return error("not a number");
+  memcpy(buf, s->s, s->n);
+  buf[s->n] = 0;
+  errno = 0;
+  if (ty == TY_DOUBLE) {
+    double d = strtod(buf, &end);
+    return *end ? error("not a double") : mk_d(TY_DOUBLE, d);
+  }
+  if (ty == TY_UINT) {
+    if (buf[0] == '-') return error("not a uint");
+    ev_val v = mk(TY_UINT);
+    v.v.u = strtoull(buf, &end, 10);
+    return *end || errno ? error("not a uint") : v;
+  }
+  long long i = strtoll(buf, &end, 10);
+  return *end || errno ? error("not an int") : mk_i(TY_INT, i);
+}
+
 static ev_val eval_call(const ev_env *env, const ast_node *n) {
   ev_val a[2];
   int na = 0;
@@ -286,25 +328,9 @@ static ev_val eval_call(const ev_env *env, const ast_node *n) {
       if (has_at(&a[0], &a[1], i)) return mk_b(1);
     return mk_b(0);
   case BF_BUCKET: return bucket(&a[0]);
-  case BF_STRING: {
-    if (a[0].ty == TY_STRING) return a[0];
-    char buf[32];
-    int len = snprintf(buf, sizeof buf, "%lld", (long long)a[0].v.i);
-    char *s = ast_strndup(ctx_of(env), buf, (size_t)len);
-    return s ? mk_s(s, (size_t)len) : error("out of memory");
-  }
-  case BF_INT:
-    if (a[0].ty == TY_STRING) {
-      char buf[40];
-      if (a[0].n == 0 || a[0].n >= sizeof buf) return error("not an int");
-      memcpy(buf, a[0].s, a[0].n);
-      buf[a[0].n] = 0;
-      char *end;
-      errno = 0;
-      long long v = strtoll(buf, &end, 10);
-      if (*end || errno) return error("not an int");
-      return mk_i(TY_INT, v);
-    }
+  case BF_STRING: return format_value(env, &a[0]);
+  case BF_INT: case BF_UINT: case BF_DOUBLE:
+    if (a[0].ty == TY_STRING) return parse_number(&a[0], b->result);
     /* fall through */
   default: {
     ev_val r = b->op >= 0 ? conv(b->op, a[0]) : a[0];

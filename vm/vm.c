@@ -536,10 +536,11 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
     /* I2D U2D: convert to the nearest double. */
     vmcase(I2D) { T1.v.d = (double)T1.v.i; vmbreak; }
     vmcase(U2D) { T1.v.d = (double)T1.v.u; vmbreak; }
-    /* D2I: truncate toward zero; nan, inf and values outside int64 are an
-     * error (the comparisons are false for nan). */
+    /* D2I: truncate toward zero; nan, inf and values outside (-2^63, 2^63)
+     * are an error, as in CEL, which excludes -2^63 itself (the comparisons
+     * are false for nan). */
     vmcase(D2I) {
-      if (!(T1.v.d >= -9223372036854775808.0 && T1.v.d < 9223372036854775808.0))
+      if (!(T1.v.d > -9223372036854775808.0 && T1.v.d < 9223372036854775808.0))
         goto fault;
       T1.v.i = (int64_t)T1.v.d; vmbreak;
     }

@@ -739,33 +739,25 @@ static void test_fold_vs_vm(void) {
   is_int(bad_fold, 0, "folded int arithmetic agrees with C on %d cases", n);
 }
 
-/* ---- known bugs (TAP TODO: reported, not failing the suite) ---- */
+/* ---- regressions: each failed before its fix ---- */
 
-static void todo_ok(int cond, const char *why, const char *desc) {
-  printf("%sok %d - %s # TODO %s\n", cond ? "" : "not ", ++tap_run, desc, why);
-}
-
-static void test_known_bugs(void) {
+static void test_regressions(void) {
   /* DESIGN.md: "the first error does not stop the report of the next ten".
-   * Errors found while folding constants (emit) stop at the first. */
+   * Errors found while folding constants used to stop at the first. */
   int n = compile(MODELS "route r {\n"
                   "  when 1 / 0 == 1 -> m\n"
                   "  when 9223372036854775807 + 1 > 0 -> m\n"
                   "  when 5 % 0 == 0 -> m\n"
                   "  otherwise -> n\n}\n");
-  todo_ok(n == 3, "emit stops at the first constant-folding error",
-          "three constant errors in one policy, all reported");
-  if (n != 3) { diag("got %d error(s):", n); diag_text(DIAG); }
-  /* The caret should be under the failing part, 1 / 0, not the whole
-   * comparison. */
-  todo_ok(has(DIAG, "t.lane:4:8: error: division by zero\n"
-                    "    4 |   when 1 / 0 == 1 -> m\n"
-                    "      |        ^~~~~\n"),
-          "the span is the whole condition", "folding error caret under 1 / 0");
+  is_int(n, 3, "three constant errors in one policy, all reported");
+  /* The caret is under the failing part, 1 / 0, not the whole comparison. */
+  ok(has(DIAG, "t.lane:4:8: error: division by zero\n"
+               "    4 |   when 1 / 0 == 1 -> m\n"
+               "      |        ^~~~~\n"),
+     "folding error caret under 1 / 0");
   /* CEL: int(-9223372036854775808.0) is a range error (conformance
    * conversions/int/double_int_min_range). */
-  todo_ok(when("int(-9223372036854775808.0) < 0") > 0, "D2I accepts -2^63",
-          "int(-2^63 as double) is a range error");
+  ok(when("int(-9223372036854775808.0) < 0") > 0, "int(-2^63 as double) is a range error");
 }
 
 int main(void) {
@@ -781,7 +773,7 @@ int main(void) {
   test_bucket();
   test_split();
   test_fold_vs_vm();
-  test_known_bugs();
+  test_regressions();
   reset();
   return done_testing();
 }
