@@ -226,7 +226,7 @@ static const struct { const char *name; int dv; int ty; } dvals[] = {
   {"rule", DV_RULE, TY_INT}, {"rule_name", DV_RULE_NAME, TY_STRING},
   {"primary", DV_PRIMARY, TY_MODEL}, {"fallbacks", DV_FALLBACKS, TY_LIST | TY_MODEL},
   {"shadows", DV_SHADOWS, TY_LIST | TY_MODEL}, {"cost", DV_COST, TY_MONEY},
-  {"route", DV_ROUTE, TY_STRING},
+  {"route", DV_ROUTE, TY_STRING}, {"errors", DV_ERRORS, TY_INT},
 };
 
 /* Resolves a model property name (static only when dyn is 0). */
@@ -452,17 +452,17 @@ static const char *op_verb(int op) {
   }
 }
 
-/* When a plain number meets a unit, says how to write the number with it. */
-static void unit_hint(char *buf, size_t n, const ast_node *a, const ast_node *b) {
+/* When plain number literal `a` is used where type `want` is, says how to
+ * write it with that unit. */
+static void literal_hint(char *buf, size_t n, const ast_node *a, int want) {
   buf[0] = 0;
-  if (b->kind == N_INT || b->kind == N_DOUBLE) { const ast_node *t = a; a = b; b = t; }
   if ((a->kind != N_INT && a->kind != N_DOUBLE) || !a->span.file) return;
   size_t len;
   const char *line = ast_source_line(a->span.file, a->span.line, &len);
   if (!line || (size_t)(a->span.col - 1 + a->span.len) > len) return;
   int k = a->span.len;
   const char *lit = line + a->span.col - 1;
-  switch (b->type) {
+  switch (want) {
   case TY_DURATION:
     snprintf(buf, n, "; write %.*s with a unit, as in %.*sms or %.*ss", k, lit, k, lit, k, lit);
     break;
@@ -471,6 +471,12 @@ static void unit_hint(char *buf, size_t n, const ast_node *a, const ast_node *b)
   case TY_PRICE: snprintf(buf, n, "; write %.*s as a price, as in $%.*s/Mtok", k, lit, k, lit); break;
   default: break;
   }
+}
+
+/* The hint for a binary operation whose one side is a plain number. */
+static void unit_hint(char *buf, size_t n, const ast_node *a, const ast_node *b) {
+  if (b->kind == N_INT || b->kind == N_DOUBLE) literal_hint(buf, n, b, a->type);
+  else literal_hint(buf, n, a, b->type);
 }
 
 static int check_binary(sema_unit *u, ast_node *n, int cx) {
@@ -506,6 +512,9 @@ static int check_binary(sema_unit *u, ast_node *n, int cx) {
   if (p.ty == TY_ERROR) {
     char h[96];
     unit_hint(h, sizeof h, n->a, n->b);
+    if ((n->op == OP_EQ || n->op == OP_NE) && (rt & TY_LIST) && !(lt & TY_LIST))
+      snprintf(h, sizeof h, "; to test membership, write %s",
+               n->op == OP_EQ ? "x in [...]" : "!(x in [...])");
     if (n->op >= OP_EQ && n->op <= OP_GE)
       diag_error(&u->ctx, n->span, "cannot compare %s with %s%s", sema_ty_name(lt),
                  sema_ty_name(rt), h);
@@ -619,8 +628,11 @@ int sema_check_const(sema_unit *u, ast_node *e, int want, const char *what, ev_v
            (want == TY_DOUBLE && t == TY_INT) ||
            (want == (TY_LIST | TY_STRING) && t == (TY_LIST | TY_NULL));
   if (!ok) {
-    diag_error(&u->ctx, e->span, "%s must be %s, not %s", what, sema_ty_name(want),
-               sema_ty_name(t));
+    char h[96] = "";
+    if (t == TY_MONEY && want == TY_PRICE) snprintf(h, sizeof h, "; a price is per token, as in $3/Mtok");
+    else literal_hint(h, sizeof h, e, want);
+    diag_error(&u->ctx, e->span, "%s must be %s, not %s%s", what, sema_ty_name(want),
+               sema_ty_name(t), h);
     return -1;
   }
   ev_env env = {u, -1, NULL, NULL};
@@ -730,6 +742,22 @@ static void check_target(sema_unit *u, ast_node *t) {
   }
 }
 
+/* Counts the distinct shadow models of a rule with the route's own. */
+static int count_shadows(const sema_route *r, const ast_node *rule) {
+  int seen[LANE_MAX_SHADOWS + 1], n = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    const ast_list *l = pass ? &r->shadows : &rule->list;
+    for (int k = 0; k < l->n; k++) {
+      const ast_node *t = l->v[k];
+      if (t->kind != N_SHADOW || t->ref < 0) continue;
+      int dup = 0;
+      for (int i = 0; i < n; i++) dup |= seen[i] == t->ref;
+      if (!dup && n <= LANE_MAX_SHADOWS) seen[n++] = t->ref;
+    }
+  }
+  return n;
+}
+
 static void check_route(sema_unit *u, sema_route *r) {
   for (int i = 0; i < r->requires.n; i++)
     check_cond(u, r->requires.v[i]->a, CX_REQ | CX_MODEL, "a 'require' condition");
@@ -738,6 +766,10 @@ static void check_route(sema_unit *u, sema_route *r) {
     ast_node *rule = r->rules.v[i];
     if (rule->kind == N_WHEN) check_cond(u, rule->a, CX_REQ, "a 'when' condition");
     for (int k = 0; k < rule->list.n; k++) check_target(u, rule->list.v[k]);
+    if (count_shadows(r, rule) > LANE_MAX_SHADOWS)
+      diag_error(&u->ctx, rule->span,
+                 "this rule has more than %d shadows (its own and the route's); "
+                 "a decision carries at most %d", LANE_MAX_SHADOWS, LANE_MAX_SHADOWS);
   }
 }
 
@@ -785,13 +817,23 @@ static void check_test(sema_unit *u, ast_node *t) {
     if (it->kind == N_TROUTE) {
       routes++;
       it->ref = sema_route_find(u, it->name);
-      if (it->ref < 0) diag_error(&u->ctx, it->span, "unknown route '%s'", it->name);
+      if (it->ref < 0) {
+        suggest s = {it->name, NULL, 99};
+        char h[96];
+        for (int k = 0; k < u->nroutes; k++) consider(&s, u->routes[k].name);
+        hint(h, sizeof h, &s);
+        diag_error(&u->ctx, it->span, "unknown route '%s'%s", it->name, h);
+      }
     } else if (it->kind == N_TREQ) {
       for (int k = 0; k < it->list.n; k++) {
         ast_node *init = it->list.v[k];
         int f = sema_field_find(u, init->name);
         if (f < 0) {
-          diag_error(&u->ctx, init->span, "unknown request field '%s'", init->name);
+          suggest s = {init->name, NULL, 99};
+          char h[96];
+          for (int m = 0; m < u->nfields; m++) consider(&s, u->fields[m].name);
+          hint(h, sizeof h, &s);
+          diag_error(&u->ctx, init->span, "unknown request field '%s'%s", init->name, h);
           continue;
         }
         init->ref = f;

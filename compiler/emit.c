@@ -275,7 +275,15 @@ static void emit_expr(emitter *E, const ast_node *n) {
 
 typedef struct condset { const ast_node *v[64]; int n; } condset;
 
+/* Adds a condition, split at its top-level &&s, so that each conjunct is
+ * decided per model on its own and a static one never reaches the filter
+ * code. Splitting keeps CEL's meaning: false in any conjunct wins. */
 static void add_cond(emitter *E, condset *cs, const ast_node *c) {
+  if (c->kind == N_BINARY && c->op == OP_AND) {
+    add_cond(E, cs, c->a);
+    add_cond(E, cs, c->b);
+    return;
+  }
   if (cs->n == 64) { fail(E, c->span, "too many conditions on one selection%s", ""); return; }
   cs->v[cs->n++] = c;
 }

@@ -231,6 +231,7 @@ static ev_val decision_val(const ev_env *env, int dv) {
   case DV_FALLBACKS: return model_list(env, d->candidates + 1, d->ncandidates - 1);
   case DV_SHADOWS: return model_list(env, d->shadows, d->nshadows);
   case DV_COST: return mk_d(TY_MONEY, d->cost);
+  case DV_ERRORS: return mk_i(TY_INT, d->nerrors);
   case DV_ROUTE: {
     const char *s = lane_route_name(env->prog, d->route);
     return mk_s(s, strlen(s));

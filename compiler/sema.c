@@ -459,11 +459,12 @@ static void dup_error(sema_unit *u, ast_node *d, const char *what, ast_span prev
 
 static void declare_pool(sema_unit *u, ast_node *d) {
   int prev = find_pool(u, d->name);
-  if (prev >= 0) { dup_error(u, d, "pool", u->pools[prev].def->span); return; }
+  if (prev >= 0) { dup_error(u, d, "pool", u->pools[prev].span); return; }
   if (grow(&u->pools, u->npools, &u->cappools, sizeof *u->pools)) { u->ctx.nomem = 1; return; }
   sema_pool *p = &u->pools[u->npools++];
   p->name = d->name;
   p->def = d->a;
+  p->span = d->span;
   p->state = 0;
 }
 

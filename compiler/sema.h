@@ -53,7 +53,7 @@ typedef enum sema_mprop {
 } sema_mprop;
 
 typedef enum sema_dval { DV_RULE, DV_RULE_NAME, DV_PRIMARY, DV_FALLBACKS,
-                         DV_SHADOWS, DV_COST, DV_ROUTE } sema_dval;
+                         DV_SHADOWS, DV_COST, DV_ROUTE, DV_ERRORS } sema_dval;
 
 /* ---- declarations ---- */
 typedef struct sema_model {
@@ -81,6 +81,7 @@ typedef struct sema_field {
 typedef struct sema_pool {
   const char *name;        /* pool name */
   ast_node   *def;         /* N_POOL */
+  ast_span    span;        /* the declaration */
   int         state;       /* 0 unchecked, 1 checking, 2 done */
 } sema_pool;
 

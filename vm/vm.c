@@ -386,6 +386,13 @@ static int contains(const int *v, int n, int m) {
   return 0;
 }
 
+static void drop_answering_shadows(vm_run *x) {
+  int n = 0;
+  for (int i = 0; i < x->nshadow; i++)
+    if (!contains(x->cand, x->ncand, x->shadow[i])) x->shadow[n++] = x->shadow[i];
+  x->nshadow = n;
+}
+
 /* CAND a, b, c: see the opcode comment in vm_exec. */
 static void vm_cand(vm_run *x, const bc_insn *in) {
   const bc_image *im = x->im;
@@ -646,8 +653,13 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
       vmbreak;
     }
     /* ENDRULE: with candidates, the current rule decides; without, fall
-     * through to the next rule. */
-    vmcase(ENDRULE) { if (x->ncand > 0) return LANE_OK; vmbreak; }
+     * through to the next rule. A shadow is never answered with, and a
+     * model that answers needs no copy: candidates leave the shadows. */
+    vmcase(ENDRULE) {
+      if (x->ncand == 0) vmbreak;
+      drop_answering_shadows(x);
+      return LANE_OK;
+    }
     /* NOMATCH: no rule produced a model. Ends route code. */
     vmcase(NOMATCH) return LANE_ENOMATCH;
 #ifndef LANE_VM_GOTO

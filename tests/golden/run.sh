@@ -14,6 +14,7 @@
 # Run from the repository root: LANE=build/lane sh tests/golden/run.sh
 # Regenerate expectations after a reviewed change: sh tests/golden/update.sh
 LANE=${LANE:-build/lane}
+case "$LANE" in /*) ;; *) LANE=$(pwd)/$LANE ;; esac   # the suites cd
 dir=$(dirname "$0")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -44,7 +45,7 @@ for p in "$dir"/accept/*.lane; do
       "decision "*)
         i=$((i + 1))
         printf '%s\n' "${line#decision }" >"$tmp/want"
-        "$LANE" eval "$tmp/p.lanec" --route "$route" "$tmp/req.json" >"$tmp/got" 2>&1
+        ( cd "$tmp" && "$LANE" eval p.lanec --route "$route" req.json ) >"$tmp/got" 2>&1
         if diff -u "$tmp/want" "$tmp/got" >"$tmp/diff"; then ok "accept $name: case $i"
         else notok "accept $name: case $i"; fi ;;
     esac

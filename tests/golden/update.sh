@@ -24,10 +24,10 @@ for g in "$dir"/accept/*.golden; do
   route=""
   while IFS= read -r line; do
     case "$line" in
-      "route "*) route=${line#route }; echo "$line" ;;
-      "request "*) printf '%s\n' "${line#request }" >"$tmp/req.json"; echo "$line" ;;
-      "decision "*) printf 'decision %s\n' "$("$LANE" eval "$tmp/p.lanec" --route "$route" "$tmp/req.json" 2>&1)" ;;
-      *) echo "$line" ;;
+      "route "*) route=${line#route }; printf '%s\n' "$line" ;;
+      "request "*) printf '%s\n' "${line#request }" >"$tmp/req.json"; printf '%s\n' "$line" ;;
+      "decision "*) printf 'decision %s\n' "$(cd "$tmp" && "$LANE" eval p.lanec --route "$route" req.json 2>&1)" ;;
+      *) printf '%s\n' "$line" ;;
     esac
   done <"$g" >"$tmp/new"
   cp "$tmp/new" "$g"
