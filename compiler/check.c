@@ -557,6 +557,25 @@ static int check_list(sema_unit *u, ast_node *n, int cx) {
   return TY_LIST | et;
 }
 
+/* Whether a checked node folds to a constant: a literal, or an operator or
+ * builtin call over constants. Children are checked first, so one pass
+ * decides it for the whole tree. */
+static int is_constant(const ast_node *n) {
+  switch (n->kind) {
+  case N_INT: case N_UINT: case N_DOUBLE: case N_BOOL: case N_STRING: case N_NULL:
+  case N_MONEY: case N_PRICE: case N_DURATION: case N_TOKENS: case N_FRACTION:
+    return 1;
+  case N_UNARY: case N_BINARY: case N_COND: case N_INDEX: case N_CALL: case N_LIST:
+    if ((n->a && !n->a->is_const) || (n->b && !n->b->is_const) || (n->c && !n->c->is_const))
+      return 0;
+    for (int i = 0; i < n->list.n; i++)
+      if (!n->list.v[i]->is_const) return 0;
+    return 1;
+  default:
+    return 0;
+  }
+}
+
 static int check(sema_unit *u, ast_node *n, int cx) {
   int t = TY_ERROR;
   switch (n->kind) {
@@ -609,6 +628,7 @@ static int check(sema_unit *u, ast_node *n, int cx) {
     break;
   }
   n->type = t;
+  n->is_const = t != TY_ERROR && is_constant(n);
   return t;
 }
 

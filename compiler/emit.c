@@ -228,7 +228,7 @@ static void emit_expr(emitter *E, const ast_node *n) {
   int saved = E->line;
   if (n->span.line) E->line = n->span.line;
   ev_env env = {E->u, -1, NULL, NULL};
-  ev_val v = ev_eval(&env, n);
+  ev_val v = n->is_const ? ev_eval(&env, n) : (ev_val){.kind = EV_UNKNOWN};
   if (v.kind == EV_ERROR) {
     fail(E, error_site(&env, n)->span, "%s", v.err);
   } else if (v.kind == EV_OK && !(v.ty & TY_LIST)) {

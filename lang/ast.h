@@ -132,6 +132,8 @@ struct ast_node {
   int       ref;          /* resolved index (model, field, pool, ...) */
   int       refkind;      /* what ref indexes */
   const char *text;       /* N_WHEN: the condition's source text */
+  int       is_const;     /* expression needs nothing from a request, a
+                             model or a decision: folds to a constant */
 };
 
 /* ---- diagnostics ---- */
