@@ -153,10 +153,39 @@ static void emit_in(emitter *E, const ast_node *n) {
   emit(E, BC_OP_IN_LIST, 0, 0, list_index(E, n, &l, n->a->type));
 }
 
+/* Whether evaluating n at run time can raise an error: int and uint
+ * arithmetic (overflow, division by zero) and range-checked conversions. */
+static int can_fail(const ast_node *n) {
+  if (n->is_const) return 0;
+  if ((n->a && can_fail(n->a)) || (n->b && can_fail(n->b)) || (n->c && can_fail(n->c)))
+    return 1;
+  for (int i = 0; i < n->list.n; i++)
+    if (can_fail(n->list.v[i])) return 1;
+  switch (n->kind) {
+  case N_BINARY: {
+    if (n->op < OP_ADD || n->op > OP_MOD) return 0;
+    sema_plan p = sema_binplan(n->op, n->a->type, n->b->type);
+    return p.op >= 0 && bc_op_can_fail(p.op);
+  }
+  case N_UNARY: return n->op == OP_NEG && sema_ty_mtype(n->type) == LANE_T_INT;
+  case N_CALL: {
+    int op = sema_builtins[n->ref].op;
+    return op >= 0 && bc_op_can_fail(op);
+  }
+  default: return 0;
+  }
+}
+
+/* CEL's && and || are commutative: an error on one side is absorbed when
+ * the other side decides (false && error is false, true || error is
+ * true). Evaluating first the side that cannot fail and short-circuiting
+ * gives exactly that whenever at most one side can raise an error. */
 static void emit_logic(emitter *E, const ast_node *n) {
-  emit_expr(E, n->a);
+  const ast_node *first = n->a, *second = n->b;
+  if (can_fail(first) && !can_fail(second)) { first = n->b; second = n->a; }
+  emit_expr(E, first);
   int j = emit(E, n->op == OP_AND ? BC_OP_JF_KEEP : BC_OP_JT_KEEP, 0, 0, 0);
-  emit_expr(E, n->b);
+  emit_expr(E, second);
   patch(E, j);
 }
 

@@ -14,8 +14,8 @@
 #include "vm.h"
 
 const bc_opinfo bc_ops[BC_NOPS] = {
-#define BC_OP_INFO(name, fmt, in, out, w, reg, doc) \
-  { #name, BC_FMT_##fmt, in, out, w, (#reg)[0], doc },
+#define BC_OP_INFO(name, fmt, in, out, w, fail, reg, doc) \
+  { #name, BC_FMT_##fmt, in, out, w, fail, (#reg)[0], doc },
   BC_OPCODES(BC_OP_INFO)
 #undef BC_OP_INFO
 };
@@ -54,17 +54,7 @@ int bc_unit_type(uint32_t unit) {
   }
 }
 
-int bc_op_can_fail(uint32_t op) {
-  switch (op) {
-  case BC_OP_ADD_I: case BC_OP_SUB_I: case BC_OP_MUL_I: case BC_OP_DIV_I:
-  case BC_OP_MOD_I: case BC_OP_NEG_I: case BC_OP_ADD_U: case BC_OP_SUB_U:
-  case BC_OP_MUL_U: case BC_OP_DIV_U: case BC_OP_MOD_U: case BC_OP_D2I:
-  case BC_OP_D2U: case BC_OP_I2U: case BC_OP_U2I:
-    return 1;
-  default:
-    return 0;
-  }
-}
+int bc_op_can_fail(uint32_t op) { return op < BC_NOPS && bc_ops[op].can_fail; }
 
 /* ---------------------------------------------------------------------
  * Hashes

@@ -235,95 +235,96 @@ typedef enum bc_order {
 /*
  * The opcode table. Each row: name, operand format, stack input types,
  * stack output types, cost weight (instructions counted for the
- * worst case; CAND is weighted further per member), region, meaning.
+ * worst case; CAND is weighted further per member), whether it can raise a
+ * runtime error (1: overflow, division by zero, range), region, meaning.
  * Types: I int64, U uint64, D double, B bool, S string, '*' decided by the
  * operand (field, model field or list type).
  */
 #define BC_OPCODES(X) \
-  X(PUSH_I,   KINT,   "",   "I", 1, A, "push KINT[c]")                                   \
-  X(PUSH_U,   KINT,   "",   "U", 1, A, "push KINT[c] as uint64")                         \
-  X(PUSH_D,   KDBL,   "",   "D", 1, A, "push KDBL[c]")                                   \
-  X(PUSH_B,   BOOL,   "",   "B", 1, A, "push a")                                         \
-  X(PUSH_S,   STR,    "",   "S", 1, A, "push string c")                                  \
-  X(LOAD,     FIELD,  "",   "*", 1, A, "push request field c (zero if unset)")           \
-  X(NOT,      NONE,   "B",  "B", 1, A, "logical not")                                    \
-  X(JMP,      JUMP,   "",   "",  1, A, "jump to c")                                      \
-  X(JF,       JUMP,   "B",  "",  1, A, "pop; jump to c if false")                        \
-  X(JF_KEEP,  JUMP,   "B",  "",  1, A, "if top is false jump to c keeping it, else pop") \
-  X(JT_KEEP,  JUMP,   "B",  "",  1, A, "if top is true jump to c keeping it, else pop")  \
-  X(ADD_I,    NONE,   "II", "I", 1, A, "add; error on overflow")                         \
-  X(SUB_I,    NONE,   "II", "I", 1, A, "subtract; error on overflow")                    \
-  X(MUL_I,    NONE,   "II", "I", 1, A, "multiply; error on overflow")                    \
-  X(DIV_I,    NONE,   "II", "I", 1, A, "divide, truncating; error on /0 and overflow")   \
-  X(MOD_I,    NONE,   "II", "I", 1, A, "remainder; error on %0 and overflow")            \
-  X(NEG_I,    NONE,   "I",  "I", 1, A, "negate; error on overflow")                      \
-  X(ADD_U,    NONE,   "UU", "U", 1, A, "add; error on overflow")                         \
-  X(SUB_U,    NONE,   "UU", "U", 1, A, "subtract; error below zero")                     \
-  X(MUL_U,    NONE,   "UU", "U", 1, A, "multiply; error on overflow")                    \
-  X(DIV_U,    NONE,   "UU", "U", 1, A, "divide; error on /0")                            \
-  X(MOD_U,    NONE,   "UU", "U", 1, A, "remainder; error on %0")                         \
-  X(ADD_D,    NONE,   "DD", "D", 1, A, "IEEE add")                                       \
-  X(SUB_D,    NONE,   "DD", "D", 1, A, "IEEE subtract")                                  \
-  X(MUL_D,    NONE,   "DD", "D", 1, A, "IEEE multiply")                                  \
-  X(DIV_D,    NONE,   "DD", "D", 1, A, "IEEE divide (x/0 is inf or nan)")                \
-  X(NEG_D,    NONE,   "D",  "D", 1, A, "IEEE negate")                                    \
-  X(I2D,      NONE,   "I",  "D", 1, A, "int to double")                                  \
-  X(U2D,      NONE,   "U",  "D", 1, A, "uint to double")                                 \
-  X(D2I,      NONE,   "D",  "I", 1, A, "double to int, truncating; error out of range")  \
-  X(D2U,      NONE,   "D",  "U", 1, A, "double to uint, truncating; error out of range") \
-  X(I2U,      NONE,   "I",  "U", 1, A, "int to uint; error if negative")                 \
-  X(U2I,      NONE,   "U",  "I", 1, A, "uint to int; error above INT64_MAX")             \
-  X(EQ_I,     NONE,   "II", "B", 1, A, "==")                                             \
-  X(NE_I,     NONE,   "II", "B", 1, A, "!=")                                             \
-  X(LT_I,     NONE,   "II", "B", 1, A, "<")                                              \
-  X(LE_I,     NONE,   "II", "B", 1, A, "<=")                                             \
-  X(GT_I,     NONE,   "II", "B", 1, A, ">")                                              \
-  X(GE_I,     NONE,   "II", "B", 1, A, ">=")                                             \
-  X(EQ_U,     NONE,   "UU", "B", 1, A, "==")                                             \
-  X(NE_U,     NONE,   "UU", "B", 1, A, "!=")                                             \
-  X(LT_U,     NONE,   "UU", "B", 1, A, "<")                                              \
-  X(LE_U,     NONE,   "UU", "B", 1, A, "<=")                                             \
-  X(GT_U,     NONE,   "UU", "B", 1, A, ">")                                              \
-  X(GE_U,     NONE,   "UU", "B", 1, A, ">=")                                             \
-  X(EQ_D,     NONE,   "DD", "B", 1, A, "== (IEEE: nan != nan)")                          \
-  X(NE_D,     NONE,   "DD", "B", 1, A, "!=")                                             \
-  X(LT_D,     NONE,   "DD", "B", 1, A, "<")                                              \
-  X(LE_D,     NONE,   "DD", "B", 1, A, "<=")                                             \
-  X(GT_D,     NONE,   "DD", "B", 1, A, ">")                                              \
-  X(GE_D,     NONE,   "DD", "B", 1, A, ">=")                                             \
-  X(EQ_S,     NONE,   "SS", "B", 1, A, "== bytewise")                                    \
-  X(NE_S,     NONE,   "SS", "B", 1, A, "!= bytewise")                                    \
-  X(LT_S,     NONE,   "SS", "B", 1, A, "< bytewise (UTF-8 code point order)")            \
-  X(LE_S,     NONE,   "SS", "B", 1, A, "<=")                                             \
-  X(GT_S,     NONE,   "SS", "B", 1, A, ">")                                              \
-  X(GE_S,     NONE,   "SS", "B", 1, A, ">=")                                             \
-  X(EQ_B,     NONE,   "BB", "B", 1, A, "==")                                             \
-  X(NE_B,     NONE,   "BB", "B", 1, A, "!=")                                             \
-  X(IN_LIST,  LIST,   "*",  "B", 1, A, "pop x; push x in list c (linear scan)")          \
-  X(S_SIZE,   NONE,   "S",  "I", 1, A, "string length in code points")                   \
-  X(S_STARTS, NONE,   "SS", "B", 1, A, "s.startsWith(t)")                                \
-  X(S_ENDS,   NONE,   "SS", "B", 1, A, "s.endsWith(t)")                                  \
-  X(S_CONTAINS,NONE,  "SS", "B", 1, A, "s.contains(t)")                                  \
-  X(BUCKET_S, NONE,   "S",  "D", 1, A, "splitmix64(fnv1a64(s)) % 100 / 100")             \
-  X(BUCKET_I, NONE,   "I",  "D", 1, A, "splitmix64(i) % 100 / 100")                      \
-  X(BUDGET,   BUDGET, "",   "D", 1, A, "push budget c's spent, remaining or used")       \
-  X(M_FIELD,  MFIELD, "",   "*", 1, F, "push static field a of the current model")       \
-  X(M_CAP,    CAP,    "",   "B", 1, F, "push whether the current model has cap c")       \
-  X(M_COST,   NONE,   "",   "D", 1, F, "push the request's expected cost on the model")  \
-  X(M_FITS,   NONE,   "",   "B", 1, F, "push whether the request fits the model")        \
-  X(M_HEALTHY,NONE,   "",   "B", 1, F, "push live health (true without data)")           \
-  X(M_P50,    NONE,   "",   "D", 1, F, "push live p50 latency, else the prior")          \
-  X(M_P95,    NONE,   "",   "D", 1, F, "push live p95 latency, else the prior")          \
-  X(M_ERRRATE,NONE,   "",   "D", 1, F, "push live error rate (0 without data)")          \
-  X(FRET,     NONE,   "B",  "",  1, F, "filter result; ends a filter region")            \
-  X(RULE,     RULE,   "",   "",  1, R, "start rule c: clear candidates")                 \
-  X(CAND,     CAND,   "",   "",  1, R, "append pool c's passing members in order a")     \
-  X(SHADOW,   MODEL,  "",   "",  1, R, "add model c to the shadows")                     \
-  X(ENDRULE,  NONE,   "",   "",  1, R, "if there are candidates, decide and stop")       \
-  X(NOMATCH,  NONE,   "",   "",  1, R, "no rule matched; ends a route region")
+  X(PUSH_I,   KINT,   "",   "I", 1, 0, A, "push KINT[c]")                                   \
+  X(PUSH_U,   KINT,   "",   "U", 1, 0, A, "push KINT[c] as uint64")                         \
+  X(PUSH_D,   KDBL,   "",   "D", 1, 0, A, "push KDBL[c]")                                   \
+  X(PUSH_B,   BOOL,   "",   "B", 1, 0, A, "push a")                                         \
+  X(PUSH_S,   STR,    "",   "S", 1, 0, A, "push string c")                                  \
+  X(LOAD,     FIELD,  "",   "*", 1, 0, A, "push request field c (zero if unset)")           \
+  X(NOT,      NONE,   "B",  "B", 1, 0, A, "logical not")                                    \
+  X(JMP,      JUMP,   "",   "",  1, 0, A, "jump to c")                                      \
+  X(JF,       JUMP,   "B",  "",  1, 0, A, "pop; jump to c if false")                        \
+  X(JF_KEEP,  JUMP,   "B",  "",  1, 0, A, "if top is false jump to c keeping it, else pop") \
+  X(JT_KEEP,  JUMP,   "B",  "",  1, 0, A, "if top is true jump to c keeping it, else pop")  \
+  X(ADD_I,    NONE,   "II", "I", 1, 1, A, "add; error on overflow")                         \
+  X(SUB_I,    NONE,   "II", "I", 1, 1, A, "subtract; error on overflow")                    \
+  X(MUL_I,    NONE,   "II", "I", 1, 1, A, "multiply; error on overflow")                    \
+  X(DIV_I,    NONE,   "II", "I", 1, 1, A, "divide, truncating; error on /0 and overflow")   \
+  X(MOD_I,    NONE,   "II", "I", 1, 1, A, "remainder; error on %0 and overflow")            \
+  X(NEG_I,    NONE,   "I",  "I", 1, 1, A, "negate; error on overflow")                      \
+  X(ADD_U,    NONE,   "UU", "U", 1, 1, A, "add; error on overflow")                         \
+  X(SUB_U,    NONE,   "UU", "U", 1, 1, A, "subtract; error below zero")                     \
+  X(MUL_U,    NONE,   "UU", "U", 1, 1, A, "multiply; error on overflow")                    \
+  X(DIV_U,    NONE,   "UU", "U", 1, 1, A, "divide; error on /0")                            \
+  X(MOD_U,    NONE,   "UU", "U", 1, 1, A, "remainder; error on %0")                         \
+  X(ADD_D,    NONE,   "DD", "D", 1, 0, A, "IEEE add")                                       \
+  X(SUB_D,    NONE,   "DD", "D", 1, 0, A, "IEEE subtract")                                  \
+  X(MUL_D,    NONE,   "DD", "D", 1, 0, A, "IEEE multiply")                                  \
+  X(DIV_D,    NONE,   "DD", "D", 1, 0, A, "IEEE divide (x/0 is inf or nan)")                \
+  X(NEG_D,    NONE,   "D",  "D", 1, 0, A, "IEEE negate")                                    \
+  X(I2D,      NONE,   "I",  "D", 1, 0, A, "int to double")                                  \
+  X(U2D,      NONE,   "U",  "D", 1, 0, A, "uint to double")                                 \
+  X(D2I,      NONE,   "D",  "I", 1, 1, A, "double to int, truncating; error out of range")  \
+  X(D2U,      NONE,   "D",  "U", 1, 1, A, "double to uint, truncating; error out of range") \
+  X(I2U,      NONE,   "I",  "U", 1, 1, A, "int to uint; error if negative")                 \
+  X(U2I,      NONE,   "U",  "I", 1, 1, A, "uint to int; error above INT64_MAX")             \
+  X(EQ_I,     NONE,   "II", "B", 1, 0, A, "==")                                             \
+  X(NE_I,     NONE,   "II", "B", 1, 0, A, "!=")                                             \
+  X(LT_I,     NONE,   "II", "B", 1, 0, A, "<")                                              \
+  X(LE_I,     NONE,   "II", "B", 1, 0, A, "<=")                                             \
+  X(GT_I,     NONE,   "II", "B", 1, 0, A, ">")                                              \
+  X(GE_I,     NONE,   "II", "B", 1, 0, A, ">=")                                             \
+  X(EQ_U,     NONE,   "UU", "B", 1, 0, A, "==")                                             \
+  X(NE_U,     NONE,   "UU", "B", 1, 0, A, "!=")                                             \
+  X(LT_U,     NONE,   "UU", "B", 1, 0, A, "<")                                              \
+  X(LE_U,     NONE,   "UU", "B", 1, 0, A, "<=")                                             \
+  X(GT_U,     NONE,   "UU", "B", 1, 0, A, ">")                                              \
+  X(GE_U,     NONE,   "UU", "B", 1, 0, A, ">=")                                             \
+  X(EQ_D,     NONE,   "DD", "B", 1, 0, A, "== (IEEE: nan != nan)")                          \
+  X(NE_D,     NONE,   "DD", "B", 1, 0, A, "!=")                                             \
+  X(LT_D,     NONE,   "DD", "B", 1, 0, A, "<")                                              \
+  X(LE_D,     NONE,   "DD", "B", 1, 0, A, "<=")                                             \
+  X(GT_D,     NONE,   "DD", "B", 1, 0, A, ">")                                              \
+  X(GE_D,     NONE,   "DD", "B", 1, 0, A, ">=")                                             \
+  X(EQ_S,     NONE,   "SS", "B", 1, 0, A, "== bytewise")                                    \
+  X(NE_S,     NONE,   "SS", "B", 1, 0, A, "!= bytewise")                                    \
+  X(LT_S,     NONE,   "SS", "B", 1, 0, A, "< bytewise (UTF-8 code point order)")            \
+  X(LE_S,     NONE,   "SS", "B", 1, 0, A, "<=")                                             \
+  X(GT_S,     NONE,   "SS", "B", 1, 0, A, ">")                                              \
+  X(GE_S,     NONE,   "SS", "B", 1, 0, A, ">=")                                             \
+  X(EQ_B,     NONE,   "BB", "B", 1, 0, A, "==")                                             \
+  X(NE_B,     NONE,   "BB", "B", 1, 0, A, "!=")                                             \
+  X(IN_LIST,  LIST,   "*",  "B", 1, 0, A, "pop x; push x in list c (linear scan)")          \
+  X(S_SIZE,   NONE,   "S",  "I", 1, 0, A, "string length in code points")                   \
+  X(S_STARTS, NONE,   "SS", "B", 1, 0, A, "s.startsWith(t)")                                \
+  X(S_ENDS,   NONE,   "SS", "B", 1, 0, A, "s.endsWith(t)")                                  \
+  X(S_CONTAINS,NONE,  "SS", "B", 1, 0, A, "s.contains(t)")                                  \
+  X(BUCKET_S, NONE,   "S",  "D", 1, 0, A, "splitmix64(fnv1a64(s)) % 100 / 100")             \
+  X(BUCKET_I, NONE,   "I",  "D", 1, 0, A, "splitmix64(i) % 100 / 100")                      \
+  X(BUDGET,   BUDGET, "",   "D", 1, 0, A, "push budget c's spent, remaining or used")       \
+  X(M_FIELD,  MFIELD, "",   "*", 1, 0, F, "push static field a of the current model")       \
+  X(M_CAP,    CAP,    "",   "B", 1, 0, F, "push whether the current model has cap c")       \
+  X(M_COST,   NONE,   "",   "D", 1, 0, F, "push the request's expected cost on the model")  \
+  X(M_FITS,   NONE,   "",   "B", 1, 0, F, "push whether the request fits the model")        \
+  X(M_HEALTHY,NONE,   "",   "B", 1, 0, F, "push live health (true without data)")           \
+  X(M_P50,    NONE,   "",   "D", 1, 0, F, "push live p50 latency, else the prior")          \
+  X(M_P95,    NONE,   "",   "D", 1, 0, F, "push live p95 latency, else the prior")          \
+  X(M_ERRRATE,NONE,   "",   "D", 1, 0, F, "push live error rate (0 without data)")          \
+  X(FRET,     NONE,   "B",  "",  1, 0, F, "filter result; ends a filter region")            \
+  X(RULE,     RULE,   "",   "",  1, 0, R, "start rule c: clear candidates")                 \
+  X(CAND,     CAND,   "",   "",  1, 0, R, "append pool c's passing members in order a")     \
+  X(SHADOW,   MODEL,  "",   "",  1, 0, R, "add model c to the shadows")                     \
+  X(ENDRULE,  NONE,   "",   "",  1, 0, R, "if there are candidates, decide and stop")       \
+  X(NOMATCH,  NONE,   "",   "",  1, 0, R, "no rule matched; ends a route region")
 
 typedef enum bc_op {
-#define BC_OP_ENUM(name, fmt, in, out, w, reg, doc) BC_OP_##name,
+#define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, doc) BC_OP_##name,
   BC_OPCODES(BC_OP_ENUM)
 #undef BC_OP_ENUM
   BC_NOPS
@@ -335,6 +336,7 @@ typedef struct bc_opinfo {
   const char *in;         /* stack inputs, bottom first */
   const char *out;        /* stack outputs */
   uint8_t     weight;     /* worst-case cost weight */
+  uint8_t     can_fail;   /* 1 if it can raise a runtime error */
   char        region;     /* 'A', 'R' or 'F' */
   const char *doc;        /* one-line meaning */
 } bc_opinfo;
@@ -371,6 +373,8 @@ int      bc_encode(const bc_image *im, unsigned char **out, size_t *n);
 uint64_t bc_fnv1a64(const void *p, size_t n, uint64_t h);
 #define  BC_FNV_OFFSET 0xcbf29ce484222325ull
 uint64_t bc_checksum(const unsigned char *file, size_t n);
+/* Whether an opcode can raise a runtime error (overflow, /0, range). */
+int      bc_op_can_fail(uint32_t op);
 /* The hash behind bucket(): splitmix64 finalizer. */
 uint64_t bc_splitmix64(uint64_t x);
 

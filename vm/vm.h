@@ -68,7 +68,5 @@ uint32_t bc_section_record(uint32_t id);
 const char *bc_unit_name(uint32_t unit);
 /* lane_type that a unit is stored as, or 0 if unknown. */
 int bc_unit_type(uint32_t unit);
-/* Whether an opcode can raise a runtime error (overflow, /0, range). */
-int bc_op_can_fail(uint32_t op);
 
 #endif /* LANE_VM_H */
