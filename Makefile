@@ -20,8 +20,8 @@ ALL_CFLAGS = $(BASE) $(WARN) -DLANE_STDLIB_DIR=\"$(abspath stdlib)\" $(CFLAGS) $
 # flex and bison output is not ours to tidy: keep -Werror, drop the noisy ones.
 GEN_CFLAGS = $(BASE) -Wall -Werror -Wno-unused-function -Wno-unused-but-set-variable \
              -Wno-sign-compare $(CFLAGS) $(SAN)
-LDLIBS_JSON := -ljansson
-PACKAGES := flex bison libjansson-dev make gcc perl
+LDLIBS_TOOLS := -ljansson -lcurl
+PACKAGES := flex bison libjansson-dev libcurl4-openssl-dev make gcc perl python3
 
 # The VM core: libc only.
 VM_SRC   := vm/bc.c vm/load.c vm/vm.c
@@ -49,6 +49,8 @@ deps:
 	command -v bison >/dev/null || missing="$$missing bison"; \
 	command -v prove >/dev/null || missing="$$missing perl"; \
 	echo '#include <jansson.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libjansson-dev"; \
+	echo '#include <curl/curl.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libcurl4-openssl-dev"; \
+	command -v python3 >/dev/null || missing="$$missing python3"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
@@ -83,11 +85,11 @@ $(TOOLS_A): $(TOOL_OBJ)
 	ar rcs $@ $^
 
 $(LANE): $(BUILD)/compiler/main.o $(TOOLS_A) $(LIB_A)
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS_JSON) -lm
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_TOOLS) -lm
 
 $(BUILD)/tests/%: tests/unit/%.c tests/tap.h $(TOOLS_A) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(TOOLS_A) $(LIB_A) $(LDLIBS_JSON) -lm -lpthread
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(TOOLS_A) $(LIB_A) $(LDLIBS_TOOLS) -lm -lpthread
 
 demo: deps
 	@$(MAKE) --no-print-directory all
