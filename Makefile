@@ -39,7 +39,13 @@ LANE     := $(BUILD)/lane
 UNIT_SRC := $(wildcard tests/unit/t_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps demo test check-asan bench clean
+# The provider catalogs in stdlib/ are generated from the shared LiteLLM
+# price file; `make stdlib` regenerates them (CATALOG= another file).
+CATALOG   ?= ../shared/data/catalog/litellm_model_prices.json
+PROVIDERS := anthropic openai gemini vertex_ai bedrock mistral deepseek groq \
+             together_ai fireworks_ai xai cohere openrouter
+
+.PHONY: all deps demo test check-asan bench clean stdlib
 all: $(LANE) $(LIB_A) $(LIB_SO)
 
 # Installs what the build needs when run as root and something is missing.
@@ -102,6 +108,10 @@ test: deps
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
+
+stdlib: $(LANE)
+	$(LANE) catalog import $(CATALOG) -o stdlib/providers $(PROVIDERS:%=--provider %) \
+	  | grep -v '^skip ' 
 
 clean:
 	rm -rf build build-asan

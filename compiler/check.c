@@ -215,12 +215,18 @@ static const struct { const char *name; int prop; int ty; } mprops[] = {
   {"max_output", MP_MAX_OUTPUT, TY_TOKENS}, {"quality", MP_QUALITY, TY_DOUBLE},
   {"provider", MP_PROVIDER, TY_STRING}, {"name", MP_NAME, TY_STRING},
   {"region", MP_REGION, TY_STRING}, {"tags", MP_TAGS, TY_LIST | TY_STRING},
+  {"cache_write", MP_CACHE_WRITE, TY_PRICE},
+  {"reasoning_output", MP_REASONING_OUTPUT, TY_PRICE},
+  {"long_above", MP_LONG_ABOVE, TY_TOKENS}, {"long_input", MP_LONG_INPUT, TY_PRICE},
+  {"long_output", MP_LONG_OUTPUT, TY_PRICE},
+  {"long_cached_input", MP_LONG_CACHED_INPUT, TY_PRICE},
+  {"deprecated", MP_DEPRECATED, TY_STRING},
   {"p50", MP_P50, TY_DURATION}, {"p95", MP_P95, TY_DURATION},
   {"cost", MP_COST, TY_MONEY}, {"fits", MP_FITS, TY_BOOL},
   {"healthy", MP_HEALTHY, TY_BOOL}, {"error_rate", MP_ERROR_RATE, TY_FRACTION},
 };
 #define NMPROPS (int)(sizeof mprops / sizeof *mprops)
-#define FIRST_DYNAMIC_MPROP 12   /* cost, fits, healthy, error_rate */
+#define FIRST_DYNAMIC_MPROP 19   /* cost, fits, healthy, error_rate */
 
 static const struct { const char *name; int dv; int ty; } dvals[] = {
   {"rule", DV_RULE, TY_INT}, {"rule_name", DV_RULE_NAME, TY_STRING},
@@ -701,6 +707,12 @@ static void check_pool(sema_unit *u, ast_node *p) {
   p->ref = -1;
   if (p->name) check_named_pool(u, p);
   if (p->a) check_cond(u, p->a, CX_REQ | CX_MODEL, "a 'where' condition");
+}
+
+const char *sema_suggest(const char *name, const char *const *cands, int n) {
+  suggest s = {name, NULL, 99};
+  for (int i = 0; i < n; i++) consider(&s, cands[i]);
+  return s.best;
 }
 
 const char *sema_suggest_model(const sema_unit *u, const char *name) {

@@ -211,6 +211,10 @@ static void emit_mprop(emitter *E, const ast_node *n) {
     [MP_CACHED_INPUT] = BC_MF_CACHED_INPUT, [MP_CONTEXT] = BC_MF_CONTEXT,
     [MP_MAX_OUTPUT] = BC_MF_MAX_OUTPUT, [MP_QUALITY] = BC_MF_QUALITY,
     [MP_PROVIDER] = BC_MF_PROVIDER, [MP_NAME] = BC_MF_NAME, [MP_REGION] = BC_MF_REGION,
+    [MP_CACHE_WRITE] = BC_MF_CACHE_WRITE, [MP_REASONING_OUTPUT] = BC_MF_REASONING_OUTPUT,
+    [MP_LONG_ABOVE] = BC_MF_LONG_ABOVE, [MP_LONG_INPUT] = BC_MF_LONG_INPUT,
+    [MP_LONG_OUTPUT] = BC_MF_LONG_OUTPUT, [MP_LONG_CACHED_INPUT] = BC_MF_LONG_CACHED_INPUT,
+    [MP_DEPRECATED] = BC_MF_DEPRECATED,
   };
   int p = n->ref;
   if (p >= MP_CAP) { emit(E, BC_OP_M_CAP, 0, 0, (uint32_t)(p - MP_CAP)); return; }
@@ -523,6 +527,13 @@ static int emit_tables(emitter *E) {
     b->p95 = m->p95;
     b->caps = m->caps;
     b->line = (uint32_t)m->span.line;
+    b->cache_write = m->cache_write;
+    b->reasoning_output = m->reasoning_output;
+    b->long_above = m->long_above;
+    b->long_input = m->long_input;
+    b->long_output = m->long_output;
+    b->long_cached_input = m->long_cached_input;
+    b->deprecated = cstr(E, m->deprecated);
   }
   im->nmodels = (uint32_t)u->nmodels;
   for (int i = 0; i < u->nfields; i++) {

@@ -193,6 +193,13 @@ static ev_val model_prop(const ev_env *env, int m, int prop) {
   case MP_PROVIDER: return mk_s(md->provider, strlen(md->provider));
   case MP_NAME: return mk_s(md->id, strlen(md->id));
   case MP_REGION: return mk_s(md->region, strlen(md->region));
+  case MP_CACHE_WRITE: return mk_d(TY_PRICE, md->cache_write);
+  case MP_REASONING_OUTPUT: return mk_d(TY_PRICE, md->reasoning_output);
+  case MP_LONG_ABOVE: return mk_i(TY_TOKENS, md->long_above);
+  case MP_LONG_INPUT: return mk_d(TY_PRICE, md->long_input);
+  case MP_LONG_OUTPUT: return mk_d(TY_PRICE, md->long_output);
+  case MP_LONG_CACHED_INPUT: return mk_d(TY_PRICE, md->long_cached_input);
+  case MP_DEPRECATED: return mk_s(md->deprecated, strlen(md->deprecated));
   case MP_P50: return mk_d(TY_DURATION, md->p50);
   case MP_P95: return mk_d(TY_DURATION, md->p95);
   case MP_TAGS: {

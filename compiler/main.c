@@ -12,6 +12,7 @@
  */
 #include "sema.h"
 #include "builtins.h"
+#include "catalog.h"
 #include "disasm.h"
 
 #include <errno.h>
@@ -32,6 +33,8 @@ static const char usage_text[] =
   "  disasm  FILE.lanec|POLICY.lane       show header, sections, models and code\n"
   "  eval    FILE.lanec|POLICY.lane --route NAME [--format json|text] REQUEST.json...\n"
   "                                       decide for flat JSON requests\n"
+  "  catalog import FILE.json -o DIR [--provider P]...\n"
+  "                                       LiteLLM price catalog -> one module per provider\n"
   "  builtins                             list builtin functions (Markdown)\n"
   "  version                              print the version\n"
   "\n"
@@ -49,6 +52,8 @@ typedef struct cli {
   const char *out;          /* -o */
   const char *route;        /* --route */
   const char *format;       /* --format */
+  const char *providers[64];/* --provider, for catalog import */
+  int         nproviders;
   sema_opts   opts;         /* -I, --max-errors */
 } cli;
 
@@ -66,13 +71,16 @@ static int parse_args(cli *c, int argc, char **argv) {
     const char *a = argv[i];
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-o") || !strcmp(a, "--route") || !strcmp(a, "--format") ||
-        !strcmp(a, "-I") || !strcmp(a, "--max-errors")) {
+        !strcmp(a, "-I") || !strcmp(a, "--max-errors") || !strcmp(a, "--provider")) {
       if (!val) { fprintf(stderr, "lane: %s needs a value\n", a); return -1; }
       i++;
       if (!strcmp(a, "-o")) c->out = val;
       else if (!strcmp(a, "--route")) c->route = val;
       else if (!strcmp(a, "--format")) c->format = val;
       else if (!strcmp(a, "--max-errors")) c->opts.max_errors = atoi(val);
+      else if (!strcmp(a, "--provider")) {
+        if (c->nproviders < 64) c->providers[c->nproviders++] = val;
+      }
       else if (c->opts.ninclude < SEMA_MAX_INCLUDES) c->opts.include[c->opts.ninclude++] = val;
     } else if (!strncmp(a, "-I", 2) && a[2]) {
       if (c->opts.ninclude < SEMA_MAX_INCLUDES) c->opts.include[c->opts.ninclude++] = a + 2;
@@ -384,6 +392,16 @@ static int cmd_eval(const cli *c) {
   return rc;
 }
 
+/* lane catalog import FILE.json -o DIR [--provider P]... */
+static int cmd_catalog(const cli *c) {
+  const char *sub = c->nfiles ? c->files[0] : "";
+  if (!strcmp(sub, "import")) {
+    if (c->nfiles != 2 || !c->out) return usage("catalog import takes FILE.json -o DIR");
+    return catalog_import(c->files[1], c->out, c->providers, c->nproviders, stdout, stderr);
+  }
+  return usage("catalog takes import");
+}
+
 /* The builtin table as Markdown, for lang/README.md (a test keeps the two
  * equal). */
 static int cmd_builtins(void) {
@@ -419,6 +437,7 @@ int main(int argc, char **argv) {
   if (!strcmp(c.cmd, "disasm")) return cmd_disasm(&c);
   if (!strcmp(c.cmd, "eval")) return cmd_eval(&c);
   if (!strcmp(c.cmd, "builtins")) return cmd_builtins();
+  if (!strcmp(c.cmd, "catalog")) return cmd_catalog(&c);
   fprintf(stderr, "lane: unknown command '%s'\n", c.cmd);
   return usage(NULL);
 }

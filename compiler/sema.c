@@ -243,6 +243,9 @@ static const prop_desc model_props[] = {
   {"input", TY_PRICE}, {"output", TY_PRICE}, {"cached_input", TY_PRICE},
   {"context", TY_TOKENS}, {"max_output", TY_TOKENS}, {"quality", TY_DOUBLE},
   {"p50", TY_DURATION}, {"p95", TY_DURATION}, {"tags", TY_LIST | TY_STRING},
+  {"cache_write", TY_PRICE}, {"reasoning_output", TY_PRICE}, {"long_above", TY_TOKENS},
+  {"long_input", TY_PRICE}, {"long_output", TY_PRICE}, {"long_cached_input", TY_PRICE},
+  {"deprecated", TY_STRING},
 };
 
 int sema_check_const(sema_unit *u, ast_node *e, int want, const char *what, ev_val *out);
@@ -255,15 +258,37 @@ static void apply_caps(sema_unit *u, sema_model *m, ast_node *p) {
   }
 }
 
+/* "YYYY-MM-DD" with a plausible month and day. */
+static int valid_date(const char *s) {
+  if (strlen(s) != 10 || s[4] != '-' || s[7] != '-') return 0;
+  for (int i = 0; i < 10; i++)
+    if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return 0;
+  int mo = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
+  return mo >= 1 && mo <= 12 && d >= 1 && d <= 31;
+}
+
 static void apply_prop(sema_unit *u, sema_model *m, ast_node *p) {
   if (strcmp(p->name, "caps") == 0 && !p->a) { apply_caps(u, m, p); return; }
   const prop_desc *d = NULL;
   for (size_t i = 0; i < sizeof model_props / sizeof *model_props; i++)
     if (strcmp(model_props[i].name, p->name) == 0) d = &model_props[i];
   if (!d) {
+    const char *names[sizeof model_props / sizeof *model_props + 1];
+    int n = 0;
+    for (size_t i = 0; i < sizeof model_props / sizeof *model_props; i++)
+      names[n++] = model_props[i].name;
+    names[n++] = "caps";
+    const char *best = sema_suggest(p->name, names, n);
+    if (best) {
+      diag_error(&u->ctx, p->span, "unknown model property '%s'; did you mean '%s'?", p->name,
+                 best);
+      return;
+    }
     diag_error(&u->ctx, p->span,
                "unknown model property '%s'; expected provider, name, input, output, "
-               "cached_input, context, max_output, quality, p50, p95, region, tags or caps",
+               "cached_input, cache_write, reasoning_output, long_above, long_input, "
+               "long_output, long_cached_input, context, max_output, quality, p50, p95, "
+               "region, tags, deprecated or caps",
                p->name);
     return;
   }
@@ -274,18 +299,30 @@ static void apply_prop(sema_unit *u, sema_model *m, ast_node *p) {
     const char *s = ast_strndup(&u->ctx, v.s, v.n);
     if (!strcmp(n, "provider")) m->provider = s;
     else if (!strcmp(n, "name")) m->id = s;
-    else m->region = s;
+    else if (!strcmp(n, "deprecated")) {
+      if (!valid_date(s)) {
+        diag_error(&u->ctx, p->a->span, "deprecated wants a date as \"YYYY-MM-DD\"");
+        return;
+      }
+      m->deprecated = s;
+    } else m->region = s;
   } else if (d->ty == TY_PRICE) {
     if (!(v.v.d >= 0 && isfinite(v.v.d)) || v.v.d > 1.0) {
       diag_error(&u->ctx, p->a->span, "%s price must be between $0 and $1000000/Mtok", n);
       return;
     }
-    if (!strcmp(n, "input")) m->input = v.v.d;
-    else if (!strcmp(n, "output")) m->output = v.v.d;
-    else m->cached_input = v.v.d;
+    double *slot = !strcmp(n, "input") ? &m->input : !strcmp(n, "output") ? &m->output
+                 : !strcmp(n, "cached_input") ? &m->cached_input
+                 : !strcmp(n, "cache_write") ? &m->cache_write
+                 : !strcmp(n, "reasoning_output") ? &m->reasoning_output
+                 : !strcmp(n, "long_input") ? &m->long_input
+                 : !strcmp(n, "long_output") ? &m->long_output : &m->long_cached_input;
+    *slot = v.v.d;
   } else if (d->ty == TY_TOKENS) {
     if (v.v.i < 0) { diag_error(&u->ctx, p->a->span, "%s cannot be negative", n); return; }
-    if (!strcmp(n, "context")) m->context = v.v.i; else m->max_output = v.v.i;
+    if (!strcmp(n, "context")) m->context = v.v.i;
+    else if (!strcmp(n, "max_output")) m->max_output = v.v.i;
+    else m->long_above = v.v.i;
   } else if (d->ty == TY_DOUBLE) {
     if (!(v.v.d >= 0 && v.v.d <= 1)) {
       diag_error(&u->ctx, p->a->span, "quality must be between 0 and 1");
@@ -351,6 +388,7 @@ static void declare_model(sema_unit *u, sema_module *mod, ast_node *d) {
     m->provider = mod->file.is_root ? "" : mod->file.module;
     m->id = d->name;
     m->region = "";
+    m->deprecated = "";
   }
   d->ref = idx;
   for (int i = 0; i < d->list.n; i++) apply_prop(u, &u->models[idx], d->list.v[i]);

@@ -47,6 +47,8 @@ typedef enum sema_ref {
 typedef enum sema_mprop {
   MP_INPUT, MP_OUTPUT, MP_CACHED_INPUT, MP_CONTEXT, MP_MAX_OUTPUT,
   MP_QUALITY, MP_PROVIDER, MP_NAME, MP_REGION, MP_TAGS,
+  MP_CACHE_WRITE, MP_REASONING_OUTPUT, MP_LONG_ABOVE, MP_LONG_INPUT,
+  MP_LONG_OUTPUT, MP_LONG_CACHED_INPUT, MP_DEPRECATED,
   MP_P50, MP_P95,                 /* priors at compile time, live in the VM */
   MP_COST, MP_FITS, MP_HEALTHY, MP_ERROR_RATE,  /* dynamic only */
   MP_CAP = 64                     /* + capability bit */
@@ -63,6 +65,11 @@ typedef struct sema_model {
   const char *id;          /* provider's model id */
   const char *region;      /* region or "" */
   double      input, output, cached_input; /* $ per token */
+  double      cache_write;               /* $ per cache-write token */
+  double      reasoning_output;          /* $ per output token with reasoning */
+  int64_t     long_above;                /* long-context tier threshold, 0 none */
+  double      long_input, long_output, long_cached_input; /* tier prices */
+  const char *deprecated;                /* "YYYY-MM-DD" or "" */
   int64_t     context, max_output;         /* tokens, 0 = unknown */
   double      quality;     /* 0..1 */
   double      p50, p95;    /* ms priors, 0 = unknown */
@@ -142,6 +149,9 @@ int  sema_check(sema_unit *u);
 int  sema_model_find(const sema_unit *u, const char *name);
 int  sema_field_find(const sema_unit *u, const char *name);
 int  sema_cap_find(const sema_unit *u, const char *name);
+/* The candidate closest in spelling to name (within a third of its
+ * length), or NULL. */
+const char *sema_suggest(const char *name, const char *const *cands, int n);
 /* The declared model closest in spelling to name, or NULL. */
 const char *sema_suggest_model(const sema_unit *u, const char *name);
 

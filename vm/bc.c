@@ -141,8 +141,12 @@ static unsigned char *put_model(unsigned char *p, const bc_model *m) {
   p = putd(p, m->input); p = putd(p, m->output); p = putd(p, m->cached_input);
   p = put64(p, (uint64_t)m->context); p = put64(p, (uint64_t)m->max_output);
   p = putd(p, m->quality); p = putd(p, m->p50); p = putd(p, m->p95);
-  p = put32(p, m->caps);
-  return put32(p, m->line);
+  p = put32(p, m->caps); p = put32(p, m->line);
+  p = putd(p, m->cache_write); p = putd(p, m->reasoning_output);
+  p = put64(p, (uint64_t)m->long_above);
+  p = putd(p, m->long_input); p = putd(p, m->long_output); p = putd(p, m->long_cached_input);
+  p = put32(p, m->deprecated);
+  return put32(p, 0);
 }
 
 /* Writes the body of section id at p; returns the end. */

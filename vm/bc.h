@@ -45,7 +45,7 @@
   X(KINT,     3,  8)  /* i64 constants (also u64 bit patterns) */          \
   X(KDBL,     4,  8)  /* f64 constants */                                  \
   X(CAPS,     5,  4)  /* u32 string index: capability name of bit i */     \
-  X(MODELS,   6, 88)  /* bc_model, see below */                            \
+  X(MODELS,   6, 144) /* bc_model, see below */                            \
   X(FIELDS,   7,  8)  /* { u32 name, u8 type, u8 unit, u16 0 } */           \
   X(POOLS,    8,  8)  /* { u32 first, u32 count } into MEMBERS */          \
   X(MEMBERS,  9,  4)  /* u32 model index | BC_MEMBER_CHECK */              \
@@ -67,7 +67,7 @@ enum bc_section_id {
   BC_SEC_MAX = 18
 };
 
-/* Model record in the file (88 bytes, in this order):
+/* Model record in the file (144 bytes, in this order):
  *   u32 name, u32 provider, u32 id, u32 region   (string indexes)
  *   f64 input, f64 output, f64 cached_input       ($ per token)
  *   i64 context, i64 max_output                   (tokens; 0 = unknown)
@@ -75,6 +75,15 @@ enum bc_section_id {
  *   f64 p50, f64 p95                              (ms priors; 0 = unknown)
  *   u32 caps                                      (bit i = CAPS[i])
  *   u32 line                                      (declaration line)
+ *   f64 cache_write                               ($ per cache-write token)
+ *   f64 reasoning_output                          ($ per output token when
+ *                                                  reasoning is asked; 0 = output)
+ *   i64 long_above                                (long-context threshold,
+ *                                                  input tokens; 0 = none)
+ *   f64 long_input, long_output, long_cached_input ($ per token above it;
+ *                                                  0 = the standard price)
+ *   u32 deprecated                                (string: date or "")
+ *   u32 reserved, 0
  */
 typedef struct bc_model {
   uint32_t name;          /* string: lane name, "anthropic.claude_haiku_4_5" */
@@ -91,6 +100,14 @@ typedef struct bc_model {
   double   p95;           /* latency prior, ms; 0 = unknown */
   uint32_t caps;          /* capability bits, bit i named by caps[i] */
   uint32_t line;          /* source line of the declaration */
+  double   cache_write;   /* $ per token written to the prompt cache */
+  double   reasoning_output; /* $ per output token with reasoning; 0 = output */
+  int64_t  long_above;    /* long-context tier above this many input tokens */
+  double   long_input;    /* $ per input token in the tier; 0 = input */
+  double   long_output;   /* $ per output token in the tier; 0 = output */
+  double   long_cached_input; /* $ per cached token in the tier; 0 = cached */
+  uint32_t deprecated;    /* string: deprecation date "YYYY-MM-DD" or "" */
+  uint32_t reserved;      /* 0 */
 } bc_model;
 
 /* Units of request fields; the machine type follows from the unit. */
@@ -127,7 +144,9 @@ typedef struct bc_field {
   X(JSON,              "json",              BC_U_BOOL)     \
   X(STREAM,            "stream",            BC_U_BOOL)     \
   X(LATENCY_BUDGET,    "latency_budget",    BC_U_DURATION) \
-  X(REGION,            "region",            BC_U_STRING)
+  X(REGION,            "region",            BC_U_STRING)   \
+  X(CACHED_TOKENS,     "cached_tokens",     BC_U_TOKENS)   \
+  X(REASONING,         "reasoning",         BC_U_BOOL)
 
 enum bc_std_field {
 #define BC_STD_ENUM(id, name, unit) BC_F_##id,
@@ -193,7 +212,14 @@ typedef struct bc_insn {
   X(PROVIDER,     'S')  /* provider */ \
   X(NAME,         'S')  /* provider's model id */ \
   X(LANE_NAME,    'S')  /* lane name */ \
-  X(REGION,       'S')  /* region */
+  X(REGION,       'S')  /* region */ \
+  X(CACHE_WRITE,  'D')  /* $ per cache-write token */ \
+  X(REASONING_OUTPUT, 'D') /* $ per reasoning output token */ \
+  X(LONG_ABOVE,   'I')  /* long-context threshold, tokens */ \
+  X(LONG_INPUT,   'D')  /* $ per input token above it */ \
+  X(LONG_OUTPUT,  'D')  /* $ per output token above it */ \
+  X(LONG_CACHED_INPUT, 'D') /* $ per cached token above it */ \
+  X(DEPRECATED,   'S')  /* deprecation date or "" */
 
 enum bc_mfield {
 #define BC_MF_ENUM(id, t) BC_MF_##id,

@@ -76,6 +76,15 @@ static void tables(FILE *out, const lane_program *p) {
             m->context, m->max_output, m->quality, m->p50, m->p95);
     caps(out, im, m->caps);
     fprintf(out, "  line %u\n", (unsigned)m->line);
+    if (m->cache_write > 0 || m->reasoning_output > 0)   /* only what is set */
+      fprintf(out, "        cache_write $%.15g/Mtok  reasoning_output $%.15g/Mtok\n",
+              m->cache_write * 1e6, m->reasoning_output * 1e6);
+    if (m->long_above > 0)
+      fprintf(out, "        above %" PRId64 " input tokens: input $%.15g/Mtok  output "
+              "$%.15g/Mtok  cached $%.15g/Mtok\n", m->long_above, m->long_input * 1e6,
+              m->long_output * 1e6, m->long_cached_input * 1e6);
+    if (im->str[m->deprecated].len)
+      fprintf(out, "        deprecated %s\n", S(im, m->deprecated));
   }
   fprintf(out, "fields (%u):\n", (unsigned)im->nfields);
   for (uint32_t i = 0; i < im->nfields; i++)

@@ -34,7 +34,7 @@ extern "C" {
  * Limits and version
  * ------------------------------------------------------------------- */
 #define LANE_VERSION_STRING  "0.1.0"
-#define LANE_FORMAT_VERSION  1      /* .lanec format version this VM reads */
+#define LANE_FORMAT_VERSION  2      /* .lanec format version this VM reads */
 #define LANE_MAX_FIELDS      64     /* request fields per program */
 #define LANE_MAX_CANDIDATES  9      /* primary + up to 8 fallbacks */
 #define LANE_MAX_SHADOWS     4      /* shadow models per decision */

@@ -170,6 +170,12 @@ static void decode_model(bc_model *m, const unsigned char *q) {
   m->context = (int64_t)rd64(q + 40); m->max_output = (int64_t)rd64(q + 48);
   m->quality = rdd(q + 56); m->p50 = rdd(q + 64); m->p95 = rdd(q + 72);
   m->caps = rd32(q + 80); m->line = rd32(q + 84);
+  m->cache_write = rdd(q + 88); m->reasoning_output = rdd(q + 96);
+  m->long_above = (int64_t)rd64(q + 104);
+  m->long_input = rdd(q + 112); m->long_output = rdd(q + 120);
+  m->long_cached_input = rdd(q + 128);
+  m->deprecated = rd32(q + 136);
+  m->reserved = rd32(q + 140);
 }
 
 /* Decodes every section of the verified-structure file at p->bytes. */
@@ -181,7 +187,7 @@ static int decode_all(lane_program *p, const uint32_t *off, lane_error *err) {
   for (i = 0; i < im->nkint; i++) im->kint[i] = (int64_t)rd64(AT(KINT) + 8 * i);
   for (i = 0; i < im->nkdbl; i++) im->kdbl[i] = rdd(AT(KDBL) + 8 * i);
   for (i = 0; i < im->ncaps; i++) im->caps[i] = rd32(AT(CAPS) + 4 * i);
-  for (i = 0; i < im->nmodels; i++) decode_model(&im->models[i], AT(MODELS) + 88 * i);
+  for (i = 0; i < im->nmodels; i++) decode_model(&im->models[i], AT(MODELS) + 144 * i);
   for (i = 0; i < im->nfields; i++) {
     const unsigned char *q = AT(FIELDS) + 8 * i;
     im->fields[i].name = rd32(q);
@@ -326,7 +332,9 @@ static int nonneg(double v) { return isfinite(v) && v >= 0; }
 
 static int check_models(const bc_image *im, lane_error *err) {
   static const char *const dname[] = {
-    "input price", "output price", "cached input price", "quality", "p50", "p95",
+    "input price", "output price", "cached_input price", "quality", "p50", "p95",
+    "cache_write price", "reasoning_output price", "long_input price",
+    "long_output price", "long_cached_input price"
   };
   if (im->ncaps > BC_MAX_CAPS)
     return errf(err, LANE_EFORMAT, "%u capabilities, at most %d",
@@ -337,18 +345,25 @@ static int check_models(const bc_image *im, lane_error *err) {
                 LANE_MAX_MODELS);
   for (uint32_t i = 0; i < im->nmodels; i++) {
     const bc_model *m = &im->models[i];
-    double d[6] = { m->input, m->output, m->cached_input, m->quality, m->p50, m->p95 };
+    double d[11] = { m->input, m->output, m->cached_input, m->quality, m->p50, m->p95,
+                     m->cache_write, m->reasoning_output, m->long_input, m->long_output,
+                     m->long_cached_input };
     CHECK_STR("model", i, "name", m->name);
     CHECK_STR("model", i, "provider", m->provider);
     CHECK_STR("model", i, "id", m->id);
     CHECK_STR("model", i, "region", m->region);
-    for (int k = 0; k < 6; k++)
+    CHECK_STR("model", i, "deprecated", m->deprecated);
+    if (m->reserved)
+      return errf(err, LANE_EFORMAT, "model %u (%s): reserved field is %u, must be 0",
+                  (unsigned)i, S(im, m->name), (unsigned)m->reserved);
+    for (int k = 0; k < 11; k++)
       if (!nonneg(d[k]))
         return errf(err, LANE_EFORMAT, "model %u (%s): %s %g is not a finite number >= 0",
                     (unsigned)i, S(im, m->name), dname[k], d[k]);
-    if (m->context < 0 || m->max_output < 0)
+    if (m->context < 0 || m->max_output < 0 || m->long_above < 0)
       return errf(err, LANE_EFORMAT, "model %u (%s): negative %s",
-                  (unsigned)i, S(im, m->name), m->context < 0 ? "context" : "max_output");
+                  (unsigned)i, S(im, m->name),
+                  m->context < 0 ? "context" : m->max_output < 0 ? "max_output" : "long_above");
     if (im->ncaps < 32 && (m->caps >> im->ncaps) != 0)
       return errf(err, LANE_EFORMAT,
                   "model %u (%s): capability bits 0x%x beyond the %u capabilities",

@@ -198,9 +198,38 @@ static int64_t req_int(const lane_request *r, int f) {
   return (r->set >> f & 1) ? r->v[f].i : 0;
 }
 
+/*
+ * The expected cost of request r on model m, in dollars. With
+ *   in = input_tokens, cached = cached_tokens (clamped to 0..in),
+ *   out = max_output_tokens (negative counts read as 0),
+ *   long = the model has a long-context tier and in > long_above,
+ * the prices are
+ *   p_in     = long && long_input > 0        ? long_input        : input
+ *   p_cached = long && long_cached_input > 0 ? long_cached_input
+ *            : cached_input > 0              ? cached_input      : p_in
+ *   p_out    = reasoning && reasoning_output > 0 ? reasoning_output
+ *            : long && long_output > 0       ? long_output       : output
+ * and the cost is, in IEEE doubles in exactly this order,
+ *   ((double)(in - cached) * p_in + (double)cached * p_cached)
+ *     + (double)out * p_out
+ * Without cached tokens or tiers this is input_tokens*input +
+ * max_output_tokens*output to the last bit (adding 0.0 changes nothing).
+ */
 static double cost_on(const bc_image *im, const lane_request *r, uint32_t m) {
-  return (double)req_int(r, BC_F_INPUT_TOKENS) * im->models[m].input +
-         (double)req_int(r, BC_F_MAX_OUTPUT_TOKENS) * im->models[m].output;
+  const bc_model *md = &im->models[m];
+  int64_t in = req_int(r, BC_F_INPUT_TOKENS), out = req_int(r, BC_F_MAX_OUTPUT_TOKENS);
+  int64_t cached = req_int(r, BC_F_CACHED_TOKENS);
+  if (in < 0) in = 0;
+  if (out < 0) out = 0;
+  if (cached < 0) cached = 0;
+  if (cached > in) cached = in;
+  int lng = md->long_above > 0 && in > md->long_above;
+  double p_in = lng && md->long_input > 0 ? md->long_input : md->input;
+  double p_cached = lng && md->long_cached_input > 0 ? md->long_cached_input
+                  : md->cached_input > 0 ? md->cached_input : p_in;
+  double p_out = req_int(r, BC_F_REASONING) && md->reasoning_output > 0 ? md->reasoning_output
+               : lng && md->long_output > 0 ? md->long_output : md->output;
+  return ((double)(in - cached) * p_in + (double)cached * p_cached) + (double)out * p_out;
 }
 
 double lane_cost(const lane_program *p, const lane_request *r, int model) {
@@ -296,9 +325,16 @@ static vmval model_field(const bc_image *im, uint32_t m, int which) {
   case BC_MF_CONTEXT: v.v.i = md->context; break;
   case BC_MF_MAX_OUTPUT: v.v.i = md->max_output; break;
   case BC_MF_QUALITY: v.v.d = md->quality; break;
+  case BC_MF_CACHE_WRITE: v.v.d = md->cache_write; break;
+  case BC_MF_REASONING_OUTPUT: v.v.d = md->reasoning_output; break;
+  case BC_MF_LONG_ABOVE: v.v.i = md->long_above; break;
+  case BC_MF_LONG_INPUT: v.v.d = md->long_input; break;
+  case BC_MF_LONG_OUTPUT: v.v.d = md->long_output; break;
+  case BC_MF_LONG_CACHED_INPUT: v.v.d = md->long_cached_input; break;
   default: {
     uint32_t s = which == BC_MF_PROVIDER ? md->provider : which == BC_MF_NAME ? md->id
-               : which == BC_MF_LANE_NAME ? md->name : md->region;
+               : which == BC_MF_LANE_NAME ? md->name
+               : which == BC_MF_DEPRECATED ? md->deprecated : md->region;
     v.v.s = im->str[s].p;
     v.n = im->str[s].len;
   }

@@ -127,6 +127,7 @@ static inline uint32_t la_model(la *a, const char *name, double in_mtok, double 
   m->provider = la_str(a, prov);
   m->id = la_str(a, dot ? dot + 1 : name);
   m->region = la_str(a, "");
+  m->deprecated = la_str(a, "");
   m->input = in_mtok / 1e6;
   m->output = out_mtok / 1e6;
   m->cached_input = in_mtok / 1e7;

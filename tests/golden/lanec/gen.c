@@ -228,8 +228,9 @@ static void byte_cases(void) {
   emit("bad_magic", b, n, "bad magic: not a .lanec file");
   emit("truncated_header", v, 20, "truncated: 20 bytes, header needs 32");
   emit("empty", v, 0, "truncated: 0 bytes, header needs 32");
-  FRESH(); b[8] = 2; reseal(b, n);
-  emit("wrong_version", b, n, "unsupported format version 2 (this VM reads version 1)");
+  FRESH(); b[8] = LANE_FORMAT_VERSION + 1; reseal(b, n);
+  emit("wrong_version", b, n, "unsupported format version %d (this VM reads version %d)",
+       LANE_FORMAT_VERSION + 1, LANE_FORMAT_VERSION);
   emit("size_mismatch", v, n - 8, "size mismatch: header says %zu bytes, file has %zu",
        n, n - 8);
   FRESH(); e = entry(b, BC_SEC_CODE, NULL); b[get32(e + 4) + 1] ^= 0x40;
@@ -256,7 +257,7 @@ static void byte_cases(void) {
   FRESH(); e = entry(b, BC_SEC_MODELS, NULL); size = get32(e + 8);
   put32(e + 8, size - 1); reseal(b, n);
   emit("record_size", b, n,
-       "section MODELS: size %u is not a whole number of 88-byte records",
+       "section MODELS: size %u is not a whole number of 144-byte records",
        (unsigned)size - 1);
   FRESH(); e = entry(b, BC_SEC_LINES, NULL); size = get32(e + 8);
   put32(e + 8, size - 4); reseal(b, n);
