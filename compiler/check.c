@@ -10,7 +10,9 @@
 #include "sema.h"
 #include "builtins.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum {
   CX_CONST = 0,
@@ -721,6 +723,27 @@ const char *sema_suggest_model(const sema_unit *u, const char *name) {
   return s.best;
 }
 
+/* Today as "YYYY-MM-DD": $LANE_TODAY when set (reproducible builds and
+ * tests), else the UTC date. */
+const char *sema_today(char buf[11]) {
+  const char *env = getenv("LANE_TODAY");
+  if (env && strlen(env) == 10) return memcpy(buf, env, 11);
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(buf, 11, "%Y-%m-%d", &tm);
+  return buf;
+}
+
+/* Warns when a policy names a model its catalog marks deprecated. */
+void sema_warn_deprecated(sema_unit *u, ast_span sp, const sema_model *m) {
+  char today[11];
+  if (!m->deprecated[0] || strcmp(m->deprecated, sema_today(today)) > 0) return;
+  diag_report(&u->ctx, DIAG_WARNING, sp,
+              "model '%s' was deprecated on %s (its catalog says so); route to a "
+              "current model", m->name, m->deprecated);
+}
+
 static int check_model_ref(sema_unit *u, ast_node *t) {
   int m = sema_model_find(u, t->name);
   if (m < 0) {
@@ -733,6 +756,7 @@ static int check_model_ref(sema_unit *u, ast_node *t) {
   }
   t->ref = m;
   u->models[m].used = 1;
+  sema_warn_deprecated(u, t->span, &u->models[m]);
   return m;
 }
 

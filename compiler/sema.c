@@ -392,6 +392,7 @@ static void declare_model(sema_unit *u, sema_module *mod, ast_node *d) {
   }
   d->ref = idx;
   for (int i = 0; i < d->list.n; i++) apply_prop(u, &u->models[idx], d->list.v[i]);
+  if (qualified && mod->file.is_root) sema_warn_deprecated(u, d->span, &u->models[idx]);
 }
 
 /* ---- request fields ---- */

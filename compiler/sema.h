@@ -152,6 +152,10 @@ int  sema_cap_find(const sema_unit *u, const char *name);
 /* The candidate closest in spelling to name (within a third of its
  * length), or NULL. */
 const char *sema_suggest(const char *name, const char *const *cands, int n);
+/* Today's date "YYYY-MM-DD" ($LANE_TODAY if set, else UTC) into buf. */
+const char *sema_today(char buf[11]);
+/* A warning when the policy names model m after its deprecation date. */
+void sema_warn_deprecated(sema_unit *u, ast_span sp, const sema_model *m);
 /* The declared model closest in spelling to name, or NULL. */
 const char *sema_suggest_model(const sema_unit *u, const char *name);
 

@@ -381,7 +381,7 @@ static void test_diff(void) {
 
   spit(broken, "{\n  \"a\": {\"input_cost_per_token\": 1e-06,}\n}\n");
   r = diff(good, broken);
-  char *want = fmt("lane: %s:2:42: invalid JSON: ", broken);
+  char *want = fmt("lane: %s:2:39: invalid JSON: ", broken);
   ok(r.rc == 2 && !strncmp(r.err, want, strlen(want)) && one_line(r.err) && r.nout == 0,
      "diff with invalid JSON: exit 2, FILE:line:col");
   if (r.rc != 2 || strncmp(r.err, want, strlen(want))) diag("err '%s'", r.err);

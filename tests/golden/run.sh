@@ -9,6 +9,8 @@
 #                           decision {JSON as `lane eval` prints it}
 #   reject/NAME.lane    a policy that must fail `lane check` with exit 1
 #                       and exactly the text in NAME.err on stderr
+#   warn/NAME.lane      `lane check` exits 0 with exactly the warnings in
+#                       NAME.err
 #   disasm/NAME.lane    `lane disasm` must print exactly NAME.disasm
 #
 # Run from the repository root: LANE=build/lane sh tests/golden/run.sh
@@ -86,6 +88,18 @@ for p in "$dir"/reject/*.lane; do
   if [ $rc -ne 1 ]; then echo "exit code $rc, expected 1" >"$tmp/diff"; notok "reject $name: exit 1"; continue; fi
   if diff -u "$dir/reject/$name.err" "$tmp/got" >"$tmp/diff"; then ok "reject $name"
   else notok "reject $name"; fi
+done
+
+# warnings: `lane check` exits 0 and prints exactly NAME.err (dates are
+# judged against LANE_TODAY=2026-11-28, so the suite does not age)
+for p in "$dir"/warn/*.lane; do
+  [ -e "$p" ] || continue
+  name=$(basename "$p" .lane)
+  ( cd "$dir/warn" && LANE_TODAY=2026-11-28 "$LANE" check "$name.lane" ) >"$tmp/out" 2>"$tmp/got"
+  rc=$?
+  if [ $rc -ne 0 ]; then echo "exit code $rc, expected 0" >"$tmp/diff"; notok "warn $name: exit 0"; continue; fi
+  if diff -u "$dir/warn/$name.err" "$tmp/got" >"$tmp/diff"; then ok "warn $name"
+  else notok "warn $name"; fi
 done
 
 # disassembly

@@ -12,6 +12,11 @@ for p in "$dir"/reject/*.lane; do
   name=$(basename "$p" .lane)
   ( cd "$dir/reject" && "$LANE" check "$name.lane" ) 2>"$dir/reject/$name.err" >/dev/null
 done
+for p in "$dir"/warn/*.lane; do
+  [ -e "$p" ] || continue
+  name=$(basename "$p" .lane)
+  ( cd "$dir/warn" && LANE_TODAY=2026-11-28 "$LANE" check "$name.lane" ) 2>"$dir/warn/$name.err" >/dev/null
+done
 for p in "$dir"/disasm/*.lane; do
   [ -e "$p" ] || continue
   name=$(basename "$p" .lane)

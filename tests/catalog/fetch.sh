@@ -1,0 +1,168 @@
+#!/bin/sh
+# fetch.sh -- `lane catalog fetch` and `lane catalog diff`, as TAP.
+#
+# Builds tests/catalog/t_fetch.c (with $SAN) against $BUILD/liblanec.a and
+# $BUILD/liblane.a, starts tests/catalog/server.py on 127.0.0.1 (plus an
+# HTTPS port with a throw-away self-signed certificate when openssl is
+# there), runs t_fetch (catalog_fetch and catalog_diff called directly),
+# checks from the server's side that unchanged catalogs were answered 304,
+# then drives `$LANE catalog fetch|diff` when the lane command has them
+# (they are skipped while `lane help` does not list them).
+#
+# Environment (set by `make test`): BUILD (build dir), LANE (the lane
+# command), CC, SAN (sanitizer flags the library was built with).
+# Writes only under $BUILD/tests/catalog/. No traffic leaves the machine:
+# the server binds 127.0.0.1, the DNS case uses the reserved .invalid TLD,
+# proxies from the environment are ignored.
+cd "$(dirname "$0")/../.." || exit 2
+BUILD=${BUILD:-build}
+LANE=${LANE:-$BUILD/lane}
+case "$LANE" in /*) ;; *) LANE=$(pwd)/$LANE ;; esac
+CC=${CC:-cc}
+SAN=${SAN:-}
+FIX=tests/catalog
+OUT=$BUILD/tests/catalog
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY \
+  LANE_FETCH_TIMEOUT_MS
+rm -rf "$OUT"
+mkdir -p "$OUT/work" "$OUT/cli" || exit 2
+
+n=0
+t() {   # t STATUS description: ok when STATUS is 0
+  n=$((n + 1))
+  if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi
+}
+skipn() {   # skipn COUNT reason
+  i=0
+  while [ $i -lt "$1" ]; do n=$((n + 1)); echo "ok $n # skip $2"; i=$((i + 1)); done
+}
+show() { [ -s "$1" ] && sed 's/^/#   /' "$1"; return 0; }
+
+# ---- the server ----
+tls_args=""
+if command -v openssl >/dev/null 2>&1 &&
+   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+     -addext subjectAltName=IP:127.0.0.1 -keyout "$OUT/key.pem" -out "$OUT/cert.pem" \
+     >"$OUT/openssl.log" 2>&1; then
+  tls_args="--tls $OUT/cert.pem $OUT/key.pem"
+fi
+# shellcheck disable=SC2086  # tls_args is a list
+python3 $FIX/server.py --lifetime 120 --slow 5 $tls_args >"$OUT/server.out" 2>"$OUT/server.err" &
+spid=$!
+trap 'kill $spid 2>/dev/null' EXIT
+trap 'kill $spid 2>/dev/null; exit 2' INT TERM
+i=0
+while [ ! -s "$OUT/server.out" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+read -r port tls_port <"$OUT/server.out"
+if [ -z "$port" ]; then
+  echo "1..0 # skip the test server did not start: $(head -1 "$OUT/server.err")"
+  exit 0
+fi
+URL=http://127.0.0.1:$port
+# A port with nothing listening: bound once by the kernel's choice, closed.
+rport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+
+# ---- catalog_fetch and catalog_diff, from C ----
+# shellcheck disable=SC2086  # SAN is a list of flags
+$CC -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+  -g $SAN -Ivm -Ilang -Icompiler -I"$BUILD/lang" -Itests -o "$OUT/t_fetch" $FIX/t_fetch.c \
+  "$BUILD/liblanec.a" "$BUILD/liblane.a" -ljansson -lcurl -lm 2>"$OUT/cc.err"
+rc=$?
+t $rc "t_fetch.c builds against $BUILD/liblanec.a"
+show "$OUT/cc.err"
+if [ $rc = 0 ]; then
+  tls_url=""
+  [ -n "$tls_port" ] && tls_url=https://127.0.0.1:$tls_port
+  LANE_TEST_URL=$URL LANE_TEST_REFUSED=http://127.0.0.1:$rport \
+  LANE_TEST_DIR=$OUT/work LANE_TEST_FIXTURES=$FIX \
+  LANE_TEST_TLS_URL=$tls_url LANE_TEST_CA=$OUT/cert.pem \
+    "$OUT/t_fetch" >"$OUT/t_fetch.out" 2>"$OUT/t_fetch.err"
+  rc=$?
+  # Renumber its results into this script's sequence; drop its plan.
+  awk -v n=$n '
+    /^(not )?ok [0-9]+/ {
+      n++; neg = /^not /; sub(/^(not )?ok [0-9]+/, ""); print (neg ? "not ok " : "ok ") n $0; next }
+    /^1\.\.[0-9]+/ { next }
+    { print }
+    END { print n > "/dev/stderr" }' "$OUT/t_fetch.out" 2>"$OUT/count"
+  n=$(cat "$OUT/count")
+  grep -q '^1\.\.[0-9]' "$OUT/t_fetch.out"
+  t $? "t_fetch ran to its end"
+  t $rc "t_fetch exits 0${SAN:+ under $SAN}"
+  [ $rc = 0 ] || show "$OUT/t_fetch.err"
+else
+  skipn 2 "t_fetch did not build"
+fi
+
+# The server's side: an unchanged catalog was not sent twice.
+python3 - "$URL/stats" >"$OUT/stats" 2>&1 <<'EOF'
+import json, sys, urllib.request
+op = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+s = json.load(op.open(sys.argv[1], timeout=5))
+print(s.get("/good.json", [0, 0])[1])
+EOF
+n304=$(cat "$OUT/stats")
+[ "$n304" -ge 2 ] 2>/dev/null
+t $? "the server answered 304 to If-None-Match (${n304} times)"
+
+# ---- the lane command ----
+if "$LANE" help 2>/dev/null | grep -q 'catalog fetch'; then
+  C=$OUT/cli/cat.json
+  "$LANE" catalog fetch "$URL/good.json" -o "$C" >"$OUT/o" 2>"$OUT/e"
+  rc=$?
+  [ $rc = 0 ] && grep -q "^fetched $URL/good.json: 6 entries, [0-9]* bytes -> $C\$" "$OUT/o" &&
+    cmp -s "$C" $FIX/good.json && [ -s "$C.etag" ] && [ ! -s "$OUT/e" ]
+  t $? "lane catalog fetch URL -o FILE: exit 0, FILE and FILE.etag written"
+  [ $rc = 0 ] || show "$OUT/e"
+  cp "$C.etag" "$OUT/etag.before"
+  "$LANE" catalog fetch "$URL/good.json" -o "$C" >"$OUT/o" 2>"$OUT/e"
+  [ $? = 0 ] && grep -q 'not modified' "$OUT/o"
+  t $? "lane catalog fetch again: exit 0, not modified"
+  "$LANE" catalog fetch "$URL/broken.json" -o "$C" >"$OUT/o" 2>"$OUT/e"
+  [ $? = 2 ] && [ "$(wc -l <"$OUT/e")" = 1 ] && grep -q "$URL/broken.json: invalid JSON at line 5, column 22" "$OUT/e" &&
+    cmp -s "$C" $FIX/good.json && cmp -s "$C.etag" "$OUT/etag.before"
+  t $? "lane catalog fetch invalid JSON: exit 2, one line, file and .etag kept"
+  show "$OUT/e"
+  "$LANE" catalog fetch "$URL/slow.json" -o "$C" --timeout-ms 1000 >"$OUT/o" 2>"$OUT/e"
+  [ $? = 2 ] && grep -q 'timed out after 1000 ms' "$OUT/e" && cmp -s "$C" $FIX/good.json
+  t $? "lane catalog fetch --timeout-ms 1000: exit 2, timed out"
+  "$LANE" catalog fetch "$URL/big.json" -o "$C" --max-bytes 65536 >"$OUT/o" 2>"$OUT/e"
+  [ $? = 2 ] && grep -q 'body too large' "$OUT/e" && cmp -s "$C" $FIX/good.json
+  t $? "lane catalog fetch --max-bytes 65536: exit 2, too large"
+  "$LANE" catalog fetch "$URL/changed.json" -o "$C" >"$OUT/o" 2>"$OUT/e"
+  [ $? = 0 ] && cmp -s "$C" $FIX/changed.json && [ -z "$(ls "$OUT/cli" | grep '\.tmp\.')" ]
+  t $? "lane catalog fetch changed.json: replaced, no temp file left"
+  "$LANE" catalog fetch "$URL/good.json" >"$OUT/o" 2>"$OUT/e"
+  t $(($? == 2 ? 0 : 1)) "lane catalog fetch without -o: exit 2"
+else
+  skipn 7 "lane has no 'catalog fetch' yet"
+fi
+
+if "$LANE" help 2>/dev/null | grep -q 'catalog diff'; then
+  cat >"$OUT/want" <<'EOF'
+~ anthropic.claude-3-5-sonnet-20240620-v1:0: input_cost_per_token 3e-06 -> 2.5e-06
++ mistral/mistral-large-latest (mistral)
+- text-embedding-3-small (openai)
+1 added, 1 removed, 1 changed
+EOF
+  "$LANE" catalog diff $FIX/good.json $FIX/changed.json >"$OUT/o" 2>"$OUT/e"
+  [ $? = 1 ] && cmp -s "$OUT/o" "$OUT/want"
+  t $? "lane catalog diff good changed: exit 1, the three lines and the summary"
+  diff "$OUT/want" "$OUT/o" | sed 's/^/#   /'
+  "$LANE" catalog diff $FIX/diff_old.json $FIX/diff_new.json >"$OUT/o" 2>"$OUT/e"
+  [ $? = 1 ] && cmp -s "$OUT/o" $FIX/diff_expected.txt
+  t $? "lane catalog diff diff_old diff_new: as in diff_expected.txt"
+  "$LANE" catalog diff $FIX/good.json $FIX/good.json >"$OUT/o" 2>"$OUT/e"
+  [ $? = 0 ] && [ "$(cat "$OUT/o")" = "0 added, 0 removed, 0 changed" ]
+  t $? "lane catalog diff good good: exit 0"
+  "$LANE" catalog diff $FIX/good.json "$OUT/missing.json" >"$OUT/o" 2>"$OUT/e"
+  [ $? = 2 ] && grep -q 'cannot read' "$OUT/e"
+  t $? "lane catalog diff with a missing file: exit 2"
+else
+  skipn 4 "lane has no 'catalog diff' yet"
+fi
+
+kill $spid 2>/dev/null
+wait $spid 2>/dev/null
+trap - EXIT
+echo "1..$n"
