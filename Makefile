@@ -103,7 +103,7 @@ demo: deps
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
-	BUILD=$(BUILD) LANE=$(abspath $(LANE)) CC="$(CC)" SAN="$(SAN)" prove -f $(UNIT_BIN) tests/golden/run.sh tests/host/readme_example.sh tests/host/symbols.sh
+	BUILD=$(BUILD) LANE=$(abspath $(LANE)) CC="$(CC)" SAN="$(SAN)" prove -f $(UNIT_BIN) tests/golden/run.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \

@@ -180,6 +180,7 @@ typedef struct fetch_state {
   curl_off_t max_bytes;
   int        too_big;    /* the write callback stopped the transfer */
   int        write_err;  /* errno of a failed write to the temp file */
+  curl_off_t length;     /* Content-Length of the last response, or -1 */
   char       etag[MAX_ETAG];
 } fetch_state;
 
@@ -203,8 +204,20 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *user) {
 static size_t on_header(char *data, size_t size, size_t nitems, void *user) {
   fetch_state *st = user;
   size_t n = size * nitems;
-  if (n >= 5 && !strncmp(data, "HTTP/", 5)) st->etag[0] = 0;
-  else if (n > 5 && !strncasecmp(data, "etag:", 5)) {
+  if (n >= 5 && !strncmp(data, "HTTP/", 5)) {
+    st->etag[0] = 0;
+    st->length = -1;
+  } else if (n > 15 && !strncasecmp(data, "content-length:", 15)) {
+    char num[32];
+    size_t len = n - 15 < sizeof num - 1 ? n - 15 : sizeof num - 1;
+    memcpy(num, data + 15, len);
+    num[len] = 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(num, &end, 10);
+    while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n') end++;
+    st->length = errno || *end || end == num || v < 0 ? -1 : (curl_off_t)v;
+  } else if (n > 5 && !strncasecmp(data, "etag:", 5)) {
     const char *v = data + 5, *end = data + n;
     while (v < end && (*v == ' ' || *v == '\t')) v++;
     while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' ||
@@ -258,9 +271,8 @@ static void report_curl(FILE *err, const char *url, CURLcode res, CURL *h,
                         long max_redirects, const char *tmp_path) {
   const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(res);
   long code = 0;
-  curl_off_t clen = -1;
+  curl_off_t clen = st->length;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-  curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen);
   switch (res) {
   case CURLE_COULDNT_RESOLVE_HOST:
     fail(err, url, "cannot resolve host (%s)", detail);
@@ -286,8 +298,12 @@ static void report_curl(FILE *err, const char *url, CURLcode res, CURL *h,
            st->bytes, detail);
     break;
   case CURLE_FILESIZE_EXCEEDED:
-    fail(err, url, "body too large: Content-Length %" CURL_FORMAT_CURL_OFF_T
-         " exceeds the limit of %" CURL_FORMAT_CURL_OFF_T " bytes", clen, st->max_bytes);
+    if (clen >= 0)
+      fail(err, url, "body too large: Content-Length %" CURL_FORMAT_CURL_OFF_T
+           " exceeds the limit of %" CURL_FORMAT_CURL_OFF_T " bytes", clen, st->max_bytes);
+    else
+      fail(err, url, "body too large: more than the limit of %" CURL_FORMAT_CURL_OFF_T
+           " bytes", st->max_bytes);
     break;
   case CURLE_WRITE_ERROR:
     if (st->too_big)
@@ -357,6 +373,7 @@ int catalog_fetch(const char *url, const char *out_path, const catalog_fetch_opt
     goto done;
   }
   st->max_bytes = (curl_off_t)max_bytes;
+  st->length = -1;
 
   /* The ETag is only worth sending while the file it describes exists. */
   char old_etag[MAX_ETAG];

@@ -35,6 +35,10 @@ static const char usage_text[] =
   "                                       decide for flat JSON requests\n"
   "  catalog import FILE.json -o DIR [--provider P]...\n"
   "                                       LiteLLM price catalog -> one module per provider\n"
+  "  catalog fetch URL -o FILE [--timeout-ms N] [--max-bytes N]\n"
+  "                                       download a catalog (http/https, ETag-aware);\n"
+  "                                       FILE is replaced only by a valid catalog\n"
+  "  catalog diff OLD.json NEW.json       added and removed models, changed prices\n"
   "  builtins                             list builtin functions (Markdown)\n"
   "  version                              print the version\n"
   "\n"
@@ -55,6 +59,8 @@ typedef struct cli {
   const char *providers[64];/* --provider, for catalog import */
   int         nproviders;
   sema_opts   opts;         /* -I, --max-errors */
+  long        timeout_ms;   /* --timeout-ms, for catalog fetch */
+  long        max_bytes;    /* --max-bytes, for catalog fetch */
 } cli;
 
 static int usage(const char *msg) {
@@ -71,13 +77,25 @@ static int parse_args(cli *c, int argc, char **argv) {
     const char *a = argv[i];
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-o") || !strcmp(a, "--route") || !strcmp(a, "--format") ||
-        !strcmp(a, "-I") || !strcmp(a, "--max-errors") || !strcmp(a, "--provider")) {
+        !strcmp(a, "-I") || !strcmp(a, "--max-errors") || !strcmp(a, "--provider") ||
+        !strcmp(a, "--timeout-ms") || !strcmp(a, "--max-bytes")) {
       if (!val) { fprintf(stderr, "lane: %s needs a value\n", a); return -1; }
       i++;
       if (!strcmp(a, "-o")) c->out = val;
       else if (!strcmp(a, "--route")) c->route = val;
       else if (!strcmp(a, "--format")) c->format = val;
       else if (!strcmp(a, "--max-errors")) c->opts.max_errors = atoi(val);
+      else if (!strcmp(a, "--timeout-ms") || !strcmp(a, "--max-bytes")) {
+        char *end;
+        errno = 0;
+        long v = strtol(val, &end, 10);
+        if (errno || end == val || *end || v <= 0) {
+          fprintf(stderr, "lane: %s needs a positive integer, not '%s'\n", a, val);
+          return -1;
+        }
+        if (!strcmp(a, "--timeout-ms")) c->timeout_ms = v;
+        else c->max_bytes = v;
+      }
       else if (!strcmp(a, "--provider")) {
         if (c->nproviders < 64) c->providers[c->nproviders++] = val;
       }
@@ -392,14 +410,27 @@ static int cmd_eval(const cli *c) {
   return rc;
 }
 
-/* lane catalog import FILE.json -o DIR [--provider P]... */
+/* lane catalog import FILE.json -o DIR [--provider P]...
+ * lane catalog fetch URL -o FILE [--timeout-ms N] [--max-bytes N]
+ * lane catalog diff OLD.json NEW.json */
 static int cmd_catalog(const cli *c) {
   const char *sub = c->nfiles ? c->files[0] : "";
   if (!strcmp(sub, "import")) {
     if (c->nfiles != 2 || !c->out) return usage("catalog import takes FILE.json -o DIR");
     return catalog_import(c->files[1], c->out, c->providers, c->nproviders, stdout, stderr);
   }
-  return usage("catalog takes import");
+  if (!strcmp(sub, "fetch")) {
+    if (c->nfiles != 2 || !c->out) return usage("catalog fetch takes URL -o FILE");
+    catalog_fetch_opts o = {0};
+    o.timeout_ms = c->timeout_ms;
+    o.max_bytes = c->max_bytes;
+    return catalog_fetch(c->files[1], c->out, &o, stdout, stderr);
+  }
+  if (!strcmp(sub, "diff")) {
+    if (c->nfiles != 3) return usage("catalog diff takes OLD.json NEW.json");
+    return catalog_diff(c->files[1], c->files[2], stdout, stderr);
+  }
+  return usage("catalog takes import, fetch or diff");
 }
 
 /* The builtin table as Markdown, for lang/README.md (a test keeps the two
