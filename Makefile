@@ -4,6 +4,7 @@
 #                    route every bundled example request
 #   make test        build and run every test under prove
 #   make check-asan  the whole suite under AddressSanitizer + UBSan
+#   make check-tsan  the whole suite under ThreadSanitizer
 #   make bench       benchmarks (see tests/bench/)
 #
 # Outputs go to build/ (or $(BUILD)); nothing is written elsewhere.
@@ -24,7 +25,7 @@ LDLIBS_TOOLS := -ljansson -lcurl
 PACKAGES := flex bison libjansson-dev libcurl4-openssl-dev make gcc perl python3
 
 # The VM core: libc only.
-VM_SRC   := vm/bc.c vm/load.c vm/vm.c
+VM_SRC   := vm/bc.c vm/load.c vm/vm.c vm/runtime.c
 VM_OBJ   := $(VM_SRC:%.c=$(BUILD)/%.o)
 # Front end, compiler and tools (linked into the lane command and tests).
 GEN_SRC  := $(BUILD)/lang/parser.c $(BUILD)/lang/lexer.c
@@ -45,7 +46,7 @@ CATALOG   ?= ../shared/data/catalog/litellm_model_prices.json
 PROVIDERS := anthropic openai gemini vertex_ai bedrock mistral deepseek groq \
              together_ai fireworks_ai xai cohere openrouter
 
-.PHONY: all deps demo test check-asan bench clean stdlib
+.PHONY: all deps demo test check-asan check-tsan bench clean stdlib
 all: $(LANE) $(LIB_A) $(LIB_SO)
 
 # Installs what the build needs when run as root and something is missing.
@@ -103,7 +104,7 @@ demo: deps
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
-	BUILD=$(BUILD) LANE=$(abspath $(LANE)) CC="$(CC)" SAN="$(SAN)" prove -f $(UNIT_BIN) tests/golden/run.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh
+	BUILD=$(BUILD) LANE=$(abspath $(LANE)) CC="$(CC)" SAN="$(SAN)" prove -f $(UNIT_BIN) tests/golden/run.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh tests/cost/crosscheck.sh
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
@@ -113,7 +114,11 @@ stdlib: $(LANE)
 	$(LANE) catalog import $(CATALOG) -o stdlib/providers $(PROVIDERS:%=--provider %) \
 	  | grep -v '^skip ' 
 
+# ThreadSanitizer: the suite's programs, built with -fsanitize=thread.
+check-tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="-O1 -g" SAN="-fsanitize=thread" test
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -762,7 +762,19 @@ static int check_model_ref(sema_unit *u, ast_node *t) {
 
 static void check_target(sema_unit *u, ast_node *t) {
   switch (t->kind) {
-  case N_MODELREF: case N_SHADOW: check_model_ref(u, t); break;
+  case N_MODELREF: check_model_ref(u, t); break;
+  case N_SHADOW:
+    check_model_ref(u, t);
+    t->op = 0;   /* sampled percent; 0: every request */
+    if (t->a) {
+      double pct = t->a->lit.d * 100;
+      long whole = (long)(pct + 0.5);
+      if (whole < 1 || whole > 100 || pct - (double)whole > 1e-9 || (double)whole - pct > 1e-9)
+        diag_error(&u->ctx, t->a->span,
+                   "a shadow's sample must be a whole percent from 1%% to 100%%");
+      else t->op = whole == 100 ? 0 : (int)whole;
+    }
+    break;
   case N_SELECT: check_pool(u, t->a); break;
   case N_SPLIT: {
     int key = check(u, t->a, CX_REQ);
@@ -850,14 +862,20 @@ static void check_budget(sema_unit *u, sema_budget *b) {
         if (!(v.v.d > 0)) diag_error(&u->ctx, p->a->span, "a budget limit must be above $0");
         b->limit = v.v.d;
       }
-    } else if (p->name && strcmp(p->name, "window") == 0 && p->a) {
-      have[2] = 1;
+    } else if (p->name && (strcmp(p->name, "window") == 0 || strcmp(p->name, "rolling") == 0) &&
+               p->a) {
+      if (have[2]++) {
+        diag_error(&u->ctx, p->span, "a budget has one window: 'window' (fixed) or 'rolling'");
+        continue;
+      }
+      b->rolling = p->name[0] == 'r';
       if (sema_check_const(u, p->a, TY_DURATION, "a budget window", &v) == 0) {
         if (!(v.v.d >= 1000)) diag_error(&u->ctx, p->a->span, "a budget window must be at least 1s");
         b->window_ms = v.v.d;
       }
     } else {
-      diag_error(&u->ctx, p->span, "unknown budget property '%s'; expected key, limit or window",
+      diag_error(&u->ctx, p->span,
+                 "unknown budget property '%s'; expected key, limit, window or rolling",
                  p->name ? p->name : "caps");
     }
   }

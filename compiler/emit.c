@@ -447,7 +447,7 @@ static void emit_target(emitter *E, const sema_route *r, const ast_node *t) {
     break;
   }
   case N_SPLIT: emit_split(E, r, t); break;
-  case N_SHADOW: emit(E, BC_OP_SHADOW, 0, 0, (uint32_t)t->ref); break;
+  case N_SHADOW: emit(E, BC_OP_SHADOW, 0, t->op, (uint32_t)t->ref); break;
   default: break;
   }
   E->line = saved;
@@ -547,7 +547,7 @@ static int emit_tables(emitter *E) {
   for (int i = 0; i < u->nbudgets; i++) {
     const sema_budget *b = &u->budgets[i];
     bc_budget bb = {cstr(E, b->name), (uint32_t)(b->key_field < 0 ? 0 : b->key_field),
-                    b->limit, b->window_ms};
+                    b->limit, b->window_ms, b->rolling ? BC_BUDGET_ROLLING : 0, 0};
     im->budgets[i] = bb;
   }
   im->nbudgets = (uint32_t)u->nbudgets;

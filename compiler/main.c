@@ -14,6 +14,7 @@
 #include "builtins.h"
 #include "catalog.h"
 #include "disasm.h"
+#include "state.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -31,7 +32,8 @@ static const char usage_text[] =
   "  check   POLICY.lane                  parse and type-check only\n"
   "  test    POLICY.lane                  run the policy's test blocks (TAP)\n"
   "  disasm  FILE.lanec|POLICY.lane       show header, sections, models and code\n"
-  "  eval    FILE.lanec|POLICY.lane --route NAME [--format json|text] REQUEST.json...\n"
+  "  eval    FILE.lanec|POLICY.lane --route NAME [--format json|text] [--state SNAPSHOT.json]\n"
+  "          REQUEST.json...                decide; --state replays a runtime snapshot\n"
   "                                       decide for flat JSON requests\n"
   "  catalog import FILE.json -o DIR [--provider P]...\n"
   "                                       LiteLLM price catalog -> one module per provider\n"
@@ -56,6 +58,7 @@ typedef struct cli {
   const char *out;          /* -o */
   const char *route;        /* --route */
   const char *format;       /* --format */
+  const char *state;        /* --state, for eval */
   const char *providers[64];/* --provider, for catalog import */
   int         nproviders;
   sema_opts   opts;         /* -I, --max-errors */
@@ -78,12 +81,14 @@ static int parse_args(cli *c, int argc, char **argv) {
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-o") || !strcmp(a, "--route") || !strcmp(a, "--format") ||
         !strcmp(a, "-I") || !strcmp(a, "--max-errors") || !strcmp(a, "--provider") ||
+        !strcmp(a, "--state") ||
         !strcmp(a, "--timeout-ms") || !strcmp(a, "--max-bytes")) {
       if (!val) { fprintf(stderr, "lane: %s needs a value\n", a); return -1; }
       i++;
       if (!strcmp(a, "-o")) c->out = val;
       else if (!strcmp(a, "--route")) c->route = val;
       else if (!strcmp(a, "--format")) c->format = val;
+      else if (!strcmp(a, "--state")) c->state = val;
       else if (!strcmp(a, "--max-errors")) c->opts.max_errors = atoi(val);
       else if (!strcmp(a, "--timeout-ms") || !strcmp(a, "--max-bytes")) {
         char *end;
@@ -390,8 +395,11 @@ static int cmd_eval(const cli *c) {
   if (!p) return rc;
   int route = lane_route(p, c->route);
   lane_error err;
-  lane_runtime *rt = route >= 0 ? lane_runtime_new(p, &err) : NULL;
-  if (route < 0) {
+  lane_runtime *rt = route < 0 ? NULL
+                   : c->state ? state_runtime(p, c->state, stderr) : lane_runtime_new(p, &err);
+  if (route >= 0 && !rt && c->state) {
+    rc = EXIT_USAGE;
+  } else if (route < 0) {
     fprintf(stderr, "lane: no route '%s'; the program has:", c->route);
     for (int i = 0; i < lane_route_count(p); i++) fprintf(stderr, " %s", lane_route_name(p, i));
     fputc('\n', stderr);

@@ -98,6 +98,7 @@ typedef struct sema_budget {
   int         key_field;   /* request field index */
   double      limit;       /* dollars */
   double      window_ms;   /* window */
+  int         rolling;     /* 1: a rolling window, else fixed periods */
 } sema_budget;
 
 typedef struct sema_route {

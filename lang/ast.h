@@ -84,7 +84,8 @@ typedef enum ast_kind {
   N_MODELREF,   /* name = model name as written ("muse", "a.b") */
   N_SPLIT,      /* list = N_ARM items, a = key expression */
   N_ARM,        /* a = target, b = weight expression (split arm) */
-  N_SHADOW,     /* name = model name (in a target chain or a route) */
+  N_SHADOW,     /* name = model name (in a target chain or a route);
+                   a = N_FRACTION sampled share, or NULL for every request */
   /* declarations (top level) */
   N_IMPORT,     /* str, len = module path */
   N_MODEL,      /* name = model name (maybe qualified), list = N_PROP */

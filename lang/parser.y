@@ -246,6 +246,8 @@ route_item
                             if (!($$->text = when_text(ps, &@2))) YYNOMEM; }
   | otherwise_ ARROW chain { NEW($$, N_OTHERWISE, @$); $$->list = $3; }
   | shadow_ qname          { NEW($$, N_SHADOW, @$); $$->name = $2; }
+  | shadow_ qname FRACTION { NEW($$, N_SHADOW, @$); $$->name = $2;
+                            NEW($$->a, N_FRACTION, @3); $$->a->lit.d = $3; }
   ;
 
 chain
@@ -254,6 +256,10 @@ chain
   | chain ',' SHADOW qname
                           { ast_node *n; NEW(n, N_SHADOW, @3); n->span = ast_join(n->span, span_of(ps, &@4));
                             n->name = $4; $$ = $1; PUSH($$, n); }
+  | chain ',' SHADOW qname FRACTION
+                          { ast_node *n; NEW(n, N_SHADOW, @3); n->span = ast_join(n->span, span_of(ps, &@4));
+                            n->name = $4; NEW(n->a, N_FRACTION, @5); n->a->lit.d = $5;
+                            $$ = $1; PUSH($$, n); }
   ;
 
 target

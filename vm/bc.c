@@ -225,6 +225,7 @@ static unsigned char *sec_write(const bc_image *im, uint32_t id, unsigned char *
     for (i = 0; i < im->nbudgets; i++) {
       p = put32(p, im->budgets[i].name); p = put32(p, im->budgets[i].key_field);
       p = putd(p, im->budgets[i].limit); p = putd(p, im->budgets[i].window_ms);
+      p = put32(p, im->budgets[i].flags); p = put32(p, im->budgets[i].reserved);
     }
     break;
   case BC_SEC_CODE:

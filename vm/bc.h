@@ -55,8 +55,8 @@
   X(RULES,   12, 12)  /* { u32 name, u32 line, u32 next } */               \
   X(LISTS,   13, 12)  /* { u32 type, u32 first, u32 count } into LISTELEMS */\
   X(LISTELEMS,14, 4)  /* u32 index into KINT, KDBL or STRIDX per type */    \
-  X(BUDGETS, 15, 24)  /* { u32 name, u32 key_field, f64 limit,
-                           f64 window_ms } */                               \
+  X(BUDGETS, 15, 32)  /* { u32 name, u32 key_field, f64 limit,
+                           f64 window_ms, u32 flags, u32 0 } */             \
   X(CODE,    16,  8)  /* bc_insn: u8 op, u8 a, u16 b, u32 c */             \
   X(LINES,   17,  4)  /* u32 source line per instruction (0 = none) */
 
@@ -187,11 +187,15 @@ typedef struct bc_rule {
  * LANE_T_UINT (KINT), LANE_T_DOUBLE (KDBL) or LANE_T_STRING (STRIDX). */
 typedef struct bc_list { uint32_t type, first, count; } bc_list;
 
+#define BC_BUDGET_ROLLING 1u  /* flags: a rolling window, else fixed periods */
+
 typedef struct bc_budget {
   uint32_t name;          /* string: budget name */
   uint32_t key_field;     /* request field keying the spend */
   double   limit;         /* dollars */
   double   window_ms;     /* window length */
+  uint32_t flags;         /* BC_BUDGET_* */
+  uint32_t reserved;      /* 0 */
 } bc_budget;
 
 typedef struct bc_insn {
@@ -243,6 +247,7 @@ typedef enum bc_fmt {
   BC_FMT_BUDGET,  /* a: 0 spent, 1 remaining, 2 used; c: budget index */
   BC_FMT_CAND,    /* a: bc_order; b: filter index + 1 (0 = none); c: pool */
   BC_FMT_MODEL,   /* c: model index */
+  BC_FMT_SHADOW,  /* c: model index; b: sampled percent 1..100, 0 = always */
   BC_FMT_RULE     /* c: rule index within the route's rules */
 } bc_fmt;
 
@@ -345,7 +350,7 @@ typedef enum bc_order {
   X(FRET,     NONE,   "B",  "",  1, 0, F, "filter result; ends a filter region")            \
   X(RULE,     RULE,   "",   "",  1, 0, R, "start rule c: clear candidates")                 \
   X(CAND,     CAND,   "",   "",  1, 0, R, "append pool c's passing members in order a")     \
-  X(SHADOW,   MODEL,  "",   "",  1, 0, R, "add model c to the shadows")                     \
+  X(SHADOW,   SHADOW, "",   "",  1, 0, R, "add model c to the shadows (b: sampled %)")      \
   X(ENDRULE,  NONE,   "",   "",  1, 0, R, "if there are candidates, decide and stop")       \
   X(NOMATCH,  NONE,   "",   "",  1, 0, R, "no rule matched; ends a route region")
 

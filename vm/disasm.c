@@ -118,9 +118,9 @@ static void tables(FILE *out, const lane_program *p) {
   fprintf(out, "budgets (%u):\n", (unsigned)im->nbudgets);
   for (uint32_t i = 0; i < im->nbudgets; i++) {
     const bc_budget *b = &im->budgets[i];
-    fprintf(out, "  %4u  %s  key %s  limit $%.17g  window %.17gms\n", (unsigned)i,
+    fprintf(out, "  %4u  %s  key %s  limit $%.17g  %s %.17gms\n", (unsigned)i,
             S(im, b->name), b->key_field == BC_NONE ? "-" : S(im, im->fields[b->key_field].name),
-            b->limit, b->window_ms);
+            b->limit, b->flags & BC_BUDGET_ROLLING ? "rolling" : "window", b->window_ms);
   }
   fprintf(out, "routes (%u):\n", (unsigned)im->nroutes);
   for (uint32_t i = 0; i < im->nroutes; i++) {
@@ -170,6 +170,10 @@ static void operands(sbuf *out, const lane_program *p, const bc_route *route,
     sb(out, "pool %u (%u members)", (unsigned)in->c, (unsigned)im->pools[in->c].count);
     break;
   case BC_FMT_MODEL: sb(out, "%s", S(im, im->models[in->c].name)); break;
+  case BC_FMT_SHADOW:
+    sb(out, "%s", S(im, im->models[in->c].name));
+    if (in->b) sb(out, "  %u%% of users", (unsigned)in->b);
+    break;
   case BC_FMT_RULE:
     sb(out, "%u", (unsigned)in->c);
     if (route) {

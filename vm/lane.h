@@ -159,15 +159,115 @@ LANE_API int lane_set_double(lane_request *r, int field, double v);
 LANE_API int lane_set_bool(lane_request *r, int field, int v);
 
 /* ---------------------------------------------------------------------
- * Runtime and decisions
+ * Runtime: live stats, circuit breakers and budgets
  * ------------------------------------------------------------------- */
 typedef struct lane_runtime lane_runtime;
 
-/* Live state for one program: model health and observed latency. The
- * program must outlive the runtime. NULL with err on failure. */
+/* A clock in milliseconds since the Unix epoch. Budgets use it for their
+ * windows, so it is wall time; tests pass a fake one. */
+typedef uint64_t (*lane_clock_fn)(void *ctx);
+
+typedef struct lane_runtime_options {
+  lane_clock_fn clock;          /* NULL: the system's real-time clock */
+  void         *clock_ctx;      /* passed to clock */
+  uint32_t      window_ms;      /* live stats window (default 60000) */
+  uint32_t      min_samples;    /* fewer calls in the window: a model keeps
+                                   its declared p50/p95 and error rate 0
+                                   (default 20) */
+  uint32_t      breaker_failures;   /* failures in the window that open a
+                                       model's breaker (default 5) */
+  uint32_t      breaker_cooldown_ms; /* open this long, then one probe
+                                        (default 30000) */
+  uint32_t      budget_keys;    /* keys tracked per budget (default 4096;
+                                   rounded up to a power of two) */
+} lane_runtime_options;
+
+/* Live state for one program. The program must outlive the runtime. NULL
+ * with err on failure (LANE_ENOMEM, LANE_EARG). All functions on a runtime
+ * are thread-safe; updates are atomics, decisions read without locks. */
 LANE_API lane_runtime *lane_runtime_new(const lane_program *p, lane_error *err);
+LANE_API lane_runtime *lane_runtime_new_with(const lane_program *p,
+                                             const lane_runtime_options *opt,
+                                             lane_error *err);
 LANE_API void          lane_runtime_free(lane_runtime *rt);
 
+/* Outcomes of a call, for lane_observe. 0 and 1 keep their old meaning. */
+typedef enum lane_call {
+  LANE_CALL_FAILED = 0,         /* failed, kind unknown: as a server error */
+  LANE_CALL_OK = 1,             /* answered */
+  LANE_CALL_RATE_LIMITED = 2,   /* HTTP 429 */
+  LANE_CALL_SERVER_ERROR = 3,   /* 5xx or a connection error */
+  LANE_CALL_TIMEOUT = 4,        /* no answer in time */
+  LANE_CALL_CLIENT_ERROR = 5    /* other 4xx: the request's fault; counts as
+                                   a call but does not trip the breaker */
+} lane_call;
+
+/* Reports one call's outcome: latency feeds the model's live p50/p95 (a
+ * histogram over a sliding window), failures its error rate and circuit
+ * breaker. A breaker opens after breaker_failures failures in the window,
+ * stays open for the cooldown, then lets one probe through (half-open):
+ * success closes it, failure opens it again. Unknown model: ignored. */
+LANE_API void lane_observe(lane_runtime *rt, int model, double latency_ms, int status);
+
+/* Records actual spend after a call: adds dollars to every budget of the
+ * program whose key field is set in r, in integer nano-dollars, so sums
+ * never drift. Returns LANE_OK, or LANE_EARG (negative or not finite). */
+LANE_API int lane_charge(lane_runtime *rt, const lane_request *r, double dollars);
+
+/* Breaker states of lane_live_stats.state. */
+enum { LANE_BREAKER_CLOSED = 0, LANE_BREAKER_OPEN = 1, LANE_BREAKER_HALF_OPEN = 2 };
+
+typedef struct lane_live_stats {
+  double   p50, p95;            /* live estimates, ms; the priors when samples
+                                   < min_samples */
+  double   error_rate;          /* failures / calls in the window, 0..1 */
+  uint64_t samples;             /* calls in the window */
+  int      state;               /* LANE_BREAKER_* */
+  uint64_t until_ms;            /* open: end of cooldown; half-open: probe
+                                   deadline */
+} lane_live_stats;
+
+/* The live view of model m now, as decisions see it. LANE_EARG if m is out
+ * of range. */
+LANE_API int lane_model_stats(const lane_runtime *rt, int model, lane_live_stats *out);
+/* Replaces the live view of model m (for replaying a snapshot): decisions
+ * read these figures until new calls are observed. */
+LANE_API int lane_runtime_set_model_stats(lane_runtime *rt, int model,
+                                          const lane_live_stats *s);
+
+/* Budgets, by index 0 .. lane_budget_count(p) - 1. */
+LANE_API int         lane_budget_count(const lane_program *p);
+LANE_API const char *lane_budget_name(const lane_program *p, int budget);
+LANE_API int         lane_budget(const lane_program *p, const char *name);
+/* The key hash a budget uses for a key value: FNV-1a 64 of a string key's
+ * bytes, splitmix64 of an int key (pass its decimal text). */
+LANE_API uint64_t    lane_budget_key_hash(const lane_program *p, int budget,
+                                          const char *key, size_t n);
+/* Spend of one key in the budget's current window, in dollars. */
+LANE_API int lane_budget_spent(const lane_runtime *rt, int budget, uint64_t key_hash,
+                               double *dollars);
+/* Sets the spend of one key in the current window (replaying a snapshot). */
+LANE_API int lane_runtime_set_spend(lane_runtime *rt, int budget, uint64_t key_hash,
+                                    double dollars);
+
+/* Saves budget spend to a file and loads it back, so a restart does not
+ * reset a tenant's spend. The file names the program (its checksum) and
+ * every budget; a corrupt, truncated or mismatched file is refused with a
+ * reason (LANE_EFORMAT) and changes nothing. */
+LANE_API int lane_runtime_save(const lane_runtime *rt, const char *path, lane_error *err);
+LANE_API int lane_runtime_load(lane_runtime *rt, const char *path, lane_error *err);
+
+/* Writes the runtime's live state -- model stats and breakers, budget
+ * spend by key hash, the clock -- as JSON into buf (NUL-terminated if it
+ * fits). Returns the length of the whole text; call again with a larger
+ * buffer when it is >= cap. */
+LANE_API size_t lane_runtime_snapshot(const lane_runtime *rt, char *buf, size_t cap);
+/* Milliseconds now, by the runtime's clock. */
+LANE_API uint64_t lane_runtime_now(const lane_runtime *rt);
+
+/* ---------------------------------------------------------------------
+ * Decisions
+ * ------------------------------------------------------------------- */
 typedef struct lane_decision {
   int    route;                         /* route index */
   int    rule;                          /* 1-based rule that fired */
@@ -181,28 +281,26 @@ typedef struct lane_decision {
                                            (overflow, division by zero) and
                                            so did not match */
   int    error_line;                    /* source line of the first one */
+  int    filtered_rule;                 /* LANE_ENOMATCH: the first rule whose
+                                           condition held but whose candidates
+                                           were all filtered out (1-based), or
+                                           0 if no condition held */
 } lane_decision;
 
 /* Decides which models serve request r on the named route. Allocates
  * nothing, takes no locks, always terminates. Returns LANE_OK and fills
  * out; LANE_EARG for an unknown route or a request of another program;
- * LANE_ENOMATCH when no rule produced a model. err may be NULL. */
+ * LANE_ENOMATCH when no rule produced a model (out->filtered_rule says
+ * whether candidates were filtered out). */
 LANE_API int lane_decide(lane_runtime *rt, const char *route,
                          const lane_request *r, lane_decision *out);
 /* As lane_decide with a route index from lane_route. */
 LANE_API int lane_decide_route(lane_runtime *rt, int route,
                                const lane_request *r, lane_decision *out);
 
-/* The expected cost in dollars of request r on model m:
- * input_tokens*input + max_output_tokens*output (per-token prices), or 0
- * if m is out of range. */
+/* The expected cost in dollars of request r on model m (the formula of
+ * lang/README.md, "Expected cost"), or 0 if m is out of range. */
 LANE_API double lane_cost(const lane_program *p, const lane_request *r, int model);
-
-/* Reports one call's outcome so later decisions see live health and
- * latency. ok is 1 for success, 0 for a failure. Thread-safe. */
-LANE_API void lane_observe(lane_runtime *rt, int model, double latency_ms, int ok);
-/* Records actual spend for budgets (budget tracking: see README). */
-LANE_API void lane_charge(lane_runtime *rt, const lane_request *r, double dollars);
 
 #ifdef __cplusplus
 }

@@ -223,9 +223,10 @@ static int decode_all(lane_program *p, const uint32_t *off, lane_error *err) {
   }
   for (i = 0; i < im->nlistelems; i++) im->listelems[i] = rd32(AT(LISTELEMS) + 4 * i);
   for (i = 0; i < im->nbudgets; i++) {
-    const unsigned char *q = AT(BUDGETS) + 24 * i;
+    const unsigned char *q = AT(BUDGETS) + 32 * i;
     im->budgets[i].name = rd32(q); im->budgets[i].key_field = rd32(q + 4);
     im->budgets[i].limit = rdd(q + 8); im->budgets[i].window_ms = rdd(q + 16);
+    im->budgets[i].flags = rd32(q + 24); im->budgets[i].reserved = rd32(q + 28);
   }
   for (i = 0; i < im->ncode; i++) {
     const unsigned char *q = AT(CODE) + 8 * i;
@@ -453,6 +454,9 @@ static int check_pools_lists(const bc_image *im, lane_error *err) {
       return errf(err, LANE_EFORMAT, "budget %u (%s): key field %u out of range (%u fields)",
                   (unsigned)i, S(im, bu->name), (unsigned)bu->key_field,
                   (unsigned)im->nfields);
+    if ((bu->flags & ~BC_BUDGET_ROLLING) || bu->reserved)
+      return errf(err, LANE_EFORMAT, "budget %u (%s): unknown flags 0x%x",
+                  (unsigned)i, S(im, bu->name), (unsigned)(bu->flags | bu->reserved));
     if (!nonneg(bu->limit) || !nonneg(bu->window_ms))
       return errf(err, LANE_EFORMAT, "budget %u (%s): %s %g is not a finite number >= 0",
                   (unsigned)i, S(im, bu->name), nonneg(bu->limit) ? "window" : "limit",
@@ -558,6 +562,7 @@ static int fmt_uses(bc_fmt f) {
   case BC_FMT_BOOL: case BC_FMT_MFIELD: return 1;
   case BC_FMT_BUDGET: return 5;
   case BC_FMT_CAND: return 7;
+  case BC_FMT_SHADOW: return 6;
   default: return 4;
   }
 }
@@ -629,6 +634,11 @@ static int check_operands(const bc_image *im, const int32_t *owner, uint32_t pc,
     }
     break;
   case BC_FMT_MODEL: RANGE(im->nmodels, "model"); break;
+  case BC_FMT_SHADOW:
+    if (in->b > 100)
+      return insn_fail(im, err, pc, "sampled percent %u above 100", (unsigned)in->b);
+    RANGE(im->nmodels, "model");
+    break;
   case BC_FMT_RULE: RANGE(im->routes[owner[pc]].nrules, "rule"); break;
   }
 #undef RANGE

@@ -30,7 +30,12 @@ typedef struct vmval {
 /* Per-decision state, on the stack of lane_decide_route. */
 typedef struct vm_run {
   const bc_image     *im;         /* program image */
-  const lane_runtime *rt;         /* live stats */
+  lane_runtime       *rt;         /* live stats */
+  uint64_t            now;        /* the clock, read once per decision */
+  int                 nprobe;     /* breaker probes granted to this decision */
+  int                 probe[LANE_MAX_CANDIDATES]; /* their models */
+  int                 filtered;   /* first rule that matched without
+                                     candidates (1-based), 0 none */
   const lane_request *r;          /* request */
   const bc_route     *route;      /* route being decided */
   int                 cur;        /* current rule, relative to the route */
@@ -238,66 +243,6 @@ double lane_cost(const lane_program *p, const lane_request *r, int model) {
 }
 
 /* ---------------------------------------------------------------------
- * Runtime: live stats (minimal until the live-runtime work lands)
- * ------------------------------------------------------------------- */
-lane_runtime *lane_runtime_new(const lane_program *p, lane_error *err) {
-  lane_runtime *rt;
-  if (!p) {
-    if (err) {
-      err->code = LANE_EARG;
-      err->line = 0;
-      strcpy(err->message, "no program given");
-    }
-    return NULL;
-  }
-  rt = malloc(sizeof *rt + (size_t)p->im.nmodels * sizeof(vm_mstat));
-  if (!rt) {
-    if (err) {
-      err->code = LANE_ENOMEM;
-      err->line = 0;
-      strcpy(err->message, "out of memory creating a runtime");
-    }
-    return NULL;
-  }
-  rt->prog = p;
-  rt->nmodels = p->im.nmodels;
-  for (uint32_t i = 0; i < rt->nmodels; i++) {
-    atomic_init(&rt->m[i].ok, 0);
-    atomic_init(&rt->m[i].fail, 0);
-    atomic_init(&rt->m[i].streak, 0);
-  }
-  return rt;
-}
-
-void lane_runtime_free(lane_runtime *rt) { free(rt); }
-
-void lane_observe(lane_runtime *rt, int model, double latency_ms, int ok) {
-  (void)latency_ms; /* latency tracking is not live yet (see README) */
-  if (!rt || model < 0 || (uint32_t)model >= rt->nmodels) return;
-  if (ok) {
-    atomic_fetch_add_explicit(&rt->m[model].ok, 1, memory_order_relaxed);
-    atomic_store_explicit(&rt->m[model].streak, 0, memory_order_relaxed);
-  } else {
-    atomic_fetch_add_explicit(&rt->m[model].fail, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&rt->m[model].streak, 1, memory_order_relaxed);
-  }
-}
-
-void lane_charge(lane_runtime *rt, const lane_request *r, double dollars) {
-  (void)rt; (void)r; (void)dollars; /* budgets are not live yet (see README) */
-}
-
-static int healthy(const lane_runtime *rt, uint32_t m) {
-  return atomic_load_explicit(&rt->m[m].streak, memory_order_relaxed) < VM_BREAKER_TRIP;
-}
-
-static double error_rate(const lane_runtime *rt, uint32_t m) {
-  uint64_t ok = atomic_load_explicit(&rt->m[m].ok, memory_order_relaxed);
-  uint64_t fail = atomic_load_explicit(&rt->m[m].fail, memory_order_relaxed);
-  return ok + fail ? (double)fail / (double)(ok + fail) : 0.0;
-}
-
-/* ---------------------------------------------------------------------
  * Helpers of the interpreter
  * ------------------------------------------------------------------- */
 static vmval load_field(const vm_run *x, uint32_t f) {
@@ -399,14 +344,31 @@ static int in_list(const bc_image *im, uint32_t list, const vmval *x) {
   return 0;
 }
 
-static double budget_value(const bc_image *im, uint32_t b, int which) {
-  /* Budget tracking is not live yet: spent 0, remaining = limit, used 0. */
-  return which == 1 ? im->budgets[b].limit : 0.0;
-}
 
 static double bucket_u(uint64_t k) { return (double)(bc_splitmix64(k) % 100) / 100.0; }
 
 static int vm_exec(vm_run *x, uint32_t pc, int filter);
+
+/* A sampled shadow's bucket 0..99 for this request: sticky per user and
+ * independent between shadow models (the model's lane name seeds the
+ * hash of req.user). */
+static uint32_t shadow_bucket(const vm_run *x, uint32_t m) {
+  const bc_str *name = &x->im->str[x->im->models[m].name];
+  uint64_t h = bc_fnv1a64(name->p, name->len, BC_FNV_OFFSET);
+  if (x->r->set >> BC_F_USER & 1) h = bc_fnv1a64(x->r->v[BC_F_USER].s.p, x->r->v[BC_F_USER].s.n, h);
+  return (uint32_t)(bc_splitmix64(h) % 100);
+}
+
+/* Breaker health for this decision: a probe granted earlier in the same
+ * decision keeps the model healthy for the rest of it. */
+static int healthy(vm_run *x, uint32_t m) {
+  int probed;
+  for (int i = 0; i < x->nprobe; i++)
+    if (x->probe[i] == (int)m) return 1;
+  if (!vm_healthy(x->rt, m, x->now, x->nprobe < LANE_MAX_CANDIDATES, &probed)) return 0;
+  if (probed) x->probe[x->nprobe++] = (int)m;
+  return 1;
+}
 
 /* Runs filter f with model m as the current model; 1 if it passes. */
 static int run_filter(vm_run *x, uint32_t f, uint32_t m) {
@@ -450,9 +412,11 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
       continue;
     switch (in->a) {
     case BC_ORD_CHEAPEST: pk.k1 = cost_on(im, x->r, (uint32_t)m); break;
-    case BC_ORD_FASTEST:
-      pk.k1 = im->models[m].p95 > 0 ? im->models[m].p95 : INFINITY;
+    case BC_ORD_FASTEST: {
+      double p95 = vm_latency(x->rt, (uint32_t)m, x->now, 1);
+      pk.k1 = p95 > 0 ? p95 : INFINITY;
       break;
+    }
     case BC_ORD_BEST:
       pk.k1 = -im->models[m].quality;
       pk.k2 = cost_on(im, x->r, (uint32_t)m);
@@ -647,7 +611,7 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(BUCKET_I) { T1.v.d = bucket_u(T1.v.u); vmbreak; }
     /* BUDGET a, c: push budget c's spent (a 0, $), remaining (1, $) or used
      * (2, fraction of the limit). Not live yet: 0, the limit, 0. */
-    vmcase(BUDGET) PUSH(d, budget_value(im, in->c, in->a))
+    vmcase(BUDGET) PUSH(d, vm_budget_read(x->rt, in->c, x->r, in->a, x->now))
     /* M_FIELD a: push static field a (bc_mfield) of the current model. */
     vmcase(M_FIELD) { st[sp++] = model_field(im, x->model, in->a); vmbreak; }
     /* M_CAP c: push whether the current model has capability bit c. */
@@ -659,14 +623,15 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
      * (max_output == 0 || out <= max_output); an overflowing sum fits no
      * known context. */
     vmcase(M_FITS) PUSH(i, fits(x))
-    /* M_HEALTHY: push whether the model has fewer than VM_BREAKER_TRIP
-     * consecutive failures (true without data). */
-    vmcase(M_HEALTHY) PUSH(i, healthy(x->rt, x->model))
-    /* M_P50 M_P95: live latency is not tracked yet: push the priors. */
-    vmcase(M_P50) PUSH(d, im->models[x->model].p50)
-    vmcase(M_P95) PUSH(d, im->models[x->model].p95)
-    /* M_ERRRATE: push failures / calls observed, 0 without data. */
-    vmcase(M_ERRRATE) PUSH(d, error_rate(x->rt, x->model))
+    /* M_HEALTHY: push whether the model's breaker lets it be chosen now;
+     * a model past its cooldown is granted this decision's probe. */
+    vmcase(M_HEALTHY) PUSH(i, healthy(x, x->model))
+    /* M_P50 M_P95: push the live latency estimate over the window, or the
+     * declared prior while the model has fewer than min_samples calls. */
+    vmcase(M_P50) PUSH(d, vm_latency(x->rt, x->model, x->now, 0))
+    vmcase(M_P95) PUSH(d, vm_latency(x->rt, x->model, x->now, 1))
+    /* M_ERRRATE: push failures / calls in the window, 0 without data. */
+    vmcase(M_ERRRATE) PUSH(d, vm_error_rate(x->rt, x->model, x->now))
     /* FRET: pop b; the filter's answer. Ends filter code. */
     vmcase(FRET) return (int)st[0].v.i;
     /* RULE c: rule c of the route starts: it is the current rule (errors
@@ -684,7 +649,8 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(CAND) { vm_cand(x, in); vmbreak; }
     /* SHADOW c: add model c to the shadows unless present or full. */
     vmcase(SHADOW) {
-      if (x->nshadow < LANE_MAX_SHADOWS && !contains(x->shadow, x->nshadow, (int)in->c))
+      if (x->nshadow < LANE_MAX_SHADOWS && !contains(x->shadow, x->nshadow, (int)in->c) &&
+          (in->b == 0 || shadow_bucket(x, in->c) < in->b))
         x->shadow[x->nshadow++] = (int)in->c;
       vmbreak;
     }
@@ -692,7 +658,10 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
      * through to the next rule. A shadow is never answered with, and a
      * model that answers needs no copy: candidates leave the shadows. */
     vmcase(ENDRULE) {
-      if (x->ncand == 0) vmbreak;
+      if (x->ncand == 0) {
+        if (!x->filtered) x->filtered = x->cur + 1;
+        vmbreak;
+      }
       drop_answering_shadows(x);
       return LANE_OK;
     }
@@ -737,8 +706,12 @@ int lane_decide_route(lane_runtime *rt, int route, const lane_request *r,
   x.error_line = 0;
   x.ncand = 0;
   x.nshadow = 0;
+  x.now = vm_now(rt);
+  x.nprobe = 0;
+  x.filtered = 0;
   rc = vm_exec(&x, x.route->start, 0);
   out->route = route;
+  out->filtered_rule = x.filtered;
   out->steps = x.steps;
   out->nerrors = x.nerrors;
   out->error_line = x.error_line;

@@ -35,20 +35,70 @@ struct lane_program {
   unsigned char  *bytes;        /* copy of the file, owned */
 };
 
-/* Live counters of one model; all updates are relaxed atomics. */
-typedef struct vm_mstat {
-  atomic_uint_least64_t ok;     /* successful calls observed */
-  atomic_uint_least64_t fail;   /* failed calls observed */
-  atomic_uint_least32_t streak; /* consecutive failures, reset by success */
-} vm_mstat;
+/* Live stats: the window is VM_SLOTS time slots; a slot holds one
+ * period's calls, failures and a latency histogram (8 buckets per octave
+ * from 2^VM_MIN_EXP ms, so an estimate is within about 6%). */
+#define VM_SLOTS     6
+#define VM_OCT_SUB   8
+#define VM_MIN_EXP   (-2)
+#define VM_OCTAVES   22
+#define VM_HBUCKETS  (VM_OCTAVES * VM_OCT_SUB + 2)
+#define VM_ROLLING   12     /* periods of a rolling budget window */
+#define VM_PROBES    64     /* probe run of a budget key table */
 
-#define VM_BREAKER_TRIP 5       /* consecutive failures that mark unhealthy */
+typedef struct vm_slot {
+  atomic_uint_least64_t tag;        /* period held + 1; 0 none; top bit: clearing */
+  atomic_uint_least32_t calls;      /* calls observed */
+  atomic_uint_least32_t fails;      /* failures that count (not client errors) */
+  atomic_uint_least32_t hist[VM_HBUCKETS]; /* latencies of answered calls */
+} vm_slot;
+
+typedef struct vm_model {
+  vm_slot               slot[VM_SLOTS]; /* the window */
+  atomic_uint_least64_t p50, p95, err;  /* cached figures (double bits) */
+  atomic_uint_least64_t samples;        /* calls in the window, cached */
+  atomic_uint_least64_t lat_samples;    /* answered calls in the window */
+  atomic_uint_least64_t cached_at;      /* clock ms of the cache; 0 none */
+  atomic_uint_least32_t state;          /* LANE_BREAKER_* */
+  atomic_uint_least64_t until;          /* open: cooldown end; half-open:
+                                           probe deadline */
+} vm_model;
+
+typedef struct vm_entry {
+  atomic_uint_least64_t tag;        /* period held + 1; 0 none; top bit: clearing */
+  atomic_int_least64_t  nanos;      /* spend in that period, nano-dollars */
+} vm_entry;
+
+typedef struct vm_budget_rt {
+  uint32_t  ring;                   /* entries per key: 2 fixed, 12 rolling */
+  uint32_t  span;                   /* periods in the window: 1 or 12 */
+  uint64_t  sub_ms;                 /* one period */
+  uint32_t  cap;                    /* key slots, a power of two; slot cap is
+                                       the shared overflow account */
+  atomic_uint_least64_t *keys;      /* cap + 1 key hashes; 0 = free */
+  vm_entry *entries;                /* (cap + 1) * ring */
+} vm_budget_rt;
 
 struct lane_runtime {
-  const lane_program *prog;     /* program this runtime serves, borrowed */
-  uint32_t            nmodels;  /* entries of m */
-  vm_mstat            m[];      /* per model, by model index */
+  const lane_program  *prog;        /* program served, borrowed */
+  lane_runtime_options opt;         /* options, defaults filled in */
+  uint64_t             slot_ms;     /* window_ms / VM_SLOTS */
+  uint32_t             nmodels;     /* entries of m */
+  vm_model            *m;           /* per model */
+  uint32_t             nbudgets;    /* entries of b */
+  vm_budget_rt        *b;           /* per budget */
 };
+
+/* Runtime reads for the interpreter (runtime.c). */
+uint64_t vm_now(const lane_runtime *rt);
+/* Whether model may be chosen now; with may_probe, a model whose breaker
+ * cooldown is over is granted this decision's probe (*probed set). */
+int      vm_healthy(lane_runtime *rt, uint32_t model, uint64_t now, int may_probe, int *probed);
+double   vm_latency(const lane_runtime *rt, uint32_t model, uint64_t now, int p95);
+double   vm_error_rate(const lane_runtime *rt, uint32_t model, uint64_t now);
+/* budget b's spent (which 0), remaining (1) or used (2) for r's key. */
+double   vm_budget_read(const lane_runtime *rt, uint32_t b, const lane_request *r, int which,
+                        uint64_t now);
 
 /* Checks the header and section table of a file and decodes it into a new
  * program (not yet verified beyond the file structure and the string

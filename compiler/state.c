@@ -1,0 +1,95 @@
+/*
+ * state.c -- reads a runtime snapshot (the JSON of lane_runtime_snapshot)
+ * into a runtime with a frozen clock. See state.h.
+ */
+#include "state.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The frozen clock: the snapshot's own time. */
+static uint64_t frozen(void *ctx) { return *(const uint64_t *)ctx; }
+
+static const char *const states[] = {"closed", "open", "half_open"};
+
+static int set_model(const lane_program *p, lane_runtime *rt, json_t *m, const char *path,
+                     FILE *err) {
+  const char *name = json_string_value(json_object_get(m, "model"));
+  const char *st = json_string_value(json_object_get(m, "state"));
+  int idx = -1, state = -1;
+  for (int i = 0; name && i < lane_model_count(p); i++)
+    if (!strcmp(lane_model_name(p, i), name)) idx = i;
+  for (int i = 0; st && i < 3; i++)
+    if (!strcmp(states[i], st)) state = i;
+  if (idx < 0 || state < 0) {
+    fprintf(err, "lane: %s: %s\n", path,
+            idx < 0 ? "a model of the snapshot is not in the program"
+                    : "a model's state is not closed, open or half_open");
+    return -1;
+  }
+  lane_live_stats s = {
+    json_number_value(json_object_get(m, "p50")), json_number_value(json_object_get(m, "p95")),
+    json_number_value(json_object_get(m, "error_rate")),
+    (uint64_t)json_integer_value(json_object_get(m, "samples")), state,
+    (uint64_t)json_integer_value(json_object_get(m, "until_ms"))};
+  return lane_runtime_set_model_stats(rt, idx, &s) == LANE_OK ? 0 : -1;
+}
+
+static int set_budget(const lane_program *p, lane_runtime *rt, json_t *b, const char *path,
+                      FILE *err) {
+  const char *name = json_string_value(json_object_get(b, "budget"));
+  int idx = lane_budget(p, name);
+  if (idx < 0) {
+    fprintf(err, "lane: %s: budget '%s' is not in the program\n", path, name ? name : "?");
+    return -1;
+  }
+  size_t i;
+  json_t *k;
+  json_array_foreach(json_object_get(b, "keys"), i, k) {
+    const char *hex = json_string_value(json_object_get(k, "key_hash"));
+    const char *key = json_string_value(json_object_get(k, "key"));
+    uint64_t h = hex ? strtoull(hex, NULL, 16)
+               : key ? lane_budget_key_hash(p, idx, key, strlen(key)) : 0;
+    if (!h || lane_runtime_set_spend(rt, idx, h, json_number_value(json_object_get(k, "spent")))) {
+      fprintf(err, "lane: %s: budget '%s': each key needs \"key\" or \"key_hash\" and "
+                   "\"spent\" >= 0\n", path, name);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+lane_runtime *state_runtime(const lane_program *p, const char *path, FILE *err) {
+  json_error_t jerr;
+  json_t *root = json_load_file(path, 0, &jerr);
+  if (!root) {
+    fprintf(err, "lane: %s:%d:%d: invalid JSON: %s\n", path, jerr.line, jerr.column, jerr.text);
+    return NULL;
+  }
+  json_t *now = json_object_get(root, "now_ms");
+  if (!json_is_integer(now) || json_integer_value(now) < 0) {
+    fprintf(err, "lane: %s: not a runtime snapshot (no \"now_ms\")\n", path);
+    json_decref(root);
+    return NULL;
+  }
+  /* The clock's state lives as long as the process: eval runs once. */
+  static uint64_t at;
+  at = (uint64_t)json_integer_value(now);
+  lane_runtime_options opt = {0};
+  opt.clock = frozen;
+  opt.clock_ctx = &at;
+  lane_error e;
+  lane_runtime *rt = lane_runtime_new_with(p, &opt, &e);
+  size_t i;
+  json_t *v;
+  int bad = !rt;
+  if (!rt) fprintf(err, "lane: %s\n", e.message);
+  json_array_foreach(json_object_get(root, "models"), i, v)
+    if (!bad && set_model(p, rt, v, path, err)) bad = 1;
+  json_array_foreach(json_object_get(root, "budgets"), i, v)
+    if (!bad && set_budget(p, rt, v, path, err)) bad = 1;
+  json_decref(root);
+  if (bad) { lane_runtime_free(rt); return NULL; }
+  return rt;
+}
