@@ -13,3 +13,9 @@ echo "policy tests:"
 echo
 printf '%-36s %-8s %-6s  %-34s  %s\n' request route rule primary "fallbacks / shadows / expected cost"
 "$LANE" eval "$out" --route support --format text examples/requests/*.json
+
+echo
+echo "the same requests during an incident (examples/state/incident.json: gpt-5-mini's"
+echo "breaker open, gemini flash-lite slow, tenant t-acme over its daily budget):"
+"$LANE" eval "$out" --route support --format text --state examples/state/incident.json \
+  examples/requests/*.json

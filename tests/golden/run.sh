@@ -71,6 +71,14 @@ if [ -e "$root/examples/policies/support.lane" ]; then
   else notok "example support: all requests decide (rc $rc, $lines of $want)"; fi
 fi
 
+# the incident snapshot replays to the same decisions (examples/state)
+if [ -e "$root/examples/state/incident.json" ]; then
+  ( cd "$root" && "$LANE" eval examples/policies/support.lane --route support --format text \
+      --state examples/state/incident.json examples/requests/*.json ) >"$tmp/got" 2>&1
+  if diff -u "$dir/examples/incident.txt" "$tmp/got" >"$tmp/diff"; then ok "example support: incident snapshot replays"
+  else notok "example support: incident snapshot replays"; fi
+fi
+
 # the language reference's builtin table is the compiler's own table
 if [ -e "$root/lang/README.md" ]; then
   "$LANE" builtins >"$tmp/want"
