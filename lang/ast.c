@@ -36,6 +36,7 @@ void ast_ctx_free(ast_ctx *ctx) {
     b = next;
   }
   free(ctx->diags);
+  free(ctx->comments);
   memset(ctx, 0, sizeof *ctx);
 }
 

@@ -146,6 +146,14 @@ typedef struct ast_diag {
   char       *msg;        /* message, arena-owned */
 } ast_diag;
 
+/* A comment as written, kept for the formatter and for `# lane: allow`. */
+typedef struct ast_comment {
+  ast_span    span;       /* where the '#' is; len covers the comment */
+  const char *text;       /* from '#' to the end of the line (no newline) */
+  size_t      len;        /* bytes of text */
+  int         own_line;   /* 1 when nothing but blanks precedes it */
+} ast_comment;
+
 /* ---- the context ---- */
 typedef struct arena_block arena_block;
 
@@ -157,6 +165,9 @@ typedef struct ast_ctx {
   int          capdiags;  /* allocated */
   int          nerrors;   /* number of DIAG_ERROR reported */
   int          max_errors;/* stop recording errors past this (0 = 20) */
+  ast_comment *comments;  /* every comment read, in order of reading */
+  int          ncomments; /* number recorded */
+  int          capcomments; /* allocated */
 } ast_ctx;
 
 void  ast_ctx_init(ast_ctx *ctx);
