@@ -235,6 +235,7 @@ static const struct { const char *name; int dv; int ty; } dvals[] = {
   {"primary", DV_PRIMARY, TY_MODEL}, {"fallbacks", DV_FALLBACKS, TY_LIST | TY_MODEL},
   {"shadows", DV_SHADOWS, TY_LIST | TY_MODEL}, {"cost", DV_COST, TY_MONEY},
   {"route", DV_ROUTE, TY_STRING}, {"errors", DV_ERRORS, TY_INT},
+  {"decided", DV_DECIDED, TY_BOOL}, {"filtered_rule", DV_FILTERED, TY_INT},
 };
 
 /* Resolves a model property name (static only when dyn is 0). */
@@ -663,7 +664,7 @@ int sema_check_const(sema_unit *u, ast_node *e, int want, const char *what, ev_v
                sema_ty_name(t), h);
     return -1;
   }
-  ev_env env = {u, -1, NULL, NULL};
+  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0};
   *out = ev_eval(&env, e);
   if (out->kind == EV_ERROR) {
     diag_error(&u->ctx, e->span, "%s: %s", what, out->err);
@@ -916,6 +917,9 @@ static void check_test(sema_unit *u, ast_node *t) {
       }
     } else if (it->kind == N_EXPECT) {
       check_cond(u, it->a, CX_TEST, "an expectation");
+    } else if (it->kind == N_TSTATE && strcmp(it->name, "state") != 0) {
+      diag_error(&u->ctx, it->span, "a test item is route, req, state \"FILE\" or expect, not '%s'",
+                 it->name);
     }
   }
   if (routes != 1)

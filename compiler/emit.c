@@ -143,7 +143,7 @@ static uint32_t list_index(emitter *E, const ast_node *n, const ev_val *l, int w
 }
 
 static void emit_in(emitter *E, const ast_node *n) {
-  ev_env env = {E->u, -1, NULL, NULL};
+  ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0};
   ev_val l = ev_eval(&env, n->b);
   if (l.kind != EV_OK) {
     fail(E, n->b->span, "the right side of 'in' must be a constant list%s", "");
@@ -260,7 +260,7 @@ static void emit_expr(emitter *E, const ast_node *n) {
   if (E->u->ctx.nomem) return;
   int saved = E->line;
   if (n->span.line) E->line = n->span.line;
-  ev_env env = {E->u, -1, NULL, NULL};
+  ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0};
   ev_val v = n->is_const ? ev_eval(&env, n) : (ev_val){.kind = EV_UNKNOWN};
   if (v.kind == EV_ERROR) {
     fail(E, error_site(&env, n)->span, "%s", v.err);
@@ -370,7 +370,7 @@ static void emit_cand(emitter *E, int order, int only_model, const condset *cs, 
   bc_pool pool = {E->im.nmembers, 0};
   for (int m = 0; m < u->nmodels; m++) {
     if (only_model >= 0 && m != only_model) continue;
-    ev_env env = {u, m, NULL, NULL};
+    ev_env env = {u, m, NULL, NULL, NULL, NULL, 0};
     int out = 0, check = 0, needs[64];
     for (int i = 0; i < cs->n && !out; i++) {
       ev_val v = ev_eval(&env, cs->v[i]);

@@ -228,6 +228,10 @@ static ev_val model_list(const ev_env *env, const int *idx, int n) {
 static ev_val decision_val(const ev_env *env, int dv) {
   const lane_decision *d = env->dec;
   if (!d) return unknown();
+  if (dv == DV_DECIDED) return mk_b(env->decided);
+  if (dv == DV_FILTERED) return mk_i(TY_INT, d->filtered_rule);
+  if (!env->decided && dv != DV_ERRORS && dv != DV_ROUTE)
+    return error("there is no decision (no rule produced a model)");
   switch (dv) {
   case DV_RULE: return mk_i(TY_INT, d->rule);
   case DV_RULE_NAME: {
@@ -247,13 +251,69 @@ static ev_val decision_val(const ev_env *env, int dv) {
   }
 }
 
+/* A request field's value, when explaining a decision. */
+static ev_val field_val(const ev_env *env, const ast_node *n) {
+  const lane_request *r = env->req;
+  int f = n->ref, set = (int)(r->set >> f & 1);
+  int ty = env->u->fields[f].ty;
+  switch (sema_ty_mtype(ty)) {
+  case LANE_T_STRING: return set ? mk_s(r->v[f].s.p, r->v[f].s.n) : mk_s("", 0);
+  case LANE_T_DOUBLE: return mk_d(ty, set ? r->v[f].d : 0);
+  case LANE_T_BOOL: return mk_b(set && r->v[f].i);
+  case LANE_T_UINT: { ev_val v = mk(TY_UINT); v.v.u = set ? r->v[f].u : 0; return v; }
+  default: return mk_i(ty, set ? r->v[f].i : 0);
+  }
+}
+
+/* A budget figure for the request's key, when explaining. */
+static ev_val budget_val(const ev_env *env, const ast_node *n) {
+  int b = n->ref >> 2, which = n->ref & 3, f = env->u->budgets[b].key_field;
+  const lane_request *r = env->req;
+  double spent = 0, limit = env->u->budgets[b].limit;
+  if (f >= 0 && (r->set >> f & 1)) {
+    char buf[32];
+    const char *k = buf;
+    size_t kn;
+    if (sema_ty_mtype(env->u->fields[f].ty) == LANE_T_STRING) { k = r->v[f].s.p; kn = r->v[f].s.n; }
+    else kn = (size_t)snprintf(buf, sizeof buf, "%lld", (long long)r->v[f].i);
+    lane_budget_spent(env->rt, b, lane_budget_key_hash(env->prog, b, k, kn), &spent);
+  }
+  if (which == 0) return mk_d(TY_MONEY, spent);
+  if (which == 1) return mk_d(TY_MONEY, spent < limit ? limit - spent : 0);
+  return mk_d(TY_FRACTION, limit > 0 ? spent / limit : 0);
+}
+
+/* A model property that depends on the request or live state, when
+ * explaining: the same figures the VM read. */
+static ev_val live_prop(const ev_env *env, int m, int prop) {
+  lane_live_stats st;
+  const sema_model *md = &env->u->models[m];
+  lane_model_stats(env->rt, m, &st);
+  switch (prop) {
+  case MP_COST: return mk_d(TY_MONEY, lane_cost(env->prog, env->req, m));
+  case MP_FITS: {
+    int64_t in = field_val(env, &(ast_node){.ref = BC_F_INPUT_TOKENS}).v.i;
+    int64_t out = field_val(env, &(ast_node){.ref = BC_F_MAX_OUTPUT_TOKENS}).v.i;
+    return mk_b((md->context == 0 || in + out <= md->context) &&
+                (md->max_output == 0 || out <= md->max_output));
+  }
+  case MP_HEALTHY: return mk_b(st.state == LANE_BREAKER_CLOSED);
+  case MP_P50: return mk_d(TY_DURATION, st.p50);
+  case MP_P95: return mk_d(TY_DURATION, st.p95);
+  case MP_ERROR_RATE: return mk_d(TY_FRACTION, st.error_rate);
+  default: return model_prop(env, m, prop);
+  }
+}
+
 static ev_val eval_ident(const ev_env *env, const ast_node *n) {
   switch (n->refkind) {
   case RK_MODEL: return mk_i(TY_MODEL, n->ref);
   case RK_DECISION: return decision_val(env, n->ref);
   case RK_MPROP:
+    if (env->model < 0) return unknown();
+    if (env->req && env->rt && env->prog) return live_prop(env, env->model, n->ref);
     /* Bare p50/p95 in a filter are live figures: not known statically. */
-    if (env->model < 0 || n->ref == MP_P50 || n->ref == MP_P95) return unknown();
+    if (n->ref == MP_P50 || n->ref == MP_P95) return unknown();
     return model_prop(env, env->model, n->ref);
   default: return unknown();
   }
@@ -444,7 +504,9 @@ ev_val ev_eval(const ev_env *env, const ast_node *n) {
       if (m.kind != EV_OK) return m;
       return model_prop(env, (int)m.v.i, n->ref);
     }
-    return unknown();   /* request fields and budgets */
+    if (env->req && n->refkind == RK_FIELD) return field_val(env, n);
+    if (env->req && env->rt && env->prog && n->refkind == RK_BUDGET) return budget_val(env, n);
+    return unknown();   /* request fields and budgets, at compile time */
   case N_CALL: return eval_call(env, n);
   case N_UNARY: return eval_unary(env, n);
   case N_BINARY: return eval_binary(env, n);

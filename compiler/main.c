@@ -14,6 +14,7 @@
 #include "builtins.h"
 #include "catalog.h"
 #include "disasm.h"
+#include "explain.h"
 #include "state.h"
 
 #include <errno.h>
@@ -30,10 +31,13 @@ static const char usage_text[] =
   "commands:\n"
   "  compile POLICY.lane [-o OUT.lanec]   compile to verified bytecode\n"
   "  check   POLICY.lane                  parse and type-check only\n"
-  "  test    POLICY.lane                  run the policy's test blocks (TAP)\n"
+  "  test    POLICY.lane [--tap] [--coverage] [--threshold P]\n"
+  "                                       run the test blocks of the policy and of\n"
+  "                                       POLICY_test.lane beside it\n"
   "  disasm  FILE.lanec|POLICY.lane       show header, sections, models and code\n"
   "  eval    FILE.lanec|POLICY.lane --route NAME [--format json|text] [--state SNAPSHOT.json]\n"
-  "          REQUEST.json...                decide; --state replays a runtime snapshot\n"
+  "          [--explain] REQUEST.json...    decide; --state replays a runtime snapshot,\n"
+  "                                       --explain shows each rule tried and why\n"
   "                                       decide for flat JSON requests\n"
   "  catalog import FILE.json -o DIR [--provider P]...\n"
   "                                       LiteLLM price catalog -> one module per provider\n"
@@ -59,6 +63,10 @@ typedef struct cli {
   const char *route;        /* --route */
   const char *format;       /* --format */
   const char *state;        /* --state, for eval */
+  int         tap;          /* --tap, for test */
+  int         coverage;     /* --coverage, for test */
+  double      threshold;    /* --threshold P, for test */
+  int         explain;      /* --explain, for eval */
   const char *providers[64];/* --provider, for catalog import */
   int         nproviders;
   sema_opts   opts;         /* -I, --max-errors */
@@ -75,7 +83,6 @@ static int usage(const char *msg) {
 static int parse_args(cli *c, int argc, char **argv) {
   memset(c, 0, sizeof *c);
   c->cmd = argv[1];
-  c->format = "json";
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -105,6 +112,16 @@ static int parse_args(cli *c, int argc, char **argv) {
         if (c->nproviders < 64) c->providers[c->nproviders++] = val;
       }
       else if (c->opts.ninclude < SEMA_MAX_INCLUDES) c->opts.include[c->opts.ninclude++] = val;
+    } else if (!strcmp(a, "--explain")) {
+      c->explain = 1;
+    } else if (!strcmp(a, "--tap")) {
+      c->tap = 1;
+    } else if (!strcmp(a, "--coverage")) {
+      c->coverage = 1;
+    } else if (!strcmp(a, "--threshold") && val) {
+      c->threshold = atof(val);
+      c->coverage = 1;
+      i++;
     } else if (!strncmp(a, "-I", 2) && a[2]) {
       if (c->opts.ninclude < SEMA_MAX_INCLUDES) c->opts.include[c->opts.ninclude++] = a + 2;
     } else if (a[0] == '-' && a[1]) {
@@ -159,8 +176,11 @@ static int is_lanec(const unsigned char *b, size_t n) {
   return n >= 8 && memcmp(b, BC_MAGIC, 8) == 0;
 }
 
-/* Loads a .lanec, or compiles a .lane, into a verified program. */
-static lane_program *load_program(const cli *c, const char *path, int *rc) {
+/* Loads a .lanec, or compiles a .lane, into a verified program. With
+ * keep, a compiled policy's unit stays alive there (for explanations);
+ * keep->nmods is 0 when the input was bytecode. */
+static lane_program *load_program_keep(const cli *c, const char *path, int *rc,
+                                       sema_unit *keep) {
   size_t n = 0;
   unsigned char *b = read_bytes(path, &n);
   if (!b) {
@@ -168,11 +188,13 @@ static lane_program *load_program(const cli *c, const char *path, int *rc) {
     *rc = EXIT_USAGE;
     return NULL;
   }
+  if (keep) memset(keep, 0, sizeof *keep);
   if (!is_lanec(b, n)) {
     free(b);
-    sema_unit u;
-    int bad = compile(&u, c, path, &b, &n);
-    sema_free(&u);
+    sema_unit own, *u = keep ? keep : &own;
+    int bad = compile(u, c, path, &b, &n);
+    if (!keep || bad) sema_free(u);
+    if (keep && bad) memset(keep, 0, sizeof *keep);
     if (bad) { *rc = EXIT_FINDINGS; return NULL; }
   }
   lane_error err;
@@ -183,6 +205,10 @@ static lane_program *load_program(const cli *c, const char *path, int *rc) {
     *rc = EXIT_USAGE;
   }
   return p;
+}
+
+static lane_program *load_program(const cli *c, const char *path, int *rc) {
+  return load_program_keep(c, path, rc, NULL);
 }
 
 static int cmd_compile(const cli *c) {
@@ -235,12 +261,29 @@ static int cmd_check(const cli *c) {
   return rc;
 }
 
+/* NAME_test.lane beside NAME.lane, if there is one. */
+static int test_file(const char *policy, char *buf, size_t n) {
+  size_t len = strlen(policy);
+  if (len > 5 && !strcmp(policy + len - 5, ".lane")) len -= 5;
+  snprintf(buf, n, "%.*s_test.lane", (int)len, policy);
+  FILE *f = fopen(buf, "rb");
+  if (f) fclose(f);
+  return f != NULL;
+}
+
 static int cmd_test(const cli *c) {
   if (c->nfiles != 1) return usage("test takes one policy file");
   sema_unit u;
   unsigned char *bytes = NULL;
   size_t n = 0;
-  int rc = compile(&u, c, c->files[0], &bytes, &n);
+  char extra[4096];
+  int rc = 0;
+  sema_init(&u, &c->opts);
+  if (sema_load(&u, c->files[0], NULL) != 0 ||
+      (test_file(c->files[0], extra, sizeof extra) && sema_load_tests(&u, extra) != 0) ||
+      sema_check(&u) != 0 || emit_program(&u, &bytes, &n) != 0)
+    rc = EXIT_FINDINGS;
+  diag_render(stderr, &u.ctx);
   if (rc == 0) {
     lane_error err;
     lane_program *p = lane_load(bytes, n, &err);
@@ -248,7 +291,8 @@ static int cmd_test(const cli *c) {
       fprintf(stderr, "lane: %s\n", err.message);
       rc = EXIT_FINDINGS;
     } else {
-      rc = sema_run_tests(&u, p, stdout) ? EXIT_FINDINGS : 0;
+      test_opts o = {c->tap, c->coverage, c->threshold, 0, 1};
+      rc = sema_run_tests_with(&u, p, &o, stdout) ? EXIT_FINDINGS : 0;
       lane_program_free(p);
     }
   }
@@ -356,7 +400,7 @@ static void print_text(const lane_program *p, const char *name, const lane_decis
 }
 
 static int eval_one(const cli *c, const lane_program *p, lane_runtime *rt, int route,
-                    const char *file) {
+                    const char *file, const sema_unit *u) {
   json_error_t jerr;
   json_t *obj = json_load_file(file, 0, &jerr);
   if (!obj) {
@@ -372,8 +416,15 @@ static int eval_one(const cli *c, const lane_program *p, lane_runtime *rt, int r
     rc = EXIT_USAGE;
   } else {
     lane_decision d;
-    int st = lane_decide_route(rt, route, &r, &d);
-    if (st == LANE_OK && !strcmp(c->format, "text")) print_text(p, file, &d);
+    static lane_event events[4096];
+    lane_trace trace = {events, 4096, 0, 0};
+    int st = lane_decide_traced(rt, route, &r, &d, c->explain ? &trace : NULL);
+    if (c->explain) {
+      explain_in in = {u && u->nmods ? u : NULL, p, rt, route, &r, &d, st, &trace};
+      if (strcmp(c->format, "json")) fprintf(stdout, "== %s\n", file);
+      explain_print(&in, !strcmp(c->format, "json"), stdout);
+      if (st != LANE_OK) rc = EXIT_FINDINGS;
+    } else if (st == LANE_OK && !strcmp(c->format, "text")) print_text(p, file, &d);
     else if (st == LANE_OK) print_json(p, &d);
     else {
       fprintf(stderr, "lane: %s: %s\n", file,
@@ -385,13 +436,16 @@ static int eval_one(const cli *c, const lane_program *p, lane_runtime *rt, int r
   return rc;
 }
 
-static int cmd_eval(const cli *c) {
+static int cmd_eval(const cli *given) {
+  cli copy = *given, *c = &copy;
+  if (!c->format) c->format = c->explain ? "text" : "json";   /* what reads best */
   if (c->nfiles < 2) return usage("eval takes a program and at least one request file");
   if (!c->route) return usage("eval needs --route NAME");
   if (strcmp(c->format, "json") && strcmp(c->format, "text"))
     return usage("--format is json or text");
   int rc = 0;
-  lane_program *p = load_program(c, c->files[0], &rc);
+  sema_unit u;
+  lane_program *p = load_program_keep(c, c->files[0], &rc, c->explain ? &u : NULL);
   if (!p) return rc;
   int route = lane_route(p, c->route);
   lane_error err;
@@ -409,12 +463,13 @@ static int cmd_eval(const cli *c) {
     rc = EXIT_USAGE;
   } else {
     for (int i = 1; i < c->nfiles; i++) {
-      int one = eval_one(c, p, rt, route, c->files[i]);
+      int one = eval_one(c, p, rt, route, c->files[i], c->explain ? &u : NULL);
       if (one > rc) rc = one;
     }
   }
   lane_runtime_free(rt);
   lane_program_free(p);
+  if (c->explain && u.nmods) sema_free(&u);
   return rc;
 }
 

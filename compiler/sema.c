@@ -200,6 +200,24 @@ int sema_load(sema_unit *u, const char *path, const char *text) {
   return u->ctx.nomem || u->ctx.nerrors ? -1 : 0;
 }
 
+int sema_load_tests(sema_unit *u, const char *path) {
+  size_t len;
+  char *text = read_file(u, path, &len);
+  if (!text) {
+    diag_error(&u->ctx, nospan(), "cannot read '%s': %s", path, strerror(errno));
+    return -1;
+  }
+  sema_module *m = add_module(u, path, text, len, 0);
+  if (!m || u->nmods < 2) return -1;
+  for (int i = 0; i < m->decls.n; i++) {
+    ast_node *d = m->decls.v[i];
+    if (d->kind == N_TEST) ast_push(&u->ctx, &u->mods[0]->decls, d);
+    else diag_error(&u->ctx, d->span, "a test file may hold only test blocks");
+  }
+  m->state = 2;   /* nothing in it to declare */
+  return u->ctx.nerrors ? -1 : 0;
+}
+
 /* ---- lookups ---- */
 
 int sema_model_find(const sema_unit *u, const char *name) {

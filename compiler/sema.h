@@ -55,7 +55,8 @@ typedef enum sema_mprop {
 } sema_mprop;
 
 typedef enum sema_dval { DV_RULE, DV_RULE_NAME, DV_PRIMARY, DV_FALLBACKS,
-                         DV_SHADOWS, DV_COST, DV_ROUTE, DV_ERRORS } sema_dval;
+                         DV_SHADOWS, DV_COST, DV_ROUTE, DV_ERRORS, DV_DECIDED,
+                         DV_FILTERED } sema_dval;
 
 /* ---- declarations ---- */
 typedef struct sema_model {
@@ -182,7 +183,10 @@ typedef struct ev_env {
   const sema_unit   *u;
   int                model;    /* current model for MPROPs, or -1 */
   const lane_decision *dec;    /* tests: the decision */
-  const lane_program  *prog;   /* tests: the program decided on */
+  const lane_program  *prog;   /* tests, explain: the program decided on */
+  const lane_request  *req;    /* explain: request fields, or NULL */
+  const lane_runtime  *rt;     /* explain: live stats and budgets, or NULL */
+  int                  decided;/* tests: 1 if dec holds a decision */
 } ev_env;
 
 ev_val ev_eval(const ev_env *env, const ast_node *n);
@@ -202,8 +206,22 @@ sema_plan sema_binplan(int op, int lt, int rt);
 int emit_program(sema_unit *u, unsigned char **out, size_t *n);
 
 /* ---- policy tests (test blocks) ---- */
-/* Runs every test block against the loaded program, writing TAP-like lines
- * to out. Returns the number of failed tests. */
+typedef struct test_opts {
+  int    tap;        /* TAP output (else readable text) */
+  int    coverage;   /* report rule and condition-branch coverage */
+  double threshold;  /* with coverage: fail below this rule coverage, % */
+  int    quiet;      /* print only failures and the summary */
+  int    explain;    /* show the decision's explanation under a failure */
+} test_opts;
+
+/* Runs every test block against the loaded program. Returns the number of
+ * failed tests (a coverage below the threshold counts as one). */
+int sema_run_tests_with(sema_unit *u, const lane_program *p, const test_opts *o, FILE *out);
+/* As sema_run_tests_with, TAP with explanations. */
 int sema_run_tests(sema_unit *u, const lane_program *p, FILE *out);
+/* Adds the test blocks of another file (a NAME_test.lane beside the
+ * policy) to the unit; anything but tests there is an error. Call after
+ * sema_load, before sema_check. Returns 0 or -1. */
+int sema_load_tests(sema_unit *u, const char *path);
 
 #endif /* LANE_SEMA_H */

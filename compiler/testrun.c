@@ -1,12 +1,19 @@
 /*
  * testrun.c -- runs a policy's test blocks against its compiled program.
  *
- * Each test builds a request from its `req { }` constants, decides on its
- * route with the real VM, and evaluates every `expect` against the
- * decision. Output is TAP, so `lane test` runs under prove.
+ * Each test builds a request from its `req { }` constants, optionally
+ * loads live state from a snapshot (`state "file.json"`), decides on its
+ * route with the real VM (traced), and evaluates every `expect` against
+ * the decision. A failed test shows what each expectation saw and the
+ * explanation of the decision. Coverage counts the rules that fired and,
+ * for every condition the VM tried, which of its parts were seen true
+ * and false.
  */
 #include "sema.h"
+#include "explain.h"
+#include "state.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Sets field f of r from a constant; returns 0 or -1. */
@@ -22,7 +29,7 @@ static int set_field(lane_request *r, int f, const ev_val *v) {
 }
 
 static void build_request(sema_unit *u, const ast_node *t, lane_request *r) {
-  ev_env env = {u, -1, NULL, NULL};
+  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0};
   for (int i = 0; i < t->list.n; i++) {
     const ast_node *it = t->list.v[i];
     if (it->kind != N_TREQ) continue;
@@ -39,59 +46,212 @@ static void build_request(sema_unit *u, const ast_node *t, lane_request *r) {
   }
 }
 
+/* The snapshot a test names, relative to its file; NULL if none. */
+static const ast_node *state_item(const ast_node *t) {
+  for (int i = 0; i < t->list.n; i++)
+    if (t->list.v[i]->kind == N_TSTATE) return t->list.v[i];
+  return NULL;
+}
+
+static lane_runtime *test_runtime(const lane_program *p, const ast_node *t, FILE *err) {
+  const ast_node *st = state_item(t);
+  if (!st) {
+    lane_error e;
+    lane_runtime *rt = lane_runtime_new(p, &e);
+    if (!rt) fprintf(err, "lane: %s\n", e.message);
+    return rt;
+  }
+  char path[4096];
+  const char *name = t->span.file ? t->span.file->name : "";
+  const char *slash = strrchr(name, '/');
+  if (st->str[0] == '/' || !slash) snprintf(path, sizeof path, "%.*s", (int)st->len, st->str);
+  else snprintf(path, sizeof path, "%.*s/%.*s", (int)(slash - name), name, (int)st->len, st->str);
+  return state_runtime(p, path, err);
+}
+
 /* Shows the left operand of a failed comparison, the most useful hint. */
-static void explain(sema_unit *u, const ev_env *env, const ast_node *e, FILE *out) {
+static void explain_expect(sema_unit *u, const ev_env *env, const ast_node *e, FILE *out) {
   char buf[512];
   const ast_node *shown = e;
   if (e->kind == N_BINARY && e->op >= OP_EQ && e->op <= OP_IN) shown = e->a;
   else if (e->kind == N_UNARY) shown = e->a;
   ev_val v = ev_eval(env, shown);
-  int line = e->span.line;
   fprintf(out, "#   %s:%d: expect failed; %s is %s\n",
-          e->span.file ? e->span.file->name : "?", line,
+          e->span.file ? e->span.file->name : "?", e->span.line,
           shown->kind == N_IDENT ? shown->name : "the left side", ev_show(u, &v, buf, sizeof buf));
 }
 
-static int run_one(sema_unit *u, const lane_program *p, lane_runtime *rt,
-                   const ast_node *t, int num, FILE *out) {
+/* ---- coverage ---- */
+
+typedef struct cov_atom {
+  const ast_node *n;              /* a boolean part of a condition */
+  int route, rule;                /* whose condition, rule 1-based */
+  int seen_true, seen_false;      /* outcomes observed */
+} cov_atom;
+
+typedef struct coverage {
+  int      *fired;     /* per (route, rule): how many tests it decided */
+  int      *base;      /* first index of each route in fired */
+  cov_atom *atoms;     /* boolean parts of every condition */
+  int       natoms, capatoms;
+} coverage;
+
+static void add_atoms(coverage *c, const ast_node *n, int route, int rule) {
+  if (n->kind == N_BINARY && (n->op == OP_AND || n->op == OP_OR)) {
+    add_atoms(c, n->a, route, rule);
+    add_atoms(c, n->b, route, rule);
+    return;
+  }
+  if (n->kind == N_UNARY && n->op == OP_NOT) { add_atoms(c, n->a, route, rule); return; }
+  if (c->natoms == c->capatoms) {
+    int cap = c->capatoms ? c->capatoms * 2 : 32;
+    cov_atom *v = realloc(c->atoms, (size_t)cap * sizeof *v);
+    if (!v) return;
+    c->atoms = v;
+    c->capatoms = cap;
+  }
+  cov_atom a = {n, route, rule, 0, 0};
+  c->atoms[c->natoms++] = a;
+}
+
+static int cov_init(coverage *c, const sema_unit *u) {
+  memset(c, 0, sizeof *c);
+  int total = 0;
+  c->base = calloc((size_t)u->nroutes + 1, sizeof *c->base);
+  for (int r = 0; r < u->nroutes && c->base; r++) {
+    c->base[r] = total;
+    total += u->routes[r].rules.n;
+    for (int k = 0; k < u->routes[r].rules.n; k++)
+      if (u->routes[r].rules.v[k]->kind == N_WHEN)
+        add_atoms(c, u->routes[r].rules.v[k]->a, r, k + 1);
+  }
+  c->fired = calloc((size_t)total + 1, sizeof *c->fired);
+  return c->base && c->fired ? 0 : -1;
+}
+
+/* Marks the outcomes of the parts of every condition the VM tried. */
+static void cov_record(coverage *c, int route, const lane_trace *t, const ev_env *env) {
+  for (int i = 0; i < t->n; i++) {
+    if (t->events[i].kind != LANE_EV_RULE) continue;
+    for (int k = 0; k < c->natoms; k++) {
+      if (c->atoms[k].route != route || c->atoms[k].rule != t->events[i].rule) continue;
+      ev_val v = ev_eval(env, c->atoms[k].n);
+      if (v.kind != EV_OK) continue;
+      if (v.v.i) c->atoms[k].seen_true = 1;
+      else c->atoms[k].seen_false = 1;
+    }
+  }
+}
+
+/* Prints the report; returns the rule coverage in percent. */
+static double cov_report(const coverage *c, const sema_unit *u, FILE *out) {
+  int rules = 0, hit = 0, branches = 2 * c->natoms, seen = 0;
+  for (int r = 0; r < u->nroutes; r++)
+    for (int k = 0; k < u->routes[r].rules.n; k++) {
+      rules++;
+      if (c->fired[c->base[r] + k]) { hit++; continue; }
+      const ast_node *n = u->routes[r].rules.v[k];
+      fprintf(out, "# not covered: route %s rule %d (%s) at %s:%d\n", u->routes[r].name, k + 1,
+              n->kind == N_WHEN && n->text ? n->text : "otherwise",
+              n->span.file ? n->span.file->name : "?", n->span.line);
+    }
+  for (int k = 0; k < c->natoms; k++) {
+    seen += c->atoms[k].seen_true + c->atoms[k].seen_false;
+    if (c->atoms[k].seen_true && c->atoms[k].seen_false) continue;
+    char src[160];
+    size_t len;
+    const ast_node *a = c->atoms[k].n;
+    const char *line = a->span.file ? ast_source_line(a->span.file, a->span.line, &len) : NULL;
+    snprintf(src, sizeof src, "%.*s", line ? a->span.len : 1, line ? line + a->span.col - 1 : "?");
+    fprintf(out, "# branch never %s: `%s` at %s:%d\n", c->atoms[k].seen_true ? "false" : "true",
+            src, a->span.file ? a->span.file->name : "?", a->span.line);
+  }
+  double pct = rules ? 100.0 * hit / rules : 100.0;
+  fprintf(out, "# coverage: rules %d/%d (%.0f%%), condition branches %d/%d (%.0f%%)\n", hit,
+          rules, pct, seen, branches, branches ? 100.0 * seen / branches : 100.0);
+  return pct;
+}
+
+/* ---- running ---- */
+
+static int run_one(sema_unit *u, const lane_program *p, const ast_node *t, int num,
+                   const test_opts *o, coverage *cov, FILE *out) {
   int route = -1;
   for (int i = 0; i < t->list.n; i++)
     if (t->list.v[i]->kind == N_TROUTE) route = lane_route(p, t->list.v[i]->name);
+  lane_runtime *rt = test_runtime(p, t, out);
   lane_request r;
   lane_request_init(&r, p);
   build_request(u, t, &r);
   lane_decision d;
-  int rc = route >= 0 ? lane_decide_route(rt, route, &r, &d) : LANE_EARG;
-  if (rc != LANE_OK) {
-    fprintf(out, "not ok %d - %.*s\n#   decision failed: %s\n", num, (int)t->len, t->str,
-            rc == LANE_ENOMATCH ? "no rule matched" : lane_status_name(rc));
+  static lane_event events[4096];
+  lane_trace trace = {events, 4096, 0, 0};
+  int rc = rt && route >= 0 ? lane_decide_traced(rt, route, &r, &d, &trace) : LANE_EARG;
+  if (rc == LANE_EARG) {
+    fprintf(out, "%s %d - %.*s\n#   cannot decide (route or live state)\n",
+            o->tap ? "not ok" : "FAIL", num, (int)t->len, t->str);
+    lane_runtime_free(rt);
     return 1;
   }
-  ev_env env = {u, -1, &d, p};
+  ev_env env = {u, -1, &d, p, &r, rt, rc == LANE_OK};
+  if (cov) {
+    if (rc == LANE_OK) cov->fired[cov->base[route] + d.rule - 1]++;
+    cov_record(cov, route, &trace, &env);
+  }
   int failed = 0;
   for (int i = 0; i < t->list.n; i++) {
     const ast_node *it = t->list.v[i];
     if (it->kind != N_EXPECT) continue;
     ev_val v = ev_eval(&env, it->a);
     if (v.kind == EV_OK && v.v.i) continue;
-    if (!failed) fprintf(out, "not ok %d - %.*s\n", num, (int)t->len, t->str);
+    if (!failed) fprintf(out, "%s %d - %.*s\n", o->tap ? "not ok" : "FAIL", num, (int)t->len, t->str);
     failed = 1;
-    explain(u, &env, it->a, out);
+    explain_expect(u, &env, it->a, out);
   }
-  if (!failed) fprintf(out, "ok %d - %.*s\n", num, (int)t->len, t->str);
+  if (failed && o->explain) {
+    explain_in in = {u, p, rt, route, &r, &d, rc, &trace};
+    char *text = NULL;
+    size_t n = 0;
+    FILE *m = open_memstream(&text, &n);
+    if (m) {
+      explain_print(&in, 0, m);
+      fclose(m);
+      for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        fprintf(out, "#     %s\n", line);
+      free(text);
+    }
+  }
+  if (!failed && !o->quiet)
+    fprintf(out, "%s %d - %.*s\n", o->tap ? "ok" : "ok  ", num, (int)t->len, t->str);
+  lane_runtime_free(rt);
+  return failed;
+}
+
+int sema_run_tests_with(sema_unit *u, const lane_program *p, const test_opts *o, FILE *out) {
+  coverage cov, *c = NULL;
+  if (o->coverage) {
+    if (cov_init(&cov, u) != 0) { fprintf(out, "Bail out! out of memory\n"); return 1; }
+    c = &cov;
+  }
+  if (o->tap) fprintf(out, "1..%d\n", u->tests.n);
+  int failed = 0;
+  for (int i = 0; i < u->tests.n; i++) failed += run_one(u, p, u->tests.v[i], i + 1, o, c, out);
+  if (!o->tap)
+    fprintf(out, "%d tests, %d passed, %d failed\n", u->tests.n, u->tests.n - failed, failed);
+  if (c) {
+    double pct = cov_report(c, u, out);
+    if (o->threshold > 0 && pct + 1e-9 < o->threshold) {
+      fprintf(out, "# rule coverage %.0f%% is below the threshold of %.0f%%\n", pct, o->threshold);
+      failed++;
+    }
+    free(cov.fired);
+    free(cov.base);
+    free(cov.atoms);
+  }
   return failed;
 }
 
 int sema_run_tests(sema_unit *u, const lane_program *p, FILE *out) {
-  lane_error err;
-  lane_runtime *rt = lane_runtime_new(p, &err);
-  if (!rt) {
-    fprintf(out, "Bail out! %s\n", err.message);
-    return u->tests.n ? u->tests.n : 1;
-  }
-  fprintf(out, "1..%d\n", u->tests.n);
-  int failed = 0;
-  for (int i = 0; i < u->tests.n; i++) failed += run_one(u, p, rt, u->tests.v[i], i + 1, out);
-  lane_runtime_free(rt);
-  return failed;
+  test_opts o = {1, 0, 0, 0, 1};
+  return sema_run_tests_with(u, p, &o, out);
 }

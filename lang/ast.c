@@ -406,6 +406,11 @@ void ast_dump(FILE *out, const ast_node *n) {
   case N_TREQ: dump_form(out, "req", n); break;
   case N_INIT: dump_named(out, "init", n); break;
   case N_EXPECT: dump_form(out, "expect", n); break;
+  case N_TSTATE:
+    fprintf(out, "(%s ", n->name ? n->name : "-");
+    dump_bytes(out, n->str, n->len);
+    fputc(')', out);
+    break;
   default: fprintf(out, "(?kind %d)", (int)n->kind); break;
   }
 }

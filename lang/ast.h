@@ -108,7 +108,8 @@ typedef enum ast_kind {
   N_TROUTE,     /* name = route to decide on */
   N_TREQ,       /* list = N_INIT */
   N_INIT,       /* name = field, a = value */
-  N_EXPECT      /* a = condition */
+  N_EXPECT,     /* a = condition */
+  N_TSTATE      /* name = "state", str, len = snapshot file (live state) */
 } ast_kind;
 
 struct ast_node {

@@ -290,6 +290,7 @@ test_item
   : route_ IDENT           { NEW($$, N_TROUTE, @$); $$->name = $2; }
   | req_ '{' inits '}'     { NEW($$, N_TREQ, @$); $$->list = $3; }
   | expect_ expr           { NEW($$, N_EXPECT, @$); $$->a = $2; }
+  | IDENT STRING           { NEW($$, N_TSTATE, @$); $$->name = $1; $$->str = $2.s; $$->len = $2.n; }
   ;
 
 inits

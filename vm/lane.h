@@ -298,6 +298,41 @@ LANE_API int lane_decide(lane_runtime *rt, const char *route,
 LANE_API int lane_decide_route(lane_runtime *rt, int route,
                                const lane_request *r, lane_decision *out);
 
+/* Tracing, for explanations: what a decision tried, in order. Recorded
+ * only into a trace the caller passes; a decision without one does no
+ * tracing work beyond a null test. */
+typedef enum lane_event_kind {
+  LANE_EV_RULE = 1,   /* rule `rule` started (its condition is evaluated) */
+  LANE_EV_MATCH,      /* its condition held; `model` = candidates it has now */
+  LANE_EV_ERROR,      /* its condition raised an error at `line` */
+  LANE_EV_MEMBER,     /* a selection considered `model`: passed 1, or 0 when
+                         a per-decision check (require, filter) removed it;
+                         cost = its expected cost */
+  LANE_EV_CHOSEN,     /* `model` became the next candidate */
+  LANE_EV_SHADOW      /* `model` became a shadow */
+} lane_event_kind;
+
+typedef struct lane_event {
+  int    kind;        /* lane_event_kind */
+  int    rule;        /* 1-based rule */
+  int    model;       /* model index, or a count (LANE_EV_MATCH) */
+  int    passed;      /* LANE_EV_MEMBER: 1 kept, 0 removed */
+  int    line;        /* source line, when known */
+  double cost;        /* LANE_EV_MEMBER: expected cost on the model */
+} lane_event;
+
+typedef struct lane_trace {
+  lane_event *events; /* caller's array */
+  int         cap;    /* its size */
+  int         n;      /* events recorded */
+  int         truncated; /* 1 if more happened than cap holds */
+} lane_trace;
+
+/* As lane_decide_route, recording what it tried into trace (n reset to 0).
+ * trace may be NULL. */
+LANE_API int lane_decide_traced(lane_runtime *rt, int route, const lane_request *r,
+                                lane_decision *out, lane_trace *trace);
+
 /* The expected cost in dollars of request r on model m (the formula of
  * lang/README.md, "Expected cost"), or 0 if m is out of range. */
 LANE_API double lane_cost(const lane_program *p, const lane_request *r, int model);

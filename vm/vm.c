@@ -36,6 +36,7 @@ typedef struct vm_run {
   int                 probe[LANE_MAX_CANDIDATES]; /* their models */
   int                 filtered;   /* first rule that matched without
                                      candidates (1-based), 0 none */
+  lane_trace         *trace;      /* events, only when explaining */
   const lane_request *r;          /* request */
   const bc_route     *route;      /* route being decided */
   int                 cur;        /* current rule, relative to the route */
@@ -391,6 +392,15 @@ static void drop_answering_shadows(vm_run *x) {
   x->nshadow = n;
 }
 
+/* Records an event when the caller asked for a trace. */
+static void trace(vm_run *x, int kind, int model, int passed, int line, double cost) {
+  lane_trace *t = x->trace;
+  if (t->n == t->cap) { t->truncated = 1; return; }
+  lane_event e = {kind, x->cur + 1, model, passed, line, cost};
+  t->events[t->n++] = e;
+}
+#define TRACE(x, ...) do { if ((x)->trace) trace((x), __VA_ARGS__); } while (0)
+
 /* CAND a, b, c: see the opcode comment in vm_exec. */
 static void vm_cand(vm_run *x, const bc_insn *in) {
   const bc_image *im = x->im;
@@ -408,8 +418,11 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
     if (in->a == BC_ORD_BEST && nb == need && -im->models[m].quality > buf[nb - 1].k1) break;
     for (int i = 0; i < nb; i++) held[i] = buf[i].m;
     if (contains(x->cand, x->ncand, m) || contains(held, nb, m)) continue;
-    if ((mem & BC_MEMBER_CHECK) && in->b && !run_filter(x, in->b - 1u, (uint32_t)m))
+    if ((mem & BC_MEMBER_CHECK) && in->b && !run_filter(x, in->b - 1u, (uint32_t)m)) {
+      TRACE(x, LANE_EV_MEMBER, m, 0, 0, cost_on(im, x->r, (uint32_t)m));
       continue;
+    }
+    TRACE(x, LANE_EV_MEMBER, m, 1, 0, cost_on(im, x->r, (uint32_t)m));
     switch (in->a) {
     case BC_ORD_CHEAPEST: pk.k1 = cost_on(im, x->r, (uint32_t)m); break;
     case BC_ORD_FASTEST: {
@@ -432,7 +445,10 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
     memmove(&buf[pos + 1], &buf[pos], (size_t)(nb - 1 - pos) * sizeof buf[0]);
     buf[pos] = pk;
   }
-  for (int i = 0; i < nb; i++) x->cand[x->ncand++] = buf[i].m;
+  for (int i = 0; i < nb; i++) {
+    TRACE(x, LANE_EV_CHOSEN, buf[i].m, 1, 0, 0.0);
+    x->cand[x->ncand++] = buf[i].m;
+  }
 }
 
 /* ---------------------------------------------------------------------
@@ -638,6 +654,7 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
      * resume at its `next`); candidates and shadows are cleared. */
     vmcase(RULE) {
       x->cur = (int)in->c;
+      TRACE(x, LANE_EV_RULE, -1, 0, im->lines ? (int)im->lines[pc - 1] : 0, 0.0);
       x->ncand = 0;
       x->nshadow = 0;
       vmbreak;
@@ -650,14 +667,17 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
     /* SHADOW c: add model c to the shadows unless present or full. */
     vmcase(SHADOW) {
       if (x->nshadow < LANE_MAX_SHADOWS && !contains(x->shadow, x->nshadow, (int)in->c) &&
-          (in->b == 0 || shadow_bucket(x, in->c) < in->b))
+          (in->b == 0 || shadow_bucket(x, in->c) < in->b)) {
         x->shadow[x->nshadow++] = (int)in->c;
+        TRACE(x, LANE_EV_SHADOW, (int)in->c, 1, 0, 0.0);
+      }
       vmbreak;
     }
     /* ENDRULE: with candidates, the current rule decides; without, fall
      * through to the next rule. A shadow is never answered with, and a
      * model that answers needs no copy: candidates leave the shadows. */
     vmcase(ENDRULE) {
+      TRACE(x, LANE_EV_MATCH, x->ncand, x->ncand > 0, 0, 0.0);
       if (x->ncand == 0) {
         if (!x->filtered) x->filtered = x->cur + 1;
         vmbreak;
@@ -677,6 +697,7 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
      * does not match and the route resumes at the rule's `next`. */
     if (filter) return 0;
     if (x->nerrors++ == 0) x->error_line = im->lines ? (int)im->lines[pc - 1] : 0;
+    TRACE(x, LANE_EV_ERROR, -1, 0, im->lines ? (int)im->lines[pc - 1] : 0, 0.0);
     sp = 0;
     pc = im->rules[x->route->first_rule + (uint32_t)x->cur].next;
   }
@@ -687,6 +708,11 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
  * ------------------------------------------------------------------- */
 int lane_decide_route(lane_runtime *rt, int route, const lane_request *r,
                       lane_decision *out) {
+  return lane_decide_traced(rt, route, r, out, NULL);
+}
+
+int lane_decide_traced(lane_runtime *rt, int route, const lane_request *r,
+                       lane_decision *out, lane_trace *trace) {
   const bc_image *im;
   vm_run x;
   int rc;
@@ -709,6 +735,8 @@ int lane_decide_route(lane_runtime *rt, int route, const lane_request *r,
   x.now = vm_now(rt);
   x.nprobe = 0;
   x.filtered = 0;
+  x.trace = trace;
+  if (trace) { trace->n = 0; trace->truncated = 0; }
   rc = vm_exec(&x, x.route->start, 0);
   out->route = route;
   out->filtered_rule = x.filtered;

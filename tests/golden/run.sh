@@ -11,6 +11,7 @@
 #                       and exactly the text in NAME.err on stderr
 #   warn/NAME.lane      `lane check` exits 0 with exactly the warnings in
 #                       NAME.err
+#   explain/NAME.lane   `lane eval --explain` on NAME.json prints NAME.out
 #   disasm/NAME.lane    `lane disasm` must print exactly NAME.disasm
 #
 # Run from the repository root: LANE=build/lane sh tests/golden/run.sh
@@ -58,9 +59,11 @@ done
 root=$(cd "$dir/../.." && pwd)
 for p in "$root"/examples/policies/*.lane; do
   [ -e "$p" ] || continue
+  case "$p" in *_test.lane) continue ;; esac   # run with their policy
   name=$(basename "$p" .lane)
-  if "$LANE" test "$p" >"$tmp/out" 2>&1; then ok "example $name: tests pass"
-  else cp "$tmp/out" "$tmp/diff"; notok "example $name: tests pass"; fi
+  if "$LANE" test "$p" --coverage --threshold 100 >"$tmp/out" 2>&1; then
+    ok "example $name: tests pass, every rule covered"
+  else cp "$tmp/out" "$tmp/diff"; notok "example $name: tests pass, every rule covered"; fi
 done
 if [ -e "$root/examples/policies/support.lane" ]; then
   "$LANE" compile "$root/examples/policies/support.lane" -o "$tmp/s.lanec" 2>"$tmp/diff" &&
@@ -108,6 +111,17 @@ for p in "$dir"/warn/*.lane; do
   if [ $rc -ne 0 ]; then echo "exit code $rc, expected 0" >"$tmp/diff"; notok "warn $name: exit 0"; continue; fi
   if diff -u "$dir/warn/$name.err" "$tmp/got" >"$tmp/diff"; then ok "warn $name"
   else notok "warn $name"; fi
+done
+
+# explanations: `lane eval NAME.lane --route R --explain NAME.json` prints
+# exactly NAME.out (R from the policy's first line, `# route: R`)
+for p in "$dir"/explain/*.lane; do
+  [ -e "$p" ] || continue
+  name=$(basename "$p" .lane)
+  route=$(sed -n '1s/^# route: //p' "$p")
+  ( cd "$dir/explain" && "$LANE" eval "$name.lane" --route "$route" --explain "$name.json" ) >"$tmp/got" 2>&1
+  if diff -u "$dir/explain/$name.out" "$tmp/got" >"$tmp/diff"; then ok "explain $name"
+  else notok "explain $name"; fi
 done
 
 # disassembly

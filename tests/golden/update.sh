@@ -17,6 +17,12 @@ for p in "$dir"/warn/*.lane; do
   name=$(basename "$p" .lane)
   ( cd "$dir/warn" && LANE_TODAY=2026-11-28 "$LANE" check "$name.lane" ) 2>"$dir/warn/$name.err" >/dev/null
 done
+for p in "$dir"/explain/*.lane; do
+  [ -e "$p" ] || continue
+  name=$(basename "$p" .lane)
+  route=$(sed -n '1s/^# route: //p' "$p")
+  ( cd "$dir/explain" && "$LANE" eval "$name.lane" --route "$route" --explain "$name.json" ) >"$dir/explain/$name.out" 2>&1
+done
 for p in "$dir"/disasm/*.lane; do
   [ -e "$p" ] || continue
   name=$(basename "$p" .lane)

@@ -242,7 +242,7 @@ static void test_syntax_errors(void) {
          "      |           ^~~\n",
          "junk in a route");
   is_str(errors("test \"t\" { when }"),
-         "p.lane:1:12: error: unexpected 'when', expected 'route', 'req', 'expect' or '}'\n"
+         "p.lane:1:12: error: unexpected 'when', expected identifier, 'route', 'req', 'expect' or '}'\n"
          "    1 | test \"t\" { when }\n"
          "      |            ^~~~\n",
          "keywords are quoted");

@@ -1,0 +1,264 @@
+/*
+ * explain.c -- `lane eval --explain`: why a decision went where it went.
+ *
+ * The VM records what it tried (lane_decide_traced): each rule started,
+ * whether its condition held, each model a selection considered, kept or
+ * removed, and what was chosen. With the policy's source at hand, the
+ * compiler's evaluator, given the same request and live state, then says
+ * which part of a condition failed and with what values, and which
+ * require or filter removed a model. The VM's trace decides; the
+ * evaluator only explains, with the same operations.
+ */
+#include "explain.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The source text of a node's first line, trimmed to its span. */
+static void src_text(const ast_node *n, char *buf, size_t cap) {
+  size_t len;
+  const char *line = n->span.file ? ast_source_line(n->span.file, n->span.line, &len) : NULL;
+  if (!line || n->span.col < 1 || (size_t)n->span.col - 1 > len) {
+    snprintf(buf, cap, "(expression)");
+    return;
+  }
+  size_t from = (size_t)n->span.col - 1, k = (size_t)n->span.len;
+  if (from + k > len) k = len - from;
+  snprintf(buf, cap, "%.*s", (int)k, line + from);
+}
+
+/* Appends to a bounded string. */
+static void cat(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void cat(char *buf, size_t cap, const char *fmt, ...) {
+  size_t n = strlen(buf);
+  va_list ap;
+  if (n >= cap) return;
+  va_start(ap, fmt);
+  vsnprintf(buf + n, cap - n, fmt, ap);
+  va_end(ap);
+}
+
+static int is_literal(const ast_node *n) { return n->is_const; }
+
+/* Says why a boolean expression is not true for env, into buf. */
+static void why_not(const ev_env *env, const ast_node *n, char *buf, size_t cap) {
+  char src[200], show[160];
+  ev_val v = ev_eval(env, n);
+  src_text(n, src, sizeof src);
+  if (v.kind == EV_ERROR) { cat(buf, cap, "`%s` raised an error: %s", src, v.err); return; }
+  if (n->kind == N_BINARY && (n->op == OP_AND || n->op == OP_OR)) {
+    ev_val a = ev_eval(env, n->a), b = ev_eval(env, n->b);
+    int a_bad = !(a.kind == EV_OK && a.v.i), b_bad = !(b.kind == EV_OK && b.v.i);
+    if (n->op == OP_AND) {
+      why_not(env, a_bad ? n->a : n->b, buf, cap);
+    } else if (a_bad && b_bad) {
+      why_not(env, n->a, buf, cap);
+      cat(buf, cap, "; and ");
+      why_not(env, n->b, buf, cap);
+    }
+    return;
+  }
+  if (n->kind == N_UNARY && n->op == OP_NOT) { cat(buf, cap, "`%s` is true", src + 1); return; }
+  cat(buf, cap, "`%s` is false", src);
+  if (n->kind == N_BINARY && n->op >= OP_EQ && n->op <= OP_IN) {
+    const ast_node *side[2] = {n->a, n->b};
+    int shown = 0;
+    for (int i = 0; i < 2; i++) {
+      if (is_literal(side[i])) continue;
+      ev_val sv = ev_eval(env, side[i]);
+      src_text(side[i], src, sizeof src);
+      cat(buf, cap, "%s%s = %s", shown++ ? ", " : " (", src, ev_show(env->u, &sv, show, sizeof show));
+    }
+    if (shown) cat(buf, cap, ")");
+  }
+}
+
+/* The rule node of a route's rule number (1-based). */
+static const ast_node *rule_node(const sema_unit *u, int route, int rule) {
+  const sema_route *r = &u->routes[route];
+  return rule >= 1 && rule <= r->rules.n ? r->rules.v[rule - 1] : NULL;
+}
+
+/* Collects the top-level conjuncts of c. */
+static void conjuncts(const ast_node *c, const ast_node **v, int *n, int cap) {
+  if (c->kind == N_BINARY && c->op == OP_AND) {
+    conjuncts(c->a, v, n, cap);
+    conjuncts(c->b, v, n, cap);
+  } else if (*n < cap) {
+    v[(*n)++] = c;
+  }
+}
+
+static void pool_conjuncts(const sema_unit *u, const ast_node *p, const ast_node **v, int *n,
+                           int cap, int depth) {
+  if (depth > 32) return;
+  if (p->name && p->ref >= 0) pool_conjuncts(u, u->pools[p->ref].def, v, n, cap, depth + 1);
+  if (p->a) conjuncts(p->a, v, n, cap);
+}
+
+/* Why model m was removed in rule `rule`: the first require or filter
+ * condition that does not hold for it. */
+static void why_removed(const ev_env *base, int route, int rule, int m, char *buf, size_t cap) {
+  const sema_unit *u = base->u;
+  const ast_node *conds[96];
+  int n = 0;
+  const sema_route *r = &u->routes[route];
+  for (int i = 0; i < r->requires.n; i++) conjuncts(r->requires.v[i]->a, conds, &n, 96);
+  const ast_node *rn = rule_node(u, route, rule);
+  for (int k = 0; rn && k < rn->list.n; k++)
+    if (rn->list.v[k]->kind == N_SELECT) pool_conjuncts(u, rn->list.v[k]->a, conds, &n, 96, 0);
+  ev_env env = *base;
+  env.model = m;
+  for (int i = 0; i < n; i++) {
+    ev_val v = ev_eval(&env, conds[i]);
+    if (v.kind == EV_OK && v.v.i) continue;
+    why_not(&env, conds[i], buf, cap);
+    return;
+  }
+  cat(buf, cap, "a check of this decision");
+}
+
+/* ---- text ---- */
+
+static void text_rules(const explain_in *in, FILE *out) {
+  const lane_trace *t = in->trace;
+  const lane_program *p = in->prog;
+  ev_env env = {in->u, -1, NULL, p, in->req, in->rt, 0};
+  for (int i = 0; i < t->n; i++) {
+    const lane_event *e = &t->events[i];
+    const char *name = lane_rule_name(p, in->route, e->rule);
+    if (e->kind == LANE_EV_RULE) {
+      int matched = 0, error = 0, ncand = 0;
+      for (int k = i + 1; k < t->n && t->events[k].kind != LANE_EV_RULE; k++) {
+        if (t->events[k].kind == LANE_EV_MATCH) { matched = 1; ncand = t->events[k].model; }
+        if (t->events[k].kind == LANE_EV_ERROR) error = 1;
+      }
+      fprintf(out, "rule %d  %s\n", e->rule, name ? name : "?");
+      const ast_node *rn = in->u ? rule_node(in->u, in->route, e->rule) : NULL;
+      if (error) {
+        fprintf(out, "    no: its condition raised an error (line %d)\n", e->line);
+      } else if (!matched) {
+        char why[1024] = "";
+        if (rn && rn->kind == N_WHEN) why_not(&env, rn->a, why, sizeof why);
+        fprintf(out, "    no%s%s\n", why[0] ? ": " : "", why);
+      } else {
+        fprintf(out, "    %s\n", ncand ? "matched" : "matched, but every candidate was removed");
+      }
+    } else if (e->kind == LANE_EV_MEMBER) {
+      char why[1024] = "";
+      if (!e->passed && in->u) why_removed(&env, in->route, e->rule, e->model, why, sizeof why);
+      fprintf(out, "    %-40s $%-12.6g %s%s\n", lane_model_name(p, e->model), e->cost,
+              e->passed ? "kept" : "removed: ", why);
+    } else if (e->kind == LANE_EV_CHOSEN) {
+      fprintf(out, "    -> %s\n", lane_model_name(p, e->model));
+    } else if (e->kind == LANE_EV_SHADOW) {
+      fprintf(out, "    shadow %s\n", lane_model_name(p, e->model));
+    }
+  }
+  if (t->truncated) fprintf(out, "(trace truncated)\n");
+}
+
+static void text_decision(const explain_in *in, FILE *out) {
+  const lane_decision *d = in->dec;
+  const lane_program *p = in->prog;
+  if (in->rc != LANE_OK) {
+    if (d->filtered_rule)
+      fprintf(out, "no decision: rule %d matched but all its candidates were removed\n",
+              d->filtered_rule);
+    else
+      fprintf(out, "no decision: no rule matched\n");
+    return;
+  }
+  fprintf(out, "decision: rule %d, ", d->rule);
+  for (int i = 0; i < d->ncandidates; i++)
+    fprintf(out, "%s%s ($%.6g)", i ? ", then " : "", lane_model_name(p, d->candidates[i]),
+            lane_cost(p, in->req, d->candidates[i]));
+  fprintf(out, "; expected cost $%.6g\n", d->cost);
+}
+
+/* ---- JSON ---- */
+
+static json_t *json_trace(const explain_in *in) {
+  const lane_trace *t = in->trace;
+  const lane_program *p = in->prog;
+  ev_env env = {in->u, -1, NULL, p, in->req, in->rt, 0};
+  json_t *rules = json_array(), *cur = NULL, *cands = NULL;
+  for (int i = 0; i < t->n; i++) {
+    const lane_event *e = &t->events[i];
+    char why[1024] = "";
+    switch (e->kind) {
+    case LANE_EV_RULE: {
+      const ast_node *rn = in->u ? rule_node(in->u, in->route, e->rule) : NULL;
+      cur = json_object();
+      cands = json_array();
+      json_object_set_new(cur, "rule", json_integer(e->rule));
+      json_object_set_new(cur, "name", json_string(lane_rule_name(p, in->route, e->rule)));
+      json_object_set_new(cur, "result", json_string("no"));
+      if (rn && rn->kind == N_WHEN) why_not(&env, rn->a, why, sizeof why);
+      if (why[0]) json_object_set_new(cur, "why", json_string(why));
+      json_object_set_new(cur, "candidates", cands);
+      json_array_append_new(rules, cur);
+      break;
+    }
+    case LANE_EV_MATCH:
+      if (!cur) break;
+      json_object_set_new(cur, "result", json_string(e->model ? "matched" : "filtered"));
+      json_object_del(cur, "why");
+      break;
+    case LANE_EV_ERROR:
+      if (cur) json_object_set_new(cur, "result", json_string("error"));
+      break;
+    case LANE_EV_MEMBER: {
+      if (!cands) break;
+      json_t *c = json_object();
+      json_object_set_new(c, "model", json_string(lane_model_name(p, e->model)));
+      json_object_set_new(c, "cost", json_real(e->cost));
+      json_object_set_new(c, "result", json_string(e->passed ? "kept" : "removed"));
+      if (!e->passed && in->u) {
+        why_removed(&env, in->route, e->rule, e->model, why, sizeof why);
+        json_object_set_new(c, "why", json_string(why));
+      }
+      json_array_append_new(cands, c);
+      break;
+    }
+    case LANE_EV_CHOSEN: {
+      size_t k;
+      json_t *c;
+      json_array_foreach(cands, k, c)
+        if (!strcmp(json_string_value(json_object_get(c, "model")), lane_model_name(p, e->model)))
+          json_object_set_new(c, "result", json_string("chosen"));
+      break;
+    }
+    default: break;
+    }
+  }
+  return rules;
+}
+
+void explain_print(const explain_in *in, int json, FILE *out) {
+  if (!json) {
+    text_rules(in, out);
+    text_decision(in, out);
+    return;
+  }
+  json_t *o = json_object();
+  json_object_set_new(o, "route", json_string(lane_route_name(in->prog, in->route)));
+  json_object_set_new(o, "rules", json_trace(in));
+  if (in->rc == LANE_OK) {
+    json_t *c = json_array();
+    for (int i = 0; i < in->dec->ncandidates; i++)
+      json_array_append_new(c, json_string(lane_model_name(in->prog, in->dec->candidates[i])));
+    json_object_set_new(o, "rule", json_integer(in->dec->rule));
+    json_object_set_new(o, "candidates", c);
+    json_object_set_new(o, "cost", json_real(in->dec->cost));
+  } else {
+    json_object_set_new(o, "decision", json_null());
+    json_object_set_new(o, "filtered_rule", json_integer(in->dec->filtered_rule));
+  }
+  char *s = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+  if (s) fprintf(out, "%s\n", s);
+  free(s);
+  json_decref(o);
+}
