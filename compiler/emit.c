@@ -25,7 +25,7 @@ typedef struct emitter {
   sema_unit *u;             /* what is being emitted */
   bc_image   im;            /* tables under construction */
   int capstr, capkint, capkdbl, capmembers, cappools, capfilters, caprules,
-      caplists, capelems;   /* allocated sizes of the im arrays */
+      caplists, capelems, capswitches, capcases; /* allocated sizes of im arrays */
   cbuf       route;         /* route code */
   cbuf       filt;          /* filter code, relocated after the routes */
   cbuf      *cur;           /* where instructions go now */
@@ -453,36 +453,164 @@ static void emit_target(emitter *E, const sema_route *r, const ast_node *t) {
   E->line = saved;
 }
 
+/* ---- the rule index ----
+ *
+ * A run of consecutive rules that each test one string field against a
+ * constant (`req.tenant == "acme" && ...`) is indexed: a SWITCH at the run's
+ * first rule jumps straight to the first rule whose constant equals the
+ * field's value, and every rule of the run, when it does not decide, jumps
+ * to the next rule with the same constant. First-match order is kept, and
+ * a decision touches only the rules that can match. */
+#define INDEX_MIN 4   /* shorter runs are cheaper to test in order */
+
+typedef struct rule_key { int field; const char *s; size_t n; } rule_key;
+
+/* The field and constant of a rule's top-level `req.F == "K"` conjunct on
+ * field want (any field when want < 0); 0 if none. */
+static int key_of(const ast_node *c, int want, rule_key *k) {
+  if (c->kind == N_BINARY && c->op == OP_AND)
+    return key_of(c->a, want, k) || key_of(c->b, want, k);
+  if (c->kind != N_BINARY || c->op != OP_EQ) return 0;
+  const ast_node *f = c->a, *v = c->b;
+  if (f->is_const) { f = c->b; v = c->a; }
+  if (f->kind != N_SELECTOR || f->refkind != RK_FIELD || f->type != TY_STRING ||
+      !v->is_const || v->kind != N_STRING || (want >= 0 && f->ref != want))
+    return 0;
+  k->field = f->ref;
+  k->s = v->str;
+  k->n = v->len;
+  return 1;
+}
+
+static int key_eq(const rule_key *a, const rule_key *b) {
+  return a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
+}
+
+static int key_cmp(const void *pa, const void *pb) {
+  const rule_key *a = pa, *b = pb;
+  size_t n = a->n < b->n ? a->n : b->n;
+  int c = n ? memcmp(a->s, b->s, n) : 0;
+  return c ? c : (a->n > b->n) - (a->n < b->n);
+}
+
+/* Per rule of a route: the end of its indexed run (0 when not indexed),
+ * its key, and where it goes when it does not decide. */
+typedef struct rule_plan {
+  int      run_end;    /* first rule after its run; 0: not in a run */
+  rule_key key;        /* its constant */
+  int      next;       /* next rule with the same key, or run_end */
+} rule_plan;
+
+static void plan_index(const sema_route *r, rule_plan *pl) {
+  int n = r->rules.n;
+  for (int i = 0; i < n; i++) pl[i].next = i + 1;
+  for (int i = 0; i < n;) {
+    rule_key k;
+    const ast_node *ri = r->rules.v[i];
+    if (ri->kind != N_WHEN || !key_of(ri->a, -1, &k)) { i++; continue; }
+    int j = i;
+    while (j < n && r->rules.v[j]->kind == N_WHEN && key_of(r->rules.v[j]->a, k.field, &pl[j].key))
+      j++;
+    if (j - i < INDEX_MIN) { i = j > i ? j : i + 1; continue; }
+    for (int a = i; a < j; a++) {
+      pl[a].run_end = j;
+      pl[a].next = j;
+      for (int b = a + 1; b < j; b++)
+        if (key_eq(&pl[a].key, &pl[b].key)) { pl[a].next = b; break; }
+    }
+    i = j;
+  }
+}
+
+/* Emits the SWITCH of a run starting at rule i; its targets are rule
+ * numbers until patch_route turns them into instructions. */
+static void emit_switch(emitter *E, const sema_route *r, const rule_plan *pl, int i) {
+  int j = pl[i].run_end, n = 0;
+  rule_key *keys = malloc((size_t)(j - i) * sizeof *keys);
+  int *first = malloc((size_t)(j - i) * sizeof *first);
+  if (!keys || !first) { free(keys); free(first); E->fail = 1; E->u->ctx.nomem = 1; return; }
+  for (int a = i; a < j; a++) {
+    int seen = 0;
+    for (int b = 0; b < n; b++) seen |= key_eq(&keys[b], &pl[a].key);
+    if (!seen) keys[n++] = pl[a].key;
+  }
+  qsort(keys, (size_t)n, sizeof *keys, key_cmp);
+  bc_switch sw = {(uint32_t)pl[i].key.field, E->im.ncases, (uint32_t)n, (uint32_t)j};
+  for (int b = 0; b < n; b++) {
+    int target = j;
+    for (int a = i; a < j && target == j; a++)
+      if (key_eq(&keys[b], &pl[a].key)) target = a;
+    bc_case c = {str_index(E, keys[b].s, keys[b].n), (uint32_t)target};
+    APPEND(E, E->im.cases, E->im.ncases, E->capcases, c);
+  }
+  APPEND(E, E->im.switches, E->im.nswitches, E->capswitches, sw);
+  (void)r;
+  free(keys);
+  free(first);
+  emit(E, BC_OP_SWITCH, 0, 0, E->im.nswitches - 1);
+}
+
 static void emit_route(emitter *E, int ri) {
   const sema_route *r = &E->u->routes[ri];
+  int n = r->rules.n;
   bc_route br = {cstr(E, r->name), (uint32_t)here(E), 0, (uint32_t)r->fallbacks,
-                 E->im.nrules, (uint32_t)r->rules.n};
-  for (int i = 0; i < r->rules.n && !E->u->ctx.nomem; i++) {
+                 E->im.nrules, (uint32_t)n};
+  rule_plan *pl = calloc((size_t)n + 1, sizeof *pl);
+  uint32_t *rule_pc = calloc((size_t)n + 1, sizeof *rule_pc);
+  int *jumps = calloc((size_t)n * 2 + 1, sizeof *jumps);   /* JF, JMP per rule */
+  uint32_t first_switch = E->im.nswitches;
+  if (!pl || !rule_pc || !jumps) { E->fail = 1; E->u->ctx.nomem = 1; goto out; }
+  plan_index(r, pl);
+  for (int i = 0; i < n && !E->u->ctx.nomem; i++) {
     const ast_node *rule = r->rules.v[i];
     E->line = rule->span.line;
     const char *name = rule->kind == N_OTHERWISE ? "otherwise" : rule->text;
     bc_rule br_rule = {cstr(E, name ? name : "when"), (uint32_t)rule->span.line, 0};
     APPEND(E, E->im.rules, E->im.nrules, E->caprules, br_rule);
-    emit(E, BC_OP_RULE, 0, 0, (uint32_t)i);
-    int jf = -1;
+    rule_pc[i] = (uint32_t)emit(E, BC_OP_RULE, 0, 0, (uint32_t)i);
+    if (pl[i].run_end && (i == 0 || pl[i - 1].run_end != pl[i].run_end)) emit_switch(E, r, pl, i);
+    jumps[2 * i] = jumps[2 * i + 1] = -1;
     if (rule->kind == N_WHEN) {
       emit_expr(E, rule->a);
-      jf = emit(E, BC_OP_JF, 0, 0, 0);
+      jumps[2 * i] = emit(E, BC_OP_JF, 0, 0, 0);
     }
     for (int k = 0; k < rule->list.n; k++) emit_target(E, r, rule->list.v[k]);
     for (int k = 0; k < r->shadows.n; k++) emit_target(E, r, r->shadows.v[k]);
     E->line = rule->span.line;
     emit(E, BC_OP_ENDRULE, 0, 0, 0);
-    if (jf >= 0) patch(E, jf);
-    E->im.rules[br.first_rule + (uint32_t)i].next = (uint32_t)here(E);
+    if (pl[i].next != i + 1) jumps[2 * i + 1] = emit(E, BC_OP_JMP, 0, 0, 0);
   }
   E->line = r->node->span.line;
-  emit(E, BC_OP_NOMATCH, 0, 0, 0);
+  rule_pc[n] = (uint32_t)emit(E, BC_OP_NOMATCH, 0, 0, 0);
+  /* Patch: jumps, resume points and switch cases name rules until now. */
+  for (int i = 0; i < n && !E->fail; i++) {
+    uint32_t to = rule_pc[pl[i].next];
+    for (int k = 0; k < 2; k++)
+      if (jumps[2 * i + k] >= 0) E->cur->v[jumps[2 * i + k]].c = to;
+    E->im.rules[br.first_rule + (uint32_t)i].next = to;
+  }
+  for (uint32_t s = first_switch; s < E->im.nswitches && !E->fail; s++) {
+    bc_switch *sw = &E->im.switches[s];
+    uint32_t self = 0;
+    for (int i = 0; i < n; i++)
+      if (pl[i].run_end == (int)sw->otherwise && (i == 0 || pl[i - 1].run_end != pl[i].run_end))
+        self = (uint32_t)i;
+    for (uint32_t k = 0; k < sw->count; k++) {
+      bc_case *c = &E->im.cases[sw->first + k];
+      /* the run's first rule continues right after the SWITCH */
+      c->target = c->target == self ? rule_pc[self] + 2 : rule_pc[c->target];
+    }
+    sw->otherwise = rule_pc[sw->otherwise];
+  }
   br.end = (uint32_t)here(E);
   bc_route *routes = realloc(E->im.routes, (size_t)(E->im.nroutes + 1) * sizeof *routes);
-  if (!routes) { E->fail = 1; E->u->ctx.nomem = 1; return; }
+  if (!routes) { E->fail = 1; E->u->ctx.nomem = 1; goto out; }
   E->im.routes = routes;
   E->im.routes[E->im.nroutes++] = br;
+out:
+  free(pl);
+  free(rule_pc);
+  free(jumps);
 }
 
 /* ---- tables ---- */
@@ -583,6 +711,7 @@ static void free_image(bc_image *im) {
   free(im->fields); free(im->pools); free(im->members); free(im->filters);
   free(im->routes); free(im->rules); free(im->lists); free(im->listelems);
   free(im->budgets); free(im->code); free(im->lines);
+  free(im->switches); free(im->cases);
 }
 
 int emit_program(sema_unit *u, unsigned char **out, size_t *n) {

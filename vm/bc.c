@@ -131,6 +131,8 @@ static uint64_t sec_count(const bc_image *im, uint32_t id) {
   case BC_SEC_BUDGETS: return im->nbudgets;
   case BC_SEC_CODE: return im->ncode;
   case BC_SEC_LINES: return im->lines ? im->ncode : 0;
+  case BC_SEC_SWITCHES: return im->nswitches;
+  case BC_SEC_CASES: return im->ncases;
   default: return 0;
   }
 }
@@ -226,6 +228,17 @@ static unsigned char *sec_write(const bc_image *im, uint32_t id, unsigned char *
       p = put32(p, im->budgets[i].name); p = put32(p, im->budgets[i].key_field);
       p = putd(p, im->budgets[i].limit); p = putd(p, im->budgets[i].window_ms);
       p = put32(p, im->budgets[i].flags); p = put32(p, im->budgets[i].reserved);
+    }
+    break;
+  case BC_SEC_SWITCHES:
+    for (i = 0; i < im->nswitches; i++) {
+      p = put32(p, im->switches[i].field); p = put32(p, im->switches[i].first);
+      p = put32(p, im->switches[i].count); p = put32(p, im->switches[i].otherwise);
+    }
+    break;
+  case BC_SEC_CASES:
+    for (i = 0; i < im->ncases; i++) {
+      p = put32(p, im->cases[i].str); p = put32(p, im->cases[i].target);
     }
     break;
   case BC_SEC_CODE:

@@ -58,13 +58,17 @@
   X(BUDGETS, 15, 32)  /* { u32 name, u32 key_field, f64 limit,
                            f64 window_ms, u32 flags, u32 0 } */             \
   X(CODE,    16,  8)  /* bc_insn: u8 op, u8 a, u16 b, u32 c */             \
-  X(LINES,   17,  4)  /* u32 source line per instruction (0 = none) */
+  X(LINES,   17,  4)  /* u32 source line per instruction (0 = none) */       \
+  X(SWITCHES, 18, 16) /* { u32 field, u32 first, u32 count, u32 otherwise }
+                         into CASES: a rule index on a string field */      \
+  X(CASES,   19,  8)  /* { u32 string, u32 target }, strictly ascending by
+                         the strings' bytes */
 
 enum bc_section_id {
 #define BC_SEC_ENUM(name, id, rec) BC_SEC_##name = id,
   BC_SECTIONS(BC_SEC_ENUM)
 #undef BC_SEC_ENUM
-  BC_SEC_MAX = 18
+  BC_SEC_MAX = 20
 };
 
 /* Model record in the file (144 bytes, in this order):
@@ -189,6 +193,11 @@ typedef struct bc_list { uint32_t type, first, count; } bc_list;
 
 #define BC_BUDGET_ROLLING 1u  /* flags: a rolling window, else fixed periods */
 
+/* A rule index: SWITCH c jumps to the target of the case whose string
+ * equals request field `field`, else to `otherwise`. */
+typedef struct bc_switch { uint32_t field, first, count, otherwise; } bc_switch;
+typedef struct bc_case   { uint32_t str, target; } bc_case;
+
 typedef struct bc_budget {
   uint32_t name;          /* string: budget name */
   uint32_t key_field;     /* request field keying the spend */
@@ -248,6 +257,8 @@ typedef enum bc_fmt {
   BC_FMT_CAND,    /* a: bc_order; b: filter index + 1 (0 = none); c: pool */
   BC_FMT_MODEL,   /* c: model index */
   BC_FMT_SHADOW,  /* c: model index; b: sampled percent 1..100, 0 = always */
+  BC_FMT_SWITCH,  /* c: switch index; its targets are after the instruction,
+                     in the region */
   BC_FMT_RULE     /* c: rule index within the route's rules */
 } bc_fmt;
 
@@ -349,6 +360,7 @@ typedef enum bc_order {
   X(M_ERRRATE,NONE,   "",   "D", 1, 0, F, "push live error rate (0 without data)")          \
   X(FRET,     NONE,   "B",  "",  1, 0, F, "filter result; ends a filter region")            \
   X(RULE,     RULE,   "",   "",  1, 0, R, "start rule c: clear candidates")                 \
+  X(SWITCH,   SWITCH, "",   "",  2, 0, R, "jump by a request string through switch c")      \
   X(CAND,     CAND,   "",   "",  1, 0, R, "append pool c's passing members in order a")     \
   X(SHADOW,   SHADOW, "",   "",  1, 0, R, "add model c to the shadows (b: sampled %)")      \
   X(ENDRULE,  NONE,   "",   "",  1, 0, R, "if there are candidates, decide and stop")       \
@@ -394,6 +406,8 @@ typedef struct bc_image {
   uint32_t   nlists;    bc_list   *lists;     /* constant lists */
   uint32_t   nlistelems; uint32_t *listelems; /* list elements */
   uint32_t   nbudgets;  bc_budget *budgets;   /* budgets */
+  uint32_t   nswitches; bc_switch *switches;  /* rule indexes */
+  uint32_t   ncases;    bc_case   *cases;     /* their cases */
   uint32_t   ncode;     bc_insn   *code;      /* instructions */
   uint32_t  *lines;                     /* ncode source lines, or NULL */
 } bc_image;

@@ -170,6 +170,12 @@ static void operands(sbuf *out, const lane_program *p, const bc_route *route,
     sb(out, "pool %u (%u members)", (unsigned)in->c, (unsigned)im->pools[in->c].count);
     break;
   case BC_FMT_MODEL: sb(out, "%s", S(im, im->models[in->c].name)); break;
+  case BC_FMT_SWITCH: {
+    const bc_switch *sw = &im->switches[in->c];
+    sb(out, "req.%s, switch %u (%u cases, otherwise -> %u)", S(im, im->fields[sw->field].name),
+       (unsigned)in->c, (unsigned)sw->count, (unsigned)sw->otherwise);
+    break;
+  }
   case BC_FMT_SHADOW:
     sb(out, "%s", S(im, im->models[in->c].name));
     if (in->b) sb(out, "  %u%% of users", (unsigned)in->b);

@@ -228,6 +228,15 @@ static int decode_all(lane_program *p, const uint32_t *off, lane_error *err) {
     im->budgets[i].limit = rdd(q + 8); im->budgets[i].window_ms = rdd(q + 16);
     im->budgets[i].flags = rd32(q + 24); im->budgets[i].reserved = rd32(q + 28);
   }
+  for (i = 0; i < im->nswitches; i++) {
+    const unsigned char *q = AT(SWITCHES) + 16 * i;
+    im->switches[i].field = rd32(q); im->switches[i].first = rd32(q + 4);
+    im->switches[i].count = rd32(q + 8); im->switches[i].otherwise = rd32(q + 12);
+  }
+  for (i = 0; i < im->ncases; i++) {
+    im->cases[i].str = rd32(AT(CASES) + 8 * i);
+    im->cases[i].target = rd32(AT(CASES) + 8 * i + 4);
+  }
   for (i = 0; i < im->ncode; i++) {
     const unsigned char *q = AT(CODE) + 8 * i;
     im->code[i].op = q[0]; im->code[i].a = q[1];
@@ -272,6 +281,7 @@ lane_program *bc_decode(const void *bytes, size_t n, size_t max_bytes,
   NEED(cnt[BC_SEC_RULES], bc_rule);     NEED(cnt[BC_SEC_LISTS], bc_list);
   NEED(cnt[BC_SEC_LISTELEMS], uint32_t); NEED(cnt[BC_SEC_BUDGETS], bc_budget);
   NEED(cnt[BC_SEC_CODE], bc_insn);      NEED(cnt[BC_SEC_LINES], uint32_t);
+  NEED(cnt[BC_SEC_SWITCHES], bc_switch); NEED(cnt[BC_SEC_CASES], bc_case);
   NEED(cnt[BC_SEC_ROUTES], uint64_t);   NEED(cnt[BC_SEC_FILTERS], uint64_t);
   NEED(n, unsigned char);
 #undef NEED
@@ -293,6 +303,7 @@ lane_program *bc_decode(const void *bytes, size_t n, size_t max_bytes,
   TAKE(rules, nrules, RULES, bc_rule);      TAKE(lists, nlists, LISTS, bc_list);
   TAKE(listelems, nlistelems, LISTELEMS, uint32_t);
   TAKE(budgets, nbudgets, BUDGETS, bc_budget); TAKE(code, ncode, CODE, bc_insn);
+  TAKE(switches, nswitches, SWITCHES, bc_switch); TAKE(cases, ncases, CASES, bc_case);
 #undef TAKE
   im->lines = carve(&at, (uint64_t)cnt[BC_SEC_LINES] * sizeof(uint32_t));
   if (!size[BC_SEC_LINES]) im->lines = NULL;
@@ -410,6 +421,36 @@ static int check_fields(const bc_image *im, lane_error *err) {
       if (same_str(im, f->name, im->fields[j].name))
         return errf(err, LANE_EFORMAT, "field %u: name %s is already field %u",
                     (unsigned)i, S(im, f->name), (unsigned)j);
+  }
+  return LANE_OK;
+}
+
+/* Bytewise order of two strings, shorter first on a common prefix. */
+static int str_cmp(const bc_image *im, uint32_t a, uint32_t b) {
+  const bc_str *x = &im->str[a], *y = &im->str[b];
+  uint32_t n = x->len < y->len ? x->len : y->len;
+  int c = n ? memcmp(x->p, y->p, n) : 0;
+  return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static int check_switches(const bc_image *im, lane_error *err) {
+  for (uint32_t i = 0; i < im->nswitches; i++) {
+    const bc_switch *sw = &im->switches[i];
+    if (sw->field >= im->nfields || im->fields[sw->field].type != LANE_T_STRING)
+      return errf(err, LANE_EFORMAT, "switch %u: field %u is not a string field",
+                  (unsigned)i, (unsigned)sw->field);
+    if ((uint64_t)sw->first + sw->count > im->ncases)
+      return errf(err, LANE_EFORMAT, "switch %u: cases [%u,+%u) out of range (%u cases)",
+                  (unsigned)i, (unsigned)sw->first, (unsigned)sw->count, (unsigned)im->ncases);
+    for (uint32_t k = 0; k < sw->count; k++) {
+      const bc_case *c = &im->cases[sw->first + k];
+      if (c->str >= im->nstr)
+        return errf(err, LANE_EFORMAT, "switch %u case %u: string %u out of range (%u)",
+                    (unsigned)i, (unsigned)k, (unsigned)c->str, (unsigned)im->nstr);
+      if (k && str_cmp(im, im->cases[sw->first + k - 1].str, c->str) >= 0)
+        return errf(err, LANE_EFORMAT, "switch %u: cases are not in strictly ascending order",
+                    (unsigned)i);
+    }
   }
   return LANE_OK;
 }
@@ -634,6 +675,17 @@ static int check_operands(const bc_image *im, const int32_t *owner, uint32_t pc,
     }
     break;
   case BC_FMT_MODEL: RANGE(im->nmodels, "model"); break;
+  case BC_FMT_SWITCH:
+    RANGE(im->nswitches, "switch");
+    region_of(im, owner[pc], &start, &end);
+    for (uint32_t k = 0; k <= im->switches[c].count; k++) {
+      const bc_switch *sw = &im->switches[c];
+      uint32_t t = k < sw->count ? im->cases[sw->first + k].target : sw->otherwise;
+      if (t <= pc || t >= end)
+        return insn_fail(im, err, pc, "switch target %u is not after the instruction in "
+                         "its region [%u,%u)", (unsigned)t, (unsigned)start, (unsigned)end);
+    }
+    break;
   case BC_FMT_SHADOW:
     if (in->b > 100)
       return insn_fail(im, err, pc, "sampled percent %u above 100", (unsigned)in->b);
@@ -765,7 +817,7 @@ static int merge(const bc_image *im, vstate *st, uint32_t to, const vstate *s,
 
 static int needs_empty(int op) {
   return op == BC_OP_RULE || op == BC_OP_CAND || op == BC_OP_SHADOW ||
-         op == BC_OP_ENDRULE || op == BC_OP_NOMATCH;
+         op == BC_OP_ENDRULE || op == BC_OP_NOMATCH || op == BC_OP_SWITCH;
 }
 
 /* Checks inputs of the instruction at pc against s and pops them. */
@@ -843,6 +895,13 @@ static int type_region(const bc_image *im, const bc_route *route, uint32_t start
       int keep = in->op == BC_OP_JF_KEEP || in->op == BC_OP_JT_KEEP;
       if (merge(im, st, in->c, keep ? &before : &s, err) != LANE_OK) return LANE_EFORMAT;
     }
+    if (in->op == BC_OP_SWITCH) {   /* a multi-way jump, no fall-through */
+      const bc_switch *sw = &im->switches[in->c];
+      for (uint32_t k = 0; k < sw->count; k++)
+        if (merge(im, st, im->cases[sw->first + k].target, &s, err)) return LANE_EFORMAT;
+      if (merge(im, st, sw->otherwise, &s, err)) return LANE_EFORMAT;
+      continue;
+    }
     if (push_outputs(im, pc, &s, err) != LANE_OK) return LANE_EFORMAT;
     if (in->op == BC_OP_JMP || in->op == BC_OP_NOMATCH || in->op == BC_OP_FRET)
       continue;
@@ -870,9 +929,18 @@ static uint64_t region_steps(const lane_program *p, const bc_route *route, uint3
       uint64_t per = sadd(1, in->b ? p->filter_steps[in->b - 1] : 0);
       w = sadd(w, smul(im->pools[in->c].count, per));
     }
-    if (in->op != BC_OP_JMP && in->op != BC_OP_NOMATCH && in->op != BC_OP_FRET)
+    if (in->op != BC_OP_JMP && in->op != BC_OP_NOMATCH && in->op != BC_OP_FRET &&
+        in->op != BC_OP_SWITCH)
       best = dp[pc + 1];
     if (bc_ops[in->op].fmt == BC_FMT_JUMP && dp[in->c] > best) best = dp[in->c];
+    if (in->op == BC_OP_SWITCH) {
+      const bc_switch *sw = &im->switches[in->c];
+      best = dp[sw->otherwise];
+      for (uint32_t k = 0; k < sw->count; k++)
+        if (dp[im->cases[sw->first + k].target] > best) best = dp[im->cases[sw->first + k].target];
+      /* binary search: about log2(count) string compares */
+      for (uint32_t n = sw->count; n > 1; n >>= 1) w = sadd(w, 1);
+    }
     if (route && bc_op_can_fail(in->op) && st[pc].seen && st[pc].cur >= 0) {
       uint32_t next = im->rules[route->first_rule + (uint32_t)st[pc].cur].next;
       if (dp[next] > best) best = dp[next];
@@ -895,7 +963,8 @@ int bc_verify(lane_program *p, uint64_t max_steps, lane_error *err) {
   int rc;
 
   if ((rc = check_models(im, err)) || (rc = check_fields(im, err)) ||
-      (rc = check_pools_lists(im, err)) || (rc = check_routes(im, err)))
+      (rc = check_pools_lists(im, err)) || (rc = check_switches(im, err)) ||
+      (rc = check_routes(im, err)))
     return rc;
   tmp = calloc(im->ncode ? im->ncode : 1, per);
   if (!tmp) return errf(err, LANE_ENOMEM, "out of memory verifying %u instructions",

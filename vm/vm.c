@@ -392,6 +392,26 @@ static void drop_answering_shadows(vm_run *x) {
   x->nshadow = n;
 }
 
+/* The target of switch c for this request: a binary search over cases
+ * sorted by their bytes. */
+static uint32_t switch_target(const vm_run *x, uint32_t c) {
+  const bc_image *im = x->im;
+  const bc_switch *sw = &im->switches[c];
+  vmval key = load_field(x, sw->field);
+  uint32_t lo = 0, hi = sw->count;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    const bc_str *s = &im->str[im->cases[sw->first + mid].str];
+    size_t n = s->len < key.n ? s->len : key.n;
+    int cmp = n ? memcmp(s->p, key.v.s, n) : 0;
+    if (!cmp) cmp = (s->len > key.n) - (s->len < key.n);
+    if (!cmp) return im->cases[sw->first + mid].target;
+    if (cmp < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return sw->otherwise;
+}
+
 /* Records an event when the caller asked for a trace. */
 static void trace(vm_run *x, int kind, int model, int passed, int line, double cost) {
   lane_trace *t = x->trace;
@@ -652,6 +672,11 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(FRET) return (int)st[0].v.i;
     /* RULE c: rule c of the route starts: it is the current rule (errors
      * resume at its `next`); candidates and shadows are cleared. */
+    /* SWITCH c: the rule index. Binary search of request field f's string
+     * among switch c's sorted cases; jump to the match's target (the next
+     * rule that tests that value), else to `otherwise` (past the run of
+     * indexed rules). An unset field is "". */
+    vmcase(SWITCH) { pc = switch_target(x, in->c); vmbreak; }
     vmcase(RULE) {
       x->cur = (int)in->c;
       TRACE(x, LANE_EV_RULE, -1, 0, im->lines ? (int)im->lines[pc - 1] : 0, 0.0);
