@@ -150,7 +150,8 @@ typedef struct bc_field {
   X(LATENCY_BUDGET,    "latency_budget",    BC_U_DURATION) \
   X(REGION,            "region",            BC_U_STRING)   \
   X(CACHED_TOKENS,     "cached_tokens",     BC_U_TOKENS)   \
-  X(REASONING,         "reasoning",         BC_U_BOOL)
+  X(REASONING,         "reasoning",         BC_U_BOOL)     \
+  X(MODEL,             "model",             BC_U_STRING)
 
 enum bc_std_field {
 #define BC_STD_ENUM(id, name, unit) BC_F_##id,

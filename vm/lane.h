@@ -128,10 +128,17 @@ typedef union lane_value {
 /* A request lives on the caller's stack; treat its members as private.
  * Unset fields read as zero, false or the empty string. String values are
  * borrowed: they must stay valid until the last lane_decide on it. */
+#define LANE_REQUEST_TEXT 1024              /* bytes an adapter may copy strings to */
+
 typedef struct lane_request {
   const lane_program *prog;             /* program whose fields these are */
   uint64_t            set;              /* bit i: field i was set */
   lane_value          v[LANE_MAX_FIELDS]; /* values by field index */
+  size_t              ntext;            /* bytes of text in use */
+  char                text[LANE_REQUEST_TEXT]; /* strings copied by
+                                           lane_request_from_json; a request
+                                           holding them must not be copied
+                                           by value */
 } lane_request;
 
 /* The index of a request field by name ("tier", "input_tokens", or a field
@@ -157,6 +164,25 @@ LANE_API int lane_set_int(lane_request *r, int field, int64_t v);
 LANE_API int lane_set_uint(lane_request *r, int field, uint64_t v);
 LANE_API int lane_set_double(lane_request *r, int field, double v);
 LANE_API int lane_set_bool(lane_request *r, int field, int v);
+
+/* ---------------------------------------------------------------------
+ * Request adapters (a separate library: link -llane-json -ljansson)
+ * ------------------------------------------------------------------- */
+enum {
+  LANE_FORMAT_OPENAI_CHAT = 1,          /* POST /v1/chat/completions body */
+  LANE_FORMAT_ANTHROPIC_MESSAGES = 2    /* POST /v1/messages body */
+};
+
+/* Fills the standard fields of r (already lane_request_init'ed) from a
+ * request body in one of the formats allowed: input_tokens (an estimate of
+ * every message, the system prompt and tool definitions), max_output_tokens,
+ * images, tools, json, stream, reasoning, user, model (the model the
+ * client asked for), and any `metadata` key naming a string field of the
+ * policy. Strings are copied into r->text. Returns LANE_OK, or LANE_EJSON
+ * with err saying why (not JSON, wrong types, too large or deep); on error
+ * r is left as it was. Implemented in liblane-json, not in liblane. */
+LANE_API int lane_request_from_json(lane_request *r, const char *body, size_t len,
+                                    int formats, lane_error *err);
 
 /* ---------------------------------------------------------------------
  * Runtime: live stats, circuit breakers and budgets

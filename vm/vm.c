@@ -144,6 +144,7 @@ void lane_request_init(lane_request *r, const lane_program *p) {
   if (!r) return;
   r->prog = p;
   r->set = 0;
+  r->ntext = 0;
 }
 
 /* The type of field f of r's program, or 0 if r or f is bad. */
