@@ -47,11 +47,13 @@ static int set_budget(const lane_program *p, lane_runtime *rt, json_t *b, const 
   size_t i;
   json_t *k;
   json_array_foreach(json_object_get(b, "keys"), i, k) {
+    /* key_hash 0 is the shared overflow account of a full key table */
     const char *hex = json_string_value(json_object_get(k, "key_hash"));
     const char *key = json_string_value(json_object_get(k, "key"));
     uint64_t h = hex ? strtoull(hex, NULL, 16)
                : key ? lane_budget_key_hash(p, idx, key, strlen(key)) : 0;
-    if (!h || lane_runtime_set_spend(rt, idx, h, json_number_value(json_object_get(k, "spent")))) {
+    if ((!hex && !h) ||
+        lane_runtime_set_spend(rt, idx, h, json_number_value(json_object_get(k, "spent")))) {
       fprintf(err, "lane: %s: budget '%s': each key needs \"key\" or \"key_hash\" and "
                    "\"spent\" >= 0\n", path, name);
       return -1;
@@ -79,6 +81,12 @@ lane_runtime *state_runtime(const lane_program *p, const char *path, FILE *err) 
   lane_runtime_options opt = {0};
   opt.clock = frozen;
   opt.clock_ctx = &at;
+  json_t *o = json_object_get(root, "options");   /* the live runtime's own */
+  opt.window_ms = (uint32_t)json_integer_value(json_object_get(o, "window_ms"));
+  opt.min_samples = (uint32_t)json_integer_value(json_object_get(o, "min_samples"));
+  opt.breaker_failures = (uint32_t)json_integer_value(json_object_get(o, "breaker_failures"));
+  opt.breaker_cooldown_ms = (uint32_t)json_integer_value(json_object_get(o, "breaker_cooldown_ms"));
+  opt.budget_keys = (uint32_t)json_integer_value(json_object_get(o, "budget_keys"));
   lane_error e;
   lane_runtime *rt = lane_runtime_new_with(p, &opt, &e);
   size_t i;

@@ -205,7 +205,8 @@ typedef struct lane_runtime_options {
   uint32_t      breaker_cooldown_ms; /* open this long, then one probe
                                         (default 30000) */
   uint32_t      budget_keys;    /* keys tracked per budget (default 4096;
-                                   rounded up to a power of two) */
+                                   rounded up to a power of two, at least
+                                   16) */
 } lane_runtime_options;
 
 /* Live state for one program. The program must outlive the runtime. NULL
@@ -237,7 +238,8 @@ LANE_API void lane_observe(lane_runtime *rt, int model, double latency_ms, int s
 
 /* Records actual spend after a call: adds dollars to every budget of the
  * program whose key field is set in r, in integer nano-dollars, so sums
- * never drift. Returns LANE_OK, or LANE_EARG (negative or not finite). */
+ * never drift (and saturate rather than wrap). Returns LANE_OK, or
+ * LANE_EARG (negative, not finite, or $9.2e9 and above). */
 LANE_API int lane_charge(lane_runtime *rt, const lane_request *r, double dollars);
 
 /* Breaker states of lane_live_stats.state. */
@@ -279,7 +281,9 @@ LANE_API int lane_runtime_set_spend(lane_runtime *rt, int budget, uint64_t key_h
 /* Saves budget spend to a file and loads it back, so a restart does not
  * reset a tenant's spend. The file names the program (its checksum) and
  * every budget; a corrupt, truncated or mismatched file is refused with a
- * reason (LANE_EFORMAT) and changes nothing. */
+ * reason (LANE_EFORMAT) and changes nothing. Loading sets the spend of
+ * every key in the file and leaves other keys as they are; keys that do not
+ * fit a smaller key table add up in its overflow account. */
 LANE_API int lane_runtime_save(const lane_runtime *rt, const char *path, lane_error *err);
 LANE_API int lane_runtime_load(lane_runtime *rt, const char *path, lane_error *err);
 

@@ -121,6 +121,7 @@ static void clear_slot(void *p) {
 
 typedef struct window_sum {
   uint64_t calls, fails, ok;      /* over the live slots */
+  uint64_t until;                 /* when the oldest slot with calls expires */
   uint64_t hist[VM_HBUCKETS];
 } window_sum;
 
@@ -129,7 +130,11 @@ static void sum_window(const lane_runtime *rt, const vm_model *m, uint64_t now, 
   memset(w, 0, sizeof *w);
   for (int i = 0; i < VM_SLOTS; i++) {
     const vm_slot *s = &m->slot[i];
-    if (!live(atomic_load_explicit(&s->tag, memory_order_acquire), cur, VM_SLOTS)) continue;
+    uint64_t tag = atomic_load_explicit(&s->tag, memory_order_acquire);
+    if (!live(tag, cur, VM_SLOTS)) continue;
+    uint64_t ends = (tag - 1 + VM_SLOTS) * rt->slot_ms;
+    if (atomic_load_explicit(&s->calls, memory_order_relaxed) && (!w->until || ends < w->until))
+      w->until = ends;
     w->calls += atomic_load_explicit(&s->calls, memory_order_relaxed);
     w->fails += atomic_load_explicit(&s->fails, memory_order_relaxed);
     for (int b = 0; b < VM_HBUCKETS; b++) {
@@ -140,7 +145,9 @@ static void sum_window(const lane_runtime *rt, const vm_model *m, uint64_t now, 
   }
 }
 
-/* The q-quantile of the window's latencies, interpolated within a bucket. */
+/* The q-quantile of the window's latencies: the middle of the bucket it
+ * falls in, so the estimate is within half a bucket (6.25%) whatever the
+ * calls' spread inside the bucket. */
 static double quantile(const window_sum *w, double q) {
   double rank = q * (double)w->ok, cum = 0;
   for (int b = 0; b < VM_HBUCKETS; b++) {
@@ -148,7 +155,7 @@ static double quantile(const window_sum *w, double q) {
     if (cum + (double)w->hist[b] >= rank) {
       double lo, hi;
       hbounds(b, &lo, &hi);
-      return lo + (hi - lo) * ((rank - cum) / (double)w->hist[b]);
+      return (lo + hi) / 2;
     }
     cum += (double)w->hist[b];
   }
@@ -169,7 +176,8 @@ static void refresh(lane_runtime *rt, vm_model *m, uint64_t now) {
                         memory_order_relaxed);
   atomic_store_explicit(&m->samples, w.calls, memory_order_relaxed);
   atomic_store_explicit(&m->lat_samples, w.ok, memory_order_relaxed);
-  atomic_store_explicit(&m->cached_at, now, memory_order_release);
+  atomic_store_explicit(&m->valid_until, w.until, memory_order_relaxed);
+  atomic_store_explicit(&m->cached_at, now ? now : 1, memory_order_release);
 }
 
 /* ---------------------------------------------------------------------
@@ -192,38 +200,48 @@ static void breaker_ok(vm_model *m) {
     atomic_store_explicit(&m->slot[i].fails, 0, memory_order_relaxed);
 }
 
-int vm_healthy(lane_runtime *rt, uint32_t model, uint64_t now, int may_probe, int *probed) {
+int vm_health(const lane_runtime *rt, uint32_t model, uint64_t now) {
+  const vm_model *m = &rt->m[model];
+  uint32_t st = atomic_load_explicit(&m->state, memory_order_acquire);
+  if (st == LANE_BREAKER_CLOSED) return 1;
+  return now >= atomic_load_explicit(&m->until, memory_order_relaxed) ? 2 : 0;
+}
+
+int vm_claim_probe(lane_runtime *rt, uint32_t model, uint64_t now) {
   vm_model *m = &rt->m[model];
   uint32_t st = atomic_load_explicit(&m->state, memory_order_acquire);
   uint64_t until = atomic_load_explicit(&m->until, memory_order_relaxed);
-  *probed = 0;
   if (st == LANE_BREAKER_CLOSED) return 1;
-  if (now < until || !may_probe) return 0;
+  if (now < until) return 0;
   /* Cooldown over (open) or the last probe never reported (half-open):
-   * this decision may send one probe. */
-  if (st == LANE_BREAKER_OPEN &&
-      !atomic_compare_exchange_strong_explicit(&m->state, &st, LANE_BREAKER_HALF_OPEN,
-                                               memory_order_acq_rel, memory_order_relaxed))
-    return 0;
+   * move the deadline first, so one claimant wins. */
   if (!atomic_compare_exchange_strong_explicit(&m->until, &until,
                                                now + rt->opt.breaker_cooldown_ms,
                                                memory_order_acq_rel, memory_order_relaxed))
     return 0;
-  *probed = 1;
+  st = LANE_BREAKER_OPEN;
+  atomic_compare_exchange_strong_explicit(&m->state, &st, LANE_BREAKER_HALF_OPEN,
+                                          memory_order_acq_rel, memory_order_relaxed);
   return 1;
 }
 
 /* ---------------------------------------------------------------------
  * Live figures as decisions see them
  * ------------------------------------------------------------------- */
-static int fresh(const lane_runtime *rt, const vm_model *m, uint64_t now, uint64_t *n) {
+/* Whether the cached figures describe the window as of now with enough
+ * calls. A cache whose oldest slot has left the window is recomputed here,
+ * once (the first reader after it expired pays about a microsecond). */
+static int fresh(lane_runtime *rt, vm_model *m, uint64_t now, uint64_t *n) {
   uint64_t at = atomic_load_explicit(&m->cached_at, memory_order_acquire);
+  if (at && now >= atomic_load_explicit(&m->valid_until, memory_order_relaxed) &&
+      atomic_load_explicit(&m->samples, memory_order_relaxed))
+    refresh(rt, m, now);
   *n = atomic_load_explicit(&m->samples, memory_order_relaxed);
-  return at != 0 && now - at <= rt->opt.window_ms && *n >= rt->opt.min_samples;
+  return at != 0 && *n >= rt->opt.min_samples;
 }
 
-double vm_latency(const lane_runtime *rt, uint32_t model, uint64_t now, int p95) {
-  const vm_model *m = &rt->m[model];
+double vm_latency(lane_runtime *rt, uint32_t model, uint64_t now, int p95) {
+  vm_model *m = &rt->m[model];
   const bc_model *md = &rt->prog->im.models[model];
   uint64_t n;
   if (!fresh(rt, m, now, &n) ||
@@ -232,8 +250,8 @@ double vm_latency(const lane_runtime *rt, uint32_t model, uint64_t now, int p95)
   return bitsd(atomic_load_explicit(p95 ? &m->p95 : &m->p50, memory_order_relaxed));
 }
 
-double vm_error_rate(const lane_runtime *rt, uint32_t model, uint64_t now) {
-  const vm_model *m = &rt->m[model];
+double vm_error_rate(lane_runtime *rt, uint32_t model, uint64_t now) {
+  vm_model *m = &rt->m[model];
   uint64_t n;
   if (!fresh(rt, m, now, &n)) return 0;
   return bitsd(atomic_load_explicit(&m->err, memory_order_relaxed));
@@ -263,17 +281,17 @@ void lane_observe(lane_runtime *rt, int model, double latency_ms, int status) {
   }
 }
 
-int lane_model_stats(const lane_runtime *rt, int model, lane_live_stats *out) {
+int lane_model_stats(const lane_runtime *crt, int model, lane_live_stats *out) {
+  /* Reading may refresh an expired cache: atomics only, as decisions do. */
+  lane_runtime *rt = (lane_runtime *)crt;
   if (!rt || !out || model < 0 || (uint32_t)model >= rt->nmodels) return LANE_EARG;
   uint64_t now = vm_now(rt), n;
-  const vm_model *m = &rt->m[model];
+  vm_model *m = &rt->m[model];
   out->p50 = vm_latency(rt, (uint32_t)model, now, 0);
   out->p95 = vm_latency(rt, (uint32_t)model, now, 1);
   out->error_rate = vm_error_rate(rt, (uint32_t)model, now);
-  out->samples = fresh(rt, m, now, &n) || n ? n : 0;
-  if (atomic_load_explicit(&m->cached_at, memory_order_relaxed) == 0 ||
-      now - atomic_load_explicit(&m->cached_at, memory_order_relaxed) > rt->opt.window_ms)
-    out->samples = 0;
+  fresh(rt, m, now, &n);
+  out->samples = atomic_load_explicit(&m->cached_at, memory_order_relaxed) ? n : 0;
   out->state = (int)atomic_load_explicit(&m->state, memory_order_acquire);
   out->until_ms = out->state ? atomic_load_explicit(&m->until, memory_order_relaxed) : 0;
   return LANE_OK;
@@ -294,6 +312,7 @@ int lane_runtime_set_model_stats(lane_runtime *rt, int model, const lane_live_st
   atomic_store_explicit(&m->err, dbits(st->error_rate), memory_order_relaxed);
   atomic_store_explicit(&m->samples, st->samples, memory_order_relaxed);
   atomic_store_explicit(&m->lat_samples, st->samples, memory_order_relaxed);
+  atomic_store_explicit(&m->valid_until, now + rt->opt.window_ms, memory_order_relaxed);
   atomic_store_explicit(&m->cached_at, st->samples ? (now ? now : 1) : 0, memory_order_release);
   atomic_store_explicit(&m->until, st->until_ms, memory_order_relaxed);
   atomic_store_explicit(&m->state, (uint32_t)st->state, memory_order_release);
@@ -366,8 +385,9 @@ static int64_t key_spend(const vm_budget_rt *b, long slot, uint64_t now) {
   int64_t sum = 0;
   for (uint32_t i = 0; i < b->ring; i++) {
     const vm_entry *e = &b->entries[(size_t)slot * b->ring + i];
-    if (live(atomic_load_explicit(&e->tag, memory_order_acquire), cur, b->span))
-      sum += atomic_load_explicit(&e->nanos, memory_order_relaxed);
+    if (!live(atomic_load_explicit(&e->tag, memory_order_acquire), cur, b->span)) continue;
+    int64_t v = atomic_load_explicit(&e->nanos, memory_order_relaxed);
+    sum = sum > INT64_MAX - v ? INT64_MAX : sum + v;
   }
   return sum;
 }
@@ -393,7 +413,12 @@ static void add_spend(vm_budget_rt *b, long slot, uint64_t now, int64_t nanos) {
   uint64_t cur = now / b->sub_ms;
   vm_entry *e = &b->entries[(size_t)slot * b->ring + cur % b->ring];
   claim(&e->tag, cur, clear_entry, e);
-  atomic_fetch_add_explicit(&e->nanos, nanos, memory_order_relaxed);
+  /* Saturate rather than wrap: a runaway total must still read as over. */
+  int64_t old = atomic_load_explicit(&e->nanos, memory_order_relaxed), sum;
+  do {
+    sum = old > INT64_MAX - nanos ? INT64_MAX : old + nanos;
+  } while (!atomic_compare_exchange_weak_explicit(&e->nanos, &old, sum, memory_order_relaxed,
+                                                  memory_order_relaxed));
 }
 
 int lane_charge(lane_runtime *rt, const lane_request *r, double dollars) {
@@ -430,8 +455,9 @@ static void put_spend(vm_budget_rt *b, long slot, uint64_t now, int64_t nanos) {
 
 int lane_runtime_set_spend(lane_runtime *rt, int budget, uint64_t h, double dollars) {
   int64_t nanos = to_nanos(dollars);
-  if (!rt || budget < 0 || (uint32_t)budget >= rt->nbudgets || !h || nanos < 0) return LANE_EARG;
-  put_spend(&rt->b[budget], find_key(&rt->b[budget], h, 1), vm_now(rt), nanos);
+  if (!rt || budget < 0 || (uint32_t)budget >= rt->nbudgets || nanos < 0) return LANE_EARG;
+  vm_budget_rt *b = &rt->b[budget];
+  put_spend(b, h ? find_key(b, h, 1) : (long)b->cap, vm_now(rt), nanos);   /* 0: overflow */
   return LANE_OK;
 }
 
@@ -639,6 +665,13 @@ static int read_saved(lane_runtime *rt, rbuf *r, int apply, lane_error *err) {
         if (tag & BUSY || nanos < 0) r->bad = 1;
         if (!apply || r->bad) continue;
         vm_entry *en = &b->entries[(size_t)slot * b->ring + e];
+        uint64_t have = atomic_load_explicit(&en->tag, memory_order_relaxed);
+        if (slot == (long)b->cap && tag && have == tag) {   /* keys sharing the overflow */
+          int64_t old = atomic_load_explicit(&en->nanos, memory_order_relaxed);
+          nanos = old > INT64_MAX - nanos ? INT64_MAX : old + nanos;
+        } else if (slot == (long)b->cap && have > tag) {
+          continue;                                         /* keep the newer period */
+        }
         atomic_store_explicit(&en->nanos, nanos, memory_order_relaxed);
         atomic_store_explicit(&en->tag, tag, memory_order_release);
       }
@@ -710,8 +743,12 @@ size_t lane_runtime_snapshot(const lane_runtime *rt, char *buf, size_t cap) {
   if (!rt) return 0;
   uint64_t now = vm_now(rt);
   const bc_image *im = &rt->prog->im;
-  jprintf(&j, "{\"now_ms\": %llu, \"program\": \"%016llx\", \"models\": [",
-          (unsigned long long)now, (unsigned long long)rt->prog->checksum);
+  jprintf(&j, "{\"now_ms\": %llu, \"program\": \"%016llx\",\n \"options\": {\"window_ms\": %u, "
+              "\"min_samples\": %u, \"breaker_failures\": %u, \"breaker_cooldown_ms\": %u, "
+              "\"budget_keys\": %u},\n \"models\": [",
+          (unsigned long long)now, (unsigned long long)rt->prog->checksum, rt->opt.window_ms,
+          rt->opt.min_samples, rt->opt.breaker_failures, rt->opt.breaker_cooldown_ms,
+          rt->opt.budget_keys);
   int first = 1;
   for (uint32_t m = 0; m < rt->nmodels; m++) {
     lane_live_stats st;

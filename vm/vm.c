@@ -34,6 +34,8 @@ typedef struct vm_run {
   uint64_t            now;        /* the clock, read once per decision */
   int                 nprobe;     /* breaker probes granted to this decision */
   int                 probe[LANE_MAX_CANDIDATES]; /* their models */
+  int                 npending;   /* models past their cooldown seen healthy */
+  int                 pending[16];/* their indexes: they need a probe if picked */
   int                 filtered;   /* first rule that matched without
                                      candidates (1-based), 0 none */
   lane_trace         *trace;      /* events, only when explaining */
@@ -361,14 +363,33 @@ static uint32_t shadow_bucket(const vm_run *x, uint32_t m) {
   return (uint32_t)(bc_splitmix64(h) % 100);
 }
 
-/* Breaker health for this decision: a probe granted earlier in the same
- * decision keeps the model healthy for the rest of it. */
+static int contains(const int *v, int n, int m) {
+  for (int i = 0; i < n; i++)
+    if (v[i] == m) return 1;
+  return 0;
+}
+
+/* Breaker health for this decision. A model past its cooldown passes a
+ * filter but is only pending: it takes the probe when a selection picks
+ * it (vm_cand), so checking it never spends the probe. */
 static int healthy(vm_run *x, uint32_t m) {
-  int probed;
-  for (int i = 0; i < x->nprobe; i++)
-    if (x->probe[i] == (int)m) return 1;
-  if (!vm_healthy(x->rt, m, x->now, x->nprobe < LANE_MAX_CANDIDATES, &probed)) return 0;
-  if (probed) x->probe[x->nprobe++] = (int)m;
+  switch (vm_health(x->rt, m, x->now)) {
+  case 1: return 1;
+  case 2:
+    if (contains(x->probe, x->nprobe, (int)m) || contains(x->pending, x->npending, (int)m))
+      return 1;
+    if (x->npending == 16) return 0;
+    x->pending[x->npending++] = (int)m;
+    return 1;
+  default: return 0;
+  }
+}
+
+/* Whether a picked model may answer: a pending one must win its probe. */
+static int take_pick(vm_run *x, int m) {
+  if (!contains(x->pending, x->npending, m) || contains(x->probe, x->nprobe, m)) return 1;
+  if (x->nprobe == LANE_MAX_CANDIDATES || !vm_claim_probe(x->rt, (uint32_t)m, x->now)) return 0;
+  x->probe[x->nprobe++] = m;
   return 1;
 }
 
@@ -380,11 +401,6 @@ static int run_filter(vm_run *x, uint32_t f, uint32_t m) {
 
 typedef struct vm_pick { int m; double k1, k2; } vm_pick;
 
-static int contains(const int *v, int n, int m) {
-  for (int i = 0; i < n; i++)
-    if (v[i] == m) return 1;
-  return 0;
-}
 
 static void drop_answering_shadows(vm_run *x) {
   int n = 0;
@@ -467,6 +483,7 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
     buf[pos] = pk;
   }
   for (int i = 0; i < nb; i++) {
+    if (!take_pick(x, buf[i].m)) continue;   /* another decision has the probe */
     TRACE(x, LANE_EV_CHOSEN, buf[i].m, 1, 0, 0.0);
     x->cand[x->ncand++] = buf[i].m;
   }
@@ -760,6 +777,7 @@ int lane_decide_traced(lane_runtime *rt, int route, const lane_request *r,
   x.nshadow = 0;
   x.now = vm_now(rt);
   x.nprobe = 0;
+  x.npending = 0;
   x.filtered = 0;
   x.trace = trace;
   if (trace) { trace->n = 0; trace->truncated = 0; }

@@ -59,6 +59,8 @@ typedef struct vm_model {
   atomic_uint_least64_t samples;        /* calls in the window, cached */
   atomic_uint_least64_t lat_samples;    /* answered calls in the window */
   atomic_uint_least64_t cached_at;      /* clock ms of the cache; 0 none */
+  atomic_uint_least64_t valid_until;    /* clock ms when the oldest slot in
+                                           the cache leaves the window */
   atomic_uint_least32_t state;          /* LANE_BREAKER_* */
   atomic_uint_least64_t until;          /* open: cooldown end; half-open:
                                            probe deadline */
@@ -93,9 +95,14 @@ struct lane_runtime {
 uint64_t vm_now(const lane_runtime *rt);
 /* Whether model may be chosen now; with may_probe, a model whose breaker
  * cooldown is over is granted this decision's probe (*probed set). */
-int      vm_healthy(lane_runtime *rt, uint32_t model, uint64_t now, int may_probe, int *probed);
-double   vm_latency(const lane_runtime *rt, uint32_t model, uint64_t now, int p95);
-double   vm_error_rate(const lane_runtime *rt, uint32_t model, uint64_t now);
+/* 1 if model may be chosen now (breaker closed), 2 if its cooldown is
+ * over and a probe could be sent, 0 if not. */
+int      vm_health(const lane_runtime *rt, uint32_t model, uint64_t now);
+/* Claims the probe of a model whose vm_health was 2; 1 if this caller got
+ * it (the decision sends the probe), 0 if another did first. */
+int      vm_claim_probe(lane_runtime *rt, uint32_t model, uint64_t now);
+double   vm_latency(lane_runtime *rt, uint32_t model, uint64_t now, int p95);
+double   vm_error_rate(lane_runtime *rt, uint32_t model, uint64_t now);
 /* budget b's spent (which 0), remaining (1) or used (2) for r's key. */
 double   vm_budget_read(const lane_runtime *rt, uint32_t b, const lane_request *r, int which,
                         uint64_t now);
