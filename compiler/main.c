@@ -15,6 +15,7 @@
 #include "catalog.h"
 #include "disasm.h"
 #include "explain.h"
+#include "lint.h"
 #include "state.h"
 
 #include <errno.h>
@@ -31,6 +32,8 @@ static const char usage_text[] =
   "commands:\n"
   "  compile POLICY.lane [-o OUT.lanec]   compile to verified bytecode\n"
   "  check   POLICY.lane                  parse and type-check only\n"
+  "  lint    POLICY.lane [--enable ID]... [--disable ID]... [--format text|json|sarif]\n"
+  "                                       find likely mistakes; see compiler/lints/README.md\n"
   "  test    POLICY.lane [--tap] [--coverage] [--threshold P]\n"
   "                                       run the test blocks of the policy and of\n"
   "                                       POLICY_test.lane beside it\n"
@@ -68,6 +71,9 @@ typedef struct cli {
   double      threshold;    /* --threshold P, for test */
   int         explain;      /* --explain, for eval */
   const char *providers[64];/* --provider, for catalog import */
+  const char *enable[64];   /* --enable ID, for lint */
+  const char *disable[64];  /* --disable ID, for lint */
+  int         nenable, ndisable;
   int         nproviders;
   sema_opts   opts;         /* -I, --max-errors */
   long        timeout_ms;   /* --timeout-ms, for catalog fetch */
@@ -88,7 +94,7 @@ static int parse_args(cli *c, int argc, char **argv) {
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-o") || !strcmp(a, "--route") || !strcmp(a, "--format") ||
         !strcmp(a, "-I") || !strcmp(a, "--max-errors") || !strcmp(a, "--provider") ||
-        !strcmp(a, "--state") ||
+        !strcmp(a, "--state") || !strcmp(a, "--enable") || !strcmp(a, "--disable") ||
         !strcmp(a, "--timeout-ms") || !strcmp(a, "--max-bytes")) {
       if (!val) { fprintf(stderr, "lane: %s needs a value\n", a); return -1; }
       i++;
@@ -96,6 +102,8 @@ static int parse_args(cli *c, int argc, char **argv) {
       else if (!strcmp(a, "--route")) c->route = val;
       else if (!strcmp(a, "--format")) c->format = val;
       else if (!strcmp(a, "--state")) c->state = val;
+      else if (!strcmp(a, "--enable")) { if (c->nenable < 64) c->enable[c->nenable++] = val; }
+      else if (!strcmp(a, "--disable")) { if (c->ndisable < 64) c->disable[c->ndisable++] = val; }
       else if (!strcmp(a, "--max-errors")) c->opts.max_errors = atoi(val);
       else if (!strcmp(a, "--timeout-ms") || !strcmp(a, "--max-bytes")) {
         char *end;
@@ -527,6 +535,10 @@ int main(int argc, char **argv) {
   if (parse_args(&c, argc, argv) != 0) return usage(NULL);
   if (!strcmp(c.cmd, "compile")) return cmd_compile(&c);
   if (!strcmp(c.cmd, "check")) return cmd_check(&c);
+  if (!strcmp(c.cmd, "lint"))
+    return c.nfiles == 1 ? lint_command(c.files[0], &c.opts, c.enable, c.nenable, c.disable,
+                                        c.ndisable, c.format, stdout, stderr)
+                         : usage("lint takes one policy file");
   if (!strcmp(c.cmd, "test")) return cmd_test(&c);
   if (!strcmp(c.cmd, "disasm")) return cmd_disasm(&c);
   if (!strcmp(c.cmd, "eval")) return cmd_eval(&c);

@@ -13,6 +13,9 @@
 #                       NAME.err
 #   explain/NAME.lane   `lane eval --explain` on NAME.json prints NAME.out
 #   disasm/NAME.lane    `lane disasm` must print exactly NAME.disasm
+#   lint/NAME.lane      `lane lint` must print exactly NAME.out (its exit
+#                       code follows: 1 with an error-level finding);
+#                       a first line `# lint-args: ARGS` passes ARGS
 #
 # Run from the repository root: LANE=build/lane sh tests/golden/run.sh
 # Regenerate expectations after a reviewed change: sh tests/golden/update.sh
@@ -122,6 +125,77 @@ for p in "$dir"/explain/*.lane; do
   ( cd "$dir/explain" && "$LANE" eval "$name.lane" --route "$route" --explain "$name.json" ) >"$tmp/got" 2>&1
   if diff -u "$dir/explain/$name.out" "$tmp/got" >"$tmp/diff"; then ok "explain $name"
   else notok "explain $name"; fi
+done
+
+# lint: `lane lint` prints exactly NAME.out and exits 1 when it holds an
+# error-level finding, else 0, with nothing on stderr. A first line
+# `# lint-args: ARGS` passes ARGS (--enable ID, --disable ID, --format
+# json|sarif) before the file; a SARIF result must also be well-formed
+# JSON with the SARIF top-level fields. Dates are judged against
+# LANE_TODAY=2026-11-28. Skipped while the command has no `lint`.
+lint_wired=0
+"$LANE" --help 2>&1 | grep -q '^ *lint ' && lint_wired=1
+for p in "$dir"/lint/*.lane; do
+  [ -e "$p" ] || continue
+  name=$(basename "$p" .lane)
+  if [ $lint_wired -eq 0 ]; then
+    n=$((n + 1)); echo "ok $n # skip lint $name: '$LANE lint' is not available"; continue
+  fi
+  args=$(sed -n '1s/^# lint-args://p' "$p")
+  ( cd "$dir/lint" && LANE_TODAY=2026-11-28 "$LANE" lint $args "$name.lane" ) >"$tmp/got" 2>"$tmp/err"
+  rc=$?
+  want=0
+  grep -q -e ': error: ' -e '"level": "error"' "$dir/lint/$name.out" && want=1
+  if [ $rc -ne $want ]; then
+    { echo "exit code $rc, expected $want"; cat "$tmp/err"; } >"$tmp/diff"; notok "lint $name: exit $want"; continue
+  fi
+  if [ -s "$tmp/err" ]; then cp "$tmp/err" "$tmp/diff"; notok "lint $name: nothing on stderr"; continue; fi
+  case "$args" in
+    *sarif*)
+      if ! python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["version"] == "2.1.0" and "$schema" in d
+run = d["runs"][0]
+assert run["tool"]["driver"]["name"] == "lane" and run["tool"]["driver"]["rules"]
+for r in run["results"]:
+    loc = r["locations"][0]["physicalLocation"]
+    assert r["ruleId"] and r["level"] and r["message"]["text"]
+    assert loc["artifactLocation"]["uri"] and loc["region"]["startLine"] >= 1
+' "$tmp/got" >"$tmp/diff" 2>&1; then notok "lint $name: well-formed SARIF"; continue; fi ;;
+  esac
+  if diff -u "$dir/lint/$name.out" "$tmp/got" >"$tmp/diff"; then ok "lint $name"
+  else notok "lint $name"; fi
+done
+
+# formatting: `lane fmt` turns fmt/NAME.lane (as a careless human writes
+# it) into exactly NAME.out; NAME.out is canonical (`--check` exits 0);
+# `--check` on NAME.lane exits 1 and `--diff` prints a unified diff and
+# writes nothing. Skipped while the command has no `fmt`.
+fmt_wired=0
+"$LANE" --help 2>&1 | grep -q '^ *fmt ' && fmt_wired=1
+for p in "$dir"/fmt/*.lane; do
+  [ -e "$p" ] || continue
+  name=$(basename "$p" .lane)
+  if [ $fmt_wired -eq 0 ]; then
+    n=$((n + 1)); echo "ok $n # skip fmt $name: '$LANE fmt' is not available"; continue
+  fi
+  cp "$p" "$tmp/$name.lane"
+  "$LANE" fmt "$tmp/$name.lane" >"$tmp/diff" 2>&1 || { notok "fmt $name: formats"; continue; }
+  if diff -u "$dir/fmt/$name.out" "$tmp/$name.lane" >"$tmp/diff"; then ok "fmt $name"
+  else notok "fmt $name"; fi
+  cp "$dir/fmt/$name.out" "$tmp/$name.lane"
+  if "$LANE" fmt --check "$tmp/$name.lane" >"$tmp/diff" 2>&1; then ok "fmt $name: output is canonical"
+  else notok "fmt $name: output is canonical"; fi
+  cp "$p" "$tmp/$name.lane"
+  "$LANE" fmt --check "$tmp/$name.lane" >/dev/null 2>&1; rc=$?
+  "$LANE" fmt --diff "$tmp/$name.lane" >"$tmp/got" 2>&1; rc2=$?
+  if [ $rc -eq 1 ] && [ $rc2 -eq 1 ] && cmp -s "$p" "$tmp/$name.lane" &&
+     head -1 "$tmp/got" | grep -q '^--- ' && grep -q '^@@ -' "$tmp/got"; then
+    ok "fmt $name: --check and --diff exit 1 and write nothing"
+  else
+    echo "--check exit $rc, --diff exit $rc2 (expected 1 and 1)" >"$tmp/diff"
+    notok "fmt $name: --check and --diff exit 1 and write nothing"
+  fi
 done
 
 # disassembly

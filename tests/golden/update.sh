@@ -23,6 +23,14 @@ for p in "$dir"/explain/*.lane; do
   route=$(sed -n '1s/^# route: //p' "$p")
   ( cd "$dir/explain" && "$LANE" eval "$name.lane" --route "$route" --explain "$name.json" ) >"$dir/explain/$name.out" 2>&1
 done
+if "$LANE" --help 2>&1 | grep -q '^ *lint '; then
+  for p in "$dir"/lint/*.lane; do
+    [ -e "$p" ] || continue
+    name=$(basename "$p" .lane)
+    args=$(sed -n '1s/^# lint-args://p' "$p")
+    ( cd "$dir/lint" && LANE_TODAY=2026-11-28 "$LANE" lint $args "$name.lane" ) >"$dir/lint/$name.out"
+  done
+fi
 for p in "$dir"/disasm/*.lane; do
   [ -e "$p" ] || continue
   name=$(basename "$p" .lane)
