@@ -29,7 +29,7 @@ VM_SRC   := vm/bc.c vm/load.c vm/vm.c vm/runtime.c
 VM_OBJ   := $(VM_SRC:%.c=$(BUILD)/%.o)
 # Front end, compiler and tools (linked into the lane command and tests).
 GEN_SRC  := $(BUILD)/lang/parser.c $(BUILD)/lang/lexer.c
-TOOL_SRC := lang/ast.c vm/disasm.c $(filter-out compiler/main.c,$(wildcard compiler/*.c))
+TOOL_SRC := lang/ast.c lang/fmt.c vm/disasm.c $(filter-out compiler/main.c,$(wildcard compiler/*.c))
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o) $(GEN_SRC:%.c=%.o)
 
 LIB_A    := $(BUILD)/liblane.a

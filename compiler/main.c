@@ -15,6 +15,7 @@
 #include "catalog.h"
 #include "disasm.h"
 #include "explain.h"
+#include "fmt.h"
 #include "lint.h"
 #include "state.h"
 
@@ -32,6 +33,9 @@ static const char usage_text[] =
   "commands:\n"
   "  compile POLICY.lane [-o OUT.lanec]   compile to verified bytecode\n"
   "  check   POLICY.lane                  parse and type-check only\n"
+  "  fmt     POLICY.lane... [--check] [--diff]\n"
+  "                                       rewrite in the canonical layout; --check lists\n"
+  "                                       files that would change, --diff shows how\n"
   "  lint    POLICY.lane [--enable ID]... [--disable ID]... [--format text|json|sarif]\n"
   "                                       find likely mistakes; see compiler/lints/README.md\n"
   "  test    POLICY.lane [--tap] [--coverage] [--threshold P]\n"
@@ -70,6 +74,7 @@ typedef struct cli {
   int         coverage;     /* --coverage, for test */
   double      threshold;    /* --threshold P, for test */
   int         explain;      /* --explain, for eval */
+  int         check, diff;  /* --check, --diff, for fmt */
   const char *providers[64];/* --provider, for catalog import */
   const char *enable[64];   /* --enable ID, for lint */
   const char *disable[64];  /* --disable ID, for lint */
@@ -122,6 +127,10 @@ static int parse_args(cli *c, int argc, char **argv) {
       else if (c->opts.ninclude < SEMA_MAX_INCLUDES) c->opts.include[c->opts.ninclude++] = val;
     } else if (!strcmp(a, "--explain")) {
       c->explain = 1;
+    } else if (!strcmp(a, "--check")) {
+      c->check = 1;
+    } else if (!strcmp(a, "--diff")) {
+      c->diff = 1;
     } else if (!strcmp(a, "--tap")) {
       c->tap = 1;
     } else if (!strcmp(a, "--coverage")) {
@@ -535,6 +544,9 @@ int main(int argc, char **argv) {
   if (parse_args(&c, argc, argv) != 0) return usage(NULL);
   if (!strcmp(c.cmd, "compile")) return cmd_compile(&c);
   if (!strcmp(c.cmd, "check")) return cmd_check(&c);
+  if (!strcmp(c.cmd, "fmt"))
+    return c.nfiles < 1 ? usage("fmt takes policy files")
+                        : fmt_command(c.files, c.nfiles, c.check, c.diff, stdout, stderr);
   if (!strcmp(c.cmd, "lint"))
     return c.nfiles == 1 ? lint_command(c.files[0], &c.opts, c.enable, c.nenable, c.disable,
                                         c.ndisable, c.format, stdout, stderr)
