@@ -45,7 +45,6 @@ static char *slurp(const char *path, size_t *n) {
 
 /* Formats a file twice; the second pass changes nothing. With `canonical`,
  * the file must already be in canonical layout. Returns how many it read. */
- * is). Returns the files checked. */
 static int idempotent_dir(const char *dir, int canonical) {
   DIR *d = opendir(dir);
   struct dirent *e;
