@@ -4,12 +4,12 @@
  * syntax errors, the command's --check/--diff/rewrite, and idempotence over
  * every policy in the repository (golden accept policies, examples, stdlib).
  */
-/* lang/fmt.c is not in the Makefile's TOOL_SRC yet; compiled in here until
- * it is (then `#include "fmt.h"` is enough: the archive's copy is not
- * pulled in while this one defines the symbols). */
 #include "fmt.h"
 
 #include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "tap.h"
 
