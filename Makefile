@@ -5,6 +5,10 @@
 #   make test        build and run every test under prove
 #   make check-asan  the whole suite under AddressSanitizer + UBSan
 #   make check-tsan  the whole suite under ThreadSanitizer
+#   make check-ubsan the whole suite under UndefinedBehaviorSanitizer alone
+#   make check-valgrind  unit tests and golden runs under valgrind memcheck
+#   make lint-c      clang-tidy and cppcheck (.clang-tidy, tests/lint/)
+#   make fuzz        each libFuzzer target for FUZZ_SECONDS (tests/fuzz/)
 #   make bench       benchmarks (see tests/bench/)
 #
 # Outputs go to build/ (or $(BUILD)); nothing is written elsewhere.
@@ -22,7 +26,7 @@ ALL_CFLAGS = $(BASE) $(WARN) -DLANE_STDLIB_DIR=\"$(abspath stdlib)\" $(CFLAGS) $
 GEN_CFLAGS = $(BASE) -Wall -Werror -Wno-unused-function -Wno-unused-but-set-variable \
              -Wno-sign-compare $(CFLAGS) $(SAN)
 LDLIBS_TOOLS := -ljansson -lcurl
-PACKAGES := flex bison libjansson-dev libcurl4-openssl-dev make gcc perl python3
+PACKAGES := flex bison libjansson-dev libcurl4-openssl-dev make gcc perl python3 libmicrohttpd-dev
 
 # The VM core: libc only.
 VM_SRC   := vm/bc.c vm/load.c vm/vm.c vm/runtime.c
@@ -40,13 +44,20 @@ LANE     := $(BUILD)/lane
 UNIT_SRC := $(wildcard tests/unit/t_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
+# Fuzz targets (tests/fuzz/); json only once vm/json.c exists. Each is also
+# built as a plain replay program that `make test` runs over its corpus.
+JSON_SRC     := $(wildcard vm/json.c)
+FUZZ_TARGETS := compile load decide diff $(if $(JSON_SRC),json)
+REPLAY_BIN   := $(FUZZ_TARGETS:%=$(BUILD)/tests/replay_%)
+
 # The provider catalogs in stdlib/ are generated from the shared LiteLLM
 # price file; `make stdlib` regenerates them (CATALOG= another file).
 CATALOG   ?= ../shared/data/catalog/litellm_model_prices.json
 PROVIDERS := anthropic openai gemini vertex_ai bedrock mistral deepseek groq \
              together_ai fireworks_ai xai cohere openrouter
 
-.PHONY: all deps demo test check-asan check-tsan bench clean stdlib
+.PHONY: all deps demo test check-asan check-tsan check-ubsan check-valgrind valgrind-bins lint-c \
+        fuzz fuzz-deps fuzz-build fuzz-bins fuzz-merge bench clean stdlib
 all: $(LANE) $(LIB_A) $(LIB_SO)
 
 # Installs what the build needs when run as root and something is missing.
@@ -57,6 +68,7 @@ deps:
 	command -v prove >/dev/null || missing="$$missing perl"; \
 	echo '#include <jansson.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libjansson-dev"; \
 	echo '#include <curl/curl.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libcurl4-openssl-dev"; \
+	echo '#include <microhttpd.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libmicrohttpd-dev"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -94,17 +106,100 @@ $(TOOLS_A): $(TOOL_OBJ)
 $(LANE): $(BUILD)/compiler/main.o $(TOOLS_A) $(LIB_A)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS_TOOLS) -lm
 
-$(BUILD)/tests/%: tests/unit/%.c tests/tap.h $(TOOLS_A) $(LIB_A)
+# The request adapters (vm/json.c, jansson) are a library of their own,
+# liblane-json, so liblane keeps depending on libc only. build/liblane.so and
+# build/liblane-json.so are for the tree (tests, examples/python: the json one
+# finds liblane.so beside itself); `make install` installs versioned copies
+# with sonames liblane.so.$(SOMAJOR) and liblane-json.so.$(SOMAJOR).
+VERSION  := $(shell sed -n 's/.*LANE_VERSION_STRING *"\([^"]*\)".*/\1/p' vm/lane.h)
+SOMAJOR  := $(firstword $(subst ., ,$(VERSION)))
+JSON_A   := $(BUILD)/liblane-json.a
+JSON_SO  := $(BUILD)/liblane-json.so
+LIB_SOV  := $(BUILD)/liblane.so.$(VERSION)
+JSON_SOV := $(BUILD)/liblane-json.so.$(VERSION)
+JSON_LIBS := $(JSON_A) $(JSON_SO) $(LIB_SOV) $(JSON_SOV)
+
+$(JSON_A): $(BUILD)/vm/json.o
+	ar rcs $@ $^
+$(JSON_SO): $(BUILD)/vm/json.o $(LIB_SO)
+	$(CC) -shared $(SAN) -o $@ $(BUILD)/vm/json.o -L$(BUILD) -llane -Wl,-rpath,'$$ORIGIN' -ljansson
+$(LIB_SOV): $(VM_OBJ)
+	$(CC) -shared $(SAN) -Wl,-soname,liblane.so.$(SOMAJOR) -o $@ $^
+$(JSON_SOV): $(BUILD)/vm/json.o $(LIB_SOV)
+	$(CC) -shared $(SAN) -Wl,-soname,liblane-json.so.$(SOMAJOR) -o $@ $^ -ljansson
+
+$(BUILD)/tests/%: tests/unit/%.c tests/tap.h $(TOOLS_A) $(JSON_A) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(TOOLS_A) $(LIB_A) $(LDLIBS_TOOLS) -lm -lpthread
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(TEST_OBJS) $(TOOLS_A) $(JSON_A) $(LIB_A) $(LDLIBS_TOOLS) -lm -lpthread $(TEST_LDFLAGS)
+
+# t_oom fails allocations in turn: the library's malloc, calloc, realloc and
+# free calls go through its wrappers (works under ASan and TSan too), and
+# its arena comes in 256-byte blocks so that failures land inside the parser.
+$(BUILD)/tests/t_oom: TEST_LDFLAGS = -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free
+$(BUILD)/tests/t_oom: TEST_OBJS = $(BUILD)/tests/ast_small.o
+$(BUILD)/tests/t_oom: $(BUILD)/tests/ast_small.o
+$(BUILD)/tests/ast_small.o: lang/ast.c lang/ast.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DARENA_BLOCK=256 -c $< -o $@
+
+# make install [PREFIX=/usr/local] [DESTDIR=staging]: the lane command, both
+# libraries (static, and shared with soname links), lane.h, pkg-config files
+# (written here, for PREFIX), the stdlib (which an installed lane finds at
+# <bindir>/../share/lane/stdlib) and the man page.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+INST     = $(DESTDIR)$(PREFIX)
+define LANE_PC
+prefix=$(PREFIX)\nexec_prefix=$${prefix}\nlibdir=$${exec_prefix}/lib\nincludedir=$${prefix}/include\n\n
+endef
+.PHONY: install install-files
+install: all $(JSON_LIBS)
+	@$(MAKE) --no-print-directory install-files
+# Copies what the build made and builds nothing (tests/install/install.sh
+# uses it so that a test never rebuilds the tree it is testing).
+install-files:
+	install -d $(INST)/bin $(INST)/lib/pkgconfig $(INST)/include $(INST)/share/man/man1 \
+	  $(INST)/share/lane/stdlib
+	install -m 755 $(LANE) $(INST)/bin/lane
+	install -m 644 $(LIB_A) $(JSON_A) $(INST)/lib/
+	install -m 755 $(LIB_SOV) $(JSON_SOV) $(INST)/lib/
+	for l in liblane liblane-json; do \
+	  ln -sf $$l.so.$(VERSION) $(INST)/lib/$$l.so.$(SOMAJOR) && \
+	  ln -sf $$l.so.$(SOMAJOR) $(INST)/lib/$$l.so || exit 1; done
+	install -m 644 vm/lane.h $(INST)/include/lane.h
+	cd stdlib && find . -name '*.lane' | while read -r f; do \
+	  install -D -m 644 "$$f" "$(INST)/share/lane/stdlib/$$f" || exit 1; done
+	install -m 644 doc/lane.1 $(INST)/share/man/man1/lane.1
+	printf '$(LANE_PC)Name: lane\nDescription: lane routing VM for LLM requests\nVersion: %s\nLibs: -L$${libdir} -llane\nCflags: -I$${includedir}\n' \
+	  $(VERSION) > $(INST)/lib/pkgconfig/lane.pc
+	printf '$(LANE_PC)Name: lane-json\nDescription: lane request adapters for OpenAI and Anthropic bodies\nVersion: %s\nRequires: lane\nRequires.private: jansson\nLibs: -L$${libdir} -llane-json\nCflags: -I$${includedir}\n' \
+	  $(VERSION) > $(INST)/lib/pkgconfig/lane-json.pc
+
+# A fuzz target linked with tests/fuzz/replay.c instead of libFuzzer.
+$(BUILD)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(TOOLS_A) $(LIB_A) \
+                         $(JSON_SRC:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/replay.c \
+	  $(filter %.o,$^) $(TOOLS_A) $(LIB_A) $(LDLIBS_TOOLS) -lm
+
+# The example HTTP gateway (examples/gateway/README.md): libmicrohttpd in,
+# libcurl out. Built on demand (`make gateway`); its test builds it.
+GATEWAY_SRC := $(wildcard examples/gateway/*.c)
+.PHONY: gateway
+gateway: $(BUILD)/lane-gateway
+$(BUILD)/lane-gateway: $(GATEWAY_SRC) examples/gateway/gateway.h $(LIB_A) $(BUILD)/liblane-json.a
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off $(WARN) -Ivm $(CFLAGS) $(SAN) \
+	  -o $@ $(GATEWAY_SRC) $(BUILD)/liblane-json.a $(LIB_A) -ljansson -lcurl -lmicrohttpd -lm -lpthread
 
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh examples/demo.sh $(LANE)
 
 test: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BIN)
-	BUILD=$(BUILD) LANE=$(abspath $(LANE)) CC="$(CC)" SAN="$(SAN)" prove -f $(UNIT_BIN) tests/golden/run.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh tests/cost/crosscheck.sh
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(REPLAY_BIN) $(JSON_LIBS)
+	BUILD=$(BUILD) LANE=$(abspath $(LANE)) CC="$(CC)" SAN="$(SAN)" FUZZ_TARGETS="$(FUZZ_TARGETS)" \
+	  prove -f $(UNIT_BIN) tests/fuzz/replay.sh tests/golden/run.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh tests/cost/crosscheck.sh \
+	  examples/python/test_lane.py tests/install/install.sh examples/gateway/test.sh
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
@@ -118,7 +213,128 @@ stdlib: $(LANE)
 check-tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build-tsan CFLAGS="-O1 -g" SAN="-fsanitize=thread" test
 
+# Benchmarks (tests/bench/README.md): lane against hand-written C, Lua 5.4
+# and LuaJIT on a reference policy, then scaling with rules and models.
+# As root, missing Lua headers and gnuplot are installed with apt-get;
+# without them the bench still runs lane and C and says what it skipped.
+BENCH_DIR      := $(BUILD)/bench
+BENCH_CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g -ffp-contract=off -Wall -Wextra -Werror \
+                  -Ivm -Ilang -Icompiler -I$(BUILD)/lang -Itests/bench
+BENCH_SRC      := tests/bench/main.c tests/bench/scaling.c tests/bench/ref_c.c tests/bench/common.c
+BENCH_HDR      := tests/bench/bench.h vm/lane.h
+LUA54_INC      := /usr/include/lua5.4
+LUAJIT_INC     := /usr/include/luajit-2.1
+HAVE_LUA54      = echo '\#include <lua.h>' | $(CC) -I$(LUA54_INC) -E - >/dev/null 2>&1
+HAVE_LUAJIT     = echo '\#include <luajit.h>' | $(CC) -I$(LUAJIT_INC) -E - >/dev/null 2>&1
+
+$(BENCH_DIR)/bench: $(BENCH_SRC) $(BENCH_HDR) $(TOOLS_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $(BENCH_SRC) $(TOOLS_A) $(LIB_A) $(LDLIBS_TOOLS) -lm -lpthread -ldl
+
+$(BENCH_DIR)/lua54.so: tests/bench/lua_impl.c tests/bench/common.c $(BENCH_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -fPIC -shared -fvisibility=hidden -I$(LUA54_INC) -o $@ \
+	  tests/bench/lua_impl.c tests/bench/common.c -llua5.4
+
+$(BENCH_DIR)/luajit.so: tests/bench/lua_impl.c tests/bench/common.c $(BENCH_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -fPIC -shared -fvisibility=hidden -DBENCH_LUAJIT -I$(LUAJIT_INC) -o $@ \
+	  tests/bench/lua_impl.c tests/bench/common.c -lluajit-5.1
+
+bench: deps
+	@missing=""; \
+	$(HAVE_LUA54) || missing="$$missing liblua5.4-dev"; \
+	$(HAVE_LUAJIT) || missing="$$missing libluajit-5.1-dev"; \
+	command -v gnuplot >/dev/null || missing="$$missing gnuplot-nox"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
+	      || echo "bench: could not install$$missing; going on without"; \
+	  else \
+	    echo "bench: missing$$missing (run 'make bench' as root to install them); going on without"; \
+	  fi; \
+	fi
+	@$(MAKE) --no-print-directory $(LANE) $(BENCH_DIR)/bench
+	@opts=""; \
+	if $(HAVE_LUA54) && $(MAKE) --no-print-directory $(BENCH_DIR)/lua54.so; then \
+	  opts="$$opts --lua54 $(BENCH_DIR)/lua54.so"; else echo "bench: Lua 5.4 skipped (no liblua5.4-dev)"; fi; \
+	if $(HAVE_LUAJIT) && $(MAKE) --no-print-directory $(BENCH_DIR)/luajit.so; then \
+	  opts="$$opts --luajit $(BENCH_DIR)/luajit.so"; else echo "bench: LuaJIT skipped (no libluajit-5.1-dev)"; fi; \
+	echo "$(BENCH_DIR)/bench --src tests/bench --out $(BENCH_DIR) --lane $(LANE)$$opts"; \
+	$(BENCH_DIR)/bench --src tests/bench --out $(BENCH_DIR) --lane $(LANE) $$opts
+
+# UndefinedBehaviorSanitizer alone (no ASan: catches what ASan's allocator
+# would hide, and runs t_alloc's and t_oom's allocation interposers).
+check-ubsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-ubsan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=undefined,float-cast-overflow -fno-sanitize-recover=all" test
+
+# valgrind memcheck over the unit tests and the lane binary's golden runs:
+# any error or leak fails. Not in CI: it takes several minutes.
+check-valgrind: deps
+	@command -v valgrind >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq valgrind >/dev/null; \
+	  else echo "check-valgrind needs valgrind"; exit 2; fi; }
+	@$(MAKE) --no-print-directory BUILD=build-valgrind CFLAGS="-O1 -g" valgrind-bins
+	BUILD=build-valgrind prove -f tests/valgrind.sh
+
+valgrind-bins: all $(UNIT_BIN)
+
+# clang-tidy and cppcheck with the checked-in configuration (.clang-tidy,
+# tests/lint/cppcheck.supp); both must report nothing.
+# vm/json.c, compiler/lint.c and lang/fmt.c are being written by others: not yet.
+LINT_SRC := $(filter-out compiler/lint.c lang/fmt.c,$(VM_SRC) $(TOOL_SRC) compiler/main.c)
+lint-c: deps
+	@$(MAKE) --no-print-directory $(BUILD)/lang/parser.h $(BUILD)/lang/lexer.h
+	clang-tidy --quiet $(LINT_SRC) -- $(filter-out -MMD -MP,$(BASE)) -DLANE_BUILDING \
+	  -DLANE_STDLIB_DIR=\"stdlib\"
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
+	  --inline-suppr --suppressions-list=tests/lint/cppcheck.supp -D__GNUC__ -DLANE_BUILDING \
+	  -ULANE_VM_GOTO -DLANE_STDLIB_DIR=\"stdlib\" \
+	  -Ivm -Ilang -Icompiler -I$(BUILD)/lang $(LINT_SRC)
+
+# ---- fuzzing: clang + libFuzzer, ASan + UBSan (tests/fuzz/README.md) ----
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+
+# Installs clang and libFuzzer's runtime when missing and run as root.
+fuzz-deps:
+	@if ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }' \
+	     | clang -fsanitize=fuzzer -x c - -o /dev/null >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing: clang libclang-rt-14-dev"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev >/dev/null; \
+	  else \
+	    echo "fuzzing needs clang and libclang-rt-14-dev (run 'make fuzz' as root, or apt-get install them)"; exit 2; \
+	  fi; \
+	fi
+
+fuzz-build: deps fuzz-deps
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-bins
+
+fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+.SECONDARY: $(JSON_SRC:%.c=$(BUILD)/%.o)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(TOOLS_A) $(LIB_A) $(JSON_SRC:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< $(filter %.o,$^) \
+	  $(TOOLS_A) $(LIB_A) $(LDLIBS_TOOLS) -lm
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do FUZZ_BUILD=$(FUZZ_BUILD) sh tests/fuzz/run.sh $$t $(FUZZ_SECONDS) || exit 1; done
+
+# Adds what fuzzing found (inputs up to 4 KiB that add coverage) to the
+# checked-in corpora.
+fuzz-merge: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  $(FUZZ_BUILD)/fuzz/fuzz_$$t -merge=1 -max_len=4096 tests/fuzz/corpus/$$t $(FUZZ_BUILD)/fuzz/corpus/$$t \
+	    2>&1 | grep -E 'MERGE-OUTER: [0-9]+ new files' | sed "s/^/$$t: /"; \
+	done
+
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-ubsan build-valgrind build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -7,6 +7,14 @@
  * every test needs no per-decision check; only the rest carry
  * BC_MEMBER_CHECK and run the filter code in the VM. Route code goes
  * first, one region per route; filter regions follow.
+ *
+ * With sema_opts.no_opt the optimisations are off, so that a differential
+ * test can compare both programs' decisions: a constant expression is
+ * computed by VM code whenever the VM has instructions for it, every model
+ * of a pool is a checked member and its filter keeps every condition
+ * (except those the VM cannot compute, such as `tags`), and no rule index
+ * is built. best() pools are still sorted by quality: the loader requires
+ * it.
  */
 #include "sema.h"
 #include "builtins.h"
@@ -31,6 +39,7 @@ typedef struct emitter {
   cbuf      *cur;           /* where instructions go now */
   int        line;          /* source line for new instructions */
   int        fail;          /* an error was reported or memory ran out */
+  int        no_opt;        /* sema_opts.no_opt: no optimisations */
 } emitter;
 
 /* Appends one item to a malloc'd array (n, cap), or marks failure. */
@@ -153,14 +162,10 @@ static void emit_in(emitter *E, const ast_node *n) {
   emit(E, BC_OP_IN_LIST, 0, 0, list_index(E, n, &l, n->a->type));
 }
 
-/* Whether evaluating n at run time can raise an error: int and uint
- * arithmetic (overflow, division by zero) and range-checked conversions. */
-static int can_fail(const ast_node *n) {
-  if (n->is_const) return 0;
-  if ((n->a && can_fail(n->a)) || (n->b && can_fail(n->b)) || (n->c && can_fail(n->c)))
-    return 1;
-  for (int i = 0; i < n->list.n; i++)
-    if (can_fail(n->list.v[i])) return 1;
+/* Whether node n itself (not its operands) can raise an error at run time:
+ * int and uint arithmetic (overflow, division by zero) and range-checked
+ * conversions. */
+static int raises_here(const ast_node *n) {
   switch (n->kind) {
   case N_BINARY: {
     if (n->op < OP_ADD || n->op > OP_MOD) return 0;
@@ -176,13 +181,71 @@ static int can_fail(const ast_node *n) {
   }
 }
 
+/* Whether evaluating n can raise an error when its constants are folded
+ * (the optimised program: the rule index). */
+static int raises(const ast_node *n) {
+  if (n->is_const) return 0;
+  if ((n->a && raises(n->a)) || (n->b && raises(n->b)) || (n->c && raises(n->c))) return 1;
+  for (int i = 0; i < n->list.n; i++)
+    if (raises(n->list.v[i])) return 1;
+  return raises_here(n);
+}
+
+/* Whether VM code can compute constant expression n node by node (no_opt):
+ * literals of a machine type and operators and builtins that have an
+ * instruction. Anything else (lists, indexing, const-only builtins, null)
+ * is folded even then, as its type requires. */
+static int runtime_ok(const ast_node *n) {
+  switch (n->kind) {
+  case N_INT: case N_UINT: case N_DOUBLE: case N_BOOL: case N_STRING:
+  case N_MONEY: case N_PRICE: case N_DURATION: case N_TOKENS: case N_FRACTION:
+    return sema_ty_mtype(n->type) != 0;
+  case N_UNARY: return runtime_ok(n->a);
+  case N_COND: return runtime_ok(n->a) && runtime_ok(n->b) && runtime_ok(n->c);
+  case N_BINARY:
+    if (n->op == OP_IN) return runtime_ok(n->a);
+    if (n->op != OP_AND && n->op != OP_OR && sema_binplan(n->op, n->a->type, n->b->type).op < 0)
+      return 0;
+    return runtime_ok(n->a) && runtime_ok(n->b);
+  case N_CALL:
+    if (sema_builtins[n->ref].op == -1 || (n->a && !runtime_ok(n->a))) return 0;
+    for (int i = 0; i < n->list.n; i++)
+      if (!runtime_ok(n->list.v[i])) return 0;
+    return 1;
+  default: return 0;
+  }
+}
+
+/* Whether emit_expr folds constant n: always, unless no_opt, where only
+ * literals and what VM code cannot compute are folded. */
+static int folds(const emitter *E, const ast_node *n) {
+  if (!n->is_const) return 0;
+  if (!E->no_opt || n->kind <= N_FRACTION) return 1;
+  return !runtime_ok(n);
+}
+
+/* Whether evaluating n at run time can raise an error. A folded constant
+ * cannot; one computed by VM code (no_opt) raises exactly when its value
+ * is an error, which is known now. */
+static int can_fail(const emitter *E, const ast_node *n) {
+  if (n->is_const) {
+    ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0};
+    return !folds(E, n) && ev_eval(&env, n).kind == EV_ERROR;
+  }
+  if ((n->a && can_fail(E, n->a)) || (n->b && can_fail(E, n->b)) || (n->c && can_fail(E, n->c)))
+    return 1;
+  for (int i = 0; i < n->list.n; i++)
+    if (can_fail(E, n->list.v[i])) return 1;
+  return raises_here(n);
+}
+
 /* CEL's && and || are commutative: an error on one side is absorbed when
  * the other side decides (false && error is false, true || error is
  * true). Evaluating first the side that cannot fail and short-circuiting
  * gives exactly that whenever at most one side can raise an error. */
 static void emit_logic(emitter *E, const ast_node *n) {
   const ast_node *first = n->a, *second = n->b;
-  if (can_fail(first) && !can_fail(second)) { first = n->b; second = n->a; }
+  if (can_fail(E, first) && !can_fail(E, second)) { first = n->b; second = n->a; }
   emit_expr(E, first);
   int j = emit(E, n->op == OP_AND ? BC_OP_JF_KEEP : BC_OP_JT_KEEP, 0, 0, 0);
   emit_expr(E, second);
@@ -261,7 +324,7 @@ static void emit_expr(emitter *E, const ast_node *n) {
   int saved = E->line;
   if (n->span.line) E->line = n->span.line;
   ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0};
-  ev_val v = n->is_const ? ev_eval(&env, n) : (ev_val){.kind = EV_UNKNOWN};
+  ev_val v = folds(E, n) ? ev_eval(&env, n) : (ev_val){.kind = EV_UNKNOWN};
   if (v.kind == EV_ERROR) {
     fail(E, error_site(&env, n)->span, "%s", v.err);
   } else if (v.kind == EV_OK && !(v.ty & TY_LIST)) {
@@ -352,6 +415,7 @@ static uint32_t emit_filter(emitter *E, const condset *cs, const int *keep) {
 /* Pre-sorts a best() pool by quality, descending; insertion sort keeps
  * declaration order among equals, so ties still go to the earlier model. */
 static void sort_by_quality(emitter *E, const bc_pool *pool) {
+  if (pool->count < 2) return;   /* an empty pool may have no members array */
   uint32_t *m = E->im.members + pool->first;
   const sema_model *md = E->u->models;
   for (uint32_t i = 1; i < pool->count; i++) {
@@ -360,6 +424,17 @@ static void sort_by_quality(emitter *E, const bc_pool *pool) {
     for (; j > 0 && md[m[j - 1] & BC_MEMBER_MODEL].quality < q; j--) m[j] = m[j - 1];
     m[j] = v;
   }
+}
+
+/* Whether condition n reads `tags`, which only the compiler can test. */
+static int mentions_tags(const ast_node *n) {
+  if (n->kind == N_IDENT && n->refkind == RK_MPROP && n->ref == MP_TAGS) return 1;
+  if ((n->a && mentions_tags(n->a)) || (n->b && mentions_tags(n->b)) ||
+      (n->c && mentions_tags(n->c)))
+    return 1;
+  for (int i = 0; i < n->list.n; i++)
+    if (mentions_tags(n->list.v[i])) return 1;
+  return 0;
 }
 
 /* Emits CAND for the models in base (-1: all) that may pass cs. */
@@ -373,6 +448,10 @@ static void emit_cand(emitter *E, int order, int only_model, const condset *cs, 
     ev_env env = {u, m, NULL, NULL, NULL, NULL, 0};
     int out = 0, check = 0, needs[64];
     for (int i = 0; i < cs->n && !out; i++) {
+      if (E->no_opt && !mentions_tags(cs->v[i])) {   /* decided by the VM */
+        needs[i] = check = 1;
+        continue;
+      }
       ev_val v = ev_eval(&env, cs->v[i]);
       needs[i] = v.kind == EV_UNKNOWN;
       if (v.kind == EV_ERROR || (v.kind == EV_OK && !v.v.i)) out = 1;
@@ -381,6 +460,7 @@ static void emit_cand(emitter *E, int order, int only_model, const condset *cs, 
     if (out) continue;
     uint32_t member = (uint32_t)m | (check ? BC_MEMBER_CHECK : 0);
     APPEND(E, E->im.members, E->im.nmembers, E->capmembers, member);
+    if (E->fail) return;   /* out of memory: the pool is not all there */
     pool.count++;
     if (check) {
       nchecked++;
@@ -501,15 +581,23 @@ typedef struct rule_plan {
   int      next;       /* next rule with the same key, or run_end */
 } rule_plan;
 
+/* Whether rule ri can be indexed on field want (any when < 0). A condition
+ * that can raise a runtime error is not: skipping it when its key does not
+ * match would hide an error that evaluating it in order reports (`a / b > 1
+ * && req.tier == "x"` raises its error before the key is tested), and the
+ * index must change nothing a decision reports. */
+static int indexable(const ast_node *ri, int want, rule_key *k) {
+  return ri->kind == N_WHEN && key_of(ri->a, want, k) && !raises(ri->a);
+}
+
 static void plan_index(const sema_route *r, rule_plan *pl) {
   int n = r->rules.n;
   for (int i = 0; i < n; i++) pl[i].next = i + 1;
   for (int i = 0; i < n;) {
     rule_key k;
-    const ast_node *ri = r->rules.v[i];
-    if (ri->kind != N_WHEN || !key_of(ri->a, -1, &k)) { i++; continue; }
+    if (!indexable(r->rules.v[i], -1, &k)) { i++; continue; }
     int j = i;
-    while (j < n && r->rules.v[j]->kind == N_WHEN && key_of(r->rules.v[j]->a, k.field, &pl[j].key))
+    while (j < n && indexable(r->rules.v[j], k.field, &pl[j].key))
       j++;
     if (j - i < INDEX_MIN) { i = j > i ? j : i + 1; continue; }
     for (int a = i; a < j; a++) {
@@ -560,7 +648,8 @@ static void emit_route(emitter *E, int ri) {
   int *jumps = calloc((size_t)n * 2 + 1, sizeof *jumps);   /* JF, JMP per rule */
   uint32_t first_switch = E->im.nswitches;
   if (!pl || !rule_pc || !jumps) { E->fail = 1; E->u->ctx.nomem = 1; goto out; }
-  plan_index(r, pl);
+  if (E->no_opt) for (int i = 0; i < n; i++) pl[i].next = i + 1;
+  else plan_index(r, pl);
   for (int i = 0; i < n && !E->u->ctx.nomem; i++) {
     const ast_node *rule = r->rules.v[i];
     E->line = rule->span.line;
@@ -714,17 +803,85 @@ static void free_image(bc_image *im) {
   free(im->switches); free(im->cases);
 }
 
+/* Reports the program-wide limits the image exceeds; 0 if none. */
+static int check_limits(emitter *E) {
+  const bc_image *im = &E->im;
+  ast_ctx *ctx = &E->u->ctx;
+  ast_span none = {0};
+  int bad = 0;
+  if (im->ncode > SEMA_MAX_CODE && ++bad)
+    diag_error(ctx, none, "the policy compiles to %u instructions, the limit is %u",
+               (unsigned)im->ncode, SEMA_MAX_CODE);
+  if (im->nfilters > SEMA_MAX_FILTERS && ++bad)
+    diag_error(ctx, none, "the policy needs %u model filters, the limit is %u",
+               (unsigned)im->nfilters, SEMA_MAX_FILTERS);
+  const struct { uint32_t n; const char *what; } k[] = {
+    {im->nstr, "string"}, {im->nkint, "int"}, {im->nkdbl, "double"}};
+  for (int i = 0; i < 3; i++)
+    if (k[i].n > SEMA_MAX_CONSTANTS && ++bad)
+      diag_error(ctx, none, "the policy has %u %s constants, the limit is %u",
+                 (unsigned)k[i].n, k[i].what, SEMA_MAX_CONSTANTS);
+  return bad;
+}
+
+/* Loads the encoded program as a host would: a route whose worst case is
+ * over the VM's default limit is reported here, at compile time. */
+static int check_load(sema_unit *u, const unsigned char *b, size_t n) {
+  lane_error err;
+  lane_program *p = lane_load(b, n, &err);
+  if (p) { lane_program_free(p); return 0; }
+  if (err.code == LANE_ENOMEM) { u->ctx.nomem = 1; return -1; }
+  if (err.code == LANE_ELIMIT) {   /* "route NAME: worst case ...": point at the route */
+    ast_span sp = {0};
+    for (int i = 0; i < u->nroutes; i++) {
+      size_t len = strlen(u->routes[i].name);
+      if (!strncmp(err.message, "route ", 6) && !strncmp(err.message + 6, u->routes[i].name, len) &&
+          err.message[6 + len] == ':')
+        sp = u->routes[i].node->span;
+    }
+    diag_error(&u->ctx, sp, "%s", err.message);
+  }
+  else diag_error(&u->ctx, (ast_span){0}, "internal error: the program does not verify: %s",
+                  err.message);
+  return -1;
+}
+
 int emit_program(sema_unit *u, unsigned char **out, size_t *n) {
   emitter E;
   memset(&E, 0, sizeof E);
   E.u = u;
   E.cur = &E.route;
+  E.no_opt = u->opts.no_opt;
   int rc = -1;
   if (emit_tables(&E) == 0) {
-    for (int i = 0; i < u->nroutes && !u->ctx.nomem; i++) emit_route(&E, i);
-    if (!E.fail && link_code(&E) == 0 && bc_encode(&E.im, out, n) == 0) rc = 0;
+    if (u->nroutes > SEMA_MAX_ROUTES) {
+      diag_error(&u->ctx, u->routes[SEMA_MAX_ROUTES].node->span,
+                 "%d routes, the limit is %d", u->nroutes, SEMA_MAX_ROUTES);
+      E.fail = 1;
+    }
+    for (int i = 0; i < u->nroutes && !u->ctx.nomem && !E.fail; i++) {
+      if (u->routes[i].rules.n > SEMA_MAX_RULES) {
+        diag_error(&u->ctx, u->routes[i].node->span, "route '%s' has %d rules, the limit is %d",
+                   u->routes[i].name, u->routes[i].rules.n, SEMA_MAX_RULES);
+        E.fail = 1;
+        break;
+      }
+      emit_route(&E, i);
+    }
+    /* ctx.nomem: the evaluator ran out of memory deciding a model or a
+     * constant, so some of the program may be missing */
+    if (!E.fail && !u->ctx.nomem && link_code(&E) == 0) {
+      if (check_limits(&E)) E.fail = 1;
+      else if (bc_encode(&E.im, out, n) == 0) {
+        rc = check_load(u, *out, *n);
+        if (rc) { free(*out); *out = NULL; }
+      }
+    }
   }
-  if (rc && !u->ctx.nerrors) diag_error(&u->ctx, (ast_span){0}, "out of memory while emitting");
+  if (rc && !u->ctx.nerrors) {   /* no error reported: memory ran out */
+    u->ctx.nomem = 1;
+    diag_error(&u->ctx, (ast_span){0}, "out of memory while emitting");
+  }
   free_image(&E.im);
   free(E.route.v); free(E.route.line);
   free(E.filt.v); free(E.filt.line);

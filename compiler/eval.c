@@ -416,9 +416,12 @@ static ev_val eval_logic(const ev_env *env, const ast_node *n) {
   if (a.kind == EV_OK && a.v.i != is_and) return mk_b(!is_and);   /* short circuit */
   ev_val b = ev_eval(env, n->b);
   if (b.kind == EV_OK && b.v.i != is_and) return mk_b(!is_and);   /* absorbs a */
+  /* An unknown side may yet absorb the other's error (error || true is
+   * true): unknown before error, or a static model filter would drop a
+   * model that the VM keeps. */
+  if (a.kind == EV_UNKNOWN || b.kind == EV_UNKNOWN) return unknown();
   if (a.kind == EV_ERROR) return a;
   if (b.kind == EV_ERROR) return b;
-  if (a.kind == EV_UNKNOWN || b.kind == EV_UNKNOWN) return unknown();
   return mk_b(is_and);
 }
 

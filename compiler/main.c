@@ -59,6 +59,7 @@ static const char usage_text[] =
   "  -I DIR        also look for imports in DIR (stdlib/ is always searched for std/)\n"
   "  -o FILE       output file for compile (default: POLICY.lanec)\n"
   "  --max-errors N  report at most N errors (default 20)\n"
+  "  -O0           compile without optimisations (no folding, no rule index)\n"
   "\n"
   "exit codes: 0 ok, 1 findings or failed tests, 2 usage or input errors\n";
 
@@ -127,6 +128,8 @@ static int parse_args(cli *c, int argc, char **argv) {
       else if (c->opts.ninclude < SEMA_MAX_INCLUDES) c->opts.include[c->opts.ninclude++] = val;
     } else if (!strcmp(a, "--explain")) {
       c->explain = 1;
+    } else if (!strcmp(a, "-O0")) {
+      c->opts.no_opt = 1;
     } else if (!strcmp(a, "--check")) {
       c->check = 1;
     } else if (!strcmp(a, "--diff")) {
@@ -208,7 +211,9 @@ static lane_program *load_program_keep(const cli *c, const char *path, int *rc,
   if (keep) memset(keep, 0, sizeof *keep);
   if (!is_lanec(b, n)) {
     free(b);
-    sema_unit own, *u = keep ? keep : &own;
+    sema_unit own;   /* compile() initialises it */
+    // cppcheck-suppress uninitvar
+    sema_unit *u = keep ? keep : &own;
     int bad = compile(u, c, path, &b, &n);
     if (!keep || bad) sema_free(u);
     if (keep && bad) memset(keep, 0, sizeof *keep);

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>   /* readlink */
 
 #ifndef LANE_STDLIB_DIR
 #define LANE_STDLIB_DIR "stdlib"
@@ -71,7 +72,7 @@ static char *read_file(sema_unit *u, const char *path, size_t *len) {
   while (buf) {
     size_t got = fread(buf + n, 1, cap - n - 1, f);
     n += got;
-    if (n + 1 < cap) break;
+    if (n + 1 < cap || n > AST_MAX_SOURCE) break;   /* the parser reports a file too large */
     char *nb = realloc(buf, cap * 2);
     if (!nb) { free(buf); buf = NULL; break; }
     buf = nb;
@@ -96,16 +97,21 @@ static const char *module_name(sema_unit *u, const char *path) {
 
 static sema_module *add_module(sema_unit *u, const char *path, const char *text,
                                size_t len, int root) {
-  sema_module *m = ast_alloc(&u->ctx, sizeof *m);
   sema_module **mods = realloc(u->mods, (size_t)(u->nmods + 1) * sizeof *mods);
-  if (!m || !mods) { u->ctx.nomem = 1; return NULL; }
-  u->mods = mods;
-  u->mods[u->nmods++] = m;
+  if (!mods) { u->ctx.nomem = 1; return NULL; }
+  u->mods = mods;   /* kept even if m fails: realloc freed the old array */
+  sema_module *m = ast_alloc(&u->ctx, sizeof *m);
+  if (!m) return NULL;
   m->file.name = ast_strndup(&u->ctx, path, strlen(path));
   m->file.text = text;
   m->file.len = len;
   m->file.module = module_name(u, path);
   m->file.is_root = root;
+  if (!text || !m->file.name || !m->file.module) {   /* out of memory (ctx.nomem) */
+    u->ctx.nomem = 1;
+    return NULL;
+  }
+  u->mods[u->nmods++] = m;   /* only a whole module: later passes read every field */
   if (parse_file(&u->ctx, &m->file, &m->decls) < 0) u->ctx.nomem = 1;
   return m;
 }
@@ -128,7 +134,20 @@ static char *resolve_import(sema_unit *u, const src_file *from, const char *mod,
   char buf[PATH_MAX];
   if (n > 4 && memcmp(mod, "std/", 4) == 0) {
     const char *dir = u->opts.stdlib ? u->opts.stdlib : getenv("LANE_STDLIB");
-    if (!dir || !*dir) dir = LANE_STDLIB_DIR;
+    if (!dir || !*dir) {
+      /* An installed lane reads <bindir>/../share/lane/stdlib; a lane in
+       * the build tree has none there and reads the compiled-in source
+       * tree's stdlib. */
+      char exe[PATH_MAX];
+      ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+      char *bin = k > 0 ? (exe[k] = 0, strrchr(exe, '/')) : NULL;
+      if (bin) {
+        snprintf(buf, sizeof buf, "%.*s/../share/lane/stdlib/%.*s.lane", (int)(bin - exe),
+                 exe, (int)(n - 4), mod + 4);
+        if (file_exists(buf)) return ast_strndup(&u->ctx, buf, strlen(buf));
+      }
+      dir = LANE_STDLIB_DIR;
+    }
     snprintf(buf, sizeof buf, "%s/%.*s.lane", dir, (int)(n - 4), mod + 4);
     return file_exists(buf) ? ast_strndup(&u->ctx, buf, strlen(buf)) : NULL;
   }
@@ -315,6 +334,7 @@ static void apply_prop(sema_unit *u, sema_model *m, ast_node *p) {
   const char *n = p->name;
   if (d->ty == TY_STRING) {
     const char *s = ast_strndup(&u->ctx, v.s, v.n);
+    if (!s) return;   /* out of memory (ctx.nomem): keep the old value */
     if (!strcmp(n, "provider")) m->provider = s;
     else if (!strcmp(n, "name")) m->id = s;
     else if (!strcmp(n, "deprecated")) {
@@ -356,9 +376,11 @@ static void apply_prop(sema_unit *u, sema_model *m, ast_node *p) {
   } else {
     m->tags = ast_alloc(&u->ctx, (v.n ? v.n : 1) * sizeof *m->tags);
     if (!m->tags) return;
-    m->ntags = (int)v.n;
-    for (size_t i = 0; i < v.n; i++)
-      m->tags[i] = ast_strndup(&u->ctx, v.items[i].s, v.items[i].n);
+    m->ntags = 0;
+    for (size_t i = 0; i < v.n; i++) {   /* out of memory: keep the tags copied so far */
+      if (!(m->tags[i] = ast_strndup(&u->ctx, v.items[i].s, v.items[i].n))) break;
+      m->ntags++;
+    }
   }
 }
 

@@ -120,11 +120,25 @@ typedef struct sema_module {
 
 #define SEMA_MAX_INCLUDES 16
 
+/* Limits of a compiled program (lang/README.md, "Limits"), each reported
+ * with its name when a policy exceeds it; the front end's are in ast.h,
+ * models, fields and capabilities in lane.h and bc.h. */
+#define SEMA_MAX_RULES     4096      /* rules in one route */
+#define SEMA_MAX_ROUTES    1024      /* routes in a policy */
+#define SEMA_MAX_CODE      (1u << 20) /* instructions in the program */
+#define SEMA_MAX_CONSTANTS (1u << 20) /* strings, int and double constants, each */
+#define SEMA_MAX_FILTERS   65535     /* filter regions (CAND names one in 16 bits) */
+
 typedef struct sema_opts {
   const char *include[SEMA_MAX_INCLUDES]; /* -I directories */
   int         ninclude;    /* number of -I directories */
   const char *stdlib;      /* directory behind "std/", or NULL for default */
   int         max_errors;  /* diagnostics kept (0 = 20) */
+  int         no_opt;      /* 1: emit without optimisations (lane compile
+                              -O0, the differential fuzz target): no constant
+                              folding beyond what types need, every pool
+                              member checked at run time with all its
+                              conditions, no rule index; see emit.c */
 } sema_opts;
 
 typedef struct sema_unit {

@@ -94,6 +94,7 @@ typedef struct coverage {
   int      *base;      /* first index of each route in fired */
   cov_atom *atoms;     /* boolean parts of every condition */
   int       natoms, capatoms;
+  int       nomem;     /* an atom could not be recorded */
 } coverage;
 
 static void add_atoms(coverage *c, const ast_node *n, int route, int rule) {
@@ -106,7 +107,7 @@ static void add_atoms(coverage *c, const ast_node *n, int route, int rule) {
   if (c->natoms == c->capatoms) {
     int cap = c->capatoms ? c->capatoms * 2 : 32;
     cov_atom *v = realloc(c->atoms, (size_t)cap * sizeof *v);
-    if (!v) return;
+    if (!v) { c->nomem = 1; return; }
     c->atoms = v;
     c->capatoms = cap;
   }
@@ -126,7 +127,12 @@ static int cov_init(coverage *c, const sema_unit *u) {
         add_atoms(c, u->routes[r].rules.v[k]->a, r, k + 1);
   }
   c->fired = calloc((size_t)total + 1, sizeof *c->fired);
-  return c->base && c->fired ? 0 : -1;
+  if (c->base && c->fired && !c->nomem) return 0;
+  free(c->base);   /* out of memory: give back what was had */
+  free(c->fired);
+  free(c->atoms);
+  memset(c, 0, sizeof *c);
+  return -1;
 }
 
 /* Marks the outcomes of the parts of every condition the VM tried. */
@@ -228,7 +234,7 @@ static int run_one(sema_unit *u, const lane_program *p, const ast_node *t, int n
 }
 
 int sema_run_tests_with(sema_unit *u, const lane_program *p, const test_opts *o, FILE *out) {
-  coverage cov, *c = NULL;
+  coverage cov = {0}, *c = NULL;
   if (o->coverage) {
     if (cov_init(&cov, u) != 0) { fprintf(out, "Bail out! out of memory\n"); return 1; }
     c = &cov;

@@ -170,9 +170,10 @@ static const char *level_word(diag_level lv) {
 /* Finds line `line` (1-based) of f; sets *n to its length without the
  * newline and a trailing '\r'. NULL when the file has no such line. */
 const char *ast_source_line(const src_file *f, int line, size_t *n) {
-  const char *p = f->text, *end = f->text + f->len, *q;
+  const char *p = f->text, *end, *q;
   int l = 1;
   if (!p || line < 1) return NULL;
+  end = p + f->len;   /* only once p is known not to be NULL */
   while (l < line) {
     q = memchr(p, '\n', (size_t)(end - p));
     if (!q) return NULL;

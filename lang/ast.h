@@ -14,6 +14,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* Limits of the front end (lang/README.md, "Limits"); each one exceeded is
+ * a compile error that names it. */
+#define AST_MAX_SOURCE  (8u << 20) /* bytes in one source file */
+#define AST_MAX_IDENT   128        /* bytes in an identifier */
+#define AST_MAX_STRING  4096       /* bytes in a string literal, decoded */
+#define AST_MAX_DEPTH   256        /* nesting of nodes under a declaration */
+
 /* A source file held in memory. */
 typedef struct src_file {
   const char *name;       /* path as given, for messages */

@@ -612,17 +612,47 @@ static void parse_error(parse_loc *loc, yyscan_t scanner, parse_state *ps,
     diag_error(ps->ctx, span_of(ps, loc), "nesting is too deep");
 }
 
+/* The first node nested deeper than AST_MAX_DEPTH under n (at depth d), or
+ * NULL. The walk stops at the limit, so its own recursion is bounded; the
+ * passes after the parser recurse freely over what it lets through. */
+static const ast_node *too_deep(const ast_node *n, int d) {
+  const ast_node *kids[3];
+  if (!n) return NULL;
+  if (d > AST_MAX_DEPTH) return n;
+  kids[0] = n->a; kids[1] = n->b; kids[2] = n->c;
+  for (int i = 0; i < 3; i++) {
+    const ast_node *t = too_deep(kids[i], d + 1);
+    if (t) return t;
+  }
+  for (int i = 0; i < n->list.n; i++) {
+    const ast_node *t = too_deep(n->list.v[i], d + 1);
+    if (t) return t;
+  }
+  return NULL;
+}
+
+/* Reports (once per declaration) nesting past AST_MAX_DEPTH in the
+ * declarations from index `from` on. */
+static void check_depth(ast_ctx *ctx, const ast_list *decls, int from) {
+  for (int i = from; i < decls->n; i++) {
+    const ast_node *t = too_deep(decls->v[i], 1);
+    if (t)
+      diag_error(ctx, t->span, "nesting is too deep: more than %d levels", AST_MAX_DEPTH);
+  }
+}
+
 int parse_file(ast_ctx *ctx, const src_file *file, ast_list *decls) {
   parse_state *ps;
   yyscan_t scanner = NULL;
   char *copy;
   int before = ctx->nerrors, r;
 
-  if (file->len > INT_MAX - 2) {
+  if (file->len > AST_MAX_SOURCE) {
     ast_span sp = { file, 1, 1, 1 };
-    diag_error(ctx, sp, "file is too large");
+    diag_error(ctx, sp, "file is larger than the limit of %u bytes", AST_MAX_SOURCE);
     return ctx->nomem ? -1 : 1;
   }
+  int first = decls->n;
   /* flex scans in place and wants two NULs at the end. */
   ps = calloc(1, sizeof *ps);
   copy = malloc(file->len + 2);
@@ -656,5 +686,6 @@ int parse_file(ast_ctx *ctx, const src_file *file, ast_list *decls) {
   free(copy);
   free(ps);
   if (ctx->nomem || (r == 2 && ctx->nerrors == before)) { ctx->nomem = 1; return -1; }
+  check_depth(ctx, decls, first);
   return ctx->nerrors - before;
 }

@@ -178,9 +178,11 @@ enum {
  * every message, the system prompt and tool definitions), max_output_tokens,
  * images, tools, json, stream, reasoning, user, model (the model the
  * client asked for), and any `metadata` key naming a string field of the
- * policy. Strings are copied into r->text. Returns LANE_OK, or LANE_EJSON
- * with err saying why (not JSON, wrong types, too large or deep); on error
- * r is left as it was. Implemented in liblane-json, not in liblane. */
+ * policy. Strings are copied into r->text. Returns LANE_OK; LANE_EJSON
+ * with err saying why (not JSON, wrong types, too large or deep, strings
+ * that do not fit r->text); LANE_EARG for a NULL request or body or bad
+ * formats; LANE_ENOMEM. On error r is left exactly as it was. Implemented
+ * in liblane-json (vm/json.c documents the token estimate), not in liblane. */
 LANE_API int lane_request_from_json(lane_request *r, const char *body, size_t len,
                                     int formats, lane_error *err);
 

@@ -445,7 +445,7 @@ static int check_switches(const bc_image *im, lane_error *err) {
     for (uint32_t k = 0; k < sw->count; k++) {
       const bc_case *c = &im->cases[sw->first + k];
       if (c->str >= im->nstr)
-        return errf(err, LANE_EFORMAT, "switch %u case %u: string %u out of range (%u)",
+        return errf(err, LANE_EFORMAT, "switch %u case %u: string %u out of range (%u strings)",
                     (unsigned)i, (unsigned)k, (unsigned)c->str, (unsigned)im->nstr);
       if (k && str_cmp(im, im->cases[sw->first + k - 1].str, c->str) >= 0)
         return errf(err, LANE_EFORMAT, "switch %u: cases are not in strictly ascending order",

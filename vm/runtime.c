@@ -471,7 +471,8 @@ static int init_budgets(lane_runtime *rt) {
   if (!rt->b) return -1;
   for (uint32_t i = 0; i < im->nbudgets; i++) {
     vm_budget_rt *b = &rt->b[i];
-    uint64_t w = (uint64_t)im->budgets[i].window_ms;
+    double wd = im->budgets[i].window_ms;   /* verified finite and >= 0, not bounded */
+    uint64_t w = wd < 18446744073709551616.0 ? (uint64_t)wd : UINT64_MAX;
     int rolling = (im->budgets[i].flags & BC_BUDGET_ROLLING) != 0;
     b->ring = rolling ? VM_ROLLING : 2;
     b->span = rolling ? VM_ROLLING : 1;     /* periods that make the window */

@@ -7,14 +7,19 @@
  * has verified every index, jump and stack type (load.c), so the
  * interpreter checks only data: overflow, division by zero, ranges.
  *
- * Dispatch goes through vmfetch/vmdispatch/vmcase/vmbreak; build with
- * -DLANE_VM_GOTO to use computed goto instead of a switch (GCC, Clang).
+ * Dispatch goes through vmfetch/vmdispatch/vmcase/vmbreak: computed goto
+ * with GCC and Clang (labels as values), a switch elsewhere or with
+ * -DLANE_VM_SWITCH.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vm.h"
+
+#if defined(__GNUC__) && !defined(LANE_VM_SWITCH) && !defined(LANE_VM_GOTO)
+#define LANE_VM_GOTO 1
+#endif
 
 /* One operand stack slot. Bools are 0/1 in i. */
 typedef struct vmval {
@@ -438,11 +443,17 @@ static void trace(vm_run *x, int kind, int model, int passed, int line, double c
 }
 #define TRACE(x, ...) do { if ((x)->trace) trace((x), __VA_ARGS__); } while (0)
 
+static int picked(const vm_pick *b, int n, int m) {
+  for (int i = 0; i < n; i++)
+    if (b[i].m == m) return 1;
+  return 0;
+}
+
 /* CAND a, b, c: see the opcode comment in vm_exec. */
 static void vm_cand(vm_run *x, const bc_insn *in) {
   const bc_image *im = x->im;
   const bc_pool *pool = &im->pools[in->c];
-  int need = (int)x->route->fallbacks + 1 - x->ncand, nb = 0, held[LANE_MAX_CANDIDATES];
+  int need = (int)x->route->fallbacks + 1 - x->ncand, nb = 0;
   vm_pick buf[LANE_MAX_CANDIDATES];
   if (need <= 0) return;
   for (uint32_t k = 0; k < pool->count; k++) {
@@ -453,8 +464,7 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
     /* best(): members come sorted by quality (the loader checks), so once
      * the picks are full, a lower quality can never displace one. */
     if (in->a == BC_ORD_BEST && nb == need && -im->models[m].quality > buf[nb - 1].k1) break;
-    for (int i = 0; i < nb; i++) held[i] = buf[i].m;
-    if (contains(x->cand, x->ncand, m) || contains(held, nb, m)) continue;
+    if (contains(x->cand, x->ncand, m) || picked(buf, nb, m)) continue;
     if ((mem & BC_MEMBER_CHECK) && in->b && !run_filter(x, in->b - 1u, (uint32_t)m)) {
       TRACE(x, LANE_EV_MEMBER, m, 0, 0, cost_on(im, x->r, (uint32_t)m));
       continue;
@@ -499,7 +509,7 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
 #define vmdispatch(o)  switch (o)
 #define vmcase(op)     case BC_OP_##op:
 #endif
-#define vmfetch()      (in = &code[pc++], x->steps++)
+#define vmfetch()      (in = &code[pc++], steps++)
 #define vmbreak        continue
 
 #define T1 st[sp - 1]                       /* top */
@@ -528,6 +538,7 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
   const bc_insn *code = im->code, *in;
   vmval st[BC_MAX_STACK];
   int sp = 0;
+  uint32_t steps = 0;   /* added to x->steps on the way out: kept in a register */
 
   for (;;) {
     vmfetch();
@@ -687,7 +698,7 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
     /* M_ERRRATE: push failures / calls in the window, 0 without data. */
     vmcase(M_ERRRATE) PUSH(d, vm_error_rate(x->rt, x->model, x->now))
     /* FRET: pop b; the filter's answer. Ends filter code. */
-    vmcase(FRET) return (int)st[0].v.i;
+    vmcase(FRET) { x->steps += steps; return (int)st[0].v.i; }
     /* RULE c: rule c of the route starts: it is the current rule (errors
      * resume at its `next`); candidates and shadows are cleared. */
     /* SWITCH c: the rule index. Binary search of request field f's string
@@ -726,10 +737,11 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
         vmbreak;
       }
       drop_answering_shadows(x);
+      x->steps += steps;
       return LANE_OK;
     }
     /* NOMATCH: no rule produced a model. Ends route code. */
-    vmcase(NOMATCH) return LANE_ENOMATCH;
+    vmcase(NOMATCH) { x->steps += steps; return LANE_ENOMATCH; }
 #ifndef LANE_VM_GOTO
     default: return filter ? 0 : LANE_ENOMATCH; /* unreachable: verified */
 #endif
@@ -738,7 +750,7 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
   fault:
     /* A runtime error: a filter rejects the model; in route code the rule
      * does not match and the route resumes at the rule's `next`. */
-    if (filter) return 0;
+    if (filter) { x->steps += steps; return 0; }
     if (x->nerrors++ == 0) x->error_line = im->lines ? (int)im->lines[pc - 1] : 0;
     TRACE(x, LANE_EV_ERROR, -1, 0, im->lines ? (int)im->lines[pc - 1] : 0, 0.0);
     sp = 0;

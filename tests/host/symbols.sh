@@ -1,14 +1,15 @@
 #!/bin/sh
 # symbols.sh -- the dynamic symbols liblane.so defines are exactly the
 # functions vm/lane.h declares with LANE_API: nothing internal (bc_, vm_,
-# helpers) leaks, and nothing declared is missing.
+# helpers) leaks, and nothing declared is missing. liblane-json.so (the
+# request adapters) exports exactly lane_request_from_json.
 #
 # Environment: BUILD (build dir, default build). Writes under $BUILD/tests/host/.
 cd "$(dirname "$0")/../.." || exit 2
 BUILD=${BUILD:-build}
 OUT=$BUILD/tests/host/symbols
 mkdir -p "$OUT" || exit 2
-echo "1..5"
+echo "1..7"
 
 # Declared: the identifier before the first '(' on each LANE_API line that
 # is not the macro's own definition.
@@ -38,3 +39,15 @@ leak=$(grep -E '^(bc|vm|lex|parse|ast|sema|emit|lint)_' "$OUT/exported")
 if [ -z "$leak" ] && ! grep -qv '^lane_' "$OUT/exported"; then
   echo "ok 5 - every exported symbol starts with lane_"
 else echo "not ok 5 - symbols without the lane_ prefix:"; grep -v '^lane_' "$OUT/exported" | sed 's/^/#   /'; fi
+
+# liblane-json.so: the adapter and nothing else (jansson stays undefined:
+# it is linked, not bundled).
+if nm -D --defined-only "$BUILD/liblane-json.so" > "$OUT/nm-json" 2> "$OUT/nm-json.err"; then
+  echo "ok 6 - nm -D --defined-only $BUILD/liblane-json.so"
+else echo "not ok 6 - nm -D --defined-only $BUILD/liblane-json.so"; sed 's/^/# /' "$OUT/nm-json.err"; fi
+awk 'NF >= 3 && $2 ~ /^[TtDdBbRrVvWwGgSsi]$/ { print $3 }' "$OUT/nm-json" |
+  grep -v -x -e _init -e _fini -e _edata -e _end -e __bss_start | sort -u > "$OUT/exported-json"
+if [ "$(cat "$OUT/exported-json")" = lane_request_from_json ]; then
+  echo "ok 7 - liblane-json.so exports exactly lane_request_from_json"
+else echo "not ok 7 - liblane-json.so exports exactly lane_request_from_json; it exports:"
+  sed 's/^/#   /' "$OUT/exported-json"; fi

@@ -187,6 +187,95 @@ static void image_cases(void) {
 #undef CASE
 }
 
+/* A route indexed by a SWITCH on req.tier, as the emitter writes it for a
+ * run of rules: case "a" continues after the SWITCH (rule 0), case "b"
+ * goes to rule 1, anything else to rule 2 (otherwise). */
+static bc_switch sw_tab[1];
+static bc_case sw_cases[2];
+static uint32_t pc_sw, pc_sw_rule1, pc_sw_rule2, pc_sw_end;
+
+static la *switch_base(void) {
+  la *a = la_new();
+  uint32_t m = la_model(a, "acme.big", 10, 30, 200000, 8000, 0.9, 2000, 0);
+  uint32_t pool = la_pool(a, 1, (uint32_t[]){ m }), j0, j1;
+  la_route(a, "indexed", 0);
+  a->line = 20;
+  la_rule(a, "req.tier == \"a\"");
+  pc_sw = la_op(a, BC_OP_SWITCH, 0, 0, 0);
+  la_op(a, BC_OP_LOAD, 0, 0, BC_F_TIER);
+  la_op(a, BC_OP_PUSH_S, 0, 0, la_str(a, "a"));
+  la_op(a, BC_OP_EQ_S, 0, 0, 0);
+  j0 = la_op(a, BC_OP_JF, 0, 0, 0);
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  a->line = 21;
+  pc_sw_rule1 = la_rule(a, "req.tier == \"b\"");
+  la_op(a, BC_OP_LOAD, 0, 0, BC_F_TIER);
+  la_op(a, BC_OP_PUSH_S, 0, 0, la_str(a, "b"));
+  la_op(a, BC_OP_EQ_S, 0, 0, 0);
+  j1 = la_op(a, BC_OP_JF, 0, 0, 0);
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  a->line = 22;
+  pc_sw_rule2 = la_rule(a, "otherwise");
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_route_end(a);
+  pc_sw_end = a->im.ncode;
+  a->code[j0].c = pc_sw_rule2;     /* rule 0 does not decide: the run's end */
+  a->code[j1].c = pc_sw_rule2;
+  a->rules[0].next = pc_sw_rule2;
+  sw_cases[0] = (bc_case){ la_str(a, "a"), pc_sw + 1 };
+  sw_cases[1] = (bc_case){ la_str(a, "b"), pc_sw_rule1 };
+  sw_tab[0] = (bc_switch){ BC_F_TIER, 0, 2, pc_sw_rule2 };
+  a->im.switches = sw_tab;
+  a->im.nswitches = 1;
+  a->im.cases = sw_cases;
+  a->im.ncases = 2;
+  return a;
+}
+
+/* Cases that break the SWITCH tables (the rule index). */
+static void switch_cases(void) {
+  la *a;
+  unsigned char *b;
+  size_t n;
+  lane_error err;
+  lane_program *p;
+
+  a = switch_base();   /* the base must load, or every case below is moot */
+  p = la_load(a, &err);
+  if (!p) {
+    fprintf(stderr, "gen: the SWITCH base does not load: %s\n", err.message);
+    exit(1);
+  }
+  lane_program_free(p);
+  free(a);
+#define CASE(name, mutate, ...) \
+  do { a = switch_base(); mutate; b = encode(a, &n); emit(name, b, n, __VA_ARGS__); free(b); } while (0)
+  CASE("switch_unsorted", bc_case t = sw_cases[0]; sw_cases[0] = sw_cases[1]; sw_cases[1] = t,
+       "switch 0: cases are not in strictly ascending order");
+  CASE("switch_duplicate_case", sw_cases[1].str = sw_cases[0].str,
+       "switch 0: cases are not in strictly ascending order");
+  CASE("switch_target_before", sw_cases[1].target = pc_sw,
+       "instruction %u (SWITCH): switch target %u is not after the instruction in its "
+       "region [0,%u)", (unsigned)pc_sw, (unsigned)pc_sw, (unsigned)pc_sw_end);
+  CASE("switch_target_outside", sw_tab[0].otherwise = pc_sw_end,
+       "instruction %u (SWITCH): switch target %u is not after the instruction in its "
+       "region [0,%u)", (unsigned)pc_sw, (unsigned)pc_sw_end, (unsigned)pc_sw_end);
+  CASE("switch_field_not_string", sw_tab[0].field = BC_F_IMAGES,
+       "switch 0: field %u is not a string field", (unsigned)BC_F_IMAGES);
+  CASE("switch_field_out_of_range", sw_tab[0].field = 64,
+       "switch 0: field 64 is not a string field");
+  CASE("switch_cases_out_of_range", sw_tab[0].count = 3,
+       "switch 0: cases [0,+3) out of range (2 cases)");
+  CASE("switch_case_string", sw_cases[0].str = 999,
+       "switch 0 case 0: string 999 out of range (%u strings)", (unsigned)a->im.nstr);
+  CASE("switch_index", a->code[pc_sw].c = 1,
+       "instruction %u (SWITCH): switch 1 out of range (1)", (unsigned)pc_sw);
+#undef CASE
+}
+
 /* A program whose worst case is over the default limit: a pool of 20000
  * checked members, each running a 60-instruction filter. */
 static void steps_case(void) {
@@ -290,6 +379,7 @@ int main(int argc, char **argv) {
   dir = argv[1];
   byte_cases();
   image_cases();
+  switch_cases();
   steps_case();
   fprintf(stderr, "gen: wrote %d cases to %s\n", ncases, dir);
   return 0;

@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""fake_provider.py -- OpenAI- and Anthropic-style model APIs for testing
+lane-gateway, on 127.0.0.1 only, standard library only.
+
+    python3 fake_provider.py [--lifetime SECONDS] [--key PROVIDER=KEY]...
+
+Prints its port on the first line of stdout, serves until the lifetime
+ends (default 120 s), then exits by itself.
+
+  POST /PROVIDER/v1/chat/completions   OpenAI Chat Completions
+  POST /PROVIDER/v1/messages           Anthropic Messages
+  GET  /_log                           every call so far, as JSON
+
+A call is checked like the real API would (key, required fields, message
+roles) and answered "PROVIDER/MODEL: TAG", TAG being the first word of the
+last user message, with usage of 1000 input and 200 output tokens.
+Words of that message steer it:
+
+  fault:MODEL=KIND   when MODEL is asked: 500, 503, 429, 400 (HTTP
+                     errors in the API's format), hang (answer nothing
+                     for 30 s), drop (close without answering),
+                     malformed (200 with broken JSON), cut0 (200 headers,
+                     then close before any byte of body), cut (a stream
+                     sends two events, waits, then closes mid-stream)
+  pace:MS            pause between stream events (default 20)
+"""
+import argparse
+import json
+import os
+import socketserver
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+LOG = []
+LOG_LOCK = threading.Lock()
+KEYS = {}
+USAGE_IN, USAGE_OUT = 1000, 200
+
+
+def text_of(content):
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def check_openai(body):
+    if not isinstance(body.get("model"), str):
+        return "model is required"
+    msgs = body.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        return "messages must be a non-empty array"
+    for m in msgs:
+        if m.get("role") not in ("system", "developer", "user", "assistant", "tool"):
+            return "bad role %r" % m.get("role")
+    if "max_tokens" in body and not isinstance(body["max_tokens"], int):
+        return "max_tokens must be an integer"
+    return None
+
+
+def check_anthropic(body):
+    if not isinstance(body.get("model"), str):
+        return "model: Field required"
+    if not isinstance(body.get("max_tokens"), int):
+        return "max_tokens: Field required"
+    msgs = body.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        return "messages: at least one message is required"
+    for m in msgs:
+        if m.get("role") not in ("user", "assistant"):
+            return "messages: Unexpected role %r" % m.get("role")
+    if "system" in body and not isinstance(body["system"], (str, list)):
+        return "system: must be a string or blocks"
+    return None
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.path == "/_log":
+            with LOG_LOCK:
+                data = json.dumps(LOG).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        else:
+            self.send_error(404)
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n)
+        parts = self.path.strip("/").split("/")
+        if len(parts) < 3:
+            return self.send_error(404)
+        prov, api = parts[0], "/".join(parts[2:])
+        fmt = "openai" if api == "chat/completions" else "anthropic" if api == "messages" else None
+        if fmt is None:
+            return self.send_error(404)
+        entry = {"provider": prov, "format": fmt, "model": None, "tag": None, "outcome": None}
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return self.finish_call(entry, "invalid", lambda: self.error(fmt, 400, "not JSON"))
+        entry["model"] = body.get("model")
+        entry["stream"] = bool(body.get("stream"))
+        entry["system"] = "system" in body
+        msgs = body.get("messages") or []
+        last = next((m for m in reversed(msgs) if isinstance(m, dict) and m.get("role") == "user"), {})
+        words = text_of(last.get("content")).split()
+        entry["tag"] = words[0] if words else ""
+        want = KEYS.get(prov)
+        got = (self.headers.get("Authorization", "")[7:] if fmt == "openai"
+               else self.headers.get("x-api-key", ""))
+        if want is not None and got != want:
+            return self.finish_call(entry, "bad_key", lambda: self.error(fmt, 401, "bad key"))
+        if fmt == "anthropic" and not self.headers.get("anthropic-version"):
+            return self.finish_call(entry, "invalid",
+                                    lambda: self.error(fmt, 400, "anthropic-version required"))
+        why = check_openai(body) if fmt == "openai" else check_anthropic(body)
+        if why:
+            return self.finish_call(entry, "invalid", lambda: self.error(fmt, 400, why))
+        fault, pace = None, 0.02
+        for w in words:
+            if w.startswith("fault:") and "=" in w:
+                model, kind = w[6:].split("=", 1)
+                if model == entry["model"]:
+                    fault = kind
+            elif w.startswith("pace:"):
+                pace = int(w[5:]) / 1000.0
+        text = "%s/%s: %s" % (prov, entry["model"], entry["tag"])
+        if fault in ("500", "503", "429", "400"):
+            code = int(fault)
+            return self.finish_call(entry, fault, lambda: self.error(fmt, code, "injected " + fault))
+        if fault == "hang":
+            with LOG_LOCK:
+                entry["outcome"] = "hang"
+                LOG.append(entry)
+            time.sleep(30)
+            self.close_connection = True
+            return
+        if fault == "drop":
+            return self.finish_call(entry, "drop", self.drop)
+        if fault == "malformed":
+            return self.finish_call(entry, "malformed", lambda: self.send_body(200, b'{"id": "x", "choi'))
+        if fault == "cut0":
+            return self.finish_call(entry, "cut0", self.cut0)
+        if entry["stream"]:
+            incl = bool((body.get("stream_options") or {}).get("include_usage"))
+            return self.finish_call(entry, "cut" if fault == "cut" else "ok",
+                                    lambda: self.stream(fmt, entry["model"], text, pace,
+                                                        fault == "cut", incl))
+        return self.finish_call(entry, "ok", lambda: self.send_json(200, self.answer(fmt, entry["model"], text)))
+
+    # ---- answers ----
+    def finish_call(self, entry, outcome, respond):
+        with LOG_LOCK:
+            entry["outcome"] = outcome
+            LOG.append(entry)
+        respond()
+
+    def send_body(self, code, data, ctype="application/json"):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_json(self, code, obj):
+        self.send_body(code, json.dumps(obj).encode())
+
+    def error(self, fmt, code, message):
+        if fmt == "openai":
+            obj = {"error": {"message": message, "type": "fake_error", "param": None, "code": None}}
+        else:
+            obj = {"type": "error", "error": {"type": "api_error", "message": message}}
+        self.send_json(code, obj)
+
+    def drop(self):
+        self.close_connection = True
+        self.connection.shutdown(2)
+
+    def cut0(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "500")
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(2)
+
+    @staticmethod
+    def answer(fmt, model, text):
+        if fmt == "openai":
+            return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+                    "model": model,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": USAGE_IN, "completion_tokens": USAGE_OUT,
+                              "total_tokens": USAGE_IN + USAGE_OUT}}
+        return {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": USAGE_IN, "output_tokens": USAGE_OUT}}
+
+    def chunk(self, data):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def stream(self, fmt, model, text, pace, cut, include_usage):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        pieces = [text[:len(text) // 3], text[len(text) // 3:2 * len(text) // 3], text[2 * len(text) // 3:]]
+        events = []
+        if fmt == "openai":
+            def ch(delta, finish=None, **extra):
+                o = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
+                     "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                o.update(extra)
+                return b"data: " + json.dumps(o).encode() + b"\n\n"
+            events.append(ch({"role": "assistant", "content": ""}))
+            events += [ch({"content": p}) for p in pieces]
+            events.append(ch({}, "stop"))
+            if include_usage:
+                events.append(b"data: " + json.dumps({
+                    "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
+                    "model": model, "choices": [],
+                    "usage": {"prompt_tokens": USAGE_IN, "completion_tokens": USAGE_OUT,
+                              "total_tokens": USAGE_IN + USAGE_OUT}}).encode() + b"\n\n")
+            events.append(b"data: [DONE]\n\n")
+        else:
+            def ev(name, obj):
+                return b"event: " + name.encode() + b"\ndata: " + json.dumps(obj).encode() + b"\n\n"
+            events.append(ev("message_start", {"type": "message_start", "message": {
+                "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+                "content": [], "stop_reason": None, "stop_sequence": None,
+                "usage": {"input_tokens": USAGE_IN, "output_tokens": 1}}}))
+            events.append(ev("content_block_start", {"type": "content_block_start", "index": 0,
+                                                     "content_block": {"type": "text", "text": ""}}))
+            events.append(ev("ping", {"type": "ping"}))
+            events += [ev("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                  "delta": {"type": "text_delta", "text": p}})
+                       for p in pieces]
+            events.append(ev("content_block_stop", {"type": "content_block_stop", "index": 0}))
+            events.append(ev("message_delta", {"type": "message_delta",
+                                               "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                               "usage": {"output_tokens": USAGE_OUT}}))
+            events.append(ev("message_stop", {"type": "message_stop"}))
+        try:
+            for i, e in enumerate(events):
+                if cut and i == 2:
+                    time.sleep(max(pace, 0.3))
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.chunk(e)
+                time.sleep(pace)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+
+
+class Server(socketserver.ThreadingMixIn, HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lifetime", type=float, default=120)
+    ap.add_argument("--key", action="append", default=[])
+    args = ap.parse_args()
+    for kv in args.key:
+        k, v = kv.split("=", 1)
+        KEYS[k] = v
+    srv = Server(("127.0.0.1", 0), Handler)
+    print(srv.server_address[1], flush=True)
+    t = threading.Timer(args.lifetime, lambda: os._exit(0))
+    t.daemon = True
+    t.start()
+    try:
+        srv.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

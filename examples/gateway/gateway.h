@@ -1,0 +1,169 @@
+/*
+ * gateway.h -- internal interfaces of lane-gateway, the example HTTP gateway
+ * in front of OpenAI- and Anthropic-style providers (see README.md here).
+ *
+ *   main.c       configuration, the HTTP server, requests and decisions
+ *   upstream.c   forwarding with libcurl: the fallback walk and streaming
+ *   translate.c  OpenAI <-> Anthropic bodies, responses, streams and errors
+ *   metrics.c    counters served as Prometheus text on GET /metrics
+ *
+ * Module prefix: gw_. Nothing here is part of liblane's API.
+ */
+#ifndef GW_GATEWAY_H
+#define GW_GATEWAY_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "lane.h"
+
+struct MHD_Response;
+
+/* API formats: the same numbers as LANE_FORMAT_* so one value serves both. */
+enum { GW_OPENAI = LANE_FORMAT_OPENAI_CHAT, GW_ANTHROPIC = LANE_FORMAT_ANTHROPIC_MESSAGES };
+
+#define GW_MAX_PROVIDERS 32
+
+/* ---- growable byte buffer ---- */
+typedef struct gw_buf {
+  char  *p;     /* bytes, NUL-terminated when non-empty */
+  size_t n;     /* bytes in use */
+  size_t cap;   /* bytes allocated */
+} gw_buf;
+
+int  gw_buf_add(gw_buf *b, const char *s, size_t n);   /* 0, or -1 out of memory */
+void gw_buf_free(gw_buf *b);
+uint64_t gw_now_ms(void);                              /* monotonic */
+
+/* ---- configuration ---- */
+typedef struct gw_provider {
+  char *name;          /* the policy's provider name, e.g. "openai" */
+  char *base_url;      /* the API path ("/chat/completions", "/messages") is
+                          appended to it, e.g. https://api.openai.com/v1 */
+  char *key_env;       /* environment variable holding the key (the name is
+                          logged, the value never) */
+  char *api_key;       /* its value at start, or NULL */
+  int   format;        /* GW_OPENAI or GW_ANTHROPIC */
+  int   completion_tokens; /* OpenAI format: send max_completion_tokens
+                              instead of max_tokens when translating */
+} gw_provider;
+
+typedef struct gw_config {
+  char    *host;             /* listen address, default 127.0.0.1 */
+  int      port;             /* listen port, default 8080; 0 = any */
+  char    *policy;           /* path of the .lanec file */
+  char    *route;            /* default route (x-lane-route overrides) */
+  char    *state_file;       /* budget spend kept across restarts, or NULL */
+  long     deadline_ms;      /* whole request, all attempts (default 60000) */
+  long     max_deadline_ms;  /* cap on x-lane-deadline-ms (default 600000) */
+  long     attempt_timeout_ms; /* one upstream attempt until its answer (or
+                                  first byte when streaming); 0 = deadline */
+  long     connect_timeout_ms; /* TCP/TLS connect (default 5000) */
+  long     stream_idle_ms;   /* streaming: longest silence once started */
+  long     default_max_tokens; /* OpenAI -> Anthropic without max_tokens */
+  json_t  *defaults;         /* request field defaults (object), or NULL */
+  int      nproviders;       /* entries in providers */
+  gw_provider providers[GW_MAX_PROVIDERS]; /* from "providers" */
+  json_t  *root;             /* the parsed file, owns defaults */
+} gw_config;
+
+/* ---- metrics (metrics.c) ---- */
+typedef struct gw_metrics gw_metrics;
+gw_metrics *gw_metrics_new(void);
+void gw_metrics_free(gw_metrics *m);
+/* Adds v to series name{labels}; labels is the text between the braces,
+ * already escaped (gw_label). Unknown names and a full table are ignored. */
+void gw_metrics_add(gw_metrics *m, const char *name, const char *labels, double v);
+/* The whole exposition, malloc'ed; NULL when out of memory. */
+char *gw_metrics_text(gw_metrics *m, size_t *len);
+/* Appends key="value" (escaped, comma-separated) to a label buffer. */
+void gw_label(char *buf, size_t cap, const char *key, const char *value);
+
+/* ---- the gateway ---- */
+typedef struct gw {
+  gw_config     cfg;         /* as loaded */
+  lane_program *prog;        /* the policy */
+  lane_runtime *rt;          /* its live state */
+  gw_metrics   *metrics;     /* counters */
+  int          *model_provider; /* per model: index into cfg.providers or -1 */
+  int           f_input, f_output, f_cached; /* token fields for costs */
+} gw;
+
+/* One client request on its way upstream. Owned by main.c's connection
+ * context; upstream.c reads it and, for streams, keeps it alive until the
+ * stream ends (refs). */
+typedef struct gw_call {
+  gw           *g;           /* the gateway */
+  int           format;      /* the client's API format */
+  json_t       *body;        /* parsed client body */
+  int           stream;      /* "stream": true */
+  int           want_usage;  /* OpenAI client asked stream_options.include_usage */
+  const char   *anthropic_version; /* client's header, or NULL */
+  const char   *anthropic_beta;    /* client's header, or NULL */
+  lane_request  req;         /* the decision's request (charged later) */
+  lane_decision d;           /* the decision */
+  uint64_t      deadline;    /* gw_now_ms() value the answer is due by */
+  int           tried;       /* candidates given up on before the answer */
+  int           served;      /* model that answered, or -1 */
+  double        cost;        /* what was charged (or expected, streams) */
+  const char   *cost_basis;  /* "usage" or "expected" */
+  atomic_int    refs;        /* holders: the connection, a live stream */
+  size_t        ntext;       /* bytes of text in use */
+  char          text[2048];  /* header values the request borrows */
+  char          log[512];    /* what each failed attempt did, for the log
+                                and the final error */
+  char          attempts[256]; /* the same as model=kind, comma-separated,
+                                  for the x-lane-attempts header */
+} gw_call;
+
+/* Forwards call along its candidates. Returns the response to queue (never
+ * NULL unless out of memory) and its status in *status. */
+struct MHD_Response *gw_forward(gw_call *call, unsigned *status);
+/* Releases one holder of call (main.c frees it on the last). */
+void gw_call_release(gw_call *call);
+
+/* Cost of actual usage on model m (tokens in, cached of them, out). */
+double gw_usage_cost(const gw *g, int model, long in, long cached, long out);
+
+/* ---- translation (translate.c) ---- */
+/* The body to send to a provider of format `to` for a client body of format
+ * `from`, with "model" set to model_id. NULL with *why set when the body
+ * uses something not translated (tools, images, ...). New reference. */
+json_t *gw_translate_request(const json_t *body, int from, int to, const char *model_id,
+                             const gw_provider *prov, long default_max_tokens,
+                             const char **why);
+/* A non-streaming success body of format `from` as format `to`. New ref,
+ * NULL if the body lacks what is needed. */
+json_t *gw_translate_response(const json_t *resp, int from, int to);
+/* Token usage of a response body of format fmt: 0 ok, -1 none. */
+int gw_usage(const json_t *resp, int fmt, long *in, long *cached, long *out);
+/* An error body in the client's format, malloc'ed JSON text. */
+char *gw_error_body(int format, unsigned status, const char *code, const char *message);
+/* The message of an upstream error body of format fmt, or NULL (borrowed). */
+const char *gw_error_message(const json_t *resp, int fmt);
+
+/* Server-sent events, passed through or translated, usage collected. */
+typedef struct gw_sse {
+  int    from, to;       /* upstream and client formats */
+  int    want_usage;     /* OpenAI client: send a usage chunk at the end */
+  gw_buf pending;        /* bytes of an incomplete event */
+  gw_buf out;            /* bytes ready for the client */
+  size_t out_pos;        /* of out, already handed to the client */
+  int    started;        /* translated: opening events written */
+  int    finished;       /* translated: closing events written */
+  long   in, cached, outtok; /* usage seen so far */
+  int    have_usage;     /* some usage was seen */
+  char   id[96];         /* message id, for translated events */
+  char   model[128];     /* model named by the upstream */
+  char   stop[32];       /* stop / finish reason, client's vocabulary */
+} gw_sse;
+
+void gw_sse_init(gw_sse *s, int from, int to, int want_usage);
+/* Feeds upstream bytes; output accumulates in s->out. */
+void gw_sse_feed(gw_sse *s, const char *p, size_t n);
+/* The upstream ended cleanly: flush and close a translated stream. */
+void gw_sse_end(gw_sse *s);
+void gw_sse_free(gw_sse *s);
+
+#endif

@@ -1,0 +1,590 @@
+/*
+ * main.c -- lane-gateway: an HTTP gateway that routes each LLM request
+ * with a lane policy.
+ *
+ *   lane-gateway -c gateway.json [--port N] [--exit-after SECONDS]
+ *
+ * POST /v1/chat/completions (OpenAI) and POST /v1/messages (Anthropic):
+ * the body becomes a lane_request (lane_request_from_json, plus config
+ * defaults and x-lane-field-* headers), lane_decide picks the candidates,
+ * upstream.c forwards. GET /metrics and GET /healthz. See README.md.
+ *
+ * libmicrohttpd runs one thread per connection, so a handler may block on
+ * its upstream calls; the program and runtime are shared, per-request
+ * state lives in a gw_call on the heap (a stream outlives its handler).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include "gateway.h"
+
+#define BODY_MAX (16u << 20)   /* largest client body accepted */
+
+uint64_t gw_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- configuration ---- */
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+/* A path in the config, relative to the config file's directory. */
+static char *config_path(const char *cfgfile, const char *p) {
+  if (!p) return NULL;
+  const char *slash = strrchr(cfgfile, '/');
+  if (p[0] == '/' || !slash) return strdup(p);
+  size_t n = (size_t)(slash - cfgfile) + 1 + strlen(p) + 1;
+  char *s = malloc(n);
+  if (s) snprintf(s, n, "%.*s/%s", (int)(slash - cfgfile), cfgfile, p);
+  return s;
+}
+
+static long num(const json_t *o, const char *key, long dflt) {
+  json_t *v = json_object_get(o, key);
+  return json_is_integer(v) ? (long)json_integer_value(v) : dflt;
+}
+
+static int load_providers(gw_config *c, json_t *provs, char *why, size_t cap) {
+  const char *name;
+  json_t *p;
+  json_object_foreach(provs, name, p) {
+    if (c->nproviders == GW_MAX_PROVIDERS) return snprintf(why, cap, "too many providers"), -1;
+    gw_provider *v = &c->providers[c->nproviders++];
+    const char *url = json_string_value(json_object_get(p, "base_url"));
+    const char *fmt = json_string_value(json_object_get(p, "format"));
+    const char *mt = json_string_value(json_object_get(p, "max_tokens_field"));
+    if (!url) return snprintf(why, cap, "provider %s: no base_url", name), -1;
+    if (!fmt) fmt = strcmp(name, "anthropic") ? "openai" : "anthropic";
+    if (strcmp(fmt, "openai") && strcmp(fmt, "anthropic"))
+      return snprintf(why, cap, "provider %s: format is \"openai\" or \"anthropic\"", name), -1;
+    v->name = strdup(name);
+    v->base_url = strdup(url);
+    size_t n = strlen(v->base_url);
+    while (n && v->base_url[n - 1] == '/') v->base_url[--n] = 0;
+    v->format = fmt[0] == 'a' ? GW_ANTHROPIC : GW_OPENAI;
+    v->completion_tokens = mt && !strcmp(mt, "max_completion_tokens");
+    v->key_env = dup_or_null(json_string_value(json_object_get(p, "api_key_env")));
+    v->api_key = v->key_env ? dup_or_null(getenv(v->key_env)) : NULL;
+  }
+  return 0;
+}
+
+static int load_config(gw_config *c, const char *file, char *why, size_t cap) {
+  json_error_t je;
+  json_t *o = json_load_file(file, 0, &je);
+  if (!json_is_object(o)) {
+    snprintf(why, cap, "%s:%d: %s", file, je.line, o ? "not a JSON object" : je.text);
+    json_decref(o);
+    return -1;
+  }
+  c->root = o;
+  const char *listen = json_string_value(json_object_get(o, "listen"));
+  c->host = strdup("127.0.0.1");
+  c->port = 8080;
+  if (listen) {
+    const char *colon = strrchr(listen, ':');
+    if (colon && colon > listen) {
+      free(c->host);
+      c->host = strndup(listen, (size_t)(colon - listen));
+    }
+    c->port = atoi(colon ? colon + 1 : listen);
+  }
+  c->policy = config_path(file, json_string_value(json_object_get(o, "policy")));
+  c->route = dup_or_null(json_string_value(json_object_get(o, "route")));
+  c->state_file = config_path(file, json_string_value(json_object_get(o, "state_file")));
+  c->deadline_ms = num(o, "deadline_ms", 60000);
+  c->max_deadline_ms = num(o, "max_deadline_ms", 600000);
+  c->attempt_timeout_ms = num(o, "attempt_timeout_ms", 0);
+  c->connect_timeout_ms = num(o, "connect_timeout_ms", 5000);
+  c->stream_idle_ms = num(o, "stream_idle_ms", 60000);
+  c->default_max_tokens = num(o, "default_max_tokens", 4096);
+  c->defaults = json_object_get(o, "defaults");
+  if (!c->policy) return snprintf(why, cap, "%s: no \"policy\" (a .lanec file)", file), -1;
+  if (c->deadline_ms <= 0 || c->connect_timeout_ms <= 0 || c->stream_idle_ms <= 0)
+    return snprintf(why, cap, "%s: timeouts must be positive", file), -1;
+  return load_providers(c, json_object_get(o, "providers"), why, cap);
+}
+
+static void free_config(gw_config *c) {
+  for (int i = 0; i < c->nproviders; i++) {
+    gw_provider *p = &c->providers[i];
+    if (p->api_key) memset(p->api_key, 0, strlen(p->api_key));
+    free(p->name), free(p->base_url), free(p->key_env), free(p->api_key);
+  }
+  free(c->host), free(c->policy), free(c->route), free(c->state_file);
+  json_decref(c->root);
+}
+
+static lane_program *load_policy(const char *path, char *why, size_t cap) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return snprintf(why, cap, "%s: %s", path, strerror(errno)), NULL;
+  gw_buf b = {0};
+  char chunk[65536];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    if (gw_buf_add(&b, chunk, n)) break;
+  fclose(f);
+  lane_error err;
+  lane_program *p = lane_load(b.p ? b.p : "", b.n, &err);
+  if (!p) snprintf(why, cap, "%s: %s", path, err.message);
+  gw_buf_free(&b);
+  return p;
+}
+
+/* ---- request fields ---- */
+
+/* Sets field f from text (a header value), by the field's type. */
+static int set_text(gw_call *c, int f, const char *v) {
+  lane_request *r = &c->req;
+  char *end = NULL;
+  errno = 0;
+  switch (lane_field_type(c->g->prog, f)) {
+  case LANE_T_STRING: {
+    size_t n = strlen(v);
+    if (c->ntext + n > sizeof c->text) return -1;
+    memcpy(c->text + c->ntext, v, n);
+    int rc = lane_set_str(r, f, c->text + c->ntext, n);
+    c->ntext += n;
+    return rc;
+  }
+  case LANE_T_BOOL:
+    if (!strcmp(v, "1") || !strcasecmp(v, "true")) return lane_set_bool(r, f, 1);
+    if (!strcmp(v, "0") || !strcasecmp(v, "false")) return lane_set_bool(r, f, 0);
+    return -1;
+  case LANE_T_INT: {
+    long long x = strtoll(v, &end, 10);
+    return *v && !*end && !errno ? lane_set_int(r, f, x) : -1;
+  }
+  case LANE_T_UINT: {
+    unsigned long long x = strtoull(v, &end, 10);
+    return *v && *v != '-' && !*end && !errno ? lane_set_uint(r, f, x) : -1;
+  }
+  case LANE_T_DOUBLE: {
+    double x = strtod(v, &end);
+    return *v && !*end && !errno ? lane_set_double(r, f, x) : -1;
+  }
+  }
+  return -1;
+}
+
+/* Sets field f from a config default (strings borrowed from the config). */
+static int set_json(lane_request *r, int f, const json_t *v, int type) {
+  if (type == LANE_T_STRING && json_is_string(v))
+    return lane_set_str(r, f, json_string_value(v), json_string_length(v));
+  if (type == LANE_T_BOOL && json_is_boolean(v)) return lane_set_bool(r, f, json_is_true(v));
+  if (type == LANE_T_INT && json_is_integer(v)) return lane_set_int(r, f, json_integer_value(v));
+  if (type == LANE_T_UINT && json_is_integer(v) && json_integer_value(v) >= 0)
+    return lane_set_uint(r, f, (uint64_t)json_integer_value(v));
+  if (type == LANE_T_DOUBLE && json_is_number(v)) return lane_set_double(r, f, json_number_value(v));
+  return -1;
+}
+
+typedef struct hdr_scan {
+  gw_call *c;          /* the call whose request is filled */
+  char     err[200];   /* first bad header */
+} hdr_scan;
+
+static enum MHD_Result on_request_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value) {
+  hdr_scan *h = cls;
+  (void)kind;
+  if (strncasecmp(key, "x-lane-field-", 13) || !value || h->err[0]) return MHD_YES;
+  int f = lane_field(h->c->g->prog, key + 13);
+  if (f < 0)
+    snprintf(h->err, sizeof h->err, "%s: the policy has no request field '%s'", key, key + 13);
+  else if (set_text(h->c, f, value))
+    snprintf(h->err, sizeof h->err, "%s: not a valid %s", key, lane_field_unit(h->c->g->prog, f));
+  return MHD_YES;
+}
+
+/* ---- responses ---- */
+
+static void count_response(gw *g, const char *url, unsigned status) {
+  char labels[240] = "", st[16];
+  int known = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/messages") ||
+              !strcmp(url, "/metrics") || !strcmp(url, "/healthz");
+  snprintf(st, sizeof st, "%u", status);
+  gw_label(labels, sizeof labels, "path", known ? url : "other");
+  gw_label(labels, sizeof labels, "status", st);
+  gw_metrics_add(g->metrics, "lane_gateway_requests_total", labels, 1);
+}
+
+static enum MHD_Result queue(gw *g, struct MHD_Connection *con, const char *url, unsigned status,
+                             struct MHD_Response *r) {
+  if (!r) return MHD_NO;  /* out of memory: MHD closes the connection */
+  enum MHD_Result rc = MHD_queue_response(con, status, r);
+  MHD_destroy_response(r);
+  count_response(g, url, status);
+  return rc;
+}
+
+static enum MHD_Result send_text(gw *g, struct MHD_Connection *con, const char *url,
+                                 unsigned status, const char *ctype, const char *body) {
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (r) MHD_add_response_header(r, "Content-Type", ctype);
+  return queue(g, con, url, status, r);
+}
+
+static enum MHD_Result send_error(gw *g, struct MHD_Connection *con, const char *url, int format,
+                                  unsigned status, const char *code, const char *msg) {
+  char *body = gw_error_body(format, status, code, msg);
+  enum MHD_Result rc = send_text(g, con, url, status, "application/json", body ? body : "{}");
+  fprintf(stderr, "lane-gateway: POST %s %u %s\n", url, status, msg);
+  free(body);
+  return rc;
+}
+
+void gw_call_release(gw_call *c) {
+  if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
+  json_decref(c->body);
+  free(c);
+}
+
+static json_t *names(const lane_program *p, const int *m, int n) {
+  json_t *a = json_array();
+  for (int i = 0; i < n; i++) json_array_append_new(a, json_string(lane_model_name(p, m[i])));
+  return a;
+}
+
+static enum MHD_Result dry_run(gw_call *c, struct MHD_Connection *con, const char *url) {
+  gw *g = c->g;
+  const lane_program *p = g->prog;
+  const lane_decision *d = &c->d;
+  json_t *cands = json_array();
+  for (int i = 0; i < d->ncandidates; i++) {
+    int m = d->candidates[i], pi = g->model_provider[m];
+    json_array_append_new(
+        cands, json_pack("{s:s, s:s, s:s, s:s?, s:f}", "model", lane_model_name(p, m), "provider",
+                         lane_model_provider(p, m), "id", lane_model_id(p, m), "format",
+                         pi < 0 ? NULL
+                         : g->cfg.providers[pi].format == GW_OPENAI ? "openai" : "anthropic",
+                         "expected_cost", lane_cost(p, &c->req, m)));
+  }
+  json_t *o = json_pack("{s:b, s:s, s:i, s:s, s:s, s:o, s:o, s:o, s:f, s:I}", "dry_run", 1,
+                        "route", lane_route_name(p, d->route), "rule", d->rule, "rule_name",
+                        lane_rule_name(p, d->route, d->rule), "primary",
+                        lane_model_name(p, d->candidates[0]), "candidates", cands, "fallbacks",
+                        names(p, d->candidates + 1, d->ncandidates - 1), "shadows",
+                        names(p, d->shadows, d->nshadows), "cost", d->cost, "deadline_ms",
+                        (json_int_t)(c->deadline - gw_now_ms()));
+  char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+  json_decref(o);
+  struct MHD_Response *r =
+      s ? MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE) : NULL;
+  if (!r) return free(s), MHD_NO;
+  char v[64];
+  MHD_add_response_header(r, "Content-Type", "application/json");
+  MHD_add_response_header(r, "x-lane-dry-run", "1");
+  MHD_add_response_header(r, "x-lane-route", lane_route_name(p, d->route));
+  snprintf(v, sizeof v, "%d", d->rule);
+  MHD_add_response_header(r, "x-lane-rule", v);
+  MHD_add_response_header(r, "x-lane-model", lane_model_name(p, d->candidates[0]));
+  snprintf(v, sizeof v, "%.9f", d->cost);
+  MHD_add_response_header(r, "x-lane-cost", v);
+  MHD_add_response_header(r, "x-lane-cost-basis", "expected");
+  char labels[240] = "";
+  gw_label(labels, sizeof labels, "route", lane_route_name(p, d->route));
+  gw_metrics_add(g->metrics, "lane_gateway_dry_runs_total", labels, 1);
+  return queue(g, con, url, 200, r);
+}
+
+/* Fills c->req from config defaults, the body and x-lane-field-* headers,
+ * and the deadline: 0, or -1 with why set. */
+static int build_request(gw_call *c, struct MHD_Connection *con, const gw_buf *body, char *why,
+                         size_t cap) {
+  gw *g = c->g;
+  lane_request_init(&c->req, g->prog);
+  const char *key;
+  json_t *v;
+  json_object_foreach(g->cfg.defaults, key, v) {
+    int f = lane_field(g->prog, key);
+    if (f >= 0) set_json(&c->req, f, v, lane_field_type(g->prog, f));
+  }
+  lane_error err;
+  if (lane_request_from_json(&c->req, body->p ? body->p : "", body->n, c->format, &err) != LANE_OK)
+    return snprintf(why, cap, "%s", err.message), -1;
+  hdr_scan h = {c, ""};
+  MHD_get_connection_values(con, MHD_HEADER_KIND, on_request_header, &h);
+  if (h.err[0]) return snprintf(why, cap, "%s", h.err), -1;
+  long ms = g->cfg.deadline_ms;
+  const char *dl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "x-lane-deadline-ms");
+  if (dl) {
+    char *end;
+    ms = strtol(dl, &end, 10);
+    if (!*dl || *end || ms <= 0)
+      return snprintf(why, cap, "x-lane-deadline-ms: a positive number of milliseconds"), -1;
+    if (ms > g->cfg.max_deadline_ms) ms = g->cfg.max_deadline_ms;
+  }
+  c->deadline = gw_now_ms() + (uint64_t)ms;
+  c->stream = json_is_true(json_object_get(c->body, "stream"));
+  c->want_usage =
+      json_is_true(json_object_get(json_object_get(c->body, "stream_options"), "include_usage"));
+  c->anthropic_version = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "anthropic-version");
+  c->anthropic_beta = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "anthropic-beta");
+  return 0;
+}
+
+static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url, int format,
+                             const gw_buf *body) {
+  char why[300];
+  gw_call *c = calloc(1, sizeof *c);
+  if (!c) return MHD_NO;
+  atomic_init(&c->refs, 1);
+  c->g = g, c->format = format, c->served = -1;
+  json_error_t je;
+  c->body = json_loadb(body->p ? body->p : "", body->n, 0, &je);
+  enum MHD_Result rc;
+  if (!json_is_object(c->body)) {
+    snprintf(why, sizeof why, "the body is not a JSON object (%s)", c->body ? "" : je.text);
+    rc = send_error(g, con, url, format, 400, "lane_bad_request", why);
+    goto out;
+  }
+  if (build_request(c, con, body, why, sizeof why)) {
+    rc = send_error(g, con, url, format, 400, "lane_bad_request", why);
+    goto out;
+  }
+  const char *route = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "x-lane-route");
+  int ri = lane_route(g->prog, route ? route : g->cfg.route);
+  if (ri < 0) {
+    snprintf(why, sizeof why, "unknown route '%s'", route ? route : g->cfg.route);
+    rc = send_error(g, con, url, format, 400, "lane_unknown_route", why);
+    goto out;
+  }
+  int st = lane_decide_route(g->rt, ri, &c->req, &c->d);
+  if (st != LANE_OK) {
+    char labels[240] = "";
+    gw_label(labels, sizeof labels, "route", lane_route_name(g->prog, ri));
+    gw_metrics_add(g->metrics, "lane_gateway_no_match_total", labels, 1);
+    if (st == LANE_ENOMATCH && c->d.filtered_rule)
+      snprintf(why, sizeof why, "lane: no model can serve this request on route %s: rule %d "
+               "matched but every candidate was filtered out (require, health)",
+               lane_route_name(g->prog, ri), c->d.filtered_rule);
+    else
+      snprintf(why, sizeof why, "lane: no rule of route %s matched this request (%s)",
+               lane_route_name(g->prog, ri), lane_status_name(st));
+    rc = send_error(g, con, url, format, 503, "lane_no_match", why);
+    goto out;
+  }
+  const char *dry = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "x-lane-dry-run");
+  if (dry && (!strcmp(dry, "1") || !strcasecmp(dry, "true"))) {
+    rc = dry_run(c, con, url);
+    goto out;
+  }
+  char labels[480] = "", rn[16];
+  snprintf(rn, sizeof rn, "%d", c->d.rule);
+  gw_label(labels, sizeof labels, "route", lane_route_name(g->prog, ri));
+  gw_label(labels, sizeof labels, "rule", rn);
+  gw_label(labels, sizeof labels, "model", lane_model_name(g->prog, c->d.candidates[0]));
+  gw_metrics_add(g->metrics, "lane_gateway_decisions_total", labels, 1);
+
+  uint64_t t0 = gw_now_ms();
+  unsigned status = 500;
+  struct MHD_Response *r = gw_forward(c, &status);
+  fprintf(stderr, "lane-gateway: POST %s %u route=%s rule=%d model=%s fallbacks=%d cost=$%.9f%s "
+          "%llums%s%s\n", url, status, lane_route_name(g->prog, ri), c->d.rule,
+          c->served >= 0 ? lane_model_name(g->prog, c->served) : "-", c->tried, c->cost,
+          c->served >= 0 && c->stream ? " (expected; stream: time to first byte)" : "",
+          (unsigned long long)(gw_now_ms() - t0), c->log[0] ? " tried: " : "", c->log);
+  rc = queue(g, con, url, status, r);
+out:
+  gw_call_release(c);
+  return rc;
+}
+
+/* ---- the server ---- */
+
+typedef struct conn {
+  gw_buf body;      /* request body so far */
+  int    too_big;   /* it passed BODY_MAX */
+} conn;
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char *url,
+                              const char *method, const char *version, const char *data,
+                              size_t *size, void **ptr) {
+  gw *g = cls;
+  conn *k = *ptr;
+  (void)version;
+  if (!k) {
+    *ptr = k = calloc(1, sizeof *k);
+    return k ? MHD_YES : MHD_NO;
+  }
+  if (*size) {
+    if (k->body.n + *size > BODY_MAX || gw_buf_add(&k->body, data, *size)) k->too_big = 1;
+    *size = 0;
+    return MHD_YES;
+  }
+  int format = !strcmp(url, "/v1/chat/completions") ? GW_OPENAI
+             : !strcmp(url, "/v1/messages")         ? GW_ANTHROPIC : 0;
+  if (!strcmp(method, "GET") && !strcmp(url, "/healthz"))
+    return send_text(g, con, url, 200, "text/plain", "ok\n");
+  if (!strcmp(method, "GET") && !strcmp(url, "/metrics")) {
+    size_t n;
+    char *text = gw_metrics_text(g->metrics, &n);
+    struct MHD_Response *r =
+        text ? MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (r) MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+    else free(text);
+    return queue(g, con, url, 200, r);
+  }
+  if (!format) return send_error(g, con, url, GW_OPENAI, 404, "lane_not_found",
+                                 "not found: POST /v1/chat/completions or /v1/messages");
+  if (strcmp(method, "POST"))
+    return send_error(g, con, url, format, 405, "lane_method", "use POST");
+  if (k->too_big)
+    return send_error(g, con, url, format, 413, "lane_too_large", "request body too large");
+  return proxy(g, con, url, format, &k->body);
+}
+
+static void completed(void *cls, struct MHD_Connection *con, void **ptr,
+                      enum MHD_RequestTerminationCode why) {
+  conn *k = *ptr;
+  (void)cls, (void)con, (void)why;
+  if (k) gw_buf_free(&k->body);
+  free(k);
+  *ptr = NULL;
+}
+
+/* Maps each model to its provider's config; warns about the unconfigured. */
+static int map_models(gw *g) {
+  int n = lane_model_count(g->prog);
+  g->model_provider = malloc(sizeof(int) * (size_t)(n ? n : 1));
+  if (!g->model_provider) return -1;
+  const char *warned[64];
+  int nwarned = 0;
+  for (int m = 0; m < n; m++) {
+    const char *prov = lane_model_provider(g->prog, m);
+    g->model_provider[m] = -1;
+    for (int i = 0; i < g->cfg.nproviders; i++)
+      if (!strcmp(g->cfg.providers[i].name, prov)) g->model_provider[m] = i;
+    int seen = 0;
+    for (int i = 0; i < nwarned; i++) seen |= !strcmp(warned[i], prov);
+    if (g->model_provider[m] < 0 && !seen && nwarned < 64) {
+      warned[nwarned++] = prov;
+      fprintf(stderr, "lane-gateway: note: no provider \"%s\" in the config; its models are "
+              "skipped\n", prov);
+    }
+  }
+  for (int i = 0; i < g->cfg.nproviders; i++) {
+    const gw_provider *p = &g->cfg.providers[i];
+    if (p->key_env && !p->api_key)
+      fprintf(stderr, "lane-gateway: warning: %s is not set; calls to %s go without a key\n",
+              p->key_env, p->name);
+  }
+  return 0;
+}
+
+static int start(gw *g, const char *cfgfile, int port, char *why, size_t cap) {
+  if (load_config(&g->cfg, cfgfile, why, cap)) return -1;
+  if (port >= 0) g->cfg.port = port;
+  if (!(g->prog = load_policy(g->cfg.policy, why, cap))) return -1;
+  if (!g->cfg.route) g->cfg.route = dup_or_null(lane_route_name(g->prog, 0));
+  if (!g->cfg.route) return snprintf(why, cap, "%s: the policy has no route", g->cfg.policy), -1;
+  lane_error err;
+  if (!(g->rt = lane_runtime_new(g->prog, &err))) return snprintf(why, cap, "%s", err.message), -1;
+  if (g->cfg.state_file) {
+    FILE *f = fopen(g->cfg.state_file, "rb");
+    /* A file of another policy (or a damaged one) must not stop the
+     * gateway: it starts with no spend and overwrites the file at exit. */
+    if (f && (fclose(f), lane_runtime_load(g->rt, g->cfg.state_file, &err)) != LANE_OK)
+      fprintf(stderr, "lane-gateway: warning: %s: %s; budgets start at $0\n",
+              g->cfg.state_file, err.message);
+  }
+  g->f_input = lane_field(g->prog, "input_tokens");
+  g->f_output = lane_field(g->prog, "max_output_tokens");
+  g->f_cached = lane_field(g->prog, "cached_tokens");
+  g->metrics = gw_metrics_new();
+  if (!g->metrics || map_models(g)) return snprintf(why, cap, "out of memory"), -1;
+  return 0;
+}
+
+static void stop(gw *g) {
+  lane_error err;
+  if (g->rt && g->cfg.state_file && lane_runtime_save(g->rt, g->cfg.state_file, &err) != LANE_OK)
+    fprintf(stderr, "lane-gateway: %s: %s\n", g->cfg.state_file, err.message);
+  lane_runtime_free(g->rt);
+  lane_program_free(g->prog);
+  gw_metrics_free(g->metrics);
+  free(g->model_provider);
+  free_config(&g->cfg);
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: lane-gateway -c CONFIG.json [--port N] [--exit-after SECONDS]\n");
+}
+
+int main(int argc, char **argv) {
+  const char *cfgfile = NULL;
+  int port = -1;
+  long exit_after = 0;
+  for (int i = 1; i < argc; i++) {
+    if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
+      cfgfile = argv[++i];
+    else if (!strcmp(argv[i], "--port") && i + 1 < argc) port = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--exit-after") && i + 1 < argc) exit_after = atol(argv[++i]);
+    else return usage(), 2;
+  }
+  if (!cfgfile) return usage(), 2;
+
+  /* Signals are taken by sigwait below; every thread inherits the mask. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGALRM);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return 1;
+
+  gw g;
+  memset(&g, 0, sizeof g);
+  char why[512];
+  if (start(&g, cfgfile, port, why, sizeof why)) {
+    fprintf(stderr, "lane-gateway: %s\n", why);
+    stop(&g);
+    return 1;
+  }
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)g.cfg.port);
+  if (inet_pton(AF_INET, g.cfg.host, &sa.sin_addr) != 1) {
+    fprintf(stderr, "lane-gateway: listen: '%s' is not an IPv4 address\n", g.cfg.host);
+    stop(&g);
+    return 1;
+  }
+  struct MHD_Daemon *d = MHD_start_daemon(
+      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+      (uint16_t)g.cfg.port, NULL, NULL, handle, &g, MHD_OPTION_SOCK_ADDR, &sa,
+      MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_CONNECTION_LIMIT, 512u,
+      MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+  if (!d) {
+    fprintf(stderr, "lane-gateway: cannot listen on %s:%d\n", g.cfg.host, g.cfg.port);
+    stop(&g);
+    return 1;
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+  printf("lane-gateway: listening on http://%s:%u (policy %s, route %s)\n", g.cfg.host,
+         info ? info->port : (unsigned)g.cfg.port, g.cfg.policy, g.cfg.route);
+  fflush(stdout);
+  if (exit_after > 0) alarm((unsigned)exit_after);
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  fprintf(stderr, "lane-gateway: %s, stopping\n", sig == SIGALRM ? "time is up" : "signal");
+  MHD_stop_daemon(d);
+  stop(&g);
+  curl_global_cleanup();
+  return 0;
+}

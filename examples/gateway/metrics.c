@@ -1,0 +1,121 @@
+/*
+ * metrics.c -- counters for GET /metrics in the Prometheus text format.
+ *
+ * A fixed table of series (name + label text -> value) under one mutex:
+ * updates happen a few times per request, next to network round trips, so
+ * a lock costs nothing measurable and keeps sums exact.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "gateway.h"
+
+#define MAX_SERIES 2048
+
+/* The families served, in output order. */
+static const struct family {
+  const char *name;  /* metric name */
+  const char *type;  /* counter or gauge */
+  const char *help;  /* # HELP text */
+} families[] = {
+  {"lane_gateway_requests_total", "counter", "Responses sent, by path and HTTP status."},
+  {"lane_gateway_decisions_total", "counter",
+   "Routing decisions for forwarded requests, by route, rule and primary model."},
+  {"lane_gateway_dry_runs_total", "counter", "Decisions returned without calling anyone."},
+  {"lane_gateway_no_match_total", "counter", "Requests no rule of the route could serve."},
+  {"lane_gateway_attempts_total", "counter", "Upstream calls made, by provider and model."},
+  {"lane_gateway_fallbacks_total", "counter",
+   "Moves to the next candidate, by route and the model given up on."},
+  {"lane_gateway_provider_errors_total", "counter",
+   "Failed upstream calls, by provider, model and kind."},
+  {"lane_gateway_skipped_total", "counter",
+   "Candidates not tried: no provider configured, or a body that cannot be translated."},
+  {"lane_gateway_served_total", "counter", "Requests answered, by provider, model and mode."},
+  {"lane_gateway_unserved_total", "counter",
+   "Requests no candidate could serve, by route and reason."},
+  {"lane_gateway_stream_errors_total", "counter",
+   "Streams that failed after their first byte reached the client."},
+  {"lane_gateway_spend_dollars_total", "counter",
+   "Actual spend from responses' usage (expected cost when absent), by provider and model."},
+};
+enum { NFAMILIES = sizeof families / sizeof families[0] };
+
+typedef struct series {
+  int    family;        /* index into families */
+  char   labels[240];   /* label text between the braces */
+  double value;         /* running sum */
+} series;
+
+struct gw_metrics {
+  pthread_mutex_t mu;   /* guards everything below */
+  int             n;    /* series in use */
+  series          s[MAX_SERIES]; /* in order of first use */
+};
+
+gw_metrics *gw_metrics_new(void) {
+  gw_metrics *m = calloc(1, sizeof *m);
+  if (m) pthread_mutex_init(&m->mu, NULL);
+  return m;
+}
+
+void gw_metrics_free(gw_metrics *m) {
+  if (!m) return;
+  pthread_mutex_destroy(&m->mu);
+  free(m);
+}
+
+void gw_label(char *buf, size_t cap, const char *key, const char *value) {
+  size_t n = strlen(buf);
+  if (n + 1 >= cap) return;
+  int w = snprintf(buf + n, cap - n, "%s%s=\"", n ? "," : "", key);
+  if (w < 0 || (size_t)w >= cap - n) {
+    buf[n] = 0;
+    return;
+  }
+  n += (size_t)w;
+  for (const char *p = value ? value : ""; *p && n + 3 < cap; p++) {
+    if (*p == '\\' || *p == '"') buf[n++] = '\\', buf[n++] = *p;
+    else if (*p == '\n') buf[n++] = '\\', buf[n++] = 'n';
+    else buf[n++] = *p;
+  }
+  buf[n++] = '"';
+  buf[n] = 0;
+}
+
+void gw_metrics_add(gw_metrics *m, const char *name, const char *labels, double v) {
+  int f = 0;
+  while (f < NFAMILIES && strcmp(families[f].name, name)) f++;
+  if (f == NFAMILIES || !m) return;
+  pthread_mutex_lock(&m->mu);
+  int i = 0;
+  while (i < m->n && (m->s[i].family != f || strcmp(m->s[i].labels, labels))) i++;
+  if (i == m->n && m->n < MAX_SERIES) {
+    m->s[i].family = f;
+    snprintf(m->s[i].labels, sizeof m->s[i].labels, "%s", labels);
+    m->s[i].value = 0;
+    m->n++;
+  }
+  if (i < m->n) m->s[i].value += v;
+  pthread_mutex_unlock(&m->mu);
+}
+
+char *gw_metrics_text(gw_metrics *m, size_t *len) {
+  gw_buf b = {0};
+  char line[512];
+  pthread_mutex_lock(&m->mu);
+  for (int f = 0; f < NFAMILIES; f++) {
+    snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n", families[f].name,
+             families[f].help, families[f].name, families[f].type);
+    gw_buf_add(&b, line, strlen(line));
+    for (int i = 0; i < m->n; i++) {
+      if (m->s[i].family != f) continue;
+      snprintf(line, sizeof line, "%s{%s} %.17g\n", families[f].name, m->s[i].labels,
+               m->s[i].value);
+      gw_buf_add(&b, line, strlen(line));
+    }
+  }
+  pthread_mutex_unlock(&m->mu);
+  *len = b.n;
+  return b.p;
+}

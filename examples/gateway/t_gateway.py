@@ -1,0 +1,705 @@
+#!/usr/bin/env python3
+"""t_gateway.py -- lane-gateway end to end, as TAP (run by test.sh).
+
+Starts fake_provider.py and lane-gateway (examples/policies/support.lane,
+compiled here) on 127.0.0.1, sends requests in both formats, with faults
+injected on the candidates the policy chose (asked first with
+x-lane-dry-run), and checks from both sides -- the client's answers and the
+fake's log of every upstream call -- that each request is answered exactly
+once, by the candidate the fallback order says, with the right headers,
+errors, costs and metrics. Then the official OpenAI and Anthropic Node.js
+SDKs (examples/gateway/node) talk to the gateway.
+
+Every wait is bounded; both servers stop by themselves (--lifetime,
+--exit-after) and are stopped at the end.
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KEYS = {"openai": "sk-test-openai-5ec7e7", "anthropic": "sk-ant-test-b0b0b0",
+        "gemini": "gm-test-c4c4c4"}
+n_tests = 0
+failures = 0
+
+
+def ok(cond, name, diag=None):
+    global n_tests, failures
+    n_tests += 1
+    print("%s %d - %s" % ("ok" if cond else "not ok", n_tests, name), flush=True)
+    if not cond:
+        failures += 1
+        if diag is not None:
+            for line in str(diag).splitlines()[:30]:
+                print("#   " + line)
+    return cond
+
+
+def skip(name, why):
+    global n_tests
+    n_tests += 1
+    print("ok %d - %s # skip %s" % (n_tests, name, why), flush=True)
+
+
+def is_eq(got, want, name):
+    return ok(got == want, name, "got:      %r\nexpected: %r" % (got, want))
+
+
+class Resp:
+    def __init__(self):
+        self.status, self.headers, self.raw, self.json = 0, {}, b"", None
+        self.events, self.cut, self.t_first, self.t_total, self.error = [], False, None, None, None
+
+    def h(self, k):
+        return self.headers.get(k.lower())
+
+
+class Gateway:
+    def __init__(self, port):
+        self.port = port
+
+    def request(self, method, path, body=None, headers=None, stream=False, timeout=15):
+        r = Resp()
+        t0 = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+            hdrs = {"Content-Type": "application/json"}
+            hdrs.update(headers or {})
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            r.status = resp.status
+            r.headers = {k.lower(): v for k, v in resp.getheaders()}
+            if stream and r.status == 200 and "event-stream" in (r.h("content-type") or ""):
+                read_events(resp, r, t0)
+            else:
+                r.raw = resp.read()
+                try:
+                    r.json = json.loads(r.raw)
+                except ValueError:
+                    pass
+        except (OSError, http.client.HTTPException) as e:
+            r.error = repr(e)
+        finally:
+            conn.close()
+        r.t_total = time.monotonic() - t0
+        return r
+
+
+def read_events(resp, r, t0):
+    """SSE events as (event name, data text), with the first one's time."""
+    name, data = None, []
+    try:
+        for _ in range(10000):
+            line = resp.readline()
+            if not line:
+                break
+            line = line.decode().rstrip("\r\n")
+            if r.t_first is None and line:
+                r.t_first = time.monotonic() - t0
+            if not line:
+                if data:
+                    r.events.append((name, "\n".join(data)))
+                name, data = None, []
+            elif line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+    except (http.client.IncompleteRead, OSError, ValueError):
+        r.cut = True
+    # readline() hides a chunked body that broke off (it just ends); a
+    # proper last chunk leaves chunk_left None.
+    if resp.chunked and resp.chunk_left is not None:
+        r.cut = True
+
+
+def stream_text(r, fmt):
+    out = []
+    for name, data in r.events:
+        if data == "[DONE]":
+            continue
+        d = json.loads(data)
+        if fmt == "openai":
+            for c in d.get("choices") or []:
+                out.append((c.get("delta") or {}).get("content") or "")
+        elif d.get("type") == "content_block_delta":
+            out.append(d["delta"].get("text", ""))
+    return "".join(out)
+
+
+def answer_text(r, fmt):
+    if not isinstance(r.json, dict):
+        return None
+    if fmt == "openai":
+        try:
+            return r.json["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return "".join(b.get("text", "") for b in r.json.get("content") or [])
+
+
+def path_of(fmt):
+    return "/v1/chat/completions" if fmt == "openai" else "/v1/messages"
+
+
+def body_of(fmt, text, stream=False, usage=False):
+    if fmt == "openai":
+        b = {"model": "gpt-4o", "max_tokens": 200,
+             "messages": [{"role": "system", "content": "You answer support questions."},
+                          {"role": "user", "content": text}]}
+        if stream:
+            b["stream"] = True
+            if usage:
+                b["stream_options"] = {"include_usage": True}
+        return b
+    b = {"model": "claude-3-haiku", "max_tokens": 200, "system": "You answer support questions.",
+         "messages": [{"role": "user", "content": text}]}
+    if stream:
+        b["stream"] = True
+    return b
+
+
+class Suite:
+    def __init__(self, gw, fake_port, lane, out):
+        self.gw, self.fake_port, self.lane, self.out = gw, fake_port, lane, out
+        self.seq = 0
+        self.decided = 0          # requests that reached a decision (not dry runs)
+        self.dry = 0              # dry runs
+        self.moves = 0            # fallbacks expected in the metrics
+        self.refused = 0          # attempts on the unreachable in-house provider
+        self.charges = []         # what the gateway should have charged:
+                                  # a number, or a model (its usage cost)
+        self.usage_cost = {}      # model -> cost of the fake's usage
+        self.served = 0           # answers from a provider
+
+    def fake_log(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.fake_port, timeout=5)
+        conn.request("GET", "/_log")
+        data = json.loads(conn.getresponse().read())
+        conn.close()
+        return data
+
+    def calls(self, tag):
+        return [e for e in self.fake_log() if e["tag"] == tag]
+
+    def tag(self):
+        self.seq += 1
+        return "t%03d" % self.seq
+
+    def dry_run(self, fmt, text, headers=None):
+        h = {"x-lane-dry-run": "1"}
+        h.update(headers or {})
+        r = self.gw.request("POST", path_of(fmt), body_of(fmt, text), h)
+        if r.status == 200:
+            self.dry += 1
+        return r
+
+    def plan(self, fmt, faults, headers=None):
+        """A tag and a message text with `faults` (kinds by candidate
+        position) aimed at the candidates the policy picks for it."""
+        tag = self.tag()
+        text, cands = tag + " please help", []
+        for _ in range(3):  # the text's length counts in the decision
+            r = self.dry_run(fmt, text, headers)
+            if r.status != 200:
+                return tag, text, None
+            if [c["model"] for c in r.json["candidates"]] == [c["model"] for c in cands]:
+                break
+            cands = r.json["candidates"]
+            words = ["fault:%s=%s" % (cands[i]["id"], k) for i, k in enumerate(faults)
+                     if k and i < len(cands)]
+            text = " ".join([tag, "please", "help"] + words)
+        return tag, text, cands
+
+    def send(self, fmt, text, headers=None, stream=False, usage=False):
+        r = self.gw.request("POST", path_of(fmt), body_of(fmt, text, stream, usage), headers,
+                            stream=stream)
+        return r
+
+    def book(self, r, stream=False, has_usage=True):
+        """What the metrics should count for a request that was decided."""
+        self.decided += 1
+        fb = int(r.h("x-lane-fallbacks") or 0)
+        attempts = [a for a in (r.h("x-lane-attempts") or "").split(",") if a]
+        self.refused += sum(1 for a in attempts if a.endswith("=refused"))
+        model = r.h("x-lane-model")
+        if not model:                       # nobody answered: one move less
+            self.moves += max(fb - 1, 0)
+            return
+        self.moves += fb
+        if r.status == 200 and not r.cut:
+            self.served += 1
+            cost = float(r.h("x-lane-cost") or 0)
+            if not stream:
+                self.usage_cost[model] = cost
+            self.charges.append(model if stream and has_usage else cost)
+
+    def spend(self):
+        return sum(self.usage_cost.get(c, float("nan")) if isinstance(c, str) else c
+                   for c in self.charges)
+
+
+def cost_from_eval(lane, policy, out, req):
+    path = os.path.join(out, "eval_req.json")
+    with open(path, "w") as f:
+        json.dump(req, f)
+    p = subprocess.run([lane, "eval", policy, "--route", "support", path], capture_output=True,
+                       text=True, timeout=30)
+    return json.loads(p.stdout) if p.returncode == 0 else None
+
+
+def start(cmd, env=None, log=None):
+    errf = open(log, "w") if log else subprocess.DEVNULL
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, env=env, text=True)
+
+
+def first_line(proc, limit=10.0):
+    """The process's first stdout line, waiting at most `limit` seconds."""
+    box = []
+    t = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
+    t.start()
+    t.join(limit)
+    return box[0].strip() if box else ""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gateway", required=True)
+    ap.add_argument("--lane", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--no-sdk", action="store_true")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    for k in list(os.environ):
+        if k.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+            del os.environ[k]
+
+    policy = os.path.join(a.out, "support.lanec")
+    p = subprocess.run([a.lane, "compile", "examples/policies/support.lane", "-o", policy],
+                       capture_output=True, text=True, timeout=60)
+    if not ok(p.returncode == 0, "lane compile examples/policies/support.lane", p.stderr):
+        print("1..%d" % n_tests)
+        return
+
+    fake = start([sys.executable, os.path.join(HERE, "fake_provider.py"), "--lifetime", "240"]
+                 + ["--key=%s=%s" % kv for kv in KEYS.items()], log=os.path.join(a.out, "fake.err"))
+    fport = first_line(fake)
+    ok(fport.isdigit(), "the fake providers listen on 127.0.0.1:%s" % fport)
+    cfg = {
+        "listen": "127.0.0.1:0", "policy": "support.lanec", "route": "support",
+        "deadline_ms": 5000, "attempt_timeout_ms": 1200, "connect_timeout_ms": 1000,
+        "stream_idle_ms": 3000, "default_max_tokens": 1024, "defaults": {"tier": "free"},
+        "providers": {
+            "openai": {"base_url": "http://127.0.0.1:%s/openai/v1" % fport,
+                       "api_key_env": "T_OPENAI_KEY", "format": "openai"},
+            "anthropic": {"base_url": "http://127.0.0.1:%s/anthropic/v1/" % fport,
+                          "api_key_env": "T_ANTHROPIC_KEY", "format": "anthropic"},
+            "gemini": {"base_url": "http://127.0.0.1:%s/gemini/v1" % fport,
+                       "api_key_env": "T_GEMINI_KEY", "format": "openai",
+                       "max_tokens_field": "max_completion_tokens"},
+            # Port 9 (discard) has no listener here: every call is refused.
+            "inhouse": {"base_url": "http://127.0.0.1:9/v1", "format": "openai"},
+        },
+    }
+    with open(os.path.join(a.out, "gateway.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    env = dict(os.environ, T_OPENAI_KEY=KEYS["openai"], T_ANTHROPIC_KEY=KEYS["anthropic"],
+               T_GEMINI_KEY=KEYS["gemini"])
+    errlog = os.path.join(a.out, "gateway.err")
+    gwp = start([a.gateway, "-c", os.path.join(a.out, "gateway.json"), "--exit-after", "200"],
+                env=env, log=errlog)
+    line = first_line(gwp)
+    m = re.search(r"127\.0\.0\.1:(\d+)", line)
+    ok(m is not None, "lane-gateway listens on 127.0.0.1 (%s)" % line)
+    try:
+        if m and fport.isdigit():
+            s = Suite(Gateway(int(m.group(1))), int(fport), a.lane, a.out)
+            run(s, policy, a.no_sdk)
+            metrics(s)
+    finally:
+        gwp.terminate()
+        try:
+            rc = gwp.wait(15)
+        except subprocess.TimeoutExpired:
+            gwp.kill()
+            rc = gwp.wait(5)
+        fake.terminate()
+        fake.wait(10)
+    with open(errlog) as f:
+        log = f.read()
+    is_eq(rc, 0, "lane-gateway stops cleanly on SIGTERM")
+    ok(not any(k in log for k in KEYS.values()), "no API key appears in the gateway's log")
+    ok("Sanitizer" not in log, "no sanitizer report", log[-3000:])
+    print("1..%d" % n_tests)
+
+
+def run(s, policy, no_sdk):
+    gw = s.gw
+    r = gw.request("GET", "/healthz")
+    is_eq((r.status, r.raw), (200, b"ok\n"), "GET /healthz")
+
+    # ---- dry run ----
+    before = len(s.fake_log())
+    r = s.dry_run("openai", "t000 what is my order status")
+    d = r.json or {}
+    is_eq((r.status, d.get("rule"), d.get("primary")), (200, 9, "openai.gpt_5_nano"),
+          "dry run: a free-tier request gets rule 9, openai.gpt_5_nano")
+    ok(len(d.get("candidates", [])) == 3 and r.h("x-lane-model") == d.get("primary") and
+       r.h("x-lane-rule") == "9" and r.h("x-lane-dry-run") == "1",
+       "dry run: three candidates and the x-lane-* headers", r.headers)
+    is_eq(len(s.fake_log()), before, "dry run: no provider was called")
+    ev = cost_from_eval(s.lane, policy, s.out, {"tier": "free", "input_tokens": 1000,
+                                                 "max_output_tokens": 200})
+
+    # ---- a plain request, each format ----
+    for fmt in ("openai", "anthropic"):
+        tag, text, cands = s.plan(fmt, [])
+        r = s.send(fmt, text)
+        s.book(r)
+        want = "openai/gpt-5-nano: " + tag
+        ok(r.status == 200 and answer_text(r, fmt) == want,
+           "%s client, free tier: answered by openai/gpt-5-nano" % fmt, (r.status, r.raw[:300]))
+        is_eq((r.h("x-lane-model"), r.h("x-lane-rule"), r.h("x-lane-fallbacks")),
+              ("openai.gpt_5_nano", "9", "0"), "%s: x-lane-model, x-lane-rule, x-lane-fallbacks" % fmt)
+        calls = s.calls(tag)
+        is_eq([(c["provider"], c["model"], c["outcome"]) for c in calls],
+              [("openai", "gpt-5-nano", "ok")], "%s: exactly one upstream call" % fmt)
+        if fmt == "anthropic":
+            ok(r.json and r.json.get("type") == "message" and
+               r.json.get("usage", {}).get("output_tokens") == 200,
+               "anthropic client, OpenAI model: the answer is an Anthropic message", r.raw[:300])
+    if ev:
+        ok(abs(float(r.h("x-lane-cost") or 0) - ev["cost"]) < 1e-12 and
+           r.h("x-lane-cost-basis") == "usage",
+           "x-lane-cost is the usage (1000 in, 200 out) at gpt-5-nano's prices: $%.9f" % ev["cost"],
+           (r.h("x-lane-cost"), ev))
+    else:
+        ok(False, "lane eval for the cost cross-check")
+
+    # ---- the official SDKs, while every model is healthy ----
+    if not no_sdk:
+        sdk(s)
+
+    # ---- one fault on the primary: the next candidate answers ----
+    kinds = {"500": "http_5xx", "503": "http_5xx", "429": "http_429", "drop": "connection",
+             "malformed": "malformed", "hang": "timeout", "cut0": "connection"}
+    for kind in kinds:
+        tag, text, cands = s.plan("openai", [kind], {"x-lane-field-tier": "pro"})
+        r = s.send("openai", text, {"x-lane-field-tier": "pro"})
+        s.book(r)
+        calls = s.calls(tag)
+        want = [(cands[0]["provider"], cands[0]["id"], kind),
+                (cands[1]["provider"], cands[1]["id"], "ok")]
+        ok(r.status == 200 and r.h("x-lane-model") == cands[1]["model"] and
+           r.h("x-lane-fallbacks") == "1" and
+           answer_text(r, "openai") == "%s/%s: %s" % (cands[1]["provider"], cands[1]["id"], tag) and
+           [(c["provider"], c["model"], c["outcome"]) for c in calls] == want,
+           "fault %s on %s: served by the first fallback %s, once" % (kind, cands[0]["model"],
+                                                                      cands[1]["model"]),
+           (r.status, r.headers, r.raw[:200], calls))
+        if kind == "hang":
+            ok(1.1 < r.t_total < 3.0, "hang: the attempt is abandoned after attempt_timeout_ms "
+               "(%.2f s)" % r.t_total)
+
+    # ---- two faults: the second fallback answers ----
+    tag, text, cands = s.plan("anthropic", ["500", "429"], {"x-lane-field-tier": "pro"})
+    r = s.send("anthropic", text, {"x-lane-field-tier": "pro"})
+    s.book(r)
+    calls = s.calls(tag)
+    ok(r.status == 200 and r.h("x-lane-model") == cands[2]["model"] and
+       r.h("x-lane-fallbacks") == "2" and len(calls) == 3 and calls[2]["outcome"] == "ok",
+       "500 then 429: the second fallback %s answers" % cands[2]["model"], (r.headers, calls))
+
+    # ---- the canary: the in-house model is unreachable (refused) ----
+    h = {"x-lane-field-task": "chat", "x-lane-field-tier": "pro"}
+    user = None
+    for i in range(300):
+        rr = gw.request("POST", "/v1/chat/completions",
+                        dict(body_of("openai", "probe"), user="user-%d" % i),
+                        dict(h, **{"x-lane-dry-run": "1"}))
+        s.dry += rr.status == 200
+        if rr.json and rr.json.get("rule") == 5:
+            user = "user-%d" % i
+            cands = rr.json["candidates"]
+            break
+    if ok(user is not None, "a canary user (rule 5, sticky bucket < 5%%): %s" % user):
+        tag = s.tag()
+        b = dict(body_of("openai", tag + " hi"), user=user)
+        r = gw.request("POST", "/v1/chat/completions", b, h)
+        s.book(r)
+        ok(cands[0]["model"] == "muse" and r.status == 200 and r.h("x-lane-model") == cands[1]["model"]
+           and r.h("x-lane-fallbacks") == "1" and len(s.calls(tag)) == 1,
+           "muse refuses the connection: %s answers" % cands[1]["model"], (cands, r.headers))
+
+    # ---- nobody can serve: an error in the client's format ----
+    for fmt in ("openai", "anthropic"):
+        tag, text, cands = s.plan(fmt, ["500", "503"])   # the third is muse: refused
+        r = s.send(fmt, text)
+        s.book(r)
+        calls = s.calls(tag)
+        e = (r.json or {}).get("error") or {}
+        shape = ("message" in e and e.get("code") == "lane_no_candidate") if fmt == "openai" else \
+            (r.json or {}).get("type") == "error" and e.get("type") == "api_error"
+        ok(r.status == 502 and shape and cands[2]["model"] == "muse" and len(calls) == 2 and
+           all(c["model"] in e.get("message", "") for c in cands),
+           "%s: every candidate failed -> 502 with a %s error object naming them" % (fmt, fmt),
+           (r.status, r.raw[:400], calls))
+
+    # ---- the deadline ----
+    tag, text, cands = s.plan("openai", ["hang"])
+    r = s.send("openai", text, {"x-lane-deadline-ms": "700"})
+    s.book(r)
+    e = (r.json or {}).get("error") or {}
+    ok(r.status == 504 and e.get("code") == "lane_deadline" and 0.6 < r.t_total < 2.0 and
+       len(s.calls(tag)) == 1,
+       "x-lane-deadline-ms 700 with a hanging primary: 504 after %.2f s, no fallback" % r.t_total,
+       (r.status, r.raw[:300]))
+
+    # ---- the request's fault is passed through, not retried ----
+    for fmt in ("openai", "anthropic"):
+        tag, text, cands = s.plan(fmt, ["400"])
+        r = s.send(fmt, text)
+        s.book(r)
+        ok(r.status == 400 and len(s.calls(tag)) == 1 and "injected 400" in r.raw.decode(),
+           "%s: a provider's 400 is the client's answer, no fallback" % fmt, (r.status, r.raw))
+
+    # ---- the gateway's own refusals ----
+    r = gw.request("POST", "/v1/chat/completions", b"{not json")
+    ok(r.status == 400 and "error" in (r.json or {}), "malformed body: 400, OpenAI error object")
+    r = gw.request("POST", "/v1/messages", b"[]")
+    ok(r.status == 400 and (r.json or {}).get("type") == "error",
+       "non-object body: 400, Anthropic error object")
+    r = gw.request("POST", "/v1/chat/completions", body_of("openai", "x"), {"x-lane-route": "nope"})
+    ok(r.status == 400 and "unknown route" in r.raw.decode(), "x-lane-route: unknown route -> 400")
+    r = gw.request("POST", "/v1/chat/completions", body_of("openai", "x"),
+                   {"x-lane-field-images": "lots"})
+    ok(r.status == 400 and "x-lane-field-images" in r.raw.decode(), "a bad x-lane-field-* -> 400")
+    r = gw.request("POST", "/v1/messages", body_of("anthropic", "x"),
+                   {"x-lane-field-input_tokens": "50000000"})
+    ok(r.status == 503 and (r.json or {}).get("type") == "error" and "filtered" in r.raw.decode(),
+       "a request no model fits: 503, Anthropic error object", r.raw[:300])
+
+    # ---- cross-format ----
+    hx = {"x-lane-field-tier": "enterprise", "x-lane-field-task": "code"}
+    tag, text, cands = s.plan("openai", [], hx)
+    r = s.send("openai", text, hx)
+    s.book(r)
+    calls = s.calls(tag)
+    ok(r.status == 200 and r.h("x-lane-model") == "anthropic.claude_sonnet_4_5" and
+       answer_text(r, "openai") == "anthropic/claude-sonnet-4-5: " + tag and
+       r.json.get("object") == "chat.completion" and r.json["usage"]["prompt_tokens"] == 1000 and
+       calls and calls[0]["format"] == "anthropic" and calls[0]["system"],
+       "openai client -> Anthropic model: body and answer translated, system moved", (r.raw[:400], calls))
+
+    # ---- streaming ----
+    tag, text, cands = s.plan("openai", [])
+    r = s.send("openai", text + " pace:250", stream=True)
+    s.book(r, stream=True, has_usage=False)
+    ok(r.status == 200 and not r.cut and stream_text(r, "openai") == "openai/gpt-5-nano: " + tag
+       and r.events and r.events[-1][1] == "[DONE]",
+       "openai stream passes through, ends with [DONE]", (r.status, r.events[:3], r.error))
+    ok(r.t_first is not None and r.t_total - r.t_first > 1.0,
+       "events arrive as they are sent (first after %.2f s, last after %.2f s)"
+       % (r.t_first or -1, r.t_total))
+
+    tag, text, cands = s.plan("anthropic", [], hx)
+    r = s.send("anthropic", text, hx, stream=True)
+    s.book(r, stream=True)
+    names = [n for n, _ in r.events]
+    ok(r.status == 200 and stream_text(r, "anthropic") == "anthropic/claude-sonnet-4-5: " + tag and
+       names[:2] == ["message_start", "content_block_start"] and names[-1] == "message_stop",
+       "anthropic stream passes through", names)
+
+    tag, text, cands = s.plan("openai", [], hx)
+    r = s.send("openai", text, hx, stream=True, usage=True)
+    s.book(r, stream=True)
+    last = json.loads(r.events[-2][1]) if len(r.events) > 1 else {}
+    ok(r.status == 200 and stream_text(r, "openai") == "anthropic/claude-sonnet-4-5: " + tag and
+       r.events[-1][1] == "[DONE]" and last.get("usage", {}).get("completion_tokens") == 200,
+       "openai client streams from an Anthropic model: chunks, usage, [DONE]", r.events[-3:])
+
+    tag, text, cands = s.plan("anthropic", [])
+    r = s.send("anthropic", text, stream=True)
+    s.book(r, stream=True)
+    names = [n for n, _ in r.events]
+    ok(r.status == 200 and stream_text(r, "anthropic") == "openai/gpt-5-nano: " + tag and
+       names[0] == "message_start" and names[-1] == "message_stop",
+       "anthropic client streams from an OpenAI model: events translated", names)
+
+    for kind in ("500", "cut0"):
+        tag, text, cands = s.plan("openai", [kind], {"x-lane-field-tier": "pro"})
+        r = s.send("openai", text, {"x-lane-field-tier": "pro"}, stream=True)
+        s.book(r, stream=True, has_usage=False)
+        ok(r.status == 200 and r.h("x-lane-model") == cands[1]["model"] and not r.cut and
+           stream_text(r, "openai").endswith(tag) and len(s.calls(tag)) == 2,
+           "stream, %s before the first byte: falls back to %s" % (kind, cands[1]["model"]),
+           (r.headers, s.calls(tag)))
+
+    tag, text, cands = s.plan("openai", ["cut"])
+    r = s.send("openai", text, stream=True)
+    s.book(r, stream=True, has_usage=False)
+    s.cut_streams = 1
+    ok(r.status == 200 and r.cut and len(r.events) == 2 and len(s.calls(tag)) == 1,
+       "stream cut after its first byte: the client's stream breaks, no second answer",
+       (r.status, r.cut, r.events, s.calls(tag)))
+
+    # ---- many at once ----
+    concurrent(s)
+
+    # ---- the circuit breaker ----
+    tag, text, cands = s.plan("openai", [], {"x-lane-field-tier": "pro"})
+    victim = cands[0]
+    for i in range(5):
+        t = s.tag()
+        text = "%s fault:%s=500" % (t, victim["id"])
+        r = s.send("openai", text, {"x-lane-field-tier": "pro"})
+        s.book(r)
+    r = s.dry_run("openai", "after", {"x-lane-field-tier": "pro"})
+    ok(r.status == 200 and victim["model"] not in [c["model"] for c in r.json["candidates"]],
+       "after 5 failures %s's breaker is open: the policy routes around it" % victim["model"],
+       r.raw[:300])
+
+
+def concurrent(s, n=24):
+    tags, results = [], {}
+    for i in range(n):
+        tags.append(s.tag())
+
+    def one(i, tag):
+        words = [tag, "hi"]
+        if i % 3 == 1:
+            words.append("fault:gpt-5-nano=500")
+        if i % 3 == 2:
+            words.append("fault:gpt-5-nano=429")
+        fmt = "openai" if i % 2 else "anthropic"
+        results[tag] = (fmt, s.send(fmt, " ".join(words), stream=(i % 4 == 0)))
+
+    threads = [threading.Thread(target=one, args=(i, t)) for i, t in enumerate(tags)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    log = s.fake_log()
+    good = 0
+    problems = []
+    for tag in tags:
+        fmt, r = results.get(tag, (None, None))
+        calls = [c for c in log if c["tag"] == tag]
+        oks = [c for c in calls if c["outcome"] == "ok"]
+        text = stream_text(r, fmt) if r and r.events else answer_text(r, fmt) if r else None
+        fb = int(r.h("x-lane-fallbacks") or -1) if r else -1
+        tried = [a for a in ((r and r.h("x-lane-attempts")) or "").split(",") if a]
+        upstream = [a for a in tried if not a.endswith("=refused")]
+        if r and r.status == 200 and len(oks) == 1 and text == "%s/%s: %s" % (
+                oks[0]["provider"], oks[0]["model"], tag) and fb == len(tried) and \
+                len(upstream) == len(calls) - 1:
+            good += 1
+        else:
+            problems.append((tag, r and r.status, text, calls))
+    for streams in (False, True):   # answers' costs first, then the streams that reuse them
+        for tag in tags:
+            fmt, r = results.get(tag, (None, None))
+            if r and bool(r.events) == streams:
+                s.book(r, stream=streams, has_usage=fmt == "anthropic")
+    is_eq(good, n, "%d concurrent requests (a third 500, a third 429 on gpt-5-nano): each "
+          "answered once, by its own upstream call, fallbacks as logged" % n)
+    if problems:
+        print("#   " + repr(problems[:3]))
+
+
+def sdk(s):
+    nd = os.path.join(HERE, "node")
+    if subprocess.run(["sh", "-c", "command -v node && command -v npm"],
+                      capture_output=True).returncode != 0:
+        for _ in range(4):
+            skip("Node.js SDKs", "node or npm is not installed")
+        return
+    stamp = os.path.join(nd, "node_modules", ".package-lock.json")
+    fresh = os.path.exists(stamp) and os.path.getmtime(stamp) >= os.path.getmtime(
+        os.path.join(nd, "package-lock.json"))
+    why = ""
+    if not fresh:
+        for cmd in (["npm", "ci", "--offline", "--no-audit", "--no-fund"],
+                    ["npm", "ci", "--no-audit", "--no-fund"]):
+            try:
+                p = subprocess.run(cmd, cwd=nd, capture_output=True, text=True, timeout=300)
+            except subprocess.TimeoutExpired:
+                why = "npm ci timed out"
+                continue
+            if p.returncode == 0:
+                fresh = True
+                break
+            lines = [l for l in p.stderr.splitlines() if "error" in l and "complete log" not in l]
+            why = (lines or ["npm ci failed"])[0]
+    if not fresh:
+        for _ in range(4):
+            skip("Node.js SDKs", "cannot install the SDKs (registry unreachable?): " + why)
+        return
+    try:
+        p = subprocess.run(["node", "sdk_test.mjs", "http://127.0.0.1:%d" % s.gw.port],
+                           cwd=nd, capture_output=True, text=True, timeout=90)
+        res = json.loads(p.stdout or "{}")
+    except (subprocess.TimeoutExpired, ValueError) as e:
+        res, p = {}, None
+        print("#   " + repr(e))
+    if p is not None and p.returncode != 0:
+        print("#   " + p.stderr.replace("\n", "\n#   ")[:3000])
+    for name, want in (("openai", "openai/gpt-5-nano: sdk1"),
+                       ("openai_stream", "anthropic/claude-sonnet-4-5: sdk2"),
+                       ("anthropic", "anthropic/claude-sonnet-4-5: sdk3"),
+                       ("anthropic_stream", "openai/gpt-5-nano: sdk4")):
+        got = res.get(name, {})
+        is_eq(got.get("text"), want, "Node SDK %s: %s" % (name.replace("_", " "), got.get("how", "")))
+        s.decided += 1
+        s.served += 1
+        s.charges.append(got.get("model"))
+
+
+def metrics(s):
+    r = s.gw.request("GET", "/metrics")
+    text = r.raw.decode()
+    ok(r.status == 200 and "# TYPE lane_gateway_decisions_total counter" in text,
+       "GET /metrics serves Prometheus text")
+    m = {}
+    for line in text.splitlines():
+        mm = re.match(r'^(\w+)\{(.*)\} (\S+)$', line)
+        if mm:
+            m.setdefault(mm.group(1), []).append((mm.group(2), float(mm.group(3))))
+
+    def total(name, label=None):
+        return sum(v for l, v in m.get(name, []) if label is None or label in l)
+
+    is_eq(total("lane_gateway_decisions_total"), s.decided, "metrics: decisions")
+    is_eq(total("lane_gateway_dry_runs_total"), s.dry, "metrics: dry runs")
+    is_eq(total("lane_gateway_fallbacks_total"), s.moves, "metrics: fallbacks taken")
+    log = s.fake_log()
+    count = lambda *kinds: sum(1 for e in log if e["outcome"] in kinds)
+    is_eq(total("lane_gateway_provider_errors_total", 'kind="http_5xx"'), count("500", "503"),
+          "metrics: 5xx errors, as the fakes counted them")
+    is_eq(total("lane_gateway_provider_errors_total", 'kind="http_429"'), count("429"),
+          "metrics: 429s")
+    is_eq(total("lane_gateway_provider_errors_total", 'kind="timeout"'), count("hang"),
+          "metrics: timeouts")
+    is_eq(total("lane_gateway_provider_errors_total", 'kind="refused"'), s.refused,
+          "metrics: refused connections (in-house model)")
+    is_eq(total("lane_gateway_stream_errors_total"), 1, "metrics: one stream broke off")
+    is_eq(total("lane_gateway_served_total"), s.served, "metrics: answers")
+    is_eq(total("lane_gateway_attempts_total"), len(log) + s.refused,
+          "metrics: upstream attempts = calls the fakes saw + refused connections")
+    spend = total("lane_gateway_spend_dollars_total")
+    ok(abs(spend - s.spend()) < 1e-9, "metrics: spend $%.9f = the answers' costs $%.9f"
+       % (spend, s.spend()))
+    ok(count("invalid", "bad_key") == 0, "the fakes saw no invalid body and no wrong key")
+    print("# requests: %d to the gateway's API (%d dry runs), %d upstream calls, %d fallbacks"
+          % (s.decided + s.dry, s.dry, len(log), s.moves))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,487 @@
+/*
+ * translate.c -- minimal OpenAI Chat Completions <-> Anthropic Messages
+ * translation: text messages, system prompt, max_tokens, stop sequences,
+ * temperature, top_p, user, stream; responses, usage, stop reasons, error
+ * bodies and server-sent event streams. What is not translated (tools,
+ * images and other non-text content, response_format, n > 1, audio,
+ * extended thinking) makes gw_translate_request refuse, and the gateway
+ * then skips that candidate rather than send a body that means something
+ * else. README.md lists the details.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "gateway.h"
+
+int gw_buf_add(gw_buf *b, const char *s, size_t n) {
+  if (b->n + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + n + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) return -1;
+    b->p = p;
+    b->cap = cap;
+  }
+  if (n) memcpy(b->p + b->n, s, n);
+  b->n += n;
+  b->p[b->n] = 0;
+  return 0;
+}
+
+void gw_buf_free(gw_buf *b) {
+  free(b->p);
+  memset(b, 0, sizeof *b);
+}
+
+/* ---- request bodies ---- */
+
+/* Text of an OpenAI content (string or array of text parts) or an Anthropic
+ * content (string or array of text blocks) appended to out; -1 when a part
+ * is not text. */
+static int content_text(const json_t *c, gw_buf *out) {
+  if (json_is_string(c)) return gw_buf_add(out, json_string_value(c), json_string_length(c));
+  if (!json_is_array(c)) return -1;
+  size_t i;
+  json_t *part;
+  json_array_foreach(c, i, part) {
+    const char *type = json_string_value(json_object_get(part, "type"));
+    json_t *text = json_object_get(part, "text");
+    if (!type || strcmp(type, "text") || !json_is_string(text)) return -1;
+    if (gw_buf_add(out, json_string_value(text), json_string_length(text))) return -1;
+  }
+  return 0;
+}
+
+static int has(const json_t *o, const char *key) {
+  json_t *v = json_object_get(o, key);
+  return v && !json_is_null(v);
+}
+
+static json_t *openai_to_anthropic(const json_t *b, long default_max, const char **why) {
+  static const char *const refused[] = {"tools", "functions", "tool_choice", "function_call",
+                                        "audio", "logprobs", "prediction", NULL};
+  for (int i = 0; refused[i]; i++)
+    if (has(b, refused[i])) return *why = refused[i], NULL;
+  json_t *rf = json_object_get(b, "response_format");
+  const char *rft = json_string_value(json_object_get(rf, "type"));
+  if (rf && !json_is_null(rf) && (!rft || strcmp(rft, "text"))) return *why = "response_format", NULL;
+  json_t *n = json_object_get(b, "n");
+  if (json_is_integer(n) && json_integer_value(n) != 1) return *why = "n > 1", NULL;
+
+  json_t *o = json_object(), *msgs = json_array();
+  gw_buf sys = {0};
+  size_t i;
+  json_t *m;
+  json_array_foreach(json_object_get(b, "messages"), i, m) {
+    const char *role = json_string_value(json_object_get(m, "role"));
+    gw_buf text = {0};
+    int bad = !role || has(m, "tool_calls") || content_text(json_object_get(m, "content"), &text);
+    if (!bad && (!strcmp(role, "system") || !strcmp(role, "developer"))) {
+      if (sys.n) gw_buf_add(&sys, "\n\n", 2);
+      gw_buf_add(&sys, text.p ? text.p : "", text.n);
+    } else if (!bad && (!strcmp(role, "user") || !strcmp(role, "assistant"))) {
+      json_array_append_new(msgs, json_pack("{s:s, s:s%}", "role", role, "content",
+                                            text.p ? text.p : "", text.n));
+    } else {
+      bad = 1;
+    }
+    gw_buf_free(&text);
+    if (bad) {
+      gw_buf_free(&sys);
+      json_decref(msgs);
+      json_decref(o);
+      return *why = "a message that is not plain text (tool calls, images, tool results)", NULL;
+    }
+  }
+  json_object_set_new(o, "messages", msgs);
+  if (sys.n) json_object_set_new(o, "system", json_stringn(sys.p, sys.n));
+  gw_buf_free(&sys);
+
+  json_t *mt = json_object_get(b, "max_completion_tokens");
+  if (!json_is_integer(mt)) mt = json_object_get(b, "max_tokens");
+  json_object_set_new(o, "max_tokens", json_integer(json_is_integer(mt) ? json_integer_value(mt)
+                                                                        : default_max));
+  json_t *stop = json_object_get(b, "stop");
+  if (json_is_string(stop)) json_object_set_new(o, "stop_sequences", json_pack("[O]", stop));
+  else if (json_is_array(stop)) json_object_set(o, "stop_sequences", stop);
+  if (json_is_number(json_object_get(b, "temperature"))) {
+    double t = json_number_value(json_object_get(b, "temperature"));
+    json_object_set_new(o, "temperature", json_real(t > 1 ? 1 : t));  /* 0..2 vs 0..1 */
+  }
+  if (json_is_number(json_object_get(b, "top_p")))
+    json_object_set(o, "top_p", json_object_get(b, "top_p"));
+  if (json_is_string(json_object_get(b, "user")))
+    json_object_set_new(o, "metadata", json_pack("{s:O}", "user_id", json_object_get(b, "user")));
+  if (json_is_true(json_object_get(b, "stream"))) json_object_set_new(o, "stream", json_true());
+  return o;
+}
+
+static json_t *anthropic_to_openai(const json_t *b, const gw_provider *prov, const char **why) {
+  static const char *const refused[] = {"tools", "tool_choice", "mcp_servers", NULL};
+  for (int i = 0; refused[i]; i++)
+    if (has(b, refused[i])) return *why = refused[i], NULL;
+  const char *think = json_string_value(json_object_get(json_object_get(b, "thinking"), "type"));
+  if (think && strcmp(think, "disabled")) return *why = "thinking", NULL;
+
+  json_t *o = json_object(), *msgs = json_array();
+  json_object_set_new(o, "messages", msgs);
+  json_t *sys = json_object_get(b, "system");
+  if (sys && !json_is_null(sys)) {
+    gw_buf text = {0};
+    if (content_text(sys, &text)) {
+      gw_buf_free(&text);
+      json_decref(o);
+      return *why = "a system prompt that is not plain text", NULL;
+    }
+    json_array_append_new(msgs, json_pack("{s:s, s:s%}", "role", "system", "content",
+                                          text.p ? text.p : "", text.n));
+    gw_buf_free(&text);
+  }
+  size_t i;
+  json_t *m;
+  json_array_foreach(json_object_get(b, "messages"), i, m) {
+    const char *role = json_string_value(json_object_get(m, "role"));
+    gw_buf text = {0};
+    if (!role || (strcmp(role, "user") && strcmp(role, "assistant")) ||
+        content_text(json_object_get(m, "content"), &text)) {
+      gw_buf_free(&text);
+      json_decref(o);
+      return *why = "a message that is not plain text (images, tool use, documents)", NULL;
+    }
+    json_array_append_new(msgs, json_pack("{s:s, s:s%}", "role", role, "content",
+                                          text.p ? text.p : "", text.n));
+    gw_buf_free(&text);
+  }
+  json_t *mt = json_object_get(b, "max_tokens");
+  if (json_is_integer(mt))
+    json_object_set(o, prov->completion_tokens ? "max_completion_tokens" : "max_tokens", mt);
+  if (json_is_array(json_object_get(b, "stop_sequences")))
+    json_object_set(o, "stop", json_object_get(b, "stop_sequences"));
+  if (json_is_number(json_object_get(b, "temperature")))
+    json_object_set(o, "temperature", json_object_get(b, "temperature"));
+  if (json_is_number(json_object_get(b, "top_p")))
+    json_object_set(o, "top_p", json_object_get(b, "top_p"));
+  json_t *user = json_object_get(json_object_get(b, "metadata"), "user_id");
+  if (json_is_string(user)) json_object_set(o, "user", user);
+  if (json_is_true(json_object_get(b, "stream"))) {
+    json_object_set_new(o, "stream", json_true());
+    json_object_set_new(o, "stream_options", json_pack("{s:b}", "include_usage", 1));
+  }
+  return o;
+}
+
+json_t *gw_translate_request(const json_t *body, int from, int to, const char *model_id,
+                             const gw_provider *prov, long default_max_tokens,
+                             const char **why) {
+  json_t *o;
+  *why = NULL;
+  if (from == to) o = json_deep_copy(body);
+  else if (from == GW_OPENAI) o = openai_to_anthropic(body, default_max_tokens, why);
+  else o = anthropic_to_openai(body, prov, why);
+  if (o) json_object_set_new(o, "model", json_string(model_id));
+  return o;
+}
+
+/* ---- responses ---- */
+
+static const char *stop_to_openai(const char *r) {
+  if (!r) return "stop";
+  if (!strcmp(r, "max_tokens")) return "length";
+  if (!strcmp(r, "tool_use")) return "tool_calls";
+  if (!strcmp(r, "refusal")) return "content_filter";
+  return "stop";
+}
+
+static const char *stop_to_anthropic(const char *r) {
+  if (!r) return "end_turn";
+  if (!strcmp(r, "length")) return "max_tokens";
+  if (!strcmp(r, "tool_calls")) return "tool_use";
+  if (!strcmp(r, "content_filter")) return "refusal";
+  return "end_turn";
+}
+
+int gw_usage(const json_t *resp, int fmt, long *in, long *cached, long *out) {
+  json_t *u = json_object_get(resp, "usage");
+  if (!json_is_object(u)) return -1;
+  if (fmt == GW_OPENAI) {
+    json_t *p = json_object_get(u, "prompt_tokens"), *c = json_object_get(u, "completion_tokens");
+    if (!json_is_integer(p) && !json_is_integer(c)) return -1;
+    *in = (long)json_integer_value(p);
+    *out = (long)json_integer_value(c);
+    *cached = (long)json_integer_value(
+        json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens"));
+    return 0;
+  }
+  json_t *i = json_object_get(u, "input_tokens"), *o = json_object_get(u, "output_tokens");
+  if (!json_is_integer(i) && !json_is_integer(o)) return -1;
+  /* Anthropic counts cache reads and writes apart from input_tokens. */
+  *cached = (long)json_integer_value(json_object_get(u, "cache_read_input_tokens"));
+  *in = (long)json_integer_value(i) + *cached +
+        (long)json_integer_value(json_object_get(u, "cache_creation_input_tokens"));
+  *out = (long)json_integer_value(o);
+  return 0;
+}
+
+json_t *gw_translate_response(const json_t *r, int from, int to) {
+  if (from == to) return json_deep_copy(r);
+  long in = 0, cached = 0, out = 0;
+  gw_usage(r, from, &in, &cached, &out);
+  if (from == GW_ANTHROPIC) {
+    gw_buf text = {0};
+    size_t i;
+    json_t *blk;
+    json_array_foreach(json_object_get(r, "content"), i, blk) {
+      json_t *t = json_object_get(blk, "text");
+      const char *type = json_string_value(json_object_get(blk, "type"));
+      if (type && !strcmp(type, "text") && json_is_string(t))
+        gw_buf_add(&text, json_string_value(t), json_string_length(t));
+    }
+    json_t *o = json_pack(
+        "{s:O?, s:s, s:I, s:O?, s:[{s:i, s:{s:s, s:s%}, s:s}], s:{s:I, s:I, s:I}}",
+        "id", json_object_get(r, "id"), "object", "chat.completion", "created",
+        (json_int_t)time(NULL), "model", json_object_get(r, "model"), "choices", "index", 0,
+        "message", "role", "assistant", "content", text.p ? text.p : "", text.n,
+        "finish_reason", stop_to_openai(json_string_value(json_object_get(r, "stop_reason"))),
+        "usage", "prompt_tokens", (json_int_t)in, "completion_tokens", (json_int_t)out,
+        "total_tokens", (json_int_t)(in + out));
+    gw_buf_free(&text);
+    return o;
+  }
+  json_t *choice = json_array_get(json_object_get(r, "choices"), 0);
+  json_t *msg = json_object_get(choice, "message");
+  json_t *content = json_object_get(msg, "content");
+  if (!json_is_object(msg)) return NULL;
+  return json_pack("{s:O?, s:s, s:s, s:O?, s:[{s:s, s:s}], s:s, s:n, s:{s:I, s:I}}",
+                   "id", json_object_get(r, "id"), "type", "message", "role", "assistant",
+                   "model", json_object_get(r, "model"), "content", "type", "text", "text",
+                   json_is_string(content) ? json_string_value(content) : "",
+                   "stop_reason",
+                   stop_to_anthropic(json_string_value(json_object_get(choice, "finish_reason"))),
+                   "stop_sequence", "usage", "input_tokens", (json_int_t)(in - cached),
+                   "output_tokens", (json_int_t)out);
+}
+
+/* ---- errors ---- */
+
+char *gw_error_body(int format, unsigned status, const char *code, const char *message) {
+  json_t *o;
+  if (format == GW_ANTHROPIC) {
+    const char *type = status == 400 ? "invalid_request_error"
+                     : status == 401 ? "authentication_error"
+                     : status == 403 ? "permission_error"
+                     : status == 404 ? "not_found_error"
+                     : status == 413 ? "request_too_large"
+                     : status == 429 ? "rate_limit_error"
+                     : status == 529 || status == 503 ? "overloaded_error" : "api_error";
+    o = json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", type, "message",
+                  message);
+  } else {
+    const char *type = status < 500 ? "invalid_request_error" : "server_error";
+    if (status == 429) type = "rate_limit_error";
+    o = json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", message, "type", type,
+                  "param", "code", code);
+  }
+  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  return s;
+}
+
+const char *gw_error_message(const json_t *resp, int fmt) {
+  (void)fmt;  /* both formats keep it at error.message */
+  return json_string_value(json_object_get(json_object_get(resp, "error"), "message"));
+}
+
+/* ---- server-sent events ---- */
+
+void gw_sse_init(gw_sse *s, int from, int to, int want_usage) {
+  memset(s, 0, sizeof *s);
+  s->from = from;
+  s->to = to;
+  s->want_usage = want_usage;
+}
+
+void gw_sse_free(gw_sse *s) {
+  gw_buf_free(&s->pending);
+  gw_buf_free(&s->out);
+}
+
+static void emit(gw_sse *s, const char *event, json_t *data) {
+  char *text = json_dumps(data, JSON_COMPACT);
+  json_decref(data);
+  if (!text) return;
+  if (event) {
+    gw_buf_add(&s->out, "event: ", 7);
+    gw_buf_add(&s->out, event, strlen(event));
+    gw_buf_add(&s->out, "\n", 1);
+  }
+  gw_buf_add(&s->out, "data: ", 6);
+  gw_buf_add(&s->out, text, strlen(text));
+  gw_buf_add(&s->out, "\n\n", 2);
+  free(text);
+}
+
+static void copy_str(char *dst, size_t cap, const json_t *v) {
+  if (json_is_string(v)) snprintf(dst, cap, "%s", json_string_value(v));
+}
+
+static json_t *oa_chunk(gw_sse *s, json_t *delta, const char *finish) {
+  return json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:s?}]}", "id", s->id, "object",
+                   "chat.completion.chunk", "created", (json_int_t)time(NULL), "model",
+                   s->model, "choices", "index", 0, "delta", delta, "finish_reason", finish);
+}
+
+/* Closing events of a translated stream, once. */
+static void close_translated(gw_sse *s) {
+  if (s->finished || !s->started) return;
+  s->finished = 1;
+  if (s->to == GW_OPENAI) {
+    emit(s, NULL, oa_chunk(s, json_object(), s->stop[0] ? s->stop : "stop"));
+    if (s->want_usage)
+      emit(s, NULL, json_pack("{s:s, s:s, s:I, s:s, s:[], s:{s:I, s:I, s:I}}", "id", s->id,
+                              "object", "chat.completion.chunk", "created",
+                              (json_int_t)time(NULL), "model", s->model, "choices", "usage",
+                              "prompt_tokens", (json_int_t)s->in, "completion_tokens",
+                              (json_int_t)s->outtok, "total_tokens",
+                              (json_int_t)(s->in + s->outtok)));
+    gw_buf_add(&s->out, "data: [DONE]\n\n", 14);
+    return;
+  }
+  emit(s, "content_block_stop", json_pack("{s:s, s:i}", "type", "content_block_stop", "index", 0));
+  emit(s, "message_delta",
+       json_pack("{s:s, s:{s:s, s:n}, s:{s:I}}", "type", "message_delta", "delta", "stop_reason",
+                 s->stop[0] ? s->stop : "end_turn", "stop_sequence", "usage", "output_tokens",
+                 (json_int_t)s->outtok));
+  emit(s, "message_stop", json_pack("{s:s}", "type", "message_stop"));
+}
+
+/* One Anthropic event read from upstream, for an OpenAI client (or for its
+ * usage only when passing through). */
+static void from_anthropic(gw_sse *s, json_t *d, int translate) {
+  const char *type = json_string_value(json_object_get(d, "type"));
+  if (!type) return;
+  json_t *u = NULL;
+  if (!strcmp(type, "message_start")) {
+    json_t *msg = json_object_get(d, "message");
+    copy_str(s->id, sizeof s->id, json_object_get(msg, "id"));
+    copy_str(s->model, sizeof s->model, json_object_get(msg, "model"));
+    u = json_object_get(msg, "usage");
+    if (translate && !s->started) {
+      s->started = 1;
+      emit(s, NULL, oa_chunk(s, json_pack("{s:s, s:s}", "role", "assistant", "content", ""), NULL));
+    }
+  } else if (!strcmp(type, "content_block_delta")) {
+    json_t *text = json_object_get(json_object_get(d, "delta"), "text");
+    if (translate && s->started && json_is_string(text))
+      emit(s, NULL, oa_chunk(s, json_pack("{s:O}", "content", text), NULL));
+  } else if (!strcmp(type, "message_delta")) {
+    const char *r = json_string_value(json_object_get(json_object_get(d, "delta"), "stop_reason"));
+    if (r) snprintf(s->stop, sizeof s->stop, "%s", stop_to_openai(r));
+    u = json_object_get(d, "usage");
+  } else if (!strcmp(type, "message_stop")) {
+    if (translate) close_translated(s);
+  } else if (!strcmp(type, "error") && translate) {
+    emit(s, NULL, json_pack("{s:O?}", "error", json_object_get(d, "error")));
+  }
+  if (json_is_object(u)) {
+    long in = 0, cached = 0, out = 0;
+    json_t *wrap = json_pack("{s:O}", "usage", u);
+    if (gw_usage(wrap, GW_ANTHROPIC, &in, &cached, &out) == 0) {
+      if (json_object_get(u, "input_tokens")) s->in = in, s->cached = cached;
+      if (json_object_get(u, "output_tokens")) s->outtok = out;
+      s->have_usage = 1;
+    }
+    json_decref(wrap);
+  }
+}
+
+/* One OpenAI chunk read from upstream, for an Anthropic client (or for its
+ * usage only). */
+static void from_openai(gw_sse *s, json_t *d, int translate) {
+  long in, cached, out;
+  if (gw_usage(d, GW_OPENAI, &in, &cached, &out) == 0) {
+    s->in = in, s->cached = cached, s->outtok = out, s->have_usage = 1;
+  }
+  if (!translate) return;
+  if (json_object_get(d, "error")) {
+    emit(s, "error", json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
+                               "api_error", "message",
+                               gw_error_message(d, GW_OPENAI) ? gw_error_message(d, GW_OPENAI)
+                                                              : "upstream error"));
+    return;
+  }
+  if (!s->started) {
+    s->started = 1;
+    copy_str(s->id, sizeof s->id, json_object_get(d, "id"));
+    copy_str(s->model, sizeof s->model, json_object_get(d, "model"));
+    emit(s, "message_start",
+         json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:[], s:n, s:n, s:{s:i, s:i}}}", "type",
+                   "message_start", "message", "id", s->id, "type", "message", "role",
+                   "assistant", "model", s->model, "content", "stop_reason", "stop_sequence",
+                   "usage", "input_tokens", 0, "output_tokens", 0));
+    emit(s, "content_block_start",
+         json_pack("{s:s, s:i, s:{s:s, s:s}}", "type", "content_block_start", "index", 0,
+                   "content_block", "type", "text", "text", ""));
+  }
+  json_t *choice = json_array_get(json_object_get(d, "choices"), 0);
+  json_t *text = json_object_get(json_object_get(choice, "delta"), "content");
+  if (json_is_string(text) && json_string_length(text))
+    emit(s, "content_block_delta",
+         json_pack("{s:s, s:i, s:{s:s, s:O}}", "type", "content_block_delta", "index", 0,
+                   "delta", "type", "text_delta", "text", text));
+  const char *fin = json_string_value(json_object_get(choice, "finish_reason"));
+  if (fin) snprintf(s->stop, sizeof s->stop, "%s", stop_to_anthropic(fin));
+}
+
+/* One complete event (its lines, without the blank line ending it). */
+static void event(gw_sse *s, char *ev) {
+  gw_buf data = {0};
+  for (char *line = ev, *next; line; line = next) {
+    next = strchr(line, '\n');
+    if (next) *next++ = 0;
+    size_t n = strlen(line);
+    if (n && line[n - 1] == '\r') line[--n] = 0;
+    if (!strncmp(line, "data:", 5)) {
+      const char *v = line + 5 + (line[5] == ' ');
+      if (data.n) gw_buf_add(&data, "\n", 1);
+      gw_buf_add(&data, v, strlen(v));
+    }
+  }
+  int translate = s->from != s->to;
+  if (data.n && !strcmp(data.p, "[DONE]")) {
+    if (translate) close_translated(s);
+  } else if (data.n) {
+    json_t *d = json_loadb(data.p, data.n, 0, NULL);
+    if (d && s->from == GW_ANTHROPIC) from_anthropic(s, d, translate);
+    else if (d) from_openai(s, d, translate);
+    json_decref(d);
+  }
+  gw_buf_free(&data);
+}
+
+void gw_sse_feed(gw_sse *s, const char *p, size_t n) {
+  if (s->from == s->to) gw_buf_add(&s->out, p, n);  /* verbatim; parsed for usage */
+  if (s->pending.n > (1u << 20)) s->pending.n = 0;  /* not SSE: stop looking */
+  gw_buf_add(&s->pending, p, n);
+  for (;;) {
+    char *end = NULL, *a = strstr(s->pending.p ? s->pending.p : "", "\n\n");
+    char *b = strstr(s->pending.p ? s->pending.p : "", "\r\n\r\n");
+    size_t skip = 2;
+    end = a;
+    if (b && (!a || b < a)) end = b, skip = 4;
+    if (!end) break;
+    *end = 0;
+    event(s, s->pending.p);
+    size_t used = (size_t)(end - s->pending.p) + skip;
+    memmove(s->pending.p, s->pending.p + used, s->pending.n - used + 1);
+    s->pending.n -= used;
+  }
+}
+
+void gw_sse_end(gw_sse *s) {
+  if (s->pending.n) {  /* a last event without its blank line */
+    gw_buf_add(&s->pending, "\n\n", 2);
+    gw_sse_feed(s, "", 0);
+  }
+  if (s->from != s->to) close_translated(s);
+}

@@ -1,0 +1,482 @@
+/*
+ * upstream.c -- forwarding a request along its decision's candidates.
+ *
+ * Each attempt is one libcurl transfer driven by a private multi handle, so
+ * the gateway can stop waiting exactly when it chooses: at the attempt's
+ * timeout, at the request's deadline, or -- for a stream -- as soon as the
+ * first byte of a successful answer is in. Until something is sent to the
+ * client every failure (connection refused or reset, timeout, 429, 5xx,
+ * malformed JSON) moves on to the next candidate; once a stream's first
+ * byte has gone out, the gateway is committed to that provider and a
+ * failure ends the client's stream with an error instead.
+ *
+ * Every attempt's outcome goes to lane_observe; every answer's cost, from
+ * its usage, to lane_charge.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include "gateway.h"
+
+#define BODY_LIMIT (64u << 20)   /* largest upstream body kept */
+
+typedef struct xfer {
+  CURL   *easy;      /* the transfer */
+  CURLM  *multi;     /* drives it */
+  struct curl_slist *hdrs; /* request headers (one holds the key) */
+  char   *upbody;    /* request body sent */
+  gw_buf  raw;       /* response body, unless streamed into sse */
+  gw_sse  sse;       /* streamed successful body, passed or translated */
+  int     streaming; /* feed 2xx bodies to sse */
+  size_t  nbody;     /* body bytes received */
+  int     done;      /* the transfer ended */
+  CURLcode result;   /* how, once done */
+  int     too_big;   /* raw exceeded BODY_LIMIT */
+  char    ctype[128];/* response Content-Type */
+  uint64_t t0;       /* when the attempt started */
+} xfer;
+
+/* Outcomes of one attempt. */
+enum { SERVED, FAILED, SKIPPED };
+
+static long http_status(const xfer *x) {
+  long s = 0;
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &s);
+  return s;
+}
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *ud) {
+  xfer *x = ud;
+  size_t n = size * nmemb;
+  x->nbody += n;
+  if (x->streaming && http_status(x) / 100 == 2) {
+    gw_sse_feed(&x->sse, p, n);
+  } else {
+    if (x->raw.n + n > BODY_LIMIT) return x->too_big = 1, 0;
+    if (gw_buf_add(&x->raw, p, n)) return 0;
+  }
+  return n;
+}
+
+static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
+  xfer *x = ud;
+  size_t n = size * nmemb;
+  if (n > 13 && !strncasecmp(p, "content-type:", 13)) {
+    const char *v = p + 13;
+    while (*v == ' ') v++;
+    size_t len = (size_t)(p + n - v);
+    while (len && (v[len - 1] == '\r' || v[len - 1] == '\n')) len--;
+    if (len >= sizeof x->ctype) len = sizeof x->ctype - 1;
+    memcpy(x->ctype, v, len);
+    x->ctype[len] = 0;
+  }
+  return n;
+}
+
+static void xfer_free(xfer *x) {
+  if (!x) return;
+  if (x->multi && x->easy) curl_multi_remove_handle(x->multi, x->easy);
+  if (x->easy) curl_easy_cleanup(x->easy);
+  if (x->multi) curl_multi_cleanup(x->multi);
+  curl_slist_free_all(x->hdrs);
+  free(x->upbody);
+  gw_buf_free(&x->raw);
+  gw_sse_free(&x->sse);
+  free(x);
+}
+
+static struct curl_slist *add_header(struct curl_slist *l, const char *name, const char *value) {
+  char line[1024];
+  snprintf(line, sizeof line, "%s: %s", name, value);
+  struct curl_slist *n = curl_slist_append(l, line);
+  memset(line, 0, sizeof line);  /* it may hold a key */
+  return n ? n : l;
+}
+
+/* Starts a transfer of body (taken) to provider p. NULL when out of memory. */
+static xfer *xfer_start(const gw_call *c, const gw_provider *p, char *body) {
+  xfer *x = calloc(1, sizeof *x);
+  if (!x) return free(body), NULL;
+  x->upbody = body;
+  x->streaming = c->stream;
+  gw_sse_init(&x->sse, p->format, c->format, c->want_usage);
+  x->easy = curl_easy_init();
+  x->multi = curl_multi_init();
+  if (!x->easy || !x->multi) return xfer_free(x), NULL;
+  char url[1024];
+  snprintf(url, sizeof url, "%s%s", p->base_url,
+           p->format == GW_OPENAI ? "/chat/completions" : "/messages");
+  struct curl_slist *h = NULL;
+  h = add_header(h, "Content-Type", "application/json");
+  h = add_header(h, "Accept", c->stream ? "text/event-stream" : "application/json");
+  h = curl_slist_append(h, "Expect:");  /* no 100-continue round trip */
+  if (p->format == GW_OPENAI && p->api_key) {
+    char bearer[900];
+    snprintf(bearer, sizeof bearer, "Bearer %s", p->api_key);
+    h = add_header(h, "Authorization", bearer);
+    memset(bearer, 0, sizeof bearer);
+  } else if (p->format == GW_ANTHROPIC) {
+    if (p->api_key) h = add_header(h, "x-api-key", p->api_key);
+    h = add_header(h, "anthropic-version",
+                   c->format == GW_ANTHROPIC && c->anthropic_version ? c->anthropic_version
+                                                                     : "2023-06-01");
+    if (c->format == GW_ANTHROPIC && c->anthropic_beta)
+      h = add_header(h, "anthropic-beta", c->anthropic_beta);
+  }
+  x->hdrs = h;
+  CURL *e = x->easy;
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->upbody);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(x->upbody));
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->g->cfg.connect_timeout_ms);
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(e, CURLOPT_USERAGENT, "lane-gateway/" LANE_VERSION_STRING);
+  x->t0 = gw_now_ms();
+  curl_multi_add_handle(x->multi, e);
+  return x;
+}
+
+/* What pump waits for. */
+enum {
+  UNTIL_DONE,    /* the transfer ends */
+  UNTIL_FIRST,   /* ends, or a 2xx answer's first body byte is in */
+  UNTIL_OUTPUT   /* ends, or there are bytes for the client */
+};
+
+/* Drives x until `what` or the clock passes `until`: 0, or 1 on timeout.
+ * Bounded: every turn waits at most 200 ms and the clock only advances. */
+static int pump(xfer *x, uint64_t until, int what) {
+  for (;;) {
+    int running = 0, queued = 0;
+    curl_multi_perform(x->multi, &running);
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read(x->multi, &queued)))
+      if (msg->msg == CURLMSG_DONE) x->done = 1, x->result = msg->data.result;
+    if (x->done) return 0;
+    if (what == UNTIL_FIRST && x->nbody > 0 && http_status(x) / 100 == 2) return 0;
+    if (what == UNTIL_OUTPUT && x->sse.out.n > x->sse.out_pos) return 0;
+    uint64_t now = gw_now_ms();
+    if (now >= until) return 1;
+    uint64_t wait = until - now;
+    curl_multi_poll(x->multi, NULL, 0, wait > 200 ? 200 : (int)wait, NULL);
+  }
+}
+
+double gw_usage_cost(const gw *g, int model, long in, long cached, long out) {
+  lane_request r;
+  lane_request_init(&r, g->prog);
+  lane_set_int(&r, g->f_input, in);
+  lane_set_int(&r, g->f_output, out);
+  if (g->f_cached >= 0) lane_set_int(&r, g->f_cached, cached);
+  return lane_cost(g->prog, &r, model);
+}
+
+static void note(gw_call *c, int model, const char *kind, const char *what) {
+  size_t n = strlen(c->log);
+  snprintf(c->log + n, sizeof c->log - n, "%s%s: %s", n ? "; " : "",
+           lane_model_name(c->g->prog, model), what);
+  n = strlen(c->attempts);
+  snprintf(c->attempts + n, sizeof c->attempts - n, "%s%s=%s", n ? "," : "",
+           lane_model_name(c->g->prog, model), kind);
+}
+
+static void count(gw *g, const char *family, int model, const char *k1, const char *v1) {
+  char labels[240] = "";
+  gw_label(labels, sizeof labels, "provider", lane_model_provider(g->prog, model));
+  gw_label(labels, sizeof labels, "model", lane_model_name(g->prog, model));
+  if (k1) gw_label(labels, sizeof labels, k1, v1);
+  gw_metrics_add(g->metrics, family, labels, 1);
+}
+
+/* Records a failed attempt: the runtime's view, a metric, the log. */
+static int failed(gw_call *c, int model, const xfer *x, int call, const char *kind,
+                  const char *what) {
+  lane_observe(c->g->rt, model, (double)(gw_now_ms() - x->t0), call);
+  count(c->g, "lane_gateway_provider_errors_total", model, "kind", kind);
+  note(c, model, kind, what);
+  return FAILED;
+}
+
+/* Books the answer of model: runtime, budgets, metrics. */
+static void settle(gw_call *c, int model, const xfer *x, int have, long in, long cached,
+                   long out) {
+  gw *g = c->g;
+  c->served = model;
+  c->cost = have ? gw_usage_cost(g, model, in, cached, out) : lane_cost(g->prog, &c->req, model);
+  c->cost_basis = have ? "usage" : "expected";
+  lane_observe(g->rt, model, (double)(gw_now_ms() - x->t0), LANE_CALL_OK);
+  lane_charge(g->rt, &c->req, c->cost);
+  char labels[240] = "";
+  gw_label(labels, sizeof labels, "provider", lane_model_provider(g->prog, model));
+  gw_label(labels, sizeof labels, "model", lane_model_name(g->prog, model));
+  gw_metrics_add(g->metrics, "lane_gateway_spend_dollars_total", labels, c->cost);
+}
+
+static void lane_headers(struct MHD_Response *r, const gw_call *c) {
+  const lane_program *p = c->g->prog;
+  char v[64];
+  MHD_add_response_header(r, "x-lane-route", lane_route_name(p, c->d.route));
+  snprintf(v, sizeof v, "%d", c->d.rule);
+  MHD_add_response_header(r, "x-lane-rule", v);
+  snprintf(v, sizeof v, "%d", c->tried);
+  MHD_add_response_header(r, "x-lane-fallbacks", v);
+  if (c->attempts[0]) MHD_add_response_header(r, "x-lane-attempts", c->attempts);
+  if (c->served >= 0) {
+    MHD_add_response_header(r, "x-lane-model", lane_model_name(p, c->served));
+    snprintf(v, sizeof v, "%.9f", c->cost);
+    MHD_add_response_header(r, "x-lane-cost", v);
+    MHD_add_response_header(r, "x-lane-cost-basis", c->cost_basis);
+  }
+}
+
+static struct MHD_Response *text_response(const gw_call *c, const char *body, size_t n,
+                                          const char *ctype) {
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(n, (void *)body, MHD_RESPMEM_MUST_COPY);
+  if (!r) return NULL;
+  MHD_add_response_header(r, "Content-Type", ctype);
+  lane_headers(r, c);
+  return r;
+}
+
+/* ---- streams after their first byte ---- */
+
+typedef struct stream {
+  xfer    *x;        /* the committed transfer */
+  gw_call *c;        /* its request (one reference held) */
+  int      model;    /* answering model */
+  int      ended;    /* bookkeeping done */
+} stream;
+
+static void stream_end(stream *s, int ok) {
+  if (s->ended) return;
+  s->ended = 1;
+  xfer *x = s->x;
+  if (ok) {
+    settle(s->c, s->model, x, x->sse.have_usage, x->sse.in, x->sse.cached, x->sse.outtok);
+    count(s->c->g, "lane_gateway_served_total", s->model, "mode", "stream");
+  } else {
+    failed(s->c, s->model, x, LANE_CALL_SERVER_ERROR, "stream_cut", "stream broke off");
+    gw_metrics_add(s->c->g->metrics, "lane_gateway_stream_errors_total", "", 1);
+    fprintf(stderr, "lane-gateway: stream from %s broke off after %zu bytes\n",
+            lane_model_name(s->c->g->prog, s->model), x->nbody);
+  }
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  stream *s = cls;
+  xfer *x = s->x;
+  (void)pos;
+  for (;;) {
+    size_t avail = x->sse.out.n - x->sse.out_pos;
+    if (avail) {
+      size_t n = avail < max ? avail : max;
+      memcpy(buf, x->sse.out.p + x->sse.out_pos, n);
+      x->sse.out_pos += n;
+      return (ssize_t)n;
+    }
+    if (s->ended) return x->result == CURLE_OK ? MHD_CONTENT_READER_END_OF_STREAM
+                                               : MHD_CONTENT_READER_END_WITH_ERROR;
+    if (x->done) {
+      int ok = x->result == CURLE_OK;
+      if (ok) gw_sse_end(&x->sse);
+      stream_end(s, ok);
+      continue;
+    }
+    if (pump(x, gw_now_ms() + (uint64_t)s->c->g->cfg.stream_idle_ms, UNTIL_OUTPUT)) {
+      x->done = 1, x->result = CURLE_OPERATION_TIMEDOUT;  /* idle too long */
+    }
+  }
+}
+
+static void stream_free(void *cls) {
+  stream *s = cls;
+  xfer_free(s->x);   /* a client that went away just stops the transfer */
+  gw_call_release(s->c);
+  free(s);
+}
+
+static struct MHD_Response *stream_response(gw_call *c, int model, xfer *x) {
+  stream *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->x = x, s->c = c, s->model = model;
+  struct MHD_Response *r =
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, s, stream_free);
+  if (!r) return free(s), NULL;
+  atomic_fetch_add(&c->refs, 1);
+  c->served = model;
+  c->cost = lane_cost(c->g->prog, &c->req, model);  /* usage comes at the end */
+  c->cost_basis = "expected";
+  MHD_add_response_header(r, "Content-Type", "text/event-stream");
+  MHD_add_response_header(r, "Cache-Control", "no-cache");
+  lane_headers(r, c);
+  return r;
+}
+
+/* ---- one attempt ---- */
+
+/* Answers from a finished transfer of a 2xx non-streaming response. */
+static int answered(gw_call *c, int model, const gw_provider *p, xfer *x,
+                    struct MHD_Response **out) {
+  json_t *j = json_loadb(x->raw.p ? x->raw.p : "", x->raw.n, 0, NULL);
+  json_t *t = j && json_is_object(j) ? gw_translate_response(j, p->format, c->format) : NULL;
+  if (!t) {
+    json_decref(j);
+    return failed(c, model, x, LANE_CALL_SERVER_ERROR, "malformed", "malformed JSON answer");
+  }
+  long in = 0, cached = 0, tok_out = 0;
+  int have = gw_usage(j, p->format, &in, &cached, &tok_out) == 0;
+  settle(c, model, x, have, in, cached, tok_out);
+  count(c->g, "lane_gateway_served_total", model, "mode", "whole");
+  if (p->format == c->format) {
+    *out = text_response(c, x->raw.p, x->raw.n, "application/json");
+  } else {
+    char *s = json_dumps(t, JSON_COMPACT);
+    *out = s ? text_response(c, s, strlen(s), "application/json") : NULL;
+    free(s);
+  }
+  json_decref(t);
+  json_decref(j);
+  return SERVED;
+}
+
+/* A 4xx other than 429 is the request's fault: passed to the client. */
+static int refused(gw_call *c, int model, const gw_provider *p, xfer *x, long st,
+                   struct MHD_Response **out, unsigned *status) {
+  lane_observe(c->g->rt, model, (double)(gw_now_ms() - x->t0), LANE_CALL_CLIENT_ERROR);
+  count(c->g, "lane_gateway_provider_errors_total", model, "kind", "client_error");
+  *status = (unsigned)st;
+  if (p->format == c->format) {
+    *out = text_response(c, x->raw.p ? x->raw.p : "", x->raw.n,
+                         x->ctype[0] ? x->ctype : "application/json");
+    return SERVED;
+  }
+  json_t *j = json_loadb(x->raw.p ? x->raw.p : "", x->raw.n, 0, NULL);
+  const char *msg = gw_error_message(j, p->format);
+  char *body = gw_error_body(c->format, (unsigned)st, "upstream_error",
+                             msg ? msg : "the provider refused the request");
+  *out = body ? text_response(c, body, strlen(body), "application/json") : NULL;
+  free(body);
+  json_decref(j);
+  return SERVED;
+}
+
+static int attempt(gw_call *c, int model, struct MHD_Response **out, unsigned *status) {
+  gw *g = c->g;
+  int pi = g->model_provider[model];
+  if (pi < 0) {
+    count(g, "lane_gateway_skipped_total", model, "reason", "no_provider");
+    note(c, model, "no_provider", "no provider configured");
+    return SKIPPED;
+  }
+  const gw_provider *p = &g->cfg.providers[pi];
+  const char *why = NULL;
+  json_t *b = gw_translate_request(c->body, c->format, p->format, lane_model_id(g->prog, model),
+                                   p, g->cfg.default_max_tokens, &why);
+  if (!b) {
+    count(g, "lane_gateway_skipped_total", model, "reason", "untranslatable");
+    char what[160];
+    snprintf(what, sizeof what, "not translated (%s)", why ? why : "?");
+    note(c, model, "untranslatable", what);
+    return SKIPPED;
+  }
+  char *text = json_dumps(b, JSON_COMPACT);
+  json_decref(b);
+  xfer *x = text ? xfer_start(c, p, text) : NULL;
+  if (!x) return note(c, model, "no_memory", "out of memory"), SKIPPED;
+  count(g, "lane_gateway_attempts_total", model, NULL, NULL);
+
+  uint64_t until = c->deadline;
+  if (g->cfg.attempt_timeout_ms > 0 && x->t0 + (uint64_t)g->cfg.attempt_timeout_ms < until)
+    until = x->t0 + (uint64_t)g->cfg.attempt_timeout_ms;
+  int late = pump(x, until, c->stream ? UNTIL_FIRST : UNTIL_DONE);
+  long st = http_status(x);
+  int r;
+  char what[96];
+  if (late) {
+    r = failed(c, model, x, LANE_CALL_TIMEOUT, "timeout", "timed out");
+  } else if (x->done && x->result != CURLE_OK) {
+    int conn = x->result == CURLE_COULDNT_CONNECT;
+    int slow = x->result == CURLE_OPERATION_TIMEDOUT;
+    snprintf(what, sizeof what, "%s", curl_easy_strerror(x->result));
+    r = failed(c, model, x, slow ? LANE_CALL_TIMEOUT : LANE_CALL_SERVER_ERROR,
+               conn ? "refused" : slow ? "timeout" : "connection", what);
+  } else if (st == 429 || st >= 500) {
+    snprintf(what, sizeof what, "HTTP %ld", st);
+    r = failed(c, model, x, st == 429 ? LANE_CALL_RATE_LIMITED : LANE_CALL_SERVER_ERROR,
+               st == 429 ? "http_429" : "http_5xx", what);
+  } else if (st / 100 == 2 && c->stream && !x->done) {
+    *status = (unsigned)st;
+    *out = stream_response(c, model, x);
+    if (*out) return SERVED;   /* the stream owns x now */
+    r = SKIPPED;
+  } else if (st / 100 == 2 && c->stream) {
+    gw_sse_end(&x->sse);       /* the whole stream came at once */
+    settle(c, model, x, x->sse.have_usage, x->sse.in, x->sse.cached, x->sse.outtok);
+    count(g, "lane_gateway_served_total", model, "mode", "stream");
+    *status = (unsigned)st;
+    *out = text_response(c, x->sse.out.p ? x->sse.out.p : "", x->sse.out.n, "text/event-stream");
+    r = SERVED;
+  } else if (st / 100 == 2) {
+    r = answered(c, model, p, x, out);
+    *status = (unsigned)st;
+  } else if (st >= 400) {
+    r = refused(c, model, p, x, st, out, status);
+  } else {
+    snprintf(what, sizeof what, "unexpected HTTP %ld", st);
+    r = failed(c, model, x, LANE_CALL_SERVER_ERROR, "malformed", what);
+  }
+  xfer_free(x);
+  return r;
+}
+
+struct MHD_Response *gw_forward(gw_call *c, unsigned *status) {
+  gw *g = c->g;
+  int attempted = 0, untranslatable = 0, late = 0;
+  c->served = -1;
+  for (int i = 0; i < c->d.ncandidates; i++) {
+    int model = c->d.candidates[i];
+    if (gw_now_ms() >= c->deadline) {
+      late = 1;
+      break;
+    }
+    if (i > 0) {   /* a fallback: moving on from the candidate before */
+      char labels[240] = "";
+      gw_label(labels, sizeof labels, "route", lane_route_name(g->prog, c->d.route));
+      gw_label(labels, sizeof labels, "from", lane_model_name(g->prog, c->d.candidates[i - 1]));
+      gw_metrics_add(g->metrics, "lane_gateway_fallbacks_total", labels, 1);
+    }
+    struct MHD_Response *r = NULL;
+    int before = (int)strlen(c->attempts);
+    int how = attempt(c, model, &r, status);
+    if (how == SERVED) return r;
+    attempted += how == FAILED;
+    untranslatable += how == SKIPPED && strstr(c->attempts + before, "=untranslatable") != NULL;
+    c->tried++;
+  }
+  late = late || gw_now_ms() >= c->deadline;
+  const char *code = late ? "lane_deadline" : !attempted && untranslatable ? "lane_untranslatable"
+                                                                           : "lane_no_candidate";
+  *status = late ? 504 : !attempted && untranslatable ? 400 : 502;
+  char msg[900];
+  snprintf(msg, sizeof msg, "lane: no candidate could serve this request (route %s, rule %d%s): %s",
+           lane_route_name(g->prog, c->d.route), c->d.rule, late ? ", deadline passed" : "",
+           c->log[0] ? c->log : "nothing tried");
+  char labels[240] = "";
+  gw_label(labels, sizeof labels, "route", lane_route_name(g->prog, c->d.route));
+  gw_label(labels, sizeof labels, "reason", code + 5);
+  gw_metrics_add(g->metrics, "lane_gateway_unserved_total", labels, 1);
+  char *body = gw_error_body(c->format, *status, code, msg);
+  struct MHD_Response *r = body ? text_response(c, body, strlen(body), "application/json") : NULL;
+  free(body);
+  return r;
+}

@@ -1,0 +1,468 @@
+"""lane.py -- a ctypes binding of liblane (and liblane-json) for Python hosts.
+
+    import lane
+    prog = lane.Program.load("support.lanec")     # a compiled, verified policy
+    rt = lane.Runtime(prog)                        # live stats, breakers, budgets
+    req = prog.request(tier="free", input_tokens=1200, max_output_tokens=300)
+    d = rt.decide("support", req)                  # d.primary, d.fallbacks, d.cost
+    rt.observe(d.primary, 840.0, lane.CALL_OK)     # after the call
+    rt.charge(req, 0.0004)                         # actual spend, dollars
+
+Requests can also come straight from an OpenAI or Anthropic body
+(prog.request_from_json(body)); rt.explain(route, req) prints what
+`lane eval --explain` says about the same decision.
+
+Libraries are found in $LANE_LIBDIR, else the repository's build/ beside
+this file, else by the system loader (an installed liblane.so.0). Python
+3.8+, standard library only. The C library never raises or prints; this
+module turns its statuses into LaneError.
+"""
+
+import ctypes
+import ctypes.util
+import json
+import os
+import subprocess
+import tempfile
+
+__all__ = ["Program", "Runtime", "Request", "Decision", "LaneError",
+           "OPENAI_CHAT", "ANTHROPIC_MESSAGES", "CALL_FAILED", "CALL_OK",
+           "CALL_RATE_LIMITED", "CALL_SERVER_ERROR", "CALL_TIMEOUT",
+           "CALL_CLIENT_ERROR"]
+
+# lane.h constants
+OPENAI_CHAT, ANTHROPIC_MESSAGES = 1, 2
+(CALL_FAILED, CALL_OK, CALL_RATE_LIMITED, CALL_SERVER_ERROR, CALL_TIMEOUT,
+ CALL_CLIENT_ERROR) = range(6)
+T_INT, T_UINT, T_DOUBLE, T_BOOL, T_STRING = 1, 2, 3, 4, 5
+OK, ENOMEM, EFORMAT, EVERSION, ELIMIT, EARG, ENOMATCH, EJSON = range(8)
+MAX_FIELDS, MAX_CANDIDATES, MAX_SHADOWS, REQUEST_TEXT = 64, 9, 4, 1024
+EVENT_KINDS = {1: "rule", 2: "match", 3: "error", 4: "member", 5: "chosen", 6: "shadow"}
+BREAKER_STATES = {0: "closed", 1: "open", 2: "half_open"}
+
+
+# ---- the C structs of lane.h ----------------------------------------------
+
+class _Error(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_int), ("line", ctypes.c_int),
+                ("message", ctypes.c_char * 200)]
+
+
+class _Str(ctypes.Structure):
+    _fields_ = [("p", ctypes.c_void_p), ("n", ctypes.c_size_t)]
+
+
+class _Value(ctypes.Union):
+    _fields_ = [("i", ctypes.c_int64), ("u", ctypes.c_uint64),
+                ("d", ctypes.c_double), ("s", _Str)]
+
+
+class _Request(ctypes.Structure):
+    _fields_ = [("prog", ctypes.c_void_p), ("set", ctypes.c_uint64),
+                ("v", _Value * MAX_FIELDS), ("ntext", ctypes.c_size_t),
+                ("text", ctypes.c_char * REQUEST_TEXT)]
+
+
+class _Decision(ctypes.Structure):
+    _fields_ = [("route", ctypes.c_int), ("rule", ctypes.c_int),
+                ("ncandidates", ctypes.c_int),
+                ("candidates", ctypes.c_int * MAX_CANDIDATES),
+                ("nshadows", ctypes.c_int), ("shadows", ctypes.c_int * MAX_SHADOWS),
+                ("cost", ctypes.c_double), ("steps", ctypes.c_uint32),
+                ("nerrors", ctypes.c_int), ("error_line", ctypes.c_int),
+                ("filtered_rule", ctypes.c_int)]
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [("kind", ctypes.c_int), ("rule", ctypes.c_int), ("model", ctypes.c_int),
+                ("passed", ctypes.c_int), ("line", ctypes.c_int), ("cost", ctypes.c_double)]
+
+
+class _Trace(ctypes.Structure):
+    _fields_ = [("events", ctypes.POINTER(_Event)), ("cap", ctypes.c_int),
+                ("n", ctypes.c_int), ("truncated", ctypes.c_int)]
+
+
+class _LiveStats(ctypes.Structure):
+    _fields_ = [("p50", ctypes.c_double), ("p95", ctypes.c_double),
+                ("error_rate", ctypes.c_double), ("samples", ctypes.c_uint64),
+                ("state", ctypes.c_int), ("until_ms", ctypes.c_uint64)]
+
+
+# ---- loading the libraries ------------------------------------------------
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_REPO = os.path.dirname(os.path.dirname(_HERE))
+
+
+def _open(stem, mode=ctypes.DEFAULT_MODE):
+    """The library lib<stem>.so from LANE_LIBDIR, build/, or the system."""
+    dirs = [os.environ.get("LANE_LIBDIR"), os.path.join(_REPO, "build")]
+    for d in dirs:
+        if d and os.path.exists(os.path.join(d, "lib%s.so" % stem)):
+            return ctypes.CDLL(os.path.join(d, "lib%s.so" % stem), mode=mode)
+    found = ctypes.util.find_library(stem)
+    if found:
+        return ctypes.CDLL(found, mode=mode)
+    raise OSError("cannot find lib%s.so: set LANE_LIBDIR or run make" % stem)
+
+
+def _declare(lib, name, res, *args):
+    f = getattr(lib, name)
+    f.restype, f.argtypes = res, list(args)
+
+
+_P, _R = ctypes.c_void_p, ctypes.c_void_p
+_lib = _open("lane", ctypes.RTLD_GLOBAL)
+for _n, _res, _args in [
+        ("lane_status_name", ctypes.c_char_p, [ctypes.c_int]),
+        ("lane_load", _P, [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_Error)]),
+        ("lane_program_free", None, [_P]),
+        ("lane_route_count", ctypes.c_int, [_P]),
+        ("lane_route_name", ctypes.c_char_p, [_P, ctypes.c_int]),
+        ("lane_route", ctypes.c_int, [_P, ctypes.c_char_p]),
+        ("lane_rule_name", ctypes.c_char_p, [_P, ctypes.c_int, ctypes.c_int]),
+        ("lane_model_count", ctypes.c_int, [_P]),
+        ("lane_model_name", ctypes.c_char_p, [_P, ctypes.c_int]),
+        ("lane_model_provider", ctypes.c_char_p, [_P, ctypes.c_int]),
+        ("lane_model_id", ctypes.c_char_p, [_P, ctypes.c_int]),
+        ("lane_field", ctypes.c_int, [_P, ctypes.c_char_p]),
+        ("lane_field_count", ctypes.c_int, [_P]),
+        ("lane_field_name", ctypes.c_char_p, [_P, ctypes.c_int]),
+        ("lane_field_type", ctypes.c_int, [_P, ctypes.c_int]),
+        ("lane_field_unit", ctypes.c_char_p, [_P, ctypes.c_int]),
+        ("lane_request_init", None, [ctypes.POINTER(_Request), _P]),
+        ("lane_set_str", ctypes.c_int, [ctypes.POINTER(_Request), ctypes.c_int,
+                                        ctypes.c_char_p, ctypes.c_size_t]),
+        ("lane_set_int", ctypes.c_int, [ctypes.POINTER(_Request), ctypes.c_int, ctypes.c_int64]),
+        ("lane_set_uint", ctypes.c_int, [ctypes.POINTER(_Request), ctypes.c_int,
+                                         ctypes.c_uint64]),
+        ("lane_set_double", ctypes.c_int, [ctypes.POINTER(_Request), ctypes.c_int,
+                                           ctypes.c_double]),
+        ("lane_set_bool", ctypes.c_int, [ctypes.POINTER(_Request), ctypes.c_int, ctypes.c_int]),
+        ("lane_runtime_new", _R, [_P, ctypes.POINTER(_Error)]),
+        ("lane_runtime_free", None, [_R]),
+        ("lane_observe", None, [_R, ctypes.c_int, ctypes.c_double, ctypes.c_int]),
+        ("lane_charge", ctypes.c_int, [_R, ctypes.POINTER(_Request), ctypes.c_double]),
+        ("lane_model_stats", ctypes.c_int, [_R, ctypes.c_int, ctypes.POINTER(_LiveStats)]),
+        ("lane_budget", ctypes.c_int, [_P, ctypes.c_char_p]),
+        ("lane_budget_key_hash", ctypes.c_uint64, [_P, ctypes.c_int, ctypes.c_char_p,
+                                                   ctypes.c_size_t]),
+        ("lane_budget_spent", ctypes.c_int, [_R, ctypes.c_int, ctypes.c_uint64,
+                                             ctypes.POINTER(ctypes.c_double)]),
+        ("lane_runtime_snapshot", ctypes.c_size_t, [_R, ctypes.c_char_p, ctypes.c_size_t]),
+        ("lane_decide_route", ctypes.c_int, [_R, ctypes.c_int, ctypes.POINTER(_Request),
+                                             ctypes.POINTER(_Decision)]),
+        ("lane_decide_traced", ctypes.c_int, [_R, ctypes.c_int, ctypes.POINTER(_Request),
+                                              ctypes.POINTER(_Decision),
+                                              ctypes.POINTER(_Trace)]),
+        ("lane_cost", ctypes.c_double, [_P, ctypes.POINTER(_Request), ctypes.c_int])]:
+    _declare(_lib, _n, _res, *_args)
+_json = None   # liblane-json, opened on first use
+
+
+def _json_lib():
+    global _json
+    if _json is None:
+        _json = _open("lane-json")
+        _declare(_json, "lane_request_from_json", ctypes.c_int, ctypes.POINTER(_Request),
+                 ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int, ctypes.POINTER(_Error))
+    return _json
+
+
+def _s(b):
+    return b.decode("utf-8", "replace") if b is not None else None
+
+
+class LaneError(Exception):
+    """A failed liblane call: code (a lane_status), status ("LANE_EJSON"),
+    message and the policy line when known."""
+
+    def __init__(self, code, message, line=0):
+        self.code, self.line = code, line
+        self.status = _s(_lib.lane_status_name(code))
+        self.message = message
+        super().__init__("%s: %s" % (self.status, message))
+
+
+def _raise(err):
+    raise LaneError(err.code, _s(err.message), err.line)
+
+
+# ---- programs, requests, runtimes --------------------------------------------
+
+class Program:
+    """A verified, immutable compiled policy; share it between threads."""
+
+    def __init__(self, data, path=None):
+        err = _Error()
+        self._p = _lib.lane_load(data, len(data), ctypes.byref(err))
+        if not self._p:
+            _raise(err)
+        self.path = path   # for explain()
+
+    @classmethod
+    def load(cls, path):
+        with open(path, "rb") as f:
+            return cls(f.read(), path=os.path.abspath(path))
+
+    def __del__(self):
+        if getattr(self, "_p", None):
+            _lib.lane_program_free(self._p)
+            self._p = None
+
+    @property
+    def routes(self):
+        return [_s(_lib.lane_route_name(self._p, i))
+                for i in range(_lib.lane_route_count(self._p))]
+
+    @property
+    def models(self):
+        return [_s(_lib.lane_model_name(self._p, i))
+                for i in range(_lib.lane_model_count(self._p))]
+
+    @property
+    def fields(self):
+        """{name: unit} of every request field, standard ones first."""
+        return {_s(_lib.lane_field_name(self._p, i)): _s(_lib.lane_field_unit(self._p, i))
+                for i in range(_lib.lane_field_count(self._p))}
+
+    def model(self, name):
+        """A model index by lane name ("openai.gpt_5_nano"), or LaneError."""
+        try:
+            return self.models.index(name)
+        except ValueError:
+            raise LaneError(EARG, "unknown model '%s'" % name) from None
+
+    def model_info(self, m):
+        return {"name": _s(_lib.lane_model_name(self._p, m)),
+                "provider": _s(_lib.lane_model_provider(self._p, m)),
+                "id": _s(_lib.lane_model_id(self._p, m))}
+
+    def request(self, **fields):
+        """A new request with these fields set (see Request.set)."""
+        r = Request(self)
+        for k, v in fields.items():
+            r.set(k, v)
+        return r
+
+    def request_from_json(self, body, formats=OPENAI_CHAT | ANTHROPIC_MESSAGES, **fields):
+        """A request filled from an OpenAI or Anthropic body (bytes, str or a
+        dict), then the given fields. LaneError (LANE_EJSON) if unreadable."""
+        return Request(self).from_json(body, formats).update(**fields)
+
+
+class Request:
+    """The fields of one request. Strings are kept alive by the request."""
+
+    def __init__(self, prog):
+        self.prog = prog
+        self._r = _Request()
+        self._keep = []
+        _lib.lane_request_init(ctypes.byref(self._r), prog._p)
+
+    def _field(self, name):
+        f = _lib.lane_field(self.prog._p, name.encode())
+        if f < 0:
+            raise LaneError(EARG, "unknown request field '%s'" % name)
+        return f
+
+    def set(self, name, value):
+        """Sets a field: str for strings, bool, int (tokens too), float
+        (money in dollars, durations in ms, fractions 0..1)."""
+        f = self._field(name)
+        t = _lib.lane_field_type(self.prog._p, f)
+        r = ctypes.byref(self._r)
+        if t == T_STRING:
+            b = value.encode() if isinstance(value, str) else bytes(value)
+            self._keep.append(b)
+            st = _lib.lane_set_str(r, f, b, len(b))
+        elif t == T_BOOL:
+            st = _lib.lane_set_bool(r, f, 1 if value else 0)
+        elif t in (T_INT, T_UINT) and isinstance(value, int) and not isinstance(value, bool):
+            st = (_lib.lane_set_int(r, f, value) if value < 0 or value < 2**63
+                  else _lib.lane_set_uint(r, f, value))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            st = _lib.lane_set_double(r, f, float(value))
+        else:
+            st = EARG
+        if st != OK:
+            raise LaneError(st, "field '%s' (%s) cannot take %r"
+                            % (name, _s(_lib.lane_field_unit(self.prog._p, f)), value))
+        return self
+
+    def update(self, **fields):
+        for k, v in fields.items():
+            self.set(k, v)
+        return self
+
+    def from_json(self, body, formats=OPENAI_CHAT | ANTHROPIC_MESSAGES):
+        """Adds the fields of a request body (lane_request_from_json)."""
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
+        err = _Error()
+        st = _json_lib().lane_request_from_json(ctypes.byref(self._r), body, len(body),
+                                                formats, ctypes.byref(err))
+        if st != OK:
+            _raise(err)
+        return self
+
+    def get(self, name):
+        """A field's value, or None when unset."""
+        f = self._field(name)
+        if not self._r.set >> f & 1:
+            return None
+        v, t = self._r.v[f], _lib.lane_field_type(self.prog._p, f)
+        if t == T_STRING:
+            return _s(ctypes.string_at(v.s.p, v.s.n)) if v.s.n else ""
+        return {T_INT: v.i, T_UINT: v.u, T_DOUBLE: v.d, T_BOOL: bool(v.i)}[t]
+
+    def fields(self):
+        """{name: value} of the fields set: the flat JSON `lane eval` reads."""
+        names = self.prog.fields
+        return {k: self.get(k) for k in names if self.get(k) is not None}
+
+    def cost(self, model):
+        """Expected cost in dollars of this request on a model (name or index)."""
+        m = self.prog.model(model) if isinstance(model, str) else model
+        return _lib.lane_cost(self.prog._p, ctypes.byref(self._r), m)
+
+
+class Decision:
+    """What lane_decide chose: primary, fallbacks and shadows by lane name."""
+
+    def __init__(self, prog, d):
+        name = lambda m: _s(_lib.lane_model_name(prog._p, m))
+        self.route = _s(_lib.lane_route_name(prog._p, d.route))
+        self.rule = d.rule
+        self.rule_name = _s(_lib.lane_rule_name(prog._p, d.route, d.rule))
+        self.candidates = [name(d.candidates[i]) for i in range(d.ncandidates)]
+        self.primary, self.fallbacks = self.candidates[0], self.candidates[1:]
+        self.model = prog.model_info(d.candidates[0])   # provider and provider's id
+        self.shadows = [name(d.shadows[i]) for i in range(d.nshadows)]
+        self.cost, self.steps = d.cost, d.steps
+        self.nerrors, self.error_line = d.nerrors, d.error_line
+
+    def __repr__(self):
+        return ("Decision(route=%r, rule=%d, primary=%r, fallbacks=%r, shadows=%r, cost=%.6g)"
+                % (self.route, self.rule, self.primary, self.fallbacks, self.shadows,
+                   self.cost))
+
+
+class Runtime:
+    """Live state of one program: latency, breakers, budgets. Thread-safe."""
+
+    def __init__(self, prog):
+        err = _Error()
+        self.prog = prog   # the program must outlive the runtime
+        self._rt = _lib.lane_runtime_new(prog._p, ctypes.byref(err))
+        if not self._rt:
+            _raise(err)
+
+    def __del__(self):
+        if getattr(self, "_rt", None):
+            _lib.lane_runtime_free(self._rt)
+            self._rt = None
+
+    def _route(self, route):
+        i = _lib.lane_route(self.prog._p, route.encode())
+        if i < 0:
+            raise LaneError(EARG, "unknown route '%s'" % route)
+        return i
+
+    def _decide(self, route, req, trace):
+        d = _Decision()
+        st = _lib.lane_decide_traced(self._rt, self._route(route), ctypes.byref(req._r),
+                                     ctypes.byref(d), trace)
+        if st == ENOMATCH:
+            raise LaneError(st, "no rule of route '%s' produced a model (filtered rule %d)"
+                            % (route, d.filtered_rule))
+        if st != OK:
+            raise LaneError(st, "cannot decide route '%s'" % route)
+        return Decision(self.prog, d)
+
+    def decide(self, route, req):
+        """The decision for req on the named route; LaneError on no match."""
+        return self._decide(route, req, None)
+
+    def trace(self, route, req, cap=4096):
+        """(decision, events): what the decision tried, in order, from
+        lane_decide_traced; each event a dict (kind, rule, model, ...)."""
+        events = (_Event * cap)()
+        t = _Trace(events, cap, 0, 0)
+        d = self._decide(route, req, ctypes.byref(t))
+        out = []
+        for e in events[:t.n]:
+            ev = {"kind": EVENT_KINDS.get(e.kind, e.kind), "rule": e.rule, "line": e.line}
+            if e.kind == 2:
+                ev["candidates"] = e.model
+            elif e.kind in (4, 5, 6):
+                ev["model"] = _s(_lib.lane_model_name(self.prog._p, e.model))
+            if e.kind == 4:
+                ev["passed"], ev["cost"] = bool(e.passed), e.cost
+            out.append(ev)
+        return d, out
+
+    def explain(self, route, req, lane="lane", fmt="text"):
+        """`lane eval --explain` on this request and this runtime's live state
+        (written as a snapshot and replayed): text, or a dict with fmt="json".
+        lane is the lane command ($LANE if set)."""
+        if not self.prog.path:
+            raise LaneError(EARG, "explain needs a program loaded from a file")
+        lane = os.environ.get("LANE", lane)
+        with tempfile.TemporaryDirectory() as tmp:
+            rq, st = os.path.join(tmp, "request.json"), os.path.join(tmp, "state.json")
+            with open(rq, "w") as f:
+                json.dump(req.fields(), f)
+            with open(st, "w") as f:
+                f.write(self.snapshot_text())
+            p = subprocess.run([lane, "eval", self.prog.path, "--route", route, "--explain",
+                                "--format", fmt, "--state", st, rq],
+                               capture_output=True, text=True)
+        if p.returncode == 2:
+            raise LaneError(EARG, p.stderr.strip())
+        return json.loads(p.stdout) if fmt == "json" else p.stdout
+
+    def observe(self, model, latency_ms, status=CALL_OK):
+        """Reports a call's outcome (model by name or index)."""
+        m = self.prog.model(model) if isinstance(model, str) else model
+        _lib.lane_observe(self._rt, m, float(latency_ms), status)
+
+    def charge(self, req, dollars):
+        """Adds actual spend to every budget keyed by a field set in req."""
+        st = _lib.lane_charge(self._rt, ctypes.byref(req._r), float(dollars))
+        if st != OK:
+            raise LaneError(st, "cannot charge %r dollars" % dollars)
+
+    def stats(self, model):
+        m = self.prog.model(model) if isinstance(model, str) else model
+        s = _LiveStats()
+        if _lib.lane_model_stats(self._rt, m, ctypes.byref(s)) != OK:
+            raise LaneError(EARG, "no model %r" % model)
+        return {"p50": s.p50, "p95": s.p95, "error_rate": s.error_rate,
+                "samples": s.samples, "state": BREAKER_STATES.get(s.state, s.state),
+                "until_ms": s.until_ms}
+
+    def spent(self, budget, key):
+        """Dollars spent by one key (e.g. a tenant) in a budget's window."""
+        b = _lib.lane_budget(self.prog._p, budget.encode())
+        if b < 0:
+            raise LaneError(EARG, "unknown budget '%s'" % budget)
+        k = str(key).encode()
+        h = _lib.lane_budget_key_hash(self.prog._p, b, k, len(k))
+        out = ctypes.c_double()
+        if _lib.lane_budget_spent(self._rt, b, h, ctypes.byref(out)) != OK:
+            raise LaneError(EARG, "cannot read budget '%s'" % budget)
+        return out.value
+
+    def snapshot_text(self):
+        n = _lib.lane_runtime_snapshot(self._rt, None, 0)
+        buf = ctypes.create_string_buffer(n + 1)
+        _lib.lane_runtime_snapshot(self._rt, buf, n + 1)
+        return buf.value.decode()
+
+    def snapshot(self):
+        """Live state as a dict (lane_runtime_snapshot)."""
+        return json.loads(self.snapshot_text())

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""test_lane.py -- the Python binding against the real libraries (TAP).
+
+make test runs it under prove with BUILD (build dir), LANE (the lane
+command) and SAN (sanitizer flags) set; plain `python3
+examples/python/test_lane.py` works after `make`. No pytest needed.
+A sanitizer build's libraries need their runtime first in the process:
+the script re-executes itself with it preloaded.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.path.join(REPO, os.environ.get("BUILD", "build"))
+LANE = os.environ.get("LANE") or os.path.join(BUILD, "lane")
+SAN = os.environ.get("SAN", "")
+
+
+def preload_sanitizer():
+    """Re-executes under LD_PRELOAD of the sanitizer runtime, if needed."""
+    if not SAN or os.environ.get("LANE_PY_PRELOADED"):
+        return
+    rt = "libasan.so" if "address" in SAN else "libtsan.so" if "thread" in SAN else \
+         "libubsan.so" if "undefined" in SAN else None
+    if not rt:
+        return
+    cc = os.environ.get("CC", "cc")
+    path = subprocess.run([cc, "-print-file-name=" + rt], capture_output=True,
+                          text=True).stdout.strip()
+    env = dict(os.environ, LANE_PY_PRELOADED="1", LD_PRELOAD=path,
+               ASAN_OPTIONS="detect_leaks=0:" + os.environ.get("ASAN_OPTIONS", ""))
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
+preload_sanitizer()
+os.environ["LANE_LIBDIR"] = BUILD
+os.environ["LANE"] = LANE
+sys.path.insert(0, HERE)
+import lane  # noqa: E402
+
+n = 0
+failed = 0
+
+
+def ok(cond, desc, got=None):
+    global n, failed
+    n += 1
+    print("%sok %d - %s" % ("" if cond else "not ", n, desc))
+    if not cond:
+        failed += 1
+        if got is not None:
+            print("#   got: %r" % (got,))
+    return cond
+
+
+def is_(got, want, desc):
+    ok(got == want, desc, None if got == want else (got, "expected", want))
+
+
+tmp = tempfile.mkdtemp(prefix="lane-py-")
+try:
+    lanec = os.path.join(tmp, "support.lanec")
+    subprocess.run([LANE, "compile", os.path.join(REPO, "examples/policies/support.lane"),
+                    "-o", lanec], check=True)
+    prog = lane.Program.load(lanec)
+    ok("support" in prog.routes, "load a .lanec: routes %s" % prog.routes)
+    is_(prog.fields["input_tokens"], "tokens", "field units")
+    rt = lane.Runtime(prog)
+
+    # decide, and agree with lane eval on the same request
+    fields = {"tier": "free", "tenant": "t-1", "input_tokens": 1200, "max_output_tokens": 300}
+    req = prog.request(**fields)
+    d = rt.decide("support", req)
+    rq = os.path.join(tmp, "req.json")
+    with open(rq, "w") as f:
+        json.dump(fields, f)
+    ev = json.loads(subprocess.run([LANE, "eval", lanec, "--route", "support", rq],
+                                   capture_output=True, text=True, check=True).stdout)
+    is_(d.primary, ev["primary"], "decide: primary as lane eval (%s)" % d.primary)
+    is_(d.fallbacks, ev["fallbacks"], "decide: fallbacks as lane eval")
+    is_(d.cost, ev["cost"], "decide: cost bit-identical to lane eval")
+    is_(d.rule_name, ev["rule_name"], "decide: rule name")
+    is_(d.model["provider"], ev["provider"], "decide: provider")
+    is_(req.cost(d.primary), d.cost, "Request.cost of the primary is the decision's cost")
+    is_(req.fields(), fields, "Request.fields reads back what was set")
+
+    # setters
+    try:
+        req.set("input_tokens", "many")
+        ok(False, "a string into a token field raises")
+    except lane.LaneError as e:
+        ok(e.status == "LANE_EARG", "a string into a token field raises LANE_EARG")
+    try:
+        req.set("no_such_field", 1)
+        ok(False, "an unknown field raises")
+    except lane.LaneError as e:
+        ok("no_such_field" in e.message, "an unknown field raises: " + e.message)
+    r2 = prog.request(latency_budget=900.0, spent_frac=0.5, stream=True)
+    is_((r2.get("latency_budget"), r2.get("spent_frac"), r2.get("stream")), (900.0, 0.5, True),
+        "durations, fractions and bools")
+
+    # request bodies (liblane-json)
+    with open(os.path.join(REPO, "tests/json/openai/09.json"), "rb") as f:
+        body = f.read()
+    r3 = prog.request_from_json(body, tier="pro", tenant="t-2")
+    is_((r3.get("model"), r3.get("images"), r3.get("tools"), r3.get("input_tokens")),
+        ("gpt-5-mini", 1, True, 1527), "request_from_json: OpenAI body with an image")
+    d3 = rt.decide("support", r3)
+    ok(d3.rule_name == "req.images > 0", "an image routes by rule %d %r" % (d3.rule, d3.rule_name))
+    r4 = prog.request_from_json({"model": "claude-haiku-4-5", "max_tokens": 50,
+                                 "system": "be brief", "metadata": {"user_id": "u-7"},
+                                 "messages": [{"role": "user", "content": "hello"}]})
+    is_((r4.get("user"), r4.get("max_output_tokens"), r4.get("input_tokens")),
+        ("u-7", 50, 4 + 8 + 3), "request_from_json: an Anthropic dict")
+    before = r4.fields()
+    try:
+        r4.from_json(b'{"messages": 5}')
+        ok(False, "a malformed body raises")
+    except lane.LaneError as e:
+        is_((e.status, e.message), ("LANE_EJSON", "messages must be an array, found an integer"),
+            "a malformed body raises LANE_EJSON with the reason")
+    is_(r4.fields(), before, "... and leaves the request as it was")
+
+    # live state: observe, stats, charge, budgets
+    for _ in range(30):
+        rt.observe(d.primary, 250.0, lane.CALL_OK)
+    st = rt.stats(d.primary)
+    ok(st["samples"] == 30 and 230 < st["p95"] < 270 and st["state"] == "closed",
+       "observe: 30 samples, p95 about 250 ms (%.1f)" % st["p95"])
+    for _ in range(5):
+        rt.observe(d.fallbacks[0], 0, lane.CALL_SERVER_ERROR)
+    is_(rt.stats(d.fallbacks[0])["state"], "open", "five failures open the breaker")
+    rt.charge(req, 0.25)
+    rt.charge(req, 0.5)
+    is_(rt.spent("tenant_daily", "t-1"), 0.75, "charge: tenant t-1 spent $0.75")
+    snap = rt.snapshot()
+    ok(isinstance(snap, dict) and snap, "snapshot is JSON (%d keys)" % len(snap))
+    d5 = rt.decide("support", req)
+    ok(d.fallbacks[0] not in d5.candidates, "the open breaker's model is skipped now")
+
+    # explanations: lane eval --explain on the live state, and the raw trace
+    text = rt.explain("support", req)
+    ok(re.search(r"^decision: rule \d+, %s" % re.escape(d5.primary), text, re.M),
+       "explain: lane eval --explain names the same primary")
+    ok("rule 1" in text, "explain: lists the rules tried")
+    d6, events = rt.trace("support", req)
+    is_(d6.primary, d5.primary, "trace: the same decision")
+    ok(events and events[0]["kind"] == "rule" and
+       any(e["kind"] == "chosen" and e["model"] == d6.primary for e in events),
+       "trace: %d events, the primary chosen" % len(events))
+
+    # the README's snippet runs as written (beside a support.lanec)
+    with open(os.path.join(HERE, "README.md")) as f:
+        m = re.search(r"```python\n(.*?)```", f.read(), re.S)
+    if ok(m, "README.md has a python snippet"):
+        shutil.copy(os.path.join(REPO, "tests/json/anthropic/05.json"),
+                    os.path.join(tmp, "body.json"))
+        p = subprocess.run([sys.executable, "-c", m.group(1)], cwd=tmp, capture_output=True,
+                           text=True, env=dict(os.environ, PYTHONPATH=HERE))
+        ok(p.returncode == 0 and "expected $" in p.stdout,
+           "the README snippet runs: %s" % p.stdout.strip().replace("\n", " | "))
+        if p.returncode:
+            print("# " + p.stderr.replace("\n", "\n# "))
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+print("1..%d" % n)
+sys.exit(1 if failed else 0)

@@ -1,0 +1,187 @@
+#!/bin/sh
+# install.sh -- `make install` into a temporary prefix, then use it as a
+# service would: every file in place, sonames and links, pkg-config files,
+# the README's C host example (extracted as tests/host/readme_example.sh
+# does) built with `pkg-config --cflags --libs lane` and run, an adapter
+# host built with `pkg-config ... lane-json`, only lane_ symbols exported,
+# the installed lane finding its installed stdlib (also after the prefix is
+# moved), and a DESTDIR staging install.
+#
+# Environment (set by `make test`): BUILD, CC, SAN. Writes only under
+# $BUILD/tests/install/.
+cd "$(dirname "$0")/../.." || exit 2
+BUILD=${BUILD:-build}
+CC=${CC:-cc}
+SAN=${SAN:-}
+OUT=$(pwd)/$BUILD/tests/install
+rm -rf "$OUT" && mkdir -p "$OUT" || exit 2
+P=$OUT/prefix
+V=$(sed -n 's/.*LANE_VERSION_STRING *"\([^"]*\)".*/\1/p' vm/lane.h)
+
+n=0
+t() {   # t STATUS description: ok when STATUS is 0
+  n=$((n + 1))
+  if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi
+}
+show() { sed 's/^/# /' "$1"; }
+
+echo "1..27"
+
+# install-files is install without the build step (make test built it all).
+make --no-print-directory install-files BUILD="$BUILD" PREFIX="$P" > "$OUT/make.log" 2>&1
+rc=$?; t $rc "make install PREFIX=$P"
+[ $rc = 0 ] || show "$OUT/make.log"
+
+missing=""
+for f in bin/lane lib/liblane.a lib/liblane.so.$V lib/liblane-json.a lib/liblane-json.so.$V \
+         include/lane.h lib/pkgconfig/lane.pc lib/pkgconfig/lane-json.pc \
+         share/lane/stdlib/providers/anthropic.lane share/lane/stdlib/providers/openai.lane \
+         share/man/man1/lane.1; do
+  [ -f "$P/$f" ] || missing="$missing $f"
+done
+[ -z "$missing" ]; t $? "installed files are in place${missing:+ (missing:$missing)}"
+[ -x "$P/bin/lane" ]; t $? "bin/lane is executable"
+cmp -s vm/lane.h "$P/include/lane.h"; t $? "include/lane.h is vm/lane.h"
+
+links=""
+for l in liblane liblane-json; do
+  [ "$(readlink "$P/lib/$l.so.0")" = "$l.so.$V" ] || links="$links $l.so.0"
+  [ "$(readlink "$P/lib/$l.so")" = "$l.so.0" ] || links="$links $l.so"
+done
+[ -z "$links" ]; t $? "symlinks lib.so -> lib.so.0 -> lib.so.$V${links:+ (wrong:$links)}"
+readelf -d "$P/lib/liblane.so.$V" > "$OUT/readelf.lane" 2>&1
+grep -q 'SONAME.*\[liblane\.so\.0\]' "$OUT/readelf.lane"; t $? "liblane.so.$V has soname liblane.so.0"
+readelf -d "$P/lib/liblane-json.so.$V" > "$OUT/readelf.json" 2>&1
+grep -q 'SONAME.*\[liblane-json\.so\.0\]' "$OUT/readelf.json" &&
+  grep -q 'NEEDED.*\[liblane\.so\.0\]' "$OUT/readelf.json"
+t $? "liblane-json.so.$V has soname liblane-json.so.0 and needs liblane.so.0"
+! grep -q 'NEEDED.*jansson' "$OUT/readelf.lane"; t $? "liblane itself does not need jansson"
+
+# Exported symbols: lane_ only; the adapter library exactly its one function.
+nm -D --defined-only "$P/lib/liblane.so.$V" | awk 'NF >= 3 { print $3 }' |
+  grep -v -x -e _init -e _fini -e _edata -e _end -e __bss_start | sort -u > "$OUT/syms.lane"
+[ -s "$OUT/syms.lane" ] && ! grep -qv '^lane_' "$OUT/syms.lane"
+t $? "liblane.so exports only lane_ symbols ($(wc -l < "$OUT/syms.lane"))"
+grep -v '^lane_' "$OUT/syms.lane" | sed 's/^/#   /'
+nm -D --defined-only "$P/lib/liblane-json.so.$V" | awk 'NF >= 3 { print $3 }' |
+  grep -v -x -e _init -e _fini -e _edata -e _end -e __bss_start | sort -u > "$OUT/syms.json"
+[ "$(cat "$OUT/syms.json")" = lane_request_from_json ]
+t $? "liblane-json.so exports exactly lane_request_from_json"
+
+# pkg-config
+export PKG_CONFIG_PATH="$P/lib/pkgconfig"
+flags=$(pkg-config --cflags --libs lane 2> "$OUT/pc.err" | sed 's/ *$//')
+[ "$flags" = "-I$P/include -L$P/lib -llane" ]; t $? "pkg-config --cflags --libs lane: $flags"
+[ -z "$flags" ] && show "$OUT/pc.err"
+[ "$(pkg-config --modversion lane)" = "$V" ]; t $? "pkg-config --modversion lane: $V"
+jflags=$(pkg-config --cflags --libs lane-json 2>&1 | sed 's/ *$//')
+[ "$jflags" = "-I$P/include -L$P/lib -llane-json -llane" ]
+t $? "pkg-config --cflags --libs lane-json: $jflags"
+
+# The README's host example, against the installed library only.
+awk '/^## Embedding the VM/ { sec = 1; next }
+     /^## / { sec = 0 }
+     sec && !inb && /^```c[ \t]*$/ { inb = 1; next }
+     inb && /^```/ { exit }
+     inb { print }' README.md > "$OUT/host.c"
+[ -s "$OUT/host.c" ]; t $? "README.md's C host example extracted ($(wc -l < "$OUT/host.c") lines)"
+# shellcheck disable=SC2086  # flag lists
+$CC -std=c11 -Wall -Wextra -Werror $SAN -o "$OUT/host" "$OUT/host.c" $flags \
+  2> "$OUT/host.err"
+rc=$?; t $rc "the example builds with \`pkg-config --cflags --libs lane\`"
+[ $rc = 0 ] || show "$OUT/host.err"
+readelf -d "$OUT/host" 2>/dev/null | grep -q 'NEEDED.*\[liblane\.so\.0\]'
+t $? "the host needs liblane.so.0 (the soname)"
+# shellcheck disable=SC2086
+$CC -std=c11 -Wall -Wextra -Werror $SAN -o "$OUT/host_static" "$OUT/host.c" \
+  $(pkg-config --cflags lane) "$P/lib/liblane.a" 2> "$OUT/host_static.err"
+rc=$?; t $rc "the example links statically against lib/liblane.a"
+[ $rc = 0 ] || show "$OUT/host_static.err"
+
+env -u LANE_STDLIB "$P/bin/lane" compile examples/policies/support.lane -o "$OUT/support.lanec" \
+  > "$OUT/compile.log" 2>&1
+rc=$?; t $rc "the installed lane compiles examples/policies/support.lane"
+[ $rc = 0 ] || show "$OUT/compile.log"
+printf '{"tier": "free", "input_tokens": 1200, "max_output_tokens": 300}\n' > "$OUT/req.json"
+want=$("$P/bin/lane" eval "$OUT/support.lanec" --route support "$OUT/req.json" 2>&1 |
+  perl -MJSON::PP -e 'local $/; my $d = decode_json(<STDIN>);
+    printf "%s, expected \$%.6f\n", $d->{primary}, $d->{cost}' 2>/dev/null)
+got=$(LD_LIBRARY_PATH="$P/lib" "$OUT/host" "$OUT/support.lanec" 2> "$OUT/run.err")
+rc=$?
+[ $rc = 0 ] && [ -n "$want" ] && [ "$got" = "$want" ]
+t $? "the shared host prints what the installed lane eval says: '$got'"
+[ "$got" = "$want" ] || { echo "#   want: '$want'"; show "$OUT/run.err"; }
+got=$("$OUT/host_static" "$OUT/support.lanec" 2>&1)
+[ "$got" = "$want" ]; t $? "the static host prints the same"
+
+# An adapter host: lane-json.pc, lane_request_from_json on a real body.
+cat > "$OUT/jhost.c" <<'EOF'
+#include <stdio.h>
+#include <string.h>
+#include <lane.h>
+
+int main(int argc, char **argv) {
+  static unsigned char buf[1 << 20];
+  static char body[1 << 16];
+  FILE *f = fopen(argv[1], "rb"), *g = fopen(argv[2], "rb");
+  size_t n = f ? fread(buf, 1, sizeof buf, f) : 0, bn = g ? fread(body, 1, sizeof body, g) : 0;
+  lane_error err;
+  lane_program *p = lane_load(buf, n, &err);
+  if (!p || argc < 3) return 2;
+  lane_runtime *rt = lane_runtime_new(p, &err);
+  lane_request r;
+  lane_request_init(&r, p);
+  lane_set_str(&r, lane_field(p, "tier"), "pro", 3);
+  if (lane_request_from_json(&r, body, bn, LANE_FORMAT_OPENAI_CHAT | LANE_FORMAT_ANTHROPIC_MESSAGES,
+                             &err) != LANE_OK) {
+    fprintf(stderr, "%s\n", err.message);
+    return 1;
+  }
+  lane_decision d;
+  if (lane_decide(rt, "support", &r, &d) != LANE_OK) return 1;
+  printf("%s\n", lane_model_name(p, d.candidates[0]));
+  lane_runtime_free(rt);
+  lane_program_free(p);
+  return 0;
+}
+EOF
+# shellcheck disable=SC2086
+$CC -std=c11 -Wall -Wextra -Werror $SAN -o "$OUT/jhost" "$OUT/jhost.c" $jflags \
+  2> "$OUT/jhost.err"
+rc=$?; t $rc "an adapter host builds with \`pkg-config --cflags --libs lane-json\`"
+[ $rc = 0 ] || show "$OUT/jhost.err"
+got=$(LD_LIBRARY_PATH="$P/lib" "$OUT/jhost" "$OUT/support.lanec" tests/json/openai/09.json 2>&1)
+rc=$?
+[ $rc = 0 ] && [ -n "$got" ]; t $? "it routes tests/json/openai/09.json: $got"
+
+# The installed lane reads the installed stdlib (a module only it has), also
+# once the prefix has moved elsewhere.
+cat > "$P/share/lane/stdlib/install_probe.lane" <<'EOF'
+model probe {
+  provider "probe"  name "probe-1"
+  input $1/Mtok  output $2/Mtok  context 8k  max_output 1k
+}
+EOF
+printf 'import "std/install_probe"\nroute r { otherwise -> install_probe.probe }\n' \
+  > "$OUT/probe.lane"
+env -u LANE_STDLIB "$P/bin/lane" check "$OUT/probe.lane" > "$OUT/probe.log" 2>&1
+rc=$?; t $rc "the installed lane finds share/lane/stdlib beside its bin/"
+[ $rc = 0 ] || show "$OUT/probe.log"
+mv "$P" "$OUT/moved" && env -u LANE_STDLIB "$OUT/moved/bin/lane" check "$OUT/probe.lane" \
+  > "$OUT/moved.log" 2>&1
+rc=$?; t $rc "... and still after the prefix is moved"
+[ $rc = 0 ] || show "$OUT/moved.log"
+"$BUILD/lane" check "$OUT/probe.lane" > "$OUT/tree.log" 2>&1
+[ $? = 1 ] && grep -q "cannot find module 'std/install_probe'" "$OUT/tree.log"
+t $? "the build tree's lane keeps reading the source tree's stdlib"
+
+# DESTDIR: staged under DESTDIR, configured for PREFIX.
+make --no-print-directory install-files BUILD="$BUILD" PREFIX=/opt/lane DESTDIR="$OUT/stage" \
+  > "$OUT/stage.log" 2>&1
+rc=$?
+[ $rc = 0 ] && [ -x "$OUT/stage/opt/lane/bin/lane" ] && [ -f "$OUT/stage/opt/lane/lib/liblane.so.$V" ] &&
+  [ -f "$OUT/stage/opt/lane/share/man/man1/lane.1" ]
+t $? "make install DESTDIR=... PREFIX=/opt/lane stages under DESTDIR"
+[ $rc = 0 ] || show "$OUT/stage.log"
+grep -qx 'prefix=/opt/lane' "$OUT/stage/opt/lane/lib/pkgconfig/lane.pc" 2>/dev/null
+t $? "the staged lane.pc says prefix=/opt/lane"
