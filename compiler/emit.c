@@ -438,16 +438,25 @@ static int mentions_tags(const ast_node *n) {
 }
 
 /* Emits CAND for the models in base (-1: all) that may pass cs. */
+/* Whether condition c is the bare model property `fits` or `healthy`: the
+ * VM checks those natively on every member (BC_CAND_*), no filter needed. */
+static int native_check(const emitter *E, const ast_node *c) {
+  if (E->no_opt || c->kind != N_IDENT || c->refkind != RK_MPROP) return 0;
+  return c->ref == MP_FITS ? (int)BC_CAND_FITS : c->ref == MP_HEALTHY ? (int)BC_CAND_HEALTHY : 0;
+}
+
 static void emit_cand(emitter *E, int order, int only_model, const condset *cs, ast_span sp) {
   sema_unit *u = E->u;
   int keep[64] = {0};
-  int nchecked = 0;
+  int nchecked = 0, native = 0;
   bc_pool pool = {E->im.nmembers, 0};
+  for (int i = 0; i < cs->n; i++) native |= native_check(E, cs->v[i]);
   for (int m = 0; m < u->nmodels; m++) {
     if (only_model >= 0 && m != only_model) continue;
     ev_env env = {u, m, NULL, NULL, NULL, NULL, 0};
     int out = 0, check = 0, needs[64];
     for (int i = 0; i < cs->n && !out; i++) {
+      if (native_check(E, cs->v[i])) { needs[i] = 0; continue; }   /* in CAND */
       if (E->no_opt && !mentions_tags(cs->v[i])) {   /* decided by the VM */
         needs[i] = check = 1;
         continue;
@@ -472,7 +481,7 @@ static void emit_cand(emitter *E, int order, int only_model, const condset *cs, 
   uint32_t filter = nchecked ? emit_filter(E, cs, keep) + 1 : 0;
   int saved = E->line;
   E->line = sp.line;
-  emit(E, BC_OP_CAND, order, (int)filter, E->im.npools - 1);
+  emit(E, BC_OP_CAND, order | native, (int)filter, E->im.npools - 1);
   E->line = saved;
 }
 

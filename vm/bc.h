@@ -255,13 +255,20 @@ typedef enum bc_fmt {
   BC_FMT_CAP,     /* c: capability bit < number of CAPS */
   BC_FMT_LIST,    /* c: list index; pops a value of the list's type */
   BC_FMT_BUDGET,  /* a: 0 spent, 1 remaining, 2 used; c: budget index */
-  BC_FMT_CAND,    /* a: bc_order; b: filter index + 1 (0 = none); c: pool */
+  BC_FMT_CAND,    /* a: bc_order | BC_CAND_* checks; b: filter index + 1
+                     (0 = none); c: pool */
   BC_FMT_MODEL,   /* c: model index */
   BC_FMT_SHADOW,  /* c: model index; b: sampled percent 1..100, 0 = always */
   BC_FMT_SWITCH,  /* c: switch index; its targets are after the instruction,
                      in the region */
   BC_FMT_RULE     /* c: rule index within the route's rules */
 } bc_fmt;
+
+/* Checks CAND makes natively on every member, before its filter: the
+ * common `require fits && healthy` without interpreting a filter. */
+#define BC_CAND_FITS    4u
+#define BC_CAND_HEALTHY 8u
+#define BC_CAND_ORDER   3u   /* the bits of a that hold the bc_order */
 
 /* Candidate orders for CAND (operand a). */
 typedef enum bc_order {

@@ -165,7 +165,9 @@ static void operands(sbuf *out, const lane_program *p, const bc_route *route,
     sb(out, "%s.%s", S(im, im->budgets[in->c].name), bsel[in->a]);
     break;
   case BC_FMT_CAND:
-    sb(out, "%s, ", orders[in->a]);
+    sb(out, "%s, ", orders[in->a & BC_CAND_ORDER]);
+    if (in->a & BC_CAND_FITS) sb(out, "fits, ");
+    if (in->a & BC_CAND_HEALTHY) sb(out, "healthy, ");
     if (in->b) sb(out, "filter %u, ", (unsigned)in->b - 1);
     sb(out, "pool %u (%u members)", (unsigned)in->c, (unsigned)im->pools[in->c].count);
     break;

@@ -656,14 +656,14 @@ static int check_operands(const bc_image *im, const int32_t *owner, uint32_t pc,
     RANGE(im->nbudgets, "budget");
     break;
   case BC_FMT_CAND:
-    if (in->a >= BC_NORDERS)
-      return insn_fail(im, err, pc, "order %u out of range (%d)", (unsigned)in->a,
-                       BC_NORDERS);
+    if ((in->a & BC_CAND_ORDER) >= BC_NORDERS ||
+        (in->a & ~(BC_CAND_ORDER | BC_CAND_FITS | BC_CAND_HEALTHY)))
+      return insn_fail(im, err, pc, "order and checks %u out of range", (unsigned)in->a);
     if (in->b > im->nfilters)
       return insn_fail(im, err, pc, "filter %u out of range (%u)", (unsigned)in->b - 1,
                        (unsigned)im->nfilters);
     RANGE(im->npools, "pool");
-    if (in->a == BC_ORD_BEST) {   /* the VM stops early: members must be sorted */
+    if ((in->a & BC_CAND_ORDER) == BC_ORD_BEST) {   /* the VM stops early: sorted members */
       const bc_pool *pl = &im->pools[c];
       for (uint32_t k = 1; k < pl->count; k++) {
         uint32_t prev = im->members[pl->first + k - 1] & BC_MEMBER_MODEL;

@@ -454,23 +454,27 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
   const bc_image *im = x->im;
   const bc_pool *pool = &im->pools[in->c];
   int need = (int)x->route->fallbacks + 1 - x->ncand, nb = 0;
+  unsigned ord = in->a & BC_CAND_ORDER;
   vm_pick buf[LANE_MAX_CANDIDATES];
   if (need <= 0) return;
   for (uint32_t k = 0; k < pool->count; k++) {
     uint32_t mem = im->members[pool->first + k];
     int m = (int)(mem & BC_MEMBER_MODEL), pos;
     vm_pick pk = { m, 0, 0 };
-    if (in->a == BC_ORD_LISTED && nb == need) break;
+    if (ord == BC_ORD_LISTED && nb == need) break;
     /* best(): members come sorted by quality (the loader checks), so once
      * the picks are full, a lower quality can never displace one. */
-    if (in->a == BC_ORD_BEST && nb == need && -im->models[m].quality > buf[nb - 1].k1) break;
+    if (ord == BC_ORD_BEST && nb == need && -im->models[m].quality > buf[nb - 1].k1) break;
     if (contains(x->cand, x->ncand, m) || picked(buf, nb, m)) continue;
-    if ((mem & BC_MEMBER_CHECK) && in->b && !run_filter(x, in->b - 1u, (uint32_t)m)) {
+    x->model = (uint32_t)m;   /* the native checks, then the filter */
+    if (((in->a & BC_CAND_FITS) && !fits(x)) ||
+        ((in->a & BC_CAND_HEALTHY) && !healthy(x, (uint32_t)m)) ||
+        ((mem & BC_MEMBER_CHECK) && in->b && !run_filter(x, in->b - 1u, (uint32_t)m))) {
       TRACE(x, LANE_EV_MEMBER, m, 0, 0, cost_on(im, x->r, (uint32_t)m));
       continue;
     }
     TRACE(x, LANE_EV_MEMBER, m, 1, 0, cost_on(im, x->r, (uint32_t)m));
-    switch (in->a) {
+    switch (ord) {
     case BC_ORD_CHEAPEST: pk.k1 = cost_on(im, x->r, (uint32_t)m); break;
     case BC_ORD_FASTEST: {
       double p95 = vm_latency(x->rt, (uint32_t)m, x->now, 1);
@@ -714,9 +718,11 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
       vmbreak;
     }
     /* CAND a, b, c: fill up to fallbacks + 1 candidates from pool c, best
-     * first by order a. Members already chosen are skipped; a member marked
-     * BC_MEMBER_CHECK must pass filter b - 1 (if b != 0), where an error
-     * counts as false. Ties keep member order. */
+     * first by order a & 3. Members already chosen are skipped; with
+     * BC_CAND_FITS / BC_CAND_HEALTHY in a, every member must fit the
+     * request / be healthy (checked in C); a member marked BC_MEMBER_CHECK
+     * must pass filter b - 1 (if b != 0), where an error counts as false.
+     * Ties keep member order. */
     vmcase(CAND) { vm_cand(x, in); vmbreak; }
     /* SHADOW c: add model c to the shadows unless present or full. */
     vmcase(SHADOW) {
