@@ -29,9 +29,12 @@ typedef struct cbuf {
   int       n, cap; /* used, allocated */
 } cbuf;
 
+typedef struct itab { uint32_t *slot; uint32_t cap; } itab;   /* index + 1; 0 free */
+
 typedef struct emitter {
   sema_unit *u;             /* what is being emitted */
   bc_image   im;            /* tables under construction */
+  itab       intern[3];     /* hash tables of strings, ints, doubles */
   int capstr, capkint, capkdbl, capmembers, cappools, capfilters, caprules,
       caplists, capelems, capswitches, capcases; /* allocated sizes of im arrays */
   cbuf       route;         /* route code */
@@ -62,29 +65,83 @@ static void fail(emitter *E, ast_span sp, const char *msg, const char *arg) {
 
 /* ---- constants ---- */
 
+/* Constants are interned through open-addressing hash tables of indexes
+ * (one per kind: strings, ints, doubles, compared by their bytes), so a
+ * policy of thousands of rules compiles in time linear in its size. */
+enum { K_STR, K_INT, K_DBL };
+
+static uint32_t kcount(const emitter *E, int kind) {
+  return kind == K_STR ? E->im.nstr : kind == K_INT ? E->im.nkint : E->im.nkdbl;
+}
+
+static const void *kbytes(const emitter *E, int kind, uint32_t i, size_t *n) {
+  if (kind == K_STR) { *n = E->im.str[i].len; return E->im.str[i].p; }
+  *n = 8;
+  return kind == K_INT ? (const void *)&E->im.kint[i] : (const void *)&E->im.kdbl[i];
+}
+
+/* The slot for key in table kind: holding its index + 1, or 0 (free). */
+static uint32_t *kslot(emitter *E, int kind, const void *key, size_t n) {
+  itab *t = &E->intern[kind];
+  uint32_t mask = t->cap - 1, i = (uint32_t)bc_fnv1a64(key, n, BC_FNV_OFFSET) & mask;
+  for (;; i = (i + 1) & mask) {
+    size_t en;
+    if (!t->slot[i]) return &t->slot[i];
+    const void *eb = kbytes(E, kind, t->slot[i] - 1, &en);
+    if (en == n && (n == 0 || memcmp(eb, key, n) == 0)) return &t->slot[i];
+  }
+}
+
+/* Keeps table kind at most half full; 0, or -1 when memory ran out. */
+static int kgrow(emitter *E, int kind) {
+  itab *t = &E->intern[kind];
+  uint32_t n = kcount(E, kind);
+  if (t->cap && (n + 1) * 2 <= t->cap) return 0;
+  itab old = *t;
+  t->cap = old.cap ? old.cap * 2 : 256;
+  t->slot = calloc(t->cap, sizeof *t->slot);
+  if (!t->slot) { *t = old; E->fail = 1; E->u->ctx.nomem = 1; return -1; }
+  for (uint32_t i = 0; i < n; i++) {
+    size_t en;
+    const void *eb = kbytes(E, kind, i, &en);
+    *kslot(E, kind, eb, en) = i + 1;
+  }
+  free(old.slot);
+  return 0;
+}
+
 static uint32_t str_index(emitter *E, const char *s, size_t n) {
-  for (uint32_t i = 0; i < E->im.nstr; i++)
-    if (E->im.str[i].len == n && memcmp(E->im.str[i].p, s, n) == 0) return i;
+  if (kgrow(E, K_STR)) return 0;
+  uint32_t *slot = kslot(E, K_STR, s, n);
+  if (*slot) return *slot - 1;
   char *copy = ast_strndup(&E->u->ctx, s, n);
   if (!copy) { E->fail = 1; return 0; }
   bc_str st = {copy, (uint32_t)n};
   APPEND(E, E->im.str, E->im.nstr, E->capstr, st);
+  if (E->fail) return 0;
+  *slot = E->im.nstr;
   return E->im.nstr - 1;
 }
 
 static uint32_t cstr(emitter *E, const char *s) { return str_index(E, s, strlen(s)); }
 
 static uint32_t kint_index(emitter *E, int64_t v) {
-  for (uint32_t i = 0; i < E->im.nkint; i++)
-    if (E->im.kint[i] == v) return i;
+  if (kgrow(E, K_INT)) return 0;
+  uint32_t *slot = kslot(E, K_INT, &v, sizeof v);
+  if (*slot) return *slot - 1;
   APPEND(E, E->im.kint, E->im.nkint, E->capkint, v);
+  if (E->fail) return 0;
+  *slot = E->im.nkint;
   return E->im.nkint - 1;
 }
 
 static uint32_t kdbl_index(emitter *E, double v) {
-  for (uint32_t i = 0; i < E->im.nkdbl; i++)
-    if (memcmp(&E->im.kdbl[i], &v, sizeof v) == 0) return i;
+  if (kgrow(E, K_DBL)) return 0;
+  uint32_t *slot = kslot(E, K_DBL, &v, sizeof v);
+  if (*slot) return *slot - 1;
   APPEND(E, E->im.kdbl, E->im.nkdbl, E->capkdbl, v);
+  if (E->fail) return 0;
+  *slot = E->im.nkdbl;
   return E->im.nkdbl - 1;
 }
 
@@ -892,6 +949,7 @@ int emit_program(sema_unit *u, unsigned char **out, size_t *n) {
     diag_error(&u->ctx, (ast_span){0}, "out of memory while emitting");
   }
   free_image(&E.im);
+  for (int k = 0; k < 3; k++) free(E.intern[k].slot);
   free(E.route.v); free(E.route.line);
   free(E.filt.v); free(E.filt.line);
   return rc;

@@ -123,7 +123,7 @@ typedef struct sema_module {
 /* Limits of a compiled program (lang/README.md, "Limits"), each reported
  * with its name when a policy exceeds it; the front end's are in ast.h,
  * models, fields and capabilities in lane.h and bc.h. */
-#define SEMA_MAX_RULES     4096      /* rules in one route */
+#define SEMA_MAX_RULES     32768     /* rules in one route */
 #define SEMA_MAX_ROUTES    1024      /* routes in a policy */
 #define SEMA_MAX_CODE      (1u << 20) /* instructions in the program */
 #define SEMA_MAX_CONSTANTS (1u << 20) /* strings, int and double constants, each */
