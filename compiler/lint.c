@@ -151,17 +151,6 @@ typedef struct linter {
   int             nomem;       /* an allocation failed */
 } linter;
 
-/* Grows a malloc'd array of n items to hold one more; 0 or -1. */
-static int grow(void *pp, int n, int *cap, size_t size) {
-  void **p = pp;
-  if (n < *cap) return 0;
-  int nc = *cap ? *cap * 2 : 16;
-  void *q = realloc(*p, (size_t)nc * size);
-  if (!q) return -1;
-  *p = q;
-  *cap = nc;
-  return 0;
-}
 
 static void report(linter *L, int lint, ast_span sp, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -177,7 +166,7 @@ static void report(linter *L, int lint, ast_span sp, const char *fmt, ...) {
   char *msg = n >= 0 ? ast_alloc(&L->u->ctx, (size_t)n + 1) : NULL;
   if (msg) vsnprintf(msg, (size_t)n + 1, fmt, ap);
   va_end(ap);
-  if (!msg || grow(&L->f, L->nf, &L->capf, sizeof *L->f)) { L->nomem = 1; return; }
+  if (!msg || sema_grow(&L->f, L->nf, &L->capf, sizeof *L->f)) { L->nomem = 1; return; }
   finding *f = &L->f[L->nf];
   f->lint = lint;
   f->level = L->level[lint];
@@ -646,7 +635,7 @@ static void lint_split_key(linter *L, const ast_node *split) {
 
 static void add_target(linter *L, rctx *R, const ast_node *rule, int ri, const ast_node *t,
                        const ast_node *split) {
-  if (grow(&R->t, R->nt, &R->cap, sizeof *R->t)) { L->nomem = 1; return; }
+  if (sema_grow(&R->t, R->nt, &R->cap, sizeof *R->t)) { L->nomem = 1; return; }
   rtarget *x = &R->t[R->nt++];
   memset(x, 0, sizeof *x);
   x->rule = rule;
@@ -947,7 +936,7 @@ static void note_latency(linter *L, const cands *c) {
     for (int k = 0; k < L->nlat && !b; k++)
       if (L->lat[k].node == nb.node) b = &L->lat[k];
     if (!b) {
-      if (grow(&L->lat, L->nlat, &L->caplat, sizeof *L->lat)) { L->nomem = 1; return; }
+      if (sema_grow(&L->lat, L->nlat, &L->caplat, sizeof *L->lat)) { L->nomem = 1; return; }
       b = &L->lat[L->nlat++];
       *b = nb;
       b->nseen = b->met = 0;

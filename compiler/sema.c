@@ -46,7 +46,7 @@ void sema_free(sema_unit *u) {
 }
 
 /* Grows a malloc'd array of n items to hold one more; 0 or -1. */
-static int grow(void *pp, int n, int *cap, size_t size) {
+int sema_grow(void *pp, int n, int *cap, size_t size) {
   void **p = pp;
   if (n < *cap) return 0;
   int nc = *cap ? *cap * 2 : 16;
@@ -416,7 +416,7 @@ static void declare_model(sema_unit *u, sema_module *mod, ast_node *d) {
       diag_error(&u->ctx, d->span, "too many models (at most %d)", LANE_MAX_MODELS);
       return;
     }
-    if (grow(&u->models, u->nmodels, &u->capmodels, sizeof *u->models)) {
+    if (sema_grow(&u->models, u->nmodels, &u->capmodels, sizeof *u->models)) {
       u->ctx.nomem = 1;
       return;
     }
@@ -448,7 +448,7 @@ static int add_field(sema_unit *u, const char *name, int ty, ast_span sp) {
     diag_error(&u->ctx, sp, "too many request fields (at most %d)", LANE_MAX_FIELDS);
     return -1;
   }
-  if (grow(&u->fields, u->nfields, &u->capfields, sizeof *u->fields)) {
+  if (sema_grow(&u->fields, u->nfields, &u->capfields, sizeof *u->fields)) {
     u->ctx.nomem = 1;
     return -1;
   }
@@ -539,7 +539,7 @@ static void dup_error(sema_unit *u, ast_node *d, const char *what, ast_span prev
 static void declare_pool(sema_unit *u, ast_node *d) {
   int prev = find_pool(u, d->name);
   if (prev >= 0) { dup_error(u, d, "pool", u->pools[prev].span); return; }
-  if (grow(&u->pools, u->npools, &u->cappools, sizeof *u->pools)) { u->ctx.nomem = 1; return; }
+  if (sema_grow(&u->pools, u->npools, &u->cappools, sizeof *u->pools)) { u->ctx.nomem = 1; return; }
   sema_pool *p = &u->pools[u->npools++];
   p->name = d->name;
   p->def = d->a;
@@ -550,7 +550,7 @@ static void declare_pool(sema_unit *u, ast_node *d) {
 static void declare_budget(sema_unit *u, ast_node *d) {
   int prev = find_budget(u, d->name);
   if (prev >= 0) { dup_error(u, d, "budget", u->budgets[prev].node->span); return; }
-  if (grow(&u->budgets, u->nbudgets, &u->capbudgets, sizeof *u->budgets)) {
+  if (sema_grow(&u->budgets, u->nbudgets, &u->capbudgets, sizeof *u->budgets)) {
     u->ctx.nomem = 1;
     return;
   }
@@ -564,7 +564,7 @@ static void declare_budget(sema_unit *u, ast_node *d) {
 static void declare_route(sema_unit *u, ast_node *d) {
   int prev = find_route(u, d->name);
   if (prev >= 0) { dup_error(u, d, "route", u->routes[prev].node->span); return; }
-  if (grow(&u->routes, u->nroutes, &u->caproutes, sizeof *u->routes)) {
+  if (sema_grow(&u->routes, u->nroutes, &u->caproutes, sizeof *u->routes)) {
     u->ctx.nomem = 1;
     return;
   }

@@ -165,6 +165,9 @@ int  sema_check(sema_unit *u);
 int  sema_model_find(const sema_unit *u, const char *name);
 int  sema_field_find(const sema_unit *u, const char *name);
 int  sema_cap_find(const sema_unit *u, const char *name);
+/* Grows a malloc'd array (*pp) of n items of size bytes to hold one more,
+ * doubling *cap; 0, or -1 when memory ran out (the array is kept). */
+int sema_grow(void *pp, int n, int *cap, size_t size);
 /* The candidate closest in spelling to name (within a third of its
  * length), or NULL. */
 const char *sema_suggest(const char *name, const char *const *cands, int n);
