@@ -43,6 +43,7 @@ typedef struct emitter {
   int        line;          /* source line for new instructions */
   int        fail;          /* an error was reported or memory ran out */
   int        no_opt;        /* sema_opts.no_opt: no optimisations */
+  int        ntry;          /* TRY handlers open around the current code */
 } emitter;
 
 /* Appends one item to a malloc'd array (n, cap), or marks failure. */
@@ -299,14 +300,45 @@ static int can_fail(const emitter *E, const ast_node *n) {
 /* CEL's && and || are commutative: an error on one side is absorbed when
  * the other side decides (false && error is false, true || error is
  * true). Evaluating first the side that cannot fail and short-circuiting
- * gives exactly that whenever at most one side can raise an error. */
+ * gives exactly that whenever at most one side can raise an error. When
+ * both can, the left side runs under a TRY and the right side once, with
+ * a flag saying whether the left raised; OR_E/AND_E then decide:
+ *
+ *     TRY h; <a>; ENDTRY; JT_KEEP end; PUSH_B 0; JMP b
+ *  h: PUSH_B 1
+ *  b: <b>; OR_E
+ *  end:                                  (&&: JF_KEEP and AND_E) */
 static void emit_logic(emitter *E, const ast_node *n) {
   const ast_node *first = n->a, *second = n->b;
-  if (can_fail(E, first) && !can_fail(E, second)) { first = n->b; second = n->a; }
+  int is_and = n->op == OP_AND, fa = can_fail(E, first), fb = can_fail(E, second);
+  if (fa && !fb) { first = n->b; second = n->a; }
+  if (!(fa && fb)) {
+    emit_expr(E, first);
+    int j = emit(E, is_and ? BC_OP_JF_KEEP : BC_OP_JT_KEEP, 0, 0, 0);
+    emit_expr(E, second);
+    patch(E, j);
+    return;
+  }
+  if (E->ntry >= BC_MAX_TRY) {
+    fail(E, n->span, "this condition nests more than 16 '&&' and '||' whose both "
+         "sides can raise an error; split it or guard the operations that can "
+         "fail%s", "");
+    return;
+  }
+  int t = emit(E, BC_OP_TRY, 0, 0, 0);
+  E->ntry++;
   emit_expr(E, first);
-  int j = emit(E, n->op == OP_AND ? BC_OP_JF_KEEP : BC_OP_JT_KEEP, 0, 0, 0);
+  E->ntry--;
+  emit(E, BC_OP_ENDTRY, 0, 0, 0);
+  int jend = emit(E, is_and ? BC_OP_JF_KEEP : BC_OP_JT_KEEP, 0, 0, 0);
+  emit(E, BC_OP_PUSH_B, 0, 0, 0);
+  int jb = emit(E, BC_OP_JMP, 0, 0, 0);
+  patch(E, t);
+  emit(E, BC_OP_PUSH_B, 1, 0, 0);
+  patch(E, jb);
   emit_expr(E, second);
-  patch(E, j);
+  emit(E, is_and ? BC_OP_AND_E : BC_OP_OR_E, 0, 0, 0);
+  patch(E, jend);
 }
 
 static void emit_binary(emitter *E, const ast_node *n) {

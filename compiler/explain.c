@@ -52,7 +52,9 @@ static void why_not(const ev_env *env, const ast_node *n, char *buf, size_t cap)
     ev_val a = ev_eval(env, n->a), b = ev_eval(env, n->b);
     int a_bad = !(a.kind == EV_OK && a.v.i), b_bad = !(b.kind == EV_OK && b.v.i);
     if (n->op == OP_AND) {
-      why_not(env, a_bad ? n->a : n->b, buf, cap);
+      /* a false side decides even when the other raised an error */
+      int a_false = a.kind == EV_OK && !a.v.i, b_false = b.kind == EV_OK && !b.v.i;
+      why_not(env, a_false ? n->a : b_false ? n->b : a_bad ? n->a : n->b, buf, cap);
     } else if (a_bad && b_bad) {
       why_not(env, n->a, buf, cap);
       cat(buf, cap, "; and ");

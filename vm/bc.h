@@ -34,6 +34,7 @@
 #define BC_HEADER_SIZE  32
 #define BC_SECTION_SIZE 12
 #define BC_MAX_STACK    64      /* operand stack slots a decision may use */
+#define BC_MAX_TRY      16      /* TRY handlers active at once */
 #define BC_MAX_CAPS     32      /* capability names per program */
 #define BC_NONE         0xFFFFFFFFu /* "no index" in u32 index fields */
 
@@ -372,7 +373,11 @@ typedef enum bc_order {
   X(CAND,     CAND,   "",   "",  1, 0, R, "append pool c's passing members in order a")     \
   X(SHADOW,   SHADOW, "",   "",  1, 0, R, "add model c to the shadows (b: sampled %)")      \
   X(ENDRULE,  NONE,   "",   "",  1, 0, R, "if there are candidates, decide and stop")       \
-  X(NOMATCH,  NONE,   "",   "",  1, 0, R, "no rule matched; ends a route region")
+  X(NOMATCH,  NONE,   "",   "",  1, 0, R, "no rule matched; ends a route region")      \
+  X(TRY,      JUMP,   "",   "",  1, 0, A, "until ENDTRY, an error resumes at c, stack as here") \
+  X(ENDTRY,   NONE,   "",   "",  1, 0, A, "drop the innermost TRY handler")                 \
+  X(OR_E,     NONE,   "BB", "B", 1, 1, A, "pop b, f: b || (f ? error : false)")             \
+  X(AND_E,    NONE,   "BB", "B", 1, 1, A, "pop b, f: !b ? false : (f ? error : true)")
 
 typedef enum bc_op {
 #define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, doc) BC_OP_##name,

@@ -742,6 +742,9 @@ typedef struct vstate {
   int32_t  cur;                  /* current rule; -1 none; -2 differs by path */
   uint8_t  depth;                /* values on the stack */
   uint8_t  seen;                 /* reached by some path */
+  uint8_t  nh;                   /* TRY handlers active */
+  uint8_t  hdepth[BC_MAX_TRY];   /* stack depth each handler restores */
+  uint32_t hpc[BC_MAX_TRY];      /* where each handler resumes */
 } vstate;
 
 static int vget(const vstate *s, int i) { return (int)(s->t[i / 16] >> (4 * (i % 16))) & 15; }
@@ -811,6 +814,10 @@ static int merge(const bc_image *im, vstate *st, uint32_t to, const vstate *s,
     return insn_fail(im, err, to, "paths reach it with different stacks: [%s] and [%s]",
                      a, b);
   }
+  if (t->nh != s->nh || memcmp(t->hdepth, s->hdepth, s->nh) != 0 ||
+      memcmp(t->hpc, s->hpc, s->nh * sizeof s->hpc[0]) != 0)
+    return insn_fail(im, err, to, "paths reach it inside different TRY handlers "
+                     "(%u and %u active)", (unsigned)t->nh, (unsigned)s->nh);
   if (t->cur != s->cur) t->cur = -2;
   return LANE_OK;
 }
@@ -830,6 +837,10 @@ static int pop_inputs(const bc_image *im, uint32_t pc, vstate *s, lane_error *er
   if (needs_empty(in->op) && s->depth)
     return insn_fail(im, err, pc, "needs an empty stack, found %u value%s",
                      (unsigned)s->depth, s->depth == 1 ? "" : "s");
+  if ((needs_empty(in->op) || in->op == BC_OP_FRET) && s->nh)
+    return insn_fail(im, err, pc, "inside a TRY that has not ended");
+  if (in->op == BC_OP_ENDTRY && !s->nh)
+    return insn_fail(im, err, pc, "ENDTRY without a TRY");
   if (in->op == BC_OP_FRET && (s->depth != 1 || vget(s, 0) != LANE_T_BOOL)) {
     list_types(s, 0, a, sizeof a);
     return insn_fail(im, err, pc, "needs exactly one bool on the stack, found %s", a);
@@ -848,6 +859,8 @@ static int pop_inputs(const bc_image *im, uint32_t pc, vstate *s, lane_error *er
     list_types(s, s->depth - n, b, sizeof b);
     return insn_fail(im, err, pc, "expects %s on the stack, found %s", a, b);
   }
+  if (s->nh && s->depth - n < s->hdepth[s->nh - 1])
+    return insn_fail(im, err, pc, "pops values its TRY handler restores");
   for (int i = 0; i < n; i++) vset(s, --s->depth, 0);
   return LANE_OK;
 }
@@ -874,7 +887,10 @@ static int type_region(const bc_image *im, const bc_route *route, uint32_t start
     vstate s, before;
     if (!st[pc].seen) continue;
     s = st[pc];
-    if (route && bc_op_can_fail(in->op)) {
+    if (s.nh && bc_op_can_fail(in->op)) {
+      /* the error edge goes to the handler, merged with this state's
+       * prefix when TRY was checked; pop_inputs keeps that prefix intact */
+    } else if (route && bc_op_can_fail(in->op)) {
       vstate e;
       if (s.cur < 0)
         return insn_fail(im, err, pc, "reached from different rules, cannot resume "
@@ -895,6 +911,13 @@ static int type_region(const bc_image *im, const bc_route *route, uint32_t start
       int keep = in->op == BC_OP_JF_KEEP || in->op == BC_OP_JT_KEEP;
       if (merge(im, st, in->c, keep ? &before : &s, err) != LANE_OK) return LANE_EFORMAT;
     }
+    if (in->op == BC_OP_TRY) {
+      if (s.nh >= BC_MAX_TRY)
+        return insn_fail(im, err, pc, "more than %d TRY handlers active", BC_MAX_TRY);
+      s.hdepth[s.nh] = s.depth;
+      s.hpc[s.nh++] = in->c;
+    }
+    if (in->op == BC_OP_ENDTRY) s.nh--;
     if (in->op == BC_OP_SWITCH) {   /* a multi-way jump, no fall-through */
       const bc_switch *sw = &im->switches[in->c];
       for (uint32_t k = 0; k < sw->count; k++)
@@ -941,7 +964,9 @@ static uint64_t region_steps(const lane_program *p, const bc_route *route, uint3
       /* binary search: about log2(count) string compares */
       for (uint32_t n = sw->count; n > 1; n >>= 1) w = sadd(w, 1);
     }
-    if (route && bc_op_can_fail(in->op) && st[pc].seen && st[pc].cur >= 0) {
+    if (bc_op_can_fail(in->op) && st[pc].seen && st[pc].nh) {
+      if (dp[st[pc].hpc[st[pc].nh - 1]] > best) best = dp[st[pc].hpc[st[pc].nh - 1]];
+    } else if (route && bc_op_can_fail(in->op) && st[pc].seen && st[pc].cur >= 0) {
       uint32_t next = im->rules[route->first_rule + (uint32_t)st[pc].cur].next;
       if (dp[next] > best) best = dp[next];
     }

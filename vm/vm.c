@@ -543,6 +543,8 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
   vmval st[BC_MAX_STACK];
   int sp = 0;
   uint32_t steps = 0;   /* added to x->steps on the way out: kept in a register */
+  struct { uint32_t pc; int sp; } hs[BC_MAX_TRY];   /* TRY handlers */
+  int nh = 0;
 
   for (;;) {
     vmfetch();
@@ -748,14 +750,37 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
     }
     /* NOMATCH: no rule produced a model. Ends route code. */
     vmcase(NOMATCH) { x->steps += steps; return LANE_ENOMATCH; }
+    /* TRY c: until the matching ENDTRY, an error drops the stack back to
+     * its depth here and continues at c (CEL's error absorption when both
+     * sides of && or || can fail; see OR_E). */
+    vmcase(TRY) { hs[nh].pc = in->c; hs[nh].sp = sp; nh++; vmbreak; }
+    /* ENDTRY: the innermost TRY's code finished without an error. */
+    vmcase(ENDTRY) { nh--; vmbreak; }
+    /* OR_E: pop b and f (the left side raised an error); push true if b,
+     * else raise the error if f, else push false. */
+    vmcase(OR_E) {
+      if (!T1.v.i && T2.v.i) goto fault;
+      T2.v.i = T1.v.i;
+      sp--;
+      vmbreak;
+    }
+    /* AND_E: pop b and f; push false if !b, else raise if f, else true. */
+    vmcase(AND_E) {
+      if (T1.v.i && T2.v.i) goto fault;
+      T2.v.i = T1.v.i;
+      sp--;
+      vmbreak;
+    }
 #ifndef LANE_VM_GOTO
     default: return filter ? 0 : LANE_ENOMATCH; /* unreachable: verified */
 #endif
     }
     vmbreak;
   fault:
-    /* A runtime error: a filter rejects the model; in route code the rule
-     * does not match and the route resumes at the rule's `next`. */
+    /* A runtime error: inside a TRY it resumes at the handler; else a
+     * filter rejects the model, and in route code the rule does not match
+     * and the route resumes at the rule's `next`. */
+    if (nh) { nh--; sp = hs[nh].sp; pc = hs[nh].pc; vmbreak; }
     if (filter) { x->steps += steps; return 0; }
     if (x->nerrors++ == 0) x->error_line = im->lines ? (int)im->lines[pc - 1] : 0;
     TRACE(x, LANE_EV_ERROR, -1, 0, im->lines ? (int)im->lines[pc - 1] : 0, 0.0);

@@ -179,6 +179,12 @@ static void image_cases(void) {
        a->members[0] = 1 | BC_MEMBER_CHECK; a->members[1] = 0,
        "instruction %u (CAND): pool 0 for best() is not sorted by quality",
        (unsigned)pc_rule2 + 1);
+  CASE("endtry_without_try", a->code[pc_endrule0].op = BC_OP_ENDTRY,
+       "instruction %u (ENDTRY): ENDTRY without a TRY", (unsigned)pc_endrule0);
+  CASE("try_paths_disagree", a->code[pc_endrule0].op = BC_OP_TRY;
+       a->code[pc_endrule0].c = pc_rule1,
+       "instruction %u (RULE): paths reach it inside different TRY handlers (0 and 1 "
+       "active)", (unsigned)pc_rule1);
   CASE("bad_flags", a->im.flags = 1, "unknown header flags 0x0001");
   {
     static uint32_t caps[33];
