@@ -30,6 +30,7 @@
 #include "sema.h"
 #include "state.h"
 #include "tap.h"
+#include "reqspec.h"
 
 /* ---------------------------------------------------------------------
  * Harness
@@ -116,31 +117,6 @@ static int mi(const char *name) {
     if (!strcmp(lane_model_name(P, i), name)) return i;
   bail("no model %s", name);
   return -1;
-}
-
-/* Sets "name=value name=value ..." on r by each field's type. The values
- * live in a static buffer: one request at a time. */
-static void set_fields(lane_request *r, const lane_program *p, const char *spec) {
-  static char buf[4096];
-  char *save = NULL, *tok;
-  lane_request_init(r, p);
-  snprintf(buf, sizeof buf, "%s", spec ? spec : "");
-  for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-    char *eq = strchr(tok, '=');
-    int f, rc = LANE_EARG;
-    if (!eq) bail("bad field spec '%s'", tok);
-    *eq++ = 0;
-    f = lane_field(p, tok);
-    switch (lane_field_type(p, f)) {
-    case LANE_T_STRING: rc = lane_set_str(r, f, eq, strlen(eq)); break;
-    case LANE_T_INT: rc = lane_set_int(r, f, strtoll(eq, NULL, 10)); break;
-    case LANE_T_UINT: rc = lane_set_uint(r, f, strtoull(eq, NULL, 10)); break;
-    case LANE_T_DOUBLE: rc = lane_set_double(r, f, strtod(eq, NULL)); break;
-    case LANE_T_BOOL: rc = lane_set_bool(r, f, strcmp(eq, "true") == 0); break;
-    default: break;
-    }
-    if (rc != LANE_OK) bail("cannot set field '%s' to '%s'", tok, eq);
-  }
 }
 
 static int decide(const char *route, const char *spec) {

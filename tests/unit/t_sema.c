@@ -14,6 +14,7 @@
 
 #include "sema.h"
 #include "tap.h"
+#include "reqspec.h"
 
 static sema_unit U;          /* the current compile unit */
 static int have_unit;        /* U is initialised */
@@ -65,36 +66,12 @@ static int compile(const char *src) {
   return U.ctx.nerrors ? U.ctx.nerrors : -1;
 }
 
-/* Sets "name=value name=value ..." on r by each field's type. */
-static void set_fields(lane_request *r, const char *spec) {
-  static char buf[4096];
-  char *save = NULL, *tok;
-  snprintf(buf, sizeof buf, "%s", spec ? spec : "");
-  for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-    char *eq = strchr(tok, '=');
-    int f, rc = LANE_EARG;
-    if (!eq) bail("bad field spec '%s'", tok);
-    *eq++ = 0;
-    f = lane_field(P, tok);
-    switch (lane_field_type(P, f)) {
-    case LANE_T_STRING: rc = lane_set_str(r, f, eq, strlen(eq)); break;
-    case LANE_T_INT: rc = lane_set_int(r, f, strtoll(eq, NULL, 10)); break;
-    case LANE_T_UINT: rc = lane_set_uint(r, f, strtoull(eq, NULL, 10)); break;
-    case LANE_T_DOUBLE: rc = lane_set_double(r, f, strtod(eq, NULL)); break;
-    case LANE_T_BOOL: rc = lane_set_bool(r, f, strcmp(eq, "true") == 0); break;
-    default: break;
-    }
-    if (rc != LANE_OK) bail("cannot set field '%s' to '%s'", tok, eq);
-  }
-}
-
 /* Decides route on a request built from spec; returns the status. */
 static int decide(const char *route, const char *spec) {
   lane_request r;
   memset(&D, 0, sizeof D);
   if (!P) return -1;
-  lane_request_init(&r, P);
-  set_fields(&r, spec);
+  set_fields(&r, P, spec);
   return lane_decide(RT, route, &r, &D);
 }
 
@@ -454,8 +431,7 @@ static void test_cost(void) {
         diag("got %.17g want %.17g", D.cost, want);
         continue;
       }
-      lane_request_init(&r, P);
-      set_fields(&r, spec);
+      set_fields(&r, P, spec);
       if (!(lane_cost(P, &r, D.candidates[0]) == want)) {
         ok(0, "lane_cost of %s on m%d bit-identical", spec, i);
         continue;
@@ -709,8 +685,7 @@ static void test_fold_vs_vm(void) {
         snprintf(route, sizeof route, "r%d", k);
         snprintf(spec, sizeof spec, "a=%lld b=%lld c=%lld", (long long)vals[i],
                  (long long)vals[j], (long long)want);
-        lane_request_init(&r, P);
-        set_fields(&r, spec);
+        set_fields(&r, P, spec);
         lane_decide(RT, route, &r, &D);
         if (err ? !(D.rule == 3 && D.nerrors == 2) : !(D.rule == 1 && D.nerrors == 0)) {
           bad_vm++;
