@@ -320,9 +320,11 @@ static void emit_logic(emitter *E, const ast_node *n) {
     return;
   }
   if (E->ntry >= BC_MAX_TRY) {
-    fail(E, n->span, "this condition nests more than 16 '&&' and '||' whose both "
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", BC_MAX_TRY);
+    fail(E, n->span, "this condition nests more than %s '&&' and '||' whose both "
          "sides can raise an error; split it or guard the operations that can "
-         "fail%s", "");
+         "fail", lim);
     return;
   }
   int t = emit(E, BC_OP_TRY, 0, 0, 0);

@@ -742,9 +742,11 @@ typedef struct vstate {
   int32_t  cur;                  /* current rule; -1 none; -2 differs by path */
   uint8_t  depth;                /* values on the stack */
   uint8_t  seen;                 /* reached by some path */
-  uint8_t  nh;                   /* TRY handlers active */
-  uint8_t  hdepth[BC_MAX_TRY];   /* stack depth each handler restores */
-  uint32_t hpc[BC_MAX_TRY];      /* where each handler resumes */
+  uint8_t  nh;                   /* TRY handlers open */
+  uint32_t h;                    /* where the innermost resumes, if nh; the
+                                    state there is the one at its TRY, so it
+                                    holds the depth it restores and the
+                                    handlers outside it */
 } vstate;
 
 static int vget(const vstate *s, int i) { return (int)(s->t[i / 16] >> (4 * (i % 16))) & 15; }
@@ -814,8 +816,7 @@ static int merge(const bc_image *im, vstate *st, uint32_t to, const vstate *s,
     return insn_fail(im, err, to, "paths reach it with different stacks: [%s] and [%s]",
                      a, b);
   }
-  if (t->nh != s->nh || memcmp(t->hdepth, s->hdepth, s->nh) != 0 ||
-      memcmp(t->hpc, s->hpc, s->nh * sizeof s->hpc[0]) != 0)
+  if (t->nh != s->nh || (s->nh && t->h != s->h))
     return insn_fail(im, err, to, "paths reach it inside different TRY handlers "
                      "(%u and %u active)", (unsigned)t->nh, (unsigned)s->nh);
   if (t->cur != s->cur) t->cur = -2;
@@ -827,8 +828,10 @@ static int needs_empty(int op) {
          op == BC_OP_ENDRULE || op == BC_OP_NOMATCH || op == BC_OP_SWITCH;
 }
 
-/* Checks inputs of the instruction at pc against s and pops them. */
-static int pop_inputs(const bc_image *im, uint32_t pc, vstate *s, lane_error *err) {
+/* Checks inputs of the instruction at pc against s and pops them, never
+ * below floor (the depth the innermost TRY handler restores). */
+static int pop_inputs(const bc_image *im, uint32_t pc, vstate *s, int floor,
+                      lane_error *err) {
   const bc_insn *in = &im->code[pc];
   const char *want = bc_ops[in->op].in;
   int n = (int)strlen(want), bad = 0;
@@ -859,7 +862,7 @@ static int pop_inputs(const bc_image *im, uint32_t pc, vstate *s, lane_error *er
     list_types(s, s->depth - n, b, sizeof b);
     return insn_fail(im, err, pc, "expects %s on the stack, found %s", a, b);
   }
-  if (s->nh && s->depth - n < s->hdepth[s->nh - 1])
+  if (s->depth - n < floor)
     return insn_fail(im, err, pc, "pops values its TRY handler restores");
   for (int i = 0; i < n; i++) vset(s, --s->depth, 0);
   return LANE_OK;
@@ -887,10 +890,9 @@ static int type_region(const bc_image *im, const bc_route *route, uint32_t start
     vstate s, before;
     if (!st[pc].seen) continue;
     s = st[pc];
-    if (s.nh && bc_op_can_fail(in->op)) {
-      /* the error edge goes to the handler, merged with this state's
-       * prefix when TRY was checked; pop_inputs keeps that prefix intact */
-    } else if (route && bc_op_can_fail(in->op)) {
+    /* Inside a TRY an error goes to the handler, whose state was merged
+     * when the TRY was checked; pop_inputs keeps the stack it restores. */
+    if (route && !s.nh && bc_op_can_fail(in->op)) {
       vstate e;
       if (s.cur < 0)
         return insn_fail(im, err, pc, "reached from different rules, cannot resume "
@@ -905,7 +907,8 @@ static int type_region(const bc_image *im, const bc_route *route, uint32_t start
         return LANE_EFORMAT;
     }
     before = s;
-    if (pop_inputs(im, pc, &s, err) != LANE_OK) return LANE_EFORMAT;
+    if (pop_inputs(im, pc, &s, s.nh ? st[s.h].depth : 0, err) != LANE_OK)
+      return LANE_EFORMAT;
     if (in->op == BC_OP_RULE) s.cur = (int32_t)in->c;
     if (bc_ops[in->op].fmt == BC_FMT_JUMP) {
       int keep = in->op == BC_OP_JF_KEEP || in->op == BC_OP_JT_KEEP;
@@ -914,10 +917,13 @@ static int type_region(const bc_image *im, const bc_route *route, uint32_t start
     if (in->op == BC_OP_TRY) {
       if (s.nh >= BC_MAX_TRY)
         return insn_fail(im, err, pc, "more than %d TRY handlers active", BC_MAX_TRY);
-      s.hdepth[s.nh] = s.depth;
-      s.hpc[s.nh++] = in->c;
+      s.h = in->c;
+      s.nh++;
     }
-    if (in->op == BC_OP_ENDTRY) s.nh--;
+    if (in->op == BC_OP_ENDTRY) {   /* back to the handlers outside it */
+      s.h = st[s.h].h;
+      s.nh--;
+    }
     if (in->op == BC_OP_SWITCH) {   /* a multi-way jump, no fall-through */
       const bc_switch *sw = &im->switches[in->c];
       for (uint32_t k = 0; k < sw->count; k++)
@@ -965,7 +971,7 @@ static uint64_t region_steps(const lane_program *p, const bc_route *route, uint3
       for (uint32_t n = sw->count; n > 1; n >>= 1) w = sadd(w, 1);
     }
     if (bc_op_can_fail(in->op) && st[pc].seen && st[pc].nh) {
-      if (dp[st[pc].hpc[st[pc].nh - 1]] > best) best = dp[st[pc].hpc[st[pc].nh - 1]];
+      if (dp[st[pc].h] > best) best = dp[st[pc].h];
     } else if (route && bc_op_can_fail(in->op) && st[pc].seen && st[pc].cur >= 0) {
       uint32_t next = im->rules[route->first_rule + (uint32_t)st[pc].cur].next;
       if (dp[next] > best) best = dp[next];

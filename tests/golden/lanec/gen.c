@@ -185,6 +185,11 @@ static void image_cases(void) {
        a->code[pc_endrule0].c = pc_rule1,
        "instruction %u (RULE): paths reach it inside different TRY handlers (0 and 1 "
        "active)", (unsigned)pc_rule1);
+  CASE("try_pop_below_handler", a->code[pc_load_images].op = BC_OP_PUSH_B;
+       a->code[pc_load_images].a = 1; a->code[pc_load_images].c = 0;
+       a->code[pc_push0].op = BC_OP_TRY; a->code[pc_push0].c = pc_rule1;
+       a->code[pc_gt].op = BC_OP_NOT,
+       "instruction %u (NOT): pops values its TRY handler restores", (unsigned)pc_gt);
   CASE("bad_flags", a->im.flags = 1, "unknown header flags 0x0001");
   {
     static uint32_t caps[33];
