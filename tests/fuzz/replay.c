@@ -28,8 +28,11 @@ static int run_file(const char *path) {
       else b = nb;
     }
   }
+  int rerr = ferror(f);
   fclose(f);
-  if (!b) return -1;
+  if (!b || rerr) { free(b); return -1; }
+  /* Named first, so that a crash or a sanitizer report shows which input. */
+  fprintf(stderr, "# replaying %s\n", path);
   LLVMFuzzerTestOneInput(b, n);   /* a finding aborts */
   free(b);
   return 0;
@@ -46,19 +49,21 @@ int main(int argc, char **argv) {
     if (stat(argv[i], &st) != 0) { bad++; continue; }
     if (!S_ISDIR(st.st_mode)) { bad += run_file(argv[i]) != 0; files++; continue; }
     DIR *d = opendir(argv[i]);
+    if (!d) { bad++; continue; }
     char **names = NULL;
     size_t nn = 0, cap = 0;
     struct dirent *e;
-    while (d && (e = readdir(d))) {
+    while ((e = readdir(d))) {
       if (e->d_name[0] == '.') continue;
       if (nn == cap) {
         char **v = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof *v);
-        if (!v) break;
+        if (!v) { bad++; break; }
         names = v;
       }
-      names[nn++] = strdup(e->d_name);
+      if (!(names[nn] = strdup(e->d_name))) { bad++; break; }
+      nn++;
     }
-    if (d) closedir(d);
+    closedir(d);
     qsort(names, nn, sizeof *names, cmp);
     for (size_t k = 0; k < nn; k++) {
       char path[4096];
@@ -69,7 +74,9 @@ int main(int argc, char **argv) {
     }
     free(names);
   }
-  printf("1..1\n%sok 1 - %d inputs replayed%s\n", bad ? "not " : "", files,
-         bad ? ", some unreadable" : "");
-  return bad != 0;
+  /* No input at all is a failure too: an empty or misnamed corpus protects
+   * nothing. */
+  printf("1..1\n%sok 1 - %d inputs replayed%s\n", bad || !files ? "not " : "", files,
+         bad ? ", some unreadable" : !files ? ", none found" : "");
+  return bad || !files;
 }
