@@ -2,7 +2,8 @@
 # run.sh -- the golden suites, as TAP. Each suite is data:
 #
 #   accept/NAME.lane    a policy that must compile; its test blocks must
-#                       pass (`lane test`), and every case in NAME.golden
+#                       pass (`lane test --tap`: exit 0 and one "ok" per
+#                       test block in the source), and every case in NAME.golden
 #                       must give exactly the decision written there:
 #                           route ROUTE
 #                           request {flat JSON}
@@ -12,6 +13,9 @@
 #   warn/NAME.lane      `lane check` exits 0 with exactly the warnings in
 #                       NAME.err
 #   explain/NAME.lane   `lane eval --explain` on NAME.json prints NAME.out
+#   testrun/NAME.lane   `lane test` must print exactly NAME.out and exit 1
+#                       when it reports a failure, else 0 (failing tests
+#                       are the point here)
 #   disasm/NAME.lane    `lane disasm` must print exactly NAME.disasm
 #   lint/NAME.lane      `lane lint` must print exactly NAME.out (its exit
 #                       code follows: 1 with an error-level finding);
@@ -34,12 +38,37 @@ notok() {
   return 0
 }
 
+# The number of test blocks in a policy and its NAME_test.lane, counted
+# from the source, apart from lane.
+count_tests() {
+  c=0
+  for f in "$1" "${1%.lane}_test.lane"; do
+    [ -f "$f" ] && c=$((c + $(grep -cE '^[[:space:]]*test[[:space:]]+"' "$f")))
+  done
+  echo $c
+}
+
+# `lane test --tap` passed: exit 0, a plan of exactly the policy's test
+# blocks, that many "ok" lines and no "not ok" (so the verdict does not rest
+# on the exit code alone). Arguments: policy, output file, exit code.
+tests_passed() {
+  want=$(count_tests "$1")
+  plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' "$2")
+  oks=$(grep -c '^ok [0-9]' "$2")
+  [ "$3" -eq 0 ] && [ "$want" -gt 0 ] && [ "$plan" = "$want" ] && [ "$oks" -eq "$want" ] &&
+    ! grep -q '^not ok' "$2" && return 0
+  { echo "exit $3, $want test blocks in the source, plan '$plan', $oks ok lines"; cat "$2"; } >"$tmp/diff"
+  return 1
+}
+
 # accepted policies
 for p in "$dir"/accept/*.lane; do
   [ -e "$p" ] || continue
   name=$(basename "$p" .lane)
-  if "$LANE" test "$p" >"$tmp/out" 2>&1; then ok "accept $name: compiles, tests pass"
-  else cp "$tmp/out" "$tmp/diff"; notok "accept $name: compiles, tests pass"; fi
+  case "$name" in *_test) continue ;; esac   # run with their policy
+  "$LANE" test --tap "$p" >"$tmp/out" 2>&1
+  if tests_passed "$p" "$tmp/out" $?; then ok "accept $name: compiles, $want tests pass"
+  else notok "accept $name: compiles, tests pass"; fi
   g="$dir/accept/$name.golden"
   [ -f "$g" ] || continue
   "$LANE" compile "$p" -o "$tmp/p.lanec" 2>"$tmp/diff" || { notok "accept $name: compile"; continue; }
@@ -64,9 +93,10 @@ for p in "$root"/examples/policies/*.lane; do
   [ -e "$p" ] || continue
   case "$p" in *_test.lane) continue ;; esac   # run with their policy
   name=$(basename "$p" .lane)
-  if "$LANE" test "$p" --coverage --threshold 100 >"$tmp/out" 2>&1; then
-    ok "example $name: tests pass, every rule covered"
-  else cp "$tmp/out" "$tmp/diff"; notok "example $name: tests pass, every rule covered"; fi
+  "$LANE" test --tap "$p" --coverage --threshold 100 >"$tmp/out" 2>&1
+  if tests_passed "$p" "$tmp/out" $? && grep -q '^# coverage: rules \([0-9]*\)/\1 ' "$tmp/out"; then
+    ok "example $name: $want tests pass, every rule covered"
+  else cat "$tmp/out" >>"$tmp/diff"; notok "example $name: tests pass, every rule covered"; fi
 done
 if [ -e "$root/examples/policies/support.lane" ]; then
   "$LANE" compile "$root/examples/policies/support.lane" -o "$tmp/s.lanec" 2>"$tmp/diff" &&
@@ -92,6 +122,27 @@ if [ -e "$root/lang/README.md" ]; then
   if diff -u "$tmp/want" "$tmp/got" >"$tmp/diff"; then ok "lang/README.md lists the builtin table"
   else notok "lang/README.md lists the builtin table (regenerate with lane builtins)"; fi
 fi
+
+# the verdict of `lane test`: testrun/NAME.lane (with NAME_test.lane when
+# there is one) must make `lane test ARGS NAME.lane` print exactly NAME.out
+# (stdout and stderr) and exit 1 when NAME.out reports a failure (a FAIL or
+# "not ok" line, or coverage below the threshold), else 0. A first line
+# `# test-args: ARGS` passes ARGS.
+for p in "$dir"/testrun/*.lane; do
+  [ -e "$p" ] || continue
+  name=$(basename "$p" .lane)
+  case "$name" in *_test) continue ;; esac
+  args=$(sed -n '1s/^# test-args://p' "$p")
+  ( cd "$dir/testrun" && "$LANE" test $args "$name.lane" ) >"$tmp/got" 2>&1
+  rc=$?
+  want=0
+  grep -q -e '^FAIL ' -e '^not ok ' -e 'below the threshold' "$dir/testrun/$name.out" && want=1
+  if [ $rc -ne $want ]; then
+    { echo "exit code $rc, expected $want"; cat "$tmp/got"; } >"$tmp/diff"; notok "testrun $name: exit $want"; continue
+  fi
+  if diff -u "$dir/testrun/$name.out" "$tmp/got" >"$tmp/diff"; then ok "testrun $name: exit $want"
+  else notok "testrun $name"; fi
+done
 
 # rejected policies
 for p in "$dir"/reject/*.lane; do
@@ -132,15 +183,10 @@ done
 # `# lint-args: ARGS` passes ARGS (--enable ID, --disable ID, --format
 # json|sarif) before the file; a SARIF result must also be well-formed
 # JSON with the SARIF top-level fields. Dates are judged against
-# LANE_TODAY=2026-11-28. Skipped while the command has no `lint`.
-lint_wired=0
-"$LANE" --help 2>&1 | grep -q '^ *lint ' && lint_wired=1
+# LANE_TODAY=2026-11-28.
 for p in "$dir"/lint/*.lane; do
   [ -e "$p" ] || continue
   name=$(basename "$p" .lane)
-  if [ $lint_wired -eq 0 ]; then
-    n=$((n + 1)); echo "ok $n # skip lint $name: '$LANE lint' is not available"; continue
-  fi
   args=$(sed -n '1s/^# lint-args://p' "$p")
   ( cd "$dir/lint" && LANE_TODAY=2026-11-28 "$LANE" lint $args "$name.lane" ) >"$tmp/got" 2>"$tmp/err"
   rc=$?
@@ -170,15 +216,10 @@ done
 # formatting: `lane fmt` turns fmt/NAME.lane (as a careless human writes
 # it) into exactly NAME.out; NAME.out is canonical (`--check` exits 0);
 # `--check` on NAME.lane exits 1 and `--diff` prints a unified diff and
-# writes nothing. Skipped while the command has no `fmt`.
-fmt_wired=0
-"$LANE" --help 2>&1 | grep -q '^ *fmt ' && fmt_wired=1
+# writes nothing.
 for p in "$dir"/fmt/*.lane; do
   [ -e "$p" ] || continue
   name=$(basename "$p" .lane)
-  if [ $fmt_wired -eq 0 ]; then
-    n=$((n + 1)); echo "ok $n # skip fmt $name: '$LANE fmt' is not available"; continue
-  fi
   cp "$p" "$tmp/$name.lane"
   "$LANE" fmt "$tmp/$name.lane" >"$tmp/diff" 2>&1 || { notok "fmt $name: formats"; continue; }
   if diff -u "$dir/fmt/$name.out" "$tmp/$name.lane" >"$tmp/diff"; then ok "fmt $name"

@@ -268,6 +268,7 @@ int main(void) {
   golden_pairs("tests/golden/fmt");
   idempotent_dir("tests/golden/accept", 0);
   idempotent_dir("tests/golden/accept/catalogs", 0);
+  idempotent_dir("tests/golden/testrun", 0);
   idempotent_dir("stdlib/providers", 1);
   idempotent_dir("examples/policies", 1);
   return done_testing();
