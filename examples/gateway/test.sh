@@ -6,7 +6,9 @@
 # 127.0.0.1, and checks fallbacks, errors, dry runs, streaming, cross-format
 # translation, metrics, and the official OpenAI and Anthropic Node.js SDKs
 # (installed into examples/gateway/node/ with npm ci; skipped when that
-# cannot be done). Both servers stop by themselves if left running.
+# cannot be done). A second, fresh gateway serves t_gateway.lane for the
+# budget spend (exact, per tenant and team, from GET /admin/state) and
+# circuit breaker checks. The servers stop by themselves if left running.
 #
 # Environment (set by `make test`): BUILD (build dir), LANE (the lane
 # command), CC. Writes under $BUILD/tests/gateway/ (and node_modules/).
@@ -16,8 +18,9 @@ LANE=${LANE:-$BUILD/lane}
 OUT=$BUILD/tests/gateway
 mkdir -p "$OUT" || exit 2
 if ! echo '#include <microhttpd.h>' | ${CC:-cc} -E - >/dev/null 2>&1; then
-  echo "1..0 # skip libmicrohttpd-dev is not installed (make deps as root installs it)"
-  exit 0
+  echo "1..1"
+  echo "not ok 1 - libmicrohttpd-dev is installed (make deps, as root, installs it)"
+  exit 1
 fi
 if ! make --no-print-directory BUILD="$BUILD" gateway >"$OUT/build.log" 2>&1; then
   echo "1..1"

@@ -335,7 +335,7 @@ static void test_fetch(void) {
     free(p2);
     free(u);
   } else {
-    skip(2, "no TLS server (openssl missing)");
+    skip_env(2, "no TLS server (openssl missing)");
   }
 
   free(path);
