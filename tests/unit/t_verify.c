@@ -6,7 +6,13 @@
  * every truncation and every single-bit flip is rejected; a few thousand
  * random corruptions with a resealed checksum never crash, and when one
  * loads, deciding on it terminates; the max_steps limit is exact.
+ *
+ * And every rejection the loader can give has a hostile file here: the
+ * message formats are read from vm/load.c and vm/bc.c and each must match
+ * some NAME.expect (printf conversions as wildcards), unless it is on the
+ * allow-list below of messages no file can trigger.
  */
+#include <ctype.h>
 #include <dirent.h>
 
 #include "tap.h"
@@ -31,6 +37,10 @@ static unsigned char *slurp(const char *path, size_t *n) {
   return b;
 }
 
+/* The .expect messages golden() read, for coverage(). */
+static struct expect { char *name, *msg; } expects[512];
+static int nexpects;
+
 static void golden(void) {
   const char *dir = getenv("LANE_GOLDEN_LANEC");
   char *names[512], path[4096];
@@ -48,6 +58,7 @@ static void golden(void) {
       n++;
     }
   }
+  if (e) bail("more than 512 files in %s", dir);
   closedir(d);
   qsort(names, (size_t)n, sizeof names[0], cmp_names);
   ok(n >= 18, "%d hostile files", n);
@@ -72,8 +83,330 @@ static void golden(void) {
        lane_status_name(err.code));
     is_str(err.message, (char *)want, "%s: message", names[i]);
     lane_program_free(p);
-    free(b); free(want); free(names[i]);
+    expects[nexpects].name = names[i];
+    expects[nexpects++].msg = (char *)want;
+    free(b);
   }
+}
+
+/* ---------------------------------------------------------------------
+ * Every rejection message of the loader has a hostile file.
+ *
+ * The loader words its rejections as errf(err, code, FMT, ...) and
+ * insn_fail(im, err, pc, FMT, ...), which prefixes "instruction %u (%s): ";
+ * two macros build formats from their arguments: RANGE(lim, WHAT) in
+ * check_operands and CHECK_STR(what, i, part, idx), through bad_index.
+ * This reads those calls from the source (comments removed) and matches
+ * every format against the .expect files.
+ * ------------------------------------------------------------------- */
+static const char *const sources[] = { "vm/load.c", "vm/bc.c" };
+
+#define INSN_PREFIX "instruction %u (%s): "
+
+/* Formats that wrap others rather than being messages: insn_fail's own,
+ * and bad_index's, expanded per CHECK_STR use. Each must still be in the
+ * source as written here, or the expansions below are out of date. */
+static const char *const wrappers[] = {
+  INSN_PREFIX "%s",
+  "%s %u %s: string index %u out of range (%u strings)",
+};
+/* RANGE's body, the one format argument that is not only literals. */
+#define RANGE_BODY "what \" %u out of range (%u)\""
+
+/* Messages no file can trigger. Each must still be a loader message; where
+ * it can be triggered in-process, check() does so and the message must
+ * match. */
+static lane_program *no_bytes(lane_error *err) { return lane_load(NULL, 5, err); }
+
+static lane_program *too_large(lane_error *err) {
+  static const unsigned char b[64] = "\x89LNC\r\n\x1a\n";
+  lane_load_options opt = { .max_bytes = sizeof b - 1 };
+  return lane_load_with(b, sizeof b, &opt, err);
+}
+
+static const struct allowed {
+  const char *fmt, *why;
+  int code;                                /* the status it comes with */
+  lane_program *(*check)(lane_error *);
+} allowed[] = {
+  /* A NULL pointer with a length is an argument error (LANE_EARG), not a
+   * file: no bytes to put in one. */
+  { "no bytes given", "lane_load(NULL, 5): an argument, not a file", LANE_EARG, no_bytes },
+  /* Needs a file over the 64 MiB default; the same check with a smaller
+   * max_bytes is made here. */
+  { "file too large: %zu bytes, the limit is %zu",
+    "a file over 64 MiB; triggered with lane_load_with's max_bytes", LANE_ELIMIT, too_large },
+  /* malloc failing: t_oom fails every allocation of lane_load on each file
+   * in tests/golden/lanec and wants LANE_ENOMEM each time. */
+  { "out of memory loading %zu bytes", "malloc failing (t_oom)", LANE_ENOMEM, NULL },
+  /* calloc failing for the verifier's state: t_oom, as above. */
+  { "out of memory verifying %u instructions", "calloc failing (t_oom)", LANE_ENOMEM, NULL },
+};
+#define NALLOWED (int)(sizeof allowed / sizeof allowed[0])
+
+/* Whether text t is what printf format f can print: %d and %u digits (and
+ * a sign for %d), %x hex digits, %g a number, nan or inf, %s anything. */
+static int fmt_match(const char *f, const char *t) {
+  for (;;) {
+    const char *cls;
+    int any = 0, len;
+    if (*f != '%' || f[1] == '%') {
+      if (*f == '%') f++;
+      if (*f != *t) return 0;
+      if (!*f) return 1;
+      f++, t++;
+      continue;
+    }
+    for (f++; strchr("-+ #0123456789.*", *f) && *f; f++) {}
+    while (strchr("hljzt", *f) && *f) f++;
+    switch (*f) {
+    case 'd': case 'i': cls = "-0123456789"; break;
+    case 'u': cls = "0123456789"; break;
+    case 'x': case 'X': cls = "0123456789abcdefABCDEF"; break;
+    case 'g': case 'f': case 'e': cls = "-+.0123456789eEinfaINFA"; break;
+    case 's': cls = NULL; any = 1; break;
+    default: return 0;   /* a conversion this test does not know */
+    }
+    f++;
+    len = any ? (int)strlen(t) : (int)strspn(t, cls);
+    for (int k = len; k >= (any ? 0 : 1); k--)
+      if (fmt_match(f, t + k)) return 1;
+    return 0;
+  }
+}
+
+/* Text without comments: each comment byte becomes a space (newlines kept). */
+static void strip_comments(char *s) {
+  for (char *p = s; *p; p++) {
+    if (*p == '"' || *p == '\'') {
+      char q = *p;
+      for (p++; *p && *p != q; p++)
+        if (*p == '\\' && p[1]) p++;
+      if (!*p) return;
+    } else if (p[0] == '/' && p[1] == '*') {
+      char *e = strstr(p + 2, "*/");
+      char *end = e ? e + 2 : p + strlen(p);
+      for (; p < end; p++) if (*p != '\n') *p = ' ';
+      p--;
+    } else if (p[0] == '/' && p[1] == '/') {
+      for (; *p && *p != '\n'; p++) *p = ' ';
+      p--;
+    }
+  }
+}
+
+/* Splits the argument list that starts at s (just after '(') into args
+ * [start, end) pairs; returns the count, or -1 if unbalanced. */
+static int split_args(const char *s, const char *arg[][2], int max) {
+  int depth = 0, n = 0;
+  const char *start = s;
+  for (const char *p = s; *p; p++) {
+    if (*p == '"' || *p == '\'') {
+      char q = *p;
+      for (p++; *p && *p != q; p++)
+        if (*p == '\\' && p[1]) p++;
+      if (!*p) return -1;
+    } else if (*p == '(' || *p == '[' || *p == '{') {
+      depth++;
+    } else if ((*p == ')' || *p == ']' || *p == '}') && depth) {
+      depth--;
+    } else if ((*p == ',' && !depth) || *p == ')') {
+      if (n == max) return -1;
+      arg[n][0] = start;
+      arg[n++][1] = p;
+      if (*p == ')') return n;
+      start = p + 1;
+    }
+  }
+  return -1;
+}
+
+/* Reads an argument made only of string literals (whitespace and line
+ * continuations between them) into out: 1; no literal at all: 0; literals
+ * mixed with anything else: -1. */
+static int literal(const char *p, const char *end, char *out, size_t cap) {
+  size_t n = 0;
+  int lits = 0, other = 0;
+  while (p < end) {
+    if (*p == '"') {
+      for (p++; p < end && *p != '"'; p++) {
+        char c = *p;
+        if (c == '\\' && p + 1 < end) {
+          c = *++p;
+          if (c == 'n') c = '\n';
+          else if (c == 't') c = '\t';
+        }
+        if (n + 1 < cap) out[n++] = c;
+      }
+      p++;
+      lits++;
+    } else {
+      if (!strchr(" \t\r\n\\", *p)) other = 1;
+      p++;
+    }
+  }
+  out[n] = 0;
+  return lits && !other ? 1 : lits ? -1 : 0;
+}
+
+/* Writes arg as one line with runs of whitespace as one space. */
+static void squeeze(const char *p, const char *end, char *out, size_t cap) {
+  size_t n = 0;
+  while (p < end && strchr(" \t\r\n\\", *p)) p++;
+  for (; p < end && n + 1 < cap; p++) {
+    if (strchr(" \t\r\n\\", *p)) {
+      while (p + 1 < end && strchr(" \t\r\n\\", p[1])) p++;
+      if (p + 1 < end) out[n++] = ' ';
+    } else {
+      out[n++] = *p;
+    }
+  }
+  out[n] = 0;
+}
+
+typedef struct message { char fmt[256]; const char *file; int line; } message;
+
+static void add_message(message *m, int *n, const char *fmt, const char *file, int line) {
+  for (int i = 0; i < *n; i++)
+    if (strcmp(m[i].fmt, fmt) == 0) return;
+  if (*n == 256) bail("more than 256 messages");
+  if (strlen(fmt) >= sizeof m[*n].fmt) bail("%s:%d: message too long for this test", file, line);
+  memcpy(m[*n].fmt, fmt, strlen(fmt) + 1);
+  m[*n].file = file;
+  m[(*n)++].line = line;
+}
+
+/* Collects the loader's message formats into m; returns how many, or -1
+ * after a failed test naming a call it cannot read. */
+static int messages(message *m) {
+  int n = 0, wrapper_seen[2] = {0, 0}, range_seen = 0, bad = 0;
+  for (size_t k = 0; k < sizeof sources / sizeof sources[0]; k++) {
+    size_t len = 0;
+    char *src = (char *)slurp(sources[k], &len);
+    if (!src) bail("cannot read %s (run from the top of the tree)", sources[k]);
+    strip_comments(src);
+    for (char *p = src; *p; p++) {
+      static const char *const names[] = { "errf", "insn_fail", "RANGE", "CHECK_STR" };
+      const char *arg[8][2];
+      char lit[256], part[256], fmt[600], raw[256];
+      int which = -1, nargs, line = 1, r;
+      if (*p == '"' || *p == '\'') {          /* not inside literals */
+        char q = *p;
+        for (p++; *p && *p != q; p++)
+          if (*p == '\\' && p[1]) p++;
+        if (!*p) break;
+        continue;
+      }
+      if (p > src && (isalnum((unsigned char)p[-1]) || p[-1] == '_')) continue;
+      for (int i = 0; i < 4; i++)
+        if (strncmp(p, names[i], strlen(names[i])) == 0) which = i;
+      if (which < 0) continue;
+      char *q = p + strlen(names[which]);
+      if (isalnum((unsigned char)*q) || *q == '_') continue;
+      while (isspace((unsigned char)*q)) q++;
+      if (*q != '(') continue;
+      for (char *c = src; c < p; c++) line += *c == '\n';
+      nargs = split_args(q + 1, arg, 8);
+#define UNREAD(...) { bad++; diag(__VA_ARGS__); continue; }
+      if (which == 0 || which == 1) {          /* errf, insn_fail */
+        int at = which == 0 ? 2 : 3;
+        if (nargs <= at)
+          UNREAD("%s:%d: %s with %d arguments", sources[k], line, names[which], nargs)
+        r = literal(arg[at][0], arg[at][1], lit, sizeof lit);
+        squeeze(arg[at][0], arg[at][1], raw, sizeof raw);
+        if (r == 0 && strcmp(raw, "const char *fmt") == 0) continue;   /* its definition */
+        if (r == -1 && which == 1 && strcmp(raw, RANGE_BODY) == 0) { range_seen++; continue; }
+        if (r != 1) UNREAD("%s:%d: cannot read the format of %s: %s", sources[k], line,
+                           names[which], raw)
+        if (which == 0 && strcmp(lit, wrappers[0]) == 0) { wrapper_seen[0]++; continue; }
+        if (which == 0 && strcmp(lit, wrappers[1]) == 0) { wrapper_seen[1]++; continue; }
+        snprintf(fmt, sizeof fmt, "%s%s", which == 1 ? INSN_PREFIX : "", lit);
+      } else if (which == 2) {                 /* RANGE(lim, what) */
+        if (nargs != 2) UNREAD("%s:%d: RANGE with %d arguments", sources[k], line, nargs)
+        r = literal(arg[1][0], arg[1][1], lit, sizeof lit);
+        squeeze(arg[1][0], arg[1][1], raw, sizeof raw);
+        if (r == 0 && strcmp(raw, "what") == 0) continue;              /* its #define */
+        if (r != 1) UNREAD("%s:%d: cannot read RANGE's what: %s", sources[k], line, raw)
+        snprintf(fmt, sizeof fmt, "%s%s %%u out of range (%%u)", INSN_PREFIX, lit);
+      } else {                                 /* CHECK_STR(what, i, part, idx) */
+        if (nargs != 4) UNREAD("%s:%d: CHECK_STR with %d arguments", sources[k], line, nargs)
+        r = literal(arg[0][0], arg[0][1], lit, sizeof lit);
+        squeeze(arg[0][0], arg[0][1], raw, sizeof raw);
+        if (r == 0 && strcmp(raw, "what") == 0) continue;              /* its #define */
+        if (r != 1 || literal(arg[2][0], arg[2][1], part, sizeof part) != 1)
+          UNREAD("%s:%d: cannot read CHECK_STR's what and part", sources[k], line)
+        snprintf(fmt, sizeof fmt, "%s %%u %s: string index %%u out of range (%%u strings)", lit,
+                 part);
+      }
+#undef UNREAD
+      add_message(m, &n, fmt, sources[k], line);
+    }
+    free(src);
+  }
+  ok(!bad, "every errf, insn_fail, RANGE and CHECK_STR call of the loader is read");
+  ok(wrapper_seen[0] == 1 && wrapper_seen[1] == 1 && range_seen == 1,
+     "insn_fail, bad_index and RANGE still word their messages as this test expands them");
+  return bad ? -1 : n;
+}
+
+/* Checks the loader's messages against the .expect files. */
+static void coverage(void) {
+  static message m[256];
+  int n, uncovered = 0, strays = 0;
+  int used[NALLOWED];
+  memset(used, 0, sizeof used);
+
+  ok(fmt_match("model %u out of range (%u)", "model 2 out of range (2)") &&
+     !fmt_match("model %u out of range (%u)", "model field 17 out of range (17)") &&
+     fmt_match("route %s: %u fallbacks", "route a b: 9 fallbacks") &&
+     fmt_match("model %u (%s): %s %g is", "model 1 (x): input price nan is") &&
+     fmt_match("flags 0x%04x, 100%%", "flags 0x0001, 100%") &&
+     !fmt_match("field %u: x", "field : x") && !fmt_match("a %d", "a 1b"),
+     "fmt_match: conversions match what they print, and only that");
+  n = messages(m);
+  if (n < 0) return;
+  ok(n >= 100, "%d rejection messages in the loader", n);
+  for (int i = 0; i < n; i++) {
+    int a = -1, hit = -1;
+    for (int k = 0; k < NALLOWED; k++)
+      if (strcmp(allowed[k].fmt, m[i].fmt) == 0) a = k;
+    if (a >= 0) {
+      lane_error err;
+      lane_program *p;
+      used[a] = 1;
+      if (!allowed[a].check) {
+        diag("allowed without a file: %s (%s)", m[i].fmt, allowed[a].why);
+        continue;
+      }
+      memset(&err, 0, sizeof err);
+      p = allowed[a].check(&err);
+      ok(!p && err.code == allowed[a].code && fmt_match(m[i].fmt, err.message),
+         "allowed without a file: %s (%s): got %s, %s", m[i].fmt, allowed[a].why,
+         lane_status_name(err.code), err.message);
+      lane_program_free(p);
+      continue;
+    }
+    for (int k = 0; k < nexpects && hit < 0; k++)
+      if (fmt_match(m[i].fmt, expects[k].msg)) hit = k;
+    if (hit < 0) uncovered++;
+    ok(hit >= 0, "%s:%d: \"%s\": %s%s", m[i].file, m[i].line, m[i].fmt,
+       hit >= 0 ? expects[hit].name : "no hostile file gives this message",
+       hit >= 0 ? ".expect" : "");
+  }
+  for (int k = 0; k < NALLOWED; k++)
+    ok(used[k], "allow-list entry is a message of the loader: %s", allowed[k].fmt);
+  /* The other way round: each .expect is one of the loader's messages. */
+  for (int k = 0; k < nexpects; k++) {
+    int hits = 0;
+    for (int i = 0; i < n; i++) hits += fmt_match(m[i].fmt, expects[k].msg);
+    if (hits != 1) {
+      strays++;
+      diag("%s.expect matches %d loader messages: %s", expects[k].name, hits, expects[k].msg);
+    }
+  }
+  ok(!strays, "each of the %d .expect files matches exactly one loader message", nexpects);
+  ok(!uncovered, "%d of %d loader messages have a hostile file or a reason on the allow-list",
+     n - uncovered, n);
 }
 
 /* A valid program with a filter, lists, several rules and a runtime-error
@@ -158,6 +491,7 @@ int main(void) {
   uint32_t seed = 12345;
 
   golden();
+  coverage();
 
   p = lane_load(v, n, &err);
   ok(p != NULL, "valid program loads%s%s", p ? "" : ": ", p ? "" : err.message);
@@ -231,5 +565,9 @@ int main(void) {
   free(b);
   free(v);
   free(a);
+  for (int i = 0; i < nexpects; i++) {
+    free(expects[i].name);
+    free(expects[i].msg);
+  }
   return done_testing();
 }

@@ -6,7 +6,8 @@
  * bc_encode, and breaks one thing: in the image before encoding, or in the
  * bytes after, resealing the checksum so the loader's deeper checks are
  * reached. The expected messages are written here by hand, not taken from
- * the loader. See README.md for how to rebuild.
+ * the loader. Every rejection message of vm/load.c has a case here
+ * (t_verify checks it). See README.md for how to rebuild.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -119,8 +120,10 @@ static void image_cases(void) {
   unsigned char *b;
   size_t n;
 
+/* The expected message may read the mutated image, so a is freed after it. */
 #define CASE(name, mutate, ...) \
-  do { a = base(); mutate; b = encode(a, &n); emit(name, b, n, __VA_ARGS__); free(b); } while (0)
+  do { a = base(); mutate; b = la_bytes(a, &n); emit(name, b, n, __VA_ARGS__); free(b); \
+       free(a); } while (0)
   CASE("string_index", a->routes[0].name = 999,
        "route 0 name: string index 999 out of range (%u strings)", (unsigned)base_nstr());
   CASE("unknown_opcode", a->code[pc_gt].op = 200,
@@ -195,6 +198,144 @@ static void image_cases(void) {
     static uint32_t caps[33];
     CASE("too_many_caps", a->im.ncaps = 33; a->im.caps = caps, "33 capabilities, at most 32");
   }
+
+  /* Tables: every string index the loader checks, counts, ranges. */
+  CASE("cap_name_index", a->caps[0] = 999,
+       "capability 0 name: string index 999 out of range (%u strings)", (unsigned)a->im.nstr);
+  CASE("model_name_index", a->models[1].name = 999,
+       "model 1 name: string index 999 out of range (%u strings)", (unsigned)a->im.nstr);
+  CASE("model_provider_index", a->models[1].provider = 999,
+       "model 1 provider: string index 999 out of range (%u strings)", (unsigned)a->im.nstr);
+  CASE("model_id_index", a->models[1].id = 999,
+       "model 1 id: string index 999 out of range (%u strings)", (unsigned)a->im.nstr);
+  CASE("model_region_index", a->models[1].region = 999,
+       "model 1 region: string index 999 out of range (%u strings)", (unsigned)a->im.nstr);
+  CASE("model_deprecated_index", a->models[1].deprecated = 999,
+       "model 1 deprecated: string index 999 out of range (%u strings)",
+       (unsigned)a->im.nstr);
+  CASE("negative_context", a->models[1].context = -1,
+       "model 1 (acme.small): negative context");
+  CASE("caps_beyond", a->models[1].caps = 1u << 3,
+       "model 1 (acme.small): capability bits 0x8 beyond the 1 capabilities");
+  {
+    /* 4097 models: a 590 KB file (git stores it compressed: the records repeat). */
+    static bc_model models[LANE_MAX_MODELS + 1];
+    CASE("too_many_models",
+         for (int i = 0; i <= LANE_MAX_MODELS; i++) models[i] = a->models[i & 1];
+         a->im.models = models; a->im.nmodels = LANE_MAX_MODELS + 1,
+         "%d models, at most %d", LANE_MAX_MODELS + 1, LANE_MAX_MODELS);
+  }
+  {
+    static bc_field fields[LANE_MAX_FIELDS + 1];
+    CASE("too_many_fields",
+         for (int i = 0; i <= LANE_MAX_FIELDS; i++)
+           fields[i] = a->fields[i < BC_NSTD ? i : BC_NSTD];
+         a->im.fields = fields; a->im.nfields = LANE_MAX_FIELDS + 1,
+         "%d request fields, at most %d", LANE_MAX_FIELDS + 1, LANE_MAX_FIELDS);
+  }
+  CASE("too_few_fields", a->im.nfields = BC_NSTD - 1,
+       "%d request fields, the %d standard ones are required", BC_NSTD - 1, BC_NSTD);
+  CASE("field_name_index", a->fields[BC_NSTD].name = 999,
+       "field %d name: string index 999 out of range (%u strings)", BC_NSTD,
+       (unsigned)a->im.nstr);
+  CASE("field_unknown_unit", a->fields[BC_NSTD].unit = 99,
+       "field %d (team): unknown unit 99", BC_NSTD);
+  CASE("field_type_unit", a->fields[BC_NSTD].type = LANE_T_INT,
+       "field %d (team): type 1 does not match unit string", BC_NSTD);
+  CASE("field_duplicate", a->fields[BC_NSTD].name = a->fields[BC_F_TIER].name,
+       "field %d: name tier is already field %d", BC_NSTD, BC_F_TIER);
+  CASE("pool_out_of_range", a->pools[0].count = 3,
+       "pool 0: members [0,+3) out of range (2 members)");
+  CASE("list_bad_type", a->lists[0].type = LANE_T_BOOL, "list 0: bad element type 4");
+  CASE("list_out_of_range", a->lists[0].count = 3,
+       "list 0: elements [0,+3) out of range (2 elements)");
+  CASE("list_element", a->listelems[1] = 999,
+       "list 0 element 1: string 999 out of range (%u)", (unsigned)a->im.nstr);
+  CASE("budget_name_index", la_budget(a, "daily", BC_NONE, 100); a->budgets[0].name = 999,
+       "budget 0 name: string index 999 out of range (%u strings)", (unsigned)a->im.nstr);
+  CASE("budget_key_field", la_budget(a, "daily", 99, 100),
+       "budget 0 (daily): key field 99 out of range (%d fields)", BC_NSTD + 1);
+  CASE("budget_flags", la_budget(a, "daily", BC_NONE, 100); a->budgets[0].flags = 6,
+       "budget 0 (daily): unknown flags 0x6");
+  CASE("budget_limit", la_budget(a, "daily", BC_NONE, -1),
+       "budget 0 (daily): limit -1 is not a finite number >= 0");
+  CASE("rule_name_index", a->rules[1].name = 999,
+       "rule 1 name: string index 999 out of range (%u strings)", (unsigned)a->im.nstr);
+  CASE("route_duplicate",
+       la_route(a, "chat", 0); la_rule(a, "otherwise");
+       la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, 0); la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+       la_route_end(a),
+       "route 1: name chat is already route 0");
+  CASE("route_no_rules", a->routes[0].nrules = 0, "route chat: has no rules");
+  CASE("route_rules_out_of_range", a->routes[0].nrules = 4,
+       "route chat: rules [0,+4) out of range (3 rules)");
+
+  /* Code regions. */
+  CASE("region_empty", a->filters[0].end = a->filters[0].start,
+       "filter 0: empty code region [0,0)");
+  CASE("region_past_end", a->routes[0].end = pc_nomatch + 2,
+       "route chat: code region [%u,%u) is past the end of the code (%u instructions)",
+       (unsigned)pc_rule0, (unsigned)pc_nomatch + 2, (unsigned)pc_nomatch + 1);
+  CASE("region_overlap", a->filters[0].end = pc_rule0 + 1,
+       "filter 0: code region [0,%u) overlaps route chat", (unsigned)pc_rule0 + 1);
+  CASE("filter_no_fret", a->code[pc_fret].op = BC_OP_NOT, "filter 0: does not end with FRET");
+
+  /* Operands, per format (bc.h), in the order check_operands reads them. */
+  CASE("unused_operand_b", a->code[pc_endrule0].b = 5,
+       "instruction %u (ENDRULE): unused operand b is 5, must be 0", (unsigned)pc_endrule0);
+  CASE("unused_operand_c", a->code[pc_endrule0].c = 7,
+       "instruction %u (ENDRULE): unused operand c is 7, must be 0", (unsigned)pc_endrule0);
+  CASE("int_constant_range", a->code[pc_push0].c = 99,
+       "instruction %u (PUSH_I): int constant 99 out of range (1)", (unsigned)pc_push0);
+  CASE("double_constant_range", a->code[pc_fm + 1].c = 99,
+       "instruction %u (PUSH_D): double constant 99 out of range (1)", (unsigned)pc_fm + 1);
+  CASE("string_operand_range", a->code[pc_push0].op = BC_OP_PUSH_S; a->code[pc_push0].c = 999,
+       "instruction %u (PUSH_S): string 999 out of range (%u)", (unsigned)pc_push0,
+       (unsigned)a->im.nstr);
+  CASE("bool_operand", a->code[pc_fm + 1].op = BC_OP_PUSH_B; a->code[pc_fm + 1].a = 2;
+       a->code[pc_fm + 1].c = 0,
+       "instruction %u (PUSH_B): operand a is 2, must be 0 or 1", (unsigned)pc_fm + 1);
+  CASE("field_operand_range", a->code[pc_load_images].c = BC_NSTD + 1,
+       "instruction %u (LOAD): field %d out of range (%d)", (unsigned)pc_load_images,
+       BC_NSTD + 1, BC_NSTD + 1);
+  CASE("model_field_range", a->code[pc_fm].a = BC_NMFIELDS,
+       "instruction %u (M_FIELD): model field %d out of range (%d)", (unsigned)pc_fm,
+       BC_NMFIELDS, BC_NMFIELDS);
+  CASE("cap_operand_range", a->code[pc_fm].op = BC_OP_M_CAP; a->code[pc_fm].a = 0;
+       a->code[pc_fm].c = 1,
+       "instruction %u (M_CAP): capability 1 out of range (1)", (unsigned)pc_fm);
+  CASE("list_operand_range", a->code[pc_in_list].c = 1,
+       "instruction %u (IN_LIST): list 1 out of range (1)", (unsigned)pc_in_list);
+  CASE("budget_selector", la_budget(a, "daily", BC_NONE, 100);
+       a->code[pc_fm + 1].op = BC_OP_BUDGET; a->code[pc_fm + 1].a = 3; a->code[pc_fm + 1].c = 0,
+       "instruction %u (BUDGET): budget selector 3, must be 0, 1 or 2", (unsigned)pc_fm + 1);
+  CASE("budget_operand_range", la_budget(a, "daily", BC_NONE, 100);
+       a->code[pc_fm + 1].op = BC_OP_BUDGET; a->code[pc_fm + 1].c = 1,
+       "instruction %u (BUDGET): budget 1 out of range (1)", (unsigned)pc_fm + 1);
+  CASE("cand_order", a->code[pc_rule2 + 1].a = BC_CAND_HEALTHY << 1,
+       "instruction %u (CAND): order and checks %u out of range", (unsigned)pc_rule2 + 1,
+       BC_CAND_HEALTHY << 1);
+  CASE("cand_filter_range", a->code[pc_rule2 + 1].b = 3,
+       "instruction %u (CAND): filter 2 out of range (1)", (unsigned)pc_rule2 + 1);
+  CASE("cand_pool_range", a->code[pc_rule2 + 1].c = 1,
+       "instruction %u (CAND): pool 1 out of range (1)", (unsigned)pc_rule2 + 1);
+  CASE("shadow_percent", a->code[pc_in_list + 2].op = BC_OP_SHADOW;
+       a->code[pc_in_list + 2].a = 0; a->code[pc_in_list + 2].b = 101;
+       a->code[pc_in_list + 2].c = 0,
+       "instruction %u (SHADOW): sampled percent 101 above 100", (unsigned)pc_in_list + 2);
+  CASE("shadow_model_range", a->code[pc_in_list + 2].op = BC_OP_SHADOW;
+       a->code[pc_in_list + 2].a = 0; a->code[pc_in_list + 2].c = 2,
+       "instruction %u (SHADOW): model 2 out of range (2)", (unsigned)pc_in_list + 2);
+
+  /* Rule 0 computes true && true with AND_E, which can fail, but resumes
+   * after an error at its own RULE: the error edge would go backwards. */
+  CASE("error_resumes_before",
+       a->code[pc_load_images].op = BC_OP_PUSH_B; a->code[pc_load_images].a = 1;
+       a->code[pc_load_images].c = 0;
+       a->code[pc_push0].op = BC_OP_PUSH_B; a->code[pc_push0].a = 1; a->code[pc_push0].c = 0;
+       a->code[pc_gt].op = BC_OP_AND_E; a->rules[0].next = pc_rule0,
+       "instruction %u (AND_E): rule 0 resumes at instruction %u after an error, which is "
+       "not after the instruction", (unsigned)pc_gt, (unsigned)pc_rule0);
 #undef CASE
 }
 
@@ -263,7 +404,8 @@ static void switch_cases(void) {
   lane_program_free(p);
   free(a);
 #define CASE(name, mutate, ...) \
-  do { a = switch_base(); mutate; b = encode(a, &n); emit(name, b, n, __VA_ARGS__); free(b); } while (0)
+  do { a = switch_base(); mutate; b = la_bytes(a, &n); emit(name, b, n, __VA_ARGS__); \
+       free(b); free(a); } while (0)
   CASE("switch_unsorted", bc_case t = sw_cases[0]; sw_cases[0] = sw_cases[1]; sw_cases[1] = t,
        "switch 0: cases are not in strictly ascending order");
   CASE("switch_duplicate_case", sw_cases[1].str = sw_cases[0].str,
@@ -312,6 +454,105 @@ static void steps_case(void) {
   emit("steps_over_limit", b, n,
        "route big: worst case of 1220004 instructions exceeds the limit of 1000000");
   free(b);
+}
+
+/* A program of one model, one pool and a route "r" whose code the caller
+ * writes, for the cases about control flow. */
+static uint32_t mini_pool;
+
+static la *mini(void) {
+  la *a = la_new();
+  uint32_t m = la_model(a, "acme.big", 10, 30, 200000, 8000, 0.9, 2000, 0);
+  mini_pool = la_pool(a, 1, (uint32_t[]){ m });
+  la_route(a, "r", 0);
+  return a;
+}
+
+static void emit_la(const char *name, la *a, const char *msg) {
+  size_t n;
+  unsigned char *b = la_bytes(a, &n);
+  emit(name, b, n, "%s", msg);
+  free(b);
+  free(a);
+}
+
+/* Cases about stack depth, TRY handlers and where an error resumes. */
+static void flow_cases(void) {
+  la *a;
+  uint32_t pc, j, t[BC_MAX_TRY + 1];
+  char msg[256];
+
+  /* 200 bools pushed, folded by 199 NE_B: a well-formed expression 200
+   * slots deep. The verifier's state has room for BC_MAX_STACK slots, so
+   * without this check it writes past its own type array. */
+  a = mini();
+  la_rule(a, "deep");
+  for (int i = 0; i < 200; i++) la_op(a, BC_OP_PUSH_B, 1, 0, 0);
+  for (int i = 0; i < 199; i++) la_op(a, BC_OP_NE_B, 0, 0, 0);
+  j = la_op(a, BC_OP_JF, 0, 0, 0);
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, mini_pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_patch(a, j);
+  la_route_end(a);
+  snprintf(msg, sizeof msg, "instruction %d (PUSH_B): stack depth exceeds %d",
+           1 + BC_MAX_STACK, BC_MAX_STACK);
+  emit_la("stack_too_deep", a, msg);
+
+  /* 17 nested TRYs, each closed in turn; handler i resumes after its
+   * ENDTRY, with the i handlers outside it still open. */
+  a = mini();
+  la_rule(a, "otherwise");
+  for (int i = 0; i <= BC_MAX_TRY; i++) t[i] = la_op(a, BC_OP_TRY, 0, 0, 0);
+  for (int i = BC_MAX_TRY; i >= 0; i--) {
+    la_op(a, BC_OP_ENDTRY, 0, 0, 0);
+    la_patch(a, t[i]);
+  }
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, mini_pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_route_end(a);
+  snprintf(msg, sizeof msg, "instruction %u (TRY): more than %d TRY handlers active",
+           (unsigned)t[BC_MAX_TRY], BC_MAX_TRY);
+  emit_la("too_many_tries", a, msg);
+
+  /* A TRY left open across CAND, ENDRULE and a NOMATCH; its handler takes
+   * another way to the route's end, so the paths never meet. */
+  a = mini();
+  la_rule(a, "otherwise");
+  j = la_op(a, BC_OP_TRY, 0, 0, 0);
+  pc = la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, mini_pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_op(a, BC_OP_NOMATCH, 0, 0, 0);
+  la_patch(a, j);
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, mini_pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_route_end(a);
+  snprintf(msg, sizeof msg, "instruction %u (CAND): inside a TRY that has not ended",
+           (unsigned)pc);
+  emit_la("try_not_ended", a, msg);
+
+  /* Rule 0 jumps into rule 1's body past its RULE: the DIV_I there, which
+   * can fail, is reached from two rules with different places to resume. */
+  a = mini();
+  la_rule(a, "req.images / req.images > 0");
+  la_op(a, BC_OP_PUSH_B, 1, 0, 0);
+  j = la_op(a, BC_OP_JF, 0, 0, 0);
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, mini_pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_rule(a, "otherwise");
+  la_patch(a, j);
+  la_op(a, BC_OP_LOAD, 0, 0, BC_F_IMAGES);
+  la_op(a, BC_OP_LOAD, 0, 0, BC_F_IMAGES);
+  pc = la_op(a, BC_OP_DIV_I, 0, 0, 0);
+  la_op(a, BC_OP_PUSH_I, 0, 0, la_kint(a, 0));
+  la_op(a, BC_OP_GT_I, 0, 0, 0);
+  j = la_op(a, BC_OP_JF, 0, 0, 0);
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, mini_pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_patch(a, j);
+  la_route_end(a);
+  snprintf(msg, sizeof msg, "instruction %u (DIV_I): reached from different rules, cannot "
+           "resume after an error", (unsigned)pc);
+  emit_la("error_from_two_rules", a, msg);
 }
 
 /* Cases that break the bytes after encoding. */
@@ -376,6 +617,13 @@ static void byte_cases(void) {
   }
   FRESH(); e = entry(b, BC_SEC_FIELDS, NULL); b[get32(e + 4) + 6] = 1; reseal(b, n);
   emit("field_reserved", b, n, "field 0: reserved bytes must be 0");
+  FRESH(); put32(b + 20, 7); reseal(b, n);
+  emit("header_reserved", b, n, "reserved header field is 7, must be 0");
+  FRESH(); put32(b + 12, BC_SEC_MAX); reseal(b, n);
+  emit("too_many_sections", b, n, "section table: %d sections, at most %d", BC_SEC_MAX,
+       BC_SEC_MAX - 1);
+  FRESH(); e = entry(b, BC_SEC_MODELS, NULL); put32(b + get32(e + 4) + 140, 5); reseal(b, n);
+  emit("model_reserved", b, n, "model 0 (acme.big): reserved field is 5, must be 0");
   (void)i;
 #undef FRESH
   free(b);
@@ -392,6 +640,7 @@ int main(int argc, char **argv) {
   image_cases();
   switch_cases();
   steps_case();
+  flow_cases();
   fprintf(stderr, "gen: wrote %d cases to %s\n", ncases, dir);
   return 0;
 }
