@@ -13,8 +13,8 @@ ends (default 120 s), then exits by itself.
 
 A call is checked like the real API would (key, required fields, message
 roles) and answered "PROVIDER/MODEL: TAG", TAG being the first word of the
-last user message, with usage of 1000 input and 200 output tokens.
-Words of that message steer it:
+last user message, with usage of 1000 input and 200 output tokens (unless
+a usage: word says otherwise). Words of that message steer it:
 
   fault:MODEL=KIND   when MODEL is asked: 500, 503, 429, 400 (HTTP
                      errors in the API's format), hang (answer nothing
@@ -23,6 +23,11 @@ Words of that message steer it:
                      then close before any byte of body), cut (a stream
                      sends two events, waits, then closes mid-stream)
   pace:MS            pause between stream events (default 20)
+  usage:IN:OUT[:CACHED]  the usage to report: IN input tokens (CACHED of
+                     them cache reads, default 0) and OUT output tokens.
+                     OpenAI: prompt_tokens IN, prompt_tokens_details.
+                     cached_tokens CACHED; Anthropic: input_tokens IN -
+                     CACHED, cache_read_input_tokens CACHED.
 """
 import argparse
 import json
@@ -130,7 +135,7 @@ class Handler(BaseHTTPRequestHandler):
         why = check_openai(body) if fmt == "openai" else check_anthropic(body)
         if why:
             return self.finish_call(entry, "invalid", lambda: self.error(fmt, 400, why))
-        fault, pace = None, 0.02
+        fault, pace, usage = None, 0.02, (USAGE_IN, USAGE_OUT, 0)
         for w in words:
             if w.startswith("fault:") and "=" in w:
                 model, kind = w[6:].split("=", 1)
@@ -138,6 +143,9 @@ class Handler(BaseHTTPRequestHandler):
                     fault = kind
             elif w.startswith("pace:"):
                 pace = int(w[5:]) / 1000.0
+            elif w.startswith("usage:"):
+                n = [int(x) for x in w[6:].split(":")]
+                usage = (n[0], n[1], n[2] if len(n) > 2 else 0)
         text = "%s/%s: %s" % (prov, entry["model"], entry["tag"])
         if fault in ("500", "503", "429", "400"):
             code = int(fault)
@@ -159,8 +167,10 @@ class Handler(BaseHTTPRequestHandler):
             incl = bool((body.get("stream_options") or {}).get("include_usage"))
             return self.finish_call(entry, "cut" if fault == "cut" else "ok",
                                     lambda: self.stream(fmt, entry["model"], text, pace,
-                                                        fault == "cut", incl))
-        return self.finish_call(entry, "ok", lambda: self.send_json(200, self.answer(fmt, entry["model"], text)))
+                                                        fault == "cut", incl, usage))
+        return self.finish_call(entry, "ok",
+                                lambda: self.send_json(200, self.answer(fmt, entry["model"], text,
+                                                                        usage)))
 
     # ---- answers ----
     def finish_call(self, entry, outcome, respond):
@@ -200,24 +210,36 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.shutdown(2)
 
     @staticmethod
-    def answer(fmt, model, text):
+    def usage_of(fmt, usage):
+        n_in, n_out, n_cached = usage
+        if fmt == "openai":
+            u = {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}
+            if n_cached:
+                u["prompt_tokens_details"] = {"cached_tokens": n_cached}
+            return u
+        u = {"input_tokens": n_in - n_cached, "output_tokens": n_out}
+        if n_cached:
+            u["cache_read_input_tokens"] = n_cached
+        return u
+
+    @staticmethod
+    def answer(fmt, model, text, usage):
         if fmt == "openai":
             return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                     "model": model,
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                  "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": USAGE_IN, "completion_tokens": USAGE_OUT,
-                              "total_tokens": USAGE_IN + USAGE_OUT}}
+                    "usage": Handler.usage_of(fmt, usage)}
         return {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
                 "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
                 "stop_sequence": None,
-                "usage": {"input_tokens": USAGE_IN, "output_tokens": USAGE_OUT}}
+                "usage": Handler.usage_of(fmt, usage)}
 
     def chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 
-    def stream(self, fmt, model, text, pace, cut, include_usage):
+    def stream(self, fmt, model, text, pace, cut, include_usage, usage):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
@@ -237,8 +259,7 @@ class Handler(BaseHTTPRequestHandler):
                 events.append(b"data: " + json.dumps({
                     "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
                     "model": model, "choices": [],
-                    "usage": {"prompt_tokens": USAGE_IN, "completion_tokens": USAGE_OUT,
-                              "total_tokens": USAGE_IN + USAGE_OUT}}).encode() + b"\n\n")
+                    "usage": self.usage_of(fmt, usage)}).encode() + b"\n\n")
             events.append(b"data: [DONE]\n\n")
         else:
             def ev(name, obj):
@@ -246,7 +267,7 @@ class Handler(BaseHTTPRequestHandler):
             events.append(ev("message_start", {"type": "message_start", "message": {
                 "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
                 "content": [], "stop_reason": None, "stop_sequence": None,
-                "usage": {"input_tokens": USAGE_IN, "output_tokens": 1}}}))
+                "usage": dict(self.usage_of(fmt, usage), output_tokens=1)}}))
             events.append(ev("content_block_start", {"type": "content_block_start", "index": 0,
                                                      "content_block": {"type": "text", "text": ""}}))
             events.append(ev("ping", {"type": "ping"}))
@@ -256,7 +277,7 @@ class Handler(BaseHTTPRequestHandler):
             events.append(ev("content_block_stop", {"type": "content_block_stop", "index": 0}))
             events.append(ev("message_delta", {"type": "message_delta",
                                                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                               "usage": {"output_tokens": USAGE_OUT}}))
+                                               "usage": {"output_tokens": usage[1]}}))
             events.append(ev("message_stop", {"type": "message_stop"}))
         try:
             for i, e in enumerate(events):

@@ -7,7 +7,8 @@
  * POST /v1/chat/completions (OpenAI) and POST /v1/messages (Anthropic):
  * the body becomes a lane_request (lane_request_from_json, plus config
  * defaults and x-lane-field-* headers), lane_decide picks the candidates,
- * upstream.c forwards. GET /metrics and GET /healthz. See README.md.
+ * upstream.c forwards. GET /metrics, GET /healthz and GET /admin/state.
+ * See README.md.
  *
  * libmicrohttpd runs one thread per connection, so a handler may block on
  * its upstream calls; the program and runtime are shared, per-request
@@ -214,7 +215,8 @@ static enum MHD_Result on_request_header(void *cls, enum MHD_ValueKind kind, con
 static void count_response(gw *g, const char *url, unsigned status) {
   char labels[240] = "", st[16];
   int known = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/v1/messages") ||
-              !strcmp(url, "/metrics") || !strcmp(url, "/healthz");
+              !strcmp(url, "/metrics") || !strcmp(url, "/healthz") ||
+              !strcmp(url, "/admin/state");
   snprintf(st, sizeof st, "%u", status);
   gw_label(labels, sizeof labels, "path", known ? url : "other");
   gw_label(labels, sizeof labels, "status", st);
@@ -404,6 +406,28 @@ out:
   return rc;
 }
 
+/* GET /admin/state: the runtime's live state as lane_runtime_snapshot
+ * writes it (breakers, live stats, budget spend by key hash), the same
+ * JSON `lane eval --state` replays. */
+static enum MHD_Result send_state(gw *g, struct MHD_Connection *con, const char *url) {
+  size_t cap = 4096;
+  for (int tries = 0; tries < 8; tries++) {   /* keys may appear between calls */
+    char *buf = malloc(cap);
+    if (!buf) return MHD_NO;
+    size_t n = lane_runtime_snapshot(g->rt, buf, cap);
+    if (n < cap) {
+      struct MHD_Response *r = MHD_create_response_from_buffer(n, buf, MHD_RESPMEM_MUST_FREE);
+      if (!r) return free(buf), MHD_NO;
+      MHD_add_response_header(r, "Content-Type", "application/json");
+      MHD_add_response_header(r, "Cache-Control", "no-store");
+      return queue(g, con, url, 200, r);
+    }
+    free(buf);
+    cap = n + 4096;
+  }
+  return send_error(g, con, url, GW_OPENAI, 500, "lane_state", "the state keeps growing");
+}
+
 /* ---- the server ---- */
 
 typedef struct conn {
@@ -439,6 +463,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
     else free(text);
     return queue(g, con, url, 200, r);
   }
+  if (!strcmp(method, "GET") && !strcmp(url, "/admin/state")) return send_state(g, con, url);
   if (!format) return send_error(g, con, url, GW_OPENAI, 404, "lane_not_found",
                                  "not found: POST /v1/chat/completions or /v1/messages");
   if (strcmp(method, "POST"))
