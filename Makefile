@@ -3,7 +3,8 @@
 #   make demo        install missing build packages (as root), build, and
 #                    route every bundled example request
 #   make test        build and run every test under prove
-#   make check-asan  the whole suite under AddressSanitizer + UBSan
+#   make check-asan  the whole suite under AddressSanitizer + UBSan (with
+#                    float-cast-overflow, which UBSan leaves out by default)
 #   make check-tsan  the whole suite under ThreadSanitizer
 #   make check-ubsan the whole suite under UndefinedBehaviorSanitizer alone
 #   make check-valgrind  unit tests and golden runs under valgrind memcheck
@@ -198,12 +199,12 @@ demo: deps
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(REPLAY_BIN) $(JSON_LIBS)
 	BUILD=$(BUILD) LANE=$(abspath $(LANE)) CC="$(CC)" SAN="$(SAN)" FUZZ_TARGETS="$(FUZZ_TARGETS)" \
-	  prove -f $(UNIT_BIN) tests/fuzz/replay.sh tests/golden/run.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh tests/cost/crosscheck.sh \
+	  prove -f --exec 'sh tests/timeout.sh' $(UNIT_BIN) tests/fuzz/replay.sh tests/golden/run.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh tests/cost/crosscheck.sh \
 	  examples/python/test_lane.py tests/install/install.sh examples/gateway/test.sh
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
-	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
+	  SAN="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all" test
 
 stdlib: $(LANE)
 	$(LANE) catalog import $(CATALOG) -o stdlib/providers $(PROVIDERS:%=--provider %) \
@@ -297,7 +298,7 @@ lint-c: deps
 # ---- fuzzing: clang + libFuzzer, ASan + UBSan (tests/fuzz/README.md) ----
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   ?= build-fuzz
-FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_SAN     := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
 
 # Installs clang and libFuzzer's runtime when missing and run as root.
 fuzz-deps:

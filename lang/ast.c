@@ -273,7 +273,9 @@ static const char *op_name(int op) {
 static void dump_double(FILE *out, double d) {
   char buf[40];
   int prec;
-  if (d == (double)(long long)d && d > -1e15 && d < 1e15) {
+  /* The range test comes first: converting a double outside long long's
+   * range (1e30, say) is undefined behaviour. */
+  if (d > -1e15 && d < 1e15 && d == (double)(long long)d) {
     fprintf(out, "%.0f", d);
     return;
   }
