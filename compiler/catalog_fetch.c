@@ -10,13 +10,21 @@
  *     CURLOPT_MAXFILESIZE_LARGE, the bytes counted in the write callback
  *     for bodies without one);
  *   - If-None-Match with the ETag saved in FILE.etag by the last successful
- *     fetch (only while FILE exists): a 304 prints "not modified" and
- *     touches nothing;
+ *     fetch, only while FILE exists and only when that ETag was saved for
+ *     the same URL (FILE.etag holds the ETag, then the URL it came from,
+ *     without any user:password part; an ETag from another server means
+ *     nothing here): a 304 prints "not modified" and touches nothing;
  *   - the body goes to a temp file beside FILE (FILE.tmp.XXXXXX), which is
- *     parsed with jansson and must be a JSON object with at least one model
- *     entry carrying input_cost_per_token or litellm_provider; only then is
- *     it fsync'ed and renamed over FILE, and the new ETag saved the same
- *     way (or a stale FILE.etag removed when the server sent none).
+ *     parsed with catalog_read (the limits of catalog.h: values, objects
+ *     and arrays, nesting, counted before jansson builds anything) and
+ *     must be a JSON object with at least one model entry carrying
+ *     input_cost_per_token or litellm_provider;
+ *   - a catalog with fewer than half the model entries of the FILE it
+ *     would replace is refused unless opts->force (a truncated or hostile
+ *     body that still parses must not replace a good catalog);
+ *   - only then is it fsync'ed and renamed over FILE, and the new ETag
+ *     saved the same way (or a stale FILE.etag removed when the server
+ *     sent none).
  *
  * Every error prints one line "lane: URL: what went wrong" to err, removes
  * the temp file, leaves FILE and FILE.etag as they were, and returns 2.
@@ -24,7 +32,7 @@
  *
  * Defaults (zero fields of catalog_fetch_opts): total timeout 30 s (or
  * $LANE_FETCH_TIMEOUT_MS when set, which the tests use), connect timeout
- * 10 s, 3 redirects, 64 MiB.
+ * 10 s, 3 redirects, CATALOG_MAX_BYTES (64 MiB).
  */
 #include "catalog.h"
 
@@ -42,8 +50,9 @@
 #define DEFAULT_TIMEOUT_MS   30000L
 #define DEFAULT_CONNECT_MS   10000L
 #define DEFAULT_REDIRECTS    3L
-#define DEFAULT_MAX_BYTES    (64L * 1024 * 1024)
+#define DEFAULT_MAX_BYTES    CATALOG_MAX_BYTES
 #define MAX_ETAG             1024
+#define MAX_ETAG_FILE        (64 * 1024)   /* an .etag file beyond it is ignored */
 
 /* ---- curl_global_init ----
  * curl_global_init is not thread-safe with respect to other libcurl calls
@@ -71,6 +80,25 @@ static void put_safe_n(FILE *f, const char *s, size_t n) {
     unsigned char c = (unsigned char)s[i];
     fputc(c < 0x20 || c == 0x7f ? '?' : c, f);
   }
+}
+
+/* url without a user:password@ part in its authority, malloc'ed. */
+static char *bare_url(const char *url) {
+  const char *auth = strstr(url, "://"), *at = NULL;
+  size_t alen = 0;
+  if (auth) {
+    auth += 3;
+    alen = strcspn(auth, "/?#");
+    for (const char *p = auth; p < auth + alen; p++)
+      if (*p == '@') at = p;
+  }
+  if (!at) return strdup(url);
+  size_t head = (size_t)(auth - url), tail = strlen(at + 1);
+  char *s = malloc(head + tail + 1);
+  if (!s) return NULL;
+  memcpy(s, url, head);
+  memcpy(s + head, at + 1, tail + 1);
+  return s;
 }
 
 /* Prints url without a user:password@ part in its authority. */
@@ -114,20 +142,37 @@ static char *str_cat(const char *a, const char *b) {
   return s;
 }
 
-/* The ETag saved beside the catalog, or "" when none (or unusable). */
-static void read_etag(const char *path, char *buf, size_t n) {
+/* Printable ASCII only (an ETag, a URL: one line each in FILE.etag). */
+static int plain(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f) return 0;
+  return n > 0;
+}
+
+/* The ETag saved beside the catalog for url ("ETAG\nURL\n", the URL
+ * without credentials), or "" when there is none, it is unusable, or it
+ * was saved for another URL (or by a lane that did not record the URL). */
+static void read_etag(const char *path, const char *url, char *buf, size_t n) {
   buf[0] = 0;
   FILE *f = fopen(path, "rb");
   if (!f) return;
-  size_t len = fread(buf, 1, n - 1, f);
-  int full = len == n - 1 && fgetc(f) != EOF;
+  char *text = malloc(MAX_ETAG_FILE + 1), *bare = bare_url(url);
+  size_t len = text ? fread(text, 1, MAX_ETAG_FILE, f) : 0;
+  int full = len == MAX_ETAG_FILE && fgetc(f) != EOF;
   fclose(f);
-  buf[len] = 0;
-  while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) buf[--len] = 0;
-  int okay = !full && len > 0;
-  for (size_t i = 0; i < len && okay; i++)
-    if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] >= 0x7f) okay = 0;
-  if (!okay) buf[0] = 0;
+  if (text && bare && !full) {
+    text[len] = 0;
+    char *nl = strchr(text, '\n'), *saved = nl ? nl + 1 : NULL;
+    size_t elen = nl ? (size_t)(nl - text) : 0, ulen = saved ? strcspn(saved, "\n") : 0;
+    if (saved && plain(text, elen) && elen < n && plain(saved, ulen) &&
+        strlen(bare) == ulen && !memcmp(saved, bare, ulen) &&
+        (saved[ulen] == 0 || !strcmp(saved + ulen, "\n"))) {
+      memcpy(buf, text, elen);
+      buf[elen] = 0;
+    }
+  }
+  free(text);
+  free(bare);
 }
 
 /* Writes data to a new temp file "<prefix>.tmp.XXXXXX" with the given mode,
@@ -265,6 +310,56 @@ static long count_entries(json_t *root, long *priced) {
   return n;
 }
 
+/* Reads a catalog for check_body; NULL (reported) when it cannot. */
+static json_t *read_body(const char *url, const char *path, long max_bytes, FILE *err) {
+  catalog_error ce;
+  json_t *root = catalog_read(path, max_bytes, &ce);
+  if (!root && ce.kind == CATALOG_ESYNTAX)
+    fail(err, url, "invalid JSON at line %d, column %d: %s", ce.line, ce.column, ce.text);
+  else if (!root)
+    fail(err, url, "%s", ce.text);
+  return root;
+}
+
+/* Whether the body in tmp_path may replace out_path: a catalog within the
+ * limits, with at least half of out_path's model entries unless force.
+ * 0 with *entries, or -1 (reported). One catalog in memory at a time. */
+static int check_body(const char *url, const char *tmp_path, const char *out_path,
+                      int have_old, long max_bytes, int force, long *entries, FILE *out,
+                      FILE *err) {
+  json_t *root = read_body(url, tmp_path, max_bytes, err);
+  if (!root) return -1;
+  long priced = 0, old_priced = 0;
+  int is_object = json_is_object(root);
+  if (is_object) *entries = count_entries(root, &priced);
+  json_decref(root);
+  if (!is_object || priced == 0) {
+    fail(err, url, "not a catalog: %s",
+         is_object ? "no entry has input_cost_per_token or litellm_provider"
+                   : "the top level is not a JSON object");
+    return -1;
+  }
+  if (!have_old) return 0;
+  catalog_error ce;
+  json_t *old = catalog_read(out_path, max_bytes > CATALOG_MAX_BYTES ? max_bytes : 0, &ce);
+  if (old && json_is_object(old)) count_entries(old, &old_priced);
+  json_decref(old);
+  if (!old || old_priced == 0) {   /* nothing worth keeping: say so, replace it */
+    fprintf(out, "note: %s is not a catalog (%s); replacing it\n", out_path,
+            old ? "no model entry" : ce.text);
+    return 0;
+  }
+  if (priced * 2 >= old_priced) return 0;
+  if (!force) {
+    fail(err, url, "the new catalog has %ld model entries, fewer than half of the %ld in "
+         "'%s'; the file is kept (--force replaces it)", priced, old_priced, out_path);
+    return -1;
+  }
+  fprintf(out, "note: %s had %ld model entries, the new catalog has %ld (--force)\n",
+          out_path, old_priced, priced);
+  return 0;
+}
+
 /* Reports a failed curl_easy_perform. */
 static void report_curl(FILE *err, const char *url, CURLcode res, CURL *h,
                         const fetch_state *st, const char *errbuf, long timeout_ms,
@@ -364,7 +459,6 @@ int catalog_fetch(const char *url, const char *out_path, const catalog_fetch_opt
   fetch_state *st = calloc(1, sizeof *st);
   CURL *h = NULL;
   struct curl_slist *hdrs = NULL;
-  json_t *root = NULL;
   int fd = -1, tmp_made = 0;
   char errbuf[CURL_ERROR_SIZE];
   errbuf[0] = 0;
@@ -384,7 +478,7 @@ int catalog_fetch(const char *url, const char *out_path, const catalog_fetch_opt
     goto done;
   }
   old_etag[0] = 0;
-  if (have_old) read_etag(etag_path, old_etag, sizeof old_etag);
+  if (have_old) read_etag(etag_path, url, old_etag, sizeof old_etag);
 
   fd = mkstemp(tmp_path);
   if (fd < 0) {
@@ -475,20 +569,10 @@ int catalog_fetch(const char *url, const char *out_path, const catalog_fetch_opt
     fail(err, url, "cannot write '%s': %s", tmp_path, strerror(wr));
     goto done;
   }
-  json_error_t jerr;
-  root = json_load_file(tmp_path, 0, &jerr);
-  if (!root) {
-    fail(err, url, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+  long entries = 0;
+  if (check_body(url, tmp_path, out_path, have_old, max_bytes, opts->force, &entries, out,
+                 err) != 0)
     goto done;
-  }
-  long priced = 0, entries = 0;
-  if (json_is_object(root)) entries = count_entries(root, &priced);
-  if (!json_is_object(root) || priced == 0) {
-    fail(err, url, "not a catalog: %s",
-         !json_is_object(root) ? "the top level is not a JSON object"
-                               : "no entry has input_cost_per_token or litellm_provider");
-    goto done;
-  }
 
   /* Same permissions as the file replaced, else what umask gives a new one. */
   mode_t mode;
@@ -505,16 +589,19 @@ int catalog_fetch(const char *url, const char *out_path, const catalog_fetch_opt
   }
   /* The ETag first goes to its own temp file, so that a failure there
    * still leaves both old files in place. */
-  char *etag_tmp = NULL;
-  if (st->etag[0]) {
-    char line[MAX_ETAG + 2];
-    snprintf(line, sizeof line, "%s\n", st->etag);
-    etag_tmp = write_temp(etag_path, line, mode);
+  char *etag_tmp = NULL, *bare = st->etag[0] ? bare_url(url) : NULL;
+  if (bare && plain(bare, strlen(bare))) {   /* else no ETag is kept */
+    char *line = malloc(strlen(st->etag) + strlen(bare) + 3);
+    if (line) sprintf(line, "%s\n%s\n", st->etag, bare);
+    etag_tmp = line ? write_temp(etag_path, line, mode) : NULL;
+    free(line);
     if (!etag_tmp) {
       fail(err, url, "cannot write a temp file beside '%s': %s", etag_path, strerror(errno));
+      free(bare);
       goto done;
     }
   }
+  free(bare);
   if (rename(tmp_path, out_path) != 0) {
     fail(err, url, "cannot replace '%s': %s", out_path, strerror(errno));
     if (etag_tmp) unlink(etag_tmp);
@@ -544,7 +631,6 @@ int catalog_fetch(const char *url, const char *out_path, const catalog_fetch_opt
 done:
   if (st && st->body) fclose(st->body);
   if (tmp_made) unlink(tmp_path);
-  json_decref(root);
   curl_slist_free_all(hdrs);
   if (h) curl_easy_cleanup(h);
   free(st);

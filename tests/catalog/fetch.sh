@@ -1,13 +1,16 @@
 #!/bin/sh
-# fetch.sh -- `lane catalog fetch` and `lane catalog diff`, as TAP.
+# fetch.sh -- the catalog tests: `lane catalog import`, `fetch` and `diff`,
+# as TAP.
 #
-# Builds tests/catalog/t_fetch.c (with $SAN) against $BUILD/liblanec.a and
-# $BUILD/liblane.a, starts tests/catalog/server.py on 127.0.0.1 (plus an
-# HTTPS port with a throw-away self-signed certificate when openssl is
-# there), runs t_fetch (catalog_fetch and catalog_diff called directly),
-# checks from the server's side that unchanged catalogs were answered 304,
-# then drives `$LANE catalog fetch|diff`. Nothing here is skipped: a
-# missing python3 or a server that does not start fails the test.
+# Builds tests/catalog/t_import.c and t_fetch.c (with $SAN) against
+# $BUILD/liblanec.a and $BUILD/liblane.a and runs t_import (catalog_import
+# and the compiled modules); starts tests/catalog/server.py on 127.0.0.1
+# (plus an HTTPS port with a throw-away self-signed certificate when
+# openssl is there), runs t_fetch (catalog_fetch and catalog_diff called
+# directly), checks from the server's side that unchanged catalogs were
+# answered 304, then drives `$LANE catalog import|fetch|diff`. Nothing here
+# is skipped: a missing python3 or a server that does not start fails the
+# test.
 #
 # Environment (set by `make test`): BUILD (build dir), LANE (the lane
 # command), CC, SAN (sanitizer flags the library was built with).
@@ -64,36 +67,42 @@ rport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 big_size=$(python3 -c 'import sys, urllib.request as u
 print(len(u.build_opener(u.ProxyHandler({})).open(sys.argv[1], timeout=5).read()))' "$URL/big.json")
 
-# ---- catalog_fetch and catalog_diff, from C ----
-# shellcheck disable=SC2086  # SAN is a list of flags
-$CC -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-  -g $SAN -Ivm -Ilang -Icompiler -I"$BUILD/lang" -Itests -o "$OUT/t_fetch" $FIX/t_fetch.c \
-  "$BUILD/liblanec.a" "$BUILD/liblane.a" -ljansson -lcurl -lm 2>"$OUT/cc.err"
-rc=$?
-t $rc "t_fetch.c builds against $BUILD/liblanec.a"
-show "$OUT/cc.err"
-if [ $rc = 0 ]; then
-  tls_url=""
-  [ -n "$tls_port" ] && tls_url=https://127.0.0.1:$tls_port
-  LANE_TEST_URL=$URL LANE_TEST_REFUSED=http://127.0.0.1:$rport \
-  LANE_TEST_DIR=$OUT/work LANE_TEST_FIXTURES=$FIX \
-  LANE_TEST_TLS_URL=$tls_url LANE_TEST_CA=$OUT/cert.pem LANE_TEST_BIG_SIZE=$big_size \
-    "$OUT/t_fetch" >"$OUT/t_fetch.out" 2>"$OUT/t_fetch.err"
+# ---- t_import and t_fetch: catalog_import, catalog_fetch, catalog_diff from C ----
+# c_test NAME: builds tests/catalog/NAME.c, runs it with the environment
+# given before the call, renumbers its results into this script's sequence.
+c_test() {
+  # shellcheck disable=SC2086  # SAN is a list of flags
+  $CC -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+    -g $SAN -Ivm -Ilang -Icompiler -I"$BUILD/lang" -Itests -o "$OUT/$1" $FIX/$1.c \
+    "$BUILD/liblanec.a" "$BUILD/liblane.a" -ljansson -lcurl -lm 2>"$OUT/$1.cc.err"
   rc=$?
-  # Renumber its results into this script's sequence; drop its plan.
+  t $rc "$1.c builds against $BUILD/liblanec.a"
+  show "$OUT/$1.cc.err"
+  [ $rc = 0 ] || return
+  "$OUT/$1" >"$OUT/$1.out" 2>"$OUT/$1.err"
+  rc=$?
   awk -v n=$n '
     /^(not )?ok [0-9]+/ {
       n++; neg = /^not /; sub(/^(not )?ok [0-9]+/, ""); print (neg ? "not ok " : "ok ") n $0; next }
     /^1\.\.[0-9]+/ { next }
     { print }
-    END { print n > "/dev/stderr" }' "$OUT/t_fetch.out" 2>"$OUT/count"
+    END { print n > "/dev/stderr" }' "$OUT/$1.out" 2>"$OUT/count"
   n=$(cat "$OUT/count")
-  grep -q '^1\.\.[0-9]' "$OUT/t_fetch.out"
-  t $? "t_fetch ran to its end"
-  t $rc "t_fetch exits 0${SAN:+ under $SAN}"
-  [ $rc = 0 ] || show "$OUT/t_fetch.err"
-  grep '^SKIPPED' "$OUT/t_fetch.err" >&2   # say a skip loudly
-fi
+  grep -q '^1\.\.[0-9]' "$OUT/$1.out"
+  t $? "$1 ran to its end"
+  t $rc "$1 exits 0${SAN:+ under $SAN}"
+  [ $rc = 0 ] || show "$OUT/$1.err"
+  grep '^SKIPPED' "$OUT/$1.err" >&2   # say a skip loudly
+}
+mkdir -p "$OUT/import"
+export LANE_TEST_DIR="$OUT/import" LANE_TEST_FIXTURES="$FIX"
+c_test t_import
+tls_url=""
+[ -n "$tls_port" ] && tls_url=https://127.0.0.1:$tls_port
+export LANE_TEST_URL="$URL" LANE_TEST_REFUSED="http://127.0.0.1:$rport" \
+  LANE_TEST_DIR="$OUT/work" LANE_TEST_TLS_URL="$tls_url" LANE_TEST_CA="$OUT/cert.pem" \
+  LANE_TEST_BIG_SIZE="$big_size"
+c_test t_fetch
 
 # The server's side: an unchanged catalog was not sent twice.
 python3 - "$URL/stats" >"$OUT/stats" 2>&1 <<'EOF'
@@ -155,6 +164,61 @@ EOF
   "$LANE" catalog diff $FIX/good.json "$OUT/missing.json" >"$OUT/o" 2>"$OUT/e"
   [ $? = 2 ] && grep -q 'cannot read' "$OUT/e"
   t $? "lane catalog diff with a missing file: exit 2"
+
+  # issue 12: capabilities, lane names, --provider
+  "$LANE" catalog diff $FIX/lane_old.json $FIX/lane_new.json --format lane >"$OUT/o" 2>"$OUT/e"
+  [ $? = 1 ] && cmp -s "$OUT/o" $FIX/lane_diff_expected.txt
+  t $? "lane catalog diff --format lane: as in lane_diff_expected.txt"
+  diff $FIX/lane_diff_expected.txt "$OUT/o" | sed 's/^/#   /'
+  "$LANE" catalog diff $FIX/lane_old.json $FIX/lane_new.json --format lane --provider mistral \
+    >"$OUT/o" 2>"$OUT/e"
+  [ $? = 1 ] && [ "$(cat "$OUT/o")" = "~ mistral.mistral_large_latest: caps +vision
+0 added, 0 removed, 1 changed" ]
+  t $? "lane catalog diff --format lane --provider mistral: only mistral's line"
+  "$LANE" catalog diff $FIX/lane_old.json $FIX/lane_new.json --provider deepseek >"$OUT/o" 2>"$OUT/e"
+  [ $? = 1 ] && [ "$(cat "$OUT/o")" = "~ deepseek-reasoner: supports_function_calling true -> false
+~ deepseek/deepseek-reasoner: supports_function_calling true -> false
+0 added, 0 removed, 2 changed" ]
+  t $? "lane catalog diff --provider deepseek: raw keys, capability flags compared"
+  "$LANE" catalog diff $FIX/lane_old.json $FIX/lane_new.json --format yaml >"$OUT/o" 2>"$OUT/e"
+  [ $? = 2 ] && grep -q 'format is keys' "$OUT/e"
+  t $? "lane catalog diff --format yaml: exit 2"
+  "$LANE" catalog diff $FIX/lane_old.json $FIX/lane_new.json --provider nosuch >"$OUT/o" 2>"$OUT/e"
+  [ $? = 2 ] && grep -q 'provider nosuch: neither catalog' "$OUT/e"
+  t $? "lane catalog diff --provider nosuch: exit 2, said"
+
+  # issue 13: a shrunken catalog needs --force; a hostile one is refused
+  C2=$OUT/cli/cat2.json
+  "$LANE" catalog fetch "$URL/good.json" -o "$C2" >"$OUT/o" 2>"$OUT/e" &&
+  "$LANE" catalog fetch "$URL/tiny.json" -o "$C2" >"$OUT/o" 2>"$OUT/e"
+  [ $? = 2 ] && grep -q 'fewer than half of the 6' "$OUT/e" && cmp -s "$C2" $FIX/good.json
+  t $? "lane catalog fetch of a 1-entry catalog over a 6-entry one: refused, file kept"
+  "$LANE" catalog fetch "$URL/tiny.json" -o "$C2" --force >"$OUT/o" 2>"$OUT/e" &&
+    grep -q '(--force)' "$OUT/o" && grep -q 'gpt-4o' "$C2" && ! grep -q claude "$C2"
+  t $? "lane catalog fetch --force: replaced, with a note"
+  cp $FIX/good.json "$C2"
+  "$LANE" catalog fetch "$URL/hostile.json" -o "$C2" >"$OUT/o" 2>"$OUT/e"
+  [ $? = 2 ] && grep -q 'CATALOG_MAX_CONTAINERS' "$OUT/e" && cmp -s "$C2" $FIX/good.json
+  t $? "lane catalog fetch of 250,000 empty objects: refused by name, file kept"
+  cp $FIX/good.json "$C2"
+  "$LANE" catalog fetch "$URL/good.json" -o "$C2" >"$OUT/o" 2>"$OUT/e" &&
+  "$LANE" catalog fetch "$URL/same-etag.json" -o "$C2" >"$OUT/o" 2>"$OUT/e" &&
+    cmp -s "$C2" $FIX/changed.json && ! grep -q 'not modified' "$OUT/o"
+  t $? "lane catalog fetch from another URL whose ETag matches: downloaded, not 304"
+  "$LANE" catalog import $FIX/good.json -o "$OUT/cli/imp" --force >"$OUT/o" 2>"$OUT/e"
+  [ $? = 2 ] && grep -q 'options of catalog fetch' "$OUT/e"
+  t $? "lane catalog import --force: refused, not ignored"
+
+  # issue 13: catalog text never becomes policy text
+  "$LANE" catalog import $FIX/inject_date.json -o "$OUT/cli/inj" >"$OUT/o" 2>"$OUT/e"
+  rc=$?
+  printf 'import "openai"\nmodel openai.gpt_4o_mini { quality 0.5 }\nroute r { otherwise -> best(models) }\n' \
+    >"$OUT/cli/inj/p.lane"
+  echo '{"input_tokens": 1000}' >"$OUT/cli/q.json"
+  [ $rc = 0 ] && "$LANE" eval "$OUT/cli/inj/p.lane" --route r "$OUT/cli/q.json" >"$OUT/o" 2>"$OUT/e" &&
+    grep -q '"primary": "openai.gpt_4o_mini"' "$OUT/o" && ! grep -q attacker "$OUT/o"
+  t $? "a deprecation_date holding a model block: no injected model to route to"
+  [ $? = 0 ] || show "$OUT/o"
 
 kill $spid 2>/dev/null
 wait $spid 2>/dev/null

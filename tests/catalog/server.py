@@ -17,6 +17,12 @@ paths over HTTPS) as its first stdout line. Exits by itself after
   /slow.json         sleeps --slow seconds (default 5) before answering
   /big.json          a valid catalog of about 200 KB, with Content-Length
   /big-stream.json   the same, chunked (no Content-Length)
+  /tiny.json         a valid catalog of 1 entry (good.json has 6)
+  /hostile.json      one priced entry and 250,000 empty objects (750 KB):
+                     more objects and arrays than a catalog may have
+  /same-etag.json    changed.json with good.json's ETag "good-v1" (another
+                     server that happens to use the same ETag); 304 on a
+                     matching If-None-Match
   /redirect          302 -> /good.json
   /redirect-file     302 -> file:///etc/passwd
   /loop              302 -> /loop
@@ -50,6 +56,11 @@ BIG = (json.dumps({"model-%05d" % i: {"input_cost_per_token": 1e-06 * (i % 7 + 1
                                        "output_cost_per_token": 2e-06,
                                        "litellm_provider": "bulk", "mode": "chat"}
                    for i in range(2000)}, indent=1) + "\n").encode()
+
+TINY = b'{"gpt-4o": {"litellm_provider": "openai", "mode": "chat", ' \
+       b'"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05}}\n'
+HOSTILE = (b'{"x": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 1e-06, '
+           b'"output_cost_per_token": 2e-06, "junk": [' + b'{},' * 249999 + b'{}]}}\n')
 
 STATS = {}
 STATS_LOCK = threading.Lock()
@@ -115,6 +126,12 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_body(GOOD, etag='"good-v1"')
             elif p == "/changed.json":
                 self.send_body(CHANGED, etag='"changed-v1"')
+            elif p == "/tiny.json":
+                self.send_body(TINY, etag='"tiny"')
+            elif p == "/hostile.json":
+                self.send_body(HOSTILE, etag='"hostile"')
+            elif p == "/same-etag.json":
+                self.send_body(CHANGED, etag='"good-v1"')
             elif p == "/noetag.json":
                 self.send_body(GOOD)
             elif p == "/broken.json":

@@ -9,6 +9,8 @@
  *   LANE_TEST_FIXTURES  tests/catalog
  *   LANE_TEST_TLS_URL   https://127.0.0.1:PORT3 (optional, with ...)
  *   LANE_TEST_CA        the self-signed certificate the TLS port serves
+ *
+ * FILE.etag holds the ETag and the URL it came from, one line each.
  */
 #include "catalog.h"
 #include "tap.h"
@@ -84,15 +86,17 @@ static run fetch(const char *url, const char *path, const catalog_fetch_opts *o)
   return r;
 }
 
-static run diff(const char *a, const char *b) {
+static run diff_with(const char *a, const char *b, const catalog_diff_opts *o) {
   run r;
   FILE *out = open_memstream(&r.out, &r.nout), *err = open_memstream(&r.err, &r.nerr);
-  r.rc = catalog_diff(a, b, out, err);
+  r.rc = catalog_diff(a, b, o, out, err);
   fclose(out);
   fclose(err);
   r.secs = 0;
   return r;
 }
+
+static run diff(const char *a, const char *b) { return diff_with(a, b, NULL); }
 
 static void run_free(run *r) { free(r->out); free(r->err); }
 
@@ -174,7 +178,9 @@ static void test_fetch(void) {
   ok(got && n == ngood && !memcmp(got, good, n), "the file is the served catalog, byte for byte");
   free(got);
   got = slurp(etag, NULL);
-  is_str(got, "\"good-v1\"\n", "the ETag is saved in FILE.etag");
+  char *want_etag = fmt("\"good-v1\"\n%s\n", url);
+  is_str(got, want_etag, "the ETag is saved in FILE.etag with the URL it came from");
+  free(want_etag);
   free(got);
   struct stat st;
   ok(stat(path, &st) == 0 && (st.st_mode & 0777) == 0644, "a new file gets 0666 & ~umask");
@@ -198,13 +204,55 @@ static void test_fetch(void) {
   snap_free(&before);
   snap_free(&after);
 
-  /* If-None-Match goes along a redirect too */
+  /* Another URL whose server happens to use the same ETag: the ETag saved
+   * for good.json is not sent, so the new catalog arrives (issue 13: a 304
+   * after a URL switch kept the old catalog). */
+  url = fmt("%s/same-etag.json", base);
+  r = fetch(url, path, &o);
+  got = slurp(path, &n);
+  ok(r.rc == 0 && strstr(r.out, "6 entries") && got && n == nchanged &&
+     !memcmp(got, changed, n), "another URL with the same ETag: downloaded, not 304");
+  if (r.rc != 0 || !strstr(r.out, "6 entries")) diag("out '%s' err '%s'", r.out, r.err);
+  free(got);
+  run_free(&r);
+  free(url);
+
+  /* An .etag written without its URL (an older lane) is not sent either. */
+  url = fmt("%s/good.json", base);
+  r = fetch(url, path, &o);
+  ok(r.rc == 0 && strstr(r.out, "6 entries"), "back to good.json: downloaded");
+  run_free(&r);
+  spit(etag, "\"good-v1\"\n");
+  r = fetch(url, path, &o);
+  ok(r.rc == 0 && strstr(r.out, "6 entries"), "an .etag without a URL is not sent");
+  run_free(&r);
+  got = slurp(etag, NULL);
+  want_etag = fmt("\"good-v1\"\n%s\n", url);
+  is_str(got, want_etag, "and is rewritten with the URL");
+  free(want_etag);
+  free(got);
+  free(url);
+
+  /* A URL with credentials is recorded without them, and still matches. */
+  url = fmt("http://user:secret@%s/good.json", base + 7);
+  r = fetch(url, path, &o);
+  got = slurp(etag, NULL);
+  ok(r.rc == 0 && strstr(r.out, "not modified") && got && !strstr(got, "secret"),
+     "user:password@ is left out of FILE.etag, and the URL matches without it");
+  free(got);
+  run_free(&r);
+  free(url);
+
+  /* A redirect: the ETag belongs to the URL asked for, not where it led. */
   url = fmt("%s/redirect", base);
+  r = fetch(url, path, &o);
+  ok(r.rc == 0 && strstr(r.out, "6 entries"), "redirect -> good.json: a new URL, downloaded");
+  run_free(&r);
   before = take(path);
   r = fetch(url, path, &o);
   after = take(path);
   ok(r.rc == 0 && strstr(r.out, "not modified") && same(&before, &after),
-     "redirect -> good.json: followed, 304, untouched");
+     "redirect again: If-None-Match goes along the redirect, 304, untouched");
   run_free(&r);
   free(url);
   snap_free(&before);
@@ -242,6 +290,12 @@ static void test_fetch(void) {
   free(toobig);
   FAILS(&small, "body too large: more than the limit of 65536 bytes",
         "big chunked body, no Content-Length", "%s/big-stream.json", base);
+  /* issue 13: a 63 MB body of empty objects took 4.77 GB and replaced a
+   * good catalog with a 1-entry one */
+  FAILS(&o, "the catalog has more than 200000 objects and arrays, the limit "
+        "(CATALOG_MAX_CONTAINERS)", "250,000 empty objects", "%s/hostile.json", base);
+  FAILS(&o, "the new catalog has 1 model entries, fewer than half of the 6 in",
+        "a catalog that lost most of its entries", "%s/tiny.json", base);
 
   /* timeouts: from opts, then from LANE_FETCH_TIMEOUT_MS */
   catalog_fetch_opts quick = {.timeout_ms = 1000};
@@ -257,6 +311,32 @@ static void test_fetch(void) {
   unsetenv("LANE_FETCH_TIMEOUT_MS");
   free(u);
 
+  /* force replaces it anyway, and says so */
+  u = fmt("%s/tiny.json", base);
+  char *p3 = fmt("%s/tiny.json", dir);
+  spit(p3, good);
+  catalog_fetch_opts forced = {.timeout_ms = 5000, .force = 1};
+  r = fetch(u, p3, &forced);
+  got = slurp(p3, NULL);
+  char *note = fmt("note: %s had 6 model entries, the new catalog has 1 (--force)\n", p3);
+  ok(r.rc == 0 && strstr(r.out, note) && strstr(r.out, "1 entries") && got && strstr(got, "gpt-4o") &&
+     !strstr(got, "claude"), "force: the smaller catalog replaces the file, with a note");
+  if (r.rc) diag("err '%s'", r.err);
+  free(note);
+  free(got);
+  run_free(&r);
+  /* a file that is not a catalog is replaced, with a note */
+  spit(p3, "not json\n");
+  char *e3 = fmt("%s.etag", p3);
+  unlink(e3);
+  free(e3);
+  r = fetch(u, p3, &o);
+  ok(r.rc == 0 && strstr(r.out, "is not a catalog") && strstr(r.out, "replacing it"),
+     "an old file that is not a catalog: replaced, with a note");
+  run_free(&r);
+  free(p3);
+  free(u);
+
   /* a changed catalog replaces the file and the ETag */
   url = fmt("%s/changed.json", base);
   r = fetch(url, path, &o);
@@ -267,7 +347,9 @@ static void test_fetch(void) {
   ok(got && n == nchanged && !memcmp(got, changed, n), "the file is now the changed catalog");
   free(got);
   got = slurp(etag, NULL);
-  is_str(got, "\"changed-v1\"\n", "and FILE.etag its ETag");
+  want_etag = fmt("\"changed-v1\"\n%s\n", url);
+  is_str(got, want_etag, "and FILE.etag its ETag and URL");
+  free(want_etag);
   free(got);
   is_int(leftovers(), 0, "no temp file left");
   run_free(&r);
@@ -380,6 +462,47 @@ static void test_diff(void) {
   is_str(r.out, r2.out, "diff output is deterministic");
   run_free(&r);
   run_free(&r2);
+
+  /* --format lane: what import writes, by lane name (issue 12) */
+  char *lold = fmt("%s/lane_old.json", fixtures), *lnew = fmt("%s/lane_new.json", fixtures);
+  char *lexpf = fmt("%s/lane_diff_expected.txt", fixtures), *lexp = slurp(lexpf, NULL);
+  catalog_diff_opts lane = {.lane = 1};
+  r = diff_with(lold, lnew, &lane);
+  is_int(r.rc, 1, "diff --format lane: exit 1");
+  is_str(r.out, lexp, "diff --format lane: as in lane_diff_expected.txt");
+  ok(r.out && strstr(r.out, "~ deepseek.deepseek_reasoner: caps -tools\n") &&
+     strstr(r.out, "~ mistral.mistral_large_latest: caps +vision\n"),
+     "capabilities lost and gained are lines of their own");
+  ok(r.out && !strstr(r.out, "embedding") && !strstr(r.out, "dall"),
+     "entries import skips (embedding, image) are not in the lane view");
+  run_free(&r);
+  const char *only_deepseek[] = {"deepseek"};
+  catalog_diff_opts lane_ds = {.lane = 1, .providers = only_deepseek, .nproviders = 1};
+  r = diff_with(lold, lnew, &lane_ds);
+  is_str(r.out,
+         "~ deepseek.deepseek_deepseek_reasoner: caps -tools\n"
+         "~ deepseek.deepseek_reasoner: caps -tools\n"
+         "0 added, 0 removed, 2 changed\n", "diff --format lane --provider deepseek");
+  run_free(&r);
+  const char *only_azure[] = {"azure"};
+  catalog_diff_opts raw_az = {.providers = only_azure, .nproviders = 1};
+  r = diff_with(lold, lnew, &raw_az);
+  is_str(r.out, "~ azure/gpt-4o: input_cost_per_token 5e-06 -> 2.5e-06\n"
+                "0 added, 0 removed, 1 changed\n", "diff --provider azure (raw keys)");
+  run_free(&r);
+  const char *nosuch[] = {"nosuch"};
+  catalog_diff_opts bad_prov = {.providers = nosuch, .nproviders = 1};
+  r = diff_with(lold, lnew, &bad_prov);
+  ok(r.rc == 2 && r.nout == 0 && one_line(r.err) && strstr(r.err, "--provider nosuch"),
+     "diff --provider of neither catalog: exit 2, said so");
+  run_free(&r);
+  r = diff_with(lnew, lnew, &lane);
+  ok(r.rc == 0 && !strcmp(r.out, "0 added, 0 removed, 0 changed\n"), "diff --format lane, same file: exit 0");
+  run_free(&r);
+  free(lold);
+  free(lnew);
+  free(lexpf);
+  free(lexp);
 
   spit(broken, "{\n  \"a\": {\"input_cost_per_token\": 1e-06,}\n}\n");
   r = diff(good, broken);
