@@ -64,23 +64,65 @@
  *                       "/Type /Page" objects in the decoded file, at least
  *                       1; a PDF by URL or file id counts as 1 page.
  *
- * Limits, each a LANE_EJSON with a message: bodies over 32 MiB, nesting
- * deeper than 64 arrays and objects (checked before parsing), more than
- * 10,000 entries in any array or object the adapter reads (messages,
- * content parts, tools, ...), strings longer than the request's free
- * text (LANE_REQUEST_TEXT bytes in all).
+ * Limits, each a LANE_EJSON whose message names it: bodies over 32 MiB;
+ * before anything is parsed, in one pass over the bytes, nesting deeper
+ * than 64 arrays and objects and more than 100,000 values in the whole
+ * body (objects, arrays, strings, numbers, literals; an object member
+ * counts once), so the parsed tree stays near 220 bytes a value (100,000
+ * empty objects: 22 MB) plus about twice the bytes of its strings (jansson
+ * copies each while parsing; one 30 MB string: 60 MB); then more
+ * than 10,000 entries in any array or object the adapter reads (messages,
+ * content parts, tools, ...), content blocks nested deeper than 4 levels
+ * (tool results, documents), strings longer than the request's free text
+ * (LANE_REQUEST_TEXT bytes in all).
  *
- * Format. With one format allowed the body is read as that format. With
- * both, it is read by shape: OpenAI-only markers (a message with role
- * system, developer, tool or function; tool_calls; image_url, input_audio,
- * file or refusal parts; a tool with a "function" object; the top-level
- * keys max_completion_tokens, response_format, reasoning_effort,
- * stream_options, user, ...) against Anthropic-only ones (a top-level
- * system; image, document, tool_use, tool_result or thinking blocks; a
- * tool with input_schema; stop_sequences, mcp_servers, output_config).
- * One side only: that format. Both: an error naming one of each. Neither:
- * Anthropic if max_tokens is present (it requires it), else OpenAI; such
- * a body reads the same either way.
+ * Format. A body is either format by the endpoint it came to or by its
+ * shape. With one format allowed the host knows the endpoint (a gateway
+ * that received the body at POST /v1/messages passes
+ * LANE_FORMAT_ANTHROPIC_MESSAGES) and the body is read as that format,
+ * whatever it holds. With both, the shape decides, strongest signal first.
+ * Each provider refuses fields it does not know (OpenAI: "Unrecognized
+ * request argument supplied"; Anthropic: "Extra inputs are not
+ * permitted"), so a field only one API takes is a signal:
+ *
+ *   strong OpenAI      a message with role developer, tool or function, or
+ *                      with tool_calls / tool_call_id; an image_url,
+ *                      input_audio, file or refusal part; a tool with a
+ *                      "function" object; a top-level key only OpenAI takes
+ *                      (openai_keys[] below: max_completion_tokens,
+ *                      response_format, stream_options, user, stop, ...)
+ *   strong Anthropic   a tool_use, tool_result, server_tool_use,
+ *                      search_result, web_search_tool_result or mcp_tool_*
+ *                      block, or an image or document block with a source
+ *                      object (at any depth of tool results); a tool with
+ *                      input_schema; a top-level key only Anthropic takes
+ *                      (system, stop_sequences, mcp_servers, output_config,
+ *                      output_format, container, context_management) in a
+ *                      body with max_tokens, which Anthropic requires
+ *   weak OpenAI        a system message first in messages. Anthropic takes
+ *                      role system in messages only as a "mid-conversation
+ *                      system message" (Claude Opus 4.8; other models answer
+ *                      400): never first, right after a user turn (or a
+ *                      server tool use), text only. Frameworks still leave
+ *                      one first in bodies they build for Anthropic.
+ *   weak Anthropic     such a top-level key without max_tokens; a thinking
+ *                      or redacted_thinking block (OpenAI-compatible proxies
+ *                      carry them in Chat Completions assistant messages,
+ *                      as the OpenAI Agents SDK does for LiteLLM)
+ *   no signal          a system message later in messages (both APIs take
+ *                      it; the Vercel AI SDK and the Claude Agent SDK send
+ *                      them to Anthropic), max_tokens (Anthropic requires it, OpenAI takes
+ *                      it as the older name of max_completion_tokens), text
+ *                      parts, metadata, stream, temperature, top_p,
+ *                      tool_choice; top_k and thinking too, which
+ *                      OpenAI-compatible servers take (vLLM top_k;
+ *                      DeepSeek, Kimi thinking)
+ *
+ * Strong signals of one format only: that format. Strong signals of both,
+ * or no strong signal and weak ones of both: an error naming one of each.
+ * Otherwise the weak signals decide; with none, Anthropic if max_tokens is
+ * present, else OpenAI (such a body reads the same either way, but for
+ * metadata.user_id, Anthropic's user).
  *
  * Atomic: every value is staged in an adapter and written into the request
  * only when the whole body has been read, so an error leaves it untouched.
@@ -99,6 +141,9 @@
 #define MAX_BODY   ((size_t)32 << 20)   /* bytes of body */
 #define MAX_DEPTH  64                   /* nested arrays and objects */
 #define MAX_ITEMS  10000                /* entries of one array or object */
+#define MAX_VALUES 100000               /* values in the whole body */
+#define MAX_BLOCK_DEPTH 4               /* content blocks inside tool results,
+                                           documents */
 
 #define IMG_ANTHROPIC_DEFAULT 1600      /* tokens: size unknown, and the cap */
 #define IMG_OPENAI_LOW        85
@@ -555,7 +600,9 @@ static int read_part(adapter *a, const json_t *part, const char *where, int dept
 
 static int walk_blocks(adapter *a, const json_t *arr, const char *where, int depth) {
   char at[176];
-  if (depth > 4) return fail(a, LANE_EJSON, "%s: content nested too deeply", where);
+  if (depth > MAX_BLOCK_DEPTH)
+    return fail(a, LANE_EJSON, "%s: content blocks nested deeper than %d levels", where,
+                MAX_BLOCK_DEPTH);
   for (size_t i = 0; i < json_array_size(arr); i++) {
     snprintf(at, sizeof at, "%.140s[%zu]", where, i);
     if (read_part(a, json_array_get(arr, i), at, depth) < 0) return -1;
@@ -739,70 +786,163 @@ static int read_scalars(adapter *a, const json_t *body) {
 
 /* ---- format detection -------------------------------------------------- */
 
-/* The first marker of format fmt found in the body, or NULL. */
-static const char *marker(const json_t *body, int fmt) {
-  static const char *const oa_keys[] = {"max_completion_tokens", "response_format",
-    "reasoning_effort", "stream_options", "logprobs", "top_logprobs", "n",
-    "frequency_penalty", "presence_penalty", "logit_bias", "seed", "parallel_tool_calls",
-    "functions", "function_call", "modalities", "audio", "prediction",
-    "web_search_options", "user", "safety_identifier", "store", NULL};
-  static const char *const an_keys[] = {"system", "stop_sequences", "mcp_servers",
-    "output_config", "output_format", "container", NULL};
-  static const char *const oa_parts[] = {"image_url", "input_audio", "file", "refusal", NULL};
-  static const char *const an_parts[] = {"image", "document", "tool_use", "tool_result",
-    "thinking", "redacted_thinking", "server_tool_use", "search_result", NULL};
-  int oa = fmt == LANE_FORMAT_OPENAI_CHAT;
-  for (const char *const *k = oa ? oa_keys : an_keys; *k; k++)
-    if (json_object_get(body, *k)) return *k;
-  json_t *msgs = json_object_get(body, "messages"), *tools = json_object_get(body, "tools");
-  for (size_t i = 0; i < json_array_size(tools) && i < MAX_ITEMS; i++)
-    if (json_object_get(json_array_get(tools, i), oa ? "function" : "input_schema"))
-      return oa ? "a tool with a function object" : "a tool with input_schema";
-  for (size_t i = 0; i < json_array_size(msgs) && i < MAX_ITEMS; i++) {
-    json_t *m = json_array_get(msgs, i), *c = json_object_get(m, "content");
-    const char *role = json_string_value(json_object_get(m, "role"));
-    if (oa && role && (!strcmp(role, "system") || !strcmp(role, "developer") ||
-                       !strcmp(role, "tool") || !strcmp(role, "function")))
-      return "a message with a system, developer, tool or function role";
-    if (oa && (json_object_get(m, "tool_calls") || json_object_get(m, "tool_call_id")))
-      return "a message with tool_calls";
-    for (size_t j = 0; j < json_array_size(c) && j < MAX_ITEMS; j++) {
-      const char *t = json_string_value(json_object_get(json_array_get(c, j), "type"));
-      for (const char *const *p = oa ? oa_parts : an_parts; t && *p; p++)
-        if (!strcmp(t, *p)) return oa ? "an OpenAI content part" : "an Anthropic content block";
-    }
-  }
-  return NULL;
+/* What a body's shape says about its format (comment at the top): the first
+ * strong and the first weak signal of one format, as phrases for errors. */
+typedef struct signals {
+  const char *strong;   /* a field only this format has; NULL if none */
+  const char *weak;     /* this format's field the other rejects, or a
+                           frameworks' leftover; NULL if none */
+  char buf[80];         /* a phrase naming a role or a block type */
+} signals;
+
+static int in_list(const char *s, const char *const *list) {
+  for (; s && *list; list++)
+    if (!strcmp(s, *list)) return 1;
+  return 0;
 }
 
+/* Top-level keys the other provider's API refuses ("Unrecognized request
+ * argument supplied" from OpenAI, "Extra inputs are not permitted" from
+ * Anthropic). Not listed, as OpenAI-compatible servers take them too:
+ * top_k, thinking (see the top of the file). */
+static const char *const openai_keys[] = {"max_completion_tokens", "response_format",
+  "reasoning_effort", "stream_options", "logprobs", "top_logprobs", "n",
+  "frequency_penalty", "presence_penalty", "logit_bias", "seed", "parallel_tool_calls",
+  "functions", "function_call", "modalities", "audio", "prediction", "web_search_options",
+  "user", "safety_identifier", "store", "stop", "verbosity", "prompt_cache_key",
+  "prompt_cache_retention", NULL};
+static const char *const anthropic_keys[] = {"system", "stop_sequences", "mcp_servers",
+  "output_config", "output_format", "container", "context_management", NULL};
+
+static void openai_signals(const json_t *body, signals *s) {
+  static const char *const roles[] = {"developer", "tool", "function", NULL};
+  static const char *const parts[] = {"image_url", "input_audio", "file", "refusal", NULL};
+  json_t *msgs = json_object_get(body, "messages"), *tools = json_object_get(body, "tools");
+  for (const char *const *k = openai_keys; !s->strong && *k; k++)
+    if (json_object_get(body, *k)) s->strong = *k;
+  for (size_t i = 0; !s->strong && i < json_array_size(tools); i++)
+    if (json_object_get(json_array_get(tools, i), "function"))
+      s->strong = "a tool with a function object";
+  for (size_t i = 0; !s->strong && i < json_array_size(msgs); i++) {
+    json_t *m = json_array_get(msgs, i), *c = json_object_get(m, "content");
+    const char *role = json_string_value(json_object_get(m, "role"));
+    if (in_list(role, roles)) {
+      snprintf(s->buf, sizeof s->buf, "a message with role %s", role);
+      s->strong = s->buf;
+    } else if (json_object_get(m, "tool_calls") || json_object_get(m, "tool_call_id")) {
+      s->strong = "a message with tool_calls";
+    } else if (i == 0 && role && !strcmp(role, "system")) {
+      s->weak = "a system message first";
+    }
+    for (size_t j = 0; !s->strong && j < json_array_size(c); j++) {
+      const char *t = json_string_value(json_object_get(json_array_get(c, j), "type"));
+      if (in_list(t, parts)) {
+        snprintf(s->buf, sizeof s->buf, "a content part of type %.40s", t);
+        s->strong = s->buf;
+      }
+    }
+  }
+}
+
+/* Blocks of one content array, recursing into tool results. */
+static void anthropic_blocks(const json_t *c, signals *s, int depth) {
+  static const char *const blocks[] = {"tool_use", "tool_result", "server_tool_use",
+    "web_search_tool_result", "search_result", "mcp_tool_use", "mcp_tool_result", NULL};
+  static const char *const sourced[] = {"image", "document", NULL};
+  static const char *const thinking[] = {"thinking", "redacted_thinking", NULL};
+  for (size_t j = 0; !s->strong && j < json_array_size(c); j++) {
+    json_t *b = json_array_get(c, j);
+    const char *t = json_string_value(json_object_get(b, "type"));
+    int sourced_block = in_list(t, sourced) && json_is_object(json_object_get(b, "source"));
+    if (in_list(t, blocks) || sourced_block) {
+      snprintf(s->buf, sizeof s->buf, "a content block of type %.40s", t);
+      s->strong = s->buf;
+    } else if (in_list(t, thinking) && !s->weak) {
+      s->weak = "a thinking block";
+    } else if (depth < MAX_BLOCK_DEPTH) {
+      anthropic_blocks(json_object_get(b, "content"), s, depth + 1);
+    }
+  }
+}
+
+static void anthropic_signals(const json_t *body, signals *s) {
+  json_t *msgs = json_object_get(body, "messages"), *tools = json_object_get(body, "tools");
+  int max_tokens = json_object_get(body, "max_tokens") != NULL;
+  for (const char *const *k = anthropic_keys; *k; k++) {
+    if (!json_object_get(body, *k)) continue;
+    if (max_tokens) s->strong = *k;   /* Anthropic requires max_tokens */
+    else s->weak = *k;
+    break;
+  }
+  for (size_t i = 0; !s->strong && i < json_array_size(tools); i++)
+    if (json_object_get(json_array_get(tools, i), "input_schema"))
+      s->strong = "a tool with input_schema";
+  for (size_t i = 0; !s->strong && i < json_array_size(msgs); i++)
+    anthropic_blocks(json_object_get(json_array_get(msgs, i), "content"), s, 0);
+}
+
+/* The format to read: the host's when it allows one (it knows the endpoint),
+ * else by the strongest signals. */
 static int detect(adapter *a, const json_t *body, int formats) {
+  signals oa = {NULL, NULL, ""}, an = {NULL, NULL, ""};
   if (formats == LANE_FORMAT_OPENAI_CHAT || formats == LANE_FORMAT_ANTHROPIC_MESSAGES)
     return a->fmt = formats;
-  const char *oa = marker(body, LANE_FORMAT_OPENAI_CHAT);
-  const char *an = marker(body, LANE_FORMAT_ANTHROPIC_MESSAGES);
-  if (oa && an)
+  openai_signals(body, &oa);
+  anthropic_signals(body, &an);
+  if ((oa.strong && an.strong) || (!oa.strong && !an.strong && oa.weak && an.weak))
     return fail(a, LANE_EJSON, "the body has both OpenAI (%s) and Anthropic (%s) fields; "
-                "allow one format", oa, an);
-  if (oa) return a->fmt = LANE_FORMAT_OPENAI_CHAT;
-  if (an || json_object_get(body, "max_tokens")) return a->fmt = LANE_FORMAT_ANTHROPIC_MESSAGES;
+                "allow only the format of the endpoint it came to",
+                oa.strong ? oa.strong : oa.weak, an.strong ? an.strong : an.weak);
+  if (oa.strong || (!an.strong && oa.weak)) return a->fmt = LANE_FORMAT_OPENAI_CHAT;
+  if (an.strong || an.weak || json_object_get(body, "max_tokens"))
+    return a->fmt = LANE_FORMAT_ANTHROPIC_MESSAGES;
   return a->fmt = LANE_FORMAT_OPENAI_CHAT;
 }
 
 /* ---- entry -------------------------------------------------------------- */
 
-/* Refuses nesting deeper than MAX_DEPTH before jansson recurses into it. */
-static int check_depth(adapter *a, const char *s, size_t n) {
-  int depth = 0, str = 0;
+/* The index of the quote closing a string whose text starts at i, or n: a
+ * quote is escaped when an odd run of backslashes precedes it. */
+static size_t string_end(const char *s, size_t i, size_t n) {
+  for (;;) {
+    const char *q = i < n ? memchr(s + i, '"', n - i) : NULL;
+    if (!q) return n;
+    size_t k = (size_t)(q - s), b = k;
+    while (b > i && s[b - 1] == '\\') b--;
+    if ((k - b) % 2 == 0) return k;
+    i = k + 1;
+  }
+}
+
+/* One pass over the bytes before jansson builds anything, because the tree
+ * costs far more than the text: an empty object is 3 bytes of body and about
+ * 220 bytes of jansson (30 MB of them took 2.2 GB and 6 s to build). Refuses
+ * nesting deeper than MAX_DEPTH and more than MAX_VALUES values. Outside
+ * strings, a container's first entry and every comma inside a container
+ * start a value (an object member counts once); with the root that is
+ * exactly the tree's values. Bytes that are not JSON are left to jansson. */
+static int prescan(adapter *a, const char *s, size_t n) {
+  size_t depth = 0, values = 1;
+  int fresh = 0;                    /* just opened: the next byte may be its first entry */
   for (size_t i = 0; i < n; i++) {
     char c = s[i];
-    if (str) {
-      if (c == '\\') i++;
-      else if (c == '"') str = 0;
-    } else if (c == '"') str = 1;
-    else if (c == '[' || c == '{') {
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    if (fresh && c != ']' && c != '}') values++;
+    fresh = 0;
+    if (c == '"') {
+      i = string_end(s, i + 1, n);
+    } else if (c == '[' || c == '{') {
       if (++depth > MAX_DEPTH)
         return fail(a, LANE_EJSON, "nesting deeper than %d levels at byte %zu", MAX_DEPTH, i);
-    } else if ((c == ']' || c == '}') && depth > 0) depth--;
+      fresh = 1;
+    } else if (c == ']' || c == '}') {
+      if (depth > 0) depth--;
+    } else if (c == ',' && depth > 0) {
+      values++;
+    }
+    if (values > MAX_VALUES)
+      return fail(a, LANE_EJSON, "more than %d values (objects, arrays, strings, numbers, "
+                  "literals) by byte %zu; the limit is %d", MAX_VALUES, i, MAX_VALUES);
   }
   return 0;
 }
@@ -852,7 +992,7 @@ int lane_request_from_json(lane_request *r, const char *body, size_t len, int fo
          "LANE_FORMAT_ANTHROPIC_MESSAGES or both, not %d", formats);
   else if (len > MAX_BODY)
     fail(&a, LANE_EJSON, "the body is %zu bytes, at most %zu", len, MAX_BODY);
-  else if (check_depth(&a, body, len) == 0) {
+  else if (prescan(&a, body, len) == 0) {
     a.prog = r->prog;
     a.room = LANE_REQUEST_TEXT - r->ntext;
     json_error_t jerr;

@@ -7,7 +7,9 @@
  * request as it was on error, keep copied strings inside r->text, and the
  * request must then decide. The program is compiled once from a policy
  * with custom string fields (so `metadata` keys have somewhere to go).
- * Seeds: hand-written as chat and messages bodies.
+ * Seeds: hand-written as chat and messages bodies, and the agent-framework
+ * bodies of tests/json/agents/ (seed-agents-*, formats byte 3: the shape
+ * decides).
  */
 #include "fuzz.h"
 #include "sema.h"

@@ -133,6 +133,32 @@ static const fixture fixtures[] = {
   {"anthropic/15.json", AN, 2 + 4 + 3, 4096, 0, 0, 0, 0, 0, NULL, "claude-haiku-4-5"},
   /* T 32 + system 120 + three tools 617 = 769, M 2 */
   {"anthropic/17.json", AN, 193 + 8 + 3, 4096, 0, 1, 0, 0, 0, NULL, "claude-sonnet-4-5"},
+
+  /* Agent frameworks (tests/json/README.md). The two with a system message
+   * inside messages and a top-level system were refused with both formats
+   * allowed ("both OpenAI ... and Anthropic (system) fields").
+   *
+   * T: texts 29 + 13 + 24 + tool_use weather 7 + {"city":"Paris"} 16, tool
+   * result 54, system message 29 = 148; system 53; tool 260: 461. M 4 + 1 */
+  {"agents/vercel-ai-anthropic-mid-system.json", AN, 116 + 20 + 3, 128000, 0, 1, 0, 0, 0,
+   NULL, "claude-opus-4-8"},
+  /* T "Hello" 5 + tool 196 = 201, M 1 */
+  {"agents/vercel-ai-anthropic-tools.json", AN, 51 + 4 + 3, 4096, 0, 1, 0, 0, 0, NULL,
+   "claude-3-haiku-20240307"},
+  /* T: texts 107 + 43 + 24, Bash 4 + input 90, tool result 96, system-reminder
+   * message 92, Read 4 + input 41, tool result block 54 = 555; system 57 +
+   * 161 = 218; tools 538 + 460 = 998: 1771. M 6 + 1; thinking enabled */
+  {"agents/claude-agent-sdk-tool-loop.json", AN, 443 + 28 + 3, 32000, 0, 1, 0, 1, 1,
+   "user_2f1d5c8e9a7b4c3d_account__session_6b0f9c1e-3d2a-4e5f-8a7b-9c0d1e2f3a4b",
+   "claude-opus-4-8"},
+  /* T: system 49, user 28, get_weather 11 + {"city":"Tokyo"} 16, tool 30 =
+   * 134; tool definition 281: 415. M 4; no max_tokens */
+  {"agents/openai-agents-sdk-tool-loop.json", OA, 104 + 16 + 3, -1, 0, 1, 0, 1, 0, NULL,
+   "gpt-4.1"},
+  /* T: 19, multiply 8 + {"a":21,"b":2} 14, tool result 2 = 43; system 60;
+   * tool 252: 355. M 3 + 1 */
+  {"agents/llamaindex-anthropic-tool-loop.json", AN, 89 + 16 + 3, 512, 0, 1, 0, 1, 0, NULL,
+   "claude-sonnet-4-0"},
 };
 
 static void check_fixture(const fixture *x, const lane_request *r, const char *how) {
@@ -350,6 +376,76 @@ static void test_media(void) {
 
 /* ---- format detection, metadata, text --------------------------------- */
 
+/* Which format the shape picks: every body carries metadata.user_id "an",
+ * which only the Anthropic reading takes as the user. */
+static const struct { const char *body, *want; } signal_cases[] = {
+  /* the issue: top-level system with max_tokens, a system message later */
+  {"\"max_tokens\": 9, \"system\": \"s\", \"messages\": [{\"role\": \"user\", "
+   "\"content\": \"hi\"}, {\"role\": \"system\", \"content\": \"x\"}]", "AN"},
+  {"\"max_tokens\": 9, \"system\": \"s\", \"messages\": [{\"role\": \"system\", "
+   "\"content\": \"x\"}, {\"role\": \"user\", \"content\": \"hi\"}]", "AN"},
+  {"\"max_tokens\": 9, \"messages\": [{\"role\": \"system\", \"content\": \"x\"}, "
+   "{\"role\": \"user\", \"content\": \"hi\"}]", "OA"},
+  {"\"max_tokens\": 9, \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, "
+   "{\"role\": \"system\", \"content\": \"x\"}]", "AN"},
+  {"\"system\": \"s\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]", "AN"},
+  {"\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"thinking\", "
+   "\"thinking\": \"hm\"}]}]", "AN"},
+  /* OpenAI-compatible proxies carry thinking blocks beside tool_calls */
+  {"\"messages\": [{\"role\": \"assistant\", \"content\": [{\"type\": \"thinking\", "
+   "\"thinking\": \"hm\", \"signature\": \"s\"}], \"tool_calls\": [{\"id\": \"c\", "
+   "\"type\": \"function\", \"function\": {\"name\": \"f\", \"arguments\": \"{}\"}}]}]",
+   "OA"},
+  {"\"max_tokens\": 9, \"messages\": [{\"role\": \"user\", \"content\": [{\"type\": "
+   "\"tool_result\", \"tool_use_id\": \"t\", \"content\": [{\"type\": \"image\", "
+   "\"source\": {\"type\": \"url\", \"url\": \"u\"}}]}]}]", "AN"},
+  /* an image block without a source is no signal; no max_tokens: OpenAI */
+  {"\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image\"}]}]", "OA"},
+  {"\"context_management\": {}, \"max_tokens\": 1, \"messages\": [{\"role\": \"system\", "
+   "\"content\": \"x\"}]", "AN"},
+  {"\"top_k\": 5, \"thinking\": {\"type\": \"enabled\"}, \"messages\": []", "OA"},
+  /* strong signals of both */
+  {"\"messages\": [{\"role\": \"assistant\", \"tool_calls\": []}, {\"role\": \"user\", "
+   "\"content\": [{\"type\": \"tool_result\", \"tool_use_id\": \"t\", \"content\": \"r\"}]}]",
+   "the body has both OpenAI (a message with tool_calls) and Anthropic (a content block of type "
+   "tool_result) fields; allow only the format of the endpoint it came to"},
+  {"\"stop\": [\"x\"], \"max_tokens\": 5, \"system\": \"s\", \"messages\": []",
+   "the body has both OpenAI (stop) and Anthropic (system) fields; allow only the format of "
+   "the endpoint it came to"},
+  {"\"tools\": [{\"name\": \"t\", \"input_schema\": {}}], \"messages\": [{\"role\": "
+   "\"developer\", \"content\": \"x\"}]", "the body has both OpenAI (a message with role "
+   "developer) and Anthropic (a tool with input_schema) fields; allow only the format of the "
+   "endpoint it came to"},
+  {"\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"input_audio\", "
+   "\"input_audio\": {\"data\": \"\"}}, {\"type\": \"document\", \"source\": {}}]}]",
+   "the body has both OpenAI (a content part of type input_audio) and Anthropic (a content "
+   "block of type document) fields; allow only the format of the endpoint it came to"},
+};
+
+static void test_signals(void) {
+  lane_request r;
+  lane_error err;
+  char body[1024];
+  for (size_t i = 0; i < sizeof signal_cases / sizeof *signal_cases; i++) {
+    const char *want = signal_cases[i].want;
+    snprintf(body, sizeof body, "{\"metadata\": {\"user_id\": \"an\"}, %s}",
+             signal_cases[i].body);
+    int st = parse(&r, body, OA | AN, &err);
+    if (strlen(want) > 2) {
+      is_int(st, LANE_EJSON, "signals %zu refused: %.60s", i, signal_cases[i].body);
+      is_str(err.message, want, "  message");
+    } else if (is_int(st, LANE_OK, "signals %zu read: %.60s", i, signal_cases[i].body)) {
+      is_str(gets_(&r, "user"), !strcmp(want, "AN") ? "an" : NULL, "  read as %s", want);
+    } else {
+      diag("%s", err.message);
+    }
+    /* the endpoint decides whatever the shape */
+    is_int(parse(&r, body, AN, &err), LANE_OK, "  as Anthropic when the endpoint says so");
+    is_str(gets_(&r, "user"), "an", "  metadata.user_id is the user");
+    is_int(parse(&r, body, OA, &err), LANE_OK, "  as OpenAI when the endpoint says so");
+  }
+}
+
 static void test_detection(void) {
   lane_request r;
   lane_error err;
@@ -373,12 +469,15 @@ static void test_detection(void) {
   is_int(geti(&r, "max_output_tokens"), 7, "max_completion_tokens wins");
   is_int(geti(&r, "input_tokens"), 3, "no messages: 3 tokens");
   is_int(parse(&r, "{\"system\": \"s\", \"messages\": [{\"role\": \"system\", "
-               "\"content\": \"x\"}]}", OA | AN, &err), LANE_EJSON, "a mixed body is refused");
-  is_str(err.message, "the body has both OpenAI (a message with a system, developer, tool or "
-         "function role) and Anthropic (system) fields; allow one format", "  ... saying why");
+               "\"content\": \"x\"}]}", OA | AN, &err), LANE_EJSON,
+         "weak signals of both formats: refused");
+  is_str(err.message, "the body has both OpenAI (a system message first) and Anthropic "
+         "(system) fields; allow only the format of the endpoint it came to", "  ... saying why");
   is_int(parse(&r, "{\"system\": \"abcd\", \"messages\": [{\"role\": \"system\", "
                "\"content\": \"x\"}]}", AN, &err), LANE_OK, "the same body as Anthropic only");
   is_int(geti(&r, "input_tokens"), 2 + 8 + 3, "  system prompt and message counted");
+
+  test_signals();
 
   /* reasoning */
   static const struct { const char *body; int fmt, want; } rs[] = {
@@ -520,6 +619,16 @@ static void expect_fail(const char *body, size_t n, int code, const char *msg, c
   ok(memcmp(&r, &before, sizeof r) == 0, "  request untouched");
 }
 
+/* A message whose content is k tool results, each inside the one before. */
+static size_t nested_results(char *b, int k) {
+  size_t n = (size_t)sprintf(b, "{\"messages\": [{\"content\": ");
+  for (int i = 0; i < k; i++)
+    n += (size_t)sprintf(b + n, "[{\"type\": \"tool_result\", \"content\": ");
+  n += (size_t)sprintf(b + n, "\"abcd\"");
+  for (int i = 0; i < k; i++) n += (size_t)sprintf(b + n, "}]");
+  return n + (size_t)sprintf(b + n, "}]}");
+}
+
 static void test_limits(void) {
   /* nesting: 64 levels read, 65 refused before parsing */
   char *b = malloc(64 << 20);
@@ -554,6 +663,43 @@ static void test_limits(void) {
   n += (size_t)sprintf(b + n, "]}]}");
   expect_fail(b, n, LANE_EJSON, "messages[0].content has 10001 parts, at most 10000",
               "10,001 content parts");
+
+  /* values: counted in one pass before parsing (MAX_VALUES 100,000): the
+   * root, "messages", "s", "x" and 99,996 zeros read; one more refused.
+   * Commas in a string with escaped quotes and backslashes do not count. */
+  n = (size_t)sprintf(b, "{\"messages\": [], \"s\": \"a\\\",[,{\\\\\", \"x\": [0");
+  for (int i = 1; i < 99996; i++) n += (size_t)sprintf(b + n, ",0");
+  n += (size_t)sprintf(b + n, "]}");
+  lane_request_init(&r, P);
+  if (!is_int(lane_request_from_json(&r, b, n, OA, &err), LANE_OK, "100,000 values read"))
+    diag("%s", err.message);
+  memcpy(b + n - 2, ",0]}", 4);
+  expect_fail(b, n + 2, LANE_EJSON, "more than 100000 values (objects, arrays, strings, numbers, "
+              "literals) by byte 200032; the limit is 100000", "100,001 values refused");
+
+  /* the hostile body of issue 13: 30 MB of empty objects (2.2 GB and 6 s
+   * in jansson) is refused before anything is built */
+  n = (size_t)sprintf(b, "{\"messages\": [], \"x\": [{}");
+  while (n < 30000000) memcpy(b + n, ",{}", 3), n += 3;
+  n += (size_t)sprintf(b + n, "]}");
+  expect_fail(b, n, LANE_EJSON, "more than 100000 values (objects, arrays, strings, numbers, "
+              "literals) by byte 300013; the limit is 100000", "30 MB of empty objects refused");
+  n = (size_t)sprintf(b, "{\"messages\": [");
+  while (n < 30000000) memcpy(b + n, "[],", 3), n += 3;
+  n += (size_t)sprintf(b + n, "[]]}");
+  expect_fail(b, n, LANE_EJSON, "more than 100000 values (objects, arrays, strings, numbers, "
+              "literals) by byte 300007; the limit is 100000", "30 MB of empty messages refused");
+
+  /* tool results inside tool results: 4 levels below the message read, 5
+   * refused (MAX_BLOCK_DEPTH) */
+  n = nested_results(b, 5);
+  lane_request_init(&r, P);
+  is_int(lane_request_from_json(&r, b, n, AN, &err), LANE_OK, "tool results nested 4 levels read");
+  is_int(geti(&r, "input_tokens"), 1 + 4 + 3, "  their text counted");
+  n = nested_results(b, 6);
+  expect_fail(b, n, LANE_EJSON, "messages[0].content[0].content[0].content[0].content[0]."
+              "content[0].content: content blocks nested deeper than 4 levels",
+              "tool results nested 5 levels refused");
 
   /* 32 MiB: one byte more is refused unread */
   memset(b, ' ', (32 << 20) + 1);
