@@ -21,13 +21,17 @@
  * with the source line and a caret), "json" (an array of {id, level, file,
  * line, col, message}) or "sarif" (SARIF 2.1.0). enable[] turns lints on
  * (an off-by-default lint becomes a warning); disable[] turns them off and
- * wins over enable[]. Usage messages go to err, and so do the compile
- * diagnostics when the policy does not compile; a policy that compiles
- * has its compiler warnings (deprecations) reported as lints instead.
+ * wins over enable[]. A policy that does not compile is not linted: its
+ * compile diagnostics are the findings (compile-error, compile-warning),
+ * printed to out in the same format; a policy that compiles has its
+ * compiler warnings (deprecations) reported as lints instead. Usage
+ * messages go to err, and so do the diagnostics of a file that cannot be
+ * read.
  *
  * Returns 0 (no error-level finding), 1 (an error-level finding, or the
  * policy does not compile) or 2 (the file cannot be read, an unknown lint
- * id or format). The caller owns every argument; nothing is kept. */
+ * id or format, --enable/--disable of compile-error or compile-warning).
+ * The caller owns every argument; nothing is kept. */
 int lint_command(const char *path, const sema_opts *opts,
                  const char *const *enable, int nenable,
                  const char *const *disable, int ndisable,
