@@ -44,7 +44,13 @@ struct lane_program {
 #define VM_OCTAVES   22
 #define VM_HBUCKETS  (VM_OCTAVES * VM_OCT_SUB + 2)
 #define VM_ROLLING   12     /* periods of a rolling budget window */
-#define VM_PROBES    64     /* probe run of a budget key table */
+#define VM_PROBES    16     /* probe run of a budget key level */
+#define VM_LEVEL0    16     /* slots of a key table's first level */
+#define VM_LEVELS    12     /* levels of 16, 48, 192, ... slots: up to 2^24 */
+#define VM_MAX_KEYS  (1u << 24) /* most budget_keys */
+#define VM_SEEN_BITS 4096   /* bits estimating distinct keys in overflow */
+#define VM_TOMB      UINT64_MAX /* key hash of a slot whose key moved away */
+#define VM_HELD      (1u << 31) /* gate bit: slot taken over, moved or set */
 
 typedef struct vm_slot {
   atomic_uint_least64_t tag;        /* period held + 1; 0 none; top bit: clearing */
@@ -71,14 +77,41 @@ typedef struct vm_entry {
   atomic_int_least64_t  nanos;      /* spend in that period, nano-dollars */
 } vm_entry;
 
+/* A budget key slot's state; the key hashes of a level come first (a
+ * dense array, so a probe run is two cache lines), then these, then the
+ * slots' rings of entries. */
+typedef struct vm_meta {
+  atomic_uint_least64_t last;       /* newest period charged + 1; 0 while
+                                       the slot is being given its key */
+  atomic_uint_least32_t gate;       /* charges inside (pins), + VM_HELD
+                                       while taken over, moved or set */
+  uint32_t              pad;        /* 0 */
+} vm_meta;
+
+/* Per budget. Key slots come in levels allocated on demand (level 0 holds
+ * 16 slots, level L > 0 holds 48 x 4^(L-1), the last one cut to reach
+ * cap exactly); runtime.c explains the protocol. */
 typedef struct vm_budget_rt {
-  uint32_t  ring;                   /* entries per key: 2 fixed, 12 rolling */
-  uint32_t  span;                   /* periods in the window: 1 or 12 */
+  /* what every charge and read touches, first (one cache line) */
+  uint16_t  ring;                   /* entries per key: 1 fixed, 12 rolling */
+  uint16_t  span;                   /* periods in the window: 1 or 12 */
+  uint32_t  cap;                    /* most key slots, a power of two */
   uint64_t  sub_ms;                 /* one period */
-  uint32_t  cap;                    /* key slots, a power of two; slot cap is
-                                       the shared overflow account */
-  atomic_uint_least64_t *keys;      /* cap + 1 key hashes; 0 = free */
-  vm_entry *entries;                /* (cap + 1) * ring */
+  uint32_t  nlevels;                /* levels that make cap */
+  atomic_uint_least32_t on_full;    /* LANE_ON_FULL_* */
+  atomic_uint_least64_t top;        /* newest period holding spend + 1 */
+  atomic_uint_least64_t assigns;    /* keys given a slot, ever */
+  atomic_uint_least64_t unmerged;   /* duplicate slots left unmerged */
+  atomic_uint_least64_t filled;     /* slots ever given a key (never emptied) */
+  atomic_uintptr_t level[VM_LEVELS];/* key levels; 0 until first needed */
+  /* the rest */
+  uint64_t  window_ms;              /* the declared window, whole ms */
+  atomic_uintptr_t seen;            /* VM_SEEN_BITS of keys sent to overflow */
+  atomic_uint_least64_t nkeys;      /* slots holding a key */
+  atomic_uint_least64_t reclaimed;  /* slots taken over from expired keys */
+  atomic_uint_least64_t ovf_charges;/* charges of keys without a slot */
+  atomic_uint_least64_t grow_failed;/* level allocations that failed */
+  vm_entry  ovf[VM_ROLLING];        /* the shared overflow account (ring) */
 } vm_budget_rt;
 
 struct lane_runtime {
@@ -89,6 +122,8 @@ struct lane_runtime {
   vm_model            *m;           /* per model */
   uint32_t             nbudgets;    /* entries of b */
   vm_budget_rt        *b;           /* per budget */
+  atomic_size_t        bytes;       /* allocated for this runtime */
+  atomic_uint_least64_t saves;      /* lane_runtime_save calls: temp names */
 };
 
 /* Runtime reads for the interpreter (runtime.c). */

@@ -18,6 +18,7 @@
  * Checks that once found bugs (kept as regression tests); each
  * names the bug.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -31,6 +32,7 @@
 #include "state.h"
 #include "tap.h"
 #include "reqspec.h"
+#include "vm.h"
 
 /* ---------------------------------------------------------------------
  * Harness
@@ -828,6 +830,17 @@ static void test_budgets(void) {
   decide("r", "tenant=initech");
   is_int(D.rule, 4, "another tenant is not capped");
 
+  /* Overspent: remaining reads $0, never below; used goes past 100%. */
+  setup("model a { input $1/Mtok output $1/Mtok }\n"
+        "model b { input $1/Mtok output $1/Mtok }\n"
+        "budget d { key req.tenant  limit $1  window 1d }\n"
+        "route r { when budget.d.remaining == $0 && budget.d.used == 150% -> a\n"
+        "          otherwise -> b }\n", opts(0, 0, 0, 0, 0));
+  NOW = T0 + 5 * HOUR;
+  charge("tenant=acme", 1.5);
+  decide("r", "tenant=acme");
+  is_int(D.rule, 1, "$1.5 of $1: remaining is $0 (not -$0.5) and used is 150%%");
+
   /* fixed windows roll over at period boundaries (1d: 00:00 UTC) */
   setup(BUD_POLICY, opts(0, 0, 0, 0, 0));
   NOW = T0 + DAY - 1;   /* 23:59:59.999 */
@@ -1007,6 +1020,76 @@ static void refused(const char *what, const unsigned char *p, size_t n, const ch
   free(after);
 }
 
+static void le32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t rd64(const unsigned char *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+  return v;
+}
+
+static uint32_t rd32(const unsigned char *p) { return (uint32_t)(rd64(p) & 0xffffffffu); }
+
+/* Offsets in a version-2 file (vm/runtime.c documents the layout): of the
+ * first budget's fields, of the first entry of its first key, and of each
+ * budget's name. */
+typedef struct v2_layout {
+  int ok;
+  size_t ktype, kind, cur_at, nkeys, key, nent, entry, names[8];
+  uint64_t cur;
+} v2_layout;
+
+static v2_layout v2_find(const unsigned char *p, size_t n) {
+  v2_layout L;
+  size_t at = 24;
+  memset(&L, 0, sizeof L);
+  uint32_t nb = rd32(p + 20);
+#define NEED(k) do { if (at + (k) > n - 8) return L; } while (0)
+  NEED(0);
+  for (uint32_t b = 0; b < nb && b < 8; b++) {
+    NEED(4);
+    L.names[b] = at + 4;
+    at += 4 + rd32(p + at);                      /* name */
+    NEED(4);
+    at += 4 + rd32(p + at);                      /* key field */
+    NEED(32);
+    if (b == 0) { L.ktype = at; L.kind = at + 4; L.cur_at = at + 16; L.cur = rd64(p + at + 16); }
+    at += 4 + 4 + 8 + 8;                         /* type, kind, window, cur */
+    at += 4 + 16 * (size_t)rd32(p + at);         /* the overflow account */
+    NEED(4);
+    uint32_t nk = rd32(p + at);
+    if (b == 0) { L.nkeys = at; L.key = at + 4; L.nent = at + 12; L.entry = at + 16; }
+    at += 4;
+    for (uint32_t k = 0; k < nk; k++) {
+      NEED(12);
+      at += 12 + 16 * (size_t)rd32(p + at + 8);
+    }
+  }
+#undef NEED
+  L.ok = at == n - 8 && nb == 3 && !memcmp(p + L.names[0], "daily", 5) && L.entry + 16 <= n - 8 &&
+         rd32(p + L.nent) == 1;
+  return L;
+}
+
+/* As refused, for another status. */
+static void refused_as(const char *what, const unsigned char *p, size_t n, int code,
+                       const char *want) {
+  const char *path = scratch("bad.lanert");
+  lane_error err;
+  char *before = snapshot(RT), *after;
+  spit(path, p, n);
+  memset(&err, 0, sizeof err);
+  int rc = lane_runtime_load(RT, path, &err);
+  after = snapshot(RT);
+  ok(rc == code && err.code == code && strstr(err.message, want),
+     "%s: refused (%s: %s)", what, lane_status_name(rc), err.message);
+  ok(!strcmp(before, after), "%s: ...and nothing changed", what);
+  free(before);
+  free(after);
+}
+
 static void test_save_load(void) {
   static const char *const tenants[] = {"acme", "initech", "hooli", "umbrella", "t5", "t6"};
   char key[64];
@@ -1068,6 +1151,9 @@ static void test_save_load(void) {
   unsigned char *good = slurp(path, &n), *bad = malloc(n + 64);
   ok(good && n > 64, "saved file read back (%zu bytes)", n);
   if (!good || !bad) bail("cannot read %s", path);
+  v2_layout L = v2_find(good, n);
+  if (!ok(L.ok, "the saved file has the version-2 layout (budget 'daily' first, a key with an entry)"))
+    bail("cannot locate the fields of %s", path);
 
   memcpy(bad, good, n);
   bad[n / 2] ^= 0x40;
@@ -1107,50 +1193,45 @@ static void test_save_load(void) {
   bad[0] = 'X';
   refused("bad magic", bad, n, "not a lane runtime file");
   memcpy(bad, good, n);
-  bad[8] = 2;
+  bad[8] = 3;
   reseal(bad, n);
-  refused("version 2", bad, n, "version");
+  refused_as("version 3", bad, n, LANE_EVERSION, "unsupported runtime file version 3");
   memcpy(bad, good, n);
-  bad[12] = 2;   /* budgets 3 -> 2 */
+  bad[20] = 200;   /* budgets 3 -> 200 */
   reseal(bad, n);
-  refused("other budgets (count)", bad, n, "budgets in the file");
+  refused("more budgets than the file holds", bad, n, "truncated or corrupt");
   memcpy(bad, good, n);
-  bad[28] ^= 0x20;   /* first letter of the first budget's name */
+  memcpy(bad + L.names[2], "daily", 5);   /* 'byorg' -> 'daily': the same name twice */
   reseal(bad, n);
-  refused("other budgets (a name)", bad, n, "is not where the file has it");
+  refused("a budget twice", bad, n, "budget 'daily' appears twice");
   memcpy(bad, good, n);
-  bad[28 + 5] = 12;  /* "daily": ring 2 -> 12 */
+  le32(bad + L.ktype, 9);
   reseal(bad, n);
-  refused("other window", bad, n, "another window");
-  /* a negative spend in an entry: find the first key's first entry */
+  refused("unknown key type", bad, n, "key type 9");
   memcpy(bad, good, n);
-  {
-    size_t at = 28 + 5 + 4 + 8 + 4 + 8;   /* name, ring, period, nkeys, hash */
-    le64(bad + at + 8, (uint64_t)-5);
-    reseal(bad, n);
-    refused("negative spend", bad, n, "truncated or corrupt");
-  }
-  memcpy(bad, good, n);
-  bad[28 + 5 + 4 + 8] = 0xff;   /* nkeys: far more than the file holds */
+  le32(bad + L.kind, 2);
   reseal(bad, n);
-  refused("key count beyond the file", bad, n, "truncated or corrupt");
-  /* other program: one more model */
-  {
-    lane_program *p2 = compile_prog(BUD_POLICY "model extra { input $1/Mtok output $1/Mtok }\n");
-    lane_runtime_options o2 = opts(0, 0, 0, 0, 16);
-    lane_runtime *r2 = lane_runtime_new_with(p2, &o2, &err);
-    char *before = snapshot(r2), *after;
-    memset(&err, 0, sizeof err);
-    int rc = lane_runtime_load(r2, path, &err);
-    after = snapshot(r2);
-    ok(rc == LANE_EFORMAT && strstr(err.message, "another program"),
-       "a file of another program is refused (%s)", err.message);
-    ok(!strcmp(before, after), "...and changes nothing");
-    free(before);
-    free(after);
-    lane_runtime_free(r2);
-    lane_program_free(p2);
-  }
+  refused("unknown window kind", bad, n, "kind 2");
+  memcpy(bad, good, n);
+  le64(bad + L.entry + 8, (uint64_t)-5);
+  reseal(bad, n);
+  refused("negative spend", bad, n, "negative spend");
+  memcpy(bad, good, n);
+  le64(bad + L.entry, L.cur + 1);
+  reseal(bad, n);
+  refused("an entry after the budget's current period", bad, n, "a period after");
+  memcpy(bad, good, n);
+  le32(bad + L.nent, 2);   /* a fixed window's key: at most 1 entry */
+  reseal(bad, n);
+  refused("too many entries for a key", bad, n, "at most 1");
+  memcpy(bad, good, n);
+  le64(bad + L.key, 0);
+  reseal(bad, n);
+  refused("key hash 0", bad, n, "key hash 0000000000000000");
+  memcpy(bad, good, n);
+  le32(bad + L.nkeys, 0x0fffffff);
+  reseal(bad, n);
+  refused("key count beyond the file", bad, n, "keys in what is left of the file");
   memset(&err, 0, sizeof err);
   is_int(lane_runtime_load(RT, scratch("does-not-exist.lanert"), &err), LANE_EARG,
          "missing file: LANE_EARG (%s)", err.message);
@@ -1634,6 +1715,564 @@ static void test_snapshots(void) {
   free(snap);
 }
 
+/* ---------------------------------------------------------------------
+ * Issue 13: money and time are bounded
+ * ------------------------------------------------------------------- */
+
+/* Clock steps: spend is never hidden, health recovers. */
+#define STEP_POLICY \
+  "model a { input $1/Mtok output $1/Mtok p50 50ms p95 200ms }\n" \
+  "model b { input $1/Mtok output $1/Mtok p50 50ms p95 300ms }\n" \
+  "route r { fallbacks 1  require healthy  otherwise -> cheapest(models) }\n"
+
+static void test_clock_steps(void) {
+  lane_error err;
+  /* fixed: $0.01 two days ahead, then $50 now, against $10 a day */
+  setup(BUD_POLICY, opts(0, 0, 0, 0, 0));
+  NOW = T0 + 2 * DAY + HOUR;
+  charge("tenant=acme", 0.01);
+  NOW = T0 + HOUR;   /* the clock steps back two days */
+  charge("tenant=acme", 50);
+  is_int(spent_nanos("daily", "acme"), 50010000000LL,
+         "fixed window, clock stepped back: both charges read (regression of: $0, the $50 went to "
+         "a slot tagged two days ahead that reads ignore)");
+  decide("r", "tenant=acme");
+  is_int(D.rule, 1, "...and the over-budget rule fires");
+  NOW = T0 + 2 * DAY + 2 * HOUR;
+  is_int(spent_nanos("daily", "acme"), 50010000000LL, "two days later: the same $50.01, counted once");
+  NOW = T0 + 3 * DAY;
+  is_int(spent_nanos("daily", "acme"), 0, "the next day: a fresh window");
+  NOW = T0 + HOUR;
+  is_int(spent_nanos("daily", "acme"), 50010000000LL,
+         "a step back again reads the newest period holding spend (budget periods never go back)");
+
+  /* rolling: the same, twelfth by twelfth */
+  setup(BUD_POLICY, opts(0, 0, 0, 0, 0));
+  NOW = T0 + 8 * HOUR;
+  charge("tenant=r", 0.3);
+  NOW = T0 + 5 * HOUR;   /* back three hours */
+  charge("tenant=r", 0.4);
+  is_int(spent_nanos("hourly", "r"), 700000000LL,
+         "rolling window, clock stepped back: both charges read (regression of: $0.40)");
+  NOW = T0 + 8 * HOUR + 30 * 60000;
+  is_int(spent_nanos("hourly", "r"), 700000000LL, "...and once the clock is back, still $0.70");
+  NOW = T0 + 20 * HOUR - 1;
+  is_int(spent_nanos("hourly", "r"), 700000000LL, "until twelve twelfths after the newest began");
+  NOW = T0 + 20 * HOUR;
+  is_int(spent_nanos("hourly", "r"), 0, "...then gone");
+
+  /* latency slots and breakers */
+  setup(STEP_POLICY, opts(60000, 5, 5, 30000, 0));
+  NOW = T0 + HOUR;
+  observe_n("a", 10, 100, LANE_CALL_OK);
+  observe_n("b", 5, 10, LANE_CALL_SERVER_ERROR);
+  is_int(stats("b").state, LANE_BREAKER_OPEN, "b's breaker opens an hour ahead");
+  NOW = T0;   /* back an hour: the slot for now is the one tagged an hour ahead */
+  observe_n("a", 10, 1000, LANE_CALL_OK);
+  lane_live_stats s = stats("a");
+  is_int(s.samples, 10, "latency: calls observed after a step back count (regression of: 0, they "
+         "went to a slot tagged an hour ahead)");
+  ok(s.p95 > 900 && s.p95 < 1100, "...and p95 is theirs (%g ms)", s.p95);
+  s = stats("b");
+  ok(s.state == LANE_BREAKER_OPEN && s.until_ms == T0 + 30000,
+     "breaker: a cooldown set an hour ahead ends one cooldown from now (until now + %lld ms; "
+     "regression of: an hour and 30 s)", (long long)(s.until_ms - T0));
+  NOW = T0 + 29999;
+  decide("r", "");
+  is_str(cands(), "a", "...closed to decisions before it");
+  NOW = T0 + 30000;
+  decide("r", "");
+  is_str(cands(), "a b", "...and probed once it is over");
+  NOW = T0 + 2 * HOUR;   /* forward again: the window moved on */
+  observe_n("a", 6, 50, LANE_CALL_OK);
+  is_int(stats("a").samples, 6, "a step forward: only the calls of the new window");
+
+  /* a file saved by a host whose clock ran two days ahead */
+  setup(BUD_POLICY, opts(0, 0, 0, 0, 0));
+  NOW = T0 + 2 * DAY + 5 * HOUR;
+  charge("tenant=acme org=7", 3);
+  const char *fp = scratch("future.lanert");
+  is_int(lane_runtime_save(RT, fp, &err), LANE_OK, "save two days ahead");
+  lane_runtime_options o = opts(0, 0, 0, 0, 0);
+  lane_runtime_free(RT);
+  RT = lane_runtime_new_with(P, &o, &err);
+  NOW = T0 + HOUR;
+  lane_state_report rep;
+  memset(&rep, 0, sizeof rep);
+  is_int(lane_runtime_load_ex(RT, fp, &rep, &err), LANE_OK, "load it now (%s)", err.message);
+  is_int(spent_nanos("daily", "acme"), 3000000000LL, "a file from the future: its fixed-window "
+         "spend reads now (regression of: $0 until the clock catches up two days later)");
+  is_int(spent_nanos("hourly", "acme"), 3000000000LL, "...its rolling spend too");
+  is_int(spent_nanos("byorg", "7"), 3000000000LL, "...and the int-keyed budget's");
+  is_int(rep.budgets_shifted, 3, "the report: 3 budgets shifted back");
+  NOW = T0 + 13 * HOUR - 1;
+  is_int(spent_nanos("hourly", "acme"), 3000000000LL, "shifted rolling spend ages from now");
+  NOW = T0 + 13 * HOUR;
+  is_int(spent_nanos("hourly", "acme"), 0, "...and expires twelve twelfths later");
+  NOW = T0 + DAY;
+  is_int(spent_nanos("daily", "acme"), 0, "shifted fixed spend: gone the next day");
+}
+
+/* Key text is read by the key field's type, exactly. */
+#define KEY_POLICY \
+  "model m { input $1/Mtok output $1/Mtok }\n" \
+  "request { org: int  acct: uint  flag: bool  score: double }\n" \
+  "budget by_org { key req.org  limit $10  window 1d }\n" \
+  "budget by_acct { key req.acct  limit $10  window 1d }\n" \
+  "budget by_flag { key req.flag  limit $10  window 1d }\n" \
+  "budget by_score { key req.score  limit $10  window 1d }\n" \
+  "budget by_tenant { key req.tenant  limit $10  window 1d }\n" \
+  "route r { otherwise -> m }\n"
+
+static uint64_t kh(const char *budget, const char *key) {
+  return lane_budget_key_hash(P, lane_budget(P, budget), key, strlen(key));
+}
+
+static void test_key_hash(void) {
+  setup(KEY_POLICY, opts(0, 0, 0, 0, 0));
+  NOW = T0 + HOUR;
+  charge("acct=9223372036854775813", 2);
+  is_int(spent_nanos("by_acct", "9223372036854775813"), 2000000000LL,
+         "uint key 2^63+5 reads its $2 (regression of: $0, strtoll clamped the text to 2^63-1)");
+  is_int(spent_nanos("by_acct", "9223372036854775807"), 0, "...and 2^63-1 is another key");
+  charge("acct=18446744073709551615", 1);
+  is_int(spent_nanos("by_acct", "18446744073709551615"), 1000000000LL, "uint key 2^64-1");
+  ok(!kh("by_acct", "18446744073709551616") && !kh("by_acct", "-1") && !kh("by_acct", "+5"),
+     "uint keys 2^64, -1, +5: invalid (0)");
+  charge("org=0", 1);
+  ok(kh("by_org", "abc") == 0, "int key 'abc': invalid, 0 (regression of: hashed as 0, reading key 0's $1)");
+  is_int(spent_nanos("by_org", "abc"), -1, "...which lane_budget_spent refuses");
+  is_int(spent_nanos("by_org", "0"), 1000000000LL, "...while '0' is key 0");
+  static const char *const bad[] = {"", " 5", "5 ", "+5", "0x10", "1e3", "5abc", "--5", "-",
+                                    "9223372036854775808", "-9223372036854775809", "5\n"};
+  int nbad = 0;
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) nbad += kh("by_org", bad[i]) == 0;
+  is_int(nbad, (int)(sizeof bad / sizeof *bad), "int keys with spaces, signs, hex, exponents, "
+         "trailing text or out of range: all invalid");
+  ok(kh("by_org", "007") == kh("by_org", "7") && kh("by_org", "7"), "int key '007' is 7");
+  charge("org=-9223372036854775808", 1);
+  is_int(spent_nanos("by_org", "-9223372036854775808"), 1000000000LL, "int key INT64_MIN");
+  charge("org=-7", 1);
+  is_int(spent_nanos("by_org", "-7"), 1000000000LL, "negative int key");
+  charge("flag=true", 1);
+  is_int(spent_nanos("by_flag", "true"), 1000000000LL, "bool key 'true'");
+  is_int(spent_nanos("by_flag", "false"), 0, "bool key 'false': another key");
+  ok(kh("by_flag", "1") == kh("by_flag", "true") && kh("by_flag", "0") == kh("by_flag", "false"),
+     "bool keys '1' and '0' are true and false (as lane_set_bool stores them)");
+  ok(!kh("by_flag", "yes") && !kh("by_flag", "True") && !kh("by_flag", "2"),
+     "bool keys 'yes', 'True', '2': invalid");
+  charge("score=0.5", 1);
+  is_int(spent_nanos("by_score", "0.5"), 1000000000LL, "double key 0.5");
+  ok(kh("by_score", ".5") == kh("by_score", "5e-1"), "...is .5 and 5e-1");
+  ok(!kh("by_score", "nan") && !kh("by_score", "inf") && !kh("by_score", "0x1p-1") &&
+     !kh("by_score", "1e999") && !kh("by_score", "0.5 "), "double keys nan, inf, hex, 1e999, "
+     "trailing space: invalid");
+  ok(kh("by_tenant", "abc") && kh("by_tenant", "abc") != kh("by_tenant", "0"),
+     "string keys are their bytes: 'abc' is not '0'");
+  ok(kh("by_tenant", "") != 0, "the empty string is a string key");
+}
+
+/* Keys whose window passed give their slot to new keys. */
+static void test_key_reclaim(void) {
+  char key[64];
+  lane_budget_stats st;
+  setup(BUD_POLICY, opts(0, 0, 0, 0, 16));
+  NOW = T0 + HOUR;
+  for (int i = 0; i < 16; i++) {
+    snprintf(key, sizeof key, "tenant=t%d", i);
+    charge(key, 1);
+  }
+  NOW = T0 + DAY + HOUR;   /* every window of yesterday's tenants has passed */
+  for (int i = 0; i < 10; i++) {
+    snprintf(key, sizeof key, "tenant=n%d", i);
+    charge(key, 1);
+  }
+  is_int(spent_nanos("daily", "n10"), 0, "a new tenant on a table of expired keys reads $0 "
+         "(regression of: $10, ten new tenants shared the overflow account)");
+  int own = 0;
+  for (int i = 0; i < 10; i++) {
+    snprintf(key, sizeof key, "n%d", i);
+    own += spent_nanos("daily", key) == 1000000000LL && spent_nanos("hourly", key) == 1000000000LL;
+  }
+  is_int(own, 10, "each of 10 new tenants has its own account, in slots of yesterday's");
+  lane_runtime_budget_stats(RT, lane_budget(P, "daily"), &st);
+  ok(st.reclaimed == 10 && st.keys == 16 && st.overflow_charges == 0 && st.slots == 16 &&
+     st.capacity == 16, "stats: 10 reclaimed, 16 keys in 16 slots, no overflow (%llu, %llu, %llu)",
+     (unsigned long long)st.reclaimed, (unsigned long long)st.keys,
+     (unsigned long long)st.overflow_charges);
+  NOW = T0 + DAY + 2 * HOUR;
+  for (int i = 0; i < 6; i++) {
+    snprintf(key, sizeof key, "tenant=m%d", i);
+    charge(key, 1);
+  }
+  charge("tenant=late", 0.5);
+  is_int(spent_nanos("daily", "late"), 500000000LL,
+         "with 16 live keys, the 17th goes to the overflow account");
+  is_int(spent_nanos("daily", "n0"), 1000000000LL, "...and no live key lost its slot");
+  lane_runtime_budget_stats(RT, lane_budget(P, "daily"), &st);
+  is_int(st.overflow_charges, 1, "stats: 1 overflow charge");
+
+  /* rolling: a key's slot is free twelve twelfths after its newest charge */
+  setup(BUD_POLICY, opts(0, 0, 0, 0, 16));
+  NOW = T0;
+  for (int i = 0; i < 16; i++) {
+    snprintf(key, sizeof key, "tenant=t%d", i);
+    charge(key, 1);
+  }
+  NOW = T0 + 12 * HOUR - 1;
+  charge("tenant=x", 1);
+  is_int(spent_nanos("hourly", "x"), 1000000000LL, "rolling 12h at 11:59: keys still live, x shares the overflow");
+  NOW = T0 + 12 * HOUR;
+  charge("tenant=y", 2);
+  is_int(spent_nanos("hourly", "y"), 2000000000LL, "at 12:00 the keys of 00:00 have expired: y has its own");
+  is_int(spent_nanos("daily", "y"), 3000000000LL, "...while the day's fixed window still holds them (y shares the overflow)");
+}
+
+/* What a key without a slot reads: LANE_ON_FULL_*. */
+static void test_on_full(void) {
+  char key[64];
+  lane_error err;
+  lane_budget_stats st;
+  setup(BUD_POLICY, opts(0, 0, 0, 0, 16));
+  NOW = T0 + HOUR;
+  int daily = lane_budget(P, "daily"), hourly = lane_budget(P, "hourly");
+  for (int i = 0; i < 16; i++) {
+    snprintf(key, sizeof key, "tenant=t%d", i);
+    charge(key, 0.1);
+  }
+  charge("tenant=spill", 9.5);
+  is_int(spent_nanos("daily", "nobody"), 9500000000LL, "shared (default): a key without a slot reads the overflow account");
+  decide("r", "tenant=nobody");
+  is_int(D.rule, 2, "...so a new tenant starts at $9.50 of $10 (rule 2)");
+  is_int(lane_runtime_set_budget_on_full(RT, daily, LANE_ON_FULL_CLOSED), LANE_OK, "set closed");
+  is_int(spent_nanos("daily", "nobody"), 10000000000LL, "closed: it reads as at its limit");
+  decide("r", "tenant=nobody");
+  is_int(D.rule, 1, "...and the over-budget rule fires");
+  is_int(lane_runtime_set_budget_on_full(RT, daily, LANE_ON_FULL_OPEN), LANE_OK, "set open");
+  lane_runtime_set_budget_on_full(RT, hourly, LANE_ON_FULL_OPEN);
+  is_int(spent_nanos("daily", "nobody"), 0, "open: it reads $0");
+  decide("r", "tenant=nobody");
+  is_int(D.rule, 4, "...and no budget rule fires");
+  is_int(spent_nanos("daily", "t3"), 100000000LL, "keys with a slot read their own in every mode");
+  char *snap = snapshot(RT);
+  ok(strstr(snap, "\"on_full\": \"open\"") != NULL, "the snapshot says each budget's mode");
+  free(snap);
+  is_int(lane_runtime_set_budget_on_full(RT, daily, 3), LANE_EARG, "mode 3: LANE_EARG");
+  is_int(lane_runtime_set_budget_on_full(RT, 99, 0), LANE_EARG, "budget 99: LANE_EARG");
+  for (int i = 0; i < 100; i++) {
+    snprintf(key, sizeof key, "tenant=flood%d", i);
+    charge(key, 0.01);
+  }
+  lane_runtime_budget_stats(RT, daily, &st);
+  ok(st.overflow_charges == 101 && st.overflow_keys >= 96 && st.overflow_keys <= 106,
+     "metric: 101 charges of 101 keys without a slot; estimated keys %llu",
+     (unsigned long long)st.overflow_keys);
+  is_int(st.on_full, LANE_ON_FULL_OPEN, "...and the mode in effect");
+
+  setup(BUD_POLICY, opts(0, 0, 0, 0, 16));
+  is_int(lane_runtime_set_budget_on_full(RT, -1, LANE_ON_FULL_CLOSED), LANE_OK, "budget -1: every budget");
+  NOW = T0 + HOUR;
+  for (int i = 0; i < 17; i++) {
+    snprintf(key, sizeof key, "tenant=t%d", i);
+    charge(key, 0.1);
+  }
+  decide("r", "tenant=t16");
+  is_int(D.rule, 1, "...closed: the 17th tenant is capped");
+  is_int(lane_runtime_set_budget_on_full(RT, -2, 0), LANE_EARG, "budget -2: LANE_EARG");
+  is_int(lane_runtime_set_budget_on_full(RT, -1, 3), LANE_EARG, "budget -1, mode 3: LANE_EARG");
+  memset(&err, 0, sizeof err);
+  lane_runtime_options o = opts(0, 0, 0, 0, (1u << 24) + 1);
+  ok(!lane_runtime_new_with(P, &o, &err) && err.code == LANE_EARG && strstr(err.message, "16777216"),
+     "budget_keys above 2^24: LANE_EARG, not a silent clamp (%s)", err.message);
+}
+
+/* Memory follows use. A key slot's own bytes: its hash and its state. */
+#define VM_KEY_BYTES (sizeof(atomic_uint_least64_t) + sizeof(vm_meta))
+
+static void test_memory(void) {
+  static char src[65000];
+  size_t len = (size_t)snprintf(src, sizeof src, "model m { input $1/Mtok output $1/Mtok }\n");
+  enum { NB = 1000 };
+  for (int i = 0; i < NB; i++)
+    len += (size_t)snprintf(src + len, sizeof src - len, "budget b%d{key req.tenant limit $1 %s 1d}\n",
+                            i, i % 2 ? "rolling" : "window");
+  snprintf(src + len, sizeof src - len, "route r { otherwise -> m }\n");
+  setup(src, opts(0, 0, 0, 0, 0));
+  NOW = T0 + HOUR;
+  size_t m0 = lane_runtime_memory(RT);
+  size_t base = sizeof(struct lane_runtime) + 2 * sizeof(vm_model) + (NB + 1) * sizeof(vm_budget_rt);
+  is_int(m0, base, "a runtime of %d budgets: %zu bytes, exactly the formula's fixed part "
+         "(regression of: 491 MB, a 4097-slot table per budget up front)", NB, m0);
+  ok(m0 < 1000000, "...under a megabyte");
+  charge("tenant=acme", 0.5);
+  size_t l0 = 16 * (VM_KEY_BYTES + sizeof(vm_entry)), l0r = 16 * (VM_KEY_BYTES + 12 * sizeof(vm_entry));
+  is_int(lane_runtime_memory(RT) - m0, (NB / 2) * (l0 + l0r),
+         "one tenant: each budget allocates its first level (16 slots): %zu bytes fixed, %zu rolling", l0, l0r);
+  int all = 1;
+  for (int i = 0; i < NB; i++) {
+    char name[16];
+    double d = 0;
+    snprintf(name, sizeof name, "b%d", i);
+    int b = lane_budget(P, name);
+    lane_budget_spent(RT, b, lane_budget_key_hash(P, b, "acme", 4), &d);
+    if (d != 0.5) all = 0;
+  }
+  ok(all, "...and every budget holds the charge");
+
+  /* the bound: budget_keys 64 is at most 16 + 48 slots per budget */
+  setup(BUD_POLICY, opts(0, 0, 0, 0, 64));
+  NOW = T0 + HOUR;
+  size_t b0 = lane_runtime_memory(RT);
+  char key[64];
+  for (int i = 0; i < 500; i++) {
+    snprintf(key, sizeof key, "tenant=t%d org=%d", i, i);
+    charge(key, 0.01);
+  }
+  lane_budget_stats st;
+  lane_runtime_budget_stats(RT, lane_budget(P, "daily"), &st);
+  ok(st.slots == 64 && st.capacity == 64 && st.keys >= 56 && st.keys <= 64,
+     "500 tenants, budget_keys 64: %llu slots, %llu keys", (unsigned long long)st.slots,
+     (unsigned long long)st.keys);
+  size_t per = 64 * (VM_KEY_BYTES + sizeof(vm_entry));
+  size_t want = b0 + 2 * per + 64 * (VM_KEY_BYTES + 12 * sizeof(vm_entry)) + 3 * VM_SEEN_BITS / 8;
+  is_int(lane_runtime_memory(RT), want, "memory stops at the formula's bound for 3 full budgets (%zu bytes)", want);
+}
+
+/* Saved state is keyed by budget name, key field and window. */
+static void note_count(void *ctx, const char *line) { (void)line; ++*(int *)ctx; }
+
+static lane_runtime *runtime_of(lane_program *p, uint32_t keys) {
+  lane_error err;
+  lane_runtime_options o = opts(0, 0, 0, 0, keys);
+  lane_runtime *rt = lane_runtime_new_with(p, &o, &err);
+  if (!rt) bail("runtime: %s", err.message);
+  return rt;
+}
+
+static long long spent_in(lane_runtime *rt, lane_program *p, const char *budget, const char *key) {
+  int b = lane_budget(p, budget);
+  double d = -1;
+  if (b < 0 || lane_budget_spent(rt, b, lane_budget_key_hash(p, b, key, strlen(key)), &d)) return -1;
+  return llround(d * 1e9);
+}
+
+#define BUD_CHANGED \
+  "model cheap { input $0.1/Mtok output $0.1/Mtok quality 0.5 }\n" \
+  "request { org: int }\n" \
+  "budget daily { key req.org  limit $10  window 1d }\n" \
+  "budget hourly { key req.tenant  limit $1  rolling 1d }\n" \
+  "budget byorg { key req.org  limit $100  rolling 1h }\n" \
+  "budget fresh { key req.tenant  limit $5  window 1d }\n" \
+  "route r { otherwise -> cheap }\n"
+
+static void test_state_matching(void) {
+  lane_error err;
+  lane_state_report rep;
+  int calls = 0;
+  setup(BUD_POLICY, opts(0, 0, 0, 0, 0));
+  NOW = T0 + 3 * HOUR;
+  charge("tenant=acme org=5", 2);
+  charge("tenant=beta", 1);
+  const char *path = scratch("edit.lanert");
+  is_int(lane_runtime_save(RT, path, &err), LANE_OK, "save");
+
+  /* an edit that keeps every budget's meaning: a limit raised */
+  static char edited[4096];
+  snprintf(edited, sizeof edited, "%s", BUD_POLICY);
+  memcpy(strstr(edited, "limit $10 "), "limit $20 ", 10);
+  lane_program *p2 = compile_prog(edited);
+  lane_runtime *rt2 = runtime_of(p2, 0);
+  memset(&rep, 0, sizeof rep);
+  memset(&err, 0, sizeof err);
+  is_int(lane_runtime_load_ex(rt2, path, &rep, &err), LANE_OK,
+         "a daily limit raised: the file loads (regression of: refused, \"the file was saved for "
+         "another program\", every budget reset at deploy) (%s)", err.message);
+  is_int(spent_in(rt2, p2, "daily", "acme"), 2000000000LL, "...acme's daily $2 kept");
+  is_int(spent_in(rt2, p2, "hourly", "beta"), 1000000000LL, "...beta's rolling $1 kept");
+  is_int(spent_in(rt2, p2, "byorg", "5"), 2000000000LL, "...org 5's $2 kept");
+  ok(rep.budgets_kept == 3 && rep.budgets_dropped == 0 && rep.budgets_new == 0 &&
+     rep.keys_kept == 5 && rep.nnotes == 0, "report: 3 budgets and 5 keys kept, nothing dropped");
+  is_int(lane_runtime_load_ex(rt2, path, &rep, &err), LANE_OK, "load the same file again");
+  is_int(spent_in(rt2, p2, "daily", "acme"), 2000000000LL, "...a key's spend is replaced, not added");
+  lane_runtime_free(rt2);
+  lane_program_free(p2);
+
+  /* an edit that changes what budgets mean */
+  p2 = compile_prog(BUD_CHANGED);
+  if (!p2) bail("BUD_CHANGED: %s", DIAG);
+  rt2 = runtime_of(p2, 0);
+  memset(&rep, 0, sizeof rep);
+  rep.note = note_count;
+  rep.note_ctx = &calls;
+  is_int(lane_runtime_load_ex(rt2, path, &rep, &err), LANE_OK, "key, window kind and length "
+         "changed: the file loads (%s)", err.message);
+  ok(rep.budgets_kept == 0 && rep.budgets_dropped == 3 && rep.budgets_new == 1 && rep.nnotes == 3 &&
+     calls == 3, "report: 3 dropped, 1 new budget, 3 notes, 3 callbacks (%u %u %u %u %d)",
+     rep.budgets_kept, rep.budgets_dropped, rep.budgets_new, rep.nnotes, calls);
+  ok(strstr(rep.notes, "budget 'daily': its key was req.tenant (string) and is req.org (int) now") &&
+     strstr(rep.notes, "budget 'hourly': its window was 43200000 ms and is 86400000 ms now") &&
+     strstr(rep.notes, "budget 'byorg': its window was fixed and is rolling now"),
+     "...each note says why");
+  is_int(spent_in(rt2, p2, "hourly", "beta"), 0, "...and nothing of theirs applied");
+  memset(&err, 0, sizeof err);
+  is_int(lane_runtime_load(rt2, path, &err), LANE_OK, "the old entry point loads it too");
+  ok(err.code == LANE_OK && !strncmp(err.message, "loaded 0 budgets, dropped 3: budget 'daily'", 42),
+     "...and says what it dropped in err (%s)", err.message);
+  lane_runtime_free(rt2);
+  lane_program_free(p2);
+
+  /* a budget renamed */
+  p2 = compile_prog("model cheap { input $0.1/Mtok output $0.1/Mtok }\n"
+                    "budget day { key req.tenant  limit $10  window 1d }\n"
+                    "route r { otherwise -> cheap }\n");
+  rt2 = runtime_of(p2, 0);
+  lane_runtime_load_ex(rt2, path, &rep, &err);
+  ok(rep.budgets_dropped == 3 && rep.budgets_new == 1 &&
+     strstr(rep.notes, "budget 'daily' is not in the program: its spend is dropped"),
+     "a budget renamed: dropped as not in the program");
+  lane_runtime_free(rt2);
+  lane_program_free(p2);
+
+  /* version 1, built by hand: loads into the program that saved it only */
+  char *snap = snapshot(RT);
+  const char *ck = strstr(snap, "\"program\": \"");
+  uint64_t checksum = ck ? strtoull(ck + 12, NULL, 16) : 0;
+  free(snap);
+  unsigned char v1[512];
+  size_t n = 0;
+  uint64_t day = (T0 + 3 * HOUR) / DAY;
+  memcpy(v1, "LANERT\r\n", 8), n = 8;
+  le32(v1 + n, 1), n += 4;
+  le32(v1 + n, 3), n += 4;
+  le64(v1 + n, checksum), n += 8;
+  static const struct { const char *name; uint32_t ring; uint64_t sub; } v1b[] = {
+    {"daily", 2, DAY}, {"hourly", 12, HOUR}, {"byorg", 2, HOUR}};
+  for (int b = 0; b < 3; b++) {
+    le32(v1 + n, (uint32_t)strlen(v1b[b].name)), n += 4;
+    memcpy(v1 + n, v1b[b].name, strlen(v1b[b].name)), n += strlen(v1b[b].name);
+    le32(v1 + n, v1b[b].ring), n += 4;
+    le64(v1 + n, v1b[b].sub), n += 8;
+    le32(v1 + n, b == 0), n += 4;
+    if (b == 0) {   /* acme: $4 today */
+      le64(v1 + n, lane_budget_key_hash(P, 0, "acme", 4)), n += 8;
+      le64(v1 + n, day + 1), n += 8;
+      le64(v1 + n, 4000000000ull), n += 8;
+      memset(v1 + n, 0, 16), n += 16;
+    }
+  }
+  le64(v1 + n, bc_fnv1a64(v1, n, BC_FNV_OFFSET)), n += 8;
+  rt2 = runtime_of(P, 0);
+  memset(&err, 0, sizeof err);
+  is_int(lane_runtime_load_mem(rt2, v1, n, &rep, &err), LANE_OK, "a version-1 file loads into "
+         "its program (%s)", err.message);
+  is_int(spent_in(rt2, P, "daily", "acme"), 4000000000LL, "...with its spend");
+  lane_runtime_free(rt2);
+  p2 = compile_prog(edited);
+  rt2 = runtime_of(p2, 0);
+  memset(&err, 0, sizeof err);
+  ok(lane_runtime_load_mem(rt2, v1, n, &rep, &err) == LANE_EFORMAT &&
+     strstr(err.message, "version-1 runtime file saved for another program"),
+     "...and is refused by another, saying why (%s)", err.message);
+  lane_runtime_free(rt2);
+  lane_program_free(p2);
+}
+
+/* Carrying live state to a runtime of an edited program. */
+#define CARRY_A \
+  "model a { input $1/Mtok output $1/Mtok p50 50ms p95 200ms }\n" \
+  "model b { input $2/Mtok output $2/Mtok p50 50ms p95 200ms }\n" \
+  "model c { input $3/Mtok output $3/Mtok }\n" \
+  "budget daily { key req.tenant  limit $10  window 1d }\n" \
+  "route r { fallbacks 2  require healthy  otherwise -> cheapest(models) }\n"
+#define CARRY_B \
+  "model d { input $0.5/Mtok output $0.5/Mtok }\n" \
+  "model b { input $2/Mtok output $2/Mtok p50 50ms p95 200ms }\n" \
+  "model a { input $1/Mtok output $1/Mtok p50 50ms p95 200ms }\n" \
+  "budget daily { key req.tenant  limit $50  window 1d }\n" \
+  "budget extra { key req.user  limit $1  window 1h }\n" \
+  "route r { fallbacks 2  require healthy  otherwise -> cheapest(models) }\n"
+
+static void test_carry(void) {
+  lane_error err;
+  lane_state_report rep;
+  setup(CARRY_A, opts(60000, 5, 5, 30000, 0));
+  NOW = T0 + HOUR;
+  observe_n("a", 10, 400, LANE_CALL_OK);
+  observe_n("b", 5, 10, LANE_CALL_TIMEOUT);
+  charge("tenant=acme", 7);
+  lane_live_stats sa = stats("a"), sb = stats("b");
+  lane_program *p2 = compile_prog(CARRY_B);
+  lane_runtime_options o = opts(60000, 5, 5, 30000, 0);
+  lane_runtime *rt2 = lane_runtime_new_with(p2, &o, &err);
+  memset(&rep, 0, sizeof rep);
+  is_int(lane_runtime_carry(rt2, RT, &rep, &err), LANE_OK, "carry to an edited program");
+  ok(rep.models_kept == 2 && rep.models_dropped == 1 && rep.budgets_kept == 1 &&
+     rep.budgets_new == 1 && strstr(rep.notes, "model 'c' is not in the program"),
+     "report: models a, b carried, c dropped; daily kept, extra new");
+  lane_live_stats ta, tb;
+  int ia = -1, ib = -1;
+  for (int i = 0; i < lane_model_count(p2); i++) {
+    if (!strcmp(lane_model_name(p2, i), "a")) ia = i;
+    if (!strcmp(lane_model_name(p2, i), "b")) ib = i;
+  }
+  lane_model_stats(rt2, ia, &ta);
+  lane_model_stats(rt2, ib, &tb);
+  ok(ta.samples == sa.samples && ta.p95 == sa.p95 && ta.p50 == sa.p50,
+     "a's live latency carried by name (p95 %g, %llu samples)", ta.p95, (unsigned long long)ta.samples);
+  ok(tb.state == LANE_BREAKER_OPEN && tb.until_ms == sb.until_ms, "b's open breaker carried");
+  is_int(spent_in(rt2, p2, "daily", "acme"), 7000000000LL, "acme's $7 carried to the raised limit");
+  lane_request r;
+  lane_decision d;
+  set_fields(&r, p2, "tenant=acme");
+  lane_decide(rt2, "r", &r, &d);
+  ok(d.ncandidates == 2 && d.candidates[0] != ib && d.candidates[1] != ib,
+     "decisions of the new program route around b");
+  lane_runtime_free(rt2);
+  o.window_ms = 120000;
+  rt2 = lane_runtime_new_with(p2, &o, &err);
+  is_int(lane_runtime_carry(rt2, RT, &rep, &err), LANE_OK, "carry to a runtime of another window");
+  lane_model_stats(rt2, ib, &tb);
+  lane_model_stats(rt2, ia, &ta);
+  ok(ta.samples == 0 && tb.state == LANE_BREAKER_OPEN && strstr(rep.notes, "not carried"),
+     "...breakers carried, latency not (a note says so)");
+  is_int(lane_runtime_carry(rt2, rt2, &rep, &err), LANE_EARG, "carry to itself: LANE_EARG");
+  lane_runtime_free(rt2);
+  lane_program_free(p2);
+}
+
+/* Saving leaves a complete file or the old one, and no temporary. */
+static void test_save_files(void) {
+  lane_error err;
+  setup(BUD_POLICY, opts(0, 0, 0, 0, 0));
+  NOW = T0 + HOUR;
+  charge("tenant=acme", 1);
+  const char *path = scratch("files.lanert");
+  for (int i = 0; i < 20; i++) lane_runtime_save(RT, path, &err);
+  char dir[900];
+  snprintf(dir, sizeof dir, "%s/tests/runtime", build_dir());
+  int tmps = 0;
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d && (e = readdir(d))) tmps += strstr(e->d_name, ".lanert.tmp.") != NULL;
+  if (d) closedir(d);
+  is_int(tmps, 0, "20 saves leave no temporary file beside the state file");
+  size_t n0, n1;
+  unsigned char *before = slurp(path, &n0), *after;
+  memset(&err, 0, sizeof err);
+  char sub[1024];
+  snprintf(sub, sizeof sub, "%s.dir", path);
+  mkdir(sub, 0777);
+  snprintf(sub, sizeof sub, "%s.dir/x", path);
+  mkdir(sub, 0777);
+  snprintf(sub, sizeof sub, "%s.dir", path);
+  ok(lane_runtime_save(RT, sub, &err) == LANE_EARG && strstr(err.message, "rename"),
+     "saving over a directory fails at the rename (%s)", err.message);
+  after = slurp(path, &n1);
+  ok(n0 == n1 && !memcmp(before, after, n0), "...and the good file is untouched");
+  free(before);
+  free(after);
+}
+
 int main(void) {
   load_series();
   if (NROWS < 4000) bail("fixture: %d rows", NROWS);
@@ -1652,6 +2291,14 @@ int main(void) {
   test_shadows();
   test_candidates();
   test_snapshots();
+  test_clock_steps();
+  test_key_hash();
+  test_key_reclaim();
+  test_on_full();
+  test_memory();
+  test_state_matching();
+  test_carry();
+  test_save_files();
   reset();
   return done_testing();
 }
