@@ -41,7 +41,8 @@
 /* Section ids and the size of one record in the file. */
 #define BC_SECTIONS(X)                                                       \
   X(STRIDX,   1,  8)  /* { u32 off, u32 len } into STRDATA; data[off+len]
-                         must be NUL */                                      \
+                         must be NUL; strings in order, none overlapping
+                         the one before it */                                \
   X(STRDATA,  2,  1)  /* string bytes */                                    \
   X(KINT,     3,  8)  /* i64 constants (also u64 bit patterns) */          \
   X(KDBL,     4,  8)  /* f64 constants */                                  \
@@ -61,7 +62,8 @@
   X(CODE,    16,  8)  /* bc_insn: u8 op, u8 a, u16 b, u32 c */             \
   X(LINES,   17,  4)  /* u32 source line per instruction (0 = none) */       \
   X(SWITCHES, 18, 16) /* { u32 field, u32 first, u32 count, u32 otherwise }
-                         into CASES: a rule index on a string field */      \
+                         into CASES: a rule index on a string field; no
+                         two switches share a case */                       \
   X(CASES,   19,  8)  /* { u32 string, u32 target }, strictly ascending by
                          the strings' bytes */
 
@@ -258,7 +260,8 @@ typedef enum bc_fmt {
   BC_FMT_BUDGET,  /* a: 0 spent, 1 remaining, 2 used; c: budget index */
   BC_FMT_CAND,    /* a: bc_order | BC_CAND_* checks; b: filter index + 1
                      (0 = none); c: pool */
-  BC_FMT_MODEL,   /* c: model index */
+  BC_FMT_MODEL,   /* c: model index (no opcode has it now; SHADOW's c is
+                     checked the same way) */
   BC_FMT_SHADOW,  /* c: model index; b: sampled percent 1..100, 0 = always */
   BC_FMT_SWITCH,  /* c: switch index; its targets are after the instruction,
                      in the region */
@@ -285,8 +288,9 @@ typedef enum bc_order {
 
 /*
  * The opcode table. Each row: name, operand format, stack input types,
- * stack output types, cost weight (instructions counted for the
- * worst case; CAND is weighted further per member), whether it can raise a
+ * stack output types, cost weight (steps counted for the worst case;
+ * CAND is weighted further per member, and work that grows with a length
+ * by bc_len_steps below), whether it can raise a
  * runtime error (1: overflow, division by zero, range), region, meaning.
  * Types: I int64, U uint64, D double, B bool, S string, '*' decided by the
  * operand (field, model field or list type).
@@ -369,7 +373,7 @@ typedef enum bc_order {
   X(M_ERRRATE,NONE,   "",   "D", 1, 0, F, "push live error rate (0 without data)")          \
   X(FRET,     NONE,   "B",  "",  1, 0, F, "filter result; ends a filter region")            \
   X(RULE,     RULE,   "",   "",  1, 0, R, "start rule c: clear candidates")                 \
-  X(SWITCH,   SWITCH, "",   "",  2, 0, R, "jump by a request string through switch c")      \
+  X(SWITCH,   SWITCH, "",   "",  1, 0, R, "jump by a request string through switch c")      \
   X(CAND,     CAND,   "",   "",  1, 0, R, "append pool c's passing members in order a")     \
   X(SHADOW,   SHADOW, "",   "",  1, 0, R, "add model c to the shadows (b: sampled %)")      \
   X(ENDRULE,  NONE,   "",   "",  1, 0, R, "if there are candidates, decide and stop")       \
@@ -377,7 +381,9 @@ typedef enum bc_order {
   X(TRY,      JUMP,   "",   "",  1, 0, A, "until ENDTRY, an error resumes at c, stack as here") \
   X(ENDTRY,   NONE,   "",   "",  1, 0, A, "drop the innermost TRY handler")                 \
   X(OR_E,     NONE,   "BB", "B", 1, 1, A, "pop b, f: b || (f ? error : false)")             \
-  X(AND_E,    NONE,   "BB", "B", 1, 1, A, "pop b, f: !b ? false : (f ? error : true)")
+  X(AND_E,    NONE,   "BB", "B", 1, 1, A, "pop b, f: !b ? false : (f ? error : true)")        \
+  X(HAS,      FIELD,  "",   "B", 1, 0, A, "push whether request field c is set (has())")    \
+  X(BUCKET_U, NONE,   "U",  "D", 1, 0, A, "splitmix64(u) % 100 / 100")
 
 typedef enum bc_op {
 #define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, doc) BC_OP_##name,
@@ -398,6 +404,41 @@ typedef struct bc_opinfo {
 } bc_opinfo;
 
 extern const bc_opinfo bc_ops[BC_NOPS];
+
+/*
+ * The cost model (vm/README.md, "Cost model"). A step is one instruction;
+ * work that grows with a length is counted in steps too, so that the
+ * worst case the loader computes (max_steps) bounds a decision's time, not
+ * only its instructions:
+ */
+#define BC_COST_CMP   64  /* bytes memcmp'd per step: == < startsWith, lists, switches */
+#define BC_COST_SCAN  16  /* bytes scanned per step: size() */
+#define BC_COST_HASH  4   /* bytes hashed per step: bucket(), sampled shadows, budget keys */
+#define BC_COST_FIND  4   /* haystack and needle bytes per step: contains() */
+#define BC_COST_ELEMS 4   /* list elements per step: in */
+
+/* The steps an instruction counts beyond its weight for work that grows
+ * with lengths: a and b are the lengths in bytes of its string operands
+ * (the one below the top first), or for IN_LIST the elements visited and
+ * the bytes compared, for SWITCH the probes and the bytes compared, for a
+ * sampled SHADOW the bytes of the model's name and of req.user, for
+ * BUDGET the bytes of its key. The loader passes bounds and the VM the
+ * actual figures; it never decreases when either grows, so a decision
+ * counts at most the worst case. */
+static inline uint64_t bc_len_steps(int op, uint64_t a, uint64_t b) {
+  switch (op) {
+  case BC_OP_EQ_S: case BC_OP_NE_S: case BC_OP_LT_S: case BC_OP_LE_S: case BC_OP_GT_S:
+  case BC_OP_GE_S: case BC_OP_S_STARTS: case BC_OP_S_ENDS:
+    return (a < b ? a : b) / BC_COST_CMP;
+  case BC_OP_S_CONTAINS: return (a + b) / BC_COST_FIND;
+  case BC_OP_S_SIZE: return a / BC_COST_SCAN;
+  case BC_OP_BUCKET_S: case BC_OP_BUDGET: return a / BC_COST_HASH;
+  case BC_OP_SHADOW: return (a + b) / BC_COST_HASH;
+  case BC_OP_IN_LIST: return a / BC_COST_ELEMS + b / BC_COST_CMP;
+  case BC_OP_SWITCH: return a + b / BC_COST_CMP;
+  default: return 0;
+  }
+}
 
 /* A decoded (or to-be-encoded) program. Arrays are owned by whoever built
  * the image; strings point at NUL-terminated bytes of length len. */
@@ -435,5 +476,15 @@ uint64_t bc_checksum(const unsigned char *file, size_t n);
 int      bc_op_can_fail(uint32_t op);
 /* The hash behind bucket(): splitmix64 finalizer. */
 uint64_t bc_splitmix64(uint64_t x);
+
+/* Test hook, not API: lane_load_with that also adds to *work (if not
+ * NULL) the verifier's inner-loop iterations, a deterministic measure of
+ * its time (tests/unit/t_scale.c checks that it grows linearly). */
+struct lane_program;
+struct lane_load_options;
+struct lane_error;
+struct lane_program *bc_load_counted(const void *bytes, size_t n,
+                                     const struct lane_load_options *opt, uint64_t *work,
+                                     struct lane_error *err);
 
 #endif /* LANE_BC_H */

@@ -39,6 +39,7 @@ extern "C" {
 #define LANE_MAX_CANDIDATES  9      /* primary + up to 8 fallbacks */
 #define LANE_MAX_SHADOWS     4      /* shadow models per decision */
 #define LANE_MAX_MODELS      4096   /* models per program */
+#define LANE_MAX_STRING      4096   /* bytes of a request string (lane_set_str) */
 
 /* ---------------------------------------------------------------------
  * Errors
@@ -48,7 +49,8 @@ typedef enum lane_status {
   LANE_ENOMEM,      /* an allocation failed */
   LANE_EFORMAT,     /* bytecode malformed, corrupted or hostile */
   LANE_EVERSION,    /* bytecode of a format version this VM does not read */
-  LANE_ELIMIT,      /* bytecode exceeds a limit the host set */
+  LANE_ELIMIT,      /* bytecode exceeds a limit the host set; a request
+                       string is longer than LANE_MAX_STRING */
   LANE_EARG,        /* bad argument: unknown route, field, wrong type */
   LANE_ENOMATCH,    /* no rule of the route produced a model */
   LANE_EJSON        /* a request body could not be read (adapters) */
@@ -158,7 +160,11 @@ LANE_API void lane_request_init(lane_request *r, const lane_program *p);
  * dollars, fractions as 0..1. lane_set_double accepts int and uint fields
  * only when the value is integral and in range; lane_set_int accepts uint
  * fields for v >= 0 and lane_set_uint int fields for v <= INT64_MAX.
- * lane_set_bool stores v != 0. lane_set_str: s may be NULL only if n == 0. */
+ * lane_set_bool stores v != 0. lane_set_str: s may be NULL only if n == 0;
+ * a string of more than LANE_MAX_STRING bytes is refused with LANE_ELIMIT
+ * (the field is left as it was), so that the work a decision does on
+ * request strings stays within the program's worst case
+ * (lane_program_max_steps). */
 LANE_API int lane_set_str(lane_request *r, int field, const char *s, size_t n);
 LANE_API int lane_set_int(lane_request *r, int field, int64_t v);
 LANE_API int lane_set_uint(lane_request *r, int field, uint64_t v);
@@ -178,11 +184,21 @@ enum {
  * every message, the system prompt and tool definitions), max_output_tokens,
  * images, tools, json, stream, reasoning, user, model (the model the
  * client asked for), and any `metadata` key naming a string field of the
- * policy. Strings are copied into r->text. Returns LANE_OK; LANE_EJSON
- * with err saying why (not JSON, wrong types, too large or deep, strings
- * that do not fit r->text); LANE_EARG for a NULL request or body or bad
- * formats; LANE_ENOMEM. On error r is left exactly as it was. Implemented
- * in liblane-json (vm/json.c documents the token estimate), not in liblane. */
+ * policy. Strings are copied into r->text.
+ *
+ * formats says which endpoint the body came to. A host that knows it
+ * passes that one format (a body POSTed to /v1/messages:
+ * LANE_FORMAT_ANTHROPIC_MESSAGES) and the body is read as that format,
+ * whatever its shape. A host that does not passes both, and the body's
+ * shape decides (vm/json.c lists the signals); a body whose shape points
+ * to both formats with equal strength is refused, naming one field of each.
+ *
+ * Returns LANE_OK; LANE_EJSON with err saying why (not JSON, wrong types,
+ * both formats' fields, a limit passed: body size, nesting, values in the
+ * body, entries of an array, strings that do not fit r->text); LANE_EARG
+ * for a NULL request or body or bad formats; LANE_ENOMEM. On error r is
+ * left exactly as it was. Implemented in liblane-json (vm/json.c documents
+ * the token estimate and every limit), not in liblane. */
 LANE_API int lane_request_from_json(lane_request *r, const char *body, size_t len,
                                     int formats, lane_error *err);
 
@@ -192,8 +208,35 @@ LANE_API int lane_request_from_json(lane_request *r, const char *body, size_t le
 typedef struct lane_runtime lane_runtime;
 
 /* A clock in milliseconds since the Unix epoch. Budgets use it for their
- * windows, so it is wall time; tests pass a fake one. */
+ * windows, so it is wall time; tests pass a fake one.
+ *
+ * Clock steps. Wall time can step back (NTP, a VM restored) or forward.
+ *   - Budgets: a budget's periods never go back. Its current period is the
+ *     later of the clock's and the newest period holding spend, so after a
+ *     step back its window stands still (and is charged and read as that
+ *     newest period) until the clock passes it again: spend recorded under
+ *     the later clock is never hidden. A step forward is time that passed:
+ *     windows it passes expire.
+ *   - Latency windows: a time slot holding a later period than the clock's
+ *     (the clock stepped back by a window or more) is cleared and reused,
+ *     so calls observed after the step count; stats restart from there.
+ *   - Breakers: a cooldown or probe deadline more than one cooldown ahead
+ *     of the clock (it stepped back) ends one cooldown from now instead.
+ * lane_runtime_now returns the clock as it is. */
 typedef uint64_t (*lane_clock_fn)(void *ctx);
+
+/* What a budget key reads when the key table has no slot for it (every
+ * slot on its path holds a key whose window has not passed and the table
+ * is at budget_keys). Its charges go to the budget's overflow account in
+ * every mode, so no dollar is lost; lane_runtime_budget_stats counts them.
+ * Set with lane_runtime_set_budget_on_full. */
+enum {
+  LANE_ON_FULL_SHARED = 0,  /* reads the overflow account: keys without a
+                               slot are capped together (the default) */
+  LANE_ON_FULL_CLOSED = 1,  /* reads as at its limit: spent = limit,
+                               remaining $0, used 100% */
+  LANE_ON_FULL_OPEN = 2     /* reads as $0 spent */
+};
 
 typedef struct lane_runtime_options {
   lane_clock_fn clock;          /* NULL: the system's real-time clock */
@@ -206,19 +249,26 @@ typedef struct lane_runtime_options {
                                        model's breaker (default 5) */
   uint32_t      breaker_cooldown_ms; /* open this long, then one probe
                                         (default 30000) */
-  uint32_t      budget_keys;    /* keys tracked per budget (default 4096;
-                                   rounded up to a power of two, at least
-                                   16) */
+  uint32_t      budget_keys;    /* most keys with a slot of their own per
+                                   budget (default 4096; rounded up to a
+                                   power of two, at least 16, at most
+                                   16777216: more is LANE_EARG). Slots are
+                                   allocated as keys arrive, not up front */
 } lane_runtime_options;
 
 /* Live state for one program. The program must outlive the runtime. NULL
- * with err on failure (LANE_ENOMEM, LANE_EARG). All functions on a runtime
- * are thread-safe; updates are atomics, decisions read without locks. */
+ * with err on failure (LANE_ENOMEM, LANE_EARG: an option out of range).
+ * All functions on a runtime are thread-safe; updates are atomics,
+ * decisions read without locks. Memory: vm/README.md gives the formula;
+ * lane_runtime_memory reports it. */
 LANE_API lane_runtime *lane_runtime_new(const lane_program *p, lane_error *err);
 LANE_API lane_runtime *lane_runtime_new_with(const lane_program *p,
                                              const lane_runtime_options *opt,
                                              lane_error *err);
 LANE_API void          lane_runtime_free(lane_runtime *rt);
+/* Bytes the runtime has allocated now (it grows as budgets see new keys,
+ * up to the bound of vm/README.md). 0 for NULL. */
+LANE_API size_t        lane_runtime_memory(const lane_runtime *rt);
 
 /* Outcomes of a call, for lane_observe. 0 and 1 keep their old meaning. */
 typedef enum lane_call {
@@ -240,8 +290,11 @@ LANE_API void lane_observe(lane_runtime *rt, int model, double latency_ms, int s
 
 /* Records actual spend after a call: adds dollars to every budget of the
  * program whose key field is set in r, in integer nano-dollars, so sums
- * never drift (and saturate rather than wrap). Returns LANE_OK, or
- * LANE_EARG (negative, not finite, or $9.2e9 and above). */
+ * never drift (and saturate rather than wrap). A key the budget's table
+ * has no slot for is recorded in its overflow account. May allocate (a
+ * budget's key table grows as keys arrive); if that fails the key is
+ * recorded in the overflow account. Returns LANE_OK, or LANE_EARG
+ * (negative, not finite, or $9.2e9 and above). */
 LANE_API int lane_charge(lane_runtime *rt, const lane_request *r, double dollars);
 
 /* Breaker states of lane_live_stats.state. */
@@ -269,25 +322,132 @@ LANE_API int lane_runtime_set_model_stats(lane_runtime *rt, int model,
 LANE_API int         lane_budget_count(const lane_program *p);
 LANE_API const char *lane_budget_name(const lane_program *p, int budget);
 LANE_API int         lane_budget(const lane_program *p, const char *name);
-/* The key hash a budget uses for a key value: FNV-1a 64 of a string key's
- * bytes, splitmix64 of an int key (pass its decimal text). */
+/* The key hash a budget uses for a key value given as text, read by the
+ * key field's type exactly as lane_set_* would store it: a string key's
+ * bytes (FNV-1a 64); an int key in decimal (an optional '-', digits, within
+ * int64); a uint key in decimal digits (within uint64); a bool key "true",
+ * "false", "1" or "0"; a double key as a finite decimal number (optional '-', digits,
+ * '.', exponent; no hex, inf or nan), read by strtod. Returns 0 -- an
+ * invalid key, which lane_budget_spent refuses -- for any other text
+ * (spaces, '+', a sign on a uint, trailing characters, out of range) or a
+ * bad budget. Never returns UINT64_MAX (a key hashing to it uses
+ * UINT64_MAX - 1). */
 LANE_API uint64_t    lane_budget_key_hash(const lane_program *p, int budget,
                                           const char *key, size_t n);
-/* Spend of one key in the budget's current window, in dollars. */
+/* Spend of one key in the budget's current window, in dollars, as
+ * decisions read it (so for a key the table has no slot for: what the
+ * budget's on_full mode says). LANE_EARG for key hash 0. */
 LANE_API int lane_budget_spent(const lane_runtime *rt, int budget, uint64_t key_hash,
                                double *dollars);
-/* Sets the spend of one key in the current window (replaying a snapshot). */
+/* Sets the spend of one key in the current window (replaying a snapshot);
+ * key hash 0 sets the overflow account. */
 LANE_API int lane_runtime_set_spend(lane_runtime *rt, int budget, uint64_t key_hash,
                                     double dollars);
+/* Sets what keys without a slot read (LANE_ON_FULL_*) in one budget, or
+ * in every budget for budget -1. Any time, from any thread; decisions see
+ * it at once. LANE_EARG for a bad budget or mode. */
+LANE_API int lane_runtime_set_budget_on_full(lane_runtime *rt, int budget, int mode);
+
+/* A budget's key table, for metrics. */
+typedef struct lane_budget_stats {
+  uint64_t keys;             /* slots holding a key (a key whose window has
+                                passed keeps its slot until reclaimed) */
+  uint64_t slots;            /* slots allocated so far */
+  uint64_t capacity;         /* most slots: budget_keys rounded up */
+  uint64_t overflow_charges; /* charges recorded in the overflow account
+                                because their key had no slot */
+  uint64_t overflow_keys;    /* distinct keys among those charges, estimated
+                                (linear counting over 4096 bits: within
+                                about 2% up to 10,000 keys, 4% at 20,000;
+                                it saturates at about 34,000) */
+  uint64_t reclaimed;        /* slots taken over from keys whose window had
+                                passed */
+  uint64_t grow_failures;    /* key levels that could not be allocated (their
+                                keys went to the overflow account) */
+  uint32_t on_full;          /* LANE_ON_FULL_* in effect */
+  uint32_t unmerged;         /* duplicate slots that could not be merged
+                                (vm/README.md); reads then add every slot
+                                of a key. 0 in practice */
+} lane_budget_stats;
+
+/* Fills out for one budget. LANE_EARG for a bad runtime, budget or out. */
+LANE_API int lane_runtime_budget_stats(const lane_runtime *rt, int budget,
+                                       lane_budget_stats *out);
 
 /* Saves budget spend to a file and loads it back, so a restart does not
- * reset a tenant's spend. The file names the program (its checksum) and
- * every budget; a corrupt, truncated or mismatched file is refused with a
- * reason (LANE_EFORMAT) and changes nothing. Loading sets the spend of
- * every key in the file and leaves other keys as they are; keys that do not
- * fit a smaller key table add up in its overflow account. */
+ * reset a tenant's spend.
+ *
+ * Save writes one consistent pass of the runtime (charges may go on
+ * meanwhile) to a new file beside `path` (path.tmp.PID.N, created with
+ * O_EXCL, mode 0666 less the umask), syncs it, reads it back and compares,
+ * then renames it over `path` and syncs the directory: a save that returns
+ * LANE_OK left a complete file that loads, and a failed one leaves the old
+ * file as it was. Returns LANE_OK, LANE_ENOMEM, or LANE_EARG with the
+ * system's reason.
+ *
+ * Load applies the spend of every saved budget that still means the same:
+ * same budget name, same key field (name and type), same window kind and
+ * length -- a changed limit keeps the spend. Other saved budgets are
+ * dropped with a note; budgets the file lacks keep what they have. Each
+ * saved key's spend replaces the key's; saved keys that find no slot add
+ * up in the overflow account, and so does the file's overflow account. A
+ * file whose periods are later than the runtime's (saved by a host whose
+ * clock ran ahead) is shifted back so its newest period is the current
+ * one: every dollar stays visible. A corrupt, truncated or unreadable file
+ * is refused with a reason (LANE_EFORMAT; LANE_EVERSION for a format this
+ * runtime does not read; LANE_EARG if it cannot be read) and changes
+ * nothing. Version-1 files (before keys and windows were recorded) load
+ * only into the program that saved them, as before.
+ *
+ * lane_runtime_load reports what it dropped only in err->message (code
+ * LANE_OK, a one-line summary) when err is given; lane_runtime_load_ex
+ * fills a report. */
 LANE_API int lane_runtime_save(const lane_runtime *rt, const char *path, lane_error *err);
 LANE_API int lane_runtime_load(lane_runtime *rt, const char *path, lane_error *err);
+
+/* Called with each note of a report (a NUL-terminated line, valid during
+ * the call). */
+typedef void (*lane_note_fn)(void *ctx, const char *note);
+
+/* What a load or carry kept and dropped. The caller sets note/note_ctx (or
+ * zeroes them); the call fills the rest. */
+typedef struct lane_state_report {
+  lane_note_fn note;         /* in: called with every note, if set */
+  void        *note_ctx;     /* in: passed to note */
+  uint32_t budgets_kept;     /* saved budgets whose spend was applied */
+  uint32_t budgets_dropped;  /* saved budgets left out, each with a note */
+  uint32_t budgets_new;      /* budgets of the program the source has no
+                                budget of that name for */
+  uint32_t budgets_shifted;  /* kept budgets whose periods were ahead of
+                                the clock and were shifted back */
+  uint64_t keys_kept;        /* keys whose spend was applied */
+  uint64_t keys_expired;     /* saved keys whose window had passed */
+  uint64_t keys_overflowed;  /* kept keys that found no slot: their spend
+                                went to the overflow account */
+  uint32_t models_kept;      /* lane_runtime_carry: models whose live
+                                state was carried */
+  uint32_t models_dropped;   /* lane_runtime_carry: models of the source
+                                the program lacks, each with a note */
+  uint32_t nnotes;           /* notes made, also those notes could not hold */
+  char     notes[1024];      /* the first notes that fit whole, one per
+                                line, NUL-terminated */
+} lane_state_report;
+
+/* As lane_runtime_load, filling report (may be NULL). */
+LANE_API int lane_runtime_load_ex(lane_runtime *rt, const char *path,
+                                  lane_state_report *report, lane_error *err);
+/* As lane_runtime_load_ex from bytes in memory (n bytes of a saved file;
+ * the caller keeps them). */
+LANE_API int lane_runtime_load_mem(lane_runtime *rt, const void *bytes, size_t n,
+                                   lane_state_report *report, lane_error *err);
+/* Carries live state from src to dst, a runtime of another program (or of
+ * the same) -- for swapping programs without losing state: budget spend
+ * with the matching rules of lane_runtime_load, and each model's live
+ * stats and breaker by model name (stats only when both runtimes have the
+ * same window_ms). src may be serving; dst should not be yet. Returns
+ * LANE_OK, LANE_ENOMEM (nothing changed) or LANE_EARG. */
+LANE_API int lane_runtime_carry(lane_runtime *dst, const lane_runtime *src,
+                                lane_state_report *report, lane_error *err);
 
 /* Writes the runtime's live state -- model stats and breakers, budget
  * spend by key hash, the clock -- as JSON into buf (NUL-terminated if it
@@ -354,14 +514,16 @@ typedef struct lane_event {
 } lane_event;
 
 typedef struct lane_trace {
-  lane_event *events; /* caller's array */
-  int         cap;    /* its size */
-  int         n;      /* events recorded */
+  lane_event *events; /* caller's array; may be NULL when cap is 0 */
+  int         cap;    /* its size, >= 0 */
+  int         n;      /* events recorded; >= 0 on entry */
   int         truncated; /* 1 if more happened than cap holds */
 } lane_trace;
 
-/* As lane_decide_route, recording what it tried into trace (n reset to 0).
- * trace may be NULL. */
+/* As lane_decide_route, recording what it tried into trace (n reset to 0,
+ * at most cap events written). trace may be NULL. LANE_EARG, with nothing
+ * decided or written, for a trace with cap or n negative, or with cap > 0
+ * and events NULL. */
 LANE_API int lane_decide_traced(lane_runtime *rt, int route, const lane_request *r,
                                 lane_decision *out, lane_trace *trace);
 

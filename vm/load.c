@@ -5,8 +5,10 @@
  * and the string table and decodes every section into arrays owned by the
  * program; bc_verify then checks every table index, every code region,
  * every operand, the stack types of every path (abstract interpretation
- * over the forward-only control flow) and the worst-case instruction count
- * of each route. The interpreter relies on all of it and checks only data.
+ * over the forward-only control flow) and the worst-case steps of each
+ * route, string work included (the cost model, bc_len_steps). The
+ * interpreter relies on all of it and checks only data. All of it takes
+ * time O(n log n) in the file's size, whatever the file.
  *
  * Messages are deterministic: they are compared byte for byte by the golden
  * tests in tests/golden/lanec/.
@@ -146,15 +148,24 @@ static void *carve(unsigned char **at, uint64_t bytes) {
   return p;
 }
 
+/* Strings follow each other in STRDATA without overlapping (gaps are
+ * allowed), so their lengths add up to at most its size: work done once
+ * per string is linear in the file. */
 static int decode_strings(bc_image *im, const unsigned char *idx,
                           const unsigned char *data, uint32_t ndata,
                           lane_error *err) {
+  uint64_t end = 0;   /* one past the previous string's NUL */
   for (uint32_t i = 0; i < im->nstr; i++) {
     uint32_t off = rd32(idx + 8 * i), len = rd32(idx + 8 * i + 4);
     if ((uint64_t)off + len >= ndata)
       return errf(err, LANE_EFORMAT,
                   "string %u: offset %u + length %u is past the end of STRDATA (%u bytes)",
                   (unsigned)i, (unsigned)off, (unsigned)len, (unsigned)ndata);
+    if (off < end)
+      return errf(err, LANE_EFORMAT,
+                  "string %u: offset %u overlaps string %u, which ends at %llu",
+                  (unsigned)i, (unsigned)off, (unsigned)(i - 1), (unsigned long long)end - 1);
+    end = (uint64_t)off + len + 1;
     if (data[off + len] != 0)
       return errf(err, LANE_EFORMAT, "string %u: not NUL-terminated", (unsigned)i);
     im->str[i].p = (const char *)data + off;
@@ -327,6 +338,113 @@ lane_program *bc_decode(const void *bytes, size_t n, size_t max_bytes,
 }
 
 /* ---------------------------------------------------------------------
+ * The verifier's state
+ *
+ * Every check runs in time linear in the file, or n log n: a fact about a
+ * range of a table (a list's elements, a pool's members, a switch's cases)
+ * is computed once over the table, never once per user of the range, and
+ * names are compared by rank, not pairwise. `work` counts the inner-loop
+ * iterations (and bytes compared, by 16) so that a test can check the
+ * growth without a clock (bc_load_counted).
+ * ------------------------------------------------------------------- */
+
+/* The abstract state before an instruction. Types are lane_type codes
+ * (1 int .. 4 bool), four bits per slot; a string is LANE_T_STRING + its
+ * length class (str_class), so the worst case can weigh string work. */
+typedef struct vstate {
+  uint64_t t[BC_MAX_STACK / 16]; /* slot i at t[i / 16], bits 4 * (i % 16) */
+  int32_t  cur;                  /* current rule; -1 none; -2 differs by path */
+  uint8_t  depth;                /* values on the stack */
+  uint8_t  seen;                 /* reached by some path */
+  uint8_t  nh;                   /* TRY handlers open */
+  uint32_t h;                    /* where the innermost resumes, if nh; the
+                                    state there is the one at its TRY, so it
+                                    holds the depth it restores and the
+                                    handlers outside it */
+} vstate;
+
+#define NO_CUR INT32_MIN         /* vswitch.cur: no SWITCH typed yet */
+
+/* What the verifier knows of a switch, computed once from its cases
+ * (which belong to it alone, check_switches). */
+typedef struct vswitch {
+  uint32_t lo, hi;      /* least and greatest target, otherwise included */
+  uint32_t maxlen;      /* bytes of its longest case string */
+  int32_t  cur;         /* rules of the SWITCHes merged into its targets,
+                           joined as vstate.cur; NO_CUR none yet */
+  uint64_t best;        /* longest path from one of its targets */
+  int      known;       /* best is computed */
+} vswitch;
+
+typedef struct vctx {
+  const bc_image *im;       /* the image verified */
+  lane_error     *err;      /* where a rejection goes */
+  uint64_t        work;     /* inner-loop iterations, bytes compared / 16 */
+  /* facts kept until the end */
+  vswitch        *sw;       /* nswitches */
+  uint64_t       *list_bytes; /* nlists: bytes of a string list's elements */
+  uint32_t       *rising;   /* nmembers + 1: first k' >= k whose member has a
+                               higher quality than the one before it, else
+                               nmembers */
+  uint32_t        mflen[BC_NMFIELDS]; /* longest value of a string model field */
+  uint32_t        nranked;  /* strings with a rank */
+  /* scratch of the table checks; the code arrays below reuse its memory */
+  uint32_t       *rank;     /* nstr: 0 unranked, else 1 + the number of
+                               smaller distinct ranked strings */
+  uint32_t       *sorted;   /* nstr: ranked strings in order; then the first
+                               route of each rank */
+  uint32_t       *tmp;      /* nstr: merge buffer */
+  uint32_t       *case_of;  /* ncases: 1 + the switch a case belongs to */
+  uint32_t       *next_bad; /* nlistelems + 1: next element out of range */
+  uint64_t       *prefix;   /* nlistelems + 1: string bytes of elements before */
+  /* the code checks */
+  vstate         *st;       /* ncode abstract states */
+  uint64_t       *dp;       /* ncode longest paths */
+  int32_t        *owner;    /* ncode: region of each instruction */
+} vctx;
+
+/* Allocates every array of v in one block (*block, freed by the caller):
+ * the facts, then the table scratch and the code arrays at the same
+ * place. About 60 bytes per instruction, 12 per string and per list
+ * element, 4 per case and per member, 32 per switch. */
+static int vctx_alloc(vctx *v, unsigned char **block, uint64_t *code_bytes) {
+  const bc_image *im = v->im;
+  uint64_t fixed = 0, scratch = 0, code = 0;
+#define SZ(acc, n, type) acc += ((uint64_t)(n) * sizeof(type) + 7) & ~(uint64_t)7
+  SZ(fixed, im->nswitches, vswitch); SZ(fixed, im->nlists, uint64_t);
+  SZ(fixed, (uint64_t)im->nmembers + 1, uint32_t);
+  SZ(scratch, (uint64_t)im->nlistelems + 1, uint64_t);
+  SZ(scratch, im->nstr, uint32_t); SZ(scratch, im->nstr, uint32_t);
+  SZ(scratch, im->nstr, uint32_t); SZ(scratch, im->ncases, uint32_t);
+  SZ(scratch, (uint64_t)im->nlistelems + 1, uint32_t);
+  SZ(code, im->ncode, vstate); SZ(code, im->ncode, uint64_t); SZ(code, im->ncode, int32_t);
+#undef SZ
+  uint64_t total = fixed + (scratch > code ? scratch : code);
+  unsigned char *at;
+  if (total > SIZE_MAX || !(*block = calloc(1, total ? (size_t)total : 1)))
+    return errf(v->err, LANE_ENOMEM, "out of memory verifying %u instructions",
+                (unsigned)im->ncode);
+  at = *block;
+  v->sw = carve(&at, (uint64_t)im->nswitches * sizeof(vswitch));
+  v->list_bytes = carve(&at, (uint64_t)im->nlists * sizeof(uint64_t));
+  v->rising = carve(&at, ((uint64_t)im->nmembers + 1) * sizeof(uint32_t));
+  {
+    unsigned char *s = at;
+    v->prefix = carve(&s, ((uint64_t)im->nlistelems + 1) * sizeof(uint64_t));
+    v->rank = carve(&s, (uint64_t)im->nstr * sizeof(uint32_t));
+    v->sorted = carve(&s, (uint64_t)im->nstr * sizeof(uint32_t));
+    v->tmp = carve(&s, (uint64_t)im->nstr * sizeof(uint32_t));
+    v->case_of = carve(&s, (uint64_t)im->ncases * sizeof(uint32_t));
+    v->next_bad = carve(&s, ((uint64_t)im->nlistelems + 1) * sizeof(uint32_t));
+  }
+  v->st = carve(&at, (uint64_t)im->ncode * sizeof(vstate));
+  v->dp = carve(&at, (uint64_t)im->ncode * sizeof(uint64_t));
+  v->owner = carve(&at, (uint64_t)im->ncode * sizeof(int32_t));
+  *code_bytes = code;
+  return LANE_OK;
+}
+
+/* ---------------------------------------------------------------------
  * Tables
  * ------------------------------------------------------------------- */
 static const char *S(const bc_image *im, uint32_t i) { return im->str[i].p; }
@@ -342,12 +460,14 @@ static int bad_index(lane_error *err, const char *what, uint32_t i,
 
 static int nonneg(double v) { return isfinite(v) && v >= 0; }
 
-static int check_models(const bc_image *im, lane_error *err) {
+static int check_models(vctx *v) {
   static const char *const dname[] = {
     "input price", "output price", "cached_input price", "quality", "p50", "p95",
     "cache_write price", "reasoning_output price", "long_input price",
     "long_output price", "long_cached_input price"
   };
+  const bc_image *im = v->im;
+  lane_error *err = v->err;
   if (im->ncaps > BC_MAX_CAPS)
     return errf(err, LANE_EFORMAT, "%u capabilities, at most %d",
                 (unsigned)im->ncaps, BC_MAX_CAPS);
@@ -360,6 +480,7 @@ static int check_models(const bc_image *im, lane_error *err) {
     double d[11] = { m->input, m->output, m->cached_input, m->quality, m->p50, m->p95,
                      m->cache_write, m->reasoning_output, m->long_input, m->long_output,
                      m->long_cached_input };
+    v->work++;
     CHECK_STR("model", i, "name", m->name);
     CHECK_STR("model", i, "provider", m->provider);
     CHECK_STR("model", i, "id", m->id);
@@ -380,6 +501,12 @@ static int check_models(const bc_image *im, lane_error *err) {
       return errf(err, LANE_EFORMAT,
                   "model %u (%s): capability bits 0x%x beyond the %u capabilities",
                   (unsigned)i, S(im, m->name), (unsigned)m->caps, (unsigned)im->ncaps);
+    /* the string fields M_FIELD pushes: their longest, for the worst case */
+    const uint32_t sf[][2] = { { BC_MF_PROVIDER, m->provider }, { BC_MF_NAME, m->id },
+                               { BC_MF_LANE_NAME, m->name }, { BC_MF_REGION, m->region },
+                               { BC_MF_DEPRECATED, m->deprecated } };
+    for (int k = 0; k < 5; k++)
+      if (im->str[sf[k][1]].len > v->mflen[sf[k][0]]) v->mflen[sf[k][0]] = im->str[sf[k][1]].len;
   }
   return LANE_OK;
 }
@@ -389,12 +516,15 @@ static int same_str(const bc_image *im, uint32_t a, uint32_t b) {
          memcmp(im->str[a].p, im->str[b].p, im->str[a].len) == 0;
 }
 
-static int check_fields(const bc_image *im, lane_error *err) {
+/* At most LANE_MAX_FIELDS fields: names are compared pairwise. */
+static int check_fields(vctx *v) {
   static const struct { const char *name; int unit; } std[BC_NSTD] = {
 #define BC_STD_ROW(id, name, unit) { name, unit },
     BC_STD_FIELDS(BC_STD_ROW)
 #undef BC_STD_ROW
   };
+  const bc_image *im = v->im;
+  lane_error *err = v->err;
   if (im->nfields > LANE_MAX_FIELDS)
     return errf(err, LANE_EFORMAT, "%u request fields, at most %d",
                 (unsigned)im->nfields, LANE_MAX_FIELDS);
@@ -417,79 +547,205 @@ static int check_fields(const bc_image *im, lane_error *err) {
                   "field %u: expected standard field %s (%s), found %s (%s)",
                   (unsigned)i, std[i].name, bc_unit_name((uint32_t)std[i].unit),
                   S(im, f->name), bc_unit_name(f->unit));
-    for (uint32_t j = 0; j < i; j++)
+    for (uint32_t j = 0; j < i; j++) {
+      v->work += 1 + im->str[f->name].len / 16;
       if (same_str(im, f->name, im->fields[j].name))
         return errf(err, LANE_EFORMAT, "field %u: name %s is already field %u",
                     (unsigned)i, S(im, f->name), (unsigned)j);
+    }
   }
   return LANE_OK;
 }
 
 /* Bytewise order of two strings, shorter first on a common prefix. */
-static int str_cmp(const bc_image *im, uint32_t a, uint32_t b) {
-  const bc_str *x = &im->str[a], *y = &im->str[b];
+static int str_cmp(vctx *v, uint32_t a, uint32_t b) {
+  const bc_str *x = &v->im->str[a], *y = &v->im->str[b];
   uint32_t n = x->len < y->len ? x->len : y->len;
   int c = n ? memcmp(x->p, y->p, n) : 0;
+  v->work += 1 + n / 16;
   return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-static int check_switches(const bc_image *im, lane_error *err) {
+/* Stable merge sort of n string indexes by their bytes. A comparison
+ * reads at most the bytes of the string it lets out first, and each
+ * string goes out once per level, so a sort costs O((S + n) log n) for
+ * strings of S bytes in all. */
+static void sort_strings(vctx *v, uint32_t *a, uint32_t *t, uint32_t n) {
+  uint32_t *from = a, *to = t, *swap;
+  for (uint64_t w = 1; w < n; w *= 2) {
+    for (uint64_t lo = 0; lo < n; lo += 2 * w) {
+      uint64_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+      uint64_t i = lo, j = mid, o = lo;
+      while (i < mid && j < hi)
+        to[o++] = str_cmp(v, from[j], from[i]) < 0 ? from[j++] : from[i++];
+      while (i < mid) to[o++] = from[i++];
+      while (j < hi) to[o++] = from[j++];
+      v->work += hi - lo;
+    }
+    swap = from; from = to; to = swap;
+  }
+  if (from != a && n) memcpy(a, from, (size_t)n * sizeof *a);
+}
+
+/* Ranks the strings that switch cases and route names use by their
+ * bytes, equal strings alike, so that the switches' order and the
+ * routes' distinct names are checked by comparing ranks: each string is
+ * read O(log n) times in all, however many cases or routes use it.
+ * Strings do not overlap (decode_strings), so this is O(S log S). */
+static void rank_strings(vctx *v) {
+  const bc_image *im = v->im;
+  uint32_t n = 0;
+#define MARK(s) \
+  do { uint32_t s_ = (s); v->work++; \
+       if (s_ < im->nstr && !v->rank[s_]) { v->rank[s_] = 1; v->sorted[n++] = s_; } } while (0)
+  for (uint32_t i = 0; i < im->ncases; i++) MARK(im->cases[i].str);
+  for (uint32_t i = 0; i < im->nroutes; i++) MARK(im->routes[i].name);
+#undef MARK
+  sort_strings(v, v->sorted, v->tmp, n);
+  for (uint32_t i = 0; i < n; i++)
+    v->rank[v->sorted[i]] = i == 0 ? 1
+        : v->rank[v->sorted[i - 1]] + (str_cmp(v, v->sorted[i - 1], v->sorted[i]) != 0);
+  v->nranked = n;
+}
+
+/* A switch's cases are its own: two switches may not share a case, so
+ * what is learned about a switch (vswitch) costs its cases once. */
+static int check_switches(vctx *v) {
+  const bc_image *im = v->im;
+  lane_error *err = v->err;
   for (uint32_t i = 0; i < im->nswitches; i++) {
     const bc_switch *sw = &im->switches[i];
+    vswitch *f = &v->sw[i];
     if (sw->field >= im->nfields || im->fields[sw->field].type != LANE_T_STRING)
       return errf(err, LANE_EFORMAT, "switch %u: field %u is not a string field",
                   (unsigned)i, (unsigned)sw->field);
     if ((uint64_t)sw->first + sw->count > im->ncases)
       return errf(err, LANE_EFORMAT, "switch %u: cases [%u,+%u) out of range (%u cases)",
                   (unsigned)i, (unsigned)sw->first, (unsigned)sw->count, (unsigned)im->ncases);
+    f->lo = f->hi = sw->otherwise;
+    f->cur = NO_CUR;
     for (uint32_t k = 0; k < sw->count; k++) {
-      const bc_case *c = &im->cases[sw->first + k];
+      uint32_t at = sw->first + k;
+      const bc_case *c = &im->cases[at];
+      v->work++;
+      if (v->case_of[at])
+        return errf(err, LANE_EFORMAT, "switch %u: cases [%u,+%u) overlap those of switch %u",
+                    (unsigned)i, (unsigned)sw->first, (unsigned)sw->count,
+                    (unsigned)(v->case_of[at] - 1));
+      v->case_of[at] = i + 1;
       if (c->str >= im->nstr)
         return errf(err, LANE_EFORMAT, "switch %u case %u: string %u out of range (%u strings)",
                     (unsigned)i, (unsigned)k, (unsigned)c->str, (unsigned)im->nstr);
-      if (k && str_cmp(im, im->cases[sw->first + k - 1].str, c->str) >= 0)
+      if (k && v->rank[im->cases[at - 1].str] >= v->rank[c->str])
         return errf(err, LANE_EFORMAT, "switch %u: cases are not in strictly ascending order",
                     (unsigned)i);
+      if (c->target < f->lo) f->lo = c->target;
+      if (c->target > f->hi) f->hi = c->target;
+      if (im->str[c->str].len > f->maxlen) f->maxlen = im->str[c->str].len;
     }
   }
   return LANE_OK;
 }
 
-static int check_pools_lists(const bc_image *im, lane_error *err) {
-  for (uint32_t i = 0; i < im->nmembers; i++)
+/* The element table and bound of a list type; LANE_EFORMAT if unknown. */
+static int list_kind(const bc_image *im, uint32_t type, uint32_t *lim, const char **what) {
+  switch (type) {
+  case LANE_T_INT: case LANE_T_UINT: *lim = im->nkint; *what = "int constant"; return LANE_OK;
+  case LANE_T_DOUBLE: *lim = im->nkdbl; *what = "double constant"; return LANE_OK;
+  case LANE_T_STRING: *lim = im->nstr; *what = "string"; return LANE_OK;
+  default: return LANE_EFORMAT;
+  }
+}
+
+static int list_shape(const bc_image *im, uint32_t i, lane_error *err) {
+  const bc_list *l = &im->lists[i];
+  uint32_t lim;
+  const char *what;
+  if (list_kind(im, l->type, &lim, &what) != LANE_OK)
+    return errf(err, LANE_EFORMAT, "list %u: bad element type %u", (unsigned)i,
+                (unsigned)l->type);
+  if ((uint64_t)l->first + l->count > im->nlistelems)
+    return errf(err, LANE_EFORMAT, "list %u: elements [%u,+%u) out of range (%u elements)",
+                (unsigned)i, (unsigned)l->first, (unsigned)l->count,
+                (unsigned)im->nlistelems);
+  return LANE_OK;
+}
+
+/* Lists may share elements: each element table bound is checked once per
+ * element (next_bad), then once per list. Reports what checking the lists
+ * one by one would: the first list with a fault, its first fault. */
+static int check_lists(vctx *v) {
+  const bc_image *im = v->im;
+  lane_error *err = v->err;
+  uint32_t ne = im->nlistelems, shape = im->nlists, worst, at = 0, i;
+  int rc = LANE_OK;
+  for (i = 0; i < im->nlists; i++, v->work++)
+    if ((rc = list_shape(im, i, err)) != LANE_OK) { shape = i; break; }
+  worst = shape;
+  for (uint32_t type = LANE_T_INT; type <= LANE_T_STRING; type++) {
+    uint32_t lim = 0;
+    const char *what = "";
+    if (type == LANE_T_UINT || type == LANE_T_BOOL) continue;   /* UINT is INT's */
+    list_kind(im, type, &lim, &what);
+    v->next_bad[ne] = ne;
+    for (uint32_t k = ne; k-- > 0; v->work++)
+      v->next_bad[k] = im->listelems[k] >= lim ? k : v->next_bad[k + 1];
+    for (i = 0; i < worst; i++, v->work++) {
+      const bc_list *l = &im->lists[i];
+      uint32_t t = l->type == LANE_T_UINT ? LANE_T_INT : l->type;
+      if (t == type && v->next_bad[l->first] < l->first + l->count) {
+        worst = i;
+        at = v->next_bad[l->first] - l->first;
+      }
+    }
+  }
+  if (worst < shape) {
+    const bc_list *l = &im->lists[worst];
+    uint32_t lim = 0;
+    const char *what = "";
+    list_kind(im, l->type, &lim, &what);
+    return errf(err, LANE_EFORMAT, "list %u element %u: %s %u out of range (%u)",
+                (unsigned)worst, (unsigned)at, what,
+                (unsigned)im->listelems[l->first + at], (unsigned)lim);
+  }
+  if (rc != LANE_OK) return rc;
+  /* what a string list can compare: its elements' bytes, for the worst case */
+  v->prefix[0] = 0;
+  for (uint32_t k = 0; k < ne; k++, v->work++)
+    v->prefix[k + 1] = v->prefix[k] +
+                       (im->listelems[k] < im->nstr ? im->str[im->listelems[k]].len : 0);
+  for (i = 0; i < im->nlists; i++) {
+    const bc_list *l = &im->lists[i];
+    v->list_bytes[i] = l->type != LANE_T_STRING ? 0
+                     : v->prefix[l->first + l->count] - v->prefix[l->first];
+  }
+  return LANE_OK;
+}
+
+static int check_pools_lists(vctx *v) {
+  const bc_image *im = v->im;
+  lane_error *err = v->err;
+  int rc;
+  for (uint32_t i = 0; i < im->nmembers; i++, v->work++)
     if ((im->members[i] & BC_MEMBER_MODEL) >= im->nmodels)
       return errf(err, LANE_EFORMAT, "member %u: model index %u out of range (%u models)",
                   (unsigned)i, (unsigned)(im->members[i] & BC_MEMBER_MODEL),
                   (unsigned)im->nmodels);
-  for (uint32_t i = 0; i < im->npools; i++)
+  for (uint32_t i = 0; i < im->npools; i++, v->work++)
     if ((uint64_t)im->pools[i].first + im->pools[i].count > im->nmembers)
       return errf(err, LANE_EFORMAT, "pool %u: members [%u,+%u) out of range (%u members)",
                   (unsigned)i, (unsigned)im->pools[i].first,
                   (unsigned)im->pools[i].count, (unsigned)im->nmembers);
-  for (uint32_t i = 0; i < im->nlists; i++) {
-    const bc_list *l = &im->lists[i];
-    uint32_t lim;
-    const char *what;
-    switch (l->type) {
-    case LANE_T_INT: case LANE_T_UINT: lim = im->nkint; what = "int constant"; break;
-    case LANE_T_DOUBLE: lim = im->nkdbl; what = "double constant"; break;
-    case LANE_T_STRING: lim = im->nstr; what = "string"; break;
-    default:
-      return errf(err, LANE_EFORMAT, "list %u: bad element type %u", (unsigned)i,
-                  (unsigned)l->type);
-    }
-    if ((uint64_t)l->first + l->count > im->nlistelems)
-      return errf(err, LANE_EFORMAT, "list %u: elements [%u,+%u) out of range (%u elements)",
-                  (unsigned)i, (unsigned)l->first, (unsigned)l->count,
-                  (unsigned)im->nlistelems);
-    for (uint32_t k = 0; k < l->count; k++)
-      if (im->listelems[l->first + k] >= lim)
-        return errf(err, LANE_EFORMAT, "list %u element %u: %s %u out of range (%u)",
-                    (unsigned)i, (unsigned)k, what,
-                    (unsigned)im->listelems[l->first + k], (unsigned)lim);
-  }
+  /* where quality rises between neighbours, for best()'s sorted pools */
+  v->rising[im->nmembers] = im->nmembers;
+  for (uint32_t k = im->nmembers; k-- > 0; v->work++)
+    v->rising[k] = k > 0 && im->models[im->members[k] & BC_MEMBER_MODEL].quality >
+                            im->models[im->members[k - 1] & BC_MEMBER_MODEL].quality
+                 ? k : v->rising[k + 1];
+  if ((rc = check_lists(v)) != LANE_OK) return rc;
   for (uint32_t i = 0; i < im->nbudgets; i++) {
     const bc_budget *bu = &im->budgets[i];
+    v->work++;
     CHECK_STR("budget", i, "name", bu->name);
     if (bu->key_field != BC_NONE && bu->key_field >= im->nfields)
       return errf(err, LANE_EFORMAT, "budget %u (%s): key field %u out of range (%u fields)",
@@ -506,15 +762,23 @@ static int check_pools_lists(const bc_image *im, lane_error *err) {
   return LANE_OK;
 }
 
-static int check_routes(const bc_image *im, lane_error *err) {
-  for (uint32_t i = 0; i < im->nrules; i++) CHECK_STR("rule", i, "name", im->rules[i].name);
+/* Route names are distinct: compared by rank (rank_strings), the first
+ * route of each rank kept in v->sorted, which the ranking is done with. */
+static int check_routes(vctx *v) {
+  const bc_image *im = v->im;
+  lane_error *err = v->err;
+  uint32_t *first = v->sorted;
+  for (uint32_t i = 0; i < im->nrules; i++, v->work++)
+    CHECK_STR("rule", i, "name", im->rules[i].name);
+  for (uint32_t i = 0; i < v->nranked; i++) first[i] = BC_NONE;
   for (uint32_t i = 0; i < im->nroutes; i++) {
     const bc_route *r = &im->routes[i];
+    v->work++;
     CHECK_STR("route", i, "name", r->name);
-    for (uint32_t j = 0; j < i; j++)
-      if (same_str(im, r->name, im->routes[j].name))
-        return errf(err, LANE_EFORMAT, "route %u: name %s is already route %u",
-                    (unsigned)i, S(im, r->name), (unsigned)j);
+    if (first[v->rank[r->name] - 1] != BC_NONE)
+      return errf(err, LANE_EFORMAT, "route %u: name %s is already route %u",
+                  (unsigned)i, S(im, r->name), (unsigned)first[v->rank[r->name] - 1]);
+    first[v->rank[r->name] - 1] = i;
     if (r->fallbacks >= LANE_MAX_CANDIDATES)
       return errf(err, LANE_EFORMAT, "route %s: %u fallbacks, at most %d",
                   S(im, r->name), (unsigned)r->fallbacks, LANE_MAX_CANDIDATES - 1);
@@ -550,33 +814,37 @@ static void region_of(const bc_image *im, int32_t owner, uint32_t *start, uint32
   }
 }
 
-static int check_regions(const bc_image *im, int32_t *owner, lane_error *err) {
+static int check_regions(vctx *v) {
+  const bc_image *im = v->im;
+  int32_t *owner = v->owner;
   uint32_t nreg = im->nroutes + im->nfilters;
   char a[96], b[96];
   for (uint32_t pc = 0; pc < im->ncode; pc++) owner[pc] = -1;
   for (uint32_t k = 0; k < nreg; k++) {
     uint32_t start, end;
     region_of(im, (int32_t)k, &start, &end);
-    region_label(im, (int32_t)k, a, sizeof a);
-    if (start >= end)
-      return errf(err, LANE_EFORMAT, "%s: empty code region [%u,%u)", a,
-                  (unsigned)start, (unsigned)end);
-    if (end > im->ncode)
-      return errf(err, LANE_EFORMAT,
+    if (start >= end || end > im->ncode) {
+      region_label(im, (int32_t)k, a, sizeof a);
+      if (start >= end)
+        return errf(v->err, LANE_EFORMAT, "%s: empty code region [%u,%u)", a,
+                    (unsigned)start, (unsigned)end);
+      return errf(v->err, LANE_EFORMAT,
                   "%s: code region [%u,%u) is past the end of the code (%u instructions)",
                   a, (unsigned)start, (unsigned)end, (unsigned)im->ncode);
-    for (uint32_t pc = start; pc < end; pc++) {
+    }
+    for (uint32_t pc = start; pc < end; pc++, v->work++) {
       if (owner[pc] >= 0) {
+        region_label(im, (int32_t)k, a, sizeof a);
         region_label(im, owner[pc], b, sizeof b);
-        return errf(err, LANE_EFORMAT, "%s: code region [%u,%u) overlaps %s", a,
+        return errf(v->err, LANE_EFORMAT, "%s: code region [%u,%u) overlaps %s", a,
                     (unsigned)start, (unsigned)end, b);
       }
       owner[pc] = (int32_t)k;
     }
   }
-  for (uint32_t pc = 0; pc < im->ncode; pc++)
+  for (uint32_t pc = 0; pc < im->ncode; pc++, v->work++)
     if (owner[pc] < 0)
-      return errf(err, LANE_EFORMAT, "instruction %u belongs to no route or filter",
+      return errf(v->err, LANE_EFORMAT, "instruction %u belongs to no route or filter",
                   (unsigned)pc);
   return LANE_OK;
 }
@@ -608,8 +876,13 @@ static int fmt_uses(bc_fmt f) {
   }
 }
 
-static int check_operands(const bc_image *im, const int32_t *owner, uint32_t pc,
-                          lane_error *err) {
+/* Every value of CAND's order bits is an order, so only the other bits
+ * can be wrong. */
+_Static_assert(BC_CAND_ORDER + 1 == BC_NORDERS, "BC_CAND_ORDER holds exactly the orders");
+
+static int check_operands(vctx *v, uint32_t pc) {
+  const bc_image *im = v->im;
+  lane_error *err = v->err;
   const bc_insn *in = &im->code[pc];
   const bc_opinfo *info = &bc_ops[in->op];
   int uses = fmt_uses(info->fmt);
@@ -626,7 +899,7 @@ static int check_operands(const bc_image *im, const int32_t *owner, uint32_t pc,
   switch (info->fmt) {
   case BC_FMT_NONE: break;
   case BC_FMT_JUMP:
-    region_of(im, owner[pc], &start, &end);
+    region_of(im, v->owner[pc], &start, &end);
     if (c <= pc)
       return insn_fail(im, err, pc, "jump target %u is not after the instruction",
                        (unsigned)c);
@@ -656,8 +929,7 @@ static int check_operands(const bc_image *im, const int32_t *owner, uint32_t pc,
     RANGE(im->nbudgets, "budget");
     break;
   case BC_FMT_CAND:
-    if ((in->a & BC_CAND_ORDER) >= BC_NORDERS ||
-        (in->a & ~(BC_CAND_ORDER | BC_CAND_FITS | BC_CAND_HEALTHY)))
+    if (in->a & ~(BC_CAND_ORDER | BC_CAND_FITS | BC_CAND_HEALTHY))
       return insn_fail(im, err, pc, "order and checks %u out of range", (unsigned)in->a);
     if (in->b > im->nfilters)
       return insn_fail(im, err, pc, "filter %u out of range (%u)", (unsigned)in->b - 1,
@@ -665,42 +937,44 @@ static int check_operands(const bc_image *im, const int32_t *owner, uint32_t pc,
     RANGE(im->npools, "pool");
     if ((in->a & BC_CAND_ORDER) == BC_ORD_BEST) {   /* the VM stops early: sorted members */
       const bc_pool *pl = &im->pools[c];
-      for (uint32_t k = 1; k < pl->count; k++) {
-        uint32_t prev = im->members[pl->first + k - 1] & BC_MEMBER_MODEL;
-        uint32_t cur = im->members[pl->first + k] & BC_MEMBER_MODEL;
-        if (im->models[cur].quality > im->models[prev].quality)
-          return insn_fail(im, err, pc, "pool %u for best() is not sorted by quality",
-                           (unsigned)c);
-      }
+      if (pl->count > 1 && v->rising[pl->first + 1] < pl->first + pl->count)
+        return insn_fail(im, err, pc, "pool %u for best() is not sorted by quality",
+                         (unsigned)c);
     }
     break;
-  case BC_FMT_MODEL: RANGE(im->nmodels, "model"); break;
   case BC_FMT_SWITCH:
     RANGE(im->nswitches, "switch");
-    region_of(im, owner[pc], &start, &end);
-    for (uint32_t k = 0; k <= im->switches[c].count; k++) {
+    region_of(im, v->owner[pc], &start, &end);
+    if (v->sw[c].lo <= pc || v->sw[c].hi >= end) {   /* name the first bad target */
       const bc_switch *sw = &im->switches[c];
-      uint32_t t = k < sw->count ? im->cases[sw->first + k].target : sw->otherwise;
-      if (t <= pc || t >= end)
-        return insn_fail(im, err, pc, "switch target %u is not after the instruction in "
-                         "its region [%u,%u)", (unsigned)t, (unsigned)start, (unsigned)end);
+      for (uint32_t k = 0; k <= sw->count; k++) {
+        uint32_t t = k < sw->count ? im->cases[sw->first + k].target : sw->otherwise;
+        if (t <= pc || t >= end)
+          return insn_fail(im, err, pc, "switch target %u is not after the instruction in "
+                           "its region [%u,%u)", (unsigned)t, (unsigned)start, (unsigned)end);
+      }
     }
     break;
   case BC_FMT_SHADOW:
     if (in->b > 100)
       return insn_fail(im, err, pc, "sampled percent %u above 100", (unsigned)in->b);
+    /* fall through */
+  case BC_FMT_MODEL:   /* c is a model (SHADOW's c; no opcode has this format alone) */
     RANGE(im->nmodels, "model");
     break;
-  case BC_FMT_RULE: RANGE(im->routes[owner[pc]].nrules, "rule"); break;
+  case BC_FMT_RULE: RANGE(im->routes[v->owner[pc]].nrules, "rule"); break;
   }
 #undef RANGE
   return LANE_OK;
 }
 
-static int check_code(const bc_image *im, const int32_t *owner, lane_error *err) {
+static int check_code(vctx *v) {
+  const bc_image *im = v->im;
+  lane_error *err = v->err;
   for (uint32_t pc = 0; pc < im->ncode; pc++) {
     const bc_insn *in = &im->code[pc];
-    int in_route = (uint32_t)owner[pc] < im->nroutes;
+    int in_route = (uint32_t)v->owner[pc] < im->nroutes;
+    v->work++;
     if (in->op >= BC_NOPS)
       return errf(err, LANE_EFORMAT, "instruction %u: unknown opcode %u", (unsigned)pc,
                   (unsigned)in->op);
@@ -708,7 +982,7 @@ static int check_code(const bc_image *im, const int32_t *owner, lane_error *err)
       return insn_fail(im, err, pc, "not allowed in a filter");
     if (bc_ops[in->op].region == 'F' && in_route)
       return insn_fail(im, err, pc, "not allowed in a route");
-    if (check_operands(im, owner, pc, err) != LANE_OK) return LANE_EFORMAT;
+    if (check_operands(v, pc) != LANE_OK) return LANE_EFORMAT;
   }
   for (uint32_t i = 0; i < im->nroutes; i++) {
     const bc_route *r = &im->routes[i];
@@ -716,7 +990,9 @@ static int check_code(const bc_image *im, const int32_t *owner, lane_error *err)
       return errf(err, LANE_EFORMAT, "route %s: does not start with RULE 0", S(im, r->name));
     if (im->code[r->end - 1].op != BC_OP_NOMATCH)
       return errf(err, LANE_EFORMAT, "route %s: does not end with NOMATCH", S(im, r->name));
-    for (uint32_t k = 0; k < r->nrules; k++) {
+    /* a rule can resume only inside its own route's region, and regions
+     * do not overlap: routes that share rules stop at the first one */
+    for (uint32_t k = 0; k < r->nrules; k++, v->work++) {
       uint32_t next = im->rules[r->first_rule + k].next;
       if (next < r->start || next >= r->end ||
           (im->code[next].op != BC_OP_RULE && next != r->end - 1))
@@ -725,7 +1001,7 @@ static int check_code(const bc_image *im, const int32_t *owner, lane_error *err)
                     "or the route's NOMATCH", S(im, r->name), (unsigned)k, (unsigned)next);
     }
   }
-  for (uint32_t i = 0; i < im->nfilters; i++)
+  for (uint32_t i = 0; i < im->nfilters; i++, v->work++)
     if (im->code[im->filters[i].end - 1].op != BC_OP_FRET)
       return errf(err, LANE_EFORMAT, "filter %u: does not end with FRET", (unsigned)i);
   return LANE_OK;
@@ -735,25 +1011,40 @@ static int check_code(const bc_image *im, const int32_t *owner, lane_error *err)
  * Stack types: abstract interpretation over the forward-only code
  * ------------------------------------------------------------------- */
 
-/* The abstract state before an instruction. Types are lane_type codes
- * (1 int .. 5 string), four bits per slot. */
-typedef struct vstate {
-  uint64_t t[BC_MAX_STACK / 16]; /* slot i at t[i / 16], bits 4 * (i % 16) */
-  int32_t  cur;                  /* current rule; -1 none; -2 differs by path */
-  uint8_t  depth;                /* values on the stack */
-  uint8_t  seen;                 /* reached by some path */
-  uint8_t  nh;                   /* TRY handlers open */
-  uint32_t h;                    /* where the innermost resumes, if nh; the
-                                    state there is the one at its TRY, so it
-                                    holds the depth it restores and the
-                                    handlers outside it */
-} vstate;
+/* String length classes: a string slot's code is LANE_T_STRING + class,
+ * its length at most cls_max[class] bytes. Request strings (at most
+ * LANE_MAX_STRING) have a class of their own; constants and model fields
+ * take the least class that holds them. */
+static const uint32_t cls_max[] = {
+  16, 64, 256, 1024, LANE_MAX_STRING, 16384, 65536, 262144, 1048576, 16777216, UINT32_MAX
+};
+#define NCLASSES (int)(sizeof cls_max / sizeof cls_max[0])
+_Static_assert(LANE_T_STRING + sizeof cls_max / sizeof cls_max[0] - 1 <= 15,
+               "string classes fit the four bits of a slot");
+
+static int str_class(uint64_t len) {
+  int k = 0;
+  while (k < NCLASSES - 1 && len > cls_max[k]) k++;
+  return k;
+}
 
 static int vget(const vstate *s, int i) { return (int)(s->t[i / 16] >> (4 * (i % 16))) & 15; }
 
 static void vset(vstate *s, int i, int ty) {
   s->t[i / 16] &= ~((uint64_t)15 << (4 * (i % 16)));
   s->t[i / 16] |= (uint64_t)ty << (4 * (i % 16));
+}
+
+/* The lane_type of slot i, its class left out. */
+static int vtype(const vstate *s, int i) {
+  int c = vget(s, i);
+  return c > LANE_T_STRING ? LANE_T_STRING : c;
+}
+
+/* The most bytes the string in slot i (from the top: 1 is the top) holds. */
+static uint64_t vbound(const vstate *s, int from_top) {
+  int c = vget(s, s->depth - from_top);
+  return c >= LANE_T_STRING ? cls_max[c - LANE_T_STRING] : 0;
 }
 
 static const char *tname(int ty) {
@@ -772,16 +1063,17 @@ static int tcode(char c) {
   }
 }
 
+static const char mf_type[BC_NMFIELDS] = {
+#define BC_MF_TYPE(id, t) t,
+  BC_MFIELDS(BC_MF_TYPE)
+#undef BC_MF_TYPE
+};
+
 /* The type an operand-typed ('*') stack slot has for this instruction. */
 static int star_type(const bc_image *im, const bc_insn *in) {
-  static const char mf[BC_NMFIELDS] = {
-#define BC_MF_TYPE(id, t) t,
-    BC_MFIELDS(BC_MF_TYPE)
-#undef BC_MF_TYPE
-  };
   switch (in->op) {
   case BC_OP_LOAD: return im->fields[in->c].type;
-  case BC_OP_M_FIELD: return tcode(mf[in->a]);
+  case BC_OP_M_FIELD: return tcode(mf_type[in->a]);
   case BC_OP_IN_LIST: return (int)im->lists[in->c].type;
   default: return 0;
   }
@@ -791,6 +1083,18 @@ static int slot_type(const bc_image *im, const bc_insn *in, char c) {
   return c == '*' ? star_type(im, in) : tcode(c);
 }
 
+/* The slot code an instruction pushes for output c: a string's class from
+ * where it comes from (a constant, a request field, a model field). */
+static int out_code(const vctx *v, const bc_insn *in, char c) {
+  int ty = slot_type(v->im, in, c);
+  if (ty != LANE_T_STRING) return ty;
+  switch (in->op) {
+  case BC_OP_PUSH_S: return LANE_T_STRING + str_class(v->im->str[in->c].len);
+  case BC_OP_M_FIELD: return LANE_T_STRING + str_class(v->mflen[in->a]);
+  default: return LANE_T_STRING + str_class(LANE_MAX_STRING);   /* LOAD */
+  }
+}
+
 /* Writes types of slots [from, depth) as "int, double", or "nothing". */
 static void list_types(const vstate *s, int from, char *buf, size_t n) {
   size_t len = 0;
@@ -798,23 +1102,34 @@ static void list_types(const vstate *s, int from, char *buf, size_t n) {
   if (from >= s->depth) { snprintf(buf, n, "nothing"); return; }
   for (int i = from; i < s->depth && len < n; i++)
     len += (size_t)snprintf(buf + len, n - len, "%s%s", i > from ? ", " : "",
-                            tname(vget(s, i)));
+                            tname(vtype(s, i)));
 }
 
-static int merge(const bc_image *im, vstate *st, uint32_t to, const vstate *s,
-                 lane_error *err) {
-  vstate *t = &st[to];
+/* Merges state s into the one at `to`: the same types are required, a
+ * string slot takes the larger of the two classes. Edges go forward, so
+ * `to` has not been interpreted yet. */
+static int merge(vctx *v, uint32_t to, const vstate *s) {
+  const bc_image *im = v->im;
+  lane_error *err = v->err;
+  vstate *t = &v->st[to];
+  v->work++;
   if (!t->seen) {
     *t = *s;
     t->seen = 1;
     return LANE_OK;
   }
   if (t->depth != s->depth || memcmp(t->t, s->t, sizeof t->t) != 0) {
-    char a[80], b[80];
-    list_types(t, 0, a, sizeof a);
-    list_types(s, 0, b, sizeof b);
-    return insn_fail(im, err, to, "paths reach it with different stacks: [%s] and [%s]",
-                     a, b);
+    int same = t->depth == s->depth;
+    for (int i = 0; same && i < s->depth; i++) same = vtype(t, i) == vtype(s, i);
+    if (!same) {
+      char a[80], b[80];
+      list_types(t, 0, a, sizeof a);
+      list_types(s, 0, b, sizeof b);
+      return insn_fail(im, err, to, "paths reach it with different stacks: [%s] and [%s]",
+                       a, b);
+    }
+    for (int i = 0; i < s->depth; i++)
+      if (vget(s, i) > vget(t, i)) vset(t, i, vget(s, i));
   }
   if (t->nh != s->nh || (s->nh && t->h != s->h))
     return insn_fail(im, err, to, "paths reach it inside different TRY handlers "
@@ -835,8 +1150,6 @@ static int pop_inputs(const bc_image *im, uint32_t pc, vstate *s, int floor,
   const bc_insn *in = &im->code[pc];
   const char *want = bc_ops[in->op].in;
   int n = (int)strlen(want), bad = 0;
-  char a[120], b[120];
-  size_t len = 0;
   if (needs_empty(in->op) && s->depth)
     return insn_fail(im, err, pc, "needs an empty stack, found %u value%s",
                      (unsigned)s->depth, s->depth == 1 ? "" : "s");
@@ -844,21 +1157,25 @@ static int pop_inputs(const bc_image *im, uint32_t pc, vstate *s, int floor,
     return insn_fail(im, err, pc, "inside a TRY that has not ended");
   if (in->op == BC_OP_ENDTRY && !s->nh)
     return insn_fail(im, err, pc, "ENDTRY without a TRY");
-  if (in->op == BC_OP_FRET && (s->depth != 1 || vget(s, 0) != LANE_T_BOOL)) {
+  if (in->op == BC_OP_FRET && (s->depth != 1 || vtype(s, 0) != LANE_T_BOOL)) {
+    char a[120];
     list_types(s, 0, a, sizeof a);
     return insn_fail(im, err, pc, "needs exactly one bool on the stack, found %s", a);
   }
-  a[0] = 0;
-  for (int i = 0; i < n; i++) {
-    int ty = slot_type(im, in, want[i]);
-    len += (size_t)snprintf(a + len, sizeof a - len, "%s%s", i ? ", " : "", tname(ty));
-    if (i + s->depth - n >= 0 && vget(s, s->depth - n + i) != ty) bad = 1;
-  }
-  if (s->depth < n) {
-    list_types(s, 0, b, sizeof b);
-    return insn_fail(im, err, pc, "stack underflow: expects %s, found %s", a, b);
-  }
-  if (bad) {
+  for (int i = 0; i < n; i++)
+    if (i + s->depth - n >= 0 && vtype(s, s->depth - n + i) != slot_type(im, in, want[i]))
+      bad = 1;
+  if (s->depth < n || bad) {
+    char a[120], b[120];
+    size_t len = 0;
+    a[0] = 0;
+    for (int i = 0; i < n; i++)
+      len += (size_t)snprintf(a + len, sizeof a - len, "%s%s", i ? ", " : "",
+                              tname(slot_type(im, in, want[i])));
+    if (s->depth < n) {
+      list_types(s, 0, b, sizeof b);
+      return insn_fail(im, err, pc, "stack underflow: expects %s, found %s", a, b);
+    }
     list_types(s, s->depth - n, b, sizeof b);
     return insn_fail(im, err, pc, "expects %s on the stack, found %s", a, b);
   }
@@ -868,26 +1185,44 @@ static int pop_inputs(const bc_image *im, uint32_t pc, vstate *s, int floor,
   return LANE_OK;
 }
 
-static int push_outputs(const bc_image *im, uint32_t pc, vstate *s, lane_error *err) {
-  const bc_insn *in = &im->code[pc];
+static int push_outputs(const vctx *v, uint32_t pc, vstate *s) {
+  const bc_insn *in = &v->im->code[pc];
   for (const char *o = bc_ops[in->op].out; *o; o++) {
     if (s->depth >= BC_MAX_STACK)
-      return insn_fail(im, err, pc, "stack depth exceeds %d", BC_MAX_STACK);
-    vset(s, s->depth++, slot_type(im, in, *o));
+      return insn_fail(v->im, v->err, pc, "stack depth exceeds %d", BC_MAX_STACK);
+    vset(s, s->depth++, out_code(v, in, *o));
   }
   return LANE_OK;
 }
 
-/* Interprets one region [start,end) abstractly; st[] gets the states. */
-static int type_region(const bc_image *im, const bc_route *route, uint32_t start,
-                       uint32_t end, vstate *st, lane_error *err) {
-  vstate s0;
+/* SWITCH: merges its (empty-stack) state into every target. Merging what
+ * was merged before changes nothing, so a switch used by many SWITCHes
+ * merges its targets at most twice: once, and once more when a second
+ * rule makes its join -2. */
+static int merge_switch(vctx *v, uint32_t c, const vstate *s) {
+  const bc_image *im = v->im;
+  const bc_switch *sw = &im->switches[c];
+  vswitch *f = &v->sw[c];
+  int32_t join = f->cur == NO_CUR || f->cur == s->cur ? s->cur : -2;
+  if (join == f->cur) return LANE_OK;
+  f->cur = join;
+  for (uint32_t k = 0; k < sw->count; k++)
+    if (merge(v, im->cases[sw->first + k].target, s)) return LANE_EFORMAT;
+  return merge(v, sw->otherwise, s);
+}
+
+/* Interprets one region [start,end) abstractly; v->st gets the states. */
+static int type_region(vctx *v, const bc_route *route, uint32_t start, uint32_t end) {
+  const bc_image *im = v->im;
+  lane_error *err = v->err;
+  vstate *st = v->st, s0;
   memset(&s0, 0, sizeof s0);
   s0.cur = -1;
-  if (merge(im, st, start, &s0, err) != LANE_OK) return LANE_EFORMAT;
+  if (merge(v, start, &s0) != LANE_OK) return LANE_EFORMAT;
   for (uint32_t pc = start; pc < end; pc++) {
     const bc_insn *in = &im->code[pc];
     vstate s, before;
+    v->work++;
     if (!st[pc].seen) continue;
     s = st[pc];
     /* Inside a TRY an error goes to the handler, whose state was merged
@@ -903,7 +1238,7 @@ static int type_region(const bc_image *im, const bc_route *route, uint32_t start
         return insn_fail(im, err, pc, "rule %u resumes at instruction %u after an "
                          "error, which is not after the instruction", (unsigned)s.cur,
                          (unsigned)im->rules[route->first_rule + (uint32_t)s.cur].next);
-      if (merge(im, st, im->rules[route->first_rule + (uint32_t)s.cur].next, &e, err))
+      if (merge(v, im->rules[route->first_rule + (uint32_t)s.cur].next, &e))
         return LANE_EFORMAT;
     }
     before = s;
@@ -912,7 +1247,7 @@ static int type_region(const bc_image *im, const bc_route *route, uint32_t start
     if (in->op == BC_OP_RULE) s.cur = (int32_t)in->c;
     if (bc_ops[in->op].fmt == BC_FMT_JUMP) {
       int keep = in->op == BC_OP_JF_KEEP || in->op == BC_OP_JT_KEEP;
-      if (merge(im, st, in->c, keep ? &before : &s, err) != LANE_OK) return LANE_EFORMAT;
+      if (merge(v, in->c, keep ? &before : &s) != LANE_OK) return LANE_EFORMAT;
     }
     if (in->op == BC_OP_TRY) {
       if (s.nh >= BC_MAX_TRY)
@@ -925,22 +1260,19 @@ static int type_region(const bc_image *im, const bc_route *route, uint32_t start
       s.nh--;
     }
     if (in->op == BC_OP_SWITCH) {   /* a multi-way jump, no fall-through */
-      const bc_switch *sw = &im->switches[in->c];
-      for (uint32_t k = 0; k < sw->count; k++)
-        if (merge(im, st, im->cases[sw->first + k].target, &s, err)) return LANE_EFORMAT;
-      if (merge(im, st, sw->otherwise, &s, err)) return LANE_EFORMAT;
+      if (merge_switch(v, in->c, &s) != LANE_OK) return LANE_EFORMAT;
       continue;
     }
-    if (push_outputs(im, pc, &s, err) != LANE_OK) return LANE_EFORMAT;
+    if (push_outputs(v, pc, &s) != LANE_OK) return LANE_EFORMAT;
     if (in->op == BC_OP_JMP || in->op == BC_OP_NOMATCH || in->op == BC_OP_FRET)
       continue;
-    if (merge(im, st, pc + 1, &s, err) != LANE_OK) return LANE_EFORMAT;
+    if (merge(v, pc + 1, &s) != LANE_OK) return LANE_EFORMAT;
   }
   return LANE_OK;
 }
 
 /* ---------------------------------------------------------------------
- * Worst-case instruction counts: longest path over the DAG
+ * Worst-case steps: longest path over the DAG
  * ------------------------------------------------------------------- */
 static uint64_t sadd(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
 
@@ -948,27 +1280,83 @@ static uint64_t smul(uint64_t a, uint64_t b) {
   return b && a > UINT64_MAX / b ? UINT64_MAX : a * b;
 }
 
-static uint64_t region_steps(const lane_program *p, const bc_route *route, uint32_t start,
-                             uint32_t end, const vstate *st, uint64_t *dp) {
-  const bc_image *im = &p->im;
+static uint64_t umin(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* The steps instruction pc counts at most (vm/README.md, "Cost model"): its
+ * weight, CAND's members and filters, and the work that grows with
+ * lengths (bc_len_steps), bounded by what the verifier knows: the classes
+ * of its string operands in st[pc], a list's bytes, a switch's longest
+ * case, LANE_MAX_STRING for request strings. An instruction no path
+ * reaches never runs: its weight alone. */
+static uint64_t insn_steps(const vctx *v, const lane_program *p, uint32_t pc) {
+  const bc_image *im = v->im;
+  const bc_insn *in = &im->code[pc];
+  const vstate *s = &v->st[pc];
+  uint64_t w = bc_ops[in->op].weight;
+  switch (in->op) {
+  case BC_OP_CAND: {
+    uint64_t per = sadd(1, in->b ? p->filter_steps[in->b - 1] : 0);
+    return sadd(w, smul(im->pools[in->c].count, per));
+  }
+  case BC_OP_SWITCH: {   /* binary search: each probe compares a case */
+    const bc_switch *sw = &im->switches[in->c];
+    uint64_t probes = 0;
+    for (uint32_t n = sw->count; n; n >>= 1) probes++;
+    return sadd(w, bc_len_steps(BC_OP_SWITCH, probes,
+                                probes * umin(LANE_MAX_STRING, v->sw[in->c].maxlen)));
+  }
+  case BC_OP_SHADOW:     /* a sampled shadow hashes the model's name and req.user */
+    return in->b ? sadd(w, bc_len_steps(BC_OP_SHADOW,
+                                        im->str[im->models[in->c].name].len, LANE_MAX_STRING))
+                 : w;
+  case BC_OP_BUDGET: {   /* the key is hashed */
+    uint32_t f = im->budgets[in->c].key_field;
+    int str = f != BC_NONE && im->fields[f].type == LANE_T_STRING;
+    return sadd(w, bc_len_steps(BC_OP_BUDGET, str ? LANE_MAX_STRING : 0, 0));
+  }
+  case BC_OP_IN_LIST: {
+    const bc_list *l = &im->lists[in->c];
+    uint64_t bytes = v->list_bytes[in->c];
+    if (s->seen && l->type == LANE_T_STRING) bytes = umin(bytes, smul(l->count, vbound(s, 1)));
+    return sadd(w, bc_len_steps(BC_OP_IN_LIST, l->count, bytes));
+  }
+  case BC_OP_EQ_S: case BC_OP_NE_S: case BC_OP_LT_S: case BC_OP_LE_S: case BC_OP_GT_S:
+  case BC_OP_GE_S: case BC_OP_S_STARTS: case BC_OP_S_ENDS: case BC_OP_S_CONTAINS:
+    return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 2), vbound(s, 1))) : w;
+  case BC_OP_S_SIZE: case BC_OP_BUCKET_S:
+    return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 1), 0)) : w;
+  default:
+    return w;
+  }
+}
+
+static uint64_t region_steps(vctx *v, const lane_program *p, const bc_route *route,
+                             uint32_t start, uint32_t end) {
+  const bc_image *im = v->im;
+  const vstate *st = v->st;
+  uint64_t *dp = v->dp;
   for (uint32_t pc = end; pc-- > start;) {
     const bc_insn *in = &im->code[pc];
-    uint64_t w = bc_ops[in->op].weight, best = 0;
-    if (in->op == BC_OP_CAND) {
-      uint64_t per = sadd(1, in->b ? p->filter_steps[in->b - 1] : 0);
-      w = sadd(w, smul(im->pools[in->c].count, per));
-    }
+    uint64_t w = insn_steps(v, p, pc), best = 0;
+    v->work++;
     if (in->op != BC_OP_JMP && in->op != BC_OP_NOMATCH && in->op != BC_OP_FRET &&
         in->op != BC_OP_SWITCH)
       best = dp[pc + 1];
     if (bc_ops[in->op].fmt == BC_FMT_JUMP && dp[in->c] > best) best = dp[in->c];
     if (in->op == BC_OP_SWITCH) {
+      /* Its targets are after every SWITCH that uses it, in the one region
+       * they all are in: their longest paths are final by the first (last
+       * in the code) of them. */
       const bc_switch *sw = &im->switches[in->c];
-      best = dp[sw->otherwise];
-      for (uint32_t k = 0; k < sw->count; k++)
-        if (dp[im->cases[sw->first + k].target] > best) best = dp[im->cases[sw->first + k].target];
-      /* binary search: about log2(count) string compares */
-      for (uint32_t n = sw->count; n > 1; n >>= 1) w = sadd(w, 1);
+      vswitch *f = &v->sw[in->c];
+      if (!f->known) {
+        f->best = dp[sw->otherwise];
+        for (uint32_t k = 0; k < sw->count; k++, v->work++)
+          if (dp[im->cases[sw->first + k].target] > f->best)
+            f->best = dp[im->cases[sw->first + k].target];
+        f->known = 1;
+      }
+      best = f->best;
     }
     if (bc_op_can_fail(in->op) && st[pc].seen && st[pc].nh) {
       if (dp[st[pc].h] > best) best = dp[st[pc].h];
@@ -984,38 +1372,42 @@ static uint64_t region_steps(const lane_program *p, const bc_route *route, uint3
 /* ---------------------------------------------------------------------
  * Entry points
  * ------------------------------------------------------------------- */
-int bc_verify(lane_program *p, uint64_t max_steps, lane_error *err) {
+static int check_tables(vctx *v) {
+  int rc;
+  if ((rc = check_models(v)) || (rc = check_fields(v)) || (rc = check_pools_lists(v)))
+    return rc;
+  rank_strings(v);
+  if ((rc = check_switches(v)) || (rc = check_routes(v))) return rc;
+  return LANE_OK;
+}
+
+static int verify(lane_program *p, uint64_t max_steps, uint64_t *work, lane_error *err) {
   const bc_image *im = &p->im;
-  size_t per = sizeof(int32_t) + sizeof(vstate) + sizeof(uint64_t);
-  unsigned char *tmp;
-  int32_t *owner;
-  vstate *st;
-  uint64_t *dp;
+  unsigned char *block = NULL;
+  uint64_t code_bytes = 0;
+  vctx v;
   int rc;
 
-  if ((rc = check_models(im, err)) || (rc = check_fields(im, err)) ||
-      (rc = check_pools_lists(im, err)) || (rc = check_switches(im, err)) ||
-      (rc = check_routes(im, err)))
-    return rc;
-  tmp = calloc(im->ncode ? im->ncode : 1, per);
-  if (!tmp) return errf(err, LANE_ENOMEM, "out of memory verifying %u instructions",
-                        (unsigned)im->ncode);
-  st = (vstate *)tmp;
-  dp = (uint64_t *)(tmp + (size_t)im->ncode * sizeof(vstate));
-  owner = (int32_t *)(tmp + (size_t)im->ncode * (sizeof(vstate) + sizeof(uint64_t)));
-  rc = check_regions(im, owner, err);
-  if (!rc) rc = check_code(im, owner, err);
+  memset(&v, 0, sizeof v);
+  v.im = im;
+  v.err = err;
+  if ((rc = vctx_alloc(&v, &block, &code_bytes)) != LANE_OK) return rc;
+  rc = check_tables(&v);
+  if (!rc) {
+    memset(v.st, 0, (size_t)code_bytes);   /* the tables' scratch was here */
+    rc = check_regions(&v);
+  }
+  if (!rc) rc = check_code(&v);
   for (uint32_t i = 0; !rc && i < im->nfilters; i++)
-    rc = type_region(im, NULL, im->filters[i].start, im->filters[i].end, st, err);
+    rc = type_region(&v, NULL, im->filters[i].start, im->filters[i].end);
   for (uint32_t i = 0; !rc && i < im->nroutes; i++)
-    rc = type_region(im, &im->routes[i], im->routes[i].start, im->routes[i].end, st, err);
+    rc = type_region(&v, &im->routes[i], im->routes[i].start, im->routes[i].end);
   for (uint32_t i = 0; !rc && i < im->nfilters; i++)
-    p->filter_steps[i] = region_steps(p, NULL, im->filters[i].start, im->filters[i].end,
-                                      st, dp);
+    p->filter_steps[i] = region_steps(&v, p, NULL, im->filters[i].start, im->filters[i].end);
   p->max_steps = 0;
   for (uint32_t i = 0; !rc && i < im->nroutes; i++) {
     const bc_route *r = &im->routes[i];
-    p->route_steps[i] = region_steps(p, r, r->start, r->end, st, dp);
+    p->route_steps[i] = region_steps(&v, p, r, r->start, r->end);
     if (p->route_steps[i] > p->max_steps) p->max_steps = p->route_steps[i];
     if (p->route_steps[i] > max_steps)
       rc = errf(err, LANE_ELIMIT,
@@ -1023,17 +1415,22 @@ int bc_verify(lane_program *p, uint64_t max_steps, lane_error *err) {
                 S(im, r->name), (unsigned long long)p->route_steps[i],
                 (unsigned long long)max_steps);
   }
-  free(tmp);
+  if (work) *work += v.work;
+  free(block);
   return rc;
 }
 
-lane_program *lane_load_with(const void *bytes, size_t n, const lane_load_options *opt,
-                             lane_error *err) {
+int bc_verify(lane_program *p, uint64_t max_steps, lane_error *err) {
+  return verify(p, max_steps, NULL, err);
+}
+
+lane_program *bc_load_counted(const void *bytes, size_t n, const lane_load_options *opt,
+                              uint64_t *work, lane_error *err) {
   size_t max_bytes = opt && opt->max_bytes ? opt->max_bytes : DEFAULT_MAX_BYTES;
   uint64_t max_steps = opt && opt->max_steps ? opt->max_steps : DEFAULT_MAX_STEPS;
   lane_program *p = bc_decode(bytes, n, max_bytes, err);
   if (!p) return NULL;
-  if (bc_verify(p, max_steps, err) != LANE_OK) {
+  if (verify(p, max_steps, work, err) != LANE_OK) {
     free(p);
     return NULL;
   }
@@ -1043,6 +1440,11 @@ lane_program *lane_load_with(const void *bytes, size_t n, const lane_load_option
     err->message[0] = 0;
   }
   return p;
+}
+
+lane_program *lane_load_with(const void *bytes, size_t n, const lane_load_options *opt,
+                             lane_error *err) {
+  return bc_load_counted(bytes, n, opt, NULL, err);
 }
 
 lane_program *lane_load(const void *bytes, size_t n, lane_error *err) {

@@ -163,8 +163,12 @@ static int ftype(const lane_request *r, int f) {
 #define SET(r, f, member, val) \
   ((r)->v[f].member = (val), (r)->set |= (uint64_t)1 << (f), LANE_OK)
 
+/* Request strings are bounded (LANE_MAX_STRING) where they enter, so the
+ * loader's worst case can count the work done on them (vm/README.md, "Cost
+ * model"). */
 int lane_set_str(lane_request *r, int field, const char *s, size_t n) {
   if (ftype(r, field) != LANE_T_STRING || (!s && n)) return LANE_EARG;
+  if (n > LANE_MAX_STRING) return LANE_ELIMIT;
   r->v[field].s.p = s ? s : "";
   r->v[field].s.n = n;
   r->set |= (uint64_t)1 << field;
@@ -320,37 +324,120 @@ static int sends(const vmval *s, const vmval *t) {
   return t->n <= s->n && (t->n == 0 || memcmp(s->v.s + s->n - t->n, t->v.s, t->n) == 0);
 }
 
-static int scontains(const vmval *s, const vmval *t) {
-  if (t->n == 0) return 1;
-  for (size_t i = 0; t->n <= s->n && i <= s->n - t->n; i++)
-    if (s->v.s[i] == t->v.s[0] && memcmp(s->v.s + i, t->v.s, t->n) == 0) return 1;
-  return 0;
+/* The maximal suffix of x[0,m) in byte order (rev 0) or in reverse byte
+ * order (rev 1): returns where it starts, and its period in *per. Each
+ * round moves the candidate or the compared position on: linear in m. */
+static size_t max_suffix(const unsigned char *x, size_t m, int rev, size_t *per) {
+  size_t s = 0, c = 1, k = 1, p = 1;   /* suffix at s, challenger at c */
+  while (c + k <= m) {
+    unsigned char a = x[c + k - 1], b = x[s + k - 1];
+    if (a == b) {
+      if (k == p) { c += p; k = 1; }
+      else k++;
+    } else if ((a < b) != rev) {       /* the challenger is smaller: skip it */
+      c += k;
+      k = 1;
+      p = c - s;
+    } else {                           /* the challenger is larger: it leads */
+      s = c;
+      c = s + 1;
+      k = p = 1;
+    }
+  }
+  *per = p;
+  return s;
 }
 
-static int64_t ssize(const vmval *s) {
-  int64_t n = 0;
-  for (size_t i = 0; i < s->n; i++) n += ((unsigned char)s->v.s[i] & 0xC0) != 0x80;
-  return n;
-}
-
-static int in_list(const bc_image *im, uint32_t list, const vmval *x) {
-  const bc_list *l = &im->lists[list];
-  for (uint32_t k = 0; k < l->count; k++) {
-    uint32_t e = im->listelems[l->first + k];
-    switch (l->type) {
-    case LANE_T_DOUBLE:
-      if (im->kdbl[e] == x->v.d) return 1;
-      break;
-    case LANE_T_STRING:
-      if (im->str[e].len == x->n && (x->n == 0 || memcmp(im->str[e].p, x->v.s, x->n) == 0))
-        return 1;
-      break;
-    default: /* int and uint compare bit patterns */
-      if ((uint64_t)im->kint[e] == x->v.u) return 1;
-      break;
+/* Whether needle x[0,m) occurs in y[0,n): Crochemore and Perrin's
+ * two-way matching. x splits at a critical position s into x[0,s) and
+ * x[s,m); each try matches the right part left to right, then the left
+ * part right to left, and a mismatch shifts by what the factorization
+ * proves safe. At most 2n byte comparisons after O(m) preparation, and
+ * no memory: contains() costs O(n + m) whatever the strings (the cost
+ * model counts it so). */
+static int two_way(const unsigned char *y, size_t n, const unsigned char *x, size_t m) {
+  size_t p1, p2, s1 = max_suffix(x, m, 0, &p1), s2 = max_suffix(x, m, 1, &p2);
+  size_t s = s1 > s2 ? s1 : s2, per = s1 > s2 ? p1 : p2, pos = 0;
+  if (memcmp(x, x + per, s) == 0) {     /* x is periodic: remember the overlap */
+    size_t mem = 0;                     /* bytes of x known to match at pos */
+    while (pos <= n - m) {
+      size_t i = s > mem ? s : mem;
+      while (i < m && x[i] == y[pos + i]) i++;
+      if (i < m) {
+        pos += i - s + 1;
+        mem = 0;
+        continue;
+      }
+      for (i = s; i > mem && x[i - 1] == y[pos + i - 1]; i--) {}
+      if (i <= mem) return 1;
+      pos += per;
+      mem = m - per;
+    }
+  } else {
+    per = (s > m - s ? s : m - s) + 1;
+    while (pos <= n - m) {
+      size_t i = s;
+      while (i < m && x[i] == y[pos + i]) i++;
+      if (i < m) {
+        pos += i - s + 1;
+        continue;
+      }
+      for (i = s; i > 0 && x[i - 1] == y[pos + i - 1]; i--) {}
+      if (i == 0) return 1;
+      pos += per;
     }
   }
   return 0;
+}
+
+static int scontains(const vmval *s, const vmval *t) {
+  if (t->n == 0) return 1;
+  if (t->n > s->n) return 0;
+  if (t->n == 1) return memchr(s->v.s, t->v.s[0], s->n) != NULL;
+  return two_way((const unsigned char *)s->v.s, s->n, (const unsigned char *)t->v.s, t->n);
+}
+
+/* Code points: the bytes that are not UTF-8 continuation bytes (10xxxxxx),
+ * eight at a time: a byte's top bit set and the next bit clear, moved to
+ * the byte's low bit and summed by a multiplication. */
+static int64_t ssize(const vmval *s) {
+  const uint64_t top = 0x8080808080808080ull, ones = 0x0101010101010101ull;
+  size_t i = 0, cont = 0;
+  for (; i + 8 <= s->n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s->v.s + i, sizeof w);
+    cont += (size_t)((((w & ~(w << 1) & top) >> 7) * ones) >> 56);
+  }
+  for (; i < s->n; i++) cont += ((unsigned char)s->v.s[i] & 0xC0) == 0x80;
+  return (int64_t)(s->n - cont);
+}
+
+/* Whether x is in list `list`; *steps gets the cost model's count of the
+ * elements visited and the bytes compared (the decision's count: the
+ * interpreter's own stays in a register). */
+static int in_list(const bc_image *im, uint32_t list, const vmval *x, uint32_t *steps) {
+  const bc_list *l = &im->lists[list];
+  const uint32_t *e = im->listelems + l->first;
+  uint64_t bytes = 0;
+  uint32_t k = 0;
+  int found = 0;
+  switch (l->type) {
+  case LANE_T_DOUBLE:
+    for (; k < l->count && !found; k++) found = im->kdbl[e[k]] == x->v.d;
+    break;
+  case LANE_T_STRING:
+    for (; k < l->count && !found; k++)
+      if (im->str[e[k]].len == x->n) {
+        bytes += x->n;
+        found = x->n == 0 || memcmp(im->str[e[k]].p, x->v.s, x->n) == 0;
+      }
+    break;
+  default: /* int and uint compare bit patterns */
+    for (; k < l->count && !found; k++) found = (uint64_t)im->kint[e[k]] == x->v.u;
+    break;
+  }
+  *steps += (uint32_t)bc_len_steps(BC_OP_IN_LIST, k, bytes);
+  return found;
 }
 
 
@@ -361,10 +448,12 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter);
 /* A sampled shadow's bucket 0..99 for this request: sticky per user and
  * independent between shadow models (the model's lane name seeds the
  * hash of req.user). */
-static uint32_t shadow_bucket(const vm_run *x, uint32_t m) {
+static uint32_t shadow_bucket(const vm_run *x, uint32_t m, uint32_t *steps) {
   const bc_str *name = &x->im->str[x->im->models[m].name];
   uint64_t h = bc_fnv1a64(name->p, name->len, BC_FNV_OFFSET);
-  if (x->r->set >> BC_F_USER & 1) h = bc_fnv1a64(x->r->v[BC_F_USER].s.p, x->r->v[BC_F_USER].s.n, h);
+  size_t user = x->r->set >> BC_F_USER & 1 ? x->r->v[BC_F_USER].s.n : 0;
+  if (user) h = bc_fnv1a64(x->r->v[BC_F_USER].s.p, user, h);
+  *steps += (uint32_t)bc_len_steps(BC_OP_SHADOW, name->len, user);
   return (uint32_t)(bc_splitmix64(h) % 100);
 }
 
@@ -415,29 +504,40 @@ static void drop_answering_shadows(vm_run *x) {
 }
 
 /* The target of switch c for this request: a binary search over cases
- * sorted by their bytes. */
-static uint32_t switch_target(const vm_run *x, uint32_t c) {
+ * sorted by their bytes. *steps gets the probes and the bytes compared. */
+static uint32_t switch_target(const vm_run *x, uint32_t c, uint32_t *steps) {
   const bc_image *im = x->im;
   const bc_switch *sw = &im->switches[c];
   vmval key = load_field(x, sw->field);
-  uint32_t lo = 0, hi = sw->count;
+  uint32_t lo = 0, hi = sw->count, probes = 0, t = sw->otherwise;
+  uint64_t bytes = 0;
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
     const bc_str *s = &im->str[im->cases[sw->first + mid].str];
     size_t n = s->len < key.n ? s->len : key.n;
     int cmp = n ? memcmp(s->p, key.v.s, n) : 0;
+    probes++;
+    bytes += n;
     if (!cmp) cmp = (s->len > key.n) - (s->len < key.n);
-    if (!cmp) return im->cases[sw->first + mid].target;
+    if (!cmp) { t = im->cases[sw->first + mid].target; break; }
     if (cmp < 0) lo = mid + 1;
     else hi = mid;
   }
-  return sw->otherwise;
+  *steps += (uint32_t)bc_len_steps(BC_OP_SWITCH, probes, bytes);
+  return t;
+}
+
+/* The bytes BUDGET c hashes for its key: a string key's length. */
+static size_t budget_key_bytes(const vm_run *x, uint32_t c) {
+  uint32_t f = x->im->budgets[c].key_field;
+  if (f == BC_NONE || x->im->fields[f].type != LANE_T_STRING || !(x->r->set >> f & 1)) return 0;
+  return x->r->v[f].s.n;
 }
 
 /* Records an event when the caller asked for a trace. */
 static void trace(vm_run *x, int kind, int model, int passed, int line, double cost) {
   lane_trace *t = x->trace;
-  if (t->n == t->cap) { t->truncated = 1; return; }
+  if (t->n >= t->cap) { t->truncated = 1; return; }
   lane_event e = {kind, x->cur + 1, model, passed, line, cost};
   t->events[t->n++] = e;
 }
@@ -449,6 +549,50 @@ static int picked(const vm_pick *b, int n, int m) {
   return 0;
 }
 
+/* The rank keys of member m in order ord, as vm_cand computes them. */
+static void rank_keys(const vm_run *x, unsigned ord, int m, double cost, double *k1, double *k2) {
+  *k1 = *k2 = 0;
+  switch (ord) {
+  case BC_ORD_CHEAPEST: *k1 = cost; break;
+  case BC_ORD_FASTEST: {
+    double p95 = vm_latency(x->rt, (uint32_t)m, x->now, 1);
+    *k1 = p95 > 0 ? p95 : INFINITY;
+    *k2 = cost;
+    break;
+  }
+  case BC_ORD_BEST: *k1 = -x->im->models[m].quality; *k2 = cost; break;
+  default: break;
+  }
+}
+
+/* When tracing: puts the member events of one selection, from event t0
+ * on, in the order the selection ranks them (kept members best first, then
+ * removed ones in pool order), so that an explanation reads top down. A
+ * stable insertion sort: it runs only for a trace, never on the decision
+ * path without one. */
+static void rank_trace(const vm_run *x, int t0, unsigned ord) {
+  lane_trace *t = x->trace;
+  if (ord == BC_ORD_LISTED) return;
+  for (int i = t0; i < t->n; i++)
+    if (t->events[i].kind != LANE_EV_MEMBER) return;   /* not one selection's */
+  for (int i = t0 + 1; i < t->n; i++) {
+    lane_event e = t->events[i];
+    double a1, a2;
+    rank_keys(x, ord, e.model, e.cost, &a1, &a2);
+    int j = i;
+    while (j > t0) {
+      const lane_event *p = &t->events[j - 1];
+      double b1, b2;
+      rank_keys(x, ord, p->model, p->cost, &b1, &b2);
+      int before = e.passed && (!p->passed || a1 < b1 || (a1 == b1 && a2 < b2));
+      if (!before) break;
+      t->events[j] = t->events[j - 1];
+      j--;
+    }
+    t->events[j] = e;
+  }
+}
+
 /* CAND a, b, c: see the opcode comment in vm_exec. */
 static void vm_cand(vm_run *x, const bc_insn *in) {
   const bc_image *im = x->im;
@@ -457,6 +601,7 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
   unsigned ord = in->a & BC_CAND_ORDER;
   vm_pick buf[LANE_MAX_CANDIDATES];
   if (need <= 0) return;
+  int t0 = x->trace ? x->trace->n : 0;
   for (uint32_t k = 0; k < pool->count; k++) {
     uint32_t mem = im->members[pool->first + k];
     int m = (int)(mem & BC_MEMBER_MODEL), pos;
@@ -479,6 +624,7 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
     case BC_ORD_FASTEST: {
       double p95 = vm_latency(x->rt, (uint32_t)m, x->now, 1);
       pk.k1 = p95 > 0 ? p95 : INFINITY;
+      pk.k2 = cost_on(im, x->r, (uint32_t)m);   /* equally fast: the cheaper */
       break;
     }
     case BC_ORD_BEST:
@@ -496,6 +642,7 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
     memmove(&buf[pos + 1], &buf[pos], (size_t)(nb - 1 - pos) * sizeof buf[0]);
     buf[pos] = pk;
   }
+  if (x->trace) rank_trace(x, t0, ord);
   for (int i = 0; i < nb; i++) {
     if (!take_pick(x, buf[i].m)) continue;   /* another decision has the probe */
     TRACE(x, LANE_EV_CHOSEN, buf[i].m, 1, 0, 0.0);
@@ -524,7 +671,10 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
                       T2.v.u = r_; sp--; vmbreak; }
 #define DBL_OP(op)  { T2.v.d = T2.v.d op T1.v.d; sp--; vmbreak; }
 #define CMP(m, op)  { T2.v.i = T2.v.m op T1.v.m; sp--; vmbreak; }
-#define SCMP(op)    { T2.v.i = scmp(&T2, &T1) op 0; sp--; vmbreak; }
+#define SCMP(op)    { STR_STEPS(BC_OP_LT_S, T2.n, T1.n); \
+                      T2.v.i = scmp(&T2, &T1) op 0; sp--; vmbreak; }
+/* Counts the steps string work costs (bc_len_steps, the cost model). */
+#define STR_STEPS(op, a, b) (steps += (uint32_t)bc_len_steps(op, a, b))
 #define PUSH(field, val) { st[sp].v.field = (val); st[sp].n = 0; sp++; vmbreak; }
 
 /* Runs route code (filter == 0) from pc until ENDRULE decides or NOMATCH,
@@ -653,9 +803,16 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(GT_D) CMP(d, >)
     vmcase(GE_D) CMP(d, >=)
     /* EQ_S NE_S LT_S LE_S GT_S GE_S: bytewise, which for UTF-8 is code point
-     * order; a proper prefix sorts first. */
-    vmcase(EQ_S) { T2.v.i = T2.n == T1.n && scmp(&T2, &T1) == 0; sp--; vmbreak; }
-    vmcase(NE_S) { T2.v.i = !(T2.n == T1.n && scmp(&T2, &T1) == 0); sp--; vmbreak; }
+     * order; a proper prefix sorts first. String operations count a step
+     * per BC_COST_* bytes they may read (bc_len_steps). */
+    vmcase(EQ_S) {
+      STR_STEPS(BC_OP_EQ_S, T2.n, T1.n);
+      T2.v.i = T2.n == T1.n && scmp(&T2, &T1) == 0; sp--; vmbreak;
+    }
+    vmcase(NE_S) {
+      STR_STEPS(BC_OP_NE_S, T2.n, T1.n);
+      T2.v.i = !(T2.n == T1.n && scmp(&T2, &T1) == 0); sp--; vmbreak;
+    }
     vmcase(LT_S) SCMP(<)
     vmcase(LE_S) SCMP(<=)
     vmcase(GT_S) SCMP(>)
@@ -665,24 +822,42 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(NE_B) CMP(i, !=)
     /* IN_LIST c: pop x; push whether x is in list c (linear scan; doubles
      * with ==, so nan is in no list). */
-    vmcase(IN_LIST) { T1.v.i = in_list(im, in->c, &T1); T1.n = 0; vmbreak; }
+    vmcase(IN_LIST) { T1.v.i = in_list(im, in->c, &T1, &x->steps); T1.n = 0; vmbreak; }
     /* S_SIZE: pop s; push its length in code points (bytes that are not
      * UTF-8 continuation bytes; invalid UTF-8 is counted, not rejected). */
-    vmcase(S_SIZE) { T1.v.i = ssize(&T1); T1.n = 0; vmbreak; }
+    vmcase(S_SIZE) { STR_STEPS(BC_OP_S_SIZE, T1.n, 0); T1.v.i = ssize(&T1); T1.n = 0; vmbreak; }
     /* S_STARTS S_ENDS S_CONTAINS: pop t, s; push s.startsWith(t) ... ; the
-     * empty t is in every s. */
-    vmcase(S_STARTS) { T2.v.i = sstarts(&T2, &T1); T2.n = 0; sp--; vmbreak; }
-    vmcase(S_ENDS) { T2.v.i = sends(&T2, &T1); T2.n = 0; sp--; vmbreak; }
-    vmcase(S_CONTAINS) { T2.v.i = scontains(&T2, &T1); T2.n = 0; sp--; vmbreak; }
+     * empty t is in every s. contains() is linear (two_way). */
+    vmcase(S_STARTS) {
+      STR_STEPS(BC_OP_S_STARTS, T2.n, T1.n);
+      T2.v.i = sstarts(&T2, &T1); T2.n = 0; sp--; vmbreak;
+    }
+    vmcase(S_ENDS) {
+      STR_STEPS(BC_OP_S_ENDS, T2.n, T1.n);
+      T2.v.i = sends(&T2, &T1); T2.n = 0; sp--; vmbreak;
+    }
+    vmcase(S_CONTAINS) {
+      STR_STEPS(BC_OP_S_CONTAINS, T2.n, T1.n);
+      T2.v.i = scontains(&T2, &T1); T2.n = 0; sp--; vmbreak;
+    }
     /* BUCKET_S: pop s; push splitmix64(fnv1a64(s)) % 100 / 100. */
     vmcase(BUCKET_S) {
+      STR_STEPS(BC_OP_BUCKET_S, T1.n, 0);
       T1.v.d = bucket_u(bc_fnv1a64(T1.v.s, T1.n, BC_FNV_OFFSET)); T1.n = 0; vmbreak;
     }
     /* BUCKET_I: pop i; push splitmix64(i as uint64 bits) % 100 / 100. */
     vmcase(BUCKET_I) { T1.v.d = bucket_u(T1.v.u); vmbreak; }
+    /* BUCKET_U: pop u; push splitmix64(u) % 100 / 100 (as BUCKET_I: an int
+     * and a uint with the same bits share a bucket). */
+    vmcase(BUCKET_U) { T1.v.d = bucket_u(T1.v.u); vmbreak; }
+    /* HAS c: push whether request field c was set (CEL's has()). */
+    vmcase(HAS) PUSH(i, (int64_t)(x->r->set >> in->c & 1))
     /* BUDGET a, c: push budget c's spent (a 0, $), remaining (1, $) or used
-     * (2, fraction of the limit). Not live yet: 0, the limit, 0. */
-    vmcase(BUDGET) PUSH(d, vm_budget_read(x->rt, in->c, x->r, in->a, x->now))
+     * (2, fraction of the limit) for the request's key, which it hashes. */
+    vmcase(BUDGET) {
+      STR_STEPS(BC_OP_BUDGET, budget_key_bytes(x, in->c), 0);
+      PUSH(d, vm_budget_read(x->rt, in->c, x->r, in->a, x->now))
+    }
     /* M_FIELD a: push static field a (bc_mfield) of the current model. */
     vmcase(M_FIELD) { st[sp++] = model_field(im, x->model, in->a); vmbreak; }
     /* M_CAP c: push whether the current model has capability bit c. */
@@ -711,7 +886,7 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
      * among switch c's sorted cases; jump to the match's target (the next
      * rule that tests that value), else to `otherwise` (past the run of
      * indexed rules). An unset field is "". */
-    vmcase(SWITCH) { pc = switch_target(x, in->c); vmbreak; }
+    vmcase(SWITCH) { pc = switch_target(x, in->c, &x->steps); vmbreak; }
     vmcase(RULE) {
       x->cur = (int)in->c;
       TRACE(x, LANE_EV_RULE, -1, 0, im->lines ? (int)im->lines[pc - 1] : 0, 0.0);
@@ -724,12 +899,13 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
      * BC_CAND_FITS / BC_CAND_HEALTHY in a, every member must fit the
      * request / be healthy (checked in C); a member marked BC_MEMBER_CHECK
      * must pass filter b - 1 (if b != 0), where an error counts as false.
-     * Ties keep member order. */
+     * Ties on every key (cost; p95 then cost; quality then cost) keep
+     * member order. */
     vmcase(CAND) { vm_cand(x, in); vmbreak; }
     /* SHADOW c: add model c to the shadows unless present or full. */
     vmcase(SHADOW) {
       if (x->nshadow < LANE_MAX_SHADOWS && !contains(x->shadow, x->nshadow, (int)in->c) &&
-          (in->b == 0 || shadow_bucket(x, in->c) < in->b)) {
+          (in->b == 0 || shadow_bucket(x, in->c, &x->steps) < in->b)) {
         x->shadow[x->nshadow++] = (int)in->c;
         TRACE(x, LANE_EV_SHADOW, (int)in->c, 1, 0, 0.0);
       }
@@ -805,6 +981,9 @@ int lane_decide_traced(lane_runtime *rt, int route, const lane_request *r,
   if (out) memset(out, 0, sizeof *out);
   if (!rt || !r || !out || r->prog != rt->prog || route < 0 ||
       (uint32_t)route >= rt->prog->im.nroutes)
+    return LANE_EARG;
+  /* trace() writes events[n] while n < cap: a bad trace is refused first */
+  if (trace && (trace->cap < 0 || trace->n < 0 || (trace->cap > 0 && !trace->events)))
     return LANE_EARG;
   im = &rt->prog->im;
   x.im = im;

@@ -84,10 +84,10 @@ local function pick(pool, ord)
     end
     if ok and admissible(m) and (r_filter ~= F_P95 or m.p95 <= r_lat) then
       local cost, a, b = 0, 0, 0
-      if ord ~= FASTEST then cost = cost_on(m) end
+      cost = cost_on(m)
       if r_filter ~= F_COST or cost < r_costmax then
         if ord == CHEAPEST then a = cost
-        elseif ord == FASTEST then a = m.p95 > 0 and m.p95 or INF
+        elseif ord == FASTEST then a = m.p95 > 0 and m.p95 or INF; b = cost
         else a = -m.quality; b = cost end
         local pos = nb
         while pos > 0 and (a < k1[pos] or (a == k1[pos] and b < k2[pos])) do pos = pos - 1 end

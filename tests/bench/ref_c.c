@@ -143,11 +143,11 @@ static void pick(ctx *x, const pool *p, int ord) {
     if (ord == ORD_BEST && nb == need && -M[m].quality > k1[nb - 1]) break;
     if (chosen(x, m) || !admissible(x, m)) continue;
     if (x->filter == F_P95_LE_LATENCY && !(S.p95[m] <= x->latency)) continue;
-    if (ord != ORD_FASTEST) cost = cost_on(x, m);
+    cost = cost_on(x, m);
     if (x->filter == F_COST_LT && !(cost < x->cost_max)) continue;
     switch (ord) {
     case ORD_CHEAPEST: a = cost; break;
-    case ORD_FASTEST: a = S.p95[m] > 0 ? S.p95[m] : INFINITY; break;
+    case ORD_FASTEST: a = S.p95[m] > 0 ? S.p95[m] : INFINITY; b = cost; break;
     case ORD_BEST: a = -M[m].quality; b = cost; break;
     default: break;
     }

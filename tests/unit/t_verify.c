@@ -480,6 +480,43 @@ static int exercise(lane_program *p) {
   return good;
 }
 
+/* Lists and pools may share elements and members: the verifier checks
+ * each element and member once (vm/load.c), and still names the fault
+ * that checking the lists one by one would. */
+static void shared_ranges(void) {
+  la *a = valid();
+  lane_error err;
+  lane_program *p;
+  uint32_t nl = a->im.nlists, np = a->im.npools, e;
+  char want[160];
+  a->lists[nl] = a->lists[0];                       /* a second list over list 0's */
+  a->im.nlists = nl + 1;
+  a->pools[np] = a->pools[0];                       /* a second pool over pool 0's */
+  a->im.npools = np + 1;
+  p = la_load(a, &err);
+  ok(p != NULL, "lists and pools sharing a range load%s%s", p ? "" : ": ", p ? "" : err.message);
+  lane_program_free(p);
+  /* the shared element a string but no int constant: bad for the second
+   * list only, though the first is checked first */
+  a->lists[nl].type = LANE_T_INT;
+  e = a->listelems[a->lists[0].first] = a->im.nstr - 1;
+  p = la_load(a, &err);
+  snprintf(want, sizeof want, "list %u element 0: int constant %u out of range (%u)",
+           (unsigned)nl, (unsigned)e, (unsigned)a->im.nkint);
+  ok(!p && e >= a->im.nkint, "shared element bad for the second list only: refused");
+  is_str(err.message, want, "shared element bad for the second list only: names it");
+  lane_program_free(p);
+  /* bad for both: the first list is named */
+  e = a->listelems[a->lists[0].first] = a->im.nstr + 5;
+  p = la_load(a, &err);
+  snprintf(want, sizeof want, "list 0 element 0: string %u out of range (%u)", (unsigned)e,
+           (unsigned)a->im.nstr);
+  ok(!p, "shared element bad for both lists: refused");
+  is_str(err.message, want, "shared element bad for both lists: names the first");
+  lane_program_free(p);
+  free(a);
+}
+
 int main(void) {
   la *a = valid();
   size_t n;
@@ -492,6 +529,7 @@ int main(void) {
 
   golden();
   coverage();
+  shared_ranges();
 
   p = lane_load(v, n, &err);
   ok(p != NULL, "valid program loads%s%s", p ? "" : ": ", p ? "" : err.message);

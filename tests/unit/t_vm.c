@@ -1,6 +1,8 @@
 /*
  * t_vm.c -- decisions of hand-assembled programs: orders, ties, fallbacks,
- * chains, filters, fall-through, runtime errors, shadows, setters.
+ * chains, filters, fall-through, runtime errors, shadows, setters; traces
+ * the caller gets wrong; contains() against a naive search; and string
+ * work counted in steps, within the worst case at the limit.
  */
 #include <math.h>
 #include <stdint.h>
@@ -11,7 +13,7 @@
 
 static uint32_t M[6], all, by_quality, checked, mixed, only1, only0, only2, only4;
 static uint32_t f_q08, f_q095, f_fits, f_err, f_healthy;
-static uint32_t team, score, count;
+static uint32_t team, score, count, hay, needle;
 
 static uint32_t filter_quality(la *a, double q) {
   uint32_t f = la_filter(a);
@@ -55,6 +57,8 @@ static la *build(void) {
   team = la_field(a, "team", BC_U_STRING);
   score = la_field(a, "score", BC_U_FRACTION);
   count = la_field(a, "count", BC_U_UINT);
+  hay = la_field(a, "hay", BC_U_STRING);
+  needle = la_field(a, "needle", BC_U_STRING);
   la_cap(a, "vision");
   M[0] = la_model(a, "acme.big", 10, 30, 200000, 8000, 0.9, 2000, 1);
   M[1] = la_model(a, "acme.small", 1, 2, 16000, 4000, 0.6, 500, 0);
@@ -176,6 +180,17 @@ static la *build(void) {
   la_op(a, BC_OP_ENDRULE, 0, 0, 0);
   la_route_end(a);
 
+  la_route(a, "contains", 0);   /* rule 1 if req.hay.contains(req.needle) */
+  la_rule(a, "req.hay.contains(req.needle)");
+  la_op(a, BC_OP_LOAD, 0, 0, hay);
+  la_op(a, BC_OP_LOAD, 0, 0, needle);
+  la_op(a, BC_OP_S_CONTAINS, 0, 0, 0);
+  then_cand(a, BC_ORD_LISTED, 0, only0, &j);
+  la_rule(a, "otherwise");
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, only1);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_route_end(a);
+
   la_route(a, "strings", 0);
   la_rule(a, "req.task == \"chat\" && req.tier in [\"free\", \"pro\"]");
   la_op(a, BC_OP_LOAD, 0, 0, BC_F_TASK);
@@ -228,6 +243,200 @@ static void expect(const char *route, const lane_request *r, int rc, int rule, i
 }
 
 #define C(...) (const int[]){ __VA_ARGS__ }
+
+static int naive_contains(const char *s, size_t n, const char *t, size_t m) {
+  for (size_t i = 0; i + m <= n; i++)
+    if (memcmp(s + i, t, m) == 0) return 1;
+  return 0;
+}
+
+/* The i-th string over an alphabet of k letters, by length then order. */
+static size_t nth_string(unsigned i, int k, char *out) {
+  size_t len = 0;
+  unsigned here = 1;   /* strings of length len */
+  while (i >= here) { i -= here; here *= (unsigned)k; len++; }
+  for (size_t p = len; p-- > 0; i /= (unsigned)k) out[p] = (char)('a' + i % (unsigned)k);
+  return len;
+}
+
+/* contains() (two-way matching) agrees with a naive search: every
+ * haystack of up to 9 letters over {a, b} with every needle of up to 6,
+ * then random ones over {a, b, c} up to 40 and 12 bytes. */
+static int contains_agrees(lane_runtime *run, const lane_program *p) {
+  char s[64], t[64];
+  unsigned seed = 7;
+  lane_request r;
+  lane_decision d;
+  for (unsigned i = 0; i < 1023; i++)
+    for (unsigned j = 0; j < 127; j++) {
+      size_t n = nth_string(i, 2, s), m = nth_string(j, 2, t);
+      lane_request_init(&r, p);
+      lane_set_str(&r, hay, s, n);
+      lane_set_str(&r, needle, t, m);
+      if (lane_decide(run, "contains", &r, &d) != LANE_OK ||
+          (d.rule == 1) != naive_contains(s, n, t, m)) {
+        diag("\"%.*s\".contains(\"%.*s\"): rule %d", (int)n, s, (int)m, t, d.rule);
+        return 0;
+      }
+    }
+  for (int k = 0; k < 20000; k++) {
+    size_t n = (seed = seed * 1103515245u + 12345u) >> 16 & 63, m;
+    n = n % 41;
+    m = ((seed = seed * 1103515245u + 12345u) >> 16) % 13;
+    for (size_t i = 0; i < n; i++) s[i] = (char)('a' + ((seed = seed * 1103515245u + 12345u) >> 16) % 3);
+    for (size_t i = 0; i < m; i++) t[i] = (char)('a' + ((seed = seed * 1103515245u + 12345u) >> 16) % 3);
+    if (m && n >= m && (seed >> 20) % 2) memcpy(t, s + (seed >> 8) % (n - m + 1), m);
+    lane_request_init(&r, p);
+    lane_set_str(&r, hay, s, n);
+    lane_set_str(&r, needle, t, m);
+    if (lane_decide(run, "contains", &r, &d) != LANE_OK ||
+        (d.rule == 1) != naive_contains(s, n, t, m)) {
+      diag("\"%.*s\".contains(\"%.*s\"): rule %d", (int)n, s, (int)m, t, d.rule);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* A trace the caller got wrong is refused before anything is written. */
+static void traces(lane_runtime *run, const lane_program *p, const lane_request *r) {
+  lane_event ev[64];
+  lane_decision d;
+  memset(ev, 0x5a, sizeof ev);
+  lane_trace bad = { ev, -1, 0, 0 };   /* n == cap was never true: wrote past ev */
+  is_int(lane_decide_traced(run, lane_route(p, "fallthrough"), r, &d, &bad), LANE_EARG,
+         "trace with cap -1: LANE_EARG");
+  ok(bad.n == 0 && ev[0].kind == 0x5a5a5a5a && ev[1].kind == 0x5a5a5a5a,
+     "trace with cap -1: nothing written");
+  lane_trace neg = { ev, 64, -3, 0 };
+  is_int(lane_decide_traced(run, lane_route(p, "fallthrough"), r, &d, &neg), LANE_EARG,
+         "trace with n -3: LANE_EARG");
+  lane_trace null = { NULL, 2, 0, 0 };
+  is_int(lane_decide_traced(run, lane_route(p, "fallthrough"), r, &d, &null), LANE_EARG,
+         "trace with cap 2 and no events: LANE_EARG");
+  lane_trace none = { NULL, 0, 0, 0 };
+  is_int(lane_decide_traced(run, lane_route(p, "fallthrough"), r, &d, &none), LANE_OK,
+         "trace with cap 0 and no events: decides");
+  ok(none.n == 0 && none.truncated == 1, "trace with cap 0: truncated, nothing written");
+  lane_trace two = { ev, 2, 0, 0 };
+  is_int(lane_decide_traced(run, lane_route(p, "fallthrough"), r, &d, &two), LANE_OK,
+         "trace with cap 2: decides");
+  ok(two.n == 2 && two.truncated == 1 && ev[2].kind == 0x5a5a5a5a,
+     "trace with cap 2: two events, truncated, nothing past them");
+}
+
+/*
+ * String work counts (vm/README.md, "Cost model"). One rule runs every
+ * string operation on two request strings s and t, at most LANE_MAX_STRING
+ * (4096) bytes each as far as the loader knows, and tests s against a
+ * list of eight 4096-byte strings. The worst case, by hand (W below):
+ *   RULE                                              1
+ *   s == t: LOAD LOAD EQ_S (1 + 4096/CMP)             2 + 1 + 4096/CMP
+ *   s < t, startsWith, endsWith, each: + NE_B         3 * (3 + 1 + 4096/CMP)
+ *   s.contains(t): LOAD LOAD (1 + 8192/FIND) NE_B     4 + 8192/FIND
+ *   size(s) >= 0: LOAD (1 + 4096/SCAN) PUSH_I GE_I NE_B  5 + 4096/SCAN
+ *   bucket(s) >= 0: LOAD (1 + 4096/HASH) PUSH_D GE_D NE_B  5 + 4096/HASH
+ *   s in list: LOAD (1 + 8/ELEMS + 8*4096/CMP) NE_B   3 + 8/ELEMS + 32768/CMP
+ *   JF, CAND (1 + 1 member), ENDRULE                  4
+ *   RULE, CAND (2), ENDRULE (rule 2), NOMATCH         5
+ * With s = t = 4096 bytes of "a", every operation reads all it may and
+ * the condition is false: the decision counts W - 5 (the first CAND and
+ * ENDRULE and the NOMATCH do not run, and a CAND's members count in the
+ * worst case only).
+ */
+#define W (1 + (3 + 4096 / BC_COST_CMP) + 3 * (4 + 4096 / BC_COST_CMP) + \
+           (4 + 8192 / BC_COST_FIND) + (5 + 4096 / BC_COST_SCAN) + (5 + 4096 / BC_COST_HASH) + \
+           (3 + 8 / BC_COST_ELEMS + 32768 / BC_COST_CMP) + 4 + 5)
+static void string_work(void) {
+  static char elems[8][4097], big[LANE_MAX_STRING + 2];
+  const char *list[8];
+  la *a = la_new();
+  uint32_t m = la_model(a, "acme.m", 1, 1, 0, 0, 0.5, 0, 0);
+  uint32_t pool = la_pool(a, 1, (uint32_t[]){ m }), sf = la_field(a, "s", BC_U_STRING);
+  uint32_t tf = la_field(a, "t", BC_U_STRING), j, l;
+  lane_load_options opt = { 0, 0 };
+  lane_error err;
+  lane_program *p;
+  for (int i = 0; i < 8; i++) {
+    memset(elems[i], 'a', 4095);
+    elems[i][4095] = (char)('A' + i);
+    list[i] = elems[i];
+  }
+  l = la_list_str(a, 8, list);
+  la_route(a, "work", 0);
+  la_rule(a, "every string operation");
+  la_op(a, BC_OP_LOAD, 0, 0, sf);
+  la_op(a, BC_OP_LOAD, 0, 0, tf);
+  la_op(a, BC_OP_EQ_S, 0, 0, 0);
+  const int two[] = { BC_OP_LT_S, BC_OP_S_STARTS, BC_OP_S_ENDS, BC_OP_S_CONTAINS };
+  for (int i = 0; i < 4; i++) {
+    la_op(a, BC_OP_LOAD, 0, 0, sf);
+    la_op(a, BC_OP_LOAD, 0, 0, tf);
+    la_op(a, two[i], 0, 0, 0);
+    la_op(a, BC_OP_NE_B, 0, 0, 0);
+  }
+  la_op(a, BC_OP_LOAD, 0, 0, sf);
+  la_op(a, BC_OP_S_SIZE, 0, 0, 0);
+  la_op(a, BC_OP_PUSH_I, 0, 0, la_kint(a, 0));
+  la_op(a, BC_OP_GE_I, 0, 0, 0);
+  la_op(a, BC_OP_NE_B, 0, 0, 0);
+  la_op(a, BC_OP_LOAD, 0, 0, sf);
+  la_op(a, BC_OP_BUCKET_S, 0, 0, 0);
+  la_op(a, BC_OP_PUSH_D, 0, 0, la_kdbl(a, 0));
+  la_op(a, BC_OP_GE_D, 0, 0, 0);
+  la_op(a, BC_OP_NE_B, 0, 0, 0);
+  la_op(a, BC_OP_LOAD, 0, 0, sf);
+  la_op(a, BC_OP_IN_LIST, 0, 0, l);
+  la_op(a, BC_OP_NE_B, 0, 0, 0);
+  j = la_op(a, BC_OP_JF, 0, 0, 0);
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_patch(a, j);
+  la_rule(a, "otherwise");
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_route_end(a);
+
+  p = la_load(a, &err);
+  is_int(p ? (long long)lane_program_max_steps(p) : -1, W,
+         "string work: worst case counts the bytes strings may take");
+  lane_program_free(p);
+  {
+    size_t n;
+    unsigned char *b = la_bytes(a, &n);
+    opt.max_steps = W - 1;
+    p = lane_load_with(b, n, &opt, &err);
+    ok(!p && err.code == LANE_ELIMIT, "string work: refused one step below its worst case");
+    opt.max_steps = W;
+    p = lane_load_with(b, n, &opt, &err);
+    ok(p != NULL, "string work: loads with max_steps at its worst case%s%s", p ? "" : ": ",
+       p ? "" : err.message);
+    free(b);
+  }
+  if (p) {
+    lane_runtime *wrt = lane_runtime_new(p, &err);
+    lane_request r;
+    lane_decision d;
+    memset(big, 'a', sizeof big);
+    lane_request_init(&r, p);
+    is_int(lane_set_str(&r, sf, big, LANE_MAX_STRING + 1), LANE_ELIMIT,
+           "lane_set_str: %d bytes, one over LANE_MAX_STRING: LANE_ELIMIT", LANE_MAX_STRING + 1);
+    ok(!(r.set >> sf & 1), "lane_set_str: a refused string leaves the field unset");
+    is_int(lane_set_str(&r, sf, big, LANE_MAX_STRING), LANE_OK,
+           "lane_set_str: LANE_MAX_STRING bytes: LANE_OK");
+    is_int(lane_set_str(&r, tf, big, LANE_MAX_STRING), LANE_OK, "second string");
+    is_int(lane_set_str(&r, tf, big, LANE_MAX_STRING + 1), LANE_ELIMIT,
+           "lane_set_str: over the limit on a set field: LANE_ELIMIT");
+    ok(r.v[tf].s.n == LANE_MAX_STRING, "lane_set_str: a refused string leaves the field as it was");
+    is_int(lane_decide(wrt, "work", &r, &d), LANE_OK, "string work: decides");
+    is_int(d.steps, W - 5, "string work: maximal strings count what the worst case allows");
+    ok(d.steps <= lane_program_max_steps(p), "string work: within the worst case");
+    lane_runtime_free(wrt);
+    lane_program_free(p);
+  }
+  free(a);
+}
+#undef W
 
 int main(void) {
   la *a = build();
@@ -313,6 +522,11 @@ int main(void) {
   lane_set_str(&other, BC_F_USER, "bob", 3);
   lane_set_str(&other, team, "h\xc3\xa9llo", 6);
   expect("strings", &other, LANE_OK, 3, 1, C(4), "size counts code points");
+  /* five code points in 13 bytes: size() reads eight bytes at a time */
+  lane_set_str(&other, team, "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xc3\xa9\xc3\xa9", 13);
+  expect("strings", &other, LANE_OK, 3, 1, C(4), "size counts code points, 8 bytes at a time");
+  lane_set_str(&other, team, "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xc3\xa9\xc3\xa9!", 14);
+  expect("strings", &other, LANE_OK, 4, 1, C(1), "six code points in 14 bytes");
   lane_set_str(&other, team, "hello!", 6);
   expect("strings", &other, LANE_OK, 4, 1, C(1), "otherwise");
   lane_set_int(&other, BC_F_IMAGES, 7);
@@ -360,6 +574,10 @@ int main(void) {
   is_int(lane_set_int(&other, 64, 0), LANE_EARG, "field 64");
   is_int(lane_set_str(&other, team, NULL, 3), LANE_EARG, "NULL string with a length");
   is_int(lane_set_str(&other, team, NULL, 0), LANE_OK, "NULL empty string");
+
+  ok(contains_agrees(rt, p), "contains() agrees with a naive search");
+  traces(rt, p, &r);
+  string_work();
 
   lane_runtime_free(rt);
   lane_program_free(p);

@@ -131,6 +131,11 @@ static void image_cases(void) {
   CASE("backward_jump", a->code[pc_jf0].c = pc_load_images,
        "instruction %u (JF): jump target %u is not after the instruction",
        (unsigned)pc_jf0, (unsigned)pc_load_images);
+  /* A jump to itself is not after the instruction either: with it the VM
+   * would loop for ever. */
+  CASE("jump_to_itself", a->code[pc_jf0].c = pc_jf0,
+       "instruction %u (JF): jump target %u is not after the instruction",
+       (unsigned)pc_jf0, (unsigned)pc_jf0);
   CASE("jump_out_of_region", a->code[pc_jf0].c = pc_nomatch + 1,
        "instruction %u (JF): jump target %u is outside its region [%u,%u)",
        (unsigned)pc_jf0, (unsigned)pc_nomatch + 1, (unsigned)pc_rule0,
@@ -342,7 +347,7 @@ static void image_cases(void) {
 /* A route indexed by a SWITCH on req.tier, as the emitter writes it for a
  * run of rules: case "a" continues after the SWITCH (rule 0), case "b"
  * goes to rule 1, anything else to rule 2 (otherwise). */
-static bc_switch sw_tab[1];
+static bc_switch sw_tab[2];
 static bc_case sw_cases[2];
 static uint32_t pc_sw, pc_sw_rule1, pc_sw_rule2, pc_sw_end;
 
@@ -426,6 +431,10 @@ static void switch_cases(void) {
        "switch 0 case 0: string 999 out of range (%u strings)", (unsigned)a->im.nstr);
   CASE("switch_index", a->code[pc_sw].c = 1,
        "instruction %u (SWITCH): switch 1 out of range (1)", (unsigned)pc_sw);
+  /* A second switch over the first one's cases: what the loader learns of
+   * a switch is learned once, from cases that are its own. */
+  CASE("switch_cases_overlap", sw_tab[1] = sw_tab[0]; a->im.nswitches = 2,
+       "switch 1: cases [0,+2) overlap those of switch 0");
 #undef CASE
 }
 
@@ -453,6 +462,41 @@ static void steps_case(void) {
   /* RULE + CAND (1 + 20000 * (1 + 60)) + ENDRULE + NOMATCH */
   emit("steps_over_limit", b, n,
        "route big: worst case of 1220004 instructions exceeds the limit of 1000000");
+  free(b);
+}
+
+/* A program whose worst case is over the default limit only because
+ * string work counts (vm/README.md, "Cost model"): req.user.contains(K),
+ * for a constant K of 65536 bytes, repeated until over. Each contains()
+ * may read 4096 (LANE_MAX_STRING) + 65536 bytes, a step per BC_COST_FIND,
+ * and counts one more; with LOAD, PUSH_S and JF a condition costs 3 more.
+ * Counted as instructions the program is a few hundred. */
+static void weights_case(void) {
+  static char k[65537];
+  const uint32_t per = 4 + (4096 + 65536) / BC_COST_FIND, reps = 1000000 / per + 1;
+  la *a = la_new();
+  uint32_t m = la_model(a, "acme.big", 10, 30, 200000, 8000, 0.9, 2000, 0);
+  uint32_t pool = la_pool(a, 1, (uint32_t[]){ m }), ks;
+  unsigned char *b;
+  size_t n;
+  memset(k, 'a', sizeof k - 1);
+  ks = la_str(a, k);
+  la_route(a, "r", 0);
+  la_rule(a, "req.user.contains(K), repeated");
+  for (uint32_t i = 0; i < reps; i++) {
+    la_op(a, BC_OP_LOAD, 0, 0, BC_F_USER);
+    la_op(a, BC_OP_PUSH_S, 0, 0, ks);
+    la_op(a, BC_OP_S_CONTAINS, 0, 0, 0);
+    la_op(a, BC_OP_JF, 0, 0, a->im.ncode + 1);
+  }
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_route_end(a);
+  b = encode(a, &n);
+  /* RULE + reps * per + CAND (1 + 1 member) + ENDRULE + NOMATCH */
+  emit("steps_weighted", b, n,
+       "route r: worst case of %u instructions exceeds the limit of 1000000",
+       (unsigned)(1 + reps * per + 2 + 1 + 1));
   free(b);
 }
 
@@ -624,6 +668,10 @@ static void byte_cases(void) {
        BC_SEC_MAX - 1);
   FRESH(); e = entry(b, BC_SEC_MODELS, NULL); put32(b + get32(e + 4) + 140, 5); reseal(b, n);
   emit("model_reserved", b, n, "model 0 (acme.big): reserved field is 5, must be 0");
+  /* String 1 starts inside string 0 ("task"): strings may not share
+   * bytes, so the loader's work per string adds up to the file's size. */
+  FRESH(); e = entry(b, BC_SEC_STRIDX, NULL); put32(b + get32(e + 4) + 8, 0); reseal(b, n);
+  emit("string_overlap", b, n, "string 1: offset 0 overlaps string 0, which ends at 4");
   (void)i;
 #undef FRESH
   free(b);
@@ -640,6 +688,7 @@ int main(int argc, char **argv) {
   image_cases();
   switch_cases();
   steps_case();
+  weights_case();
   flow_cases();
   fprintf(stderr, "gen: wrote %d cases to %s\n", ncases, dir);
   return 0;
