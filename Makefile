@@ -30,7 +30,7 @@ LDLIBS_TOOLS := -ljansson -lcurl
 PACKAGES := flex bison libjansson-dev libcurl4-openssl-dev make gcc perl python3 libmicrohttpd-dev
 
 # The VM core: libc only.
-VM_SRC   := vm/bc.c vm/load.c vm/vm.c vm/runtime.c
+VM_SRC   := vm/bc.c vm/load.c vm/vm.c vm/runtime.c vm/text.c
 VM_OBJ   := $(VM_SRC:%.c=$(BUILD)/%.o)
 # Front end, compiler and tools (linked into the lane command and tests).
 GEN_SRC  := $(BUILD)/lang/parser.c $(BUILD)/lang/lexer.c
@@ -48,7 +48,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Fuzz targets (tests/fuzz/); json only once vm/json.c exists. Each is also
 # built as a plain replay program that `make test` runs over its corpus.
 JSON_SRC     := $(wildcard vm/json.c)
-FUZZ_TARGETS := compile load decide diff $(if $(JSON_SRC),json)
+FUZZ_TARGETS := compile load decide diff import state $(if $(JSON_SRC),json)
 REPLAY_BIN   := $(FUZZ_TARGETS:%=$(BUILD)/tests/replay_%)
 
 # The provider catalogs in stdlib/ are generated from the shared LiteLLM
@@ -149,6 +149,10 @@ $(BUILD)/tests/ast_small.o: lang/ast.c lang/ast.h
 # <bindir>/../share/lane/stdlib) and the man page.
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# The Python binding goes where this python3 looks for modules under PREFIX
+# (e.g. PREFIX/lib/python3.11/site-packages, or dist-packages on Debian's
+# own python3), relative to PREFIX so that DESTDIR staging works.
+PYTHON_SITE ?= $(or $(patsubst $(PREFIX)%,%,$(shell python3 -c 'import sysconfig; print(sysconfig.get_path("purelib", vars={"base": "$(PREFIX)", "platbase": "$(PREFIX)"}))' 2>/dev/null)),/lib/python3/dist-packages)
 INST     = $(DESTDIR)$(PREFIX)
 define LANE_PC
 prefix=$(PREFIX)\nexec_prefix=$${prefix}\nlibdir=$${exec_prefix}/lib\nincludedir=$${prefix}/include\n\n
@@ -171,6 +175,8 @@ install-files:
 	cd stdlib && find . -name '*.lane' | while read -r f; do \
 	  install -D -m 644 "$$f" "$(INST)/share/lane/stdlib/$$f" || exit 1; done
 	install -m 644 doc/lane.1 $(INST)/share/man/man1/lane.1
+	install -d $(INST)$(PYTHON_SITE)
+	install -m 644 examples/python/lane.py $(INST)$(PYTHON_SITE)/lane.py
 	printf '$(LANE_PC)Name: lane\nDescription: lane routing VM for LLM requests\nVersion: %s\nLibs: -L$${libdir} -llane\nCflags: -I$${includedir}\n' \
 	  $(VERSION) > $(INST)/lib/pkgconfig/lane.pc
 	printf '$(LANE_PC)Name: lane-json\nDescription: lane request adapters for OpenAI and Anthropic bodies\nVersion: %s\nRequires: lane\nRequires.private: jansson\nLibs: -L$${libdir} -llane-json\nCflags: -I$${includedir}\n' \
@@ -199,16 +205,20 @@ demo: deps
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(REPLAY_BIN) $(JSON_LIBS)
 	BUILD=$(BUILD) LANE=$(abspath $(LANE)) CC="$(CC)" SAN="$(SAN)" FUZZ_TARGETS="$(FUZZ_TARGETS)" \
-	  prove -f --exec 'sh tests/timeout.sh' $(UNIT_BIN) tests/fuzz/replay.sh tests/golden/run.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh tests/cost/crosscheck.sh \
+	  prove -f --exec 'sh tests/timeout.sh' $(UNIT_BIN) tests/fuzz/replay.sh tests/golden/run.sh tests/cli/cli.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh tests/cost/crosscheck.sh \
 	  examples/python/test_lane.py tests/install/install.sh examples/gateway/test.sh
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all" test
 
+# The per-entry skip lines go to $(BUILD)/stdlib-import.log; a failed import
+# fails the target (a pipe through grep would hide its exit status).
 stdlib: $(LANE)
 	$(LANE) catalog import $(CATALOG) -o stdlib/providers $(PROVIDERS:%=--provider %) \
-	  | grep -v '^skip ' 
+	  > $(BUILD)/stdlib-import.log
+	@grep -v '^skip ' $(BUILD)/stdlib-import.log; \
+	  echo "(every skipped entry with its reason: $(BUILD)/stdlib-import.log)"
 
 # ThreadSanitizer: the suite's programs, built with -fsanitize=thread.
 check-tsan: deps

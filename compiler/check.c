@@ -408,7 +408,23 @@ static int check_selector(sema_unit *u, ast_node *n, int cx) {
   return TY_ERROR;
 }
 
+/* has(req.f): CEL's presence test, on a request field of any type. Its
+ * argument is a field, not a value: nothing is loaded. */
+static int check_has(sema_unit *u, ast_node *n, int cx) {
+  ast_node *f = n->list.n == 1 ? n->list.v[0] : NULL;
+  if (n->a || !f || f->kind != N_SELECTOR || !f->a || f->a->kind != N_IDENT ||
+      strcmp(f->a->name, "req") != 0) {
+    diag_error(&u->ctx, n->span, "has() takes one request field, as in has(req.latency_budget)");
+    return TY_ERROR;
+  }
+  if (check(u, f, cx) == TY_ERROR) return TY_ERROR;
+  for (int i = 0; i < sema_nbuiltins; i++)
+    if (sema_builtins[i].fn == BF_HAS) n->ref = i;
+  return TY_BOOL;
+}
+
 static int check_call(sema_unit *u, ast_node *n, int cx) {
+  if (!strcmp(n->name, "has")) return check_has(u, n, cx);
   int args[3], nargs = 0;
   if (n->a) args[nargs++] = check(u, n->a, cx);
   for (int i = 0; i < n->list.n; i++) {
@@ -436,6 +452,7 @@ static int check_call(sema_unit *u, ast_node *n, int cx) {
     suggest s = {n->name, NULL, 99};
     char h[96];
     for (int i = 0; i < sema_nbuiltins; i++) consider(&s, sema_builtins[i].name);
+    consider(&s, "has");
     hint(h, sizeof h, &s);
     diag_error(&u->ctx, n->span, "unknown function '%s'%s", n->name, h);
     return TY_ERROR;
@@ -659,7 +676,10 @@ int sema_check_const(sema_unit *u, ast_node *e, int want, const char *what, ev_v
   if (!ok) {
     char h[96] = "";
     if (t == TY_MONEY && want == TY_PRICE) snprintf(h, sizeof h, "; a price is per token, as in $3/Mtok");
-    else literal_hint(h, sizeof h, e, want);
+    else if (t == TY_FRACTION && want == TY_DOUBLE && e->kind == N_FRACTION) {
+      char num[40];
+      snprintf(h, sizeof h, "; write it as a number from 0 to 1: %s", ev_num(num, sizeof num, e->lit.d));
+    } else literal_hint(h, sizeof h, e, want);
     diag_error(&u->ctx, e->span, "%s must be %s, not %s%s", what, sema_ty_name(want),
                sema_ty_name(t), h);
     return -1;
@@ -749,7 +769,14 @@ static int check_model_ref(sema_unit *u, ast_node *t) {
   int m = sema_model_find(u, t->name);
   if (m < 0) {
     const char *best = sema_suggest_model(u, t->name);
-    if (best)
+    const char *dot = strchr(t->name, '.');
+    char mod[160];
+    if (dot && dot > t->name && (size_t)(dot - t->name) < 64 &&
+        (snprintf(mod, sizeof mod, "std/providers/%.*s", (int)(dot - t->name), t->name),
+         sema_module_declares(u, mod, t->name)))
+      diag_error(&u->ctx, t->span, "unknown model '%s'; it is in the standard library: "
+                 "add import \"%s\"", t->name, mod);
+    else if (best)
       diag_error(&u->ctx, t->span, "unknown model '%s'; did you mean '%s'?", t->name, best);
     else
       diag_error(&u->ctx, t->span, "unknown model '%s'", t->name);
@@ -779,8 +806,8 @@ static void check_target(sema_unit *u, ast_node *t) {
   case N_SELECT: check_pool(u, t->a); break;
   case N_SPLIT: {
     int key = check(u, t->a, CX_REQ);
-    if (key != TY_ERROR && key != TY_STRING && key != TY_INT)
-      diag_error(&u->ctx, t->a->span, "a split key must be a string or an int, not %s",
+    if (key != TY_ERROR && key != TY_STRING && key != TY_INT && key != TY_UINT)
+      diag_error(&u->ctx, t->a->span, "a split key must be a string, an int or a uint, not %s",
                  sema_ty_name(key));
     long total = 0;
     int bad = 0;
@@ -936,4 +963,10 @@ void sema_check_exprs(sema_unit *u) {
   for (int i = 0; i < u->nbudgets; i++) check_budget(u, &u->budgets[i]);
   for (int i = 0; i < u->nroutes; i++) check_route(u, &u->routes[i]);
   for (int i = 0; i < u->tests.n; i++) check_test(u, u->tests.v[i]);
+}
+
+/* One expression outside any declaration (lane eval --expr): request
+ * fields may be read, model properties and decisions may not. */
+int sema_check_expr(sema_unit *u, ast_node *e) {
+  return check(u, e, CX_REQ);
 }

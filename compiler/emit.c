@@ -393,6 +393,10 @@ static void emit_call(emitter *E, const ast_node *n) {
     fail(E, n->span, "%s() of a value known only at run time is not supported", b->name);
     return;
   }
+  if (b->fn == BF_HAS) {   /* the field's presence, not its value */
+    emit(E, BC_OP_HAS, 0, 0, (uint32_t)n->list.v[0]->ref);
+    return;
+  }
   if (n->a) emit_expr(E, n->a);
   for (int i = 0; i < n->list.n; i++) emit_expr(E, n->list.v[i]);
   if (b->op >= 0) emit(E, b->op, 0, 0, 0);
@@ -595,7 +599,8 @@ static void emit_split(emitter *E, const sema_route *r, const ast_node *t) {
     int jf = -1;
     if (i != last) {
       emit_expr(E, t->a);
-      emit(E, t->a->type == TY_STRING ? BC_OP_BUCKET_S : BC_OP_BUCKET_I, 0, 0, 0);
+      emit(E, t->a->type == TY_STRING ? BC_OP_BUCKET_S
+              : t->a->type == TY_UINT ? BC_OP_BUCKET_U : BC_OP_BUCKET_I, 0, 0, 0);
       emit(E, BC_OP_PUSH_D, 0, 0, kdbl_index(E, (double)cum / 100.0));
       emit(E, BC_OP_LT_D, 0, 0, 0);
       jf = emit(E, BC_OP_JF, 0, 0, 0);

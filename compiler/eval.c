@@ -379,6 +379,9 @@ static ev_val parse_number(const ev_val *s, int ty) {
 }
 
 static ev_val eval_call(const ev_env *env, const ast_node *n) {
+  if (sema_builtins[n->ref].fn == BF_HAS)   /* known only with a request */
+    return env->req ? mk_b((int)(env->req->set >> n->list.v[0]->ref & 1))
+                    : unknown();
   ev_val a[2];
   int na = 0;
   if (n->a) a[na++] = ev_eval(env, n->a);
@@ -530,7 +533,21 @@ ev_val ev_eval(const ev_env *env, const ast_node *n) {
   }
 }
 
+/* The shortest %g form that reads back as exactly d (at most 17 digits):
+ * 0.00054 stays "0.00054", and the double just below it shows as
+ * "0.00053999999999999993", so two different values never print alike. */
+const char *ev_num(char *buf, size_t n, double d) {
+  double a = d < 0 ? -d : d;
+  int plain = a >= 1e-5 && a < 1e15;   /* written without an exponent */
+  for (int prec = 1; prec <= 17; prec++) {
+    snprintf(buf, n, "%.*g", prec, d);
+    if (strtod(buf, NULL) == d && !(plain && strchr(buf, 'e'))) break;
+  }
+  return buf;
+}
+
 const char *ev_show(const sema_unit *u, const ev_val *v, char *buf, size_t n) {
+  char num[40];
   if (v->kind == EV_UNKNOWN) { snprintf(buf, n, "(unknown)"); return buf; }
   if (v->kind == EV_ERROR) { snprintf(buf, n, "error: %s", v->err); return buf; }
   switch (v->ty) {
@@ -538,11 +555,13 @@ const char *ev_show(const sema_unit *u, const ev_val *v, char *buf, size_t n) {
   case TY_TOKENS: snprintf(buf, n, "%lld tokens", (long long)v->v.i); break;
   case TY_UINT: snprintf(buf, n, "%lluu", (unsigned long long)v->v.u); break;
   case TY_BOOL: snprintf(buf, n, "%s", v->v.i ? "true" : "false"); break;
-  case TY_DOUBLE: snprintf(buf, n, "%.17g", v->v.d); break;
-  case TY_MONEY: snprintf(buf, n, "$%.10g", v->v.d); break;
-  case TY_PRICE: snprintf(buf, n, "$%.10g/Mtok", v->v.d * 1e6); break;
-  case TY_DURATION: snprintf(buf, n, "%.10gms", v->v.d); break;
-  case TY_FRACTION: snprintf(buf, n, "%.10g%%", v->v.d * 100); break;
+  /* Doubles in the shortest form that reads back exactly; a price or a
+   * fraction is shown scaled ($/Mtok, %), exact for the scaled value. */
+  case TY_DOUBLE: snprintf(buf, n, "%s", ev_num(num, sizeof num, v->v.d)); break;
+  case TY_MONEY: snprintf(buf, n, "$%s", ev_num(num, sizeof num, v->v.d)); break;
+  case TY_PRICE: snprintf(buf, n, "$%s/Mtok", ev_num(num, sizeof num, v->v.d * 1e6)); break;
+  case TY_DURATION: snprintf(buf, n, "%sms", ev_num(num, sizeof num, v->v.d)); break;
+  case TY_FRACTION: snprintf(buf, n, "%s%%", ev_num(num, sizeof num, v->v.d * 100)); break;
   case TY_STRING: snprintf(buf, n, "\"%.*s\"", (int)v->n, v->s); break;
   case TY_MODEL: snprintf(buf, n, "%s", u->models[v->v.i].name); break;
   case TY_NULL: snprintf(buf, n, "null"); break;

@@ -151,7 +151,9 @@ static void text_rules(const explain_in *in, FILE *out) {
     } else if (e->kind == LANE_EV_MEMBER) {
       char why[1024] = "";
       if (!e->passed && in->u) why_removed(&env, in->route, e->rule, e->model, why, sizeof why);
-      fprintf(out, "    %-40s $%-12.6g %s%s\n", lane_model_name(p, e->model), e->cost,
+      char num[40], cost[48];
+      snprintf(cost, sizeof cost, "$%s", ev_num(num, sizeof num, e->cost));
+      fprintf(out, "    %-40s %-13s %s%s\n", lane_model_name(p, e->model), cost,
               e->passed ? "kept" : "removed: ", why);
     } else if (e->kind == LANE_EV_CHOSEN) {
       fprintf(out, "    -> %s\n", lane_model_name(p, e->model));
@@ -174,10 +176,11 @@ static void text_decision(const explain_in *in, FILE *out) {
     return;
   }
   fprintf(out, "decision: rule %d, ", d->rule);
+  char num[40];
   for (int i = 0; i < d->ncandidates; i++)
-    fprintf(out, "%s%s ($%.6g)", i ? ", then " : "", lane_model_name(p, d->candidates[i]),
-            lane_cost(p, in->req, d->candidates[i]));
-  fprintf(out, "; expected cost $%.6g\n", d->cost);
+    fprintf(out, "%s%s ($%s)", i ? ", then " : "", lane_model_name(p, d->candidates[i]),
+            ev_num(num, sizeof num, lane_cost(p, in->req, d->candidates[i])));
+  fprintf(out, "; expected cost $%s\n", ev_num(num, sizeof num, d->cost));
 }
 
 /* ---- JSON ---- */

@@ -23,6 +23,8 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define EXIT_FINDINGS 1
 #define EXIT_USAGE 2
@@ -42,16 +44,26 @@ static const char usage_text[] =
   "                                       run the test blocks of the policy and of\n"
   "                                       POLICY_test.lane beside it\n"
   "  disasm  FILE.lanec|POLICY.lane       show header, sections, models and code\n"
-  "  eval    FILE.lanec|POLICY.lane --route NAME [--format json|text] [--state SNAPSHOT.json]\n"
-  "          [--explain] REQUEST.json...    decide; --state replays a runtime snapshot,\n"
-  "                                       --explain shows each rule tried and why\n"
-  "                                       decide for flat JSON requests\n"
+  "  eval    FILE.lanec|POLICY.lane [--route NAME] [--format json|text] [--explain]\n"
+  "          [--state SNAPSHOT.json] [--ignore-unknown] REQUESTS...\n"
+  "                                       decide for flat JSON requests: each REQUESTS is a\n"
+  "                                       file (or - for stdin) of one object or JSON Lines;\n"
+  "                                       --route may be left out when there is one route;\n"
+  "                                       --state replays a runtime snapshot; --explain shows\n"
+  "                                       each rule tried and why\n"
+  "  eval    --expr EXPR [POLICY.lane] [REQUESTS...]\n"
+  "                                       the value of an expression, e.g.\n"
+  "                                       --expr 'bucket(\"u-1268\")'; on each request\n"
+  "                                       when it reads request fields\n"
   "  catalog import FILE.json -o DIR [--provider P]...\n"
   "                                       LiteLLM price catalog -> one module per provider\n"
-  "  catalog fetch URL -o FILE [--timeout-ms N] [--max-bytes N]\n"
+  "  catalog fetch URL -o FILE [--timeout-ms N] [--max-bytes N] [--force]\n"
   "                                       download a catalog (http/https, ETag-aware);\n"
-  "                                       FILE is replaced only by a valid catalog\n"
-  "  catalog diff OLD.json NEW.json       added and removed models, changed prices\n"
+  "                                       FILE is replaced only by a valid catalog with at\n"
+  "                                       least half its model entries (or --force)\n"
+  "  catalog diff OLD.json NEW.json [--format keys|lane] [--provider P]...\n"
+  "                                       entries added, removed, changed (prices, limits,\n"
+  "                                       capabilities, dates); lane: as lane models\n"
   "  builtins                             list builtin functions (Markdown)\n"
   "  version                              print the version\n"
   "\n"
@@ -63,9 +75,11 @@ static const char usage_text[] =
   "\n"
   "exit codes: 0 ok, 1 findings or failed tests, 2 usage or input errors\n";
 
+/* The command line. Every list holds any number of arguments: each array
+ * has room for all of argv (parse_args allocates them). */
 typedef struct cli {
   const char *cmd;          /* subcommand */
-  const char *files[64];    /* positional arguments */
+  const char **files;       /* positional arguments */
   int         nfiles;
   const char *out;          /* -o */
   const char *route;        /* --route */
@@ -75,15 +89,19 @@ typedef struct cli {
   int         coverage;     /* --coverage, for test */
   double      threshold;    /* --threshold P, for test */
   int         explain;      /* --explain, for eval */
+  const char *expr;         /* --expr EXPR, for eval */
+  int         ignore_unknown; /* --ignore-unknown, for eval */
   int         check, diff;  /* --check, --diff, for fmt */
-  const char *providers[64];/* --provider, for catalog import */
-  const char *enable[64];   /* --enable ID, for lint */
-  const char *disable[64];  /* --disable ID, for lint */
+  const char **providers;   /* --provider, for catalog import and diff */
+  const char **enable;      /* --enable ID, for lint */
+  const char **disable;     /* --disable ID, for lint */
+  const char **include;     /* -I DIR (c->opts.include points here) */
   int         nenable, ndisable;
   int         nproviders;
   sema_opts   opts;         /* -I, --max-errors */
   long        timeout_ms;   /* --timeout-ms, for catalog fetch */
   long        max_bytes;    /* --max-bytes, for catalog fetch */
+  int         force;        /* --force, for catalog fetch */
 } cli;
 
 static int usage(const char *msg) {
@@ -92,24 +110,44 @@ static int usage(const char *msg) {
   return EXIT_USAGE;
 }
 
+static void free_args(cli *c) {
+  free(c->files);
+  free(c->providers);
+  free(c->enable);
+  free(c->disable);
+  free(c->include);
+}
+
 static int parse_args(cli *c, int argc, char **argv) {
   memset(c, 0, sizeof *c);
   c->cmd = argv[1];
+  size_t room = (size_t)argc;
+  c->files = calloc(room, sizeof *c->files);
+  c->providers = calloc(room, sizeof *c->providers);
+  c->enable = calloc(room, sizeof *c->enable);
+  c->disable = calloc(room, sizeof *c->disable);
+  c->include = calloc(room, sizeof *c->include);
+  c->opts.include = c->include;
+  if (!c->files || !c->providers || !c->enable || !c->disable || !c->include) {
+    fprintf(stderr, "lane: out of memory reading %d arguments\n", argc);
+    return -1;
+  }
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "-o") || !strcmp(a, "--route") || !strcmp(a, "--format") ||
         !strcmp(a, "-I") || !strcmp(a, "--max-errors") || !strcmp(a, "--provider") ||
         !strcmp(a, "--state") || !strcmp(a, "--enable") || !strcmp(a, "--disable") ||
-        !strcmp(a, "--timeout-ms") || !strcmp(a, "--max-bytes")) {
+        !strcmp(a, "--timeout-ms") || !strcmp(a, "--max-bytes") || !strcmp(a, "--expr")) {
       if (!val) { fprintf(stderr, "lane: %s needs a value\n", a); return -1; }
       i++;
       if (!strcmp(a, "-o")) c->out = val;
       else if (!strcmp(a, "--route")) c->route = val;
       else if (!strcmp(a, "--format")) c->format = val;
       else if (!strcmp(a, "--state")) c->state = val;
-      else if (!strcmp(a, "--enable")) { if (c->nenable < 64) c->enable[c->nenable++] = val; }
-      else if (!strcmp(a, "--disable")) { if (c->ndisable < 64) c->disable[c->ndisable++] = val; }
+      else if (!strcmp(a, "--expr")) c->expr = val;
+      else if (!strcmp(a, "--enable")) c->enable[c->nenable++] = val;
+      else if (!strcmp(a, "--disable")) c->disable[c->ndisable++] = val;
       else if (!strcmp(a, "--max-errors")) c->opts.max_errors = atoi(val);
       else if (!strcmp(a, "--timeout-ms") || !strcmp(a, "--max-bytes")) {
         char *end;
@@ -122,12 +160,14 @@ static int parse_args(cli *c, int argc, char **argv) {
         if (!strcmp(a, "--timeout-ms")) c->timeout_ms = v;
         else c->max_bytes = v;
       }
-      else if (!strcmp(a, "--provider")) {
-        if (c->nproviders < 64) c->providers[c->nproviders++] = val;
-      }
-      else if (c->opts.ninclude < SEMA_MAX_INCLUDES) c->opts.include[c->opts.ninclude++] = val;
+      else if (!strcmp(a, "--provider")) c->providers[c->nproviders++] = val;
+      else c->include[c->opts.ninclude++] = val;
     } else if (!strcmp(a, "--explain")) {
       c->explain = 1;
+    } else if (!strcmp(a, "--force")) {
+      c->force = 1;
+    } else if (!strcmp(a, "--ignore-unknown")) {
+      c->ignore_unknown = 1;
     } else if (!strcmp(a, "-O0")) {
       c->opts.no_opt = 1;
     } else if (!strcmp(a, "--check")) {
@@ -143,11 +183,11 @@ static int parse_args(cli *c, int argc, char **argv) {
       c->coverage = 1;
       i++;
     } else if (!strncmp(a, "-I", 2) && a[2]) {
-      if (c->opts.ninclude < SEMA_MAX_INCLUDES) c->opts.include[c->opts.ninclude++] = a + 2;
+      c->include[c->opts.ninclude++] = a + 2;
     } else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "lane: unknown option '%s'\n", a);
       return -1;
-    } else if (c->nfiles < 64) {
+    } else {
       c->files[c->nfiles++] = a;
     }
   }
@@ -167,28 +207,62 @@ static int compile(sema_unit *u, const cli *c, const char *path, unsigned char *
   return rc;
 }
 
+/* Writes path atomically: a temporary file beside it, flushed to disk, then
+ * renamed over it, so a failed or interrupted write leaves the previous
+ * file as it was. -1 with errno set on failure. */
 static int write_file(const char *path, const unsigned char *b, size_t n) {
-  FILE *f = fopen(path, "wb");
-  if (!f) return -1;
-  size_t w = fwrite(b, 1, n, f);
-  return fclose(f) == 0 && w == n ? 0 : -1;
+  size_t len = strlen(path);
+  char *tmp = malloc(len + 16);
+  if (!tmp) { errno = ENOMEM; return -1; }
+  memcpy(tmp, path, len);
+  memcpy(tmp + len, ".tmp.XXXXXX", 12);
+  int fd = mkstemp(tmp);
+  if (fd < 0) { int e = errno; free(tmp); errno = e; return -1; }
+  size_t done = 0;
+  while (done < n) {
+    ssize_t w = write(fd, b + done, n - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    done += (size_t)w;
+  }
+  int rc = done == n && fchmod(fd, 0644) == 0 && fsync(fd) == 0 ? 0 : -1;
+  int e = errno;
+  if (close(fd) != 0 && rc == 0) { rc = -1; e = errno; }
+  if (rc == 0 && rename(tmp, path) != 0) { rc = -1; e = errno; }
+  if (rc != 0) unlink(tmp);
+  free(tmp);
+  errno = e;
+  return rc;
 }
 
-static unsigned char *read_bytes(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
+/* Reads a whole stream; NULL with errno set when reading fails or memory
+ * runs out (never a silently short result). */
+static unsigned char *read_stream(FILE *f, size_t *n) {
   size_t cap = 1 << 16, len = 0;
   unsigned char *b = malloc(cap);
   while (b) {
     len += fread(b + len, 1, cap - len, f);
+    if (ferror(f)) { int e = errno; free(b); errno = e ? e : EIO; return NULL; }
     if (len < cap) break;
     unsigned char *nb = realloc(b, cap * 2);
-    if (!nb) { free(b); b = NULL; break; }
+    if (!nb) { free(b); errno = ENOMEM; return NULL; }
     b = nb;
     cap *= 2;
   }
-  fclose(f);
+  if (!b) errno = ENOMEM;
   *n = len;
+  return b;
+}
+
+/* A whole file. A policy or a program must be a regular file (a FIFO would
+ * block); request files may be pipes too (lane eval <(...)). */
+static unsigned char *read_bytes(const char *path, size_t *n, int regular_only) {
+  FILE *f = regular_only ? ast_fopen_regular(path) : fopen(path, "rb");
+  if (!f) return NULL;
+  unsigned char *b = read_stream(f, n);
+  int e = errno;
+  fclose(f);
+  errno = e;
   return b;
 }
 
@@ -202,9 +276,9 @@ static int is_lanec(const unsigned char *b, size_t n) {
 static lane_program *load_program_keep(const cli *c, const char *path, int *rc,
                                        sema_unit *keep) {
   size_t n = 0;
-  unsigned char *b = read_bytes(path, &n);
+  unsigned char *b = read_bytes(path, &n, 1);
   if (!b) {
-    fprintf(stderr, "lane: cannot read '%s': %s\n", path, strerror(errno));
+    fprintf(stderr, "lane: cannot read '%s': %s\n", path, ast_strerror(errno));
     *rc = EXIT_USAGE;
     return NULL;
   }
@@ -288,9 +362,8 @@ static int test_file(const char *policy, char *buf, size_t n) {
   size_t len = strlen(policy);
   if (len > 5 && !strcmp(policy + len - 5, ".lane")) len -= 5;
   snprintf(buf, n, "%.*s_test.lane", (int)len, policy);
-  FILE *f = fopen(buf, "rb");
-  if (f) fclose(f);
-  return f != NULL;
+  struct stat st;   /* stat, not open: opening a FIFO would block */
+  return stat(buf, &st) == 0;
 }
 
 static int cmd_test(const cli *c) {
@@ -329,7 +402,7 @@ static int cmd_disasm(const cli *c) {
   lane_program *p = load_program(c, c->files[0], &rc);
   if (!p) return rc;
   size_t n = 0;
-  unsigned char *text = read_bytes(c->files[0], &n);
+  unsigned char *text = read_bytes(c->files[0], &n, 1);
   if (text && !is_lanec(text, n)) {   /* a policy: show its lines beside the code */
     unsigned char *t = realloc(text, n + 1);
     if (t) { t[n] = 0; text = t; } else { free(text); text = NULL; }
@@ -345,9 +418,11 @@ static int cmd_disasm(const cli *c) {
 
 /* ---- eval ---- */
 
-/* Fills r from a flat JSON object; the json stays alive while r is used. */
+/* Fills r from a flat JSON object; the json stays alive while r is used.
+ * A field the policy does not declare is an error, or is skipped (and
+ * counted in *ignored) with ignore_unknown. */
 static int request_from_json(const lane_program *p, json_t *obj, lane_request *r,
-                             char *why, size_t whyn) {
+                             int ignore_unknown, int *ignored, char *why, size_t whyn) {
   if (!json_is_object(obj)) {
     snprintf(why, whyn, "a request must be a JSON object of field names to values");
     return -1;
@@ -357,8 +432,10 @@ static int request_from_json(const lane_program *p, json_t *obj, lane_request *r
   json_t *v;
   json_object_foreach(obj, key, v) {
     int f = lane_field(p, key);
+    if (f < 0 && ignore_unknown) { (*ignored)++; continue; }
     if (f < 0) {
-      snprintf(why, whyn, "unknown request field '%s' (not declared by the policy)", key);
+      snprintf(why, whyn, "unknown request field '%s' (not declared by the policy; "
+               "--ignore-unknown skips such fields)", key);
       return -1;
     }
     if (json_is_null(v)) continue;
@@ -387,8 +464,10 @@ static json_t *model_array(const lane_program *p, const int *m, int n) {
   return a;
 }
 
-static void print_json(const lane_program *p, const lane_decision *d) {
+static void print_json(const lane_program *p, const char *source, const lane_decision *d) {
   json_t *o = json_object();
+  json_t *src = json_string(source);   /* NULL for a name that is not UTF-8 */
+  json_object_set_new(o, "source", src ? src : json_string("(a file name that is not UTF-8)"));
   json_object_set_new(o, "route", json_string(lane_route_name(p, d->route)));
   json_object_set_new(o, "rule", json_integer(d->rule));
   json_object_set_new(o, "rule_name", json_string(lane_rule_name(p, d->route, d->rule)));
@@ -421,62 +500,129 @@ static void print_text(const lane_program *p, const char *name, const lane_decis
   printf("  cost $%.6f\n", d->cost);
 }
 
-static int eval_one(const cli *c, const lane_program *p, lane_runtime *rt, int route,
-                    const char *file, const sema_unit *u) {
-  json_error_t jerr;
-  json_t *obj = json_load_file(file, 0, &jerr);
-  if (!obj) {
-    fprintf(stderr, "lane: %s:%d:%d: invalid JSON: %s\n", file, jerr.line, jerr.column,
-            jerr.text);
+/* ---- request sources ---- */
+
+typedef int (*request_fn)(void *arg, const char *name, json_t *obj);
+
+/* Calls fn for every JSON value in file path ("-": standard input): one
+ * object, or any number one after another (JSON Lines). A value is named
+ * "path" when it is the file's only one, else "path:LINE". Returns the
+ * worst exit code. */
+static int each_request(const char *path, request_fn fn, void *arg) {
+  int is_stdin = !strcmp(path, "-");
+  const char *shown = is_stdin ? "stdin" : path;
+  size_t n = 0;
+  unsigned char *b = is_stdin ? read_stream(stdin, &n) : read_bytes(path, &n, 0);
+  if (!b) {
+    fprintf(stderr, "lane: cannot read '%s': %s\n", shown, strerror(errno));
     return EXIT_USAGE;
   }
-  lane_request r;
-  char why[256];
-  int rc = 0;
-  if (request_from_json(p, obj, &r, why, sizeof why) != 0) {
-    fprintf(stderr, "lane: %s: %s\n", file, why);
-    rc = EXIT_USAGE;
-  } else {
-    lane_decision d;
-    static lane_event events[4096];
-    lane_trace trace = {events, 4096, 0, 0};
-    int st = lane_decide_traced(rt, route, &r, &d, c->explain ? &trace : NULL);
-    if (c->explain) {
-      explain_in in = {u && u->nmods ? u : NULL, p, rt, route, &r, &d, st, &trace};
-      if (strcmp(c->format, "json")) fprintf(stdout, "== %s\n", file);
-      explain_print(&in, !strcmp(c->format, "json"), stdout);
-      if (st != LANE_OK) rc = EXIT_FINDINGS;
-    } else if (st == LANE_OK && !strcmp(c->format, "text")) print_text(p, file, &d);
-    else if (st == LANE_OK) print_json(p, &d);
-    else {
-      fprintf(stderr, "lane: %s: %s\n", file,
-              st == LANE_ENOMATCH ? "no rule matched this request" : lane_status_name(st));
-      rc = EXIT_FINDINGS;
-    }
+  char *name = malloc(strlen(shown) + 24);
+  if (!name) {
+    free(b);
+    fprintf(stderr, "lane: out of memory reading '%s'\n", shown);
+    return EXIT_USAGE;
   }
-  json_decref(obj);
+  size_t pos = 0, bol = 0;   /* bol: where the current line begins */
+  int line = 1, count = 0, rc = 0;
+  for (;;) {
+    while (pos < n && (b[pos] == ' ' || b[pos] == '\t' || b[pos] == '\r' || b[pos] == '\n'))
+      if (b[pos++] == '\n') { line++; bol = pos; }
+    if (pos == n) break;
+    json_error_t e;
+    json_t *obj = json_loadb((const char *)b + pos, n - pos, JSON_DISABLE_EOF_CHECK, &e);
+    if (!obj) {
+      fprintf(stderr, "lane: %s:%d:%d: invalid JSON: %s\n", shown, line + e.line - 1,
+              e.line == 1 ? (int)(pos - bol) + e.column : e.column, e.text);
+      rc = EXIT_USAGE;
+      break;
+    }
+    int start = line;
+    for (size_t k = pos; k < pos + e.position; k++)
+      if (b[k] == '\n') { line++; bol = k + 1; }
+    pos += e.position;
+    size_t q = pos;   /* the only value in the file keeps the file's name */
+    while (q < n && (b[q] == ' ' || b[q] == '\t' || b[q] == '\r' || b[q] == '\n')) q++;
+    if (count == 0 && q == n) strcpy(name, shown);
+    else sprintf(name, "%s:%d", shown, start);
+    count++;
+    int one = fn(arg, name, obj);
+    json_decref(obj);
+    if (one > rc) rc = one;
+  }
+  if (count == 0 && rc == 0) {
+    fprintf(stderr, "lane: %s: no request in it (want a JSON object, or JSON Lines)\n", shown);
+    rc = EXIT_USAGE;
+  }
+  free(name);
+  free(b);
   return rc;
 }
 
+/* ---- eval ---- */
+
+typedef struct eval_ctx {
+  const cli          *c;
+  const lane_program *p;
+  lane_runtime       *rt;
+  int                 route;
+  const sema_unit    *u;      /* with --explain on a policy, else NULL */
+} eval_ctx;
+
+static int eval_one(void *arg, const char *name, json_t *obj) {
+  const eval_ctx *x = arg;
+  const cli *c = x->c;
+  lane_request r;
+  char why[512];
+  int rc = 0, ignored = 0;
+  if (request_from_json(x->p, obj, &r, c->ignore_unknown, &ignored, why, sizeof why) != 0) {
+    fprintf(stderr, "lane: %s: %s\n", name, why);
+    return EXIT_USAGE;
+  }
+  lane_decision d;
+  static lane_event events[4096];
+  lane_trace trace = {events, 4096, 0, 0};
+  int st = lane_decide_traced(x->rt, x->route, &r, &d, c->explain ? &trace : NULL);
+  if (c->explain) {
+    explain_in in = {x->u && x->u->nmods ? x->u : NULL, x->p, x->rt, x->route, &r, &d, st, &trace};
+    if (strcmp(c->format, "json")) fprintf(stdout, "== %s\n", name);
+    explain_print(&in, !strcmp(c->format, "json"), stdout);
+    if (st != LANE_OK) rc = EXIT_FINDINGS;
+  } else if (st == LANE_OK && !strcmp(c->format, "text")) print_text(x->p, name, &d);
+  else if (st == LANE_OK) print_json(x->p, name, &d);
+  else {
+    fprintf(stderr, "lane: %s: %s\n", name,
+            st == LANE_ENOMATCH ? "no rule matched this request" : lane_status_name(st));
+    rc = EXIT_FINDINGS;
+  }
+  return rc;
+}
+
+static int cmd_expr(const cli *c);
+
 static int cmd_eval(const cli *given) {
   cli copy = *given, *c = &copy;
+  if (c->expr) return cmd_expr(c);
   if (!c->format) c->format = c->explain ? "text" : "json";   /* what reads best */
-  if (c->nfiles < 2) return usage("eval takes a program and at least one request file");
-  if (!c->route) return usage("eval needs --route NAME");
+  if (c->nfiles < 2)
+    return usage("eval takes a program and at least one request source (a file, or - for stdin)");
   if (strcmp(c->format, "json") && strcmp(c->format, "text"))
     return usage("--format is json or text");
   int rc = 0;
   sema_unit u;
   lane_program *p = load_program_keep(c, c->files[0], &rc, c->explain ? &u : NULL);
   if (!p) return rc;
-  int route = lane_route(p, c->route);
+  if (!c->route && lane_route_count(p) == 1) c->route = lane_route_name(p, 0);
+  int route = c->route ? lane_route(p, c->route) : -1;
   lane_error err;
   lane_runtime *rt = route < 0 ? NULL
                    : c->state ? state_runtime(p, c->state, stderr) : lane_runtime_new(p, &err);
   if (route >= 0 && !rt && c->state) {
     rc = EXIT_USAGE;
   } else if (route < 0) {
-    fprintf(stderr, "lane: no route '%s'; the program has:", c->route);
+    if (c->route) fprintf(stderr, "lane: no route '%s'; the program has:", c->route);
+    else fprintf(stderr, "lane: the program has %d routes; say which with --route:",
+                 lane_route_count(p));
     for (int i = 0; i < lane_route_count(p); i++) fprintf(stderr, " %s", lane_route_name(p, i));
     fputc('\n', stderr);
     rc = EXIT_USAGE;
@@ -484,8 +630,9 @@ static int cmd_eval(const cli *given) {
     fprintf(stderr, "lane: %s\n", err.message);
     rc = EXIT_USAGE;
   } else {
+    eval_ctx x = {c, p, rt, route, c->explain ? &u : NULL};
     for (int i = 1; i < c->nfiles; i++) {
-      int one = eval_one(c, p, rt, route, c->files[i], c->explain ? &u : NULL);
+      int one = each_request(c->files[i], eval_one, &x);
       if (one > rc) rc = one;
     }
   }
@@ -495,25 +642,140 @@ static int cmd_eval(const cli *given) {
   return rc;
 }
 
+/* ---- eval --expr ---- */
+
+typedef struct expr_ctx {
+  sema_unit          *u;
+  const ast_node     *e;
+  const lane_program *p;
+  int                 ignore_unknown;
+} expr_ctx;
+
+/* Prints the expression's value on one request (or on none: name NULL). */
+static int show_value(const expr_ctx *x, const char *name, const lane_request *r) {
+  ev_env env = {x->u, -1, NULL, x->p, r, NULL, 0};
+  ev_val v = ev_eval(&env, x->e);
+  char buf[4096];
+  if (v.kind == EV_UNKNOWN) {
+    fprintf(stderr, "lane: --expr: the expression reads request fields; give request files "
+            "(after the policy, if it declares them)\n");
+    return EXIT_USAGE;
+  }
+  if (v.kind == EV_ERROR) {
+    fprintf(stderr, "lane: %s%s%s\n", name ? name : "", name ? ": " : "", v.err);
+    return EXIT_FINDINGS;
+  }
+  ev_show(x->u, &v, buf, sizeof buf);
+  if (name) printf("%s: %s\n", name, buf);
+  else printf("%s\n", buf);
+  return 0;
+}
+
+static int expr_one(void *arg, const char *name, json_t *obj) {
+  const expr_ctx *x = arg;
+  lane_request r;
+  char why[512];
+  int ignored = 0;
+  if (request_from_json(x->p, obj, &r, x->ignore_unknown, &ignored, why, sizeof why) != 0) {
+    fprintf(stderr, "lane: %s: %s\n", name, why);
+    return EXIT_USAGE;
+  }
+  return show_value(x, name, &r);
+}
+
+/* lane eval --expr EXPR [POLICY.lane] [REQUEST...]: the value of one
+ * expression, on constants alone or on each request (request fields are
+ * the standard ones, plus the policy's). */
+static int cmd_expr(const cli *c) {
+  static const char stub[] =   /* a program to read requests into */
+    "model lane_expr { input $0/Mtok output $0/Mtok }\nroute lane_expr { otherwise -> lane_expr }\n";
+  int first = 0;
+  const char *policy = NULL;
+  if (c->nfiles > 0) {
+    size_t len = strlen(c->files[0]);
+    if (len > 5 && !strcmp(c->files[0] + len - 5, ".lane")) { policy = c->files[0]; first = 1; }
+  }
+  sema_unit u;
+  sema_init(&u, &c->opts);
+  int rc = 0;
+  ast_node *e = NULL;
+  if (sema_load(&u, policy ? policy : "(--expr)", policy ? NULL : stub) != 0 || sema_check(&u) != 0) {
+    rc = EXIT_FINDINGS;
+  } else {
+    src_file *f = ast_alloc(&u.ctx, sizeof *f);
+    ast_list keep = {0};
+    if (f) {
+      f->name = "--expr";
+      f->text = c->expr;
+      f->len = strlen(c->expr);
+      f->module = "";
+    }
+    if (!f || parse_expr(&u.ctx, f, &keep, &e) != 0 || !e || sema_check_expr(&u, e) == TY_ERROR)
+      rc = EXIT_FINDINGS;
+  }
+  diag_render(stderr, &u.ctx);
+  if (rc) { sema_free(&u); return rc; }
+  if (first == c->nfiles) {   /* no requests: constants only */
+    expr_ctx x = {&u, e, NULL, c->ignore_unknown};
+    rc = show_value(&x, NULL, NULL);
+    sema_free(&u);
+    return rc;
+  }
+  unsigned char *bytes = NULL;
+  size_t n = 0;
+  lane_error err;
+  lane_program *p = NULL;
+  if (emit_program(&u, &bytes, &n) != 0) {
+    diag_render(stderr, &u.ctx);
+    rc = EXIT_FINDINGS;
+  } else if (!(p = lane_load(bytes, n, &err))) {
+    fprintf(stderr, "lane: %s\n", err.message);
+    rc = EXIT_FINDINGS;
+  } else {
+    expr_ctx x = {&u, e, p, c->ignore_unknown};
+    for (int i = first; i < c->nfiles; i++) {
+      int one = each_request(c->files[i], expr_one, &x);
+      if (one > rc) rc = one;
+    }
+  }
+  lane_program_free(p);
+  free(bytes);
+  sema_free(&u);
+  return rc;
+}
+
 /* lane catalog import FILE.json -o DIR [--provider P]...
- * lane catalog fetch URL -o FILE [--timeout-ms N] [--max-bytes N]
- * lane catalog diff OLD.json NEW.json */
+ * lane catalog fetch URL -o FILE [--timeout-ms N] [--max-bytes N] [--force]
+ * lane catalog diff OLD.json NEW.json [--format keys|lane] [--provider P]...
+ * An option that a subcommand does not use is refused, not ignored. */
 static int cmd_catalog(const cli *c) {
   const char *sub = c->nfiles ? c->files[0] : "";
+  int fetch = !strcmp(sub, "fetch"), diff = !strcmp(sub, "diff");
+  if ((c->timeout_ms || c->max_bytes || c->force) && !fetch)
+    return usage("--timeout-ms, --max-bytes and --force are options of catalog fetch");
+  if (c->format && !diff) return usage("--format is an option of catalog diff");
+  if (c->nproviders && fetch) return usage("catalog fetch takes no --provider");
   if (!strcmp(sub, "import")) {
     if (c->nfiles != 2 || !c->out) return usage("catalog import takes FILE.json -o DIR");
     return catalog_import(c->files[1], c->out, c->providers, c->nproviders, stdout, stderr);
   }
-  if (!strcmp(sub, "fetch")) {
+  if (fetch) {
     if (c->nfiles != 2 || !c->out) return usage("catalog fetch takes URL -o FILE");
     catalog_fetch_opts o = {0};
     o.timeout_ms = c->timeout_ms;
     o.max_bytes = c->max_bytes;
+    o.force = c->force;
     return catalog_fetch(c->files[1], c->out, &o, stdout, stderr);
   }
-  if (!strcmp(sub, "diff")) {
-    if (c->nfiles != 3) return usage("catalog diff takes OLD.json NEW.json");
-    return catalog_diff(c->files[1], c->files[2], stdout, stderr);
+  if (diff) {
+    if (c->nfiles != 3 || c->out) return usage("catalog diff takes OLD.json NEW.json");
+    if (c->format && strcmp(c->format, "keys") && strcmp(c->format, "lane"))
+      return usage("catalog diff --format is keys (catalog entries) or lane (lane models)");
+    catalog_diff_opts o = {0};
+    o.lane = c->format && !strcmp(c->format, "lane");
+    o.providers = c->providers;
+    o.nproviders = c->nproviders;
+    return catalog_diff(c->files[1], c->files[2], &o, stdout, stderr);
   }
   return usage("catalog takes import, fetch or diff");
 }
@@ -528,7 +790,8 @@ static int cmd_builtins(void) {
     char call[64];
     if (b->method) snprintf(call, sizeof call, "`x.%s(%s)`", b->name, b->nargs > 1 ? "y" : "");
     else snprintf(call, sizeof call, "`%s(x)`", b->name);
-    printf("| %s | %s%s%s | %s | %s%s |\n", call, sema_ty_name(b->args[0]),
+    printf("| %s | %s%s%s | %s | %s%s |\n", call,
+           b->fn == BF_HAS ? "a request field" : sema_ty_name(b->args[0]),
            b->nargs > 1 ? ", " : "", b->nargs > 1 ? sema_ty_name(b->args[1]) : "",
            sema_ty_name(b->result), b->doc, b->op == -1 ? " (constants only)" : "");
   }
@@ -546,21 +809,26 @@ int main(int argc, char **argv) {
     return 0;
   }
   cli c;
-  if (parse_args(&c, argc, argv) != 0) return usage(NULL);
-  if (!strcmp(c.cmd, "compile")) return cmd_compile(&c);
-  if (!strcmp(c.cmd, "check")) return cmd_check(&c);
-  if (!strcmp(c.cmd, "fmt"))
-    return c.nfiles < 1 ? usage("fmt takes policy files")
-                        : fmt_command(c.files, c.nfiles, c.check, c.diff, stdout, stderr);
-  if (!strcmp(c.cmd, "lint"))
-    return c.nfiles == 1 ? lint_command(c.files[0], &c.opts, c.enable, c.nenable, c.disable,
-                                        c.ndisable, c.format, stdout, stderr)
-                         : usage("lint takes one policy file");
-  if (!strcmp(c.cmd, "test")) return cmd_test(&c);
-  if (!strcmp(c.cmd, "disasm")) return cmd_disasm(&c);
-  if (!strcmp(c.cmd, "eval")) return cmd_eval(&c);
-  if (!strcmp(c.cmd, "builtins")) return cmd_builtins();
-  if (!strcmp(c.cmd, "catalog")) return cmd_catalog(&c);
-  fprintf(stderr, "lane: unknown command '%s'\n", c.cmd);
-  return usage(NULL);
+  int rc;
+  if (parse_args(&c, argc, argv) != 0) rc = usage(NULL);
+  else if (!strcmp(c.cmd, "compile")) rc = cmd_compile(&c);
+  else if (!strcmp(c.cmd, "check")) rc = cmd_check(&c);
+  else if (!strcmp(c.cmd, "fmt"))
+    rc = c.nfiles < 1 ? usage("fmt takes policy files")
+                      : fmt_command(c.files, c.nfiles, c.check, c.diff, stdout, stderr);
+  else if (!strcmp(c.cmd, "lint"))
+    rc = c.nfiles == 1 ? lint_command(c.files[0], &c.opts, c.enable, c.nenable, c.disable,
+                                      c.ndisable, c.format, stdout, stderr)
+                       : usage("lint takes one policy file");
+  else if (!strcmp(c.cmd, "test")) rc = cmd_test(&c);
+  else if (!strcmp(c.cmd, "disasm")) rc = cmd_disasm(&c);
+  else if (!strcmp(c.cmd, "eval")) rc = cmd_eval(&c);
+  else if (!strcmp(c.cmd, "builtins")) rc = cmd_builtins();
+  else if (!strcmp(c.cmd, "catalog")) rc = cmd_catalog(&c);
+  else {
+    fprintf(stderr, "lane: unknown command '%s'\n", c.cmd);
+    rc = usage(NULL);
+  }
+  free_args(&c);
+  return rc;
 }

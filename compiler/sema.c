@@ -13,15 +13,19 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>   /* readlink */
 
 #ifndef LANE_STDLIB_DIR
 #define LANE_STDLIB_DIR "stdlib"
 #endif
 
-/* Capability flags every program knows, whether or not a model has them. */
+/* Capability flags every program knows, whether or not a model has them.
+ * responses_only marks a model served only by the Responses API (catalog
+ * mode "responses"): a policy that speaks Chat Completions writes
+ * `require !responses_only`. */
 static const char *const std_caps[] = {
-  "vision", "tools", "json", "reasoning", "audio", "pdf", "caching"
+  "vision", "tools", "json", "reasoning", "audio", "pdf", "caching", "responses_only"
 };
 
 void sema_check_exprs(sema_unit *u);   /* check.c */
@@ -65,13 +69,14 @@ static ast_span nospan(void) {
 /* ---- loading ---- */
 
 static char *read_file(sema_unit *u, const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
+  FILE *f = ast_fopen_regular(path);
   if (!f) return NULL;
   size_t cap = 4096, n = 0;
   char *buf = malloc(cap);
   while (buf) {
     size_t got = fread(buf + n, 1, cap - n - 1, f);
     n += got;
+    if (ferror(f)) { int e = errno; free(buf); fclose(f); errno = e ? e : EIO; return NULL; }
     if (n + 1 < cap || n > AST_MAX_SOURCE) break;   /* the parser reports a file too large */
     char *nb = realloc(buf, cap * 2);
     if (!nb) { free(buf); buf = NULL; break; }
@@ -122,10 +127,32 @@ static int same_file(const char *a, const char *b) {
   return strcmp(a, b) == 0;
 }
 
+/* Something is there (stat, not open: opening a FIFO would block); reading
+ * it then says if it is not a regular file. */
 static int file_exists(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (f) fclose(f);
-  return f != NULL;
+  struct stat st;
+  return stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
+}
+
+static char *resolve_import(sema_unit *u, const src_file *from, const char *mod, size_t n);
+
+/* Whether module mod (e.g. "std/providers/anthropic"), not imported,
+ * declares model name ("anthropic.claude_haiku_4_5"): for the hint that
+ * names the import a policy forgot. */
+int sema_module_declares(sema_unit *u, const char *mod, const char *name) {
+  src_file here = {"", "", 0, "", 1};
+  char *path = resolve_import(u, &here, mod, strlen(mod));
+  const char *dot = strchr(name, '.');
+  if (!path || !dot) return 0;
+  FILE *f = ast_fopen_regular(path);
+  if (!f) return 0;
+  char line[512], want[300];
+  snprintf(want, sizeof want, "model %s ", dot + 1);
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f))
+    found = strncmp(line, want, strlen(want)) == 0;
+  fclose(f);
+  return found;
 }
 
 /* Finds the file an import names; NULL if none. */
@@ -190,7 +217,7 @@ static void load_imports(sema_unit *u, sema_module *m, int depth) {
     size_t len;
     char *text = read_file(u, path, &len);
     if (!text) {
-      diag_error(&u->ctx, d->span, "cannot read '%s': %s", path, strerror(errno));
+      diag_error(&u->ctx, d->span, "cannot read '%s': %s", path, ast_strerror(errno));
       continue;
     }
     d->ref = u->nmods;
@@ -209,7 +236,7 @@ int sema_load(sema_unit *u, const char *path, const char *text) {
     text = read_file(u, path, &len);
     if (!text) {
       if (!u->ctx.nomem)
-        diag_error(&u->ctx, nospan(), "cannot read '%s': %s", path, strerror(errno));
+        diag_error(&u->ctx, nospan(), "cannot read '%s': %s", path, ast_strerror(errno));
       return -1;
     }
   }
@@ -223,7 +250,7 @@ int sema_load_tests(sema_unit *u, const char *path) {
   size_t len;
   char *text = read_file(u, path, &len);
   if (!text) {
-    diag_error(&u->ctx, nospan(), "cannot read '%s': %s", path, strerror(errno));
+    diag_error(&u->ctx, nospan(), "cannot read '%s': %s", path, ast_strerror(errno));
     return -1;
   }
   sema_module *m = add_module(u, path, text, len, 0);
@@ -309,6 +336,14 @@ static void apply_prop(sema_unit *u, sema_model *m, ast_node *p) {
   const prop_desc *d = NULL;
   for (size_t i = 0; i < sizeof model_props / sizeof *model_props; i++)
     if (strcmp(model_props[i].name, p->name) == 0) d = &model_props[i];
+  int is_cap = sema_cap_find(u, p->name) >= 0;
+  for (size_t i = 0; i < sizeof std_caps / sizeof *std_caps; i++)
+    is_cap |= strcmp(std_caps[i], p->name) == 0;
+  if (!d && is_cap) {
+    diag_error(&u->ctx, p->span, "'%s' is a capability, not a property; list capabilities "
+               "after caps, separated by commas: caps %s, tools", p->name, p->name);
+    return;
+  }
   if (!d) {
     const char *names[sizeof model_props / sizeof *model_props + 1];
     int n = 0;

@@ -118,8 +118,6 @@ typedef struct sema_module {
   int         state;       /* 0 loaded, 1 declaring, 2 declared */
 } sema_module;
 
-#define SEMA_MAX_INCLUDES 16
-
 /* Limits of a compiled program (lang/README.md, "Limits"), each reported
  * with its name when a policy exceeds it; the front end's are in ast.h,
  * models, fields and capabilities in lane.h and bc.h. */
@@ -130,8 +128,8 @@ typedef struct sema_module {
 #define SEMA_MAX_FILTERS   65535     /* filter regions (CAND names one in 16 bits) */
 
 typedef struct sema_opts {
-  const char *include[SEMA_MAX_INCLUDES]; /* -I directories */
-  int         ninclude;    /* number of -I directories */
+  const char *const *include; /* -I directories, searched in order */
+  int         ninclude;    /* number of -I directories (any number) */
   const char *stdlib;      /* directory behind "std/", or NULL for default */
   int         max_errors;  /* diagnostics kept (0 = 20) */
   int         no_opt;      /* 1: emit without optimisations (lane compile
@@ -162,6 +160,10 @@ void sema_free(sema_unit *u);
 int  sema_load(sema_unit *u, const char *path, const char *text);
 /* Resolves names and checks types and units. Returns the error count. */
 int  sema_check(sema_unit *u);
+/* Checks expression e (read by parse_expr into u's context) as one that
+ * may read request fields; returns its type, TY_ERROR after a diagnostic.
+ * Call after sema_check. */
+int  sema_check_expr(sema_unit *u, ast_node *e);
 int  sema_model_find(const sema_unit *u, const char *name);
 int  sema_field_find(const sema_unit *u, const char *name);
 int  sema_cap_find(const sema_unit *u, const char *name);
@@ -175,6 +177,9 @@ const char *sema_suggest(const char *name, const char *const *cands, int n);
 const char *sema_today(char buf[11]);
 /* A warning when the policy names model m after its deprecation date. */
 void sema_warn_deprecated(sema_unit *u, ast_span sp, const sema_model *m);
+/* Whether module mod ("std/providers/openai"), imported or not, declares
+ * model name ("openai.gpt_5"). */
+int sema_module_declares(sema_unit *u, const char *mod, const char *name);
 /* The declared model closest in spelling to name, or NULL. */
 const char *sema_suggest_model(const sema_unit *u, const char *name);
 
@@ -207,7 +212,9 @@ typedef struct ev_env {
 } ev_env;
 
 ev_val ev_eval(const ev_env *env, const ast_node *n);
-/* Formats a value for messages into buf. */
+/* d in the shortest %g form that reads back as exactly d, into buf. */
+const char *ev_num(char *buf, size_t n, double d);
+/* Formats a value for messages into buf (numbers as ev_num). */
 const char *ev_show(const sema_unit *u, const ev_val *v, char *buf, size_t n);
 /* Binary operation plans shared by the checker, evaluator and emitter. */
 typedef struct sema_plan {

@@ -7,6 +7,12 @@
  * returns NULL, and callers unwind (the parser stops with YYNOMEM).
  */
 #include "ast.h"
+#include "text.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -188,34 +194,49 @@ const char *ast_source_line(const src_file *f, int line, size_t *n) {
 }
 
 void diag_render_one(FILE *out, const ast_diag *d) {
-  const ast_span *s = &d->span;
-  const char *line;
-  size_t n, i, col, len;
+  size_t n = 0;
+  const char *line = d->span.file ? ast_source_line(d->span.file, d->span.line, &n) : NULL;
+  diag_render_one_at(out, d, line, n);
+}
 
+void diag_render_one_at(FILE *out, const ast_diag *d, const char *line, size_t n) {
+  const ast_span *s = &d->span;
+  size_t i, col, len;
+
+  /* Names, messages and source lines come from files: written through
+   * text_put, so that escape sequences in them never reach the terminal. */
   if (!s->file) {
-    fprintf(out, "lane: %s: %s\n", level_word(d->level), d->msg);
+    fprintf(out, "lane: %s: ", level_word(d->level));
+    text_put(out, d->msg, (size_t)-1);
+    fputc('\n', out);
     return;
   }
-  fprintf(out, "%s:%d:%d: %s: %s\n", s->file->name ? s->file->name : "<input>",
-          s->line, s->col, level_word(d->level), d->msg);
-  line = ast_source_line(s->file, s->line, &n);
+  text_put(out, s->file->name ? s->file->name : "<input>", (size_t)-1);
+  fprintf(out, ":%d:%d: %s: ", s->line, s->col, level_word(d->level));
+  text_put(out, d->msg, (size_t)-1);
+  fputc('\n', out);
   if (!line) return;
   fprintf(out, "%5d | ", s->line);
-  fwrite(line, 1, n, out);
+  text_put(out, line, n);
   fputc('\n', out);
   col = s->col > 0 ? (size_t)s->col - 1 : 0;
   if (col > n) col = n;
   len = s->len > 0 ? (size_t)s->len : 1;
   if (col + len > n) len = n > col ? n - col : 1;
-  /* Columns count bytes; the caret line counts characters, so that it
-   * lines up under UTF-8 text too. */
+  /* Columns count bytes; the caret line counts what the line above shows
+   * (a character, or \xNN for an escaped byte), so that it lines up under
+   * UTF-8 and escaped text too. */
   fputs("      | ", out);
-  for (i = 0; i < col; i++)
+  for (i = 0; i < col;) {
+    int esc;
+    size_t k = text_unit(line + i, n - i, &esc);
     if (line[i] == '\t') fputc('\t', out);
-    else if (((unsigned char)line[i] & 0xC0) != 0x80) fputc(' ', out);
+    else fprintf(out, "%*s", esc ? 4 : 1, "");
+    i += k;
+  }
   fputc('^', out);
-  for (i = col + 1; i < col + len && i < n; i++)
-    if (((unsigned char)line[i] & 0xC0) != 0x80) fputc('~', out);
+  size_t w = len ? text_width(line + col, len < n - col ? len : n - col) : 1;
+  for (i = 1; i < w; i++) fputc('~', out);
   fputc('\n', out);
 }
 
@@ -416,4 +437,31 @@ void ast_dump(FILE *out, const ast_node *n) {
     break;
   default: fprintf(out, "(?kind %d)", (int)n->kind); break;
   }
+}
+
+/* ---- reading sources ---- */
+
+FILE *ast_fopen_regular(const char *path) {
+  int fd = open(path, O_RDONLY | O_NONBLOCK);
+  if (fd < 0) return NULL;
+  struct stat st;
+  int e = fstat(fd, &st) != 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
+  if (e) {
+    close(fd);
+    errno = e;
+    return NULL;
+  }
+  int fl = fcntl(fd, F_GETFL);   /* a regular file: blocking reads again */
+  if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    e = errno;
+    close(fd);
+    errno = e;
+  }
+  return f;
+}
+
+const char *ast_strerror(int e) {
+  return e == EINVAL ? "not a regular file" : strerror(e);
 }

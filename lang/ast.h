@@ -207,6 +207,19 @@ void diag_vreport(ast_ctx *ctx, diag_level lv, ast_span sp, const char *fmt,
 void diag_render(FILE *out, const ast_ctx *ctx);
 /* One diagnostic, same format. */
 void diag_render_one(FILE *out, const ast_diag *d);
+/* As diag_render_one, with the source line (n bytes, no line end) the
+ * caller already has, or NULL: for callers that render many diagnostics
+ * of one file (ast_source_line scans from the top each time). */
+void diag_render_one_at(FILE *out, const ast_diag *d, const char *line, size_t n);
+
+/* ---- reading sources ---- */
+/* Opens path for reading only if it is a regular file: a FIFO, a device or
+ * a directory is refused at once (opening a FIFO with fopen would block
+ * until a writer comes) with errno EINVAL. NULL with errno set otherwise. */
+FILE *ast_fopen_regular(const char *path);
+/* strerror(e), except that EINVAL from ast_fopen_regular reads "not a
+ * regular file". */
+const char *ast_strerror(int e);
 
 /* ---- the parser (lang/parser.y, lang/lexer.l) ---- */
 /* Parses one file; appends its top-level declarations to `decls`.
@@ -214,6 +227,11 @@ void diag_render_one(FILE *out, const ast_diag *d);
  * declaration. Returns the number of syntax errors (0 = ok), or -1 when
  * memory ran out. */
 int parse_file(ast_ctx *ctx, const src_file *file, ast_list *decls);
+
+/* Parses text holding one expression (lane eval --expr) into *expr, which
+ * is also appended to keep (the depth check walks it there). Returns the
+ * number of errors, as parse_file; *expr is NULL on a syntax error. */
+int parse_expr(ast_ctx *ctx, const src_file *file, ast_list *keep, ast_node **expr);
 
 /* Debug: writes an S-expression form of a node (used by tests). */
 void ast_dump(FILE *out, const ast_node *n);

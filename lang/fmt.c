@@ -997,7 +997,7 @@ done:
 }
 
 static char *read_all(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
+  FILE *f = ast_fopen_regular(path);
   sbuf b = { 0 };
   char chunk[65536];
   size_t k;
@@ -1051,7 +1051,7 @@ int fmt_command(const char *const *files, int nfiles, int check, int diff, FILE 
     char *src, *res = NULL;
     errno = 0;
     if (!(src = read_all(files[i], &n))) {
-      fprintf(err, "lane: cannot read '%s': %s\n", files[i], strerror(errno));
+      fprintf(err, "lane: cannot read '%s': %s\n", files[i], ast_strerror(errno));
       rc = 2;
       continue;
     }

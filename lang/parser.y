@@ -45,6 +45,13 @@ typedef struct parse_state {
   parse_loc       last;     /* the last token returned, to place EOF */
   int             ntokens;  /* tokens returned so far */
   const ast_node *bigint;   /* 2^63 literal waiting for a unary minus */
+  int             start;    /* a token to return first (EXPR_START), or 0 */
+  int             caps;     /* after `caps`: 1 want a name, 2 after a name,
+                               3 after a second name with no comma */
+  int             caps_prev;/* caps before the latest token */
+  parse_loc       caps_loc; /* the name that follows another with no comma */
+  const char     *ident;    /* the latest identifier's text */
+  ast_node       *expr;     /* parse_expr: the expression read */
   jmp_buf         fatal;    /* where a flex fatal error unwinds to */
 } parse_state;
 
@@ -75,7 +82,8 @@ int lex_lex(PARSE_STYPE *lval, PARSE_LTYPE *lloc, yyscan_t scanner);
 #include <stdlib.h>
 #include <string.h>
 
-#define parse_lex lex_lex
+#define parse_lex lex_start
+static int lex_start(PARSE_STYPE *lval, PARSE_LTYPE *lloc, yyscan_t scanner);
 
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                        \
   do {                                                                     \
@@ -153,6 +161,7 @@ static void parse_error(parse_loc *loc, yyscan_t scanner, parse_state *ps,
        MODELS "'models'" WHERE "'where'" CAPS "'caps'" REQ "'req'"
        EXPECT "'expect'" TRUE "'true'" FALSE "'false'" NULL "'null'"
        IN "'in'"
+%token EXPR_START "start of an expression"
 %token OROR "'||'" ANDAND "'&&'" EQ "'=='" NE "'!='" LE "'<='" GE "'>='"
        ARROW "'->'"
 
@@ -162,7 +171,16 @@ static void parse_error(parse_loc *loc, yyscan_t scanner, parse_state *ps,
              init_list args arg_list
 %type <name> qname
 
+%start start
+
 %%
+
+/* A file of declarations; or, for parse_expr, one expression (the lexer
+ * returns EXPR_START first). */
+start
+  : file
+  | EXPR_START expr       { ps->expr = $2; }
+  ;
 
 file
   : %empty
@@ -424,6 +442,31 @@ arg_list
 
 #include "lexer.h"
 
+/* The lexer, after the start token parse_expr asks for. */
+static int lex_start(PARSE_STYPE *lval, PARSE_LTYPE *lloc, yyscan_t scanner) {
+  parse_state *ps = lex_get_extra(scanner);
+  if (ps->start) {
+    int t = ps->start;
+    ps->start = 0;
+    lloc->first_line = lloc->last_line = 1;
+    lloc->first_column = lloc->last_column = 1;
+    lloc->first_byte = lloc->last_byte = 0;
+    lloc->head_len = 0;
+    return t;
+  }
+  int t = lex_lex(lval, lloc, scanner);
+  /* What the error messages want to know of the tokens before. */
+  ps->caps_prev = ps->caps;
+  if (t == T_IDENT) ps->ident = lval->name;
+  if (t == T_CAPS) ps->caps = 1;
+  else if (t == T_IDENT && ps->caps == 1) ps->caps = 2;
+  else if (t == T_IDENT && ps->caps == 2) { ps->caps = 3; ps->caps_loc = *lloc; }
+  else if (t == T_IDENT && ps->caps == 3) ps->caps = 3;   /* the first such name counts */
+  else if (t == ',' && ps->caps == 2) ps->caps = 1;
+  else ps->caps = 0;
+  return t;
+}
+
 static ast_span span_of(const parse_state *ps, const parse_loc *l) {
   ast_span s;
   s.file = ps->file;
@@ -578,7 +621,8 @@ static int yyreport_syntax_error(const yypcontext_t *yyctx, yyscan_t scanner,
   (void)scanner;
   if (n < 0) return n;
   for (i = 0; i < n; i++)
-    if (exp[i] != YYSYMBOL_YYEOF || n == 1) names[m++] = tok_name(exp[i]);
+    if ((exp[i] != YYSYMBOL_YYEOF || n == 1) && exp[i] != YYSYMBOL_EXPR_START)
+      names[m++] = tok_name(exp[i]);   /* EXPR_START is never written */
   if (la == YYSYMBOL_YYEOF) {
     /* At the end of the file the useful news is what is left open. */
     int k = 0;
@@ -591,6 +635,20 @@ static int yyreport_syntax_error(const yypcontext_t *yyctx, yyscan_t scanner,
   m = collapse(names, m, operators, t_ops, "operator", 1);
   m = collapse(names, m, decl_start, decl_start, "declaration", 0);
   m = collapse(names, m, item_start, item_start, "route item", 0);
+  /* Mistakes with a known fix say what to write. */
+  if (ps->caps_prev == 3) {
+    diag_error(ps->ctx, span_of(ps, &ps->caps_loc),
+               "capabilities are separated by commas: write caps a, b (a comma is missing "
+               "before this name)");
+    return ps->ctx->nomem ? YYENOMEM : 0;
+  }
+  const char *fix = NULL;
+  if (la == YYSYMBOL_IDENT && ps->ident && !strcmp(ps->ident, "and")) fix = "write && for 'and'";
+  else if (la == YYSYMBOL_IDENT && ps->ident && !strcmp(ps->ident, "or")) fix = "write || for 'or'";
+  else if (la == YYSYMBOL_IDENT && ps->ident && !strcmp(ps->ident, "not")) fix = "write ! for 'not'";
+  else if (!strcmp(tok_name(la), "'='")) fix = "write == to compare (= is not an operator)";
+  else if (!strcmp(tok_name(la), "':'"))
+    fix = "properties are written without ':' (provider \"x\", input $1/Mtok)";
   len = (size_t)snprintf(buf, sizeof buf, "unexpected %s",
                          la == YYSYMBOL_YYEMPTY ? "token" : tok_name(la));
   if (m > 0 && m <= 5) {
@@ -599,6 +657,7 @@ static int yyreport_syntax_error(const yypcontext_t *yyctx, yyscan_t scanner,
                               i == 0 ? ", expected " : i == m - 1 ? " or " : ", ",
                               names[i]);
   }
+  if (fix && len < sizeof buf) snprintf(buf + len, sizeof buf - len, "; %s", fix);
   diag_error(ps->ctx, span_of(ps, yypcontext_location(yyctx)), "%s", buf);
   return ps->ctx->nomem ? YYENOMEM : 0;
 }
@@ -641,7 +700,7 @@ static void check_depth(ast_ctx *ctx, const ast_list *decls, int from) {
   }
 }
 
-int parse_file(ast_ctx *ctx, const src_file *file, ast_list *decls) {
+static int parse_any(ast_ctx *ctx, const src_file *file, ast_list *decls, ast_node **expr) {
   parse_state *ps;
   yyscan_t scanner = NULL;
   char *copy;
@@ -668,6 +727,7 @@ int parse_file(ast_ctx *ctx, const src_file *file, ast_list *decls) {
   ps->file = file;
   ps->decls = decls;
   ps->line = ps->col = 1;
+  if (expr) ps->start = T_EXPR_START;
   if (setjmp(ps->fatal)) {
     /* A flex fatal error: only running out of memory in the two set-up
      * calls below can cause one. */
@@ -684,8 +744,25 @@ int parse_file(ast_ctx *ctx, const src_file *file, ast_list *decls) {
   }
   lex_lex_destroy(scanner);
   free(copy);
+  if (expr) {
+    *expr = ps->expr;
+    if (ps->expr && !ctx->nomem && ast_push(ctx, decls, ps->expr)) ctx->nomem = 1;
+  }
   free(ps);
   if (ctx->nomem || (r == 2 && ctx->nerrors == before)) { ctx->nomem = 1; return -1; }
   check_depth(ctx, decls, first);
+  if (expr && !*expr && ctx->nerrors == before) {   /* empty text */
+    ast_span sp = {file, 1, 1, 1};
+    diag_error(ctx, sp, "expected an expression");
+  }
   return ctx->nerrors - before;
+}
+
+int parse_file(ast_ctx *ctx, const src_file *file, ast_list *decls) {
+  return parse_any(ctx, file, decls, NULL);
+}
+
+int parse_expr(ast_ctx *ctx, const src_file *file, ast_list *keep, ast_node **expr) {
+  *expr = NULL;
+  return parse_any(ctx, file, keep, expr);
 }

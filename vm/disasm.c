@@ -9,9 +9,11 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "disasm.h"
+#include "text.h"
 #include "vm.h"
 
 /* A line being built; output past its end is cut. */
@@ -228,7 +230,36 @@ static void code(FILE *out, const lane_program *p, const bc_route *route, uint32
 
 void bc_disasm(FILE *out, const lane_program *p) { bc_disasm_source(out, p, NULL); }
 
+static void disasm_raw(FILE *out, const lane_program *p, const char *text);
+
+/* Names and source lines come from the file: the listing is written to
+ * memory first, then line by line through text_put, so that escape
+ * sequences or invalid UTF-8 in them never reach the terminal. */
 void bc_disasm_source(FILE *out, const lane_program *p, const char *text) {
+  char *buf = NULL;
+  size_t n = 0;
+  FILE *m = open_memstream(&buf, &n);
+  if (!m) {
+    fputs("lane: out of memory writing the listing\n", out);
+    return;
+  }
+  disasm_raw(m, p, text);
+  if (fclose(m) != 0 || !buf) {
+    free(buf);
+    fputs("lane: out of memory writing the listing\n", out);
+    return;
+  }
+  for (size_t i = 0; i < n;) {
+    const char *nl = memchr(buf + i, '\n', n - i);
+    size_t k = nl ? (size_t)(nl - (buf + i)) : n - i;
+    text_put(out, buf + i, k);
+    if (nl) fputc('\n', out);
+    i += k + (nl != NULL);
+  }
+  free(buf);
+}
+
+static void disasm_raw(FILE *out, const lane_program *p, const char *text) {
   const bc_image *im = &p->im;
   fprintf(out, "lanec format %u  flags 0x%04x  %zu bytes  checksum 0x%016" PRIx64 "\n",
           (unsigned)p->version, (unsigned)im->flags, p->nbytes, p->checksum);

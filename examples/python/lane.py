@@ -96,8 +96,11 @@ _REPO = os.path.dirname(os.path.dirname(_HERE))
 
 
 def _open(stem, mode=ctypes.DEFAULT_MODE):
-    """The library lib<stem>.so from LANE_LIBDIR, build/, or the system."""
-    dirs = [os.environ.get("LANE_LIBDIR"), os.path.join(_REPO, "build")]
+    """The library lib<stem>.so from LANE_LIBDIR, build/, the lib/ of the
+    prefix this module is installed under (`make install` puts it in
+    PREFIX/lib/pythonX.Y/site-packages), or the system."""
+    dirs = [os.environ.get("LANE_LIBDIR"), os.path.join(_REPO, "build"),
+            os.path.normpath(os.path.join(_HERE, "..", ".."))]
     for d in dirs:
         if d and os.path.exists(os.path.join(d, "lib%s.so" % stem)):
             return ctypes.CDLL(os.path.join(d, "lib%s.so" % stem), mode=mode)
@@ -268,24 +271,47 @@ class Request:
         return f
 
     def set(self, name, value):
-        """Sets a field: str for strings, bool, int (tokens too), float
-        (money in dollars, durations in ms, fractions 0..1)."""
+        """Sets a field: str (or bytes) for strings, bool for flags, int for
+        ints, uints and tokens, int or float for money in dollars, durations
+        in ms and fractions 0..1. A value of another type, or an int out of
+        the field's range, raises LaneError: nothing is converted silently
+        (no "false" read as true, no 2**64 + 5 stored as 5)."""
         f = self._field(name)
         t = _lib.lane_field_type(self.prog._p, f)
+        unit = _s(_lib.lane_field_unit(self.prog._p, f))
         r = ctypes.byref(self._r)
+
+        def wrong(why):
+            return LaneError(EARG, "field '%s' (%s) cannot take %r: %s" % (name, unit, value, why))
         if t == T_STRING:
-            b = value.encode() if isinstance(value, str) else bytes(value)
+            if isinstance(value, str):
+                b = value.encode()
+            elif isinstance(value, (bytes, bytearray)):
+                b = bytes(value)
+            else:
+                raise wrong("it wants a str")
             self._keep.append(b)
             st = _lib.lane_set_str(r, f, b, len(b))
         elif t == T_BOOL:
+            if not isinstance(value, bool):
+                raise wrong("it wants True or False")
             st = _lib.lane_set_bool(r, f, 1 if value else 0)
-        elif t in (T_INT, T_UINT) and isinstance(value, int) and not isinstance(value, bool):
-            st = (_lib.lane_set_int(r, f, value) if value < 0 or value < 2**63
+        elif t in (T_INT, T_UINT):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise wrong("it wants an int")
+            if t == T_INT and not -2**63 <= value < 2**63:
+                raise wrong("out of range for an int (-2**63 .. 2**63 - 1)")
+            if t == T_UINT and not 0 <= value < 2**64:
+                raise wrong("out of range for a uint (0 .. 2**64 - 1)")
+            st = (_lib.lane_set_int(r, f, value) if t == T_INT
                   else _lib.lane_set_uint(r, f, value))
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            st = _lib.lane_set_double(r, f, float(value))
+            try:
+                st = _lib.lane_set_double(r, f, float(value))
+            except OverflowError:
+                raise wrong("too large for a double") from None
         else:
-            st = EARG
+            raise wrong("it wants a number")
         if st != OK:
             raise LaneError(st, "field '%s' (%s) cannot take %r"
                             % (name, _s(_lib.lane_field_unit(self.prog._p, f)), value))
@@ -458,10 +484,16 @@ class Runtime:
         return out.value
 
     def snapshot_text(self):
-        n = _lib.lane_runtime_snapshot(self._rt, None, 0)
-        buf = ctypes.create_string_buffer(n + 1)
-        _lib.lane_runtime_snapshot(self._rt, buf, n + 1)
-        return buf.value.decode()
+        """lane_runtime_snapshot's JSON. The state may grow between the call
+        that sizes the buffer and the one that fills it (other threads
+        observe and charge): the text is taken only when it fitted."""
+        cap = _lib.lane_runtime_snapshot(self._rt, None, 0) + 1
+        while True:
+            buf = ctypes.create_string_buffer(cap)
+            n = _lib.lane_runtime_snapshot(self._rt, buf, cap)
+            if n < cap:
+                return buf.raw[:n].decode()
+            cap = n + 1 + n // 4
 
     def snapshot(self):
         """Live state as a dict (lane_runtime_snapshot)."""

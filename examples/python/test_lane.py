@@ -155,6 +155,58 @@ try:
        any(e["kind"] == "chosen" and e["model"] == d6.primary for e in events),
        "trace: %d events, the primary chosen" % len(events))
 
+    # request fields take only values of their type, in range: nothing is
+    # converted silently
+    tp = os.path.join(tmp, "types.lane")
+    with open(tp, "w") as f:
+        f.write("model a { input $1/Mtok output $1/Mtok }\n"
+                "request { uid: uint  n: int  flag: bool  name: string  frac: fraction }\n"
+                "route r { otherwise -> a }\n")
+    tl = os.path.join(tmp, "types.lanec")
+    subprocess.run([LANE, "compile", tp, "-o", tl], check=True)
+    tprog = lane.Program.load(tl)
+
+    def refused(name, value, why):
+        try:
+            tprog.request().set(name, value)
+        except lane.LaneError as e:
+            ok(why in str(e), "%s=%r refused: %s" % (name, value, e))
+        else:
+            ok(False, "%s=%r refused" % (name, value))
+    refused("uid", 2**64 + 5, "out of range for a uint")
+    refused("uid", -1, "out of range for a uint")
+    refused("n", 2**63, "out of range for an int")
+    refused("name", 5, "wants a str")
+    refused("flag", "false", "wants True or False")
+    refused("flag", 1, "wants True or False")
+    refused("n", 1.5, "wants an int")
+    refused("frac", "0.5", "wants a number")
+    tr = tprog.request(uid=2**64 - 1, n=-2**63, flag=False, name="x", frac=0.5)
+    is_((tr.get("uid"), tr.get("n"), tr.get("flag"), tr.get("name"), tr.get("frac")),
+        (2**64 - 1, -2**63, False, "x", 0.5), "values at the edges of each type are kept exactly")
+
+    # a snapshot taken while other threads add state is whole JSON
+    import threading
+    srt = lane.Runtime(prog)
+    stop = threading.Event()
+
+    def grow():
+        i = 0
+        while not stop.is_set():
+            srt.charge(prog.request(tenant="t-%d" % i, input_tokens=1), 0.001)
+            i += 1
+    th = threading.Thread(target=grow)
+    th.start()
+    good = 0
+    try:
+        for _ in range(200):
+            json.loads(srt.snapshot_text())
+            good += 1
+    finally:
+        stop.set()
+        th.join()
+    is_(good, 200, "200 snapshots while keys are added: every one is whole JSON")
+
     # the README's snippet runs as written (beside a support.lanec)
     with open(os.path.join(HERE, "README.md")) as f:
         m = re.search(r"```python\n(.*?)```", f.read(), re.S)

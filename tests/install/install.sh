@@ -25,7 +25,7 @@ t() {   # t STATUS description: ok when STATUS is 0
 }
 show() { sed 's/^/# /' "$1"; }
 
-echo "1..27"
+echo "1..29"
 
 # install-files is install without the build step (make test built it all).
 make --no-print-directory install-files BUILD="$BUILD" PREFIX="$P" > "$OUT/make.log" 2>&1
@@ -174,6 +174,27 @@ rc=$?; t $rc "... and still after the prefix is moved"
 "$BUILD/lane" check "$OUT/probe.lane" > "$OUT/tree.log" 2>&1
 [ $? = 1 ] && grep -q "cannot find module 'std/install_probe'" "$OUT/tree.log"
 t $? "the build tree's lane keeps reading the source tree's stdlib"
+
+# The Python binding: installed where python3 looks under the prefix, and
+# finding the prefix's own liblane.so without LD_LIBRARY_PATH.
+py=$(find "$OUT/moved" -name lane.py | head -1)
+[ -n "$py" ] && case "$py" in "$OUT/moved/lib/"*) true ;; *) false ;; esac
+t $? "the Python binding is installed under PREFIX/lib (${py#$OUT/moved/})"
+# A sanitizer build's library needs its runtime first in the process.
+case "$SAN" in
+  *address*) sanrt=libasan.so ;; *thread*) sanrt=libtsan.so ;; *undefined*) sanrt=libubsan.so ;;
+  *) sanrt= ;;
+esac
+pre=${sanrt:+$($CC -print-file-name=$sanrt)}
+( cd "$OUT" && env -u LANE_LIBDIR PYTHONPATH="$(dirname "$py")" LD_PRELOAD="$pre" \
+    ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}" python3 -c '
+import lane, sys
+lib = lane._open("lane")
+assert lane.__file__.startswith(sys.argv[1]), lane.__file__
+assert lib._name.startswith(sys.argv[1]), lib._name
+print(lib._name)' "$OUT/moved" ) > "$OUT/py.log" 2>&1
+rc=$?; t $rc "python3 imports the installed lane.py and it loads the installed liblane.so"
+[ $rc = 0 ] || show "$OUT/py.log"
 
 # DESTDIR: staged under DESTDIR, configured for PREFIX.
 make --no-print-directory install-files BUILD="$BUILD" PREFIX=/opt/lane DESTDIR="$OUT/stage" \

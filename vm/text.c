@@ -1,0 +1,57 @@
+/* text.c -- bytes from files shown on a terminal (see text.h). */
+#include "text.h"
+
+#include <string.h>
+
+size_t text_unit(const char *p, size_t n, int *escape) {
+  const unsigned char *s = (const unsigned char *)p;
+  unsigned c = s[0];
+  size_t need = 0;
+  unsigned lo = 0x80, hi = 0xBF;   /* the second byte's range */
+  *escape = 0;
+  if (c < 0x80) {
+    *escape = (c < 0x20 && c != '\t') || c == 0x7F;
+    return 1;
+  }
+  if (c >= 0xC2 && c <= 0xDF) need = 1;
+  else if (c >= 0xE0 && c <= 0xEF) {
+    need = 2;
+    if (c == 0xE0) lo = 0xA0;        /* no overlong forms */
+    if (c == 0xED) hi = 0x9F;        /* no surrogates */
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    need = 3;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;        /* nothing above U+10FFFF */
+  } else {
+    *escape = 1;
+    return 1;
+  }
+  if (n < need + 1 || s[1] < lo || s[1] > hi) { *escape = 1; return 1; }
+  for (size_t i = 2; i <= need; i++)
+    if (s[i] < 0x80 || s[i] > 0xBF) { *escape = 1; return 1; }
+  if (c == 0xC2 && s[1] < 0xA0) { *escape = 1; return 1; }   /* C1 controls */
+  return need + 1;
+}
+
+void text_put(FILE *out, const char *s, size_t n) {
+  if (n == (size_t)-1) n = strlen(s);
+  size_t i = 0;
+  while (i < n) {
+    int esc;
+    size_t k = text_unit(s + i, n - i, &esc);
+    if (esc) fprintf(out, "\\x%02X", (unsigned)(unsigned char)s[i]);
+    else fwrite(s + i, 1, k, out);
+    i += k;
+  }
+}
+
+size_t text_width(const char *s, size_t n) {
+  size_t i = 0, w = 0;
+  while (i < n) {
+    int esc;
+    size_t k = text_unit(s + i, n - i, &esc);
+    w += esc ? 4 : 1;
+    i += k;
+  }
+  return w;
+}

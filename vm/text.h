@@ -1,0 +1,25 @@
+/*
+ * text.h -- bytes from files shown on a terminal. Names and source lines
+ * come from policies and bytecode files, which may hold escape sequences
+ * or invalid UTF-8; echoed raw, they would drive the user's terminal.
+ * Valid UTF-8 text is written as is; control characters (but tab), DEL,
+ * C1 controls and bytes that are not valid UTF-8 are written as \xNN.
+ * Used by diagnostics (lang/ast.c) and lane disasm (vm/disasm.c); not part
+ * of liblane's public API.
+ */
+#ifndef LANE_TEXT_H
+#define LANE_TEXT_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* The length of the unit at s (1 to 4 bytes, at most n): one character, or
+ * one byte to escape (*escape set to 1). */
+size_t text_unit(const char *s, size_t n, int *escape);
+/* Writes n bytes of s (n == (size_t)-1: up to the NUL) safely. */
+void   text_put(FILE *out, const char *s, size_t n);
+/* Columns the bytes [0, n) of s take on screen: 1 per character, 4 per
+ * escaped byte, a tab counted as 1 (callers print tabs as tabs). */
+size_t text_width(const char *s, size_t n);
+
+#endif
