@@ -901,9 +901,19 @@ static void check_budget(sema_unit *u, sema_budget *b) {
         if (!(v.v.d >= 1000)) diag_error(&u->ctx, p->a->span, "a budget window must be at least 1s");
         b->window_ms = v.v.d;
       }
+    } else if (p->name && strcmp(p->name, "on_full") == 0 && p->a) {
+      static const char *const modes[] = {"shared", "closed", "open"};
+      int m = -1;
+      for (int k = 0; k < 3 && p->a->kind == N_IDENT; k++)
+        if (strcmp(p->a->name, modes[k]) == 0) m = k;
+      if (m < 0)
+        diag_error(&u->ctx, p->a->span, "on_full is shared, closed or open (what a key reads "
+                   "when the budget's key table is full)");
+      else
+        b->on_full = m;   /* LANE_ON_FULL_SHARED, _CLOSED, _OPEN */
     } else {
       diag_error(&u->ctx, p->span,
-                 "unknown budget property '%s'; expected key, limit, window or rolling",
+                 "unknown budget property '%s'; expected key, limit, window, rolling or on_full",
                  p->name ? p->name : "caps");
     }
   }

@@ -869,7 +869,10 @@ static int emit_tables(emitter *E) {
   for (int i = 0; i < u->nbudgets; i++) {
     const sema_budget *b = &u->budgets[i];
     bc_budget bb = {cstr(E, b->name), (uint32_t)(b->key_field < 0 ? 0 : b->key_field),
-                    b->limit, b->window_ms, b->rolling ? BC_BUDGET_ROLLING : 0, 0};
+                    b->limit, b->window_ms,
+                    (b->rolling ? BC_BUDGET_ROLLING : 0) |
+                    (b->on_full == LANE_ON_FULL_CLOSED ? BC_BUDGET_FULL_CLOSED
+                     : b->on_full == LANE_ON_FULL_OPEN ? BC_BUDGET_FULL_OPEN : 0u), 0};
     im->budgets[i] = bb;
   }
   im->nbudgets = (uint32_t)u->nbudgets;

@@ -271,11 +271,17 @@ static ev_val budget_val(const ev_env *env, const ast_node *n) {
   const lane_request *r = env->req;
   double spent = 0, limit = env->u->budgets[b].limit;
   if (f >= 0 && (r->set >> f & 1)) {
-    char buf[32];
+    /* The key as lane_budget_key_hash reads it: its text, by type. */
+    char buf[40];
     const char *k = buf;
     size_t kn;
-    if (sema_ty_mtype(env->u->fields[f].ty) == LANE_T_STRING) { k = r->v[f].s.p; kn = r->v[f].s.n; }
-    else kn = (size_t)snprintf(buf, sizeof buf, "%lld", (long long)r->v[f].i);
+    switch (sema_ty_mtype(env->u->fields[f].ty)) {
+    case LANE_T_STRING: k = r->v[f].s.p; kn = r->v[f].s.n; break;
+    case LANE_T_UINT: kn = (size_t)snprintf(buf, sizeof buf, "%llu", (unsigned long long)r->v[f].u); break;
+    case LANE_T_BOOL: kn = (size_t)snprintf(buf, sizeof buf, "%s", r->v[f].i ? "true" : "false"); break;
+    case LANE_T_DOUBLE: kn = (size_t)snprintf(buf, sizeof buf, "%.17g", r->v[f].d); break;
+    default: kn = (size_t)snprintf(buf, sizeof buf, "%lld", (long long)r->v[f].i); break;
+    }
     lane_budget_spent(env->rt, b, lane_budget_key_hash(env->prog, b, k, kn), &spent);
   }
   if (which == 0) return mk_d(TY_MONEY, spent);

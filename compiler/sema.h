@@ -100,6 +100,7 @@ typedef struct sema_budget {
   double      limit;       /* dollars */
   double      window_ms;   /* window */
   int         rolling;     /* 1: a rolling window, else fixed periods */
+  int         on_full;     /* LANE_ON_FULL_*: what a key without a slot reads */
 } sema_budget;
 
 typedef struct sema_route {

@@ -44,14 +44,32 @@ static int set_budget(const lane_program *p, lane_runtime *rt, json_t *b, const 
     fprintf(err, "lane: %s: budget '%s' is not in the program\n", path, name ? name : "?");
     return -1;
   }
+  /* What a key without a slot reads, as the snapshot's runtime had it. */
+  const char *full = json_string_value(json_object_get(b, "on_full"));
+  if (full) {
+    int mode = !strcmp(full, "shared") ? LANE_ON_FULL_SHARED
+             : !strcmp(full, "closed") ? LANE_ON_FULL_CLOSED
+             : !strcmp(full, "open") ? LANE_ON_FULL_OPEN : -1;
+    if (mode < 0 || lane_runtime_set_budget_on_full(rt, idx, mode) != LANE_OK) {
+      fprintf(err, "lane: %s: budget '%s': on_full is \"shared\", \"closed\" or \"open\", "
+                   "not \"%s\"\n", path, name, full);
+      return -1;
+    }
+  }
   size_t i;
   json_t *k;
   json_array_foreach(json_object_get(b, "keys"), i, k) {
     /* key_hash 0 is the shared overflow account of a full key table */
     const char *hex = json_string_value(json_object_get(k, "key_hash"));
     const char *key = json_string_value(json_object_get(k, "key"));
-    uint64_t h = hex ? strtoull(hex, NULL, 16)
+    char *end = NULL;
+    uint64_t h = hex ? strtoull(hex, &end, 16)
                : key ? lane_budget_key_hash(p, idx, key, strlen(key)) : 0;
+    if (hex && (end == hex || *end)) {
+      fprintf(err, "lane: %s: budget '%s': key_hash \"%s\" is not a hexadecimal number\n",
+              path, name, hex);
+      return -1;
+    }
     if ((!hex && !h) ||
         lane_runtime_set_spend(rt, idx, h, json_number_value(json_object_get(k, "spent")))) {
       fprintf(err, "lane: %s: budget '%s': each key needs \"key\" or \"key_hash\" and "

@@ -196,6 +196,9 @@ typedef struct bc_rule {
 typedef struct bc_list { uint32_t type, first, count; } bc_list;
 
 #define BC_BUDGET_ROLLING 1u  /* flags: a rolling window, else fixed periods */
+#define BC_BUDGET_FULL_CLOSED 2u  /* on_full closed: a key without a slot reads at its limit */
+#define BC_BUDGET_FULL_OPEN   4u  /* on_full open: a key without a slot reads $0 spent;
+                                     neither: the shared overflow account */
 
 /* A rule index: SWITCH c jumps to the target of the case whose string
  * equals request field `field`, else to `otherwise`. */

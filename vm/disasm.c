@@ -120,9 +120,11 @@ static void tables(FILE *out, const lane_program *p) {
   fprintf(out, "budgets (%u):\n", (unsigned)im->nbudgets);
   for (uint32_t i = 0; i < im->nbudgets; i++) {
     const bc_budget *b = &im->budgets[i];
-    fprintf(out, "  %4u  %s  key %s  limit $%.17g  %s %.17gms\n", (unsigned)i,
+    fprintf(out, "  %4u  %s  key %s  limit $%.17g  %s %.17gms%s\n", (unsigned)i,
             S(im, b->name), b->key_field == BC_NONE ? "-" : S(im, im->fields[b->key_field].name),
-            b->limit, b->flags & BC_BUDGET_ROLLING ? "rolling" : "window", b->window_ms);
+            b->limit, b->flags & BC_BUDGET_ROLLING ? "rolling" : "window", b->window_ms,
+            b->flags & BC_BUDGET_FULL_CLOSED ? "  on_full closed"
+            : b->flags & BC_BUDGET_FULL_OPEN ? "  on_full open" : "");
   }
   fprintf(out, "routes (%u):\n", (unsigned)im->nroutes);
   for (uint32_t i = 0; i < im->nroutes; i++) {

@@ -751,9 +751,13 @@ static int check_pools_lists(vctx *v) {
       return errf(err, LANE_EFORMAT, "budget %u (%s): key field %u out of range (%u fields)",
                   (unsigned)i, S(im, bu->name), (unsigned)bu->key_field,
                   (unsigned)im->nfields);
-    if ((bu->flags & ~BC_BUDGET_ROLLING) || bu->reserved)
+    if ((bu->flags & ~(BC_BUDGET_ROLLING | BC_BUDGET_FULL_CLOSED | BC_BUDGET_FULL_OPEN)) ||
+        bu->reserved)
       return errf(err, LANE_EFORMAT, "budget %u (%s): unknown flags 0x%x",
                   (unsigned)i, S(im, bu->name), (unsigned)(bu->flags | bu->reserved));
+    if ((bu->flags & BC_BUDGET_FULL_CLOSED) && (bu->flags & BC_BUDGET_FULL_OPEN))
+      return errf(err, LANE_EFORMAT, "budget %u (%s): on_full is both closed and open",
+                  (unsigned)i, S(im, bu->name));
     if (!nonneg(bu->limit) || !nonneg(bu->window_ms))
       return errf(err, LANE_EFORMAT, "budget %u (%s): %s %g is not a finite number >= 0",
                   (unsigned)i, S(im, bu->name), nonneg(bu->limit) ? "window" : "limit",

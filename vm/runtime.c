@@ -1133,6 +1133,9 @@ static int init_budgets(lane_runtime *rt) {
     if (b->sub_ms == 0) b->sub_ms = 1;
     b->cap = cap;
     b->nlevels = nlevels;
+    uint32_t fl = im->budgets[i].flags;   /* the policy's on_full */
+    b->on_full = fl & BC_BUDGET_FULL_CLOSED ? LANE_ON_FULL_CLOSED
+               : fl & BC_BUDGET_FULL_OPEN ? LANE_ON_FULL_OPEN : LANE_ON_FULL_SHARED;
   }
   return 0;
 }

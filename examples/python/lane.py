@@ -476,7 +476,9 @@ class Runtime:
         b = _lib.lane_budget(self.prog._p, budget.encode())
         if b < 0:
             raise LaneError(EARG, "unknown budget '%s'" % budget)
-        k = str(key).encode()
+        # The key's text as lane reads it: a bool is true/false, not True.
+        k = ("true" if key else "false") if isinstance(key, bool) else str(key)
+        k = k.encode()
         h = _lib.lane_budget_key_hash(self.prog._p, b, k, len(k))
         out = ctypes.c_double()
         if _lib.lane_budget_spent(self._rt, b, h, ctypes.byref(out)) != OK:

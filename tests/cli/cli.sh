@@ -171,6 +171,29 @@ show "$OUT/o"; show "$OUT/e"
 [ $? = 1 ] && grep -q "^--expr:1:1: error: unknown request field 'nope'" "$OUT/e"
 t $? "--expr: an unknown field is a compile error at --expr:1:1"
 
+# ---- budgets: on_full from the policy, and from a snapshot ----
+printf 'model cheap { input $1/Mtok  output $1/Mtok }\nmodel good { input $2/Mtok  output $2/Mtok }\n\nbudget daily { key req.tenant  limit $10  window 1d  on_full closed }\n\nroute r {\n  when budget.daily.used >= 100%% -> cheap\n  otherwise                      -> good\n}\n' >"$OUT/full.lane"
+keys=$(i=1; while [ $i -le 15 ]; do printf '{"key": "t%d", "spent": 1}, ' $i; i=$((i + 1)); done)
+printf '{"now_ms": 3600000, "options": {"budget_keys": 16}, "budgets": [{"budget": "daily", "keys": [%s{"key": "acme", "spent": 1}]}]}\n' "$keys" >"$OUT/full_state.json"
+printf '{"tenant": "acme"}\n{"tenant": "newcomer"}\n' >"$OUT/full_reqs.jsonl"
+"$LANE" eval "$OUT/full.lane" --state "$OUT/full_state.json" "$OUT/full_reqs.jsonl" >"$OUT/o" 2>"$OUT/e"
+[ "$(sed -n 's/.*"primary": "\([a-z]*\)".*/\1/p' "$OUT/o" | tr '\n' ' ')" = "good cheap " ]
+t $? "on_full closed: with 16 key slots, all taken, a newcomer reads as at its limit"
+show "$OUT/o"; show "$OUT/e"
+printf '{"now_ms": 3600000, "options": {"budget_keys": 16}, "budgets": [{"budget": "daily", "on_full": "open", "keys": [%s{"key": "acme", "spent": 1}]}]}\n' "$keys" >"$OUT/open_state.json"
+"$LANE" eval "$OUT/full.lane" --state "$OUT/open_state.json" "$OUT/full_reqs.jsonl" >"$OUT/o" 2>"$OUT/e"
+[ "$(sed -n 's/.*"primary": "\([a-z]*\)".*/\1/p' "$OUT/o" | tr '\n' ' ')" = "good good " ]
+t $? "a snapshot's on_full (open) replaces the policy's when replayed"
+show "$OUT/e"
+printf '{"now_ms": 1, "budgets": [{"budget": "daily", "on_full": "strict", "keys": []}]}\n' >"$OUT/bad_state.json"
+"$LANE" eval "$OUT/full.lane" --state "$OUT/bad_state.json" "$OUT/full_reqs.jsonl" >"$OUT/o" 2>"$OUT/e"
+[ $? = 2 ] && grep -q 'on_full is "shared", "closed" or "open", not "strict"' "$OUT/e"
+t $? "a snapshot with an unknown on_full is refused, saying what it takes"
+printf '{"now_ms": 1, "budgets": [{"budget": "daily", "keys": [{"key_hash": "12zz", "spent": 1}]}]}\n' >"$OUT/bad_hash.json"
+"$LANE" eval "$OUT/full.lane" --state "$OUT/bad_hash.json" "$OUT/full_reqs.jsonl" >"$OUT/o" 2>"$OUT/e"
+[ $? = 2 ] && grep -q 'key_hash "12zz" is not a hexadecimal number' "$OUT/e"
+t $? "a snapshot key_hash that is not hexadecimal is refused (it read as 0x12 before)"
+
 # ---- files that are not regular, atomic writes, terminal escapes ----
 rm -f "$OUT/fifo.lane"
 if mkfifo "$OUT/fifo.lane" 2>/dev/null; then

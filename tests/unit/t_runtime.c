@@ -1978,6 +1978,28 @@ static void test_on_full(void) {
   }
   decide("r", "tenant=t16");
   is_int(D.rule, 1, "...closed: the 17th tenant is capped");
+  /* The policy says it: on_full in the budget's declaration. */
+  setup("model cheap { input $0.1/Mtok output $0.1/Mtok }\n"
+        "model good { input $5/Mtok output $5/Mtok }\n"
+        "budget daily { key req.tenant  limit $10  window 1d  on_full closed }\n"
+        "budget loose { key req.tenant  limit $10  window 1d  on_full open }\n"
+        "route r { when budget.daily.used >= 100% -> cheap\n"
+        "          otherwise -> good }\n", opts(0, 0, 0, 0, 16));
+  NOW = T0 + HOUR;
+  lane_runtime_budget_stats(RT, lane_budget(P, "daily"), &st);
+  is_int(st.on_full, LANE_ON_FULL_CLOSED, "on_full closed in the policy: the mode in effect");
+  lane_runtime_budget_stats(RT, lane_budget(P, "loose"), &st);
+  is_int(st.on_full, LANE_ON_FULL_OPEN, "on_full open in the policy: the mode in effect");
+  for (int i = 0; i < 16; i++) {
+    snprintf(key, sizeof key, "tenant=t%d", i);
+    charge(key, 0.1);
+  }
+  decide("r", "tenant=t3");
+  is_int(D.rule, 2, "on_full closed: a tenant with a slot reads its own $0.10");
+  decide("r", "tenant=newcomer");
+  is_int(D.rule, 1, "...a tenant without one is capped");
+  is_int(spent_nanos("loose", "newcomer"), 0, "on_full open: a tenant without a slot reads $0");
+
   is_int(lane_runtime_set_budget_on_full(RT, -2, 0), LANE_EARG, "budget -2: LANE_EARG");
   is_int(lane_runtime_set_budget_on_full(RT, -1, 3), LANE_EARG, "budget -1, mode 3: LANE_EARG");
   memset(&err, 0, sizeof err);

@@ -260,8 +260,10 @@ static void image_cases(void) {
        "budget 0 name: string index 999 out of range (%u strings)", (unsigned)a->im.nstr);
   CASE("budget_key_field", la_budget(a, "daily", 99, 100),
        "budget 0 (daily): key field 99 out of range (%d fields)", BC_NSTD + 1);
-  CASE("budget_flags", la_budget(a, "daily", BC_NONE, 100); a->budgets[0].flags = 6,
-       "budget 0 (daily): unknown flags 0x6");
+  CASE("budget_flags", la_budget(a, "daily", BC_NONE, 100); a->budgets[0].flags = 9,
+       "budget 0 (daily): unknown flags 0x9");
+  CASE("budget_full_both", la_budget(a, "daily", BC_NONE, 100); a->budgets[0].flags = 6,
+       "budget 0 (daily): on_full is both closed and open");
   CASE("budget_limit", la_budget(a, "daily", BC_NONE, -1),
        "budget 0 (daily): limit -1 is not a finite number >= 0");
   CASE("rule_name_index", a->rules[1].name = 999,
