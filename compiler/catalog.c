@@ -253,20 +253,12 @@ static int get_tokens(json_t *e, const char *k, int64_t *out, char *why, size_t 
   return 0;
 }
 
-/* "YYYY-MM-DD" with a plausible month and day (as sema.c wants). */
-static int valid_date(const char *s) {
-  if (strlen(s) != 10 || s[4] != '-' || s[7] != '-') return 0;
-  for (int i = 0; i < 10; i++)
-    if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return 0;
-  int mo = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
-  return mo >= 1 && mo <= 12 && d >= 1 && d <= 31;
-}
 
 static int get_date(json_t *e, char out[11], char *why, size_t n) {
   json_t *v = json_object_get(e, "deprecation_date");
   out[0] = 0;
   if (!v || json_is_null(v)) return 0;
-  if (!json_is_string(v) || !valid_date(json_string_value(v))) {
+  if (!json_is_string(v) || !ast_valid_date(json_string_value(v))) {
     char ex[48] = "(not a string)";
     if (json_is_string(v)) excerpt(ex, sizeof ex, json_string_value(v));
     snprintf(why, n, "deprecation_date \"%s\" is not a date YYYY-MM-DD", ex);

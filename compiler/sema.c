@@ -322,14 +322,6 @@ static void apply_caps(sema_unit *u, sema_model *m, ast_node *p) {
   }
 }
 
-/* "YYYY-MM-DD" with a plausible month and day. */
-static int valid_date(const char *s) {
-  if (strlen(s) != 10 || s[4] != '-' || s[7] != '-') return 0;
-  for (int i = 0; i < 10; i++)
-    if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return 0;
-  int mo = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
-  return mo >= 1 && mo <= 12 && d >= 1 && d <= 31;
-}
 
 static void apply_prop(sema_unit *u, sema_model *m, ast_node *p) {
   if (strcmp(p->name, "caps") == 0 && !p->a) { apply_caps(u, m, p); return; }
@@ -373,7 +365,7 @@ static void apply_prop(sema_unit *u, sema_model *m, ast_node *p) {
     if (!strcmp(n, "provider")) m->provider = s;
     else if (!strcmp(n, "name")) m->id = s;
     else if (!strcmp(n, "deprecated")) {
-      if (!valid_date(s)) {
+      if (!ast_valid_date(s)) {
         diag_error(&u->ctx, p->a->span, "deprecated wants a date as \"YYYY-MM-DD\"");
         return;
       }

@@ -465,3 +465,11 @@ FILE *ast_fopen_regular(const char *path) {
 const char *ast_strerror(int e) {
   return e == EINVAL ? "not a regular file" : strerror(e);
 }
+
+int ast_valid_date(const char *s) {
+  if (strlen(s) != 10 || s[4] != '-' || s[7] != '-') return 0;
+  for (int i = 0; i < 10; i++)
+    if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return 0;
+  int mo = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
+  return mo >= 1 && mo <= 12 && d >= 1 && d <= 31;
+}

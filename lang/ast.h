@@ -212,6 +212,10 @@ void diag_render_one(FILE *out, const ast_diag *d);
  * of one file (ast_source_line scans from the top each time). */
 void diag_render_one_at(FILE *out, const ast_diag *d, const char *line, size_t n);
 
+/* Whether s is a date as policies write it, "YYYY-MM-DD", with a plausible
+ * month and day (a model's `deprecated`, a catalog's deprecation_date). */
+int ast_valid_date(const char *s);
+
 /* ---- reading sources ---- */
 /* Opens path for reading only if it is a regular file: a FIFO, a device or
  * a directory is refused at once (opening a FIFO with fopen would block

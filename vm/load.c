@@ -24,7 +24,7 @@
 #define DEFAULT_MAX_BYTES ((size_t)64 << 20)
 #define DEFAULT_MAX_STEPS 1000000u
 
-static int errf(lane_error *err, int code, const char *fmt, ...) {
+int vm_errf(lane_error *err, int code, const char *fmt, ...) {
   if (err) {
     va_list ap;
     va_start(ap, fmt);

@@ -87,26 +87,7 @@ uint64_t vm_now(const lane_runtime *rt) { return rt->opt.clock(rt->opt.clock_ctx
 
 uint64_t lane_runtime_now(const lane_runtime *rt) { return rt ? vm_now(rt) : 0; }
 
-static void set_err(lane_error *err, int code, const char *fmt, const char *arg) {
-  if (!err) return;
-  err->code = code;
-  err->line = 0;
-  snprintf(err->message, sizeof err->message, fmt, arg ? arg : "");
-}
 
-static int errf(lane_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int errf(lane_error *err, int code, const char *fmt, ...) {
-  if (err) {
-    va_list ap;
-    va_start(ap, fmt);
-    err->code = code;
-    err->line = 0;
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
 
 static uint32_t pow2_at_least(uint32_t n) {
   uint32_t c = 16;
@@ -1142,14 +1123,14 @@ static int init_budgets(lane_runtime *rt) {
 
 lane_runtime *lane_runtime_new_with(const lane_program *p, const lane_runtime_options *opt,
                                     lane_error *err) {
-  if (!p) { set_err(err, LANE_EARG, "no program given%s", NULL); return NULL; }
+  if (!p) { errf(err, LANE_EARG, "no program given"); return NULL; }
   if (opt && opt->budget_keys > VM_MAX_KEYS) {
     errf(err, LANE_EARG, "budget_keys %u is above the limit of %u", opt->budget_keys,
          VM_MAX_KEYS);
     return NULL;
   }
   lane_runtime *rt = calloc(1, sizeof *rt);
-  if (!rt) { set_err(err, LANE_ENOMEM, "out of memory creating a runtime%s", NULL); return NULL; }
+  if (!rt) { errf(err, LANE_ENOMEM, "out of memory creating a runtime"); return NULL; }
   ST(&rt->bytes, sizeof *rt);
   if (opt) rt->opt = *opt;
   if (!rt->opt.clock) rt->opt.clock = system_clock;
@@ -1165,7 +1146,7 @@ lane_runtime *lane_runtime_new_with(const lane_program *p, const lane_runtime_op
   rt->m = rt_calloc(rt, rt->nmodels + 1, sizeof *rt->m);   /* zero: closed, no data */
   if (!rt->m || init_budgets(rt) != 0) {
     lane_runtime_free(rt);
-    set_err(err, LANE_ENOMEM, "out of memory creating a runtime%s", NULL);
+    errf(err, LANE_ENOMEM, "out of memory creating a runtime");
     return NULL;
   }
   return rt;
@@ -1707,7 +1688,7 @@ int lane_runtime_load_mem(lane_runtime *rt, const void *bytes, size_t n,
 
 int lane_runtime_load_ex(lane_runtime *rt, const char *path, lane_state_report *report,
                          lane_error *err) {
-  if (!rt || !path) { set_err(err, LANE_EARG, "no runtime or path%s", NULL); return LANE_EARG; }
+  if (!rt || !path) { errf(err, LANE_EARG, "no runtime or path"); return LANE_EARG; }
   FILE *f = fopen(path, "rb");
   if (!f) return errf(err, LANE_EARG, "cannot read '%s': %s", path, strerror(errno));
   size_t cap = 1 << 16, n = 0;
@@ -1817,11 +1798,11 @@ static int write_file(const lane_runtime *rt, const char *path, const unsigned c
 }
 
 int lane_runtime_save(const lane_runtime *rt, const char *path, lane_error *err) {
-  if (!rt || !path) { set_err(err, LANE_EARG, "no runtime or path%s", NULL); return LANE_EARG; }
+  if (!rt || !path) { errf(err, LANE_EARG, "no runtime or path"); return LANE_EARG; }
   wbuf w;
   st_file f;
   save_bytes(rt, &w);
-  if (w.oom) { free(w.p); set_err(err, LANE_ENOMEM, "out of memory saving%s", NULL); return LANE_ENOMEM; }
+  if (w.oom) { free(w.p); errf(err, LANE_ENOMEM, "out of memory saving"); return LANE_ENOMEM; }
   /* What is written must read back: checked on the bytes before they go. */
   rbuf r = {w.p, w.n, 0, 0};
   int rc = st_read(&r, rt, &f, err);

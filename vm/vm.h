@@ -152,6 +152,14 @@ lane_program *bc_decode(const void *bytes, size_t n, size_t max_bytes,
  * err filled (LANE_EFORMAT, LANE_ELIMIT, LANE_ENOMEM). */
 int bc_verify(lane_program *p, uint64_t max_steps, lane_error *err);
 
+/* The VM layer's one error helper: fills err (if not NULL) with code and
+ * the printf-formatted message, line 0; returns code. Defined in load.c;
+ * the loader's rejections are written errf(err, code, FMT, ...), which
+ * t_verify reads to check every message has a hostile file. */
+int vm_errf(lane_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define errf vm_errf
+
 /* Section name ("CODE") for an id, or NULL if the id is unknown. */
 const char *bc_section_name(uint32_t id);
 /* Record size of a section id, or 0 if unknown. */
