@@ -962,11 +962,6 @@ int emit_program(sema_unit *u, unsigned char **out, size_t *n) {
   E.no_opt = u->opts.no_opt;
   int rc = -1;
   if (emit_tables(&E) == 0) {
-    if (u->nroutes > SEMA_MAX_ROUTES) {
-      diag_error(&u->ctx, u->routes[SEMA_MAX_ROUTES].node->span,
-                 "%d routes, the limit is %d", u->nroutes, SEMA_MAX_ROUTES);
-      E.fail = 1;
-    }
     for (int i = 0; i < u->nroutes && !u->ctx.nomem && !E.fail; i++) {
       if (u->routes[i].rules.n > SEMA_MAX_RULES) {
         diag_error(&u->ctx, u->routes[i].node->span, "route '%s' has %d rules, the limit is %d",

@@ -40,6 +40,11 @@ void sema_init(sema_unit *u, const sema_opts *opts) {
 }
 
 void sema_free(sema_unit *u) {
+  free(u->ix_models.slot);
+  free(u->ix_fields.slot);
+  free(u->ix_pools.slot);
+  free(u->ix_budgets.slot);
+  free(u->ix_routes.slot);
   free(u->mods);
   free(u->models);
   free(u->fields);
@@ -266,17 +271,49 @@ int sema_load_tests(sema_unit *u, const char *path) {
 
 /* ---- lookups ---- */
 
-int sema_model_find(const sema_unit *u, const char *name) {
-  for (int i = 0; i < u->nmodels; i++)
-    if (strcmp(u->models[i].name, name) == 0) return i;
-  return -1;
+/* ---- name indexes ---- */
+
+static uint32_t name_hash(const char *s) {
+  uint32_t h = 2166136261u;   /* FNV-1a 32 */
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
 }
 
-int sema_field_find(const sema_unit *u, const char *name) {
-  for (int i = 0; i < u->nfields; i++)
-    if (strcmp(u->fields[i].name, name) == 0) return i;
-  return -1;
+/* The index of name in ix, or -1. */
+static int ix_find(const sema_index *ix, const char *name) {
+  if (!ix->cap) return -1;
+  for (uint32_t i = name_hash(name) & (ix->cap - 1);; i = (i + 1) & (ix->cap - 1)) {
+    if (!ix->slot[i].name) return -1;
+    if (strcmp(ix->slot[i].name, name) == 0) return ix->slot[i].idx;
+  }
 }
+
+static void ix_put(sema_ixent *slot, uint32_t cap, sema_ixent e) {
+  uint32_t i = name_hash(e.name) & (cap - 1);
+  while (slot[i].name) i = (i + 1) & (cap - 1);
+  slot[i] = e;
+}
+
+/* Adds name -> idx (name is arena-owned and outlives the index). Running
+ * out of memory marks the context, as every allocation here does. */
+static void ix_add(sema_unit *u, sema_index *ix, const char *name, int idx) {
+  if ((ix->n + 1) * 2 > ix->cap) {   /* at most half full */
+    uint32_t cap = ix->cap ? ix->cap * 2 : 64;
+    sema_ixent *slot = calloc(cap, sizeof *slot);
+    if (!slot) { u->ctx.nomem = 1; return; }
+    for (uint32_t i = 0; i < ix->cap; i++)
+      if (ix->slot[i].name) ix_put(slot, cap, ix->slot[i]);
+    free(ix->slot);
+    ix->slot = slot;
+    ix->cap = cap;
+  }
+  ix_put(ix->slot, ix->cap, (sema_ixent){name, idx});
+  ix->n++;
+}
+
+int sema_model_find(const sema_unit *u, const char *name) { return ix_find(&u->ix_models, name); }
+
+int sema_field_find(const sema_unit *u, const char *name) { return ix_find(&u->ix_fields, name); }
 
 int sema_cap_find(const sema_unit *u, const char *name) {
   for (int i = 0; i < u->ncaps; i++)
@@ -448,6 +485,7 @@ static void declare_model(sema_unit *u, sema_module *mod, ast_node *d) {
       return;
     }
     idx = u->nmodels++;
+    ix_add(u, &u->ix_models, name, idx);
     sema_model *m = &u->models[idx];
     memset(m, 0, sizeof *m);
     m->name = name;
@@ -483,6 +521,7 @@ static int add_field(sema_unit *u, const char *name, int ty, ast_span sp) {
   f->name = name;
   f->ty = ty;
   f->span = sp;
+  ix_add(u, &u->ix_fields, name, u->nfields);
   return u->nfields++;
 }
 
@@ -536,23 +575,13 @@ static void declare_fields(sema_unit *u, ast_node *d) {
 
 /* ---- pools, budgets, routes ---- */
 
-static int find_pool(const sema_unit *u, const char *name) {
-  for (int i = 0; i < u->npools; i++)
-    if (strcmp(u->pools[i].name, name) == 0) return i;
-  return -1;
-}
+static int find_pool(const sema_unit *u, const char *name) { return ix_find(&u->ix_pools, name); }
 
 static int find_budget(const sema_unit *u, const char *name) {
-  for (int i = 0; i < u->nbudgets; i++)
-    if (strcmp(u->budgets[i].name, name) == 0) return i;
-  return -1;
+  return ix_find(&u->ix_budgets, name);
 }
 
-static int find_route(const sema_unit *u, const char *name) {
-  for (int i = 0; i < u->nroutes; i++)
-    if (strcmp(u->routes[i].name, name) == 0) return i;
-  return -1;
-}
+static int find_route(const sema_unit *u, const char *name) { return ix_find(&u->ix_routes, name); }
 
 int sema_pool_find(const sema_unit *u, const char *name) { return find_pool(u, name); }
 int sema_budget_find(const sema_unit *u, const char *name) { return find_budget(u, name); }
@@ -567,6 +596,7 @@ static void declare_pool(sema_unit *u, ast_node *d) {
   int prev = find_pool(u, d->name);
   if (prev >= 0) { dup_error(u, d, "pool", u->pools[prev].span); return; }
   if (sema_grow(&u->pools, u->npools, &u->cappools, sizeof *u->pools)) { u->ctx.nomem = 1; return; }
+  ix_add(u, &u->ix_pools, d->name, u->npools);
   sema_pool *p = &u->pools[u->npools++];
   p->name = d->name;
   p->def = d->a;
@@ -581,6 +611,7 @@ static void declare_budget(sema_unit *u, ast_node *d) {
     u->ctx.nomem = 1;
     return;
   }
+  ix_add(u, &u->ix_budgets, d->name, u->nbudgets);
   sema_budget *b = &u->budgets[u->nbudgets++];
   memset(b, 0, sizeof *b);
   b->name = d->name;
@@ -591,10 +622,17 @@ static void declare_budget(sema_unit *u, ast_node *d) {
 static void declare_route(sema_unit *u, ast_node *d) {
   int prev = find_route(u, d->name);
   if (prev >= 0) { dup_error(u, d, "route", u->routes[prev].node->span); return; }
+  if (u->nroutes == SEMA_MAX_ROUTES) {   /* said once, at the first route too many */
+    if (u->routes_over++ == 0)
+      diag_error(&u->ctx, d->span, "more than %d routes: the limit is %d routes in a policy",
+                 SEMA_MAX_ROUTES, SEMA_MAX_ROUTES);
+    return;
+  }
   if (sema_grow(&u->routes, u->nroutes, &u->caproutes, sizeof *u->routes)) {
     u->ctx.nomem = 1;
     return;
   }
+  ix_add(u, &u->ix_routes, d->name, u->nroutes);
   sema_route *r = &u->routes[u->nroutes++];
   memset(r, 0, sizeof *r);
   r->name = d->name;
