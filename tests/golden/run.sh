@@ -251,7 +251,8 @@ done
 # the hostile .lanec files are what gen.c writes today (t_verify checks
 # each is rejected with its reason; this keeps the generator honest)
 libdir=$(dirname "$LANE")
-if ${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -I"$root/vm" \
+# shellcheck disable=SC2086  # SAN: the sanitizer flags liblane.a was built with
+if ${CC:-cc} $SAN -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -I"$root/vm" \
      -I"$dir/lanec" "$dir/lanec/gen.c" "$libdir/liblane.a" -lm -o "$tmp/gen" >"$tmp/diff" 2>&1 &&
    mkdir -p "$tmp/lanec" && "$tmp/gen" "$tmp/lanec" >/dev/null 2>>"$tmp/diff" &&
    diff -r -x '*.c' -x '*.h' -x '*.md' "$dir/lanec" "$tmp/lanec" >>"$tmp/diff" 2>&1; then

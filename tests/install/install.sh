@@ -186,8 +186,11 @@ case "$SAN" in
   *) sanrt= ;;
 esac
 pre=${sanrt:+$($CC -print-file-name=$sanrt)}
+# The interpreter itself, not a wrapper script (pyenv's python3 is one, and
+# a sanitizer runtime preloaded into the shell that runs it crashes it).
+pyexe=$(python3 -c 'import sys; print(sys.executable)')
 ( cd "$OUT" && env -u LANE_LIBDIR PYTHONPATH="$(dirname "$py")" LD_PRELOAD="$pre" \
-    ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}" python3 -c '
+    ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}" "$pyexe" -c '
 import lane, sys
 lib = lane._open("lane")
 assert lane.__file__.startswith(sys.argv[1]), lane.__file__
