@@ -343,7 +343,7 @@ static void test_reclaim_churn(void) {
   lane_runtime_set_budget_on_full(RC, -1, LANE_ON_FULL_OPEN);   /* no slot reads 0: own spend shows */
   pthread_barrier_init(&PBAR, NULL, NTHREADS + 1);
   for (int i = 0; i < NTHREADS; i++) pthread_create(&th[i], NULL, churner, (void *)(uintptr_t)i);
-  int exact = 0, per_key = 0, rolling_exact = 0;
+  int exact = 0, per_key = 0, rolling_exact = 0, splits = 0;
   int64_t phase_total[PHASES];
   int bc = lane_budget(PC, "churn");
   for (int ph = 0; ph < PHASES; ph++) {
@@ -351,7 +351,7 @@ static void test_reclaim_churn(void) {
     pthread_barrier_wait(&PBAR);
     pthread_barrier_wait(&PBAR);
     int64_t total = 0, own = 0;
-    int keys_ok = 1, nk;
+    int keys_ok = 1, nk, split = 0;
     for (int k = 0; k < PHASE_KEYS; k++) {
       char key[32];
       int64_t c = 0;
@@ -360,7 +360,12 @@ static void test_reclaim_churn(void) {
       int n = snprintf(key, sizeof key, "p%d-k%d", ph, k);
       lane_budget_spent(RC, bc, lane_budget_key_hash(PC, bc, key, (size_t)n), &d);
       int64_t got = llround(d * 1e9);
-      if (got != 0 && got != c) keys_ok = 0;
+      /* A key reads its own charges, or less: a charge that could not
+       * settle in the key's slot within its tries (a take-over holding it,
+       * under heavy contention) went to the overflow account, counted in
+       * the total below, never lost and never read twice. */
+      if (got > c) keys_ok = 0;
+      if (got != 0 && got != c) split++;
       own += got;
       total += c;
     }
@@ -368,6 +373,7 @@ static void test_reclaim_churn(void) {
     int64_t fixed = snapshot_total_of(RC, "churn", &nk);
     exact += fixed == total;
     per_key += keys_ok && own <= total;
+    splits += split;
     int64_t window = 0;
     for (int q = ph >= 11 ? ph - 11 : 0; q <= ph; q++) window += phase_total[q];
     rolling_exact += snapshot_total_of(RC, "churn_r", &nk) == window;
@@ -382,7 +388,8 @@ static void test_reclaim_churn(void) {
        (unsigned long long)st.overflow_charges, (unsigned long long)(st.unmerged + sr.unmerged));
   is_int(exact, PHASES, "%d phases of %d new keys on a 64-key table, %d threads: each 1 s window "
          "holds exactly what was charged (own accounts + overflow)", PHASES, PHASE_KEYS, NTHREADS);
-  is_int(per_key, PHASES, "...every key with a slot holds exactly its own charges");
+  is_int(per_key, PHASES, "...no key reads more than its own charges (%d read part of them: "
+         "the rest went to the overflow account under contention)", splits);
   is_int(rolling_exact, PHASES, "...and the rolling 12 s window exactly its twelve phases");
   ok(st.reclaimed >= 64 * (PHASES - 1) && sr.reclaimed > 0,
      "slots of expired keys were reclaimed concurrently (%llu, %llu)",
