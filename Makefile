@@ -21,33 +21,59 @@ SAN      ?=
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 # -ffp-contract=off: cost arithmetic must be bit-identical on every machine.
 BASE     := -MMD -MP -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off -fPIC \
-            -fvisibility=hidden -Ivm -Ilang -Icompiler -I$(BUILD)/lang
-ALL_CFLAGS = $(BASE) $(WARN) -DLANE_STDLIB_DIR=\"$(abspath stdlib)\" $(CFLAGS) $(SAN)
+            -fvisibility=hidden
+# Each folder is a link unit and sees only its own headers and those of the
+# units below it, so a lower layer cannot include a higher one (the build
+# fails; tests/host/layers.sh says which file did it):
+#   vm/           liblane         libc only
+#   vm/json/      liblane-json    liblane, jansson
+#   lang/         the front end   (in liblanec) vm's text.h
+#   compiler/     liblanec        lang, liblane; lanec.h is its API
+#   compiler/cli/ the lane command liblanec, liblane, jansson, libcurl
+INC_vm       := -Ivm
+INC_json     := -Ivm/json $(INC_vm)
+INC_lang     := -Ilang -I$(BUILD)/lang $(INC_vm)
+INC_compiler := -Icompiler $(INC_lang)
+INC_cli      := -Icompiler/cli $(INC_compiler)
+# Tests, fuzz targets and benchmarks sit above everything.
+INC_tests    := -Itests $(INC_cli) -Ivm/json
+UNIT_INC      = $(INC_tests)
+$(BUILD)/vm/%.o:           UNIT_INC = $(INC_vm)
+$(BUILD)/vm/json/%.o:      UNIT_INC = $(INC_json)
+$(BUILD)/lang/%.o:         UNIT_INC = $(INC_lang)
+$(BUILD)/compiler/%.o:     UNIT_INC = $(INC_compiler)
+$(BUILD)/compiler/cli/%.o: UNIT_INC = $(INC_cli)
+ALL_CFLAGS = $(BASE) $(UNIT_INC) $(WARN) -DLANE_STDLIB_DIR=\"$(abspath stdlib)\" $(CFLAGS) $(SAN)
 # flex and bison output is not ours to tidy: keep -Werror, drop the noisy ones.
-GEN_CFLAGS = $(BASE) -Wall -Werror -Wno-unused-function -Wno-unused-but-set-variable \
+GEN_CFLAGS = $(BASE) $(INC_lang) -Wall -Werror -Wno-unused-function -Wno-unused-but-set-variable \
              -Wno-sign-compare $(CFLAGS) $(SAN)
 LDLIBS_TOOLS := -ljansson -lcurl
 PACKAGES := flex bison libjansson-dev libcurl4-openssl-dev make gcc perl python3 libmicrohttpd-dev
 
-# The VM core: libc only.
-VM_SRC   := vm/bc.c vm/load.c vm/vm.c vm/runtime.c vm/text.c
+# The VM core (liblane): libc only.
+VM_SRC   := $(wildcard vm/*.c)
 VM_OBJ   := $(VM_SRC:%.c=$(BUILD)/%.o)
-# Front end, compiler and tools (linked into the lane command and tests).
+# The front end and the compiler (liblanec): libc and liblane.
 GEN_SRC  := $(BUILD)/lang/parser.c $(BUILD)/lang/lexer.c
-TOOL_SRC := lang/ast.c lang/fmt.c vm/disasm.c $(filter-out compiler/main.c,$(wildcard compiler/*.c))
+TOOL_SRC := $(wildcard lang/*.c compiler/*.c)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o) $(GEN_SRC:%.c=%.o)
+# The lane command's file handling (catalogs, snapshots, lane test), the
+# only code that needs jansson and libcurl; tests link it as lane-cli.a.
+CLI_SRC  := $(filter-out compiler/cli/main.c,$(wildcard compiler/cli/*.c))
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 
 LIB_A    := $(BUILD)/liblane.a
 LIB_SO   := $(BUILD)/liblane.so
 TOOLS_A  := $(BUILD)/liblanec.a
+CLI_A    := $(BUILD)/lane-cli.a
 LANE     := $(BUILD)/lane
 
 UNIT_SRC := $(wildcard tests/unit/t_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-# Fuzz targets (tests/fuzz/); json only once vm/json.c exists. Each is also
+# Fuzz targets (tests/fuzz/); json only once vm/json/json.c exists. Each is also
 # built as a plain replay program that `make test` runs over its corpus.
-JSON_SRC     := $(wildcard vm/json.c)
+JSON_SRC     := vm/json/json.c
 FUZZ_TARGETS := compile load decide diff import state $(if $(JSON_SRC),json)
 REPLAY_BIN   := $(FUZZ_TARGETS:%=$(BUILD)/tests/replay_%)
 
@@ -95,21 +121,25 @@ $(BUILD)/lang/lexer.c $(BUILD)/lang/lexer.h: lang/lexer.l $(BUILD)/lang/parser.h
 $(BUILD)/lang/%.o: $(BUILD)/lang/%.c $(BUILD)/lang/parser.h $(BUILD)/lang/lexer.h
 	$(CC) $(GEN_CFLAGS) -c $< -o $@
 
-$(TOOL_SRC:%.c=$(BUILD)/%.o): $(BUILD)/lang/parser.h $(BUILD)/lang/lexer.h
+$(TOOL_SRC:%.c=$(BUILD)/%.o) $(CLI_OBJ) $(BUILD)/compiler/cli/main.o: $(BUILD)/lang/parser.h $(BUILD)/lang/lexer.h
 
+# An archive is written anew, so an object whose source moved or went away
+# cannot linger in it.
 $(LIB_A): $(VM_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 $(LIB_SO): $(VM_OBJ)
 	$(CC) -shared $(SAN) -o $@ $^
 $(TOOLS_A): $(TOOL_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
+$(CLI_A): $(CLI_OBJ)
+	rm -f $@ && ar rcs $@ $^
 
-$(LANE): $(BUILD)/compiler/main.o $(TOOLS_A) $(LIB_A)
+$(LANE): $(BUILD)/compiler/cli/main.o $(CLI_A) $(TOOLS_A) $(LIB_A)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS_TOOLS) -lm
 
-# The request adapters (vm/json.c, jansson) are a library of their own,
+# The request adapters (vm/json/json.c, jansson) are a library of their own,
 # liblane-json, so liblane keeps depending on libc only. build/liblane.so and
-# build/liblane-json.so are for the tree (tests, examples/python: the json one
+# build/liblane-json.so are for the tree (tests, bindings/python: the json one
 # finds liblane.so beside itself); `make install` installs versioned copies
 # with sonames liblane.so.$(SOMAJOR) and liblane-json.so.$(SOMAJOR).
 VERSION  := $(shell sed -n 's/.*LANE_VERSION_STRING *"\([^"]*\)".*/\1/p' vm/lane.h)
@@ -120,18 +150,26 @@ LIB_SOV  := $(BUILD)/liblane.so.$(VERSION)
 JSON_SOV := $(BUILD)/liblane-json.so.$(VERSION)
 JSON_LIBS := $(JSON_A) $(JSON_SO) $(LIB_SOV) $(JSON_SOV)
 
-$(JSON_A): $(BUILD)/vm/json.o
-	ar rcs $@ $^
-$(JSON_SO): $(BUILD)/vm/json.o $(LIB_SO)
-	$(CC) -shared $(SAN) -o $@ $(BUILD)/vm/json.o -L$(BUILD) -llane -Wl,-rpath,'$$ORIGIN' -ljansson
+$(JSON_A): $(BUILD)/vm/json/json.o
+	rm -f $@ && ar rcs $@ $^
+$(JSON_SO): $(BUILD)/vm/json/json.o $(LIB_SO)
+	$(CC) -shared $(SAN) -o $@ $(BUILD)/vm/json/json.o -L$(BUILD) -llane -Wl,-rpath,'$$ORIGIN' -ljansson
 $(LIB_SOV): $(VM_OBJ)
 	$(CC) -shared $(SAN) -Wl,-soname,liblane.so.$(SOMAJOR) -o $@ $^
-$(JSON_SOV): $(BUILD)/vm/json.o $(LIB_SOV)
+$(JSON_SOV): $(BUILD)/vm/json/json.o $(LIB_SOV)
 	$(CC) -shared $(SAN) -Wl,-soname,liblane-json.so.$(SOMAJOR) -o $@ $^ -ljansson
 
-$(BUILD)/tests/%: tests/unit/%.c tests/tap.h $(TOOLS_A) $(JSON_A) $(LIB_A)
+# A unit test links the compiler and the VM, and nothing else unless it
+# says so: only the tests of the lane command's file handling (snapshots,
+# lane test) and of the JSON adapter link lane-cli.a, liblane-json, jansson.
+$(BUILD)/tests/%: tests/unit/%.c tests/tap.h $(CLI_A) $(TOOLS_A) $(JSON_A) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(TEST_OBJS) $(TOOLS_A) $(JSON_A) $(LIB_A) $(LDLIBS_TOOLS) -lm -lpthread $(TEST_LDFLAGS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_OBJS) $(TEST_PRE) $(TOOLS_A) $(LIB_A) $(TEST_POST) -lm -lpthread $(TEST_LDFLAGS)
+$(BUILD)/tests/t_runtime: TEST_PRE = $(CLI_A) $(JSON_A)
+$(BUILD)/tests/t_oom: TEST_PRE = $(CLI_A)
+$(BUILD)/tests/t_runtime $(BUILD)/tests/t_stress $(BUILD)/tests/t_oom: TEST_POST = -ljansson
+$(BUILD)/tests/t_json: TEST_PRE = $(JSON_A)
+$(BUILD)/tests/t_json: TEST_POST = -ljansson
 
 # t_oom fails allocations in turn: the library's malloc, calloc, realloc and
 # free calls go through its wrappers (works under ASan and TSan too), and
@@ -176,25 +214,26 @@ install-files:
 	  install -D -m 644 "$$f" "$(INST)/share/lane/stdlib/$$f" || exit 1; done
 	install -m 644 doc/lane.1 $(INST)/share/man/man1/lane.1
 	install -d $(INST)$(PYTHON_SITE)
-	install -m 644 examples/python/lane.py $(INST)$(PYTHON_SITE)/lane.py
+	install -m 644 bindings/python/lane.py $(INST)$(PYTHON_SITE)/lane.py
 	printf '$(LANE_PC)Name: lane\nDescription: lane routing VM for LLM requests\nVersion: %s\nLibs: -L$${libdir} -llane\nCflags: -I$${includedir}\n' \
 	  $(VERSION) > $(INST)/lib/pkgconfig/lane.pc
 	printf '$(LANE_PC)Name: lane-json\nDescription: lane request adapters for OpenAI and Anthropic bodies\nVersion: %s\nRequires: lane\nRequires.private: jansson\nLibs: -L$${libdir} -llane-json\nCflags: -I$${includedir}\n' \
 	  $(VERSION) > $(INST)/lib/pkgconfig/lane-json.pc
 
 # A fuzz target linked with tests/fuzz/replay.c instead of libFuzzer.
-$(BUILD)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(TOOLS_A) $(LIB_A) \
+$(BUILD)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(CLI_A) $(TOOLS_A) $(LIB_A) \
                          $(JSON_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/replay.c \
-	  $(filter %.o,$^) $(TOOLS_A) $(LIB_A) $(LDLIBS_TOOLS) -lm
+	  $(filter %.o,$^) $(CLI_A) $(TOOLS_A) $(LIB_A) $(LDLIBS_TOOLS) -lm
 
-# The example HTTP gateway (examples/gateway/README.md): libmicrohttpd in,
-# libcurl out. Built on demand (`make gateway`); its test builds it.
-GATEWAY_SRC := $(wildcard examples/gateway/*.c)
+# The HTTP gateway (gateway/README.md), a host of its own: libmicrohttpd
+# in, libcurl out, liblane and liblane-json through lane.h only. Built on
+# demand (`make gateway`); its test builds it.
+GATEWAY_SRC := $(wildcard gateway/*.c)
 .PHONY: gateway
 gateway: $(BUILD)/lane-gateway
-$(BUILD)/lane-gateway: $(GATEWAY_SRC) examples/gateway/gateway.h $(LIB_A) $(BUILD)/liblane-json.a
+$(BUILD)/lane-gateway: $(GATEWAY_SRC) gateway/gateway.h $(LIB_A) $(BUILD)/liblane-json.a
 	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off $(WARN) -Ivm $(CFLAGS) $(SAN) \
 	  -o $@ $(GATEWAY_SRC) $(BUILD)/liblane-json.a $(LIB_A) -ljansson -lcurl -lmicrohttpd -lm -lpthread
 
@@ -206,7 +245,7 @@ test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(REPLAY_BIN) $(JSON_LIBS)
 	BUILD=$(BUILD) LANE=$(abspath $(LANE)) CC="$(CC)" SAN="$(SAN)" FUZZ_TARGETS="$(FUZZ_TARGETS)" \
 	  prove -f --exec 'sh tests/timeout.sh' $(UNIT_BIN) tests/fuzz/replay.sh tests/golden/run.sh tests/cli/cli.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh tests/cost/crosscheck.sh \
-	  examples/python/test_lane.py tests/install/install.sh examples/gateway/test.sh
+	  tests/host/layers.sh bindings/python/test_lane.py tests/install/install.sh gateway/test.sh
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
@@ -230,7 +269,7 @@ check-tsan: deps
 # without them the bench still runs lane and C and says what it skipped.
 BENCH_DIR      := $(BUILD)/bench
 BENCH_CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g -ffp-contract=off -Wall -Wextra -Werror \
-                  -Ivm -Ilang -Icompiler -I$(BUILD)/lang -Itests/bench
+                  $(INC_compiler) -Itests/bench
 BENCH_SRC      := tests/bench/main.c tests/bench/scaling.c tests/bench/ref_c.c tests/bench/common.c
 BENCH_HDR      := tests/bench/bench.h vm/lane.h
 LUA54_INC      := /usr/include/lua5.4
@@ -294,16 +333,16 @@ valgrind-bins: all $(UNIT_BIN)
 
 # clang-tidy and cppcheck with the checked-in configuration (.clang-tidy,
 # tests/lint/cppcheck.supp); both must report nothing.
-# vm/json.c, compiler/lint.c and lang/fmt.c are being written by others: not yet.
-LINT_SRC := $(filter-out compiler/lint.c lang/fmt.c,$(VM_SRC) $(TOOL_SRC) compiler/main.c)
+# vm/json/json.c, compiler/lint.c and lang/fmt.c are being written by others: not yet.
+LINT_SRC := $(filter-out compiler/lint.c lang/fmt.c,$(VM_SRC) $(TOOL_SRC) $(CLI_SRC) compiler/cli/main.c)
 lint-c: deps
 	@$(MAKE) --no-print-directory $(BUILD)/lang/parser.h $(BUILD)/lang/lexer.h
-	clang-tidy --quiet $(LINT_SRC) -- $(filter-out -MMD -MP,$(BASE)) -DLANE_BUILDING \
+	clang-tidy --quiet $(LINT_SRC) -- $(filter-out -MMD -MP,$(BASE)) $(INC_tests) -DLANE_BUILDING \
 	  -DLANE_STDLIB_DIR=\"stdlib\"
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
 	  --inline-suppr --suppressions-list=tests/lint/cppcheck.supp -D__GNUC__ -DLANE_BUILDING \
 	  -ULANE_VM_GOTO -DLANE_STDLIB_DIR=\"stdlib\" \
-	  -Ivm -Ilang -Icompiler -I$(BUILD)/lang $(LINT_SRC)
+	  $(INC_tests) $(LINT_SRC)
 
 # ---- fuzzing: clang + libFuzzer, ASan + UBSan (tests/fuzz/README.md) ----
 FUZZ_SECONDS ?= 60
@@ -329,10 +368,10 @@ fuzz-build: deps fuzz-deps
 fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 .SECONDARY: $(JSON_SRC:%.c=$(BUILD)/%.o)
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(TOOLS_A) $(LIB_A) $(JSON_SRC:%.c=$(BUILD)/%.o)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(CLI_A) $(TOOLS_A) $(LIB_A) $(JSON_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< $(filter %.o,$^) \
-	  $(TOOLS_A) $(LIB_A) $(LDLIBS_TOOLS) -lm
+	  $(CLI_A) $(TOOLS_A) $(LIB_A) $(LDLIBS_TOOLS) -lm
 
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do FUZZ_BUILD=$(FUZZ_BUILD) sh tests/fuzz/run.sh $$t $(FUZZ_SECONDS) || exit 1; done

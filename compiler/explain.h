@@ -22,7 +22,14 @@ typedef struct explain_in {
   const lane_trace    *trace;   /* what the VM recorded */
 } explain_in;
 
-/* Writes the explanation as text, or as one JSON object when json is set. */
-void explain_print(const explain_in *in, int json, FILE *out);
+/* Writes the explanation as text: each rule tried and why it did not
+ * match, each model considered and why it was removed, then the decision. */
+void explain_print_text(const explain_in *in, FILE *out);
+
+/* For writers of other formats (the lane command's JSON): why rule `rule`
+ * (1-based) did not match, and why `model` was removed in it, as the text
+ * prints them; "" when the policy's source is not at hand (in->u NULL). */
+void explain_why_rule(const explain_in *in, int rule, char *buf, size_t cap);
+void explain_why_removed(const explain_in *in, int rule, int model, char *buf, size_t cap);
 
 #endif

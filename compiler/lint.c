@@ -26,7 +26,6 @@
  */
 #include "lint.h"
 
-#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -2385,20 +2384,6 @@ static void print_text(const linter *L, FILE *out) {
   if (L->unshown) fprintf(out, "lane: %s\n", unshown_text(L));
 }
 
-/* A JSON string; messages quote policy text, which is UTF-8 unless the
- * file is not, and then the bytes are replaced rather than lost. */
-static json_t *jstr(const char *s) {
-  json_t *j = json_string(s);
-  if (j) return j;
-  size_t n = strlen(s);
-  char *t = malloc(n + 1);
-  if (!t) return json_string("");
-  for (size_t i = 0; i <= n; i++) t[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
-  j = json_string(t);
-  free(t);
-  return j;
-}
-
 /* The file of a place; a place without one (a limit of the whole policy)
  * is reported on the file being linted, at line 0. */
 static const char *file_name(const linter *L, ast_span sp) {
@@ -2406,113 +2391,65 @@ static const char *file_name(const linter *L, ast_span sp) {
   return f && f->name ? f->name : "";
 }
 
-/* {"file", "line", "col", "message"} of a place; line and col 0 without one. */
-static json_t *json_place(const linter *L, ast_span sp, const char *id, const char *level,
-                          const char *msg) {
-  json_t *o = id ? json_pack("{s:s, s:s}", "id", id, "level", level) : json_object();
-  json_object_set_new(o, "file", jstr(file_name(L, sp)));
-  json_object_set_new(o, "line", json_integer(sp.file ? sp.line : 0));
-  json_object_set_new(o, "col", json_integer(sp.file ? sp.col : 0));
-  json_object_set_new(o, "message", jstr(msg));
-  return o;
+static void item_of(const linter *L, ast_span sp, const char *msg, lint_item *it) {
+  it->file = file_name(L, sp);
+  it->line = sp.file ? sp.line : 0;
+  it->col = sp.file ? sp.col : 0;
+  it->len = sp.file ? sp.len : 0;
+  it->message = msg;
 }
 
-static json_t *json_findings(const linter *L) {
-  json_t *a = json_array();
-  for (int i = 0; a && i < L->nf; i++) {
-    const finding *f = &L->f[i];
-    json_t *o = json_place(L, f->span, lints[f->lint].id, level_names[f->level], f->msg);
-    if (f->nnotes) {
-      json_t *notes = json_array();
-      for (int k = 0; k < f->nnotes; k++)
-        json_array_append_new(notes, json_place(L, f->notes[k].span, NULL, NULL,
-                                                f->notes[k].msg));
-      json_object_set_new(o, "notes", notes);
-    }
-    json_array_append_new(a, o);
-  }
-  if (a && L->unshown)
-    json_array_append_new(a, json_place(L, (ast_span){0}, lints[L_COMPILE_ERROR].id, "error",
-                                        unshown_text(L)));
-  return a;
+/* ---- the report, read by the lane command's JSON and SARIF writers ---- */
+
+struct lint_report {
+  linter    L;
+  sema_unit u;
+};
+
+int lint_report_count(const lint_report *r) { return r->L.nf; }
+
+void lint_report_item(const lint_report *r, int i, lint_item *it) {
+  const finding *f = &r->L.f[i];
+  item_of(&r->L, f->span, f->msg, it);
+  it->lint = f->lint;
+  it->level = level_names[f->level];
+  it->nnotes = f->nnotes;
 }
 
-/* A path as a URI reference: unreserved bytes and '/' as they are, the
- * rest percent-encoded. */
-static json_t *uri_of(const char *path) {
-  size_t n = strlen(path);
-  char *s = malloc(3 * n + 1), *o = s;
-  if (!s) return json_string("");
-  for (const char *p = path; *p; p++) {
-    unsigned char c = (unsigned char)*p;
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-        strchr("-._~/", c))
-      *o++ = (char)c;
-    else o += sprintf(o, "%%%02X", c);
-  }
-  *o = 0;
-  json_t *j = json_string(s);
-  free(s);
-  return j;
+void lint_report_note(const lint_report *r, int i, int k, lint_item *it) {
+  const ast_diag *d = &r->L.f[i].notes[k];
+  item_of(&r->L, d->span, d->msg, it);
+  it->lint = -1;
+  it->level = NULL;
+  it->nnotes = 0;
 }
 
-/* A SARIF physicalLocation: the file, and the region when there is one. */
-static json_t *sarif_place(const linter *L, ast_span sp) {
-  json_t *loc = json_pack("{s:{s:o}}", "artifactLocation", "uri", uri_of(file_name(L, sp)));
-  if (sp.file)
-    json_object_set_new(loc, "region", json_pack("{s:i, s:i, s:i}", "startLine", sp.line,
-                                                 "startColumn", sp.col, "endColumn",
-                                                 sp.col + sp.len));
-  return loc;
+int lint_report_unshown(const lint_report *r, lint_item *it) {
+  if (!r->L.unshown) return 0;
+  item_of(&r->L, (ast_span){0}, unshown_text(&r->L), it);
+  it->lint = L_COMPILE_ERROR;
+  it->level = "error";
+  it->nnotes = 0;
+  return 1;
 }
 
-static json_t *sarif_log(const linter *L) {
-  json_t *rules = json_array(), *results = json_array();
-  for (int k = 0; k < NLINTS; k++)
-    json_array_append_new(rules, json_pack(
-        "{s:s, s:{s:s}, s:{s:b, s:s}, s:{s:s}}", "id", lints[k].id,
-        "shortDescription", "text", lints[k].summary,
-        "defaultConfiguration", "enabled", lints[k].level != LV_OFF,
-        "level", lints[k].level == LV_ERROR ? "error" : "warning",
-        "help", "text", "See compiler/lints/README.md in the lane sources."));
-  for (int i = 0; i < L->nf; i++) {
-    const finding *f = &L->f[i];
-    json_t *r = json_pack("{s:s, s:i, s:s, s:{s:o}, s:[{s:o}]}", "ruleId", lints[f->lint].id,
-                          "ruleIndex", f->lint, "level", level_names[f->level], "message",
-                          "text", jstr(f->msg), "locations", "physicalLocation",
-                          sarif_place(L, f->span));
-    if (f->nnotes) {
-      json_t *rel = json_array();
-      for (int k = 0; k < f->nnotes; k++)
-        json_array_append_new(rel, json_pack("{s:o, s:{s:o}}", "physicalLocation",
-                                             sarif_place(L, f->notes[k].span), "message",
-                                             "text", jstr(f->notes[k].msg)));
-      json_object_set_new(r, "relatedLocations", rel);
-    }
-    json_array_append_new(results, r);
-  }
-  json_t *run = json_pack("{s:{s:{s:s, s:s, s:o}}, s:o}", "tool", "driver", "name", "lane",
-                          "version", LANE_VERSION_STRING, "rules", rules, "results", results);
-  if (L->unshown)   /* what a result cannot carry: errors counted, not kept */
-    json_object_set_new(run, "invocations", json_pack(
-        "[{s:b, s:[{s:s, s:{s:o}}]}]", "executionSuccessful", 1, "toolExecutionNotifications",
-        "level", "error", "message", "text", jstr(unshown_text(L))));
-  return json_pack("{s:s, s:s, s:[o]}", "$schema",
-                   "https://json.schemastore.org/sarif-2.1.0.json", "version", "2.1.0", "runs",
-                   run);
+void lint_report_print_text(const lint_report *r, FILE *out) { print_text(&r->L, out); }
+
+int lint_count(void) { return NLINTS; }
+
+const char *lint_id(int k) { return k >= 0 && k < NLINTS ? lints[k].id : NULL; }
+
+const char *lint_summary(int k) { return k >= 0 && k < NLINTS ? lints[k].summary : NULL; }
+
+const char *lint_default_level(int k) {
+  return k >= 0 && k < NLINTS ? level_names[lints[k].level] : NULL;
 }
 
-static void print_json(json_t *j, FILE *out) {
-  char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-  if (s) fprintf(out, "%s\n", s);
-  free(s);
-  json_decref(j);
-}
-
-/* Prints the findings in format form (0 text, 1 JSON, 2 SARIF). */
-static void print_findings(const linter *L, int form, FILE *out) {
-  if (form == 0) print_text(L, out);
-  else print_json(form == 1 ? json_findings(L) : sarif_log(L), out);
+void lint_report_free(lint_report *r) {
+  if (!r) return;
+  linter_free(&r->L);
+  sema_free(&r->u);
+  free(r);
 }
 
 /* ---- the command ---- */
@@ -2562,46 +2499,46 @@ static int set_levels(int *level, const char *const *enable, int nenable,
   return 0;
 }
 
-int lint_command(const char *path, const sema_opts *opts, const char *const *enable,
-                 int nenable, const char *const *disable, int ndisable, const char *format,
-                 FILE *out, FILE *err) {
-  int form = !format || !strcmp(format, "text") ? 0 : !strcmp(format, "json") ? 1
-           : !strcmp(format, "sarif") ? 2 : -1;
-  if (form < 0) {
-    fprintf(err, "lane: unknown lint format '%s'; expected text, json or sarif\n", format);
+int lint_policy(const char *path, const sema_opts *opts, const char *const *enable,
+                int nenable, const char *const *disable, int ndisable, lint_report **out,
+                FILE *err) {
+  *out = NULL;
+  lint_report *R = calloc(1, sizeof *R);
+  if (!R) {
+    fprintf(err, "lane: out of memory while linting\n");
     return 2;
   }
-  linter L;
-  memset(&L, 0, sizeof L);
-  if (set_levels(L.level, enable, nenable, disable, ndisable, err)) return 2;
-  sema_unit u;
-  sema_init(&u, opts);
-  L.u = &u;
+  linter *L = &R->L;
+  if (set_levels(L->level, enable, nenable, disable, ndisable, err)) {
+    free(R);
+    return 2;
+  }
+  sema_unit *u = &R->u;
+  sema_init(u, opts);
+  L->u = u;
   int rc = 0;
   unsigned char *bytes = NULL;
   size_t n = 0;
-  if (sema_load(&u, path, NULL) != 0 && u.nmods == 0) rc = 2;
-  else if (u.ctx.nerrors || sema_check(&u) != 0 || emit_program(&u, &bytes, &n) != 0) rc = 1;
+  if (sema_load(u, path, NULL) != 0 && u->nmods == 0) rc = 2;
+  else if (u->ctx.nerrors || sema_check(u) != 0 || emit_program(u, &bytes, &n) != 0) rc = 1;
   free(bytes);
   if (rc == 2) {   /* nothing to lint: the file cannot be read */
-    diag_render(err, &u.ctx);
-    sema_free(&u);
+    diag_render(err, &u->ctx);
+    lint_report_free(R);
     return rc;
   }
   /* A policy that does not compile is not linted: its diagnostics are the
    * findings (compile-error, compile-warning), so that code-scanning tools
    * see them too. Else the compiler's own warnings (deprecations) are
    * lints, with levels and allows, and are not printed twice. */
-  L.root = &u.mods[0]->file;
-  if (rc ? compile_findings(&L) != 0 : lint_run(&L) != 0) {
+  L->root = &u->mods[0]->file;
+  if (rc ? compile_findings(L) != 0 : lint_run(L) != 0) {
     fprintf(err, "lane: out of memory while linting\n");
-    rc = 2;
-  } else {
-    print_findings(&L, form, out);
-    for (int i = 0; i < L.nf; i++) rc |= L.f[i].level == LV_ERROR;
-    rc |= L.unshown > 0;
+    lint_report_free(R);
+    return 2;
   }
-  linter_free(&L);
-  sema_free(&u);
+  for (int i = 0; i < L->nf; i++) rc |= L->f[i].level == LV_ERROR;
+  rc |= L->unshown > 0;
+  *out = R;
   return rc;
 }

@@ -244,6 +244,10 @@ typedef struct test_opts {
   double threshold;  /* with coverage: fail below this rule coverage, % */
   int    quiet;      /* print only failures and the summary */
   int    explain;    /* show the decision's explanation under a failure */
+  /* Reads the runtime snapshot a test names (`state FILE`); NULL: such a
+   * test fails, saying this host cannot. The lane command passes its
+   * JSON reader (compiler/cli/state.h), so liblanec needs no JSON. */
+  lane_runtime *(*load_state)(const lane_program *p, const char *path, FILE *err);
 } test_opts;
 
 /* Runs every test block against the loaded program. Returns the number of

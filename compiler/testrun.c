@@ -11,7 +11,6 @@
  */
 #include "sema.h"
 #include "explain.h"
-#include "state.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +52,8 @@ static const ast_node *state_item(const ast_node *t) {
   return NULL;
 }
 
-static lane_runtime *test_runtime(const lane_program *p, const ast_node *t, FILE *err) {
+static lane_runtime *test_runtime(const lane_program *p, const ast_node *t, const test_opts *o,
+                                  FILE *err) {
   const ast_node *st = state_item(t);
   if (!st) {
     lane_error e;
@@ -66,7 +66,11 @@ static lane_runtime *test_runtime(const lane_program *p, const ast_node *t, FILE
   const char *slash = strrchr(name, '/');
   if (st->str[0] == '/' || !slash) snprintf(path, sizeof path, "%.*s", (int)st->len, st->str);
   else snprintf(path, sizeof path, "%.*s/%.*s", (int)(slash - name), name, (int)st->len, st->str);
-  return state_runtime(p, path, err);
+  if (!o->load_state) {
+    fprintf(err, "lane: %s: this host cannot read runtime snapshots (`lane test` can)\n", path);
+    return NULL;
+  }
+  return o->load_state(p, path, err);
 }
 
 /* Shows the left operand of a failed comparison, the most useful hint. */
@@ -180,18 +184,21 @@ static double cov_report(const coverage *c, const sema_unit *u, FILE *out) {
 
 /* ---- running ---- */
 
+/* Events a test's trace keeps: more are counted as truncated, and explain
+ * says so. */
+#define TEST_EVENTS 4096
+
 static int run_one(sema_unit *u, const lane_program *p, const ast_node *t, int num,
-                   const test_opts *o, coverage *cov, FILE *out) {
+                   const test_opts *o, coverage *cov, lane_event *events, FILE *out) {
   int route = -1;
   for (int i = 0; i < t->list.n; i++)
     if (t->list.v[i]->kind == N_TROUTE) route = lane_route(p, t->list.v[i]->name);
-  lane_runtime *rt = test_runtime(p, t, out);
+  lane_runtime *rt = test_runtime(p, t, o, out);
   lane_request r;
   lane_request_init(&r, p);
   build_request(u, t, &r);
   lane_decision d;
-  static lane_event events[4096];
-  lane_trace trace = {events, 4096, 0, 0};
+  lane_trace trace = {events, TEST_EVENTS, 0, 0};
   int rc = rt && route >= 0 ? lane_decide_traced(rt, route, &r, &d, &trace) : LANE_EARG;
   if (rc == LANE_EARG) {
     fprintf(out, "%s %d - %.*s\n#   cannot decide (route or live state)\n",
@@ -220,10 +227,13 @@ static int run_one(sema_unit *u, const lane_program *p, const ast_node *t, int n
     size_t n = 0;
     FILE *m = open_memstream(&text, &n);
     if (m) {
-      explain_print(&in, 0, m);
+      explain_print_text(&in, m);
       fclose(m);
-      for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
-        fprintf(out, "#     %s\n", line);
+      for (char *line = text, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (!nl) { fprintf(out, "#     %s\n", line); break; }
+        if (nl > line) fprintf(out, "#     %.*s\n", (int)(nl - line), line);
+      }
       free(text);
     }
   }
@@ -235,13 +245,16 @@ static int run_one(sema_unit *u, const lane_program *p, const ast_node *t, int n
 
 int sema_run_tests_with(sema_unit *u, const lane_program *p, const test_opts *o, FILE *out) {
   coverage cov = {0}, *c = NULL;
-  if (o->coverage) {
-    if (cov_init(&cov, u) != 0) { fprintf(out, "Bail out! out of memory\n"); return 1; }
-    c = &cov;
+  lane_event *events = malloc(TEST_EVENTS * sizeof *events);
+  if (!events || (o->coverage && cov_init(&cov, u) != 0)) {
+    fprintf(out, "Bail out! out of memory\n");
+    free(events);
+    return 1;
   }
+  if (o->coverage) c = &cov;
   if (o->tap) fprintf(out, "1..%d\n", u->tests.n);
   int failed = 0;
-  for (int i = 0; i < u->tests.n; i++) failed += run_one(u, p, u->tests.v[i], i + 1, o, c, out);
+  for (int i = 0; i < u->tests.n; i++) failed += run_one(u, p, u->tests.v[i], i + 1, o, c, events, out);
   if (!o->tap)
     fprintf(out, "%d tests, %d passed, %d failed\n", u->tests.n, u->tests.n - failed, failed);
   if (c) {
@@ -254,10 +267,11 @@ int sema_run_tests_with(sema_unit *u, const lane_program *p, const test_opts *o,
     free(cov.base);
     free(cov.atoms);
   }
+  free(events);
   return failed;
 }
 
 int sema_run_tests(sema_unit *u, const lane_program *p, FILE *out) {
-  test_opts o = {1, 0, 0, 0, 1};
+  test_opts o = {1, 0, 0, 0, 1, NULL};
   return sema_run_tests_with(u, p, &o, out);
 }

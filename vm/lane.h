@@ -190,14 +190,14 @@ enum {
  * passes that one format (a body POSTed to /v1/messages:
  * LANE_FORMAT_ANTHROPIC_MESSAGES) and the body is read as that format,
  * whatever its shape. A host that does not passes both, and the body's
- * shape decides (vm/json.c lists the signals); a body whose shape points
+ * shape decides (vm/json/json.c lists the signals); a body whose shape points
  * to both formats with equal strength is refused, naming one field of each.
  *
  * Returns LANE_OK; LANE_EJSON with err saying why (not JSON, wrong types,
  * both formats' fields, a limit passed: body size, nesting, values in the
  * body, entries of an array, strings that do not fit r->text); LANE_EARG
  * for a NULL request or body or bad formats; LANE_ENOMEM. On error r is
- * left exactly as it was. Implemented in liblane-json (vm/json.c documents
+ * left exactly as it was. Implemented in liblane-json (vm/json/json.c documents
  * the token estimate and every limit), not in liblane. */
 LANE_API int lane_request_from_json(lane_request *r, const char *body, size_t len,
                                     int formats, lane_error *err);

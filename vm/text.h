@@ -4,7 +4,7 @@
  * or invalid UTF-8; echoed raw, they would drive the user's terminal.
  * Valid UTF-8 text is written as is; control characters (but tab), DEL,
  * C1 controls and bytes that are not valid UTF-8 are written as \xNN.
- * Used by diagnostics (lang/ast.c) and lane disasm (vm/disasm.c); not part
+ * Used by diagnostics (lang/ast.c) and lane disasm (compiler/disasm.c); not part
  * of liblane's public API.
  */
 #ifndef LANE_TEXT_H

@@ -3,7 +3,7 @@
 # as TAP.
 #
 # Builds tests/catalog/t_import.c and t_fetch.c (with $SAN) against
-# $BUILD/liblanec.a and $BUILD/liblane.a and runs t_import (catalog_import
+# $BUILD/lane-cli.a (the lane command's catalog code), liblanec.a and liblane.a and runs t_import (catalog_import
 # and the compiled modules); starts tests/catalog/server.py on 127.0.0.1
 # (plus an HTTPS port with a throw-away self-signed certificate when
 # openssl is there), runs t_fetch (catalog_fetch and catalog_diff called
@@ -73,10 +73,10 @@ print(len(u.build_opener(u.ProxyHandler({})).open(sys.argv[1], timeout=5).read()
 c_test() {
   # shellcheck disable=SC2086  # SAN is a list of flags
   $CC -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-    -g $SAN -Ivm -Ilang -Icompiler -I"$BUILD/lang" -Itests -o "$OUT/$1" $FIX/$1.c \
-    "$BUILD/liblanec.a" "$BUILD/liblane.a" -ljansson -lcurl -lm 2>"$OUT/$1.cc.err"
+    -g $SAN -Icompiler/cli -Icompiler -Ilang -I"$BUILD/lang" -Ivm -Itests -o "$OUT/$1" $FIX/$1.c \
+    "$BUILD/lane-cli.a" "$BUILD/liblanec.a" "$BUILD/liblane.a" -ljansson -lcurl -lm 2>"$OUT/$1.cc.err"
   rc=$?
-  t $rc "$1.c builds against $BUILD/liblanec.a"
+  t $rc "$1.c builds against $BUILD/lane-cli.a"
   show "$OUT/$1.cc.err"
   [ $rc = 0 ] || return
   "$OUT/$1" >"$OUT/$1.out" 2>"$OUT/$1.err"

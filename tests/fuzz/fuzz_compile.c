@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         abort();
       }
       if (p) {
-        test_opts o = {1, 1, 0, 0, 1};
+        test_opts o = {1, 1, 0, 0, 1, NULL};
         sema_run_tests_with(&u, p, &o, devnull);
         lane_program_free(p);
       }

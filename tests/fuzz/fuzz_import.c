@@ -1,6 +1,6 @@
 /*
  * fuzz_import.c -- price catalog JSON -> `lane catalog import`
- * (compiler/catalog.c): catalog_parse, catalog_collect, catalog_render.
+ * (compiler/cli/catalog.c): catalog_parse, catalog_collect, catalog_render.
  *
  * Any bytes in. catalog_parse either refuses them with a one-line message
  * (not JSON, a duplicate key, one of the catalog limits) or the catalog's

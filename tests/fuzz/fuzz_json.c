@@ -1,6 +1,6 @@
 /*
- * fuzz_json.c -- request body JSON -> lane_request_from_json (vm/json.c,
- * liblane-json). Built only when vm/json.c exists.
+ * fuzz_json.c -- request body JSON -> lane_request_from_json (vm/json/json.c,
+ * liblane-json). Built only when vm/json/json.c exists.
  *
  * The first byte picks the formats allowed; the rest is the body. The
  * adapter must return LANE_OK or LANE_EJSON with a message, leave the

@@ -285,9 +285,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 /* Writes the seed corpus into the directory argv[1]. Built like the
  * replay program but with this main instead of replay.c's, from the top of
  * the tree after `make`:
- *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -DFUZZ_STATE_SEEDS -Ivm -Ilang
+ *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -DFUZZ_STATE_SEEDS -Icompiler/cli -Ivm -Ilang
  *      -Icompiler -Ibuild/lang -Itests/fuzz tests/fuzz/fuzz_state.c
- *      build/liblanec.a build/liblane.a -ljansson -lcurl -lm -o seeds &&
+ *      build/lane-cli.a build/liblanec.a build/liblane.a -ljansson -lcurl -lm -o seeds &&
  *   ./seeds tests/fuzz/corpus/state */
 static void put(const char *dir, const char *name, int prog, int flags, const uint8_t *file,
                 size_t n, const char *script_bytes, size_t sn) {

@@ -1,5 +1,5 @@
 /*
- * t_json.c -- the request adapter (vm/json.c, liblane-json): every real body
+ * t_json.c -- the request adapter (vm/json/json.c, liblane-json): every real body
  * in tests/json/ with its fields written out by hand; image, audio and PDF
  * estimates; format detection; metadata fields; limits and malformed bodies,
  * each of which must leave the request exactly as it was.
@@ -92,7 +92,7 @@ typedef struct fixture {
 #define OA LANE_FORMAT_OPENAI_CHAT
 #define AN LANE_FORMAT_ANTHROPIC_MESSAGES
 
-/* input_tokens = ceil(T/4) + 4*M + 3 + media (vm/json.c), worked by hand:
+/* input_tokens = ceil(T/4) + 4*M + 3 + media (vm/json/json.c), worked by hand:
  * T text bytes, M messages (+1 for an Anthropic system prompt). */
 static const fixture fixtures[] = {
   /* T 34 ("You are a helpful assistant." 28 + "Hello!" 6), M 2 */

@@ -144,7 +144,7 @@ static result compile(const char *path) {
       if (!rt && err.code != LANE_ENOMEM) r.rc = 2;
       if (!rt) r.rc = -1;
       lane_runtime_free(rt);
-      test_opts o = {1, 1, 0, 0, 1};
+      test_opts o = {1, 1, 0, 0, 1, NULL};
       sema_run_tests_with(&u, p, &o, devnull);
       lane_program_free(p);
     }

@@ -8,7 +8,7 @@ x-lane-dry-run), and checks from both sides -- the client's answers and the
 fake's log of every upstream call -- that each request is answered exactly
 once, by the candidate the fallback order says, with the right headers,
 errors, costs and metrics. Then the official OpenAI and Anthropic Node.js
-SDKs (examples/gateway/node) talk to the gateway.
+SDKs (gateway/node) talk to the gateway.
 
 A second, fresh gateway serves t_gateway.lane (prices declared in the file)
 for the checks that must not share a runtime with the rest: budget spend
@@ -333,7 +333,7 @@ def main():
             ledger_policy = os.path.join(a.out, "t_gateway.lanec")
             p = subprocess.run([a.lane, "compile", LEDGER_POLICY, "-o", ledger_policy],
                                capture_output=True, text=True, timeout=60)
-            if ok(p.returncode == 0, "lane compile examples/gateway/t_gateway.lane", p.stderr):
+            if ok(p.returncode == 0, "lane compile gateway/t_gateway.lane", p.stderr):
                 cfg2 = dict(cfg, policy="t_gateway.lanec", route="spend", defaults={})
                 with_gateway(a, "gateway-ledger", cfg2, env,
                              lambda port: ledger_and_breaker(
@@ -731,7 +731,7 @@ def metrics(s):
 
 # ---- budgets and the breaker, on a fresh gateway (t_gateway.lane) ----
 
-LEDGER_POLICY = "examples/gateway/t_gateway.lane"
+LEDGER_POLICY = "gateway/t_gateway.lane"
 NANO = 10 ** 9
 
 

@@ -14,9 +14,9 @@
 #include "builtins.h"
 #include "catalog.h"
 #include "disasm.h"
-#include "explain.h"
+#include "explain_json.h"
 #include "fmt.h"
-#include "lint.h"
+#include "lint_out.h"
 #include "state.h"
 
 #include <errno.h>
@@ -386,7 +386,7 @@ static int cmd_test(const cli *c) {
       fprintf(stderr, "lane: %s\n", err.message);
       rc = EXIT_FINDINGS;
     } else {
-      test_opts o = {c->tap, c->coverage, c->threshold, 0, 1};
+      test_opts o = {c->tap, c->coverage, c->threshold, 0, 1, state_runtime};
       rc = sema_run_tests_with(&u, p, &o, stdout) ? EXIT_FINDINGS : 0;
       lane_program_free(p);
     }
@@ -586,7 +586,8 @@ static int eval_one(void *arg, const char *name, json_t *obj) {
   if (c->explain) {
     explain_in in = {x->u && x->u->nmods ? x->u : NULL, x->p, x->rt, x->route, &r, &d, st, &trace};
     if (strcmp(c->format, "json")) fprintf(stdout, "== %s\n", name);
-    explain_print(&in, !strcmp(c->format, "json"), stdout);
+    if (!strcmp(c->format, "json")) explain_print_json(&in, stdout);
+    else explain_print_text(&in, stdout);
     if (st != LANE_OK) rc = EXIT_FINDINGS;
   } else if (st == LANE_OK && !strcmp(c->format, "text")) print_text(x->p, name, &d);
   else if (st == LANE_OK) print_json(x->p, name, &d);

@@ -3,7 +3,7 @@
 
 make test runs it under prove with BUILD (build dir), LANE (the lane
 command) and SAN (sanitizer flags) set; plain `python3
-examples/python/test_lane.py` works after `make`. No pytest needed.
+bindings/python/test_lane.py` works after `make`. No pytest needed.
 A sanitizer build's libraries need their runtime first in the process:
 the script re-executes itself with it preloaded.
 """
