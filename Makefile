@@ -279,7 +279,7 @@ HAVE_LUAJIT     = echo '\#include <luajit.h>' | $(CC) -I$(LUAJIT_INC) -E - >/dev
 
 $(BENCH_DIR)/bench: $(BENCH_SRC) $(BENCH_HDR) $(TOOLS_A) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(BENCH_CFLAGS) -o $@ $(BENCH_SRC) $(TOOLS_A) $(LIB_A) $(LDLIBS_TOOLS) -lm -lpthread -ldl
+	$(CC) $(BENCH_CFLAGS) -o $@ $(BENCH_SRC) $(TOOLS_A) $(LIB_A) -lm -lpthread -ldl
 
 $(BENCH_DIR)/lua54.so: tests/bench/lua_impl.c tests/bench/common.c $(BENCH_HDR)
 	@mkdir -p $(dir $@)

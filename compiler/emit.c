@@ -932,29 +932,34 @@ static int check_limits(emitter *E) {
   return bad;
 }
 
-/* Loads the encoded program as a host would: a route whose worst case is
- * over the VM's default limit is reported here, at compile time. */
-static int check_load(sema_unit *u, const unsigned char *b, size_t n) {
+/* Loads the encoded program as a host would, once: a route whose worst
+ * case is over the VM's default limit is reported here, at compile time,
+ * at the route the loader names. The program is kept in *prog (if not
+ * NULL), else freed. */
+static int check_load(sema_unit *u, const unsigned char *b, size_t n, lane_program **prog) {
   lane_error err;
-  lane_program *p = lane_load(b, n, &err);
-  if (p) { lane_program_free(p); return 0; }
-  if (err.code == LANE_ENOMEM) { u->ctx.nomem = 1; return -1; }
-  if (err.code == LANE_ELIMIT) {   /* "route NAME: worst case ...": point at the route */
-    ast_span sp = {0};
-    for (int i = 0; i < u->nroutes; i++) {
-      size_t len = strlen(u->routes[i].name);
-      if (!strncmp(err.message, "route ", 6) && !strncmp(err.message + 6, u->routes[i].name, len) &&
-          err.message[6 + len] == ':')
-        sp = u->routes[i].node->span;
-    }
-    diag_error(&u->ctx, sp, "%s", err.message);
+  int over;
+  lane_program *p = bc_load_ex(b, n, NULL, NULL, &over, &err);
+  if (p) {
+    if (prog) *prog = p;
+    else lane_program_free(p);
+    return 0;
   }
+  if (err.code == LANE_ENOMEM) { u->ctx.nomem = 1; return -1; }
+  if (err.code == LANE_ELIMIT)
+    diag_error(&u->ctx, over >= 0 && over < u->nroutes ? u->routes[over].node->span : (ast_span){0},
+               "%s", err.message);
   else diag_error(&u->ctx, (ast_span){0}, "internal error: the program does not verify: %s",
                   err.message);
   return -1;
 }
 
 int emit_program(sema_unit *u, unsigned char **out, size_t *n) {
+  return emit_program_loaded(u, out, n, NULL);
+}
+
+int emit_program_loaded(sema_unit *u, unsigned char **out, size_t *n, lane_program **prog) {
+  if (prog) *prog = NULL;
   emitter E;
   memset(&E, 0, sizeof E);
   E.u = u;
@@ -976,7 +981,7 @@ int emit_program(sema_unit *u, unsigned char **out, size_t *n) {
     if (!E.fail && !u->ctx.nomem && link_code(&E) == 0) {
       if (check_limits(&E)) E.fail = 1;
       else if (bc_encode(&E.im, out, n) == 0) {
-        rc = check_load(u, *out, *n);
+        rc = check_load(u, *out, *n, prog);
         if (rc) { free(*out); *out = NULL; }
       }
     }

@@ -2402,8 +2402,8 @@ static void item_of(const linter *L, ast_span sp, const char *msg, lint_item *it
 /* ---- the report, read by the lane command's JSON and SARIF writers ---- */
 
 struct lint_report {
-  linter    L;
-  sema_unit u;
+  linter       L;
+  lanec_result res;   /* the compiled policy */
 };
 
 int lint_report_count(const lint_report *r) { return r->L.nf; }
@@ -2448,7 +2448,7 @@ const char *lint_default_level(int k) {
 void lint_report_free(lint_report *r) {
   if (!r) return;
   linter_free(&r->L);
-  sema_free(&r->u);
+  lanec_result_free(&r->res);
   free(r);
 }
 
@@ -2513,20 +2513,16 @@ int lint_policy(const char *path, const sema_opts *opts, const char *const *enab
     free(R);
     return 2;
   }
-  sema_unit *u = &R->u;
-  sema_init(u, opts);
+  int st = lanec_compile(path, NULL, opts, &R->res);
+  sema_unit *u = R->res.unit;
   L->u = u;
-  int rc = 0;
-  unsigned char *bytes = NULL;
-  size_t n = 0;
-  if (sema_load(u, path, NULL) != 0 && u->nmods == 0) rc = 2;
-  else if (u->ctx.nerrors || sema_check(u) != 0 || emit_program(u, &bytes, &n) != 0) rc = 1;
-  free(bytes);
-  if (rc == 2) {   /* nothing to lint: the file cannot be read */
-    diag_render(err, &u->ctx);
+  if (st == LANEC_EREAD || st == LANEC_ENOMEM) {   /* nothing to lint */
+    if (st == LANEC_EREAD) lanec_print_diags(&R->res, err);
+    else fprintf(err, "lane: out of memory while linting\n");
     lint_report_free(R);
-    return rc;
+    return 2;
   }
+  int rc = st != LANEC_OK;
   /* A policy that does not compile is not linted: its diagnostics are the
    * findings (compile-error, compile-warning), so that code-scanning tools
    * see them too. Else the compiler's own warnings (deprecations) are

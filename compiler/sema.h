@@ -11,6 +11,7 @@
 #define LANE_SEMA_H
 
 #include "ast.h"
+#include "lanec.h"
 #include "bc.h"
 #include "lane.h"
 
@@ -128,17 +129,8 @@ typedef struct sema_module {
 #define SEMA_MAX_CONSTANTS (1u << 20) /* strings, int and double constants, each */
 #define SEMA_MAX_FILTERS   65535     /* filter regions (CAND names one in 16 bits) */
 
-typedef struct sema_opts {
-  const char *const *include; /* -I directories, searched in order */
-  int         ninclude;    /* number of -I directories (any number) */
-  const char *stdlib;      /* directory behind "std/", or NULL for default */
-  int         max_errors;  /* diagnostics kept (0 = 20) */
-  int         no_opt;      /* 1: emit without optimisations (lane compile
-                              -O0, the differential fuzz target): no constant
-                              folding beyond what types need, every pool
-                              member checked at run time with all its
-                              conditions, no rule index; see emit.c */
-} sema_opts;
+/* The compile options are lanec.h's (lanec_opts). */
+typedef struct lanec_opts sema_opts;
 
 /* A name index over one of the unit's arrays: open addressing, so that
  * declaring and finding n names is O(n), not O(n^2) (100k pools took 14 s). */
@@ -233,9 +225,12 @@ typedef struct sema_plan {
 sema_plan sema_binplan(int op, int lt, int rt);
 
 /* ---- emission (emit.c) ---- */
-/* Emits the checked unit as .lanec bytes (malloc'd). Returns 0, or -1 with
- * diagnostics. */
+/* Emits the checked unit as .lanec bytes (malloc'd), loaded and verified
+ * once as a host would load them. Returns 0, or -1 with diagnostics. */
 int emit_program(sema_unit *u, unsigned char **out, size_t *n);
+/* As emit_program, keeping that verified program in *prog (the caller
+ * frees it with lane_program_free; NULL on failure). */
+int emit_program_loaded(sema_unit *u, unsigned char **out, size_t *n, lane_program **prog);
 
 /* ---- policy tests (test blocks) ---- */
 typedef struct test_opts {

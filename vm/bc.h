@@ -489,5 +489,12 @@ struct lane_error;
 struct lane_program *bc_load_counted(const void *bytes, size_t n,
                                      const struct lane_load_options *opt, uint64_t *work,
                                      struct lane_error *err);
+/* For the compiler, not API: lane_load_with that also says, when a route's
+ * worst case is over the limit (LANE_ELIMIT), which route (*over, its
+ * index; else -1), so that the error is reported at the route's
+ * declaration without reading the message. */
+struct lane_program *bc_load_ex(const void *bytes, size_t n,
+                                const struct lane_load_options *opt, uint64_t *work,
+                                int *over, struct lane_error *err);
 
 #endif /* LANE_BC_H */

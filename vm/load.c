@@ -1385,7 +1385,8 @@ static int check_tables(vctx *v) {
   return LANE_OK;
 }
 
-static int verify(lane_program *p, uint64_t max_steps, uint64_t *work, lane_error *err) {
+static int verify(lane_program *p, uint64_t max_steps, uint64_t *work, int *over,
+                  lane_error *err) {
   const bc_image *im = &p->im;
   unsigned char *block = NULL;
   uint64_t code_bytes = 0;
@@ -1413,6 +1414,7 @@ static int verify(lane_program *p, uint64_t max_steps, uint64_t *work, lane_erro
     const bc_route *r = &im->routes[i];
     p->route_steps[i] = region_steps(&v, p, r, r->start, r->end);
     if (p->route_steps[i] > p->max_steps) p->max_steps = p->route_steps[i];
+    if (p->route_steps[i] > max_steps && over) *over = (int)i;
     if (p->route_steps[i] > max_steps)
       rc = errf(err, LANE_ELIMIT,
                 "route %s: worst case of %llu instructions exceeds the limit of %llu",
@@ -1425,16 +1427,22 @@ static int verify(lane_program *p, uint64_t max_steps, uint64_t *work, lane_erro
 }
 
 int bc_verify(lane_program *p, uint64_t max_steps, lane_error *err) {
-  return verify(p, max_steps, NULL, err);
+  return verify(p, max_steps, NULL, NULL, err);
 }
 
 lane_program *bc_load_counted(const void *bytes, size_t n, const lane_load_options *opt,
                               uint64_t *work, lane_error *err) {
+  return bc_load_ex(bytes, n, opt, work, NULL, err);
+}
+
+lane_program *bc_load_ex(const void *bytes, size_t n, const lane_load_options *opt,
+                         uint64_t *work, int *over, lane_error *err) {
+  if (over) *over = -1;
   size_t max_bytes = opt && opt->max_bytes ? opt->max_bytes : DEFAULT_MAX_BYTES;
   uint64_t max_steps = opt && opt->max_steps ? opt->max_steps : DEFAULT_MAX_STEPS;
   lane_program *p = bc_decode(bytes, n, max_bytes, err);
   if (!p) return NULL;
-  if (verify(p, max_steps, work, err) != LANE_OK) {
+  if (verify(p, max_steps, work, over, err) != LANE_OK) {
     free(p);
     return NULL;
   }

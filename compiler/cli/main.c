@@ -196,14 +196,11 @@ static int parse_args(cli *c, int argc, char **argv) {
 
 /* ---- compiling ---- */
 
-/* Compiles path into *bytes. Diagnostics go to stderr. 0 ok, 1 errors. */
-static int compile(sema_unit *u, const cli *c, const char *path, unsigned char **bytes,
-                   size_t *n) {
-  sema_init(u, &c->opts);
-  int rc = 0;
-  if (sema_load(u, path, NULL) != 0 || sema_check(u) != 0) rc = 1;
-  else if (emit_program(u, bytes, n) != 0) rc = 1;
-  diag_render(stderr, &u->ctx);
+/* Compiles path (lanec.h) into *r, which the caller frees. Diagnostics go
+ * to stderr. 0 ok, 1 errors. */
+static int compile(lanec_result *r, const cli *c, const char *path) {
+  int rc = lanec_compile(path, NULL, &c->opts, r) != LANEC_OK;
+  lanec_print_diags(r, stderr);
   return rc;
 }
 
@@ -270,11 +267,11 @@ static int is_lanec(const unsigned char *b, size_t n) {
   return n >= 8 && memcmp(b, BC_MAGIC, 8) == 0;
 }
 
-/* Loads a .lanec, or compiles a .lane, into a verified program. With
- * keep, a compiled policy's unit stays alive there (for explanations);
- * keep->nmods is 0 when the input was bytecode. */
+/* Loads a .lanec, or compiles a .lane, into a verified program (verified
+ * once). With keep, a compiled policy's result stays alive there (for
+ * explanations); keep->unit is NULL when the input was bytecode. */
 static lane_program *load_program_keep(const cli *c, const char *path, int *rc,
-                                       sema_unit *keep) {
+                                       lanec_result *keep) {
   size_t n = 0;
   unsigned char *b = read_bytes(path, &n, 1);
   if (!b) {
@@ -285,13 +282,13 @@ static lane_program *load_program_keep(const cli *c, const char *path, int *rc,
   if (keep) memset(keep, 0, sizeof *keep);
   if (!is_lanec(b, n)) {
     free(b);
-    sema_unit own;   /* compile() initialises it */
-    // cppcheck-suppress uninitvar
-    sema_unit *u = keep ? keep : &own;
-    int bad = compile(u, c, path, &b, &n);
-    if (!keep || bad) sema_free(u);
-    if (keep && bad) memset(keep, 0, sizeof *keep);
-    if (bad) { *rc = EXIT_FINDINGS; return NULL; }
+    lanec_result own, *r = keep ? keep : &own;
+    int bad = compile(r, c, path);
+    lane_program *p = r->prog;
+    r->prog = NULL;
+    if (!keep || bad) lanec_result_free(r);
+    if (bad) *rc = EXIT_FINDINGS;
+    return p;
   }
   lane_error err;
   lane_program *p = lane_load(b, n, &err);
@@ -318,28 +315,14 @@ static int cmd_compile(const cli *c) {
     snprintf(outbuf, sizeof outbuf, "%.*s.lanec", (int)len, src);
     out = outbuf;
   }
-  sema_unit u;
-  unsigned char *bytes = NULL;
-  size_t n = 0;
-  int rc = compile(&u, c, src, &bytes, &n);
-  sema_free(&u);
-  if (rc) return EXIT_FINDINGS;
-  lane_error err;
-  lane_program *p = lane_load(bytes, n, &err);   /* never write what cannot load */
-  if (!p) {
-    fprintf(stderr, "lane: internal error: the compiled program does not verify: %s\n",
-            err.message);
-    free(bytes);
-    return EXIT_FINDINGS;
-  }
-  lane_program_free(p);
-  rc = write_file(out, bytes, n);
-  free(bytes);
-  if (rc) {
+  lanec_result r;   /* its bytes were loaded and verified, once */
+  int rc = compile(&r, c, src) ? EXIT_FINDINGS : 0;
+  if (!rc && write_file(out, r.bytes, r.nbytes) != 0) {
     fprintf(stderr, "lane: cannot write '%s': %s\n", out, strerror(errno));
-    return EXIT_USAGE;
+    rc = EXIT_USAGE;
   }
-  return 0;
+  lanec_result_free(&r);
+  return rc;
 }
 
 /* Checking is compiling without writing: folding finds constant errors. */
@@ -347,12 +330,9 @@ static int cmd_check(const cli *c) {
   if (c->nfiles < 1) return usage("check takes policy files");
   int rc = 0;
   for (int i = 0; i < c->nfiles; i++) {
-    sema_unit u;
-    unsigned char *bytes = NULL;
-    size_t n = 0;
-    if (compile(&u, c, c->files[i], &bytes, &n)) rc = EXIT_FINDINGS;
-    free(bytes);
-    sema_free(&u);
+    lanec_result r;
+    if (compile(&r, c, c->files[i])) rc = EXIT_FINDINGS;
+    lanec_result_free(&r);
   }
   return rc;
 }
@@ -368,31 +348,17 @@ static int test_file(const char *policy, char *buf, size_t n) {
 
 static int cmd_test(const cli *c) {
   if (c->nfiles != 1) return usage("test takes one policy file");
-  sema_unit u;
-  unsigned char *bytes = NULL;
-  size_t n = 0;
   char extra[4096];
-  int rc = 0;
-  sema_init(&u, &c->opts);
-  if (sema_load(&u, c->files[0], NULL) != 0 ||
-      (test_file(c->files[0], extra, sizeof extra) && sema_load_tests(&u, extra) != 0) ||
-      sema_check(&u) != 0 || emit_program(&u, &bytes, &n) != 0)
-    rc = EXIT_FINDINGS;
-  diag_render(stderr, &u.ctx);
+  lanec_opts opts = c->opts;
+  if (test_file(c->files[0], extra, sizeof extra)) opts.tests = extra;
+  lanec_result r;
+  int rc = lanec_compile(c->files[0], NULL, &opts, &r) == LANEC_OK ? 0 : EXIT_FINDINGS;
+  lanec_print_diags(&r, stderr);
   if (rc == 0) {
-    lane_error err;
-    lane_program *p = lane_load(bytes, n, &err);
-    if (!p) {
-      fprintf(stderr, "lane: %s\n", err.message);
-      rc = EXIT_FINDINGS;
-    } else {
-      test_opts o = {c->tap, c->coverage, c->threshold, 0, 1, state_runtime};
-      rc = sema_run_tests_with(&u, p, &o, stdout) ? EXIT_FINDINGS : 0;
-      lane_program_free(p);
-    }
+    test_opts o = {c->tap, c->coverage, c->threshold, 0, 1, state_runtime};
+    rc = sema_run_tests_with(r.unit, r.prog, &o, stdout) ? EXIT_FINDINGS : 0;
   }
-  free(bytes);
-  sema_free(&u);
+  lanec_result_free(&r);
   return rc;
 }
 
@@ -610,7 +576,7 @@ static int cmd_eval(const cli *given) {
   if (strcmp(c->format, "json") && strcmp(c->format, "text"))
     return usage("--format is json or text");
   int rc = 0;
-  sema_unit u;
+  lanec_result u;
   lane_program *p = load_program_keep(c, c->files[0], &rc, c->explain ? &u : NULL);
   if (!p) return rc;
   if (!c->route && lane_route_count(p) == 1) c->route = lane_route_name(p, 0);
@@ -631,7 +597,7 @@ static int cmd_eval(const cli *given) {
     fprintf(stderr, "lane: %s\n", err.message);
     rc = EXIT_USAGE;
   } else {
-    eval_ctx x = {c, p, rt, route, c->explain ? &u : NULL};
+    eval_ctx x = {c, p, rt, route, c->explain ? u.unit : NULL};
     for (int i = 1; i < c->nfiles; i++) {
       int one = each_request(c->files[i], eval_one, &x);
       if (one > rc) rc = one;
@@ -639,7 +605,7 @@ static int cmd_eval(const cli *given) {
   }
   lane_runtime_free(rt);
   lane_program_free(p);
-  if (c->explain && u.nmods) sema_free(&u);
+  if (c->explain) lanec_result_free(&u);
   return rc;
 }
 
@@ -696,14 +662,19 @@ static int cmd_expr(const cli *c) {
     size_t len = strlen(c->files[0]);
     if (len > 5 && !strcmp(c->files[0] + len - 5, ".lane")) { policy = c->files[0]; first = 1; }
   }
-  sema_unit u;
-  sema_init(&u, &c->opts);
+  /* The policy is checked through lanec.h, then the expression is parsed
+   * and checked into the same unit, and only then emitted (once). */
+  lanec_opts opts = c->opts;
+  opts.check_only = 1;
+  lanec_result res;
   int rc = 0;
   ast_node *e = NULL;
-  if (sema_load(&u, policy ? policy : "(--expr)", policy ? NULL : stub) != 0 || sema_check(&u) != 0) {
+  if (lanec_compile(policy ? policy : "(--expr)", policy ? NULL : stub, &opts, &res) != LANEC_OK) {
     rc = EXIT_FINDINGS;
-  } else {
-    src_file *f = ast_alloc(&u.ctx, sizeof *f);
+  }
+  sema_unit *up = res.unit;
+  if (!rc) {
+    src_file *f = ast_alloc(&up->ctx, sizeof *f);
     ast_list keep = {0};
     if (f) {
       f->name = "--expr";
@@ -711,37 +682,31 @@ static int cmd_expr(const cli *c) {
       f->len = strlen(c->expr);
       f->module = "";
     }
-    if (!f || parse_expr(&u.ctx, f, &keep, &e) != 0 || !e || sema_check_expr(&u, e) == TY_ERROR)
+    if (!f || parse_expr(&up->ctx, f, &keep, &e) != 0 || !e ||
+        sema_check_expr(up, e) == TY_ERROR)
       rc = EXIT_FINDINGS;
   }
-  diag_render(stderr, &u.ctx);
-  if (rc) { sema_free(&u); return rc; }
-  if (first == c->nfiles) {   /* no requests: constants only */
-    expr_ctx x = {&u, e, NULL, c->ignore_unknown};
-    rc = show_value(&x, NULL, NULL);
-    sema_free(&u);
+  lanec_print_diags(&res, stderr);
+  if (rc || first == c->nfiles) {   /* no requests: constants only */
+    if (!rc) {
+      expr_ctx x = {up, e, NULL, c->ignore_unknown};
+      rc = show_value(&x, NULL, NULL);
+    }
+    lanec_result_free(&res);
     return rc;
   }
-  unsigned char *bytes = NULL;
-  size_t n = 0;
-  lane_error err;
-  lane_program *p = NULL;
-  if (emit_program(&u, &bytes, &n) != 0) {
-    diag_render(stderr, &u.ctx);
-    rc = EXIT_FINDINGS;
-  } else if (!(p = lane_load(bytes, n, &err))) {
-    fprintf(stderr, "lane: %s\n", err.message);
+  int shown = up->ctx.ndiags;
+  if (emit_program_loaded(up, &res.bytes, &res.nbytes, &res.prog) != 0) {
+    for (int i = shown; i < up->ctx.ndiags; i++) diag_render_one(stderr, &up->ctx.diags[i]);
     rc = EXIT_FINDINGS;
   } else {
-    expr_ctx x = {&u, e, p, c->ignore_unknown};
+    expr_ctx x = {up, e, res.prog, c->ignore_unknown};
     for (int i = first; i < c->nfiles; i++) {
       int one = each_request(c->files[i], expr_one, &x);
       if (one > rc) rc = one;
     }
   }
-  lane_program_free(p);
-  free(bytes);
-  sema_free(&u);
+  lanec_result_free(&res);
   return rc;
 }
 

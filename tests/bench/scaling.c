@@ -23,13 +23,13 @@
 #include "sema.h"
 
 int bench_compile(const char *path, const char *text, unsigned char **bytes, size_t *n) {
-  sema_unit u;
-  int rc = -1;
-  sema_init(&u, NULL);
-  if (sema_load(&u, path, text) == 0 && sema_check(&u) == 0 && emit_program(&u, bytes, n) == 0)
-    rc = 0;
-  if (rc) diag_render(stderr, &u.ctx);
-  sema_free(&u);
+  lanec_result r;
+  int rc = lanec_compile(path, text, NULL, &r) == LANEC_OK ? 0 : -1;
+  if (rc) lanec_print_diags(&r, stderr);
+  *bytes = r.bytes;
+  *n = r.nbytes;
+  r.bytes = NULL;
+  lanec_result_free(&r);
   return rc;
 }
 

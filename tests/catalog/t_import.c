@@ -93,7 +93,8 @@ static char *import_fixture(const char *fixture, const char *name, const char *c
 /* ---- compiling what was imported ---- */
 
 typedef struct built {
-  sema_unit     u;       /* the checked unit (models with their values) */
+  lanec_result  res;     /* the compile (lanec.h) */
+  sema_unit     u;       /* its checked unit (models with their values) */
   lane_program *p;       /* the verified program, or NULL */
   lane_runtime *rt;      /* a runtime for it */
   char         *diags;   /* rendered diagnostics */
@@ -105,28 +106,25 @@ typedef struct built {
 static void build(built *b, const char *sub, const char *name, const char *policy, int no_opt) {
   char *path = fmt("%s/%s.lane", sub, name);
   spit(path, policy, strlen(policy));
-  sema_opts o;
+  lanec_opts o;
   memset(&o, 0, sizeof o);
   o.no_opt = no_opt;
   memset(b, 0, sizeof *b);
-  sema_init(&b->u, &o);
-  unsigned char *bytes = NULL;
-  size_t n = 0;
-  int bad = sema_load(&b->u, path, NULL) != 0 || sema_check(&b->u) != 0 ||
-            emit_program(&b->u, &bytes, &n) != 0;
+  lanec_compile(path, NULL, &o, &b->res);
+  if (b->res.unit) b->u = *b->res.unit;   /* a view: res owns what it points to */
   FILE *d = open_memstream(&b->diags, &b->ndiags);
-  diag_render(d, &b->u.ctx);
+  lanec_print_diags(&b->res, d);
   fclose(d);
   lane_error err;
-  if (!bad && (b->p = lane_load(bytes, n, &err)) != NULL) b->rt = lane_runtime_new(b->p, &err);
-  free(bytes);
+  if ((b->p = b->res.prog) != NULL) b->rt = lane_runtime_new(b->p, &err);
+  b->res.prog = NULL;
   free(path);
 }
 
 static void built_free(built *b) {
   lane_runtime_free(b->rt);
   lane_program_free(b->p);
-  sema_free(&b->u);
+  lanec_result_free(&b->res);
   free(b->diags);
 }
 

@@ -20,28 +20,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!text) return 0;
   memcpy(text, data, size);
   text[size] = '\0';
-  sema_unit u;
-  sema_init(&u, NULL);
-  if (sema_load(&u, "fuzz.lane", text) == 0 && sema_check(&u) == 0) {
-    unsigned char *b = NULL;
-    size_t n = 0;
-    if (emit_program(&u, &b, &n) == 0) {
-      lane_error err;
-      lane_program *p = lane_load(b, n, &err);
-      if (!p && err.code != LANE_ELIMIT) {
-        fprintf(stderr, "compiled program does not verify: %s\n", err.message);
-        abort();
-      }
-      if (p) {
-        test_opts o = {1, 1, 0, 0, 1, NULL};
-        sema_run_tests_with(&u, p, &o, devnull);
-        lane_program_free(p);
-      }
-      free(b);
+  lanec_result r;
+  if (lanec_compile("fuzz.lane", text, NULL, &r) == LANEC_OK) {
+    test_opts o = {1, 1, 0, 0, 1, NULL};
+    sema_run_tests_with(r.unit, r.prog, &o, devnull);
+  }
+  for (int i = 0; i < lanec_diag_count(&r); i++) {   /* what the emitter made must verify */
+    lanec_diag d;
+    lanec_diag_get(&r, i, &d);
+    if (strstr(d.message, "does not verify")) {
+      fprintf(stderr, "compiled program does not verify: %s\n", d.message);
+      abort();
     }
   }
-  diag_render(devnull, &u.ctx);
-  sema_free(&u);
+  lanec_print_diags(&r, devnull);
+  lanec_result_free(&r);
   free(text);
   return 0;
 }

@@ -216,36 +216,34 @@ static void policy(gen *g) {
 /* ---- compiling and comparing ---- */
 
 static lane_program *build(const char *text, int no_opt, int *skip) {
-  sema_opts o;
+  lanec_opts o;
   memset(&o, 0, sizeof o);
   o.no_opt = no_opt;
-  sema_unit u;
-  sema_init(&u, &o);
+  lanec_result r;
   lane_program *p = NULL;
-  unsigned char *b = NULL;
-  size_t n = 0;
   *skip = 0;
-  if (sema_load(&u, "diff.lane", text) == 0 && sema_check(&u) == 0 &&
-      emit_program(&u, &b, &n) == 0) {
-    lane_error err;
-    p = lane_load(b, n, &err);
-    if (!p && err.code != LANE_ELIMIT) {
-      fprintf(stderr, "%s\n-O%d does not verify: %s\n", text, !no_opt, err.message);
-      abort();
-    }
-    *skip = !p;
+  if (lanec_compile("diff.lane", text, &o, &r) == LANEC_OK) {
+    p = r.prog;   /* loaded and verified once, by lanec_compile */
+    r.prog = NULL;
   } else {
     int limit = 0;   /* unoptimised code may exceed the worst-case limit */
-    for (int i = 0; i < u.ctx.ndiags; i++) limit |= strstr(u.ctx.diags[i].msg, "worst case") != NULL;
+    for (int i = 0; i < lanec_diag_count(&r); i++) {
+      lanec_diag d;
+      lanec_diag_get(&r, i, &d);
+      if (strstr(d.message, "does not verify")) {
+        fprintf(stderr, "%s\n-O%d does not verify: %s\n", text, !no_opt, d.message);
+        abort();
+      }
+      limit |= strstr(d.message, "worst case") != NULL;
+    }
     if (no_opt && !limit) {
       fprintf(stderr, "%s\n-O0 fails to compile:\n", text);
-      diag_render(stderr, &u.ctx);
+      lanec_print_diags(&r, stderr);
       abort();
     }
     *skip = 1;
   }
-  free(b);
-  sema_free(&u);
+  lanec_result_free(&r);
   return p;
 }
 

@@ -106,30 +106,25 @@ static void check_module(const catalog_module *mod) {
   if (!text) abort();
   sprintf(text, "import \"%s\"\nroute r { otherwise -> %s.%s }\n", mod->name, mod->name,
           mod->v[0].ident);
-  sema_unit u;
-  unsigned char *b = NULL;
-  size_t nb = 0;
-  lane_error err;
-  sema_init(&u, NULL);
-  if (sema_load(&u, root, text) || sema_check(&u) || emit_program(&u, &b, &nb)) {
-    diag_render(stderr, &u.ctx);
+  lanec_result res;
+  if (lanec_compile(root, text, NULL, &res) != LANEC_OK) {
+    lanec_print_diags(&res, stderr);
     fprintf(stderr, "the module of %s does not compile:\n%.*s\n", mod->name, (int)mod->len,
             mod->text);
     abort();
   }
-  lane_program *p = lane_load(b, nb, &err);
-  if (!p) { fprintf(stderr, "lane_load: %s\n", err.message); abort(); }
-  if (u.nmodels != mod->n) {
-    fprintf(stderr, "%d models compiled, %d imported\n", u.nmodels, mod->n);
+  sema_unit *up = res.unit;
+  lane_program *p = res.prog;
+  if (up->nmodels != mod->n) {
+    fprintf(stderr, "%d models compiled, %d imported\n", up->nmodels, mod->n);
     abort();
   }
   for (int i = 0; i < mod->n; i++) {
-    check_model(&u, &mod->v[i]);
+    check_model(up, &mod->v[i]);
     if (!is_ident(mod->v[i].ident)) abort();
   }
-  lane_program_free(p);
-  free(b);
-  sema_free(&u);
+  (void)p;   /* loaded and verified by lanec_compile */
+  lanec_result_free(&res);
   unlink(path);
   free(text);
   free(root);

@@ -27,19 +27,16 @@ static lane_program *prog;
 static lane_runtime *rt;
 
 static void setup(void) {
-  sema_unit u;
-  unsigned char *b = NULL;
-  size_t n = 0;
+  lanec_result r;
   lane_error err;
-  sema_init(&u, NULL);
-  if (sema_load(&u, "json.lane", policy) || sema_check(&u) || emit_program(&u, &b, &n)) {
-    diag_render(stderr, &u.ctx);
+  if (lanec_compile("json.lane", policy, NULL, &r) != LANEC_OK) {
+    lanec_print_diags(&r, stderr);
     abort();
   }
-  sema_free(&u);
-  prog = lane_load(b, n, &err);
-  free(b);
-  if (!prog || !(rt = lane_runtime_new(prog, &err))) abort();
+  prog = r.prog;
+  r.prog = NULL;
+  lanec_result_free(&r);
+  if (!(rt = lane_runtime_new(prog, &err))) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -62,18 +62,12 @@ static uint64_t fake_clock(void *ctx) { (void)ctx; return atomic_load(&NOW); }
 
 static lane_program *compile(const char *src) {
   static char buf[4096];
-  sema_unit u;
-  lane_program *p = NULL;
+  lanec_result r;
   snprintf(buf, sizeof buf, "%s", src);
-  sema_init(&u, NULL);
-  if (sema_load(&u, "state.lane", buf) == 0 && sema_check(&u) == 0) {
-    unsigned char *b = NULL;
-    size_t n = 0;
-    lane_error err;
-    if (emit_program(&u, &b, &n) == 0) p = lane_load(b, n, &err);
-    free(b);
-  }
-  sema_free(&u);
+  lanec_compile("state.lane", buf, NULL, &r);
+  lane_program *p = r.prog;
+  r.prog = NULL;
+  lanec_result_free(&r);
   if (!p) abort();
   return p;
 }

@@ -31,18 +31,17 @@ static const char policy[] =
 /* Compiles text; returns the bytes (caller frees) or NULL, with the
  * diagnostics rendered into msg. */
 static unsigned char *compile(const char *text, size_t *n, char *msg, size_t cap) {
-  sema_unit u;
+  lanec_result r;
   unsigned char *b = NULL;
-  sema_init(&u, NULL);
-  if (sema_load(&u, "hostile.lane", text) != 0 || sema_check(&u) != 0 ||
-      emit_program(&u, &b, n) != 0) {
-    free(b);
-    b = NULL;
+  if (lanec_compile("hostile.lane", text, NULL, &r) == LANEC_OK) {
+    b = r.bytes;
+    *n = r.nbytes;
+    r.bytes = NULL;
   }
   FILE *m = fmemopen(msg, cap, "w");
-  if (m) { diag_render(m, &u.ctx); fclose(m); }
+  if (m) { lanec_print_diags(&r, m); fclose(m); }
   msg[cap - 1] = '\0';
-  sema_free(&u);
+  lanec_result_free(&r);
   return b;
 }
 
@@ -142,12 +141,13 @@ static void nul_byte(void) {
     ok(0, "cannot write %s", path);
     return;
   }
-  sema_unit u;
-  sema_init(&u, NULL);
-  int rc = sema_load(&u, path, NULL);
-  ok(rc != 0 && u.ctx.ndiags > 0 && strstr(u.ctx.diags[0].msg, "unexpected byte 0x00"),
+  lanec_result r;
+  lanec_diag d = {0};
+  int rc = lanec_compile(path, NULL, NULL, &r);
+  if (lanec_diag_count(&r) > 0) lanec_diag_get(&r, 0, &d);
+  ok(rc == LANEC_EPOLICY && d.message && strstr(d.message, "unexpected byte 0x00"),
      "a NUL byte in a file: \"unexpected byte 0x00\"");
-  sema_free(&u);
+  lanec_result_free(&r);
   remove(path);
 }
 

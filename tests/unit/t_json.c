@@ -21,18 +21,11 @@ static const char policy[] =
   "route r { otherwise -> m }\n";
 
 static lane_program *compile_policy(void) {
-  sema_unit u;
-  unsigned char *b = NULL;
-  size_t n = 0;
-  sema_init(&u, NULL);
-  int bad = sema_load(&u, "t_json.lane", policy) != 0 || sema_check(&u) != 0 ||
-            emit_program(&u, &b, &n) != 0;
-  if (bad) diag_render(stdout, &u.ctx);
-  sema_free(&u);
-  if (bad) return NULL;
-  lane_error err;
-  lane_program *p = lane_load(b, n, &err);
-  free(b);
+  lanec_result r;
+  if (lanec_compile("t_json.lane", policy, NULL, &r) != LANEC_OK) lanec_print_diags(&r, stdout);
+  lane_program *p = r.prog;
+  r.prog = NULL;
+  lanec_result_free(&r);
   return p;
 }
 

@@ -129,30 +129,25 @@ typedef struct result {
 
 static result compile(const char *path) {
   result r = {1, NULL, 0};
-  sema_unit u;
-  sema_init(&u, NULL);
-  if (sema_load(&u, path, NULL) == 0 && sema_check(&u) == 0 &&
-      emit_program(&u, &r.bytes, &r.n) == 0) {
+  lanec_result c;
+  int st = lanec_compile(path, NULL, NULL, &c);
+  if (st == LANEC_OK) {
     r.rc = 0;
     lane_error err;
-    lane_program *p = lane_load(r.bytes, r.n, &err);
-    if (!p) {
-      if (err.code != LANE_ENOMEM) { diag("%s: %s", path, err.message); r.rc = 2; }
-      else r.rc = -1;
-    } else {
-      lane_runtime *rt = lane_runtime_new(p, &err);
-      if (!rt && err.code != LANE_ENOMEM) r.rc = 2;
-      if (!rt) r.rc = -1;
-      lane_runtime_free(rt);
-      test_opts o = {1, 1, 0, 0, 1, NULL};
-      sema_run_tests_with(&u, p, &o, devnull);
-      lane_program_free(p);
-    }
-  } else if (u.ctx.nomem) {
+    lane_runtime *rt = lane_runtime_new(c.prog, &err);
+    if (!rt && err.code != LANE_ENOMEM) r.rc = 2;
+    if (!rt) r.rc = -1;
+    lane_runtime_free(rt);
+    test_opts o = {1, 1, 0, 0, 1, NULL};
+    sema_run_tests_with(c.unit, c.prog, &o, devnull);
+    r.bytes = c.bytes;
+    r.n = c.nbytes;
+    c.bytes = NULL;
+  } else if (st == LANEC_ENOMEM) {
     r.rc = -1;
   }
-  diag_render(devnull, &u.ctx);
-  sema_free(&u);
+  lanec_print_diags(&c, devnull);
+  lanec_result_free(&c);
   if (r.rc) { free(r.bytes); r.bytes = NULL; }
   return r;
 }

@@ -75,31 +75,22 @@ static lane_runtime_options opts(uint32_t window_ms, uint32_t min_samples, uint3
 /* Compiles src to a program (no runtime); NULL with DIAG on errors. */
 static lane_program *compile_prog(const char *src) {
   static char buf[65536];
-  sema_unit u;
-  lane_program *p = NULL;
+  lanec_result r;
   snprintf(buf, sizeof buf, "%s", src);
-  sema_init(&u, NULL);
   DIAG[0] = 0;
-  if (sema_load(&u, "t.lane", buf) == 0 && sema_check(&u) == 0) {
-    unsigned char *b = NULL;
-    size_t n = 0;
-    if (emit_program(&u, &b, &n) == 0) {
-      lane_error err;
-      p = lane_load(b, n, &err);
-      if (!p) snprintf(DIAG, sizeof DIAG, "lane_load: %s", err.message);
-    }
-    free(b);
-  }
-  if (!p && !DIAG[0]) {
+  lanec_compile("t.lane", buf, NULL, &r);
+  lane_program *p = r.prog;
+  r.prog = NULL;
+  if (!p) {
     char *out = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&out, &n);
-    diag_render(f, &u.ctx);
+    lanec_print_diags(&r, f);
     fclose(f);
     snprintf(DIAG, sizeof DIAG, "%s", out ? out : "");
     free(out);
   }
-  sema_free(&u);
+  lanec_result_free(&r);
   return p;
 }
 

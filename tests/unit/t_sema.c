@@ -16,8 +16,8 @@
 #include "tap.h"
 #include "reqspec.h"
 
-static sema_unit U;          /* the current compile unit */
-static int have_unit;        /* U is initialised */
+static lanec_result R;       /* the current compile (lanec.h) */
+#define U (*R.unit)          /* its unit */
 static lane_program *P;      /* the current program, or NULL */
 static lane_runtime *RT;     /* its runtime */
 static char SRC[65536];      /* the current source (the unit points into it) */
@@ -27,17 +27,16 @@ static lane_decision D;      /* the last decision */
 static void reset(void) {
   if (RT) lane_runtime_free(RT);
   if (P) lane_program_free(P);
-  if (have_unit) sema_free(&U);
+  lanec_result_free(&R);
   RT = NULL;
   P = NULL;
-  have_unit = 0;
 }
 
 static void render(void) {
   char *buf = NULL;
   size_t n = 0;
   FILE *f = open_memstream(&buf, &n);
-  diag_render(f, &U.ctx);
+  lanec_print_diags(&R, f);
   fclose(f);
   snprintf(DIAG, sizeof DIAG, "%s", buf ? buf : "");
   free(buf);
@@ -48,22 +47,15 @@ static void render(void) {
 static int compile(const char *src) {
   reset();
   snprintf(SRC, sizeof SRC, "%s", src);
-  sema_init(&U, NULL);
-  have_unit = 1;
-  if (sema_load(&U, "t.lane", SRC) == 0 && sema_check(&U) == 0) {
-    unsigned char *b = NULL;
-    size_t n = 0;
-    if (emit_program(&U, &b, &n) == 0) {
-      lane_error err;
-      P = lane_load(b, n, &err);
-      if (!P) diag("lane_load: %s", err.message);
-      else RT = lane_runtime_new(P, &err);
-    }
-    free(b);
+  if (lanec_compile("t.lane", SRC, NULL, &R) == LANEC_OK) {
+    lane_error err;
+    P = R.prog;   /* loaded and verified by lanec_compile */
+    R.prog = NULL;
+    RT = lane_runtime_new(P, &err);
   }
   render();
   if (P) return 0;
-  return U.ctx.nerrors ? U.ctx.nerrors : -1;
+  return R.unit && U.ctx.nerrors ? U.ctx.nerrors : -1;
 }
 
 /* Decides route on a request built from spec; returns the status. */
@@ -115,10 +107,9 @@ static const char *type_of(const char *expr) {
            "route r { when %s -> m  otherwise -> n }\n", expr);
   reset();
   snprintf(SRC, sizeof SRC, "%s", src);
-  sema_init(&U, NULL);
-  have_unit = 1;
-  if (sema_load(&U, "t.lane", SRC) != 0) return "(load failed)";
-  sema_check(&U);
+  lanec_opts o = {0};
+  o.check_only = 1;
+  if (lanec_compile("t.lane", SRC, &o, &R) == LANEC_EREAD || !R.unit) return "(load failed)";
   render();
   if (U.nroutes != 1 || U.routes[0].rules.n < 1) return "(no rule)";
   return sema_ty_name(U.routes[0].rules.v[0]->a->type);
@@ -262,10 +253,8 @@ static void test_accumulate(void) {
     snprintf(src + len, sizeof src - len, "  otherwise -> m\n}\n");
     reset();
     snprintf(SRC, sizeof SRC, "%s", src);
-    sema_init(&U, &o);
-    have_unit = 1;
-    ok(sema_load(&U, "t.lane", SRC) == 0, "load with max_errors 2");
-    sema_check(&U);
+    o.check_only = 1;
+    ok(lanec_compile("t.lane", SRC, &o, &R) == LANEC_EPOLICY, "compile with max_errors 2");
     render();
     is_int(count_lines_with(DIAG, ": error: "), 2, "max_errors 2: two errors shown");
     ok(has(DIAG, "3 more errors not shown") || has(DIAG, "3 more"),

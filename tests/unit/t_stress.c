@@ -61,22 +61,12 @@ static const char *const POLICY =
 
 static lane_program *compile(const char *src) {
   static char buf[8192];
-  sema_unit u;
-  lane_program *p = NULL;
+  lanec_result r;
   snprintf(buf, sizeof buf, "%s", src);
-  sema_init(&u, NULL);
-  if (sema_load(&u, "stress.lane", buf) == 0 && sema_check(&u) == 0) {
-    unsigned char *b = NULL;
-    size_t n = 0;
-    if (emit_program(&u, &b, &n) == 0) {
-      lane_error err;
-      p = lane_load(b, n, &err);
-      if (!p) diag("lane_load: %s", err.message);
-    }
-    free(b);
-  }
-  if (!p) diag_render(stdout, &u.ctx);
-  sema_free(&u);
+  if (lanec_compile("stress.lane", buf, NULL, &r) != LANEC_OK) lanec_print_diags(&r, stdout);
+  lane_program *p = r.prog;
+  r.prog = NULL;
+  lanec_result_free(&r);
   return p;
 }
 
