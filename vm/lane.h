@@ -35,6 +35,11 @@ extern "C" {
  * ------------------------------------------------------------------- */
 #define LANE_VERSION_STRING  "0.1.0"
 #define LANE_FORMAT_VERSION  2      /* .lanec format version this VM reads */
+/* The ABI of this header: bumped whenever a public struct's layout, a
+ * limit above, or what a function's arguments mean changes. A host built
+ * against one ABI and run with a liblane of another is refused by
+ * LANE_ABI_CHECK, below. */
+#define LANE_ABI_VERSION     1
 #define LANE_MAX_FIELDS      64     /* request fields per program */
 #define LANE_MAX_CANDIDATES  9      /* primary + up to 8 fallbacks */
 #define LANE_MAX_SHADOWS     4      /* shadow models per decision */
@@ -534,4 +539,33 @@ LANE_API double lane_cost(const lane_program *p, const lane_request *r, int mode
 #ifdef __cplusplus
 }
 #endif
+/* ---------------------------------------------------------------------
+ * Version and ABI
+ * ------------------------------------------------------------------- */
+/* The version of the liblane that is running ("0.1.0"), which may differ
+ * from the LANE_VERSION_STRING a host was compiled with. */
+LANE_API const char *lane_version(void);
+/* The LANE_ABI_VERSION liblane was built with. */
+LANE_API int lane_abi_version(void);
+
+/* The sizes of the structs a host shares with liblane, in this order;
+ * hosts in other languages (bindings/python) pass their own. */
+#define LANE_ABI_SIZES                                                        \
+  { sizeof(lane_error), sizeof(lane_request), sizeof(lane_decision),         \
+    sizeof(lane_event), sizeof(lane_trace), sizeof(lane_live_stats),         \
+    sizeof(lane_budget_stats), sizeof(lane_state_report),                    \
+    sizeof(lane_load_options), sizeof(lane_runtime_options) }
+#define LANE_ABI_NSIZES 10
+
+/* Checks, at run time, that the liblane loaded is the one a host was built
+ * for: the same abi version and, for the first n structs of
+ * LANE_ABI_SIZES, the same sizes (n may be smaller than LANE_ABI_NSIZES
+ * for a host that uses fewer). Returns LANE_OK, or LANE_EVERSION with err
+ * naming the first difference and both versions. C hosts call
+ * LANE_ABI_CHECK(&err) once at start-up. */
+LANE_API int lane_abi_check(int abi, const size_t *sizes, int n, lane_error *err);
+#define LANE_ABI_CHECK(err)                                                   \
+  lane_abi_check(LANE_ABI_VERSION, (const size_t[])LANE_ABI_SIZES,            \
+                 LANE_ABI_NSIZES, (err))
+
 #endif /* LANE_H */

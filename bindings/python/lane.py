@@ -159,8 +159,25 @@ for _n, _res, _args in [
         ("lane_decide_traced", ctypes.c_int, [_R, ctypes.c_int, ctypes.POINTER(_Request),
                                               ctypes.POINTER(_Decision),
                                               ctypes.POINTER(_Trace)]),
-        ("lane_cost", ctypes.c_double, [_P, ctypes.POINTER(_Request), ctypes.c_int])]:
+        ("lane_cost", ctypes.c_double, [_P, ctypes.POINTER(_Request), ctypes.c_int]),
+        ("lane_version", ctypes.c_char_p, []),
+        ("lane_abi_version", ctypes.c_int, []),
+        ("lane_abi_check", ctypes.c_int, [ctypes.c_int, ctypes.POINTER(ctypes.c_size_t),
+                                          ctypes.c_int, ctypes.POINTER(_Error)])]:
     _declare(_lib, _n, _res, *_args)
+
+# The structs above mirror lane.h of ABI_VERSION; the library checks that
+# it has the same ABI and struct sizes before anything else runs, so that a
+# liblane of another layout is refused here with its reason rather than
+# misread later. tests: test_lane.py compares every field offset with C's.
+ABI_VERSION = 1
+_ABI_STRUCTS = (_Error, _Request, _Decision, _Event, _Trace, _LiveStats)
+_sizes = (ctypes.c_size_t * len(_ABI_STRUCTS))(*[ctypes.sizeof(t) for t in _ABI_STRUCTS])
+_abi_err = _Error()
+if _lib.lane_abi_check(ABI_VERSION, _sizes, len(_ABI_STRUCTS), ctypes.byref(_abi_err)) != 0:
+    raise ImportError("lane.py cannot use this liblane: "
+                      + _abi_err.message.decode("utf-8", "replace"))
+__liblane_version__ = _lib.lane_version().decode()
 _json = None   # liblane-json, opened on first use
 
 

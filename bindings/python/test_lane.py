@@ -7,6 +7,7 @@ bindings/python/test_lane.py` works after `make`. No pytest needed.
 A sanitizer build's libraries need their runtime first in the process:
 the script re-executes itself with it preloaded.
 """
+import ctypes
 import json
 import os
 import re
@@ -206,6 +207,52 @@ try:
         stop.set()
         th.join()
     is_(good, 200, "200 snapshots while keys are added: every one is whole JSON")
+
+    # ABI and layout: every field of every struct lane.py mirrors sits at the
+    # offset, with the size, that the C compiler gives it in lane.h.
+    cnames = {"_Error": "lane_error", "_Request": "lane_request",
+              "_Decision": "lane_decision", "_Event": "lane_event", "_Trace": "lane_trace",
+              "_LiveStats": "lane_live_stats", "_Value": "lane_value"}
+    want = {}
+    lines = ['#include <stddef.h>', '#include <stdio.h>', '#include "lane.h"',
+             'int main(void) {']
+    for py, c in cnames.items():
+        t = getattr(lane, py)
+        want["%s size" % c] = ctypes.sizeof(t)
+        lines.append('  printf("%s size %%zu\\n", sizeof(%s));' % (c, c))
+        for fname, _ in t._fields_:
+            f = getattr(t, fname)
+            want["%s.%s" % (c, fname)] = (f.offset, f.size)
+            lines.append('  printf("%s.%s %%zu %%zu\\n", offsetof(%s, %s), sizeof(((%s *)0)->%s));'
+                         % (c, fname, c, fname, c, fname))
+    lines.append("  return 0;\n}")
+    src = os.path.join(tmp, "layout.c")
+    with open(src, "w") as f:
+        f.write("\n".join(lines))
+    exe = os.path.join(tmp, "layout")
+    p = subprocess.run([os.environ.get("CC", "cc"), "-std=c11", "-I", os.path.join(REPO, "vm"),
+                        "-o", exe, src], capture_output=True, text=True)
+    if ok(p.returncode == 0, "the layout probe builds against vm/lane.h", p.stderr):
+        got = {}
+        for line in subprocess.run([exe], capture_output=True, text=True).stdout.splitlines():
+            k, *v = line.split()
+            if v[0] == "size":
+                got["%s size" % k] = int(v[1])
+            else:
+                got[k] = (int(v[0]), int(v[1]))
+        bad = [(k, want[k], got.get(k)) for k in want if got.get(k) != want[k]]
+        ok(not bad and len(got) == len(want),
+           "%d fields and sizes of lane.py's structs match lane.h" % len(want), bad)
+    is_(lane._lib.lane_abi_version(), lane.ABI_VERSION, "lane.py and liblane have one ABI")
+    is_(lane.__liblane_version__, re.search(r'LANE_VERSION_STRING\s+"([^"]+)"',
+        open(os.path.join(REPO, "vm/lane.h")).read()).group(1), "lane_version() is lane.h's")
+    err = lane._Error()
+    sizes = (ctypes.c_size_t * 2)(ctypes.sizeof(lane._Error), ctypes.sizeof(lane._Request) + 8)
+    st = lane._lib.lane_abi_check(lane.ABI_VERSION, sizes, 2, ctypes.byref(err))
+    ok(st != 0 and b"lane_request" in err.message,
+       "a struct of another size is refused, by name: %s" % err.message.decode())
+    st = lane._lib.lane_abi_check(lane.ABI_VERSION + 1, sizes, 0, ctypes.byref(err))
+    ok(st != 0 and b"ABI" in err.message, "another ABI is refused: %s" % err.message.decode())
 
     # the README's snippet runs as written (beside a support.lanec)
     with open(os.path.join(HERE, "README.md")) as f:
