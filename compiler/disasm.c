@@ -22,6 +22,7 @@ typedef struct sbuf {
   size_t n;           /* bytes used */
 } sbuf;
 
+static void sb(sbuf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sb(sbuf *o, const char *fmt, ...) {
   va_list ap;
   int k;

@@ -59,10 +59,9 @@ typedef struct emitter {
     (arr)[(n)++] = (val);                                                   \
   } while (0)
 
-static void fail(emitter *E, ast_span sp, const char *msg, const char *arg) {
-  diag_error(&E->u->ctx, sp, msg, arg);
-  E->fail = 1;
-}
+/* Reports an error through diag_error, the layer's printf-checked helper,
+ * and marks the emission failed. */
+#define fail(E, sp, ...) (diag_error(&(E)->u->ctx, (sp), __VA_ARGS__), (void)((E)->fail = 1))
 
 /* ---- constants ---- */
 

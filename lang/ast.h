@@ -197,7 +197,7 @@ ast_span  ast_join(ast_span a, ast_span b);
 void diag_report(ast_ctx *ctx, diag_level lv, ast_span sp, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void diag_vreport(ast_ctx *ctx, diag_level lv, ast_span sp, const char *fmt,
-                  va_list ap);
+                  va_list ap) __attribute__((format(printf, 4, 0)));
 #define diag_error(ctx, sp, ...) diag_report((ctx), DIAG_ERROR, (sp), __VA_ARGS__)
 /* Writes every diagnostic as
  *   file:line:col: error: message

@@ -15,18 +15,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Descriptions and diagnostics are printf formats the compiler checks. */
+#define TAP_FMT(f, a) __attribute__((format(printf, f, a)))
+
 static int tap_run;     /* tests run so far */
 static int tap_failed;  /* tests failed so far */
 static int tap_planned; /* planned count, 0 = none */
 
-static inline void tap_vdesc(const char *fmt, va_list ap) {
+TAP_FMT(1, 0) static inline void tap_vdesc(const char *fmt, va_list ap) {
   if (fmt && *fmt) { fputs(" - ", stdout); vprintf(fmt, ap); }
   fputc('\n', stdout);
 }
 
 static inline void plan(int n) { tap_planned = n; printf("1..%d\n", n); }
 
-static inline void diag(const char *fmt, ...) {
+TAP_FMT(1, 2) static inline void diag(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fputs("# ", stdout);
@@ -36,7 +39,7 @@ static inline void diag(const char *fmt, ...) {
 }
 
 /* Counts and prints one result line: "ok N - desc" or "not ok N - desc". */
-static inline int tap_result(int cond, const char *file, int line, const char *fmt,
+TAP_FMT(4, 0) static inline int tap_result(int cond, const char *file, int line, const char *fmt,
                              va_list ap) {
   tap_run++;
   if (!cond) tap_failed++;
@@ -46,7 +49,7 @@ static inline int tap_result(int cond, const char *file, int line, const char *f
   return cond;
 }
 
-static inline int tap_ok(int cond, const char *file, int line, const char *fmt, ...) {
+TAP_FMT(4, 5) static inline int tap_ok(int cond, const char *file, int line, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   tap_result(cond, file, line, fmt, ap);
@@ -55,7 +58,7 @@ static inline int tap_ok(int cond, const char *file, int line, const char *fmt, 
   return cond;
 }
 
-static inline int tap_is_int(long long got, long long want, const char *file, int line,
+TAP_FMT(5, 6) static inline int tap_is_int(long long got, long long want, const char *file, int line,
                              const char *fmt, ...) {
   va_list ap;
   int cond = got == want;
@@ -78,7 +81,7 @@ static inline void tap_show(const char *label, const char *s) {
   puts("'");
 }
 
-static inline int tap_is_str(const char *got, const char *want, const char *file,
+TAP_FMT(5, 6) static inline int tap_is_str(const char *got, const char *want, const char *file,
                              int line, const char *fmt, ...) {
   va_list ap;
   int cond = (got && want) ? strcmp(got, want) == 0 : got == want;
@@ -93,7 +96,7 @@ static inline int tap_is_str(const char *got, const char *want, const char *file
   return cond;
 }
 
-static inline int tap_is_dbl(double got, double want, double eps, const char *file,
+TAP_FMT(6, 7) static inline int tap_is_dbl(double got, double want, double eps, const char *file,
                              int line, const char *fmt, ...) {
   va_list ap;
   double d = got - want;
@@ -128,7 +131,7 @@ static inline void skip_env(int n, const char *why) {
   skip(n, why);
 }
 
-static inline void bail(const char *fmt, ...) {
+TAP_FMT(1, 2) static inline void bail(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fputs("Bail out! ", stdout);

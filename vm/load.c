@@ -853,6 +853,10 @@ static int check_regions(vctx *v) {
   return LANE_OK;
 }
 
+/* errf for one instruction: the message starts with its pc and opcode and
+ * err->line is its source line. */
+static int insn_fail(const bc_image *im, lane_error *err, uint32_t pc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static int insn_fail(const bc_image *im, lane_error *err, uint32_t pc,
                      const char *fmt, ...) {
   if (err) {

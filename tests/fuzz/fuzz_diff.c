@@ -32,6 +32,7 @@ typedef struct gen {
   int   depth;       /* expression nesting, bounded */
 } gen;
 
+static void out(gen *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void out(gen *g, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

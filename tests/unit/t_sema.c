@@ -591,7 +591,7 @@ static void test_bucket(void) {
     if (holds(expr) != 1) { badk++; diag("folded %s does not hold", expr); }
   }
   is_int(badk, 0, "bucket() of constants folds to the same values");
-  is_int(holds("bucket(\"x\") >= 0% && bucket(\"x\") <= 99%"), 1, "bucket is 0%..99%");
+  is_int(holds("bucket(\"x\") >= 0% && bucket(\"x\") <= 99%"), 1, "bucket is 0%%..99%%");
 }
 
 static void test_split(void) {

@@ -175,7 +175,9 @@ typedef struct adapter {
   char        buf[LANE_REQUEST_TEXT]; /* staged strings */
 } adapter;
 
-/* Records the first failure; returns -1 so callers can `return fail(...)`. */
+/* Records the first failure; returns -1 so callers can `return fail(...)`.
+ * The adapter's one error helper, printf-checked. */
+static int fail(adapter *a, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(adapter *a, int code, const char *fmt, ...) {
   if (a->status != LANE_OK) return -1;
   a->status = code;
