@@ -283,8 +283,19 @@ static ev_val budget_val(const ev_env *env, const ast_node *n) {
   return mk_d(which == 2 ? TY_FRACTION : TY_MONEY, sem_budget_figure(spent, limit, which));
 }
 
+/* Whether the VM let model m pass `healthy` in the decision being
+ * explained (sem_breaker_health on its breaker now). A model among the
+ * decision's candidates passed whatever it was asked: it may have taken
+ * its breaker's probe since, which moves the deadline on. */
+static int live_healthy(const ev_env *env, int m, const lane_live_stats *st) {
+  const lane_decision *d = env->dec;
+  for (int i = 0; d && env->decided && i < d->ncandidates; i++)
+    if (d->candidates[i] == m) return 1;
+  return sem_breaker_health(st->state, st->until_ms, lane_runtime_now(env->rt)) != SEM_UNHEALTHY;
+}
+
 /* A model property that depends on the request or live state, when
- * explaining: the same figures the VM read. */
+ * explaining: the same figures the VM read, by the VM's rules. */
 static ev_val live_prop(const ev_env *env, int m, int prop) {
   lane_live_stats st;
   const sema_model *md = &env->u->models[m];
@@ -294,10 +305,9 @@ static ev_val live_prop(const ev_env *env, int m, int prop) {
   case MP_FITS: {
     int64_t in = field_val(env, &(ast_node){.ref = BC_F_INPUT_TOKENS}).v.i;
     int64_t out = field_val(env, &(ast_node){.ref = BC_F_MAX_OUTPUT_TOKENS}).v.i;
-    return mk_b((md->context == 0 || in + out <= md->context) &&
-                (md->max_output == 0 || out <= md->max_output));
+    return mk_b(sem_fits(in, out, md->context, md->max_output));
   }
-  case MP_HEALTHY: return mk_b(st.state == LANE_BREAKER_CLOSED);
+  case MP_HEALTHY: return mk_b(live_healthy(env, m, &st));
   case MP_P50: return mk_d(TY_DURATION, st.p50);
   case MP_P95: return mk_d(TY_DURATION, st.p95);
   case MP_ERROR_RATE: return mk_d(TY_FRACTION, st.error_rate);

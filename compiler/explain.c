@@ -7,7 +7,10 @@
  * compiler's evaluator, given the same request and live state, then says
  * which part of a condition failed and with what values, and which
  * require or filter removed a model. The VM's trace decides; the
- * evaluator only explains, with the same operations.
+ * evaluator only explains, with the same operations (vm/sem.h). It is
+ * given the decision too: live state read after the decision may have
+ * moved on (a candidate took its breaker's probe), and the evaluator
+ * answers `healthy` for a candidate as the VM did.
  */
 #include "explain.h"
 
@@ -127,7 +130,7 @@ static void why_removed(const ev_env *base, int route, int rule, int m, char *bu
 static void text_rules(const explain_in *in, FILE *out) {
   const lane_trace *t = in->trace;
   const lane_program *p = in->prog;
-  ev_env env = {in->u, -1, NULL, p, in->req, in->rt, 0};
+  ev_env env = {in->u, -1, in->dec, p, in->req, in->rt, in->rc == LANE_OK};
   for (int i = 0; i < t->n; i++) {
     const lane_event *e = &t->events[i];
     const char *name = lane_rule_name(p, in->route, e->rule);
@@ -188,7 +191,7 @@ static void text_decision(const explain_in *in, FILE *out) {
 static json_t *json_trace(const explain_in *in) {
   const lane_trace *t = in->trace;
   const lane_program *p = in->prog;
-  ev_env env = {in->u, -1, NULL, p, in->req, in->rt, 0};
+  ev_env env = {in->u, -1, in->dec, p, in->req, in->rt, in->rc == LANE_OK};
   json_t *rules = json_array(), *cur = NULL, *cands = NULL;
   for (int i = 0; i < t->n; i++) {
     const lane_event *e = &t->events[i];
