@@ -309,7 +309,9 @@ static int fits(const vm_run *x) {
 }
 
 /* Bytewise comparison (sem_bytes_cmp): UTF-8 code point order. */
-static int scmp(const vmval *a, const vmval *b) { return sem_bytes_cmp(a->v.s, a->n, b->v.s, b->n); }
+static int scmp(const vmval *a, const vmval *b) {
+  return sem_bytes_cmp(a->v.s, a->n, b->v.s, b->n);
+}
 
 /* Whether x is in list `list`; *steps gets the cost model's count of the
  * elements visited and the bytes compared (the decision's count: the
@@ -710,7 +712,10 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(IN_LIST) { T1.v.i = in_list(im, in->c, &T1, &x->steps); T1.n = 0; vmbreak; }
     /* S_SIZE: pop s; push its length in code points (bytes that are not
      * UTF-8 continuation bytes; invalid UTF-8 is counted, not rejected). */
-    vmcase(S_SIZE) { STR_STEPS(BC_OP_S_SIZE, T1.n, 0); T1.v.i = sem_utf8_size(T1.v.s, T1.n); T1.n = 0; vmbreak; }
+    vmcase(S_SIZE) {
+      STR_STEPS(BC_OP_S_SIZE, T1.n, 0);
+      T1.v.i = sem_utf8_size(T1.v.s, T1.n); T1.n = 0; vmbreak;
+    }
     /* S_STARTS S_ENDS S_CONTAINS: pop t, s; push s.startsWith(t) ... ; the
      * empty t is in every s. contains() is linear (sem_two_way). */
     vmcase(S_STARTS) {
