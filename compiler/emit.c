@@ -18,6 +18,7 @@
  */
 #include "sema.h"
 #include "builtins.h"
+#include "sem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -667,14 +668,12 @@ static int key_of(const ast_node *c, int want, rule_key *k) {
 }
 
 static int key_eq(const rule_key *a, const rule_key *b) {
-  return a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
+  return sem_bytes_eq(a->s, a->n, b->s, b->n);
 }
 
 static int key_cmp(const void *pa, const void *pb) {
   const rule_key *a = pa, *b = pb;
-  size_t n = a->n < b->n ? a->n : b->n;
-  int c = n ? memcmp(a->s, b->s, n) : 0;
-  return c ? c : (a->n > b->n) - (a->n < b->n);
+  return sem_bytes_cmp(a->s, a->n, b->s, b->n);   /* the SWITCH's order */
 }
 
 /* Per rule of a route: the end of its indexed run (0 when not indexed),

@@ -6,10 +6,13 @@
  * depend on the request or on live state evaluate to EV_UNKNOWN, and && ||
  * use three-valued logic), and checking test expectations against a
  * decision. Arithmetic follows the VM exactly: the same opcodes, the same
- * overflow and division errors, the same IEEE doubles.
+ * overflow and division errors, the same IEEE doubles. Every operation
+ * both compute is the VM's own, from vm/sem.h; this file only maps
+ * values and errors.
  */
 #include "sema.h"
 #include "builtins.h"
+#include "sem.h"
 
 #include <errno.h>
 #include <math.h>
@@ -44,53 +47,47 @@ static ev_val mk_s(const char *s, size_t n) { ev_val v = mk(TY_STRING); v.s = s;
 
 static ast_ctx *ctx_of(const ev_env *env) { return (ast_ctx *)&env->u->ctx; }
 
-/* ---- machine operations, as the VM runs them ---- */
+/* ---- machine operations, as the VM runs them (vm/sem.h) ---- */
 
-static int scmp(const ev_val *a, const ev_val *b) {
-  size_t n = a->n < b->n ? a->n : b->n;
-  int c = n ? memcmp(a->s, b->s, n) : 0;
-  if (c) return c;
-  return a->n < b->n ? -1 : a->n > b->n;
-}
+static int scmp(const ev_val *a, const ev_val *b) { return sem_bytes_cmp(a->s, a->n, b->s, b->n); }
+
+static ev_val mk_u(uint64_t u) { ev_val v = mk(TY_UINT); v.v.u = u; return v; }
 
 static ev_val conv(int op, ev_val a) {
+  int64_t i = 0;
+  uint64_t u = 0;
   switch (op) {
   case BC_OP_I2D: return mk_d(TY_DOUBLE, (double)a.v.i);
   case BC_OP_U2D: return mk_d(TY_DOUBLE, (double)a.v.u);
   case BC_OP_D2I:
-    if (!(a.v.d > -9223372036854775808.0 && a.v.d < 9223372036854775808.0))  /* as CEL */
-      return error("double out of range for int");
-    return mk_i(TY_INT, (int64_t)a.v.d);
+    return sem_d2i(a.v.d, &i) ? error("double out of range for int") : mk_i(TY_INT, i);
   case BC_OP_D2U:
-    if (!(a.v.d > -1.0 && a.v.d < 18446744073709551616.0))
-      return error("double out of range for uint");
-    { ev_val v = mk(TY_UINT); v.v.u = (uint64_t)a.v.d; return v; }
+    return sem_d2u(a.v.d, &u) ? error("double out of range for uint") : mk_u(u);
   case BC_OP_I2U:
-    if (a.v.i < 0) return error("negative int out of range for uint");
-    { ev_val v = mk(TY_UINT); v.v.u = (uint64_t)a.v.i; return v; }
+    return sem_i2u(a.v.i, &u) ? error("negative int out of range for uint") : mk_u(u);
   case BC_OP_U2I:
-    if (a.v.u > INT64_MAX) return error("uint out of range for int");
-    return mk_i(TY_INT, (int64_t)a.v.u);
+    return sem_u2i(a.v.u, &i) ? error("uint out of range for int") : mk_i(TY_INT, i);
   default: return a;
   }
 }
 
+/* The folding error for a sem_* status of an int (uns 0) or uint (uns 1)
+ * operation; op tells division from modulus. */
+static ev_val arith_error(int st, int op, int uns) {
+  if (st == SEM_EZERO)
+    return error(op == BC_OP_MOD_I || op == BC_OP_MOD_U ? "modulus by zero" : "division by zero");
+  return error(uns ? "unsigned overflow" : "integer overflow");
+}
+
 static ev_val mop_int(int op, int64_t a, int64_t b) {
   int64_t r = 0;
+  int st;
   switch (op) {
-  case BC_OP_ADD_I: if (__builtin_add_overflow(a, b, &r)) return error("integer overflow"); break;
-  case BC_OP_SUB_I: if (__builtin_sub_overflow(a, b, &r)) return error("integer overflow"); break;
-  case BC_OP_MUL_I: if (__builtin_mul_overflow(a, b, &r)) return error("integer overflow"); break;
-  case BC_OP_DIV_I:
-    if (b == 0) return error("division by zero");
-    if (a == INT64_MIN && b == -1) return error("integer overflow");
-    r = a / b;
-    break;
-  case BC_OP_MOD_I:
-    if (b == 0) return error("modulus by zero");
-    if (a == INT64_MIN && b == -1) return error("integer overflow");
-    r = a % b;
-    break;
+  case BC_OP_ADD_I: st = sem_add_i(a, b, &r); break;
+  case BC_OP_SUB_I: st = sem_sub_i(a, b, &r); break;
+  case BC_OP_MUL_I: st = sem_mul_i(a, b, &r); break;
+  case BC_OP_DIV_I: st = sem_div_i(a, b, &r); break;
+  case BC_OP_MOD_I: st = sem_mod_i(a, b, &r); break;
   case BC_OP_EQ_I: return mk_b(a == b);
   case BC_OP_NE_I: return mk_b(a != b);
   case BC_OP_LT_I: return mk_b(a < b);
@@ -99,17 +96,18 @@ static ev_val mop_int(int op, int64_t a, int64_t b) {
   case BC_OP_GE_I: return mk_b(a >= b);
   default: return error("bad int operation");
   }
-  return mk_i(TY_INT, r);
+  return st ? arith_error(st, op, 0) : mk_i(TY_INT, r);
 }
 
 static ev_val mop_uint(int op, uint64_t a, uint64_t b) {
   uint64_t r = 0;
+  int st;
   switch (op) {
-  case BC_OP_ADD_U: if (__builtin_add_overflow(a, b, &r)) return error("unsigned overflow"); break;
-  case BC_OP_SUB_U: if (__builtin_sub_overflow(a, b, &r)) return error("unsigned overflow"); break;
-  case BC_OP_MUL_U: if (__builtin_mul_overflow(a, b, &r)) return error("unsigned overflow"); break;
-  case BC_OP_DIV_U: if (b == 0) return error("division by zero"); r = a / b; break;
-  case BC_OP_MOD_U: if (b == 0) return error("modulus by zero"); r = a % b; break;
+  case BC_OP_ADD_U: st = sem_add_u(a, b, &r); break;
+  case BC_OP_SUB_U: st = sem_sub_u(a, b, &r); break;
+  case BC_OP_MUL_U: st = sem_mul_u(a, b, &r); break;
+  case BC_OP_DIV_U: st = sem_div_u(a, b, &r); break;
+  case BC_OP_MOD_U: st = sem_mod_u(a, b, &r); break;
   case BC_OP_EQ_U: return mk_b(a == b);
   case BC_OP_NE_U: return mk_b(a != b);
   case BC_OP_LT_U: return mk_b(a < b);
@@ -118,9 +116,7 @@ static ev_val mop_uint(int op, uint64_t a, uint64_t b) {
   case BC_OP_GE_U: return mk_b(a >= b);
   default: return error("bad uint operation");
   }
-  ev_val v = mk(TY_UINT);
-  v.v.u = r;
-  return v;
+  return st ? arith_error(st, op, 1) : mk_u(r);
 }
 
 static ev_val mop_dbl(int op, double a, double b) {
@@ -284,13 +280,22 @@ static ev_val budget_val(const ev_env *env, const ast_node *n) {
     }
     lane_budget_spent(env->rt, b, lane_budget_key_hash(env->prog, b, k, kn), &spent);
   }
-  if (which == 0) return mk_d(TY_MONEY, spent);
-  if (which == 1) return mk_d(TY_MONEY, spent < limit ? limit - spent : 0);
-  return mk_d(TY_FRACTION, limit > 0 ? spent / limit : 0);
+  return mk_d(which == 2 ? TY_FRACTION : TY_MONEY, sem_budget_figure(spent, limit, which));
+}
+
+/* Whether the VM let model m pass `healthy` in the decision being
+ * explained (sem_breaker_health on its breaker now). A model among the
+ * decision's candidates passed whatever it was asked: it may have taken
+ * its breaker's probe since, which moves the deadline on. */
+static int live_healthy(const ev_env *env, int m, const lane_live_stats *st) {
+  const lane_decision *d = env->dec;
+  for (int i = 0; d && env->decided && i < d->ncandidates; i++)
+    if (d->candidates[i] == m) return 1;
+  return sem_breaker_health(st->state, st->until_ms, lane_runtime_now(env->rt)) != SEM_UNHEALTHY;
 }
 
 /* A model property that depends on the request or live state, when
- * explaining: the same figures the VM read. */
+ * explaining: the same figures the VM read, by the VM's rules. */
 static ev_val live_prop(const ev_env *env, int m, int prop) {
   lane_live_stats st;
   const sema_model *md = &env->u->models[m];
@@ -300,10 +305,9 @@ static ev_val live_prop(const ev_env *env, int m, int prop) {
   case MP_FITS: {
     int64_t in = field_val(env, &(ast_node){.ref = BC_F_INPUT_TOKENS}).v.i;
     int64_t out = field_val(env, &(ast_node){.ref = BC_F_MAX_OUTPUT_TOKENS}).v.i;
-    return mk_b((md->context == 0 || in + out <= md->context) &&
-                (md->max_output == 0 || out <= md->max_output));
+    return mk_b(sem_fits(in, out, md->context, md->max_output));
   }
-  case MP_HEALTHY: return mk_b(st.state == LANE_BREAKER_CLOSED);
+  case MP_HEALTHY: return mk_b(live_healthy(env, m, &st));
   case MP_P50: return mk_d(TY_DURATION, st.p50);
   case MP_P95: return mk_d(TY_DURATION, st.p95);
   case MP_ERROR_RATE: return mk_d(TY_FRACTION, st.error_rate);
@@ -327,19 +331,8 @@ static ev_val eval_ident(const ev_env *env, const ast_node *n) {
 
 /* ---- builtins ---- */
 
-static int64_t code_points(const char *s, size_t n) {
-  int64_t c = 0;
-  for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
-  return c;
-}
-
-static int has_at(const ev_val *s, const ev_val *t, size_t at) {
-  return t->n <= s->n && at <= s->n - t->n && memcmp(s->s + at, t->s, t->n) == 0;
-}
-
 static ev_val bucket(const ev_val *k) {
-  uint64_t h = k->ty == TY_STRING ? bc_fnv1a64(k->s, k->n, BC_FNV_OFFSET) : (uint64_t)k->v.i;
-  return mk_d(TY_FRACTION, (double)(bc_splitmix64(h) % 100) / 100.0);
+  return mk_d(TY_FRACTION, k->ty == TY_STRING ? sem_bucket_s(k->s, k->n) : sem_bucket_u(k->v.u));
 }
 
 /* string(x) of a constant, as CEL writes it. */
@@ -397,13 +390,10 @@ static ev_val eval_call(const ev_env *env, const ast_node *n) {
   const sema_builtin *b = &sema_builtins[n->ref];
   switch (b->fn) {
   case BF_SIZE:
-    return mk_i(TY_INT, a[0].ty == TY_STRING ? code_points(a[0].s, a[0].n) : (int64_t)a[0].n);
-  case BF_STARTS: return mk_b(has_at(&a[0], &a[1], 0));
-  case BF_ENDS: return mk_b(a[1].n <= a[0].n && has_at(&a[0], &a[1], a[0].n - a[1].n));
-  case BF_CONTAINS:
-    for (size_t i = 0; i + a[1].n <= a[0].n; i++)
-      if (has_at(&a[0], &a[1], i)) return mk_b(1);
-    return mk_b(0);
+    return mk_i(TY_INT, a[0].ty == TY_STRING ? sem_utf8_size(a[0].s, a[0].n) : (int64_t)a[0].n);
+  case BF_STARTS: return mk_b(sem_starts(a[0].s, a[0].n, a[1].s, a[1].n));
+  case BF_ENDS: return mk_b(sem_ends(a[0].s, a[0].n, a[1].s, a[1].n));
+  case BF_CONTAINS: return mk_b(sem_contains(a[0].s, a[0].n, a[1].s, a[1].n));
   case BF_BUCKET: return bucket(&a[0]);
   case BF_STRING: return format_value(env, &a[0]);
   case BF_INT: case BF_UINT: case BF_DOUBLE:
@@ -481,8 +471,7 @@ static ev_val eval_unary(const ev_env *env, const ast_node *n) {
   if (a.kind != EV_OK) return a;
   if (n->op == OP_NOT) return mk_b(!a.v.i);
   if (sema_ty_mtype(a.ty) == LANE_T_DOUBLE) { a.v.d = -a.v.d; return a; }
-  if (a.v.i == INT64_MIN) return error("integer overflow");
-  a.v.i = -a.v.i;
+  if (sem_neg_i(a.v.i, &a.v.i)) return error("integer overflow");
   return a;
 }
 

@@ -7,7 +7,10 @@
  * compiler's evaluator, given the same request and live state, then says
  * which part of a condition failed and with what values, and which
  * require or filter removed a model. The VM's trace decides; the
- * evaluator only explains, with the same operations.
+ * evaluator only explains, with the same operations (vm/sem.h). It is
+ * given the decision too: live state read after the decision may have
+ * moved on (a candidate took its breaker's probe), and the evaluator
+ * answers `healthy` for a candidate as the VM did.
  */
 #include "explain.h"
 
@@ -126,7 +129,7 @@ static void why_removed(const ev_env *base, int route, int rule, int m, char *bu
 static void text_rules(const explain_in *in, FILE *out) {
   const lane_trace *t = in->trace;
   const lane_program *p = in->prog;
-  ev_env env = {in->u, -1, NULL, p, in->req, in->rt, 0};
+  ev_env env = {in->u, -1, in->dec, p, in->req, in->rt, in->rc == LANE_OK};
   for (int i = 0; i < t->n; i++) {
     const lane_event *e = &t->events[i];
     const char *name = lane_rule_name(p, in->route, e->rule);
@@ -185,14 +188,14 @@ static void text_decision(const explain_in *in, FILE *out) {
 /* ---- for other writers (the lane command's JSON) ---- */
 
 void explain_why_rule(const explain_in *in, int rule, char *buf, size_t cap) {
-  ev_env env = {in->u, -1, NULL, in->prog, in->req, in->rt, 0};
+  ev_env env = {in->u, -1, in->dec, in->prog, in->req, in->rt, in->rc == LANE_OK};
   const ast_node *rn = in->u ? rule_node(in->u, in->route, rule) : NULL;
   if (cap) buf[0] = 0;
   if (rn && rn->kind == N_WHEN) why_not(&env, rn->a, buf, cap);
 }
 
 void explain_why_removed(const explain_in *in, int rule, int model, char *buf, size_t cap) {
-  ev_env env = {in->u, -1, NULL, in->prog, in->req, in->rt, 0};
+  ev_env env = {in->u, -1, in->dec, in->prog, in->req, in->rt, in->rc == LANE_OK};
   if (cap) buf[0] = 0;
   if (in->u) why_removed(&env, in->route, rule, model, buf, cap);
 }

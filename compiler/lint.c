@@ -25,6 +25,7 @@
  * or sorts.
  */
 #include "lint.h"
+#include "sem.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -705,7 +706,7 @@ static int interval(const bound *b, double *lo, int *lo_open, double *hi, int *h
 static int disjoint(const bound *a, const bound *b) {
   if (a->is_str != b->is_str || (a->nan_in && b->nan_in)) return 0;
   if (a->is_str) {
-    int eq = a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
+    int eq = sem_bytes_eq(a->s, a->n, b->s, b->n);
     if (a->op == OP_EQ && b->op == OP_EQ) return !eq;
     return eq && a->op != b->op;
   }
@@ -774,11 +775,11 @@ static int bounds_cover(const bound *g, int n) {
   if (g[0].is_str) {   /* != s with != t, or != s with == s */
     for (int i = 0; i < n; i++) {
       if (g[i].op != OP_NE) continue;
-      if (ne >= 0 && (g[i].n != g[ne].n || memcmp(g[i].s, g[ne].s, g[i].n) != 0)) return 2;
+      if (ne >= 0 && !sem_bytes_eq(g[i].s, g[i].n, g[ne].s, g[ne].n)) return 2;
       if (ne < 0) ne = i;
     }
     for (int i = 0; ne >= 0 && i < n; i++)
-      if (g[i].op == OP_EQ && g[i].n == g[ne].n && memcmp(g[i].s, g[ne].s, g[i].n) == 0)
+      if (g[i].op == OP_EQ && sem_bytes_eq(g[i].s, g[i].n, g[ne].s, g[ne].n))
         return 2;
     return 0;
   }

@@ -204,7 +204,7 @@ typedef struct ev_val {
 typedef struct ev_env {
   const sema_unit   *u;
   int                model;    /* current model for MPROPs, or -1 */
-  const lane_decision *dec;    /* tests: the decision */
+  const lane_decision *dec;    /* tests, explain: the decision */
   const lane_program  *prog;   /* tests, explain: the program decided on */
   const lane_request  *req;    /* explain: request fields, or NULL */
   const lane_runtime  *rt;     /* explain: live stats and budgets, or NULL */

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sem.h"
 #include "vm.h"
 
 #define DEFAULT_MAX_BYTES ((size_t)64 << 20)
@@ -557,13 +558,12 @@ static int check_fields(vctx *v) {
   return LANE_OK;
 }
 
-/* Bytewise order of two strings, shorter first on a common prefix. */
+/* Bytewise order of two strings (sem_bytes_cmp), shorter first on a
+ * common prefix. */
 static int str_cmp(vctx *v, uint32_t a, uint32_t b) {
   const bc_str *x = &v->im->str[a], *y = &v->im->str[b];
-  uint32_t n = x->len < y->len ? x->len : y->len;
-  int c = n ? memcmp(x->p, y->p, n) : 0;
-  v->work += 1 + n / 16;
-  return c ? c : (x->len > y->len) - (x->len < y->len);
+  v->work += 1 + (x->len < y->len ? x->len : y->len) / 16;
+  return sem_bytes_cmp(x->p, x->len, y->p, y->len);
 }
 
 /* Stable merge sort of n string indexes by their bytes. A comparison

@@ -62,6 +62,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sem.h"
 #include "vm.h"
 
 #define BUSY (1ull << 63)         /* tag bit: slot being cleared */
@@ -302,8 +303,8 @@ static uint64_t breaker_until(const lane_runtime *rt, const vm_model *m, uint64_
 int vm_health(const lane_runtime *rt, uint32_t model, uint64_t now) {
   const vm_model *m = &rt->m[model];
   uint32_t st = atomic_load_explicit(&m->state, memory_order_acquire);
-  if (st == LANE_BREAKER_CLOSED) return 1;
-  return now >= breaker_until(rt, m, now) ? 2 : 0;
+  if (st == LANE_BREAKER_CLOSED) return SEM_HEALTHY;   /* no deadline to read */
+  return sem_breaker_health((int)st, breaker_until(rt, m, now), now);
 }
 
 int vm_claim_probe(lane_runtime *rt, uint32_t model, uint64_t now) {
@@ -988,9 +989,7 @@ double vm_budget_read(const lane_runtime *rt, uint32_t budget, const lane_reques
   int at_limit = 0;
   double spent = h ? (double)read_key(&rt->b[budget], h, now, &at_limit) / 1e9 : 0;
   if (at_limit) spent = bb->limit;
-  if (which == 0) return spent;
-  if (which == 1) return spent < bb->limit ? bb->limit - spent : 0;
-  return bb->limit > 0 ? spent / bb->limit : 0;
+  return sem_budget_figure(spent, bb->limit, which);
 }
 
 /* Dollars to nano-dollars, rounded; -1 if negative, not finite or huge. */
@@ -1532,8 +1531,7 @@ typedef struct byname { const char *p; uint32_t len; int i; } byname;
 
 static int byname_cmp(const void *a, const void *b) {
   const byname *x = a, *y = b;
-  int c = memcmp(x->p, y->p, x->len < y->len ? x->len : y->len);
-  return c ? c : (x->len > y->len) - (x->len < y->len);
+  return sem_bytes_cmp(x->p, x->len, y->p, y->len);
 }
 
 /* Sets each saved budget's dst: the budget of rt's program that still

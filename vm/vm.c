@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sem.h"
 #include "vm.h"
 
 #if defined(__GNUC__) && !defined(LANE_VM_SWITCH) && !defined(LANE_VM_GOTO)
@@ -300,116 +301,16 @@ static vmval model_field(const bc_image *im, uint32_t m, int which) {
   return v;
 }
 
+/* `fits` for the current model (sem_fits). */
 static int fits(const vm_run *x) {
   const bc_model *m = &x->im->models[x->model];
-  int64_t in = req_int(x->r, BC_F_INPUT_TOKENS), out = req_int(x->r, BC_F_MAX_OUTPUT_TOKENS);
-  int64_t sum;
-  int ctx_ok = m->context == 0 ||
-               (!__builtin_add_overflow(in, out, &sum) && sum <= m->context);
-  return ctx_ok && (m->max_output == 0 || out <= m->max_output);
+  return sem_fits(req_int(x->r, BC_F_INPUT_TOKENS), req_int(x->r, BC_F_MAX_OUTPUT_TOKENS),
+                  m->context, m->max_output);
 }
 
-/* Bytewise comparison: memcmp's unsigned bytes give UTF-8 code point order. */
+/* Bytewise comparison (sem_bytes_cmp): UTF-8 code point order. */
 static int scmp(const vmval *a, const vmval *b) {
-  size_t n = a->n < b->n ? a->n : b->n;
-  int c = n ? memcmp(a->v.s, b->v.s, n) : 0;
-  return c ? c : (a->n > b->n) - (a->n < b->n);
-}
-
-static int sstarts(const vmval *s, const vmval *t) {
-  return t->n <= s->n && (t->n == 0 || memcmp(s->v.s, t->v.s, t->n) == 0);
-}
-
-static int sends(const vmval *s, const vmval *t) {
-  return t->n <= s->n && (t->n == 0 || memcmp(s->v.s + s->n - t->n, t->v.s, t->n) == 0);
-}
-
-/* The maximal suffix of x[0,m) in byte order (rev 0) or in reverse byte
- * order (rev 1): returns where it starts, and its period in *per. Each
- * round moves the candidate or the compared position on: linear in m. */
-static size_t max_suffix(const unsigned char *x, size_t m, int rev, size_t *per) {
-  size_t s = 0, c = 1, k = 1, p = 1;   /* suffix at s, challenger at c */
-  while (c + k <= m) {
-    unsigned char a = x[c + k - 1], b = x[s + k - 1];
-    if (a == b) {
-      if (k == p) { c += p; k = 1; }
-      else k++;
-    } else if ((a < b) != rev) {       /* the challenger is smaller: skip it */
-      c += k;
-      k = 1;
-      p = c - s;
-    } else {                           /* the challenger is larger: it leads */
-      s = c;
-      c = s + 1;
-      k = p = 1;
-    }
-  }
-  *per = p;
-  return s;
-}
-
-/* Whether needle x[0,m) occurs in y[0,n): Crochemore and Perrin's
- * two-way matching. x splits at a critical position s into x[0,s) and
- * x[s,m); each try matches the right part left to right, then the left
- * part right to left, and a mismatch shifts by what the factorization
- * proves safe. At most 2n byte comparisons after O(m) preparation, and
- * no memory: contains() costs O(n + m) whatever the strings (the cost
- * model counts it so). */
-static int two_way(const unsigned char *y, size_t n, const unsigned char *x, size_t m) {
-  size_t p1, p2, s1 = max_suffix(x, m, 0, &p1), s2 = max_suffix(x, m, 1, &p2);
-  size_t s = s1 > s2 ? s1 : s2, per = s1 > s2 ? p1 : p2, pos = 0;
-  if (memcmp(x, x + per, s) == 0) {     /* x is periodic: remember the overlap */
-    size_t mem = 0;                     /* bytes of x known to match at pos */
-    while (pos <= n - m) {
-      size_t i = s > mem ? s : mem;
-      while (i < m && x[i] == y[pos + i]) i++;
-      if (i < m) {
-        pos += i - s + 1;
-        mem = 0;
-        continue;
-      }
-      for (i = s; i > mem && x[i - 1] == y[pos + i - 1]; i--) {}
-      if (i <= mem) return 1;
-      pos += per;
-      mem = m - per;
-    }
-  } else {
-    per = (s > m - s ? s : m - s) + 1;
-    while (pos <= n - m) {
-      size_t i = s;
-      while (i < m && x[i] == y[pos + i]) i++;
-      if (i < m) {
-        pos += i - s + 1;
-        continue;
-      }
-      for (i = s; i > 0 && x[i - 1] == y[pos + i - 1]; i--) {}
-      if (i == 0) return 1;
-      pos += per;
-    }
-  }
-  return 0;
-}
-
-static int scontains(const vmval *s, const vmval *t) {
-  if (t->n == 0) return 1;
-  if (t->n > s->n) return 0;
-  if (t->n == 1) return memchr(s->v.s, t->v.s[0], s->n) != NULL;
-  return two_way((const unsigned char *)s->v.s, s->n, (const unsigned char *)t->v.s, t->n);
-}
-
-/* Code points: the bytes that are not UTF-8 continuation bytes (10xxxxxx),
- * eight at a time: a byte's top bit set and the next bit clear, moved to
- * the byte's low bit and summed by a multiplication. */
-static int64_t ssize(const vmval *s) {
-  const uint64_t top = 0x8080808080808080ull, ones = 0x0101010101010101ull;
-  size_t i = 0, cont = 0;
-  for (; i + 8 <= s->n; i += 8) {
-    uint64_t w;
-    memcpy(&w, s->v.s + i, sizeof w);
-    cont += (size_t)((((w & ~(w << 1) & top) >> 7) * ones) >> 56);
-  }
-  for (; i < s->n; i++) cont += ((unsigned char)s->v.s[i] & 0xC0) == 0x80;
-  return (int64_t)(s->n - cont);
+  return sem_bytes_cmp(a->v.s, a->n, b->v.s, b->n);
 }
 
 /* Whether x is in list `list`; *steps gets the cost model's count of the
@@ -429,7 +330,7 @@ static int in_list(const bc_image *im, uint32_t list, const vmval *x, uint32_t *
     for (; k < l->count && !found; k++)
       if (im->str[e[k]].len == x->n) {
         bytes += x->n;
-        found = x->n == 0 || memcmp(im->str[e[k]].p, x->v.s, x->n) == 0;
+        found = sem_bytes_eq(im->str[e[k]].p, x->n, x->v.s, x->n);
       }
     break;
   default: /* int and uint compare bit patterns */
@@ -440,8 +341,6 @@ static int in_list(const bc_image *im, uint32_t list, const vmval *x, uint32_t *
   return found;
 }
 
-
-static double bucket_u(uint64_t k) { return (double)(bc_splitmix64(k) % 100) / 100.0; }
 
 static int vm_exec(vm_run *x, uint32_t pc, int filter);
 
@@ -468,8 +367,8 @@ static int contains(const int *v, int n, int m) {
  * it (vm_cand), so checking it never spends the probe. */
 static int healthy(vm_run *x, uint32_t m) {
   switch (vm_health(x->rt, m, x->now)) {
-  case 1: return 1;
-  case 2:
+  case SEM_HEALTHY: return 1;
+  case SEM_PROBE:
     if (contains(x->probe, x->nprobe, (int)m) || contains(x->pending, x->npending, (int)m))
       return 1;
     if (x->npending == 16) return 0;
@@ -514,11 +413,9 @@ static uint32_t switch_target(const vm_run *x, uint32_t c, uint32_t *steps) {
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
     const bc_str *s = &im->str[im->cases[sw->first + mid].str];
-    size_t n = s->len < key.n ? s->len : key.n;
-    int cmp = n ? memcmp(s->p, key.v.s, n) : 0;
+    int cmp = sem_bytes_cmp(s->p, s->len, key.v.s, key.n);
     probes++;
-    bytes += n;
-    if (!cmp) cmp = (s->len > key.n) - (s->len < key.n);
+    bytes += s->len < key.n ? s->len : key.n;
     if (!cmp) { t = im->cases[sw->first + mid].target; break; }
     if (cmp < 0) lo = mid + 1;
     else hi = mid;
@@ -665,10 +562,13 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
 
 #define T1 st[sp - 1]                       /* top */
 #define T2 st[sp - 2]                       /* below top */
+/* Checked arithmetic and conversions: the sem_* function, a fault on
+ * error. */
 #define INT_OP(fn)  { int64_t r_; if (fn(T2.v.i, T1.v.i, &r_)) goto fault; \
                       T2.v.i = r_; sp--; vmbreak; }
 #define UINT_OP(fn) { uint64_t r_; if (fn(T2.v.u, T1.v.u, &r_)) goto fault; \
                       T2.v.u = r_; sp--; vmbreak; }
+#define CONV(fn, from, to) { if (fn(T1.v.from, &T1.v.to)) goto fault; vmbreak; }
 #define DBL_OP(op)  { T2.v.d = T2.v.d op T1.v.d; sp--; vmbreak; }
 #define CMP(m, op)  { T2.v.i = T2.v.m op T1.v.m; sp--; vmbreak; }
 #define SCMP(op)    { STR_STEPS(BC_OP_LT_S, T2.n, T1.n); \
@@ -728,31 +628,25 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
      * circuit); else pop and fall through. */
     vmcase(JT_KEEP) { if (T1.v.i) pc = in->c; else sp--; vmbreak; }
     /* ADD_I SUB_I MUL_I: pop b, a; push a op b; overflow is an error. */
-    vmcase(ADD_I) INT_OP(__builtin_add_overflow)
-    vmcase(SUB_I) INT_OP(__builtin_sub_overflow)
-    vmcase(MUL_I) INT_OP(__builtin_mul_overflow)
+    vmcase(ADD_I) INT_OP(sem_add_i)
+    vmcase(SUB_I) INT_OP(sem_sub_i)
+    vmcase(MUL_I) INT_OP(sem_mul_i)
     /* DIV_I: pop b, a; push a / b truncated; b == 0 or INT64_MIN / -1 is an
      * error. */
-    vmcase(DIV_I) {
-      if (T1.v.i == 0 || (T1.v.i == -1 && T2.v.i == INT64_MIN)) goto fault;
-      T2.v.i /= T1.v.i; sp--; vmbreak;
-    }
+    vmcase(DIV_I) INT_OP(sem_div_i)
     /* MOD_I: pop b, a; push a % b (sign of a); b == 0 or INT64_MIN % -1 is
      * an error, as in CEL. */
-    vmcase(MOD_I) {
-      if (T1.v.i == 0 || (T1.v.i == -1 && T2.v.i == INT64_MIN)) goto fault;
-      T2.v.i %= T1.v.i; sp--; vmbreak;
-    }
+    vmcase(MOD_I) INT_OP(sem_mod_i)
     /* NEG_I: pop a, push -a; -INT64_MIN is an error. */
-    vmcase(NEG_I) { if (T1.v.i == INT64_MIN) goto fault; T1.v.i = -T1.v.i; vmbreak; }
+    vmcase(NEG_I) CONV(sem_neg_i, i, i)
     /* ADD_U SUB_U MUL_U: pop b, a; push a op b; wrap-around (and a result
      * below zero) is an error. */
-    vmcase(ADD_U) UINT_OP(__builtin_add_overflow)
-    vmcase(SUB_U) UINT_OP(__builtin_sub_overflow)
-    vmcase(MUL_U) UINT_OP(__builtin_mul_overflow)
+    vmcase(ADD_U) UINT_OP(sem_add_u)
+    vmcase(SUB_U) UINT_OP(sem_sub_u)
+    vmcase(MUL_U) UINT_OP(sem_mul_u)
     /* DIV_U MOD_U: pop b, a; push a / b or a % b; b == 0 is an error. */
-    vmcase(DIV_U) { if (!T1.v.u) goto fault; T2.v.u /= T1.v.u; sp--; vmbreak; }
-    vmcase(MOD_U) { if (!T1.v.u) goto fault; T2.v.u %= T1.v.u; sp--; vmbreak; }
+    vmcase(DIV_U) UINT_OP(sem_div_u)
+    vmcase(MOD_U) UINT_OP(sem_mod_u)
     /* ADD_D SUB_D MUL_D DIV_D: IEEE, never an error (x/0 is inf or nan).
      * Built with -ffp-contract=off so results are the same everywhere. */
     vmcase(ADD_D) DBL_OP(+)
@@ -767,19 +661,12 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
     /* D2I: truncate toward zero; nan, inf and values outside (-2^63, 2^63)
      * are an error, as in CEL, which excludes -2^63 itself (the comparisons
      * are false for nan). */
-    vmcase(D2I) {
-      if (!(T1.v.d > -9223372036854775808.0 && T1.v.d < 9223372036854775808.0))
-        goto fault;
-      T1.v.i = (int64_t)T1.v.d; vmbreak;
-    }
+    vmcase(D2I) CONV(sem_d2i, d, i)
     /* D2U: truncate toward zero; nan, inf, <= -1 and >= 2^64 are an error. */
-    vmcase(D2U) {
-      if (!(T1.v.d > -1.0 && T1.v.d < 18446744073709551616.0)) goto fault;
-      T1.v.u = (uint64_t)T1.v.d; vmbreak;
-    }
+    vmcase(D2U) CONV(sem_d2u, d, u)
     /* I2U: a negative int is an error. U2I: above INT64_MAX is an error. */
-    vmcase(I2U) { if (T1.v.i < 0) goto fault; T1.v.u = (uint64_t)T1.v.i; vmbreak; }
-    vmcase(U2I) { if (T1.v.u > INT64_MAX) goto fault; T1.v.i = (int64_t)T1.v.u; vmbreak; }
+    vmcase(I2U) CONV(sem_i2u, i, u)
+    vmcase(U2I) CONV(sem_u2i, u, i)
     /* EQ_I NE_I LT_I LE_I GT_I GE_I: pop b, a; push a op b (signed). */
     vmcase(EQ_I) CMP(i, ==)
     vmcase(NE_I) CMP(i, !=)
@@ -807,11 +694,11 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
      * per BC_COST_* bytes they may read (bc_len_steps). */
     vmcase(EQ_S) {
       STR_STEPS(BC_OP_EQ_S, T2.n, T1.n);
-      T2.v.i = T2.n == T1.n && scmp(&T2, &T1) == 0; sp--; vmbreak;
+      T2.v.i = sem_bytes_eq(T2.v.s, T2.n, T1.v.s, T1.n); sp--; vmbreak;
     }
     vmcase(NE_S) {
       STR_STEPS(BC_OP_NE_S, T2.n, T1.n);
-      T2.v.i = !(T2.n == T1.n && scmp(&T2, &T1) == 0); sp--; vmbreak;
+      T2.v.i = !sem_bytes_eq(T2.v.s, T2.n, T1.v.s, T1.n); sp--; vmbreak;
     }
     vmcase(LT_S) SCMP(<)
     vmcase(LE_S) SCMP(<=)
@@ -825,31 +712,34 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(IN_LIST) { T1.v.i = in_list(im, in->c, &T1, &x->steps); T1.n = 0; vmbreak; }
     /* S_SIZE: pop s; push its length in code points (bytes that are not
      * UTF-8 continuation bytes; invalid UTF-8 is counted, not rejected). */
-    vmcase(S_SIZE) { STR_STEPS(BC_OP_S_SIZE, T1.n, 0); T1.v.i = ssize(&T1); T1.n = 0; vmbreak; }
+    vmcase(S_SIZE) {
+      STR_STEPS(BC_OP_S_SIZE, T1.n, 0);
+      T1.v.i = sem_utf8_size(T1.v.s, T1.n); T1.n = 0; vmbreak;
+    }
     /* S_STARTS S_ENDS S_CONTAINS: pop t, s; push s.startsWith(t) ... ; the
-     * empty t is in every s. contains() is linear (two_way). */
+     * empty t is in every s. contains() is linear (sem_two_way). */
     vmcase(S_STARTS) {
       STR_STEPS(BC_OP_S_STARTS, T2.n, T1.n);
-      T2.v.i = sstarts(&T2, &T1); T2.n = 0; sp--; vmbreak;
+      T2.v.i = sem_starts(T2.v.s, T2.n, T1.v.s, T1.n); T2.n = 0; sp--; vmbreak;
     }
     vmcase(S_ENDS) {
       STR_STEPS(BC_OP_S_ENDS, T2.n, T1.n);
-      T2.v.i = sends(&T2, &T1); T2.n = 0; sp--; vmbreak;
+      T2.v.i = sem_ends(T2.v.s, T2.n, T1.v.s, T1.n); T2.n = 0; sp--; vmbreak;
     }
     vmcase(S_CONTAINS) {
       STR_STEPS(BC_OP_S_CONTAINS, T2.n, T1.n);
-      T2.v.i = scontains(&T2, &T1); T2.n = 0; sp--; vmbreak;
+      T2.v.i = sem_contains(T2.v.s, T2.n, T1.v.s, T1.n); T2.n = 0; sp--; vmbreak;
     }
     /* BUCKET_S: pop s; push splitmix64(fnv1a64(s)) % 100 / 100. */
     vmcase(BUCKET_S) {
       STR_STEPS(BC_OP_BUCKET_S, T1.n, 0);
-      T1.v.d = bucket_u(bc_fnv1a64(T1.v.s, T1.n, BC_FNV_OFFSET)); T1.n = 0; vmbreak;
+      T1.v.d = sem_bucket_s(T1.v.s, T1.n); T1.n = 0; vmbreak;
     }
     /* BUCKET_I: pop i; push splitmix64(i as uint64 bits) % 100 / 100. */
-    vmcase(BUCKET_I) { T1.v.d = bucket_u(T1.v.u); vmbreak; }
+    vmcase(BUCKET_I) { T1.v.d = sem_bucket_u(T1.v.u); vmbreak; }
     /* BUCKET_U: pop u; push splitmix64(u) % 100 / 100 (as BUCKET_I: an int
      * and a uint with the same bits share a bucket). */
-    vmcase(BUCKET_U) { T1.v.d = bucket_u(T1.v.u); vmbreak; }
+    vmcase(BUCKET_U) { T1.v.d = sem_bucket_u(T1.v.u); vmbreak; }
     /* HAS c: push whether request field c was set (CEL's has()). */
     vmcase(HAS) PUSH(i, (int64_t)(x->r->set >> in->c & 1))
     /* BUDGET a, c: push budget c's spent (a 0, $), remaining (1, $) or used

@@ -128,10 +128,9 @@ struct lane_runtime {
 
 /* Runtime reads for the interpreter (runtime.c). */
 uint64_t vm_now(const lane_runtime *rt);
-/* Whether model may be chosen now; with may_probe, a model whose breaker
- * cooldown is over is granted this decision's probe (*probed set). */
-/* 1 if model may be chosen now (breaker closed), 2 if its cooldown is
- * over and a probe could be sent, 0 if not. */
+/* The breaker's rule (sem_breaker_health) for model now: SEM_HEALTHY
+ * (closed), SEM_PROBE (its deadline has come: a probe could be sent) or
+ * SEM_UNHEALTHY. */
 int      vm_health(const lane_runtime *rt, uint32_t model, uint64_t now);
 /* Claims the probe of a model whose vm_health was 2; 1 if this caller got
  * it (the decision sends the probe), 0 if another did first. */

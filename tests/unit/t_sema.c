@@ -4,7 +4,8 @@
  * decided on. Types and units, constant folding errors, accumulated and
  * rendered diagnostics, did-you-mean hints, catalog import and override,
  * static pool filters, bit-identical cost, test blocks, runtime errors,
- * bucket() and split stickiness.
+ * bucket() and split stickiness, and explanations that agree with the
+ * VM on fits and healthy.
  */
 #include <math.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "explain.h"
 #include "sema.h"
 #include "tap.h"
 #include "reqspec.h"
@@ -705,6 +707,112 @@ static void test_fold_vs_vm(void) {
 
 /* ---- regressions: each failed before its fix ---- */
 
+/* ---- explain agrees with the VM ---- */
+
+/* Decides route on spec with a trace and writes the text explanation of
+ * it into buf; returns the status of the decision. */
+static int explain(const char *route, const char *spec, char *buf, size_t cap) {
+  lane_request r;
+  lane_event ev[64];
+  lane_trace t = {ev, 64, 0, 0};
+  char *text = NULL;
+  size_t n = 0;
+  memset(&D, 0, sizeof D);
+  buf[0] = 0;
+  if (!P) return -1;
+  set_fields(&r, P, spec);
+  int rc = lane_decide_traced(RT, lane_route(P, route), &r, &D, &t);
+  explain_in in = {&U, P, RT, lane_route(P, route), &r, &D, rc, &t};
+  FILE *f = open_memstream(&text, &n);
+  explain_print_text(&in, f);
+  fclose(f);
+  snprintf(buf, cap, "%s", text ? text : "");
+  free(text);
+  return rc;
+}
+
+/* Sets model's breaker to state, with its cooldown (open) or probe
+ * deadline (half-open) ending at until_ms. */
+static void set_breaker(const char *model, int state, uint64_t until_ms) {
+  lane_live_stats st;
+  int m = -1;
+  for (int i = 0; i < lane_model_count(P); i++)
+    if (!strcmp(lane_model_name(P, i), model)) m = i;
+  lane_model_stats(RT, m, &st);
+  st.state = state;
+  st.until_ms = until_ms;
+  if (lane_runtime_set_model_stats(RT, m, &st) != LANE_OK) bail("cannot set %s's breaker", model);
+}
+
+static void test_explain_vs_vm(void) {
+  char out[4096];
+  /* Token counts near 2^63: input + output overflows. The VM checks the
+   * sum (an overflowing sum fits no known context); the evaluator used to
+   * add them (undefined behaviour; in practice a negative sum that fits),
+   * so explain found no reason for a's removal. */
+  is_int(compile("model a { input $1/Mtok output $1/Mtok context 8k }\n"
+                 "model b { input $2/Mtok output $2/Mtok }\n"
+                 "route r { otherwise -> cheapest(models where fits && cost < $1e30) }\n"), 0,
+         "fits policy compiles");
+  if (!P) { diag_text(DIAG); return; }
+  is_int(explain("r", "input_tokens=4611686018427387904 max_output_tokens=4611686018427387904",
+                 out, sizeof out), LANE_OK, "tokens near 2^63: decided");
+  is_str(primary(), "b", "  the VM: a does not fit (the sum overflows), b has no context limit");
+  is_str(out,
+         "rule 1  otherwise\n"
+         "    matched\n"
+         "    b                                        $18446744073709.55 kept\n"
+         "    a                                        $9223372036854.775 removed: `fits` is false\n"
+         "    -> b\n"
+         "decision: rule 1, b ($18446744073709.55); expected cost $18446744073709.55\n",
+         "  explain: a was removed because it does not fit");
+
+  /* A breaker open but past its cooldown: the VM lets the model take a
+   * probe, so `healthy` holds for it; the evaluator used to call every
+   * breaker that is not closed unhealthy, and explain gave the breaker as
+   * the reason a model was removed by its cost. */
+  is_int(compile("model a { input $10/Mtok output $10/Mtok }\n"
+                 "model b { input $1/Mtok output $1/Mtok }\n"
+                 "route r {\n"
+                 "  when req.tier == \"x\" -> cheapest(models where healthy && cost < $0.0005)\n"
+                 "  otherwise -> cheapest(models where healthy)\n"
+                 "}\n"), 0, "healthy policy compiles");
+  if (!P) { diag_text(DIAG); return; }
+  set_breaker("a", LANE_BREAKER_OPEN, 1);   /* its cooldown ended long ago */
+  is_int(explain("r", "tier=x input_tokens=100", out, sizeof out), LANE_OK,
+         "open past cooldown: decided");
+  is_str(primary(), "b", "  the VM: a passes healthy, is too dear; b is chosen");
+  is_str(out,
+         "rule 1  req.tier == \"x\"\n"
+         "    matched\n"
+         "    b                                        $9.9999999999999991e-05 kept\n"
+         "    a                                        $0.001        removed: `cost < $0.0005` is false (cost = $0.001)\n"
+         "    -> b\n"
+         "decision: rule 1, b ($9.9999999999999991e-05); expected cost $9.9999999999999991e-05\n",
+         "  explain: a was removed by its cost, not by its breaker");
+  /* b's breaker open in its cooldown: rule 1 removes a (cost) and b
+   * (breaker); rule 2 picks a, which takes its probe (its breaker is
+   * half-open now, the deadline a cooldown away). Explaining rule 1 after
+   * that must still say what the VM saw: a healthy then. */
+  set_breaker("b", LANE_BREAKER_OPEN, UINT64_C(1) << 62);
+  is_int(explain("r", "tier=x input_tokens=100", out, sizeof out), LANE_OK,
+         "a takes its probe: decided");
+  is_int(D.rule, 2, "  by rule 2");
+  is_str(primary(), "a", "  a, the probe");
+  is_str(out,
+         "rule 1  req.tier == \"x\"\n"
+         "    matched, but every candidate was removed\n"
+         "    a                                        $0.001        removed: `cost < $0.0005` is false (cost = $0.001)\n"
+         "    b                                        $9.9999999999999991e-05 removed: `healthy` is false\n"
+         "rule 2  otherwise\n"
+         "    matched\n"
+         "    a                                        $0.001        kept\n"
+         "    b                                        $9.9999999999999991e-05 removed: `healthy` is false\n"
+         "    -> a\n"
+         "decision: rule 2, a ($0.001); expected cost $0.001\n",
+         "  explain: in rule 1, a was removed by its cost and b by its breaker");
+}
+
 static void test_regressions(void) {
   /* DESIGN.md: "the first error does not stop the report of the next ten".
    * Errors found while folding constants used to stop at the first. */
@@ -738,6 +846,7 @@ int main(void) {
   test_split();
   test_fold_vs_vm();
   test_regressions();
+  test_explain_vs_vm();
   reset();
   return done_testing();
 }

@@ -1,0 +1,280 @@
+/*
+ * sem.h -- the semantic core: what the VM computes and the compiler's
+ * evaluator (constant folding, static model filters, `lane eval
+ * --explain`, test expectations) must compute alike. One definition of
+ * each operation, so the two cannot drift apart; the VM is the truth and
+ * these are its rules.
+ *
+ * Internal to the format layer (beside bc.h): not installed, libc only.
+ * The functions are static inline, so the interpreter pays no call; the
+ * two-way search's two long helpers are plain static (unused where not
+ * called), so the compiler inlines them only where it pays, as it did
+ * when they were the VM's own: inlined into the dispatch loop they cost
+ * every decision about 2% more instructions.
+ *
+ *   checked arithmetic     sem_add_i ... sem_mod_u, sem_neg_i (SEM_E*)
+ *   conversions            sem_d2i sem_d2u sem_i2u sem_u2i
+ *   byte strings           sem_bytes_cmp sem_bytes_eq, sem_starts
+ *                          sem_ends sem_contains, sem_utf8_size
+ *   bucket()               sem_bucket_u sem_bucket_s
+ *   model checks           sem_fits, sem_breaker_health
+ *   budget figures         sem_budget_figure
+ */
+#ifndef LANE_SEM_H
+#define LANE_SEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "bc.h"
+#include "lane.h"
+
+/* ---------------------------------------------------------------------
+ * Checked arithmetic. Each returns SEM_OK with *r set, or the runtime
+ * error the VM raises (a rule that does not match; a folding error).
+ * ------------------------------------------------------------------- */
+enum {
+  SEM_OK = 0,
+  SEM_EOVERFLOW,   /* the result does not fit (or an unsigned one is < 0) */
+  SEM_EZERO,       /* division or modulus by zero */
+  SEM_ERANGE       /* a conversion's operand is out of the target's range */
+};
+
+static inline int sem_add_i(int64_t a, int64_t b, int64_t *r) {
+  return __builtin_add_overflow(a, b, r) ? SEM_EOVERFLOW : SEM_OK;
+}
+static inline int sem_sub_i(int64_t a, int64_t b, int64_t *r) {
+  return __builtin_sub_overflow(a, b, r) ? SEM_EOVERFLOW : SEM_OK;
+}
+static inline int sem_mul_i(int64_t a, int64_t b, int64_t *r) {
+  return __builtin_mul_overflow(a, b, r) ? SEM_EOVERFLOW : SEM_OK;
+}
+/* a / b truncated toward zero; INT64_MIN / -1 overflows. */
+static inline int sem_div_i(int64_t a, int64_t b, int64_t *r) {
+  if (b == 0) return SEM_EZERO;
+  if (b == -1 && a == INT64_MIN) return SEM_EOVERFLOW;
+  *r = a / b;
+  return SEM_OK;
+}
+/* a % b with the sign of a; INT64_MIN % -1 is an error, as in CEL. */
+static inline int sem_mod_i(int64_t a, int64_t b, int64_t *r) {
+  if (b == 0) return SEM_EZERO;
+  if (b == -1 && a == INT64_MIN) return SEM_EOVERFLOW;
+  *r = a % b;
+  return SEM_OK;
+}
+static inline int sem_neg_i(int64_t a, int64_t *r) {
+  if (a == INT64_MIN) return SEM_EOVERFLOW;
+  *r = -a;
+  return SEM_OK;
+}
+/* Unsigned: wrap-around, and a result below zero, are errors. */
+static inline int sem_add_u(uint64_t a, uint64_t b, uint64_t *r) {
+  return __builtin_add_overflow(a, b, r) ? SEM_EOVERFLOW : SEM_OK;
+}
+static inline int sem_sub_u(uint64_t a, uint64_t b, uint64_t *r) {
+  return __builtin_sub_overflow(a, b, r) ? SEM_EOVERFLOW : SEM_OK;
+}
+static inline int sem_mul_u(uint64_t a, uint64_t b, uint64_t *r) {
+  return __builtin_mul_overflow(a, b, r) ? SEM_EOVERFLOW : SEM_OK;
+}
+static inline int sem_div_u(uint64_t a, uint64_t b, uint64_t *r) {
+  if (b == 0) return SEM_EZERO;
+  *r = a / b;
+  return SEM_OK;
+}
+static inline int sem_mod_u(uint64_t a, uint64_t b, uint64_t *r) {
+  if (b == 0) return SEM_EZERO;
+  *r = a % b;
+  return SEM_OK;
+}
+
+/* Conversions (I2D and U2D are plain casts and never fail). D2I truncates
+ * toward zero; nan, inf and values outside (-2^63, 2^63) are an error, as
+ * in CEL, which excludes -2^63 itself (the comparisons are false for nan).
+ * D2U: nan, inf, <= -1 and >= 2^64 are an error. */
+static inline int sem_d2i(double d, int64_t *r) {
+  if (!(d > -9223372036854775808.0 && d < 9223372036854775808.0)) return SEM_ERANGE;
+  *r = (int64_t)d;
+  return SEM_OK;
+}
+static inline int sem_d2u(double d, uint64_t *r) {
+  if (!(d > -1.0 && d < 18446744073709551616.0)) return SEM_ERANGE;
+  *r = (uint64_t)d;
+  return SEM_OK;
+}
+static inline int sem_i2u(int64_t i, uint64_t *r) {
+  if (i < 0) return SEM_ERANGE;
+  *r = (uint64_t)i;
+  return SEM_OK;
+}
+static inline int sem_u2i(uint64_t u, int64_t *r) {
+  if (u > INT64_MAX) return SEM_ERANGE;
+  *r = (int64_t)u;
+  return SEM_OK;
+}
+
+/* ---------------------------------------------------------------------
+ * Byte strings. Strings compare bytewise (memcmp's unsigned bytes), which
+ * for UTF-8 is code point order; a proper prefix sorts first.
+ * ------------------------------------------------------------------- */
+static inline int sem_bytes_cmp(const void *a, size_t an, const void *b, size_t bn) {
+  size_t n = an < bn ? an : bn;
+  int c = n ? memcmp(a, b, n) : 0;
+  return c ? c : (an > bn) - (an < bn);
+}
+
+static inline int sem_bytes_eq(const void *a, size_t an, const void *b, size_t bn) {
+  return an == bn && (an == 0 || memcmp(a, b, an) == 0);
+}
+
+/* s.startsWith(t) and s.endsWith(t): the empty t is in every s. */
+static inline int sem_starts(const char *s, size_t sn, const char *t, size_t tn) {
+  return tn <= sn && (tn == 0 || memcmp(s, t, tn) == 0);
+}
+static inline int sem_ends(const char *s, size_t sn, const char *t, size_t tn) {
+  return tn <= sn && (tn == 0 || memcmp(s + sn - tn, t, tn) == 0);
+}
+
+/* The maximal suffix of x[0,m) in byte order (rev 0) or in reverse byte
+ * order (rev 1): returns where it starts, and its period in *per. Each
+ * round moves the candidate or the compared position on: linear in m. */
+static __attribute__((unused)) size_t sem_max_suffix(const unsigned char *x, size_t m, int rev,
+                                                     size_t *per) {
+  size_t s = 0, c = 1, k = 1, p = 1;   /* suffix at s, challenger at c */
+  while (c + k <= m) {
+    unsigned char a = x[c + k - 1], b = x[s + k - 1];
+    if (a == b) {
+      if (k == p) { c += p; k = 1; }
+      else k++;
+    } else if ((a < b) != rev) {       /* the challenger is smaller: skip it */
+      c += k;
+      k = 1;
+      p = c - s;
+    } else {                           /* the challenger is larger: it leads */
+      s = c;
+      c = s + 1;
+      k = p = 1;
+    }
+  }
+  *per = p;
+  return s;
+}
+
+/* Whether needle x[0,m) (m >= 1) occurs in y[0,n) (n >= m): Crochemore
+ * and Perrin's two-way matching. x splits at a critical position s into
+ * x[0,s) and x[s,m); each try matches the right part left to right, then
+ * the left part right to left, and a mismatch shifts by what the
+ * factorization proves safe. At most 2n byte comparisons after O(m)
+ * preparation, and no memory: contains() costs O(n + m) whatever the
+ * strings (the cost model counts it so). */
+static __attribute__((unused)) int sem_two_way(const unsigned char *y, size_t n,
+                                              const unsigned char *x, size_t m) {
+  size_t p1, p2, s1 = sem_max_suffix(x, m, 0, &p1), s2 = sem_max_suffix(x, m, 1, &p2);
+  size_t s = s1 > s2 ? s1 : s2, per = s1 > s2 ? p1 : p2, pos = 0;
+  if (memcmp(x, x + per, s) == 0) {     /* x is periodic: remember the overlap */
+    size_t mem = 0;                     /* bytes of x known to match at pos */
+    while (pos <= n - m) {
+      size_t i = s > mem ? s : mem;
+      while (i < m && x[i] == y[pos + i]) i++;
+      if (i < m) {
+        pos += i - s + 1;
+        mem = 0;
+        continue;
+      }
+      for (i = s; i > mem && x[i - 1] == y[pos + i - 1]; i--) {}
+      if (i <= mem) return 1;
+      pos += per;
+      mem = m - per;
+    }
+  } else {
+    per = (s > m - s ? s : m - s) + 1;
+    while (pos <= n - m) {
+      size_t i = s;
+      while (i < m && x[i] == y[pos + i]) i++;
+      if (i < m) {
+        pos += i - s + 1;
+        continue;
+      }
+      for (i = s; i > 0 && x[i - 1] == y[pos + i - 1]; i--) {}
+      if (i == 0) return 1;
+      pos += per;
+    }
+  }
+  return 0;
+}
+
+/* s.contains(t): the empty t is in every s; linear in both lengths. */
+static inline int sem_contains(const char *s, size_t sn, const char *t, size_t tn) {
+  if (tn == 0) return 1;
+  if (tn > sn) return 0;
+  if (tn == 1) return memchr(s, t[0], sn) != NULL;
+  return sem_two_way((const unsigned char *)s, sn, (const unsigned char *)t, tn);
+}
+
+/* size(s): code points, counted as the bytes that are not UTF-8
+ * continuation bytes (10xxxxxx); invalid UTF-8 is counted, not rejected.
+ * Eight bytes at a time: a byte's top bit set and the next bit clear,
+ * moved to the byte's low bit and summed by a multiplication. */
+static inline int64_t sem_utf8_size(const char *s, size_t n) {
+  const uint64_t top = 0x8080808080808080ull, ones = 0x0101010101010101ull;
+  size_t i = 0, cont = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, sizeof w);
+    cont += (size_t)((((w & ~(w << 1) & top) >> 7) * ones) >> 56);
+  }
+  for (; i < n; i++) cont += ((unsigned char)s[i] & 0xC0) == 0x80;
+  return (int64_t)(n - cont);
+}
+
+/* ---------------------------------------------------------------------
+ * bucket(k): splitmix64 of an int's or uint's 64 bits (an int and a uint
+ * with the same bits share a bucket), or of FNV-1a 64 of a string's
+ * bytes, % 100, as a fraction.
+ * ------------------------------------------------------------------- */
+static inline double sem_bucket_u(uint64_t k) {
+  return (double)(bc_splitmix64(k) % 100) / 100.0;
+}
+static inline double sem_bucket_s(const char *s, size_t n) {
+  return sem_bucket_u(bc_fnv1a64(s, n, BC_FNV_OFFSET));
+}
+
+/* ---------------------------------------------------------------------
+ * Model checks
+ * ------------------------------------------------------------------- */
+/* `fits`: (context == 0 || in + out <= context) && (max_output == 0 ||
+ * out <= max_output), with in = input_tokens and out = max_output_tokens
+ * as the request holds them; a sum that overflows fits no known context. */
+static inline int sem_fits(int64_t in, int64_t out, int64_t context, int64_t max_output) {
+  int64_t sum;
+  if (context != 0 && (__builtin_add_overflow(in, out, &sum) || sum > context)) return 0;
+  return max_output == 0 || out <= max_output;
+}
+
+/* What a breaker lets a decision do with its model at time now (ms):
+ * SEM_HEALTHY when closed; SEM_PROBE when open or half-open and its
+ * deadline `until` (the end of the cooldown, or of an unanswered probe)
+ * has come: the model passes `healthy` and takes the probe if a selection
+ * picks it; SEM_UNHEALTHY otherwise. `healthy` holds unless SEM_UNHEALTHY
+ * (the VM also refuses a 17th model awaiting a probe in one decision). */
+enum { SEM_UNHEALTHY = 0, SEM_HEALTHY = 1, SEM_PROBE = 2 };
+
+static inline int sem_breaker_health(int state, uint64_t until, uint64_t now) {
+  if (state == LANE_BREAKER_CLOSED) return SEM_HEALTHY;
+  return now >= until ? SEM_PROBE : SEM_UNHEALTHY;
+}
+
+/* ---------------------------------------------------------------------
+ * Budget figures: of `spent` dollars against `limit`, the spent (which
+ * 0), remaining (1, never below 0) or used (2, a fraction of the limit;
+ * 0 for a zero limit) figure.
+ * ------------------------------------------------------------------- */
+static inline double sem_budget_figure(double spent, double limit, int which) {
+  if (which == 0) return spent;
+  if (which == 1) return spent < limit ? limit - spent : 0;
+  return limit > 0 ? spent / limit : 0;
+}
+
+#endif /* LANE_SEM_H */
