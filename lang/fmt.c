@@ -38,7 +38,6 @@
  */
 #define _XOPEN_SOURCE 700   /* realpath, mkstemp */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,12 +80,14 @@ static void sput(sbuf *b, const char *s, size_t n) {
 static void sputs(sbuf *b, const char *s) { sput(b, s, strlen(s)); }
 
 /* Appends each string up to a NULL. */
-static void cat(sbuf *b, ...) {
-  va_list ap;
-  va_start(ap, b);
-  for (const char *s; (s = va_arg(ap, const char *));) sputs(b, s);
-  va_end(ap);
+/* Appends each string of a list: cat(b, "route ", name). An array, not a
+ * NULL-ended variadic list, so no sentinel can be forgotten or mistyped. */
+static void cat_n(sbuf *b, const char *const *s, size_t n) {
+  for (size_t i = 0; i < n; i++) sputs(b, s[i]);
 }
+#define cat(b, ...)                                                           \
+  cat_n((b), (const char *const[]){__VA_ARGS__},                              \
+        sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
 static void spad(sbuf *b, int n) { while (n-- > 0) sput(b, " ", 1); }
 
 /* Display columns of s[0..n): UTF-8 continuation bytes take none. */
@@ -346,10 +347,10 @@ static void pexpr(fmt_p *p, sbuf *b, const ast_node *n) {
                                      " >= ", " in ", " + ", " - ", " * ", " / ", " % " };
   switch (n->kind) {
   case N_IDENT: sputs(b, n->name); break;
-  case N_SELECTOR: sub(p, b, n->a, 8, is_number(n->a)); cat(b, ".", n->name, NULL); break;
+  case N_SELECTOR: sub(p, b, n->a, 8, is_number(n->a)); cat(b, ".", n->name); break;
   case N_CALL:
     if (n->a) { sub(p, b, n->a, 8, is_number(n->a)); sputs(b, "."); }
-    cat(b, n->name, "(", NULL);
+    cat(b, n->name, "(");
     plist(p, b, &n->list);
     sputs(b, ")");
     break;
@@ -412,7 +413,7 @@ static void ptarget(fmt_p *p, sbuf *b, const ast_node *t) {
     pexpr(p, b, t->a);
     break;
   case N_SHADOW:
-    cat(b, "shadow ", t->name, t->a ? " " : "", NULL);
+    cat(b, "shadow ", t->name, t->a ? " " : "");
     if (t->a) plit(p, b, t->a);
     break;
   default: sputs(b, t->name ? t->name : "?"); break;
@@ -693,7 +694,7 @@ static void ptest(fmt_p *p, const ast_node *t) {
     const ast_node *it = t->list.v[i];
     line_at(p, 2, nstart(p, it), tend(p, it), 0);
     if (it->kind == N_TROUTE) {
-      cat(&p->out, "route ", it->name, NULL);
+      cat(&p->out, "route ", it->name);
     } else if (it->kind == N_TREQ) {
       for (int k = 0; k < it->list.n; k++) {
         sputs(&p->out, k ? ", " : "req { ");
@@ -701,7 +702,7 @@ static void ptest(fmt_p *p, const ast_node *t) {
       }
       sputs(&p->out, it->list.n ? " }" : "req {}");
     } else if (it->kind == N_TSTATE) {   /* state "snapshot.json" */
-      cat(&p->out, it->name, " ", NULL);
+      cat(&p->out, it->name, " ");
       pstrtok(p, &p->out, it, strlen(it->name));
     } else if (it->a) {
       sputs(&p->out, "expect ");
@@ -716,7 +717,7 @@ static void pdecl(fmt_p *p, const ast_node *d, int blank, const run_l *r) {
   const char *body = oneline_body(p, d);
   line_at(p, 0, nstart(p, d), body || d->kind == N_POOLDEF || d->kind == N_IMPORT ?
                                   tend(p, d) : nstart(p, d), blank);
-  cat(&p->out, keyword(d->kind), " ", NULL);
+  cat(&p->out, keyword(d->kind), " ");
   if (d->kind == N_IMPORT || d->kind == N_TEST) {
     pstrtok(p, &p->out, d, strlen(keyword(d->kind)));
     if (d->kind == N_TEST) sputs(&p->out, " ");
@@ -740,7 +741,7 @@ static void pdecl(fmt_p *p, const ast_node *d, int blank, const run_l *r) {
   } else if (d->kind != N_IMPORT && r->ncol) {
     for (int k = 0; k < d->list.n; k++) {
       const char *t = text(p, pitem, d->list.v[k]);
-      cat(&p->out, k ? "  " : "{ ", t, NULL);
+      cat(&p->out, k ? "  " : "{ ", t);
       if (k < r->ncol && k + 1 < d->list.n) spad(&p->out, r->col[k] - scols(t));
     }
     sputs(&p->out, " }");
@@ -860,7 +861,7 @@ int fmt_text(ast_ctx *ctx, const char *path, const char *text_, size_t len, char
   f->len = len;
   f->module = base_module(ctx, path);
   f->is_root = 1;
-  if ((r = parse_file(ctx, f, &decls)) != 0) return -1;
+  if (parse_file(ctx, f, &decls) != 0) return -1;
 
   memset(&p, 0, sizeof p);
   p.ctx = ctx;

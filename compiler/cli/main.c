@@ -282,7 +282,7 @@ static lane_program *load_program_keep(const cli *c, const char *path, int *rc,
   if (keep) memset(keep, 0, sizeof *keep);
   if (!is_lanec(b, n)) {
     free(b);
-    lanec_result own, *r = keep ? keep : &own;
+    lanec_result own = {0}, *r = keep ? keep : &own;
     int bad = compile(r, c, path);
     lane_program *p = r->prog;
     r->prog = NULL;
@@ -483,7 +483,8 @@ static int each_request(const char *path, request_fn fn, void *arg) {
     fprintf(stderr, "lane: cannot read '%s': %s\n", shown, strerror(errno));
     return EXIT_USAGE;
   }
-  char *name = malloc(strlen(shown) + 24);
+  size_t namecap = strlen(shown) + 24;   /* the name, ':', an int */
+  char *name = malloc(namecap);
   if (!name) {
     free(b);
     fprintf(stderr, "lane: out of memory reading '%s'\n", shown);
@@ -509,8 +510,8 @@ static int each_request(const char *path, request_fn fn, void *arg) {
     pos += e.position;
     size_t q = pos;   /* the only value in the file keeps the file's name */
     while (q < n && (b[q] == ' ' || b[q] == '\t' || b[q] == '\r' || b[q] == '\n')) q++;
-    if (count == 0 && q == n) strcpy(name, shown);
-    else sprintf(name, "%s:%d", shown, start);
+    if (count == 0 && q == n) snprintf(name, namecap, "%s", shown);
+    else snprintf(name, namecap, "%s:%d", shown, start);
     count++;
     int one = fn(arg, name, obj);
     json_decref(obj);
