@@ -259,6 +259,10 @@ typedef struct lane_runtime_options {
                                    power of two, at least 16, at most
                                    16777216: more is LANE_EARG). Slots are
                                    allocated as keys arrive, not up front */
+  int           frozen;         /* with clock NULL: time stands at
+                                   frozen_ms (replaying a snapshot, tests);
+                                   the runtime keeps its own copy */
+  uint64_t      frozen_ms;      /* ms since the epoch */
 } lane_runtime_options;
 
 /* Live state for one program. The program must outlive the runtime. NULL

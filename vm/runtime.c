@@ -84,6 +84,9 @@ static uint64_t system_clock(void *ctx) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* lane_runtime_options.frozen_ms: ctx is the runtime's own copy of it. */
+static uint64_t frozen_clock(void *ctx) { return *(const uint64_t *)ctx; }
+
 uint64_t vm_now(const lane_runtime *rt) { return rt->opt.clock(rt->opt.clock_ctx); }
 
 uint64_t lane_runtime_now(const lane_runtime *rt) { return rt ? vm_now(rt) : 0; }
@@ -1132,6 +1135,10 @@ lane_runtime *lane_runtime_new_with(const lane_program *p, const lane_runtime_op
   if (!rt) { errf(err, LANE_ENOMEM, "out of memory creating a runtime"); return NULL; }
   ST(&rt->bytes, sizeof *rt);
   if (opt) rt->opt = *opt;
+  if (!rt->opt.clock && rt->opt.frozen) {
+    rt->opt.clock = frozen_clock;
+    rt->opt.clock_ctx = &rt->opt.frozen_ms;
+  }
   if (!rt->opt.clock) rt->opt.clock = system_clock;
   if (!rt->opt.window_ms) rt->opt.window_ms = 60000;
   if (rt->opt.window_ms < VM_SLOTS) rt->opt.window_ms = VM_SLOTS;

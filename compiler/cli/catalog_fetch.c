@@ -55,22 +55,11 @@
 #define MAX_ETAG_FILE        (64 * 1024)   /* an .etag file beyond it is ignored */
 
 /* ---- curl_global_init ----
- * curl_global_init is not thread-safe with respect to other libcurl calls
- * (and, in older libcurl, to anything else that initialises OpenSSL). The
- * lane command is a single-threaded process, so it is called here once, on
- * the first fetch, and curl_global_cleanup is registered with atexit. A
- * multi-threaded host embedding this file would have to call
- * curl_global_init itself before starting threads (the call here is then a
- * cheap reference count). */
-static int curl_ready;
-
-static int curl_init_once(void) {
-  if (curl_ready) return 0;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -1;
-  curl_ready = 1;
-  atexit(curl_global_cleanup);
-  return 0;
-}
+ * Each fetch pairs curl_global_init with curl_global_cleanup (libcurl
+ * counts them), so this file keeps no state between calls. curl_global_init
+ * is not thread-safe in libcurl before 7.84: a multi-threaded host that
+ * fetches from several threads calls it once itself before starting them,
+ * and the calls here are then cheap reference counts. */
 
 /* ---- printing ---- */
 
@@ -448,7 +437,7 @@ int catalog_fetch(const char *url, const char *out_path, const catalog_fetch_opt
   long max_redirects = opts->max_redirects > 0 ? opts->max_redirects : DEFAULT_REDIRECTS;
   long max_bytes = opts->max_bytes > 0 ? opts->max_bytes : DEFAULT_MAX_BYTES;
 
-  if (curl_init_once() != 0) {
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
     fail(err, url, "cannot initialise libcurl");
     return 2;
   }
@@ -637,5 +626,6 @@ done:
   free(tmp_path);
   free(etag_path);
   fflush(out);
+  curl_global_cleanup();
   return rc;
 }

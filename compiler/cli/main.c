@@ -534,7 +534,11 @@ typedef struct eval_ctx {
   lane_runtime       *rt;
   int                 route;
   const sema_unit    *u;      /* with --explain on a policy, else NULL */
+  lane_event         *events; /* with --explain: EVAL_EVENTS of them */
 } eval_ctx;
+
+/* Events an explanation keeps; more are reported as truncated. */
+#define EVAL_EVENTS 4096
 
 static int eval_one(void *arg, const char *name, json_t *obj) {
   const eval_ctx *x = arg;
@@ -547,8 +551,7 @@ static int eval_one(void *arg, const char *name, json_t *obj) {
     return EXIT_USAGE;
   }
   lane_decision d;
-  static lane_event events[4096];
-  lane_trace trace = {events, 4096, 0, 0};
+  lane_trace trace = {x->events, x->events ? EVAL_EVENTS : 0, 0, 0};
   int st = lane_decide_traced(x->rt, x->route, &r, &d, c->explain ? &trace : NULL);
   if (c->explain) {
     explain_in in = {x->u && x->u->nmods ? x->u : NULL, x->p, x->rt, x->route, &r, &d, st, &trace};
@@ -598,11 +601,17 @@ static int cmd_eval(const cli *given) {
     fprintf(stderr, "lane: %s\n", err.message);
     rc = EXIT_USAGE;
   } else {
-    eval_ctx x = {c, p, rt, route, c->explain ? u.unit : NULL};
-    for (int i = 1; i < c->nfiles; i++) {
+    eval_ctx x = {c, p, rt, route, c->explain ? u.unit : NULL, NULL};
+    int nomem = c->explain && !(x.events = malloc(EVAL_EVENTS * sizeof *x.events));
+    if (nomem) {
+      fprintf(stderr, "lane: out of memory\n");
+      rc = EXIT_USAGE;
+    }
+    for (int i = 1; i < c->nfiles && !nomem; i++) {
       int one = each_request(c->files[i], eval_one, &x);
       if (one > rc) rc = one;
     }
+    free(x.events);
   }
   lane_runtime_free(rt);
   lane_program_free(p);

@@ -8,9 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The frozen clock: the snapshot's own time. */
-static uint64_t frozen(void *ctx) { return *(const uint64_t *)ctx; }
-
 static const char *const states[] = {"closed", "open", "half_open"};
 
 static int set_model(const lane_program *p, lane_runtime *rt, json_t *m, const char *path,
@@ -93,12 +90,9 @@ lane_runtime *state_runtime(const lane_program *p, const char *path, FILE *err) 
     json_decref(root);
     return NULL;
   }
-  /* The clock's state lives as long as the process: eval runs once. */
-  static uint64_t at;
-  at = (uint64_t)json_integer_value(now);
   lane_runtime_options opt = {0};
-  opt.clock = frozen;
-  opt.clock_ctx = &at;
+  opt.frozen = 1;   /* the runtime keeps its own copy of the time */
+  opt.frozen_ms = (uint64_t)json_integer_value(now);
   json_t *o = json_object_get(root, "options");   /* the live runtime's own */
   opt.window_ms = (uint32_t)json_integer_value(json_object_get(o, "window_ms"));
   opt.min_samples = (uint32_t)json_integer_value(json_object_get(o, "min_samples"));

@@ -42,7 +42,7 @@ static void run(fz *f, const lane_program *p) {
   uint64_t now = 1700000000000ull + fz_u32(f);
   lane_runtime_options o = {fake_clock, &now, fz_u8(f) % 4 ? 0 : 1 + fz_u32(f) % 120000,
                             fz_u8(f) % 8, fz_u8(f) % 8, fz_u8(f) % 4 ? 0 : fz_u32(f) % 60000,
-                            fz_u8(f) % 4 ? 0 : fz_u8(f)};
+                            fz_u8(f) % 4 ? 0 : fz_u8(f), 0, 0};
   lane_error err;
   lane_runtime *rt = lane_runtime_new_with(p, &o, &err);
   if (!rt) {

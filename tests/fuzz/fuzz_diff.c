@@ -284,7 +284,7 @@ static uint64_t fake_clock(void *ctx) { return *(uint64_t *)ctx; }
 
 static void compare(gen *g, const lane_program *p1, const lane_program *p0) {
   uint64_t now = 1700000000000ull;
-  lane_runtime_options o = {fake_clock, &now, 0, 3, 3, 0, 0};
+  lane_runtime_options o = {fake_clock, &now, 0, 3, 3, 0, 0, 0, 0};
   lane_error err;
   lane_runtime *r1 = lane_runtime_new_with(p1, &o, &err), *r0 = lane_runtime_new_with(p0, &o, &err);
   if (!r1 || !r0) abort();

@@ -1716,6 +1716,29 @@ static void test_snapshots(void) {
   "model b { input $1/Mtok output $1/Mtok p50 50ms p95 300ms }\n" \
   "route r { fallbacks 1  require healthy  otherwise -> cheapest(models) }\n"
 
+/* lane_runtime_options.frozen: each runtime keeps its own time (the lane
+ * command's snapshot reader kept one static time for all of them). */
+static void test_frozen_clock(void) {
+  lane_error err;
+  setup(BUD_POLICY, opts(0, 0, 0, 0, 0));
+  lane_runtime_options a = {0}, b = {0};
+  a.frozen = 1;
+  a.frozen_ms = T0 + HOUR;
+  b.frozen = 1;
+  b.frozen_ms = 0;   /* the epoch itself is a time, not "unset" */
+  lane_runtime *ra = lane_runtime_new_with(P, &a, &err);
+  a.frozen_ms = 1;   /* the caller's struct may change or go away */
+  lane_runtime *rb = lane_runtime_new_with(P, &b, &err);
+  ok(ra && rb, "two runtimes with frozen clocks");
+  if (ra && rb) {
+    ok(lane_runtime_now(ra) == T0 + HOUR && lane_runtime_now(rb) == 0,
+       "each stands at its own time: %llu and %llu", (unsigned long long)lane_runtime_now(ra),
+       (unsigned long long)lane_runtime_now(rb));
+  }
+  lane_runtime_free(ra);
+  lane_runtime_free(rb);
+}
+
 static void test_clock_steps(void) {
   lane_error err;
   /* fixed: $0.01 two days ahead, then $50 now, against $10 a day */
@@ -2305,6 +2328,7 @@ int main(void) {
   test_candidates();
   test_snapshots();
   test_clock_steps();
+  test_frozen_clock();
   test_key_hash();
   test_key_reclaim();
   test_on_full();
