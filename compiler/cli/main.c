@@ -1,11 +1,9 @@
 /*
  * main.c -- the lane command.
  *
- *   lane compile POLICY.lane [-o OUT.lanec] [-I DIR]...
- *   lane check   POLICY.lane [-I DIR]...
- *   lane test    POLICY.lane [-I DIR]...
- *   lane disasm  FILE.lanec | POLICY.lane
- *   lane eval    FILE.lanec | POLICY.lane --route NAME [--format json|text] REQUEST.json...
+ * Its commands and options are usage_text below; doc/lane.1 documents the
+ * same ones (tests/cli/docs.sh checks that the two, and the options
+ * parse_args accepts, agree).
  *
  * Exit codes: 0 ok, 1 findings (policy errors, failed tests, no rule
  * matched), 2 usage or input errors.
@@ -34,7 +32,7 @@ static const char usage_text[] =
   "\n"
   "commands:\n"
   "  compile POLICY.lane [-o OUT.lanec]   compile to verified bytecode\n"
-  "  check   POLICY.lane                  parse and type-check only\n"
+  "  check   POLICY.lane...               parse and type-check only\n"
   "  fmt     POLICY.lane... [--check] [--diff]\n"
   "                                       rewrite in the canonical layout; --check lists\n"
   "                                       files that would change, --diff shows how\n"
@@ -65,13 +63,15 @@ static const char usage_text[] =
   "                                       entries added, removed, changed (prices, limits,\n"
   "                                       capabilities, dates); lane: as lane models\n"
   "  builtins                             list builtin functions (Markdown)\n"
-  "  version                              print the version\n"
+  "  version                              print the version (also --version)\n"
   "\n"
   "options:\n"
-  "  -I DIR        also look for imports in DIR (stdlib/ is always searched for std/)\n"
-  "  -o FILE       output file for compile (default: POLICY.lanec)\n"
+  "  -I DIR        also look for imports in DIR (std/ is the standard library)\n"
+  "  -o PATH       output: compile's file (default: POLICY.lanec), catalog import's\n"
+  "                directory, catalog fetch's file\n"
   "  --max-errors N  report at most N errors (default 20)\n"
   "  -O0           compile without optimisations (no folding, no rule index)\n"
+  "  -h, --help    print this text (also: lane help)\n"
   "\n"
   "exit codes: 0 ok, 1 findings or failed tests, 2 usage or input errors\n";
 
