@@ -1,6 +1,6 @@
 /*
  * t_sema.c -- the compiler through its API: policies compiled from
- * strings (sema_load/sema_check/emit_program), loaded with lane_load and
+ * strings (lanec_compile: compiled, loaded and verified once), and
  * decided on. Types and units, constant folding errors, accumulated and
  * rendered diagnostics, did-you-mean hints, catalog import and override,
  * static pool filters, bit-identical cost, test blocks, runtime errors,
