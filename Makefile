@@ -77,7 +77,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Fuzz targets (tests/fuzz/); json only once vm/json/json.c exists. Each is also
 # built as a plain replay program that `make test` runs over its corpus.
 JSON_SRC     := vm/json/json.c
-FUZZ_TARGETS := compile load decide diff import state $(if $(JSON_SRC),json)
+FUZZ_TARGETS := compile load decide diff explain import state $(if $(JSON_SRC),json)
 REPLAY_BIN   := $(FUZZ_TARGETS:%=$(BUILD)/tests/replay_%)
 
 # The provider catalogs in stdlib/ are generated from the shared LiteLLM

@@ -85,43 +85,59 @@ static const ast_node *rule_node(const sema_unit *u, int route, int rule) {
   return rule >= 1 && rule <= r->rules.n ? r->rules.v[rule - 1] : NULL;
 }
 
-/* Collects the top-level conjuncts of c. */
-static void conjuncts(const ast_node *c, const ast_node **v, int *n, int cap) {
+/* The first top-level conjunct of c that does not hold for env, or NULL. */
+static const ast_node *failing(const ev_env *env, const ast_node *c) {
   if (c->kind == N_BINARY && c->op == OP_AND) {
-    conjuncts(c->a, v, n, cap);
-    conjuncts(c->b, v, n, cap);
-  } else if (*n < cap) {
-    v[(*n)++] = c;
+    const ast_node *f = failing(env, c->a);
+    return f ? f : failing(env, c->b);
   }
+  ev_val v = ev_eval(env, c);
+  return v.kind == EV_OK && v.v.i ? NULL : c;
 }
 
-static void pool_conjuncts(const sema_unit *u, const ast_node *p, const ast_node **v, int *n,
-                           int cap, int depth) {
-  if (depth > 32) return;
-  if (p->name && p->ref >= 0) pool_conjuncts(u, u->pools[p->ref].def, v, n, cap, depth + 1);
-  if (p->a) conjuncts(p->a, v, n, cap);
+/* The same over a selection's pool: a named pool's definition, then the
+ * selection's own condition. Pools name pools only without cycles (the
+ * checker refuses one), so the walk ends. */
+static const ast_node *pool_failing(const ev_env *env, const ast_node *p) {
+  const sema_unit *u = env->u;
+  const ast_node *f = NULL;
+  if (p->name && p->ref >= 0) f = pool_failing(env, u->pools[p->ref].def);
+  if (!f && p->a) f = failing(env, p->a);
+  return f;
+}
+
+/* The first require of the route, or filter of selection `sel` of rule
+ * `rule` (its place among the rule's selections, as LANE_EV_SELECT
+ * says), that model m does not pass; NULL when it passes them all. */
+static const ast_node *removed_by(const ev_env *base, int route, int rule, int sel, int m) {
+  const sema_unit *u = base->u;
+  const sema_route *r = &u->routes[route];
+  ev_env env = *base;
+  env.model = m;
+  for (int i = 0; i < r->requires.n; i++) {
+    const ast_node *f = failing(&env, r->requires.v[i]->a);
+    if (f) return f;
+  }
+  const ast_node *rn = rule_node(u, route, rule);
+  for (int k = 0, s = 0; rn && k < rn->list.n; k++) {
+    if (rn->list.v[k]->kind != N_SELECT) continue;
+    if (s++ == sel) return pool_failing(&env, rn->list.v[k]->a);
+  }
+  return NULL;
 }
 
 /* Why model m was removed in rule `rule`: the first require or filter
  * condition that does not hold for it. */
-static void why_removed(const ev_env *base, int route, int rule, int m, char *buf, size_t cap) {
-  const sema_unit *u = base->u;
-  const ast_node *conds[96];
-  int n = 0;
-  const sema_route *r = &u->routes[route];
-  for (int i = 0; i < r->requires.n; i++) conjuncts(r->requires.v[i]->a, conds, &n, 96);
-  const ast_node *rn = rule_node(u, route, rule);
-  for (int k = 0; rn && k < rn->list.n; k++)
-    if (rn->list.v[k]->kind == N_SELECT) pool_conjuncts(u, rn->list.v[k]->a, conds, &n, 96, 0);
-  ev_env env = *base;
-  env.model = m;
-  for (int i = 0; i < n; i++) {
-    ev_val v = ev_eval(&env, conds[i]);
-    if (v.kind == EV_OK && v.v.i) continue;
-    why_not(&env, conds[i], buf, cap);
+static void why_removed(const ev_env *base, int route, int rule, int sel, int m, char *buf,
+                        size_t cap) {
+  const ast_node *f = removed_by(base, route, rule, sel, m);
+  if (!f) {
+    cat(buf, cap, "a check of this decision");
     return;
   }
-  cat(buf, cap, "a check of this decision");
+  ev_env env = *base;
+  env.model = m;
+  why_not(&env, f, buf, cap);
 }
 
 /* ---- text ---- */
@@ -130,9 +146,11 @@ static void text_rules(const explain_in *in, FILE *out) {
   const lane_trace *t = in->trace;
   const lane_program *p = in->prog;
   ev_env env = {in->u, -1, in->dec, p, in->req, in->rt, in->rc == LANE_OK};
+  int sel = -1;   /* the selection the MEMBER events belong to */
   for (int i = 0; i < t->n; i++) {
     const lane_event *e = &t->events[i];
     const char *name = lane_rule_name(p, in->route, e->rule);
+    if (e->kind == LANE_EV_SELECT) sel = e->model;
     if (e->kind == LANE_EV_RULE) {
       int matched = 0, error = 0, ncand = 0;
       for (int k = i + 1; k < t->n && t->events[k].kind != LANE_EV_RULE; k++) {
@@ -152,7 +170,8 @@ static void text_rules(const explain_in *in, FILE *out) {
       }
     } else if (e->kind == LANE_EV_MEMBER) {
       char why[1024] = "";
-      if (!e->passed && in->u) why_removed(&env, in->route, e->rule, e->model, why, sizeof why);
+      if (!e->passed && in->u)
+        why_removed(&env, in->route, e->rule, sel, e->model, why, sizeof why);
       char num[40], cost[48];
       snprintf(cost, sizeof cost, "$%s", ev_num(num, sizeof num, e->cost));
       fprintf(out, "    %-40s %-13s %s%s\n", lane_model_name(p, e->model), cost,
@@ -194,10 +213,25 @@ void explain_why_rule(const explain_in *in, int rule, char *buf, size_t cap) {
   if (rn && rn->kind == N_WHEN) why_not(&env, rn->a, buf, cap);
 }
 
-void explain_why_removed(const explain_in *in, int rule, int model, char *buf, size_t cap) {
+void explain_why_removed(const explain_in *in, int rule, int sel, int model, char *buf,
+                         size_t cap) {
   ev_env env = {in->u, -1, in->dec, in->prog, in->req, in->rt, in->rc == LANE_OK};
   if (cap) buf[0] = 0;
-  if (in->u) why_removed(&env, in->route, rule, model, buf, cap);
+  if (in->u) why_removed(&env, in->route, rule, sel, model, buf, cap);
+}
+
+int explain_rule_holds(const explain_in *in, int rule) {
+  ev_env env = {in->u, -1, in->dec, in->prog, in->req, in->rt, in->rc == LANE_OK};
+  const ast_node *rn = in->u ? rule_node(in->u, in->route, rule) : NULL;
+  if (!rn) return -2;
+  if (rn->kind != N_WHEN) return 1;   /* otherwise */
+  ev_val v = ev_eval(&env, rn->a);
+  return v.kind == EV_OK ? (v.v.i != 0) : v.kind == EV_ERROR ? -1 : -2;
+}
+
+int explain_member_passes(const explain_in *in, int rule, int sel, int model) {
+  ev_env env = {in->u, -1, in->dec, in->prog, in->req, in->rt, in->rc == LANE_OK};
+  return in->u ? removed_by(&env, in->route, rule, sel, model) == NULL : -2;
 }
 
 void explain_print_text(const explain_in *in, FILE *out) {

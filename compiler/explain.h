@@ -27,9 +27,20 @@ typedef struct explain_in {
 void explain_print_text(const explain_in *in, FILE *out);
 
 /* For writers of other formats (the lane command's JSON): why rule `rule`
- * (1-based) did not match, and why `model` was removed in it, as the text
+ * (1-based) did not match, and why `model` was removed in its selection
+ * `sel` (the last LANE_EV_SELECT before the member's event), as the text
  * prints them; "" when the policy's source is not at hand (in->u NULL). */
 void explain_why_rule(const explain_in *in, int rule, char *buf, size_t cap);
-void explain_why_removed(const explain_in *in, int rule, int model, char *buf, size_t cap);
+void explain_why_removed(const explain_in *in, int rule, int sel, int model, char *buf,
+                         size_t cap);
+
+/* What the evaluator, which writes the reasons, finds for the decision's
+ * request and state: whether rule `rule`'s condition holds (1, 0, -1 when
+ * it raises an error, -2 when it cannot tell, as without the source), and
+ * whether `model` passes every require and the filter of selection `sel`
+ * of that rule (1, 0; -2 without the source). The explain fuzz target checks both against what
+ * the VM recorded. */
+int explain_rule_holds(const explain_in *in, int rule);
+int explain_member_passes(const explain_in *in, int rule, int sel, int model);
 
 #endif

@@ -510,7 +510,12 @@ typedef enum lane_event_kind {
                          a per-decision check (require, filter) removed it;
                          cost = its expected cost */
   LANE_EV_CHOSEN,     /* `model` became the next candidate */
-  LANE_EV_SHADOW      /* `model` became a shadow */
+  LANE_EV_SHADOW,     /* `model` became a shadow */
+  LANE_EV_SELECT      /* a selection (cheapest, fastest, best) of the rule
+                         starts: `model` = its place among the rule's
+                         selections, from 0; the MEMBER events up to the
+                         next SELECT or RULE are its own. A selection with
+                         nothing left to fill has its SELECT, no MEMBERs */
 } lane_event_kind;
 
 typedef struct lane_event {

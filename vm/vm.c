@@ -45,6 +45,7 @@ typedef struct vm_run {
   int                 filtered;   /* first rule that matched without
                                      candidates (1-based), 0 none */
   lane_trace         *trace;      /* events, only when explaining */
+  int                 nsel;       /* tracing: selections of the rule so far */
   const lane_request *r;          /* request */
   const bc_route     *route;      /* route being decided */
   int                 cur;        /* current rule, relative to the route */
@@ -497,6 +498,7 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
   int need = (int)x->route->fallbacks + 1 - x->ncand, nb = 0;
   unsigned ord = in->a & BC_CAND_ORDER;
   vm_pick buf[LANE_MAX_CANDIDATES];
+  TRACE(x, LANE_EV_SELECT, x->nsel++, 1, 0, 0.0);
   if (need <= 0) return;
   int t0 = x->trace ? x->trace->n : 0;
   for (uint32_t k = 0; k < pool->count; k++) {
@@ -780,6 +782,7 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(RULE) {
       x->cur = (int)in->c;
       TRACE(x, LANE_EV_RULE, -1, 0, im->lines ? (int)im->lines[pc - 1] : 0, 0.0);
+      x->nsel = 0;
       x->ncand = 0;
       x->nshadow = 0;
       vmbreak;

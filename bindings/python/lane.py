@@ -37,7 +37,8 @@ OPENAI_CHAT, ANTHROPIC_MESSAGES = 1, 2
 T_INT, T_UINT, T_DOUBLE, T_BOOL, T_STRING = 1, 2, 3, 4, 5
 OK, ENOMEM, EFORMAT, EVERSION, ELIMIT, EARG, ENOMATCH, EJSON = range(8)
 MAX_FIELDS, MAX_CANDIDATES, MAX_SHADOWS, REQUEST_TEXT = 64, 9, 4, 1024
-EVENT_KINDS = {1: "rule", 2: "match", 3: "error", 4: "member", 5: "chosen", 6: "shadow"}
+EVENT_KINDS = {1: "rule", 2: "match", 3: "error", 4: "member", 5: "chosen", 6: "shadow",
+               7: "select"}
 BREAKER_STATES = {0: "closed", 1: "open", 2: "half_open"}
 
 

@@ -14,10 +14,14 @@ static json_t *json_trace(const explain_in *in) {
   const lane_trace *t = in->trace;
   const lane_program *p = in->prog;
   json_t *rules = json_array(), *cur = NULL, *cands = NULL;
+  int sel = -1;   /* the selection the MEMBER events belong to */
   for (int i = 0; i < t->n; i++) {
     const lane_event *e = &t->events[i];
     char why[1024];
     switch (e->kind) {
+    case LANE_EV_SELECT:
+      sel = e->model;
+      break;
     case LANE_EV_RULE:
       cur = json_object();
       cands = json_array();
@@ -44,7 +48,7 @@ static json_t *json_trace(const explain_in *in) {
       json_object_set_new(c, "cost", json_real(e->cost));
       json_object_set_new(c, "result", json_string(e->passed ? "kept" : "removed"));
       if (!e->passed && in->u) {
-        explain_why_removed(in, e->rule, e->model, why, sizeof why);
+        explain_why_removed(in, e->rule, sel, e->model, why, sizeof why);
         json_object_set_new(c, "why", json_string(why));
       }
       json_array_append_new(cands, c);
