@@ -106,6 +106,30 @@ static const ast_node *pool_failing(const ev_env *env, const ast_node *p) {
   return f;
 }
 
+/* The target that chooses in place *place of a rule (LANE_EV_SELECT's
+ * count: a selection or a model named alone, split arms included, in the
+ * order emit.c writes them, a split's arms of weight 0 left out as it
+ * leaves them out), counting *place down; NULL if t holds fewer. */
+static const ast_node *target_at(const ast_node *t, int *place) {
+  switch (t->kind) {
+  case N_MODELREF:
+  case N_SELECT:
+    return (*place)-- == 0 ? t : NULL;
+  case N_SPLIT: {
+    int last = -1;
+    for (int i = 0; i < t->list.n; i++)
+      if (t->list.v[i]->ref > 0) last = i;
+    for (int i = 0; i <= last; i++) {
+      if (t->list.v[i]->ref == 0) continue;
+      const ast_node *f = target_at(t->list.v[i]->a, place);
+      if (f) return f;
+    }
+    return NULL;
+  }
+  default: return NULL;
+  }
+}
+
 /* The first require of the route, or filter of selection `sel` of rule
  * `rule` (its place among the rule's selections, as LANE_EV_SELECT
  * says), that model m does not pass; NULL when it passes them all. */
@@ -119,11 +143,9 @@ static const ast_node *removed_by(const ev_env *base, int route, int rule, int s
     if (f) return f;
   }
   const ast_node *rn = rule_node(u, route, rule);
-  for (int k = 0, s = 0; rn && k < rn->list.n; k++) {
-    if (rn->list.v[k]->kind != N_SELECT) continue;
-    if (s++ == sel) return pool_failing(&env, rn->list.v[k]->a);
-  }
-  return NULL;
+  const ast_node *t = NULL;
+  for (int k = 0; rn && !t && k < rn->list.n; k++) t = target_at(rn->list.v[k], &sel);
+  return t && t->kind == N_SELECT ? pool_failing(&env, t->a) : NULL;
 }
 
 /* Why model m was removed in rule `rule`: the first require or filter

@@ -511,11 +511,13 @@ typedef enum lane_event_kind {
                          cost = its expected cost */
   LANE_EV_CHOSEN,     /* `model` became the next candidate */
   LANE_EV_SHADOW,     /* `model` became a shadow */
-  LANE_EV_SELECT      /* a selection (cheapest, fastest, best) of the rule
-                         starts: `model` = its place among the rule's
-                         selections, from 0; the MEMBER events up to the
-                         next SELECT or RULE are its own. A selection with
-                         nothing left to fill has its SELECT, no MEMBERs */
+  LANE_EV_SELECT      /* a target of the rule starts choosing (a
+                         selection, or a model named alone): `model` = its
+                         place among the rule's targets in source order,
+                         from 0, split arms included, whether or not the
+                         others ran; the MEMBER events up to the next
+                         SELECT or RULE are its own. A target with nothing
+                         left to fill has its SELECT and no MEMBERs */
 } lane_event_kind;
 
 typedef struct lane_event {

@@ -45,7 +45,7 @@ typedef struct vm_run {
   int                 filtered;   /* first rule that matched without
                                      candidates (1-based), 0 none */
   lane_trace         *trace;      /* events, only when explaining */
-  int                 nsel;       /* tracing: selections of the rule so far */
+  uint32_t            rule_pc;    /* tracing: pc of the current rule's RULE */
   const lane_request *r;          /* request */
   const bc_route     *route;      /* route being decided */
   int                 cur;        /* current rule, relative to the route */
@@ -491,6 +491,15 @@ static void rank_trace(const vm_run *x, int t0, unsigned ord) {
   }
 }
 
+/* When tracing: the place of CAND `in` among its rule's CAND instructions
+ * in code order, from 0: the order the emitter writes the rule's targets
+ * in (split arms included), which explain walks the same way. */
+static int cand_place(const vm_run *x, const bc_insn *in) {
+  int n = 0;
+  for (const bc_insn *i = x->im->code + x->rule_pc + 1; i < in; i++) n += i->op == BC_OP_CAND;
+  return n;
+}
+
 /* CAND a, b, c: see the opcode comment in vm_exec. */
 static void vm_cand(vm_run *x, const bc_insn *in) {
   const bc_image *im = x->im;
@@ -498,7 +507,7 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
   int need = (int)x->route->fallbacks + 1 - x->ncand, nb = 0;
   unsigned ord = in->a & BC_CAND_ORDER;
   vm_pick buf[LANE_MAX_CANDIDATES];
-  TRACE(x, LANE_EV_SELECT, x->nsel++, 1, 0, 0.0);
+  if (x->trace) trace(x, LANE_EV_SELECT, cand_place(x, in), 1, 0, 0.0);
   if (need <= 0) return;
   int t0 = x->trace ? x->trace->n : 0;
   for (uint32_t k = 0; k < pool->count; k++) {
@@ -782,7 +791,7 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(RULE) {
       x->cur = (int)in->c;
       TRACE(x, LANE_EV_RULE, -1, 0, im->lines ? (int)im->lines[pc - 1] : 0, 0.0);
-      x->nsel = 0;
+      if (x->trace) x->rule_pc = pc - 1;
       x->ncand = 0;
       x->nshadow = 0;
       vmbreak;

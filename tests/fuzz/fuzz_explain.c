@@ -32,10 +32,30 @@ static const char *holds_name(int h) {
   return h == 1 ? "holds" : h == 0 ? "does not hold" : h == -1 ? "raises an error" : "unknown";
 }
 
-static void finding(const gen *g, const char *what, int rule, const char *model, int vm, int ev) {
-  fprintf(stderr, "%s\nrule %d%s%s: the VM says %s, the explainer %s\n", g->buf, rule,
-          model ? ", model " : "", model ? model : "", holds_name(vm), holds_name(ev));
-  fprintf(stderr, "(%s)\n", what);
+/* Prints the policy, the request, the trace and the explanation, then
+ * aborts: everything needed to reproduce a finding with lane eval. */
+static void finding(const gen *g, const explain_in *in, const char *what, int rule,
+                    const char *model, int vm, int ev) {
+  fprintf(stderr, "%s\nrule %d%s%s: the VM says %s, the explainer %s\n(%s)\nrequest:", g->buf,
+          rule, model ? ", model " : "", model ? model : "", holds_name(vm), holds_name(ev), what);
+  for (int f = 0; f < lane_field_count(in->prog); f++) {
+    if (!(in->req->set >> f & 1)) continue;
+    const lane_value *v = &in->req->v[f];
+    fprintf(stderr, " %s=", lane_field_name(in->prog, f));
+    switch (lane_field_type(in->prog, f)) {
+    case LANE_T_STRING: fprintf(stderr, "\"%.*s\"", (int)v->s.n, v->s.p); break;
+    case LANE_T_DOUBLE: fprintf(stderr, "%.17g", v->d); break;
+    case LANE_T_UINT: fprintf(stderr, "%llu", (unsigned long long)v->u); break;
+    default: fprintf(stderr, "%lld", (long long)v->i); break;
+    }
+  }
+  fprintf(stderr, "\ntrace:\n");
+  for (int i = 0; i < in->trace->n; i++) {
+    const lane_event *e = &in->trace->events[i];
+    fprintf(stderr, "  kind %d rule %d model %d passed %d\n", e->kind, e->rule, e->model,
+            e->passed);
+  }
+  explain_print_text(in, stderr);
   abort();
 }
 
@@ -53,11 +73,11 @@ static void check(const gen *g, const explain_in *in) {
         error |= t->events[k].kind == LANE_EV_ERROR;
       }
       int vm = error ? -1 : matched, ev = explain_rule_holds(in, e->rule);
-      if (ev != vm) finding(g, "a rule's condition", e->rule, NULL, vm, ev);
+      if (ev != vm) finding(g, in, "a rule's condition", e->rule, NULL, vm, ev);
     } else if (e->kind == LANE_EV_MEMBER) {
       int ev = explain_member_passes(in, e->rule, sel, e->model);
       if (ev != e->passed)
-        finding(g, "a selection's member", e->rule, lane_model_name(in->prog, e->model),
+        finding(g, in, "a selection's member", e->rule, lane_model_name(in->prog, e->model),
                 e->passed, ev);
     }
   }
