@@ -475,13 +475,22 @@ static void add_cond(emitter *E, condset *cs, const ast_node *c) {
     add_cond(E, cs, c->b);
     return;
   }
-  if (cs->n == 64) { fail(E, c->span, "too many conditions on one selection%s", ""); return; }
+  if (cs->n == 64) {
+    fail(E, c->span, "a selection has more than 64 conditions joined by '&&' (its route's "
+         "requires and its pools' included); the limit is 64: move some into a named pool "
+         "that %s", "fewer selections share, or merge them");
+    return;
+  }
   cs->v[cs->n++] = c;
 }
 
 /* Gathers the conditions of a pool expression, named pools first. */
 static void pool_conds(emitter *E, const ast_node *p, condset *cs, int depth) {
-  if (depth > 64) return;
+  if (depth > 64) {   /* not silently: the pools below would lose their conditions */
+    fail(E, p->span, "pools are defined in terms of pools more than 64 deep; the limit is %d",
+         64);
+    return;
+  }
   if (p->name && p->ref >= 0) pool_conds(E, E->u->pools[p->ref].def, cs, depth + 1);
   if (p->a) add_cond(E, cs, p->a);
 }
