@@ -684,7 +684,7 @@ int sema_check_const(sema_unit *u, ast_node *e, int want, const char *what, ev_v
                sema_ty_name(t), h);
     return -1;
   }
-  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0};
+  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0};
   *out = ev_eval(&env, e);
   if (out->kind == EV_ERROR) {
     diag_error(&u->ctx, e->span, "%s: %s", what, out->err);

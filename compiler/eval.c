@@ -287,11 +287,12 @@ static ev_val budget_val(const ev_env *env, const ast_node *n) {
  * explained (sem_breaker_health on its breaker now). A model among the
  * decision's candidates passed whatever it was asked: it may have taken
  * its breaker's probe since, which moves the deadline on. */
-static int live_healthy(const ev_env *env, int m, const lane_live_stats *st) {
-  const lane_decision *d = env->dec;
-  for (int i = 0; d && env->decided && i < d->ncandidates; i++)
-    if (d->candidates[i] == m) return 1;
-  return sem_breaker_health(st->state, st->until_ms, lane_runtime_now(env->rt)) != SEM_UNHEALTHY;
+/* Whether the VM's breaker rule let model m be chosen: by the live view
+ * the decision saw (env->stats, taken before it), else by rt as it is now
+ * -- which, after a decision that claimed a probe, reads half-open. */
+static int live_healthy(const ev_env *env, const lane_live_stats *st) {
+  uint64_t now = env->stats ? env->now : lane_runtime_now(env->rt);
+  return sem_breaker_health(st->state, st->until_ms, now) != SEM_UNHEALTHY;
 }
 
 /* A model property that depends on the request or live state, when
@@ -299,7 +300,8 @@ static int live_healthy(const ev_env *env, int m, const lane_live_stats *st) {
 static ev_val live_prop(const ev_env *env, int m, int prop) {
   lane_live_stats st;
   const sema_model *md = &env->u->models[m];
-  lane_model_stats(env->rt, m, &st);
+  if (env->stats) st = env->stats[m];
+  else lane_model_stats(env->rt, m, &st);
   switch (prop) {
   case MP_COST: return mk_d(TY_MONEY, lane_cost(env->prog, env->req, m));
   case MP_FITS: {
@@ -307,7 +309,7 @@ static ev_val live_prop(const ev_env *env, int m, int prop) {
     int64_t out = field_val(env, &(ast_node){.ref = BC_F_MAX_OUTPUT_TOKENS}).v.i;
     return mk_b(sem_fits(in, out, md->context, md->max_output));
   }
-  case MP_HEALTHY: return mk_b(live_healthy(env, m, &st));
+  case MP_HEALTHY: return mk_b(live_healthy(env, &st));
   case MP_P50: return mk_d(TY_DURATION, st.p50);
   case MP_P95: return mk_d(TY_DURATION, st.p95);
   case MP_ERROR_RATE: return mk_d(TY_FRACTION, st.error_rate);

@@ -44,6 +44,22 @@ static void cat(char *buf, size_t cap, const char *fmt, ...) {
 
 static int is_literal(const ast_node *n) { return n->is_const; }
 
+/* The evaluator's view of the decision being explained. */
+static ev_env env_of(const explain_in *in) {
+  ev_env env = {in->u, -1, in->dec, in->prog, in->req, in->rt, in->rc == LANE_OK,
+                in->before, in->now};
+  return env;
+}
+
+lane_live_stats *explain_capture(const lane_runtime *rt, const lane_program *p, uint64_t *now) {
+  int n = lane_model_count(p);
+  lane_live_stats *s = malloc((size_t)(n > 0 ? n : 1) * sizeof *s);
+  if (!s) return NULL;
+  *now = lane_runtime_now(rt);
+  for (int m = 0; m < n; m++) lane_model_stats(rt, m, &s[m]);
+  return s;
+}
+
 /* Says why a boolean expression is not true for env, into buf. */
 static void why_not(const ev_env *env, const ast_node *n, char *buf, size_t cap) {
   char src[200], show[160];
@@ -167,7 +183,7 @@ static void why_removed(const ev_env *base, int route, int rule, int sel, int m,
 static void text_rules(const explain_in *in, FILE *out) {
   const lane_trace *t = in->trace;
   const lane_program *p = in->prog;
-  ev_env env = {in->u, -1, in->dec, p, in->req, in->rt, in->rc == LANE_OK};
+  ev_env env = env_of(in);
   int sel = -1;   /* the selection the MEMBER events belong to */
   for (int i = 0; i < t->n; i++) {
     const lane_event *e = &t->events[i];
@@ -229,7 +245,7 @@ static void text_decision(const explain_in *in, FILE *out) {
 /* ---- for other writers (the lane command's JSON) ---- */
 
 void explain_why_rule(const explain_in *in, int rule, char *buf, size_t cap) {
-  ev_env env = {in->u, -1, in->dec, in->prog, in->req, in->rt, in->rc == LANE_OK};
+  ev_env env = env_of(in);
   const ast_node *rn = in->u ? rule_node(in->u, in->route, rule) : NULL;
   if (cap) buf[0] = 0;
   if (rn && rn->kind == N_WHEN) why_not(&env, rn->a, buf, cap);
@@ -237,13 +253,13 @@ void explain_why_rule(const explain_in *in, int rule, char *buf, size_t cap) {
 
 void explain_why_removed(const explain_in *in, int rule, int sel, int model, char *buf,
                          size_t cap) {
-  ev_env env = {in->u, -1, in->dec, in->prog, in->req, in->rt, in->rc == LANE_OK};
+  ev_env env = env_of(in);
   if (cap) buf[0] = 0;
   if (in->u) why_removed(&env, in->route, rule, sel, model, buf, cap);
 }
 
 int explain_rule_holds(const explain_in *in, int rule) {
-  ev_env env = {in->u, -1, in->dec, in->prog, in->req, in->rt, in->rc == LANE_OK};
+  ev_env env = env_of(in);
   const ast_node *rn = in->u ? rule_node(in->u, in->route, rule) : NULL;
   if (!rn) return -2;
   if (rn->kind != N_WHEN) return 1;   /* otherwise */
@@ -252,7 +268,7 @@ int explain_rule_holds(const explain_in *in, int rule) {
 }
 
 int explain_member_passes(const explain_in *in, int rule, int sel, int model) {
-  ev_env env = {in->u, -1, in->dec, in->prog, in->req, in->rt, in->rc == LANE_OK};
+  ev_env env = env_of(in);
   return in->u ? removed_by(&env, in->route, rule, sel, model) == NULL : -2;
 }
 

@@ -20,7 +20,18 @@ typedef struct explain_in {
   const lane_decision *dec;     /* the decision */
   int                  rc;      /* what lane_decide_traced returned */
   const lane_trace    *trace;   /* what the VM recorded */
+  const lane_live_stats *before;/* every model's live view just before the
+                                   decision (explain_capture), or NULL:
+                                   then rt is read as it is after it, and
+                                   a breaker probe the decision claimed
+                                   reads as the VM did not see it */
+  uint64_t             now;     /* with before: the clock then */
 } explain_in;
+
+/* Takes every model's live view and the clock of rt, for explain_in's
+ * before and now: call it just before deciding. NULL when memory runs
+ * out (explain then reads rt as it is); free it with free(). */
+lane_live_stats *explain_capture(const lane_runtime *rt, const lane_program *p, uint64_t *now);
 
 /* Writes the explanation as text: each rule tried and why it did not
  * match, each model considered and why it was removed, then the decision. */

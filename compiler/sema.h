@@ -209,6 +209,11 @@ typedef struct ev_env {
   const lane_request  *req;    /* explain: request fields, or NULL */
   const lane_runtime  *rt;     /* explain: live stats and budgets, or NULL */
   int                  decided;/* tests: 1 if dec holds a decision */
+  const lane_live_stats *stats;/* explain: each model's live view as the
+                                  decision saw it (taken before it: a
+                                  decision may claim a probe), or NULL to
+                                  read rt now */
+  uint64_t             now;    /* with stats: the decision's clock */
 } ev_env;
 
 ev_val ev_eval(const ev_env *env, const ast_node *n);

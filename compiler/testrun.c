@@ -28,7 +28,7 @@ static int set_field(lane_request *r, int f, const ev_val *v) {
 }
 
 static void build_request(sema_unit *u, const ast_node *t, lane_request *r) {
-  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0};
+  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0};
   for (int i = 0; i < t->list.n; i++) {
     const ast_node *it = t->list.v[i];
     if (it->kind != N_TREQ) continue;
@@ -199,14 +199,17 @@ static int run_one(sema_unit *u, const lane_program *p, const ast_node *t, int n
   build_request(u, t, &r);
   lane_decision d;
   lane_trace trace = {events, TEST_EVENTS, 0, 0};
+  uint64_t now = 0;   /* the live view the decision is about to see */
+  lane_live_stats *before = rt ? explain_capture(rt, p, &now) : NULL;
   int rc = rt && route >= 0 ? lane_decide_traced(rt, route, &r, &d, &trace) : LANE_EARG;
   if (rc == LANE_EARG) {
     fprintf(out, "%s %d - %.*s\n#   cannot decide (route or live state)\n",
             o->tap ? "not ok" : "FAIL", num, (int)t->len, t->str);
     lane_runtime_free(rt);
+    free(before);
     return 1;
   }
-  ev_env env = {u, -1, &d, p, &r, rt, rc == LANE_OK};
+  ev_env env = {u, -1, &d, p, &r, rt, rc == LANE_OK, before, now};
   if (cov) {
     if (rc == LANE_OK) cov->fired[cov->base[route] + d.rule - 1]++;
     cov_record(cov, route, &trace, &env);
@@ -222,7 +225,7 @@ static int run_one(sema_unit *u, const lane_program *p, const ast_node *t, int n
     explain_expect(u, &env, it->a, out);
   }
   if (failed && o->explain) {
-    explain_in in = {u, p, rt, route, &r, &d, rc, &trace};
+    explain_in in = {u, p, rt, route, &r, &d, rc, &trace, before, now};
     char *text = NULL;
     size_t n = 0;
     FILE *m = open_memstream(&text, &n);
@@ -240,6 +243,7 @@ static int run_one(sema_unit *u, const lane_program *p, const ast_node *t, int n
   if (!failed && !o->quiet)
     fprintf(out, "%s %d - %.*s\n", o->tap ? "ok" : "ok  ", num, (int)t->len, t->str);
   lane_runtime_free(rt);
+  free(before);
   return failed;
 }
 

@@ -552,13 +552,17 @@ static int eval_one(void *arg, const char *name, json_t *obj) {
   }
   lane_decision d;
   lane_trace trace = {x->events, x->events ? EVAL_EVENTS : 0, 0, 0};
+  uint64_t now = 0;   /* --explain: the live view the decision is about to see */
+  lane_live_stats *before = c->explain ? explain_capture(x->rt, x->p, &now) : NULL;
   int st = lane_decide_traced(x->rt, x->route, &r, &d, c->explain ? &trace : NULL);
   if (c->explain) {
-    explain_in in = {x->u && x->u->nmods ? x->u : NULL, x->p, x->rt, x->route, &r, &d, st, &trace};
+    explain_in in = {x->u && x->u->nmods ? x->u : NULL, x->p, x->rt, x->route, &r, &d, st, &trace,
+                     before, now};
     if (strcmp(c->format, "json")) fprintf(stdout, "== %s\n", name);
     if (!strcmp(c->format, "json")) explain_print_json(&in, stdout);
     else explain_print_text(&in, stdout);
     if (st != LANE_OK) rc = EXIT_FINDINGS;
+    free(before);
   } else if (st == LANE_OK && !strcmp(c->format, "text")) print_text(x->p, name, &d);
   else if (st == LANE_OK) print_json(x->p, name, &d);
   else {
@@ -630,7 +634,7 @@ typedef struct expr_ctx {
 
 /* Prints the expression's value on one request (or on none: name NULL). */
 static int show_value(const expr_ctx *x, const char *name, const lane_request *r) {
-  ev_env env = {x->u, -1, NULL, x->p, r, NULL, 0};
+  ev_env env = {x->u, -1, NULL, x->p, r, NULL, 0, NULL, 0};
   ev_val v = ev_eval(&env, x->e);
   char buf[4096];
   if (v.kind == EV_UNKNOWN) {

@@ -104,14 +104,19 @@ static void run(gen *g, const lanec_result *res) {
     fz_request(&g->in, p, &q, pool, 8);
     memset(&d, 0, sizeof d);
     lane_trace trace = {events, 1024, 0, 0};
+    uint64_t at = 0;
+    lane_live_stats *before = explain_capture(rt, p, &at);
+    if (!before) abort();
     int rc = lane_decide_traced(rt, 0, &q, &d, &trace);
     fz_check_decision(p, rc, &d);
-    if (trace.truncated) continue;
-    explain_in in = {res->unit, p, rt, 0, &q, &d, rc, &trace};
-    check(g, &in);
-    explain_print_text(&in, devnull);
-    in.u = NULL;   /* a .lanec alone */
-    explain_print_text(&in, devnull);
+    explain_in in = {res->unit, p, rt, 0, &q, &d, rc, &trace, before, at};
+    if (!trace.truncated) {
+      check(g, &in);
+      explain_print_text(&in, devnull);
+      in.u = NULL;   /* a .lanec alone */
+      explain_print_text(&in, devnull);
+    }
+    free(before);
   }
   lane_runtime_free(rt);
 }

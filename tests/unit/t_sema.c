@@ -721,13 +721,16 @@ static int explain(const char *route, const char *spec, char *buf, size_t cap) {
   buf[0] = 0;
   if (!P) return -1;
   set_fields(&r, P, spec);
+  uint64_t now = 0;
+  lane_live_stats *before = explain_capture(RT, P, &now);
   int rc = lane_decide_traced(RT, lane_route(P, route), &r, &D, &t);
-  explain_in in = {&U, P, RT, lane_route(P, route), &r, &D, rc, &t};
+  explain_in in = {&U, P, RT, lane_route(P, route), &r, &D, rc, &t, before, now};
   FILE *f = open_memstream(&text, &n);
   explain_print_text(&in, f);
   fclose(f);
   snprintf(buf, cap, "%s", text ? text : "");
   free(text);
+  free(before);
   return rc;
 }
 
@@ -811,6 +814,28 @@ static void test_explain_vs_vm(void) {
          "    -> a\n"
          "decision: rule 2, a ($0.001); expected cost $0.001\n",
          "  explain: in rule 1, a was removed by its cost and b by its breaker");
+
+  /* A model the breaker removed from the first target and a later target
+   * named alone: the VM saw it unhealthy, then chose it anyway. Explain
+   * counted every chosen model as healthy (to undo the probe a decision
+   * may claim), so it found no reason for the removal; it now reads the
+   * live view taken just before the decision (fuzz_explain found it). */
+  is_int(compile("model a { input $1/Mtok output $1/Mtok }\n"
+                 "route r {\n  fallbacks 1\n"
+                 "  otherwise -> cheapest(models where healthy), then a\n}\n"), 0,
+         "healthy-then-named policy compiles");
+  if (!P) { diag_text(DIAG); return; }
+  set_breaker("a", LANE_BREAKER_OPEN, UINT64_C(1) << 62);   /* in its cooldown */
+  is_int(explain("r", "input_tokens=100", out, sizeof out), LANE_OK, "breaker open: decided");
+  is_str(primary(), "a", "  a, named alone after the selection");
+  is_str(out,
+         "rule 1  otherwise\n"
+         "    matched\n"
+         "    a                                        $9.9999999999999991e-05 removed: `healthy` is false\n"
+         "    a                                        $9.9999999999999991e-05 kept\n"
+         "    -> a\n"
+         "decision: rule 1, a ($9.9999999999999991e-05); expected cost $9.9999999999999991e-05\n",
+         "  explain: removed by its breaker from the selection, then named");
 }
 
 static void test_regressions(void) {
