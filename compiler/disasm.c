@@ -231,7 +231,6 @@ static void code(FILE *out, const lane_program *p, const bc_route *route, uint32
   }
 }
 
-void bc_disasm(FILE *out, const lane_program *p) { bc_disasm_source(out, p, NULL); }
 
 static void disasm_raw(FILE *out, const lane_program *p, const char *text);
 

@@ -399,7 +399,7 @@ static void show_code(FILE *show, const lane_program *p) {
   size_t n = 0;
   FILE *m = open_memstream(&buf, &n);
   if (!m) return;
-  bc_disasm(m, p);
+  bc_disasm_source(m, p, NULL);
   fclose(m);
   const char *code = buf ? strstr(buf, "\ncode:\n") : NULL;
   fputs(code ? code + 1 : buf ? buf : "", show);
