@@ -211,24 +211,8 @@ static void hint(char *buf, size_t n, const suggest *s) {
   else buf[0] = 0;
 }
 
-static const struct { const char *name; int prop; int ty; } mprops[] = {
-  {"input", MP_INPUT, TY_PRICE}, {"output", MP_OUTPUT, TY_PRICE},
-  {"cached_input", MP_CACHED_INPUT, TY_PRICE}, {"context", MP_CONTEXT, TY_TOKENS},
-  {"max_output", MP_MAX_OUTPUT, TY_TOKENS}, {"quality", MP_QUALITY, TY_DOUBLE},
-  {"provider", MP_PROVIDER, TY_STRING}, {"name", MP_NAME, TY_STRING},
-  {"region", MP_REGION, TY_STRING}, {"tags", MP_TAGS, TY_LIST | TY_STRING},
-  {"cache_write", MP_CACHE_WRITE, TY_PRICE},
-  {"reasoning_output", MP_REASONING_OUTPUT, TY_PRICE},
-  {"long_above", MP_LONG_ABOVE, TY_TOKENS}, {"long_input", MP_LONG_INPUT, TY_PRICE},
-  {"long_output", MP_LONG_OUTPUT, TY_PRICE},
-  {"long_cached_input", MP_LONG_CACHED_INPUT, TY_PRICE},
-  {"deprecated", MP_DEPRECATED, TY_STRING},
-  {"p50", MP_P50, TY_DURATION}, {"p95", MP_P95, TY_DURATION},
-  {"cost", MP_COST, TY_MONEY}, {"fits", MP_FITS, TY_BOOL},
-  {"healthy", MP_HEALTHY, TY_BOOL}, {"error_rate", MP_ERROR_RATE, TY_FRACTION},
-};
-#define NMPROPS (int)(sizeof mprops / sizeof *mprops)
-#define FIRST_DYNAMIC_MPROP 19   /* cost, fits, healthy, error_rate */
+/* Whether row k of BC_MPROPS is a property an expression reads by name. */
+static int readable(int k) { return bc_mprops[k].name[0] && bc_mprops[k].kind != BC_MPK_RECORD; }
 
 static const struct { const char *name; int dv; int ty; } dvals[] = {
   {"rule", DV_RULE, TY_INT}, {"rule_name", DV_RULE_NAME, TY_STRING},
@@ -240,11 +224,12 @@ static const struct { const char *name; int dv; int ty; } dvals[] = {
 
 /* Resolves a model property name (static only when dyn is 0). */
 static int resolve_mprop(sema_unit *u, ast_node *n, const char *name, int dyn) {
-  for (int i = 0; i < NMPROPS; i++)
-    if (strcmp(mprops[i].name, name) == 0 && (dyn || i < FIRST_DYNAMIC_MPROP)) {
+  for (int k = 0; k < BC_NMPROPS; k++)
+    if (readable(k) && strcmp(bc_mprops[k].name, name) == 0 &&
+        (dyn || bc_mprops[k].kind != BC_MPK_LIVE)) {
       n->refkind = RK_MPROP;
-      n->ref = mprops[i].prop;
-      return mprops[i].ty;
+      n->ref = k;
+      return sema_mprops[k].ty;
     }
   int cap = sema_cap_find(u, name);
   if (cap >= 0) {
@@ -299,7 +284,8 @@ static int check_ident(sema_unit *u, ast_node *n, int cx) {
   suggest s = {name, NULL, 99};
   char h[96];
   if (cx & CX_MODEL) {
-    for (int i = 0; i < NMPROPS; i++) consider(&s, mprops[i].name);
+    for (int k = 0; k < BC_NMPROPS; k++)
+      if (readable(k)) consider(&s, bc_mprops[k].name);
     for (int i = 0; i < u->ncaps; i++) consider(&s, u->caps[i]);
     hint(h, sizeof h, &s);
     diag_error(&u->ctx, n->span, "unknown model property or capability '%s'%s", name, h);
@@ -308,8 +294,8 @@ static int check_ident(sema_unit *u, ast_node *n, int cx) {
     hint(h, sizeof h, &s);
     diag_error(&u->ctx, n->span, "unknown name '%s' in an expectation%s", name, h);
   } else {
-    for (int i = 0; i < NMPROPS; i++)
-      if (strcmp(mprops[i].name, name) == 0 || sema_cap_find(u, name) >= 0) {
+    for (int k = 0; k < BC_NMPROPS; k++)
+      if ((readable(k) && strcmp(bc_mprops[k].name, name) == 0) || sema_cap_find(u, name) >= 0) {
         diag_error(&u->ctx, n->span,
                    "'%s' is a model property; use it inside 'models where …' or 'require'",
                    name);

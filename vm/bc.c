@@ -6,6 +6,7 @@
  * disassembler. bc_encode writes a file the loader accepts byte for byte;
  * the compiler's emitter and the tests both go through it.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,35 @@ const bc_opinfo bc_ops[BC_NOPS] = {
   BC_OPCODES(BC_OP_INFO)
 #undef BC_OP_INFO
 };
+
+/* Units of properties that have none in the file. */
+#define BC_U_NONE 0
+#define BC_U_TAGS 0
+
+const bc_mpinfo bc_mprops[BC_NMPROPS] = {
+#define BC_MP_INFO(id, name, member, unit, mt, off, kind, op, group, doc) \
+  { #id, name, #member, BC_U_##unit, (#mt)[0], BC_MPK_##kind, group, off, \
+    0 BC_MP_IN_RECORD(kind)(+ offsetof(bc_model, member)), BC_OP_##op, doc },
+  BC_MPROPS(BC_MP_INFO)
+#undef BC_MP_INFO
+};
+
+/* The rows M_FIELD reads come first; every stored row fits the record
+ * and together they fill it (t_bc.c checks that none overlap). */
+#define BC_MP_CHECK(id, name, member, unit, mt, off, kind, op, group, doc) \
+  _Static_assert((int)BC_OP_##op != (int)BC_OP_M_FIELD || (int)BC_MP_##id < (int)BC_NMFIELDS, \
+                 #id ": M_FIELD rows come first"); \
+  BC_MP_IN_RECORD(kind)(_Static_assert(off >= 0 && \
+    off + sizeof(BC_MP_CTYPE_##mt) <= BC_RECORD_MODELS, #id ": inside the record");)
+BC_MPROPS(BC_MP_CHECK)
+#undef BC_MP_CHECK
+_Static_assert(0
+#define BC_MP_SIZE(id, name, member, unit, mt, off, kind, op, group, doc) \
+  BC_MP_IN_RECORD(kind)(+ sizeof(BC_MP_CTYPE_##mt))
+  BC_MPROPS(BC_MP_SIZE)
+#undef BC_MP_SIZE
+  == BC_RECORD_MODELS, "the stored rows fill the model record");
+_Static_assert(sizeof(bc_model) == BC_RECORD_MODELS, "bc_model has no padding");
 
 static const struct { const char *name; uint32_t rec; } sections[BC_SEC_MAX] = {
 #define BC_SEC_INFO(name, id, rec) [id] = { #name, rec },
@@ -138,17 +168,15 @@ static uint64_t sec_count(const bc_image *im, uint32_t id) {
 }
 
 static unsigned char *put_model(unsigned char *p, const bc_model *m) {
-  p = put32(p, m->name); p = put32(p, m->provider);
-  p = put32(p, m->id); p = put32(p, m->region);
-  p = putd(p, m->input); p = putd(p, m->output); p = putd(p, m->cached_input);
-  p = put64(p, (uint64_t)m->context); p = put64(p, (uint64_t)m->max_output);
-  p = putd(p, m->quality); p = putd(p, m->p50); p = putd(p, m->p95);
-  p = put32(p, m->caps); p = put32(p, m->line);
-  p = putd(p, m->cache_write); p = putd(p, m->reasoning_output);
-  p = put64(p, (uint64_t)m->long_above);
-  p = putd(p, m->long_input); p = putd(p, m->long_output); p = putd(p, m->long_cached_input);
-  p = put32(p, m->deprecated);
-  return put32(p, 0);
+#define PUT_D(q, v) putd(q, v)
+#define PUT_I(q, v) put64(q, (uint64_t)(v))
+#define PUT_S(q, v) put32(q, v)
+#define PUT_U(q, v) put32(q, v)
+#define BC_MP_PUT(id, name, member, unit, mt, off, kind, op, group, doc) \
+  BC_MP_IN_RECORD(kind)(PUT_##mt(p + (off), m->member);)
+  BC_MPROPS(BC_MP_PUT)
+#undef BC_MP_PUT
+  return p + BC_RECORD_MODELS;
 }
 
 /* Writes the body of section id at p; returns the end. */

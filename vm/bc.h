@@ -74,47 +74,105 @@ enum bc_section_id {
   BC_SEC_MAX = 20
 };
 
-/* Model record in the file (144 bytes, in this order):
- *   u32 name, u32 provider, u32 id, u32 region   (string indexes)
- *   f64 input, f64 output, f64 cached_input       ($ per token)
- *   i64 context, i64 max_output                   (tokens; 0 = unknown)
- *   f64 quality                                   (0..1)
- *   f64 p50, f64 p95                              (ms priors; 0 = unknown)
- *   u32 caps                                      (bit i = CAPS[i])
- *   u32 line                                      (declaration line)
- *   f64 cache_write                               ($ per cache-write token)
- *   f64 reasoning_output                          ($ per output token when
- *                                                  reasoning is asked; 0 = output)
- *   i64 long_above                                (long-context threshold,
- *                                                  input tokens; 0 = none)
- *   f64 long_input, long_output, long_cached_input ($ per token above it;
- *                                                  0 = the standard price)
- *   u32 deprecated                                (string: date or "")
- *   u32 reserved, 0
+/* Bytes of one record of each section: BC_RECORD_MODELS ... */
+enum {
+#define BC_SEC_REC(name, id, rec) BC_RECORD_##name = rec,
+  BC_SECTIONS(BC_SEC_REC)
+#undef BC_SEC_REC
+};
+
+/*
+ * Model properties, one row each: everything the compiler, the loader, the
+ * VM and the tools know about one is generated from this table.
+ *
+ *   id      BC_MP_<id>; for rows read with M_FIELD also BC_MF_<id>, the
+ *           operand a. Those rows come first, in operand order (the file
+ *           format fixes it; a static assert below checks it).
+ *   name    as the language spells it; "" when no policy names it
+ *   member  its member in bc_model and in the compiler's sema_model
+ *   unit    language type: a bc_unit (PRICE, TOKENS, ...), TAGS (a list of
+ *           strings) or NONE
+ *   mt      machine type in the record and on the stack: D double, I
+ *           int64, S string index, U uint32, B bool, N none
+ *   off     byte offset in the MODELS record (-1: not in the file); the
+ *           stored rows tile the record (tests/unit/t_bc.c checks it)
+ *   kind    STATIC declared, in the record, known at compile time;
+ *           PRIOR  declared, in the record as a prior, live in the VM;
+ *           LIVE   per decision only (request or live state);
+ *           COMPILE declared, known at compile time only, not in the file;
+ *           RECORD in the record, not a property an expression reads
+ *   op      the opcode filter code reads it with (M_FIELD: operand a is
+ *           the row), or NONE
+ *   group   a model block's line group (lang/fmt.c), also the order a
+ *           list of properties is given in; 0 = not declared
+ *   doc     one line
  */
+#define BC_MPROPS(X) \
+  X(INPUT,        "input",        input,        PRICE,    D,  16, STATIC,  M_FIELD,   2, "$ per input token") \
+  X(OUTPUT,       "output",       output,       PRICE,    D,  24, STATIC,  M_FIELD,   2, "$ per output token") \
+  X(CACHED_INPUT, "cached_input", cached_input, PRICE,    D,  32, STATIC,  M_FIELD,   2, "$ per cached input token") \
+  X(CONTEXT,      "context",      context,      TOKENS,   I,  40, STATIC,  M_FIELD,   3, "context window, tokens; 0 = unknown") \
+  X(MAX_OUTPUT,   "max_output",   max_output,   TOKENS,   I,  48, STATIC,  M_FIELD,   3, "max output tokens; 0 = unknown") \
+  X(QUALITY,      "quality",      quality,      DOUBLE,   D,  56, STATIC,  M_FIELD,   6, "the user's score, 0..1") \
+  X(PROVIDER,     "provider",     provider,     STRING,   S,   4, STATIC,  M_FIELD,   1, "provider, \"anthropic\"") \
+  X(NAME,         "name",         id,           STRING,   S,   8, STATIC,  M_FIELD,   1, "the provider's model id") \
+  X(LANE_NAME,    "",             name,         STRING,   S,   0, RECORD,  M_FIELD,   0, "lane name, \"anthropic.claude_haiku_4_5\"") \
+  X(REGION,       "region",       region,       STRING,   S,  12, STATIC,  M_FIELD,   1, "region or \"\"") \
+  X(CACHE_WRITE,  "cache_write",  cache_write,  PRICE,    D,  88, STATIC,  M_FIELD,   2, "$ per token written to the prompt cache") \
+  X(REASONING_OUTPUT, "reasoning_output", reasoning_output, PRICE, D, 96, STATIC, M_FIELD, 2, \
+    "$ per output token when reasoning is asked; 0 = output") \
+  X(LONG_ABOVE,   "long_above",   long_above,   TOKENS,   I, 104, STATIC,  M_FIELD,   4, \
+    "long-context tier above this many input tokens; 0 = none") \
+  X(LONG_INPUT,   "long_input",   long_input,   PRICE,    D, 112, STATIC,  M_FIELD,   4, "$ per input token in the tier; 0 = input") \
+  X(LONG_OUTPUT,  "long_output",  long_output,  PRICE,    D, 120, STATIC,  M_FIELD,   4, "$ per output token in the tier; 0 = output") \
+  X(LONG_CACHED_INPUT, "long_cached_input", long_cached_input, PRICE, D, 128, STATIC, M_FIELD, 4, \
+    "$ per cached token in the tier; 0 = cached_input") \
+  X(DEPRECATED,   "deprecated",   deprecated,   STRING,   S, 136, STATIC,  M_FIELD,   8, "deprecation date \"YYYY-MM-DD\" or \"\"") \
+  X(CAPS,         "caps",         caps,         NONE,     U,  80, RECORD,  NONE,      5, "capability bits, bit i named by CAPS[i]") \
+  X(TAGS,         "tags",         tags,         TAGS,     N,  -1, COMPILE, NONE,      9, "tag strings, for static filters") \
+  X(P50,          "p50",          p50,          DURATION, D,  64, PRIOR,   M_P50,     7, "median latency, ms: live, else this prior; 0 = unknown") \
+  X(P95,          "p95",          p95,          DURATION, D,  72, PRIOR,   M_P95,     7, "p95 latency, ms: live, else this prior; 0 = unknown") \
+  X(COST,         "cost",         cost,         MONEY,    D,  -1, LIVE,    M_COST,    0, "the request's expected cost on the model") \
+  X(FITS,         "fits",         fits,         BOOL,     B,  -1, LIVE,    M_FITS,    0, "whether the request fits the context and max output") \
+  X(HEALTHY,      "healthy",      healthy,      BOOL,     B,  -1, LIVE,    M_HEALTHY, 0, "whether the breaker lets the model be chosen") \
+  X(ERROR_RATE,   "error_rate",   error_rate,   FRACTION, D,  -1, LIVE,    M_ERRRATE, 0, "failures / calls in the window; 0 without data") \
+  X(LINE,         "",             line,         NONE,     U,  84, RECORD,  NONE,      0, "source line of the declaration") \
+  X(RESERVED,     "",             reserved,     NONE,     U, 140, RECORD,  NONE,      0, "0")
+
+/* BC_MP_IN_RECORD(kind)(...) keeps its arguments for rows in the record. */
+#define BC_MP_IN_RECORD(kind)    BC_MP_IN_RECORD_##kind
+#define BC_MP_IN_RECORD_STATIC(...)  __VA_ARGS__
+#define BC_MP_IN_RECORD_PRIOR(...)   __VA_ARGS__
+#define BC_MP_IN_RECORD_RECORD(...)  __VA_ARGS__
+#define BC_MP_IN_RECORD_LIVE(...)
+#define BC_MP_IN_RECORD_COMPILE(...)
+/* C types of the machine types in bc_model. */
+#define BC_MP_CTYPE_D double
+#define BC_MP_CTYPE_I int64_t
+#define BC_MP_CTYPE_S uint32_t
+#define BC_MP_CTYPE_U uint32_t
+
+enum bc_mprop {
+#define BC_MP_ENUM(id, name, member, unit, mt, off, kind, op, group, doc) BC_MP_##id,
+  BC_MPROPS(BC_MP_ENUM)
+#undef BC_MP_ENUM
+  BC_NMPROPS
+};
+
+typedef enum bc_mpkind {
+  BC_MPK_STATIC,  /* BC_MPROPS kinds, see there */
+  BC_MPK_PRIOR,
+  BC_MPK_LIVE,
+  BC_MPK_COMPILE,
+  BC_MPK_RECORD
+} bc_mpkind;
+
+/* The model record, one member per stored row, each described by its doc. */
 typedef struct bc_model {
-  uint32_t name;          /* string: lane name, "anthropic.claude_haiku_4_5" */
-  uint32_t provider;      /* string: provider, "anthropic" */
-  uint32_t id;            /* string: provider's model id */
-  uint32_t region;        /* string: region or "" */
-  double   input;         /* $ per input token */
-  double   output;        /* $ per output token */
-  double   cached_input;  /* $ per cached input token */
-  int64_t  context;       /* context window, tokens; 0 = unknown */
-  int64_t  max_output;    /* max output tokens; 0 = unknown */
-  double   quality;       /* user's score, 0..1 */
-  double   p50;           /* latency prior, ms; 0 = unknown */
-  double   p95;           /* latency prior, ms; 0 = unknown */
-  uint32_t caps;          /* capability bits, bit i named by caps[i] */
-  uint32_t line;          /* source line of the declaration */
-  double   cache_write;   /* $ per token written to the prompt cache */
-  double   reasoning_output; /* $ per output token with reasoning; 0 = output */
-  int64_t  long_above;    /* long-context tier above this many input tokens */
-  double   long_input;    /* $ per input token in the tier; 0 = input */
-  double   long_output;   /* $ per output token in the tier; 0 = output */
-  double   long_cached_input; /* $ per cached token in the tier; 0 = cached */
-  uint32_t deprecated;    /* string: deprecation date "YYYY-MM-DD" or "" */
-  uint32_t reserved;      /* 0 */
+#define BC_MP_MEMBER(id, name, member, unit, mt, off, kind, op, group, doc) \
+  BC_MP_IN_RECORD(kind)(BC_MP_CTYPE_##mt member;)
+  BC_MPROPS(BC_MP_MEMBER)
+#undef BC_MP_MEMBER
 } bc_model;
 
 /* Units of request fields; the machine type follows from the unit. */
@@ -221,32 +279,6 @@ typedef struct bc_insn {
   uint32_t c;             /* index, constant or jump target */
 } bc_insn;
 
-/* Model fields readable with M_FIELD (operand a), their stack types. */
-#define BC_MFIELDS(X)                 \
-  X(INPUT,        'D')  /* $ per input token */  \
-  X(OUTPUT,       'D')  /* $ per output token */ \
-  X(CACHED_INPUT, 'D')  /* $ per cached input token */ \
-  X(CONTEXT,      'I')  /* context window, tokens */ \
-  X(MAX_OUTPUT,   'I')  /* max output, tokens */ \
-  X(QUALITY,      'D')  /* 0..1 */ \
-  X(PROVIDER,     'S')  /* provider */ \
-  X(NAME,         'S')  /* provider's model id */ \
-  X(LANE_NAME,    'S')  /* lane name */ \
-  X(REGION,       'S')  /* region */ \
-  X(CACHE_WRITE,  'D')  /* $ per cache-write token */ \
-  X(REASONING_OUTPUT, 'D') /* $ per reasoning output token */ \
-  X(LONG_ABOVE,   'I')  /* long-context threshold, tokens */ \
-  X(LONG_INPUT,   'D')  /* $ per input token above it */ \
-  X(LONG_OUTPUT,  'D')  /* $ per output token above it */ \
-  X(LONG_CACHED_INPUT, 'D') /* $ per cached token above it */ \
-  X(DEPRECATED,   'S')  /* deprecation date or "" */
-
-enum bc_mfield {
-#define BC_MF_ENUM(id, t) BC_MF_##id,
-  BC_MFIELDS(BC_MF_ENUM)
-#undef BC_MF_ENUM
-  BC_NMFIELDS
-};
 
 /* Operand formats: what a, b and c of an instruction mean. */
 typedef enum bc_fmt {
@@ -257,7 +289,7 @@ typedef enum bc_fmt {
   BC_FMT_STR,     /* c: string index */
   BC_FMT_BOOL,    /* a: 0 or 1 */
   BC_FMT_FIELD,   /* c: request field index; pushes the field's type */
-  BC_FMT_MFIELD,  /* a: bc_mfield; pushes its type */
+  BC_FMT_MFIELD,  /* a: model property < BC_NMFIELDS; pushes its type */
   BC_FMT_CAP,     /* c: capability bit < number of CAPS */
   BC_FMT_LIST,    /* c: list index; pops a value of the list's type */
   BC_FMT_BUDGET,  /* a: 0 spent, 1 remaining, 2 used; c: budget index */
@@ -395,6 +427,18 @@ typedef enum bc_op {
   BC_NOPS
 } bc_op;
 
+#define BC_OP_NONE (-1)  /* "no opcode" in the tables below */
+
+/* M_FIELD's operand a is a model property, one of the first BC_NMFIELDS
+ * rows of BC_MPROPS: those read with M_FIELD. */
+enum {
+  BC_NMFIELDS = 0
+#define BC_MF_COUNT(id, name, member, unit, mt, off, kind, op, group, doc) \
+  + ((int)BC_OP_##op == (int)BC_OP_M_FIELD)
+  BC_MPROPS(BC_MF_COUNT)
+#undef BC_MF_COUNT
+};
+
 typedef struct bc_opinfo {
   const char *name;       /* "PUSH_I" */
   bc_fmt      fmt;        /* operand format */
@@ -407,6 +451,23 @@ typedef struct bc_opinfo {
 } bc_opinfo;
 
 extern const bc_opinfo bc_ops[BC_NOPS];
+
+/* BC_MPROPS as data (bc.c), indexed by bc_mprop. */
+typedef struct bc_mpinfo {
+  const char *id;         /* "INPUT" */
+  const char *name;       /* language name, "" for none */
+  const char *member;     /* "input" */
+  uint8_t     unit;       /* bc_unit, 0 for TAGS and NONE */
+  char        mt;         /* machine type: 'D', 'I', 'S', 'U', 'B' or 'N' */
+  uint8_t     kind;       /* bc_mpkind */
+  uint8_t     group;      /* line group, 0 = not declared */
+  int16_t     off;        /* offset in the file's record, -1 = not there */
+  uint16_t    moff;       /* offsetof(bc_model, member), for stored rows */
+  int16_t     op;         /* opcode that reads it, or BC_OP_NONE */
+  const char *doc;        /* one line */
+} bc_mpinfo;
+
+extern const bc_mpinfo bc_mprops[BC_NMPROPS];
 
 /*
  * The cost model (vm/README.md, "Cost model"). A step is one instruction;

@@ -175,18 +175,14 @@ static int decode_strings(bc_image *im, const unsigned char *idx,
 }
 
 static void decode_model(bc_model *m, const unsigned char *q) {
-  m->name = rd32(q); m->provider = rd32(q + 4);
-  m->id = rd32(q + 8); m->region = rd32(q + 12);
-  m->input = rdd(q + 16); m->output = rdd(q + 24); m->cached_input = rdd(q + 32);
-  m->context = (int64_t)rd64(q + 40); m->max_output = (int64_t)rd64(q + 48);
-  m->quality = rdd(q + 56); m->p50 = rdd(q + 64); m->p95 = rdd(q + 72);
-  m->caps = rd32(q + 80); m->line = rd32(q + 84);
-  m->cache_write = rdd(q + 88); m->reasoning_output = rdd(q + 96);
-  m->long_above = (int64_t)rd64(q + 104);
-  m->long_input = rdd(q + 112); m->long_output = rdd(q + 120);
-  m->long_cached_input = rdd(q + 128);
-  m->deprecated = rd32(q + 136);
-  m->reserved = rd32(q + 140);
+#define GET_D(at) rdd(at)
+#define GET_I(at) (int64_t)rd64(at)
+#define GET_S(at) rd32(at)
+#define GET_U(at) rd32(at)
+#define BC_MP_GET(id, name, member, unit, mt, off, kind, op, group, doc) \
+  BC_MP_IN_RECORD(kind)(m->member = GET_##mt(q + (off));)
+  BC_MPROPS(BC_MP_GET)
+#undef BC_MP_GET
 }
 
 /* Decodes every section of the verified-structure file at p->bytes. */
@@ -460,12 +456,17 @@ static int bad_index(lane_error *err, const char *what, uint32_t i,
 
 static int nonneg(double v) { return isfinite(v) && v >= 0; }
 
+/* Reads member k of model m as the type its row gives. */
+static uint32_t mp_u32(const bc_model *m, const bc_mpinfo *k) {
+  uint32_t x;
+  memcpy(&x, (const char *)m + k->moff, sizeof x);
+  return x;
+}
+
+/* The model table, property by property as BC_MPROPS describes them:
+ * string indexes in range, prices and priors finite and >= 0, token
+ * counts >= 0; then what only RECORD rows mean. */
 static int check_models(vctx *v) {
-  static const char *const dname[] = {
-    "input price", "output price", "cached_input price", "quality", "p50", "p95",
-    "cache_write price", "reasoning_output price", "long_input price",
-    "long_output price", "long_cached_input price"
-  };
   const bc_image *im = v->im;
   lane_error *err = v->err;
   if (im->ncaps > BC_MAX_CAPS)
@@ -477,36 +478,36 @@ static int check_models(vctx *v) {
                 LANE_MAX_MODELS);
   for (uint32_t i = 0; i < im->nmodels; i++) {
     const bc_model *m = &im->models[i];
-    double d[11] = { m->input, m->output, m->cached_input, m->quality, m->p50, m->p95,
-                     m->cache_write, m->reasoning_output, m->long_input, m->long_output,
-                     m->long_cached_input };
     v->work++;
-    CHECK_STR("model", i, "name", m->name);
-    CHECK_STR("model", i, "provider", m->provider);
-    CHECK_STR("model", i, "id", m->id);
-    CHECK_STR("model", i, "region", m->region);
-    CHECK_STR("model", i, "deprecated", m->deprecated);
+    for (int k = 0; k < BC_NMPROPS; k++) {   /* first: the name the others report */
+      const bc_mpinfo *p = &bc_mprops[k];
+      if (p->off < 0 || p->mt != 'S') continue;
+      uint32_t s = mp_u32(m, p);
+      CHECK_STR("model", i, p->member, s);
+      /* the string fields M_FIELD pushes: their longest, for the worst case */
+      if (p->op == BC_OP_M_FIELD && im->str[s].len > v->mflen[k]) v->mflen[k] = im->str[s].len;
+    }
     if (m->reserved)
       return errf(err, LANE_EFORMAT, "model %u (%s): reserved field is %u, must be 0",
                   (unsigned)i, S(im, m->name), (unsigned)m->reserved);
-    for (int k = 0; k < 11; k++)
-      if (!nonneg(d[k]))
-        return errf(err, LANE_EFORMAT, "model %u (%s): %s %g is not a finite number >= 0",
-                    (unsigned)i, S(im, m->name), dname[k], d[k]);
-    if (m->context < 0 || m->max_output < 0 || m->long_above < 0)
-      return errf(err, LANE_EFORMAT, "model %u (%s): negative %s",
-                  (unsigned)i, S(im, m->name),
-                  m->context < 0 ? "context" : m->max_output < 0 ? "max_output" : "long_above");
+    for (int k = 0; k < BC_NMPROPS; k++) {
+      const bc_mpinfo *p = &bc_mprops[k];
+      const char *at = (const char *)m + p->moff;
+      double d;
+      int64_t n;
+      if (p->off < 0 || p->kind == BC_MPK_RECORD) continue;
+      if (p->mt == 'D' && (memcpy(&d, at, sizeof d), !nonneg(d)))
+        return errf(err, LANE_EFORMAT, "model %u (%s): %s%s %g is not a finite number >= 0",
+                    (unsigned)i, S(im, m->name), p->member,
+                    p->unit == BC_U_PRICE ? " price" : "", d);
+      if (p->mt == 'I' && (memcpy(&n, at, sizeof n), n < 0))
+        return errf(err, LANE_EFORMAT, "model %u (%s): negative %s",
+                    (unsigned)i, S(im, m->name), p->member);
+    }
     if (im->ncaps < 32 && (m->caps >> im->ncaps) != 0)
       return errf(err, LANE_EFORMAT,
                   "model %u (%s): capability bits 0x%x beyond the %u capabilities",
                   (unsigned)i, S(im, m->name), (unsigned)m->caps, (unsigned)im->ncaps);
-    /* the string fields M_FIELD pushes: their longest, for the worst case */
-    const uint32_t sf[][2] = { { BC_MF_PROVIDER, m->provider }, { BC_MF_NAME, m->id },
-                               { BC_MF_LANE_NAME, m->name }, { BC_MF_REGION, m->region },
-                               { BC_MF_DEPRECATED, m->deprecated } };
-    for (int k = 0; k < 5; k++)
-      if (im->str[sf[k][1]].len > v->mflen[sf[k][0]]) v->mflen[sf[k][0]] = im->str[sf[k][1]].len;
   }
   return LANE_OK;
 }
@@ -1067,17 +1068,11 @@ static int tcode(char c) {
   }
 }
 
-static const char mf_type[BC_NMFIELDS] = {
-#define BC_MF_TYPE(id, t) t,
-  BC_MFIELDS(BC_MF_TYPE)
-#undef BC_MF_TYPE
-};
-
 /* The type an operand-typed ('*') stack slot has for this instruction. */
 static int star_type(const bc_image *im, const bc_insn *in) {
   switch (in->op) {
   case BC_OP_LOAD: return im->fields[in->c].type;
-  case BC_OP_M_FIELD: return tcode(mf_type[in->a]);
+  case BC_OP_M_FIELD: return tcode(bc_mprops[in->a].mt);
   case BC_OP_IN_LIST: return (int)im->lists[in->c].type;
   default: return 0;
   }

@@ -272,31 +272,23 @@ static vmval load_field(const vm_run *x, uint32_t f) {
   return v;
 }
 
+/* M_FIELD: a model property, one case per stored row of BC_MPROPS (the
+ * verifier lets through only the first BC_NMFIELDS). */
 static vmval model_field(const bc_image *im, uint32_t m, int which) {
   const bc_model *md = &im->models[m];
   vmval v;
   v.n = 0;
+#define MF_READ_D(x) v.v.d = (x)
+#define MF_READ_I(x) v.v.i = (x)
+#define MF_READ_U(x) v.v.i = (x)
+#define MF_READ_S(x) (v.v.s = im->str[x].p, v.n = im->str[x].len)
+#define MF_CASE(id, name, member, unit, mt, off, kind, op, group, doc) \
+  BC_MP_IN_RECORD(kind)(case BC_MP_##id: MF_READ_##mt(md->member); break;)
   switch (which) {
-  case BC_MF_INPUT: v.v.d = md->input; break;
-  case BC_MF_OUTPUT: v.v.d = md->output; break;
-  case BC_MF_CACHED_INPUT: v.v.d = md->cached_input; break;
-  case BC_MF_CONTEXT: v.v.i = md->context; break;
-  case BC_MF_MAX_OUTPUT: v.v.i = md->max_output; break;
-  case BC_MF_QUALITY: v.v.d = md->quality; break;
-  case BC_MF_CACHE_WRITE: v.v.d = md->cache_write; break;
-  case BC_MF_REASONING_OUTPUT: v.v.d = md->reasoning_output; break;
-  case BC_MF_LONG_ABOVE: v.v.i = md->long_above; break;
-  case BC_MF_LONG_INPUT: v.v.d = md->long_input; break;
-  case BC_MF_LONG_OUTPUT: v.v.d = md->long_output; break;
-  case BC_MF_LONG_CACHED_INPUT: v.v.d = md->long_cached_input; break;
-  default: {
-    uint32_t s = which == BC_MF_PROVIDER ? md->provider : which == BC_MF_NAME ? md->id
-               : which == BC_MF_LANE_NAME ? md->name
-               : which == BC_MF_DEPRECATED ? md->deprecated : md->region;
-    v.v.s = im->str[s].p;
-    v.n = im->str[s].len;
+  BC_MPROPS(MF_CASE)
+  default: break;
   }
-  }
+#undef MF_CASE
   return v;
 }
 
@@ -677,10 +669,19 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
 #define STR_STEPS(op, a, b) (steps += (uint32_t)bc_len_steps(op, a, b))
 #define PUSH(field, val) { st[sp].v.field = (val); st[sp].n = 0; sp++; vmbreak; }
 
+/* The interpreter starts on a cache line: where the linker happens to put
+ * it otherwise moved the decision benchmark by 12% (tests/bench) whenever
+ * code before it in liblane grew or shrank. */
+#if defined(__GNUC__)
+#define VM_HOT_ALIGN __attribute__((aligned(64)))
+#else
+#define VM_HOT_ALIGN
+#endif
+
 /* Runs route code (filter == 0) from pc until ENDRULE decides or NOMATCH,
  * returning LANE_OK or LANE_ENOMATCH; or filter code until FRET, returning
  * 1 if the model passes and 0 if it fails or raises an error. */
-static int vm_exec(vm_run *x, uint32_t pc, int filter) {
+static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
 #ifdef LANE_VM_GOTO
   static const void *const vm_labels[BC_NOPS] = {
 #define BC_OP_LABEL(name, fmt, i, o, w, fail, reg, doc) &&L_##name,
@@ -858,7 +859,7 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
       STR_STEPS(BC_OP_BUDGET, budget_key_bytes(x, in->c), 0);
       PUSH(d, vm_budget_read(x->rt, in->c, x->r, in->a, x->now))
     }
-    /* M_FIELD a: push static field a (bc_mfield) of the current model. */
+    /* M_FIELD a: push static property a (BC_MPROPS) of the current model. */
     vmcase(M_FIELD) { st[sp++] = model_field(im, x->model, in->a); vmbreak; }
     /* M_CAP c: push whether the current model has capability bit c. */
     vmcase(M_CAP) PUSH(i, (im->models[x->model].caps >> in->c) & 1)

@@ -17,7 +17,7 @@ static la *sample(void) {
   la_list_str(a, 2, (const char *const[]){ "red", "blue" });
   la_budget(a, "daily", BC_F_TENANT, 200);
   f = la_filter(a);
-  la_op(a, BC_OP_M_FIELD, BC_MF_QUALITY, 0, 0);
+  la_op(a, BC_OP_M_FIELD, BC_MP_QUALITY, 0, 0);
   la_op(a, BC_OP_PUSH_D, 0, 0, la_kdbl(a, 0.5));
   la_op(a, BC_OP_GE_D, 0, 0, 0);
   la_op(a, BC_OP_FRET, 0, 0, 0);
@@ -118,6 +118,28 @@ int main(void) {
   is_str(bc_ops[BC_OP_ADD_I].name, "ADD_I", "opcode table names");
   is_int(bc_ops[BC_OP_CAND].region, 'R', "opcode table regions");
   is_int(bc_ops[BC_OP_LOAD].fmt, BC_FMT_FIELD, "opcode table formats");
+
+  /* BC_MPROPS: the stored rows tile the model record, none overlapping */
+  {
+    int owner[BC_RECORD_MODELS], tiled = 1;
+    for (int i = 0; i < BC_RECORD_MODELS; i++) owner[i] = -1;
+    for (int k = 0; k < BC_NMPROPS; k++) {
+      const bc_mpinfo *mp = &bc_mprops[k];
+      int size = mp->mt == 'D' || mp->mt == 'I' ? 8 : 4;
+      if (mp->off < 0) continue;
+      for (int i = mp->off; i < mp->off + size; i++) {
+        if (i >= BC_RECORD_MODELS || owner[i] >= 0) {
+          diag("%s overlaps %s at byte %d", mp->id, i < BC_RECORD_MODELS ? bc_mprops[owner[i]].id : "the end", i);
+          tiled = 0;
+        } else owner[i] = k;
+      }
+    }
+    for (int i = 0; i < BC_RECORD_MODELS; i++) tiled &= owner[i] >= 0;
+    ok(tiled, "model properties tile the %d-byte record", BC_RECORD_MODELS);
+    ok(bc_mprops[BC_MP_QUALITY].op == BC_OP_M_FIELD && (int)BC_MP_QUALITY < (int)BC_NMFIELDS &&
+       bc_mprops[BC_NMFIELDS].op != BC_OP_M_FIELD, "M_FIELD reads the first rows");
+    is_str(bc_mprops[BC_MP_NAME].member, "id", "the language's name is the provider's id");
+  }
 
   free(b);
   free(a);
