@@ -856,6 +856,7 @@ static int link_code(emitter *E) {
   int nr = E->route.n, n = nr + E->filt.n;
   E->im.code = malloc((size_t)(n ? n : 1) * sizeof *E->im.code);
   E->im.lines = malloc((size_t)(n ? n : 1) * sizeof *E->im.lines);
+  E->im.nlines = (uint32_t)n;
   if (!E->im.code || !E->im.lines) return -1;
   if (nr) {
     memcpy(E->im.code, E->route.v, (size_t)nr * sizeof *E->im.code);

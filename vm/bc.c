@@ -51,10 +51,24 @@ _Static_assert(0
 _Static_assert(sizeof(bc_model) == BC_RECORD_MODELS, "bc_model has no padding");
 
 static const struct { const char *name; uint32_t rec; } sections[BC_SEC_MAX] = {
-#define BC_SEC_INFO(name, id, rec) [id] = { #name, rec },
+#define BC_SEC_INFO(name, id, rec, field, nfield, type, codec) [id] = { #name, rec },
   BC_SECTIONS(BC_SEC_INFO)
 #undef BC_SEC_INFO
 };
+
+/* Ids run from 1 without gaps; a REC section's layout fills its record. */
+#define BC_REC_SIZE_8  1
+#define BC_REC_SIZE_16 2
+#define BC_REC_SIZE_32 4
+#define BC_REC_SIZE_64 8
+#define BC_REC_SIZE_D  8
+#define BC_REC_SIZE(w, member, off) + BC_REC_SIZE_##w
+#define BC_SEC_CHECK(name, id, rec, field, nfield, type, codec) \
+  _Static_assert(id >= 1 && id < BC_SEC_MAX, #name ": ids are 1, 2, ..."); \
+  BC_SEC_IS_REC(codec)(_Static_assert((0 BC_REC_##name(BC_REC_SIZE)) == rec, \
+                                      #name ": its fields fill the record");)
+BC_SECTIONS(BC_SEC_CHECK)
+#undef BC_SEC_CHECK
 
 const char *bc_section_name(uint32_t id) {
   return id < BC_SEC_MAX ? sections[id].name : NULL;
@@ -138,43 +152,37 @@ static unsigned char *putd(unsigned char *p, double d) {
   return put64(p, u);
 }
 
+#define PUT_8(q, v)  (*(q) = (unsigned char)(v))
+#define PUT_16(q, v) put16(q, (uint16_t)(v))
+#define PUT_32(q, v) put32(q, (uint32_t)(v))
+#define PUT_64(q, v) put64(q, (uint64_t)(v))
+#define PUT_D(q, v)  putd(q, v)
+
 /* Number of records section id will hold for im. */
 static uint64_t sec_count(const bc_image *im, uint32_t id) {
   uint64_t n = 0;
   switch (id) {
-  case BC_SEC_STRIDX: return im->nstr;
   case BC_SEC_STRDATA:
     for (uint32_t i = 0; i < im->nstr; i++) n += (uint64_t)im->str[i].len + 1;
     return n;
-  case BC_SEC_KINT: return im->nkint;
-  case BC_SEC_KDBL: return im->nkdbl;
-  case BC_SEC_CAPS: return im->ncaps;
-  case BC_SEC_MODELS: return im->nmodels;
-  case BC_SEC_FIELDS: return im->nfields;
-  case BC_SEC_POOLS: return im->npools;
-  case BC_SEC_MEMBERS: return im->nmembers;
-  case BC_SEC_FILTERS: return im->nfilters;
-  case BC_SEC_ROUTES: return im->nroutes;
-  case BC_SEC_RULES: return im->nrules;
-  case BC_SEC_LISTS: return im->nlists;
-  case BC_SEC_LISTELEMS: return im->nlistelems;
-  case BC_SEC_BUDGETS: return im->nbudgets;
-  case BC_SEC_CODE: return im->ncode;
-  case BC_SEC_LINES: return im->lines ? im->ncode : 0;
-  case BC_SEC_SWITCHES: return im->nswitches;
-  case BC_SEC_CASES: return im->ncases;
+#define BC_SEC_COUNT(name, id_, rec, field, nfield, type, codec) \
+  BC_SEC_ARRAY(codec)(case BC_SEC_##name: return im->nfield;)
+  BC_SECTIONS(BC_SEC_COUNT)
+#undef BC_SEC_COUNT
   default: return 0;
   }
 }
 
 static unsigned char *put_model(unsigned char *p, const bc_model *m) {
-#define PUT_D(q, v) putd(q, v)
-#define PUT_I(q, v) put64(q, (uint64_t)(v))
-#define PUT_S(q, v) put32(q, v)
-#define PUT_U(q, v) put32(q, v)
 #define BC_MP_PUT(id, name, member, unit, mt, off, kind, op, group, doc) \
   BC_MP_IN_RECORD(kind)(PUT_##mt(p + (off), m->member);)
+#define PUT_I PUT_64
+#define PUT_S PUT_32
+#define PUT_U PUT_32
   BC_MPROPS(BC_MP_PUT)
+#undef PUT_I
+#undef PUT_S
+#undef PUT_U
 #undef BC_MP_PUT
   return p + BC_RECORD_MODELS;
 }
@@ -196,88 +204,20 @@ static unsigned char *sec_write(const bc_image *im, uint32_t id, unsigned char *
       *p++ = 0;
     }
     break;
-  case BC_SEC_KINT:
-    for (i = 0; i < im->nkint; i++) p = put64(p, (uint64_t)im->kint[i]);
-    break;
-  case BC_SEC_KDBL:
-    for (i = 0; i < im->nkdbl; i++) p = putd(p, im->kdbl[i]);
-    break;
-  case BC_SEC_CAPS:
-    for (i = 0; i < im->ncaps; i++) p = put32(p, im->caps[i]);
-    break;
   case BC_SEC_MODELS:
     for (i = 0; i < im->nmodels; i++) p = put_model(p, &im->models[i]);
     break;
-  case BC_SEC_FIELDS:
-    for (i = 0; i < im->nfields; i++) {
-      p = put32(p, im->fields[i].name);
-      *p++ = im->fields[i].type; *p++ = im->fields[i].unit;
-      p = put16(p, 0);
-    }
-    break;
-  case BC_SEC_POOLS:
-    for (i = 0; i < im->npools; i++) {
-      p = put32(p, im->pools[i].first); p = put32(p, im->pools[i].count);
-    }
-    break;
-  case BC_SEC_MEMBERS:
-    for (i = 0; i < im->nmembers; i++) p = put32(p, im->members[i]);
-    break;
-  case BC_SEC_FILTERS:
-    for (i = 0; i < im->nfilters; i++) {
-      p = put32(p, im->filters[i].start); p = put32(p, im->filters[i].end);
-    }
-    break;
-  case BC_SEC_ROUTES:
-    for (i = 0; i < im->nroutes; i++) {
-      const bc_route *r = &im->routes[i];
-      p = put32(p, r->name); p = put32(p, r->start); p = put32(p, r->end);
-      p = put32(p, r->fallbacks); p = put32(p, r->first_rule);
-      p = put32(p, r->nrules);
-    }
-    break;
-  case BC_SEC_RULES:
-    for (i = 0; i < im->nrules; i++) {
-      p = put32(p, im->rules[i].name); p = put32(p, im->rules[i].line);
-      p = put32(p, im->rules[i].next);
-    }
-    break;
-  case BC_SEC_LISTS:
-    for (i = 0; i < im->nlists; i++) {
-      p = put32(p, im->lists[i].type); p = put32(p, im->lists[i].first);
-      p = put32(p, im->lists[i].count);
-    }
-    break;
-  case BC_SEC_LISTELEMS:
-    for (i = 0; i < im->nlistelems; i++) p = put32(p, im->listelems[i]);
-    break;
-  case BC_SEC_BUDGETS:
-    for (i = 0; i < im->nbudgets; i++) {
-      p = put32(p, im->budgets[i].name); p = put32(p, im->budgets[i].key_field);
-      p = putd(p, im->budgets[i].limit); p = putd(p, im->budgets[i].window_ms);
-      p = put32(p, im->budgets[i].flags); p = put32(p, im->budgets[i].reserved);
-    }
-    break;
-  case BC_SEC_SWITCHES:
-    for (i = 0; i < im->nswitches; i++) {
-      p = put32(p, im->switches[i].field); p = put32(p, im->switches[i].first);
-      p = put32(p, im->switches[i].count); p = put32(p, im->switches[i].otherwise);
-    }
-    break;
-  case BC_SEC_CASES:
-    for (i = 0; i < im->ncases; i++) {
-      p = put32(p, im->cases[i].str); p = put32(p, im->cases[i].target);
-    }
-    break;
-  case BC_SEC_CODE:
-    for (i = 0; i < im->ncode; i++) {
-      *p++ = im->code[i].op; *p++ = im->code[i].a;
-      p = put16(p, im->code[i].b); p = put32(p, im->code[i].c);
-    }
-    break;
-  case BC_SEC_LINES:
-    for (i = 0; im->lines && i < im->ncode; i++) p = put32(p, im->lines[i]);
-    break;
+#define REC_PUT(w, member, at) PUT_##w(p + (at), (*e)member);
+#define BC_SEC_WRITE(name, id_, rec, field, nfield, type, codec) \
+  BC_SEC_IS_REC(codec)(case BC_SEC_##name:                      \
+    for (i = 0; i < im->nfield; i++, p += rec) {                 \
+      const type *e = &im->field[i];                             \
+      BC_REC_##name(REC_PUT)                                     \
+    }                                                            \
+    break;)
+  BC_SECTIONS(BC_SEC_WRITE)
+#undef BC_SEC_WRITE
+#undef REC_PUT
   default:
     break;
   }

@@ -38,45 +38,92 @@
 #define BC_MAX_CAPS     32      /* capability names per program */
 #define BC_NONE         0xFFFFFFFFu /* "no index" in u32 index fields */
 
-/* Section ids and the size of one record in the file. */
+/*
+ * The sections, listed once. Each row: name (BC_SEC_<name>), id, bytes of
+ * one record, the bc_image array that holds its records and their count,
+ * the array's element type, and its codec:
+ *   REC   records laid out by BC_REC_<name> below: encoded, decoded and
+ *         sized from that list alone
+ *   OWN   an array of the image with a codec of its own (bc.c, load.c)
+ *   BYTES no array: STRDATA, the bytes behind STRIDX
+ * What the loader checks of each is in load.c and vm/README.md.
+ */
 #define BC_SECTIONS(X)                                                       \
-  X(STRIDX,   1,  8)  /* { u32 off, u32 len } into STRDATA; data[off+len]
-                         must be NUL; strings in order, none overlapping
-                         the one before it */                                \
-  X(STRDATA,  2,  1)  /* string bytes */                                    \
-  X(KINT,     3,  8)  /* i64 constants (also u64 bit patterns) */          \
-  X(KDBL,     4,  8)  /* f64 constants */                                  \
-  X(CAPS,     5,  4)  /* u32 string index: capability name of bit i */     \
-  X(MODELS,   6, 144) /* bc_model, see below */                            \
-  X(FIELDS,   7,  8)  /* { u32 name, u8 type, u8 unit, u16 0 } */           \
-  X(POOLS,    8,  8)  /* { u32 first, u32 count } into MEMBERS */          \
-  X(MEMBERS,  9,  4)  /* u32 model index | BC_MEMBER_CHECK */              \
-  X(FILTERS, 10,  8)  /* { u32 start, u32 end } code region */             \
-  X(ROUTES,  11, 24)  /* { u32 name, start, end, fallbacks, first_rule,
-                           nrules } */                                      \
-  X(RULES,   12, 12)  /* { u32 name, u32 line, u32 next } */               \
-  X(LISTS,   13, 12)  /* { u32 type, u32 first, u32 count } into LISTELEMS */\
-  X(LISTELEMS,14, 4)  /* u32 index into KINT, KDBL or STRIDX per type */    \
-  X(BUDGETS, 15, 32)  /* { u32 name, u32 key_field, f64 limit,
-                           f64 window_ms, u32 flags, u32 0 } */             \
-  X(CODE,    16,  8)  /* bc_insn: u8 op, u8 a, u16 b, u32 c */             \
-  X(LINES,   17,  4)  /* u32 source line per instruction (0 = none) */       \
-  X(SWITCHES, 18, 16) /* { u32 field, u32 first, u32 count, u32 otherwise }
-                         into CASES: a rule index on a string field; no
-                         two switches share a case */                       \
-  X(CASES,   19,  8)  /* { u32 string, u32 target }, strictly ascending by
-                         the strings' bytes */
+  X(STRIDX,     1,   8, str,       nstr,       bc_str,    OWN)               \
+  X(STRDATA,    2,   1, _,         _,          _,         BYTES)             \
+  X(KINT,       3,   8, kint,      nkint,      int64_t,   REC)               \
+  X(KDBL,       4,   8, kdbl,      nkdbl,      double,    REC)               \
+  X(CAPS,       5,   4, caps,      ncaps,      uint32_t,  REC)               \
+  X(MODELS,     6, 144, models,    nmodels,    bc_model,  OWN)               \
+  X(FIELDS,     7,   8, fields,    nfields,    bc_field,  REC)               \
+  X(POOLS,      8,   8, pools,     npools,     bc_pool,   REC)               \
+  X(MEMBERS,    9,   4, members,   nmembers,   uint32_t,  REC)               \
+  X(FILTERS,   10,   8, filters,   nfilters,   bc_filter, REC)               \
+  X(ROUTES,    11,  24, routes,    nroutes,    bc_route,  REC)               \
+  X(RULES,     12,  12, rules,     nrules,     bc_rule,   REC)               \
+  X(LISTS,     13,  12, lists,     nlists,     bc_list,   REC)               \
+  X(LISTELEMS, 14,   4, listelems, nlistelems, uint32_t,  REC)               \
+  X(BUDGETS,   15,  32, budgets,   nbudgets,   bc_budget, REC)               \
+  X(CODE,      16,   8, code,      ncode,      bc_insn,   REC)               \
+  X(LINES,     17,   4, lines,     nlines,     uint32_t,  REC)               \
+  X(SWITCHES,  18,  16, switches,  nswitches,  bc_switch, REC)               \
+  X(CASES,     19,   8, cases,     ncases,     bc_case,   REC)
+
+/*
+ * Record layouts of the REC sections: F(width, member, offset) per field,
+ * width 8, 16, 32 or 64 (unsigned little-endian) or D (an IEEE double as
+ * its u64 bits); member is appended to the element (empty for an array
+ * of scalars). Static asserts in bc.c check that they fill the record.
+ */
+#define BC_REC_KINT(F)      F(64, , 0)      /* i64 constants (also u64 bit patterns) */
+#define BC_REC_KDBL(F)      F(D, , 0)       /* f64 constants */
+#define BC_REC_CAPS(F)      F(32, , 0)      /* string index: capability name of bit i */
+#define BC_REC_FIELDS(F)    F(32, .name, 0) F(8, .type, 4) F(8, .unit, 5) F(16, .reserved, 6)
+#define BC_REC_POOLS(F)     F(32, .first, 0) F(32, .count, 4)   /* into MEMBERS */
+#define BC_REC_MEMBERS(F)   F(32, , 0)      /* model index | BC_MEMBER_CHECK */
+#define BC_REC_FILTERS(F)   F(32, .start, 0) F(32, .end, 4)     /* code region */
+#define BC_REC_ROUTES(F)    F(32, .name, 0) F(32, .start, 4) F(32, .end, 8) \
+                            F(32, .fallbacks, 12) F(32, .first_rule, 16) F(32, .nrules, 20)
+#define BC_REC_RULES(F)     F(32, .name, 0) F(32, .line, 4) F(32, .next, 8)
+#define BC_REC_LISTS(F)     F(32, .type, 0) F(32, .first, 4) F(32, .count, 8)  /* into LISTELEMS */
+#define BC_REC_LISTELEMS(F) F(32, , 0)      /* index into KINT, KDBL or STRIDX per type */
+#define BC_REC_BUDGETS(F)   F(32, .name, 0) F(32, .key_field, 4) F(D, .limit, 8) \
+                            F(D, .window_ms, 16) F(32, .flags, 24) F(32, .reserved, 28)
+#define BC_REC_CODE(F)      F(8, .op, 0) F(8, .a, 1) F(16, .b, 2) F(32, .c, 4)
+#define BC_REC_LINES(F)     F(32, , 0)      /* source line per instruction (0 = none);
+                                               as many as CODE, or none */
+#define BC_REC_SWITCHES(F)  F(32, .field, 0) F(32, .first, 4) F(32, .count, 8) \
+                            F(32, .otherwise, 12)  /* into CASES; no two share a case */
+#define BC_REC_CASES(F)     F(32, .str, 0) F(32, .target, 4)  /* strictly ascending by
+                                                              the strings' bytes */
+/* STRIDX: { u32 off, u32 len } into STRDATA, where data[off+len] must be
+ * NUL, strings in order, none overlapping the one before it. MODELS: one
+ * bc_model, laid out by BC_MPROPS below. */
+
+/* BC_SEC_ARRAY(codec)(...) keeps its arguments for sections with an array
+ * in bc_image; BC_SEC_IS_REC(codec)(...) for REC sections. */
+#define BC_SEC_ARRAY(codec)        BC_SEC_ARRAY_##codec
+#define BC_SEC_ARRAY_REC(...)      __VA_ARGS__
+#define BC_SEC_ARRAY_OWN(...)      __VA_ARGS__
+#define BC_SEC_ARRAY_BYTES(...)
+#define BC_SEC_IS_REC(codec)       BC_SEC_IS_REC_##codec
+#define BC_SEC_IS_REC_REC(...)     __VA_ARGS__
+#define BC_SEC_IS_REC_OWN(...)
+#define BC_SEC_IS_REC_BYTES(...)
 
 enum bc_section_id {
-#define BC_SEC_ENUM(name, id, rec) BC_SEC_##name = id,
+#define BC_SEC_ENUM(name, id, rec, field, nfield, type, codec) BC_SEC_##name = id,
   BC_SECTIONS(BC_SEC_ENUM)
 #undef BC_SEC_ENUM
-  BC_SEC_MAX = 20
+  BC_SEC_MAX = 1     /* one past the largest id: ids are 1, 2, ... (bc.c checks) */
+#define BC_SEC_COUNT(name, id, rec, field, nfield, type, codec) + 1
+  BC_SECTIONS(BC_SEC_COUNT)
+#undef BC_SEC_COUNT
 };
 
 /* Bytes of one record of each section: BC_RECORD_MODELS ... */
 enum {
-#define BC_SEC_REC(name, id, rec) BC_RECORD_##name = rec,
+#define BC_SEC_REC(name, id, rec, field, nfield, type, codec) BC_RECORD_##name = rec,
   BC_SECTIONS(BC_SEC_REC)
 #undef BC_SEC_REC
 };
@@ -193,6 +240,7 @@ typedef struct bc_field {
   uint32_t name;          /* string: field name */
   uint8_t  type;          /* lane_type (LANE_T_*) */
   uint8_t  unit;          /* bc_unit; must agree with type */
+  uint16_t reserved;      /* 0 */
 } bc_field;
 
 /* The first BC_NSTD fields of every program are the standard request
@@ -510,24 +558,13 @@ typedef struct bc_str { const char *p; uint32_t len; } bc_str;
 
 typedef struct bc_image {
   uint16_t   flags;                     /* header flags */
-  uint32_t   nstr;      bc_str    *str;       /* strings */
-  uint32_t   nkint;     int64_t   *kint;      /* int constants */
-  uint32_t   nkdbl;     double    *kdbl;      /* double constants */
-  uint32_t   ncaps;     uint32_t  *caps;      /* cap name string indexes */
-  uint32_t   nmodels;   bc_model  *models;    /* model table */
-  uint32_t   nfields;   bc_field  *fields;    /* request fields */
-  uint32_t   npools;    bc_pool   *pools;     /* pools */
-  uint32_t   nmembers;  uint32_t  *members;   /* pool members */
-  uint32_t   nfilters;  bc_filter *filters;   /* filter regions */
-  uint32_t   nroutes;   bc_route  *routes;    /* routes */
-  uint32_t   nrules;    bc_rule   *rules;     /* rules */
-  uint32_t   nlists;    bc_list   *lists;     /* constant lists */
-  uint32_t   nlistelems; uint32_t *listelems; /* list elements */
-  uint32_t   nbudgets;  bc_budget *budgets;   /* budgets */
-  uint32_t   nswitches; bc_switch *switches;  /* rule indexes */
-  uint32_t   ncases;    bc_case   *cases;     /* their cases */
-  uint32_t   ncode;     bc_insn   *code;      /* instructions */
-  uint32_t  *lines;                     /* ncode source lines, or NULL */
+  /* per section with an array, BC_SECTIONS' count and array: nstr, str
+   * (strings), nkint, kint, ... nlines, lines (ncode source lines, or
+   * 0 and NULL) */
+#define BC_IMAGE_ARRAY(name, id, rec, field, nfield, type, codec) \
+  BC_SEC_ARRAY(codec)(uint32_t nfield; type *field;)
+  BC_SECTIONS(BC_IMAGE_ARRAY)
+#undef BC_IMAGE_ARRAY
 } bc_image;
 
 /* Serializes an image into a new malloc'd buffer (*out, *n). Returns 0, or

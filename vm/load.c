@@ -185,74 +185,29 @@ static void decode_model(bc_model *m, const unsigned char *q) {
 #undef BC_MP_GET
 }
 
-/* Decodes every section of the verified-structure file at p->bytes. */
-static int decode_all(lane_program *p, const uint32_t *off, lane_error *err) {
+/* Decodes every section but the strings of the verified-structure file at
+ * p->bytes: REC sections by their BC_REC_ layouts, models by BC_MPROPS. */
+static void decode_all(lane_program *p, const uint32_t *off) {
   bc_image *im = &p->im;
   const unsigned char *b = p->bytes;
   uint32_t i;
-#define AT(sec) (b + off[BC_SEC_##sec])
-  for (i = 0; i < im->nkint; i++) im->kint[i] = (int64_t)rd64(AT(KINT) + 8 * i);
-  for (i = 0; i < im->nkdbl; i++) im->kdbl[i] = rdd(AT(KDBL) + 8 * i);
-  for (i = 0; i < im->ncaps; i++) im->caps[i] = rd32(AT(CAPS) + 4 * i);
-  for (i = 0; i < im->nmodels; i++) decode_model(&im->models[i], AT(MODELS) + 144 * i);
-  for (i = 0; i < im->nfields; i++) {
-    const unsigned char *q = AT(FIELDS) + 8 * i;
-    im->fields[i].name = rd32(q);
-    im->fields[i].type = q[4];
-    im->fields[i].unit = q[5];
-    if (rd16(q + 6) != 0)
-      return errf(err, LANE_EFORMAT, "field %u: reserved bytes must be 0", (unsigned)i);
-  }
-  for (i = 0; i < im->npools; i++) {
-    im->pools[i].first = rd32(AT(POOLS) + 8 * i);
-    im->pools[i].count = rd32(AT(POOLS) + 8 * i + 4);
-  }
-  for (i = 0; i < im->nmembers; i++) im->members[i] = rd32(AT(MEMBERS) + 4 * i);
-  for (i = 0; i < im->nfilters; i++) {
-    im->filters[i].start = rd32(AT(FILTERS) + 8 * i);
-    im->filters[i].end = rd32(AT(FILTERS) + 8 * i + 4);
-  }
-  for (i = 0; i < im->nroutes; i++) {
-    const unsigned char *q = AT(ROUTES) + 24 * i;
-    bc_route *r = &im->routes[i];
-    r->name = rd32(q); r->start = rd32(q + 4); r->end = rd32(q + 8);
-    r->fallbacks = rd32(q + 12); r->first_rule = rd32(q + 16); r->nrules = rd32(q + 20);
-  }
-  for (i = 0; i < im->nrules; i++) {
-    const unsigned char *q = AT(RULES) + 12 * i;
-    im->rules[i].name = rd32(q); im->rules[i].line = rd32(q + 4);
-    im->rules[i].next = rd32(q + 8);
-  }
-  for (i = 0; i < im->nlists; i++) {
-    const unsigned char *q = AT(LISTS) + 12 * i;
-    im->lists[i].type = rd32(q); im->lists[i].first = rd32(q + 4);
-    im->lists[i].count = rd32(q + 8);
-  }
-  for (i = 0; i < im->nlistelems; i++) im->listelems[i] = rd32(AT(LISTELEMS) + 4 * i);
-  for (i = 0; i < im->nbudgets; i++) {
-    const unsigned char *q = AT(BUDGETS) + 32 * i;
-    im->budgets[i].name = rd32(q); im->budgets[i].key_field = rd32(q + 4);
-    im->budgets[i].limit = rdd(q + 8); im->budgets[i].window_ms = rdd(q + 16);
-    im->budgets[i].flags = rd32(q + 24); im->budgets[i].reserved = rd32(q + 28);
-  }
-  for (i = 0; i < im->nswitches; i++) {
-    const unsigned char *q = AT(SWITCHES) + 16 * i;
-    im->switches[i].field = rd32(q); im->switches[i].first = rd32(q + 4);
-    im->switches[i].count = rd32(q + 8); im->switches[i].otherwise = rd32(q + 12);
-  }
-  for (i = 0; i < im->ncases; i++) {
-    im->cases[i].str = rd32(AT(CASES) + 8 * i);
-    im->cases[i].target = rd32(AT(CASES) + 8 * i + 4);
-  }
-  for (i = 0; i < im->ncode; i++) {
-    const unsigned char *q = AT(CODE) + 8 * i;
-    im->code[i].op = q[0]; im->code[i].a = q[1];
-    im->code[i].b = rd16(q + 2); im->code[i].c = rd32(q + 4);
-  }
-  if (im->lines)
-    for (i = 0; i < im->ncode; i++) im->lines[i] = rd32(AT(LINES) + 4 * i);
-#undef AT
-  return LANE_OK;
+#define GET_8(at)  (*(at))
+#define GET_16(at) rd16(at)
+#define GET_32(at) rd32(at)
+#define GET_64(at) rd64(at)
+#define REC_GET(w, member, at) (*e)member = GET_##w(q + (at));
+#define BC_SEC_READ(name, id, rec, field, nfield, type, codec)            \
+  BC_SEC_IS_REC(codec)(                                                  \
+    for (i = 0; i < im->nfield; i++) {                                   \
+      const unsigned char *q = b + off[BC_SEC_##name] + (size_t)i * rec; \
+      type *e = &im->field[i];                                           \
+      BC_REC_##name(REC_GET)                                             \
+    })
+  BC_SECTIONS(BC_SEC_READ)
+#undef BC_SEC_READ
+#undef REC_GET
+  for (i = 0; i < im->nmodels; i++)
+    decode_model(&im->models[i], b + off[BC_SEC_MODELS] + (size_t)BC_RECORD_MODELS * i);
 }
 
 lane_program *bc_decode(const void *bytes, size_t n, size_t max_bytes,
@@ -280,15 +235,10 @@ lane_program *bc_decode(const void *bytes, size_t n, size_t max_bytes,
     return NULL;
   }
 #define NEED(count, type) total += ((uint64_t)(count) * sizeof(type) + 7) & ~(uint64_t)7
-  NEED(cnt[BC_SEC_STRIDX], bc_str);     NEED(cnt[BC_SEC_KINT], int64_t);
-  NEED(cnt[BC_SEC_KDBL], double);       NEED(cnt[BC_SEC_CAPS], uint32_t);
-  NEED(cnt[BC_SEC_MODELS], bc_model);   NEED(cnt[BC_SEC_FIELDS], bc_field);
-  NEED(cnt[BC_SEC_POOLS], bc_pool);     NEED(cnt[BC_SEC_MEMBERS], uint32_t);
-  NEED(cnt[BC_SEC_FILTERS], bc_filter); NEED(cnt[BC_SEC_ROUTES], bc_route);
-  NEED(cnt[BC_SEC_RULES], bc_rule);     NEED(cnt[BC_SEC_LISTS], bc_list);
-  NEED(cnt[BC_SEC_LISTELEMS], uint32_t); NEED(cnt[BC_SEC_BUDGETS], bc_budget);
-  NEED(cnt[BC_SEC_CODE], bc_insn);      NEED(cnt[BC_SEC_LINES], uint32_t);
-  NEED(cnt[BC_SEC_SWITCHES], bc_switch); NEED(cnt[BC_SEC_CASES], bc_case);
+#define BC_SEC_NEED(name, id, rec, field, nfield, type, codec) \
+  BC_SEC_ARRAY(codec)(NEED(cnt[BC_SEC_##name], type);)
+  BC_SECTIONS(BC_SEC_NEED)
+#undef BC_SEC_NEED
   NEED(cnt[BC_SEC_ROUTES], uint64_t);   NEED(cnt[BC_SEC_FILTERS], uint64_t);
   NEED(n, unsigned char);
 #undef NEED
@@ -300,20 +250,12 @@ lane_program *bc_decode(const void *bytes, size_t n, size_t max_bytes,
   p = (lane_program *)block;
   im = &p->im;
   at = block + ((sizeof(lane_program) + 7) & ~(uint64_t)7);
-#define TAKE(field, nfield, sec, type) \
-  (im->nfield = cnt[BC_SEC_##sec], im->field = carve(&at, (uint64_t)im->nfield * sizeof(type)))
-  TAKE(str, nstr, STRIDX, bc_str);          TAKE(kint, nkint, KINT, int64_t);
-  TAKE(kdbl, nkdbl, KDBL, double);          TAKE(caps, ncaps, CAPS, uint32_t);
-  TAKE(models, nmodels, MODELS, bc_model);  TAKE(fields, nfields, FIELDS, bc_field);
-  TAKE(pools, npools, POOLS, bc_pool);      TAKE(members, nmembers, MEMBERS, uint32_t);
-  TAKE(filters, nfilters, FILTERS, bc_filter); TAKE(routes, nroutes, ROUTES, bc_route);
-  TAKE(rules, nrules, RULES, bc_rule);      TAKE(lists, nlists, LISTS, bc_list);
-  TAKE(listelems, nlistelems, LISTELEMS, uint32_t);
-  TAKE(budgets, nbudgets, BUDGETS, bc_budget); TAKE(code, ncode, CODE, bc_insn);
-  TAKE(switches, nswitches, SWITCHES, bc_switch); TAKE(cases, ncases, CASES, bc_case);
-#undef TAKE
-  im->lines = carve(&at, (uint64_t)cnt[BC_SEC_LINES] * sizeof(uint32_t));
-  if (!size[BC_SEC_LINES]) im->lines = NULL;
+#define BC_SEC_TAKE(name, id, rec, field, nfield, type, codec) \
+  BC_SEC_ARRAY(codec)(im->nfield = cnt[BC_SEC_##name];          \
+                      im->field = carve(&at, (uint64_t)im->nfield * sizeof(type));)
+  BC_SECTIONS(BC_SEC_TAKE)
+#undef BC_SEC_TAKE
+  if (!im->nlines) im->lines = NULL;
   p->route_steps = carve(&at, (uint64_t)im->nroutes * sizeof(uint64_t));
   p->filter_steps = carve(&at, (uint64_t)im->nfilters * sizeof(uint64_t));
   p->bytes = at;
@@ -325,11 +267,11 @@ lane_program *bc_decode(const void *bytes, size_t n, size_t max_bytes,
   p->nsec = nsec;
   memcpy(p->sec, sec, nsec * sizeof sec[0]);
   if (decode_strings(im, p->bytes + off[BC_SEC_STRIDX], p->bytes + off[BC_SEC_STRDATA],
-                     size[BC_SEC_STRDATA], err) != LANE_OK ||
-      decode_all(p, off, err) != LANE_OK) {
+                     size[BC_SEC_STRDATA], err) != LANE_OK) {
     free(block);
     return NULL;
   }
+  decode_all(p, off);
   return p;
 }
 
@@ -534,6 +476,8 @@ static int check_fields(vctx *v) {
                 (unsigned)im->nfields, BC_NSTD);
   for (uint32_t i = 0; i < im->nfields; i++) {
     const bc_field *f = &im->fields[i];
+    if (f->reserved)
+      return errf(err, LANE_EFORMAT, "field %u: reserved bytes must be 0", (unsigned)i);
     CHECK_STR("field", i, "name", f->name);
     if (!bc_unit_type(f->unit))
       return errf(err, LANE_EFORMAT, "field %u (%s): unknown unit %u", (unsigned)i,
