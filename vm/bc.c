@@ -15,10 +15,16 @@
 #include "vm.h"
 
 const bc_opinfo bc_ops[BC_NOPS] = {
-#define BC_OP_INFO(name, fmt, in, out, w, fail, reg, doc) \
-  { #name, BC_FMT_##fmt, in, out, w, fail, (#reg)[0], doc },
+#define BC_OP_INFO(name, fmt, in, out, w, fail, reg, flow, empty, doc) \
+  { #name, BC_FMT_##fmt, in, out, w, fail, (#reg)[0], BC_FLOW_##flow, empty, doc },
   BC_OPCODES(BC_OP_INFO)
 #undef BC_OP_INFO
+};
+
+const bc_fmtinfo bc_fmts[BC_NFMTS] = {
+#define BC_FMT_INFO(name, uses, doc) { #name, BC_USES_##uses, doc },
+  BC_FORMATS(BC_FMT_INFO)
+#undef BC_FMT_INFO
 };
 
 /* Units of properties that have none in the file. */
@@ -69,6 +75,15 @@ static const struct { const char *name; uint32_t rec; } sections[BC_SEC_MAX] = {
                                       #name ": its fields fill the record");)
 BC_SECTIONS(BC_SEC_CHECK)
 #undef BC_SEC_CHECK
+
+/* Flow facts the verifier relies on: a KEEP instruction is a jump, one that
+ * needs an empty stack produces nothing. */
+#define BC_OP_CHECK(name, fmt, in, out, w, fail, reg, flow, empty, doc)               \
+  _Static_assert((int)BC_FLOW_##flow != (int)BC_FLOW_KEEP || (int)BC_FMT_##fmt == (int)BC_FMT_JUMP, \
+                 #name ": KEEP is a jump");                                          \
+  _Static_assert(!(empty) || sizeof(out) == 1, #name ": an empty-stack op pushes nothing");
+BC_OPCODES(BC_OP_CHECK)
+#undef BC_OP_CHECK
 
 const char *bc_section_name(uint32_t id) {
   return id < BC_SEC_MAX ? sections[id].name : NULL;

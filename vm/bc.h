@@ -328,28 +328,67 @@ typedef struct bc_insn {
 } bc_insn;
 
 
-/* Operand formats: what a, b and c of an instruction mean. */
+/* Operand formats: which of a, b and c an instruction uses (unused ones
+ * must be 0) and what they mean. */
+#define BC_FORMATS(X)                                                          \
+  X(NONE,   NONE, "no operands")                                               \
+  X(JUMP,   C,    "c: target instruction, after this one, in the region")      \
+  X(KINT,   C,    "c: KINT index")                                             \
+  X(KDBL,   C,    "c: KDBL index")                                             \
+  X(STR,    C,    "c: string index")                                           \
+  X(BOOL,   A,    "a: 0 or 1")                                                 \
+  X(FIELD,  C,    "c: request field index; pushes the field's type")          \
+  X(MFIELD, A,    "a: model property < BC_NMFIELDS; pushes its type")         \
+  X(CAP,    C,    "c: capability bit < number of CAPS")                        \
+  X(LIST,   C,    "c: list index; pops a value of the list's type")            \
+  X(BUDGET, AC,   "a: 0 spent, 1 remaining, 2 used; c: budget index")          \
+  X(CAND,   ABC,  "a: bc_order | BC_CAND_* checks; b: filter index + 1 "       \
+                  "(0 = none); c: pool")                                        \
+  X(MODEL,  C,    "c: model index (no opcode has it now; SHADOW's c is "       \
+                  "checked the same way)")                                      \
+  X(SHADOW, BC,   "c: model index; b: sampled percent 1..100, 0 = always")     \
+  X(SWITCH, C,    "c: switch index; its targets are after the instruction, "   \
+                  "in the region")                                              \
+  X(RULE,   C,    "c: rule index within the route's rules")
+
+/* The operands a format uses, as bits: 1 a, 2 b, 4 c. */
+#define BC_USES_NONE 0
+#define BC_USES_A    1
+#define BC_USES_C    4
+#define BC_USES_AC   5
+#define BC_USES_BC   6
+#define BC_USES_ABC  7
+
 typedef enum bc_fmt {
-  BC_FMT_NONE,    /* no operands; a, b, c must be 0 */
-  BC_FMT_JUMP,    /* c: target instruction, after this one, in the region */
-  BC_FMT_KINT,    /* c: KINT index */
-  BC_FMT_KDBL,    /* c: KDBL index */
-  BC_FMT_STR,     /* c: string index */
-  BC_FMT_BOOL,    /* a: 0 or 1 */
-  BC_FMT_FIELD,   /* c: request field index; pushes the field's type */
-  BC_FMT_MFIELD,  /* a: model property < BC_NMFIELDS; pushes its type */
-  BC_FMT_CAP,     /* c: capability bit < number of CAPS */
-  BC_FMT_LIST,    /* c: list index; pops a value of the list's type */
-  BC_FMT_BUDGET,  /* a: 0 spent, 1 remaining, 2 used; c: budget index */
-  BC_FMT_CAND,    /* a: bc_order | BC_CAND_* checks; b: filter index + 1
-                     (0 = none); c: pool */
-  BC_FMT_MODEL,   /* c: model index (no opcode has it now; SHADOW's c is
-                     checked the same way) */
-  BC_FMT_SHADOW,  /* c: model index; b: sampled percent 1..100, 0 = always */
-  BC_FMT_SWITCH,  /* c: switch index; its targets are after the instruction,
-                     in the region */
-  BC_FMT_RULE     /* c: rule index within the route's rules */
+#define BC_FMT_ENUM(name, uses, doc) BC_FMT_##name,
+  BC_FORMATS(BC_FMT_ENUM)
+#undef BC_FMT_ENUM
 } bc_fmt;
+
+enum {
+  BC_NFMTS = 0    /* number of formats */
+#define BC_FMT_COUNT(name, uses, doc) + 1
+  BC_FORMATS(BC_FMT_COUNT)
+#undef BC_FMT_COUNT
+};
+
+typedef struct bc_fmtinfo {
+  const char *name;       /* "JUMP" */
+  uint8_t     uses;       /* BC_USES_*: bit 0 a, bit 1 b, bit 2 c */
+  const char *doc;        /* what the operands mean */
+} bc_fmtinfo;
+
+extern const bc_fmtinfo bc_fmts[BC_NFMTS];
+
+/* What control does after an instruction (BC_OPCODES' flow column). */
+typedef enum bc_flow {
+  BC_FLOW_NEXT,   /* falls through to the next instruction (and a JUMP
+                     format's c is a second successor, the stack as after
+                     the instruction) */
+  BC_FLOW_STOP,   /* never falls through: jumps, or ends its region */
+  BC_FLOW_KEEP    /* falls through, or jumps to c keeping its input on the
+                     stack (the && and || short circuits) */
+} bc_flow;
 
 /* Checks CAND makes natively on every member, before its filter: the
  * common `require fits && healthy` without interpreting a filter. */
@@ -370,112 +409,144 @@ typedef enum bc_order {
  * and ends in FRET. Where: R route only, F filter only, A anywhere. */
 
 /*
- * The opcode table. Each row: name, operand format, stack input types,
- * stack output types, cost weight (steps counted for the worst case;
- * CAND is weighted further per member, and work that grows with a length
- * by bc_len_steps below), whether it can raise a
- * runtime error (1: overflow, division by zero, range), region, meaning.
- * Types: I int64, U uint64, D double, B bool, S string, '*' decided by the
- * operand (field, model field or list type).
+ * The opcode table. Each row:
+ *   name    BC_OP_<name>
+ *   fmt     operand format (BC_FORMATS)
+ *   in      stack input types, bottom first; out: stack output types.
+ *           I int64, U uint64, D double, B bool, S string, '*' decided by
+ *           the operand (field, model property or list type)
+ *   w       cost weight: steps counted for the worst case (CAND is weighted
+ *           further per member, and work that grows with a length by
+ *           bc_len_steps below)
+ *   fail    1 if it can raise a runtime error (overflow, division by zero,
+ *           range)
+ *   reg     region: R route code only, F filter code only, A anywhere
+ *   flow    NEXT, STOP or KEEP (bc_flow)
+ *   empty   1 if it needs an empty operand stack and no TRY open
+ *   doc     meaning
  */
 #define BC_OPCODES(X) \
-  X(PUSH_I,   KINT,   "",   "I", 1, 0, A, "push KINT[c]")                                   \
-  X(PUSH_U,   KINT,   "",   "U", 1, 0, A, "push KINT[c] as uint64")                         \
-  X(PUSH_D,   KDBL,   "",   "D", 1, 0, A, "push KDBL[c]")                                   \
-  X(PUSH_B,   BOOL,   "",   "B", 1, 0, A, "push a")                                         \
-  X(PUSH_S,   STR,    "",   "S", 1, 0, A, "push string c")                                  \
-  X(LOAD,     FIELD,  "",   "*", 1, 0, A, "push request field c (zero if unset)")           \
-  X(NOT,      NONE,   "B",  "B", 1, 0, A, "logical not")                                    \
-  X(JMP,      JUMP,   "",   "",  1, 0, A, "jump to c")                                      \
-  X(JF,       JUMP,   "B",  "",  1, 0, A, "pop; jump to c if false")                        \
-  X(JF_KEEP,  JUMP,   "B",  "",  1, 0, A, "if top is false jump to c keeping it, else pop") \
-  X(JT_KEEP,  JUMP,   "B",  "",  1, 0, A, "if top is true jump to c keeping it, else pop")  \
-  X(ADD_I,    NONE,   "II", "I", 1, 1, A, "add; error on overflow")                         \
-  X(SUB_I,    NONE,   "II", "I", 1, 1, A, "subtract; error on overflow")                    \
-  X(MUL_I,    NONE,   "II", "I", 1, 1, A, "multiply; error on overflow")                    \
-  X(DIV_I,    NONE,   "II", "I", 1, 1, A, "divide, truncating; error on /0 and overflow")   \
-  X(MOD_I,    NONE,   "II", "I", 1, 1, A, "remainder; error on %0 and overflow")            \
-  X(NEG_I,    NONE,   "I",  "I", 1, 1, A, "negate; error on overflow")                      \
-  X(ADD_U,    NONE,   "UU", "U", 1, 1, A, "add; error on overflow")                         \
-  X(SUB_U,    NONE,   "UU", "U", 1, 1, A, "subtract; error below zero")                     \
-  X(MUL_U,    NONE,   "UU", "U", 1, 1, A, "multiply; error on overflow")                    \
-  X(DIV_U,    NONE,   "UU", "U", 1, 1, A, "divide; error on /0")                            \
-  X(MOD_U,    NONE,   "UU", "U", 1, 1, A, "remainder; error on %0")                         \
-  X(ADD_D,    NONE,   "DD", "D", 1, 0, A, "IEEE add")                                       \
-  X(SUB_D,    NONE,   "DD", "D", 1, 0, A, "IEEE subtract")                                  \
-  X(MUL_D,    NONE,   "DD", "D", 1, 0, A, "IEEE multiply")                                  \
-  X(DIV_D,    NONE,   "DD", "D", 1, 0, A, "IEEE divide (x/0 is inf or nan)")                \
-  X(NEG_D,    NONE,   "D",  "D", 1, 0, A, "IEEE negate")                                    \
-  X(I2D,      NONE,   "I",  "D", 1, 0, A, "int to double")                                  \
-  X(U2D,      NONE,   "U",  "D", 1, 0, A, "uint to double")                                 \
-  X(D2I,      NONE,   "D",  "I", 1, 1, A, "double to int, truncating; error out of range")  \
-  X(D2U,      NONE,   "D",  "U", 1, 1, A, "double to uint, truncating; error out of range") \
-  X(I2U,      NONE,   "I",  "U", 1, 1, A, "int to uint; error if negative")                 \
-  X(U2I,      NONE,   "U",  "I", 1, 1, A, "uint to int; error above INT64_MAX")             \
-  X(EQ_I,     NONE,   "II", "B", 1, 0, A, "==")                                             \
-  X(NE_I,     NONE,   "II", "B", 1, 0, A, "!=")                                             \
-  X(LT_I,     NONE,   "II", "B", 1, 0, A, "<")                                              \
-  X(LE_I,     NONE,   "II", "B", 1, 0, A, "<=")                                             \
-  X(GT_I,     NONE,   "II", "B", 1, 0, A, ">")                                              \
-  X(GE_I,     NONE,   "II", "B", 1, 0, A, ">=")                                             \
-  X(EQ_U,     NONE,   "UU", "B", 1, 0, A, "==")                                             \
-  X(NE_U,     NONE,   "UU", "B", 1, 0, A, "!=")                                             \
-  X(LT_U,     NONE,   "UU", "B", 1, 0, A, "<")                                              \
-  X(LE_U,     NONE,   "UU", "B", 1, 0, A, "<=")                                             \
-  X(GT_U,     NONE,   "UU", "B", 1, 0, A, ">")                                              \
-  X(GE_U,     NONE,   "UU", "B", 1, 0, A, ">=")                                             \
-  X(EQ_D,     NONE,   "DD", "B", 1, 0, A, "== (IEEE: nan != nan)")                          \
-  X(NE_D,     NONE,   "DD", "B", 1, 0, A, "!=")                                             \
-  X(LT_D,     NONE,   "DD", "B", 1, 0, A, "<")                                              \
-  X(LE_D,     NONE,   "DD", "B", 1, 0, A, "<=")                                             \
-  X(GT_D,     NONE,   "DD", "B", 1, 0, A, ">")                                              \
-  X(GE_D,     NONE,   "DD", "B", 1, 0, A, ">=")                                             \
-  X(EQ_S,     NONE,   "SS", "B", 1, 0, A, "== bytewise")                                    \
-  X(NE_S,     NONE,   "SS", "B", 1, 0, A, "!= bytewise")                                    \
-  X(LT_S,     NONE,   "SS", "B", 1, 0, A, "< bytewise (UTF-8 code point order)")            \
-  X(LE_S,     NONE,   "SS", "B", 1, 0, A, "<=")                                             \
-  X(GT_S,     NONE,   "SS", "B", 1, 0, A, ">")                                              \
-  X(GE_S,     NONE,   "SS", "B", 1, 0, A, ">=")                                             \
-  X(EQ_B,     NONE,   "BB", "B", 1, 0, A, "==")                                             \
-  X(NE_B,     NONE,   "BB", "B", 1, 0, A, "!=")                                             \
-  X(IN_LIST,  LIST,   "*",  "B", 1, 0, A, "pop x; push x in list c (linear scan)")          \
-  X(S_SIZE,   NONE,   "S",  "I", 1, 0, A, "string length in code points")                   \
-  X(S_STARTS, NONE,   "SS", "B", 1, 0, A, "s.startsWith(t)")                                \
-  X(S_ENDS,   NONE,   "SS", "B", 1, 0, A, "s.endsWith(t)")                                  \
-  X(S_CONTAINS,NONE,  "SS", "B", 1, 0, A, "s.contains(t)")                                  \
-  X(BUCKET_S, NONE,   "S",  "D", 1, 0, A, "splitmix64(fnv1a64(s)) % 100 / 100")             \
-  X(BUCKET_I, NONE,   "I",  "D", 1, 0, A, "splitmix64(i) % 100 / 100")                      \
-  X(BUDGET,   BUDGET, "",   "D", 1, 0, A, "push budget c's spent, remaining or used")       \
-  X(M_FIELD,  MFIELD, "",   "*", 1, 0, F, "push static field a of the current model")       \
-  X(M_CAP,    CAP,    "",   "B", 1, 0, F, "push whether the current model has cap c")       \
-  X(M_COST,   NONE,   "",   "D", 1, 0, F, "push the request's expected cost on the model")  \
-  X(M_FITS,   NONE,   "",   "B", 1, 0, F, "push whether the request fits the model")        \
-  X(M_HEALTHY,NONE,   "",   "B", 1, 0, F, "push live health (true without data)")           \
-  X(M_P50,    NONE,   "",   "D", 1, 0, F, "push live p50 latency, else the prior")          \
-  X(M_P95,    NONE,   "",   "D", 1, 0, F, "push live p95 latency, else the prior")          \
-  X(M_ERRRATE,NONE,   "",   "D", 1, 0, F, "push live error rate (0 without data)")          \
-  X(FRET,     NONE,   "B",  "",  1, 0, F, "filter result; ends a filter region")            \
-  X(RULE,     RULE,   "",   "",  1, 0, R, "start rule c: clear candidates")                 \
-  X(SWITCH,   SWITCH, "",   "",  1, 0, R, "jump by a request string through switch c")      \
-  X(CAND,     CAND,   "",   "",  1, 0, R, "append pool c's passing members in order a")     \
-  X(SHADOW,   SHADOW, "",   "",  1, 0, R, "add model c to the shadows (b: sampled %)")      \
-  X(ENDRULE,  NONE,   "",   "",  1, 0, R, "if there are candidates, decide and stop")       \
-  X(NOMATCH,  NONE,   "",   "",  1, 0, R, "no rule matched; ends a route region")      \
-  X(TRY,      JUMP,   "",   "",  1, 0, A, "until ENDTRY, an error resumes at c, stack as here") \
-  X(ENDTRY,   NONE,   "",   "",  1, 0, A, "drop the innermost TRY handler")                 \
-  X(OR_E,     NONE,   "BB", "B", 1, 1, A, "pop b, f: b || (f ? error : false)")             \
-  X(AND_E,    NONE,   "BB", "B", 1, 1, A, "pop b, f: !b ? false : (f ? error : true)")        \
-  X(HAS,      FIELD,  "",   "B", 1, 0, A, "push whether request field c is set (has())")    \
-  X(BUCKET_U, NONE,   "U",  "D", 1, 0, A, "splitmix64(u) % 100 / 100")
+  X(PUSH_I,    KINT,   "",   "I", 1, 0, A, NEXT, 0, "push KINT[c]")                                       \
+  X(PUSH_U,    KINT,   "",   "U", 1, 0, A, NEXT, 0, "push KINT[c] as uint64")                             \
+  X(PUSH_D,    KDBL,   "",   "D", 1, 0, A, NEXT, 0, "push KDBL[c]")                                       \
+  X(PUSH_B,    BOOL,   "",   "B", 1, 0, A, NEXT, 0, "push a")                                             \
+  X(PUSH_S,    STR,    "",   "S", 1, 0, A, NEXT, 0, "push string c")                                      \
+  X(LOAD,      FIELD,  "",   "*", 1, 0, A, NEXT, 0, "push request field c (zero if unset)")               \
+  X(NOT,       NONE,   "B",  "B", 1, 0, A, NEXT, 0, "logical not")                                        \
+  X(JMP,       JUMP,   "",   "",  1, 0, A, STOP, 0, "jump to c")                                          \
+  X(JF,        JUMP,   "B",  "",  1, 0, A, NEXT, 0, "pop; jump to c if false")                            \
+  X(JF_KEEP,   JUMP,   "B",  "",  1, 0, A, KEEP, 0, "if top is false jump to c keeping it, else pop")     \
+  X(JT_KEEP,   JUMP,   "B",  "",  1, 0, A, KEEP, 0, "if top is true jump to c keeping it, else pop")      \
+  X(ADD_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0, "add; error on overflow")                             \
+  X(SUB_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0, "subtract; error on overflow")                        \
+  X(MUL_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0, "multiply; error on overflow")                        \
+  X(DIV_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0, "divide, truncating; error on /0 and overflow")       \
+  X(MOD_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0, "remainder; error on %0 and overflow")                \
+  X(NEG_I,     NONE,   "I",  "I", 1, 1, A, NEXT, 0, "negate; error on overflow")                          \
+  X(ADD_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0, "add; error on overflow")                             \
+  X(SUB_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0, "subtract; error below zero")                         \
+  X(MUL_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0, "multiply; error on overflow")                        \
+  X(DIV_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0, "divide; error on /0")                                \
+  X(MOD_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0, "remainder; error on %0")                             \
+  X(ADD_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0, "IEEE add")                                           \
+  X(SUB_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0, "IEEE subtract")                                      \
+  X(MUL_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0, "IEEE multiply")                                      \
+  X(DIV_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0, "IEEE divide (x/0 is inf or nan)")                    \
+  X(NEG_D,     NONE,   "D",  "D", 1, 0, A, NEXT, 0, "IEEE negate")                                        \
+  X(I2D,       NONE,   "I",  "D", 1, 0, A, NEXT, 0, "int to double")                                      \
+  X(U2D,       NONE,   "U",  "D", 1, 0, A, NEXT, 0, "uint to double")                                     \
+  X(D2I,       NONE,   "D",  "I", 1, 1, A, NEXT, 0, "double to int, truncating; error out of range")      \
+  X(D2U,       NONE,   "D",  "U", 1, 1, A, NEXT, 0, "double to uint, truncating; error out of range")     \
+  X(I2U,       NONE,   "I",  "U", 1, 1, A, NEXT, 0, "int to uint; error if negative")                     \
+  X(U2I,       NONE,   "U",  "I", 1, 1, A, NEXT, 0, "uint to int; error above INT64_MAX")                 \
+  X(EQ_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0, "==")                                                 \
+  X(NE_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0, "!=")                                                 \
+  X(LT_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0, "<")                                                  \
+  X(LE_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0, "<=")                                                 \
+  X(GT_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0, ">")                                                  \
+  X(GE_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0, ">=")                                                 \
+  X(EQ_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0, "==")                                                 \
+  X(NE_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0, "!=")                                                 \
+  X(LT_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0, "<")                                                  \
+  X(LE_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0, "<=")                                                 \
+  X(GT_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0, ">")                                                  \
+  X(GE_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0, ">=")                                                 \
+  X(EQ_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0, "== (IEEE: nan != nan)")                              \
+  X(NE_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0, "!=")                                                 \
+  X(LT_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0, "<")                                                  \
+  X(LE_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0, "<=")                                                 \
+  X(GT_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0, ">")                                                  \
+  X(GE_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0, ">=")                                                 \
+  X(EQ_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0, "== bytewise")                                        \
+  X(NE_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0, "!= bytewise")                                        \
+  X(LT_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0, "< bytewise (UTF-8 code point order)")                \
+  X(LE_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0, "<=")                                                 \
+  X(GT_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0, ">")                                                  \
+  X(GE_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0, ">=")                                                 \
+  X(EQ_B,      NONE,   "BB", "B", 1, 0, A, NEXT, 0, "==")                                                 \
+  X(NE_B,      NONE,   "BB", "B", 1, 0, A, NEXT, 0, "!=")                                                 \
+  X(IN_LIST,   LIST,   "*",  "B", 1, 0, A, NEXT, 0, "pop x; push x in list c (linear scan)")              \
+  X(S_SIZE,    NONE,   "S",  "I", 1, 0, A, NEXT, 0, "string length in code points")                       \
+  X(S_STARTS,  NONE,   "SS", "B", 1, 0, A, NEXT, 0, "s.startsWith(t)")                                    \
+  X(S_ENDS,    NONE,   "SS", "B", 1, 0, A, NEXT, 0, "s.endsWith(t)")                                      \
+  X(S_CONTAINS, NONE,   "SS", "B", 1, 0, A, NEXT, 0, "s.contains(t)")                                     \
+  X(BUCKET_S,  NONE,   "S",  "D", 1, 0, A, NEXT, 0, "splitmix64(fnv1a64(s)) % 100 / 100")                 \
+  X(BUCKET_I,  NONE,   "I",  "D", 1, 0, A, NEXT, 0, "splitmix64(i) % 100 / 100")                          \
+  X(BUDGET,    BUDGET, "",   "D", 1, 0, A, NEXT, 0, "push budget c's spent, remaining or used")           \
+  X(M_FIELD,   MFIELD, "",   "*", 1, 0, F, NEXT, 0, "push static field a of the current model")           \
+  X(M_CAP,     CAP,    "",   "B", 1, 0, F, NEXT, 0, "push whether the current model has cap c")           \
+  X(M_COST,    NONE,   "",   "D", 1, 0, F, NEXT, 0, "push the request's expected cost on the model")      \
+  X(M_FITS,    NONE,   "",   "B", 1, 0, F, NEXT, 0, "push whether the request fits the model")            \
+  X(M_HEALTHY, NONE,   "",   "B", 1, 0, F, NEXT, 0, "push live health (true without data)")               \
+  X(M_P50,     NONE,   "",   "D", 1, 0, F, NEXT, 0, "push live p50 latency, else the prior")              \
+  X(M_P95,     NONE,   "",   "D", 1, 0, F, NEXT, 0, "push live p95 latency, else the prior")              \
+  X(M_ERRRATE, NONE,   "",   "D", 1, 0, F, NEXT, 0, "push live error rate (0 without data)")              \
+  X(FRET,      NONE,   "B",  "",  1, 0, F, STOP, 0, "filter result; ends a filter region")                \
+  X(RULE,      RULE,   "",   "",  1, 0, R, NEXT, 1, "start rule c: clear candidates")                     \
+  X(SWITCH,    SWITCH, "",   "",  1, 0, R, STOP, 1, "jump by a request string through switch c")          \
+  X(CAND,      CAND,   "",   "",  1, 0, R, NEXT, 1, "append pool c's passing members in order a")         \
+  X(SHADOW,    SHADOW, "",   "",  1, 0, R, NEXT, 1, "add model c to the shadows (b: sampled %)")          \
+  X(ENDRULE,   NONE,   "",   "",  1, 0, R, NEXT, 1, "if there are candidates, decide and stop")           \
+  X(NOMATCH,   NONE,   "",   "",  1, 0, R, STOP, 1, "no rule matched; ends a route region")               \
+  X(TRY,       JUMP,   "",   "",  1, 0, A, NEXT, 0, "until ENDTRY, an error resumes at c, stack as here") \
+  X(ENDTRY,    NONE,   "",   "",  1, 0, A, NEXT, 0, "drop the innermost TRY handler")                     \
+  X(OR_E,      NONE,   "BB", "B", 1, 1, A, NEXT, 0, "pop b, f: b || (f ? error : false)")                 \
+  X(AND_E,     NONE,   "BB", "B", 1, 1, A, NEXT, 0, "pop b, f: !b ? false : (f ? error : true)")          \
+  X(HAS,       FIELD,  "",   "B", 1, 0, A, NEXT, 0, "push whether request field c is set (has())")        \
+  X(BUCKET_U,  NONE,   "U",  "D", 1, 0, A, NEXT, 0, "splitmix64(u) % 100 / 100")
 
 typedef enum bc_op {
-#define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, doc) BC_OP_##name,
+#define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, flow, empty, doc) BC_OP_##name,
   BC_OPCODES(BC_OP_ENUM)
 #undef BC_OP_ENUM
   BC_NOPS
 } bc_op;
 
 #define BC_OP_NONE (-1)  /* "no opcode" in the tables below */
+
+/* Binary operators by machine type: the family (BC_BIN_<fam>), then its
+ * opcode on int, uint, double, string and bool operands, NONE where that
+ * type has none. The compiler's operator plans read it (compiler/check.c);
+ * conversions and units are decided there. */
+#define BC_BINOPS(X)                          \
+  X(ADD, ADD_I, ADD_U, ADD_D, NONE, NONE)     \
+  X(SUB, SUB_I, SUB_U, SUB_D, NONE, NONE)     \
+  X(MUL, MUL_I, MUL_U, MUL_D, NONE, NONE)     \
+  X(DIV, DIV_I, DIV_U, DIV_D, NONE, NONE)     \
+  X(MOD, MOD_I, MOD_U, NONE,  NONE, NONE)     \
+  X(EQ,  EQ_I,  EQ_U,  EQ_D,  EQ_S, EQ_B)     \
+  X(NE,  NE_I,  NE_U,  NE_D,  NE_S, NE_B)     \
+  X(LT,  LT_I,  LT_U,  LT_D,  LT_S, NONE)     \
+  X(LE,  LE_I,  LE_U,  LE_D,  LE_S, NONE)     \
+  X(GT,  GT_I,  GT_U,  GT_D,  GT_S, NONE)     \
+  X(GE,  GE_I,  GE_U,  GE_D,  GE_S, NONE)
+
+typedef enum bc_binop {
+#define BC_BIN_ENUM(fam, i, u, d, s, b) BC_BIN_##fam,
+  BC_BINOPS(BC_BIN_ENUM)
+#undef BC_BIN_ENUM
+  BC_NBINOPS
+} bc_binop;
 
 /* M_FIELD's operand a is a model property, one of the first BC_NMFIELDS
  * rows of BC_MPROPS: those read with M_FIELD. */
@@ -495,7 +566,9 @@ typedef struct bc_opinfo {
   uint8_t     weight;     /* worst-case cost weight */
   uint8_t     can_fail;   /* 1 if it can raise a runtime error */
   char        region;     /* 'A', 'R' or 'F' */
-  const char *doc;        /* one-line meaning */
+  uint8_t     flow;       /* bc_flow */
+  uint8_t     empty;      /* 1: needs an empty stack and no TRY open */
+  const char *doc;        /* meaning */
 } bc_opinfo;
 
 extern const bc_opinfo bc_ops[BC_NOPS];

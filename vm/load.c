@@ -813,18 +813,6 @@ static int insn_fail(const bc_image *im, lane_error *err, uint32_t pc,
   return LANE_EFORMAT;
 }
 
-/* Which of a, b, c each format uses: bit 0 a, bit 1 b, bit 2 c. */
-static int fmt_uses(bc_fmt f) {
-  switch (f) {
-  case BC_FMT_NONE: return 0;
-  case BC_FMT_BOOL: case BC_FMT_MFIELD: return 1;
-  case BC_FMT_BUDGET: return 5;
-  case BC_FMT_CAND: return 7;
-  case BC_FMT_SHADOW: return 6;
-  default: return 4;
-  }
-}
-
 /* Every value of CAND's order bits is an order, so only the other bits
  * can be wrong. */
 _Static_assert(BC_CAND_ORDER + 1 == BC_NORDERS, "BC_CAND_ORDER holds exactly the orders");
@@ -834,7 +822,7 @@ static int check_operands(vctx *v, uint32_t pc) {
   lane_error *err = v->err;
   const bc_insn *in = &im->code[pc];
   const bc_opinfo *info = &bc_ops[in->op];
-  int uses = fmt_uses(info->fmt);
+  int uses = bc_fmts[info->fmt].uses;
   uint32_t c = in->c, start, end;
   if (!(uses & 1) && in->a)
     return insn_fail(im, err, pc, "unused operand a is %u, must be 0", (unsigned)in->a);
@@ -1081,11 +1069,6 @@ static int merge(vctx *v, uint32_t to, const vstate *s) {
   return LANE_OK;
 }
 
-static int needs_empty(int op) {
-  return op == BC_OP_RULE || op == BC_OP_CAND || op == BC_OP_SHADOW ||
-         op == BC_OP_ENDRULE || op == BC_OP_NOMATCH || op == BC_OP_SWITCH;
-}
-
 /* Checks inputs of the instruction at pc against s and pops them, never
  * below floor (the depth the innermost TRY handler restores). */
 static int pop_inputs(const bc_image *im, uint32_t pc, vstate *s, int floor,
@@ -1093,10 +1076,10 @@ static int pop_inputs(const bc_image *im, uint32_t pc, vstate *s, int floor,
   const bc_insn *in = &im->code[pc];
   const char *want = bc_ops[in->op].in;
   int n = (int)strlen(want), bad = 0;
-  if (needs_empty(in->op) && s->depth)
+  if (bc_ops[in->op].empty && s->depth)
     return insn_fail(im, err, pc, "needs an empty stack, found %u value%s",
                      (unsigned)s->depth, s->depth == 1 ? "" : "s");
-  if ((needs_empty(in->op) || in->op == BC_OP_FRET) && s->nh)
+  if ((bc_ops[in->op].empty || in->op == BC_OP_FRET) && s->nh)
     return insn_fail(im, err, pc, "inside a TRY that has not ended");
   if (in->op == BC_OP_ENDTRY && !s->nh)
     return insn_fail(im, err, pc, "ENDTRY without a TRY");
@@ -1189,7 +1172,7 @@ static int type_region(vctx *v, const bc_route *route, uint32_t start, uint32_t 
       return LANE_EFORMAT;
     if (in->op == BC_OP_RULE) s.cur = (int32_t)in->c;
     if (bc_ops[in->op].fmt == BC_FMT_JUMP) {
-      int keep = in->op == BC_OP_JF_KEEP || in->op == BC_OP_JT_KEEP;
+      int keep = bc_ops[in->op].flow == BC_FLOW_KEEP;
       if (merge(v, in->c, keep ? &before : &s) != LANE_OK) return LANE_EFORMAT;
     }
     if (in->op == BC_OP_TRY) {
@@ -1207,8 +1190,7 @@ static int type_region(vctx *v, const bc_route *route, uint32_t start, uint32_t 
       continue;
     }
     if (push_outputs(v, pc, &s) != LANE_OK) return LANE_EFORMAT;
-    if (in->op == BC_OP_JMP || in->op == BC_OP_NOMATCH || in->op == BC_OP_FRET)
-      continue;
+    if (bc_ops[in->op].flow == BC_FLOW_STOP) continue;
     if (merge(v, pc + 1, &s) != LANE_OK) return LANE_EFORMAT;
   }
   return LANE_OK;
@@ -1282,9 +1264,7 @@ static uint64_t region_steps(vctx *v, const lane_program *p, const bc_route *rou
     const bc_insn *in = &im->code[pc];
     uint64_t w = insn_steps(v, p, pc), best = 0;
     v->work++;
-    if (in->op != BC_OP_JMP && in->op != BC_OP_NOMATCH && in->op != BC_OP_FRET &&
-        in->op != BC_OP_SWITCH)
-      best = dp[pc + 1];
+    if (bc_ops[in->op].flow != BC_FLOW_STOP) best = dp[pc + 1];
     if (bc_ops[in->op].fmt == BC_FMT_JUMP && dp[in->c] > best) best = dp[in->c];
     if (in->op == BC_OP_SWITCH) {
       /* Its targets are after every SWITCH that uses it, in the one region

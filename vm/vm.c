@@ -684,7 +684,7 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
 static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
 #ifdef LANE_VM_GOTO
   static const void *const vm_labels[BC_NOPS] = {
-#define BC_OP_LABEL(name, fmt, i, o, w, fail, reg, doc) &&L_##name,
+#define BC_OP_LABEL(name, fmt, i, o, w, fail, reg, flow, empty, doc) &&L_##name,
     BC_OPCODES(BC_OP_LABEL)
 #undef BC_OP_LABEL
   };
