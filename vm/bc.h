@@ -426,94 +426,225 @@ typedef enum bc_order {
  *   doc     meaning
  */
 #define BC_OPCODES(X) \
-  X(PUSH_I,    KINT,   "",   "I", 1, 0, A, NEXT, 0, "push KINT[c]")                                       \
-  X(PUSH_U,    KINT,   "",   "U", 1, 0, A, NEXT, 0, "push KINT[c] as uint64")                             \
-  X(PUSH_D,    KDBL,   "",   "D", 1, 0, A, NEXT, 0, "push KDBL[c]")                                       \
-  X(PUSH_B,    BOOL,   "",   "B", 1, 0, A, NEXT, 0, "push a")                                             \
-  X(PUSH_S,    STR,    "",   "S", 1, 0, A, NEXT, 0, "push string c")                                      \
-  X(LOAD,      FIELD,  "",   "*", 1, 0, A, NEXT, 0, "push request field c (zero if unset)")               \
-  X(NOT,       NONE,   "B",  "B", 1, 0, A, NEXT, 0, "logical not")                                        \
-  X(JMP,       JUMP,   "",   "",  1, 0, A, STOP, 0, "jump to c")                                          \
-  X(JF,        JUMP,   "B",  "",  1, 0, A, NEXT, 0, "pop; jump to c if false")                            \
-  X(JF_KEEP,   JUMP,   "B",  "",  1, 0, A, KEEP, 0, "if top is false jump to c keeping it, else pop")     \
-  X(JT_KEEP,   JUMP,   "B",  "",  1, 0, A, KEEP, 0, "if top is true jump to c keeping it, else pop")      \
-  X(ADD_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0, "add; error on overflow")                             \
-  X(SUB_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0, "subtract; error on overflow")                        \
-  X(MUL_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0, "multiply; error on overflow")                        \
-  X(DIV_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0, "divide, truncating; error on /0 and overflow")       \
-  X(MOD_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0, "remainder; error on %0 and overflow")                \
-  X(NEG_I,     NONE,   "I",  "I", 1, 1, A, NEXT, 0, "negate; error on overflow")                          \
-  X(ADD_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0, "add; error on overflow")                             \
-  X(SUB_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0, "subtract; error below zero")                         \
-  X(MUL_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0, "multiply; error on overflow")                        \
-  X(DIV_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0, "divide; error on /0")                                \
-  X(MOD_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0, "remainder; error on %0")                             \
-  X(ADD_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0, "IEEE add")                                           \
-  X(SUB_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0, "IEEE subtract")                                      \
-  X(MUL_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0, "IEEE multiply")                                      \
-  X(DIV_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0, "IEEE divide (x/0 is inf or nan)")                    \
-  X(NEG_D,     NONE,   "D",  "D", 1, 0, A, NEXT, 0, "IEEE negate")                                        \
-  X(I2D,       NONE,   "I",  "D", 1, 0, A, NEXT, 0, "int to double")                                      \
-  X(U2D,       NONE,   "U",  "D", 1, 0, A, NEXT, 0, "uint to double")                                     \
-  X(D2I,       NONE,   "D",  "I", 1, 1, A, NEXT, 0, "double to int, truncating; error out of range")      \
-  X(D2U,       NONE,   "D",  "U", 1, 1, A, NEXT, 0, "double to uint, truncating; error out of range")     \
-  X(I2U,       NONE,   "I",  "U", 1, 1, A, NEXT, 0, "int to uint; error if negative")                     \
-  X(U2I,       NONE,   "U",  "I", 1, 1, A, NEXT, 0, "uint to int; error above INT64_MAX")                 \
-  X(EQ_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0, "==")                                                 \
-  X(NE_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0, "!=")                                                 \
-  X(LT_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0, "<")                                                  \
-  X(LE_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0, "<=")                                                 \
-  X(GT_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0, ">")                                                  \
-  X(GE_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0, ">=")                                                 \
-  X(EQ_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0, "==")                                                 \
-  X(NE_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0, "!=")                                                 \
-  X(LT_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0, "<")                                                  \
-  X(LE_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0, "<=")                                                 \
-  X(GT_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0, ">")                                                  \
-  X(GE_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0, ">=")                                                 \
-  X(EQ_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0, "== (IEEE: nan != nan)")                              \
-  X(NE_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0, "!=")                                                 \
-  X(LT_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0, "<")                                                  \
-  X(LE_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0, "<=")                                                 \
-  X(GT_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0, ">")                                                  \
-  X(GE_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0, ">=")                                                 \
-  X(EQ_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0, "== bytewise")                                        \
-  X(NE_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0, "!= bytewise")                                        \
-  X(LT_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0, "< bytewise (UTF-8 code point order)")                \
-  X(LE_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0, "<=")                                                 \
-  X(GT_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0, ">")                                                  \
-  X(GE_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0, ">=")                                                 \
-  X(EQ_B,      NONE,   "BB", "B", 1, 0, A, NEXT, 0, "==")                                                 \
-  X(NE_B,      NONE,   "BB", "B", 1, 0, A, NEXT, 0, "!=")                                                 \
-  X(IN_LIST,   LIST,   "*",  "B", 1, 0, A, NEXT, 0, "pop x; push x in list c (linear scan)")              \
-  X(S_SIZE,    NONE,   "S",  "I", 1, 0, A, NEXT, 0, "string length in code points")                       \
-  X(S_STARTS,  NONE,   "SS", "B", 1, 0, A, NEXT, 0, "s.startsWith(t)")                                    \
-  X(S_ENDS,    NONE,   "SS", "B", 1, 0, A, NEXT, 0, "s.endsWith(t)")                                      \
-  X(S_CONTAINS, NONE,   "SS", "B", 1, 0, A, NEXT, 0, "s.contains(t)")                                     \
-  X(BUCKET_S,  NONE,   "S",  "D", 1, 0, A, NEXT, 0, "splitmix64(fnv1a64(s)) % 100 / 100")                 \
-  X(BUCKET_I,  NONE,   "I",  "D", 1, 0, A, NEXT, 0, "splitmix64(i) % 100 / 100")                          \
-  X(BUDGET,    BUDGET, "",   "D", 1, 0, A, NEXT, 0, "push budget c's spent, remaining or used")           \
-  X(M_FIELD,   MFIELD, "",   "*", 1, 0, F, NEXT, 0, "push static field a of the current model")           \
-  X(M_CAP,     CAP,    "",   "B", 1, 0, F, NEXT, 0, "push whether the current model has cap c")           \
-  X(M_COST,    NONE,   "",   "D", 1, 0, F, NEXT, 0, "push the request's expected cost on the model")      \
-  X(M_FITS,    NONE,   "",   "B", 1, 0, F, NEXT, 0, "push whether the request fits the model")            \
-  X(M_HEALTHY, NONE,   "",   "B", 1, 0, F, NEXT, 0, "push live health (true without data)")               \
-  X(M_P50,     NONE,   "",   "D", 1, 0, F, NEXT, 0, "push live p50 latency, else the prior")              \
-  X(M_P95,     NONE,   "",   "D", 1, 0, F, NEXT, 0, "push live p95 latency, else the prior")              \
-  X(M_ERRRATE, NONE,   "",   "D", 1, 0, F, NEXT, 0, "push live error rate (0 without data)")              \
-  X(FRET,      NONE,   "B",  "",  1, 0, F, STOP, 0, "filter result; ends a filter region")                \
-  X(RULE,      RULE,   "",   "",  1, 0, R, NEXT, 1, "start rule c: clear candidates")                     \
-  X(SWITCH,    SWITCH, "",   "",  1, 0, R, STOP, 1, "jump by a request string through switch c")          \
-  X(CAND,      CAND,   "",   "",  1, 0, R, NEXT, 1, "append pool c's passing members in order a")         \
-  X(SHADOW,    SHADOW, "",   "",  1, 0, R, NEXT, 1, "add model c to the shadows (b: sampled %)")          \
-  X(ENDRULE,   NONE,   "",   "",  1, 0, R, NEXT, 1, "if there are candidates, decide and stop")           \
-  X(NOMATCH,   NONE,   "",   "",  1, 0, R, STOP, 1, "no rule matched; ends a route region")               \
-  X(TRY,       JUMP,   "",   "",  1, 0, A, NEXT, 0, "until ENDTRY, an error resumes at c, stack as here") \
-  X(ENDTRY,    NONE,   "",   "",  1, 0, A, NEXT, 0, "drop the innermost TRY handler")                     \
-  X(OR_E,      NONE,   "BB", "B", 1, 1, A, NEXT, 0, "pop b, f: b || (f ? error : false)")                 \
-  X(AND_E,     NONE,   "BB", "B", 1, 1, A, NEXT, 0, "pop b, f: !b ? false : (f ? error : true)")          \
-  X(HAS,       FIELD,  "",   "B", 1, 0, A, NEXT, 0, "push whether request field c is set (has())")        \
-  X(BUCKET_U,  NONE,   "U",  "D", 1, 0, A, NEXT, 0, "splitmix64(u) % 100 / 100")
+  X(PUSH_I,    KINT,   "",   "I", 1, 0, A, NEXT, 0,                            \
+    "push KINT[c]")                                                            \
+  X(PUSH_U,    KINT,   "",   "U", 1, 0, A, NEXT, 0,                            \
+    "push KINT[c] as the uint64 with its bits")                                \
+  X(PUSH_D,    KDBL,   "",   "D", 1, 0, A, NEXT, 0,                            \
+    "push KDBL[c]")                                                            \
+  X(PUSH_B,    BOOL,   "",   "B", 1, 0, A, NEXT, 0,                            \
+    "push a (0 or 1)")                                                         \
+  X(PUSH_S,    STR,    "",   "S", 1, 0, A, NEXT, 0,                            \
+    "push string c (bytes and length from the string table)")                  \
+  X(LOAD,      FIELD,  "",   "*", 1, 0, A, NEXT, 0,                            \
+    "push request field c; an unset field is 0, false or \"\"")                \
+  X(NOT,       NONE,   "B",  "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, push !b")                                                          \
+  X(JMP,       JUMP,   "",   "",  1, 0, A, STOP, 0,                            \
+    "continue at c (always forward)")                                          \
+  X(JF,        JUMP,   "B",  "",  1, 0, A, NEXT, 0,                            \
+    "pop b; if it is false continue at c")                                     \
+  X(JF_KEEP,   JUMP,   "B",  "",  1, 0, A, KEEP, 0,                            \
+    "if the top is false continue at c with it kept (the && short "            \
+    "circuit), else pop it and fall through")                                  \
+  X(JT_KEEP,   JUMP,   "B",  "",  1, 0, A, KEEP, 0,                            \
+    "if the top is true continue at c with it kept (the || short "             \
+    "circuit), else pop it and fall through")                                  \
+  X(ADD_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a + b; overflow is an error")                              \
+  X(SUB_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a - b; overflow is an error")                              \
+  X(MUL_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a * b; overflow is an error")                              \
+  X(DIV_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a / b truncated toward zero; b == 0 and INT64_MIN /"       \
+    " -1 are errors")                                                          \
+  X(MOD_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a % b, with the sign of a; b == 0 and INT64_MIN % "        \
+    "-1 are errors, as in CEL")                                                \
+  X(NEG_I,     NONE,   "I",  "I", 1, 1, A, NEXT, 0,                            \
+    "pop a, push -a; -INT64_MIN is an error")                                  \
+  X(ADD_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a + b; wrap-around is an error")                           \
+  X(SUB_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a - b; a result below zero is an error")                   \
+  X(MUL_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a * b; wrap-around is an error")                           \
+  X(DIV_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a / b; b == 0 is an error")                                \
+  X(MOD_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a % b; b == 0 is an error")                                \
+  X(ADD_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a + b (IEEE, never an error; built with -ffp-"             \
+    "contract=off so results are the same everywhere)")                        \
+  X(SUB_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a - b (IEEE, never an error)")                             \
+  X(MUL_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a * b (IEEE, never an error)")                             \
+  X(DIV_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a / b (IEEE, never an error: x/0 is inf or nan)")          \
+  X(NEG_D,     NONE,   "D",  "D", 1, 0, A, NEXT, 0,                            \
+    "pop a, push -a: flips the sign, also of 0 and nan")                       \
+  X(I2D,       NONE,   "I",  "D", 1, 0, A, NEXT, 0,                            \
+    "int to the nearest double")                                               \
+  X(U2D,       NONE,   "U",  "D", 1, 0, A, NEXT, 0,                            \
+    "uint to the nearest double")                                              \
+  X(D2I,       NONE,   "D",  "I", 1, 1, A, NEXT, 0,                            \
+    "double to int, truncating toward zero; nan, inf and values outside"       \
+    " (-2^63, 2^63) are an error, as in CEL (which excludes -2^63 "            \
+    "itself)")                                                                 \
+  X(D2U,       NONE,   "D",  "U", 1, 1, A, NEXT, 0,                            \
+    "double to uint, truncating toward zero; nan, inf, values <= -1 and"       \
+    " >= 2^64 are an error")                                                   \
+  X(I2U,       NONE,   "I",  "U", 1, 1, A, NEXT, 0,                            \
+    "int to uint; a negative int is an error")                                 \
+  X(U2I,       NONE,   "U",  "I", 1, 1, A, NEXT, 0,                            \
+    "uint to int; a value above INT64_MAX is an error")                        \
+  X(EQ_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a == b")                                                   \
+  X(NE_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a != b")                                                   \
+  X(LT_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a < b (signed)")                                           \
+  X(LE_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a <= b (signed)")                                          \
+  X(GT_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a > b (signed)")                                           \
+  X(GE_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a >= b (signed)")                                          \
+  X(EQ_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a == b")                                                   \
+  X(NE_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a != b")                                                   \
+  X(LT_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a < b (unsigned)")                                         \
+  X(LE_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a <= b (unsigned)")                                        \
+  X(GT_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a > b (unsigned)")                                         \
+  X(GE_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a >= b (unsigned)")                                        \
+  X(EQ_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a == b (IEEE: nan equals nothing, not even nan)")          \
+  X(NE_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a != b (true when either is nan)")                         \
+  X(LT_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a < b (false when either is nan)")                         \
+  X(LE_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a <= b (false when either is nan)")                        \
+  X(GT_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a > b (false when either is nan)")                         \
+  X(GE_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a >= b (false when either is nan)")                        \
+  X(EQ_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push whether a and b have the same bytes")                      \
+  X(NE_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push whether a and b differ in a byte or in length")            \
+  X(LT_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a < b bytewise, which for UTF-8 is code point "            \
+    "order; a proper prefix sorts first")                                      \
+  X(LE_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a <= b bytewise")                                          \
+  X(GT_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a > b bytewise")                                           \
+  X(GE_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a >= b bytewise")                                          \
+  X(EQ_B,      NONE,   "BB", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a == b (both 0 or 1)")                                     \
+  X(NE_B,      NONE,   "BB", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a != b (both 0 or 1)")                                     \
+  X(IN_LIST,   LIST,   "*",  "B", 1, 0, A, NEXT, 0,                            \
+    "pop x; push whether x is in list c (a linear scan; doubles compare"       \
+    " with ==, so nan is in no list)")                                         \
+  X(S_SIZE,    NONE,   "S",  "I", 1, 0, A, NEXT, 0,                            \
+    "pop s; push its length in code points: the bytes that are not "           \
+    "UTF-8 continuation bytes (invalid UTF-8 is counted, not rejected)")       \
+  X(S_STARTS,  NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop t, s; push s.startsWith(t); the empty t starts every s")              \
+  X(S_ENDS,    NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop t, s; push s.endsWith(t); the empty t ends every s")                  \
+  X(S_CONTAINS, NONE,   "SS", "B", 1, 0, A, NEXT, 0,                           \
+    "pop t, s; push s.contains(t), in linear time (two-way search); the"       \
+    " empty t is in every s")                                                  \
+  X(BUCKET_S,  NONE,   "S",  "D", 1, 0, A, NEXT, 0,                            \
+    "pop s; push splitmix64(fnv1a64(s)) % 100 / 100")                          \
+  X(BUCKET_I,  NONE,   "I",  "D", 1, 0, A, NEXT, 0,                            \
+    "pop i; push splitmix64(the uint64 bits of i) % 100 / 100")                \
+  X(BUDGET,    BUDGET, "",   "D", 1, 0, A, NEXT, 0,                            \
+    "push budget c's spent (a = 0, dollars), remaining (a = 1, dollars)"       \
+    " or used (a = 2, the fraction of the limit) for the request's key,"       \
+    " which it hashes; live, from the runtime")                                \
+  X(M_FIELD,   MFIELD, "",   "*", 1, 0, F, NEXT, 0,                            \
+    "push static property a (a row of BC_MPROPS) of the current model")        \
+  X(M_CAP,     CAP,    "",   "B", 1, 0, F, NEXT, 0,                            \
+    "push whether the current model has capability bit c")                     \
+  X(M_COST,    NONE,   "",   "D", 1, 0, F, NEXT, 0,                            \
+    "push the request's expected cost on the current model: the cost "         \
+    "formula above cost_on in vm.c (lang/README.md), with cached "             \
+    "tokens, the long-context tier and reasoning prices")                      \
+  X(M_FITS,    NONE,   "",   "B", 1, 0, F, NEXT, 0,                            \
+    "push (context == 0 || in + out <= context) && (max_output == 0 || "       \
+    "out <= max_output) for the current model; a sum that overflows "          \
+    "fits no known context")                                                   \
+  X(M_HEALTHY, NONE,   "",   "B", 1, 0, F, NEXT, 0,                            \
+    "push whether the current model's breaker lets it be chosen now: "         \
+    "closed, or past its cooldown, when it is pending and takes this "         \
+    "decision's probe only if a selection picks it")                           \
+  X(M_P50,     NONE,   "",   "D", 1, 0, F, NEXT, 0,                            \
+    "push the live median latency of the current model over the window,"       \
+    " or its declared prior while it has fewer than min_samples calls")        \
+  X(M_P95,     NONE,   "",   "D", 1, 0, F, NEXT, 0,                            \
+    "push the live p95 latency of the current model over the window, or"       \
+    " its declared prior while it has fewer than min_samples calls")           \
+  X(M_ERRRATE, NONE,   "",   "D", 1, 0, F, NEXT, 0,                            \
+    "push failures / calls of the current model in the window; 0 "             \
+    "without data")                                                            \
+  X(FRET,      NONE,   "B",  "",  1, 0, F, STOP, 0,                            \
+    "pop b: the filter's answer; ends a filter region")                        \
+  X(RULE,      RULE,   "",   "",  1, 0, R, NEXT, 1,                            \
+    "rule c of the route starts: it becomes the current rule (an error "       \
+    "resumes at its next) and the candidates and shadows are cleared")         \
+  X(SWITCH,    SWITCH, "",   "",  1, 0, R, STOP, 1,                            \
+    "the rule index: a binary search for request field f's string among"       \
+    " switch c's sorted cases; continue at the match's target (the next"       \
+    " rule that tests that value), else at otherwise (past the run of "        \
+    "indexed rules); an unset field is \"\"")                                  \
+  X(CAND,      CAND,   "",   "",  1, 0, R, NEXT, 1,                            \
+    "fill up to fallbacks + 1 candidates from pool c, best first by "          \
+    "order a & 3; members already chosen are skipped; with BC_CAND_FITS"       \
+    " or BC_CAND_HEALTHY in a every member must fit the request or be "        \
+    "healthy (checked natively); a member marked BC_MEMBER_CHECK must "        \
+    "pass filter b - 1 (if b != 0), where an error counts as false; "          \
+    "ties on every key (cost; p95 then cost; quality then cost) keep "         \
+    "member order")                                                            \
+  X(SHADOW,    SHADOW, "",   "",  1, 0, R, NEXT, 1,                            \
+    "add model c to the shadows unless it is there or they are full; "         \
+    "with b, only when splitmix64(fnv1a64(model name, req.user)) % 100 "       \
+    "< b")                                                                     \
+  X(ENDRULE,   NONE,   "",   "",  1, 0, R, NEXT, 1,                            \
+    "with candidates, the current rule decides: candidates leave the "         \
+    "shadows (a model that answers needs no copy) and the decision "           \
+    "stops; without, fall through to the next rule")                           \
+  X(NOMATCH,   NONE,   "",   "",  1, 0, R, STOP, 1,                            \
+    "no rule produced a model; ends a route region")                           \
+  X(TRY,       JUMP,   "",   "",  1, 0, A, NEXT, 0,                            \
+    "until the matching ENDTRY, an error drops the stack back to its "         \
+    "depth here and continues at c (CEL's error absorption when both "         \
+    "sides of && or || can fail; see OR_E)")                                   \
+  X(ENDTRY,    NONE,   "",   "",  1, 0, A, NEXT, 0,                            \
+    "the innermost TRY's code finished without an error: drop its "            \
+    "handler")                                                                 \
+  X(OR_E,      NONE,   "BB", "B", 1, 1, A, NEXT, 0,                            \
+    "pop b and f (f: the left side raised an error); push true if b, "         \
+    "else raise the error if f, else push false")                              \
+  X(AND_E,     NONE,   "BB", "B", 1, 1, A, NEXT, 0,                            \
+    "pop b and f (f: the left side raised an error); push false if !b, "       \
+    "else raise the error if f, else push true")                               \
+  X(HAS,       FIELD,  "",   "B", 1, 0, A, NEXT, 0,                            \
+    "push whether request field c was set (CEL's has())")                      \
+  X(BUCKET_U,  NONE,   "U",  "D", 1, 0, A, NEXT, 0,                            \
+    "pop u; push splitmix64(u) % 100 / 100: an int and a uint with the "       \
+    "same bits share a bucket")
 
 typedef enum bc_op {
 #define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, flow, empty, doc) BC_OP_##name,
