@@ -718,7 +718,7 @@ static void write_tokens(FILE *f, const char *name, int64_t t) {
 }
 
 const size_t catalog_mprop_off[BC_NMPROPS] = {
-#define CATALOG_MP_OFF(id, name, member, unit, mt, off, kind, op, group, doc) \
+#define CATALOG_MP_OFF(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
   0 CATALOG_MP(unit)(+ offsetof(catalog_model, member)),
   BC_MPROPS(CATALOG_MP_OFF)
 #undef CATALOG_MP_OFF

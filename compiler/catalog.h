@@ -126,7 +126,7 @@ typedef struct catalog_model {
   int         prefixed;       /* 1 when the key had a "provider/" prefix */
   /* the CATALOG_MP rows: input, output, ... ($/token), context, ... (tokens;
    * 0 = unknown or none), as their BC_MPROPS docs say */
-#define CATALOG_MP_MEMBER(id, name, member, unit, mt, off, kind, op, group, doc) \
+#define CATALOG_MP_MEMBER(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
   CATALOG_MP(unit)(BC_MP_CTYPE_##mt member;)
   BC_MPROPS(CATALOG_MP_MEMBER)
 #undef CATALOG_MP_MEMBER

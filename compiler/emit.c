@@ -367,7 +367,7 @@ static void emit_mprop(emitter *E, const ast_node *n) {
          "known at compile time", bc_mprops[p].name);
     return;
   }
-  emit(E, bc_mprops[p].op, bc_mprops[p].op == BC_OP_M_FIELD ? p : 0, 0, 0);
+  emit(E, bc_mprops[p].op, bc_mprops[p].mf >= 0 ? bc_mprops[p].mf : 0, 0, 0);
 }
 
 static void emit_call(emitter *E, const ast_node *n) {
@@ -821,7 +821,7 @@ static int emit_tables(emitter *E) {
 #define COPY_S(v) cstr(E, v)
 #define COPY_D(v) (v)
 #define COPY_I(v) (v)
-#define EMIT_MP_COPY(id, name, member, unit, mt, off, kind, op, group, doc) \
+#define EMIT_MP_COPY(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
     SEMA_MP_VALUE(kind)(b->member = COPY_##mt(m->member);)
     b->name = cstr(E, m->name);   /* strings in this order: name, provider, id, ... */
     BC_MPROPS(EMIT_MP_COPY)

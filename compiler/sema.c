@@ -336,7 +336,7 @@ static int cap_intern(sema_unit *u, const char *name, ast_span sp) {
 /* ---- model declarations ---- */
 
 const sema_mpinfo sema_mprops[BC_NMPROPS] = {
-#define SEMA_MP_INFO(id, name, member, unit, mt, off, kind, op, group, doc) \
+#define SEMA_MP_INFO(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
   { TY_##unit, 0 SEMA_MP_VALUE(kind)(+ offsetof(sema_model, member)) },
   BC_MPROPS(SEMA_MP_INFO)
 #undef SEMA_MP_INFO

@@ -46,7 +46,7 @@ typedef enum sema_ref {
  * are known at compile time and which are read per decision (live stats,
  * the request's cost and fit); MP_CAP + bit is a capability. */
 typedef enum sema_mprop {
-#define SEMA_MP_ENUM(id, name, member, unit, mt, off, kind, op, group, doc) MP_##id = BC_MP_##id,
+#define SEMA_MP_ENUM(id, name, member, unit, mt, off, kind, op, mfa, group, doc) MP_##id = BC_MP_##id,
   BC_MPROPS(SEMA_MP_ENUM)
 #undef SEMA_MP_ENUM
   MP_CAP = 64                     /* + capability bit */
@@ -86,7 +86,7 @@ typedef struct sema_model {
   const char *name;        /* lane name, "anthropic.claude_haiku_4_5" */
   ast_span    span;        /* first declaration */
   /* one member per declared row of BC_MPROPS: provider, id, prices, ... */
-#define SEMA_MP_MEMBER(id, name, member, unit, mt, off, kind, op, group, doc) \
+#define SEMA_MP_MEMBER(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
   SEMA_MP_VALUE(kind)(SEMA_MP_CTYPE_##mt member;)
   BC_MPROPS(SEMA_MP_MEMBER)
 #undef SEMA_MP_MEMBER

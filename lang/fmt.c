@@ -543,7 +543,7 @@ static void run_layout(fmt_p *p, ast_node **v, int n, run_l *r) {
  * starts where it changes. */
 static int prop_group(const char *name) {
   static const struct { const char *name; int group; } groups[] = {
-#define FMT_MP_GROUP(id, pname, member, unit, mt, off, kind, op, group, doc) { pname, group },
+#define FMT_MP_GROUP(id, pname, member, unit, mt, off, kind, op, mfa, group, doc) { pname, group },
     BC_MPROPS(FMT_MP_GROUP)
 #undef FMT_MP_GROUP
   };

@@ -32,28 +32,39 @@ const bc_fmtinfo bc_fmts[BC_NFMTS] = {
 #define BC_U_TAGS 0
 
 const bc_mpinfo bc_mprops[BC_NMPROPS] = {
-#define BC_MP_INFO(id, name, member, unit, mt, off, kind, op, group, doc) \
+#define BC_MP_INFO(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
   { #id, name, #member, BC_U_##unit, (#mt)[0], BC_MPK_##kind, group, off, \
-    0 BC_MP_IN_RECORD(kind)(+ offsetof(bc_model, member)), BC_OP_##op, doc },
+    0 BC_MP_IN_RECORD(kind)(+ offsetof(bc_model, member)), BC_OP_##op, mfa, doc },
   BC_MPROPS(BC_MP_INFO)
 #undef BC_MP_INFO
 };
 
-/* The rows M_FIELD reads come first; every stored row fits the record
- * and together they fill it (t_bc.c checks that none overlap). */
-#define BC_MP_CHECK(id, name, member, unit, mt, off, kind, op, group, doc) \
-  _Static_assert((int)BC_OP_##op != (int)BC_OP_M_FIELD || (int)BC_MP_##id < (int)BC_NMFIELDS, \
-                 #id ": M_FIELD rows come first"); \
+const uint8_t bc_mfield_row[BC_NMFIELDS] = {
+#define BC_MP_ROW(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  BC_MP_MF(op)([mfa] = BC_MP_##id,)
+  BC_MPROPS(BC_MP_ROW)
+#undef BC_MP_ROW
+};
+
+/* M_FIELD operands are 0 .. BC_NMFIELDS - 1, each once (a second
+ * initializer of one is an error under -Wextra), for rows in the record;
+ * every stored row fits the record and together they fill it (t_bc.c
+ * checks that none overlap). */
+#define BC_MP_CHECK(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  _Static_assert(((int)BC_OP_##op == (int)BC_OP_M_FIELD) == ((mfa) >= 0) && \
+                 (mfa) < (int)BC_NMFIELDS, #id ": an M_FIELD row has an operand"); \
+  BC_MP_MF(op)(_Static_assert((off) >= 0, #id ": M_FIELD reads the record");) \
   BC_MP_IN_RECORD(kind)(_Static_assert(off >= 0 && \
     off + sizeof(BC_MP_CTYPE_##mt) <= BC_RECORD_MODELS, #id ": inside the record");)
 BC_MPROPS(BC_MP_CHECK)
 #undef BC_MP_CHECK
 _Static_assert(0
-#define BC_MP_SIZE(id, name, member, unit, mt, off, kind, op, group, doc) \
-  BC_MP_IN_RECORD(kind)(+ sizeof(BC_MP_CTYPE_##mt))
-  BC_MPROPS(BC_MP_SIZE)
-#undef BC_MP_SIZE
-  == BC_RECORD_MODELS, "the stored rows fill the model record");
+#define BC_MP_SUM(id, name, member, unit, mt, off, kind, op, mfa, group, doc) BC_MP_MF(op)(+ (mfa))
+  BC_MPROPS(BC_MP_SUM)
+#undef BC_MP_SUM
+  == BC_NMFIELDS * (BC_NMFIELDS - 1) / 2, "M_FIELD operands have no gaps");
+/* A property added to the record changes the format: bump its version. */
+_Static_assert(LANE_FORMAT_VERSION != 2 || BC_RECORD_MODELS == 144, "format 2's model record");
 _Static_assert(sizeof(bc_model) == BC_RECORD_MODELS, "bc_model has no padding");
 
 static const struct { const char *name; uint32_t rec; } sections[BC_SEC_MAX] = {
@@ -189,7 +200,7 @@ static uint64_t sec_count(const bc_image *im, uint32_t id) {
 }
 
 static unsigned char *put_model(unsigned char *p, const bc_model *m) {
-#define BC_MP_PUT(id, name, member, unit, mt, off, kind, op, group, doc) \
+#define BC_MP_PUT(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
   BC_MP_IN_RECORD(kind)(PUT_##mt(p + (off), m->member);)
 #define PUT_I PUT_64
 #define PUT_S PUT_32

@@ -54,7 +54,7 @@
   X(KINT,       3,   8, kint,      nkint,      int64_t,   REC)               \
   X(KDBL,       4,   8, kdbl,      nkdbl,      double,    REC)               \
   X(CAPS,       5,   4, caps,      ncaps,      uint32_t,  REC)               \
-  X(MODELS,     6, 144, models,    nmodels,    bc_model,  OWN)               \
+  X(MODELS,     6, BC_MODEL_BYTES, models, nmodels, bc_model, OWN)          \
   X(FIELDS,     7,   8, fields,    nfields,    bc_field,  REC)               \
   X(POOLS,      8,   8, pools,     npools,     bc_pool,   REC)               \
   X(MEMBERS,    9,   4, members,   nmembers,   uint32_t,  REC)               \
@@ -121,20 +121,13 @@ enum bc_section_id {
 #undef BC_SEC_COUNT
 };
 
-/* Bytes of one record of each section: BC_RECORD_MODELS ... */
-enum {
-#define BC_SEC_REC(name, id, rec, field, nfield, type, codec) BC_RECORD_##name = rec,
-  BC_SECTIONS(BC_SEC_REC)
-#undef BC_SEC_REC
-};
 
 /*
  * Model properties, one row each: everything the compiler, the loader, the
- * VM and the tools know about one is generated from this table.
+ * VM and the tools know about one is generated from this table. Rows in
+ * the record come first, in the record's order.
  *
- *   id      BC_MP_<id>; for rows read with M_FIELD also BC_MF_<id>, the
- *           operand a. Those rows come first, in operand order (the file
- *           format fixes it; a static assert below checks it).
+ *   id      BC_MP_<id> (the row), and BC_MF_<id> for rows M_FIELD reads
  *   name    as the language spells it; "" when no policy names it
  *   member  its member in bc_model and in the compiler's sema_model
  *   unit    language type: a bc_unit (PRICE, TOKENS, ...), TAGS (a list of
@@ -142,49 +135,75 @@ enum {
  *   mt      machine type in the record and on the stack: D double, I
  *           int64, S string index, U uint32, B bool, N none
  *   off     byte offset in the MODELS record (-1: not in the file); the
- *           stored rows tile the record (tests/unit/t_bc.c checks it)
+ *           stored rows tile the record (tests/unit/t_bc.c checks it) and
+ *           are aligned, so bc_model has no padding
  *   kind    STATIC declared, in the record, known at compile time;
  *           PRIOR  declared, in the record as a prior, live in the VM;
  *           LIVE   per decision only (request or live state);
  *           COMPILE declared, known at compile time only, not in the file;
  *           RECORD in the record, not a property an expression reads
- *   op      the opcode filter code reads it with (M_FIELD: operand a is
- *           the row), or NONE
- *   group   a model block's line group (lang/fmt.c), also the order a
- *           list of properties is given in; 0 = not declared
+ *   op      the opcode filter code reads it with, or NONE
+ *   mfa     for op M_FIELD: its operand a, 0 .. BC_NMFIELDS - 1 (fixed by
+ *           the file format: a new one takes the next number); else -1
+ *   group   a model block's line group (lang/fmt.c, catalog import), also
+ *           the order a list of properties is given in; 0 = not declared
  *   doc     one line
  */
 #define BC_MPROPS(X) \
-  X(INPUT,        "input",        input,        PRICE,    D,  16, STATIC,  M_FIELD,   2, "$ per input token") \
-  X(OUTPUT,       "output",       output,       PRICE,    D,  24, STATIC,  M_FIELD,   2, "$ per output token") \
-  X(CACHED_INPUT, "cached_input", cached_input, PRICE,    D,  32, STATIC,  M_FIELD,   2, "$ per cached input token") \
-  X(CONTEXT,      "context",      context,      TOKENS,   I,  40, STATIC,  M_FIELD,   3, "context window, tokens; 0 = unknown") \
-  X(MAX_OUTPUT,   "max_output",   max_output,   TOKENS,   I,  48, STATIC,  M_FIELD,   3, "max output tokens; 0 = unknown") \
-  X(QUALITY,      "quality",      quality,      DOUBLE,   D,  56, STATIC,  M_FIELD,   6, "the user's score, 0..1") \
-  X(PROVIDER,     "provider",     provider,     STRING,   S,   4, STATIC,  M_FIELD,   1, "provider, \"anthropic\"") \
-  X(NAME,         "name",         id,           STRING,   S,   8, STATIC,  M_FIELD,   1, "the provider's model id") \
-  X(LANE_NAME,    "",             name,         STRING,   S,   0, RECORD,  M_FIELD,   0, "lane name, \"anthropic.claude_haiku_4_5\"") \
-  X(REGION,       "region",       region,       STRING,   S,  12, STATIC,  M_FIELD,   1, "region or \"\"") \
-  X(CACHE_WRITE,  "cache_write",  cache_write,  PRICE,    D,  88, STATIC,  M_FIELD,   2, "$ per token written to the prompt cache") \
-  X(REASONING_OUTPUT, "reasoning_output", reasoning_output, PRICE, D, 96, STATIC, M_FIELD, 2, \
-    "$ per output token when reasoning is asked; 0 = output") \
-  X(LONG_ABOVE,   "long_above",   long_above,   TOKENS,   I, 104, STATIC,  M_FIELD,   4, \
-    "long-context tier above this many input tokens; 0 = none") \
-  X(LONG_INPUT,   "long_input",   long_input,   PRICE,    D, 112, STATIC,  M_FIELD,   4, "$ per input token in the tier; 0 = input") \
-  X(LONG_OUTPUT,  "long_output",  long_output,  PRICE,    D, 120, STATIC,  M_FIELD,   4, "$ per output token in the tier; 0 = output") \
-  X(LONG_CACHED_INPUT, "long_cached_input", long_cached_input, PRICE, D, 128, STATIC, M_FIELD, 4, \
-    "$ per cached token in the tier; 0 = cached_input") \
-  X(DEPRECATED,   "deprecated",   deprecated,   STRING,   S, 136, STATIC,  M_FIELD,   8, "deprecation date \"YYYY-MM-DD\" or \"\"") \
-  X(CAPS,         "caps",         caps,         NONE,     U,  80, RECORD,  NONE,      5, "capability bits, bit i named by CAPS[i]") \
-  X(TAGS,         "tags",         tags,         TAGS,     N,  -1, COMPILE, NONE,      9, "tag strings, for static filters") \
-  X(P50,          "p50",          p50,          DURATION, D,  64, PRIOR,   M_P50,     7, "median latency, ms: live, else this prior; 0 = unknown") \
-  X(P95,          "p95",          p95,          DURATION, D,  72, PRIOR,   M_P95,     7, "p95 latency, ms: live, else this prior; 0 = unknown") \
-  X(COST,         "cost",         cost,         MONEY,    D,  -1, LIVE,    M_COST,    0, "the request's expected cost on the model") \
-  X(FITS,         "fits",         fits,         BOOL,     B,  -1, LIVE,    M_FITS,    0, "whether the request fits the context and max output") \
-  X(HEALTHY,      "healthy",      healthy,      BOOL,     B,  -1, LIVE,    M_HEALTHY, 0, "whether the breaker lets the model be chosen") \
-  X(ERROR_RATE,   "error_rate",   error_rate,   FRACTION, D,  -1, LIVE,    M_ERRRATE, 0, "failures / calls in the window; 0 without data") \
-  X(LINE,         "",             line,         NONE,     U,  84, RECORD,  NONE,      0, "source line of the declaration") \
-  X(RESERVED,     "",             reserved,     NONE,     U, 140, RECORD,  NONE,      0, "0")
+  X(LANE_NAME,         "",                  name,              STRING,   S,   0, RECORD,  M_FIELD,    8, 0, \
+    "lane name, \"anthropic.claude_haiku_4_5\"")                                                            \
+  X(PROVIDER,          "provider",          provider,          STRING,   S,   4, STATIC,  M_FIELD,    6, 1, \
+    "provider, \"anthropic\"")                                                                              \
+  X(NAME,              "name",              id,                STRING,   S,   8, STATIC,  M_FIELD,    7, 1, \
+    "the provider's model id")                                                                              \
+  X(REGION,            "region",            region,            STRING,   S,  12, STATIC,  M_FIELD,    9, 1, \
+    "region or \"\"")                                                                                       \
+  X(INPUT,             "input",             input,             PRICE,    D,  16, STATIC,  M_FIELD,    0, 2, \
+    "$ per input token")                                                                                    \
+  X(OUTPUT,            "output",            output,            PRICE,    D,  24, STATIC,  M_FIELD,    1, 2, \
+    "$ per output token")                                                                                   \
+  X(CACHED_INPUT,      "cached_input",      cached_input,      PRICE,    D,  32, STATIC,  M_FIELD,    2, 2, \
+    "$ per cached input token")                                                                             \
+  X(CONTEXT,           "context",           context,           TOKENS,   I,  40, STATIC,  M_FIELD,    3, 3, \
+    "context window, tokens; 0 = unknown")                                                                  \
+  X(MAX_OUTPUT,        "max_output",        max_output,        TOKENS,   I,  48, STATIC,  M_FIELD,    4, 3, \
+    "max output tokens; 0 = unknown")                                                                       \
+  X(QUALITY,           "quality",           quality,           DOUBLE,   D,  56, STATIC,  M_FIELD,    5, 6, \
+    "the user's score, 0..1")                                                                               \
+  X(P50,               "p50",               p50,               DURATION, D,  64, PRIOR,   M_P50,     -1, 7, \
+    "median latency, ms: live, else this prior; 0 = unknown")                                               \
+  X(P95,               "p95",               p95,               DURATION, D,  72, PRIOR,   M_P95,     -1, 7, \
+    "p95 latency, ms: live, else this prior; 0 = unknown")                                                  \
+  X(CAPS,              "caps",              caps,              NONE,     U,  80, RECORD,  NONE,      -1, 5, \
+    "capability bits, bit i named by CAPS[i]")                                                              \
+  X(LINE,              "",                  line,              NONE,     U,  84, RECORD,  NONE,      -1, 0, \
+    "source line of the declaration")                                                                       \
+  X(CACHE_WRITE,       "cache_write",       cache_write,       PRICE,    D,  88, STATIC,  M_FIELD,   10, 2, \
+    "$ per token written to the prompt cache")                                                              \
+  X(REASONING_OUTPUT,  "reasoning_output",  reasoning_output,  PRICE,    D,  96, STATIC,  M_FIELD,   11, 2, \
+    "$ per output token when reasoning is asked; 0 = output")                                               \
+  X(LONG_ABOVE,        "long_above",        long_above,        TOKENS,   I, 104, STATIC,  M_FIELD,   12, 4, \
+    "long-context tier above this many input tokens; 0 = none")                                             \
+  X(LONG_INPUT,        "long_input",        long_input,        PRICE,    D, 112, STATIC,  M_FIELD,   13, 4, \
+    "$ per input token in the tier; 0 = input")                                                             \
+  X(LONG_OUTPUT,       "long_output",       long_output,       PRICE,    D, 120, STATIC,  M_FIELD,   14, 4, \
+    "$ per output token in the tier; 0 = output")                                                           \
+  X(LONG_CACHED_INPUT, "long_cached_input", long_cached_input, PRICE,    D, 128, STATIC,  M_FIELD,   15, 4, \
+    "$ per cached token in the tier; 0 = cached_input")                                                     \
+  X(DEPRECATED,        "deprecated",        deprecated,        STRING,   S, 136, STATIC,  M_FIELD,   16, 8, \
+    "deprecation date \"YYYY-MM-DD\" or \"\"")                                                              \
+  X(RESERVED,          "",                  reserved,          NONE,     U, 140, RECORD,  NONE,      -1, 0, \
+    "0")                                                                                                    \
+  X(TAGS,              "tags",              tags,              TAGS,     N,  -1, COMPILE, NONE,      -1, 9, \
+    "tag strings, for static filters")                                                                      \
+  X(COST,              "cost",              cost,              MONEY,    D,  -1, LIVE,    M_COST,    -1, 0, \
+    "the request's expected cost on the model")                                                             \
+  X(FITS,              "fits",              fits,              BOOL,     B,  -1, LIVE,    M_FITS,    -1, 0, \
+    "whether the request fits the context and max output")                                                  \
+  X(HEALTHY,           "healthy",           healthy,           BOOL,     B,  -1, LIVE,    M_HEALTHY, -1, 0, \
+    "whether the breaker lets the model be chosen")                                                         \
+  X(ERROR_RATE,        "error_rate",        error_rate,        FRACTION, D,  -1, LIVE,    M_ERRRATE, -1, 0, \
+    "failures / calls in the window; 0 without data")
 
 /* BC_MP_IN_RECORD(kind)(...) keeps its arguments for rows in the record. */
 #define BC_MP_IN_RECORD(kind)    BC_MP_IN_RECORD_##kind
@@ -200,7 +219,7 @@ enum {
 #define BC_MP_CTYPE_U uint32_t
 
 enum bc_mprop {
-#define BC_MP_ENUM(id, name, member, unit, mt, off, kind, op, group, doc) BC_MP_##id,
+#define BC_MP_ENUM(id, name, member, unit, mt, off, kind, op, mfa, group, doc) BC_MP_##id,
   BC_MPROPS(BC_MP_ENUM)
 #undef BC_MP_ENUM
   BC_NMPROPS
@@ -214,9 +233,22 @@ typedef enum bc_mpkind {
   BC_MPK_RECORD
 } bc_mpkind;
 
+/* Bytes of the model record: its rows' (BC_MPROPS decides it; 144 in
+ * format 2). */
+#define BC_MODEL_BYTES (0 BC_MPROPS(BC_MP_BYTES))
+#define BC_MP_BYTES(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  BC_MP_IN_RECORD(kind)(+ sizeof(BC_MP_CTYPE_##mt))
+
+/* Bytes of one record of each section: BC_RECORD_MODELS ... */
+enum {
+#define BC_SEC_REC(name, id, rec, field, nfield, type, codec) BC_RECORD_##name = rec,
+  BC_SECTIONS(BC_SEC_REC)
+#undef BC_SEC_REC
+};
+
 /* The model record, one member per stored row, each described by its doc. */
 typedef struct bc_model {
-#define BC_MP_MEMBER(id, name, member, unit, mt, off, kind, op, group, doc) \
+#define BC_MP_MEMBER(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
   BC_MP_IN_RECORD(kind)(BC_MP_CTYPE_##mt member;)
   BC_MPROPS(BC_MP_MEMBER)
 #undef BC_MP_MEMBER
@@ -338,7 +370,7 @@ typedef struct bc_insn {
   X(STR,    C,    "c: string index")                                           \
   X(BOOL,   A,    "a: 0 or 1")                                                 \
   X(FIELD,  C,    "c: request field index; pushes the field's type")          \
-  X(MFIELD, A,    "a: model property < BC_NMFIELDS; pushes its type")         \
+  X(MFIELD, A,    "a: model property, BC_MF_* < BC_NMFIELDS; pushes its type")         \
   X(CAP,    C,    "c: capability bit < number of CAPS")                        \
   X(LIST,   C,    "c: list index; pops a value of the list's type")            \
   X(BUDGET, AC,   "a: 0 spent, 1 remaining, 2 used; c: budget index")          \
@@ -679,15 +711,32 @@ typedef enum bc_binop {
   BC_NBINOPS
 } bc_binop;
 
-/* M_FIELD's operand a is a model property, one of the first BC_NMFIELDS
- * rows of BC_MPROPS: those read with M_FIELD. */
-enum {
+/* BC_MP_MF(op)(...) keeps its arguments for rows M_FIELD reads. */
+#define BC_MP_MF(op)             BC_MP_MF_##op
+#define BC_MP_MF_M_FIELD(...)    __VA_ARGS__
+#define BC_MP_MF_M_P50(...)
+#define BC_MP_MF_M_P95(...)
+#define BC_MP_MF_M_COST(...)
+#define BC_MP_MF_M_FITS(...)
+#define BC_MP_MF_M_HEALTHY(...)
+#define BC_MP_MF_M_ERRRATE(...)
+#define BC_MP_MF_NONE(...)
+
+/* M_FIELD's operand a: BC_MF_<id>, the mfa column. */
+enum bc_mfield {
+#define BC_MF_ENUM(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  BC_MP_MF(op)(BC_MF_##id = mfa,)
+  BC_MPROPS(BC_MF_ENUM)
+#undef BC_MF_ENUM
   BC_NMFIELDS = 0
-#define BC_MF_COUNT(id, name, member, unit, mt, off, kind, op, group, doc) \
-  + ((int)BC_OP_##op == (int)BC_OP_M_FIELD)
+#define BC_MF_COUNT(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  BC_MP_MF(op)(+ 1)
   BC_MPROPS(BC_MF_COUNT)
 #undef BC_MF_COUNT
 };
+
+/* The row of each M_FIELD operand (bc.c). */
+extern const uint8_t bc_mfield_row[BC_NMFIELDS];
 
 typedef struct bc_opinfo {
   const char *name;       /* "PUSH_I" */
@@ -716,6 +765,7 @@ typedef struct bc_mpinfo {
   int16_t     off;        /* offset in the file's record, -1 = not there */
   uint16_t    moff;       /* offsetof(bc_model, member), for stored rows */
   int16_t     op;         /* opcode that reads it, or BC_OP_NONE */
+  int8_t      mf;         /* M_FIELD's operand for it, or -1 */
   const char *doc;        /* one line */
 } bc_mpinfo;
 

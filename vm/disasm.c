@@ -157,7 +157,7 @@ static void operands(sbuf *out, const lane_program *p, const bc_route *route,
   case BC_FMT_STR: sbquote(out, &im->str[in->c]); break;
   case BC_FMT_BOOL: sb(out, in->a ? "true" : "false"); break;
   case BC_FMT_FIELD: sb(out, "req.%s", S(im, im->fields[in->c].name)); break;
-  case BC_FMT_MFIELD: sb(out, "%s", bc_mprops[in->a].id); break;
+  case BC_FMT_MFIELD: sb(out, "%s", bc_mprops[bc_mfield_row[in->a]].id); break;
   case BC_FMT_CAP: sb(out, "%s", S(im, im->caps[in->c])); break;
   case BC_FMT_LIST: sb(out, "list %u", (unsigned)in->c); break;
   case BC_FMT_BUDGET:

@@ -179,7 +179,7 @@ static void decode_model(bc_model *m, const unsigned char *q) {
 #define GET_I(at) (int64_t)rd64(at)
 #define GET_S(at) rd32(at)
 #define GET_U(at) rd32(at)
-#define BC_MP_GET(id, name, member, unit, mt, off, kind, op, group, doc) \
+#define BC_MP_GET(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
   BC_MP_IN_RECORD(kind)(m->member = GET_##mt(q + (off));)
   BC_MPROPS(BC_MP_GET)
 #undef BC_MP_GET
@@ -427,7 +427,7 @@ static int check_models(vctx *v) {
       uint32_t s = mp_u32(m, p);
       CHECK_STR("model", i, p->member, s);
       /* the string fields M_FIELD pushes: their longest, for the worst case */
-      if (p->op == BC_OP_M_FIELD && im->str[s].len > v->mflen[k]) v->mflen[k] = im->str[s].len;
+      if (p->mf >= 0 && im->str[s].len > v->mflen[p->mf]) v->mflen[p->mf] = im->str[s].len;
     }
     if (m->reserved)
       return errf(err, LANE_EFORMAT, "model %u (%s): reserved field is %u, must be 0",
@@ -1004,7 +1004,7 @@ static int tcode(char c) {
 static int star_type(const bc_image *im, const bc_insn *in) {
   switch (in->op) {
   case BC_OP_LOAD: return im->fields[in->c].type;
-  case BC_OP_M_FIELD: return tcode(bc_mprops[in->a].mt);
+  case BC_OP_M_FIELD: return tcode(bc_mprops[bc_mfield_row[in->a]].mt);
   case BC_OP_IN_LIST: return (int)im->lists[in->c].type;
   default: return 0;
   }

@@ -272,21 +272,19 @@ static vmval load_field(const vm_run *x, uint32_t f) {
   return v;
 }
 
-/* M_FIELD: a model property, one case per stored row of BC_MPROPS (the
- * verifier lets through only the first BC_NMFIELDS). */
+/* M_FIELD a: the model property whose mfa column is a (BC_MPROPS). */
 static vmval model_field(const bc_image *im, uint32_t m, int which) {
   const bc_model *md = &im->models[m];
   vmval v;
   v.n = 0;
 #define MF_READ_D(x) v.v.d = (x)
 #define MF_READ_I(x) v.v.i = (x)
-#define MF_READ_U(x) v.v.i = (x)
 #define MF_READ_S(x) (v.v.s = im->str[x].p, v.n = im->str[x].len)
-#define MF_CASE(id, name, member, unit, mt, off, kind, op, group, doc) \
-  BC_MP_IN_RECORD(kind)(case BC_MP_##id: MF_READ_##mt(md->member); break;)
+#define MF_CASE(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  BC_MP_MF(op)(case mfa: MF_READ_##mt(md->member); break;)
   switch (which) {
   BC_MPROPS(MF_CASE)
-  default: break;
+  default: v.v.i = 0; break;   /* unreachable: the verifier checks a */
   }
 #undef MF_CASE
   return v;

@@ -17,7 +17,7 @@ static la *sample(void) {
   la_list_str(a, 2, (const char *const[]){ "red", "blue" });
   la_budget(a, "daily", BC_F_TENANT, 200);
   f = la_filter(a);
-  la_op(a, BC_OP_M_FIELD, BC_MP_QUALITY, 0, 0);
+  la_op(a, BC_OP_M_FIELD, BC_MF_QUALITY, 0, 0);
   la_op(a, BC_OP_PUSH_D, 0, 0, la_kdbl(a, 0.5));
   la_op(a, BC_OP_GE_D, 0, 0, 0);
   la_op(a, BC_OP_FRET, 0, 0, 0);
@@ -136,8 +136,8 @@ int main(void) {
     }
     for (int i = 0; i < BC_RECORD_MODELS; i++) tiled &= owner[i] >= 0;
     ok(tiled, "model properties tile the %d-byte record", BC_RECORD_MODELS);
-    ok(bc_mprops[BC_MP_QUALITY].op == BC_OP_M_FIELD && (int)BC_MP_QUALITY < (int)BC_NMFIELDS &&
-       bc_mprops[BC_NMFIELDS].op != BC_OP_M_FIELD, "M_FIELD reads the first rows");
+    ok(bc_mfield_row[BC_MF_QUALITY] == BC_MP_QUALITY && bc_mprops[BC_MP_QUALITY].mf == BC_MF_QUALITY &&
+       BC_MF_DEPRECATED == 16 && BC_NMFIELDS == 17, "M_FIELD operands keep their numbers");
     is_str(bc_mprops[BC_MP_NAME].member, "id", "the language's name is the provider's id");
   }
 

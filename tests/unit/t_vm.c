@@ -17,7 +17,7 @@ static uint32_t team, score, count, hay, needle;
 
 static uint32_t filter_quality(la *a, double q) {
   uint32_t f = la_filter(a);
-  la_op(a, BC_OP_M_FIELD, BC_MP_QUALITY, 0, 0);
+  la_op(a, BC_OP_M_FIELD, BC_MF_QUALITY, 0, 0);
   la_op(a, BC_OP_PUSH_D, 0, 0, la_kdbl(a, q));
   la_op(a, BC_OP_GE_D, 0, 0, 0);
   la_op(a, BC_OP_FRET, 0, 0, 0);

@@ -31,7 +31,7 @@ static la *base(void) {
   uint32_t pool = la_pool(a, 2, (uint32_t[]){ m0, m1 | BC_MEMBER_CHECK });
   uint32_t list = la_list_str(a, 2, (const char *const[]){ "red", "blue" });
   uint32_t f = la_filter(a), j;
-  pc_fm = la_op(a, BC_OP_M_FIELD, BC_MP_QUALITY, 0, 0);
+  pc_fm = la_op(a, BC_OP_M_FIELD, BC_MF_QUALITY, 0, 0);
   la_op(a, BC_OP_PUSH_D, 0, 0, la_kdbl(a, 0.5));
   pc_fge = la_op(a, BC_OP_GE_D, 0, 0, 0);
   pc_fret = la_op(a, BC_OP_FRET, 0, 0, 0);
