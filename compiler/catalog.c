@@ -727,7 +727,7 @@ const size_t catalog_mprop_off[BC_NMPROPS] = {
 /* The prices and token counts of m, a line per line group of BC_MPROPS,
  * each that is set (input and output always). */
 static void write_values(FILE *f, const catalog_model *m) {
-  for (int g = 1; g < 16; g++) {
+  for (int g = 1; g < BC_MP_GROUPS; g++) {
     int any = 0;
     for (int k = 0; k < BC_NMPROPS; k++) {
       const char *at = (const char *)m + catalog_mprop_off[k];

@@ -355,7 +355,7 @@ static int declared_prop(const char *name) {
 /* The names a model declaration takes, caps included, by line group. */
 static int declared_names(const char **names) {
   int n = 0;
-  for (int g = 1; g < 16; g++)
+  for (int g = 1; g < BC_MP_GROUPS; g++)
     for (int k = 0; k < BC_NMPROPS; k++)
       if (bc_mprops[k].group == g) names[n++] = bc_mprops[k].name;
   return n;

@@ -54,6 +54,7 @@ const uint8_t bc_mfield_row[BC_NMFIELDS] = {
   _Static_assert(((int)BC_OP_##op == (int)BC_OP_M_FIELD) == ((mfa) >= 0) && \
                  (mfa) < (int)BC_NMFIELDS, #id ": an M_FIELD row has an operand"); \
   BC_MP_MF(op)(_Static_assert((off) >= 0, #id ": M_FIELD reads the record");) \
+  _Static_assert((group) >= 0 && (group) < BC_MP_GROUPS, #id ": a line group"); \
   BC_MP_IN_RECORD(kind)(_Static_assert(off >= 0 && \
     off + sizeof(BC_MP_CTYPE_##mt) <= BC_RECORD_MODELS, #id ": inside the record");)
 BC_MPROPS(BC_MP_CHECK)

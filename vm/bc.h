@@ -205,6 +205,8 @@ enum bc_section_id {
   X(ERROR_RATE,        "error_rate",        error_rate,        FRACTION, D,  -1, LIVE,    M_ERRRATE, -1, 0, \
     "failures / calls in the window; 0 without data")
 
+#define BC_MP_GROUPS 16   /* line groups are 0 (none) .. BC_MP_GROUPS - 1 */
+
 /* BC_MP_IN_RECORD(kind)(...) keeps its arguments for rows in the record. */
 #define BC_MP_IN_RECORD(kind)    BC_MP_IN_RECORD_##kind
 #define BC_MP_IN_RECORD_STATIC(...)  __VA_ARGS__
