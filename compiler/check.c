@@ -70,25 +70,17 @@ static int ordered(int t) {
   return t != TY_BOOL && t != TY_NULL && t != TY_MODEL && t != TY_ERROR && !(t & TY_LIST);
 }
 
-/* Opcode for a machine op family on machine type mt. fam: 0 add, 1 sub,
- * 2 mul, 3 div, 4 mod, 5 eq, 6 ne, 7 lt, 8 le, 9 gt, 10 ge. */
+/* Opcode for a machine op family (bc_binop) on machine type mt, or -1:
+ * BC_BINOPS. */
 static int mop(int fam, int mt) {
-  static const int ops_i[] = {BC_OP_ADD_I, BC_OP_SUB_I, BC_OP_MUL_I, BC_OP_DIV_I,
-    BC_OP_MOD_I, BC_OP_EQ_I, BC_OP_NE_I, BC_OP_LT_I, BC_OP_LE_I, BC_OP_GT_I, BC_OP_GE_I};
-  static const int ops_u[] = {BC_OP_ADD_U, BC_OP_SUB_U, BC_OP_MUL_U, BC_OP_DIV_U,
-    BC_OP_MOD_U, BC_OP_EQ_U, BC_OP_NE_U, BC_OP_LT_U, BC_OP_LE_U, BC_OP_GT_U, BC_OP_GE_U};
-  static const int ops_d[] = {BC_OP_ADD_D, BC_OP_SUB_D, BC_OP_MUL_D, BC_OP_DIV_D,
-    -1, BC_OP_EQ_D, BC_OP_NE_D, BC_OP_LT_D, BC_OP_LE_D, BC_OP_GT_D, BC_OP_GE_D};
-  static const int ops_s[] = {-1, -1, -1, -1, -1, BC_OP_EQ_S, BC_OP_NE_S, BC_OP_LT_S,
-    BC_OP_LE_S, BC_OP_GT_S, BC_OP_GE_S};
-  switch (mt) {
-  case LANE_T_INT: return ops_i[fam];
-  case LANE_T_UINT: return ops_u[fam];
-  case LANE_T_DOUBLE: return ops_d[fam];
-  case LANE_T_STRING: return ops_s[fam];
-  case LANE_T_BOOL: return fam == 5 ? BC_OP_EQ_B : fam == 6 ? BC_OP_NE_B : -1;
-  default: return -1;
-  }
+  static const int ops[BC_NBINOPS][5] = {
+#define MOP_ROW(f, i, u, d, s, b) { BC_OP_##i, BC_OP_##u, BC_OP_##d, BC_OP_##s, BC_OP_##b },
+    BC_BINOPS(MOP_ROW)
+#undef MOP_ROW
+  };
+  int col = mt == LANE_T_INT ? 0 : mt == LANE_T_UINT ? 1 : mt == LANE_T_DOUBLE ? 2
+          : mt == LANE_T_STRING ? 3 : mt == LANE_T_BOOL ? 4 : -1;
+  return col < 0 || fam < 0 || fam >= BC_NBINOPS ? -1 : ops[fam][col];
 }
 
 static int to_double_op(int t) {
@@ -108,44 +100,44 @@ static sema_plan dplan(int ty, int fam, int lt, int rt) {
 
 static sema_plan arith_plan(int fam, int lt, int rt) {
   sema_plan bad = plan(TY_ERROR, NOCONV, NOCONV, -1);
-  if (fam == 4) {   /* % */
-    if (lt == rt && (lt == TY_INT || lt == TY_UINT)) return plan(lt, NOCONV, NOCONV, mop(4, sema_ty_mtype(lt)));
+  if (fam == BC_BIN_MOD) {
+    if (lt == rt && (lt == TY_INT || lt == TY_UINT)) return plan(lt, NOCONV, NOCONV, mop(BC_BIN_MOD, sema_ty_mtype(lt)));
     if (lt == TY_TOKENS && (rt == TY_INT || rt == TY_TOKENS)) return plan(TY_TOKENS, NOCONV, NOCONV, BC_OP_MOD_I);
     return bad;
   }
-  if (fam <= 1) {   /* + - */
+  if (fam == BC_BIN_ADD || fam == BC_BIN_SUB) {
     if (lt == rt && (is_num(lt) || is_scaled(lt) || lt == TY_TOKENS))
       return plan(lt, NOCONV, NOCONV, mop(fam, sema_ty_mtype(lt)));
     if ((lt == TY_TOKENS && rt == TY_INT) || (lt == TY_INT && rt == TY_TOKENS))
       return plan(TY_TOKENS, NOCONV, NOCONV, mop(fam, LANE_T_INT));
-    if (fam == 0 && lt == TY_STRING && rt == TY_STRING) return plan(TY_STRING, NOCONV, NOCONV, -1);
-    if (fam == 0 && (lt & TY_LIST) && lt == rt) return plan(lt, NOCONV, NOCONV, -1);
+    if (fam == BC_BIN_ADD && lt == TY_STRING && rt == TY_STRING) return plan(TY_STRING, NOCONV, NOCONV, -1);
+    if (fam == BC_BIN_ADD && (lt & TY_LIST) && lt == rt) return plan(lt, NOCONV, NOCONV, -1);
     return bad;
   }
-  if (fam == 2) {   /* * */
-    if (lt == rt && is_num(lt)) return plan(lt, NOCONV, NOCONV, mop(2, sema_ty_mtype(lt)));
+  if (fam == BC_BIN_MUL) {
+    if (lt == rt && is_num(lt)) return plan(lt, NOCONV, NOCONV, mop(BC_BIN_MUL, sema_ty_mtype(lt)));
     if ((lt == TY_PRICE && rt == TY_TOKENS) || (lt == TY_TOKENS && rt == TY_PRICE))
-      return dplan(TY_MONEY, 2, lt, rt);
+      return dplan(TY_MONEY, BC_BIN_MUL, lt, rt);
     if ((lt == TY_TOKENS && rt == TY_INT) || (lt == TY_INT && rt == TY_TOKENS))
       return plan(TY_TOKENS, NOCONV, NOCONV, BC_OP_MUL_I);
-    if (is_scaled(lt) && (rt == TY_INT || rt == TY_DOUBLE)) return dplan(lt, 2, lt, rt);
-    if (is_scaled(rt) && (lt == TY_INT || lt == TY_DOUBLE)) return dplan(rt, 2, lt, rt);
-    if (lt == TY_FRACTION && is_scaled(rt)) return dplan(rt, 2, lt, rt);
-    if (rt == TY_FRACTION && is_scaled(lt)) return dplan(lt, 2, lt, rt);
+    if (is_scaled(lt) && (rt == TY_INT || rt == TY_DOUBLE)) return dplan(lt, BC_BIN_MUL, lt, rt);
+    if (is_scaled(rt) && (lt == TY_INT || lt == TY_DOUBLE)) return dplan(rt, BC_BIN_MUL, lt, rt);
+    if (lt == TY_FRACTION && is_scaled(rt)) return dplan(rt, BC_BIN_MUL, lt, rt);
+    if (rt == TY_FRACTION && is_scaled(lt)) return dplan(lt, BC_BIN_MUL, lt, rt);
     return bad;
   }
   /* / */
-  if (lt == rt && is_num(lt)) return plan(lt, NOCONV, NOCONV, mop(3, sema_ty_mtype(lt)));
-  if (lt == rt && (is_scaled(lt) || lt == TY_TOKENS)) return dplan(TY_DOUBLE, 3, lt, rt);
+  if (lt == rt && is_num(lt)) return plan(lt, NOCONV, NOCONV, mop(BC_BIN_DIV, sema_ty_mtype(lt)));
+  if (lt == rt && (is_scaled(lt) || lt == TY_TOKENS)) return dplan(TY_DOUBLE, BC_BIN_DIV, lt, rt);
   if (lt == TY_TOKENS && rt == TY_INT) return plan(TY_TOKENS, NOCONV, NOCONV, BC_OP_DIV_I);
-  if (is_scaled(lt) && (rt == TY_INT || rt == TY_DOUBLE)) return dplan(lt, 3, lt, rt);
-  if (lt == TY_MONEY && rt == TY_TOKENS) return dplan(TY_PRICE, 3, lt, rt);
+  if (is_scaled(lt) && (rt == TY_INT || rt == TY_DOUBLE)) return dplan(lt, BC_BIN_DIV, lt, rt);
+  if (lt == TY_MONEY && rt == TY_TOKENS) return dplan(TY_PRICE, BC_BIN_DIV, lt, rt);
   return bad;
 }
 
 static sema_plan compare_plan(int fam, int lt, int rt) {
   sema_plan bad = plan(TY_ERROR, NOCONV, NOCONV, -1);
-  int eq = fam == 5 || fam == 6;
+  int eq = fam == BC_BIN_EQ || fam == BC_BIN_NE;
   if ((lt & TY_LIST) && (rt & TY_LIST) &&
       (lt == (TY_LIST | TY_NULL) || rt == (TY_LIST | TY_NULL)))   /* [] */
     return eq ? plan(TY_BOOL, NOCONV, NOCONV, -1) : bad;
@@ -164,17 +156,17 @@ static sema_plan compare_plan(int fam, int lt, int rt) {
 
 sema_plan sema_binplan(int op, int lt, int rt) {
   switch (op) {
-  case OP_ADD: return arith_plan(0, lt, rt);
-  case OP_SUB: return arith_plan(1, lt, rt);
-  case OP_MUL: return arith_plan(2, lt, rt);
-  case OP_DIV: return arith_plan(3, lt, rt);
-  case OP_MOD: return arith_plan(4, lt, rt);
-  case OP_EQ: return compare_plan(5, lt, rt);
-  case OP_NE: return compare_plan(6, lt, rt);
-  case OP_LT: return compare_plan(7, lt, rt);
-  case OP_LE: return compare_plan(8, lt, rt);
-  case OP_GT: return compare_plan(9, lt, rt);
-  case OP_GE: return compare_plan(10, lt, rt);
+  case OP_ADD: return arith_plan(BC_BIN_ADD, lt, rt);
+  case OP_SUB: return arith_plan(BC_BIN_SUB, lt, rt);
+  case OP_MUL: return arith_plan(BC_BIN_MUL, lt, rt);
+  case OP_DIV: return arith_plan(BC_BIN_DIV, lt, rt);
+  case OP_MOD: return arith_plan(BC_BIN_MOD, lt, rt);
+  case OP_EQ: return compare_plan(BC_BIN_EQ, lt, rt);
+  case OP_NE: return compare_plan(BC_BIN_NE, lt, rt);
+  case OP_LT: return compare_plan(BC_BIN_LT, lt, rt);
+  case OP_LE: return compare_plan(BC_BIN_LE, lt, rt);
+  case OP_GT: return compare_plan(BC_BIN_GT, lt, rt);
+  case OP_GE: return compare_plan(BC_BIN_GE, lt, rt);
   default: return plan(TY_ERROR, NOCONV, NOCONV, -1);
   }
 }
@@ -211,24 +203,8 @@ static void hint(char *buf, size_t n, const suggest *s) {
   else buf[0] = 0;
 }
 
-static const struct { const char *name; int prop; int ty; } mprops[] = {
-  {"input", MP_INPUT, TY_PRICE}, {"output", MP_OUTPUT, TY_PRICE},
-  {"cached_input", MP_CACHED_INPUT, TY_PRICE}, {"context", MP_CONTEXT, TY_TOKENS},
-  {"max_output", MP_MAX_OUTPUT, TY_TOKENS}, {"quality", MP_QUALITY, TY_DOUBLE},
-  {"provider", MP_PROVIDER, TY_STRING}, {"name", MP_NAME, TY_STRING},
-  {"region", MP_REGION, TY_STRING}, {"tags", MP_TAGS, TY_LIST | TY_STRING},
-  {"cache_write", MP_CACHE_WRITE, TY_PRICE},
-  {"reasoning_output", MP_REASONING_OUTPUT, TY_PRICE},
-  {"long_above", MP_LONG_ABOVE, TY_TOKENS}, {"long_input", MP_LONG_INPUT, TY_PRICE},
-  {"long_output", MP_LONG_OUTPUT, TY_PRICE},
-  {"long_cached_input", MP_LONG_CACHED_INPUT, TY_PRICE},
-  {"deprecated", MP_DEPRECATED, TY_STRING},
-  {"p50", MP_P50, TY_DURATION}, {"p95", MP_P95, TY_DURATION},
-  {"cost", MP_COST, TY_MONEY}, {"fits", MP_FITS, TY_BOOL},
-  {"healthy", MP_HEALTHY, TY_BOOL}, {"error_rate", MP_ERROR_RATE, TY_FRACTION},
-};
-#define NMPROPS (int)(sizeof mprops / sizeof *mprops)
-#define FIRST_DYNAMIC_MPROP 19   /* cost, fits, healthy, error_rate */
+/* Whether row k of BC_MPROPS is a property an expression reads by name. */
+static int readable(int k) { return bc_mprops[k].name[0] && bc_mprops[k].kind != BC_MPK_RECORD; }
 
 static const struct { const char *name; int dv; int ty; } dvals[] = {
   {"rule", DV_RULE, TY_INT}, {"rule_name", DV_RULE_NAME, TY_STRING},
@@ -240,11 +216,12 @@ static const struct { const char *name; int dv; int ty; } dvals[] = {
 
 /* Resolves a model property name (static only when dyn is 0). */
 static int resolve_mprop(sema_unit *u, ast_node *n, const char *name, int dyn) {
-  for (int i = 0; i < NMPROPS; i++)
-    if (strcmp(mprops[i].name, name) == 0 && (dyn || i < FIRST_DYNAMIC_MPROP)) {
+  for (int k = 0; k < BC_NMPROPS; k++)
+    if (readable(k) && strcmp(bc_mprops[k].name, name) == 0 &&
+        (dyn || bc_mprops[k].kind != BC_MPK_LIVE)) {
       n->refkind = RK_MPROP;
-      n->ref = mprops[i].prop;
-      return mprops[i].ty;
+      n->ref = k;
+      return sema_mprops[k].ty;
     }
   int cap = sema_cap_find(u, name);
   if (cap >= 0) {
@@ -299,7 +276,8 @@ static int check_ident(sema_unit *u, ast_node *n, int cx) {
   suggest s = {name, NULL, 99};
   char h[96];
   if (cx & CX_MODEL) {
-    for (int i = 0; i < NMPROPS; i++) consider(&s, mprops[i].name);
+    for (int k = 0; k < BC_NMPROPS; k++)
+      if (readable(k)) consider(&s, bc_mprops[k].name);
     for (int i = 0; i < u->ncaps; i++) consider(&s, u->caps[i]);
     hint(h, sizeof h, &s);
     diag_error(&u->ctx, n->span, "unknown model property or capability '%s'%s", name, h);
@@ -308,8 +286,8 @@ static int check_ident(sema_unit *u, ast_node *n, int cx) {
     hint(h, sizeof h, &s);
     diag_error(&u->ctx, n->span, "unknown name '%s' in an expectation%s", name, h);
   } else {
-    for (int i = 0; i < NMPROPS; i++)
-      if (strcmp(mprops[i].name, name) == 0 || sema_cap_find(u, name) >= 0) {
+    for (int k = 0; k < BC_NMPROPS; k++)
+      if ((readable(k) && strcmp(bc_mprops[k].name, name) == 0) || sema_cap_find(u, name) >= 0) {
         diag_error(&u->ctx, n->span,
                    "'%s' is a model property; use it inside 'models where …' or 'require'",
                    name);

@@ -145,11 +145,6 @@ static void tables(FILE *out, const lane_program *p) {
 static void operands(sbuf *out, const lane_program *p, const bc_route *route,
                      const bc_insn *in) {
   static const char *const orders[BC_NORDERS] = { "listed", "cheapest", "fastest", "best" };
-  static const char *const mfields[BC_NMFIELDS] = {
-#define MF_NAME(id, t) #id,
-    BC_MFIELDS(MF_NAME)
-#undef MF_NAME
-  };
   static const char *const bsel[3] = { "spent", "remaining", "used" };
   const bc_image *im = &p->im;
   switch (bc_ops[in->op].fmt) {
@@ -163,7 +158,7 @@ static void operands(sbuf *out, const lane_program *p, const bc_route *route,
   case BC_FMT_STR: sbquote(out, &im->str[in->c]); break;
   case BC_FMT_BOOL: sb(out, in->a ? "true" : "false"); break;
   case BC_FMT_FIELD: sb(out, "req.%s", S(im, im->fields[in->c].name)); break;
-  case BC_FMT_MFIELD: sb(out, "%s", mfields[in->a]); break;
+  case BC_FMT_MFIELD: sb(out, "%s", bc_mprops[bc_mfield_row[in->a]].id); break;
   case BC_FMT_CAP: sb(out, "%s", S(im, im->caps[in->c])); break;
   case BC_FMT_LIST: sb(out, "list %u", (unsigned)in->c); break;
   case BC_FMT_BUDGET:

@@ -360,31 +360,14 @@ static void emit_binary(emitter *E, const ast_node *n) {
 }
 
 static void emit_mprop(emitter *E, const ast_node *n) {
-  static const int mfield[] = {
-    [MP_INPUT] = BC_MF_INPUT, [MP_OUTPUT] = BC_MF_OUTPUT,
-    [MP_CACHED_INPUT] = BC_MF_CACHED_INPUT, [MP_CONTEXT] = BC_MF_CONTEXT,
-    [MP_MAX_OUTPUT] = BC_MF_MAX_OUTPUT, [MP_QUALITY] = BC_MF_QUALITY,
-    [MP_PROVIDER] = BC_MF_PROVIDER, [MP_NAME] = BC_MF_NAME, [MP_REGION] = BC_MF_REGION,
-    [MP_CACHE_WRITE] = BC_MF_CACHE_WRITE, [MP_REASONING_OUTPUT] = BC_MF_REASONING_OUTPUT,
-    [MP_LONG_ABOVE] = BC_MF_LONG_ABOVE, [MP_LONG_INPUT] = BC_MF_LONG_INPUT,
-    [MP_LONG_OUTPUT] = BC_MF_LONG_OUTPUT, [MP_LONG_CACHED_INPUT] = BC_MF_LONG_CACHED_INPUT,
-    [MP_DEPRECATED] = BC_MF_DEPRECATED,
-  };
   int p = n->ref;
   if (p >= MP_CAP) { emit(E, BC_OP_M_CAP, 0, 0, (uint32_t)(p - MP_CAP)); return; }
-  switch (p) {
-  case MP_P50: emit(E, BC_OP_M_P50, 0, 0, 0); return;
-  case MP_P95: emit(E, BC_OP_M_P95, 0, 0, 0); return;
-  case MP_COST: emit(E, BC_OP_M_COST, 0, 0, 0); return;
-  case MP_FITS: emit(E, BC_OP_M_FITS, 0, 0, 0); return;
-  case MP_HEALTHY: emit(E, BC_OP_M_HEALTHY, 0, 0, 0); return;
-  case MP_ERROR_RATE: emit(E, BC_OP_M_ERRRATE, 0, 0, 0); return;
-  case MP_TAGS:
-    fail(E, n->span, "'tags' can be tested only where the rest of the condition is "
-         "known at compile time%s", "");
+  if (bc_mprops[p].op == BC_OP_NONE) {   /* tags */
+    fail(E, n->span, "'%s' can be tested only where the rest of the condition is "
+         "known at compile time", bc_mprops[p].name);
     return;
-  default: emit(E, BC_OP_M_FIELD, mfield[p], 0, 0); return;
   }
+  emit(E, bc_mprops[p].op, bc_mprops[p].mf >= 0 ? bc_mprops[p].mf : 0, 0, 0);
 }
 
 static void emit_call(emitter *E, const ast_node *n) {
@@ -847,27 +830,16 @@ static int emit_tables(emitter *E) {
   for (int i = 0; i < u->nmodels; i++) {
     const sema_model *m = &u->models[i];
     bc_model *b = &im->models[i];
-    b->name = cstr(E, m->name);
-    b->provider = cstr(E, m->provider);
-    b->id = cstr(E, m->id);
-    b->region = cstr(E, m->region);
-    b->input = m->input;
-    b->output = m->output;
-    b->cached_input = m->cached_input;
-    b->context = m->context;
-    b->max_output = m->max_output;
-    b->quality = m->quality;
-    b->p50 = m->p50;
-    b->p95 = m->p95;
+#define COPY_S(v) cstr(E, v)
+#define COPY_D(v) (v)
+#define COPY_I(v) (v)
+#define EMIT_MP_COPY(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+    SEMA_MP_VALUE(kind)(b->member = COPY_##mt(m->member);)
+    b->name = cstr(E, m->name);   /* strings in this order: name, provider, id, ... */
+    BC_MPROPS(EMIT_MP_COPY)
+#undef EMIT_MP_COPY
     b->caps = m->caps;
     b->line = (uint32_t)m->span.line;
-    b->cache_write = m->cache_write;
-    b->reasoning_output = m->reasoning_output;
-    b->long_above = m->long_above;
-    b->long_input = m->long_input;
-    b->long_output = m->long_output;
-    b->long_cached_input = m->long_cached_input;
-    b->deprecated = cstr(E, m->deprecated);
   }
   im->nmodels = (uint32_t)u->nmodels;
   for (int i = 0; i < u->nfields; i++) {
@@ -896,6 +868,7 @@ static int link_code(emitter *E) {
   int nr = E->route.n, n = nr + E->filt.n;
   E->im.code = malloc((size_t)(n ? n : 1) * sizeof *E->im.code);
   E->im.lines = malloc((size_t)(n ? n : 1) * sizeof *E->im.lines);
+  E->im.nlines = (uint32_t)n;
   if (!E->im.code || !E->im.lines) return -1;
   if (nr) {
     memcpy(E->im.code, E->route.v, (size_t)nr * sizeof *E->im.code);

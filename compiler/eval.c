@@ -179,25 +179,17 @@ static int vequal(const ev_val *a, const ev_val *b) {
 static ev_val model_prop(const ev_env *env, int m, int prop) {
   const sema_model *md = &env->u->models[m];
   if (prop >= MP_CAP) return mk_b((md->caps >> (prop - MP_CAP)) & 1);
+  const char *at = (const char *)md + sema_mprops[prop].soff;
+  if (sema_mprops[prop].soff)   /* a declared value: by its type */
+    switch (bc_mprops[prop].mt) {
+    case 'D': return mk_d(sema_mprops[prop].ty, *(const double *)at);
+    case 'I': return mk_i(sema_mprops[prop].ty, *(const int64_t *)at);
+    default: {
+      const char *s = *(const char *const *)at;
+      return mk_s(s, strlen(s));
+    }
+    }
   switch (prop) {
-  case MP_INPUT: return mk_d(TY_PRICE, md->input);
-  case MP_OUTPUT: return mk_d(TY_PRICE, md->output);
-  case MP_CACHED_INPUT: return mk_d(TY_PRICE, md->cached_input);
-  case MP_CONTEXT: return mk_i(TY_TOKENS, md->context);
-  case MP_MAX_OUTPUT: return mk_i(TY_TOKENS, md->max_output);
-  case MP_QUALITY: return mk_d(TY_DOUBLE, md->quality);
-  case MP_PROVIDER: return mk_s(md->provider, strlen(md->provider));
-  case MP_NAME: return mk_s(md->id, strlen(md->id));
-  case MP_REGION: return mk_s(md->region, strlen(md->region));
-  case MP_CACHE_WRITE: return mk_d(TY_PRICE, md->cache_write);
-  case MP_REASONING_OUTPUT: return mk_d(TY_PRICE, md->reasoning_output);
-  case MP_LONG_ABOVE: return mk_i(TY_TOKENS, md->long_above);
-  case MP_LONG_INPUT: return mk_d(TY_PRICE, md->long_input);
-  case MP_LONG_OUTPUT: return mk_d(TY_PRICE, md->long_output);
-  case MP_LONG_CACHED_INPUT: return mk_d(TY_PRICE, md->long_cached_input);
-  case MP_DEPRECATED: return mk_s(md->deprecated, strlen(md->deprecated));
-  case MP_P50: return mk_d(TY_DURATION, md->p50);
-  case MP_P95: return mk_d(TY_DURATION, md->p95);
   case MP_TAGS: {
     ev_val v = mk(TY_LIST | TY_STRING);
     ev_val *items = ast_alloc(ctx_of(env), (size_t)(md->ntags + 1) * sizeof *items);
@@ -325,7 +317,7 @@ static ev_val eval_ident(const ev_env *env, const ast_node *n) {
     if (env->model < 0) return unknown();
     if (env->req && env->rt && env->prog) return live_prop(env, env->model, n->ref);
     /* Bare p50/p95 in a filter are live figures: not known statically. */
-    if (n->ref == MP_P50 || n->ref == MP_P95) return unknown();
+    if (n->ref < MP_CAP && bc_mprops[n->ref].kind == BC_MPK_PRIOR) return unknown();
     return model_prop(env, env->model, n->ref);
   default: return unknown();
   }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -334,20 +335,31 @@ static int cap_intern(sema_unit *u, const char *name, ast_span sp) {
 
 /* ---- model declarations ---- */
 
-typedef struct prop_desc {
-  const char *name;   /* property */
-  int         ty;     /* expected type */
-} prop_desc;
-
-static const prop_desc model_props[] = {
-  {"provider", TY_STRING}, {"name", TY_STRING}, {"region", TY_STRING},
-  {"input", TY_PRICE}, {"output", TY_PRICE}, {"cached_input", TY_PRICE},
-  {"context", TY_TOKENS}, {"max_output", TY_TOKENS}, {"quality", TY_DOUBLE},
-  {"p50", TY_DURATION}, {"p95", TY_DURATION}, {"tags", TY_LIST | TY_STRING},
-  {"cache_write", TY_PRICE}, {"reasoning_output", TY_PRICE}, {"long_above", TY_TOKENS},
-  {"long_input", TY_PRICE}, {"long_output", TY_PRICE}, {"long_cached_input", TY_PRICE},
-  {"deprecated", TY_STRING},
+const sema_mpinfo sema_mprops[BC_NMPROPS] = {
+#define SEMA_MP_INFO(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  { TY_##unit, 0 SEMA_MP_VALUE(kind)(+ offsetof(sema_model, member)) },
+  BC_MPROPS(SEMA_MP_INFO)
+#undef SEMA_MP_INFO
 };
+
+/* The property a model declaration sets with name (a row of BC_MPROPS
+ * with a line group, caps aside), or -1. */
+static int declared_prop(const char *name) {
+  for (int k = 0; k < BC_NMPROPS; k++)
+    if (bc_mprops[k].group && bc_mprops[k].kind != BC_MPK_RECORD &&
+        strcmp(bc_mprops[k].name, name) == 0)
+      return k;
+  return -1;
+}
+
+/* The names a model declaration takes, caps included, by line group. */
+static int declared_names(const char **names) {
+  int n = 0;
+  for (int g = 1; g < BC_MP_GROUPS; g++)
+    for (int k = 0; k < BC_NMPROPS; k++)
+      if (bc_mprops[k].group == g) names[n++] = bc_mprops[k].name;
+  return n;
+}
 
 int sema_check_const(sema_unit *u, ast_node *e, int want, const char *what, ev_val *out);
 
@@ -362,81 +374,66 @@ static void apply_caps(sema_unit *u, sema_model *m, ast_node *p) {
 
 static void apply_prop(sema_unit *u, sema_model *m, ast_node *p) {
   if (strcmp(p->name, "caps") == 0 && !p->a) { apply_caps(u, m, p); return; }
-  const prop_desc *d = NULL;
-  for (size_t i = 0; i < sizeof model_props / sizeof *model_props; i++)
-    if (strcmp(model_props[i].name, p->name) == 0) d = &model_props[i];
+  int k = declared_prop(p->name);
   int is_cap = sema_cap_find(u, p->name) >= 0;
   for (size_t i = 0; i < sizeof std_caps / sizeof *std_caps; i++)
     is_cap |= strcmp(std_caps[i], p->name) == 0;
-  if (!d && is_cap) {
+  if (k < 0 && is_cap) {
     diag_error(&u->ctx, p->span, "'%s' is a capability, not a property; list capabilities "
                "after caps, separated by commas: caps %s, tools", p->name, p->name);
     return;
   }
-  if (!d) {
-    const char *names[sizeof model_props / sizeof *model_props + 1];
-    int n = 0;
-    for (size_t i = 0; i < sizeof model_props / sizeof *model_props; i++)
-      names[n++] = model_props[i].name;
-    names[n++] = "caps";
+  if (k < 0) {
+    const char *names[BC_NMPROPS];
+    int n = declared_names(names);
     const char *best = sema_suggest(p->name, names, n);
     if (best) {
       diag_error(&u->ctx, p->span, "unknown model property '%s'; did you mean '%s'?", p->name,
                  best);
       return;
     }
-    diag_error(&u->ctx, p->span,
-               "unknown model property '%s'; expected provider, name, input, output, "
-               "cached_input, cache_write, reasoning_output, long_above, long_input, "
-               "long_output, long_cached_input, context, max_output, quality, p50, p95, "
-               "region, tags, deprecated or caps",
-               p->name);
+    char list[512];
+    size_t at = 0;
+    for (int i = 0; i < n && at < sizeof list; i++)
+      at += (size_t)snprintf(list + at, sizeof list - at, "%s%s",
+                             i == 0 ? "" : i == n - 1 ? " or " : ", ", names[i]);
+    diag_error(&u->ctx, p->span, "unknown model property '%s'; expected %s", p->name, list);
     return;
   }
+  int ty = sema_mprops[k].ty;
+  char *slot = (char *)m + sema_mprops[k].soff;   /* the member, for a SEMA_MP_VALUE row */
   ev_val v;
-  if (sema_check_const(u, p->a, d->ty, p->name, &v) != 0) return;
+  if (sema_check_const(u, p->a, ty, p->name, &v) != 0) return;
   const char *n = p->name;
-  if (d->ty == TY_STRING) {
+  if (ty == TY_STRING) {
     const char *s = ast_strndup(&u->ctx, v.s, v.n);
     if (!s) return;   /* out of memory (ctx.nomem): keep the old value */
-    if (!strcmp(n, "provider")) m->provider = s;
-    else if (!strcmp(n, "name")) m->id = s;
-    else if (!strcmp(n, "deprecated")) {
-      if (!ast_valid_date(s)) {
-        diag_error(&u->ctx, p->a->span, "deprecated wants a date as \"YYYY-MM-DD\"");
-        return;
-      }
-      m->deprecated = s;
-    } else m->region = s;
-  } else if (d->ty == TY_PRICE) {
+    if (k == MP_DEPRECATED && !ast_valid_date(s)) {
+      diag_error(&u->ctx, p->a->span, "deprecated wants a date as \"YYYY-MM-DD\"");
+      return;
+    }
+    *(const char **)slot = s;
+  } else if (ty == TY_PRICE) {
     if (!(v.v.d >= 0 && isfinite(v.v.d)) || v.v.d > 1.0) {
       diag_error(&u->ctx, p->a->span, "%s price must be between $0 and $1000000/Mtok", n);
       return;
     }
-    double *slot = !strcmp(n, "input") ? &m->input : !strcmp(n, "output") ? &m->output
-                 : !strcmp(n, "cached_input") ? &m->cached_input
-                 : !strcmp(n, "cache_write") ? &m->cache_write
-                 : !strcmp(n, "reasoning_output") ? &m->reasoning_output
-                 : !strcmp(n, "long_input") ? &m->long_input
-                 : !strcmp(n, "long_output") ? &m->long_output : &m->long_cached_input;
-    *slot = v.v.d;
-  } else if (d->ty == TY_TOKENS) {
+    *(double *)slot = v.v.d;
+  } else if (ty == TY_TOKENS) {
     if (v.v.i < 0) { diag_error(&u->ctx, p->a->span, "%s cannot be negative", n); return; }
-    if (!strcmp(n, "context")) m->context = v.v.i;
-    else if (!strcmp(n, "max_output")) m->max_output = v.v.i;
-    else m->long_above = v.v.i;
-  } else if (d->ty == TY_DOUBLE) {
+    *(int64_t *)slot = v.v.i;
+  } else if (ty == TY_DOUBLE) {
     if (!(v.v.d >= 0 && v.v.d <= 1)) {
-      diag_error(&u->ctx, p->a->span, "quality must be between 0 and 1");
+      diag_error(&u->ctx, p->a->span, "%s must be between 0 and 1", n);
       return;
     }
-    m->quality = v.v.d;
-  } else if (d->ty == TY_DURATION) {
+    *(double *)slot = v.v.d;
+  } else if (ty == TY_DURATION) {
     if (!(v.v.d >= 0 && isfinite(v.v.d))) {
       diag_error(&u->ctx, p->a->span, "%s cannot be negative", n);
       return;
     }
-    if (!strcmp(n, "p50")) m->p50 = v.v.d; else m->p95 = v.v.d;
+    *(double *)slot = v.v.d;
   } else {
     m->tags = ast_alloc(&u->ctx, (v.n ? v.n : 1) * sizeof *m->tags);
     if (!m->tags) return;
@@ -490,10 +487,11 @@ static void declare_model(sema_unit *u, sema_module *mod, ast_node *d) {
     memset(m, 0, sizeof *m);
     m->name = name;
     m->span = d->span;
+    for (int k = 0; k < BC_NMPROPS; k++)   /* string properties default to "" */
+      if (sema_mprops[k].soff && bc_mprops[k].mt == 'S')
+        *(const char **)((char *)m + sema_mprops[k].soff) = "";
     m->provider = mod->file.is_root ? "" : mod->file.module;
     m->id = d->name;
-    m->region = "";
-    m->deprecated = "";
   }
   d->ref = idx;
   for (int i = 0; i < d->list.n; i++) apply_prop(u, &u->models[idx], d->list.v[i]);

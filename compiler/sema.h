@@ -43,17 +43,40 @@ typedef enum sema_ref {
   RK_DECISION     /* test: ref = DV_* */
 } sema_ref;
 
-/* Model properties. Static ones are known at compile time; the rest are
- * read per decision (live stats, the request's cost and fit). */
+/* Model properties: the rows of BC_MPROPS (vm/bc.h), whose kind says which
+ * are known at compile time and which are read per decision (live stats,
+ * the request's cost and fit); MP_CAP + bit is a capability. */
 typedef enum sema_mprop {
-  MP_INPUT, MP_OUTPUT, MP_CACHED_INPUT, MP_CONTEXT, MP_MAX_OUTPUT,
-  MP_QUALITY, MP_PROVIDER, MP_NAME, MP_REGION, MP_TAGS,
-  MP_CACHE_WRITE, MP_REASONING_OUTPUT, MP_LONG_ABOVE, MP_LONG_INPUT,
-  MP_LONG_OUTPUT, MP_LONG_CACHED_INPUT, MP_DEPRECATED,
-  MP_P50, MP_P95,                 /* priors at compile time, live in the VM */
-  MP_COST, MP_FITS, MP_HEALTHY, MP_ERROR_RATE,  /* dynamic only */
+#define SEMA_MP_ENUM(id, name, member, unit, mt, off, kind, op, mfa, group, doc) MP_##id = BC_MP_##id,
+  BC_MPROPS(SEMA_MP_ENUM)
+#undef SEMA_MP_ENUM
   MP_CAP = 64                     /* + capability bit */
 } sema_mprop;
+
+/* The language types of BC_MPROPS' unit column that are not units. */
+#define TY_TAGS (TY_LIST | TY_STRING)
+#define TY_NONE TY_ERROR
+
+/* SEMA_MP_VALUE(kind)(...) keeps its arguments for rows a model
+ * declaration sets and sema_model holds as a member (STATIC, PRIOR). */
+#define SEMA_MP_VALUE(kind)        SEMA_MP_VALUE_##kind
+#define SEMA_MP_VALUE_STATIC(...)  __VA_ARGS__
+#define SEMA_MP_VALUE_PRIOR(...)   __VA_ARGS__
+#define SEMA_MP_VALUE_LIVE(...)
+#define SEMA_MP_VALUE_COMPILE(...)
+#define SEMA_MP_VALUE_RECORD(...)
+#define SEMA_MP_CTYPE_D double
+#define SEMA_MP_CTYPE_I int64_t
+#define SEMA_MP_CTYPE_S const char *
+
+/* The compiler's columns of BC_MPROPS, indexed by MP_*: its language type
+ * and, for SEMA_MP_VALUE rows, where sema_model holds it. */
+typedef struct sema_mpinfo {
+  int    ty;              /* sema_ty */
+  size_t soff;            /* offsetof(sema_model, member), or 0 */
+} sema_mpinfo;
+
+extern const sema_mpinfo sema_mprops[BC_NMPROPS];
 
 typedef enum sema_dval { DV_RULE, DV_RULE_NAME, DV_PRIMARY, DV_FALLBACKS,
                          DV_SHADOWS, DV_COST, DV_ROUTE, DV_ERRORS, DV_DECIDED,
@@ -63,18 +86,11 @@ typedef enum sema_dval { DV_RULE, DV_RULE_NAME, DV_PRIMARY, DV_FALLBACKS,
 typedef struct sema_model {
   const char *name;        /* lane name, "anthropic.claude_haiku_4_5" */
   ast_span    span;        /* first declaration */
-  const char *provider;    /* provider */
-  const char *id;          /* provider's model id */
-  const char *region;      /* region or "" */
-  double      input, output, cached_input; /* $ per token */
-  double      cache_write;               /* $ per cache-write token */
-  double      reasoning_output;          /* $ per output token with reasoning */
-  int64_t     long_above;                /* long-context tier threshold, 0 none */
-  double      long_input, long_output, long_cached_input; /* tier prices */
-  const char *deprecated;                /* "YYYY-MM-DD" or "" */
-  int64_t     context, max_output;         /* tokens, 0 = unknown */
-  double      quality;     /* 0..1 */
-  double      p50, p95;    /* ms priors, 0 = unknown */
+  /* one member per declared row of BC_MPROPS: provider, id, prices, ... */
+#define SEMA_MP_MEMBER(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  SEMA_MP_VALUE(kind)(SEMA_MP_CTYPE_##mt member;)
+  BC_MPROPS(SEMA_MP_MEMBER)
+#undef SEMA_MP_MEMBER
   uint32_t    caps;        /* capability bits */
   const char **tags;       /* tag strings */
   int         ntags;       /* number of tags */

@@ -45,6 +45,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bc.h"    /* BC_MPROPS, the model properties */
 #include "fmt.h"
 
 enum {
@@ -539,17 +540,16 @@ static void run_layout(fmt_p *p, ast_node **v, int n, run_l *r) {
     }
 }
 
-/* The line group of a model property: a new line starts where it changes. */
+/* The line group of a model property (BC_MPROPS' group column): a new line
+ * starts where it changes. */
 static int prop_group(const char *name) {
-  static const char *const groups[] = {
-    " provider name region ", " input output cached_input cache_write reasoning_output ",
-    " context max_output ", " long_above long_input long_output long_cached_input ",
-    " caps ", " quality ", " p50 p95 ", " deprecated ", " tags ", NULL
+  static const struct { const char *name; int group; } groups[] = {
+#define FMT_MP_GROUP(id, pname, member, unit, mt, off, kind, op, mfa, group, doc) { pname, group },
+    BC_MPROPS(FMT_MP_GROUP)
+#undef FMT_MP_GROUP
   };
-  char key[64];
-  snprintf(key, sizeof key, " %s ", name);
-  for (int i = 0; groups[i]; i++)
-    if (strstr(groups[i], key)) return i;
+  for (size_t i = 0; i < sizeof groups / sizeof *groups; i++)
+    if (groups[i].group && strcmp(groups[i].name, name) == 0) return groups[i].group;
   return 99;
 }
 

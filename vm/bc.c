@@ -6,6 +6,7 @@
  * disassembler. bc_encode writes a file the loader accepts byte for byte;
  * the compiler's emitter and the tests both go through it.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,17 +15,87 @@
 #include "vm.h"
 
 const bc_opinfo bc_ops[BC_NOPS] = {
-#define BC_OP_INFO(name, fmt, in, out, w, fail, reg, doc) \
-  { #name, BC_FMT_##fmt, in, out, w, fail, (#reg)[0], doc },
+#define BC_OP_INFO(name, fmt, in, out, w, fail, reg, flow, empty, doc) \
+  { #name, BC_FMT_##fmt, in, out, w, fail, (#reg)[0], BC_FLOW_##flow, empty, doc },
   BC_OPCODES(BC_OP_INFO)
 #undef BC_OP_INFO
 };
 
+const bc_fmtinfo bc_fmts[BC_NFMTS] = {
+#define BC_FMT_INFO(name, uses, doc) { #name, BC_USES_##uses, doc },
+  BC_FORMATS(BC_FMT_INFO)
+#undef BC_FMT_INFO
+};
+
+/* Units of properties that have none in the file. */
+#define BC_U_NONE 0
+#define BC_U_TAGS 0
+
+const bc_mpinfo bc_mprops[BC_NMPROPS] = {
+#define BC_MP_INFO(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  { #id, name, #member, BC_U_##unit, (#mt)[0], BC_MPK_##kind, group, off, \
+    0 BC_MP_IN_RECORD(kind)(+ offsetof(bc_model, member)), BC_OP_##op, mfa, doc },
+  BC_MPROPS(BC_MP_INFO)
+#undef BC_MP_INFO
+};
+
+const uint8_t bc_mfield_row[BC_NMFIELDS] = {
+#define BC_MP_ROW(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  BC_MP_MF(op)([mfa] = BC_MP_##id,)
+  BC_MPROPS(BC_MP_ROW)
+#undef BC_MP_ROW
+};
+
+/* M_FIELD operands are 0 .. BC_NMFIELDS - 1, each once (a second
+ * initializer of one is an error under -Wextra), for rows in the record;
+ * every stored row fits the record and together they fill it (t_bc.c
+ * checks that none overlap). */
+#define BC_MP_CHECK(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  _Static_assert(((int)BC_OP_##op == (int)BC_OP_M_FIELD) == ((mfa) >= 0) && \
+                 (mfa) < (int)BC_NMFIELDS, #id ": an M_FIELD row has an operand"); \
+  BC_MP_MF(op)(_Static_assert((off) >= 0, #id ": M_FIELD reads the record");) \
+  _Static_assert((group) >= 0 && (group) < BC_MP_GROUPS, #id ": a line group"); \
+  BC_MP_IN_RECORD(kind)(_Static_assert(off >= 0 && \
+    off + sizeof(BC_MP_CTYPE_##mt) <= BC_RECORD_MODELS, #id ": inside the record");)
+BC_MPROPS(BC_MP_CHECK)
+#undef BC_MP_CHECK
+_Static_assert(0
+#define BC_MP_SUM(id, name, member, unit, mt, off, kind, op, mfa, group, doc) BC_MP_MF(op)(+ (mfa))
+  BC_MPROPS(BC_MP_SUM)
+#undef BC_MP_SUM
+  == BC_NMFIELDS * (BC_NMFIELDS - 1) / 2, "M_FIELD operands have no gaps");
+/* A property added to the record changes the format: bump its version. */
+_Static_assert(LANE_FORMAT_VERSION != 2 || BC_RECORD_MODELS == 144, "format 2's model record");
+_Static_assert(sizeof(bc_model) == BC_RECORD_MODELS, "bc_model has no padding");
+
 static const struct { const char *name; uint32_t rec; } sections[BC_SEC_MAX] = {
-#define BC_SEC_INFO(name, id, rec) [id] = { #name, rec },
+#define BC_SEC_INFO(name, id, rec, field, nfield, type, codec) [id] = { #name, rec },
   BC_SECTIONS(BC_SEC_INFO)
 #undef BC_SEC_INFO
 };
+
+/* Ids run from 1 without gaps; a REC section's layout fills its record. */
+#define BC_REC_SIZE_8  1
+#define BC_REC_SIZE_16 2
+#define BC_REC_SIZE_32 4
+#define BC_REC_SIZE_64 8
+#define BC_REC_SIZE_D  8
+#define BC_REC_SIZE(w, member, off) + BC_REC_SIZE_##w
+#define BC_SEC_CHECK(name, id, rec, field, nfield, type, codec) \
+  _Static_assert(id >= 1 && id < BC_SEC_MAX, #name ": ids are 1, 2, ..."); \
+  BC_SEC_IS_REC(codec)(_Static_assert((0 BC_REC_##name(BC_REC_SIZE)) == rec, \
+                                      #name ": its fields fill the record");)
+BC_SECTIONS(BC_SEC_CHECK)
+#undef BC_SEC_CHECK
+
+/* Flow facts the verifier relies on: a KEEP instruction is a jump, one that
+ * needs an empty stack produces nothing. */
+#define BC_OP_CHECK(name, fmt, in, out, w, fail, reg, flow, empty, doc)               \
+  _Static_assert((int)BC_FLOW_##flow != (int)BC_FLOW_KEEP || (int)BC_FMT_##fmt == (int)BC_FMT_JUMP, \
+                 #name ": KEEP is a jump");                                          \
+  _Static_assert(!(empty) || sizeof(out) == 1, #name ": an empty-stack op pushes nothing");
+BC_OPCODES(BC_OP_CHECK)
+#undef BC_OP_CHECK
 
 const char *bc_section_name(uint32_t id) {
   return id < BC_SEC_MAX ? sections[id].name : NULL;
@@ -108,47 +179,39 @@ static unsigned char *putd(unsigned char *p, double d) {
   return put64(p, u);
 }
 
+#define PUT_8(q, v)  (*(q) = (unsigned char)(v))
+#define PUT_16(q, v) put16(q, (uint16_t)(v))
+#define PUT_32(q, v) put32(q, (uint32_t)(v))
+#define PUT_64(q, v) put64(q, (uint64_t)(v))
+#define PUT_D(q, v)  putd(q, v)
+
 /* Number of records section id will hold for im. */
 static uint64_t sec_count(const bc_image *im, uint32_t id) {
   uint64_t n = 0;
   switch (id) {
-  case BC_SEC_STRIDX: return im->nstr;
   case BC_SEC_STRDATA:
     for (uint32_t i = 0; i < im->nstr; i++) n += (uint64_t)im->str[i].len + 1;
     return n;
-  case BC_SEC_KINT: return im->nkint;
-  case BC_SEC_KDBL: return im->nkdbl;
-  case BC_SEC_CAPS: return im->ncaps;
-  case BC_SEC_MODELS: return im->nmodels;
-  case BC_SEC_FIELDS: return im->nfields;
-  case BC_SEC_POOLS: return im->npools;
-  case BC_SEC_MEMBERS: return im->nmembers;
-  case BC_SEC_FILTERS: return im->nfilters;
-  case BC_SEC_ROUTES: return im->nroutes;
-  case BC_SEC_RULES: return im->nrules;
-  case BC_SEC_LISTS: return im->nlists;
-  case BC_SEC_LISTELEMS: return im->nlistelems;
-  case BC_SEC_BUDGETS: return im->nbudgets;
-  case BC_SEC_CODE: return im->ncode;
-  case BC_SEC_LINES: return im->lines ? im->ncode : 0;
-  case BC_SEC_SWITCHES: return im->nswitches;
-  case BC_SEC_CASES: return im->ncases;
+#define BC_SEC_COUNT(name, id_, rec, field, nfield, type, codec) \
+  BC_SEC_ARRAY(codec)(case BC_SEC_##name: return im->nfield;)
+  BC_SECTIONS(BC_SEC_COUNT)
+#undef BC_SEC_COUNT
   default: return 0;
   }
 }
 
 static unsigned char *put_model(unsigned char *p, const bc_model *m) {
-  p = put32(p, m->name); p = put32(p, m->provider);
-  p = put32(p, m->id); p = put32(p, m->region);
-  p = putd(p, m->input); p = putd(p, m->output); p = putd(p, m->cached_input);
-  p = put64(p, (uint64_t)m->context); p = put64(p, (uint64_t)m->max_output);
-  p = putd(p, m->quality); p = putd(p, m->p50); p = putd(p, m->p95);
-  p = put32(p, m->caps); p = put32(p, m->line);
-  p = putd(p, m->cache_write); p = putd(p, m->reasoning_output);
-  p = put64(p, (uint64_t)m->long_above);
-  p = putd(p, m->long_input); p = putd(p, m->long_output); p = putd(p, m->long_cached_input);
-  p = put32(p, m->deprecated);
-  return put32(p, 0);
+#define BC_MP_PUT(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  BC_MP_IN_RECORD(kind)(PUT_##mt(p + (off), m->member);)
+#define PUT_I PUT_64
+#define PUT_S PUT_32
+#define PUT_U PUT_32
+  BC_MPROPS(BC_MP_PUT)
+#undef PUT_I
+#undef PUT_S
+#undef PUT_U
+#undef BC_MP_PUT
+  return p + BC_RECORD_MODELS;
 }
 
 /* Writes the body of section id at p; returns the end. */
@@ -168,88 +231,20 @@ static unsigned char *sec_write(const bc_image *im, uint32_t id, unsigned char *
       *p++ = 0;
     }
     break;
-  case BC_SEC_KINT:
-    for (i = 0; i < im->nkint; i++) p = put64(p, (uint64_t)im->kint[i]);
-    break;
-  case BC_SEC_KDBL:
-    for (i = 0; i < im->nkdbl; i++) p = putd(p, im->kdbl[i]);
-    break;
-  case BC_SEC_CAPS:
-    for (i = 0; i < im->ncaps; i++) p = put32(p, im->caps[i]);
-    break;
   case BC_SEC_MODELS:
     for (i = 0; i < im->nmodels; i++) p = put_model(p, &im->models[i]);
     break;
-  case BC_SEC_FIELDS:
-    for (i = 0; i < im->nfields; i++) {
-      p = put32(p, im->fields[i].name);
-      *p++ = im->fields[i].type; *p++ = im->fields[i].unit;
-      p = put16(p, 0);
-    }
-    break;
-  case BC_SEC_POOLS:
-    for (i = 0; i < im->npools; i++) {
-      p = put32(p, im->pools[i].first); p = put32(p, im->pools[i].count);
-    }
-    break;
-  case BC_SEC_MEMBERS:
-    for (i = 0; i < im->nmembers; i++) p = put32(p, im->members[i]);
-    break;
-  case BC_SEC_FILTERS:
-    for (i = 0; i < im->nfilters; i++) {
-      p = put32(p, im->filters[i].start); p = put32(p, im->filters[i].end);
-    }
-    break;
-  case BC_SEC_ROUTES:
-    for (i = 0; i < im->nroutes; i++) {
-      const bc_route *r = &im->routes[i];
-      p = put32(p, r->name); p = put32(p, r->start); p = put32(p, r->end);
-      p = put32(p, r->fallbacks); p = put32(p, r->first_rule);
-      p = put32(p, r->nrules);
-    }
-    break;
-  case BC_SEC_RULES:
-    for (i = 0; i < im->nrules; i++) {
-      p = put32(p, im->rules[i].name); p = put32(p, im->rules[i].line);
-      p = put32(p, im->rules[i].next);
-    }
-    break;
-  case BC_SEC_LISTS:
-    for (i = 0; i < im->nlists; i++) {
-      p = put32(p, im->lists[i].type); p = put32(p, im->lists[i].first);
-      p = put32(p, im->lists[i].count);
-    }
-    break;
-  case BC_SEC_LISTELEMS:
-    for (i = 0; i < im->nlistelems; i++) p = put32(p, im->listelems[i]);
-    break;
-  case BC_SEC_BUDGETS:
-    for (i = 0; i < im->nbudgets; i++) {
-      p = put32(p, im->budgets[i].name); p = put32(p, im->budgets[i].key_field);
-      p = putd(p, im->budgets[i].limit); p = putd(p, im->budgets[i].window_ms);
-      p = put32(p, im->budgets[i].flags); p = put32(p, im->budgets[i].reserved);
-    }
-    break;
-  case BC_SEC_SWITCHES:
-    for (i = 0; i < im->nswitches; i++) {
-      p = put32(p, im->switches[i].field); p = put32(p, im->switches[i].first);
-      p = put32(p, im->switches[i].count); p = put32(p, im->switches[i].otherwise);
-    }
-    break;
-  case BC_SEC_CASES:
-    for (i = 0; i < im->ncases; i++) {
-      p = put32(p, im->cases[i].str); p = put32(p, im->cases[i].target);
-    }
-    break;
-  case BC_SEC_CODE:
-    for (i = 0; i < im->ncode; i++) {
-      *p++ = im->code[i].op; *p++ = im->code[i].a;
-      p = put16(p, im->code[i].b); p = put32(p, im->code[i].c);
-    }
-    break;
-  case BC_SEC_LINES:
-    for (i = 0; im->lines && i < im->ncode; i++) p = put32(p, im->lines[i]);
-    break;
+#define REC_PUT(w, member, at) PUT_##w(p + (at), (*e)member);
+#define BC_SEC_WRITE(name, id_, rec, field, nfield, type, codec) \
+  BC_SEC_IS_REC(codec)(case BC_SEC_##name:                      \
+    for (i = 0; i < im->nfield; i++, p += rec) {                 \
+      const type *e = &im->field[i];                             \
+      BC_REC_##name(REC_PUT)                                     \
+    }                                                            \
+    break;)
+  BC_SECTIONS(BC_SEC_WRITE)
+#undef BC_SEC_WRITE
+#undef REC_PUT
   default:
     break;
   }

@@ -38,83 +38,222 @@
 #define BC_MAX_CAPS     32      /* capability names per program */
 #define BC_NONE         0xFFFFFFFFu /* "no index" in u32 index fields */
 
-/* Section ids and the size of one record in the file. */
+/*
+ * The sections, listed once. Each row: name (BC_SEC_<name>), id, bytes of
+ * one record, the bc_image array that holds its records and their count,
+ * the array's element type, and its codec:
+ *   REC   records laid out by BC_REC_<name> below: encoded, decoded and
+ *         sized from that list alone
+ *   OWN   an array of the image with a codec of its own (bc.c, load.c)
+ *   BYTES no array: STRDATA, the bytes behind STRIDX
+ * What the loader checks of each is in load.c and vm/README.md.
+ */
 #define BC_SECTIONS(X)                                                       \
-  X(STRIDX,   1,  8)  /* { u32 off, u32 len } into STRDATA; data[off+len]
-                         must be NUL; strings in order, none overlapping
-                         the one before it */                                \
-  X(STRDATA,  2,  1)  /* string bytes */                                    \
-  X(KINT,     3,  8)  /* i64 constants (also u64 bit patterns) */          \
-  X(KDBL,     4,  8)  /* f64 constants */                                  \
-  X(CAPS,     5,  4)  /* u32 string index: capability name of bit i */     \
-  X(MODELS,   6, 144) /* bc_model, see below */                            \
-  X(FIELDS,   7,  8)  /* { u32 name, u8 type, u8 unit, u16 0 } */           \
-  X(POOLS,    8,  8)  /* { u32 first, u32 count } into MEMBERS */          \
-  X(MEMBERS,  9,  4)  /* u32 model index | BC_MEMBER_CHECK */              \
-  X(FILTERS, 10,  8)  /* { u32 start, u32 end } code region */             \
-  X(ROUTES,  11, 24)  /* { u32 name, start, end, fallbacks, first_rule,
-                           nrules } */                                      \
-  X(RULES,   12, 12)  /* { u32 name, u32 line, u32 next } */               \
-  X(LISTS,   13, 12)  /* { u32 type, u32 first, u32 count } into LISTELEMS */\
-  X(LISTELEMS,14, 4)  /* u32 index into KINT, KDBL or STRIDX per type */    \
-  X(BUDGETS, 15, 32)  /* { u32 name, u32 key_field, f64 limit,
-                           f64 window_ms, u32 flags, u32 0 } */             \
-  X(CODE,    16,  8)  /* bc_insn: u8 op, u8 a, u16 b, u32 c */             \
-  X(LINES,   17,  4)  /* u32 source line per instruction (0 = none) */       \
-  X(SWITCHES, 18, 16) /* { u32 field, u32 first, u32 count, u32 otherwise }
-                         into CASES: a rule index on a string field; no
-                         two switches share a case */                       \
-  X(CASES,   19,  8)  /* { u32 string, u32 target }, strictly ascending by
-                         the strings' bytes */
+  X(STRIDX,     1,   8, str,       nstr,       bc_str,    OWN)               \
+  X(STRDATA,    2,   1, _,         _,          _,         BYTES)             \
+  X(KINT,       3,   8, kint,      nkint,      int64_t,   REC)               \
+  X(KDBL,       4,   8, kdbl,      nkdbl,      double,    REC)               \
+  X(CAPS,       5,   4, caps,      ncaps,      uint32_t,  REC)               \
+  X(MODELS,     6, BC_MODEL_BYTES, models, nmodels, bc_model, OWN)          \
+  X(FIELDS,     7,   8, fields,    nfields,    bc_field,  REC)               \
+  X(POOLS,      8,   8, pools,     npools,     bc_pool,   REC)               \
+  X(MEMBERS,    9,   4, members,   nmembers,   uint32_t,  REC)               \
+  X(FILTERS,   10,   8, filters,   nfilters,   bc_filter, REC)               \
+  X(ROUTES,    11,  24, routes,    nroutes,    bc_route,  REC)               \
+  X(RULES,     12,  12, rules,     nrules,     bc_rule,   REC)               \
+  X(LISTS,     13,  12, lists,     nlists,     bc_list,   REC)               \
+  X(LISTELEMS, 14,   4, listelems, nlistelems, uint32_t,  REC)               \
+  X(BUDGETS,   15,  32, budgets,   nbudgets,   bc_budget, REC)               \
+  X(CODE,      16,   8, code,      ncode,      bc_insn,   REC)               \
+  X(LINES,     17,   4, lines,     nlines,     uint32_t,  REC)               \
+  X(SWITCHES,  18,  16, switches,  nswitches,  bc_switch, REC)               \
+  X(CASES,     19,   8, cases,     ncases,     bc_case,   REC)
+
+/*
+ * Record layouts of the REC sections: F(width, member, offset) per field,
+ * width 8, 16, 32 or 64 (unsigned little-endian) or D (an IEEE double as
+ * its u64 bits); member is appended to the element (empty for an array
+ * of scalars). Static asserts in bc.c check that they fill the record.
+ */
+#define BC_REC_KINT(F)      F(64, , 0)      /* i64 constants (also u64 bit patterns) */
+#define BC_REC_KDBL(F)      F(D, , 0)       /* f64 constants */
+#define BC_REC_CAPS(F)      F(32, , 0)      /* string index: capability name of bit i */
+#define BC_REC_FIELDS(F)    F(32, .name, 0) F(8, .type, 4) F(8, .unit, 5) F(16, .reserved, 6)
+#define BC_REC_POOLS(F)     F(32, .first, 0) F(32, .count, 4)   /* into MEMBERS */
+#define BC_REC_MEMBERS(F)   F(32, , 0)      /* model index | BC_MEMBER_CHECK */
+#define BC_REC_FILTERS(F)   F(32, .start, 0) F(32, .end, 4)     /* code region */
+#define BC_REC_ROUTES(F)    F(32, .name, 0) F(32, .start, 4) F(32, .end, 8) \
+                            F(32, .fallbacks, 12) F(32, .first_rule, 16) F(32, .nrules, 20)
+#define BC_REC_RULES(F)     F(32, .name, 0) F(32, .line, 4) F(32, .next, 8)
+#define BC_REC_LISTS(F)     F(32, .type, 0) F(32, .first, 4) F(32, .count, 8)  /* into LISTELEMS */
+#define BC_REC_LISTELEMS(F) F(32, , 0)      /* index into KINT, KDBL or STRIDX per type */
+#define BC_REC_BUDGETS(F)   F(32, .name, 0) F(32, .key_field, 4) F(D, .limit, 8) \
+                            F(D, .window_ms, 16) F(32, .flags, 24) F(32, .reserved, 28)
+#define BC_REC_CODE(F)      F(8, .op, 0) F(8, .a, 1) F(16, .b, 2) F(32, .c, 4)
+#define BC_REC_LINES(F)     F(32, , 0)      /* source line per instruction (0 = none);
+                                               as many as CODE, or none */
+#define BC_REC_SWITCHES(F)  F(32, .field, 0) F(32, .first, 4) F(32, .count, 8) \
+                            F(32, .otherwise, 12)  /* into CASES; no two share a case */
+#define BC_REC_CASES(F)     F(32, .str, 0) F(32, .target, 4)  /* strictly ascending by
+                                                              the strings' bytes */
+/* STRIDX: { u32 off, u32 len } into STRDATA, where data[off+len] must be
+ * NUL, strings in order, none overlapping the one before it. MODELS: one
+ * bc_model, laid out by BC_MPROPS below. */
+
+/* BC_SEC_ARRAY(codec)(...) keeps its arguments for sections with an array
+ * in bc_image; BC_SEC_IS_REC(codec)(...) for REC sections. */
+#define BC_SEC_ARRAY(codec)        BC_SEC_ARRAY_##codec
+#define BC_SEC_ARRAY_REC(...)      __VA_ARGS__
+#define BC_SEC_ARRAY_OWN(...)      __VA_ARGS__
+#define BC_SEC_ARRAY_BYTES(...)
+#define BC_SEC_IS_REC(codec)       BC_SEC_IS_REC_##codec
+#define BC_SEC_IS_REC_REC(...)     __VA_ARGS__
+#define BC_SEC_IS_REC_OWN(...)
+#define BC_SEC_IS_REC_BYTES(...)
 
 enum bc_section_id {
-#define BC_SEC_ENUM(name, id, rec) BC_SEC_##name = id,
+#define BC_SEC_ENUM(name, id, rec, field, nfield, type, codec) BC_SEC_##name = id,
   BC_SECTIONS(BC_SEC_ENUM)
 #undef BC_SEC_ENUM
-  BC_SEC_MAX = 20
+  BC_SEC_MAX = 1     /* one past the largest id: ids are 1, 2, ... (bc.c checks) */
+#define BC_SEC_COUNT(name, id, rec, field, nfield, type, codec) + 1
+  BC_SECTIONS(BC_SEC_COUNT)
+#undef BC_SEC_COUNT
 };
 
-/* Model record in the file (144 bytes, in this order):
- *   u32 name, u32 provider, u32 id, u32 region   (string indexes)
- *   f64 input, f64 output, f64 cached_input       ($ per token)
- *   i64 context, i64 max_output                   (tokens; 0 = unknown)
- *   f64 quality                                   (0..1)
- *   f64 p50, f64 p95                              (ms priors; 0 = unknown)
- *   u32 caps                                      (bit i = CAPS[i])
- *   u32 line                                      (declaration line)
- *   f64 cache_write                               ($ per cache-write token)
- *   f64 reasoning_output                          ($ per output token when
- *                                                  reasoning is asked; 0 = output)
- *   i64 long_above                                (long-context threshold,
- *                                                  input tokens; 0 = none)
- *   f64 long_input, long_output, long_cached_input ($ per token above it;
- *                                                  0 = the standard price)
- *   u32 deprecated                                (string: date or "")
- *   u32 reserved, 0
+
+/*
+ * Model properties, one row each: everything the compiler, the loader, the
+ * VM and the tools know about one is generated from this table. Rows in
+ * the record come first, in the record's order.
+ *
+ *   id      BC_MP_<id> (the row), and BC_MF_<id> for rows M_FIELD reads
+ *   name    as the language spells it; "" when no policy names it
+ *   member  its member in bc_model and in the compiler's sema_model
+ *   unit    language type: a bc_unit (PRICE, TOKENS, ...), TAGS (a list of
+ *           strings) or NONE
+ *   mt      machine type in the record and on the stack: D double, I
+ *           int64, S string index, U uint32, B bool, N none
+ *   off     byte offset in the MODELS record (-1: not in the file); the
+ *           stored rows tile the record (tests/unit/t_bc.c checks it) and
+ *           are aligned, so bc_model has no padding
+ *   kind    STATIC declared, in the record, known at compile time;
+ *           PRIOR  declared, in the record as a prior, live in the VM;
+ *           LIVE   per decision only (request or live state);
+ *           COMPILE declared, known at compile time only, not in the file;
+ *           RECORD in the record, not a property an expression reads
+ *   op      the opcode filter code reads it with, or NONE
+ *   mfa     for op M_FIELD: its operand a, 0 .. BC_NMFIELDS - 1 (fixed by
+ *           the file format: a new one takes the next number); else -1
+ *   group   a model block's line group (lang/fmt.c, catalog import), also
+ *           the order a list of properties is given in; 0 = not declared
+ *   doc     one line
  */
+#define BC_MPROPS(X) \
+  X(LANE_NAME,         "",                  name,              STRING,   S,   0, RECORD,  M_FIELD,    8, 0, \
+    "lane name, \"anthropic.claude_haiku_4_5\"")                                                            \
+  X(PROVIDER,          "provider",          provider,          STRING,   S,   4, STATIC,  M_FIELD,    6, 1, \
+    "provider, \"anthropic\"")                                                                              \
+  X(NAME,              "name",              id,                STRING,   S,   8, STATIC,  M_FIELD,    7, 1, \
+    "the provider's model id")                                                                              \
+  X(REGION,            "region",            region,            STRING,   S,  12, STATIC,  M_FIELD,    9, 1, \
+    "region or \"\"")                                                                                       \
+  X(INPUT,             "input",             input,             PRICE,    D,  16, STATIC,  M_FIELD,    0, 2, \
+    "$ per input token")                                                                                    \
+  X(OUTPUT,            "output",            output,            PRICE,    D,  24, STATIC,  M_FIELD,    1, 2, \
+    "$ per output token")                                                                                   \
+  X(CACHED_INPUT,      "cached_input",      cached_input,      PRICE,    D,  32, STATIC,  M_FIELD,    2, 2, \
+    "$ per cached input token")                                                                             \
+  X(CONTEXT,           "context",           context,           TOKENS,   I,  40, STATIC,  M_FIELD,    3, 3, \
+    "context window, tokens; 0 = unknown")                                                                  \
+  X(MAX_OUTPUT,        "max_output",        max_output,        TOKENS,   I,  48, STATIC,  M_FIELD,    4, 3, \
+    "max output tokens; 0 = unknown")                                                                       \
+  X(QUALITY,           "quality",           quality,           DOUBLE,   D,  56, STATIC,  M_FIELD,    5, 6, \
+    "the user's score, 0..1")                                                                               \
+  X(P50,               "p50",               p50,               DURATION, D,  64, PRIOR,   M_P50,     -1, 7, \
+    "median latency, ms: live, else this prior; 0 = unknown")                                               \
+  X(P95,               "p95",               p95,               DURATION, D,  72, PRIOR,   M_P95,     -1, 7, \
+    "p95 latency, ms: live, else this prior; 0 = unknown")                                                  \
+  X(CAPS,              "caps",              caps,              NONE,     U,  80, RECORD,  NONE,      -1, 5, \
+    "capability bits, bit i named by CAPS[i]")                                                              \
+  X(LINE,              "",                  line,              NONE,     U,  84, RECORD,  NONE,      -1, 0, \
+    "source line of the declaration")                                                                       \
+  X(CACHE_WRITE,       "cache_write",       cache_write,       PRICE,    D,  88, STATIC,  M_FIELD,   10, 2, \
+    "$ per token written to the prompt cache")                                                              \
+  X(REASONING_OUTPUT,  "reasoning_output",  reasoning_output,  PRICE,    D,  96, STATIC,  M_FIELD,   11, 2, \
+    "$ per output token when reasoning is asked; 0 = output")                                               \
+  X(LONG_ABOVE,        "long_above",        long_above,        TOKENS,   I, 104, STATIC,  M_FIELD,   12, 4, \
+    "long-context tier above this many input tokens; 0 = none")                                             \
+  X(LONG_INPUT,        "long_input",        long_input,        PRICE,    D, 112, STATIC,  M_FIELD,   13, 4, \
+    "$ per input token in the tier; 0 = input")                                                             \
+  X(LONG_OUTPUT,       "long_output",       long_output,       PRICE,    D, 120, STATIC,  M_FIELD,   14, 4, \
+    "$ per output token in the tier; 0 = output")                                                           \
+  X(LONG_CACHED_INPUT, "long_cached_input", long_cached_input, PRICE,    D, 128, STATIC,  M_FIELD,   15, 4, \
+    "$ per cached token in the tier; 0 = cached_input")                                                     \
+  X(DEPRECATED,        "deprecated",        deprecated,        STRING,   S, 136, STATIC,  M_FIELD,   16, 8, \
+    "deprecation date \"YYYY-MM-DD\" or \"\"")                                                              \
+  X(RESERVED,          "",                  reserved,          NONE,     U, 140, RECORD,  NONE,      -1, 0, \
+    "0")                                                                                                    \
+  X(TAGS,              "tags",              tags,              TAGS,     N,  -1, COMPILE, NONE,      -1, 9, \
+    "tag strings, for static filters")                                                                      \
+  X(COST,              "cost",              cost,              MONEY,    D,  -1, LIVE,    M_COST,    -1, 0, \
+    "the request's expected cost on the model")                                                             \
+  X(FITS,              "fits",              fits,              BOOL,     B,  -1, LIVE,    M_FITS,    -1, 0, \
+    "whether the request fits the context and max output")                                                  \
+  X(HEALTHY,           "healthy",           healthy,           BOOL,     B,  -1, LIVE,    M_HEALTHY, -1, 0, \
+    "whether the breaker lets the model be chosen")                                                         \
+  X(ERROR_RATE,        "error_rate",        error_rate,        FRACTION, D,  -1, LIVE,    M_ERRRATE, -1, 0, \
+    "failures / calls in the window; 0 without data")
+
+#define BC_MP_GROUPS 16   /* line groups are 0 (none) .. BC_MP_GROUPS - 1 */
+
+/* BC_MP_IN_RECORD(kind)(...) keeps its arguments for rows in the record. */
+#define BC_MP_IN_RECORD(kind)    BC_MP_IN_RECORD_##kind
+#define BC_MP_IN_RECORD_STATIC(...)  __VA_ARGS__
+#define BC_MP_IN_RECORD_PRIOR(...)   __VA_ARGS__
+#define BC_MP_IN_RECORD_RECORD(...)  __VA_ARGS__
+#define BC_MP_IN_RECORD_LIVE(...)
+#define BC_MP_IN_RECORD_COMPILE(...)
+/* C types of the machine types in bc_model. */
+#define BC_MP_CTYPE_D double
+#define BC_MP_CTYPE_I int64_t
+#define BC_MP_CTYPE_S uint32_t
+#define BC_MP_CTYPE_U uint32_t
+
+enum bc_mprop {
+#define BC_MP_ENUM(id, name, member, unit, mt, off, kind, op, mfa, group, doc) BC_MP_##id,
+  BC_MPROPS(BC_MP_ENUM)
+#undef BC_MP_ENUM
+  BC_NMPROPS
+};
+
+typedef enum bc_mpkind {
+  BC_MPK_STATIC,  /* BC_MPROPS kinds, see there */
+  BC_MPK_PRIOR,
+  BC_MPK_LIVE,
+  BC_MPK_COMPILE,
+  BC_MPK_RECORD
+} bc_mpkind;
+
+/* Bytes of the model record: its rows' (BC_MPROPS decides it; 144 in
+ * format 2). */
+#define BC_MODEL_BYTES (0 BC_MPROPS(BC_MP_BYTES))
+#define BC_MP_BYTES(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  BC_MP_IN_RECORD(kind)(+ sizeof(BC_MP_CTYPE_##mt))
+
+/* Bytes of one record of each section: BC_RECORD_MODELS ... */
+enum {
+#define BC_SEC_REC(name, id, rec, field, nfield, type, codec) BC_RECORD_##name = rec,
+  BC_SECTIONS(BC_SEC_REC)
+#undef BC_SEC_REC
+};
+
+/* The model record, one member per stored row, each described by its doc. */
 typedef struct bc_model {
-  uint32_t name;          /* string: lane name, "anthropic.claude_haiku_4_5" */
-  uint32_t provider;      /* string: provider, "anthropic" */
-  uint32_t id;            /* string: provider's model id */
-  uint32_t region;        /* string: region or "" */
-  double   input;         /* $ per input token */
-  double   output;        /* $ per output token */
-  double   cached_input;  /* $ per cached input token */
-  int64_t  context;       /* context window, tokens; 0 = unknown */
-  int64_t  max_output;    /* max output tokens; 0 = unknown */
-  double   quality;       /* user's score, 0..1 */
-  double   p50;           /* latency prior, ms; 0 = unknown */
-  double   p95;           /* latency prior, ms; 0 = unknown */
-  uint32_t caps;          /* capability bits, bit i named by caps[i] */
-  uint32_t line;          /* source line of the declaration */
-  double   cache_write;   /* $ per token written to the prompt cache */
-  double   reasoning_output; /* $ per output token with reasoning; 0 = output */
-  int64_t  long_above;    /* long-context tier above this many input tokens */
-  double   long_input;    /* $ per input token in the tier; 0 = input */
-  double   long_output;   /* $ per output token in the tier; 0 = output */
-  double   long_cached_input; /* $ per cached token in the tier; 0 = cached */
-  uint32_t deprecated;    /* string: deprecation date "YYYY-MM-DD" or "" */
-  uint32_t reserved;      /* 0 */
+#define BC_MP_MEMBER(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  BC_MP_IN_RECORD(kind)(BC_MP_CTYPE_##mt member;)
+  BC_MPROPS(BC_MP_MEMBER)
+#undef BC_MP_MEMBER
 } bc_model;
 
 /* Units of request fields; the machine type follows from the unit. */
@@ -135,6 +274,7 @@ typedef struct bc_field {
   uint32_t name;          /* string: field name */
   uint8_t  type;          /* lane_type (LANE_T_*) */
   uint8_t  unit;          /* bc_unit; must agree with type */
+  uint16_t reserved;      /* 0 */
 } bc_field;
 
 /* The first BC_NSTD fields of every program are the standard request
@@ -221,55 +361,68 @@ typedef struct bc_insn {
   uint32_t c;             /* index, constant or jump target */
 } bc_insn;
 
-/* Model fields readable with M_FIELD (operand a), their stack types. */
-#define BC_MFIELDS(X)                 \
-  X(INPUT,        'D')  /* $ per input token */  \
-  X(OUTPUT,       'D')  /* $ per output token */ \
-  X(CACHED_INPUT, 'D')  /* $ per cached input token */ \
-  X(CONTEXT,      'I')  /* context window, tokens */ \
-  X(MAX_OUTPUT,   'I')  /* max output, tokens */ \
-  X(QUALITY,      'D')  /* 0..1 */ \
-  X(PROVIDER,     'S')  /* provider */ \
-  X(NAME,         'S')  /* provider's model id */ \
-  X(LANE_NAME,    'S')  /* lane name */ \
-  X(REGION,       'S')  /* region */ \
-  X(CACHE_WRITE,  'D')  /* $ per cache-write token */ \
-  X(REASONING_OUTPUT, 'D') /* $ per reasoning output token */ \
-  X(LONG_ABOVE,   'I')  /* long-context threshold, tokens */ \
-  X(LONG_INPUT,   'D')  /* $ per input token above it */ \
-  X(LONG_OUTPUT,  'D')  /* $ per output token above it */ \
-  X(LONG_CACHED_INPUT, 'D') /* $ per cached token above it */ \
-  X(DEPRECATED,   'S')  /* deprecation date or "" */
 
-enum bc_mfield {
-#define BC_MF_ENUM(id, t) BC_MF_##id,
-  BC_MFIELDS(BC_MF_ENUM)
-#undef BC_MF_ENUM
-  BC_NMFIELDS
+/* Operand formats: which of a, b and c an instruction uses (unused ones
+ * must be 0) and what they mean. */
+#define BC_FORMATS(X)                                                          \
+  X(NONE,   NONE, "no operands")                                               \
+  X(JUMP,   C,    "c: target instruction, after this one, in the region")      \
+  X(KINT,   C,    "c: KINT index")                                             \
+  X(KDBL,   C,    "c: KDBL index")                                             \
+  X(STR,    C,    "c: string index")                                           \
+  X(BOOL,   A,    "a: 0 or 1")                                                 \
+  X(FIELD,  C,    "c: request field index; pushes the field's type")          \
+  X(MFIELD, A,    "a: model property, BC_MF_* < BC_NMFIELDS; pushes its type")         \
+  X(CAP,    C,    "c: capability bit < number of CAPS")                        \
+  X(LIST,   C,    "c: list index; pops a value of the list's type")            \
+  X(BUDGET, AC,   "a: 0 spent, 1 remaining, 2 used; c: budget index")          \
+  X(CAND,   ABC,  "a: bc_order | BC_CAND_* checks; b: filter index + 1 "       \
+                  "(0 = none); c: pool")                                        \
+  X(MODEL,  C,    "c: model index (no opcode has it now; SHADOW's c is "       \
+                  "checked the same way)")                                      \
+  X(SHADOW, BC,   "c: model index; b: sampled percent 1..100, 0 = always")     \
+  X(SWITCH, C,    "c: switch index; its targets are after the instruction, "   \
+                  "in the region")                                              \
+  X(RULE,   C,    "c: rule index within the route's rules")
+
+/* The operands a format uses, as bits: 1 a, 2 b, 4 c. */
+#define BC_USES_NONE 0
+#define BC_USES_A    1
+#define BC_USES_C    4
+#define BC_USES_AC   5
+#define BC_USES_BC   6
+#define BC_USES_ABC  7
+
+typedef enum bc_fmt {
+#define BC_FMT_ENUM(name, uses, doc) BC_FMT_##name,
+  BC_FORMATS(BC_FMT_ENUM)
+#undef BC_FMT_ENUM
+} bc_fmt;
+
+enum {
+  BC_NFMTS = 0    /* number of formats */
+#define BC_FMT_COUNT(name, uses, doc) + 1
+  BC_FORMATS(BC_FMT_COUNT)
+#undef BC_FMT_COUNT
 };
 
-/* Operand formats: what a, b and c of an instruction mean. */
-typedef enum bc_fmt {
-  BC_FMT_NONE,    /* no operands; a, b, c must be 0 */
-  BC_FMT_JUMP,    /* c: target instruction, after this one, in the region */
-  BC_FMT_KINT,    /* c: KINT index */
-  BC_FMT_KDBL,    /* c: KDBL index */
-  BC_FMT_STR,     /* c: string index */
-  BC_FMT_BOOL,    /* a: 0 or 1 */
-  BC_FMT_FIELD,   /* c: request field index; pushes the field's type */
-  BC_FMT_MFIELD,  /* a: bc_mfield; pushes its type */
-  BC_FMT_CAP,     /* c: capability bit < number of CAPS */
-  BC_FMT_LIST,    /* c: list index; pops a value of the list's type */
-  BC_FMT_BUDGET,  /* a: 0 spent, 1 remaining, 2 used; c: budget index */
-  BC_FMT_CAND,    /* a: bc_order | BC_CAND_* checks; b: filter index + 1
-                     (0 = none); c: pool */
-  BC_FMT_MODEL,   /* c: model index (no opcode has it now; SHADOW's c is
-                     checked the same way) */
-  BC_FMT_SHADOW,  /* c: model index; b: sampled percent 1..100, 0 = always */
-  BC_FMT_SWITCH,  /* c: switch index; its targets are after the instruction,
-                     in the region */
-  BC_FMT_RULE     /* c: rule index within the route's rules */
-} bc_fmt;
+typedef struct bc_fmtinfo {
+  const char *name;       /* "JUMP" */
+  uint8_t     uses;       /* BC_USES_*: bit 0 a, bit 1 b, bit 2 c */
+  const char *doc;        /* what the operands mean */
+} bc_fmtinfo;
+
+extern const bc_fmtinfo bc_fmts[BC_NFMTS];
+
+/* What control does after an instruction (BC_OPCODES' flow column). */
+typedef enum bc_flow {
+  BC_FLOW_NEXT,   /* falls through to the next instruction (and a JUMP
+                     format's c is a second successor, the stack as after
+                     the instruction) */
+  BC_FLOW_STOP,   /* never falls through: jumps, or ends its region */
+  BC_FLOW_KEEP    /* falls through, or jumps to c keeping its input on the
+                     stack (the && and || short circuits) */
+} bc_flow;
 
 /* Checks CAND makes natively on every member, before its filter: the
  * common `require fits && healthy` without interpreting a filter. */
@@ -290,110 +443,302 @@ typedef enum bc_order {
  * and ends in FRET. Where: R route only, F filter only, A anywhere. */
 
 /*
- * The opcode table. Each row: name, operand format, stack input types,
- * stack output types, cost weight (steps counted for the worst case;
- * CAND is weighted further per member, and work that grows with a length
- * by bc_len_steps below), whether it can raise a
- * runtime error (1: overflow, division by zero, range), region, meaning.
- * Types: I int64, U uint64, D double, B bool, S string, '*' decided by the
- * operand (field, model field or list type).
+ * The opcode table. Each row:
+ *   name    BC_OP_<name>
+ *   fmt     operand format (BC_FORMATS)
+ *   in      stack input types, bottom first; out: stack output types.
+ *           I int64, U uint64, D double, B bool, S string, '*' decided by
+ *           the operand (field, model property or list type)
+ *   w       cost weight: steps counted for the worst case (CAND is weighted
+ *           further per member, and work that grows with a length by
+ *           bc_len_steps below)
+ *   fail    1 if it can raise a runtime error (overflow, division by zero,
+ *           range)
+ *   reg     region: R route code only, F filter code only, A anywhere
+ *   flow    NEXT, STOP or KEEP (bc_flow)
+ *   empty   1 if it needs an empty operand stack and no TRY open
+ *   doc     meaning
  */
 #define BC_OPCODES(X) \
-  X(PUSH_I,   KINT,   "",   "I", 1, 0, A, "push KINT[c]")                                   \
-  X(PUSH_U,   KINT,   "",   "U", 1, 0, A, "push KINT[c] as uint64")                         \
-  X(PUSH_D,   KDBL,   "",   "D", 1, 0, A, "push KDBL[c]")                                   \
-  X(PUSH_B,   BOOL,   "",   "B", 1, 0, A, "push a")                                         \
-  X(PUSH_S,   STR,    "",   "S", 1, 0, A, "push string c")                                  \
-  X(LOAD,     FIELD,  "",   "*", 1, 0, A, "push request field c (zero if unset)")           \
-  X(NOT,      NONE,   "B",  "B", 1, 0, A, "logical not")                                    \
-  X(JMP,      JUMP,   "",   "",  1, 0, A, "jump to c")                                      \
-  X(JF,       JUMP,   "B",  "",  1, 0, A, "pop; jump to c if false")                        \
-  X(JF_KEEP,  JUMP,   "B",  "",  1, 0, A, "if top is false jump to c keeping it, else pop") \
-  X(JT_KEEP,  JUMP,   "B",  "",  1, 0, A, "if top is true jump to c keeping it, else pop")  \
-  X(ADD_I,    NONE,   "II", "I", 1, 1, A, "add; error on overflow")                         \
-  X(SUB_I,    NONE,   "II", "I", 1, 1, A, "subtract; error on overflow")                    \
-  X(MUL_I,    NONE,   "II", "I", 1, 1, A, "multiply; error on overflow")                    \
-  X(DIV_I,    NONE,   "II", "I", 1, 1, A, "divide, truncating; error on /0 and overflow")   \
-  X(MOD_I,    NONE,   "II", "I", 1, 1, A, "remainder; error on %0 and overflow")            \
-  X(NEG_I,    NONE,   "I",  "I", 1, 1, A, "negate; error on overflow")                      \
-  X(ADD_U,    NONE,   "UU", "U", 1, 1, A, "add; error on overflow")                         \
-  X(SUB_U,    NONE,   "UU", "U", 1, 1, A, "subtract; error below zero")                     \
-  X(MUL_U,    NONE,   "UU", "U", 1, 1, A, "multiply; error on overflow")                    \
-  X(DIV_U,    NONE,   "UU", "U", 1, 1, A, "divide; error on /0")                            \
-  X(MOD_U,    NONE,   "UU", "U", 1, 1, A, "remainder; error on %0")                         \
-  X(ADD_D,    NONE,   "DD", "D", 1, 0, A, "IEEE add")                                       \
-  X(SUB_D,    NONE,   "DD", "D", 1, 0, A, "IEEE subtract")                                  \
-  X(MUL_D,    NONE,   "DD", "D", 1, 0, A, "IEEE multiply")                                  \
-  X(DIV_D,    NONE,   "DD", "D", 1, 0, A, "IEEE divide (x/0 is inf or nan)")                \
-  X(NEG_D,    NONE,   "D",  "D", 1, 0, A, "IEEE negate")                                    \
-  X(I2D,      NONE,   "I",  "D", 1, 0, A, "int to double")                                  \
-  X(U2D,      NONE,   "U",  "D", 1, 0, A, "uint to double")                                 \
-  X(D2I,      NONE,   "D",  "I", 1, 1, A, "double to int, truncating; error out of range")  \
-  X(D2U,      NONE,   "D",  "U", 1, 1, A, "double to uint, truncating; error out of range") \
-  X(I2U,      NONE,   "I",  "U", 1, 1, A, "int to uint; error if negative")                 \
-  X(U2I,      NONE,   "U",  "I", 1, 1, A, "uint to int; error above INT64_MAX")             \
-  X(EQ_I,     NONE,   "II", "B", 1, 0, A, "==")                                             \
-  X(NE_I,     NONE,   "II", "B", 1, 0, A, "!=")                                             \
-  X(LT_I,     NONE,   "II", "B", 1, 0, A, "<")                                              \
-  X(LE_I,     NONE,   "II", "B", 1, 0, A, "<=")                                             \
-  X(GT_I,     NONE,   "II", "B", 1, 0, A, ">")                                              \
-  X(GE_I,     NONE,   "II", "B", 1, 0, A, ">=")                                             \
-  X(EQ_U,     NONE,   "UU", "B", 1, 0, A, "==")                                             \
-  X(NE_U,     NONE,   "UU", "B", 1, 0, A, "!=")                                             \
-  X(LT_U,     NONE,   "UU", "B", 1, 0, A, "<")                                              \
-  X(LE_U,     NONE,   "UU", "B", 1, 0, A, "<=")                                             \
-  X(GT_U,     NONE,   "UU", "B", 1, 0, A, ">")                                              \
-  X(GE_U,     NONE,   "UU", "B", 1, 0, A, ">=")                                             \
-  X(EQ_D,     NONE,   "DD", "B", 1, 0, A, "== (IEEE: nan != nan)")                          \
-  X(NE_D,     NONE,   "DD", "B", 1, 0, A, "!=")                                             \
-  X(LT_D,     NONE,   "DD", "B", 1, 0, A, "<")                                              \
-  X(LE_D,     NONE,   "DD", "B", 1, 0, A, "<=")                                             \
-  X(GT_D,     NONE,   "DD", "B", 1, 0, A, ">")                                              \
-  X(GE_D,     NONE,   "DD", "B", 1, 0, A, ">=")                                             \
-  X(EQ_S,     NONE,   "SS", "B", 1, 0, A, "== bytewise")                                    \
-  X(NE_S,     NONE,   "SS", "B", 1, 0, A, "!= bytewise")                                    \
-  X(LT_S,     NONE,   "SS", "B", 1, 0, A, "< bytewise (UTF-8 code point order)")            \
-  X(LE_S,     NONE,   "SS", "B", 1, 0, A, "<=")                                             \
-  X(GT_S,     NONE,   "SS", "B", 1, 0, A, ">")                                              \
-  X(GE_S,     NONE,   "SS", "B", 1, 0, A, ">=")                                             \
-  X(EQ_B,     NONE,   "BB", "B", 1, 0, A, "==")                                             \
-  X(NE_B,     NONE,   "BB", "B", 1, 0, A, "!=")                                             \
-  X(IN_LIST,  LIST,   "*",  "B", 1, 0, A, "pop x; push x in list c (linear scan)")          \
-  X(S_SIZE,   NONE,   "S",  "I", 1, 0, A, "string length in code points")                   \
-  X(S_STARTS, NONE,   "SS", "B", 1, 0, A, "s.startsWith(t)")                                \
-  X(S_ENDS,   NONE,   "SS", "B", 1, 0, A, "s.endsWith(t)")                                  \
-  X(S_CONTAINS,NONE,  "SS", "B", 1, 0, A, "s.contains(t)")                                  \
-  X(BUCKET_S, NONE,   "S",  "D", 1, 0, A, "splitmix64(fnv1a64(s)) % 100 / 100")             \
-  X(BUCKET_I, NONE,   "I",  "D", 1, 0, A, "splitmix64(i) % 100 / 100")                      \
-  X(BUDGET,   BUDGET, "",   "D", 1, 0, A, "push budget c's spent, remaining or used")       \
-  X(M_FIELD,  MFIELD, "",   "*", 1, 0, F, "push static field a of the current model")       \
-  X(M_CAP,    CAP,    "",   "B", 1, 0, F, "push whether the current model has cap c")       \
-  X(M_COST,   NONE,   "",   "D", 1, 0, F, "push the request's expected cost on the model")  \
-  X(M_FITS,   NONE,   "",   "B", 1, 0, F, "push whether the request fits the model")        \
-  X(M_HEALTHY,NONE,   "",   "B", 1, 0, F, "push live health (true without data)")           \
-  X(M_P50,    NONE,   "",   "D", 1, 0, F, "push live p50 latency, else the prior")          \
-  X(M_P95,    NONE,   "",   "D", 1, 0, F, "push live p95 latency, else the prior")          \
-  X(M_ERRRATE,NONE,   "",   "D", 1, 0, F, "push live error rate (0 without data)")          \
-  X(FRET,     NONE,   "B",  "",  1, 0, F, "filter result; ends a filter region")            \
-  X(RULE,     RULE,   "",   "",  1, 0, R, "start rule c: clear candidates")                 \
-  X(SWITCH,   SWITCH, "",   "",  1, 0, R, "jump by a request string through switch c")      \
-  X(CAND,     CAND,   "",   "",  1, 0, R, "append pool c's passing members in order a")     \
-  X(SHADOW,   SHADOW, "",   "",  1, 0, R, "add model c to the shadows (b: sampled %)")      \
-  X(ENDRULE,  NONE,   "",   "",  1, 0, R, "if there are candidates, decide and stop")       \
-  X(NOMATCH,  NONE,   "",   "",  1, 0, R, "no rule matched; ends a route region")      \
-  X(TRY,      JUMP,   "",   "",  1, 0, A, "until ENDTRY, an error resumes at c, stack as here") \
-  X(ENDTRY,   NONE,   "",   "",  1, 0, A, "drop the innermost TRY handler")                 \
-  X(OR_E,     NONE,   "BB", "B", 1, 1, A, "pop b, f: b || (f ? error : false)")             \
-  X(AND_E,    NONE,   "BB", "B", 1, 1, A, "pop b, f: !b ? false : (f ? error : true)")        \
-  X(HAS,      FIELD,  "",   "B", 1, 0, A, "push whether request field c is set (has())")    \
-  X(BUCKET_U, NONE,   "U",  "D", 1, 0, A, "splitmix64(u) % 100 / 100")
+  X(PUSH_I,    KINT,   "",   "I", 1, 0, A, NEXT, 0,                            \
+    "push KINT[c]")                                                            \
+  X(PUSH_U,    KINT,   "",   "U", 1, 0, A, NEXT, 0,                            \
+    "push KINT[c] as the uint64 with its bits")                                \
+  X(PUSH_D,    KDBL,   "",   "D", 1, 0, A, NEXT, 0,                            \
+    "push KDBL[c]")                                                            \
+  X(PUSH_B,    BOOL,   "",   "B", 1, 0, A, NEXT, 0,                            \
+    "push a (0 or 1)")                                                         \
+  X(PUSH_S,    STR,    "",   "S", 1, 0, A, NEXT, 0,                            \
+    "push string c (bytes and length from the string table)")                  \
+  X(LOAD,      FIELD,  "",   "*", 1, 0, A, NEXT, 0,                            \
+    "push request field c; an unset field is 0, false or \"\"")                \
+  X(NOT,       NONE,   "B",  "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, push !b")                                                          \
+  X(JMP,       JUMP,   "",   "",  1, 0, A, STOP, 0,                            \
+    "continue at c (always forward)")                                          \
+  X(JF,        JUMP,   "B",  "",  1, 0, A, NEXT, 0,                            \
+    "pop b; if it is false continue at c")                                     \
+  X(JF_KEEP,   JUMP,   "B",  "",  1, 0, A, KEEP, 0,                            \
+    "if the top is false continue at c with it kept (the && short "            \
+    "circuit), else pop it and fall through")                                  \
+  X(JT_KEEP,   JUMP,   "B",  "",  1, 0, A, KEEP, 0,                            \
+    "if the top is true continue at c with it kept (the || short "             \
+    "circuit), else pop it and fall through")                                  \
+  X(ADD_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a + b; overflow is an error")                              \
+  X(SUB_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a - b; overflow is an error")                              \
+  X(MUL_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a * b; overflow is an error")                              \
+  X(DIV_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a / b truncated toward zero; b == 0 and INT64_MIN /"       \
+    " -1 are errors")                                                          \
+  X(MOD_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a % b, with the sign of a; b == 0 and INT64_MIN % "        \
+    "-1 are errors, as in CEL")                                                \
+  X(NEG_I,     NONE,   "I",  "I", 1, 1, A, NEXT, 0,                            \
+    "pop a, push -a; -INT64_MIN is an error")                                  \
+  X(ADD_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a + b; wrap-around is an error")                           \
+  X(SUB_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a - b; a result below zero is an error")                   \
+  X(MUL_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a * b; wrap-around is an error")                           \
+  X(DIV_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a / b; b == 0 is an error")                                \
+  X(MOD_U,     NONE,   "UU", "U", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a % b; b == 0 is an error")                                \
+  X(ADD_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a + b (IEEE, never an error; built with -ffp-"             \
+    "contract=off so results are the same everywhere)")                        \
+  X(SUB_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a - b (IEEE, never an error)")                             \
+  X(MUL_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a * b (IEEE, never an error)")                             \
+  X(DIV_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a / b (IEEE, never an error: x/0 is inf or nan)")          \
+  X(NEG_D,     NONE,   "D",  "D", 1, 0, A, NEXT, 0,                            \
+    "pop a, push -a: flips the sign, also of 0 and nan")                       \
+  X(I2D,       NONE,   "I",  "D", 1, 0, A, NEXT, 0,                            \
+    "int to the nearest double")                                               \
+  X(U2D,       NONE,   "U",  "D", 1, 0, A, NEXT, 0,                            \
+    "uint to the nearest double")                                              \
+  X(D2I,       NONE,   "D",  "I", 1, 1, A, NEXT, 0,                            \
+    "double to int, truncating toward zero; nan, inf and values outside"       \
+    " (-2^63, 2^63) are an error, as in CEL (which excludes -2^63 "            \
+    "itself)")                                                                 \
+  X(D2U,       NONE,   "D",  "U", 1, 1, A, NEXT, 0,                            \
+    "double to uint, truncating toward zero; nan, inf, values <= -1 and"       \
+    " >= 2^64 are an error")                                                   \
+  X(I2U,       NONE,   "I",  "U", 1, 1, A, NEXT, 0,                            \
+    "int to uint; a negative int is an error")                                 \
+  X(U2I,       NONE,   "U",  "I", 1, 1, A, NEXT, 0,                            \
+    "uint to int; a value above INT64_MAX is an error")                        \
+  X(EQ_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a == b")                                                   \
+  X(NE_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a != b")                                                   \
+  X(LT_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a < b (signed)")                                           \
+  X(LE_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a <= b (signed)")                                          \
+  X(GT_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a > b (signed)")                                           \
+  X(GE_I,      NONE,   "II", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a >= b (signed)")                                          \
+  X(EQ_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a == b")                                                   \
+  X(NE_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a != b")                                                   \
+  X(LT_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a < b (unsigned)")                                         \
+  X(LE_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a <= b (unsigned)")                                        \
+  X(GT_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a > b (unsigned)")                                         \
+  X(GE_U,      NONE,   "UU", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a >= b (unsigned)")                                        \
+  X(EQ_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a == b (IEEE: nan equals nothing, not even nan)")          \
+  X(NE_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a != b (true when either is nan)")                         \
+  X(LT_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a < b (false when either is nan)")                         \
+  X(LE_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a <= b (false when either is nan)")                        \
+  X(GT_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a > b (false when either is nan)")                         \
+  X(GE_D,      NONE,   "DD", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a >= b (false when either is nan)")                        \
+  X(EQ_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push whether a and b have the same bytes")                      \
+  X(NE_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push whether a and b differ in a byte or in length")            \
+  X(LT_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a < b bytewise, which for UTF-8 is code point "            \
+    "order; a proper prefix sorts first")                                      \
+  X(LE_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a <= b bytewise")                                          \
+  X(GT_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a > b bytewise")                                           \
+  X(GE_S,      NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a >= b bytewise")                                          \
+  X(EQ_B,      NONE,   "BB", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a == b (both 0 or 1)")                                     \
+  X(NE_B,      NONE,   "BB", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a != b (both 0 or 1)")                                     \
+  X(IN_LIST,   LIST,   "*",  "B", 1, 0, A, NEXT, 0,                            \
+    "pop x; push whether x is in list c (a linear scan; doubles compare"       \
+    " with ==, so nan is in no list)")                                         \
+  X(S_SIZE,    NONE,   "S",  "I", 1, 0, A, NEXT, 0,                            \
+    "pop s; push its length in code points: the bytes that are not "           \
+    "UTF-8 continuation bytes (invalid UTF-8 is counted, not rejected)")       \
+  X(S_STARTS,  NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop t, s; push s.startsWith(t); the empty t starts every s")              \
+  X(S_ENDS,    NONE,   "SS", "B", 1, 0, A, NEXT, 0,                            \
+    "pop t, s; push s.endsWith(t); the empty t ends every s")                  \
+  X(S_CONTAINS, NONE,   "SS", "B", 1, 0, A, NEXT, 0,                           \
+    "pop t, s; push s.contains(t), in linear time (two-way search); the"       \
+    " empty t is in every s")                                                  \
+  X(BUCKET_S,  NONE,   "S",  "D", 1, 0, A, NEXT, 0,                            \
+    "pop s; push splitmix64(fnv1a64(s)) % 100 / 100")                          \
+  X(BUCKET_I,  NONE,   "I",  "D", 1, 0, A, NEXT, 0,                            \
+    "pop i; push splitmix64(the uint64 bits of i) % 100 / 100")                \
+  X(BUDGET,    BUDGET, "",   "D", 1, 0, A, NEXT, 0,                            \
+    "push budget c's spent (a = 0, dollars), remaining (a = 1, dollars)"       \
+    " or used (a = 2, the fraction of the limit) for the request's key,"       \
+    " which it hashes; live, from the runtime")                                \
+  X(M_FIELD,   MFIELD, "",   "*", 1, 0, F, NEXT, 0,                            \
+    "push static property a (a row of BC_MPROPS) of the current model")        \
+  X(M_CAP,     CAP,    "",   "B", 1, 0, F, NEXT, 0,                            \
+    "push whether the current model has capability bit c")                     \
+  X(M_COST,    NONE,   "",   "D", 1, 0, F, NEXT, 0,                            \
+    "push the request's expected cost on the current model: the cost "         \
+    "formula above cost_on in vm.c (lang/README.md), with cached "             \
+    "tokens, the long-context tier and reasoning prices")                      \
+  X(M_FITS,    NONE,   "",   "B", 1, 0, F, NEXT, 0,                            \
+    "push (context == 0 || in + out <= context) && (max_output == 0 || "       \
+    "out <= max_output) for the current model; a sum that overflows "          \
+    "fits no known context")                                                   \
+  X(M_HEALTHY, NONE,   "",   "B", 1, 0, F, NEXT, 0,                            \
+    "push whether the current model's breaker lets it be chosen now: "         \
+    "closed, or past its cooldown, when it is pending and takes this "         \
+    "decision's probe only if a selection picks it")                           \
+  X(M_P50,     NONE,   "",   "D", 1, 0, F, NEXT, 0,                            \
+    "push the live median latency of the current model over the window,"       \
+    " or its declared prior while it has fewer than min_samples calls")        \
+  X(M_P95,     NONE,   "",   "D", 1, 0, F, NEXT, 0,                            \
+    "push the live p95 latency of the current model over the window, or"       \
+    " its declared prior while it has fewer than min_samples calls")           \
+  X(M_ERRRATE, NONE,   "",   "D", 1, 0, F, NEXT, 0,                            \
+    "push failures / calls of the current model in the window; 0 "             \
+    "without data")                                                            \
+  X(FRET,      NONE,   "B",  "",  1, 0, F, STOP, 0,                            \
+    "pop b: the filter's answer; ends a filter region")                        \
+  X(RULE,      RULE,   "",   "",  1, 0, R, NEXT, 1,                            \
+    "rule c of the route starts: it becomes the current rule (an error "       \
+    "resumes at its next) and the candidates and shadows are cleared")         \
+  X(SWITCH,    SWITCH, "",   "",  1, 0, R, STOP, 1,                            \
+    "the rule index: a binary search for request field f's string among"       \
+    " switch c's sorted cases; continue at the match's target (the next"       \
+    " rule that tests that value), else at otherwise (past the run of "        \
+    "indexed rules); an unset field is \"\"")                                  \
+  X(CAND,      CAND,   "",   "",  1, 0, R, NEXT, 1,                            \
+    "fill up to fallbacks + 1 candidates from pool c, best first by "          \
+    "order a & 3; members already chosen are skipped; with BC_CAND_FITS"       \
+    " or BC_CAND_HEALTHY in a every member must fit the request or be "        \
+    "healthy (checked natively); a member marked BC_MEMBER_CHECK must "        \
+    "pass filter b - 1 (if b != 0), where an error counts as false; "          \
+    "ties on every key (cost; p95 then cost; quality then cost) keep "         \
+    "member order")                                                            \
+  X(SHADOW,    SHADOW, "",   "",  1, 0, R, NEXT, 1,                            \
+    "add model c to the shadows unless it is there or they are full; "         \
+    "with b, only when splitmix64(fnv1a64(model name, req.user)) % 100 "       \
+    "< b")                                                                     \
+  X(ENDRULE,   NONE,   "",   "",  1, 0, R, NEXT, 1,                            \
+    "with candidates, the current rule decides: candidates leave the "         \
+    "shadows (a model that answers needs no copy) and the decision "           \
+    "stops; without, fall through to the next rule")                           \
+  X(NOMATCH,   NONE,   "",   "",  1, 0, R, STOP, 1,                            \
+    "no rule produced a model; ends a route region")                           \
+  X(TRY,       JUMP,   "",   "",  1, 0, A, NEXT, 0,                            \
+    "until the matching ENDTRY, an error drops the stack back to its "         \
+    "depth here and continues at c (CEL's error absorption when both "         \
+    "sides of && or || can fail; see OR_E)")                                   \
+  X(ENDTRY,    NONE,   "",   "",  1, 0, A, NEXT, 0,                            \
+    "the innermost TRY's code finished without an error: drop its "            \
+    "handler")                                                                 \
+  X(OR_E,      NONE,   "BB", "B", 1, 1, A, NEXT, 0,                            \
+    "pop b and f (f: the left side raised an error); push true if b, "         \
+    "else raise the error if f, else push false")                              \
+  X(AND_E,     NONE,   "BB", "B", 1, 1, A, NEXT, 0,                            \
+    "pop b and f (f: the left side raised an error); push false if !b, "       \
+    "else raise the error if f, else push true")                               \
+  X(HAS,       FIELD,  "",   "B", 1, 0, A, NEXT, 0,                            \
+    "push whether request field c was set (CEL's has())")                      \
+  X(BUCKET_U,  NONE,   "U",  "D", 1, 0, A, NEXT, 0,                            \
+    "pop u; push splitmix64(u) % 100 / 100: an int and a uint with the "       \
+    "same bits share a bucket")
 
 typedef enum bc_op {
-#define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, doc) BC_OP_##name,
+#define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, flow, empty, doc) BC_OP_##name,
   BC_OPCODES(BC_OP_ENUM)
 #undef BC_OP_ENUM
   BC_NOPS
 } bc_op;
+
+#define BC_OP_NONE (-1)  /* "no opcode" in the tables below */
+
+/* Binary operators by machine type: the family (BC_BIN_<fam>), then its
+ * opcode on int, uint, double, string and bool operands, NONE where that
+ * type has none. The compiler's operator plans read it (compiler/check.c);
+ * conversions and units are decided there. */
+#define BC_BINOPS(X)                          \
+  X(ADD, ADD_I, ADD_U, ADD_D, NONE, NONE)     \
+  X(SUB, SUB_I, SUB_U, SUB_D, NONE, NONE)     \
+  X(MUL, MUL_I, MUL_U, MUL_D, NONE, NONE)     \
+  X(DIV, DIV_I, DIV_U, DIV_D, NONE, NONE)     \
+  X(MOD, MOD_I, MOD_U, NONE,  NONE, NONE)     \
+  X(EQ,  EQ_I,  EQ_U,  EQ_D,  EQ_S, EQ_B)     \
+  X(NE,  NE_I,  NE_U,  NE_D,  NE_S, NE_B)     \
+  X(LT,  LT_I,  LT_U,  LT_D,  LT_S, NONE)     \
+  X(LE,  LE_I,  LE_U,  LE_D,  LE_S, NONE)     \
+  X(GT,  GT_I,  GT_U,  GT_D,  GT_S, NONE)     \
+  X(GE,  GE_I,  GE_U,  GE_D,  GE_S, NONE)
+
+typedef enum bc_binop {
+#define BC_BIN_ENUM(fam, i, u, d, s, b) BC_BIN_##fam,
+  BC_BINOPS(BC_BIN_ENUM)
+#undef BC_BIN_ENUM
+  BC_NBINOPS
+} bc_binop;
+
+/* BC_MP_MF(op)(...) keeps its arguments for rows M_FIELD reads. */
+#define BC_MP_MF(op)             BC_MP_MF_##op
+#define BC_MP_MF_M_FIELD(...)    __VA_ARGS__
+#define BC_MP_MF_M_P50(...)
+#define BC_MP_MF_M_P95(...)
+#define BC_MP_MF_M_COST(...)
+#define BC_MP_MF_M_FITS(...)
+#define BC_MP_MF_M_HEALTHY(...)
+#define BC_MP_MF_M_ERRRATE(...)
+#define BC_MP_MF_NONE(...)
+
+/* M_FIELD's operand a: BC_MF_<id>, the mfa column. */
+enum bc_mfield {
+#define BC_MF_ENUM(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  BC_MP_MF(op)(BC_MF_##id = mfa,)
+  BC_MPROPS(BC_MF_ENUM)
+#undef BC_MF_ENUM
+  BC_NMFIELDS = 0
+#define BC_MF_COUNT(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  BC_MP_MF(op)(+ 1)
+  BC_MPROPS(BC_MF_COUNT)
+#undef BC_MF_COUNT
+};
+
+/* The row of each M_FIELD operand (bc.c). */
+extern const uint8_t bc_mfield_row[BC_NMFIELDS];
 
 typedef struct bc_opinfo {
   const char *name;       /* "PUSH_I" */
@@ -403,10 +748,30 @@ typedef struct bc_opinfo {
   uint8_t     weight;     /* worst-case cost weight */
   uint8_t     can_fail;   /* 1 if it can raise a runtime error */
   char        region;     /* 'A', 'R' or 'F' */
-  const char *doc;        /* one-line meaning */
+  uint8_t     flow;       /* bc_flow */
+  uint8_t     empty;      /* 1: needs an empty stack and no TRY open */
+  const char *doc;        /* meaning */
 } bc_opinfo;
 
 extern const bc_opinfo bc_ops[BC_NOPS];
+
+/* BC_MPROPS as data (bc.c), indexed by bc_mprop. */
+typedef struct bc_mpinfo {
+  const char *id;         /* "INPUT" */
+  const char *name;       /* language name, "" for none */
+  const char *member;     /* "input" */
+  uint8_t     unit;       /* bc_unit, 0 for TAGS and NONE */
+  char        mt;         /* machine type: 'D', 'I', 'S', 'U', 'B' or 'N' */
+  uint8_t     kind;       /* bc_mpkind */
+  uint8_t     group;      /* line group, 0 = not declared */
+  int16_t     off;        /* offset in the file's record, -1 = not there */
+  uint16_t    moff;       /* offsetof(bc_model, member), for stored rows */
+  int16_t     op;         /* opcode that reads it, or BC_OP_NONE */
+  int8_t      mf;         /* M_FIELD's operand for it, or -1 */
+  const char *doc;        /* one line */
+} bc_mpinfo;
+
+extern const bc_mpinfo bc_mprops[BC_NMPROPS];
 
 /*
  * The cost model (vm/README.md, "Cost model"). A step is one instruction;
@@ -449,24 +814,13 @@ typedef struct bc_str { const char *p; uint32_t len; } bc_str;
 
 typedef struct bc_image {
   uint16_t   flags;                     /* header flags */
-  uint32_t   nstr;      bc_str    *str;       /* strings */
-  uint32_t   nkint;     int64_t   *kint;      /* int constants */
-  uint32_t   nkdbl;     double    *kdbl;      /* double constants */
-  uint32_t   ncaps;     uint32_t  *caps;      /* cap name string indexes */
-  uint32_t   nmodels;   bc_model  *models;    /* model table */
-  uint32_t   nfields;   bc_field  *fields;    /* request fields */
-  uint32_t   npools;    bc_pool   *pools;     /* pools */
-  uint32_t   nmembers;  uint32_t  *members;   /* pool members */
-  uint32_t   nfilters;  bc_filter *filters;   /* filter regions */
-  uint32_t   nroutes;   bc_route  *routes;    /* routes */
-  uint32_t   nrules;    bc_rule   *rules;     /* rules */
-  uint32_t   nlists;    bc_list   *lists;     /* constant lists */
-  uint32_t   nlistelems; uint32_t *listelems; /* list elements */
-  uint32_t   nbudgets;  bc_budget *budgets;   /* budgets */
-  uint32_t   nswitches; bc_switch *switches;  /* rule indexes */
-  uint32_t   ncases;    bc_case   *cases;     /* their cases */
-  uint32_t   ncode;     bc_insn   *code;      /* instructions */
-  uint32_t  *lines;                     /* ncode source lines, or NULL */
+  /* per section with an array, BC_SECTIONS' count and array: nstr, str
+   * (strings), nkint, kint, ... nlines, lines (ncode source lines, or
+   * 0 and NULL) */
+#define BC_IMAGE_ARRAY(name, id, rec, field, nfield, type, codec) \
+  BC_SEC_ARRAY(codec)(uint32_t nfield; type *field;)
+  BC_SECTIONS(BC_IMAGE_ARRAY)
+#undef BC_IMAGE_ARRAY
 } bc_image;
 
 /* Serializes an image into a new malloc'd buffer (*out, *n). Returns 0, or

@@ -176,88 +176,39 @@ static int decode_strings(bc_image *im, const unsigned char *idx,
 }
 
 static void decode_model(bc_model *m, const unsigned char *q) {
-  m->name = rd32(q); m->provider = rd32(q + 4);
-  m->id = rd32(q + 8); m->region = rd32(q + 12);
-  m->input = rdd(q + 16); m->output = rdd(q + 24); m->cached_input = rdd(q + 32);
-  m->context = (int64_t)rd64(q + 40); m->max_output = (int64_t)rd64(q + 48);
-  m->quality = rdd(q + 56); m->p50 = rdd(q + 64); m->p95 = rdd(q + 72);
-  m->caps = rd32(q + 80); m->line = rd32(q + 84);
-  m->cache_write = rdd(q + 88); m->reasoning_output = rdd(q + 96);
-  m->long_above = (int64_t)rd64(q + 104);
-  m->long_input = rdd(q + 112); m->long_output = rdd(q + 120);
-  m->long_cached_input = rdd(q + 128);
-  m->deprecated = rd32(q + 136);
-  m->reserved = rd32(q + 140);
+#define GET_D(at) rdd(at)
+#define GET_I(at) (int64_t)rd64(at)
+#define GET_S(at) rd32(at)
+#define GET_U(at) rd32(at)
+#define BC_MP_GET(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  BC_MP_IN_RECORD(kind)(m->member = GET_##mt(q + (off));)
+  BC_MPROPS(BC_MP_GET)
+#undef BC_MP_GET
 }
 
-/* Decodes every section of the verified-structure file at p->bytes. */
-static int decode_all(lane_program *p, const uint32_t *off, lane_error *err) {
+/* Decodes every section but the strings of the verified-structure file at
+ * p->bytes: REC sections by their BC_REC_ layouts, models by BC_MPROPS. */
+static void decode_all(lane_program *p, const uint32_t *off) {
   bc_image *im = &p->im;
   const unsigned char *b = p->bytes;
   uint32_t i;
-#define AT(sec) (b + off[BC_SEC_##sec])
-  for (i = 0; i < im->nkint; i++) im->kint[i] = (int64_t)rd64(AT(KINT) + 8 * i);
-  for (i = 0; i < im->nkdbl; i++) im->kdbl[i] = rdd(AT(KDBL) + 8 * i);
-  for (i = 0; i < im->ncaps; i++) im->caps[i] = rd32(AT(CAPS) + 4 * i);
-  for (i = 0; i < im->nmodels; i++) decode_model(&im->models[i], AT(MODELS) + 144 * i);
-  for (i = 0; i < im->nfields; i++) {
-    const unsigned char *q = AT(FIELDS) + 8 * i;
-    im->fields[i].name = rd32(q);
-    im->fields[i].type = q[4];
-    im->fields[i].unit = q[5];
-    if (rd16(q + 6) != 0)
-      return errf(err, LANE_EFORMAT, "field %u: reserved bytes must be 0", (unsigned)i);
-  }
-  for (i = 0; i < im->npools; i++) {
-    im->pools[i].first = rd32(AT(POOLS) + 8 * i);
-    im->pools[i].count = rd32(AT(POOLS) + 8 * i + 4);
-  }
-  for (i = 0; i < im->nmembers; i++) im->members[i] = rd32(AT(MEMBERS) + 4 * i);
-  for (i = 0; i < im->nfilters; i++) {
-    im->filters[i].start = rd32(AT(FILTERS) + 8 * i);
-    im->filters[i].end = rd32(AT(FILTERS) + 8 * i + 4);
-  }
-  for (i = 0; i < im->nroutes; i++) {
-    const unsigned char *q = AT(ROUTES) + 24 * i;
-    bc_route *r = &im->routes[i];
-    r->name = rd32(q); r->start = rd32(q + 4); r->end = rd32(q + 8);
-    r->fallbacks = rd32(q + 12); r->first_rule = rd32(q + 16); r->nrules = rd32(q + 20);
-  }
-  for (i = 0; i < im->nrules; i++) {
-    const unsigned char *q = AT(RULES) + 12 * i;
-    im->rules[i].name = rd32(q); im->rules[i].line = rd32(q + 4);
-    im->rules[i].next = rd32(q + 8);
-  }
-  for (i = 0; i < im->nlists; i++) {
-    const unsigned char *q = AT(LISTS) + 12 * i;
-    im->lists[i].type = rd32(q); im->lists[i].first = rd32(q + 4);
-    im->lists[i].count = rd32(q + 8);
-  }
-  for (i = 0; i < im->nlistelems; i++) im->listelems[i] = rd32(AT(LISTELEMS) + 4 * i);
-  for (i = 0; i < im->nbudgets; i++) {
-    const unsigned char *q = AT(BUDGETS) + 32 * i;
-    im->budgets[i].name = rd32(q); im->budgets[i].key_field = rd32(q + 4);
-    im->budgets[i].limit = rdd(q + 8); im->budgets[i].window_ms = rdd(q + 16);
-    im->budgets[i].flags = rd32(q + 24); im->budgets[i].reserved = rd32(q + 28);
-  }
-  for (i = 0; i < im->nswitches; i++) {
-    const unsigned char *q = AT(SWITCHES) + 16 * i;
-    im->switches[i].field = rd32(q); im->switches[i].first = rd32(q + 4);
-    im->switches[i].count = rd32(q + 8); im->switches[i].otherwise = rd32(q + 12);
-  }
-  for (i = 0; i < im->ncases; i++) {
-    im->cases[i].str = rd32(AT(CASES) + 8 * i);
-    im->cases[i].target = rd32(AT(CASES) + 8 * i + 4);
-  }
-  for (i = 0; i < im->ncode; i++) {
-    const unsigned char *q = AT(CODE) + 8 * i;
-    im->code[i].op = q[0]; im->code[i].a = q[1];
-    im->code[i].b = rd16(q + 2); im->code[i].c = rd32(q + 4);
-  }
-  if (im->lines)
-    for (i = 0; i < im->ncode; i++) im->lines[i] = rd32(AT(LINES) + 4 * i);
-#undef AT
-  return LANE_OK;
+#define GET_8(at)  (*(at))
+#define GET_16(at) rd16(at)
+#define GET_32(at) rd32(at)
+#define GET_64(at) rd64(at)
+#define REC_GET(w, member, at) (*e)member = GET_##w(q + (at));
+#define BC_SEC_READ(name, id, rec, field, nfield, type, codec)            \
+  BC_SEC_IS_REC(codec)(                                                  \
+    for (i = 0; i < im->nfield; i++) {                                   \
+      const unsigned char *q = b + off[BC_SEC_##name] + (size_t)i * rec; \
+      type *e = &im->field[i];                                           \
+      BC_REC_##name(REC_GET)                                             \
+    })
+  BC_SECTIONS(BC_SEC_READ)
+#undef BC_SEC_READ
+#undef REC_GET
+  for (i = 0; i < im->nmodels; i++)
+    decode_model(&im->models[i], b + off[BC_SEC_MODELS] + (size_t)BC_RECORD_MODELS * i);
 }
 
 lane_program *bc_decode(const void *bytes, size_t n, size_t max_bytes,
@@ -285,15 +236,10 @@ lane_program *bc_decode(const void *bytes, size_t n, size_t max_bytes,
     return NULL;
   }
 #define NEED(count, type) total += ((uint64_t)(count) * sizeof(type) + 7) & ~(uint64_t)7
-  NEED(cnt[BC_SEC_STRIDX], bc_str);     NEED(cnt[BC_SEC_KINT], int64_t);
-  NEED(cnt[BC_SEC_KDBL], double);       NEED(cnt[BC_SEC_CAPS], uint32_t);
-  NEED(cnt[BC_SEC_MODELS], bc_model);   NEED(cnt[BC_SEC_FIELDS], bc_field);
-  NEED(cnt[BC_SEC_POOLS], bc_pool);     NEED(cnt[BC_SEC_MEMBERS], uint32_t);
-  NEED(cnt[BC_SEC_FILTERS], bc_filter); NEED(cnt[BC_SEC_ROUTES], bc_route);
-  NEED(cnt[BC_SEC_RULES], bc_rule);     NEED(cnt[BC_SEC_LISTS], bc_list);
-  NEED(cnt[BC_SEC_LISTELEMS], uint32_t); NEED(cnt[BC_SEC_BUDGETS], bc_budget);
-  NEED(cnt[BC_SEC_CODE], bc_insn);      NEED(cnt[BC_SEC_LINES], uint32_t);
-  NEED(cnt[BC_SEC_SWITCHES], bc_switch); NEED(cnt[BC_SEC_CASES], bc_case);
+#define BC_SEC_NEED(name, id, rec, field, nfield, type, codec) \
+  BC_SEC_ARRAY(codec)(NEED(cnt[BC_SEC_##name], type);)
+  BC_SECTIONS(BC_SEC_NEED)
+#undef BC_SEC_NEED
   NEED(cnt[BC_SEC_ROUTES], uint64_t);   NEED(cnt[BC_SEC_FILTERS], uint64_t);
   NEED(n, unsigned char);
 #undef NEED
@@ -305,20 +251,12 @@ lane_program *bc_decode(const void *bytes, size_t n, size_t max_bytes,
   p = (lane_program *)block;
   im = &p->im;
   at = block + ((sizeof(lane_program) + 7) & ~(uint64_t)7);
-#define TAKE(field, nfield, sec, type) \
-  (im->nfield = cnt[BC_SEC_##sec], im->field = carve(&at, (uint64_t)im->nfield * sizeof(type)))
-  TAKE(str, nstr, STRIDX, bc_str);          TAKE(kint, nkint, KINT, int64_t);
-  TAKE(kdbl, nkdbl, KDBL, double);          TAKE(caps, ncaps, CAPS, uint32_t);
-  TAKE(models, nmodels, MODELS, bc_model);  TAKE(fields, nfields, FIELDS, bc_field);
-  TAKE(pools, npools, POOLS, bc_pool);      TAKE(members, nmembers, MEMBERS, uint32_t);
-  TAKE(filters, nfilters, FILTERS, bc_filter); TAKE(routes, nroutes, ROUTES, bc_route);
-  TAKE(rules, nrules, RULES, bc_rule);      TAKE(lists, nlists, LISTS, bc_list);
-  TAKE(listelems, nlistelems, LISTELEMS, uint32_t);
-  TAKE(budgets, nbudgets, BUDGETS, bc_budget); TAKE(code, ncode, CODE, bc_insn);
-  TAKE(switches, nswitches, SWITCHES, bc_switch); TAKE(cases, ncases, CASES, bc_case);
-#undef TAKE
-  im->lines = carve(&at, (uint64_t)cnt[BC_SEC_LINES] * sizeof(uint32_t));
-  if (!size[BC_SEC_LINES]) im->lines = NULL;
+#define BC_SEC_TAKE(name, id, rec, field, nfield, type, codec) \
+  BC_SEC_ARRAY(codec)(im->nfield = cnt[BC_SEC_##name];          \
+                      im->field = carve(&at, (uint64_t)im->nfield * sizeof(type));)
+  BC_SECTIONS(BC_SEC_TAKE)
+#undef BC_SEC_TAKE
+  if (!im->nlines) im->lines = NULL;
   p->route_steps = carve(&at, (uint64_t)im->nroutes * sizeof(uint64_t));
   p->filter_steps = carve(&at, (uint64_t)im->nfilters * sizeof(uint64_t));
   p->bytes = at;
@@ -330,11 +268,11 @@ lane_program *bc_decode(const void *bytes, size_t n, size_t max_bytes,
   p->nsec = nsec;
   memcpy(p->sec, sec, nsec * sizeof sec[0]);
   if (decode_strings(im, p->bytes + off[BC_SEC_STRIDX], p->bytes + off[BC_SEC_STRDATA],
-                     size[BC_SEC_STRDATA], err) != LANE_OK ||
-      decode_all(p, off, err) != LANE_OK) {
+                     size[BC_SEC_STRDATA], err) != LANE_OK) {
     free(block);
     return NULL;
   }
+  decode_all(p, off);
   return p;
 }
 
@@ -461,12 +399,17 @@ static int bad_index(lane_error *err, const char *what, uint32_t i,
 
 static int nonneg(double v) { return isfinite(v) && v >= 0; }
 
+/* Reads member k of model m as the type its row gives. */
+static uint32_t mp_u32(const bc_model *m, const bc_mpinfo *k) {
+  uint32_t x;
+  memcpy(&x, (const char *)m + k->moff, sizeof x);
+  return x;
+}
+
+/* The model table, property by property as BC_MPROPS describes them:
+ * string indexes in range, prices and priors finite and >= 0, token
+ * counts >= 0; then what only RECORD rows mean. */
 static int check_models(vctx *v) {
-  static const char *const dname[] = {
-    "input price", "output price", "cached_input price", "quality", "p50", "p95",
-    "cache_write price", "reasoning_output price", "long_input price",
-    "long_output price", "long_cached_input price"
-  };
   const bc_image *im = v->im;
   lane_error *err = v->err;
   if (im->ncaps > BC_MAX_CAPS)
@@ -478,36 +421,36 @@ static int check_models(vctx *v) {
                 LANE_MAX_MODELS);
   for (uint32_t i = 0; i < im->nmodels; i++) {
     const bc_model *m = &im->models[i];
-    double d[11] = { m->input, m->output, m->cached_input, m->quality, m->p50, m->p95,
-                     m->cache_write, m->reasoning_output, m->long_input, m->long_output,
-                     m->long_cached_input };
     v->work++;
-    CHECK_STR("model", i, "name", m->name);
-    CHECK_STR("model", i, "provider", m->provider);
-    CHECK_STR("model", i, "id", m->id);
-    CHECK_STR("model", i, "region", m->region);
-    CHECK_STR("model", i, "deprecated", m->deprecated);
+    for (int k = 0; k < BC_NMPROPS; k++) {   /* first: the name the others report */
+      const bc_mpinfo *p = &bc_mprops[k];
+      if (p->off < 0 || p->mt != 'S') continue;
+      uint32_t s = mp_u32(m, p);
+      CHECK_STR("model", i, p->member, s);
+      /* the string fields M_FIELD pushes: their longest, for the worst case */
+      if (p->mf >= 0 && im->str[s].len > v->mflen[p->mf]) v->mflen[p->mf] = im->str[s].len;
+    }
     if (m->reserved)
       return errf(err, LANE_EFORMAT, "model %u (%s): reserved field is %u, must be 0",
                   (unsigned)i, S(im, m->name), (unsigned)m->reserved);
-    for (int k = 0; k < 11; k++)
-      if (!nonneg(d[k]))
-        return errf(err, LANE_EFORMAT, "model %u (%s): %s %g is not a finite number >= 0",
-                    (unsigned)i, S(im, m->name), dname[k], d[k]);
-    if (m->context < 0 || m->max_output < 0 || m->long_above < 0)
-      return errf(err, LANE_EFORMAT, "model %u (%s): negative %s",
-                  (unsigned)i, S(im, m->name),
-                  m->context < 0 ? "context" : m->max_output < 0 ? "max_output" : "long_above");
+    for (int k = 0; k < BC_NMPROPS; k++) {
+      const bc_mpinfo *p = &bc_mprops[k];
+      const char *at = (const char *)m + p->moff;
+      double d;
+      int64_t n;
+      if (p->off < 0 || p->kind == BC_MPK_RECORD) continue;
+      if (p->mt == 'D' && (memcpy(&d, at, sizeof d), !nonneg(d)))
+        return errf(err, LANE_EFORMAT, "model %u (%s): %s%s %g is not a finite number >= 0",
+                    (unsigned)i, S(im, m->name), p->member,
+                    p->unit == BC_U_PRICE ? " price" : "", d);
+      if (p->mt == 'I' && (memcpy(&n, at, sizeof n), n < 0))
+        return errf(err, LANE_EFORMAT, "model %u (%s): negative %s",
+                    (unsigned)i, S(im, m->name), p->member);
+    }
     if (im->ncaps < 32 && (m->caps >> im->ncaps) != 0)
       return errf(err, LANE_EFORMAT,
                   "model %u (%s): capability bits 0x%x beyond the %u capabilities",
                   (unsigned)i, S(im, m->name), (unsigned)m->caps, (unsigned)im->ncaps);
-    /* the string fields M_FIELD pushes: their longest, for the worst case */
-    const uint32_t sf[][2] = { { BC_MF_PROVIDER, m->provider }, { BC_MF_NAME, m->id },
-                               { BC_MF_LANE_NAME, m->name }, { BC_MF_REGION, m->region },
-                               { BC_MF_DEPRECATED, m->deprecated } };
-    for (int k = 0; k < 5; k++)
-      if (im->str[sf[k][1]].len > v->mflen[sf[k][0]]) v->mflen[sf[k][0]] = im->str[sf[k][1]].len;
   }
   return LANE_OK;
 }
@@ -534,6 +477,8 @@ static int check_fields(vctx *v) {
                 (unsigned)im->nfields, BC_NSTD);
   for (uint32_t i = 0; i < im->nfields; i++) {
     const bc_field *f = &im->fields[i];
+    if (f->reserved)
+      return errf(err, LANE_EFORMAT, "field %u: reserved bytes must be 0", (unsigned)i);
     CHECK_STR("field", i, "name", f->name);
     if (!bc_unit_type(f->unit))
       return errf(err, LANE_EFORMAT, "field %u (%s): unknown unit %u", (unsigned)i,
@@ -872,18 +817,6 @@ static int insn_fail(const bc_image *im, lane_error *err, uint32_t pc,
   return LANE_EFORMAT;
 }
 
-/* Which of a, b, c each format uses: bit 0 a, bit 1 b, bit 2 c. */
-static int fmt_uses(bc_fmt f) {
-  switch (f) {
-  case BC_FMT_NONE: return 0;
-  case BC_FMT_BOOL: case BC_FMT_MFIELD: return 1;
-  case BC_FMT_BUDGET: return 5;
-  case BC_FMT_CAND: return 7;
-  case BC_FMT_SHADOW: return 6;
-  default: return 4;
-  }
-}
-
 /* Every value of CAND's order bits is an order, so only the other bits
  * can be wrong. */
 _Static_assert(BC_CAND_ORDER + 1 == BC_NORDERS, "BC_CAND_ORDER holds exactly the orders");
@@ -893,7 +826,7 @@ static int check_operands(vctx *v, uint32_t pc) {
   lane_error *err = v->err;
   const bc_insn *in = &im->code[pc];
   const bc_opinfo *info = &bc_ops[in->op];
-  int uses = fmt_uses(info->fmt);
+  int uses = bc_fmts[info->fmt].uses;
   uint32_t c = in->c, start, end;
   if (!(uses & 1) && in->a)
     return insn_fail(im, err, pc, "unused operand a is %u, must be 0", (unsigned)in->a);
@@ -1071,17 +1004,11 @@ static int tcode(char c) {
   }
 }
 
-static const char mf_type[BC_NMFIELDS] = {
-#define BC_MF_TYPE(id, t) t,
-  BC_MFIELDS(BC_MF_TYPE)
-#undef BC_MF_TYPE
-};
-
 /* The type an operand-typed ('*') stack slot has for this instruction. */
 static int star_type(const bc_image *im, const bc_insn *in) {
   switch (in->op) {
   case BC_OP_LOAD: return im->fields[in->c].type;
-  case BC_OP_M_FIELD: return tcode(mf_type[in->a]);
+  case BC_OP_M_FIELD: return tcode(bc_mprops[bc_mfield_row[in->a]].mt);
   case BC_OP_IN_LIST: return (int)im->lists[in->c].type;
   default: return 0;
   }
@@ -1146,11 +1073,6 @@ static int merge(vctx *v, uint32_t to, const vstate *s) {
   return LANE_OK;
 }
 
-static int needs_empty(int op) {
-  return op == BC_OP_RULE || op == BC_OP_CAND || op == BC_OP_SHADOW ||
-         op == BC_OP_ENDRULE || op == BC_OP_NOMATCH || op == BC_OP_SWITCH;
-}
-
 /* Checks inputs of the instruction at pc against s and pops them, never
  * below floor (the depth the innermost TRY handler restores). */
 static int pop_inputs(const bc_image *im, uint32_t pc, vstate *s, int floor,
@@ -1158,10 +1080,10 @@ static int pop_inputs(const bc_image *im, uint32_t pc, vstate *s, int floor,
   const bc_insn *in = &im->code[pc];
   const char *want = bc_ops[in->op].in;
   int n = (int)strlen(want), bad = 0;
-  if (needs_empty(in->op) && s->depth)
+  if (bc_ops[in->op].empty && s->depth)
     return insn_fail(im, err, pc, "needs an empty stack, found %u value%s",
                      (unsigned)s->depth, s->depth == 1 ? "" : "s");
-  if ((needs_empty(in->op) || in->op == BC_OP_FRET) && s->nh)
+  if ((bc_ops[in->op].empty || in->op == BC_OP_FRET) && s->nh)
     return insn_fail(im, err, pc, "inside a TRY that has not ended");
   if (in->op == BC_OP_ENDTRY && !s->nh)
     return insn_fail(im, err, pc, "ENDTRY without a TRY");
@@ -1254,7 +1176,7 @@ static int type_region(vctx *v, const bc_route *route, uint32_t start, uint32_t 
       return LANE_EFORMAT;
     if (in->op == BC_OP_RULE) s.cur = (int32_t)in->c;
     if (bc_ops[in->op].fmt == BC_FMT_JUMP) {
-      int keep = in->op == BC_OP_JF_KEEP || in->op == BC_OP_JT_KEEP;
+      int keep = bc_ops[in->op].flow == BC_FLOW_KEEP;
       if (merge(v, in->c, keep ? &before : &s) != LANE_OK) return LANE_EFORMAT;
     }
     if (in->op == BC_OP_TRY) {
@@ -1272,8 +1194,7 @@ static int type_region(vctx *v, const bc_route *route, uint32_t start, uint32_t 
       continue;
     }
     if (push_outputs(v, pc, &s) != LANE_OK) return LANE_EFORMAT;
-    if (in->op == BC_OP_JMP || in->op == BC_OP_NOMATCH || in->op == BC_OP_FRET)
-      continue;
+    if (bc_ops[in->op].flow == BC_FLOW_STOP) continue;
     if (merge(v, pc + 1, &s) != LANE_OK) return LANE_EFORMAT;
   }
   return LANE_OK;
@@ -1347,9 +1268,7 @@ static uint64_t region_steps(vctx *v, const lane_program *p, const bc_route *rou
     const bc_insn *in = &im->code[pc];
     uint64_t w = insn_steps(v, p, pc), best = 0;
     v->work++;
-    if (in->op != BC_OP_JMP && in->op != BC_OP_NOMATCH && in->op != BC_OP_FRET &&
-        in->op != BC_OP_SWITCH)
-      best = dp[pc + 1];
+    if (bc_ops[in->op].flow != BC_FLOW_STOP) best = dp[pc + 1];
     if (bc_ops[in->op].fmt == BC_FMT_JUMP && dp[in->c] > best) best = dp[in->c];
     if (in->op == BC_OP_SWITCH) {
       /* Its targets are after every SWITCH that uses it, in the one region

@@ -274,31 +274,21 @@ static vmval load_field(const vm_run *x, uint32_t f) {
   return v;
 }
 
+/* M_FIELD a: the model property whose mfa column is a (BC_MPROPS). */
 static vmval model_field(const bc_image *im, uint32_t m, int which) {
   const bc_model *md = &im->models[m];
   vmval v;
   v.n = 0;
+#define MF_READ_D(x) v.v.d = (x)
+#define MF_READ_I(x) v.v.i = (x)
+#define MF_READ_S(x) (v.v.s = im->str[x].p, v.n = im->str[x].len)
+#define MF_CASE(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  BC_MP_MF(op)(case mfa: MF_READ_##mt(md->member); break;)
   switch (which) {
-  case BC_MF_INPUT: v.v.d = md->input; break;
-  case BC_MF_OUTPUT: v.v.d = md->output; break;
-  case BC_MF_CACHED_INPUT: v.v.d = md->cached_input; break;
-  case BC_MF_CONTEXT: v.v.i = md->context; break;
-  case BC_MF_MAX_OUTPUT: v.v.i = md->max_output; break;
-  case BC_MF_QUALITY: v.v.d = md->quality; break;
-  case BC_MF_CACHE_WRITE: v.v.d = md->cache_write; break;
-  case BC_MF_REASONING_OUTPUT: v.v.d = md->reasoning_output; break;
-  case BC_MF_LONG_ABOVE: v.v.i = md->long_above; break;
-  case BC_MF_LONG_INPUT: v.v.d = md->long_input; break;
-  case BC_MF_LONG_OUTPUT: v.v.d = md->long_output; break;
-  case BC_MF_LONG_CACHED_INPUT: v.v.d = md->long_cached_input; break;
-  default: {
-    uint32_t s = which == BC_MF_PROVIDER ? md->provider : which == BC_MF_NAME ? md->id
-               : which == BC_MF_LANE_NAME ? md->name
-               : which == BC_MF_DEPRECATED ? md->deprecated : md->region;
-    v.v.s = im->str[s].p;
-    v.n = im->str[s].len;
+  BC_MPROPS(MF_CASE)
+  default: v.v.i = 0; break;   /* unreachable: the verifier checks a */
   }
-  }
+#undef MF_CASE
   return v;
 }
 
@@ -500,7 +490,7 @@ static int cand_place(const vm_run *x, const bc_insn *in) {
   return n;
 }
 
-/* CAND a, b, c: see the opcode comment in vm_exec. */
+/* CAND a, b, c: BC_OPCODES in bc.h says what it does. */
 static void vm_cand(vm_run *x, const bc_insn *in) {
   const bc_image *im = x->im;
   const bc_pool *pool = &im->pools[in->c];
@@ -588,13 +578,22 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
 #define STR_STEPS(op, a, b) (steps += (uint32_t)bc_len_steps(op, a, b))
 #define PUSH(field, val) { st[sp].v.field = (val); st[sp].n = 0; sp++; vmbreak; }
 
+/* The interpreter starts on a cache line: where the linker happens to put
+ * it otherwise moved the decision benchmark by 12% (tests/bench) whenever
+ * code before it in liblane grew or shrank. */
+#if defined(__GNUC__)
+#define VM_HOT_ALIGN __attribute__((aligned(64)))
+#else
+#define VM_HOT_ALIGN
+#endif
+
 /* Runs route code (filter == 0) from pc until ENDRULE decides or NOMATCH,
  * returning LANE_OK or LANE_ENOMATCH; or filter code until FRET, returning
  * 1 if the model passes and 0 if it fails or raises an error. */
-static int vm_exec(vm_run *x, uint32_t pc, int filter) {
+static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
 #ifdef LANE_VM_GOTO
   static const void *const vm_labels[BC_NOPS] = {
-#define BC_OP_LABEL(name, fmt, i, o, w, fail, reg, doc) &&L_##name,
+#define BC_OP_LABEL(name, fmt, i, o, w, fail, reg, flow, empty, doc) &&L_##name,
     BC_OPCODES(BC_OP_LABEL)
 #undef BC_OP_LABEL
   };
@@ -610,99 +609,65 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
   for (;;) {
     vmfetch();
     vmdispatch(in->op) {
-    /* PUSH_I c / PUSH_U c: push KINT[c] (as int / as the uint bit pattern). */
+    /* What each opcode does, its operands and edge cases: BC_OPCODES in
+     * bc.h (doc/opcodes.md). Here, only how: the cases stay short, longer
+     * work is a named helper, string work counts its steps (STR_STEPS). */
     vmcase(PUSH_I) PUSH(i, im->kint[in->c])
     vmcase(PUSH_U) PUSH(u, (uint64_t)im->kint[in->c])
-    /* PUSH_D c: push KDBL[c]. */
     vmcase(PUSH_D) PUSH(d, im->kdbl[in->c])
-    /* PUSH_B a: push a (0 or 1). */
     vmcase(PUSH_B) PUSH(i, in->a)
-    /* PUSH_S c: push string c (bytes and length from the string table). */
     vmcase(PUSH_S) {
       st[sp].v.s = im->str[in->c].p;
       st[sp].n = im->str[in->c].len;
       sp++;
       vmbreak;
     }
-    /* LOAD c: push request field c; an unset field is 0, false or "". */
     vmcase(LOAD) { st[sp++] = load_field(x, in->c); vmbreak; }
-    /* NOT: pop b, push !b. */
     vmcase(NOT) { T1.v.i = !T1.v.i; vmbreak; }
-    /* JMP c: continue at c (always forward). */
     vmcase(JMP) { pc = in->c; vmbreak; }
-    /* JF c: pop b; if false continue at c. */
     vmcase(JF) { if (!st[--sp].v.i) pc = in->c; vmbreak; }
-    /* JF_KEEP c: if top is false continue at c with it kept (&& short
-     * circuit); else pop and fall through. */
     vmcase(JF_KEEP) { if (!T1.v.i) pc = in->c; else sp--; vmbreak; }
-    /* JT_KEEP c: if top is true continue at c with it kept (|| short
-     * circuit); else pop and fall through. */
     vmcase(JT_KEEP) { if (T1.v.i) pc = in->c; else sp--; vmbreak; }
-    /* ADD_I SUB_I MUL_I: pop b, a; push a op b; overflow is an error. */
     vmcase(ADD_I) INT_OP(sem_add_i)
     vmcase(SUB_I) INT_OP(sem_sub_i)
     vmcase(MUL_I) INT_OP(sem_mul_i)
-    /* DIV_I: pop b, a; push a / b truncated; b == 0 or INT64_MIN / -1 is an
-     * error. */
     vmcase(DIV_I) INT_OP(sem_div_i)
-    /* MOD_I: pop b, a; push a % b (sign of a); b == 0 or INT64_MIN % -1 is
-     * an error, as in CEL. */
     vmcase(MOD_I) INT_OP(sem_mod_i)
-    /* NEG_I: pop a, push -a; -INT64_MIN is an error. */
     vmcase(NEG_I) CONV(sem_neg_i, i, i)
-    /* ADD_U SUB_U MUL_U: pop b, a; push a op b; wrap-around (and a result
-     * below zero) is an error. */
     vmcase(ADD_U) UINT_OP(sem_add_u)
     vmcase(SUB_U) UINT_OP(sem_sub_u)
     vmcase(MUL_U) UINT_OP(sem_mul_u)
-    /* DIV_U MOD_U: pop b, a; push a / b or a % b; b == 0 is an error. */
     vmcase(DIV_U) UINT_OP(sem_div_u)
     vmcase(MOD_U) UINT_OP(sem_mod_u)
-    /* ADD_D SUB_D MUL_D DIV_D: IEEE, never an error (x/0 is inf or nan).
-     * Built with -ffp-contract=off so results are the same everywhere. */
     vmcase(ADD_D) DBL_OP(+)
     vmcase(SUB_D) DBL_OP(-)
     vmcase(MUL_D) DBL_OP(*)
     vmcase(DIV_D) DBL_OP(/)
-    /* NEG_D: flips the sign (also of 0 and nan). */
     vmcase(NEG_D) { T1.v.d = -T1.v.d; vmbreak; }
-    /* I2D U2D: convert to the nearest double. */
     vmcase(I2D) { T1.v.d = (double)T1.v.i; vmbreak; }
     vmcase(U2D) { T1.v.d = (double)T1.v.u; vmbreak; }
-    /* D2I: truncate toward zero; nan, inf and values outside (-2^63, 2^63)
-     * are an error, as in CEL, which excludes -2^63 itself (the comparisons
-     * are false for nan). */
     vmcase(D2I) CONV(sem_d2i, d, i)
-    /* D2U: truncate toward zero; nan, inf, <= -1 and >= 2^64 are an error. */
     vmcase(D2U) CONV(sem_d2u, d, u)
-    /* I2U: a negative int is an error. U2I: above INT64_MAX is an error. */
     vmcase(I2U) CONV(sem_i2u, i, u)
     vmcase(U2I) CONV(sem_u2i, u, i)
-    /* EQ_I NE_I LT_I LE_I GT_I GE_I: pop b, a; push a op b (signed). */
     vmcase(EQ_I) CMP(i, ==)
     vmcase(NE_I) CMP(i, !=)
     vmcase(LT_I) CMP(i, <)
     vmcase(LE_I) CMP(i, <=)
     vmcase(GT_I) CMP(i, >)
     vmcase(GE_I) CMP(i, >=)
-    /* EQ_U NE_U LT_U LE_U GT_U GE_U: the same, unsigned. */
     vmcase(EQ_U) CMP(u, ==)
     vmcase(NE_U) CMP(u, !=)
     vmcase(LT_U) CMP(u, <)
     vmcase(LE_U) CMP(u, <=)
     vmcase(GT_U) CMP(u, >)
     vmcase(GE_U) CMP(u, >=)
-    /* EQ_D NE_D LT_D LE_D GT_D GE_D: IEEE comparisons; nan compares false
-     * except with !=. */
     vmcase(EQ_D) CMP(d, ==)
     vmcase(NE_D) CMP(d, !=)
     vmcase(LT_D) CMP(d, <)
     vmcase(LE_D) CMP(d, <=)
     vmcase(GT_D) CMP(d, >)
     vmcase(GE_D) CMP(d, >=)
-    /* EQ_S NE_S LT_S LE_S GT_S GE_S: bytewise, which for UTF-8 is code point
-     * order; a proper prefix sorts first. String operations count a step
-     * per BC_COST_* bytes they may read (bc_len_steps). */
     vmcase(EQ_S) {
       STR_STEPS(BC_OP_EQ_S, T2.n, T1.n);
       T2.v.i = sem_bytes_eq(T2.v.s, T2.n, T1.v.s, T1.n); sp--; vmbreak;
@@ -715,20 +680,13 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(LE_S) SCMP(<=)
     vmcase(GT_S) SCMP(>)
     vmcase(GE_S) SCMP(>=)
-    /* EQ_B NE_B: pop b, a; push a == b / a != b (both 0 or 1). */
     vmcase(EQ_B) CMP(i, ==)
     vmcase(NE_B) CMP(i, !=)
-    /* IN_LIST c: pop x; push whether x is in list c (linear scan; doubles
-     * with ==, so nan is in no list). */
     vmcase(IN_LIST) { T1.v.i = in_list(im, in->c, &T1, &x->steps); T1.n = 0; vmbreak; }
-    /* S_SIZE: pop s; push its length in code points (bytes that are not
-     * UTF-8 continuation bytes; invalid UTF-8 is counted, not rejected). */
     vmcase(S_SIZE) {
       STR_STEPS(BC_OP_S_SIZE, T1.n, 0);
       T1.v.i = sem_utf8_size(T1.v.s, T1.n); T1.n = 0; vmbreak;
     }
-    /* S_STARTS S_ENDS S_CONTAINS: pop t, s; push s.startsWith(t) ... ; the
-     * empty t is in every s. contains() is linear (sem_two_way). */
     vmcase(S_STARTS) {
       STR_STEPS(BC_OP_S_STARTS, T2.n, T1.n);
       T2.v.i = sem_starts(T2.v.s, T2.n, T1.v.s, T1.n); T2.n = 0; sp--; vmbreak;
@@ -741,52 +699,26 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
       STR_STEPS(BC_OP_S_CONTAINS, T2.n, T1.n);
       T2.v.i = sem_contains(T2.v.s, T2.n, T1.v.s, T1.n); T2.n = 0; sp--; vmbreak;
     }
-    /* BUCKET_S: pop s; push splitmix64(fnv1a64(s)) % 100 / 100. */
     vmcase(BUCKET_S) {
       STR_STEPS(BC_OP_BUCKET_S, T1.n, 0);
       T1.v.d = sem_bucket_s(T1.v.s, T1.n); T1.n = 0; vmbreak;
     }
-    /* BUCKET_I: pop i; push splitmix64(i as uint64 bits) % 100 / 100. */
     vmcase(BUCKET_I) { T1.v.d = sem_bucket_u(T1.v.u); vmbreak; }
-    /* BUCKET_U: pop u; push splitmix64(u) % 100 / 100 (as BUCKET_I: an int
-     * and a uint with the same bits share a bucket). */
     vmcase(BUCKET_U) { T1.v.d = sem_bucket_u(T1.v.u); vmbreak; }
-    /* HAS c: push whether request field c was set (CEL's has()). */
     vmcase(HAS) PUSH(i, (int64_t)(x->r->set >> in->c & 1))
-    /* BUDGET a, c: push budget c's spent (a 0, $), remaining (1, $) or used
-     * (2, fraction of the limit) for the request's key, which it hashes. */
     vmcase(BUDGET) {
       STR_STEPS(BC_OP_BUDGET, budget_key_bytes(x, in->c), 0);
       PUSH(d, vm_budget_read(x->rt, in->c, x->r, in->a, x->now))
     }
-    /* M_FIELD a: push static field a (bc_mfield) of the current model. */
     vmcase(M_FIELD) { st[sp++] = model_field(im, x->model, in->a); vmbreak; }
-    /* M_CAP c: push whether the current model has capability bit c. */
     vmcase(M_CAP) PUSH(i, (im->models[x->model].caps >> in->c) & 1)
-    /* M_COST: push input_tokens * input + max_output_tokens * output on the
-     * current model, in that order of operations. */
     vmcase(M_COST) PUSH(d, cost_on(im, x->r, x->model))
-    /* M_FITS: push (context == 0 || in + out <= context) &&
-     * (max_output == 0 || out <= max_output); an overflowing sum fits no
-     * known context. */
     vmcase(M_FITS) PUSH(i, fits(x))
-    /* M_HEALTHY: push whether the model's breaker lets it be chosen now;
-     * a model past its cooldown is granted this decision's probe. */
     vmcase(M_HEALTHY) PUSH(i, healthy(x, x->model))
-    /* M_P50 M_P95: push the live latency estimate over the window, or the
-     * declared prior while the model has fewer than min_samples calls. */
     vmcase(M_P50) PUSH(d, vm_latency(x->rt, x->model, x->now, 0))
     vmcase(M_P95) PUSH(d, vm_latency(x->rt, x->model, x->now, 1))
-    /* M_ERRRATE: push failures / calls in the window, 0 without data. */
     vmcase(M_ERRRATE) PUSH(d, vm_error_rate(x->rt, x->model, x->now))
-    /* FRET: pop b; the filter's answer. Ends filter code. */
     vmcase(FRET) { x->steps += steps; return (int)st[0].v.i; }
-    /* RULE c: rule c of the route starts: it is the current rule (errors
-     * resume at its `next`); candidates and shadows are cleared. */
-    /* SWITCH c: the rule index. Binary search of request field f's string
-     * among switch c's sorted cases; jump to the match's target (the next
-     * rule that tests that value), else to `otherwise` (past the run of
-     * indexed rules). An unset field is "". */
     vmcase(SWITCH) { pc = switch_target(x, in->c, &x->steps); vmbreak; }
     vmcase(RULE) {
       x->cur = (int)in->c;
@@ -796,15 +728,7 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
       x->nshadow = 0;
       vmbreak;
     }
-    /* CAND a, b, c: fill up to fallbacks + 1 candidates from pool c, best
-     * first by order a & 3. Members already chosen are skipped; with
-     * BC_CAND_FITS / BC_CAND_HEALTHY in a, every member must fit the
-     * request / be healthy (checked in C); a member marked BC_MEMBER_CHECK
-     * must pass filter b - 1 (if b != 0), where an error counts as false.
-     * Ties on every key (cost; p95 then cost; quality then cost) keep
-     * member order. */
     vmcase(CAND) { vm_cand(x, in); vmbreak; }
-    /* SHADOW c: add model c to the shadows unless present or full. */
     vmcase(SHADOW) {
       if (x->nshadow < LANE_MAX_SHADOWS && !contains(x->shadow, x->nshadow, (int)in->c) &&
           (in->b == 0 || shadow_bucket(x, in->c, &x->steps) < in->b)) {
@@ -813,9 +737,6 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
       }
       vmbreak;
     }
-    /* ENDRULE: with candidates, the current rule decides; without, fall
-     * through to the next rule. A shadow is never answered with, and a
-     * model that answers needs no copy: candidates leave the shadows. */
     vmcase(ENDRULE) {
       TRACE(x, LANE_EV_MATCH, x->ncand, x->ncand > 0, 0, 0.0);
       if (x->ncand == 0) {
@@ -826,23 +747,15 @@ static int vm_exec(vm_run *x, uint32_t pc, int filter) {
       x->steps += steps;
       return LANE_OK;
     }
-    /* NOMATCH: no rule produced a model. Ends route code. */
     vmcase(NOMATCH) { x->steps += steps; return LANE_ENOMATCH; }
-    /* TRY c: until the matching ENDTRY, an error drops the stack back to
-     * its depth here and continues at c (CEL's error absorption when both
-     * sides of && or || can fail; see OR_E). */
     vmcase(TRY) { hs[nh].pc = in->c; hs[nh].sp = sp; nh++; vmbreak; }
-    /* ENDTRY: the innermost TRY's code finished without an error. */
     vmcase(ENDTRY) { nh--; vmbreak; }
-    /* OR_E: pop b and f (the left side raised an error); push true if b,
-     * else raise the error if f, else push false. */
     vmcase(OR_E) {
       if (!T1.v.i && T2.v.i) goto fault;
       T2.v.i = T1.v.i;
       sp--;
       vmbreak;
     }
-    /* AND_E: pop b and f; push false if !b, else raise if f, else true. */
     vmcase(AND_E) {
       if (T1.v.i && T2.v.i) goto fault;
       T2.v.i = T1.v.i;

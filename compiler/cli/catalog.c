@@ -36,6 +36,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -716,30 +717,45 @@ static void write_tokens(FILE *f, const char *name, int64_t t) {
   fprintf(f, "  %s %s", name, buf);
 }
 
+const size_t catalog_mprop_off[BC_NMPROPS] = {
+#define CATALOG_MP_OFF(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  0 CATALOG_MP(unit)(+ offsetof(catalog_model, member)),
+  BC_MPROPS(CATALOG_MP_OFF)
+#undef CATALOG_MP_OFF
+};
+
+/* The prices and token counts of m, a line per line group of BC_MPROPS,
+ * each that is set (input and output always). */
+static void write_values(FILE *f, const catalog_model *m) {
+  for (int g = 1; g < BC_MP_GROUPS; g++) {
+    int any = 0;
+    for (int k = 0; k < BC_NMPROPS; k++) {
+      const char *at = (const char *)m + catalog_mprop_off[k];
+      double d;
+      int64_t t;
+      if (bc_mprops[k].group != g || !catalog_mprop_off[k]) continue;
+      if (bc_mprops[k].unit == BC_U_PRICE) {
+        memcpy(&d, at, sizeof d);
+        if (d > 0 || k == BC_MP_INPUT || k == BC_MP_OUTPUT) write_price(f, bc_mprops[k].name, d);
+        else continue;
+      } else {
+        memcpy(&t, at, sizeof t);
+        if (t) write_tokens(f, bc_mprops[k].name, t);
+        else continue;
+      }
+      any = 1;
+    }
+    if (any) fputc('\n', f);
+  }
+}
+
 static void write_model(FILE *f, const catalog_model *m) {
   fputs("\n# ", f);
   put_text(f, m->key);
   fprintf(f, "\nmodel %s {\n  provider \"%s\"  name ", m->ident, m->module);
   put_string(f, m->id);
   fputc('\n', f);
-  write_price(f, "input", m->input);
-  write_price(f, "output", m->output);
-  if (m->cached_input > 0) write_price(f, "cached_input", m->cached_input);
-  if (m->cache_write > 0) write_price(f, "cache_write", m->cache_write);
-  if (m->reasoning_output > 0) write_price(f, "reasoning_output", m->reasoning_output);
-  fputc('\n', f);
-  if (m->context || m->max_output) {
-    if (m->context) write_tokens(f, "context", m->context);
-    if (m->max_output) write_tokens(f, "max_output", m->max_output);
-    fputc('\n', f);
-  }
-  if (m->long_above) {
-    write_tokens(f, "long_above", m->long_above);
-    if (m->long_input > 0) write_price(f, "long_input", m->long_input);
-    if (m->long_output > 0) write_price(f, "long_output", m->long_output);
-    if (m->long_cached_input > 0) write_price(f, "long_cached_input", m->long_cached_input);
-    fputc('\n', f);
-  }
+  write_values(f, m);
   int ncaps = 0;
   for (int i = 0; i < CATALOG_NCAPS; i++)
     if (m->caps >> i & 1) fprintf(f, "%s%s", ncaps++ ? ", " : "  caps ", catalog_caps[i]);

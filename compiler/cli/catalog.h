@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "bc.h"   /* BC_MPROPS */
+
 /* ---- the subcommands ---- */
 
 /* lane catalog import FILE.json -o DIR [--provider P]... : writes one
@@ -98,6 +100,23 @@ void catalog_report_error(FILE *err, const char *path, const catalog_error *e);
 #define CATALOG_CAP_RESPONSES_ONLY (1u << 7)
 extern const char *const catalog_caps[CATALOG_NCAPS];
 
+/* CATALOG_MP(unit)(...) keeps its arguments for the rows of BC_MPROPS
+ * that import reads from a catalog and writes: its prices and token counts. */
+#define CATALOG_MP(unit)             CATALOG_MP_##unit
+#define CATALOG_MP_PRICE(...)        __VA_ARGS__
+#define CATALOG_MP_TOKENS(...)       __VA_ARGS__
+#define CATALOG_MP_STRING(...)
+#define CATALOG_MP_DOUBLE(...)
+#define CATALOG_MP_DURATION(...)
+#define CATALOG_MP_MONEY(...)
+#define CATALOG_MP_BOOL(...)
+#define CATALOG_MP_FRACTION(...)
+#define CATALOG_MP_TAGS(...)
+#define CATALOG_MP_NONE(...)
+
+/* offsetof(catalog_model, member) of each CATALOG_MP row, else 0 */
+extern const size_t catalog_mprop_off[BC_NMPROPS];
+
 /* One model as import writes it. */
 typedef struct catalog_model {
   const char *key;            /* catalog key, borrowed from the JSON */
@@ -105,10 +124,12 @@ typedef struct catalog_model {
   char       *id;             /* provider's model id: the key without "provider/" */
   char       *ident;          /* identifier within the module (unique) */
   int         prefixed;       /* 1 when the key had a "provider/" prefix */
-  double      input, output, cached_input, cache_write, reasoning_output; /* $/token */
-  int64_t     context, max_output;     /* tokens, 0 = unknown */
-  int64_t     long_above;              /* long-context threshold, 0 = none */
-  double      long_input, long_output, long_cached_input; /* tier prices */
+  /* the CATALOG_MP rows: input, output, ... ($/token), context, ... (tokens;
+   * 0 = unknown or none), as their BC_MPROPS docs say */
+#define CATALOG_MP_MEMBER(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
+  CATALOG_MP(unit)(BC_MP_CTYPE_##mt member;)
+  BC_MPROPS(CATALOG_MP_MEMBER)
+#undef CATALOG_MP_MEMBER
   unsigned    caps;                    /* bit i = catalog_caps[i] */
   char        deprecated[11];          /* "YYYY-MM-DD" or "" */
   int         renamed;    /* 0: ident from the id; 1: from the whole key;

@@ -350,21 +350,6 @@ static void put_tokens(FILE *out, int64_t t) {
 
 /* One "~ name: what old -> new" line per difference; returns how many. */
 static int diff_models(FILE *out, const catalog_model *x, const catalog_model *y) {
-  static const struct { const char *name; size_t off; int optional; } prices[] = {
-    {"input", offsetof(catalog_model, input), 0},
-    {"output", offsetof(catalog_model, output), 0},
-    {"cached_input", offsetof(catalog_model, cached_input), 1},
-    {"cache_write", offsetof(catalog_model, cache_write), 1},
-    {"reasoning_output", offsetof(catalog_model, reasoning_output), 1},
-    {"long_input", offsetof(catalog_model, long_input), 1},
-    {"long_output", offsetof(catalog_model, long_output), 1},
-    {"long_cached_input", offsetof(catalog_model, long_cached_input), 1},
-  };
-  static const struct { const char *name; size_t off; } tokens[] = {
-    {"context", offsetof(catalog_model, context)},
-    {"max_output", offsetof(catalog_model, max_output)},
-    {"long_above", offsetof(catalog_model, long_above)},
-  };
   int lines = 0;
 #define LINE(what) (fprintf(out, "~ %s.%s: %s ", y->module, y->ident, what), lines++)
   if (strcmp(x->id, y->id)) {
@@ -374,28 +359,32 @@ static int diff_models(FILE *out, const catalog_model *x, const catalog_model *y
     put_safe(out, y->id);
     fputc('\n', out);
   }
-  for (size_t i = 0; i < sizeof prices / sizeof *prices; i++) {
-    double p, q;
-    memcpy(&p, (const char *)x + prices[i].off, sizeof p);
-    memcpy(&q, (const char *)y + prices[i].off, sizeof q);
-    if (p == q) continue;
-    LINE(prices[i].name);
-    put_price(out, p, prices[i].optional);
-    fputs(" -> ", out);
-    put_price(out, q, prices[i].optional);
-    fputc('\n', out);
-  }
-  for (size_t i = 0; i < sizeof tokens / sizeof *tokens; i++) {
-    int64_t p, q;
-    memcpy(&p, (const char *)x + tokens[i].off, sizeof p);
-    memcpy(&q, (const char *)y + tokens[i].off, sizeof q);
-    if (p == q) continue;
-    LINE(tokens[i].name);
-    put_tokens(out, p);
-    fputs(" -> ", out);
-    put_tokens(out, q);
-    fputc('\n', out);
-  }
+  for (int pass = 0; pass < 2; pass++)   /* the prices, then the token counts */
+    for (int k = 0; k < BC_NMPROPS; k++) {
+      size_t off = catalog_mprop_off[k];
+      if (!off || (bc_mprops[k].unit == BC_U_PRICE) != (pass == 0)) continue;
+      if (pass == 0) {
+        double p, q;
+        memcpy(&p, (const char *)x + off, sizeof p);
+        memcpy(&q, (const char *)y + off, sizeof q);
+        if (p == q) continue;
+        int optional = k != BC_MP_INPUT && k != BC_MP_OUTPUT;
+        LINE(bc_mprops[k].name);
+        put_price(out, p, optional);
+        fputs(" -> ", out);
+        put_price(out, q, optional);
+      } else {
+        int64_t p, q;
+        memcpy(&p, (const char *)x + off, sizeof p);
+        memcpy(&q, (const char *)y + off, sizeof q);
+        if (p == q) continue;
+        LINE(bc_mprops[k].name);
+        put_tokens(out, p);
+        fputs(" -> ", out);
+        put_tokens(out, q);
+      }
+      fputc('\n', out);
+    }
   if (x->caps != y->caps) {
     LINE("caps");
     int first = 1;

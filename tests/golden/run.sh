@@ -123,6 +123,13 @@ if [ -e "$root/lang/README.md" ]; then
   else notok "lang/README.md lists the builtin table (regenerate with lane builtins)"; fi
 fi
 
+# the opcode reference is the opcode table's own
+if [ -e "$root/doc/opcodes.md" ]; then
+  "$LANE" builtins --opcodes >"$tmp/want"
+  if diff -u "$tmp/want" "$root/doc/opcodes.md" >"$tmp/diff"; then ok "doc/opcodes.md is the opcode table"
+  else notok "doc/opcodes.md is the opcode table (regenerate with lane builtins --opcodes >doc/opcodes.md)"; fi
+fi
+
 # the verdict of `lane test`: testrun/NAME.lane (with NAME_test.lane when
 # there is one) must make `lane test ARGS NAME.lane` print exactly NAME.out
 # (stdout and stderr) and exit 1 when NAME.out reports a failure (a FAIL or

@@ -119,6 +119,28 @@ int main(void) {
   is_int(bc_ops[BC_OP_CAND].region, 'R', "opcode table regions");
   is_int(bc_ops[BC_OP_LOAD].fmt, BC_FMT_FIELD, "opcode table formats");
 
+  /* BC_MPROPS: the stored rows tile the model record, none overlapping */
+  {
+    int owner[BC_RECORD_MODELS], tiled = 1;
+    for (int i = 0; i < BC_RECORD_MODELS; i++) owner[i] = -1;
+    for (int k = 0; k < BC_NMPROPS; k++) {
+      const bc_mpinfo *mp = &bc_mprops[k];
+      int size = mp->mt == 'D' || mp->mt == 'I' ? 8 : 4;
+      if (mp->off < 0) continue;
+      for (int i = mp->off; i < mp->off + size; i++) {
+        if (i >= BC_RECORD_MODELS || owner[i] >= 0) {
+          diag("%s overlaps %s at byte %d", mp->id, i < BC_RECORD_MODELS ? bc_mprops[owner[i]].id : "the end", i);
+          tiled = 0;
+        } else owner[i] = k;
+      }
+    }
+    for (int i = 0; i < BC_RECORD_MODELS; i++) tiled &= owner[i] >= 0;
+    ok(tiled, "model properties tile the %d-byte record", BC_RECORD_MODELS);
+    ok(bc_mfield_row[BC_MF_QUALITY] == BC_MP_QUALITY && bc_mprops[BC_MP_QUALITY].mf == BC_MF_QUALITY &&
+       BC_MF_DEPRECATED == 16 && BC_NMFIELDS == 17, "M_FIELD operands keep their numbers");
+    is_str(bc_mprops[BC_MP_NAME].member, "id", "the language's name is the provider's id");
+  }
+
   free(b);
   free(a);
   return done_testing();

@@ -333,6 +333,16 @@ static int messages(message *m) {
         r = literal(arg[0][0], arg[0][1], lit, sizeof lit);
         squeeze(arg[0][0], arg[0][1], raw, sizeof raw);
         if (r == 0 && strcmp(raw, "what") == 0) continue;              /* its #define */
+        squeeze(arg[2][0], arg[2][1], part, sizeof part);
+        if (r == 1 && strcmp(part, "p->member") == 0) {   /* every string of BC_MPROPS */
+          for (int mp = 0; mp < BC_NMPROPS; mp++)
+            if (bc_mprops[mp].off >= 0 && bc_mprops[mp].mt == 'S') {
+              snprintf(fmt, sizeof fmt, "%s %%u %s: string index %%u out of range (%%u strings)",
+                       lit, bc_mprops[mp].member);
+              add_message(m, &n, fmt, sources[k], line);
+            }
+          continue;
+        }
         if (r != 1 || literal(arg[2][0], arg[2][1], part, sizeof part) != 1)
           UNREAD("%s:%d: cannot read CHECK_STR's what and part", sources[k], line)
         snprintf(fmt, sizeof fmt, "%s %%u %s: string index %%u out of range (%%u strings)", lit,

@@ -186,7 +186,7 @@ static inline uint32_t la_op(la *a, int op, int oa, int ob, uint32_t oc) {
   a->code[pc].b = (uint16_t)ob;
   a->code[pc].c = oc;
   a->lines[pc] = a->line;
-  a->im.ncode++;
+  a->im.nlines = ++a->im.ncode;   /* a line per instruction */
   return pc;
 }
 
