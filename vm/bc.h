@@ -650,7 +650,8 @@ typedef enum bc_order {
     "healthy (checked natively); a member marked BC_MEMBER_CHECK must "        \
     "pass filter b - 1 (if b != 0), where an error counts as false; "          \
     "ties on every key (cost; p95 then cost; quality then cost) keep "         \
-    "member order")                                                            \
+    "member order; traced, it records LANE_EV_SELECT with its place among "    \
+    "the rule's CANDs, then a LANE_EV_MEMBER per member considered")           \
   X(SHADOW,    SHADOW, "",   "",  1, 0, R, NEXT, 1,                            \
     "add model c to the shadows unless it is there or they are full; "         \
     "with b, only when splitmix64(fnv1a64(model name, req.user)) % 100 "       \
