@@ -179,9 +179,14 @@ static int vequal(const ev_val *a, const ev_val *b) {
 static ev_val model_prop(const ev_env *env, int m, int prop) {
   const sema_model *md = &env->u->models[m];
   if (prop >= MP_CAP) return mk_b((md->caps >> (prop - MP_CAP)) & 1);
+  /* prop < MP_CAP here (cppcheck misses the return), and soff is the
+   * offsetof of a member of that type, so the casts below are aligned */
+  // cppcheck-suppress arrayIndexOutOfBoundsCond
   const char *at = (const char *)md + sema_mprops[prop].soff;
+  // cppcheck-suppress arrayIndexOutOfBoundsCond
   if (sema_mprops[prop].soff)   /* a declared value: by its type */
     switch (bc_mprops[prop].mt) {
+    // cppcheck-suppress invalidPointerCast
     case 'D': return mk_d(sema_mprops[prop].ty, *(const double *)at);
     case 'I': return mk_i(sema_mprops[prop].ty, *(const int64_t *)at);
     default: {
@@ -317,6 +322,7 @@ static ev_val eval_ident(const ev_env *env, const ast_node *n) {
     if (env->model < 0) return unknown();
     if (env->req && env->rt && env->prog) return live_prop(env, env->model, n->ref);
     /* Bare p50/p95 in a filter are live figures: not known statically. */
+    // cppcheck-suppress arrayIndexOutOfBoundsCond ; guarded by n->ref < MP_CAP
     if (n->ref < MP_CAP && bc_mprops[n->ref].kind == BC_MPK_PRIOR) return unknown();
     return model_prop(env, env->model, n->ref);
   default: return unknown();

@@ -418,6 +418,7 @@ static void apply_prop(sema_unit *u, sema_model *m, ast_node *p) {
       diag_error(&u->ctx, p->a->span, "%s price must be between $0 and $1000000/Mtok", n);
       return;
     }
+    // cppcheck-suppress invalidPointerCast ; slot is the offsetof of a double member
     *(double *)slot = v.v.d;
   } else if (ty == TY_TOKENS) {
     if (v.v.i < 0) { diag_error(&u->ctx, p->a->span, "%s cannot be negative", n); return; }
@@ -427,12 +428,14 @@ static void apply_prop(sema_unit *u, sema_model *m, ast_node *p) {
       diag_error(&u->ctx, p->a->span, "%s must be between 0 and 1", n);
       return;
     }
+    // cppcheck-suppress invalidPointerCast ; slot is the offsetof of a double member
     *(double *)slot = v.v.d;
   } else if (ty == TY_DURATION) {
     if (!(v.v.d >= 0 && isfinite(v.v.d))) {
       diag_error(&u->ctx, p->a->span, "%s cannot be negative", n);
       return;
     }
+    // cppcheck-suppress invalidPointerCast ; slot is the offsetof of a double member
     *(double *)slot = v.v.d;
   } else {
     m->tags = ast_alloc(&u->ctx, (v.n ? v.n : 1) * sizeof *m->tags);
