@@ -531,15 +531,7 @@ ev_val ev_eval(const ev_env *env, const ast_node *n) {
 /* The shortest %g form that reads back as exactly d (at most 17 digits):
  * 0.00054 stays "0.00054", and the double just below it shows as
  * "0.00053999999999999993", so two different values never print alike. */
-const char *ev_num(char *buf, size_t n, double d) {
-  double a = d < 0 ? -d : d;
-  int plain = a >= 1e-5 && a < 1e15;   /* written without an exponent */
-  for (int prec = 1; prec <= 17; prec++) {
-    snprintf(buf, n, "%.*g", prec, d);
-    if (strtod(buf, NULL) == d && !(plain && strchr(buf, 'e'))) break;
-  }
-  return buf;
-}
+const char *ev_num(char *buf, size_t n, double d) { return sem_num(buf, n, d); }
 
 const char *ev_show(const sema_unit *u, const ev_val *v, char *buf, size_t n) {
   char num[40];

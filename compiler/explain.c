@@ -169,77 +169,10 @@ static const ast_node *removed_by(const ev_env *base, int route, int rule, int s
 static void why_removed(const ev_env *base, int route, int rule, int sel, int m, char *buf,
                         size_t cap) {
   const ast_node *f = removed_by(base, route, rule, sel, m);
-  if (!f) {
-    cat(buf, cap, "a check of this decision");
-    return;
-  }
+  if (!f) return;   /* the VM's reason (lane_event.check) stands */
   ev_env env = *base;
   env.model = m;
   why_not(&env, f, buf, cap);
-}
-
-/* ---- text ---- */
-
-static void text_rules(const explain_in *in, FILE *out) {
-  const lane_trace *t = in->trace;
-  const lane_program *p = in->prog;
-  ev_env env = env_of(in);
-  int sel = -1;   /* the selection the MEMBER events belong to */
-  for (int i = 0; i < t->n; i++) {
-    const lane_event *e = &t->events[i];
-    const char *name = lane_rule_name(p, in->route, e->rule);
-    if (e->kind == LANE_EV_SELECT) sel = e->model;
-    if (e->kind == LANE_EV_RULE) {
-      int matched = 0, error = 0, ncand = 0;
-      for (int k = i + 1; k < t->n && t->events[k].kind != LANE_EV_RULE; k++) {
-        if (t->events[k].kind == LANE_EV_MATCH) { matched = 1; ncand = t->events[k].model; }
-        if (t->events[k].kind == LANE_EV_ERROR) error = 1;
-      }
-      fprintf(out, "rule %d  %s\n", e->rule, name ? name : "?");
-      const ast_node *rn = in->u ? rule_node(in->u, in->route, e->rule) : NULL;
-      if (error) {
-        fprintf(out, "    no: its condition raised an error (line %d)\n", e->line);
-      } else if (!matched) {
-        char why[1024] = "";
-        if (rn && rn->kind == N_WHEN) why_not(&env, rn->a, why, sizeof why);
-        fprintf(out, "    no%s%s\n", why[0] ? ": " : "", why);
-      } else {
-        fprintf(out, "    %s\n", ncand ? "matched" : "matched, but every candidate was removed");
-      }
-    } else if (e->kind == LANE_EV_MEMBER) {
-      char why[1024] = "";
-      if (!e->passed && in->u)
-        why_removed(&env, in->route, e->rule, sel, e->model, why, sizeof why);
-      char num[40], cost[48];
-      snprintf(cost, sizeof cost, "$%s", ev_num(num, sizeof num, e->cost));
-      fprintf(out, "    %-40s %-13s %s%s\n", lane_model_name(p, e->model), cost,
-              e->passed ? "kept" : "removed: ", why);
-    } else if (e->kind == LANE_EV_CHOSEN) {
-      fprintf(out, "    -> %s\n", lane_model_name(p, e->model));
-    } else if (e->kind == LANE_EV_SHADOW) {
-      fprintf(out, "    shadow %s\n", lane_model_name(p, e->model));
-    }
-  }
-  if (t->truncated) fprintf(out, "(trace truncated)\n");
-}
-
-static void text_decision(const explain_in *in, FILE *out) {
-  const lane_decision *d = in->dec;
-  const lane_program *p = in->prog;
-  if (in->rc != LANE_OK) {
-    if (d->filtered_rule)
-      fprintf(out, "no decision: rule %d matched but all its candidates were removed\n",
-              d->filtered_rule);
-    else
-      fprintf(out, "no decision: no rule matched\n");
-    return;
-  }
-  fprintf(out, "decision: rule %d, ", d->rule);
-  char num[40];
-  for (int i = 0; i < d->ncandidates; i++)
-    fprintf(out, "%s%s ($%s)", i ? ", then " : "", lane_model_name(p, d->candidates[i]),
-            ev_num(num, sizeof num, lane_cost(p, in->req, d->candidates[i])));
-  fprintf(out, "; expected cost $%s\n", ev_num(num, sizeof num, d->cost));
 }
 
 /* ---- for other writers (the lane command's JSON) ---- */
@@ -272,7 +205,28 @@ int explain_member_passes(const explain_in *in, int rule, int sel, int model) {
   return in->u ? removed_by(&env, in->route, rule, sel, model) == NULL : -2;
 }
 
+/* lane_explain_text's hooks: the evaluator's reasons, with the source. */
+static void hook_rule(void *ctx, int rule, char *buf, size_t cap) {
+  explain_why_rule(ctx, rule, buf, cap);
+}
+
+static void hook_removed(void *ctx, int rule, int sel, int model, int check, char *buf,
+                         size_t cap) {
+  (void)check;
+  explain_why_removed(ctx, rule, sel, model, buf, cap);
+}
+
 void explain_print_text(const explain_in *in, FILE *out) {
-  text_rules(in, out);
-  text_decision(in, out);
+  lane_explain_hooks h = {(void *)in, hook_rule, hook_removed};
+  const lane_explain_hooks *hp = in->u ? &h : NULL;
+  size_t n = lane_explain_text(in->prog, in->route, in->req, in->rc, in->dec, in->trace, hp,
+                               NULL, 0);
+  char *text = malloc(n + 1);
+  if (!text) {
+    fprintf(out, "(no memory for the explanation)\n");
+    return;
+  }
+  lane_explain_text(in->prog, in->route, in->req, in->rc, in->dec, in->trace, hp, text, n + 1);
+  fputs(text, out);
+  free(text);
 }

@@ -527,7 +527,19 @@ typedef struct lane_event {
   int    passed;      /* LANE_EV_MEMBER: 1 kept, 0 removed */
   int    line;        /* source line, when known */
   double cost;        /* LANE_EV_MEMBER: expected cost on the model */
+  int    check;       /* LANE_EV_MEMBER removed: the check that removed it
+                         (LANE_CHECK_FITS, _HEALTHY, _FILTER); else 0 */
 } lane_event;
+
+/* lane_event.check: what removed a member from a selection, in the order
+ * the VM tests them. */
+enum {
+  LANE_CHECK_FITS = 1,    /* `fits`: the request does not fit its context
+                             or max output (tested natively) */
+  LANE_CHECK_HEALTHY = 2, /* `healthy`: its breaker is open (natively) */
+  LANE_CHECK_FILTER = 3   /* a condition of the selection's pool or of the
+                             route's requires, run as the filter's code */
+};
 
 typedef struct lane_trace {
   lane_event *events; /* caller's array; may be NULL when cap is 0 */
@@ -535,6 +547,41 @@ typedef struct lane_trace {
   int         n;      /* events recorded; >= 0 on entry */
   int         truncated; /* 1 if more happened than cap holds */
 } lane_trace;
+
+/* The explanation of a traced decision, as text, into buf (at most n
+ * bytes with the NUL; snprintf's contract: returns the length the whole
+ * text needs, so a caller whose buf was too small can call again with the
+ * same trace, without deciding again). One block per rule tried: whether
+ * it matched, each member its targets considered with its expected cost,
+ * kept or removed and why, what was chosen and shadowed; then the
+ * decision. r, status and d are what lane_decide_traced was given and
+ * returned for trace.
+ * Reasons come from the trace alone (a member removed by `fits` or
+ * `healthy`, or by its selection's filter), unless hooks (may be NULL)
+ * give better ones: the compiler's, with the policy's source, name the
+ * part of a condition that failed and the values it saw. */
+typedef struct lane_explain_hooks {
+  void *ctx;
+  /* why rule `rule` (1-based) did not match: into buf, "" for nothing */
+  void (*why_rule)(void *ctx, int rule, char *buf, size_t cap);
+  /* why `model` was removed from target `sel` (LANE_EV_SELECT's place)
+   * of rule `rule` by check (lane_event.check) */
+  void (*why_removed)(void *ctx, int rule, int sel, int model, int check, char *buf,
+                      size_t cap);
+} lane_explain_hooks;
+LANE_API size_t lane_explain_text(const lane_program *p, int route, const lane_request *r,
+                                  int status, const lane_decision *d,
+                                  const lane_trace *trace, const lane_explain_hooks *hooks,
+                                  char *buf, size_t n);
+
+/* Decides request r on route (an index) with a trace of its own and writes
+ * the explanation as lane_explain_text does (no hooks). Returns the length
+ * the text needs; 0 with buf "" when nothing could be decided (a bad
+ * route or request, no memory). A decision is made each call: to retry
+ * with a larger buf without deciding again, or to keep the decision, call
+ * lane_decide_traced and lane_explain_text yourself. */
+LANE_API size_t lane_explain(lane_runtime *rt, int route, const lane_request *r,
+                             lane_decision *out, char *buf, size_t n);
 
 /* As lane_decide_route, recording what it tried into trace (n reset to 0,
  * at most cap events written). trace may be NULL. LANE_EARG, with nothing

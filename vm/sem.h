@@ -25,6 +25,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bc.h"
@@ -275,6 +277,19 @@ static inline double sem_budget_figure(double spent, double limit, int which) {
   if (which == 0) return spent;
   if (which == 1) return spent < limit ? limit - spent : 0;
   return limit > 0 ? spent / limit : 0;
+}
+
+/* d in the shortest %g form that reads back as exactly d (up to 17
+ * digits), written without an exponent from 1e-5 to 1e15, into buf: how
+ * explanations, test failures and --expr show a number. */
+static inline const char *sem_num(char *buf, size_t n, double d) {
+  double a = d < 0 ? -d : d;
+  int plain = a >= 1e-5 && a < 1e15;
+  for (int prec = 1; prec <= 17; prec++) {
+    snprintf(buf, n, "%.*g", prec, d);
+    if (strtod(buf, NULL) == d && !(plain && strchr(buf, 'e'))) break;
+  }
+  return buf;
 }
 
 #endif /* LANE_SEM_H */

@@ -423,12 +423,14 @@ static size_t budget_key_bytes(const vm_run *x, uint32_t c) {
 }
 
 /* Records an event when the caller asked for a trace. */
-static void trace(vm_run *x, int kind, int model, int passed, int line, double cost) {
+static void trace_ev(vm_run *x, int kind, int model, int passed, int line, double cost,
+                     int check) {
   lane_trace *t = x->trace;
   if (t->n >= t->cap) { t->truncated = 1; return; }
-  lane_event e = {kind, x->cur + 1, model, passed, line, cost};
+  lane_event e = {kind, x->cur + 1, model, passed, line, cost, check};
   t->events[t->n++] = e;
 }
+#define trace(x, ...) trace_ev((x), __VA_ARGS__, 0)
 #define TRACE(x, ...) do { if ((x)->trace) trace((x), __VA_ARGS__); } while (0)
 
 static int picked(const vm_pick *b, int n, int m) {
@@ -510,10 +512,12 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
     if (ord == BC_ORD_BEST && nb == need && -im->models[m].quality > buf[nb - 1].k1) break;
     if (contains(x->cand, x->ncand, m) || picked(buf, nb, m)) continue;
     x->model = (uint32_t)m;   /* the native checks, then the filter */
-    if (((in->a & BC_CAND_FITS) && !fits(x)) ||
-        ((in->a & BC_CAND_HEALTHY) && !healthy(x, (uint32_t)m)) ||
-        ((mem & BC_MEMBER_CHECK) && in->b && !run_filter(x, in->b - 1u, (uint32_t)m))) {
-      TRACE(x, LANE_EV_MEMBER, m, 0, 0, cost_on(im, x->r, (uint32_t)m));
+    int check = (in->a & BC_CAND_FITS) && !fits(x) ? LANE_CHECK_FITS
+              : (in->a & BC_CAND_HEALTHY) && !healthy(x, (uint32_t)m) ? LANE_CHECK_HEALTHY
+              : (mem & BC_MEMBER_CHECK) && in->b && !run_filter(x, in->b - 1u, (uint32_t)m)
+              ? LANE_CHECK_FILTER : 0;
+    if (check) {
+      if (x->trace) trace_ev(x, LANE_EV_MEMBER, m, 0, 0, cost_on(im, x->r, (uint32_t)m), check);
       continue;
     }
     TRACE(x, LANE_EV_MEMBER, m, 1, 0, cost_on(im, x->r, (uint32_t)m));

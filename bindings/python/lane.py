@@ -39,6 +39,7 @@ OK, ENOMEM, EFORMAT, EVERSION, ELIMIT, EARG, ENOMATCH, EJSON = range(8)
 MAX_FIELDS, MAX_CANDIDATES, MAX_SHADOWS, REQUEST_TEXT = 64, 9, 4, 1024
 EVENT_KINDS = {1: "rule", 2: "match", 3: "error", 4: "member", 5: "chosen", 6: "shadow",
                7: "select"}
+CHECKS = {1: "fits", 2: "healthy", 3: "filter"}   # lane_event.check
 BREAKER_STATES = {0: "closed", 1: "open", 2: "half_open"}
 
 
@@ -76,7 +77,8 @@ class _Decision(ctypes.Structure):
 
 class _Event(ctypes.Structure):
     _fields_ = [("kind", ctypes.c_int), ("rule", ctypes.c_int), ("model", ctypes.c_int),
-                ("passed", ctypes.c_int), ("line", ctypes.c_int), ("cost", ctypes.c_double)]
+                ("passed", ctypes.c_int), ("line", ctypes.c_int), ("cost", ctypes.c_double),
+                ("check", ctypes.c_int)]
 
 
 class _Trace(ctypes.Structure):
@@ -161,6 +163,10 @@ for _n, _res, _args in [
                                               ctypes.POINTER(_Decision),
                                               ctypes.POINTER(_Trace)]),
         ("lane_cost", ctypes.c_double, [_P, ctypes.POINTER(_Request), ctypes.c_int]),
+        ("lane_explain_text", ctypes.c_size_t, [_P, ctypes.c_int, ctypes.POINTER(_Request),
+                                                ctypes.c_int, ctypes.POINTER(_Decision),
+                                                ctypes.POINTER(_Trace), ctypes.c_void_p,
+                                                ctypes.c_char_p, ctypes.c_size_t]),
         ("lane_version", ctypes.c_char_p, []),
         ("lane_abi_version", ctypes.c_int, []),
         ("lane_abi_check", ctypes.c_int, [ctypes.c_int, ctypes.POINTER(ctypes.c_size_t),
@@ -446,13 +452,36 @@ class Runtime:
                 ev["model"] = _s(_lib.lane_model_name(self.prog._p, e.model))
             if e.kind == 4:
                 ev["passed"], ev["cost"] = bool(e.passed), e.cost
+                if not e.passed:
+                    ev["check"] = CHECKS.get(e.check, e.check)
+            if e.kind == 7:
+                ev["target"] = e.model
             out.append(ev)
         return d, out
 
-    def explain(self, route, req, lane="lane", fmt="text"):
-        """`lane eval --explain` on this request and this runtime's live state
-        (written as a snapshot and replayed): text, or a dict with fmt="json".
-        lane is the lane command ($LANE if set)."""
+    def explain(self, route, req, fmt="text", lane="lane", cap=4096):
+        """Why this runtime decides req as it does. fmt="text": decided here,
+        in this process, and explained by liblane from the VM's trace
+        (lane_explain_text): every rule tried, each model considered with
+        its cost, kept or removed and by which check (fits, healthy, its
+        selection's filter), then the decision. fmt="json": `lane eval
+        --explain --format json` on the request and a snapshot of this
+        runtime (lane is the command, $LANE if set)."""
+        if fmt == "text":
+            events = (_Event * cap)()
+            t = _Trace(events, cap, 0, 0)
+            d = _Decision()
+            ri = self._route(route)
+            st = _lib.lane_decide_traced(self._rt, ri, ctypes.byref(req._r), ctypes.byref(d),
+                                         ctypes.byref(t))
+            if st not in (OK, ENOMATCH):
+                raise LaneError(st, "cannot decide route '%s'" % route)
+            args = (self.prog._p, ri, ctypes.byref(req._r), st, ctypes.byref(d),
+                    ctypes.byref(t), None)
+            n = _lib.lane_explain_text(*args, None, 0)
+            buf = ctypes.create_string_buffer(n + 1)   # the same trace: no second decision
+            _lib.lane_explain_text(*args, buf, n + 1)
+            return buf.value.decode("utf-8", "replace")
         if not self.prog.path:
             raise LaneError(EARG, "explain needs a program loaded from a file")
         lane = os.environ.get("LANE", lane)

@@ -145,11 +145,24 @@ try:
     d5 = rt.decide("support", req)
     ok(d.fallbacks[0] not in d5.candidates, "the open breaker's model is skipped now")
 
-    # explanations: lane eval --explain on the live state, and the raw trace
+    # explanations: in-process from the VM's trace, the same as lane eval
+    # --explain on the .lanec with the same live state; and the raw trace
     text = rt.explain("support", req)
     ok(re.search(r"^decision: rule \d+, %s" % re.escape(d5.primary), text, re.M),
-       "explain: lane eval --explain names the same primary")
+       "explain (in-process): names the same primary")
     ok("rule 1" in text, "explain: lists the rules tried")
+    ok("removed: `healthy` is false" in text,
+       "explain: the open breaker's model is removed by `healthy`", text)
+    with tempfile.TemporaryDirectory() as t2:
+        rq, st = os.path.join(t2, "r.json"), os.path.join(t2, "s.json")
+        with open(rq, "w") as f:
+            json.dump(req.fields(), f)
+        with open(st, "w") as f:
+            f.write(rt.snapshot_text())
+        p = subprocess.run([LANE, "eval", prog.path, "--route", "support", "--explain",
+                            "--state", st, rq], capture_output=True, text=True)
+    is_(p.stdout.split("\n", 1)[1] if "\n" in p.stdout else p.stdout, text,
+        "explain in-process is lane eval --explain on the .lanec, word for word")
     d6, events = rt.trace("support", req)
     is_(d6.primary, d5.primary, "trace: the same decision")
     ok(events and events[0]["kind"] == "rule" and

@@ -836,6 +836,27 @@ static void test_explain_vs_vm(void) {
          "    -> a\n"
          "decision: rule 1, a ($9.9999999999999991e-05); expected cost $9.9999999999999991e-05\n",
          "  explain: removed by its breaker from the selection, then named");
+
+  /* lane_explain: liblane alone, from the trace (no source), in-process */
+  {
+    lane_request r;
+    lane_decision d;
+    char small[8], *big;
+    lane_request_init(&r, P);
+    lane_set_int(&r, lane_field(P, "input_tokens"), 100);
+    size_t need = lane_explain(RT, 0, &r, &d, small, sizeof small);
+    ok(need > sizeof small && strlen(small) == sizeof small - 1,
+       "lane_explain: snprintf's contract (%zu bytes needed, %zu kept)", need, strlen(small));
+    big = malloc(need + 1);
+    size_t again = big ? lane_explain(RT, 0, &r, &d, big, need + 1) : 0;
+    ok(big && again == need && strstr(big, "removed: `healthy` is false") &&
+       strstr(big, "decision: rule 1, a ("),
+       "lane_explain: the breaker's reason from the trace alone, and the decision");
+    if (big && !strstr(big, "healthy")) diag_text(big);
+    free(big);
+    is_int(lane_explain(RT, 7, &r, &d, small, sizeof small), 0, "lane_explain: a bad route: 0");
+    is_str(small, "", "  and the text is empty");
+  }
 }
 
 static void test_regressions(void) {
