@@ -423,6 +423,9 @@ static size_t budget_key_bytes(const vm_run *x, uint32_t c) {
 }
 
 /* Records an event when the caller asked for a trace. */
+/* Tracing runs only for explanations: kept out of the decision's hot path
+ * (cold, never inlined into the interpreter). */
+__attribute__((cold, noinline))
 static void trace_ev(vm_run *x, int kind, int model, int passed, int line, double cost,
                      int check) {
   lane_trace *t = x->trace;
@@ -460,6 +463,7 @@ static void rank_keys(const vm_run *x, unsigned ord, int m, double cost, double 
  * removed ones in pool order), so that an explanation reads top down. A
  * stable insertion sort: it runs only for a trace, never on the decision
  * path without one. */
+__attribute__((cold, noinline))
 static void rank_trace(const vm_run *x, int t0, unsigned ord) {
   lane_trace *t = x->trace;
   if (ord == BC_ORD_LISTED) return;
@@ -486,6 +490,7 @@ static void rank_trace(const vm_run *x, int t0, unsigned ord) {
 /* When tracing: the place of CAND `in` among its rule's CAND instructions
  * in code order, from 0: the order the emitter writes the rule's targets
  * in (split arms included), which explain walks the same way. */
+__attribute__((cold, noinline))
 static int cand_place(const vm_run *x, const bc_insn *in) {
   int n = 0;
   for (const bc_insn *i = x->im->code + x->rule_pc + 1; i < in; i++) n += i->op == BC_OP_CAND;
