@@ -1023,7 +1023,7 @@ static uint64_t rd64(const unsigned char *p) {
 
 static uint32_t rd32(const unsigned char *p) { return (uint32_t)(rd64(p) & 0xffffffffu); }
 
-/* Offsets in a version-2 file (vm/runtime.c documents the layout): of the
+/* Offsets in a version-2 file (vm/state.c documents the layout): of the
  * first budget's fields, of the first entry of its first key, and of each
  * budget's name. */
 typedef struct v2_layout {
