@@ -936,8 +936,11 @@ static int check_load(sema_unit *u, const unsigned char *b, size_t n, lane_progr
   if (err.code == LANE_ELIMIT)
     diag_error(&u->ctx, over >= 0 && over < u->nroutes ? u->routes[over].node->span : (ast_span){0},
                "%s", err.message);
-  else diag_error(&u->ctx, (ast_span){0}, "internal error: the program does not verify: %s",
-                  err.message);
+  else {
+    u->unverified = 1;
+    diag_error(&u->ctx, (ast_span){0}, "internal error: the program does not verify: %s",
+               err.message);
+  }
   return -1;
 }
 

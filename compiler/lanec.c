@@ -24,6 +24,7 @@ int lanec_compile(const char *path, const char *text, const lanec_opts *opts,
   if (!bad && !(opts && opts->check_only))
     bad = emit_program_loaded(u, &r->bytes, &r->nbytes, &r->prog) != 0;
   if (u->ctx.nomem) r->status = LANEC_ENOMEM;
+  else if (u->unverified) r->status = LANEC_EINTERNAL;
   else r->status = bad ? LANEC_EPOLICY : LANEC_OK;
   if (r->status != LANEC_OK) {   /* nothing half made */
     free(r->bytes);

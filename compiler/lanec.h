@@ -46,7 +46,10 @@ enum lanec_status {
   LANEC_OK      = 0,  /* compiled (or checked, with check_only) */
   LANEC_EPOLICY = 1,  /* the policy has errors: see the diagnostics */
   LANEC_EREAD   = 2,  /* the root file cannot be read (a diagnostic says why) */
-  LANEC_ENOMEM  = 3   /* memory ran out; r->unit may be NULL */
+  LANEC_ENOMEM  = 3,  /* memory ran out; r->unit may be NULL */
+  LANEC_EINTERNAL = 4 /* the compiler emitted bytes the loader refuses: a
+                         bug in lane, not in the policy (a diagnostic gives
+                         the loader's reason) */
 };
 
 struct sema_unit;

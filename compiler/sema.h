@@ -166,6 +166,8 @@ typedef struct sema_unit {
   ast_list     tests;      /* N_TEST */
   sema_index   ix_models, ix_fields, ix_pools, ix_budgets, ix_routes;   /* by name */
   int          routes_over;/* routes declared past SEMA_MAX_ROUTES (refused) */
+  int          unverified; /* emit: the loader refused the emitted bytes for
+                              a reason other than a limit (a compiler bug) */
   const char  *caps[BC_MAX_CAPS]; int ncaps; /* capability names */
 } sema_unit;
 
