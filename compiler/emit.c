@@ -583,13 +583,11 @@ static void route_conds(emitter *E, const sema_route *r, condset *cs) {
 }
 
 static void emit_split(emitter *E, const sema_route *r, const ast_node *t) {
-  int cum = 0, last = -1, nends = 0;
+  int cum = 0, last = sema_split_last(t), nends = 0;
   /* one jump to the end per arm but the last: as many as the split has
    * (a fixed 64 used to drop every arm past the 64th, silently) */
   int *ends = malloc((size_t)(t->list.n ? t->list.n : 1) * sizeof *ends);
   if (!ends) { E->fail = 1; E->u->ctx.nomem = 1; return; }
-  for (int i = 0; i < t->list.n; i++)
-    if (t->list.v[i]->ref > 0) last = i;
   for (int i = 0; i <= last; i++) {
     const ast_node *arm = t->list.v[i];
     if (arm->ref == 0) continue;

@@ -132,10 +132,7 @@ static const ast_node *target_at(const ast_node *t, int *place) {
   case N_SELECT:
     return (*place)-- == 0 ? t : NULL;
   case N_SPLIT: {
-    int last = -1;
-    for (int i = 0; i < t->list.n; i++)
-      if (t->list.v[i]->ref > 0) last = i;
-    for (int i = 0; i <= last; i++) {
+    for (int i = 0, last = sema_split_last(t); i <= last; i++) {
       if (t->list.v[i]->ref == 0) continue;
       const ast_node *f = target_at(t->list.v[i]->a, place);
       if (f) return f;

@@ -270,6 +270,13 @@ int sema_load_tests(sema_unit *u, const char *path) {
   return u->ctx.nerrors ? -1 : 0;
 }
 
+int sema_split_last(const ast_node *split) {
+  int last = -1;
+  for (int i = 0; i < split->list.n; i++)
+    if (split->list.v[i]->ref > 0) last = i;
+  return last;
+}
+
 /* ---- lookups ---- */
 
 /* ---- name indexes ---- */

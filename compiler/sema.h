@@ -246,6 +246,11 @@ typedef struct sema_plan {
   int     op;              /* machine opcode (bc_op), or -1 (const only) */
 } sema_plan;
 sema_plan sema_binplan(int op, int lt, int rt);
+/* The arms of a split (N_SPLIT) that are emitted, in order: those up to
+ * the last of weight above 0, skipping any of weight 0. Returns that last
+ * arm's index (-1 if none); emit.c writes them and explain.c counts them
+ * (a trace's target places), so both read the rule from here. */
+int sema_split_last(const ast_node *split);
 
 /* ---- emission (emit.c) ---- */
 /* Emits the checked unit as .lanec bytes (malloc'd), loaded and verified
