@@ -32,6 +32,15 @@ static void put(out *o, const char *fmt, ...) {
   if (k > 0) o->len += (size_t)k;
 }
 
+const char *lane_check_name(int check) {
+  switch (check) {
+  case LANE_CHECK_FITS: return "fits";
+  case LANE_CHECK_HEALTHY: return "healthy";
+  case LANE_CHECK_FILTER: return "filter";
+  default: return "";
+  }
+}
+
 /* The reason a member was removed, from the trace alone. */
 static const char *check_reason(int check) {
   switch (check) {

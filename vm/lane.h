@@ -540,6 +540,9 @@ enum {
   LANE_CHECK_FILTER = 3   /* a condition of the selection's pool or of the
                              route's requires, run as the filter's code */
 };
+/* A check's short name ("fits", "healthy", "filter"), or "" for 0 or an
+ * unknown value. Never NULL. */
+LANE_API const char *lane_check_name(int check);
 
 typedef struct lane_trace {
   lane_event *events; /* caller's array; may be NULL when cap is 0 */

@@ -39,7 +39,6 @@ OK, ENOMEM, EFORMAT, EVERSION, ELIMIT, EARG, ENOMATCH, EJSON = range(8)
 MAX_FIELDS, MAX_CANDIDATES, MAX_SHADOWS, REQUEST_TEXT = 64, 9, 4, 1024
 EVENT_KINDS = {1: "rule", 2: "match", 3: "error", 4: "member", 5: "chosen", 6: "shadow",
                7: "select"}
-CHECKS = {1: "fits", 2: "healthy", 3: "filter"}   # lane_event.check
 BREAKER_STATES = {0: "closed", 1: "open", 2: "half_open"}
 
 
@@ -167,6 +166,7 @@ for _n, _res, _args in [
                                                 ctypes.c_int, ctypes.POINTER(_Decision),
                                                 ctypes.POINTER(_Trace), ctypes.c_void_p,
                                                 ctypes.c_char_p, ctypes.c_size_t]),
+        ("lane_check_name", ctypes.c_char_p, [ctypes.c_int]),
         ("lane_version", ctypes.c_char_p, []),
         ("lane_abi_version", ctypes.c_int, []),
         ("lane_abi_check", ctypes.c_int, [ctypes.c_int, ctypes.POINTER(ctypes.c_size_t),
@@ -453,7 +453,7 @@ class Runtime:
             if e.kind == 4:
                 ev["passed"], ev["cost"] = bool(e.passed), e.cost
                 if not e.passed:
-                    ev["check"] = CHECKS.get(e.check, e.check)
+                    ev["check"] = _s(_lib.lane_check_name(e.check))
             if e.kind == 7:
                 ev["target"] = e.model
             out.append(ev)

@@ -168,6 +168,8 @@ try:
     ok(events and events[0]["kind"] == "rule" and
        any(e["kind"] == "chosen" and e["model"] == d6.primary for e in events),
        "trace: %d events, the primary chosen" % len(events))
+    ok(any(e["kind"] == "member" and e.get("check") == "healthy" for e in events),
+       "trace: the open breaker's model is removed by check 'healthy' (lane_check_name)")
 
     # request fields take only values of their type, in range: nothing is
     # converted silently

@@ -48,9 +48,8 @@ static json_t *json_trace(const explain_in *in) {
       json_object_set_new(c, "cost", json_real(e->cost));
       json_object_set_new(c, "result", json_string(e->passed ? "kept" : "removed"));
       if (!e->passed) {   /* the VM's check, and with the source the failing part */
-        static const char *const checks[] = {"", "fits", "healthy", "filter"};
-        if (e->check > 0 && e->check <= 3)
-          json_object_set_new(c, "check", json_string(checks[e->check]));
+        if (lane_check_name(e->check)[0])
+          json_object_set_new(c, "check", json_string(lane_check_name(e->check)));
         why[0] = 0;
         if (in->u) explain_why_removed(in, e->rule, sel, e->model, why, sizeof why);
         if (why[0]) json_object_set_new(c, "why", json_string(why));
