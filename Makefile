@@ -172,7 +172,7 @@ $(BUILD)/tests/t_runtime: TEST_PRE = $(CLI_A) $(JSON_A)
 $(BUILD)/tests/t_oom: TEST_PRE = $(CLI_A)
 $(BUILD)/tests/t_runtime $(BUILD)/tests/t_stress $(BUILD)/tests/t_oom: TEST_POST = -ljansson
 $(BUILD)/tests/t_json: TEST_PRE = $(JSON_A)
-$(BUILD)/tests/t_json: TEST_POST = -ljansson
+$(BUILD)/tests/t_json $(BUILD)/tests/t_explain: TEST_POST = -ljansson
 
 # t_oom fails allocations in turn: the library's malloc, calloc, realloc and
 # free calls go through its wrappers (works under ASan and TSan too), and

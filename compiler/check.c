@@ -44,6 +44,22 @@ const char *sema_ty_name(int ty) {
   return ty >= 0 && ty < TY_NTYPES ? names[ty] : "?";
 }
 
+int sema_ty_unit(int ty) {
+  switch (ty) {
+  case TY_INT: return BC_U_INT;
+  case TY_UINT: return BC_U_UINT;
+  case TY_DOUBLE: return BC_U_DOUBLE;
+  case TY_BOOL: return BC_U_BOOL;
+  case TY_STRING: return BC_U_STRING;
+  case TY_TOKENS: return BC_U_TOKENS;
+  case TY_MONEY: return BC_U_MONEY;
+  case TY_DURATION: return BC_U_DURATION;
+  case TY_FRACTION: return BC_U_FRACTION;
+  case TY_PRICE: return BC_U_PRICE;
+  default: return 0;
+  }
+}
+
 int sema_ty_mtype(int ty) {
   switch (ty) {
   case TY_INT: case TY_TOKENS: return LANE_T_INT;

@@ -182,6 +182,11 @@ static void operands(sbuf *out, const lane_program *p, const bc_route *route,
     sb(out, "%s", S(im, im->models[in->c].name));
     if (in->b) sb(out, "  %u%% of users", (unsigned)in->b);
     break;
+  case BC_FMT_TYPE: {
+    static const char *const types[] = { "?", "int", "uint", "double", "bool", "string" };
+    sb(out, "%s", types[in->a <= LANE_T_STRING ? in->a : 0]);
+    break;
+  }
   case BC_FMT_RULE:
     sb(out, "%u", (unsigned)in->c);
     if (route) {
@@ -229,6 +234,36 @@ static void code(FILE *out, const lane_program *p, const bc_route *route, uint32
 
 static void disasm_raw(FILE *out, const lane_program *p, const char *text);
 
+/* The explain tables: nodes, each rule's condition, each CAND's list. */
+static void explain_tables(FILE *out, const bc_image *im) {
+  static const char *const kinds[BC_X_NKINDS] = {
+    "?", "and", "or", "not", "leaf", "value", "pass"
+  };
+  if (!im->nxnodes) return;
+  fprintf(out, "explain nodes (%u):\n", (unsigned)im->nxnodes);
+  for (uint32_t i = 0; i < im->nxnodes; i++) {
+    const bc_xnode *x = &im->xnodes[i];
+    fprintf(out, "  %4u  %-5s ", (unsigned)i, kinds[x->kind]);
+    if (x->region != BC_NONE) fprintf(out, " region %u", (unsigned)x->region);
+    if (x->a != BC_NONE) fprintf(out, " a %u", (unsigned)x->a);
+    if (x->b != BC_NONE) fprintf(out, " b %u", (unsigned)x->b);
+    if (x->unit) fprintf(out, " %s", bc_unit_name(x->unit));
+    fputs("  ", out);
+    quote(out, &im->str[x->text]);
+    fputc('\n', out);
+  }
+  for (uint32_t i = 0; i < im->nxrules; i++)
+    if (im->xrules[i] != BC_NONE)
+      fprintf(out, "  rule %u: node %u\n", (unsigned)i, (unsigned)im->xrules[i]);
+  for (uint32_t i = 0; i < im->nxsels; i++) {
+    const bc_xsel *x = &im->xsels[i];
+    fprintf(out, "  rule %u selection %u: nodes", (unsigned)x->rule, (unsigned)x->place);
+    for (uint32_t k = 0; k < x->count; k++)
+      fprintf(out, " %u", (unsigned)im->xlist[x->first + k]);
+    fputc('\n', out);
+  }
+}
+
 /* Names and source lines come from the file: the listing is written to
  * memory first, then line by line through text_put, so that escape
  * sequences or invalid UTF-8 in them never reach the terminal. */
@@ -268,6 +303,7 @@ static void disasm_raw(FILE *out, const lane_program *p, const char *text) {
             (unsigned)(s->size / bc_section_record(s->id)));
   }
   tables(out, p);
+  explain_tables(out, im);
   fputs("code:\n", out);
   for (uint32_t i = 0; i < im->nroutes; i++) {
     const bc_route *r = &im->routes[i];
@@ -276,9 +312,10 @@ static void disasm_raw(FILE *out, const lane_program *p, const char *text) {
     code(out, p, r, r->start, r->end, text);
   }
   for (uint32_t i = 0; i < im->nfilters; i++) {
-    fprintf(out, "filter %u  [%u,%u)  worst case %" PRIu64 " instructions per model\n",
-            (unsigned)i, (unsigned)im->filters[i].start, (unsigned)im->filters[i].end,
-            p->filter_steps[i]);
+    int x = im->code[im->filters[i].end - 1].op == BC_OP_XRET;
+    fprintf(out, "%s %u  [%u,%u)  worst case %" PRIu64 " instructions%s\n",
+            x ? "explain region" : "filter", (unsigned)i, (unsigned)im->filters[i].start,
+            (unsigned)im->filters[i].end, p->filter_steps[i], x ? "" : " per model");
     code(out, p, NULL, im->filters[i].start, im->filters[i].end, text);
   }
   fprintf(out, "worst case per decision: %" PRIu64 " instructions\n", p->max_steps);

@@ -35,11 +35,24 @@ typedef struct itab { uint32_t *slot; uint32_t cap; } itab;   /* index + 1; 0 fr
 typedef struct emitter {
   sema_unit *u;             /* what is being emitted */
   bc_image   im;            /* tables under construction */
-  itab       intern[3];     /* hash tables of strings, ints, doubles */
+  itab       intern[5];     /* hash tables of strings, ints, doubles, explain
+                               nodes and regions */
   int capstr, capkint, capkdbl, capmembers, cappools, capfilters, caprules,
-      caplists, capelems, capswitches, capcases; /* allocated sizes of im arrays */
+      caplists, capelems, capswitches, capcases, capxnodes, capxrules, capxsels,
+      capxlist, capxreg;    /* allocated sizes of im arrays and xreg */
   cbuf       route;         /* route code */
   cbuf       filt;          /* filter code, relocated after the routes */
+  cbuf       xcode;         /* explain regions' code, after the filters */
+  bc_filter *xreg;          /* explain regions in xcode (jumps relative to
+                               their start until linked) */
+  uint32_t   nxreg;
+  uint32_t   ncandfilters;  /* filters CAND names, before the explain regions */
+  uint32_t   xrule;         /* explain: the rule being emitted, index in RULES */
+  uint32_t   xplace;        /* explain: CANDs emitted in it so far */
+  int        xmode;         /* emitting an explain region: errors only mark xfail */
+  int        xfail;
+  struct xlines *lines;     /* explain: line starts of the files quoted */
+  int        nlines_files;
   cbuf      *cur;           /* where instructions go now */
   int        line;          /* source line for new instructions */
   int        fail;          /* an error was reported or memory ran out */
@@ -62,23 +75,37 @@ typedef struct emitter {
 
 /* Reports an error through diag_error, the layer's printf-checked helper,
  * and marks the emission failed. */
-#define fail(E, sp, ...) (diag_error(&(E)->u->ctx, (sp), __VA_ARGS__), (void)((E)->fail = 1))
+#define fail(E, sp, ...)                                                        \
+  ((E)->xmode ? (void)((E)->xfail = 1)                                          \
+              : (diag_error(&(E)->u->ctx, (sp), __VA_ARGS__), (void)((E)->fail = 1)))
 
 /* ---- constants ---- */
 
 /* Constants are interned through open-addressing hash tables of indexes
  * (one per kind: strings, ints, doubles, compared by their bytes), so a
  * policy of thousands of rules compiles in time linear in its size. */
-enum { K_STR, K_INT, K_DBL };
+enum { K_STR, K_INT, K_DBL, K_XNODE, K_XREG };
 
 static uint32_t kcount(const emitter *E, int kind) {
-  return kind == K_STR ? E->im.nstr : kind == K_INT ? E->im.nkint : E->im.nkdbl;
+  switch (kind) {
+  case K_STR: return E->im.nstr;
+  case K_INT: return E->im.nkint;
+  case K_DBL: return E->im.nkdbl;
+  case K_XNODE: return E->im.nxnodes;
+  default: return E->nxreg;
+  }
 }
 
 static const void *kbytes(const emitter *E, int kind, uint32_t i, size_t *n) {
-  if (kind == K_STR) { *n = E->im.str[i].len; return E->im.str[i].p; }
-  *n = 8;
-  return kind == K_INT ? (const void *)&E->im.kint[i] : (const void *)&E->im.kdbl[i];
+  switch (kind) {
+  case K_STR: *n = E->im.str[i].len; return E->im.str[i].p;
+  case K_INT: *n = 8; return &E->im.kint[i];
+  case K_DBL: *n = 8; return &E->im.kdbl[i];
+  case K_XNODE: *n = sizeof(bc_xnode); return &E->im.xnodes[i];
+  default:
+    *n = (E->xreg[i].end - E->xreg[i].start) * sizeof(bc_insn);
+    return &E->xcode.v[E->xreg[i].start];
+  }
 }
 
 /* The slot for key in table kind: holding its index + 1, or 0 (free). */
@@ -451,6 +478,7 @@ static void emit_expr(emitter *E, const ast_node *n) {
 
 typedef struct condset { const ast_node *v[64]; int n; } condset;
 
+
 /* Adds a condition, split at its top-level &&s, so that each conjunct is
  * decided per model on its own and a static one never reaches the filter
  * code. Splitting keeps CEL's meaning: false in any conjunct wins. */
@@ -526,6 +554,177 @@ static int mentions_tags(const ast_node *n) {
   return 0;
 }
 
+/* ---- explain tables (bc.h, "Explanations") ----
+ *
+ * Each condition a rule tests or a member must pass becomes a tree of
+ * nodes whose leaves and shown operands are explain regions: the same
+ * code emit_expr writes for the condition, ending in XRET, which only
+ * explanations run. Nodes and regions are interned by their bytes, so a
+ * condition that many rules or selections share (a route's requires,
+ * `req.tier`) is stored once. */
+
+_Static_assert(sizeof(bc_xnode) == BC_RECORD_XNODES, "bc_xnode has no padding");
+_Static_assert(sizeof(bc_insn) == BC_RECORD_CODE, "bc_insn has no padding");
+
+/* The explain region computing n as machine type `type`, or BC_NONE when
+ * n has no code (a `tags` test, decided at compile time). */
+static uint32_t xregion(emitter *E, const ast_node *n, int type) {
+  cbuf *saved = E->cur;
+  int ntry = E->ntry, line = E->line;
+  E->cur = &E->xcode;
+  E->xmode = 1;
+  E->xfail = 0;
+  E->ntry = 0;
+  uint32_t start = (uint32_t)here(E);
+  emit_expr(E, n);
+  if (n->span.line) E->line = n->span.line;
+  emit(E, BC_OP_XRET, type, 0, 0);
+  uint32_t end = (uint32_t)here(E);
+  int failed = E->xfail || E->fail;
+  E->cur = saved;
+  E->xmode = 0;
+  E->ntry = ntry;
+  E->line = line;
+  if (failed) {
+    E->xcode.n = (int)start;
+    /* A constant that folds to an error (`x + 1` at INT64_MAX) has no
+     * constant to push: the VM computes it, and raises that error, as
+     * with -O0. Only `tags`, which the VM cannot read, has no code. */
+    if (E->no_opt || E->fail) return BC_NONE;
+    E->no_opt = 1;
+    uint32_t k = xregion(E, n, type);
+    E->no_opt = 0;
+    return k;
+  }
+  for (uint32_t pc = start; pc < end; pc++)   /* jumps relative to the region */
+    if (bc_ops[E->xcode.v[pc].op].fmt == BC_FMT_JUMP) E->xcode.v[pc].c -= start;
+  if (kgrow(E, K_XREG)) return BC_NONE;
+  bc_filter f = {start, end};
+  APPEND(E, E->xreg, E->nxreg, E->capxreg, f);
+  if (E->fail) return BC_NONE;
+  uint32_t *slot = kslot(E, K_XREG, &E->xcode.v[start], (end - start) * sizeof(bc_insn));
+  if (*slot) {   /* the same code is there: drop this copy */
+    E->nxreg--;
+    E->xcode.n = (int)start;
+    return *slot - 1;
+  }
+  *slot = E->nxreg;
+  return E->nxreg - 1;
+}
+
+/* The start of every line of a source file, found once per file, so that
+ * quoting a condition costs its line's length, not the file's. */
+typedef struct xlines {
+  const src_file *file;
+  const char    **start;   /* line k (1-based) starts at start[k - 1] */
+  int             n;
+} xlines;
+
+static const char *source_line(emitter *E, const ast_span *sp, size_t *len) {
+  xlines *x = NULL;
+  for (int i = 0; i < E->nlines_files && !x; i++)
+    if (E->lines[i].file == sp->file) x = &E->lines[i];
+  if (!x) {
+    xlines *v = realloc(E->lines, (size_t)(E->nlines_files + 1) * sizeof *v);
+    if (!v) { E->fail = 1; E->u->ctx.nomem = 1; return NULL; }
+    E->lines = v;
+    x = &v[E->nlines_files];
+    memset(x, 0, sizeof *x);
+    const char *t = sp->file->text, *end = t ? t + sp->file->len : NULL;
+    int n = 1;
+    for (const char *q = t; q && q < end; q++) n += *q == '\n';
+    x->start = t ? malloc((size_t)n * sizeof *x->start) : NULL;
+    if (t && !x->start) { E->fail = 1; E->u->ctx.nomem = 1; return NULL; }
+    E->nlines_files++;
+    x->file = sp->file;
+    if (t) {
+      x->start[x->n++] = t;
+      for (const char *q = t; q < end; q++)
+        if (*q == '\n') x->start[x->n++] = q + 1;
+    }
+  }
+  if (sp->line < 1 || sp->line > x->n) return NULL;
+  const char *p = x->start[sp->line - 1], *end = sp->file->text + sp->file->len;
+  const char *q = memchr(p, '\n', (size_t)(end - p));
+  if (!q) q = end;
+  if (q > p && q[-1] == '\r') q--;
+  *len = (size_t)(q - p);
+  return p;
+}
+
+static uint32_t xnode(emitter *E, int kind, int unit, const ast_node *n, uint32_t region,
+                      uint32_t a, uint32_t b) {
+  char text[SEM_SRC_MAX];
+  size_t len = 0;
+  const char *line = n->span.file ? source_line(E, &n->span, &len) : NULL;
+  if (line || !n->span.file) sema_node_text(n, line, len, text, sizeof text);
+  else snprintf(text, sizeof text, "(expression)");
+  bc_xnode x;
+  memset(&x, 0, sizeof x);
+  x.kind = (uint8_t)kind;
+  x.unit = (uint8_t)unit;
+  x.text = cstr(E, text);
+  x.region = region;
+  x.a = a;
+  x.b = b;
+  if (E->fail || kgrow(E, K_XNODE)) return BC_NONE;
+  APPEND(E, E->im.xnodes, E->im.nxnodes, E->capxnodes, x);
+  if (E->fail) return BC_NONE;
+  uint32_t *slot = kslot(E, K_XNODE, &x, sizeof x);
+  if (*slot) { E->im.nxnodes--; return *slot - 1; }
+  *slot = E->im.nxnodes;
+  return E->im.nxnodes - 1;
+}
+
+/* The tree of boolean condition n, or BC_NONE if part of it has no code. */
+static uint32_t xtree(emitter *E, const ast_node *n) {
+  if ((n->kind == N_BINARY && (n->op == OP_AND || n->op == OP_OR)) ||
+      (n->kind == N_UNARY && n->op == OP_NOT)) {
+    uint32_t a = xtree(E, n->a), b = n->kind == N_BINARY ? xtree(E, n->b) : BC_NONE;
+    if (a == BC_NONE || (n->kind == N_BINARY && b == BC_NONE)) return BC_NONE;
+    int kind = n->kind == N_UNARY ? BC_X_NOT : n->op == OP_AND ? BC_X_AND : BC_X_OR;
+    return xnode(E, kind, 0, n, BC_NONE, a, b);
+  }
+  uint32_t r = xregion(E, n, LANE_T_BOOL), side[2] = {BC_NONE, BC_NONE};
+  if (r == BC_NONE) return BC_NONE;
+  if (n->kind == N_BINARY && n->op >= OP_EQ && n->op <= OP_IN) {
+    const ast_node *op[2] = {n->a, n->b};
+    for (int i = 0; i < 2; i++) {   /* a literal is not shown: its text says it */
+      int unit = sema_ty_unit(op[i]->type);
+      if (op[i]->is_const || !unit) continue;
+      uint32_t v = xregion(E, op[i], sema_ty_mtype(op[i]->type));
+      if (v != BC_NONE) side[i] = xnode(E, BC_X_VALUE, unit, op[i], v, BC_NONE, BC_NONE);
+    }
+  }
+  return xnode(E, BC_X_LEAF, 0, n, r, side[0], side[1]);
+}
+
+static int mentions_tags(const ast_node *n);
+
+/* A condition a member must pass: split at its top-level &&s, as a
+ * filter is; a conjunct on `tags`, decided at compile time, passes every
+ * member that reaches it. */
+static uint32_t xcond(emitter *E, const ast_node *n) {
+  if (n->kind == N_BINARY && n->op == OP_AND) {
+    uint32_t a = xcond(E, n->a), b = xcond(E, n->b);
+    return a == BC_NONE || b == BC_NONE ? BC_NONE : xnode(E, BC_X_AND, 0, n, BC_NONE, a, b);
+  }
+  uint32_t t = mentions_tags(n) ? BC_NONE : xtree(E, n);
+  return t != BC_NONE ? t : xnode(E, BC_X_PASS, 0, n, BC_NONE, BC_NONE, BC_NONE);
+}
+
+/* The conditions of the CAND being emitted, for its place in the rule. */
+static void xsel(emitter *E, const condset *cs) {
+  bc_xsel x = {E->xrule, E->xplace++, E->im.nxlist, 0};
+  for (int i = 0; i < cs->n && !E->fail; i++) {
+    uint32_t k = xcond(E, cs->v[i]);
+    if (k == BC_NONE) return;   /* out of memory: E->fail */
+    APPEND(E, E->im.xlist, E->im.nxlist, E->capxlist, k);
+    x.count++;
+  }
+  APPEND(E, E->im.xsels, E->im.nxsels, E->capxsels, x);
+}
+
 /* Emits CAND for the models in base (-1: all) that may pass cs. */
 /* Whether condition c is the bare model property `fits` or `healthy`: the
  * VM checks those natively on every member (BC_CAND_*), no filter needed. */
@@ -572,6 +771,7 @@ static void emit_cand(emitter *E, int order, int only_model, const condset *cs, 
   E->line = sp.line;
   emit(E, BC_OP_CAND, order | native, (int)filter, E->im.npools - 1);
   E->line = saved;
+  xsel(E, cs);
 }
 
 /* ---- routes ---- */
@@ -690,7 +890,29 @@ static int indexable(const ast_node *ri, int want, rule_key *k) {
   return ri->kind == N_WHEN && key_of(ri->a, want, k) && !raises(ri->a);
 }
 
-static void plan_index(const sema_route *r, rule_plan *pl) {
+/* Rules [i,j) sorted by key, then by number: each rule's next is the
+ * one after it in its key's group. n log n, where comparing every pair
+ * took a 10,000-rule route half its compile time. -1 when memory ran out. */
+typedef struct keyed { rule_key key; int rule; } keyed;
+
+static int by_key(const void *pa, const void *pb) {
+  const keyed *a = pa, *b = pb;
+  int c = key_cmp(&a->key, &b->key);
+  return c ? c : (a->rule > b->rule) - (a->rule < b->rule);
+}
+
+static int link_same_keys(rule_plan *pl, int i, int j) {
+  keyed *v = malloc((size_t)(j - i) * sizeof *v);
+  if (!v) return -1;
+  for (int a = i; a < j; a++) v[a - i] = (keyed){pl[a].key, a};
+  qsort(v, (size_t)(j - i), sizeof *v, by_key);
+  for (int k = 0; k + 1 < j - i; k++)
+    if (key_eq(&v[k].key, &v[k + 1].key)) pl[v[k].rule].next = v[k + 1].rule;
+  free(v);
+  return 0;
+}
+
+static int plan_index(const sema_route *r, rule_plan *pl) {
   int n = r->rules.n;
   for (int i = 0; i < n; i++) pl[i].next = i + 1;
   for (int i = 0; i < n;) {
@@ -703,38 +925,32 @@ static void plan_index(const sema_route *r, rule_plan *pl) {
     for (int a = i; a < j; a++) {
       pl[a].run_end = j;
       pl[a].next = j;
-      for (int b = a + 1; b < j; b++)
-        if (key_eq(&pl[a].key, &pl[b].key)) { pl[a].next = b; break; }
     }
+    if (link_same_keys(pl, i, j)) return -1;
     i = j;
   }
+  return 0;
 }
 
 /* Emits the SWITCH of a run starting at rule i; its targets are rule
  * numbers until patch_route turns them into instructions. */
 static void emit_switch(emitter *E, const sema_route *r, const rule_plan *pl, int i) {
   int j = pl[i].run_end, n = 0;
-  rule_key *keys = malloc((size_t)(j - i) * sizeof *keys);
-  int *first = malloc((size_t)(j - i) * sizeof *first);
-  if (!keys || !first) { free(keys); free(first); E->fail = 1; E->u->ctx.nomem = 1; return; }
-  for (int a = i; a < j; a++) {
-    int seen = 0;
-    for (int b = 0; b < n; b++) seen |= key_eq(&keys[b], &pl[a].key);
-    if (!seen) keys[n++] = pl[a].key;
-  }
-  qsort(keys, (size_t)n, sizeof *keys, key_cmp);
+  keyed *v = malloc((size_t)(j - i) * sizeof *v);
+  if (!v) { E->fail = 1; E->u->ctx.nomem = 1; return; }
+  for (int a = i; a < j; a++) v[a - i] = (keyed){pl[a].key, a};
+  /* by key, then rule: each key's first rule heads its group, n log n */
+  qsort(v, (size_t)(j - i), sizeof *v, by_key);
+  for (int k = 0; k < j - i; k++)
+    if (k == 0 || !key_eq(&v[k - 1].key, &v[k].key)) v[n++] = v[k];
   bc_switch sw = {(uint32_t)pl[i].key.field, E->im.ncases, (uint32_t)n, (uint32_t)j};
   for (int b = 0; b < n; b++) {
-    int target = j;
-    for (int a = i; a < j && target == j; a++)
-      if (key_eq(&keys[b], &pl[a].key)) target = a;
-    bc_case c = {str_index(E, keys[b].s, keys[b].n), (uint32_t)target};
+    bc_case c = {str_index(E, v[b].key.s, v[b].key.n), (uint32_t)v[b].rule};
     APPEND(E, E->im.cases, E->im.ncases, E->capcases, c);
   }
   APPEND(E, E->im.switches, E->im.nswitches, E->capswitches, sw);
   (void)r;
-  free(keys);
-  free(first);
+  free(v);
   emit(E, BC_OP_SWITCH, 0, 0, E->im.nswitches - 1);
 }
 
@@ -749,7 +965,7 @@ static void emit_route(emitter *E, int ri) {
   uint32_t first_switch = E->im.nswitches;
   if (!pl || !rule_pc || !jumps) { E->fail = 1; E->u->ctx.nomem = 1; goto out; }
   if (E->no_opt) for (int i = 0; i < n; i++) pl[i].next = i + 1;
-  else plan_index(r, pl);
+  else if (plan_index(r, pl)) { E->fail = 1; E->u->ctx.nomem = 1; goto out; }
   for (int i = 0; i < n && !E->u->ctx.nomem; i++) {
     const ast_node *rule = r->rules.v[i];
     E->line = rule->span.line;
@@ -757,6 +973,10 @@ static void emit_route(emitter *E, int ri) {
     bc_rule br_rule = {cstr(E, name ? name : "when"), (uint32_t)rule->span.line, 0};
     APPEND(E, E->im.rules, E->im.nrules, E->caprules, br_rule);
     rule_pc[i] = (uint32_t)emit(E, BC_OP_RULE, 0, 0, (uint32_t)i);
+    E->xrule = E->im.nrules - 1;
+    E->xplace = 0;
+    uint32_t xr = rule->kind == N_WHEN ? xtree(E, rule->a) : BC_NONE;
+    APPEND(E, E->im.xrules, E->im.nxrules, E->capxrules, xr);
     if (pl[i].run_end && (i == 0 || pl[i - 1].run_end != pl[i].run_end)) emit_switch(E, r, pl, i);
     jumps[2 * i] = jumps[2 * i + 1] = -1;
     if (rule->kind == N_WHEN) {
@@ -804,21 +1024,6 @@ out:
 
 /* ---- tables ---- */
 
-static int field_unit(int ty) {
-  switch (ty) {
-  case TY_INT: return BC_U_INT;
-  case TY_UINT: return BC_U_UINT;
-  case TY_DOUBLE: return BC_U_DOUBLE;
-  case TY_BOOL: return BC_U_BOOL;
-  case TY_STRING: return BC_U_STRING;
-  case TY_TOKENS: return BC_U_TOKENS;
-  case TY_MONEY: return BC_U_MONEY;
-  case TY_DURATION: return BC_U_DURATION;
-  case TY_FRACTION: return BC_U_FRACTION;
-  default: return BC_U_PRICE;
-  }
-}
-
 static int emit_tables(emitter *E) {
   sema_unit *u = E->u;
   bc_image *im = &E->im;
@@ -845,7 +1050,7 @@ static int emit_tables(emitter *E) {
   for (int i = 0; i < u->nfields; i++) {
     im->fields[i].name = cstr(E, u->fields[i].name);
     im->fields[i].type = (uint8_t)sema_ty_mtype(u->fields[i].ty);
-    im->fields[i].unit = (uint8_t)field_unit(u->fields[i].ty);
+    im->fields[i].unit = (uint8_t)sema_ty_unit(u->fields[i].ty);
   }
   im->nfields = (uint32_t)u->nfields;
   for (int i = 0; i < u->ncaps; i++) im->caps[i] = cstr(E, u->caps[i]);
@@ -863,9 +1068,23 @@ static int emit_tables(emitter *E) {
   return 0;
 }
 
-/* Joins route and filter code, relocating the filters' jumps and regions. */
+/* Joins route, filter and explain code, relocating the filters' and
+ * explain regions' jumps and regions; the explain regions become filters
+ * after those CANDs name. */
 static int link_code(emitter *E) {
-  int nr = E->route.n, n = nr + E->filt.n;
+  int nr = E->route.n, nf = nr + E->filt.n, n = nf + E->xcode.n;
+  E->ncandfilters = E->im.nfilters;
+  for (uint32_t i = 0; i < E->nxreg; i++) {
+    bc_filter f = E->xreg[i];
+    for (uint32_t pc = f.start; pc < f.end; pc++)
+      if (bc_ops[E->xcode.v[pc].op].fmt == BC_FMT_JUMP) E->xcode.v[pc].c += f.start;
+    f.start += (uint32_t)E->filt.n;   /* after the filters' code; all move by nr below */
+    f.end += (uint32_t)E->filt.n;
+    APPEND(E, E->im.filters, E->im.nfilters, E->capfilters, f);
+    if (E->fail) return -1;
+  }
+  for (uint32_t i = 0; i < E->im.nxnodes; i++)
+    if (E->im.xnodes[i].region != BC_NONE) E->im.xnodes[i].region += E->ncandfilters;
   E->im.code = malloc((size_t)(n ? n : 1) * sizeof *E->im.code);
   E->im.lines = malloc((size_t)(n ? n : 1) * sizeof *E->im.lines);
   E->im.nlines = (uint32_t)n;
@@ -879,6 +1098,12 @@ static int link_code(emitter *E) {
     if (bc_ops[in.op].fmt == BC_FMT_JUMP) in.c += (uint32_t)nr;
     E->im.code[nr + i] = in;
     E->im.lines[nr + i] = E->filt.line[i];
+  }
+  for (int i = 0; i < E->xcode.n; i++) {
+    bc_insn in = E->xcode.v[i];
+    if (bc_ops[in.op].fmt == BC_FMT_JUMP) in.c += (uint32_t)nf;
+    E->im.code[nf + i] = in;
+    E->im.lines[nf + i] = E->xcode.line[i];
   }
   for (uint32_t i = 0; i < E->im.nfilters; i++) {
     E->im.filters[i].start += (uint32_t)nr;
@@ -894,6 +1119,7 @@ static void free_image(bc_image *im) {
   free(im->routes); free(im->rules); free(im->lists); free(im->listelems);
   free(im->budgets); free(im->code); free(im->lines);
   free(im->switches); free(im->cases);
+  free(im->xnodes); free(im->xrules); free(im->xsels); free(im->xlist);
 }
 
 /* Reports the program-wide limits the image exceeds; 0 if none. */
@@ -905,9 +1131,9 @@ static int check_limits(emitter *E) {
   if (im->ncode > SEMA_MAX_CODE && ++bad)
     diag_error(ctx, none, "the policy compiles to %u instructions, the limit is %u",
                (unsigned)im->ncode, SEMA_MAX_CODE);
-  if (im->nfilters > SEMA_MAX_FILTERS && ++bad)
+  if (E->ncandfilters > SEMA_MAX_FILTERS && ++bad)
     diag_error(ctx, none, "the policy needs %u model filters, the limit is %u",
-               (unsigned)im->nfilters, SEMA_MAX_FILTERS);
+               (unsigned)E->ncandfilters, SEMA_MAX_FILTERS);
   const struct { uint32_t n; const char *what; } k[] = {
     {im->nstr, "string"}, {im->nkint, "int"}, {im->nkdbl, "double"}};
   for (int i = 0; i < 3; i++)
@@ -979,8 +1205,11 @@ int emit_program_loaded(sema_unit *u, unsigned char **out, size_t *n, lane_progr
     diag_error(&u->ctx, (ast_span){0}, "out of memory while emitting");
   }
   free_image(&E.im);
-  for (int k = 0; k < 3; k++) free(E.intern[k].slot);
+  for (int k = 0; k < 5; k++) free(E.intern[k].slot);
   free(E.route.v); free(E.route.line);
   free(E.filt.v); free(E.filt.line);
+  free(E.xcode.v); free(E.xcode.line); free(E.xreg);
+  for (int i = 0; i < E.nlines_files; i++) free(E.lines[i].start);
+  free(E.lines);
   return rc;
 }

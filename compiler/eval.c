@@ -59,25 +59,17 @@ static ev_val conv(int op, ev_val a) {
   switch (op) {
   case BC_OP_I2D: return mk_d(TY_DOUBLE, (double)a.v.i);
   case BC_OP_U2D: return mk_d(TY_DOUBLE, (double)a.v.u);
-  case BC_OP_D2I:
-    return sem_d2i(a.v.d, &i) ? error("double out of range for int") : mk_i(TY_INT, i);
-  case BC_OP_D2U:
-    return sem_d2u(a.v.d, &u) ? error("double out of range for uint") : mk_u(u);
-  case BC_OP_I2U:
-    return sem_i2u(a.v.i, &u) ? error("negative int out of range for uint") : mk_u(u);
-  case BC_OP_U2I:
-    return sem_u2i(a.v.u, &i) ? error("uint out of range for int") : mk_i(TY_INT, i);
+  case BC_OP_D2I: return sem_d2i(a.v.d, &i) ? error(sem_fault_text(op, 0)) : mk_i(TY_INT, i);
+  case BC_OP_D2U: return sem_d2u(a.v.d, &u) ? error(sem_fault_text(op, 0)) : mk_u(u);
+  case BC_OP_I2U: return sem_i2u(a.v.i, &u) ? error(sem_fault_text(op, 0)) : mk_u(u);
+  case BC_OP_U2I: return sem_u2i(a.v.u, &i) ? error(sem_fault_text(op, 0)) : mk_i(TY_INT, i);
   default: return a;
   }
 }
 
 /* The folding error for a sem_* status of an int (uns 0) or uint (uns 1)
  * operation; op tells division from modulus. */
-static ev_val arith_error(int st, int op, int uns) {
-  if (st == SEM_EZERO)
-    return error(op == BC_OP_MOD_I || op == BC_OP_MOD_U ? "modulus by zero" : "division by zero");
-  return error(uns ? "unsigned overflow" : "integer overflow");
-}
+static ev_val arith_error(int st, int op) { return error(sem_fault_text(op, st == SEM_EZERO)); }
 
 static ev_val mop_int(int op, int64_t a, int64_t b) {
   int64_t r = 0;
@@ -96,7 +88,7 @@ static ev_val mop_int(int op, int64_t a, int64_t b) {
   case BC_OP_GE_I: return mk_b(a >= b);
   default: return error("bad int operation");
   }
-  return st ? arith_error(st, op, 0) : mk_i(TY_INT, r);
+  return st ? arith_error(st, op) : mk_i(TY_INT, r);
 }
 
 static ev_val mop_uint(int op, uint64_t a, uint64_t b) {
@@ -116,7 +108,7 @@ static ev_val mop_uint(int op, uint64_t a, uint64_t b) {
   case BC_OP_GE_U: return mk_b(a >= b);
   default: return error("bad uint operation");
   }
-  return st ? arith_error(st, op, 1) : mk_u(r);
+  return st ? arith_error(st, op) : mk_u(r);
 }
 
 static ev_val mop_dbl(int op, double a, double b) {
@@ -471,7 +463,7 @@ static ev_val eval_unary(const ev_env *env, const ast_node *n) {
   if (a.kind != EV_OK) return a;
   if (n->op == OP_NOT) return mk_b(!a.v.i);
   if (sema_ty_mtype(a.ty) == LANE_T_DOUBLE) { a.v.d = -a.v.d; return a; }
-  if (sem_neg_i(a.v.i, &a.v.i)) return error("integer overflow");
+  if (sem_neg_i(a.v.i, &a.v.i)) return error(sem_fault_text(BC_OP_NEG_I, 0));
   return a;
 }
 
@@ -534,22 +526,12 @@ ev_val ev_eval(const ev_env *env, const ast_node *n) {
 const char *ev_num(char *buf, size_t n, double d) { return sem_num(buf, n, d); }
 
 const char *ev_show(const sema_unit *u, const ev_val *v, char *buf, size_t n) {
-  char num[40];
   if (v->kind == EV_UNKNOWN) { snprintf(buf, n, "(unknown)"); return buf; }
   if (v->kind == EV_ERROR) { snprintf(buf, n, "error: %s", v->err); return buf; }
+  if (sema_ty_unit(v->ty))   /* a scalar: as the VM's explanations show it */
+    return sem_show(buf, n, sema_ty_unit(v->ty), v->ty == TY_UINT ? (int64_t)v->v.u : v->v.i,
+                    v->v.d, v->s, v->n);
   switch (v->ty) {
-  case TY_INT: snprintf(buf, n, "%lld", (long long)v->v.i); break;
-  case TY_TOKENS: snprintf(buf, n, "%lld tokens", (long long)v->v.i); break;
-  case TY_UINT: snprintf(buf, n, "%lluu", (unsigned long long)v->v.u); break;
-  case TY_BOOL: snprintf(buf, n, "%s", v->v.i ? "true" : "false"); break;
-  /* Doubles in the shortest form that reads back exactly; a price or a
-   * fraction is shown scaled ($/Mtok, %), exact for the scaled value. */
-  case TY_DOUBLE: snprintf(buf, n, "%s", ev_num(num, sizeof num, v->v.d)); break;
-  case TY_MONEY: snprintf(buf, n, "$%s", ev_num(num, sizeof num, v->v.d)); break;
-  case TY_PRICE: snprintf(buf, n, "$%s/Mtok", ev_num(num, sizeof num, v->v.d * 1e6)); break;
-  case TY_DURATION: snprintf(buf, n, "%sms", ev_num(num, sizeof num, v->v.d)); break;
-  case TY_FRACTION: snprintf(buf, n, "%s%%", ev_num(num, sizeof num, v->v.d * 100)); break;
-  case TY_STRING: snprintf(buf, n, "\"%.*s\"", (int)v->n, v->s); break;
   case TY_MODEL: snprintf(buf, n, "%s", u->models[v->v.i].name); break;
   case TY_NULL: snprintf(buf, n, "null"); break;
   default: {

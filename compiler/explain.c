@@ -13,22 +13,15 @@
  * answers `healthy` for a candidate as the VM did.
  */
 #include "explain.h"
+#include "sem.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The source text of a node's first line, trimmed to its span. */
+/* The source text of a node, as the explain tables hold it. */
 static void src_text(const ast_node *n, char *buf, size_t cap) {
-  size_t len;
-  const char *line = n->span.file ? ast_source_line(n->span.file, n->span.line, &len) : NULL;
-  if (!line || n->span.col < 1 || (size_t)n->span.col - 1 > len) {
-    snprintf(buf, cap, "(expression)");
-    return;
-  }
-  size_t from = (size_t)n->span.col - 1, k = (size_t)n->span.len;
-  if (from + k > len) k = len - from;
-  snprintf(buf, cap, "%.*s", (int)k, line + from);
+  sema_node_text(n, NULL, 0, buf, cap);
 }
 
 /* Appends to a bounded string. */
@@ -62,7 +55,7 @@ lane_live_stats *explain_capture(const lane_runtime *rt, const lane_program *p, 
 
 /* Says why a boolean expression is not true for env, into buf. */
 static void why_not(const ev_env *env, const ast_node *n, char *buf, size_t cap) {
-  char src[200], show[160];
+  char src[SEM_SRC_MAX], show[SEM_SHOW_MAX];
   ev_val v = ev_eval(env, n);
   src_text(n, src, sizeof src);
   if (v.kind == EV_ERROR) { cat(buf, cap, "`%s` raised an error: %s", src, v.err); return; }
@@ -172,16 +165,16 @@ static void why_removed(const ev_env *base, int route, int rule, int sel, int m,
   why_not(&env, f, buf, cap);
 }
 
-/* ---- for other writers (the lane command's JSON) ---- */
+/* ---- the evaluator's reasons ---- */
 
-void explain_why_rule(const explain_in *in, int rule, char *buf, size_t cap) {
+static void explain_why_rule(const explain_in *in, int rule, char *buf, size_t cap) {
   ev_env env = env_of(in);
   const ast_node *rn = in->u ? rule_node(in->u, in->route, rule) : NULL;
   if (cap) buf[0] = 0;
   if (rn && rn->kind == N_WHEN) why_not(&env, rn->a, buf, cap);
 }
 
-void explain_why_removed(const explain_in *in, int rule, int sel, int model, char *buf,
+static void explain_why_removed(const explain_in *in, int rule, int sel, int model, char *buf,
                          size_t cap) {
   ev_env env = env_of(in);
   if (cap) buf[0] = 0;
@@ -213,17 +206,22 @@ static void hook_removed(void *ctx, int rule, int sel, int model, int check, cha
   explain_why_removed(ctx, rule, sel, model, buf, cap);
 }
 
-void explain_print_text(const explain_in *in, FILE *out) {
-  lane_explain_hooks h = {(void *)in, hook_rule, hook_removed};
-  const lane_explain_hooks *hp = in->u ? &h : NULL;
-  size_t n = lane_explain_text(in->prog, in->route, in->req, in->rc, in->dec, in->trace, hp,
+static void print_with(const explain_in *in, const lane_explain_hooks *hp, FILE *out) {
+  size_t n = lane_explain_text(in->rt, in->route, in->req, in->rc, in->dec, in->trace, hp,
                                NULL, 0);
   char *text = malloc(n + 1);
   if (!text) {
     fprintf(out, "(no memory for the explanation)\n");
     return;
   }
-  lane_explain_text(in->prog, in->route, in->req, in->rc, in->dec, in->trace, hp, text, n + 1);
+  lane_explain_text(in->rt, in->route, in->req, in->rc, in->dec, in->trace, hp, text, n + 1);
   fputs(text, out);
   free(text);
+}
+
+void explain_print_text(const explain_in *in, FILE *out) { print_with(in, NULL, out); }
+
+void explain_print_source(const explain_in *in, FILE *out) {
+  lane_explain_hooks h = {(void *)in, hook_rule, hook_removed};
+  print_with(in, in->u ? &h : NULL, out);
 }

@@ -14,7 +14,7 @@ typedef struct explain_in {
   const sema_unit     *u;       /* the checked policy, or NULL (then only
                                    what the VM recorded is shown) */
   const lane_program  *prog;    /* the program decided on */
-  const lane_runtime  *rt;      /* its live state */
+  lane_runtime        *rt;      /* its live state */
   int                  route;   /* route index */
   const lane_request  *req;     /* the request */
   const lane_decision *dec;     /* the decision */
@@ -34,16 +34,16 @@ typedef struct explain_in {
 lane_live_stats *explain_capture(const lane_runtime *rt, const lane_program *p, uint64_t *now);
 
 /* Writes the explanation as text: each rule tried and why it did not
- * match, each model considered and why it was removed, then the decision. */
+ * match, each model considered and why it was removed, then the decision.
+ * The reasons come from the program's explain tables (lane_explain_text),
+ * as a host with only the .lanec gets them; in->u is not read. */
 void explain_print_text(const explain_in *in, FILE *out);
 
-/* For writers of other formats (the lane command's JSON): why rule `rule`
- * (1-based) did not match, and why `model` was removed in its selection
- * `sel` (the last LANE_EV_SELECT before the member's event), as the text
- * prints them; "" when the policy's source is not at hand (in->u NULL). */
-void explain_why_rule(const explain_in *in, int rule, char *buf, size_t cap);
-void explain_why_removed(const explain_in *in, int rule, int sel, int model, char *buf,
-                         size_t cap);
+/* The same text with the reasons the evaluator finds in the policy's
+ * source (in->u, required), read from the live view before the decision:
+ * the oracle tests/unit/t_explain.c and the explain fuzz target hold the
+ * tables' reasons equal to. */
+void explain_print_source(const explain_in *in, FILE *out);
 
 /* What the evaluator, which writes the reasons, finds for the decision's
  * request and state: whether rule `rule`'s condition holds (1, 0, -1 when

@@ -270,6 +270,17 @@ int sema_load_tests(sema_unit *u, const char *path) {
   return u->ctx.nerrors ? -1 : 0;
 }
 
+void sema_node_text(const ast_node *n, const char *line, size_t len, char *buf, size_t cap) {
+  if (!line && n->span.file) line = ast_source_line(n->span.file, n->span.line, &len);
+  if (!line || n->span.col < 1 || (size_t)n->span.col - 1 > len) {
+    snprintf(buf, cap, "(expression)");
+    return;
+  }
+  size_t from = (size_t)n->span.col - 1, k = (size_t)n->span.len;
+  if (from + k > len) k = len - from;
+  snprintf(buf, cap, "%.*s", (int)k, line + from);
+}
+
 int sema_split_last(const ast_node *split) {
   int last = -1;
   for (int i = 0; i < split->list.n; i++)

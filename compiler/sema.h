@@ -31,6 +31,7 @@ typedef enum sema_ty {
 
 const char *sema_ty_name(int ty);   /* "money", "list(string)" */
 int         sema_ty_mtype(int ty);  /* machine type LANE_T_*, or 0 */
+int         sema_ty_unit(int ty);   /* bc_unit of a scalar type, or 0 */
 
 /* What a resolved name refers to (ast_node.refkind; ast_node.ref is the
  * index or property). */
@@ -251,6 +252,14 @@ sema_plan sema_binplan(int op, int lt, int rt);
  * arm's index (-1 if none); emit.c writes them and explain.c counts them
  * (a trace's target places), so both read the rule from here. */
 int sema_split_last(const ast_node *split);
+/* The source text of node n as explanations quote it: its span on its
+ * first line, "(expression)" when the source is not at hand, at most
+ * cap - 1 bytes (SEM_SRC_MAX); emit.c stores it in the explain tables and
+ * explain.c writes it, so both quote alike. line (len bytes) is the
+ * source line n starts on, or NULL to find it (ast_source_line, which
+ * reads the file from its top: emit.c, quoting every condition, passes
+ * lines from an index of its own). */
+void sema_node_text(const ast_node *n, const char *line, size_t len, char *buf, size_t cap);
 
 /* ---- emission (emit.c) ---- */
 /* Emits the checked unit as .lanec bytes (malloc'd), loaded and verified

@@ -65,7 +65,7 @@ _Static_assert(0
 #undef BC_MP_SUM
   == BC_NMFIELDS * (BC_NMFIELDS - 1) / 2, "M_FIELD operands have no gaps");
 /* A property added to the record changes the format: bump its version. */
-_Static_assert(LANE_FORMAT_VERSION != 2 || BC_RECORD_MODELS == 144, "format 2's model record");
+_Static_assert(LANE_FORMAT_VERSION != 3 || BC_RECORD_MODELS == 144, "format 3's model record");
 _Static_assert(sizeof(bc_model) == BC_RECORD_MODELS, "bc_model has no padding");
 
 static const struct { const char *name; uint32_t rec; } sections[BC_SEC_MAX] = {

@@ -67,7 +67,11 @@
   X(CODE,      16,   8, code,      ncode,      bc_insn,   REC)               \
   X(LINES,     17,   4, lines,     nlines,     uint32_t,  REC)               \
   X(SWITCHES,  18,  16, switches,  nswitches,  bc_switch, REC)               \
-  X(CASES,     19,   8, cases,     ncases,     bc_case,   REC)
+  X(CASES,     19,   8, cases,     ncases,     bc_case,   REC)               \
+  X(XNODES,    20,  20, xnodes,    nxnodes,    bc_xnode,  REC)               \
+  X(XRULES,    21,   4, xrules,    nxrules,    uint32_t,  REC)               \
+  X(XSELS,     22,  16, xsels,     nxsels,     bc_xsel,   REC)               \
+  X(XLIST,     23,   4, xlist,     nxlist,     uint32_t,  REC)
 
 /*
  * Record layouts of the REC sections: F(width, member, offset) per field,
@@ -96,6 +100,15 @@
                             F(32, .otherwise, 12)  /* into CASES; no two share a case */
 #define BC_REC_CASES(F)     F(32, .str, 0) F(32, .target, 4)  /* strictly ascending by
                                                               the strings' bytes */
+/* What explanations read (bc_xnode below); a program without them
+ * decides the same and explains from its trace alone. */
+#define BC_REC_XNODES(F)    F(8, .kind, 0) F(8, .unit, 1) F(16, .reserved, 2) \
+                            F(32, .text, 4) F(32, .region, 8) F(32, .a, 12) F(32, .b, 16)
+#define BC_REC_XRULES(F)    F(32, , 0)      /* per rule: its condition's node, BC_NONE for
+                                               otherwise; as many as RULES, or none */
+#define BC_REC_XSELS(F)     F(32, .rule, 0) F(32, .place, 4) F(32, .first, 8) \
+                            F(32, .count, 12)  /* into XLIST */
+#define BC_REC_XLIST(F)     F(32, , 0)      /* node index */
 /* STRIDX: { u32 off, u32 len } into STRDATA, where data[off+len] must be
  * NUL, strings in order, none overlapping the one before it. MODELS: one
  * bc_model, laid out by BC_MPROPS below. */
@@ -236,7 +249,7 @@ typedef enum bc_mpkind {
 } bc_mpkind;
 
 /* Bytes of the model record: its rows' (BC_MPROPS decides it; 144 in
- * format 2). */
+ * format 3). */
 #define BC_MODEL_BYTES (0 BC_MPROPS(BC_MP_BYTES))
 #define BC_MP_BYTES(id, name, member, unit, mt, off, kind, op, mfa, group, doc) \
   BC_MP_IN_RECORD(kind)(+ sizeof(BC_MP_CTYPE_##mt))
@@ -345,6 +358,48 @@ typedef struct bc_list { uint32_t type, first, count; } bc_list;
 typedef struct bc_switch { uint32_t field, first, count, otherwise; } bc_switch;
 typedef struct bc_case   { uint32_t str, target; } bc_case;
 
+/*
+ * Explanations. A condition is kept as a tree of nodes, children before
+ * parents, so that a .lanec says which part of a condition failed and
+ * with what values, as the policy's source would. A node's value comes
+ * from an explain region (a FILTERS region that ends in XRET, which only
+ * explanations run) or from its children:
+ *
+ *   AND, OR  a && b, a || b: CEL's logic over the values of a and b
+ *   NOT      !a
+ *   LEAF     any other boolean condition: region computes it; a and b are
+ *            the VALUE nodes of a comparison's operands shown beside it
+ *            (BC_NONE for a literal or none)
+ *   VALUE    region computes a value of unit `unit` (for display)
+ *   PASS     a condition decided at compile time for every member that
+ *            reaches it (one on `tags`): true, never evaluated
+ *
+ * text is the node's source text. XRULES gives each rule's condition;
+ * XSELS, for CAND number `place` (LANE_EV_SELECT's) of rule `rule` (an
+ * index into RULES), the conditions a member must pass in order: the
+ * route's requires, then its pool's, outermost named pool first.
+ */
+typedef enum bc_xkind {
+  BC_X_AND = 1,
+  BC_X_OR,
+  BC_X_NOT,
+  BC_X_LEAF,
+  BC_X_VALUE,
+  BC_X_PASS,
+  BC_X_NKINDS
+} bc_xkind;
+
+typedef struct bc_xnode {
+  uint8_t  kind;          /* bc_xkind */
+  uint8_t  unit;          /* VALUE: bc_unit of the value; else 0 */
+  uint16_t reserved;      /* 0 */
+  uint32_t text;          /* string: the source text */
+  uint32_t region;        /* LEAF, VALUE: filter index of its XRET region; else BC_NONE */
+  uint32_t a, b;          /* children (AND, OR, NOT) or operands (LEAF); else BC_NONE */
+} bc_xnode;
+
+typedef struct bc_xsel { uint32_t rule, place, first, count; } bc_xsel;
+
 typedef struct bc_budget {
   uint32_t name;          /* string: budget name */
   uint32_t key_field;     /* request field keying the spend */
@@ -383,7 +438,8 @@ typedef struct bc_insn {
   X(SHADOW, BC,   "c: model index; b: sampled percent 1..100, 0 = always")     \
   X(SWITCH, C,    "c: switch index; its targets are after the instruction, "   \
                   "in the region")                                              \
-  X(RULE,   C,    "c: rule index within the route's rules")
+  X(RULE,   C,    "c: rule index within the route's rules")                 \
+  X(TYPE,   A,    "a: a lane_type, 1 int, 2 uint, 3 double, 4 bool, 5 string")
 
 /* The operands a format uses, as bits: 1 a, 2 b, 4 c. */
 #define BC_USES_NONE 0
@@ -440,7 +496,7 @@ typedef enum bc_order {
 } bc_order;
 
 /* Regions: route code runs the route ops; filter code runs the model ops
- * and ends in FRET. Where: R route only, F filter only, A anywhere. */
+ * and ends in FRET (a CAND's filter) or XRET (an explain region). Where: R route only, F filter only, A anywhere. */
 
 /*
  * The opcode table. Each row:
@@ -679,7 +735,10 @@ typedef enum bc_order {
     "push whether request field c was set (CEL's has())")                      \
   X(BUCKET_U,  NONE,   "U",  "D", 1, 0, A, NEXT, 0,                            \
     "pop u; push splitmix64(u) % 100 / 100: an int and a uint with the "       \
-    "same bits share a bucket")
+    "same bits share a bucket")                                                \
+  X(XRET,      TYPE,   "*",  "",  1, 0, F, STOP, 0,                            \
+    "pop v, a value of type a, alone on the stack: the value of an explain "   \
+    "region (XNODES), which only explanations run; ends the region")
 
 typedef enum bc_op {
 #define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, flow, empty, doc) BC_OP_##name,

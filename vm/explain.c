@@ -1,14 +1,18 @@
 /*
  * explain.c -- lane_explain_text and lane_explain: why a decision went
- * where it went, written from the VM's own trace.
+ * where it went, written from the VM's own trace and the program's
+ * explain tables.
  *
  * The trace says which rules were tried and how they ended, which members
  * each target considered (LANE_EV_SELECT marks where a target starts),
  * which check removed a member (lane_event.check) and what was chosen.
- * That is enough for a production host to explain a decision from the
- * .lanec alone. The compiler, which has the policy's source, passes hooks
- * that name the failing part of a condition and the values it saw; the
- * text around them is the same, written here once.
+ * The explain tables (XNODES, XRULES, XSELS; bc.h) say which part of a
+ * rule's condition, or of the conditions a member must pass, is false and
+ * with what values: their regions are VM code, run here by the
+ * interpreter itself, so a .lanec explains what the VM computes, as the
+ * policy's source would (tests/unit/t_explain.c holds the two equal for
+ * every golden policy). A program without the tables explains from the
+ * trace alone; hooks may replace the reasons.
  */
 #include "sem.h"
 #include "vm.h"
@@ -51,15 +55,185 @@ static const char *check_reason(int check) {
   }
 }
 
+/* ---- reasons from the explain tables ---- */
+
+typedef struct xctx {
+  lane_runtime        *rt;
+  const lane_request  *r;
+  const lane_decision *d;       /* the decision explained, or NULL */
+  uint32_t             model;   /* the member explained; one past the models: none */
+} xctx;
+
+typedef struct xval {
+  int         ok;      /* 1: v holds the value; 0: the error err */
+  vmval       v;
+  const char *err;
+} xval;
+
+static const bc_image *img(const xctx *c) { return &c->rt->prog->im; }
+
+static xval xbool(int b) {
+  xval v;
+  memset(&v, 0, sizeof v);
+  v.ok = 1;
+  v.v.v.i = b;
+  return v;
+}
+
+/* Node k's value: its region's, or CEL's logic over its children's (an
+ * error is absorbed by the side that decides), as the VM computes it. */
+static xval xeval(const xctx *c, uint32_t k) {
+  const bc_xnode *n = &img(c)->xnodes[k];
+  xval v, a, b;
+  switch (n->kind) {
+  case BC_X_LEAF:
+  case BC_X_VALUE:
+    memset(&v, 0, sizeof v);
+    v.ok = vm_explain_region(c->rt, c->r, c->d, n->region, c->model, &v.v, &v.err);
+    return v;
+  case BC_X_NOT:
+    v = xeval(c, n->a);
+    if (v.ok) v.v.v.i = !v.v.v.i;
+    return v;
+  case BC_X_AND:
+  case BC_X_OR: {
+    int is_and = n->kind == BC_X_AND;
+    a = xeval(c, n->a);
+    if (a.ok && a.v.v.i != is_and) return xbool(!is_and);   /* short circuit */
+    b = xeval(c, n->b);
+    if (b.ok && b.v.v.i != is_and) return xbool(!is_and);   /* absorbs a */
+    if (!a.ok) return a;
+    if (!b.ok) return b;
+    return xbool(is_and);
+  }
+  default: return xbool(1);   /* PASS */
+  }
+}
+
+static int holds(const xval *v) { return v->ok && v->v.v.i; }
+
+/* Appends to a bounded string. */
+static void cat(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void cat(char *buf, size_t cap, const char *fmt, ...) {
+  size_t n = strlen(buf);
+  va_list ap;
+  if (n >= cap) return;
+  va_start(ap, fmt);
+  vsnprintf(buf + n, cap - n, fmt, ap);
+  va_end(ap);
+}
+
+static const char *xtext(const xctx *c, uint32_t k) {
+  return img(c)->str[img(c)->xnodes[k].text].p;
+}
+
+/* Says why node k is not true, into buf: the part that is false or raised
+ * an error, with the values of a comparison's operands. */
+static void why_not(const xctx *c, uint32_t k, char *buf, size_t cap) {
+  const bc_xnode *n = &img(c)->xnodes[k];
+  const char *src = xtext(c, k);
+  char show[SEM_SHOW_MAX];
+  xval v = xeval(c, k);
+  if (!v.ok) { cat(buf, cap, "`%s` raised an error: %s", src, v.err); return; }
+  if (n->kind == BC_X_AND || n->kind == BC_X_OR) {
+    xval a = xeval(c, n->a), b = xeval(c, n->b);
+    int a_bad = !holds(&a), b_bad = !holds(&b);
+    if (n->kind == BC_X_AND) {
+      /* a false side decides even when the other raised an error */
+      int a_false = a.ok && !a.v.v.i, b_false = b.ok && !b.v.v.i;
+      why_not(c, a_false ? n->a : b_false ? n->b : a_bad ? n->a : n->b, buf, cap);
+    } else if (a_bad && b_bad) {
+      why_not(c, n->a, buf, cap);
+      cat(buf, cap, "; and ");
+      why_not(c, n->b, buf, cap);
+    }
+    return;
+  }
+  if (n->kind == BC_X_NOT) { cat(buf, cap, "`%s` is true", src[0] ? src + 1 : src); return; }
+  cat(buf, cap, "`%s` is false", src);
+  int shown = 0;
+  const uint32_t side[2] = {n->a, n->b};
+  for (int i = 0; n->kind == BC_X_LEAF && i < 2; i++) {
+    if (side[i] == BC_NONE) continue;
+    xval sv = xeval(c, side[i]);
+    const bc_xnode *s = &img(c)->xnodes[side[i]];
+    if (sv.ok)
+      sem_show(show, sizeof show, s->unit, sv.v.v.i, sv.v.v.d, sv.v.v.s, sv.v.n);
+    else
+      snprintf(show, sizeof show, "error: %s", sv.err);
+    cat(buf, cap, "%s%s = %s", shown++ ? ", " : " (", xtext(c, side[i]), show);
+  }
+  if (shown) cat(buf, cap, ")");
+}
+
+/* The first top-level conjunct of node k that does not hold, or BC_NONE. */
+static uint32_t failing(const xctx *c, uint32_t k) {
+  const bc_xnode *n = &img(c)->xnodes[k];
+  if (n->kind == BC_X_AND) {
+    uint32_t f = failing(c, n->a);
+    return f != BC_NONE ? f : failing(c, n->b);
+  }
+  xval v = xeval(c, k);
+  return holds(&v) ? BC_NONE : k;
+}
+
+/* Global index of rule (1-based) of route, or BC_NONE. */
+static uint32_t rule_index(const lane_program *p, int route, int rule) {
+  if (route < 0 || (uint32_t)route >= p->im.nroutes) return BC_NONE;
+  const bc_route *rt = &p->im.routes[route];
+  if (rule < 1 || (uint32_t)rule > rt->nrules) return BC_NONE;
+  return rt->first_rule + (uint32_t)rule - 1;
+}
+
+size_t lane_why_rule(lane_runtime *rt, int route, int rule, const lane_request *r,
+                     const lane_decision *d, char *buf, size_t n) {
+  char why[SEM_REASON_MAX] = "";
+  if (buf && n) buf[0] = 0;
+  if (!rt || !r || r->prog != rt->prog) return 0;
+  const bc_image *im = &rt->prog->im;
+  uint32_t g = rule_index(rt->prog, route, rule);
+  if (g == BC_NONE || g >= im->nxrules || im->xrules[g] == BC_NONE) return 0;
+  xctx c = {rt, r, d, im->nmodels};
+  xval v = xeval(&c, im->xrules[g]);
+  if (!holds(&v)) why_not(&c, im->xrules[g], why, sizeof why);
+  return (size_t)snprintf(buf, n, "%s", why);
+}
+
+size_t lane_why_removed(lane_runtime *rt, int route, int rule, int sel, int model,
+                        const lane_request *r, const lane_decision *d, char *buf, size_t n) {
+  char why[SEM_REASON_MAX] = "";
+  if (buf && n) buf[0] = 0;
+  if (!rt || !r || r->prog != rt->prog || model < 0 || model >= lane_model_count(rt->prog))
+    return 0;
+  const bc_image *im = &rt->prog->im;
+  uint32_t g = rule_index(rt->prog, route, rule);
+  xctx c = {rt, r, d, (uint32_t)model};
+  for (uint32_t i = 0; g != BC_NONE && i < im->nxsels; i++) {
+    const bc_xsel *s = &im->xsels[i];
+    if (s->rule != g || (int)s->place != sel) continue;
+    for (uint32_t k = 0; k < s->count; k++) {
+      uint32_t f = failing(&c, im->xlist[s->first + k]);
+      if (f == BC_NONE) continue;
+      why_not(&c, f, why, sizeof why);
+      break;
+    }
+    break;
+  }
+  return (size_t)snprintf(buf, n, "%s", why);
+}
+
+/* ---- the text ---- */
+
 static const char *name_of(const lane_program *p, int m) {
   const char *s = lane_model_name(p, m);
   return s ? s : "?";
 }
 
-static void rules(out *o, const lane_program *p, int route, const lane_trace *t,
-                  const lane_explain_hooks *h) {
+static void rules(out *o, lane_runtime *rt, int route, const lane_request *r,
+                  const lane_decision *d, const lane_trace *t, const lane_explain_hooks *h) {
+  const lane_program *p = rt->prog;
   int sel = -1;   /* the target the MEMBER events belong to */
-  char why[1024], num[40], cost[48];
+  char why[SEM_REASON_MAX], num[40], cost[48];
   for (int i = 0; i < t->n; i++) {
     const lane_event *e = &t->events[i];
     switch (e->kind) {
@@ -76,6 +250,7 @@ static void rules(out *o, const lane_program *p, int route, const lane_trace *t,
       } else if (!matched) {
         why[0] = 0;
         if (h && h->why_rule) h->why_rule(h->ctx, e->rule, why, sizeof why);
+        else if (!h) lane_why_rule(rt, route, e->rule, r, d, why, sizeof why);
         put(o, "    no%s%s\n", why[0] ? ": " : "", why);
       } else {
         put(o, "    %s\n", ncand ? "matched" : "matched, but every candidate was removed");
@@ -86,8 +261,10 @@ static void rules(out *o, const lane_program *p, int route, const lane_trace *t,
     case LANE_EV_MEMBER:
       why[0] = 0;
       if (!e->passed) {
-        if (h && h->why_removed) h->why_removed(h->ctx, e->rule, sel, e->model, e->check, why,
-                                                sizeof why);
+        if (h && h->why_removed)
+          h->why_removed(h->ctx, e->rule, sel, e->model, e->check, why, sizeof why);
+        else if (!h)
+          lane_why_removed(rt, route, e->rule, sel, e->model, r, d, why, sizeof why);
         if (!why[0]) snprintf(why, sizeof why, "%s", check_reason(e->check));
       }
       snprintf(cost, sizeof cost, "$%s", sem_num(num, sizeof num, e->cost));
@@ -122,14 +299,14 @@ static void decision(out *o, const lane_program *p, const lane_request *r, int s
   put(o, "; expected cost $%s\n", sem_num(num, sizeof num, d->cost));
 }
 
-size_t lane_explain_text(const lane_program *p, int route, const lane_request *r, int status,
+size_t lane_explain_text(lane_runtime *rt, int route, const lane_request *r, int status,
                          const lane_decision *d, const lane_trace *trace,
                          const lane_explain_hooks *hooks, char *buf, size_t n) {
   out o = {buf, n, 0};
   if (buf && n) buf[0] = 0;
-  if (!p || !d || !r) return 0;
-  if (trace) rules(&o, p, route, trace, hooks);
-  decision(&o, p, r, status, d);
+  if (!rt || !d || !r || r->prog != rt->prog) return 0;
+  if (trace) rules(&o, rt, route, r, d, trace, hooks);
+  decision(&o, rt->prog, r, status, d);
   return o.len;
 }
 
@@ -148,7 +325,7 @@ size_t lane_explain(lane_runtime *rt, int route, const lane_request *r, lane_dec
   int st = lane_decide_traced(rt, route, r, &d, &t);
   size_t len = 0;
   if (st == LANE_OK || st == LANE_ENOMATCH)
-    len = lane_explain_text(r->prog, route, r, st, &d, &t, NULL, buf, n);
+    len = lane_explain_text(rt, route, r, st, &d, &t, NULL, buf, n);
   if (out_d) *out_d = d;
   free(ev);
   return len;

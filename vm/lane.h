@@ -34,12 +34,12 @@ extern "C" {
  * Limits and version
  * ------------------------------------------------------------------- */
 #define LANE_VERSION_STRING  "0.1.0"
-#define LANE_FORMAT_VERSION  2      /* .lanec format version this VM reads */
+#define LANE_FORMAT_VERSION  3      /* .lanec format version this VM reads */
 /* The ABI of this header: bumped whenever a public struct's layout, a
  * limit above, or what a function's arguments mean changes. A host built
  * against one ABI and run with a liblane of another is refused by
  * LANE_ABI_CHECK, below. */
-#define LANE_ABI_VERSION     1
+#define LANE_ABI_VERSION     2
 #define LANE_MAX_FIELDS      64     /* request fields per program */
 #define LANE_MAX_CANDIDATES  9      /* primary + up to 8 fallbacks */
 #define LANE_MAX_SHADOWS     4      /* shadow models per decision */
@@ -486,6 +486,11 @@ typedef struct lane_decision {
                                            condition held but whose candidates
                                            were all filtered out (1-based), or
                                            0 if no condition held */
+  unsigned probed;                      /* bit i set: candidates[i] took its
+                                           breaker's probe in this decision
+                                           (past its cooldown, it was let
+                                           through once; its outcome closes
+                                           or reopens the breaker) */
 } lane_decision;
 
 /* Decides which models serve request r on the named route. Allocates
@@ -555,14 +560,16 @@ typedef struct lane_trace {
  * bytes with the NUL; snprintf's contract: returns the length the whole
  * text needs, so a caller whose buf was too small can call again with the
  * same trace, without deciding again). One block per rule tried: whether
- * it matched, each member its targets considered with its expected cost,
- * kept or removed and why, what was chosen and shadowed; then the
+ * it matched and, if not, which part of its condition was false with the
+ * values it saw; each member its targets considered with its expected
+ * cost, kept or removed and why (the condition that removed it, or the
+ * check: `fits`, `healthy`); what was chosen and shadowed; then the
  * decision. r, status and d are what lane_decide_traced was given and
- * returned for trace.
- * Reasons come from the trace alone (a member removed by `fits` or
- * `healthy`, or by its selection's filter), unless hooks (may be NULL)
- * give better ones: the compiler's, with the policy's source, name the
- * part of a condition that failed and the values it saw. */
+ * returned for trace, on rt.
+ * Reasons come from the program's explain tables, which `lane compile`
+ * writes (a program without them gives the trace's check alone); their
+ * values are read from rt now. hooks, if not NULL, give the reasons
+ * instead: the compiler's test of the tables passes its own. */
 typedef struct lane_explain_hooks {
   void *ctx;
   /* why rule `rule` (1-based) did not match: into buf, "" for nothing */
@@ -572,10 +579,25 @@ typedef struct lane_explain_hooks {
   void (*why_removed)(void *ctx, int rule, int sel, int model, int check, char *buf,
                       size_t cap);
 } lane_explain_hooks;
-LANE_API size_t lane_explain_text(const lane_program *p, int route, const lane_request *r,
+LANE_API size_t lane_explain_text(lane_runtime *rt, int route, const lane_request *r,
                                   int status, const lane_decision *d,
                                   const lane_trace *trace, const lane_explain_hooks *hooks,
                                   char *buf, size_t n);
+
+/* One reason of an explanation, from the program's explain tables, with
+ * live values read from rt now, into buf (snprintf's contract): why rule
+ * `rule` (1-based) of route does not match r ("" when it does, or when
+ * the program has no tables); why `model` does not pass the conditions of
+ * target `sel` (LANE_EV_SELECT's place) of that rule ("" when it passes
+ * them, or it was the trace's check, `fits` or `healthy`, alone). d, the
+ * decision explained (may be NULL), keeps `healthy` as it saw it for the
+ * models whose probe it took (d->probed), whose breakers are half-open
+ * now. */
+LANE_API size_t lane_why_rule(lane_runtime *rt, int route, int rule, const lane_request *r,
+                              const lane_decision *d, char *buf, size_t n);
+LANE_API size_t lane_why_removed(lane_runtime *rt, int route, int rule, int sel, int model,
+                                 const lane_request *r, const lane_decision *d, char *buf,
+                                 size_t n);
 
 /* Decides request r on route (an index) with a trace of its own and writes
  * the explanation as lane_explain_text does (no hooks). Returns the length

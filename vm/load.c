@@ -875,6 +875,9 @@ static int check_operands(vctx *v, uint32_t pc) {
     if (in->b > im->nfilters)
       return insn_fail(im, err, pc, "filter %u out of range (%u)", (unsigned)in->b - 1,
                        (unsigned)im->nfilters);
+    if (in->b && im->code[im->filters[in->b - 1].end - 1].op != BC_OP_FRET)
+      return insn_fail(im, err, pc, "filter %u does not end with FRET: an explain region "
+                       "is not a filter", (unsigned)in->b - 1);
     RANGE(im->npools, "pool");
     if ((in->a & BC_CAND_ORDER) == BC_ORD_BEST) {   /* the VM stops early: sorted members */
       const bc_pool *pl = &im->pools[c];
@@ -904,6 +907,11 @@ static int check_operands(vctx *v, uint32_t pc) {
     RANGE(im->nmodels, "model");
     break;
   case BC_FMT_RULE: RANGE(im->routes[v->owner[pc]].nrules, "rule"); break;
+  case BC_FMT_TYPE:
+    if (in->a < LANE_T_INT || in->a > LANE_T_STRING)
+      return insn_fail(im, err, pc, "type %u out of range (1 to %d)", (unsigned)in->a,
+                       LANE_T_STRING);
+    break;
   }
 #undef RANGE
   return LANE_OK;
@@ -942,9 +950,73 @@ static int check_code(vctx *v) {
                     "or the route's NOMATCH", S(im, r->name), (unsigned)k, (unsigned)next);
     }
   }
-  for (uint32_t i = 0; i < im->nfilters; i++, v->work++)
-    if (im->code[im->filters[i].end - 1].op != BC_OP_FRET)
-      return errf(err, LANE_EFORMAT, "filter %u: does not end with FRET", (unsigned)i);
+  for (uint32_t i = 0; i < im->nfilters; i++, v->work++) {
+    int op = im->code[im->filters[i].end - 1].op;
+    if (op != BC_OP_FRET && op != BC_OP_XRET)
+      return errf(err, LANE_EFORMAT, "filter %u: does not end with FRET or XRET", (unsigned)i);
+  }
+  return LANE_OK;
+}
+
+/* The type an explain region returns (XRET's a), or 0 for a filter or a
+ * bad index. */
+static int xret_type(const bc_image *im, uint32_t region) {
+  if (region >= im->nfilters) return 0;
+  const bc_insn *last = &im->code[im->filters[region].end - 1];
+  return last->op == BC_OP_XRET ? last->a : 0;
+}
+
+static int x_bool(const bc_image *im, uint32_t node) {
+  return node < im->nxnodes && im->xnodes[node].kind != BC_X_VALUE;
+}
+
+/* The explain tables (bc.h, "Explanations"): nodes name earlier nodes
+ * only, so trees end; each value comes from an explain region of its type. */
+static int check_explain(vctx *v) {
+  const bc_image *im = v->im;
+  lane_error *err = v->err;
+  for (uint32_t i = 0; i < im->nxnodes; i++, v->work++) {
+    const bc_xnode *x = &im->xnodes[i];
+    int kids = x->kind == BC_X_AND || x->kind == BC_X_OR ? 2 : x->kind == BC_X_NOT;
+    int want = x->kind == BC_X_LEAF ? LANE_T_BOOL
+               : x->kind == BC_X_VALUE ? bc_unit_type(x->unit) : 0;
+    if (x->kind < BC_X_AND || x->kind >= BC_X_NKINDS || x->reserved ||
+        (x->unit != 0) != (x->kind == BC_X_VALUE) || (x->kind == BC_X_VALUE && !want))
+      return errf(err, LANE_EFORMAT, "explain node %u: kind %u, unit %u, reserved %u",
+                  (unsigned)i, (unsigned)x->kind, (unsigned)x->unit, (unsigned)x->reserved);
+    CHECK_STR("explain node", i, "text", x->text);
+    if (want ? xret_type(im, x->region) != want : x->region != BC_NONE)
+      return errf(err, LANE_EFORMAT, "explain node %u: region %u is not an explain region "
+                  "of its type", (unsigned)i, (unsigned)x->region);
+    const uint32_t ab[2] = {x->a, x->b};
+    for (int k = 0; k < 2; k++) {
+      int ok = k < kids ? ab[k] < i && x_bool(im, ab[k])
+               : x->kind == BC_X_LEAF ? ab[k] == BC_NONE ||
+                                        (ab[k] < i && im->xnodes[ab[k]].kind == BC_X_VALUE)
+                                      : ab[k] == BC_NONE;
+      if (!ok)
+        return errf(err, LANE_EFORMAT, "explain node %u: %s %u is not an earlier node of "
+                    "its kind", (unsigned)i, k ? "b" : "a", (unsigned)ab[k]);
+    }
+  }
+  if (im->nxrules && im->nxrules != im->nrules)
+    return errf(err, LANE_EFORMAT, "XRULES has %u entries for %u rules",
+                (unsigned)im->nxrules, (unsigned)im->nrules);
+  for (uint32_t i = 0; i < im->nxrules; i++, v->work++)
+    if (im->xrules[i] != BC_NONE && !x_bool(im, im->xrules[i]))
+      return errf(err, LANE_EFORMAT, "rule %u: explain node %u is not a condition",
+                  (unsigned)i, (unsigned)im->xrules[i]);
+  for (uint32_t i = 0; i < im->nxsels; i++, v->work++) {
+    const bc_xsel *s = &im->xsels[i];
+    if (s->rule >= im->nrules || (uint64_t)s->first + s->count > im->nxlist)
+      return errf(err, LANE_EFORMAT, "explained selection %u: rule %u or conditions "
+                  "[%u,+%u) out of range", (unsigned)i, (unsigned)s->rule, (unsigned)s->first,
+                  (unsigned)s->count);
+  }
+  for (uint32_t i = 0; i < im->nxlist; i++, v->work++)
+    if (!x_bool(im, im->xlist[i]))
+      return errf(err, LANE_EFORMAT, "explained condition %u: node %u is not a condition",
+                  (unsigned)i, (unsigned)im->xlist[i]);
   return LANE_OK;
 }
 
@@ -1010,6 +1082,7 @@ static int star_type(const bc_image *im, const bc_insn *in) {
   case BC_OP_LOAD: return im->fields[in->c].type;
   case BC_OP_M_FIELD: return tcode(bc_mprops[bc_mfield_row[in->a]].mt);
   case BC_OP_IN_LIST: return (int)im->lists[in->c].type;
+  case BC_OP_XRET: return in->a;
   default: return 0;
   }
 }
@@ -1083,7 +1156,8 @@ static int pop_inputs(const bc_image *im, uint32_t pc, vstate *s, int floor,
   if (bc_ops[in->op].empty && s->depth)
     return insn_fail(im, err, pc, "needs an empty stack, found %u value%s",
                      (unsigned)s->depth, s->depth == 1 ? "" : "s");
-  if ((bc_ops[in->op].empty || in->op == BC_OP_FRET) && s->nh)
+  int ends = in->op == BC_OP_FRET || in->op == BC_OP_XRET;
+  if ((bc_ops[in->op].empty || ends) && s->nh)
     return insn_fail(im, err, pc, "inside a TRY that has not ended");
   if (in->op == BC_OP_ENDTRY && !s->nh)
     return insn_fail(im, err, pc, "ENDTRY without a TRY");
@@ -1091,6 +1165,11 @@ static int pop_inputs(const bc_image *im, uint32_t pc, vstate *s, int floor,
     char a[120];
     list_types(s, 0, a, sizeof a);
     return insn_fail(im, err, pc, "needs exactly one bool on the stack, found %s", a);
+  }
+  if (in->op == BC_OP_XRET && s->depth != 1) {
+    char a[120];
+    list_types(s, 0, a, sizeof a);
+    return insn_fail(im, err, pc, "needs exactly one value on the stack, found %s", a);
   }
   for (int i = 0; i < n; i++)
     if (i + s->depth - n >= 0 && vtype(s, s->depth - n + i) != slot_type(im, in, want[i]))
@@ -1326,6 +1405,7 @@ static int verify(lane_program *p, uint64_t max_steps, uint64_t *work, int *over
     rc = check_regions(&v);
   }
   if (!rc) rc = check_code(&v);
+  if (!rc) rc = check_explain(&v);
   for (uint32_t i = 0; !rc && i < im->nfilters; i++)
     rc = type_region(&v, NULL, im->filters[i].start, im->filters[i].end);
   for (uint32_t i = 0; !rc && i < im->nroutes; i++)

@@ -292,4 +292,53 @@ static inline const char *sem_num(char *buf, size_t n, double d) {
   return buf;
 }
 
+/* The runtime error operation op (a BC_OP_*) raises, as the evaluator
+ * and explanations name it; zero says its divisor was 0. */
+static inline const char *sem_fault_text(int op, int zero) {
+  switch (op) {
+  case BC_OP_DIV_I: case BC_OP_DIV_U: if (zero) return "division by zero"; break;
+  case BC_OP_MOD_I: case BC_OP_MOD_U: if (zero) return "modulus by zero"; break;
+  case BC_OP_D2I: return "double out of range for int";
+  case BC_OP_D2U: return "double out of range for uint";
+  case BC_OP_I2U: return "negative int out of range for uint";
+  case BC_OP_U2I: return "uint out of range for int";
+  default: break;
+  }
+  switch (op) {
+  case BC_OP_ADD_U: case BC_OP_SUB_U: case BC_OP_MUL_U: case BC_OP_DIV_U: case BC_OP_MOD_U:
+    return "unsigned overflow";
+  default: return "integer overflow";
+  }
+}
+
+/* A value of unit `unit` (a bc_unit) as explanations show it: i holds an
+ * int, a bool or a uint's bits, d a double, s and len a string's bytes. */
+static inline const char *sem_show(char *buf, size_t n, int unit, int64_t i, double d,
+                                   const char *s, size_t len) {
+  char num[40];
+  switch (unit) {
+  case BC_U_INT: snprintf(buf, n, "%lld", (long long)i); break;
+  case BC_U_TOKENS: snprintf(buf, n, "%lld tokens", (long long)i); break;
+  case BC_U_UINT: snprintf(buf, n, "%lluu", (unsigned long long)(uint64_t)i); break;
+  case BC_U_BOOL: snprintf(buf, n, "%s", i ? "true" : "false"); break;
+  /* doubles in the shortest form that reads back exactly; a price or a
+   * fraction scaled ($/Mtok, %), exact for the scaled value */
+  case BC_U_DOUBLE: snprintf(buf, n, "%s", sem_num(num, sizeof num, d)); break;
+  case BC_U_MONEY: snprintf(buf, n, "$%s", sem_num(num, sizeof num, d)); break;
+  case BC_U_PRICE: snprintf(buf, n, "$%s/Mtok", sem_num(num, sizeof num, d * 1e6)); break;
+  case BC_U_DURATION: snprintf(buf, n, "%sms", sem_num(num, sizeof num, d)); break;
+  case BC_U_FRACTION: snprintf(buf, n, "%s%%", sem_num(num, sizeof num, d * 100)); break;
+  case BC_U_STRING: snprintf(buf, n, "\"%.*s\"", (int)len, s); break;
+  default: snprintf(buf, n, "?"); break;
+  }
+  return buf;
+}
+
+/* Sizes the explanation writers share, so that the compiler's evaluator
+ * and the VM's explain tables write the same text: a node's source text,
+ * a value shown, one reason. */
+#define SEM_SRC_MAX    200
+#define SEM_SHOW_MAX   160
+#define SEM_REASON_MAX 1024
+
 #endif /* LANE_SEM_H */

@@ -22,17 +22,6 @@
 #define LANE_VM_GOTO 1
 #endif
 
-/* One operand stack slot. Bools are 0/1 in i. */
-typedef struct vmval {
-  union {
-    int64_t     i;      /* int, bool */
-    uint64_t    u;      /* uint */
-    double      d;      /* double */
-    const char *s;      /* string bytes, not NUL-terminated */
-  } v;
-  size_t n;             /* string length in bytes */
-} vmval;
-
 /* Per-decision state, on the stack of lane_decide_route. */
 typedef struct vm_run {
   const bc_image     *im;         /* program image */
@@ -57,6 +46,10 @@ typedef struct vm_run {
   int                 cand[LANE_MAX_CANDIDATES];  /* model indexes */
   int                 nshadow;    /* shadows chosen */
   int                 shadow[LANE_MAX_SHADOWS];   /* model indexes */
+  vmval               xval;       /* an explain region's value (XRET) */
+  const char         *fault;      /* explaining: the error raised */
+  const int          *xhealthy;   /* explaining: models whose probe the decision */
+  int                 nxhealthy;  /* took, healthy as it saw them */
 } vm_run;
 
 /* ---------------------------------------------------------------------
@@ -365,7 +358,7 @@ static int healthy(vm_run *x, uint32_t m) {
     if (x->npending == 16) return 0;
     x->pending[x->npending++] = (int)m;
     return 1;
-  default: return 0;
+  default: return x->nxhealthy && contains(x->xhealthy, x->nxhealthy, (int)m);
   }
 }
 
@@ -596,9 +589,20 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
 #define VM_HOT_ALIGN
 #endif
 
+/* The error an explain region raised, for its explanation: the left
+ * side's of OR_E and AND_E (noted when it was raised), else the faulting
+ * operation's; top is its operand on top of the stack. */
+__attribute__((cold, noinline))
+static void note_fault(vm_run *x, const bc_insn *in, const vmval *top) {
+  if (in->op == BC_OP_OR_E || in->op == BC_OP_AND_E) return;
+  x->fault = sem_fault_text(in->op, top->v.u == 0);
+}
+
 /* Runs route code (filter == 0) from pc until ENDRULE decides or NOMATCH,
- * returning LANE_OK or LANE_ENOMATCH; or filter code until FRET, returning
- * 1 if the model passes and 0 if it fails or raises an error. */
+ * returning LANE_OK or LANE_ENOMATCH; or filter code (filter 1) until
+ * FRET, returning 1 if the model passes and 0 if it fails or raises an
+ * error; or an explain region (filter 2) until XRET, returning 1 with its
+ * value in x->xval, or 0 when it raised the error x->fault. */
 static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
 #ifdef LANE_VM_GOTO
   static const void *const vm_labels[BC_NOPS] = {
@@ -728,6 +732,7 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(M_P95) PUSH(d, vm_latency(x->rt, x->model, x->now, 1))
     vmcase(M_ERRRATE) PUSH(d, vm_error_rate(x->rt, x->model, x->now))
     vmcase(FRET) { x->steps += steps; return (int)st[0].v.i; }
+    vmcase(XRET) { x->xval = st[0]; x->steps += steps; return 1; }
     vmcase(SWITCH) { pc = switch_target(x, in->c, &x->steps); vmbreak; }
     vmcase(RULE) {
       x->cur = (int)in->c;
@@ -779,7 +784,9 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
   fault:
     /* A runtime error: inside a TRY it resumes at the handler; else a
      * filter rejects the model, and in route code the rule does not match
-     * and the route resumes at the rule's `next`. */
+     * and the route resumes at the rule's `next`. An explain region
+     * (filter 2) notes which error. */
+    if (filter == 2) note_fault(x, in, &T1);
     if (nh) { nh--; sp = hs[nh].sp; pc = hs[nh].pc; vmbreak; }
     if (filter) { x->steps += steps; return 0; }
     if (x->nerrors++ == 0) x->error_line = im->lines ? (int)im->lines[pc - 1] : 0;
@@ -825,6 +832,7 @@ int lane_decide_traced(lane_runtime *rt, int route, const lane_request *r,
   x.nprobe = 0;
   x.npending = 0;
   x.filtered = 0;
+  x.nxhealthy = 0;
   x.trace = trace;
   if (trace) { trace->n = 0; trace->truncated = 0; }
   rc = vm_exec(&x, x.route->start, 0);
@@ -840,7 +848,41 @@ int lane_decide_traced(lane_runtime *rt, int route, const lane_request *r,
   out->nshadows = x.nshadow;
   memcpy(out->shadows, x.shadow, (size_t)x.nshadow * sizeof x.shadow[0]);
   out->cost = cost_on(im, r, (uint32_t)x.cand[0]);
+  for (int i = 0; i < x.nprobe; i++)
+    for (int k = 0; k < x.ncand; k++)
+      if (x.cand[k] == x.probe[i]) out->probed |= 1u << k;
   return LANE_OK;
+}
+
+int vm_explain_region(lane_runtime *rt, const lane_request *r, const lane_decision *d,
+                      uint32_t f, uint32_t model, vmval *out, const char **fault) {
+  const bc_image *im = &rt->prog->im;
+  vm_run x;
+  memset(&x, 0, sizeof x);
+  *fault = NULL;
+  memset(out, 0, sizeof *out);
+  if (f >= im->nfilters || im->code[im->filters[f].end - 1].op != BC_OP_XRET) return 0;
+  if (model >= im->nmodels) {   /* no current model: a region must not read one */
+    for (uint32_t pc = im->filters[f].start; pc < im->filters[f].end; pc++)
+      if (bc_ops[im->code[pc].op].region == 'F' && im->code[pc].op != BC_OP_XRET) return 0;
+    model = 0;
+  }
+  x.im = im;
+  x.rt = rt;
+  x.r = r;
+  x.model = model;
+  x.now = vm_now(rt);
+  x.fault = "an error";
+  int took[LANE_MAX_CANDIDATES];
+  for (int i = 0; d && i < d->ncandidates && i < LANE_MAX_CANDIDATES; i++)
+    if (d->probed >> i & 1) took[x.nxhealthy++] = d->candidates[i];
+  x.xhealthy = took;
+  if (!vm_exec(&x, im->filters[f].start, 2)) {
+    *fault = x.fault;
+    return 0;
+  }
+  *out = x.xval;
+  return 1;
 }
 
 int lane_decide(lane_runtime *rt, const char *route, const lane_request *r,

@@ -126,6 +126,28 @@ struct lane_runtime {
   atomic_uint_least64_t saves;      /* lane_runtime_save calls: temp names */
 };
 
+/* One operand stack slot. Bools are 0/1 in i. */
+typedef struct vmval {
+  union {
+    int64_t     i;      /* int, bool */
+    uint64_t    u;      /* uint */
+    double      d;      /* double */
+    const char *s;      /* string bytes, not NUL-terminated */
+  } v;
+  size_t n;             /* string length in bytes */
+} vmval;
+
+/* Runs explain region f (a FILTERS region ending in XRET) for request r
+ * with model as the current model (one past the models: none), as a
+ * decision now would: 1 with *out its value, or 0 when it raised an
+ * error, *fault naming it (vm.c). Changes no live state: a breaker's
+ * probe is only ever claimed by a decision. d (may be NULL) is the
+ * decision explained: a candidate that took its breaker's probe in it
+ * (d->probed) reads healthy, as the decision saw it, though its breaker
+ * is half-open now. */
+int vm_explain_region(lane_runtime *rt, const lane_request *r, const lane_decision *d,
+                      uint32_t f, uint32_t model, vmval *out, const char **fault);
+
 /* Runtime reads for the interpreter (runtime.c). */
 uint64_t vm_now(const lane_runtime *rt);
 /* The breaker's rule (sem_breaker_health) for model now: SEM_HEALTHY

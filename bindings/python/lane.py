@@ -71,7 +71,7 @@ class _Decision(ctypes.Structure):
                 ("nshadows", ctypes.c_int), ("shadows", ctypes.c_int * MAX_SHADOWS),
                 ("cost", ctypes.c_double), ("steps", ctypes.c_uint32),
                 ("nerrors", ctypes.c_int), ("error_line", ctypes.c_int),
-                ("filtered_rule", ctypes.c_int)]
+                ("filtered_rule", ctypes.c_int), ("probed", ctypes.c_uint)]
 
 
 class _Event(ctypes.Structure):
@@ -162,7 +162,7 @@ for _n, _res, _args in [
                                               ctypes.POINTER(_Decision),
                                               ctypes.POINTER(_Trace)]),
         ("lane_cost", ctypes.c_double, [_P, ctypes.POINTER(_Request), ctypes.c_int]),
-        ("lane_explain_text", ctypes.c_size_t, [_P, ctypes.c_int, ctypes.POINTER(_Request),
+        ("lane_explain_text", ctypes.c_size_t, [_R, ctypes.c_int, ctypes.POINTER(_Request),
                                                 ctypes.c_int, ctypes.POINTER(_Decision),
                                                 ctypes.POINTER(_Trace), ctypes.c_void_p,
                                                 ctypes.c_char_p, ctypes.c_size_t]),
@@ -177,7 +177,7 @@ for _n, _res, _args in [
 # it has the same ABI and struct sizes before anything else runs, so that a
 # liblane of another layout is refused here with its reason rather than
 # misread later. tests: test_lane.py compares every field offset with C's.
-ABI_VERSION = 1
+ABI_VERSION = 2
 _ABI_STRUCTS = (_Error, _Request, _Decision, _Event, _Trace, _LiveStats)
 _sizes = (ctypes.c_size_t * len(_ABI_STRUCTS))(*[ctypes.sizeof(t) for t in _ABI_STRUCTS])
 _abi_err = _Error()
@@ -462,9 +462,10 @@ class Runtime:
     def explain(self, route, req, fmt="text", lane="lane", cap=4096):
         """Why this runtime decides req as it does. fmt="text": decided here,
         in this process, and explained by liblane from the VM's trace
-        (lane_explain_text): every rule tried, each model considered with
-        its cost, kept or removed and by which check (fits, healthy, its
-        selection's filter), then the decision. fmt="json": `lane eval
+        (lane_explain_text): every rule tried and, if it did not match, the
+        part of its condition that was false with the values it saw; each
+        model considered with its cost, kept or removed and why (the
+        condition that removed it, or fits, healthy); then the decision. fmt="json": `lane eval
         --explain --format json` on the request and a snapshot of this
         runtime (lane is the command, $LANE if set)."""
         if fmt == "text":
@@ -476,7 +477,7 @@ class Runtime:
                                          ctypes.byref(t))
             if st not in (OK, ENOMATCH):
                 raise LaneError(st, "cannot decide route '%s'" % route)
-            args = (self.prog._p, ri, ctypes.byref(req._r), st, ctypes.byref(d),
+            args = (self._rt, ri, ctypes.byref(req._r), st, ctypes.byref(d),
                     ctypes.byref(t), None)
             n = _lib.lane_explain_text(*args, None, 0)
             buf = ctypes.create_string_buffer(n + 1)   # the same trace: no second decision

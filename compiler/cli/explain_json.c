@@ -1,12 +1,15 @@
 /*
  * explain_json.c -- the explanation of a decision as JSON, for `lane eval
- * --explain --format json`. The reasons come from liblanec's explainer;
- * the JSON is written here, with the lane command, so that liblanec needs
- * no JSON library.
+ * --explain --format json`. The reasons come from liblane's explain
+ * tables (lane_why_rule, lane_why_removed), as in the text; the JSON is
+ * written here, with the lane command, so that no library needs jansson
+ * for it.
  */
 #include "explain_json.h"
 
 #include <jansson.h>
+
+#include "sem.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +20,7 @@ static json_t *json_trace(const explain_in *in) {
   int sel = -1;   /* the selection the MEMBER events belong to */
   for (int i = 0; i < t->n; i++) {
     const lane_event *e = &t->events[i];
-    char why[1024];
+    char why[SEM_REASON_MAX];
     switch (e->kind) {
     case LANE_EV_SELECT:
       sel = e->model;
@@ -28,7 +31,7 @@ static json_t *json_trace(const explain_in *in) {
       json_object_set_new(cur, "rule", json_integer(e->rule));
       json_object_set_new(cur, "name", json_string(lane_rule_name(p, in->route, e->rule)));
       json_object_set_new(cur, "result", json_string("no"));
-      explain_why_rule(in, e->rule, why, sizeof why);
+      lane_why_rule(in->rt, in->route, e->rule, in->req, in->dec, why, sizeof why);
       if (why[0]) json_object_set_new(cur, "why", json_string(why));
       json_object_set_new(cur, "candidates", cands);
       json_array_append_new(rules, cur);
@@ -47,11 +50,12 @@ static json_t *json_trace(const explain_in *in) {
       json_object_set_new(c, "model", json_string(lane_model_name(p, e->model)));
       json_object_set_new(c, "cost", json_real(e->cost));
       json_object_set_new(c, "result", json_string(e->passed ? "kept" : "removed"));
-      if (!e->passed) {   /* the VM's check, and with the source the failing part */
+      if (!e->passed) {   /* the VM's check, and the failing part */
         if (lane_check_name(e->check)[0])
           json_object_set_new(c, "check", json_string(lane_check_name(e->check)));
         why[0] = 0;
-        if (in->u) explain_why_removed(in, e->rule, sel, e->model, why, sizeof why);
+        lane_why_removed(in->rt, in->route, e->rule, sel, e->model, in->req, in->dec, why,
+                         sizeof why);
         if (why[0]) json_object_set_new(c, "why", json_string(why));
       }
       json_array_append_new(cands, c);

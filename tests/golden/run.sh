@@ -175,7 +175,8 @@ for p in "$dir"/warn/*.lane; do
 done
 
 # explanations: `lane eval NAME.lane --route R --explain NAME.json` prints
-# exactly NAME.out (R from the policy's first line, `# route: R`)
+# exactly NAME.out (R from the policy's first line, `# route: R`), and so
+# does the compiled NAME.lanec: the reasons come from its explain tables
 for p in "$dir"/explain/*.lane; do
   [ -e "$p" ] || continue
   name=$(basename "$p" .lane)
@@ -183,6 +184,10 @@ for p in "$dir"/explain/*.lane; do
   ( cd "$dir/explain" && "$LANE" eval "$name.lane" --route "$route" --explain "$name.json" ) >"$tmp/got" 2>&1
   if diff -u "$dir/explain/$name.out" "$tmp/got" >"$tmp/diff"; then ok "explain $name"
   else notok "explain $name"; fi
+  "$LANE" compile "$p" -o "$tmp/x.lanec" >"$tmp/got" 2>&1 &&
+    ( cd "$dir/explain" && "$LANE" eval "$tmp/x.lanec" --route "$route" --explain "$name.json" ) >"$tmp/got" 2>&1
+  if diff -u "$dir/explain/$name.out" "$tmp/got" >"$tmp/diff"; then ok "explain $name from the .lanec"
+  else notok "explain $name from the .lanec"; fi
 done
 
 # lint: `lane lint` prints exactly NAME.out and exits 1 when it holds an

@@ -802,6 +802,7 @@ static void test_explain_vs_vm(void) {
          "a takes its probe: decided");
   is_int(D.rule, 2, "  by rule 2");
   is_str(primary(), "a", "  a, the probe");
+  is_int(D.probed, 1, "  the decision says its primary took the probe (probed bit 0)");
   is_str(out,
          "rule 1  req.tier == \"x\"\n"
          "    matched, but every candidate was removed\n"

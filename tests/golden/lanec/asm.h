@@ -43,6 +43,10 @@ typedef struct la {
   bc_list   lists[32];                /* lists */
   uint32_t  listelems[256];           /* list elements */
   bc_budget budgets[8];               /* budgets */
+  bc_xnode  xnodes[64];               /* explain nodes */
+  uint32_t  xrules[256];              /* explain: per rule */
+  bc_xsel   xsels[16];                /* explain: per CAND */
+  uint32_t  xlist[64];                /* explain: conditions of the CANDs */
   bc_insn   code[LA_MAXCODE];         /* instructions */
   uint32_t  lines[LA_MAXCODE];        /* line per instruction */
   char      text[16384];              /* bytes of strings made here */
@@ -84,6 +88,8 @@ static inline la *la_new(void) {
   a->im.pools = a->pools; a->im.members = a->members; a->im.filters = a->filters;
   a->im.routes = a->routes; a->im.rules = a->rules; a->im.lists = a->lists;
   a->im.listelems = a->listelems; a->im.budgets = a->budgets;
+  a->im.xnodes = a->xnodes; a->im.xrules = a->xrules; a->im.xsels = a->xsels;
+  a->im.xlist = a->xlist;
   a->im.code = a->code; a->im.lines = a->lines;
   a->last_rule = -1;
   a->line = 1;
@@ -199,6 +205,20 @@ static inline uint32_t la_filter(la *a) {
 }
 
 static inline void la_filter_end(la *a) { a->filters[a->im.nfilters - 1].end = a->im.ncode; }
+
+/* An explain node (bc.h, "Explanations"). */
+static inline uint32_t la_xnode(la *a, int kind, int unit, const char *text, uint32_t region,
+                                uint32_t xa, uint32_t xb) {
+  bc_xnode *x = &a->xnodes[a->im.nxnodes];
+  if (a->im.nxnodes >= 64) la_die("too many explain nodes");
+  x->kind = (uint8_t)kind;
+  x->unit = (uint8_t)unit;
+  x->text = la_str(a, text);
+  x->region = region;
+  x->a = xa;
+  x->b = xb;
+  return a->im.nxnodes++;
+}
 
 static inline uint32_t la_route(la *a, const char *name, uint32_t fallbacks) {
   bc_route *r = &a->routes[a->im.nroutes];

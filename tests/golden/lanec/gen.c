@@ -285,7 +285,6 @@ static void image_cases(void) {
        (unsigned)pc_rule0, (unsigned)pc_nomatch + 2, (unsigned)pc_nomatch + 1);
   CASE("region_overlap", a->filters[0].end = pc_rule0 + 1,
        "filter 0: code region [0,%u) overlaps route chat", (unsigned)pc_rule0 + 1);
-  CASE("filter_no_fret", a->code[pc_fret].op = BC_OP_NOT, "filter 0: does not end with FRET");
 
   /* Operands, per format (bc.h), in the order check_operands reads them. */
   CASE("unused_operand_b", a->code[pc_endrule0].b = 5,
@@ -680,6 +679,70 @@ static void byte_cases(void) {
   free(v);
 }
 
+/* The base program with explain tables: rule 0's condition
+ * `req.images > 0` as a leaf (region 1) showing `req.images` (region 2),
+ * and its CAND's list naming the leaf. deep: region 2 leaves two values. */
+static uint32_t pc_xret_leaf, pc_xret_value, pc_cand0;
+
+static la *xbase(int deep) {
+  la *a = base();
+  uint32_t leaf = la_filter(a);
+  la_op(a, BC_OP_LOAD, 0, 0, BC_F_IMAGES);
+  la_op(a, BC_OP_PUSH_I, 0, 0, la_kint(a, 0));
+  la_op(a, BC_OP_GT_I, 0, 0, 0);
+  pc_xret_leaf = la_op(a, BC_OP_XRET, LANE_T_BOOL, 0, 0);
+  la_filter_end(a);
+  uint32_t value = la_filter(a);
+  la_op(a, BC_OP_LOAD, 0, 0, BC_F_IMAGES);
+  if (deep) la_op(a, BC_OP_LOAD, 0, 0, BC_F_IMAGES);
+  pc_xret_value = la_op(a, BC_OP_XRET, LANE_T_INT, 0, 0);
+  la_filter_end(a);
+  uint32_t v = la_xnode(a, BC_X_VALUE, BC_U_INT, "req.images", value, BC_NONE, BC_NONE);
+  uint32_t l = la_xnode(a, BC_X_LEAF, 0, "req.images > 0", leaf, v, BC_NONE);
+  a->im.nxrules = a->im.nrules;
+  for (uint32_t i = 0; i < a->im.nrules; i++) a->xrules[i] = i ? BC_NONE : l;
+  a->xlist[a->im.nxlist++] = l;
+  a->xsels[a->im.nxsels++] = (bc_xsel){0, 0, 0, 1};
+  pc_cand0 = pc_jf0 + 1;
+  return a;
+}
+
+/* Cases about the explain tables and their regions. */
+static void explain_cases(void) {
+  la *a;
+  unsigned char *b;
+  size_t n;
+#define XCASE(name, mutate, ...) \
+  do { a = xbase(0); mutate; b = la_bytes(a, &n); emit(name, b, n, __VA_ARGS__); free(b); \
+       free(a); } while (0)
+  XCASE("filter_no_fret", a->code[pc_xret_leaf].op = BC_OP_NOT; a->code[pc_xret_leaf].a = 0,
+        "filter 1: does not end with FRET or XRET");
+  XCASE("xret_type", a->code[pc_xret_leaf].a = 9,
+        "instruction %u (XRET): type 9 out of range (1 to 5)", (unsigned)pc_xret_leaf);
+  XCASE("cand_explain_region", a->code[pc_cand0].b = 2,
+        "instruction %u (CAND): filter 1 does not end with FRET: an explain region is not a "
+        "filter", (unsigned)pc_cand0);
+  XCASE("xnode_kind", a->xnodes[0].kind = 9, "explain node 0: kind 9, unit 1, reserved 0");
+  XCASE("xnode_text", a->xnodes[0].text = 999,
+        "explain node 0 text: string index 999 out of range (%u strings)",
+        (unsigned)a->im.nstr);
+  XCASE("xnode_region", a->xnodes[0].region = 0,
+        "explain node 0: region 0 is not an explain region of its type");
+  XCASE("xnode_child", a->xnodes[1].a = 1, "explain node 1: a 1 is not an earlier node of its kind");
+  XCASE("xrules_count", a->im.nxrules = 2, "XRULES has 2 entries for 3 rules");
+  XCASE("xrule_node", a->xrules[0] = 0, "rule 0: explain node 0 is not a condition");
+  XCASE("xsel_range", a->xsels[0].count = 5,
+        "explained selection 0: rule 0 or conditions [0,+5) out of range");
+  XCASE("xlist_node", a->xlist[0] = 0, "explained condition 0: node 0 is not a condition");
+#undef XCASE
+  a = xbase(1);
+  b = la_bytes(a, &n);
+  emit("xret_depth", b, n, "instruction %u (XRET): needs exactly one value on the stack, "
+       "found int, int", (unsigned)pc_xret_value);
+  free(b);
+  free(a);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s tests/golden/lanec\n", argv[0]);
@@ -692,6 +755,7 @@ int main(int argc, char **argv) {
   steps_case();
   weights_case();
   flow_cases();
+  explain_cases();
   fprintf(stderr, "gen: wrote %d cases to %s\n", ncases, dir);
   return 0;
 }
