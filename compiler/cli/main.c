@@ -537,7 +537,6 @@ typedef struct eval_ctx {
   const lane_program *p;
   lane_runtime       *rt;
   int                 route;
-  const sema_unit    *u;      /* with --explain on a policy, else NULL */
   lane_event         *events; /* with --explain: EVAL_EVENTS of them */
 } eval_ctx;
 
@@ -556,17 +555,14 @@ static int eval_one(void *arg, const char *name, json_t *obj) {
   }
   lane_decision d;
   lane_trace trace = {x->events, x->events ? EVAL_EVENTS : 0, 0, 0};
-  uint64_t now = 0;   /* --explain: the live view the decision is about to see */
-  lane_live_stats *before = c->explain ? explain_capture(x->rt, x->p, &now) : NULL;
   int st = lane_decide_traced(x->rt, x->route, &r, &d, c->explain ? &trace : NULL);
   if (c->explain) {
-    explain_in in = {x->u && x->u->nmods ? x->u : NULL, x->p, x->rt, x->route, &r, &d, st, &trace,
-                     before, now};
+    /* the reasons come from the program's explain tables, as a .lanec's */
+    explain_in in = {NULL, x->p, x->rt, x->route, &r, &d, st, &trace, NULL, 0};
     if (strcmp(c->format, "json")) fprintf(stdout, "== %s\n", name);
     if (!strcmp(c->format, "json")) explain_print_json(&in, stdout);
     else explain_print_text(&in, stdout);
     if (st != LANE_OK) rc = EXIT_FINDINGS;
-    free(before);
   } else if (st == LANE_OK && !strcmp(c->format, "text")) print_text(x->p, name, &d);
   else if (st == LANE_OK) print_json(x->p, name, &d);
   else {
@@ -588,8 +584,7 @@ static int cmd_eval(const cli *given) {
   if (strcmp(c->format, "json") && strcmp(c->format, "text"))
     return usage("--format is json or text");
   int rc = 0;
-  lanec_result u;
-  lane_program *p = load_program_keep(c, c->files[0], &rc, c->explain ? &u : NULL);
+  lane_program *p = load_program(c, c->files[0], &rc);
   if (!p) return rc;
   if (!c->route && lane_route_count(p) == 1) c->route = lane_route_name(p, 0);
   int route = c->route ? lane_route(p, c->route) : -1;
@@ -609,7 +604,7 @@ static int cmd_eval(const cli *given) {
     fprintf(stderr, "lane: %s\n", err.message);
     rc = EXIT_USAGE;
   } else {
-    eval_ctx x = {c, p, rt, route, c->explain ? u.unit : NULL, NULL};
+    eval_ctx x = {c, p, rt, route, NULL};
     int nomem = c->explain && !(x.events = malloc(EVAL_EVENTS * sizeof *x.events));
     if (nomem) {
       fprintf(stderr, "lane: out of memory\n");
@@ -623,7 +618,6 @@ static int cmd_eval(const cli *given) {
   }
   lane_runtime_free(rt);
   lane_program_free(p);
-  if (c->explain) lanec_result_free(&u);
   return rc;
 }
 

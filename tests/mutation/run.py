@@ -92,6 +92,20 @@ def copy_tree(dst):
         os.makedirs(os.path.dirname(to), exist_ok=True)
         if not os.path.exists(to) or open(src, "rb").read() != open(to, "rb").read():
             shutil.copy2(src, to)
+    # A file the checkout no longer has (moved, deleted) goes from the copy
+    # too: a reused DIR kept compiler/main.c after it moved to compiler/cli/,
+    # and the stale file broke the baseline build. Build directories
+    # (build*, ignored by git) stay, so rebuilds stay incremental.
+    keep = {f.decode() for f in files if f}
+    for top, dirs, names in os.walk(dst):
+        rel_top = os.path.relpath(top, dst)
+        if rel_top == "." :
+            dirs[:] = [d for d in dirs if not d.startswith("build") and d not in ("logs", ".git")]
+        dirs[:] = [d for d in dirs if d not in ("node_modules", "__pycache__")]
+        for n in names:
+            rel = os.path.normpath(os.path.join(rel_top, n))
+            if rel not in keep and not n.endswith((".o", ".d", ".pyc")):
+                os.remove(os.path.join(top, n))
 
 
 def failed_tests(log):

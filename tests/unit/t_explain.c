@@ -26,12 +26,15 @@
 static int nrule_reasons, nmember_reasons, nrequests;
 
 /* Sets the fields of a flat JSON request object, as `lane eval` reads a
- * request file; keys the policy does not declare are left out. */
-static int set_json(lane_request *r, const lane_program *p, const char *text) {
+ * request file; keys the policy does not declare are left out. The
+ * request borrows the object's strings: the caller frees *keep after the
+ * request's last use. */
+static int set_json(lane_request *r, const lane_program *p, const char *text, json_t **keep) {
   json_error_t je;
   json_t *o = json_loads(text, 0, &je), *v;
   const char *k;
-  if (!json_is_object(o)) { json_decref(o); return -1; }
+  *keep = o;
+  if (!json_is_object(o)) return -1;
   lane_request_init(r, p);
   json_object_foreach(o, k, v) {
     int f = lane_field(p, k), rc = LANE_OK;
@@ -46,9 +49,8 @@ static int set_json(lane_request *r, const lane_program *p, const char *text) {
     case LANE_T_UINT: rc = lane_set_uint(r, f, (uint64_t)json_integer_value(v)); break;
     default: rc = lane_set_double(r, f, json_number_value(v)); break;
     }
-    if (rc != LANE_OK) { json_decref(o); return -1; }
+    if (rc != LANE_OK) return -1;
   }
-  json_decref(o);
   return 0;
 }
 
@@ -80,8 +82,10 @@ static void one(const char *name, const lanec_result *res, lane_program *p, cons
   lane_event ev[512];
   lane_trace t = {ev, 512, 0, 0};
   int ri = lane_route(p, route);
-  if (!rt || ri < 0 || set_json(&r, p, request) != 0) {
+  json_t *keep = NULL;
+  if (!rt || ri < 0 || set_json(&r, p, request, &keep) != 0) {
     ok(0, "%s: route %s, request %d (%s): decided", name, route, nth, request);
+    json_decref(keep);
     lane_runtime_free(rt);
     return;
   }
@@ -101,6 +105,7 @@ static void one(const char *name, const lanec_result *res, lane_program *p, cons
   free(tables);
   free(source);
   free(before);
+  json_decref(keep);
   lane_runtime_free(rt);
 }
 

@@ -729,6 +729,9 @@ static void explain_cases(void) {
   XCASE("xnode_region", a->xnodes[0].region = 0,
         "explain node 0: region 0 is not an explain region of its type");
   XCASE("xnode_child", a->xnodes[1].a = 1, "explain node 1: a 1 is not an earlier node of its kind");
+  /* a `not` naming itself: a cycle the explainer would recurse on forever */
+  XCASE("xnode_cycle", la_xnode(a, BC_X_NOT, 0, "!x", BC_NONE, 2, BC_NONE),
+        "explain node 2: a 2 is not an earlier node of its kind");
   XCASE("xrules_count", a->im.nxrules = 2, "XRULES has 2 entries for 3 rules");
   XCASE("xrule_node", a->xrules[0] = 0, "rule 0: explain node 0 is not a condition");
   XCASE("xsel_range", a->xsels[0].count = 5,
