@@ -172,7 +172,7 @@ $(BUILD)/tests/t_runtime: TEST_PRE = $(CLI_A) $(JSON_A)
 $(BUILD)/tests/t_oom: TEST_PRE = $(CLI_A)
 $(BUILD)/tests/t_runtime $(BUILD)/tests/t_stress $(BUILD)/tests/t_oom: TEST_POST = -ljansson
 $(BUILD)/tests/t_json: TEST_PRE = $(JSON_A)
-$(BUILD)/tests/t_json $(BUILD)/tests/t_explain: TEST_POST = -ljansson
+$(BUILD)/tests/t_json $(BUILD)/tests/t_explain $(BUILD)/tests/t_log: TEST_POST = -ljansson
 
 # t_oom fails allocations in turn: the library's malloc, calloc, realloc and
 # free calls go through its wrappers (works under ASan and TSan too), and
@@ -247,7 +247,7 @@ demo: deps
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(REPLAY_BIN) $(JSON_LIBS)
 	BUILD=$(BUILD) LANE=$(abspath $(LANE)) CC="$(CC)" SAN="$(SAN)" FUZZ_TARGETS="$(FUZZ_TARGETS)" \
-	  prove -f --exec 'sh tests/timeout.sh' $(UNIT_BIN) tests/fuzz/replay.sh tests/golden/run.sh tests/cli/cli.sh tests/cli/docs.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh tests/cost/crosscheck.sh \
+	  prove -f --exec 'sh tests/timeout.sh' $(UNIT_BIN) tests/fuzz/replay.sh tests/golden/run.sh tests/cli/cli.sh tests/cli/replay.sh tests/cli/docs.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh tests/cost/crosscheck.sh \
 	  tests/host/layers.sh bindings/python/test_lane.py tests/install/install.sh gateway/test.sh
 
 check-asan: deps

@@ -1051,6 +1051,7 @@ static int emit_tables(emitter *E) {
     im->fields[i].name = cstr(E, u->fields[i].name);
     im->fields[i].type = (uint8_t)sema_ty_mtype(u->fields[i].ty);
     im->fields[i].unit = (uint8_t)sema_ty_unit(u->fields[i].ty);
+    im->fields[i].flags = u->fields[i].sensitive ? BC_FIELD_SENSITIVE : 0;
   }
   im->nfields = (uint32_t)u->nfields;
   for (int i = 0; i < u->ncaps; i++) im->caps[i] = cstr(E, u->caps[i]);

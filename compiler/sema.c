@@ -540,6 +540,7 @@ static int add_field(sema_unit *u, const char *name, int ty, ast_span sp) {
   f->name = name;
   f->ty = ty;
   f->span = sp;
+  f->sensitive = 0;
   ix_add(u, &u->ix_fields, name, u->nfields);
   return u->nfields++;
 }
@@ -578,6 +579,15 @@ static void declare_fields(sema_unit *u, ast_node *d) {
       continue;
     }
     int prev = sema_field_find(u, f->name);
+    if (f->op == 1 && ty != TY_STRING) {
+      diag_error(&u->ctx, f->span, "only a string field can be sensitive; '%s' is %s (a "
+                 "number or a flag tells little, and the log hashes text)", f->name, f->str);
+      continue;
+    }
+    if (prev >= 0 && prev < BC_NSTD && f->op == 1 && u->fields[prev].ty == ty) {
+      u->fields[prev].sensitive = 1;   /* `user: string sensitive` marks a standard field */
+      continue;
+    }
     if (prev >= 0) {
       if (prev < BC_NSTD)
         diag_error(&u->ctx, f->span, "'%s' is a standard request field; it needs no declaration",
@@ -588,7 +598,8 @@ static void declare_fields(sema_unit *u, ast_node *d) {
       }
       continue;
     }
-    add_field(u, f->name, ty, f->span);
+    if (add_field(u, f->name, ty, f->span) >= 0 && f->op == 1)
+      u->fields[u->nfields - 1].sensitive = 1;
   }
 }
 

@@ -102,6 +102,7 @@ typedef struct sema_field {
   const char *name;        /* field name */
   int         ty;          /* sema_ty */
   ast_span    span;        /* declaration (file NULL for standard ones) */
+  int         sensitive;   /* declared `sensitive`: logs hash its value */
 } sema_field;
 
 typedef struct sema_pool {

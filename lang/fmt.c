@@ -424,7 +424,12 @@ static void ptarget(fmt_p *p, sbuf *b, const ast_node *t) {
 /* One property, request field or test request field. */
 static void pitem(fmt_p *p, sbuf *b, const ast_node *n) {
   sputs(b, n->name);
-  if (n->kind == N_FIELD) { sputs(b, ": "); sputs(b, n->str); return; }
+  if (n->kind == N_FIELD) {
+    sputs(b, ": ");
+    sputs(b, n->str);
+    if (n->op == 1) sputs(b, " sensitive");
+    return;
+  }
   sputs(b, n->kind == N_INIT ? ": " : " ");
   if (n->a) { pexpr(p, b, n->a); return; }
   for (int i = 0; i < n->list.n; i++) {   /* caps */

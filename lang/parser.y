@@ -160,7 +160,7 @@ static void parse_error(parse_loc *loc, yyscan_t scanner, parse_state *ps,
        FASTEST "'fastest'" BEST "'best'" SPLIT "'split'" BY "'by'"
        MODELS "'models'" WHERE "'where'" CAPS "'caps'" REQ "'req'"
        EXPECT "'expect'" TRUE "'true'" FALSE "'false'" NULL "'null'"
-       IN "'in'"
+       IN "'in'" SENSITIVE "'sensitive'"
 %token EXPR_START "start of an expression"
 %token OROR "'||'" ANDAND "'&&'" EQ "'=='" NE "'!='" LE "'<='" GE "'>='"
        ARROW "'->'"
@@ -237,6 +237,9 @@ field
   : IDENT ':' IDENT opt_comma
                           { NEW($$, N_FIELD, @$); $$->name = $1; $$->str = $3;
                             $$->len = strlen($3); }
+  | IDENT ':' IDENT SENSITIVE opt_comma
+                          { NEW($$, N_FIELD, @$); $$->name = $1; $$->str = $3;
+                            $$->len = strlen($3); $$->op = 1; }
   ;
 
 opt_comma : %empty | ',' ;

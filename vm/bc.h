@@ -82,7 +82,7 @@
 #define BC_REC_KINT(F)      F(64, , 0)      /* i64 constants (also u64 bit patterns) */
 #define BC_REC_KDBL(F)      F(D, , 0)       /* f64 constants */
 #define BC_REC_CAPS(F)      F(32, , 0)      /* string index: capability name of bit i */
-#define BC_REC_FIELDS(F)    F(32, .name, 0) F(8, .type, 4) F(8, .unit, 5) F(16, .reserved, 6)
+#define BC_REC_FIELDS(F)    F(32, .name, 0) F(8, .type, 4) F(8, .unit, 5) F(16, .flags, 6)
 #define BC_REC_POOLS(F)     F(32, .first, 0) F(32, .count, 4)   /* into MEMBERS */
 #define BC_REC_MEMBERS(F)   F(32, , 0)      /* model index | BC_MEMBER_CHECK */
 #define BC_REC_FILTERS(F)   F(32, .start, 0) F(32, .end, 4)     /* code region */
@@ -287,8 +287,12 @@ typedef struct bc_field {
   uint32_t name;          /* string: field name */
   uint8_t  type;          /* lane_type (LANE_T_*) */
   uint8_t  unit;          /* bc_unit; must agree with type */
-  uint16_t reserved;      /* 0 */
+  uint16_t flags;         /* BC_FIELD_*; other bits 0 */
 } bc_field;
+
+/* bc_field.flags: declared `sensitive` (a string field): decision logs
+ * write a keyed hash of its value, never the value (vm/log.c). */
+#define BC_FIELD_SENSITIVE 1u
 
 /* The first BC_NSTD fields of every program are the standard request
  * fields, in this order, with these units; the loader checks it. */

@@ -112,6 +112,9 @@ LANE_API const char *lane_model_provider(const lane_program *p, int model);
 LANE_API const char *lane_model_id(const lane_program *p, int model);
 /* Worst-case instructions one decision can execute, computed at load. */
 LANE_API uint64_t    lane_program_max_steps(const lane_program *p);
+/* The checksum in the program's header: which policy wrote a decision
+ * log (its "policy", as 16 hex digits). */
+LANE_API uint64_t    lane_program_checksum(const lane_program *p);
 
 /* ---------------------------------------------------------------------
  * Requests
@@ -343,6 +346,9 @@ LANE_API int         lane_budget(const lane_program *p, const char *name);
  * UINT64_MAX - 1). */
 LANE_API uint64_t    lane_budget_key_hash(const lane_program *p, int budget,
                                           const char *key, size_t n);
+/* The request field a budget is keyed by (a field index), or -1 for a
+ * bad budget. */
+LANE_API int         lane_budget_key_field(const lane_program *p, int budget);
 /* Spend of one key in the budget's current window, in dollars, as
  * decisions read it (so for a key the table has no slot for: what the
  * budget's on_full mode says). LANE_EARG for key hash 0. */
@@ -622,6 +628,52 @@ LANE_API double lane_cost(const lane_program *p, const lane_request *r, int mode
 #ifdef __cplusplus
 }
 #endif
+/* ---------------------------------------------------------------------
+ * Decision logs (vm/log.c; the schema: doc/decision-log.schema.json)
+ * ------------------------------------------------------------------- */
+#define LANE_LOG_VERSION 1   /* the "v" of every record */
+
+/* Decision d of request r on route, as lane_decide_route (or _traced)
+ * returned status and filled d on rt, as one JSON line ending in '\n',
+ * into buf (snprintf's contract: returns the length needed). The record
+ * holds a decision id (id, or one made from the clock and a counter when
+ * NULL), the time, the policy's checksum, the route, rule, candidates,
+ * shadows and expected cost, the request fields set (never message text),
+ * and the live view the decision read: each model whose figures are not
+ * a fresh runtime's, each budget's spend for the request's key -- all
+ * that `lane replay` needs to decide it again exactly. Fields declared
+ * `sensitive` are written as "h:" and the SipHash-2-4 of their value
+ * under key (16 bytes), or as "redacted" when key is NULL: never in clear.
+ * Read the live view just after the decision, before charging. Returns 0
+ * with buf "" for a bad argument. */
+LANE_API size_t lane_log_decision(lane_runtime *rt, int route, const lane_request *r,
+                                  int status, const lane_decision *d, const char *id,
+                                  const unsigned char *key, char *buf, size_t n);
+
+/* What became of a decision, joined to its record by id. */
+typedef struct lane_outcome {
+  const char *id;           /* the decision record's id */
+  uint64_t    ts_ms;        /* when the call ended */
+  int         model;        /* the model that answered (or was tried
+                               last), or -1 */
+  int         attempts;     /* calls made, fallbacks included */
+  int         fallbacks;    /* fallbacks taken */
+  int         status;       /* the final HTTP status, or 0 without one */
+  double      latency_ms;   /* from the first attempt to the answer */
+  int64_t     input_tokens, output_tokens; /* as the provider billed them */
+  double      cost;         /* actual dollars */
+  int         has_score;    /* 1: score holds a host's grade */
+  double      score;        /* user feedback or an eval's grade, 0..1 */
+} lane_outcome;
+
+/* An outcome as one JSON line ("type":"outcome"), snprintf's contract. */
+LANE_API size_t lane_log_outcome(const lane_program *p, const lane_outcome *o, char *buf,
+                                 size_t n);
+
+/* SipHash-2-4 of n bytes under a 16-byte key: the keyed hash decision
+ * logs write for sensitive fields (and replay tools compare). */
+LANE_API uint64_t lane_siphash24(const unsigned char key[16], const void *data, size_t n);
+
 /* ---------------------------------------------------------------------
  * Version and ABI
  * ------------------------------------------------------------------- */

@@ -477,8 +477,12 @@ static int check_fields(vctx *v) {
                 (unsigned)im->nfields, BC_NSTD);
   for (uint32_t i = 0; i < im->nfields; i++) {
     const bc_field *f = &im->fields[i];
-    if (f->reserved)
-      return errf(err, LANE_EFORMAT, "field %u: reserved bytes must be 0", (unsigned)i);
+    if (f->flags & ~BC_FIELD_SENSITIVE)
+      return errf(err, LANE_EFORMAT, "field %u: unknown flags 0x%x", (unsigned)i,
+                  (unsigned)f->flags);
+    if ((f->flags & BC_FIELD_SENSITIVE) && f->type != LANE_T_STRING)
+      return errf(err, LANE_EFORMAT, "field %u: only a string field can be sensitive",
+                  (unsigned)i);
     CHECK_STR("field", i, "name", f->name);
     if (!bc_unit_type(f->unit))
       return errf(err, LANE_EFORMAT, "field %u (%s): unknown unit %u", (unsigned)i,

@@ -114,6 +114,7 @@ const char *lane_model_id(const lane_program *p, int model) {
 }
 
 uint64_t lane_program_max_steps(const lane_program *p) { return p ? p->max_steps : 0; }
+uint64_t lane_program_checksum(const lane_program *p) { return p ? p->checksum : 0; }
 
 /* ---------------------------------------------------------------------
  * Requests

@@ -124,6 +124,7 @@ struct lane_runtime {
   vm_budget_rt        *b;           /* per budget */
   atomic_size_t        bytes;       /* allocated for this runtime */
   atomic_uint_least64_t saves;      /* lane_runtime_save calls: temp names */
+  atomic_uint_least64_t logseq;     /* decision records without an id (log.c) */
 };
 
 /* One operand stack slot. Bools are 0/1 in i. */

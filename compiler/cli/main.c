@@ -15,8 +15,10 @@
 #include "explain_json.h"
 #include "fmt.h"
 #include "lint_out.h"
+#include "replay.h"
 #include "state.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -43,12 +45,25 @@ static const char usage_text[] =
   "                                       POLICY_test.lane beside it\n"
   "  disasm  FILE.lanec|POLICY.lane       show header, sections, models and code\n"
   "  eval    FILE.lanec|POLICY.lane [--route NAME] [--format json|text] [--explain]\n"
-  "          [--state SNAPSHOT.json] [--ignore-unknown] REQUESTS...\n"
+  "          [--state SNAPSHOT.json] [--ignore-unknown] [--log FILE [--log-key FILE]]\n"
+  "          REQUESTS...\n"
   "                                       decide for flat JSON requests: each REQUESTS is a\n"
   "                                       file (or - for stdin) of one object or JSON Lines;\n"
   "                                       --route may be left out when there is one route;\n"
   "                                       --state replays a runtime snapshot; --explain shows\n"
-  "                                       each rule tried and why\n"
+  "                                       each rule tried and why; --log appends a decision\n"
+  "                                       record per request (sensitive fields hashed with\n"
+  "                                       the 16-byte key in --log-key's file)\n"
+  "  replay  POLICY LOG... [--against OLD] [--route NAME] [--format text|json] [--top N]\n"
+  "                                       decide logged traffic again with the logged live\n"
+  "                                       state: the policy that wrote the log must\n"
+  "                                       reproduce it (exit 1 if not); cost, rule and\n"
+  "                                       model mix, outcomes; --against: what changes\n"
+  "  diff    OLD NEW TRAFFIC... [--max-changed P] [--max-cost-increase P] [--route NAME]\n"
+  "          [--format text|json] [--top N]\n"
+  "                                       the same comparison for a policy change on any\n"
+  "                                       traffic (logs or JSON Lines of requests); exit 1\n"
+  "                                       when a gate (percent) fails\n"
   "  eval    --expr EXPR [POLICY.lane] [REQUESTS...]\n"
   "                                       the value of an expression, e.g.\n"
   "                                       --expr 'bucket(\"u-1268\")'; on each request\n"
@@ -104,6 +119,12 @@ typedef struct cli {
   long        max_bytes;    /* --max-bytes, for catalog fetch */
   int         force;        /* --force, for catalog fetch */
   int         opcodes;      /* --opcodes, for builtins */
+  const char *log;          /* --log FILE, for eval */
+  const char *log_key;      /* --log-key FILE, for eval */
+  const char *against;      /* --against OLD, for replay */
+  double      max_changed;  /* --max-changed P, for diff; < 0 none */
+  double      max_cost_up;  /* --max-cost-increase P, for diff; < 0 none */
+  long        top;          /* --top N, for replay and diff */
 } cli;
 
 static int usage(const char *msg) {
@@ -123,6 +144,8 @@ static void free_args(cli *c) {
 static int parse_args(cli *c, int argc, char **argv) {
   memset(c, 0, sizeof *c);
   c->cmd = argv[1];
+  c->max_changed = c->max_cost_up = -1;
+  c->top = 20;
   size_t room = (size_t)argc;
   c->files = calloc(room, sizeof *c->files);
   c->providers = calloc(room, sizeof *c->providers);
@@ -140,7 +163,9 @@ static int parse_args(cli *c, int argc, char **argv) {
     if (!strcmp(a, "-o") || !strcmp(a, "--route") || !strcmp(a, "--format") ||
         !strcmp(a, "-I") || !strcmp(a, "--max-errors") || !strcmp(a, "--provider") ||
         !strcmp(a, "--state") || !strcmp(a, "--enable") || !strcmp(a, "--disable") ||
-        !strcmp(a, "--timeout-ms") || !strcmp(a, "--max-bytes") || !strcmp(a, "--expr")) {
+        !strcmp(a, "--timeout-ms") || !strcmp(a, "--max-bytes") || !strcmp(a, "--expr") ||
+        !strcmp(a, "--log") || !strcmp(a, "--log-key") || !strcmp(a, "--against") ||
+        !strcmp(a, "--max-changed") || !strcmp(a, "--max-cost-increase") || !strcmp(a, "--top")) {
       if (!val) { fprintf(stderr, "lane: %s needs a value\n", a); return -1; }
       i++;
       if (!strcmp(a, "-o")) c->out = val;
@@ -148,6 +173,19 @@ static int parse_args(cli *c, int argc, char **argv) {
       else if (!strcmp(a, "--format")) c->format = val;
       else if (!strcmp(a, "--state")) c->state = val;
       else if (!strcmp(a, "--expr")) c->expr = val;
+      else if (!strcmp(a, "--log")) c->log = val;
+      else if (!strcmp(a, "--log-key")) c->log_key = val;
+      else if (!strcmp(a, "--against")) c->against = val;
+      else if (!strcmp(a, "--max-changed") || !strcmp(a, "--max-cost-increase")) {
+        char *end;
+        double v = strtod(val, &end);
+        if (end == val || (*end && strcmp(end, "%")) || !(v >= 0)) {
+          fprintf(stderr, "lane: %s needs a percentage (e.g. 5 or 5%%), not '%s'\n", a, val);
+          return -1;
+        }
+        if (!strcmp(a, "--max-changed")) c->max_changed = v;
+        else c->max_cost_up = v;
+      }
       else if (!strcmp(a, "--enable")) c->enable[c->nenable++] = val;
       else if (!strcmp(a, "--disable")) c->disable[c->ndisable++] = val;
       else if (!strcmp(a, "--max-errors")) c->opts.max_errors = atoi(val);
@@ -161,6 +199,14 @@ static int parse_args(cli *c, int argc, char **argv) {
         }
         if (!strcmp(a, "--timeout-ms")) c->timeout_ms = v;
         else c->max_bytes = v;
+      } else if (!strcmp(a, "--top")) {
+        char *end;
+        long v = strtol(val, &end, 10);
+        if (end == val || *end || v < 0 || v > 1000000) {
+          fprintf(stderr, "lane: --top needs a count from 0 to 1000000, not '%s'\n", val);
+          return -1;
+        }
+        c->top = v;
       }
       else if (!strcmp(a, "--provider")) c->providers[c->nproviders++] = val;
       else c->include[c->opts.ninclude++] = val;
@@ -538,7 +584,43 @@ typedef struct eval_ctx {
   lane_runtime       *rt;
   int                 route;
   lane_event         *events; /* with --explain: EVAL_EVENTS of them */
+  FILE               *log;    /* --log, or NULL */
+  const unsigned char *key;   /* --log-key's 16 bytes, or NULL */
 } eval_ctx;
+
+/* Reads a --log-key file: 32 hex digits (16 bytes), white space around. */
+static int read_log_key(const char *path, unsigned char key[16]) {
+  FILE *f = fopen(path, "r");
+  char hex[80] = "";
+  if (!f) { fprintf(stderr, "lane: %s: cannot read the log key\n", path); return -1; }
+  int ok = fscanf(f, " %79s", hex) == 1 && strlen(hex) == 32;
+  int extra = ok ? fscanf(f, " %*s") : 0;
+  fclose(f);
+  for (int i = 0; ok && i < 16; i++) {
+    unsigned v;
+    ok = sscanf(hex + 2 * i, "%2x", &v) == 1 && isxdigit((unsigned char)hex[2 * i]) &&
+         isxdigit((unsigned char)hex[2 * i + 1]);
+    key[i] = (unsigned char)v;
+  }
+  if (!ok || extra != EOF) {
+    fprintf(stderr, "lane: %s: a log key is 32 hex digits (16 bytes), e.g. from "
+            "`openssl rand -hex 16`\n", path);
+    return -1;
+  }
+  return 0;
+}
+
+/* Appends the decision record of one request to --log. */
+static int log_decision(const eval_ctx *x, const lane_request *r, int st, const lane_decision *d) {
+  char small[4096];
+  size_t n = lane_log_decision(x->rt, x->route, r, st, d, NULL, x->key, small, sizeof small);
+  char *buf = n < sizeof small ? small : malloc(n + 1);
+  if (!buf) return -1;
+  if (buf != small) lane_log_decision(x->rt, x->route, r, st, d, NULL, x->key, buf, n + 1);
+  int rc = fwrite(buf, 1, n, x->log) == n ? 0 : -1;
+  if (buf != small) free(buf);
+  return rc;
+}
 
 /* Events an explanation keeps; more are reported as truncated. */
 #define EVAL_EVENTS 4096
@@ -556,6 +638,10 @@ static int eval_one(void *arg, const char *name, json_t *obj) {
   lane_decision d;
   lane_trace trace = {x->events, x->events ? EVAL_EVENTS : 0, 0, 0};
   int st = lane_decide_traced(x->rt, x->route, &r, &d, c->explain ? &trace : NULL);
+  if (x->log && log_decision(x, &r, st, &d) != 0) {
+    fprintf(stderr, "lane: %s: cannot write the decision log\n", c->log);
+    return EXIT_USAGE;
+  }
   if (c->explain) {
     /* the reasons come from the program's explain tables, as a .lanec's */
     explain_in in = {NULL, x->p, x->rt, x->route, &r, &d, st, &trace, NULL, 0};
@@ -574,6 +660,38 @@ static int eval_one(void *arg, const char *name, json_t *obj) {
 }
 
 static int cmd_expr(const cli *c);
+
+/* ---- replay and diff (replay.c) ---- */
+
+static int run_replay(const cli *c, const char *newpath, const char *oldpath,
+                      const char *const *files, int nfiles) {
+  int rc = 0;
+  if (c->format && strcmp(c->format, "json") && strcmp(c->format, "text"))
+    return usage("--format is json or text");
+  lane_program *p = load_program(c, newpath, &rc);
+  lane_program *old = p && oldpath ? load_program(c, oldpath, &rc) : NULL;
+  if (p && (!oldpath || old)) {
+    replay_opts o = {c->format ? c->format : "text", c->route, c->max_changed, c->max_cost_up,
+                     (int)c->top, 1, stdout, stderr};
+    rc = replay_run(&o, p, newpath, old, oldpath, files, nfiles);
+  }
+  lane_program_free(old);
+  lane_program_free(p);
+  return rc;
+}
+
+static int cmd_replay(const cli *c) {
+  if (c->nfiles < 2) return usage("replay takes a policy and at least one log (- for stdin)");
+  if (c->max_changed >= 0 || c->max_cost_up >= 0)
+    return usage("the gates --max-changed and --max-cost-increase are diff's");
+  return run_replay(c, c->files[0], c->against, c->files + 1, c->nfiles - 1);
+}
+
+static int cmd_diff(const cli *c) {
+  if (c->nfiles < 3) return usage("diff takes OLD NEW and at least one traffic file");
+  if (c->against) return usage("diff names both policies: lane diff OLD NEW TRAFFIC...");
+  return run_replay(c, c->files[1], c->files[0], c->files + 2, c->nfiles - 2);
+}
 
 static int cmd_eval(const cli *given) {
   cli copy = *given, *c = &copy;
@@ -604,15 +722,26 @@ static int cmd_eval(const cli *given) {
     fprintf(stderr, "lane: %s\n", err.message);
     rc = EXIT_USAGE;
   } else {
-    eval_ctx x = {c, p, rt, route, NULL};
+    unsigned char key[16];
+    eval_ctx x = {c, p, rt, route, NULL, NULL, NULL};
+    if (c->log_key && read_log_key(c->log_key, key) != 0) rc = EXIT_USAGE;
+    else if (c->log_key) x.key = key;
+    if (!rc && c->log && !(x.log = fopen(c->log, "a"))) {
+      fprintf(stderr, "lane: %s: cannot open for appending\n", c->log);
+      rc = EXIT_USAGE;
+    }
     int nomem = c->explain && !(x.events = malloc(EVAL_EVENTS * sizeof *x.events));
     if (nomem) {
       fprintf(stderr, "lane: out of memory\n");
       rc = EXIT_USAGE;
     }
-    for (int i = 1; i < c->nfiles && !nomem; i++) {
+    for (int i = 1; i < c->nfiles && !nomem && rc != EXIT_USAGE; i++) {
       int one = each_request(c->files[i], eval_one, &x);
       if (one > rc) rc = one;
+    }
+    if (x.log && fclose(x.log) != 0) {
+      fprintf(stderr, "lane: %s: cannot write the decision log\n", c->log);
+      rc = EXIT_USAGE;
     }
     free(x.events);
   }
@@ -860,6 +989,8 @@ int main(int argc, char **argv) {
   else if (!strcmp(c.cmd, "test")) rc = cmd_test(&c);
   else if (!strcmp(c.cmd, "disasm")) rc = cmd_disasm(&c);
   else if (!strcmp(c.cmd, "eval")) rc = cmd_eval(&c);
+  else if (!strcmp(c.cmd, "replay")) rc = cmd_replay(&c);
+  else if (!strcmp(c.cmd, "diff")) rc = cmd_diff(&c);
   else if (!strcmp(c.cmd, "builtins")) rc = cmd_builtins(&c);
   else if (!strcmp(c.cmd, "catalog")) rc = cmd_catalog(&c);
   else {

@@ -660,8 +660,12 @@ static void byte_cases(void) {
          "string 0: offset 5000 + length %u is past the end of STRDATA (%u bytes)",
          (unsigned)get32(b + get32(e + 4) + 4), (unsigned)sd);
   }
-  FRESH(); e = entry(b, BC_SEC_FIELDS, NULL); b[get32(e + 4) + 6] = 1; reseal(b, n);
-  emit("field_reserved", b, n, "field 0: reserved bytes must be 0");
+  FRESH(); e = entry(b, BC_SEC_FIELDS, NULL); b[get32(e + 4) + 6] = 2; reseal(b, n);
+  emit("field_flags", b, n, "field 0: unknown flags 0x2");
+  FRESH(); e = entry(b, BC_SEC_FIELDS, NULL); b[get32(e + 4) + 8 * BC_F_INPUT_TOKENS + 6] = 1;
+  reseal(b, n);
+  emit("field_sensitive_int", b, n, "field %d: only a string field can be sensitive",
+       BC_F_INPUT_TOKENS);
   FRESH(); put32(b + 20, 7); reseal(b, n);
   emit("header_reserved", b, n, "reserved header field is 7, must be 0");
   FRESH(); put32(b + 12, BC_SEC_MAX); reseal(b, n);
