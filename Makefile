@@ -86,7 +86,7 @@ CATALOG   ?= ../shared/data/catalog/litellm_model_prices.json
 PROVIDERS := anthropic openai gemini vertex_ai bedrock mistral deepseek groq \
              together_ai fireworks_ai xai cohere openrouter
 
-.PHONY: all deps demo test check-asan check-tsan check-ubsan check-valgrind valgrind-bins lint-c \
+.PHONY: all deps demo demo-swap test check-asan check-tsan check-ubsan check-valgrind valgrind-bins lint-c \
         fuzz fuzz-deps fuzz-build fuzz-bins fuzz-merge bench clean stdlib
 all: $(LANE) $(LIB_A) $(LIB_SO)
 
@@ -137,7 +137,7 @@ $(TOOLS_A): $(TOOL_OBJ)
 $(CLI_A): $(CLI_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(LANE): $(BUILD)/compiler/cli/main.o $(CLI_A) $(TOOLS_A) $(LIB_A)
+$(LANE): $(BUILD)/compiler/cli/main.o $(CLI_A) $(TOOLS_A) $(BUILD)/liblane-json.a $(LIB_A)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS_TOOLS) -lm
 
 # The request adapters (vm/json/json.c, jansson) are a library of their own,
@@ -243,6 +243,14 @@ $(BUILD)/lane-gateway: $(GATEWAY_SRC) gateway/gateway.h $(LIB_A) $(BUILD)/liblan
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh examples/demo.sh $(LANE)
+	@echo
+	@echo "== the swap: is the in-house model ready to take all chat? (examples/swap/)"
+	@sh examples/swap/demo.sh $(LANE)
+
+# The swap story alone: a canary, an hour of real traffic logged, replay, diff.
+demo-swap: deps
+	@$(MAKE) --no-print-directory all
+	@sh examples/swap/demo.sh $(LANE)
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(REPLAY_BIN) $(JSON_LIBS)
@@ -316,6 +324,8 @@ bench: deps
 	  opts="$$opts --luajit $(BENCH_DIR)/luajit.so"; else echo "bench: LuaJIT skipped (no libluajit-5.1-dev)"; fi; \
 	echo "$(BENCH_DIR)/bench --src tests/bench --out $(BENCH_DIR) --lane $(LANE)$$opts"; \
 	$(BENCH_DIR)/bench --src tests/bench --out $(BENCH_DIR) --lane $(LANE) $$opts
+	@echo
+	@sh tests/bench/replay.sh $(LANE) $(BENCH_DIR)/replay
 
 # UndefinedBehaviorSanitizer alone (no ASan: catches what ASan's allocator
 # would hide, and runs t_alloc's and t_oom's allocation interposers).

@@ -161,6 +161,9 @@ LANE_API int       lane_field_type(const lane_program *p, int field);
 /* The unit of a field as written in policies: "int", "string", "tokens",
  * "money", "duration", "fraction", "price", "double", "bool", "uint". */
 LANE_API const char *lane_field_unit(const lane_program *p, int field);
+/* 1 if the policy declares the field `sensitive` (decision logs hash it),
+ * else 0. */
+LANE_API int       lane_field_sensitive(const lane_program *p, int field);
 
 LANE_API void lane_request_init(lane_request *r, const lane_program *p);
 /* Setters return LANE_OK, or LANE_EARG if the field index is out of range
@@ -643,7 +646,9 @@ LANE_API double lane_cost(const lane_program *p, const lane_request *r, int mode
  * a fresh runtime's, each budget's spend for the request's key -- all
  * that `lane replay` needs to decide it again exactly. Fields declared
  * `sensitive` are written as "h:" and the SipHash-2-4 of their value
- * under key (16 bytes), or as "redacted" when key is NULL: never in clear.
+ * under key (16 bytes), or as "redacted" when key is NULL: never in clear;
+ * their bucket (lane_bucket, 0..99) is kept in "buckets", so a canary or
+ * split by them replays exactly (a test of their exact value cannot).
  * Read the live view just after the decision, before charging. Returns 0
  * with buf "" for a bad argument. */
 LANE_API size_t lane_log_decision(lane_runtime *rt, int route, const lane_request *r,
@@ -669,6 +674,10 @@ typedef struct lane_outcome {
 /* An outcome as one JSON line ("type":"outcome"), snprintf's contract. */
 LANE_API size_t lane_log_outcome(const lane_program *p, const lane_outcome *o, char *buf,
                                  size_t n);
+
+/* The bucket a string falls in, 0..99: what bucket(s) < P% and split
+ * arms compare (bucket(s) is this / 100). */
+LANE_API int lane_bucket(const char *s, size_t n);
 
 /* SipHash-2-4 of n bytes under a 16-byte key: the keyed hash decision
  * logs write for sensitive fields (and replay tools compare). */

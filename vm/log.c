@@ -153,6 +153,24 @@ static size_t value_text(const lane_request *r, int f, int type, char *buf, size
   }
 }
 
+int lane_bucket(const char *s, size_t n) {
+  return s || !n ? (int)(bc_splitmix64(bc_fnv1a64(s, n, BC_FNV_OFFSET)) % 100) : 0;
+}
+
+/* The buckets of the sensitive fields that are set: {"user":37}. */
+static void buckets(out *o, const lane_program *p, const lane_request *r) {
+  const bc_image *im = &p->im;
+  int first = 1;
+  for (uint32_t f = 0; f < im->nfields; f++) {
+    if (!(r->set >> f & 1) || !(im->fields[f].flags & BC_FIELD_SENSITIVE)) continue;
+    put(o, first ? ",\"buckets\":{" : ",");
+    first = 0;
+    jcstr(o, im->str[im->fields[f].name].p);
+    put(o, ":%d", lane_bucket(r->v[f].s.p, r->v[f].s.n));
+  }
+  if (!first) putc1(o, '}');
+}
+
 static void request(out *o, const lane_program *p, const lane_request *r,
                     const unsigned char *key) {
   const bc_image *im = &p->im;
@@ -269,6 +287,7 @@ size_t lane_log_decision(lane_runtime *rt, int route, const lane_request *r, int
   if (d->nerrors) put(&o, ",\"errors\":%d,\"error_line\":%d", d->nerrors, d->error_line);
   put(&o, ",\"request\":");
   request(&o, p, r, key);
+  buckets(&o, p, r);
   put(&o, ",\"state\":");
   state(&o, rt, r);
   put(&o, "}\n");

@@ -128,6 +128,11 @@ int lane_field(const lane_program *p, const char *name) {
 
 int lane_field_count(const lane_program *p) { return p ? (int)p->im.nfields : 0; }
 
+int lane_field_sensitive(const lane_program *p, int field) {
+  if (!p || field < 0 || (uint32_t)field >= p->im.nfields) return 0;
+  return (p->im.fields[field].flags & BC_FIELD_SENSITIVE) != 0;
+}
+
 const char *lane_field_name(const lane_program *p, int field) {
   if (!p || field < 0 || (uint32_t)field >= p->im.nfields) return NULL;
   return str(p, p->im.fields[field].name);

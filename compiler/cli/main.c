@@ -15,6 +15,7 @@
 #include "explain_json.h"
 #include "fmt.h"
 #include "lint_out.h"
+#include "convert.h"
 #include "replay.h"
 #include "state.h"
 
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_FINDINGS 1
@@ -55,19 +57,28 @@ static const char usage_text[] =
   "                                       record per request (sensitive fields hashed with\n"
   "                                       the 16-byte key in --log-key's file)\n"
   "  replay  POLICY LOG... [--against OLD] [--route NAME] [--format text|json] [--top N]\n"
+  "          [--chart FILE.svg]\n"
   "                                       decide logged traffic again with the logged live\n"
   "                                       state: the policy that wrote the log must\n"
   "                                       reproduce it (exit 1 if not); cost, rule and\n"
   "                                       model mix, outcomes; --against: what changes\n"
   "  diff    OLD NEW TRAFFIC... [--max-changed P] [--max-cost-increase P] [--route NAME]\n"
-  "          [--format text|json] [--top N]\n"
+  "          [--format text|json] [--top N] [--chart FILE.svg]\n"
   "                                       the same comparison for a policy change on any\n"
   "                                       traffic (logs or JSON Lines of requests); exit 1\n"
-  "                                       when a gate (percent) fails\n"
+  "                                       when a gate (percent) fails; --chart draws cost\n"
+  "                                       and model mix over time, old against new\n"
   "  eval    --expr EXPR [POLICY.lane] [REQUESTS...]\n"
   "                                       the value of an expression, e.g.\n"
   "                                       --expr 'bucket(\"u-1268\")'; on each request\n"
   "                                       when it reads request fields\n"
+  "  convert trace TRACE.csv... [--set FIELD=VALUE]... [--users N] [-o OUT]\n"
+  "                                       a trace (TIMESTAMP,ContextTokens,GeneratedTokens)\n"
+  "                                       as request records: arrival times, token sizes;\n"
+  "                                       --set and --users give the fields it lacks\n"
+  "  convert body POLICY BODY.json... [-o OUT]\n"
+  "                                       OpenAI or Anthropic request bodies as request\n"
+  "                                       records of the policy's fields\n"
   "  catalog import FILE.json -o DIR [--provider P]...\n"
   "                                       LiteLLM price catalog -> one module per provider\n"
   "  catalog fetch URL -o FILE [--timeout-ms N] [--max-bytes N] [--force]\n"
@@ -125,6 +136,10 @@ typedef struct cli {
   double      max_changed;  /* --max-changed P, for diff; < 0 none */
   double      max_cost_up;  /* --max-cost-increase P, for diff; < 0 none */
   long        top;          /* --top N, for replay and diff */
+  const char **sets;        /* --set FIELD=VALUE, for convert trace */
+  int         nsets;
+  long        users;        /* --users N, for convert trace */
+  const char *chart;        /* --chart FILE.svg, for replay and diff */
 } cli;
 
 static int usage(const char *msg) {
@@ -139,6 +154,7 @@ static void free_args(cli *c) {
   free(c->enable);
   free(c->disable);
   free(c->include);
+  free(c->sets);
 }
 
 static int parse_args(cli *c, int argc, char **argv) {
@@ -152,8 +168,9 @@ static int parse_args(cli *c, int argc, char **argv) {
   c->enable = calloc(room, sizeof *c->enable);
   c->disable = calloc(room, sizeof *c->disable);
   c->include = calloc(room, sizeof *c->include);
+  c->sets = calloc(room, sizeof *c->sets);
   c->opts.include = c->include;
-  if (!c->files || !c->providers || !c->enable || !c->disable || !c->include) {
+  if (!c->files || !c->providers || !c->enable || !c->disable || !c->include || !c->sets) {
     fprintf(stderr, "lane: out of memory reading %d arguments\n", argc);
     return -1;
   }
@@ -165,7 +182,8 @@ static int parse_args(cli *c, int argc, char **argv) {
         !strcmp(a, "--state") || !strcmp(a, "--enable") || !strcmp(a, "--disable") ||
         !strcmp(a, "--timeout-ms") || !strcmp(a, "--max-bytes") || !strcmp(a, "--expr") ||
         !strcmp(a, "--log") || !strcmp(a, "--log-key") || !strcmp(a, "--against") ||
-        !strcmp(a, "--max-changed") || !strcmp(a, "--max-cost-increase") || !strcmp(a, "--top")) {
+        !strcmp(a, "--max-changed") || !strcmp(a, "--max-cost-increase") || !strcmp(a, "--top") ||
+        !strcmp(a, "--set") || !strcmp(a, "--users") || !strcmp(a, "--chart")) {
       if (!val) { fprintf(stderr, "lane: %s needs a value\n", a); return -1; }
       i++;
       if (!strcmp(a, "-o")) c->out = val;
@@ -176,6 +194,24 @@ static int parse_args(cli *c, int argc, char **argv) {
       else if (!strcmp(a, "--log")) c->log = val;
       else if (!strcmp(a, "--log-key")) c->log_key = val;
       else if (!strcmp(a, "--against")) c->against = val;
+      else if (!strcmp(a, "--chart")) c->chart = val;
+      else if (!strcmp(a, "--set")) {
+        const char *eq = strchr(val, '=');
+        if (!eq || eq == val || eq - val >= 128) {
+          fprintf(stderr, "lane: --set needs FIELD=VALUE (a field name of 1 to 127 bytes), not '%s'\n", val);
+          return -1;
+        }
+        c->sets[c->nsets++] = val;
+      }
+      else if (!strcmp(a, "--users")) {
+        char *end;
+        long v = strtol(val, &end, 10);
+        if (end == val || *end || v <= 0 || v > 1000000000) {
+          fprintf(stderr, "lane: --users needs a count from 1 to 1000000000, not '%s'\n", val);
+          return -1;
+        }
+        c->users = v;
+      }
       else if (!strcmp(a, "--max-changed") || !strcmp(a, "--max-cost-increase")) {
         char *end;
         double v = strtod(val, &end);
@@ -586,7 +622,16 @@ typedef struct eval_ctx {
   lane_event         *events; /* with --explain: EVAL_EVENTS of them */
   FILE               *log;    /* --log, or NULL */
   const unsigned char *key;   /* --log-key's 16 bytes, or NULL */
+  uint64_t           *ts;     /* the clock for the request being decided, 0: real */
 } eval_ctx;
+
+static uint64_t record_clock(void *ctx) {
+  uint64_t ts = *(const uint64_t *)ctx;
+  if (ts) return ts;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
 
 /* Reads a --log-key file: 32 hex digits (16 bytes), white space around. */
 static int read_log_key(const char *path, unsigned char key[16]) {
@@ -627,6 +672,13 @@ static int log_decision(const eval_ctx *x, const lane_request *r, int st, const 
 
 static int eval_one(void *arg, const char *name, json_t *obj) {
   const eval_ctx *x = arg;
+  json_t *inner = json_object_get(obj, "request");   /* a request or decision record */
+  json_t *ts = json_object_get(obj, "ts");
+  *x->ts = 0;
+  if (json_is_string(json_object_get(obj, "type")) && json_is_object(inner)) {
+    if (json_is_integer(ts) && json_integer_value(ts) > 0) *x->ts = (uint64_t)json_integer_value(ts);
+    obj = inner;
+  }
   const cli *c = x->c;
   lane_request r;
   char why[512];
@@ -672,11 +724,39 @@ static int run_replay(const cli *c, const char *newpath, const char *oldpath,
   lane_program *old = p && oldpath ? load_program(c, oldpath, &rc) : NULL;
   if (p && (!oldpath || old)) {
     replay_opts o = {c->format ? c->format : "text", c->route, c->max_changed, c->max_cost_up,
-                     (int)c->top, 1, stdout, stderr};
+                     (int)c->top, 1, c->chart, stdout, stderr};
     rc = replay_run(&o, p, newpath, old, oldpath, files, nfiles);
   }
   lane_program_free(old);
   lane_program_free(p);
+  return rc;
+}
+
+static int cmd_convert(const cli *c) {
+  if (c->nfiles < 2 || (strcmp(c->files[0], "trace") && strcmp(c->files[0], "body")))
+    return usage("convert trace TRACE.csv... or convert body POLICY BODY.json...");
+  int body = !strcmp(c->files[0], "body");
+  if (body && c->nfiles < 3) return usage("convert body takes a policy and request bodies");
+  if (body && (c->nsets || c->users)) return usage("--set and --users are for convert trace");
+  FILE *out = c->out ? fopen(c->out, "w") : stdout;
+  if (!out) { fprintf(stderr, "lane: %s: cannot write\n", c->out); return EXIT_USAGE; }
+  convert_opts o = {c->sets, c->nsets, c->users, out, stderr};
+  int rc = 0;
+  lane_program *p = body ? load_program(c, c->files[1], &rc) : NULL;
+  for (int i = body ? 2 : 1; i < c->nfiles && (!body || p); i++) {
+    int one;
+    if (body) {
+      size_t n = 0;
+      unsigned char *b = read_bytes(c->files[i], &n, 0);
+      if (!b) { fprintf(stderr, "lane: cannot read '%s': %s\n", c->files[i], strerror(errno)); one = 2; }
+      else { one = convert_body(&o, p, c->files[i], (const char *)b, n); free(b); }
+    } else {
+      one = convert_trace(&o, c->files[i]);
+    }
+    if (one > rc) rc = one;
+  }
+  lane_program_free(p);
+  if (out != stdout && fclose(out) != 0) { fprintf(stderr, "lane: %s: cannot write\n", c->out); rc = 2; }
   return rc;
 }
 
@@ -707,8 +787,17 @@ static int cmd_eval(const cli *given) {
   if (!c->route && lane_route_count(p) == 1) c->route = lane_route_name(p, 0);
   int route = c->route ? lane_route(p, c->route) : -1;
   lane_error err;
+  /* A request record's time (its "ts") is the clock its decision reads,
+   * so a converted trace is decided, and logged, at its arrival times;
+   * other requests read the real clock. --state freezes the clock. */
+  uint64_t record_ts = 0;
+  lane_runtime_options ro;
+  memset(&ro, 0, sizeof ro);
+  ro.clock = record_clock;
+  ro.clock_ctx = &record_ts;
   lane_runtime *rt = route < 0 ? NULL
-                   : c->state ? state_runtime(p, c->state, stderr) : lane_runtime_new(p, &err);
+                   : c->state ? state_runtime(p, c->state, stderr)
+                              : lane_runtime_new_with(p, &ro, &err);
   if (route >= 0 && !rt && c->state) {
     rc = EXIT_USAGE;
   } else if (route < 0) {
@@ -723,7 +812,7 @@ static int cmd_eval(const cli *given) {
     rc = EXIT_USAGE;
   } else {
     unsigned char key[16];
-    eval_ctx x = {c, p, rt, route, NULL, NULL, NULL};
+    eval_ctx x = {c, p, rt, route, NULL, NULL, NULL, &record_ts};
     if (c->log_key && read_log_key(c->log_key, key) != 0) rc = EXIT_USAGE;
     else if (c->log_key) x.key = key;
     if (!rc && c->log && !(x.log = fopen(c->log, "a"))) {
@@ -991,6 +1080,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(c.cmd, "eval")) rc = cmd_eval(&c);
   else if (!strcmp(c.cmd, "replay")) rc = cmd_replay(&c);
   else if (!strcmp(c.cmd, "diff")) rc = cmd_diff(&c);
+  else if (!strcmp(c.cmd, "convert")) rc = cmd_convert(&c);
   else if (!strcmp(c.cmd, "builtins")) rc = cmd_builtins(&c);
   else if (!strcmp(c.cmd, "catalog")) rc = cmd_catalog(&c);
   else {

@@ -22,6 +22,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- one program's side of the replay ---- */
@@ -33,7 +34,11 @@ typedef struct side {
   uint64_t            clock;     /* what the runtime's clock reads now */
   lane_live_stats    *fresh;     /* each model's figures in a fresh runtime */
   lane_live_stats    *cur;       /* what the runtime holds now */
+  char                synth[LANE_MAX_FIELDS][48]; /* stand-ins for hashed fields */
+  struct { char s[40]; int bucket; } *cache;  /* STAND_CACHE stand-ins found */
 } side;
+
+#define STAND_CACHE 4096
 
 static uint64_t side_clock(void *ctx) { return ((const side *)ctx)->clock; }
 
@@ -50,9 +55,10 @@ static int side_open(side *s, const lane_program *p, const char *name, FILE *err
   lane_error e;
   s->rt = lane_runtime_new_with(p, &o, &e);
   int n = lane_model_count(p);
+  s->cache = calloc(STAND_CACHE, sizeof *s->cache);
   s->fresh = calloc((size_t)n + 1, sizeof *s->fresh);
   s->cur = calloc((size_t)n + 1, sizeof *s->cur);
-  if (!s->rt || !s->fresh || !s->cur) {
+  if (!s->rt || !s->fresh || !s->cur || !s->cache) {
     fprintf(err, "lane: %s: %s\n", name, s->rt ? "out of memory" : e.message);
     return -1;
   }
@@ -63,6 +69,7 @@ static int side_open(side *s, const lane_program *p, const char *name, FILE *err
 
 static void side_close(side *s) {
   lane_runtime_free(s->rt);
+  free(s->cache);
   free(s->fresh);
   free(s->cur);
 }
@@ -132,7 +139,38 @@ static const char *side_state(side *s, json_t *state, uint64_t ts, const lane_re
 /* The request of a record for this side's program: fields it does not
  * declare are left out (a new policy may declare others). The strings
  * stay the JSON's. Returns NULL, or what is wrong. */
-static const char *side_request(const side *s, json_t *obj, lane_request *r) {
+/* A stand-in for a sensitive field the log holds as a hash: the hash and
+ * the first suffix that puts it in the logged bucket, so bucket() and
+ * splits decide as they did (the same user, the same stand-in). */
+static const char *stand_in(side *s, char *buf, const char *hash, int bucket) {
+  size_t p = strlen(hash);
+  if (p > 24) p = 24;
+  uint64_t h = (uint64_t)bucket;
+  for (size_t i = 0; i < p; i++) h = (h ^ (unsigned char)hash[i]) * 0x100000001b3ull;
+  h %= STAND_CACHE;   /* the same user is the same stand-in: found once */
+  if (s->cache[h].bucket == bucket + 1 && !strncmp(s->cache[h].s, hash, p) &&
+      s->cache[h].s[p] == '~') {   /* copied: the request borrows buf until decided */
+    memcpy(buf, s->cache[h].s, sizeof s->cache[h].s);
+    return buf;
+  }
+  memcpy(buf, hash, p);
+  buf[p] = '~';
+  for (int k = 0; k < 100000; k++) {
+    char digits[12];
+    int nd = 0;
+    for (int v = k; nd == 0 || v; v /= 10) digits[nd++] = (char)('0' + v % 10);
+    for (int i = 0; i < nd; i++) buf[p + 1 + i] = digits[nd - 1 - i];
+    buf[p + 1 + nd] = 0;
+    if (lane_bucket(buf, p + 1 + (size_t)nd) == bucket) {
+      memcpy(s->cache[h].s, buf, p + 2 + (size_t)nd);
+      s->cache[h].bucket = bucket + 1;
+      return buf;
+    }
+  }
+  return hash;
+}
+
+static const char *side_request(side *s, json_t *obj, json_t *bks, lane_request *r) {
   const char *k;
   json_t *v;
   lane_request_init(r, s->p);
@@ -140,10 +178,18 @@ static const char *side_request(const side *s, json_t *obj, lane_request *r) {
     int f = lane_field(s->p, k), rc = LANE_OK;
     if (f < 0 || json_is_null(v)) continue;
     switch (lane_field_type(s->p, f)) {
-    case LANE_T_STRING:
+    case LANE_T_STRING: {
       if (!json_is_string(v)) return "a string field holds another type";
+      json_t *b = json_object_get(bks, k);
+      if (lane_field_sensitive(s->p, f) && json_is_integer(b)) {
+        const char *x = stand_in(s, s->synth[f], json_string_value(v),
+                                 (int)json_integer_value(b));
+        rc = lane_set_str(r, f, x, strlen(x));
+        break;
+      }
       rc = lane_set_str(r, f, json_string_value(v), json_string_length(v));
       break;
+    }
     case LANE_T_BOOL:
       if (!json_is_boolean(v)) return "a bool field holds another type";
       rc = lane_set_bool(r, f, json_is_true(v));
@@ -175,10 +221,13 @@ typedef struct rec {
   int16_t  rule[2];
   double   cost[2];
   double   p95;             /* the logged p95 of the logged primary, or nan */
+  double   lat[2];          /* per side: the p95 its primary had (logged, else the
+                               policy's prior), or nan without a decision */
   double   actual;          /* outcome: actual cost, or nan */
   double   latency;         /* outcome: latency, or nan */
   double   score;           /* outcome: score, or nan */
   int16_t  actual_model;    /* outcome: the model that answered, by name in the new program */
+  uint64_t ts;              /* the record's time, ms; 0 unknown */
 } rec;
 
 typedef struct outcome {
@@ -337,10 +386,15 @@ static void one_line(run *R, uint32_t file, uint32_t line, const char *text, siz
     json_decref(j);
     return;
   }
-  int logged = type && !strcmp(type, "decision");
-  if (type && !logged) { bad(R, file, line, "an unknown record type"); json_decref(j); return; }
-  json_t *req = logged ? json_object_get(j, "request") : j;
-  const char *route = logged ? json_string_value(json_object_get(j, "route")) : R->o->route;
+  int logged = type && !strcmp(type, "decision"), wrapped = type && !strcmp(type, "request");
+  if (type && !logged && !wrapped) {
+    bad(R, file, line, "an unknown record type");
+    json_decref(j);
+    return;
+  }
+  json_t *req = type ? json_object_get(j, "request") : j;
+  const char *route = type ? json_string_value(json_object_get(j, "route")) : NULL;
+  if (!route) route = R->o->route;
   if (!json_is_object(req)) { bad(R, file, line, "a decision without a request"); json_decref(j); return; }
   rec *rs = grow(R->recs, &R->caprecs, R->nrecs + 1, sizeof *R->recs, &R->nomem);
   if (!rs) { json_decref(j); return; }
@@ -350,7 +404,7 @@ static void one_line(run *R, uint32_t file, uint32_t line, const char *text, siz
   r->file = file;
   r->line = line;
   r->id = UINT32_MAX;
-  r->p95 = r->actual = r->latency = r->score = NAN;
+  r->p95 = r->actual = r->latency = r->score = r->lat[0] = r->lat[1] = NAN;
   r->actual_model = -1;
   const char *id = logged ? json_string_value(json_object_get(j, "id")) : NULL;
   uint64_t ts = (uint64_t)json_integer_value(json_object_get(j, "ts"));
@@ -358,7 +412,7 @@ static void one_line(run *R, uint32_t file, uint32_t line, const char *text, siz
     side *s = &R->s[k];
     lane_request q;
     lane_decision d;
-    const char *why = side_request(s, req, &q);
+    const char *why = side_request(s, req, json_object_get(j, "buckets"), &q);
     int ri = route ? lane_route(s->p, route) : lane_route_count(s->p) == 1 ? 0 : -1;
     if (!why && ri < 0)
       why = route ? "the policy has no such route" : "the record names no route and the policy has several (--route)";
@@ -374,6 +428,7 @@ static void one_line(run *R, uint32_t file, uint32_t line, const char *text, siz
     for (int i = 0; i < d.ncandidates; i++)   /* a probe taken: the runtime moved on */
       if (d.probed >> i & 1) memset(&s->cur[d.candidates[i]], 0xff, sizeof s->cur[0]);
     r->model[k] = (int16_t)(st == LANE_OK ? d.candidates[0] : -1);
+    r->lat[k] = st == LANE_OK ? s->cur[d.candidates[0]].p95 : NAN;
     r->rule[k] = (int16_t)(st == LANE_OK ? d.rule : 0);
     r->cost[k] = st == LANE_OK ? d.cost : 0;
     if (st != LANE_OK) R->nomatch[k]++;
@@ -394,6 +449,7 @@ static void one_line(run *R, uint32_t file, uint32_t line, const char *text, siz
     }
   }
   if (!logged) R->plain++;
+  r->ts = ts;
   if (id) r->id = add_id(R, id);
   json_t *primary = json_array_get(json_object_get(j, "candidates"), 0);
   json_t *ms = json_object_get(json_object_get(j, "state"), "models");
@@ -478,7 +534,7 @@ static void report(run *R, int *gate_failed) {
   tally *oldm = calloc((size_t)lane_model_count(two ? R->s[1].p : p) + 1, sizeof *oldm);
   double total[2] = {0, 0};
   long changed = 0;
-  double *lat = malloc((R->nrecs + 1) * sizeof *lat);
+  double *lat = malloc((2 * R->nrecs + 1) * sizeof *lat);
   size_t nlat = 0;
   if (!bym || !byr || !oldm || !lat) { R->nomem = 1; goto out; }
   for (size_t i = 0; i < R->nrecs; i++) {
@@ -503,6 +559,14 @@ static void report(run *R, int *gate_failed) {
     if (!isnan(l)) lat[nlat++] = l;
   }
   qsort(lat, nlat, sizeof *lat, cmp_double);
+  double p95med[2] = {NAN, NAN};
+  for (int k = 0; k < R->nsides; k++) {
+    size_t m = 0;
+    for (size_t i = 0; i < R->nrecs; i++)
+      if (!isnan(R->recs[i].lat[k])) lat[nlat + m++] = R->recs[i].lat[k];
+    qsort(lat + nlat, m, sizeof *lat, cmp_double);
+    if (m) p95med[k] = lat[nlat + m / 2];
+  }
   double n = (double)R->nrecs;
   double share = pct((double)changed, n), up = pct(total[0] - total[1], total[1]);
   if (two && R->o->max_changed >= 0 && share > R->o->max_changed) *gate_failed = 1;
@@ -525,6 +589,9 @@ static void report(run *R, int *gate_failed) {
       json_object_set_new(o, "gate_failed", json_boolean(*gate_failed));
     }
     if (nlat) json_object_set_new(o, "latency_median_ms", json_real(lat[nlat / 2]));
+    if (!isnan(p95med[0])) json_object_set_new(o, "primary_p95_median_ms", json_real(p95med[0]));
+    if (two && !isnan(p95med[1]))
+      json_object_set_new(o, "old_primary_p95_median_ms", json_real(p95med[1]));
     for (int k = 0; k <= maxrule; k++) {
       if (!byr[k].n) continue;
       json_t *e = json_object();
@@ -595,6 +662,10 @@ static void report(run *R, int *gate_failed) {
     fprintf(out, "expected cost: $%.6f\n", total[0]);
   if (nlat) fprintf(out, "latency, median: %.0f ms (%s)\n", lat[nlat / 2],
                     "outcomes, else the primary's logged p95");
+  if (two && !isnan(p95med[0]) && !isnan(p95med[1]))
+    fprintf(out, "p95 of the primary, median: %.0f ms (was %.0f ms)\n", p95med[0], p95med[1]);
+  else if (!isnan(p95med[0]))
+    fprintf(out, "p95 of the primary, median: %.0f ms\n", p95med[0]);
   fprintf(out, "\n%-24s %10s  %6s  %13s%s\n", "by rule:", "decisions", "share", "expected cost",
           two ? "  changed" : "");
   for (int k = 0; k <= maxrule; k++) {
@@ -654,6 +725,124 @@ out:
   free(lat);
 }
 
+/* ---- the chart: cost and model mix over time, SVG ---- */
+
+#define CH_BINS 48
+#define CH_W 760
+#define CH_H 220
+#define CH_X 70        /* left margin */
+#define CH_TOP 40
+
+static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
+                                      "#8c564b"};
+
+static int bin_of(const rec *r, size_t i, size_t n, uint64_t t0, uint64_t t1) {
+  double f = t1 > t0 ? (double)(r->ts - t0) / (double)(t1 - t0) : (double)i / (double)(n ? n : 1);
+  int b = (int)(f * CH_BINS);
+  return b < 0 ? 0 : b >= CH_BINS ? CH_BINS - 1 : b;
+}
+
+static void polyline(FILE *f, const double *v, double lo, double hi, int y0, const char *color,
+                     int dashed) {
+  fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"", color,
+          dashed ? " stroke-dasharray=\"5,4\"" : "");
+  for (int b = 0; b < CH_BINS; b++) {
+    double x = CH_X + (b + 0.5) * (CH_W - CH_X - 20) / (double)CH_BINS;
+    double y = y0 + CH_H - (hi > lo ? (v[b] - lo) / (hi - lo) : 0) * CH_H;
+    fprintf(f, "%.1f,%.1f ", x, y);
+  }
+  fprintf(f, "\"/>\n");
+}
+
+static void axis(FILE *f, int y0, const char *title, const char *top, const char *bottom) {
+  fprintf(f, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">%s</text>\n", CH_X, y0 - 10, title);
+  fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#999\"/>\n",
+          CH_X, y0, CH_W - CH_X - 20, CH_H);
+  fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", CH_X - 6, y0 + 12, top);
+  fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n", CH_X - 6, y0 + CH_H,
+          bottom);
+}
+
+/* Writes the chart to path: the expected cost so far, and the share of
+ * the most used models per time bin; the new policy solid, the old one
+ * dashed. 0, or -1 when the file cannot be written. */
+static int chart(const run *R, const char *path) {
+  const lane_program *p = R->s[0].p;
+  FILE *f = fopen(path, "w");
+  if (!f) return -1;
+  uint64_t t0 = UINT64_MAX, t1 = 0;
+  for (size_t i = 0; i < R->nrecs; i++) {
+    if (R->recs[i].ts < t0) t0 = R->recs[i].ts;
+    if (R->recs[i].ts > t1) t1 = R->recs[i].ts;
+  }
+  double cost[2][CH_BINS] = {{0}}, count[CH_BINS] = {0};
+  for (size_t i = 0; i < R->nrecs; i++) {
+    int b = bin_of(&R->recs[i], i, R->nrecs, t0, t1);
+    count[b]++;
+    for (int k = 0; k < R->nsides; k++) cost[k][b] += R->recs[i].cost[k];
+  }
+  double top = 0;
+  for (int k = 0; k < R->nsides; k++) {
+    for (int b = 1; b < CH_BINS; b++) cost[k][b] += cost[k][b - 1];
+    if (cost[k][CH_BINS - 1] > top) top = cost[k][CH_BINS - 1];
+  }
+  /* the most used models, by name across both policies */
+  int nm = lane_model_count(p), pick[6], npick = 0;
+  long *uses = calloc((size_t)nm + 1, sizeof *uses);
+  if (!uses) { fclose(f); return -1; }
+  for (size_t i = 0; i < R->nrecs; i++) {
+    if (R->recs[i].model[0] >= 0) uses[R->recs[i].model[0]]++;
+    if (R->nsides == 2 && R->recs[i].model[1] >= 0) {
+      int m = model_index(p, lane_model_name(R->s[1].p, R->recs[i].model[1]));
+      if (m >= 0) uses[m]++;
+    }
+  }
+  while (npick < 6) {
+    int best = -1;
+    for (int m = 0; m < nm; m++)
+      if (uses[m] > 0 && (best < 0 || uses[m] > uses[best])) best = m;
+    if (best < 0) break;
+    pick[npick++] = best;
+    uses[best] = 0;
+  }
+  free(uses);
+  int h = CH_TOP + 2 * (CH_H + 60) + 20 + 18 * (npick + 1);
+  fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+          "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+          CH_W, h);
+  char a[64], b[64] = "";
+  snprintf(a, sizeof a, "$%.4g", top);
+  axis(f, CH_TOP, "expected cost so far (solid: new, dashed: old)", a, "$0");
+  for (int k = 0; k < R->nsides; k++) polyline(f, cost[k], 0, top, CH_TOP, "#333", k == 1);
+  int y2 = CH_TOP + CH_H + 60;
+  axis(f, y2, "share of decisions per model (solid: new, dashed: old)", "100%", "0%");
+  for (int i = 0; i < npick; i++) {
+    for (int k = 0; k < R->nsides; k++) {
+      double share[CH_BINS] = {0};
+      const lane_program *q = R->s[k].p;
+      int m = k ? model_index(q, lane_model_name(p, pick[i])) : pick[i];
+      for (size_t r = 0; m >= 0 && r < R->nrecs; r++)
+        if (R->recs[r].model[k] == m) share[bin_of(&R->recs[r], r, R->nrecs, t0, t1)]++;
+      for (int bb = 0; bb < CH_BINS; bb++) share[bb] = count[bb] ? share[bb] / count[bb] : 0;
+      if (m >= 0) polyline(f, share, 0, 1, y2, palette[i], k == 1);
+    }
+    fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"%s\">%s</text>\n", CH_X,
+            y2 + CH_H + 40 + 18 * i, palette[i], lane_model_name(p, pick[i]));
+  }
+  if (t1 > t0) {
+    for (int k = 0; k < 2; k++) {
+      time_t t = (time_t)((k ? t1 : t0) / 1000);
+      struct tm tm;
+      gmtime_r(&t, &tm);
+      strftime(k ? b : a, 64, "%Y-%m-%d %H:%M UTC", &tm);
+    }
+    fprintf(f, "<text x=\"%d\" y=\"%d\">%s</text><text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s</text>\n",
+            CH_X, y2 + CH_H + 18, a, CH_W - 20, y2 + CH_H + 18, b);
+  }
+  fprintf(f, "</svg>\n");
+  return fclose(f) == 0 ? 0 : -1;
+}
+
 int replay_run(const replay_opts *o, const lane_program *prog, const char *name,
                const lane_program *old, const char *oldname, const char *const *files,
                int nfiles) {
@@ -686,8 +875,12 @@ int replay_run(const replay_opts *o, const lane_program *prog, const char *name,
   if (!rc && !R.nrecs) { fprintf(o->err, "lane: no decision or request to replay\n"); rc = 2; }
   if (!rc) {
     report(&R, &gate);
+    if (o->chart && chart(&R, o->chart) != 0) {
+      fprintf(o->err, "lane: %s: cannot write the chart\n", o->chart);
+      rc = 2;
+    }
     if (R.nomem) { fprintf(o->err, "lane: out of memory\n"); rc = 2; }
-    else if (R.mismatched || gate) rc = 1;
+    else if (!rc && (R.mismatched || gate)) rc = 1;
   }
   side_close(&R.s[0]);
   if (old) side_close(&R.s[1]);

@@ -18,6 +18,7 @@ typedef struct replay_opts {
   double      max_cost_increase; /* diff gate: % expected cost up; < 0 none */
   int         top;          /* requests listed whose cost changed most */
   int         progress;     /* show progress on stderr (a terminal) */
+  const char *chart;        /* write an SVG chart here, or NULL */
   FILE       *out, *err;
 } replay_opts;
 

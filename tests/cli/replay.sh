@@ -159,8 +159,41 @@ assert m["outcomes"] == 1 and m["actual_cost"] == 0.5 and m["mean_score"] == 0.7
 t $? "an outcome record joins its decision by id: actual cost and score per model"
 show "$OUT/e"
 
+# ---- lane convert ----
+printf 'TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n2023-11-16 18:15:50.9951690,396,x\n2023-11-16 18:16:00,1000,10\n' >"$OUT/t.csv"
+"$LANE" convert trace "$OUT/t.csv" --set task=chat --set images=0 --users 50 -o "$OUT/t.jsonl" 2>"$OUT/e"
+rc=$?
+[ $rc = 0 ] && [ "$(wc -l <"$OUT/t.jsonl")" -eq 2 ] && grep -q "t.csv:3: not a trace row; skipped" "$OUT/e" &&
+  head -1 "$OUT/t.jsonl" | grep -q '"ts":1700158546680' &&
+  head -1 "$OUT/t.jsonl" | grep -q '"input_tokens":374,"max_output_tokens":44,"task":"chat","images":0,"user":"u-'
+t $? "convert trace: arrival times (UTC ms), token sizes, --set fields, users; a bad row named and skipped (exit $rc)"
+show "$OUT/t.jsonl"; show "$OUT/e"
+"$LANE" convert trace tests/runtime/azure_conv_4000.csv --set task=chat --users 500 -o "$OUT/conv.jsonl" 2>"$OUT/e" &&
+  [ "$(wc -l <"$OUT/conv.jsonl")" -eq 4000 ]
+t $? "convert trace: the bundled 4,000-request slice of the Azure conversation trace"
+"$LANE" eval examples/swap/canary.lane --log "$OUT/conv.log" "$OUT/conv.jsonl" >/dev/null 2>"$OUT/e" &&
+  "$LANE" replay examples/swap/canary.lane "$OUT/conv.log" >"$OUT/o" 2>"$OUT/e" &&
+  grep -q "reproduced: 4000 of 4000" "$OUT/o" && head -1 "$OUT/conv.log" | grep -q '"ts":1700158546680'
+t $? "a converted trace decided at its arrival times, logged (users redacted, their buckets kept) and replayed: all reproduced"
+show "$OUT/e"
+"$LANE" convert body "$POLICY" tests/json/openai/*.json tests/json/anthropic/*.json -o "$OUT/bodies.jsonl" 2>"$OUT/e"
+rc=$?
+[ "$(wc -l <"$OUT/bodies.jsonl")" -ge 2 ] && grep -q '"input_tokens":' "$OUT/bodies.jsonl" &&
+  "$LANE" diff "$POLICY" "$OUT/allin.lane" "$OUT/bodies.jsonl" --route support >"$OUT/o" 2>>"$OUT/e"
+t $? "convert body: OpenAI and Anthropic request bodies as request records, diffed (exit $rc)"
+show "$OUT/e"
+"$LANE" diff examples/swap/canary.lane examples/swap/allin.lane "$OUT/conv.log" --chart "$OUT/chart.svg" >/dev/null 2>"$OUT/e" &&
+  python3 -c '
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+lines = [e for e in root.iter() if e.tag.endswith("polyline")]
+assert len(lines) >= 4, len(lines)
+' "$OUT/chart.svg"
+t $? "diff --chart writes an SVG of cost and model mix over time, old and new"
+show "$OUT/e"
+
 # ---- the schema ----
-python3 - "$OUT/d.log" "$OUT/s.log" "$OUT/with_outcome.log" <<'EOF'
+python3 - "$OUT/d.log" "$OUT/s.log" "$OUT/with_outcome.log" "$OUT/conv.log" <<'EOF'
 import json, sys
 schema = json.load(open("doc/decision-log.schema.json"))
 def check(v, s, path):
