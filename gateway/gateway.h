@@ -6,6 +6,7 @@
  *   upstream.c   forwarding with libcurl: the fallback walk and streaming
  *   translate.c  OpenAI <-> Anthropic bodies, responses, streams and errors
  *   metrics.c    counters served as Prometheus text on GET /metrics
+ *   log.c        the decision log: records queued, a writer thread, rotation
  *
  * Module prefix: gw_. Nothing here is part of liblane's API.
  */
@@ -80,6 +81,16 @@ char *gw_metrics_text(gw_metrics *m, size_t *len);
 /* Appends key="value" (escaped, comma-separated) to a label buffer. */
 void gw_label(char *buf, size_t cap, const char *key, const char *value);
 
+/* ---- the decision log (log.c) ---- */
+typedef struct gw_log gw_log;
+/* Opens path for appending and starts the writer. NULL with why set. */
+gw_log *gw_log_open(const char *path, long max_bytes, long max_age_s, int queue, gw_metrics *m,
+                    char *why, size_t cap);
+/* Queues one record (a malloc'd line, taken over): 0, or -1 dropped. */
+int  gw_log_put(gw_log *l, char *line, size_t n);
+/* Writes what is queued, syncs and closes. */
+void gw_log_close(gw_log *l);
+
 /* ---- the gateway ---- */
 typedef struct gw {
   gw_config     cfg;         /* as loaded */
@@ -88,6 +99,10 @@ typedef struct gw {
   gw_metrics   *metrics;     /* counters */
   int          *model_provider; /* per model: index into cfg.providers or -1 */
   int           f_input, f_output, f_cached; /* token fields for costs */
+  gw_log       *log;         /* decision_log, or NULL */
+  unsigned char log_key[16]; /* decision_log.key_file: sensitive fields' key */
+  int           log_key_set;
+  atomic_uint_least64_t seq; /* decision ids */
 } gw;
 
 /* One client request on its way upstream. Owned by main.c's connection
@@ -105,6 +120,8 @@ typedef struct gw_call {
   lane_decision d;           /* the decision */
   uint64_t      deadline;    /* gw_now_ms() value the answer is due by */
   int           tried;       /* candidates given up on before the answer */
+  int           calls;       /* upstream calls made */
+  char          id[40];      /* decision id (x-lane-decision-id, the log's) */
   int           served;      /* model that answered, or -1 */
   double        cost;        /* what was charged (or expected, streams) */
   const char   *cost_basis;  /* "usage" or "expected" */
@@ -122,6 +139,13 @@ typedef struct gw_call {
 struct MHD_Response *gw_forward(gw_call *call, unsigned *status);
 /* Releases one holder of call (main.c frees it on the last). */
 void gw_call_release(gw_call *call);
+
+/* The decision record of call (log.c; nothing without a log). */
+void gw_log_decision(gw_call *c, int route, int status);
+/* An outcome record of call: one per upstream attempt, final on the last
+ * (model -1 when none answered). */
+void gw_log_outcome(gw_call *c, int model, double latency_ms, int http, const char *error,
+                    int final, long in, long out, double cost);
 
 /* Cost of actual usage on model m (tokens in, cached of them, out). */
 double gw_usage_cost(const gw *g, int model, long in, long cached, long out);

@@ -14,6 +14,7 @@
  * its upstream calls; the program and runtime are shared, per-request
  * state lives in a gw_call on the heap (a stream outlives its handler).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -80,6 +81,22 @@ static int load_providers(gw_config *c, json_t *provs, char *why, size_t cap) {
     v->api_key = v->key_env ? dup_or_null(getenv(v->key_env)) : NULL;
   }
   return 0;
+}
+
+/* A key file: 32 hex digits (16 bytes). */
+static int read_key(const char *path, unsigned char key[16], char *why, size_t cap) {
+  FILE *f = fopen(path, "r");
+  char hex[80] = "";
+  int ok = f && fscanf(f, " %79s", hex) == 1 && strlen(hex) == 32;
+  if (f) fclose(f);
+  for (int i = 0; ok && i < 16; i++) {
+    unsigned v;
+    ok = isxdigit((unsigned char)hex[2 * i]) && isxdigit((unsigned char)hex[2 * i + 1]) &&
+         sscanf(hex + 2 * i, "%2x", &v) == 1;
+    key[i] = (unsigned char)v;
+  }
+  if (!ok) snprintf(why, cap, "decision_log key_file %s: want 32 hex digits (16 bytes)", path);
+  return ok ? 0 : -1;
 }
 
 static int load_config(gw_config *c, const char *file, char *why, size_t cap) {
@@ -366,6 +383,11 @@ static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url,
     goto out;
   }
   int st = lane_decide_route(g->rt, ri, &c->req, &c->d);
+  const char *dry = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "x-lane-dry-run");
+  int is_dry = dry && (!strcmp(dry, "1") || !strcasecmp(dry, "true"));
+  snprintf(c->id, sizeof c->id, "%llx-%llx", (unsigned long long)gw_now_ms(),
+           (unsigned long long)atomic_fetch_add(&g->seq, 1));
+  if (!is_dry) gw_log_decision(c, ri, st);   /* before any charge: what it read */
   if (st != LANE_OK) {
     char labels[240] = "";
     gw_label(labels, sizeof labels, "route", lane_route_name(g->prog, ri));
@@ -380,8 +402,7 @@ static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url,
     rc = send_error(g, con, url, format, 503, "lane_no_match", why);
     goto out;
   }
-  const char *dry = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "x-lane-dry-run");
-  if (dry && (!strcmp(dry, "1") || !strcasecmp(dry, "true"))) {
+  if (is_dry) {
     rc = dry_run(c, con, url);
     goto out;
   }
@@ -511,6 +532,33 @@ static int map_models(gw *g) {
   return 0;
 }
 
+/* "decision_log": {"path", "max_bytes", "max_age_s", "queue", "key_file"}:
+ * every decision and attempt as liblane's records (log.c). */
+static int open_log(gw *g, const char *cfgfile, char *why, size_t cap) {
+  json_t *o = json_object_get(g->cfg.root, "decision_log");
+  if (!o) return 0;
+  char *path = config_path(cfgfile, json_string_value(json_object_get(o, "path")));
+  char *keyf = config_path(cfgfile, json_string_value(json_object_get(o, "key_file")));
+  int rc = -1;
+  long max_bytes = num(o, "max_bytes", 64L << 20), max_age = num(o, "max_age_s", 3600);
+  long queue = num(o, "queue", 65536);
+  if (!path) {
+    snprintf(why, cap, "%s: decision_log needs a \"path\"", cfgfile);
+  } else if (max_bytes < 0 || max_age < 0 || queue < 1 || queue > 16777216) {
+    snprintf(why, cap, "%s: decision_log: max_bytes and max_age_s are >= 0 (0: never), "
+             "queue 1 to 16777216", cfgfile);
+  } else if (keyf && read_key(keyf, g->log_key, why, cap)) {
+    /* why is set */
+  } else {
+    g->log_key_set = keyf != NULL;
+    g->log = gw_log_open(path, max_bytes, max_age, (int)queue, g->metrics, why, cap);
+    rc = g->log ? 0 : -1;
+  }
+  free(path);
+  free(keyf);
+  return rc;
+}
+
 static int start(gw *g, const char *cfgfile, int port, char *why, size_t cap) {
   if (load_config(&g->cfg, cfgfile, why, cap)) return -1;
   if (port >= 0) g->cfg.port = port;
@@ -532,11 +580,13 @@ static int start(gw *g, const char *cfgfile, int port, char *why, size_t cap) {
   g->f_cached = lane_field(g->prog, "cached_tokens");
   g->metrics = gw_metrics_new();
   if (!g->metrics || map_models(g)) return snprintf(why, cap, "out of memory"), -1;
-  return 0;
+  return open_log(g, cfgfile, why, cap);
 }
 
 static void stop(gw *g) {
   lane_error err;
+  gw_log_close(g->log);   /* every queued record written and synced */
+  g->log = NULL;
   if (g->rt && g->cfg.state_file && lane_runtime_save(g->rt, g->cfg.state_file, &err) != LANE_OK)
     fprintf(stderr, "lane-gateway: %s: %s\n", g->cfg.state_file, err.message);
   lane_runtime_free(g->rt);

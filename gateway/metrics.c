@@ -38,6 +38,11 @@ static const struct family {
    "Streams that failed after their first byte reached the client."},
   {"lane_gateway_spend_dollars_total", "counter",
    "Actual spend from responses' usage (expected cost when absent), by provider and model."},
+  {"lane_gateway_log_records_total", "counter", "Decision and outcome records written."},
+  {"lane_gateway_log_dropped_total", "counter",
+   "Records dropped because the log's queue was full (writing never blocks a request)."},
+  {"lane_gateway_log_rotations_total", "counter", "Decision log files rotated."},
+  {"lane_gateway_log_errors_total", "counter", "Decision log writes or renames that failed."},
 };
 enum { NFAMILIES = sizeof families / sizeof families[0] };
 

@@ -308,8 +308,13 @@ def main():
                  + ["--key=%s=%s" % kv for kv in KEYS.items()], log=os.path.join(a.out, "fake.err"))
     fport = first_line(fake)
     ok(fport.isdigit(), "the fake providers listen on 127.0.0.1:%s" % fport)
+    logpath = os.path.join(a.out, "decisions.log")
+    for f in os.listdir(a.out):
+        if f.startswith("decisions.log"):
+            os.remove(os.path.join(a.out, f))
     cfg = {
         "listen": "127.0.0.1:0", "policy": "support.lanec", "route": "support",
+        "decision_log": {"path": "decisions.log", "max_bytes": 40000, "queue": 4096},
         "deadline_ms": 5000, "attempt_timeout_ms": 1200, "connect_timeout_ms": 1000,
         "stream_idle_ms": 3000, "default_max_tokens": 1024, "defaults": {"tier": "free"},
         "providers": {
@@ -328,13 +333,16 @@ def main():
                T_GEMINI_KEY=KEYS["gemini"])
     try:
         if fport.isdigit():
-            with_gateway(a, "gateway", cfg, env, lambda port: main_suite(a, port, fport, policy))
+            s = with_gateway(a, "gateway", cfg, env, lambda port: main_suite(a, port, fport, policy))
+            if s:
+                decision_log(a, s, logpath, policy)
             # The budget and breaker checks: a fresh gateway, its own policy.
             ledger_policy = os.path.join(a.out, "t_gateway.lanec")
             p = subprocess.run([a.lane, "compile", LEDGER_POLICY, "-o", ledger_policy],
                                capture_output=True, text=True, timeout=60)
             if ok(p.returncode == 0, "lane compile gateway/t_gateway.lane", p.stderr):
                 cfg2 = dict(cfg, policy="t_gateway.lanec", route="spend", defaults={})
+                del cfg2["decision_log"]
                 with_gateway(a, "gateway-ledger", cfg2, env,
                              lambda port: ledger_and_breaker(
                                  Suite(Gateway(port), int(fport), a.lane, a.out, prefix="L")))
@@ -348,6 +356,60 @@ def main_suite(a, port, fport, policy):
     s = Suite(Gateway(port), int(fport), a.lane, a.out)
     run(s, policy, a.no_sdk)
     metrics(s)
+    return s
+
+
+def log_records(path):
+    """Every record of a decision log and its rotated files, in order."""
+    d = os.path.dirname(path)
+    base = os.path.basename(path)
+    rotated = sorted(f for f in os.listdir(d) if f.startswith(base + "."))
+    files = [os.path.join(d, f) for f in rotated] + [path]
+    recs = []
+    for f in files:
+        with open(f) as fh:
+            for i, line in enumerate(fh, 1):
+                recs.append((f, i, json.loads(line)))
+    return files, recs
+
+
+def decision_log(a, s, path, policy):
+    """The main gateway's decision log, after it stopped: rotated by size
+    with no record lost, an outcome for every upstream attempt (the fakes
+    failed many on purpose), one final outcome per forwarded decision."""
+    try:
+        files, recs = log_records(path)
+    except (OSError, ValueError) as e:
+        ok(False, "decision log: every line of every file is JSON", str(e))
+        return
+    ok(len(files) >= 3, "decision log: rotated by size (%d files)" % len(files))
+    dec = [r for _, _, r in recs if r.get("type") == "decision"]
+    outs = [r for _, _, r in recs if r.get("type") == "outcome"]
+    is_eq(len(dec), int(s.m_decisions),
+          "decision log: one record per decision, none lost across rotations")
+    is_eq(len(set(r["id"] for r in dec)), len(dec), "decision log: decision ids are unique")
+    ids = set(r["id"] for r in dec)
+    ok(all(o["id"] in ids for o in outs), "decision log: every outcome joins a decision by id")
+    answered = [o for o in outs if o["final"] and o["model"]]
+    is_eq(sum(1 for o in outs if not o["final"]) + len(answered), int(s.m_attempts),
+          "decision log: an outcome for every upstream attempt (failed ones, then the answer)")
+    finals = {}
+    for o in outs:
+        if o["final"]:
+            finals[o["id"]] = finals.get(o["id"], 0) + 1
+    forwarded = [r for r in dec if r["status"] == "ok"]
+    ok(all(finals.get(r["id"]) == 1 for r in forwarded),
+       "decision log: exactly one final outcome per forwarded decision (%d)" % len(forwarded))
+    kinds = set(o.get("error") for o in outs if not o["final"])
+    ok({"http_5xx", "http_429", "timeout", "refused"} <= kinds,
+       "decision log: failed attempts name their kind (%s)" % ", ".join(sorted(k for k in kinds if k)))
+    p = subprocess.run([a.lane, "replay", policy] + files, capture_output=True, text=True,
+                       timeout=60)
+    m = re.search(r"reproduced: (\d+) of (\d+)", p.stdout)
+    ok(m is not None and m.group(2) == str(len(dec)) and "skipped" not in p.stderr,
+       "decision log: lane replay reads every record of every file", p.stdout + p.stderr)
+    print("# decision log: %d files, %d decisions, %d outcomes; replay: %s"
+          % (len(files), len(dec), len(outs), m.group(0) if m else "?"))
 
 
 def with_gateway(a, name, cfg, env, body):
@@ -361,9 +423,10 @@ def with_gateway(a, name, cfg, env, body):
     line = first_line(gwp)
     m = re.search(r"127\.0\.0\.1:(\d+)", line)
     ok(m is not None, "lane-gateway (%s) listens on 127.0.0.1 (%s)" % (cfg["policy"], line))
+    result = None
     try:
         if m:
-            body(int(m.group(1)))
+            result = body(int(m.group(1)))
     finally:
         gwp.terminate()
         try:
@@ -376,6 +439,7 @@ def with_gateway(a, name, cfg, env, body):
     is_eq(rc, 0, "%s: lane-gateway stops cleanly on SIGTERM" % name)
     ok(not any(k in log for k in KEYS.values()), "%s: no API key appears in the gateway's log" % name)
     ok("Sanitizer" not in log, "%s: no sanitizer report" % name, log[-3000:])
+    return result
 
 
 def run(s, policy, no_sdk):
@@ -697,9 +761,9 @@ def metrics(s):
        "GET /metrics serves Prometheus text")
     m = {}
     for line in text.splitlines():
-        mm = re.match(r'^(\w+)\{(.*)\} (\S+)$', line)
+        mm = re.match(r'^(\w+)(?:\{(.*)\})? (\S+)$', line)
         if mm:
-            m.setdefault(mm.group(1), []).append((mm.group(2), float(mm.group(3))))
+            m.setdefault(mm.group(1), []).append((mm.group(2) or "", float(mm.group(3))))
 
     def total(name, label=None):
         return sum(v for l, v in m.get(name, []) if label is None or label in l)
@@ -727,6 +791,9 @@ def metrics(s):
     ok(count("invalid", "bad_key") == 0, "the fakes saw no invalid body and no wrong key")
     print("# requests: %d to the gateway's API (%d dry runs), %d upstream calls, %d fallbacks"
           % (s.decided + s.dry, s.dry, len(log), s.moves))
+    s.m_attempts = total("lane_gateway_attempts_total")
+    s.m_decisions = total("lane_gateway_decisions_total") + total("lane_gateway_no_match_total")
+    is_eq(total("lane_gateway_log_dropped_total"), 0, "metrics: no decision-log record dropped")
 
 
 # ---- budgets and the breaker, on a fresh gateway (t_gateway.lane) ----

@@ -201,6 +201,7 @@ static void count(gw *g, const char *family, int model, const char *k1, const ch
 static int failed(gw_call *c, int model, const xfer *x, int call, const char *kind,
                   const char *what) {
   lane_observe(c->g->rt, model, (double)(gw_now_ms() - x->t0), call);
+  gw_log_outcome(c, model, (double)(gw_now_ms() - x->t0), (int)http_status(x), kind, 0, 0, 0, 0);
   count(c->g, "lane_gateway_provider_errors_total", model, "kind", kind);
   note(c, model, kind, what);
   return FAILED;
@@ -215,6 +216,8 @@ static void settle(gw_call *c, int model, const xfer *x, int have, long in, long
   c->cost_basis = have ? "usage" : "expected";
   lane_observe(g->rt, model, (double)(gw_now_ms() - x->t0), LANE_CALL_OK);
   lane_charge(g->rt, &c->req, c->cost);
+  gw_log_outcome(c, model, (double)(gw_now_ms() - x->t0), (int)http_status(x), NULL, 1,
+                 have ? in : 0, have ? out : 0, c->cost);
   char labels[240] = "";
   gw_label(labels, sizeof labels, "provider", lane_model_provider(g->prog, model));
   gw_label(labels, sizeof labels, "model", lane_model_name(g->prog, model));
@@ -225,6 +228,7 @@ static void lane_headers(struct MHD_Response *r, const gw_call *c) {
   const lane_program *p = c->g->prog;
   char v[64];
   MHD_add_response_header(r, "x-lane-route", lane_route_name(p, c->d.route));
+  if (c->id[0]) MHD_add_response_header(r, "x-lane-decision-id", c->id);
   snprintf(v, sizeof v, "%d", c->d.rule);
   MHD_add_response_header(r, "x-lane-rule", v);
   snprintf(v, sizeof v, "%d", c->tried);
@@ -266,6 +270,7 @@ static void stream_end(stream *s, int ok) {
     count(s->c->g, "lane_gateway_served_total", s->model, "mode", "stream");
   } else {
     failed(s->c, s->model, x, LANE_CALL_SERVER_ERROR, "stream_cut", "stream broke off");
+    gw_log_outcome(s->c, -1, (double)(gw_now_ms() - x->t0), 0, "stream_cut", 1, 0, 0, 0);
     gw_metrics_add(s->c->g->metrics, "lane_gateway_stream_errors_total", "", 1);
     fprintf(stderr, "lane-gateway: stream from %s broke off after %zu bytes\n",
             lane_model_name(s->c->g->prog, s->model), x->nbody);
@@ -354,6 +359,7 @@ static int refused(gw_call *c, int model, const gw_provider *p, xfer *x, long st
                    struct MHD_Response **out, unsigned *status) {
   lane_observe(c->g->rt, model, (double)(gw_now_ms() - x->t0), LANE_CALL_CLIENT_ERROR);
   count(c->g, "lane_gateway_provider_errors_total", model, "kind", "client_error");
+  gw_log_outcome(c, model, (double)(gw_now_ms() - x->t0), (int)st, "client_error", 1, 0, 0, 0);
   *status = (unsigned)st;
   if (p->format == c->format) {
     *out = text_response(c, x->raw.p ? x->raw.p : "", x->raw.n,
@@ -394,6 +400,7 @@ static int attempt(gw_call *c, int model, struct MHD_Response **out, unsigned *s
   xfer *x = text ? xfer_start(c, p, text) : NULL;
   if (!x) return note(c, model, "no_memory", "out of memory"), SKIPPED;
   count(g, "lane_gateway_attempts_total", model, NULL, NULL);
+  c->calls++;
 
   uint64_t until = c->deadline;
   if (g->cfg.attempt_timeout_ms > 0 && x->t0 + (uint64_t)g->cfg.attempt_timeout_ms < until)
@@ -475,6 +482,7 @@ struct MHD_Response *gw_forward(gw_call *c, unsigned *status) {
   gw_label(labels, sizeof labels, "route", lane_route_name(g->prog, c->d.route));
   gw_label(labels, sizeof labels, "reason", code + 5);
   gw_metrics_add(g->metrics, "lane_gateway_unserved_total", labels, 1);
+  gw_log_outcome(c, -1, 0, (int)*status, code + 5, 1, 0, 0, 0);
   char *body = gw_error_body(c->format, *status, code, msg);
   struct MHD_Response *r = body ? text_response(c, body, strlen(body), "application/json") : NULL;
   free(body);

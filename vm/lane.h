@@ -669,6 +669,12 @@ typedef struct lane_outcome {
   double      cost;         /* actual dollars */
   int         has_score;    /* 1: score holds a host's grade */
   double      score;        /* user feedback or an eval's grade, 0..1 */
+  int         attempt;      /* a record per attempt: its number (1-based),
+                               or 0 for one record per decision */
+  int         final;        /* 1: the decision's last record (its answer,
+                               or that none came); 0: an attempt that failed */
+  const char *error;        /* a failed attempt's kind ("timeout",
+                               "http_5xx", ...), or NULL */
 } lane_outcome;
 
 /* An outcome as one JSON line ("type":"outcome"), snprintf's contract. */

@@ -312,6 +312,12 @@ size_t lane_log_outcome(const lane_program *p, const lane_outcome *oc, char *buf
     put(&o, ",\"score\":");
     jnum(&o, oc->score);
   }
+  if (oc->attempt) put(&o, ",\"attempt\":%d", oc->attempt);
+  put(&o, ",\"final\":%s", oc->final || !oc->attempt ? "true" : "false");
+  if (oc->error) {
+    put(&o, ",\"error\":");
+    jcstr(&o, oc->error);
+  }
   put(&o, "}\n");
   return o.len;
 }

@@ -249,7 +249,7 @@ typedef struct run {
   size_t      nids, capids;
   uint32_t   *idx;          /* hash of decision ids -> rec index + 1 */
   size_t      capidx;
-  long        malformed, mismatched, checked, plain, nomatch[2];
+  long        malformed, mismatched, checked, plain, nomatch[2], attempts;
   int         nomem;
 } run;
 
@@ -374,6 +374,11 @@ static void one_line(run *R, uint32_t file, uint32_t line, const char *text, siz
   if (type && !strcmp(type, "outcome")) {
     const char *id = json_string_value(json_object_get(j, "id"));
     if (!id) { bad(R, file, line, "an outcome without an id"); json_decref(j); return; }
+    if (json_is_false(json_object_get(j, "final"))) {   /* a failed attempt: counted, not joined */
+      R->attempts++;
+      json_decref(j);
+      return;
+    }
     outcome *o = grow(R->outs, &R->capouts, R->nouts + 1, sizeof *R->outs, &R->nomem);
     if (!o) { json_decref(j); return; }
     R->outs = o;
