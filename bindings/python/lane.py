@@ -74,6 +74,15 @@ class _Decision(ctypes.Structure):
                 ("filtered_rule", ctypes.c_int), ("probed", ctypes.c_uint)]
 
 
+class _Outcome(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_char_p), ("ts_ms", ctypes.c_uint64), ("model", ctypes.c_int),
+                ("attempts", ctypes.c_int), ("fallbacks", ctypes.c_int), ("status", ctypes.c_int),
+                ("latency_ms", ctypes.c_double), ("input_tokens", ctypes.c_int64),
+                ("output_tokens", ctypes.c_int64), ("cost", ctypes.c_double),
+                ("has_score", ctypes.c_int), ("score", ctypes.c_double),
+                ("attempt", ctypes.c_int), ("final", ctypes.c_int), ("error", ctypes.c_char_p)]
+
+
 class _Event(ctypes.Structure):
     _fields_ = [("kind", ctypes.c_int), ("rule", ctypes.c_int), ("model", ctypes.c_int),
                 ("passed", ctypes.c_int), ("line", ctypes.c_int), ("cost", ctypes.c_double),
@@ -167,6 +176,12 @@ for _n, _res, _args in [
                                                 ctypes.POINTER(_Trace), ctypes.c_void_p,
                                                 ctypes.c_char_p, ctypes.c_size_t]),
         ("lane_check_name", ctypes.c_char_p, [ctypes.c_int]),
+        ("lane_log_decision", ctypes.c_size_t, [_R, ctypes.c_int, ctypes.POINTER(_Request),
+                                                ctypes.c_int, ctypes.POINTER(_Decision),
+                                                ctypes.c_char_p, ctypes.c_char_p,
+                                                ctypes.c_char_p, ctypes.c_size_t]),
+        ("lane_log_outcome", ctypes.c_size_t, [_P, ctypes.POINTER(_Outcome), ctypes.c_char_p,
+                                               ctypes.c_size_t]),
         ("lane_version", ctypes.c_char_p, []),
         ("lane_abi_version", ctypes.c_int, []),
         ("lane_abi_check", ctypes.c_int, [ctypes.c_int, ctypes.POINTER(ctypes.c_size_t),
@@ -394,6 +409,7 @@ class Decision:
         self.shadows = [name(d.shadows[i]) for i in range(d.nshadows)]
         self.cost, self.steps = d.cost, d.steps
         self.nerrors, self.error_line = d.nerrors, d.error_line
+        self._d = d   # for Runtime.log_record
 
     def __repr__(self):
         return ("Decision(route=%r, rule=%d, primary=%r, fallbacks=%r, shadows=%r, cost=%.6g)"
@@ -436,6 +452,36 @@ class Runtime:
     def decide(self, route, req):
         """The decision for req on the named route; LaneError on no match."""
         return self._decide(route, req, None)
+
+    def log_record(self, decision, req, key=None, id=None):
+        """The decision record of decision (made for req on this runtime) as
+        one JSON line (lane_log_decision): the request fields, the decision
+        and the live state it read, which `lane replay` decides again.
+        Call it right after deciding, before charging. Fields declared
+        sensitive are hashed under key (16 bytes), or "redacted"."""
+        if key is not None and len(key) != 16:
+            raise LaneError(EARG, "a log key is 16 bytes")
+        args = (self._rt, decision._d.route, ctypes.byref(req._r), OK, ctypes.byref(decision._d),
+                id.encode() if id else None, key)
+        n = _lib.lane_log_decision(*args, None, 0)
+        buf = ctypes.create_string_buffer(n + 1)
+        _lib.lane_log_decision(*args, buf, n + 1)
+        return buf.value.decode("utf-8", "replace")
+
+    def outcome_record(self, id, model, latency_ms, cost, status=200, attempts=1, fallbacks=0,
+                       input_tokens=0, output_tokens=0, score=None, ts_ms=0):
+        """What became of decision id, as one JSON line (lane_log_outcome):
+        the model that answered (a lane name, or None), its latency, actual
+        cost and usage, and an optional score (user feedback, an eval's
+        grade), which `lane replay` reports per model."""
+        m = -1 if model is None else self.prog.model(model)
+        o = _Outcome(id.encode(), ts_ms, m, attempts, fallbacks, status, latency_ms,
+                     input_tokens, output_tokens, cost, score is not None,
+                     0.0 if score is None else score, 0, 1, None)
+        n = _lib.lane_log_outcome(self.prog._p, ctypes.byref(o), None, 0)
+        buf = ctypes.create_string_buffer(n + 1)
+        _lib.lane_log_outcome(self.prog._p, ctypes.byref(o), buf, n + 1)
+        return buf.value.decode("utf-8", "replace")
 
     def trace(self, route, req, cap=4096):
         """(decision, events): what the decision tried, in order, from

@@ -91,6 +91,28 @@ try:
     is_(req.cost(d.primary), d.cost, "Request.cost of the primary is the decision's cost")
     is_(req.fields(), fields, "Request.fields reads back what was set")
 
+    # decision and outcome records, replayed by the lane command
+    lrt = lane.Runtime(prog)   # its own: the live figures it logs are its own
+    lrt.observe(prog.model(d.primary), 850.0)
+    d = lrt.decide("support", req)
+    rec = lrt.log_record(d, req, key=bytes(range(16)), id="py-1")
+    out = lrt.outcome_record("py-1", d.primary, 812.0, 0.0031, input_tokens=1200,
+                             output_tokens=280, score=0.9)
+    r = json.loads(rec)
+    is_((r["type"], r["id"], r["candidates"][0], r["rule"]), ("decision", "py-1", d.primary, d.rule),
+        "log_record: the decision as liblane writes it")
+    is_(json.loads(out)["score"], 0.9, "outcome_record: with a score")
+    logf = os.path.join(tmp, "py.log")
+    with open(logf, "w") as f:
+        f.write(rec + out)
+    p = subprocess.run([LANE, "replay", lanec, logf, "--format", "json"], capture_output=True,
+                       text=True)
+    rep = json.loads(p.stdout or "{}")
+    m = [x for x in rep.get("models", []) if x["model"] == d.primary]
+    ok(p.returncode == 0 and rep.get("not_reproduced") == 0 and rep.get("reproduced_checked") == 1
+       and m and m[0].get("mean_score") == 0.9,
+       "lane replay reproduces the Python host's record and joins its outcome", p.stderr)
+
     # setters
     try:
         req.set("input_tokens", "many")
