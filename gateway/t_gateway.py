@@ -403,6 +403,10 @@ def decision_log(a, s, path, policy):
     kinds = set(o.get("error") for o in outs if not o["final"])
     ok({"http_5xx", "http_429", "timeout", "refused"} <= kinds,
        "decision log: failed attempts name their kind (%s)" % ", ".join(sorted(k for k in kinds if k)))
+    p = subprocess.run([sys.executable, "tests/schema_check.py"] + files, capture_output=True,
+                       text=True, timeout=60)
+    ok(p.returncode == 0, "decision log: every record validates against "
+       "doc/decision-log.schema.json", p.stderr[-2000:])
     p = subprocess.run([a.lane, "replay", policy] + files, capture_output=True, text=True,
                        timeout=60)
     m = re.search(r"reproduced: (\d+) of (\d+)", p.stdout)

@@ -193,48 +193,7 @@ t $? "diff --chart writes an SVG of cost and model mix over time, old and new"
 show "$OUT/e"
 
 # ---- the schema ----
-python3 - "$OUT/d.log" "$OUT/s.log" "$OUT/with_outcome.log" "$OUT/conv.log" <<'EOF'
-import json, sys
-schema = json.load(open("doc/decision-log.schema.json"))
-def check(v, s, path):
-    if "oneOf" in s:
-        errs = []
-        for alt in s["oneOf"]:
-            try: check(v, alt, path); return
-            except AssertionError as e: errs.append(str(e))
-        raise AssertionError("%s: matches no alternative: %s" % (path, errs))
-    if "$ref" in s:
-        return check(v, schema["$defs"][s["$ref"].split("/")[-1]], path)
-    t = s.get("type")
-    types = t if isinstance(t, list) else [t] if t else []
-    ok = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
-    if types:
-        good = False
-        for ty in types:
-            if ty == "integer": good |= isinstance(v, int) and not isinstance(v, bool)
-            elif ty == "number": good |= isinstance(v, (int, float)) and not isinstance(v, bool)
-            else: good |= isinstance(v, ok[ty])
-        assert good, "%s: %r is not %s" % (path, v, types)
-    if "const" in s: assert v == s["const"], "%s: %r != %r" % (path, v, s["const"])
-    if "enum" in s: assert v in s["enum"], "%s: %r not in %r" % (path, v, s["enum"])
-    if "pattern" in s:
-        import re
-        assert re.search(s["pattern"], v), "%s: %r does not match %s" % (path, v, s["pattern"])
-    if isinstance(v, dict):
-        for k in s.get("required", []): assert k in v, "%s: %s missing" % (path, k)
-        props = s.get("properties", {})
-        for k, x in v.items():
-            if k in props: check(x, props[k], path + "." + k)
-            elif isinstance(s.get("additionalProperties"), dict): check(x, s["additionalProperties"], path + "." + k)
-            else: assert s.get("additionalProperties", True) is not False, "%s: unexpected %s" % (path, k)
-    if isinstance(v, list) and "items" in s:
-        for i, x in enumerate(v): check(x, s["items"], "%s[%d]" % (path, i))
-n = 0
-for f in sys.argv[1:]:
-    for i, line in enumerate(open(f), 1):
-        check(json.loads(line), schema, "%s:%d" % (f, i)); n += 1
-assert n > 10, n
-EOF
+python3 tests/schema_check.py "$OUT/d.log" "$OUT/s.log" "$OUT/with_outcome.log" "$OUT/conv.log"
 t $? "every record written validates against doc/decision-log.schema.json"
 
 echo "1..$n"
