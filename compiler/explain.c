@@ -14,25 +14,14 @@
  */
 #include "explain.h"
 #include "sem.h"
+#include "text.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* The source text of a node, as the explain tables hold it. */
 static void src_text(const ast_node *n, char *buf, size_t cap) {
   sema_node_text(n, NULL, 0, buf, cap);
-}
-
-/* Appends to a bounded string. */
-static void cat(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void cat(char *buf, size_t cap, const char *fmt, ...) {
-  size_t n = strlen(buf);
-  va_list ap;
-  if (n >= cap) return;
-  va_start(ap, fmt);
-  vsnprintf(buf + n, cap - n, fmt, ap);
-  va_end(ap);
 }
 
 static int is_literal(const ast_node *n) { return n->is_const; }
@@ -58,7 +47,7 @@ static void why_not(const ev_env *env, const ast_node *n, char *buf, size_t cap)
   char src[SEM_SRC_MAX], show[SEM_SHOW_MAX];
   ev_val v = ev_eval(env, n);
   src_text(n, src, sizeof src);
-  if (v.kind == EV_ERROR) { cat(buf, cap, "`%s` raised an error: %s", src, v.err); return; }
+  if (v.kind == EV_ERROR) { text_cat(buf, cap, "`%s` raised an error: %s", src, v.err); return; }
   if (n->kind == N_BINARY && (n->op == OP_AND || n->op == OP_OR)) {
     ev_val a = ev_eval(env, n->a), b = ev_eval(env, n->b);
     int a_bad = !(a.kind == EV_OK && a.v.i), b_bad = !(b.kind == EV_OK && b.v.i);
@@ -68,13 +57,13 @@ static void why_not(const ev_env *env, const ast_node *n, char *buf, size_t cap)
       why_not(env, a_false ? n->a : b_false ? n->b : a_bad ? n->a : n->b, buf, cap);
     } else if (a_bad && b_bad) {
       why_not(env, n->a, buf, cap);
-      cat(buf, cap, "; and ");
+      text_cat(buf, cap, "; and ");
       why_not(env, n->b, buf, cap);
     }
     return;
   }
-  if (n->kind == N_UNARY && n->op == OP_NOT) { cat(buf, cap, "`%s` is true", src + 1); return; }
-  cat(buf, cap, "`%s` is false", src);
+  if (n->kind == N_UNARY && n->op == OP_NOT) { text_cat(buf, cap, "`%s` is true", src + 1); return; }
+  text_cat(buf, cap, "`%s` is false", src);
   if (n->kind == N_BINARY && n->op >= OP_EQ && n->op <= OP_IN) {
     const ast_node *side[2] = {n->a, n->b};
     int shown = 0;
@@ -82,9 +71,9 @@ static void why_not(const ev_env *env, const ast_node *n, char *buf, size_t cap)
       if (is_literal(side[i])) continue;
       ev_val sv = ev_eval(env, side[i]);
       src_text(side[i], src, sizeof src);
-      cat(buf, cap, "%s%s = %s", shown++ ? ", " : " (", src, ev_show(env->u, &sv, show, sizeof show));
+      text_cat(buf, cap, "%s%s = %s", shown++ ? ", " : " (", src, ev_show(env->u, &sv, show, sizeof show));
     }
-    if (shown) cat(buf, cap, ")");
+    if (shown) text_cat(buf, cap, ")");
   }
 }
 

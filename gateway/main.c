@@ -14,7 +14,6 @@
  * its upstream calls; the program and runtime are shared, per-request
  * state lives in a gw_call on the heap (a stream outlives its handler).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -81,22 +80,6 @@ static int load_providers(gw_config *c, json_t *provs, char *why, size_t cap) {
     v->api_key = v->key_env ? dup_or_null(getenv(v->key_env)) : NULL;
   }
   return 0;
-}
-
-/* A key file: 32 hex digits (16 bytes). */
-static int read_key(const char *path, unsigned char key[16], char *why, size_t cap) {
-  FILE *f = fopen(path, "r");
-  char hex[80] = "";
-  int ok = f && fscanf(f, " %79s", hex) == 1 && strlen(hex) == 32;
-  if (f) fclose(f);
-  for (int i = 0; ok && i < 16; i++) {
-    unsigned v;
-    ok = isxdigit((unsigned char)hex[2 * i]) && isxdigit((unsigned char)hex[2 * i + 1]) &&
-         sscanf(hex + 2 * i, "%2x", &v) == 1;
-    key[i] = (unsigned char)v;
-  }
-  if (!ok) snprintf(why, cap, "decision_log key_file %s: want 32 hex digits (16 bytes)", path);
-  return ok ? 0 : -1;
 }
 
 static int load_config(gw_config *c, const char *file, char *why, size_t cap) {
@@ -542,13 +525,14 @@ static int open_log(gw *g, const char *cfgfile, char *why, size_t cap) {
   int rc = -1;
   long max_bytes = num(o, "max_bytes", 64L << 20), max_age = num(o, "max_age_s", 3600);
   long queue = num(o, "queue", 65536);
+  lane_error kerr;
   if (!path) {
     snprintf(why, cap, "%s: decision_log needs a \"path\"", cfgfile);
   } else if (max_bytes < 0 || max_age < 0 || queue < 1 || queue > 16777216) {
     snprintf(why, cap, "%s: decision_log: max_bytes and max_age_s are >= 0 (0: never), "
              "queue 1 to 16777216", cfgfile);
-  } else if (keyf && read_key(keyf, g->log_key, why, cap)) {
-    /* why is set */
+  } else if (keyf && lane_log_key_load(keyf, g->log_key, &kerr) != LANE_OK) {
+    snprintf(why, cap, "decision_log key_file %s", kerr.message);
   } else {
     g->log_key_set = keyf != NULL;
     g->log = gw_log_open(path, max_bytes, max_age, (int)queue, g->metrics, why, cap);

@@ -15,26 +15,9 @@
  * trace alone; hooks may replace the reasons.
  */
 #include "sem.h"
+#include "text.h"
 #include "vm.h"
 
-#include <stdarg.h>
-
-/* A bounded writer with snprintf's contract: counts what it could not
- * store, so the caller learns the length it needs. */
-typedef struct out {
-  char  *buf;
-  size_t cap, len;
-} out;
-
-static void put(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(out *o, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  size_t room = o->len < o->cap ? o->cap - o->len : 0;
-  int k = vsnprintf(room ? o->buf + o->len : NULL, room, fmt, ap);
-  va_end(ap);
-  if (k > 0) o->len += (size_t)k;
-}
 
 const char *lane_check_name(int check) {
   switch (check) {
@@ -112,17 +95,6 @@ static xval xeval(const xctx *c, uint32_t k) {
 
 static int holds(const xval *v) { return v->ok && v->v.v.i; }
 
-/* Appends to a bounded string. */
-static void cat(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void cat(char *buf, size_t cap, const char *fmt, ...) {
-  size_t n = strlen(buf);
-  va_list ap;
-  if (n >= cap) return;
-  va_start(ap, fmt);
-  vsnprintf(buf + n, cap - n, fmt, ap);
-  va_end(ap);
-}
-
 static const char *xtext(const xctx *c, uint32_t k) {
   return img(c)->str[img(c)->xnodes[k].text].p;
 }
@@ -134,7 +106,7 @@ static void why_not(const xctx *c, uint32_t k, char *buf, size_t cap) {
   const char *src = xtext(c, k);
   char show[SEM_SHOW_MAX];
   xval v = xeval(c, k);
-  if (!v.ok) { cat(buf, cap, "`%s` raised an error: %s", src, v.err); return; }
+  if (!v.ok) { text_cat(buf, cap, "`%s` raised an error: %s", src, v.err); return; }
   if (n->kind == BC_X_AND || n->kind == BC_X_OR) {
     xval a = xeval(c, n->a), b = xeval(c, n->b);
     int a_bad = !holds(&a), b_bad = !holds(&b);
@@ -144,13 +116,13 @@ static void why_not(const xctx *c, uint32_t k, char *buf, size_t cap) {
       why_not(c, a_false ? n->a : b_false ? n->b : a_bad ? n->a : n->b, buf, cap);
     } else if (a_bad && b_bad) {
       why_not(c, n->a, buf, cap);
-      cat(buf, cap, "; and ");
+      text_cat(buf, cap, "; and ");
       why_not(c, n->b, buf, cap);
     }
     return;
   }
-  if (n->kind == BC_X_NOT) { cat(buf, cap, "`%s` is true", src[0] ? src + 1 : src); return; }
-  cat(buf, cap, "`%s` is false", src);
+  if (n->kind == BC_X_NOT) { text_cat(buf, cap, "`%s` is true", src[0] ? src + 1 : src); return; }
+  text_cat(buf, cap, "`%s` is false", src);
   int shown = 0;
   const uint32_t side[2] = {n->a, n->b};
   for (int i = 0; n->kind == BC_X_LEAF && i < 2; i++) {
@@ -161,9 +133,9 @@ static void why_not(const xctx *c, uint32_t k, char *buf, size_t cap) {
       sem_show(show, sizeof show, s->unit, sv.v.v.i, sv.v.v.d, sv.v.v.s, sv.v.n);
     else
       snprintf(show, sizeof show, "error: %s", sv.err);
-    cat(buf, cap, "%s%s = %s", shown++ ? ", " : " (", xtext(c, side[i]), show);
+    text_cat(buf, cap, "%s%s = %s", shown++ ? ", " : " (", xtext(c, side[i]), show);
   }
-  if (shown) cat(buf, cap, ")");
+  if (shown) text_cat(buf, cap, ")");
 }
 
 /* The first top-level conjunct of node k that does not hold, or BC_NONE. */
@@ -229,7 +201,7 @@ static const char *name_of(const lane_program *p, int m) {
   return s ? s : "?";
 }
 
-static void rules(out *o, lane_runtime *rt, int route, const lane_request *r,
+static void rules(text_out *o, lane_runtime *rt, int route, const lane_request *r,
                   const lane_decision *d, const lane_trace *t, const lane_explain_hooks *h) {
   const lane_program *p = rt->prog;
   int sel = -1;   /* the target the MEMBER events belong to */
@@ -244,16 +216,16 @@ static void rules(out *o, lane_runtime *rt, int route, const lane_request *r,
         if (t->events[k].kind == LANE_EV_MATCH) { matched = 1; ncand = t->events[k].model; }
         if (t->events[k].kind == LANE_EV_ERROR) error = 1;
       }
-      put(o, "rule %d  %s\n", e->rule, name ? name : "?");
+      text_printf(o, "rule %d  %s\n", e->rule, name ? name : "?");
       if (error) {
-        put(o, "    no: its condition raised an error (line %d)\n", e->line);
+        text_printf(o, "    no: its condition raised an error (line %d)\n", e->line);
       } else if (!matched) {
         why[0] = 0;
         if (h && h->why_rule) h->why_rule(h->ctx, e->rule, why, sizeof why);
         else if (!h) lane_why_rule(rt, route, e->rule, r, d, why, sizeof why);
-        put(o, "    no%s%s\n", why[0] ? ": " : "", why);
+        text_printf(o, "    no%s%s\n", why[0] ? ": " : "", why);
       } else {
-        put(o, "    %s\n", ncand ? "matched" : "matched, but every candidate was removed");
+        text_printf(o, "    %s\n", ncand ? "matched" : "matched, but every candidate was removed");
       }
       break;
     }
@@ -268,41 +240,41 @@ static void rules(out *o, lane_runtime *rt, int route, const lane_request *r,
         if (!why[0]) snprintf(why, sizeof why, "%s", check_reason(e->check));
       }
       snprintf(cost, sizeof cost, "$%s", sem_num(num, sizeof num, e->cost));
-      put(o, "    %-40s %-13s %s%s\n", name_of(p, e->model), cost,
+      text_printf(o, "    %-40s %-13s %s%s\n", name_of(p, e->model), cost,
           e->passed ? "kept" : "removed: ", why);
       break;
-    case LANE_EV_CHOSEN: put(o, "    -> %s\n", name_of(p, e->model)); break;
-    case LANE_EV_SHADOW: put(o, "    shadow %s\n", name_of(p, e->model)); break;
+    case LANE_EV_CHOSEN: text_printf(o, "    -> %s\n", name_of(p, e->model)); break;
+    case LANE_EV_SHADOW: text_printf(o, "    shadow %s\n", name_of(p, e->model)); break;
     default: break;
     }
   }
-  if (t->truncated) put(o, "(trace truncated)\n");
+  if (t->truncated) text_printf(o, "(trace truncated)\n");
 }
 
-static void decision(out *o, const lane_program *p, const lane_request *r, int status,
+static void decision(text_out *o, const lane_program *p, const lane_request *r, int status,
                      const lane_decision *d) {
   char num[40];
   if (status != LANE_OK) {
     if (status == LANE_ENOMATCH && d->filtered_rule)
-      put(o, "no decision: rule %d matched but all its candidates were removed\n",
+      text_printf(o, "no decision: rule %d matched but all its candidates were removed\n",
           d->filtered_rule);
     else if (status == LANE_ENOMATCH)
-      put(o, "no decision: no rule matched\n");
+      text_printf(o, "no decision: no rule matched\n");
     else
-      put(o, "no decision: %s\n", lane_status_name(status));
+      text_printf(o, "no decision: %s\n", lane_status_name(status));
     return;
   }
-  put(o, "decision: rule %d, ", d->rule);
+  text_printf(o, "decision: rule %d, ", d->rule);
   for (int i = 0; i < d->ncandidates; i++)
-    put(o, "%s%s ($%s)", i ? ", then " : "", name_of(p, d->candidates[i]),
+    text_printf(o, "%s%s ($%s)", i ? ", then " : "", name_of(p, d->candidates[i]),
         sem_num(num, sizeof num, lane_cost(p, r, d->candidates[i])));
-  put(o, "; expected cost $%s\n", sem_num(num, sizeof num, d->cost));
+  text_printf(o, "; expected cost $%s\n", sem_num(num, sizeof num, d->cost));
 }
 
 size_t lane_explain_text(lane_runtime *rt, int route, const lane_request *r, int status,
                          const lane_decision *d, const lane_trace *trace,
                          const lane_explain_hooks *hooks, char *buf, size_t n) {
-  out o = {buf, n, 0};
+  text_out o = {buf, n, 0};
   if (buf && n) buf[0] = 0;
   if (!rt || !d || !r || r->prog != rt->prog) return 0;
   if (trace) rules(&o, rt, route, r, d, trace, hooks);

@@ -349,9 +349,11 @@ LANE_API int         lane_budget(const lane_program *p, const char *name);
  * UINT64_MAX - 1). */
 LANE_API uint64_t    lane_budget_key_hash(const lane_program *p, int budget,
                                           const char *key, size_t n);
-/* The request field a budget is keyed by (a field index), or -1 for a
- * bad budget. */
-LANE_API int         lane_budget_key_field(const lane_program *p, int budget);
+/* The key hash budget `budget` charges and decisions read for request r
+ * (its key field's value, as lane_charge hashes it), or 0 when the field
+ * is not set (no key: nothing charged, $0 read) or for a bad argument. */
+LANE_API uint64_t    lane_budget_key_of(const lane_program *p, int budget,
+                                        const lane_request *r);
 /* Spend of one key in the budget's current window, in dollars, as
  * decisions read it (so for a key the table has no slot for: what the
  * budget's on_full mode says). LANE_EARG for key hash 0. */
@@ -684,6 +686,11 @@ LANE_API size_t lane_log_outcome(const lane_program *p, const lane_outcome *o, c
 /* The bucket a string falls in, 0..99: what bucket(s) < P% and split
  * arms compare (bucket(s) is this / 100). */
 LANE_API int lane_bucket(const char *s, size_t n);
+
+/* Reads a log key file: 32 hex digits (16 bytes), white space around
+ * them and nothing else. LANE_OK, or LANE_EARG with err saying why (it
+ * cannot be read, or is not such a key). */
+LANE_API int lane_log_key_load(const char *path, unsigned char key[16], lane_error *err);
 
 /* SipHash-2-4 of n bytes under a 16-byte key: the keyed hash decision
  * logs write for sensitive fields (and replay tools compare). */

@@ -423,9 +423,11 @@ int lane_runtime_set_model_stats(lane_runtime *rt, int model, const lane_live_st
  * ------------------------------------------------------------------- */
 int lane_budget_count(const lane_program *p) { return p ? (int)p->im.nbudgets : 0; }
 
-int lane_budget_key_field(const lane_program *p, int b) {
-  if (!p || b < 0 || (uint32_t)b >= p->im.nbudgets) return -1;
-  return (int)p->im.budgets[b].key_field;
+static uint64_t field_key(const lane_program *p, uint32_t f, const lane_request *r);
+
+uint64_t lane_budget_key_of(const lane_program *p, int b, const lane_request *r) {
+  if (!p || !r || r->prog != p || b < 0 || (uint32_t)b >= p->im.nbudgets) return 0;
+  return field_key(p, p->im.budgets[b].key_field, r);
 }
 
 const char *lane_budget_name(const lane_program *p, int b) {

@@ -14,6 +14,7 @@
  * and skipped; the rest is still converted.
  */
 #include "convert.h"
+#include "bc.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -57,13 +58,6 @@ static json_t *set_value(const char *v) {
   if (j && (json_is_number(j) || json_is_boolean(j))) return j;
   json_decref(j);
   return json_string(v);
-}
-
-static uint64_t mix(uint64_t x) {   /* splitmix64: a row's user, stable */
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
 }
 
 static const char *base_name(const char *p) {
@@ -129,7 +123,7 @@ int convert_trace(const convert_opts *o, const char *path) {
     }
     if (o->users > 0)
       json_object_set_new(req, "user", json_sprintf("u-%llu", (unsigned long long)
-                                                    (mix((uint64_t)no) % (uint64_t)o->users)));
+                                                    (bc_splitmix64((uint64_t)no) % (uint64_t)o->users)));
     json_t *rec = json_object();
     json_object_set_new(rec, "v", json_integer(1));
     json_object_set_new(rec, "type", json_string("request"));

@@ -19,8 +19,8 @@
 #include "replay.h"
 #include "state.h"
 
-#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +157,24 @@ static void free_args(cli *c) {
   free(c->sets);
 }
 
+/* A whole-number option's value, from lo to hi: 0 with *out set, or -1
+ * after saying what it needs. */
+static int count_option(const char *opt, const char *val, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(val, &end, 10);
+  if (errno || end == val || *end || v < lo || v > hi) {
+    if (hi == LONG_MAX)
+      fprintf(stderr, "lane: %s needs a whole number of at least %ld, not '%s'\n", opt, lo, val);
+    else
+      fprintf(stderr, "lane: %s needs a whole number from %ld to %ld, not '%s'\n", opt, lo, hi,
+              val);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
 static int parse_args(cli *c, int argc, char **argv) {
   memset(c, 0, sizeof *c);
   c->cmd = argv[1];
@@ -204,13 +222,7 @@ static int parse_args(cli *c, int argc, char **argv) {
         c->sets[c->nsets++] = val;
       }
       else if (!strcmp(a, "--users")) {
-        char *end;
-        long v = strtol(val, &end, 10);
-        if (end == val || *end || v <= 0 || v > 1000000000) {
-          fprintf(stderr, "lane: --users needs a count from 1 to 1000000000, not '%s'\n", val);
-          return -1;
-        }
-        c->users = v;
+        if (count_option(a, val, 1, 1000000000, &c->users)) return -1;
       }
       else if (!strcmp(a, "--max-changed") || !strcmp(a, "--max-cost-increase")) {
         char *end;
@@ -226,23 +238,11 @@ static int parse_args(cli *c, int argc, char **argv) {
       else if (!strcmp(a, "--disable")) c->disable[c->ndisable++] = val;
       else if (!strcmp(a, "--max-errors")) c->opts.max_errors = atoi(val);
       else if (!strcmp(a, "--timeout-ms") || !strcmp(a, "--max-bytes")) {
-        char *end;
-        errno = 0;
-        long v = strtol(val, &end, 10);
-        if (errno || end == val || *end || v <= 0) {
-          fprintf(stderr, "lane: %s needs a positive integer, not '%s'\n", a, val);
+        if (count_option(a, val, 1, LONG_MAX, !strcmp(a, "--timeout-ms") ? &c->timeout_ms
+                                                                          : &c->max_bytes))
           return -1;
-        }
-        if (!strcmp(a, "--timeout-ms")) c->timeout_ms = v;
-        else c->max_bytes = v;
       } else if (!strcmp(a, "--top")) {
-        char *end;
-        long v = strtol(val, &end, 10);
-        if (end == val || *end || v < 0 || v > 1000000) {
-          fprintf(stderr, "lane: --top needs a count from 0 to 1000000, not '%s'\n", val);
-          return -1;
-        }
-        c->top = v;
+        if (count_option(a, val, 0, 1000000, &c->top)) return -1;
       }
       else if (!strcmp(a, "--provider")) c->providers[c->nproviders++] = val;
       else c->include[c->opts.ninclude++] = val;
@@ -633,28 +633,6 @@ static uint64_t record_clock(void *ctx) {
   return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 }
 
-/* Reads a --log-key file: 32 hex digits (16 bytes), white space around. */
-static int read_log_key(const char *path, unsigned char key[16]) {
-  FILE *f = fopen(path, "r");
-  char hex[80] = "";
-  if (!f) { fprintf(stderr, "lane: %s: cannot read the log key\n", path); return -1; }
-  int ok = fscanf(f, " %79s", hex) == 1 && strlen(hex) == 32;
-  int extra = ok ? fscanf(f, " %*s") : 0;
-  fclose(f);
-  for (int i = 0; ok && i < 16; i++) {
-    unsigned v;
-    ok = sscanf(hex + 2 * i, "%2x", &v) == 1 && isxdigit((unsigned char)hex[2 * i]) &&
-         isxdigit((unsigned char)hex[2 * i + 1]);
-    key[i] = (unsigned char)v;
-  }
-  if (!ok || extra != EOF) {
-    fprintf(stderr, "lane: %s: a log key is 32 hex digits (16 bytes), e.g. from "
-            "`openssl rand -hex 16`\n", path);
-    return -1;
-  }
-  return 0;
-}
-
 /* Appends the decision record of one request to --log. */
 static int log_decision(const eval_ctx *x, const lane_request *r, int st, const lane_decision *d) {
   char small[4096];
@@ -813,7 +791,11 @@ static int cmd_eval(const cli *given) {
   } else {
     unsigned char key[16];
     eval_ctx x = {c, p, rt, route, NULL, NULL, NULL, &record_ts};
-    if (c->log_key && read_log_key(c->log_key, key) != 0) rc = EXIT_USAGE;
+    lane_error kerr;
+    if (c->log_key && lane_log_key_load(c->log_key, key, &kerr) != LANE_OK) {
+      fprintf(stderr, "lane: %s\n", kerr.message);
+      rc = EXIT_USAGE;
+    }
     else if (c->log_key) x.key = key;
     if (!rc && c->log && !(x.log = fopen(c->log, "a"))) {
       fprintf(stderr, "lane: %s: cannot open for appending\n", c->log);

@@ -17,6 +17,7 @@
  * replays at the speed of parsing and deciding.
  */
 #include "replay.h"
+#include "bc.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -112,24 +113,7 @@ static const char *side_state(side *s, json_t *state, uint64_t ts, const lane_re
   for (int b = 0; b < lane_budget_count(s->p); b++) {
     json_t *j = budgets ? json_object_get(budgets, lane_budget_name(s->p, b)) : NULL;
     double spent = j ? json_number_value(json_object_get(j, "spent")) : 0;
-    int f = lane_budget_key_field(s->p, b);
-    char num[48];
-    const char *key = "";
-    size_t n = 0;
-    if (f >= 0 && (r->set >> f & 1)) {
-      const lane_value *v = &r->v[f];
-      switch (lane_field_type(s->p, f)) {
-      case LANE_T_STRING: key = v->s.p; n = v->s.n; break;
-      case LANE_T_INT: n = (size_t)snprintf(num, sizeof num, "%lld", (long long)v->i); key = num; break;
-      case LANE_T_UINT: n = (size_t)snprintf(num, sizeof num, "%llu", (unsigned long long)v->u); key = num; break;
-      case LANE_T_BOOL: key = v->i ? "true" : "false"; n = strlen(key); break;
-      default: n = (size_t)snprintf(num, sizeof num, "%.17g", v->d); key = num; break;
-      }
-    } else if (f >= 0 && lane_field_type(s->p, f) != LANE_T_STRING) {
-      key = lane_field_type(s->p, f) == LANE_T_BOOL ? "false" : "0";
-      n = strlen(key);
-    }
-    uint64_t h = lane_budget_key_hash(s->p, b, key, n);
+    uint64_t h = lane_budget_key_of(s->p, b, r);   /* 0: no key, the decision read $0 */
     if (h && lane_runtime_set_spend(s->rt, b, h, spent) != LANE_OK)
       return "a budget's spend cannot be set";
   }
@@ -145,9 +129,8 @@ static const char *side_state(side *s, json_t *state, uint64_t ts, const lane_re
 static const char *stand_in(side *s, char *buf, const char *hash, int bucket) {
   size_t p = strlen(hash);
   if (p > 24) p = 24;
-  uint64_t h = (uint64_t)bucket;
-  for (size_t i = 0; i < p; i++) h = (h ^ (unsigned char)hash[i]) * 0x100000001b3ull;
-  h %= STAND_CACHE;   /* the same user is the same stand-in: found once */
+  /* the same user is the same stand-in: found once */
+  uint64_t h = bc_fnv1a64(hash, p, (uint64_t)bucket) % STAND_CACHE;
   if (s->cache[h].bucket == bucket + 1 && !strncmp(s->cache[h].s, hash, p) &&
       s->cache[h].s[p] == '~') {   /* copied: the request borrows buf until decided */
     memcpy(buf, s->cache[h].s, sizeof s->cache[h].s);
@@ -226,13 +209,11 @@ typedef struct rec {
   double   actual;          /* outcome: actual cost, or nan */
   double   latency;         /* outcome: latency, or nan */
   double   score;           /* outcome: score, or nan */
-  int16_t  actual_model;    /* outcome: the model that answered, by name in the new program */
   uint64_t ts;              /* the record's time, ms; 0 unknown */
 } rec;
 
 typedef struct outcome {
   uint32_t id;              /* offset in the id arena */
-  int16_t  model;
   double   cost, latency, score;
 } outcome;
 
@@ -249,8 +230,11 @@ typedef struct run {
   size_t      nids, capids;
   uint32_t   *idx;          /* hash of decision ids -> rec index + 1 */
   size_t      capidx;
-  long        malformed, mismatched, checked, plain, nomatch[2], attempts;
+  long        malformed, mismatched, checked, nomatch[2];
   int         nomem;
+  int        *new_of;       /* per model of the old program: the new one's of the
+                               same name, or -2 when it has none */
+  int        *old_of;       /* per model of the new program: the old one's, or -1 */
 } run;
 
 static void *grow(void *p, size_t *cap, size_t need, size_t size, int *nomem) {
@@ -275,11 +259,7 @@ static uint32_t add_id(run *R, const char *id) {
   return at;
 }
 
-static uint64_t hash_str(const char *s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-  return h;
-}
+static uint64_t hash_str(const char *s) { return bc_fnv1a64(s, strlen(s), BC_FNV_OFFSET); }
 
 /* Indexes decisions by id (open addressing, at most half full). */
 static void index_ids(run *R) {
@@ -353,11 +333,26 @@ static int reproduces(const lane_program *p, json_t *j, int st, const lane_decis
   return 1;
 }
 
-static int16_t model_index(const lane_program *p, const char *name) {
-  if (!name) return -1;
+static int model_index(const lane_program *p, const char *name) {
   for (int m = 0; m < lane_model_count(p); m++)
-    if (!strcmp(lane_model_name(p, m), name)) return (int16_t)m;
+    if (!strcmp(lane_model_name(p, m), name)) return m;
   return -1;
+}
+
+/* The models of the two programs matched by name, once: decisions are
+ * compared by name, as the programs may list models differently. */
+static int match_models(run *R) {
+  const lane_program *np = R->s[0].p, *op = R->s[1].p;
+  int nn = lane_model_count(np), no = lane_model_count(op);
+  R->new_of = malloc(((size_t)no + 1) * sizeof *R->new_of);
+  R->old_of = malloc(((size_t)nn + 1) * sizeof *R->old_of);
+  if (!R->new_of || !R->old_of) return -1;
+  for (int m = 0; m < no; m++) {
+    int k = model_index(np, lane_model_name(op, m));
+    R->new_of[m] = k >= 0 ? k : -2;
+  }
+  for (int m = 0; m < nn; m++) R->old_of[m] = model_index(op, lane_model_name(np, m));
+  return 0;
 }
 
 static void one_line(run *R, uint32_t file, uint32_t line, const char *text, size_t len) {
@@ -374,8 +369,7 @@ static void one_line(run *R, uint32_t file, uint32_t line, const char *text, siz
   if (type && !strcmp(type, "outcome")) {
     const char *id = json_string_value(json_object_get(j, "id"));
     if (!id) { bad(R, file, line, "an outcome without an id"); json_decref(j); return; }
-    if (json_is_false(json_object_get(j, "final"))) {   /* a failed attempt: counted, not joined */
-      R->attempts++;
+    if (json_is_false(json_object_get(j, "final"))) {   /* a failed attempt: not joined */
       json_decref(j);
       return;
     }
@@ -384,7 +378,6 @@ static void one_line(run *R, uint32_t file, uint32_t line, const char *text, siz
     R->outs = o;
     json_t *sc = json_object_get(j, "score");
     R->outs[R->nouts++] = (outcome){add_id(R, id),
-                                    model_index(R->s[0].p, json_string_value(json_object_get(j, "model"))),
                                     json_number_value(json_object_get(j, "cost")),
                                     json_number_value(json_object_get(j, "latency_ms")),
                                     json_is_number(sc) ? json_number_value(sc) : NAN};
@@ -410,7 +403,6 @@ static void one_line(run *R, uint32_t file, uint32_t line, const char *text, siz
   r->line = line;
   r->id = UINT32_MAX;
   r->p95 = r->actual = r->latency = r->score = r->lat[0] = r->lat[1] = NAN;
-  r->actual_model = -1;
   const char *id = logged ? json_string_value(json_object_get(j, "id")) : NULL;
   uint64_t ts = (uint64_t)json_integer_value(json_object_get(j, "ts"));
   for (int k = 0; k < R->nsides; k++) {
@@ -453,7 +445,6 @@ static void one_line(run *R, uint32_t file, uint32_t line, const char *text, siz
       }
     }
   }
-  if (!logged) R->plain++;
   r->ts = ts;
   if (id) r->id = add_id(R, id);
   json_t *primary = json_array_get(json_object_get(j, "candidates"), 0);
@@ -544,11 +535,9 @@ static void report(run *R, int *gate_failed) {
   if (!bym || !byr || !oldm || !lat) { R->nomem = 1; goto out; }
   for (size_t i = 0; i < R->nrecs; i++) {
     rec *r = &R->recs[i];
-    int ch = two && (r->model[0] != r->model[1] || r->cost[0] != r->cost[1] ||
-                     r->rule[0] != r->rule[1]);
-    if (two && r->model[0] >= 0 && r->model[1] >= 0)   /* by name: programs may differ */
-      ch = r->cost[0] != r->cost[1] || strcmp(lane_model_name(p, r->model[0]),
-                                              lane_model_name(R->s[1].p, r->model[1]));
+    /* changed: another primary (by name; none is -1) or another cost */
+    int ch = two && (r->model[0] != (r->model[1] >= 0 ? R->new_of[r->model[1]] : -1) ||
+                     r->cost[0] != r->cost[1]);
     changed += ch;
     for (int k = 0; k < R->nsides; k++) total[k] += r->cost[k];
     if (r->model[0] >= 0) {
@@ -687,13 +676,11 @@ static void report(run *R, int *gate_failed) {
   fprintf(out, "\n%-*s %10s  %6s  %13s  %s\n", w + 2, "by model (primary):", "decisions", "share",
           "expected cost", two ? "changed   was" : "actual/expected  score");
   for (int m = 0; m < nm; m++) {
-    if (!bym[m].n && !(two && model_index(R->s[1].p, lane_model_name(p, m)) >= 0 &&
-                       oldm[model_index(R->s[1].p, lane_model_name(p, m))].n))
-      continue;
+    int om = two ? R->old_of[m] : -1;
+    if (!bym[m].n && !(om >= 0 && oldm[om].n)) continue;
     fprintf(out, "  %-*s %10ld  %5.1f%%  $%12.6f", w, lane_model_name(p, m), bym[m].n,
             pct((double)bym[m].n, n), bym[m].cost);
     if (two) {
-      int om = model_index(R->s[1].p, lane_model_name(p, m));
       fprintf(out, "  %5.1f%%  %5.1f%%", pct((double)bym[m].changed, (double)bym[m].n),
               om >= 0 ? pct((double)oldm[om].n, n) : 0.0);
     } else {
@@ -798,7 +785,7 @@ static int chart(const run *R, const char *path) {
   for (size_t i = 0; i < R->nrecs; i++) {
     if (R->recs[i].model[0] >= 0) uses[R->recs[i].model[0]]++;
     if (R->nsides == 2 && R->recs[i].model[1] >= 0) {
-      int m = model_index(p, lane_model_name(R->s[1].p, R->recs[i].model[1]));
+      int m = R->new_of[R->recs[i].model[1]];
       if (m >= 0) uses[m]++;
     }
   }
@@ -824,8 +811,7 @@ static int chart(const run *R, const char *path) {
   for (int i = 0; i < npick; i++) {
     for (int k = 0; k < R->nsides; k++) {
       double share[CH_BINS] = {0};
-      const lane_program *q = R->s[k].p;
-      int m = k ? model_index(q, lane_model_name(p, pick[i])) : pick[i];
+      int m = k ? R->old_of[pick[i]] : pick[i];
       for (size_t r = 0; m >= 0 && r < R->nrecs; r++)
         if (R->recs[r].model[k] == m) share[bin_of(&R->recs[r], r, R->nrecs, t0, t1)]++;
       for (int bb = 0; bb < CH_BINS; bb++) share[bb] = count[bb] ? share[bb] / count[bb] : 0;
@@ -859,6 +845,10 @@ int replay_run(const replay_opts *o, const lane_program *prog, const char *name,
   int rc = 0, gate = 0;
   if (side_open(&R.s[0], prog, name, o->err) || (old && side_open(&R.s[1], old, oldname, o->err)))
     rc = 2;
+  else if (old && match_models(&R)) {
+    fprintf(o->err, "lane: out of memory\n");
+    rc = 2;
+  }
   for (int i = 0; !rc && i < nfiles; i++)
     if (read_file(&R, (uint32_t)i)) rc = 2;
   if (!rc && !R.nomem) {
@@ -869,7 +859,6 @@ int replay_run(const replay_opts *o, const lane_program *prog, const char *name,
       r->actual = R.outs[i].cost;
       r->latency = R.outs[i].latency;
       r->score = R.outs[i].score;
-      r->actual_model = R.outs[i].model;
     }
   }
   if (R.nomem) { fprintf(o->err, "lane: out of memory\n"); rc = 2; }
@@ -893,5 +882,7 @@ int replay_run(const replay_opts *o, const lane_program *prog, const char *name,
   free(R.outs);
   free(R.ids);
   free(R.idx);
+  free(R.new_of);
+  free(R.old_of);
   return rc;
 }
