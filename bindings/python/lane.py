@@ -212,6 +212,15 @@ def _json_lib():
     return _json
 
 
+def _text(fn, *args):
+    """The text of one of liblane's writers with snprintf's contract: asked
+    for its length, then written into a buffer of that size."""
+    n = fn(*args, None, 0)
+    buf = ctypes.create_string_buffer(n + 1)
+    fn(*args, buf, n + 1)
+    return buf.value.decode("utf-8", "replace")
+
+
 def _s(b):
     return b.decode("utf-8", "replace") if b is not None else None
 
@@ -463,10 +472,7 @@ class Runtime:
             raise LaneError(EARG, "a log key is 16 bytes")
         args = (self._rt, decision._d.route, ctypes.byref(req._r), OK, ctypes.byref(decision._d),
                 id.encode() if id else None, key)
-        n = _lib.lane_log_decision(*args, None, 0)
-        buf = ctypes.create_string_buffer(n + 1)
-        _lib.lane_log_decision(*args, buf, n + 1)
-        return buf.value.decode("utf-8", "replace")
+        return _text(_lib.lane_log_decision, *args)
 
     def outcome_record(self, id, model, latency_ms, cost, status=200, attempts=1, fallbacks=0,
                        input_tokens=0, output_tokens=0, score=None, ts_ms=0):
@@ -478,10 +484,7 @@ class Runtime:
         o = _Outcome(id.encode(), ts_ms, m, attempts, fallbacks, status, latency_ms,
                      input_tokens, output_tokens, cost, score is not None,
                      0.0 if score is None else score, 0, 1, None)
-        n = _lib.lane_log_outcome(self.prog._p, ctypes.byref(o), None, 0)
-        buf = ctypes.create_string_buffer(n + 1)
-        _lib.lane_log_outcome(self.prog._p, ctypes.byref(o), buf, n + 1)
-        return buf.value.decode("utf-8", "replace")
+        return _text(_lib.lane_log_outcome, self.prog._p, ctypes.byref(o))
 
     def trace(self, route, req, cap=4096):
         """(decision, events): what the decision tried, in order, from
@@ -525,10 +528,7 @@ class Runtime:
                 raise LaneError(st, "cannot decide route '%s'" % route)
             args = (self._rt, ri, ctypes.byref(req._r), st, ctypes.byref(d),
                     ctypes.byref(t), None)
-            n = _lib.lane_explain_text(*args, None, 0)
-            buf = ctypes.create_string_buffer(n + 1)   # the same trace: no second decision
-            _lib.lane_explain_text(*args, buf, n + 1)
-            return buf.value.decode("utf-8", "replace")
+            return _text(_lib.lane_explain_text, *args)   # the same trace: no second decision
         if not self.prog.path:
             raise LaneError(EARG, "explain needs a program loaded from a file")
         lane = os.environ.get("LANE", lane)

@@ -13,13 +13,7 @@ case "$LANE" in /*) ;; *) LANE=$(pwd)/$LANE ;; esac
 OUT=$BUILD/tests/cli
 rm -rf "$OUT"
 mkdir -p "$OUT" || exit 2
-n=0
-fail=0
-t() {   # t STATUS description
-  n=$((n + 1))
-  if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=$((fail + 1)); fi
-}
-show() { [ -s "$1" ] && head -20 "$1" | sed 's/^/#   /'; return 0; }
+. tests/tap.sh
 
 # ---- any number of files ----
 good='model a { input $1/Mtok  output $1/Mtok }
@@ -233,5 +227,4 @@ rc=$?
 t $? "lane disasm writes escape characters of names and source lines as \\xNN (exit $rc)"
 show "$OUT/e"
 
-echo "1..$n"
-[ $fail -eq 0 ]
+tap_end

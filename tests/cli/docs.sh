@@ -51,16 +51,7 @@ case "$LANE" in /*) ;; *) LANE=$(pwd)/$LANE ;; esac
 OUT=$BUILD/tests/docs
 rm -rf "$OUT"
 mkdir -p "$OUT" || exit 2
-n=0
-fail=0
-t() {   # t STATUS DESCRIPTION [DETAIL FILE]
-  n=$((n + 1))
-  if [ "$1" = 0 ]; then echo "ok $n - $2"; else
-    echo "not ok $n - $2"; fail=$((fail + 1))
-    [ -n "$3" ] && [ -s "$3" ] && head -30 "$3" | sed 's/^/#   /'
-  fi
-  return 0
-}
+. tests/tap.sh
 # missing A B: the lines of sorted file A that sorted file B lacks.
 missing() { comm -23 "$1" "$2"; }
 
@@ -211,5 +202,4 @@ while read -r r; do
   t "$([ -s "$OUT/rev" ] && echo 1 || echo 0)" "every file a table of $r names exists" "$OUT/rev"
 done <"$OUT/readmes"
 
-echo "1..$n"
-[ $fail -eq 0 ]
+tap_end

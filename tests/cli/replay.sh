@@ -16,13 +16,7 @@ case "$LANE" in /*) ;; *) LANE=$(pwd)/$LANE ;; esac
 OUT=$BUILD/tests/replay
 rm -rf "$OUT"
 mkdir -p "$OUT" || exit 2
-n=0
-fail=0
-t() {   # t STATUS description
-  n=$((n + 1))
-  if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=$((fail + 1)); fi
-}
-show() { [ -s "$1" ] && head -20 "$1" | sed 's/^/#   /'; return 0; }
+. tests/tap.sh
 
 POLICY=examples/policies/support.lane
 REQS=$(ls examples/requests/*.json)
@@ -196,5 +190,4 @@ show "$OUT/e"
 python3 tests/schema_check.py "$OUT/d.log" "$OUT/s.log" "$OUT/with_outcome.log" "$OUT/conv.log"
 t $? "every record written validates against doc/decision-log.schema.json"
 
-echo "1..$n"
-[ $fail = 0 ]
+tap_end

@@ -20,15 +20,7 @@ CC=${CC:-cc}
 OUT=$BUILD/tests/layers
 mkdir -p "$OUT" || exit 2
 
-n=0
-fails=0
-t() {  # t RC DESCRIPTION [DETAIL FILE]
-  n=$((n + 1))
-  if [ "$1" = 0 ]; then echo "ok $n - $2"; else
-    echo "not ok $n - $2"; fails=$((fails + 1))
-    [ -n "$3" ] && [ -s "$3" ] && sed 's/^/# /' "$3" | head -20
-  fi
-}
+. tests/tap.sh
 
 # unit: folder, the folders whose headers it may include (itself first).
 units="vm:vm
@@ -123,5 +115,4 @@ t $? "liblane-json.a links with liblane and jansson" "$OUT/liblane-json.err"
 link liblanec "$BUILD/liblanec.a" "$BUILD/liblane.a" -- -lm
 t $? "liblanec.a links with liblane alone: no jansson, no libcurl" "$OUT/liblanec.err"
 
-echo "1..$n"
-[ $fails = 0 ]
+tap_end
