@@ -277,8 +277,14 @@ void sema_node_text(const ast_node *n, const char *line, size_t len, char *buf, 
     return;
   }
   size_t from = (size_t)n->span.col - 1, k = (size_t)n->span.len;
-  if (from + k > len) k = len - from;
-  snprintf(buf, cap, "%.*s", (int)k, line + from);
+  int cut = 0;
+  if (n->span.more || from + k > len) { k = len - from; cut = 1; }   /* it goes on below */
+  if (cut ? k + 4 > cap : k + 1 > cap) {   /* too long to quote: cut at a character, say so */
+    cut = 1;
+    k = cap > 4 ? cap - 4 : 0;
+    while (k && ((unsigned char)line[from + k] & 0xC0) == 0x80) k--;
+  }
+  snprintf(buf, cap, "%.*s%s", (int)k, line + from, cut ? "..." : "");
 }
 
 int sema_split_last(const ast_node *split) {

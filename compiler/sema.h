@@ -255,7 +255,8 @@ sema_plan sema_binplan(int op, int lt, int rt);
 int sema_split_last(const ast_node *split);
 /* The source text of node n as explanations quote it: its span on its
  * first line, "(expression)" when the source is not at hand, at most
- * cap - 1 bytes (SEM_SRC_MAX); emit.c stores it in the explain tables and
+ * cap - 1 bytes (SEM_SRC_MAX), ending in "..." when the node goes on past
+ * its first line or past that; emit.c stores it in the explain tables and
  * explain.c writes it, so both quote alike. line (len bytes) is the
  * source line n starts on, or NULL to find it (ast_source_line, which
  * reads the file from its top: emit.c, quoting every condition, passes

@@ -30,6 +30,7 @@ struct gw_log {
   size_t         *qn;         /* their lengths */
   int             cap, head, n;
   int             stop;
+  unsigned long   drops;      /* records dropped: the queue was full */
   pthread_t       th;
   int             started;
   char           *path;
@@ -151,9 +152,14 @@ int gw_log_put(gw_log *l, char *line, size_t n) {
   if (!l || !line) { free(line); return -1; }
   pthread_mutex_lock(&l->mu);
   if (l->n == l->cap || l->stop) {
+    unsigned long d = ++l->drops;
     pthread_mutex_unlock(&l->mu);
     free(line);
     gw_metrics_add(l->m, "lane_gateway_log_dropped_total", "", 1);
+    if ((d & (d - 1)) == 0)   /* the 1st, 2nd, 4th, ...: said, not flooded */
+      fprintf(stderr, "lane-gateway: decision log: its queue of %d records is full; %lu "
+              "record%s dropped so far (lane_gateway_log_dropped_total)\n", l->cap, d,
+              d == 1 ? "" : "s");
     return -1;
   }
   int at = (l->head + l->n) % l->cap;

@@ -117,6 +117,9 @@ ast_span ast_join(ast_span a, ast_span b) {
   if (a.file == b.file && a.line == b.line && b.col >= a.col) {
     int end = b.col + b.len;
     if (end - a.col > a.len) a.len = end - a.col;
+    a.more |= b.more;
+  } else if (a.file == b.file && b.line > a.line) {
+    a.more = 1;   /* the joined span goes on below a's line */
   }
   return a;
 }

@@ -36,6 +36,7 @@ typedef struct ast_span {
   int line;               /* 1-based */
   int col;                /* 1-based byte column */
   int len;                /* bytes covered on the first line, >= 1 */
+  int more;               /* 1: it goes on below its first line */
 } ast_span;
 
 typedef struct ast_node ast_node;
@@ -190,7 +191,8 @@ int       ast_push(ast_ctx *ctx, ast_list *l, ast_node *item);
 /* Line `line` (1-based) of f without its line end, length in *n; NULL if
  * there is no such line. */
 const char *ast_source_line(const src_file *f, int line, size_t *n);
-/* Span from the start of a to the end of b when on one line; else a. */
+/* Span from the start of a to the end of b when on one line; else a, with
+ * more set when b lies below it. */
 ast_span  ast_join(ast_span a, ast_span b);
 
 /* Records a diagnostic (printf-style message). */

@@ -904,7 +904,7 @@ int fmt_text(ast_ctx *ctx, const char *path, const char *text_, size_t len, char
                      c2.ncomments);
   ast_ctx_free(&c2);
   if (why || ctx->nomem) {
-    ast_span sp = { f, 1, 1, 1 };
+    ast_span sp = { f, 1, 1, 1, 0 };
     if (why)
       diag_error(ctx, sp, "fmt: the formatted text would change %s; the file is left as it is "
                           "(a bug in lane fmt, please report it)", why);

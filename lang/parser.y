@@ -478,6 +478,7 @@ static ast_span span_of(const parse_state *ps, const parse_loc *l) {
   s.len = l->first_line == l->last_line ? l->last_column - l->first_column
                                         : l->head_len;
   if (s.len < 1) s.len = 1;
+  s.more = l->last_line > l->first_line;
   return s;
 }
 
@@ -710,7 +711,7 @@ static int parse_any(ast_ctx *ctx, const src_file *file, ast_list *decls, ast_no
   int before = ctx->nerrors, r;
 
   if (file->len > AST_MAX_SOURCE) {
-    ast_span sp = { file, 1, 1, 1 };
+    ast_span sp = { file, 1, 1, 1, 0 };
     diag_error(ctx, sp, "file is larger than the limit of %u bytes", AST_MAX_SOURCE);
     return ctx->nomem ? -1 : 1;
   }
@@ -755,7 +756,7 @@ static int parse_any(ast_ctx *ctx, const src_file *file, ast_list *decls, ast_no
   if (ctx->nomem || (r == 2 && ctx->nerrors == before)) { ctx->nomem = 1; return -1; }
   check_depth(ctx, decls, first);
   if (expr && !*expr && ctx->nerrors == before) {   /* empty text */
-    ast_span sp = {file, 1, 1, 1};
+    ast_span sp = {file, 1, 1, 1, 0};
     diag_error(ctx, sp, "expected an expression");
   }
   return ctx->nerrors - before;

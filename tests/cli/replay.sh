@@ -186,6 +186,26 @@ assert len(lines) >= 4, len(lines)
 t $? "diff --chart writes an SVG of cost and model mix over time, old and new"
 show "$OUT/e"
 
+# ---- bad input: a clear message, exit 2, nothing written ----
+bad() {   # bad EXPECTED-TEXT ARGS...: lane ARGS exits 2 and says EXPECTED-TEXT
+  want=$1; shift
+  "$LANE" "$@" >"$OUT/o" 2>"$OUT/e"
+  rc=$?
+  [ $rc = 2 ] && grep -q -- "$want" "$OUT/e"
+  t $? "lane $* -> exit 2: $want (exit $rc)"
+  show "$OUT/e"
+}
+bad "--top needs a whole number from 0 to 1000000, not '-1'" diff "$POLICY" "$POLICY" "$OUT/d.log" --top -1
+bad "--users needs a whole number from 1 to 1000000000, not '0'" convert trace "$OUT/t.csv" --users 0
+bad "--max-changed needs a percentage" diff "$POLICY" "$POLICY" "$OUT/d.log" --max-changed lots
+bad "--set needs FIELD=VALUE" convert trace "$OUT/t.csv" --set task
+bad "the gates --max-changed and --max-cost-increase are diff's" replay "$POLICY" "$OUT/d.log" --max-changed 5
+printf 'a,b\n1,2\n' >"$OUT/notrace.csv"
+bad "notrace.csv:1: not a trace: the header needs ContextTokens and GeneratedTokens" convert trace "$OUT/notrace.csv"
+printf 'not json\n' >"$OUT/junk.log"
+bad "no decision or request to replay" replay "$POLICY" "$OUT/junk.log"
+bad "cannot write the chart" diff "$POLICY" "$POLICY" "$OUT/d.log" --chart "$OUT/no/such/dir/c.svg"
+
 # ---- the schema ----
 python3 tests/schema_check.py "$OUT/d.log" "$OUT/s.log" "$OUT/with_outcome.log" "$OUT/conv.log"
 t $? "every record written validates against doc/decision-log.schema.json"

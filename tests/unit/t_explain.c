@@ -23,7 +23,7 @@
 #include "lanec.h"
 #include "tap.h"
 
-static int nrule_reasons, nmember_reasons, nrequests;
+static int nrule_reasons, nmember_reasons, nrequests, ncut;
 
 /* Sets the fields of a flat JSON request object, as `lane eval` reads a
  * request file; keys the policy does not declare are left out. The
@@ -97,6 +97,7 @@ static void one(const char *name, const lanec_result *res, lane_program *p, cons
   char *source = explain_with(&in, explain_print_source);
   nrequests++;
   nrule_reasons += count(tables, "    no: `");
+  ncut += count(tables, "...`");
   nmember_reasons += count(tables, "removed: `") - count(tables, "removed: `fits` is false") -
                      count(tables, "removed: `healthy` is false");
   if (!is_str(tables, source, "%s: route %s, request %d: the .lanec explains as the source",
@@ -186,7 +187,35 @@ static void each(const char *dir, const char *ext, void (*fn)(const char *, cons
   pclose(ls);
 }
 
+/* A condition longer than a quote, and one that goes on below its first
+ * line: quoted cut, with "...", the same from the tables as from the
+ * source. */
+static void long_conditions(void) {
+  char src[2048], req[64];
+  size_t n = (size_t)snprintf(src, sizeof src,
+      "model a { input $1/Mtok output $1/Mtok }\nrequest { note: string }\nroute r {\n"
+      "  when req.note == \"");
+  for (int i = 0; i < 300; i++) src[n++] = (char)('a' + i % 26);
+  n += (size_t)snprintf(src + n, sizeof src - n, "\" -> a\n  when req.tier == \"pro\" && req.note ==\n"
+                        "       \"x\" -> a\n  otherwise -> a\n}\n");
+  lanec_result res;
+  memset(&res, 0, sizeof res);
+  if (lanec_compile("long.lane", src, NULL, &res) != LANEC_OK) {
+    lanec_print_diags(&res, stderr);
+    ok(0, "the long-condition policy compiles");
+    return;
+  }
+  snprintf(req, sizeof req, "{\"note\": \"y\", \"tier\": \"pro\"}");
+  int before = nrequests;
+  one("long_conditions", &res, res.prog, "r", req);
+  ok(nrequests == before + 1 && ncut == 2,
+     "a condition of 300 bytes and one of two lines explained, each quote cut with \"...\" "
+     "(%d)", ncut);
+  lanec_result_free(&res);
+}
+
 int main(void) {
+  long_conditions();
   each("tests/golden/accept", "golden", golden);
   each("tests/golden/explain", "lane", explain_case);
   diag("%d requests; the tables named %d failing rule conditions and %d removing conditions",

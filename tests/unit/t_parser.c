@@ -356,7 +356,7 @@ static void test_limits(void) {
 static void test_render(void) {
   src_file f = { "dir/x.lane", "a\n\tb  cd\r\nlast", 14, "x", 1 };
   ast_ctx c;
-  ast_span s1 = { &f, 2, 5, 2 }, s0 = { NULL, 0, 0, 0 }, s3 = { &f, 3, 3, 9 };
+  ast_span s1 = { &f, 2, 5, 2, 0 }, s0 = { NULL, 0, 0, 0, 0 }, s3 = { &f, 3, 3, 9, 0 };
   char *buf = NULL;
   size_t n = 0;
   FILE *o;
@@ -394,7 +394,7 @@ static void test_render(void) {
 
 static void test_ast(void) {
   src_file f = { "f", "", 0, "f", 1 };
-  ast_span a = { &f, 3, 5, 2 }, b = { &f, 3, 10, 4 }, c = { &f, 4, 1, 3 }, j;
+  ast_span a = { &f, 3, 5, 2, 0 }, b = { &f, 3, 10, 4, 0 }, c = { &f, 4, 1, 3, 0 }, j;
   ast_ctx x;
   ast_list l = { 0 };
   ast_node *n;
@@ -403,7 +403,8 @@ static void test_ast(void) {
   j = ast_join(a, b);
   ok(j.line == 3 && j.col == 5 && j.len == 9, "join on one line");
   j = ast_join(a, c);
-  ok(j.line == 3 && j.col == 5 && j.len == 2, "join across lines keeps a");
+  ok(j.line == 3 && j.col == 5 && j.len == 2 && j.more && !a.more,
+     "join across lines keeps a's first line and says it goes on below");
   ast_ctx_init(&x);
   n = ast_new(&x, N_INT, a);
   ok(n && n->kind == N_INT && n->a == NULL && n->name == NULL && n->list.n == 0,
