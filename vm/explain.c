@@ -157,7 +157,7 @@ static uint32_t rule_index(const lane_program *p, int route, int rule) {
   return rt->first_rule + (uint32_t)rule - 1;
 }
 
-size_t lane_why_rule(lane_runtime *rt, int route, int rule, const lane_request *r,
+static size_t why_rule_in(lane_runtime *rt, int route, int rule, const lane_request *r,
                      const lane_decision *d, char *buf, size_t n) {
   char why[SEM_REASON_MAX] = "";
   if (buf && n) buf[0] = 0;
@@ -171,7 +171,15 @@ size_t lane_why_rule(lane_runtime *rt, int route, int rule, const lane_request *
   return (size_t)snprintf(buf, n, "%s", why);
 }
 
-size_t lane_why_removed(lane_runtime *rt, int route, int rule, int sel, int model,
+size_t lane_why_rule(lane_runtime *rt, int route, int rule, const lane_request *r,
+                     const lane_decision *d, char *buf, size_t n) {
+  vm_pin pin;
+  size_t rc = why_rule_in(vm_enter(rt, &pin), route, rule, r, d, buf, n);
+  vm_leave(&pin);
+  return rc;
+}
+
+static size_t why_removed_in(lane_runtime *rt, int route, int rule, int sel, int model,
                         const lane_request *r, const lane_decision *d, char *buf, size_t n) {
   char why[SEM_REASON_MAX] = "";
   if (buf && n) buf[0] = 0;
@@ -192,6 +200,14 @@ size_t lane_why_removed(lane_runtime *rt, int route, int rule, int sel, int mode
     break;
   }
   return (size_t)snprintf(buf, n, "%s", why);
+}
+
+size_t lane_why_removed(lane_runtime *rt, int route, int rule, int sel, int model,
+                        const lane_request *r, const lane_decision *d, char *buf, size_t n) {
+  vm_pin pin;
+  size_t rc = why_removed_in(vm_enter(rt, &pin), route, rule, sel, model, r, d, buf, n);
+  vm_leave(&pin);
+  return rc;
 }
 
 /* ---- the text ---- */
@@ -271,7 +287,7 @@ static void decision(text_out *o, const lane_program *p, const lane_request *r, 
   text_printf(o, "; expected cost $%s\n", sem_num(num, sizeof num, d->cost));
 }
 
-size_t lane_explain_text(lane_runtime *rt, int route, const lane_request *r, int status,
+static size_t explain_text_in(lane_runtime *rt, int route, const lane_request *r, int status,
                          const lane_decision *d, const lane_trace *trace,
                          const lane_explain_hooks *hooks, char *buf, size_t n) {
   text_out o = {buf, n, 0};
@@ -282,10 +298,19 @@ size_t lane_explain_text(lane_runtime *rt, int route, const lane_request *r, int
   return o.len;
 }
 
+size_t lane_explain_text(lane_runtime *rt, int route, const lane_request *r, int status,
+                         const lane_decision *d, const lane_trace *trace,
+                         const lane_explain_hooks *hooks, char *buf, size_t n) {
+  vm_pin pin;
+  size_t rc = explain_text_in(vm_enter(rt, &pin), route, r, status, d, trace, hooks, buf, n);
+  vm_leave(&pin);
+  return rc;
+}
+
 /* Events lane_explain records; more are reported as truncated. */
 #define EXPLAIN_EVENTS 4096
 
-size_t lane_explain(lane_runtime *rt, int route, const lane_request *r, lane_decision *out_d,
+static size_t explain_in(lane_runtime *rt, int route, const lane_request *r, lane_decision *out_d,
                     char *buf, size_t n) {
   if (buf && n) buf[0] = 0;
   if (!rt || !r) return 0;
@@ -301,4 +326,12 @@ size_t lane_explain(lane_runtime *rt, int route, const lane_request *r, lane_dec
   if (out_d) *out_d = d;
   free(ev);
   return len;
+}
+
+size_t lane_explain(lane_runtime *rt, int route, const lane_request *r, lane_decision *out_d,
+                    char *buf, size_t n) {
+  vm_pin pin;
+  size_t rc = explain_in(vm_enter(rt, &pin), route, r, out_d, buf, n);
+  vm_leave(&pin);
+  return rc;
 }

@@ -469,6 +469,55 @@ LANE_API int lane_runtime_load_mem(lane_runtime *rt, const void *bytes, size_t n
 LANE_API int lane_runtime_carry(lane_runtime *dst, const lane_runtime *src,
                                 lane_state_report *report, lane_error *err);
 
+/* ---------------------------------------------------------------------
+ * Swapping programs while deciding (hot reload)
+ * ------------------------------------------------------------------- */
+/* Makes p the program rt serves, while other threads go on deciding:
+ * decisions already running, and views pinned with lane_runtime_acquire,
+ * finish on the program they started with; every decision that starts
+ * after the call returns uses p. No lock is taken on the decision path:
+ * the swap waits (microseconds) for calls on rt that may still read the
+ * old program, never the other way round.
+ *
+ * Live state is shared by meaning, not copied: each model of p uses the
+ * live stats and breaker of the old program's model of the same name (or
+ * else of the one model with the same provider and id); each budget uses
+ * the spend of the old program's budget of the same name whose key field
+ * (name and type) and window (kind and length) are unchanged -- a changed
+ * limit keeps its spend. Other budgets and models start fresh. Because it
+ * is shared, a charge or observation made through the old program, even
+ * after the swap (by a request that pinned it), counts for the new one:
+ * spend is exact across swaps. report (may be NULL) says what was kept
+ * (budgets_kept, keys_kept, models_kept), what started fresh
+ * (budgets_new) and what was dropped, each with a note.
+ *
+ * On LANE_OK p belongs to the runtime: it frees p once p has been swapped
+ * out and its last pinned view is released, or at lane_runtime_free. Do
+ * not free p or pass it again. (The program given to lane_runtime_new
+ * stays the caller's, as before: free it after lane_runtime_free.) On
+ * failure nothing changed and p is still the caller's: LANE_EARG (rt is a
+ * view, p is NULL or already active), LANE_ENOMEM. Swaps on one runtime
+ * are serialized. rt must be what lane_runtime_new returned. */
+LANE_API int lane_runtime_swap(lane_runtime *rt, lane_program *p, lane_state_report *report,
+                               lane_error *err);
+
+/* Pins the program rt serves now, for as long as a request needs it (its
+ * decision, its upstream calls, lane_observe and lane_charge after them,
+ * its decision-log record): returns a view, a lane_runtime every function
+ * of this header accepts, which works on that program whatever swaps
+ * happen meanwhile, and on the same live state as rt. Build the request
+ * with lane_runtime_program(view). Release it with lane_runtime_release
+ * (lane_runtime_free on a view does the same). Never NULL for a runtime;
+ * takes no lock. Acquiring a view pins it once more. Release every view
+ * before lane_runtime_free(rt). */
+LANE_API lane_runtime *lane_runtime_acquire(lane_runtime *rt);
+LANE_API void lane_runtime_release(lane_runtime *view);
+/* The program a view decides with; for rt itself, the one active now
+ * (valid until the next swap: acquire a view to keep it). */
+LANE_API const lane_program *lane_runtime_program(const lane_runtime *rt);
+/* Which program that is: 1 for the first, one more at each swap. */
+LANE_API uint64_t lane_runtime_generation(const lane_runtime *rt);
+
 /* Writes the runtime's live state -- model stats and breakers, budget
  * spend by key hash, the clock -- as JSON into buf (NUL-terminated if it
  * fits). Returns the length of the whole text; call again with a larger
@@ -506,7 +555,9 @@ typedef struct lane_decision {
 
 /* Decides which models serve request r on the named route. Allocates
  * nothing, takes no locks, always terminates. Returns LANE_OK and fills
- * out; LANE_EARG for an unknown route or a request of another program;
+ * out; LANE_EARG for an unknown route or a request of another program
+ * (after a swap: a request built for a program rt no longer serves; see
+ * lane_runtime_acquire);
  * LANE_ENOMATCH when no rule produced a model (out->filtered_rule says
  * whether candidates were filtered out). */
 LANE_API int lane_decide(lane_runtime *rt, const char *route,

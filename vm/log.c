@@ -214,7 +214,7 @@ static void state(text_out *o, lane_runtime *rt, const lane_request *r, uint64_t
   text_printf(o, "}}");
 }
 
-size_t lane_log_decision(lane_runtime *rt, int route, const lane_request *r, int status,
+static size_t log_decision_in(lane_runtime *rt, int route, const lane_request *r, int status,
                          const lane_decision *d, const char *id, const unsigned char *key,
                          char *buf, size_t n) {
   text_out o = {buf, n, 0};
@@ -225,7 +225,7 @@ size_t lane_log_decision(lane_runtime *rt, int route, const lane_request *r, int
   const lane_program *p = rt->prog;
   uint64_t now = vm_now(rt);
   if (!id) {
-    uint64_t seq = atomic_fetch_add_explicit(&rt->logseq, 1, memory_order_relaxed);
+    uint64_t seq = vm_next_logseq(rt);
     snprintf(idbuf, sizeof idbuf, "%" PRIx64 "-%" PRIx64, now, seq);
     id = idbuf;
   }
@@ -262,6 +262,15 @@ size_t lane_log_decision(lane_runtime *rt, int route, const lane_request *r, int
   state(&o, rt, r, now);   /* one clock reading for the record */
   text_printf(&o, "}\n");
   return o.len;
+}
+
+size_t lane_log_decision(lane_runtime *rt, int route, const lane_request *r, int status,
+                         const lane_decision *d, const char *id, const unsigned char *key,
+                         char *buf, size_t n) {
+  vm_pin pin;
+  size_t rc = log_decision_in(vm_enter(rt, &pin), route, r, status, d, id, key, buf, n);
+  vm_leave(&pin);
+  return rc;
 }
 
 size_t lane_log_outcome(const lane_program *p, const lane_outcome *oc, char *buf, size_t n) {

@@ -72,16 +72,6 @@
 /* ---------------------------------------------------------------------
  * Clock and options
  * ------------------------------------------------------------------- */
-static uint64_t system_clock(void *ctx) {
-  struct timespec ts;
-  (void)ctx;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* lane_runtime_options.frozen_ms: ctx is the runtime's own copy of it. */
-static uint64_t frozen_clock(void *ctx) { return *(const uint64_t *)ctx; }
-
 uint64_t vm_now(const lane_runtime *rt) { return rt->opt.clock(rt->opt.clock_ctx); }
 
 uint64_t lane_runtime_now(const lane_runtime *rt) { return rt ? vm_now(rt) : 0; }
@@ -107,14 +97,6 @@ static void amax(atomic_uint_least64_t *a, uint64_t v) {
   }
 }
 
-/* Allocations of a runtime are counted for lane_runtime_memory. */
-static void *rt_calloc(lane_runtime *rt, size_t n, size_t size) {
-  void *p = calloc(n, size);
-  if (p) atomic_fetch_add_explicit(&rt->bytes, n * size, memory_order_relaxed);
-  return p;
-}
-
-size_t lane_runtime_memory(const lane_runtime *rt) { return rt ? LD(&rt->bytes) : 0; }
 
 /* ---------------------------------------------------------------------
  * Tagged slots
@@ -299,14 +281,14 @@ static uint64_t breaker_until(const lane_runtime *rt, const vm_model *m, uint64_
 }
 
 int vm_health(const lane_runtime *rt, uint32_t model, uint64_t now) {
-  const vm_model *m = &rt->m[model];
+  const vm_model *m = rt->m[model];
   uint32_t st = atomic_load_explicit(&m->state, memory_order_acquire);
   if (st == LANE_BREAKER_CLOSED) return SEM_HEALTHY;   /* no deadline to read */
   return sem_breaker_health((int)st, breaker_until(rt, m, now), now);
 }
 
 int vm_claim_probe(lane_runtime *rt, uint32_t model, uint64_t now) {
-  vm_model *m = &rt->m[model];
+  vm_model *m = rt->m[model];
   uint32_t st = atomic_load_explicit(&m->state, memory_order_acquire);
   uint64_t until = breaker_until(rt, m, now);
   if (st == LANE_BREAKER_CLOSED) return 1;
@@ -340,7 +322,7 @@ static int fresh(lane_runtime *rt, vm_model *m, uint64_t now, uint64_t *n) {
 }
 
 double vm_latency(lane_runtime *rt, uint32_t model, uint64_t now, int p95) {
-  vm_model *m = &rt->m[model];
+  vm_model *m = rt->m[model];
   const bc_model *md = &rt->prog->im.models[model];
   uint64_t n;
   if (!fresh(rt, m, now, &n) ||
@@ -350,7 +332,7 @@ double vm_latency(lane_runtime *rt, uint32_t model, uint64_t now, int p95) {
 }
 
 double vm_error_rate(lane_runtime *rt, uint32_t model, uint64_t now) {
-  vm_model *m = &rt->m[model];
+  vm_model *m = rt->m[model];
   uint64_t n;
   if (!fresh(rt, m, now, &n)) return 0;
   return bitsd(atomic_load_explicit(&m->err, memory_order_relaxed));
@@ -359,9 +341,9 @@ double vm_error_rate(lane_runtime *rt, uint32_t model, uint64_t now) {
 /* ---------------------------------------------------------------------
  * Observations
  * ------------------------------------------------------------------- */
-void lane_observe(lane_runtime *rt, int model, double latency_ms, int status) {
+static void observe_in(lane_runtime *rt, int model, double latency_ms, int status) {
   if (!rt || model < 0 || (uint32_t)model >= rt->nmodels) return;
-  vm_model *m = &rt->m[model];
+  vm_model *m = rt->m[model];
   uint64_t now = vm_now(rt), cur = now / rt->slot_ms;
   vm_slot *s = &m->slot[cur % VM_SLOTS];
   int fail = status != LANE_CALL_OK && status != LANE_CALL_CLIENT_ERROR;
@@ -380,12 +362,18 @@ void lane_observe(lane_runtime *rt, int model, double latency_ms, int status) {
   }
 }
 
-int lane_model_stats(const lane_runtime *crt, int model, lane_live_stats *out) {
+void lane_observe(lane_runtime *rt, int model, double latency_ms, int status) {
+  vm_pin pin;
+  observe_in(vm_enter(rt, &pin), model, latency_ms, status);
+  vm_leave(&pin);
+}
+
+static int model_stats_in(const lane_runtime *crt, int model, lane_live_stats *out) {
   /* Reading may refresh an expired cache: atomics only, as decisions do. */
   lane_runtime *rt = (lane_runtime *)crt;
   if (!rt || !out || model < 0 || (uint32_t)model >= rt->nmodels) return LANE_EARG;
   uint64_t now = vm_now(rt), n;
-  vm_model *m = &rt->m[model];
+  vm_model *m = rt->m[model];
   out->p50 = vm_latency(rt, (uint32_t)model, now, 0);
   out->p95 = vm_latency(rt, (uint32_t)model, now, 1);
   out->error_rate = vm_error_rate(rt, (uint32_t)model, now);
@@ -396,11 +384,18 @@ int lane_model_stats(const lane_runtime *crt, int model, lane_live_stats *out) {
   return LANE_OK;
 }
 
-int lane_runtime_set_model_stats(lane_runtime *rt, int model, const lane_live_stats *st) {
+int lane_model_stats(const lane_runtime *crt, int model, lane_live_stats *out) {
+  vm_pin pin;
+  int rc = model_stats_in(vm_enter(crt, &pin), model, out);
+  vm_leave(&pin);
+  return rc;
+}
+
+static int runtime_set_model_stats_in(lane_runtime *rt, int model, const lane_live_stats *st) {
   if (!rt || !st || model < 0 || (uint32_t)model >= rt->nmodels || st->state < 0 ||
       st->state > LANE_BREAKER_HALF_OPEN)
     return LANE_EARG;
-  vm_model *m = &rt->m[model];
+  vm_model *m = rt->m[model];
   uint64_t now = vm_now(rt);
   for (int i = 0; i < VM_SLOTS; i++) {
     clear_slot(&m->slot[i]);
@@ -416,6 +411,13 @@ int lane_runtime_set_model_stats(lane_runtime *rt, int model, const lane_live_st
   atomic_store_explicit(&m->until, st->until_ms, memory_order_relaxed);
   atomic_store_explicit(&m->state, (uint32_t)st->state, memory_order_release);
   return LANE_OK;
+}
+
+int lane_runtime_set_model_stats(lane_runtime *rt, int model, const lane_live_stats *st) {
+  vm_pin pin;
+  int rc = runtime_set_model_stats_in(vm_enter(rt, &pin), model, st);
+  vm_leave(&pin);
+  return rc;
 }
 
 /* ---------------------------------------------------------------------
@@ -632,7 +634,7 @@ static unsigned char *level_alloc(lane_runtime *rt, vm_budget_rt *b, uint32_t le
   uintptr_t want = 0;
   if (atomic_compare_exchange_strong_explicit(&b->level[level], &want, (uintptr_t)mine,
                                               memory_order_acq_rel, memory_order_acquire)) {
-    atomic_fetch_add_explicit(&rt->bytes, size, memory_order_relaxed);
+    vm_count_bytes(rt, size);
     return mine;
   }
   free(mine);
@@ -906,7 +908,7 @@ static void seen(lane_runtime *rt, vm_budget_rt *b, uint64_t h) {
     if (!mine) return;
     if (atomic_compare_exchange_strong_explicit(&b->seen, &want, (uintptr_t)mine,
                                                 memory_order_acq_rel, memory_order_acquire)) {
-      atomic_fetch_add_explicit(&rt->bytes, VM_SEEN_BITS / 8, memory_order_relaxed);
+      vm_count_bytes(rt, VM_SEEN_BITS / 8);
       bits = mine;
     } else {
       free(mine);
@@ -987,7 +989,7 @@ double vm_budget_read(const lane_runtime *rt, uint32_t budget, const lane_reques
   const bc_budget *bb = &rt->prog->im.budgets[budget];
   uint64_t h = field_key(rt->prog, bb->key_field, r);
   int at_limit = 0;
-  double spent = h ? (double)read_key(&rt->b[budget], h, now, &at_limit) / 1e9 : 0;
+  double spent = h ? (double)read_key(rt->b[budget], h, now, &at_limit) / 1e9 : 0;
   if (at_limit) spent = bb->limit;
   return sem_budget_figure(spent, bb->limit, which);
 }
@@ -998,7 +1000,7 @@ static int64_t to_nanos(double dollars) {
   return (int64_t)(dollars * 1e9 + 0.5);
 }
 
-int lane_charge(lane_runtime *rt, const lane_request *r, double dollars) {
+static int charge_in(lane_runtime *rt, const lane_request *r, double dollars) {
   int64_t nanos = to_nanos(dollars);
   if (!rt || !r || r->prog != rt->prog || nanos < 0) return LANE_EARG;
   uint64_t now = vm_now(rt), kh[LANE_MAX_FIELDS], have = 0;
@@ -1010,27 +1012,41 @@ int lane_charge(lane_runtime *rt, const lane_request *r, double dollars) {
       have |= 1ull << f;
     }
     if (!kh[f]) continue;
-    vm_budget_rt *b = &rt->b[i];
+    vm_budget_rt *b = rt->b[i];
     uint64_t cur = vm_bud_cur(b, now);
     vm_record(rt, b, kh[f], cur, cur, nanos);
   }
   return LANE_OK;
 }
 
-int lane_budget_spent(const lane_runtime *rt, int budget, uint64_t h, double *dollars) {
+int lane_charge(lane_runtime *rt, const lane_request *r, double dollars) {
+  vm_pin pin;
+  int rc = charge_in(vm_enter(rt, &pin), r, dollars);
+  vm_leave(&pin);
+  return rc;
+}
+
+static int budget_spent_in(const lane_runtime *rt, int budget, uint64_t h, double *dollars) {
   if (!rt || !dollars || budget < 0 || (uint32_t)budget >= rt->nbudgets || !h) return LANE_EARG;
   int at_limit;
-  int64_t v = read_key(&rt->b[budget], vm_key_norm(h), vm_now(rt), &at_limit);
+  int64_t v = read_key(rt->b[budget], vm_key_norm(h), vm_now(rt), &at_limit);
   *dollars = at_limit ? rt->prog->im.budgets[budget].limit : (double)v / 1e9;
   return LANE_OK;
 }
 
+int lane_budget_spent(const lane_runtime *rt, int budget, uint64_t h, double *dollars) {
+  vm_pin pin;
+  int rc = budget_spent_in(vm_enter(rt, &pin), budget, h, dollars);
+  vm_leave(&pin);
+  return rc;
+}
+
 /* Sets a key's spend in the current window to nanos, all in the current
  * period (h 0: the overflow account). */
-int lane_runtime_set_spend(lane_runtime *rt, int budget, uint64_t h, double dollars) {
+static int runtime_set_spend_in(lane_runtime *rt, int budget, uint64_t h, double dollars) {
   int64_t nanos = to_nanos(dollars);
   if (!rt || budget < 0 || (uint32_t)budget >= rt->nbudgets || nanos < 0) return LANE_EARG;
-  vm_budget_rt *b = &rt->b[budget];
+  vm_budget_rt *b = rt->b[budget];
   uint64_t cur = vm_bud_cur(b, vm_now(rt));
   if (!h) {
     clear_ring(b->ovf, b->ring);
@@ -1043,15 +1059,29 @@ int lane_runtime_set_spend(lane_runtime *rt, int budget, uint64_t h, double doll
   return LANE_OK;
 }
 
-int lane_runtime_set_budget_on_full(lane_runtime *rt, int budget, int mode) {
+int lane_runtime_set_spend(lane_runtime *rt, int budget, uint64_t h, double dollars) {
+  vm_pin pin;
+  int rc = runtime_set_spend_in(vm_enter(rt, &pin), budget, h, dollars);
+  vm_leave(&pin);
+  return rc;
+}
+
+static int runtime_set_budget_on_full_in(lane_runtime *rt, int budget, int mode) {
   if (!rt || budget < -1 || (budget >= 0 && (uint32_t)budget >= rt->nbudgets) ||
       mode < LANE_ON_FULL_SHARED || mode > LANE_ON_FULL_OPEN)
     return LANE_EARG;
   for (uint32_t i = budget < 0 ? 0 : (uint32_t)budget; i < rt->nbudgets; i++) {
-    ST(&rt->b[i].on_full, (uint32_t)mode);
+    ST(&rt->b[i]->on_full, (uint32_t)mode);
     if (budget >= 0) break;
   }
   return LANE_OK;
+}
+
+int lane_runtime_set_budget_on_full(lane_runtime *rt, int budget, int mode) {
+  vm_pin pin;
+  int rc = runtime_set_budget_on_full_in(vm_enter(rt, &pin), budget, mode);
+  vm_leave(&pin);
+  return rc;
 }
 
 /* ln(x) for x >= 1, without libm: x = m 2^e, ln m = 2 atanh((m-1)/(m+1)). */
@@ -1067,9 +1097,9 @@ static double ln_pos(double x) {
   return e * 0.69314718055994530942 + 2 * sum;
 }
 
-int lane_runtime_budget_stats(const lane_runtime *rt, int budget, lane_budget_stats *out) {
+static int runtime_budget_stats_in(const lane_runtime *rt, int budget, lane_budget_stats *out) {
   if (!rt || !out || budget < 0 || (uint32_t)budget >= rt->nbudgets) return LANE_EARG;
-  const vm_budget_rt *b = &rt->b[budget];
+  const vm_budget_rt *b = rt->b[budget];
   memset(out, 0, sizeof *out);
   out->keys = LD(&b->nkeys);
   for (uint32_t l = 0; l < b->nlevels; l++)
@@ -1091,82 +1121,64 @@ int lane_runtime_budget_stats(const lane_runtime *rt, int budget, lane_budget_st
   return LANE_OK;
 }
 
+int lane_runtime_budget_stats(const lane_runtime *rt, int budget, lane_budget_stats *out) {
+  vm_pin pin;
+  int rc = runtime_budget_stats_in(vm_enter(rt, &pin), budget, out);
+  vm_leave(&pin);
+  return rc;
+}
+
 /* ---------------------------------------------------------------------
- * Creation
+ * State objects (swap.c shares them between views)
  * ------------------------------------------------------------------- */
-static int init_budgets(lane_runtime *rt) {
-  const bc_image *im = &rt->prog->im;
-  rt->nbudgets = im->nbudgets;
-  rt->b = rt_calloc(rt, im->nbudgets + 1, sizeof *rt->b);
-  if (!rt->b) return -1;
+vm_model *vm_model_new(const lane_runtime *rt) {
+  vm_model *m = vm_calloc(rt, 1, sizeof *m);   /* zero: closed, no data */
+  if (m) ST(&m->refs, 1);
+  return m;
+}
+
+uint32_t vm_budget_policy_on_full(const bc_budget *bb) {
+  return bb->flags & BC_BUDGET_FULL_CLOSED ? LANE_ON_FULL_CLOSED
+       : bb->flags & BC_BUDGET_FULL_OPEN ? LANE_ON_FULL_OPEN : LANE_ON_FULL_SHARED;
+}
+
+vm_budget_rt *vm_budget_new(const lane_runtime *rt, const bc_budget *bb) {
+  vm_budget_rt *b = vm_calloc(rt, 1, sizeof *b);
+  if (!b) return NULL;
   uint32_t cap = pow2_at_least(rt->opt.budget_keys), nlevels = 1;
   while (level_base(nlevels) < cap) nlevels++;
-  for (uint32_t i = 0; i < im->nbudgets; i++) {
-    vm_budget_rt *b = &rt->b[i];
-    double wd = im->budgets[i].window_ms;   /* verified finite and >= 0, not bounded */
-    uint64_t w = wd < 18446744073709551616.0 ? (uint64_t)wd : UINT64_MAX;
-    int rolling = (im->budgets[i].flags & BC_BUDGET_ROLLING) != 0;
-    b->ring = rolling ? VM_ROLLING : 1;
-    b->span = b->ring;                      /* periods that make the window */
-    b->window_ms = w;
-    b->sub_ms = rolling ? w / VM_ROLLING : w;
-    if (b->sub_ms == 0) b->sub_ms = 1;
-    b->cap = cap;
-    b->nlevels = nlevels;
-    uint32_t fl = im->budgets[i].flags;   /* the policy's on_full */
-    b->on_full = fl & BC_BUDGET_FULL_CLOSED ? LANE_ON_FULL_CLOSED
-               : fl & BC_BUDGET_FULL_OPEN ? LANE_ON_FULL_OPEN : LANE_ON_FULL_SHARED;
-  }
-  return 0;
+  double wd = bb->window_ms;   /* verified finite and >= 0, not bounded */
+  uint64_t w = wd < 18446744073709551616.0 ? (uint64_t)wd : UINT64_MAX;
+  int rolling = (bb->flags & BC_BUDGET_ROLLING) != 0;
+  b->ring = rolling ? VM_ROLLING : 1;
+  b->span = b->ring;                      /* periods that make the window */
+  b->window_ms = w;
+  b->sub_ms = rolling ? w / VM_ROLLING : w;
+  if (b->sub_ms == 0) b->sub_ms = 1;
+  b->cap = cap;
+  b->nlevels = nlevels;
+  b->on_full = vm_budget_policy_on_full(bb);
+  ST(&b->refs, 1);
+  return b;
 }
 
-lane_runtime *lane_runtime_new_with(const lane_program *p, const lane_runtime_options *opt,
-                                    lane_error *err) {
-  if (!p) { errf(err, LANE_EARG, "no program given"); return NULL; }
-  if (opt && opt->budget_keys > VM_MAX_KEYS) {
-    errf(err, LANE_EARG, "budget_keys %u is above the limit of %u", opt->budget_keys,
-         VM_MAX_KEYS);
-    return NULL;
-  }
-  lane_runtime *rt = calloc(1, sizeof *rt);
-  if (!rt) { errf(err, LANE_ENOMEM, "out of memory creating a runtime"); return NULL; }
-  ST(&rt->bytes, sizeof *rt);
-  if (opt) rt->opt = *opt;
-  if (!rt->opt.clock && rt->opt.frozen) {
-    rt->opt.clock = frozen_clock;
-    rt->opt.clock_ctx = &rt->opt.frozen_ms;
-  }
-  if (!rt->opt.clock) rt->opt.clock = system_clock;
-  if (!rt->opt.window_ms) rt->opt.window_ms = 60000;
-  if (rt->opt.window_ms < VM_SLOTS) rt->opt.window_ms = VM_SLOTS;
-  if (!rt->opt.min_samples) rt->opt.min_samples = 20;
-  if (!rt->opt.breaker_failures) rt->opt.breaker_failures = 5;
-  if (!rt->opt.breaker_cooldown_ms) rt->opt.breaker_cooldown_ms = 30000;
-  if (!rt->opt.budget_keys) rt->opt.budget_keys = 4096;
-  rt->prog = p;
-  rt->slot_ms = rt->opt.window_ms / VM_SLOTS;
-  rt->nmodels = p->im.nmodels;
-  rt->m = rt_calloc(rt, rt->nmodels + 1, sizeof *rt->m);   /* zero: closed, no data */
-  if (!rt->m || init_budgets(rt) != 0) {
-    lane_runtime_free(rt);
-    errf(err, LANE_ENOMEM, "out of memory creating a runtime");
-    return NULL;
-  }
-  return rt;
+void vm_model_unref(const lane_runtime *rt, vm_model *m) {
+  if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1) return;
+  vm_uncount_bytes(rt, sizeof *m);
+  free(m);
 }
 
-lane_runtime *lane_runtime_new(const lane_program *p, lane_error *err) {
-  return lane_runtime_new_with(p, NULL, err);
-}
-
-void lane_runtime_free(lane_runtime *rt) {
-  if (!rt) return;
-  for (uint32_t i = 0; rt->b && i < rt->nbudgets; i++) {
-    for (uint32_t l = 0; l < VM_LEVELS; l++) free((void *)LD(&rt->b[i].level[l]));
-    free((void *)LD(&rt->b[i].seen));
+void vm_budget_unref(const lane_runtime *rt, vm_budget_rt *b) {
+  if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1) return;
+  size_t n = sizeof *b;
+  for (uint32_t l = 0; l < VM_LEVELS; l++) {
+    void *blk = (void *)LD(&b->level[l]);
+    if (blk) n += level_bytes(b, l);
+    free(blk);
   }
-  free(rt->b);
-  free(rt->m);
-  free(rt);
+  void *bits = (void *)LD(&b->seen);
+  if (bits) n += VM_SEEN_BITS / 8;
+  free(bits);
+  vm_uncount_bytes(rt, n);
+  free(b);
 }
-

@@ -98,15 +98,17 @@ static uint32_t put_entries(wbuf *w, const vm_budget_rt *b, const vm_entry *ring
  * found and patched in, so they always agree with what follows. */
 static void save_budget(wbuf *w, const lane_runtime *rt, uint32_t i, uint64_t now) {
   const bc_image *im = &rt->prog->im;
-  const vm_budget_rt *b = &rt->b[i];
+  const vm_budget_rt *b = rt->b[i];
   const bc_budget *bb = &im->budgets[i];
-  const bc_str *name = &im->str[bb->name], *key = &im->str[im->fields[bb->key_field].name];
+  const bc_str *name = &im->str[bb->name];
+  bc_str key;
+  uint32_t ktype = vm_budget_key(im, i, &key);
   uint64_t cur = vm_bud_cur(b, now), newest = cur;
   w32(w, name->len);
   wput(w, name->p, name->len);
-  w32(w, key->len);
-  wput(w, key->p, key->len);
-  w32(w, im->fields[bb->key_field].type);
+  w32(w, key.len);
+  wput(w, key.p, key.len);
+  w32(w, ktype);
   w32(w, b->span > 1);
   w64(w, b->window_ms);
   size_t at_cur = w->n, at_keys;
@@ -298,7 +300,7 @@ static int read_v1(rbuf *r, st_file *f, const lane_runtime *rt, lane_error *err)
   if (f->nb && !(f->b = calloc(f->nb, sizeof *f->b))) return f->oom = 1, -1;
   for (uint32_t i = 0; i < f->nb; i++) {
     st_budget *sb = &f->b[i];
-    const vm_budget_rt *b = &rt->b[i];
+    const vm_budget_rt *b = rt->b[i];
     const bc_budget *bb = &im->budgets[i];
     const bc_str *name = &im->str[bb->name], *key = &im->str[im->fields[bb->key_field].name];
     uint32_t len = r32(r);
@@ -353,8 +355,7 @@ static int st_read(rbuf *rb, const lane_runtime *rt, st_file *f, lane_error *err
 /* ---------------------------------------------------------------------
  * Saved state: matching and applying
  * ------------------------------------------------------------------- */
-static void note(lane_state_report *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(lane_state_report *rep, const char *fmt, ...) {
+void vm_note(lane_state_report *rep, const char *fmt, ...) {
   char line[320];
   va_list ap;
   if (!rep) return;
@@ -370,7 +371,7 @@ static void note(lane_state_report *rep, const char *fmt, ...) {
   }
 }
 
-static void report_reset(lane_state_report *rep) {
+void vm_report_reset(lane_state_report *rep) {
   if (!rep) return;
   lane_note_fn fn = rep->note;
   void *ctx = rep->note_ctx;
@@ -382,6 +383,37 @@ static void report_reset(lane_state_report *rep) {
 static const char *type_name(uint32_t t) {
   static const char *const names[] = {"?", "int", "uint", "double", "bool", "string"};
   return t <= LANE_T_STRING ? names[t] : "?";
+}
+
+uint32_t vm_budget_key(const bc_image *im, uint32_t i, bc_str *name) {
+  uint32_t f = im->budgets[i].key_field;
+  if (f == BC_NONE) {   /* the verifier allows a budget without a key */
+    name->p = "";
+    name->len = 0;
+    return 0;
+  }
+  *name = im->str[im->fields[f].name];
+  return im->fields[f].type;
+}
+
+int vm_budget_same(lane_state_report *rep, const char *name, uint32_t nlen, const char *key,
+                   uint32_t klen, uint32_t ktype, int rolling, uint64_t window_ms,
+                   const char *nkey, uint32_t nklen, uint32_t nktype, int nrolling,
+                   uint64_t nwindow_ms) {
+  int n = (int)nlen;
+  if (klen != nklen || memcmp(key, nkey, nklen) || ktype != nktype)
+    vm_note(rep, "budget '%.*s': its key was req.%.*s (%s) and is req.%.*s (%s) now: its spend is "
+            "dropped", n, name, (int)klen, key, type_name(ktype), (int)nklen, nkey,
+            type_name(nktype));
+  else if (!rolling != !nrolling)
+    vm_note(rep, "budget '%.*s': its window was %s and is %s now: its spend is dropped", n,
+            name, rolling ? "rolling" : "fixed", rolling ? "fixed" : "rolling");
+  else if (window_ms != nwindow_ms)
+    vm_note(rep, "budget '%.*s': its window was %llu ms and is %llu ms now: its spend is dropped",
+            n, name, (unsigned long long)window_ms, (unsigned long long)nwindow_ms);
+  else
+    return 1;
+  return 0;
 }
 
 /* Budget indexes sorted by name, to match a file's budgets by name. */
@@ -420,25 +452,15 @@ static int st_match(st_file *f, const lane_runtime *rt, lane_state_report *rep, 
     int n = (int)sb->nlen;
     sb->dst = -1;
     if (!hit) {
-      note(rep, "budget '%.*s' is not in the program: its spend is dropped", n, sb->name);
+      vm_note(rep, "budget '%.*s' is not in the program: its spend is dropped", n, sb->name);
       continue;
     }
     used[hit->i] = 1;
-    const bc_budget *bb = &im->budgets[hit->i];
-    const bc_field *kf = &im->fields[bb->key_field];
-    const bc_str *kn = &im->str[kf->name];
-    const vm_budget_rt *b = &rt->b[hit->i];
-    if (sb->klen != kn->len || memcmp(sb->key, kn->p, kn->len) || sb->ktype != kf->type)
-      note(rep, "budget '%.*s': its key was req.%.*s (%s) and is req.%s (%s) now: its spend is "
-           "dropped", n, sb->name, (int)sb->klen, sb->key, type_name(sb->ktype), kn->p,
-           type_name(kf->type));
-    else if (sb->rolling != (b->span > 1))
-      note(rep, "budget '%.*s': its window was %s and is %s now: its spend is dropped", n,
-           sb->name, sb->rolling ? "rolling" : "fixed", sb->rolling ? "fixed" : "rolling");
-    else if (sb->window_ms != b->window_ms)
-      note(rep, "budget '%.*s': its window was %llu ms and is %llu ms now: its spend is dropped",
-           n, sb->name, (unsigned long long)sb->window_ms, (unsigned long long)b->window_ms);
-    else
+    bc_str kn;
+    uint32_t ktype = vm_budget_key(im, (uint32_t)hit->i, &kn);
+    const vm_budget_rt *b = rt->b[hit->i];
+    if (vm_budget_same(rep, sb->name, sb->nlen, sb->key, sb->klen, sb->ktype, sb->rolling,
+                       sb->window_ms, kn.p, kn.len, ktype, b->span > 1, b->window_ms))
       sb->dst = hit->i;
   }
   if (rep && rc == LANE_OK) {
@@ -463,7 +485,7 @@ static void st_apply(lane_runtime *rt, const st_file *f, lane_state_report *rep,
   for (uint32_t i = 0; i < f->nb; i++) {
     const st_budget *sb = &f->b[i];
     if (sb->dst < 0) continue;
-    vm_budget_rt *b = &rt->b[sb->dst];
+    vm_budget_rt *b = rt->b[sb->dst];
     uint64_t cur = vm_bud_cur(b, now);
     for (uint32_t k = sb->key0; k < sb->key0 + sb->nkeys; k++)
       if (f->k[k].hash) vm_clear_key(b, f->k[k].hash, cur);
@@ -471,7 +493,7 @@ static void st_apply(lane_runtime *rt, const st_file *f, lane_state_report *rep,
   for (uint32_t i = 0; i < f->nb; i++) {
     const st_budget *sb = &f->b[i];
     if (sb->dst < 0) continue;
-    vm_budget_rt *b = &rt->b[sb->dst];
+    vm_budget_rt *b = rt->b[sb->dst];
     uint64_t cur = vm_bud_cur(b, now), shift = sb->cur > cur ? sb->cur - cur : 0;
     if (shift && rep) rep->budgets_shifted++;
     for (uint32_t k = sb->key0; k < sb->key0 + sb->nkeys; k++) {
@@ -504,7 +526,7 @@ static int load_image(lane_runtime *rt, const unsigned char *p, size_t n, const 
     memset(&local, 0, sizeof local);
     rep = &local;
   }
-  report_reset(rep);
+  vm_report_reset(rep);
   if (n < 8 + 4 + 8 || memcmp(p, RT_MAGIC, 8) != 0)
     return errf(err, LANE_EFORMAT, "'%s' is not a lane runtime file", what);
   else if (bc_fnv1a64(p, n - 8, BC_FNV_OFFSET) != (r.at = n - 8, r64(&r)))
@@ -529,13 +551,21 @@ static int load_image(lane_runtime *rt, const unsigned char *p, size_t n, const 
   return rc;
 }
 
-int lane_runtime_load_mem(lane_runtime *rt, const void *bytes, size_t n,
+static int runtime_load_mem_in(lane_runtime *rt, const void *bytes, size_t n,
                           lane_state_report *report, lane_error *err) {
   if (!rt || (!bytes && n)) return errf(err, LANE_EARG, "no runtime or bytes");
   return load_image(rt, bytes ? bytes : "", n, "(memory)", report, err);
 }
 
-int lane_runtime_load_ex(lane_runtime *rt, const char *path, lane_state_report *report,
+int lane_runtime_load_mem(lane_runtime *rt, const void *bytes, size_t n,
+                          lane_state_report *report, lane_error *err) {
+  vm_pin pin;
+  int rc = runtime_load_mem_in(vm_enter(rt, &pin), bytes, n, report, err);
+  vm_leave(&pin);
+  return rc;
+}
+
+static int runtime_load_ex_in(lane_runtime *rt, const char *path, lane_state_report *report,
                          lane_error *err) {
   if (!rt || !path) { errf(err, LANE_EARG, "no runtime or path"); return LANE_EARG; }
   FILE *f = fopen(path, "rb");
@@ -558,6 +588,14 @@ int lane_runtime_load_ex(lane_runtime *rt, const char *path, lane_state_report *
   if (rerr) { free(p); return errf(err, LANE_EARG, "cannot read '%s'", path); }
   int rc = load_image(rt, p, n, path, report, err);
   free(p);
+  return rc;
+}
+
+int lane_runtime_load_ex(lane_runtime *rt, const char *path, lane_state_report *report,
+                         lane_error *err) {
+  vm_pin pin;
+  int rc = runtime_load_ex_in(vm_enter(rt, &pin), path, report, err);
+  vm_leave(&pin);
   return rc;
 }
 
@@ -614,7 +652,7 @@ static int write_file(const lane_runtime *rt, const char *path, const unsigned c
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   for (int tries = 0; fd < 0 && tries < 100; tries++) {
-    uint64_t seq = atomic_fetch_add_explicit(&((lane_runtime *)rt)->saves, 1, memory_order_relaxed);
+    uint64_t seq = vm_next_save(rt);
     snprintf(tmp, len, "%s.tmp.%ld.%llx", path, (long)getpid(),
              (unsigned long long)(seq ^ ((uint64_t)ts.tv_nsec << 20) ^ (uintptr_t)rt));
     fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
@@ -646,7 +684,7 @@ static int write_file(const lane_runtime *rt, const char *path, const unsigned c
   return LANE_OK;
 }
 
-int lane_runtime_save(const lane_runtime *rt, const char *path, lane_error *err) {
+static int runtime_save_in(const lane_runtime *rt, const char *path, lane_error *err) {
   if (!rt || !path) { errf(err, LANE_EARG, "no runtime or path"); return LANE_EARG; }
   wbuf w;
   st_file f;
@@ -658,6 +696,13 @@ int lane_runtime_save(const lane_runtime *rt, const char *path, lane_error *err)
   st_free(&f);
   if (rc == LANE_OK) rc = write_file(rt, path, w.p, w.n, err);
   free(w.p);
+  return rc;
+}
+
+int lane_runtime_save(const lane_runtime *rt, const char *path, lane_error *err) {
+  vm_pin pin;
+  int rc = runtime_save_in(vm_enter(rt, &pin), path, err);
+  vm_leave(&pin);
   return rc;
 }
 
@@ -707,16 +752,16 @@ static int carry_models(lane_runtime *dst, const lane_runtime *src, lane_state_r
     byname want = {n->p, n->len, 0};
     byname *hit = bsearch(&want, names, si->nmodels, sizeof *names, byname_cmp);
     if (!hit) continue;
-    copy_model(&dst->m[i], &src->m[hit->i], stats);
+    copy_model(dst->m[i], src->m[hit->i], stats);
     used[hit->i] = 1;
     if (rep) rep->models_kept++;
   }
   if (!stats)
-    note(rep, "live latency and error rates not carried: the window is %u ms here and %u ms "
+    vm_note(rep, "live latency and error rates not carried: the window is %u ms here and %u ms "
          "there (breakers are)", dst->opt.window_ms, src->opt.window_ms);
   for (uint32_t i = 0; i < si->nmodels; i++) {
     if (used[i]) continue;
-    note(rep, "model '%s' is not in the program: its live state is dropped",
+    vm_note(rep, "model '%s' is not in the program: its live state is dropped",
          si->str[si->models[i].name].p);
     if (rep) rep->models_dropped++;
   }
@@ -725,15 +770,15 @@ static int carry_models(lane_runtime *dst, const lane_runtime *src, lane_state_r
   return LANE_OK;
 }
 
-int lane_runtime_carry(lane_runtime *dst, const lane_runtime *src, lane_state_report *report,
-                       lane_error *err) {
+static int carry_in(lane_runtime *dst, const lane_runtime *src, lane_state_report *report,
+                    lane_error *err) {
   if (!dst || !src || dst == src)
     return errf(err, LANE_EARG, "carry needs two runtimes");
   wbuf w;
   st_file f;
   save_bytes(src, &w);
   if (w.oom) { free(w.p); return errf(err, LANE_ENOMEM, "out of memory carrying state"); }
-  report_reset(report);
+  vm_report_reset(report);
   rbuf r = {w.p, w.n, 0, 0};
   int rc = st_read(&r, dst, &f, err);
   if (rc == LANE_OK) rc = st_match(&f, dst, report, err);
@@ -741,6 +786,16 @@ int lane_runtime_carry(lane_runtime *dst, const lane_runtime *src, lane_state_re
   if (rc == LANE_OK) st_apply(dst, &f, report, vm_now(dst));
   st_free(&f);
   free(w.p);
+  return rc;
+}
+
+int lane_runtime_carry(lane_runtime *dst, const lane_runtime *src, lane_state_report *report,
+                       lane_error *err) {
+  vm_pin pd, ps;
+  lane_runtime *d = vm_enter(dst, &pd), *s = vm_enter(src, &ps);
+  int rc = carry_in(d, s, report, err);
+  vm_leave(&ps);
+  vm_leave(&pd);
   return rc;
 }
 
@@ -773,7 +828,7 @@ static const char *const ON_FULL[] = {"shared", "closed", "open"};
 
 /* One budget's keys with spend now (the overflow account as key_hash 0). */
 static void jbudget(jbuf *j, const lane_runtime *rt, uint32_t i, uint64_t now) {
-  const vm_budget_rt *b = &rt->b[i];
+  const vm_budget_rt *b = rt->b[i];
   const bc_image *im = &rt->prog->im;
   uint64_t cur = vm_bud_cur(b, now);
   int k = 0;
@@ -798,7 +853,7 @@ static void jbudget(jbuf *j, const lane_runtime *rt, uint32_t i, uint64_t now) {
   jprintf(j, "]}");
 }
 
-size_t lane_runtime_snapshot(const lane_runtime *rt, char *buf, size_t cap) {
+static size_t runtime_snapshot_in(const lane_runtime *rt, char *buf, size_t cap) {
   static const char *const states[] = {"closed", "open", "half_open"};
   jbuf j = {buf, buf ? cap : 0, 0};
   if (!rt) return 0;
@@ -827,4 +882,11 @@ size_t lane_runtime_snapshot(const lane_runtime *rt, char *buf, size_t cap) {
   for (uint32_t i = 0; i < rt->nbudgets; i++) jbudget(&j, rt, i, now);
   jprintf(&j, "%s]}\n", rt->nbudgets ? "\n" : "");
   return j.n;
+}
+
+size_t lane_runtime_snapshot(const lane_runtime *rt, char *buf, size_t cap) {
+  vm_pin pin;
+  size_t rc = runtime_snapshot_in(vm_enter(rt, &pin), buf, cap);
+  vm_leave(&pin);
+  return rc;
 }

@@ -810,7 +810,7 @@ int lane_decide_route(lane_runtime *rt, int route, const lane_request *r,
   return lane_decide_traced(rt, route, r, out, NULL);
 }
 
-int lane_decide_traced(lane_runtime *rt, int route, const lane_request *r,
+static int decide_traced_in(lane_runtime *rt, int route, const lane_request *r,
                        lane_decision *out, lane_trace *trace) {
   const bc_image *im;
   vm_run x;
@@ -860,6 +860,14 @@ int lane_decide_traced(lane_runtime *rt, int route, const lane_request *r,
   return LANE_OK;
 }
 
+int lane_decide_traced(lane_runtime *rt, int route, const lane_request *r,
+                       lane_decision *out, lane_trace *trace) {
+  vm_pin pin;
+  int rc = decide_traced_in(vm_enter(rt, &pin), route, r, out, trace);
+  vm_leave(&pin);
+  return rc;
+}
+
 int vm_explain_region(lane_runtime *rt, const lane_request *r, const lane_decision *d,
                       uint32_t f, uint32_t model, vmval *out, const char **fault) {
   const bc_image *im = &rt->prog->im;
@@ -891,9 +899,17 @@ int vm_explain_region(lane_runtime *rt, const lane_request *r, const lane_decisi
   return 1;
 }
 
-int lane_decide(lane_runtime *rt, const char *route, const lane_request *r,
+static int decide_in(lane_runtime *rt, const char *route, const lane_request *r,
                 lane_decision *out) {
   if (out) memset(out, 0, sizeof *out);
   if (!rt) return LANE_EARG;
   return lane_decide_route(rt, lane_route(rt->prog, route), r, out);
+}
+
+int lane_decide(lane_runtime *rt, const char *route, const lane_request *r,
+                lane_decision *out) {
+  vm_pin pin;
+  int rc = decide_in(vm_enter(rt, &pin), route, r, out);
+  vm_leave(&pin);
+  return rc;
 }

@@ -70,6 +70,7 @@ typedef struct vm_model {
   atomic_uint_least32_t state;          /* LANE_BREAKER_* */
   atomic_uint_least64_t until;          /* open: cooldown end; half-open:
                                            probe deadline */
+  atomic_uint_least32_t refs;           /* views sharing it (swap.c) */
 } vm_model;
 
 typedef struct vm_entry {
@@ -112,20 +113,98 @@ typedef struct vm_budget_rt {
   atomic_uint_least64_t ovf_charges;/* charges of keys without a slot */
   atomic_uint_least64_t grow_failed;/* level allocations that failed */
   vm_entry  ovf[VM_ROLLING];        /* the shared overflow account (ring) */
+  atomic_uint_least32_t refs;       /* views sharing it (swap.c) */
 } vm_budget_rt;
 
+/* A runtime is a hub of live state and views of it (swap.c).
+ *
+ *   view    one program over the hub's state: per model and per budget a
+ *           pointer to a state object, which views of other programs
+ *           share when the model or budget means the same (swap.c says
+ *           when). Everything the interpreter and the runtime code read
+ *           goes through a view.
+ *   handle  what lane_runtime_new returns (hub->handle): calls on it work
+ *           on the view active at that moment, pinned for the call's
+ *           length (vm_enter); lane_runtime_swap changes the active view;
+ *           lane_runtime_acquire pins one for longer.
+ *
+ * So a charge or an observation made through a view that is no longer
+ * active still lands in the state the active view reads: nothing is
+ * copied at a swap, and nothing recorded meanwhile is lost. */
+typedef struct vm_hub vm_hub;
+
 struct lane_runtime {
-  const lane_program  *prog;        /* program served, borrowed */
-  lane_runtime_options opt;         /* options, defaults filled in */
+  const lane_program  *prog;        /* program of the view; a handle: the
+                                       first view's (see vm_enter) */
+  lane_runtime_options opt;         /* options, defaults filled in (the
+                                       hub's, copied) */
   uint64_t             slot_ms;     /* window_ms / VM_SLOTS */
   uint32_t             nmodels;     /* entries of m */
-  vm_model            *m;           /* per model */
+  vm_model           **m;           /* per model of prog: its state */
   uint32_t             nbudgets;    /* entries of b */
-  vm_budget_rt        *b;           /* per budget */
-  atomic_size_t        bytes;       /* allocated for this runtime */
-  atomic_uint_least64_t saves;      /* lane_runtime_save calls: temp names */
-  atomic_uint_least64_t logseq;     /* decision records without an id (log.c) */
+  vm_budget_rt       **b;           /* per budget of prog: its state */
+  vm_hub              *hub;         /* the state's owner */
+  int                  handle;      /* 1: the hub's handle, not a view */
+  int                  owns_prog;   /* 1: the view frees prog (swapped in) */
+  atomic_uint_least64_t refs;       /* a view: pins, + 1 while active */
+  uint64_t             gen;         /* a view: 1 for the first, +1 a swap */
 };
+
+/* A pin of the active view for one call on a handle (vm_enter). */
+typedef struct vm_pin {
+  vm_hub  *hub;                     /* NULL: nothing pinned */
+  unsigned idx, stripe;
+} vm_pin;
+
+/* The view a call on rt works on: rt itself when it is a view (its
+ * caller holds it), else the hub's active view, pinned until vm_leave.
+ * NULL for NULL. */
+lane_runtime *vm_enter_hub(lane_runtime *rt, vm_pin *pin);
+void vm_leave_hub(vm_pin *pin);
+static inline lane_runtime *vm_enter(const lane_runtime *rt, vm_pin *pin) {
+  pin->hub = NULL;
+  if (!rt || !rt->handle) return (lane_runtime *)rt;
+  return vm_enter_hub((lane_runtime *)rt, pin);
+}
+static inline void vm_leave(vm_pin *pin) {
+  if (pin->hub) vm_leave_hub(pin);
+}
+
+/* Bytes of a hub, its handle included (lane_runtime_memory's first term). */
+size_t vm_hub_bytes(void);
+/* Allocations of the hub's state, counted for lane_runtime_memory. */
+void *vm_calloc(const lane_runtime *rt, size_t n, size_t size);
+void  vm_count_bytes(const lane_runtime *rt, size_t n);
+void  vm_uncount_bytes(const lane_runtime *rt, size_t n);
+/* The hub's counters: saves (temp names), decision records without an id. */
+uint64_t vm_next_save(const lane_runtime *rt);
+uint64_t vm_next_logseq(const lane_runtime *rt);
+
+/* State objects (runtime.c): a model's or a budget's, fresh, with one
+ * reference (NULL when memory runs out); released with vm_model_unref /
+ * vm_budget_unref, which free them with the last reference. rt: any view
+ * or handle of the hub, for the count of bytes. */
+vm_model     *vm_model_new(const lane_runtime *rt);
+vm_budget_rt *vm_budget_new(const lane_runtime *rt, const bc_budget *bb);
+void          vm_model_unref(const lane_runtime *rt, vm_model *m);
+void          vm_budget_unref(const lane_runtime *rt, vm_budget_rt *b);
+/* Reports of what a load, carry or swap kept (state.c): a note, and
+ * the report emptied but for its caller's note function. */
+void vm_note(lane_state_report *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void vm_report_reset(lane_state_report *rep);
+/* The name of budget i's key field into *name and its lane_type; "" and
+ * 0 for a budget without one. */
+uint32_t vm_budget_key(const bc_image *im, uint32_t i, bc_str *name);
+/* Whether a budget that was saved (or served) as name, keyed by req.key
+ * of type ktype, over a rolling (or fixed) window of window_ms, means the
+ * same as one keyed by req.nkey of type nktype over nrolling, nwindow_ms:
+ * 1, or 0 with a note saying what changed. */
+int vm_budget_same(lane_state_report *rep, const char *name, uint32_t nlen, const char *key,
+                   uint32_t klen, uint32_t ktype, int rolling, uint64_t window_ms,
+                   const char *nkey, uint32_t nklen, uint32_t nktype, int nrolling,
+                   uint64_t nwindow_ms);
+/* The LANE_ON_FULL_* a budget's policy declares. */
+uint32_t      vm_budget_policy_on_full(const bc_budget *bb);
 
 /* One operand stack slot. Bools are 0/1 in i. */
 typedef struct vmval {

@@ -2036,7 +2036,8 @@ static void test_memory(void) {
   setup(src, opts(0, 0, 0, 0, 0));
   NOW = T0 + HOUR;
   size_t m0 = lane_runtime_memory(RT);
-  size_t base = sizeof(struct lane_runtime) + 2 * sizeof(vm_model) + (NB + 1) * sizeof(vm_budget_rt);
+  size_t base = vm_hub_bytes() + sizeof(struct lane_runtime) + (1 + 1 + NB + 1) * sizeof(void *) +
+                sizeof(vm_model) + NB * sizeof(vm_budget_rt);
   is_int(m0, base, "a runtime of %d budgets: %zu bytes, exactly the formula's fixed part "
          "(regression of: 491 MB, a 4097-slot table per budget up front)", NB, m0);
   ok(m0 < 1000000, "...under a megabyte");
