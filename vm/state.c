@@ -263,7 +263,8 @@ static int read_v2(rbuf *r, st_file *f, lane_error *err) {
     sb->window_ms = r64(r);
     sb->cur = r64(r);
     if (r->bad) return CORRUPT("budget %u ends early", i);
-    if (sb->ktype < LANE_T_INT || sb->ktype > LANE_T_STRING || sb->rolling > 1)
+    /* key type 0: a budget without a key field (then its key name is "") */
+    if (sb->ktype > LANE_T_STRING || (sb->ktype == 0 && sb->klen) || sb->rolling > 1)
       return CORRUPT("budget '%.*s': key type %u, kind %u", (int)sb->nlen, sb->name, sb->ktype,
                      sb->rolling);
     sb->key0 = f->nk;
@@ -385,6 +386,12 @@ static const char *type_name(uint32_t t) {
   return t <= LANE_T_STRING ? names[t] : "?";
 }
 
+/* "req.tenant (string)", or "none" for a budget without a key. */
+static void key_text(char *buf, size_t cap, const char *key, uint32_t klen, uint32_t ktype) {
+  if (!ktype) snprintf(buf, cap, "none");
+  else snprintf(buf, cap, "req.%.*s (%s)", (int)klen, key, type_name(ktype));
+}
+
 uint32_t vm_budget_key(const bc_image *im, uint32_t i, bc_str *name) {
   uint32_t f = im->budgets[i].key_field;
   if (f == BC_NONE) {   /* the verifier allows a budget without a key */
@@ -401,10 +408,13 @@ int vm_budget_same(lane_state_report *rep, const char *name, uint32_t nlen, cons
                    const char *nkey, uint32_t nklen, uint32_t nktype, int nrolling,
                    uint64_t nwindow_ms) {
   int n = (int)nlen;
-  if (klen != nklen || memcmp(key, nkey, nklen) || ktype != nktype)
-    vm_note(rep, "budget '%.*s': its key was req.%.*s (%s) and is req.%.*s (%s) now: its spend is "
-            "dropped", n, name, (int)klen, key, type_name(ktype), (int)nklen, nkey,
-            type_name(nktype));
+  if (klen != nklen || memcmp(key, nkey, nklen) || ktype != nktype) {
+    char was[300], now[300];
+    key_text(was, sizeof was, key, klen, ktype);
+    key_text(now, sizeof now, nkey, nklen, nktype);
+    vm_note(rep, "budget '%.*s': its key was %s and is %s now: its spend is dropped", n, name, was,
+            now);
+  }
   else if (!rolling != !nrolling)
     vm_note(rep, "budget '%.*s': its window was %s and is %s now: its spend is dropped", n,
             name, rolling ? "rolling" : "fixed", rolling ? "fixed" : "rolling");

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include "bc.h"
 #include "lanec.h"
 #include "tap.h"
 
@@ -321,7 +324,60 @@ static void test_under_load(void) {
   lane_program_free(first);
 }
 
+/* ---------------------------------------------------------------------
+ * A budget without a key field
+ * ------------------------------------------------------------------- */
+static uint32_t rd32(const unsigned char *b) {
+  return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* The verifier allows a budget whose key field is BC_NONE (no key); the
+ * compiler never writes one, so it is made here by hand. Saving and
+ * matching such a budget's state read fields[BC_NONE] before (a crash). */
+static void test_keyless(void) {
+  lane_error err;
+  lanec_result r;
+  lanec_compile("t.lane", MODELS "budget daily { key req.tenant limit $1 window 1d }\n"
+                "route r { otherwise -> a }\n", NULL, &r);
+  if (!r.bytes) bail("does not compile");
+  unsigned char *b = r.bytes;
+  size_t n = r.nbytes;
+  int patched = 0;
+  for (uint32_t i = 0, count = rd32(b + 12); i < count; i++) {
+    const unsigned char *e = b + 32 + 12 * i;
+    if (rd32(e) != 15) continue;   /* BUDGETS: {name, key_field, ...} */
+    memset(b + rd32(e + 4) + 4, 0xff, 4);
+    patched = 1;
+  }
+  uint64_t h = bc_checksum(b, n);
+  for (int i = 0; i < 8; i++) b[24 + i] = (unsigned char)(h >> (8 * i));
+  lane_program *p = lane_load(b, n, &err);
+  ok(patched && p, "a program with a keyless budget loads (%s)", p ? "ok" : err.message);
+  lanec_result_free(&r);
+  if (!p) return;
+  lane_runtime_options o = opts();
+  lane_runtime *rt = lane_runtime_new_with(p, &o, &err), *rt2 = lane_runtime_new_with(p, &o, &err);
+  char path[] = "/tmp/t_swap_keyless_XXXXXX";
+  int fd = mkstemp(path);
+  if (fd >= 0) close(fd);
+  ok(lane_runtime_save(rt, path, &err) == LANE_OK, "its state saves (%s)", err.message);
+  lane_state_report rep;
+  memset(&rep, 0, sizeof rep);
+  ok(lane_runtime_load_ex(rt2, path, &rep, &err) == LANE_OK && rep.budgets_kept == 1,
+     "...and loads back, the budget kept");
+  lane_program *p2 = must(MODELS "budget daily { key req.tenant limit $1 window 1d }\n"
+                          "route r { otherwise -> a }\n");
+  ok(lane_runtime_swap(rt, p2, &rep, &err) == LANE_OK && rep.budgets_dropped == 1 &&
+         strstr(rep.notes, "its key was none and is req.tenant (string) now"),
+     "a swap to a keyed budget of that name drops it, saying why");
+  unlink(path);
+  lane_runtime_free(rt);
+  lane_runtime_free(rt2);
+  lane_program_free(p);
+}
+
 int main(void) {
+  test_keyless();
   test_keeps();
   test_under_load();
   done_testing();
