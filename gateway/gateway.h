@@ -7,12 +7,16 @@
  *   translate.c  OpenAI <-> Anthropic bodies, responses, streams and errors
  *   metrics.c    counters served as Prometheus text on GET /metrics
  *   log.c        the decision log: records queued, a writer thread, rotation
+ *   policy.c     the policy served: loading it (a .lanec or a bundle, from a
+ *                file or a URL), reloading it (SIGHUP, polling) and what
+ *                each request holds of it
  *
  * Module prefix: gw_. Nothing here is part of liblane's API.
  */
 #ifndef GW_GATEWAY_H
 #define GW_GATEWAY_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,7 +57,11 @@ typedef struct gw_provider {
 typedef struct gw_config {
   char    *host;             /* listen address, default 127.0.0.1 */
   int      port;             /* listen port, default 8080; 0 = any */
-  char    *policy;           /* path of the .lanec file */
+  char    *policy;           /* path of the .lanec or bundle, or its URL */
+  char    *policy_key;       /* a public key file: only bundles it signed load */
+  long     poll_s;           /* reload.poll_s: check the policy this often; 0 never */
+  long     fetch_timeout_ms; /* reload.timeout_ms: one fetch of a policy URL */
+  long     max_policy_bytes; /* reload.max_bytes: largest policy accepted */
   char    *route;            /* default route (x-lane-route overrides) */
   char    *state_file;       /* budget spend kept across restarts, or NULL */
   long     deadline_ms;      /* whole request, all attempts (default 60000) */
@@ -76,6 +84,9 @@ void gw_metrics_free(gw_metrics *m);
 /* Adds v to series name{labels}; labels is the text between the braces,
  * already escaped (gw_label). Unknown names and a full table are ignored. */
 void gw_metrics_add(gw_metrics *m, const char *name, const char *labels, double v);
+/* Sets a gauge's series to v; zeroes every series of a family. */
+void gw_metrics_set(gw_metrics *m, const char *name, const char *labels, double v);
+void gw_metrics_zero(gw_metrics *m, const char *name);
 /* The whole exposition, malloc'ed; NULL when out of memory. */
 char *gw_metrics_text(gw_metrics *m, size_t *len);
 /* Appends key="value" (escaped, comma-separated) to a label buffer. */
@@ -91,14 +102,58 @@ int  gw_log_put(gw_log *l, char *line, size_t n);
 /* Writes what is queued, syncs and closes. */
 void gw_log_close(gw_log *l);
 
+/* ---- the policy being served (policy.c) ---- */
+/* One program the gateway serves or served, with what requests need of
+ * it. A request holds one (gw_policy_get) from its decision to its last
+ * charge, so a reload never changes the program under it. */
+typedef struct gw_policy {
+  atomic_int          refs;    /* the gateway while current, + each request */
+  lane_runtime       *rt;      /* a view of the runtime pinned for its life */
+  const lane_program *prog;    /* the view's program */
+  int                *model_provider; /* per model: index into cfg.providers or -1 */
+  int                 f_input, f_output, f_cached; /* token fields for costs */
+  uint64_t            generation; /* lane_runtime_generation of the view */
+  uint64_t            digest;  /* FNV-1a 64 of the bytes it was loaded from */
+  char                revision[96]; /* a bundle's revision, or "lanec-" and
+                                       the program's checksum */
+} gw_policy;
+
+struct gw;
+/* The policy served now, held until gw_policy_put. */
+gw_policy *gw_policy_get(struct gw *g);
+void gw_policy_put(gw_policy *p);
+/* Loads the policy at start: 0, or -1 with why set. */
+int gw_policy_start(struct gw *g, char *why, size_t cap);
+/* Loads the policy again (cause: "SIGHUP", "poll") and swaps it in if it
+ * changed and passes every check. 1 swapped, 0 unchanged, -1 refused
+ * (the gateway keeps serving the old one; the reason is in last_reload). */
+int gw_reload(struct gw *g, const char *cause);
+/* The thread that polls the policy every poll_s (none when 0). */
+int gw_poller_start(struct gw *g);
+void gw_poller_stop(struct gw *g);
+/* GET /healthz: the served revision and the last reload, as JSON. */
+char *gw_health_json(struct gw *g);
+/* Frees what policy.c holds (the served policy included). */
+void gw_policy_stop(struct gw *g);
+
 /* ---- the gateway ---- */
 typedef struct gw {
   gw_config     cfg;         /* as loaded */
-  lane_program *prog;        /* the policy */
-  lane_runtime *rt;          /* its live state */
+  lane_runtime *rt;          /* the runtime: live state of every program served */
+  lane_program *first;       /* the program it was made with (the gateway's) */
+  pthread_mutex_t pol_lock;  /* guards pol's pointer (not the policy) */
+  gw_policy    *pol;         /* the policy served now */
+  pthread_mutex_t reload_lock; /* one reload at a time */
+  char          etag[256];   /* the policy URL's last ETag */
+  char          last_reload[600]; /* the last reload's result, for /healthz */
+  uint64_t      last_reload_ms; /* when (wall clock ms), 0 never */
+  atomic_uint_least64_t reloads, reload_failures;
+  pthread_t     poller;      /* polls the policy (poll_s > 0) */
+  int           poller_on;
+  pthread_mutex_t poll_lock; /* with poll_cv: wakes the poller to stop */
+  pthread_cond_t  poll_cv;
+  int           stopping;
   gw_metrics   *metrics;     /* counters */
-  int          *model_provider; /* per model: index into cfg.providers or -1 */
-  int           f_input, f_output, f_cached; /* token fields for costs */
   gw_log       *log;         /* decision_log, or NULL */
   unsigned char log_key[16]; /* decision_log.key_file: sensitive fields' key */
   int           log_key_set;
@@ -110,6 +165,7 @@ typedef struct gw {
  * stream ends (refs). */
 typedef struct gw_call {
   gw           *g;           /* the gateway */
+  gw_policy    *pol;         /* the policy that decided it, held */
   int           format;      /* the client's API format */
   json_t       *body;        /* parsed client body */
   int           stream;      /* "stream": true */
@@ -148,7 +204,7 @@ void gw_log_outcome(gw_call *c, int model, double latency_ms, int http, const ch
                     int final, long in, long out, double cost);
 
 /* Cost of actual usage on model m (tokens in, cached of them, out). */
-double gw_usage_cost(const gw *g, int model, long in, long cached, long out);
+double gw_usage_cost(const gw_policy *p, int model, long in, long cached, long out);
 
 /* ---- translation (translate.c) ---- */
 /* The body to send to a provider of format `to` for a client body of format

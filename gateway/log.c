@@ -194,8 +194,9 @@ void gw_log_close(gw_log *l) {
   free(l);
 }
 
-/* A record from one of liblane's writers, sized then queued. */
-#define QUEUE_RECORD(call)                                                    \
+/* A record from one of liblane's writers, sized then queued; prefix
+ * (members and a comma, or "") goes after its opening brace. */
+#define QUEUE_RECORD(call, prefix)                                            \
   do {                                                                        \
     char small_[2048];                                                        \
     char *buf_ = small_;                                                      \
@@ -208,8 +209,15 @@ void gw_log_close(gw_log *l) {
       if (!buf_) break;                                                       \
     }                                                                         \
     if (!buf_ || !n_) { if (buf_ != small_) free(buf_); break; }              \
-    char *line_ = buf_ == small_ ? malloc(n_ + 1) : buf_;                     \
-    if (line_ && buf_ == small_) memcpy(line_, small_, n_ + 1);               \
+    size_t pn_ = strlen(prefix);                                              \
+    char *line_ = buf_ == small_ || pn_ ? malloc(n_ + pn_ + 1) : buf_;        \
+    if (line_ && line_ != buf_) {                                             \
+      line_[0] = buf_[0];                                                     \
+      memcpy(line_ + 1, prefix, pn_);                                         \
+      memcpy(line_ + 1 + pn_, buf_ + 1, n_);                                  \
+      n_ += pn_;                                                              \
+      if (buf_ != small_) free(buf_);                                         \
+    }                                                                         \
     if (!line_) { gw_metrics_add(g->metrics, "lane_gateway_log_dropped_total", "", 1); break; } \
     gw_log_put(g->log, line_, n_);                                            \
   } while (0)
@@ -218,7 +226,16 @@ void gw_log_decision(gw_call *c, int route, int status) {
   gw *g = c->g;
   if (!g->log) return;
   const unsigned char *key = g->log_key_set ? g->log_key : NULL;
-  QUEUE_RECORD(lane_log_decision(g->rt, route, &c->req, status, &c->d, c->id, key, buf_, cap_));
+  /* The revision that decided it (a member the schema names; liblane's
+   * record has the program's checksum, "policy"). */
+  json_t *rev = json_string(c->pol->revision);
+  char *q = rev ? json_dumps(rev, JSON_ENCODE_ANY) : NULL;
+  char prefix[256];
+  snprintf(prefix, sizeof prefix, "\"revision\":%s,", q && strlen(q) < 200 ? q : "\"?\"");
+  free(q);
+  json_decref(rev);
+  QUEUE_RECORD(lane_log_decision(c->pol->rt, route, &c->req, status, &c->d, c->id, key, buf_, cap_),
+               prefix);
 }
 
 void gw_log_outcome(gw_call *c, int model, double latency_ms, int http, const char *error,
@@ -240,5 +257,5 @@ void gw_log_outcome(gw_call *c, int model, double latency_ms, int http, const ch
   o.attempt = c->calls;
   o.final = final;
   o.error = error;
-  QUEUE_RECORD(lane_log_outcome(g->prog, &o, buf_, cap_));
+  QUEUE_RECORD(lane_log_outcome(c->pol->prog, &o, buf_, cap_), "");
 }

@@ -102,7 +102,14 @@ static int load_config(gw_config *c, const char *file, char *why, size_t cap) {
     }
     c->port = atoi(colon ? colon + 1 : listen);
   }
-  c->policy = config_path(file, json_string_value(json_object_get(o, "policy")));
+  const char *pol = json_string_value(json_object_get(o, "policy"));
+  c->policy = pol && (!strncmp(pol, "http://", 7) || !strncmp(pol, "https://", 8))
+                  ? strdup(pol) : config_path(file, pol);
+  c->policy_key = config_path(file, json_string_value(json_object_get(o, "policy_key")));
+  json_t *rl = json_object_get(o, "reload");
+  c->poll_s = num(rl, "poll_s", 0);
+  c->fetch_timeout_ms = num(rl, "timeout_ms", 10000);
+  c->max_policy_bytes = num(rl, "max_bytes", 64L << 20);
   c->route = dup_or_null(json_string_value(json_object_get(o, "route")));
   c->state_file = config_path(file, json_string_value(json_object_get(o, "state_file")));
   c->deadline_ms = num(o, "deadline_ms", 60000);
@@ -112,7 +119,15 @@ static int load_config(gw_config *c, const char *file, char *why, size_t cap) {
   c->stream_idle_ms = num(o, "stream_idle_ms", 60000);
   c->default_max_tokens = num(o, "default_max_tokens", 4096);
   c->defaults = json_object_get(o, "defaults");
-  if (!c->policy) return snprintf(why, cap, "%s: no \"policy\" (a .lanec file)", file), -1;
+  if (!c->policy)
+    return snprintf(why, cap, "%s: no \"policy\" (a .lanec file or a bundle, a path or a URL)",
+                    file), -1;
+  if (rl && !json_is_object(rl))
+    return snprintf(why, cap, "%s: \"reload\" is an object: {\"poll_s\", \"timeout_ms\", "
+                    "\"max_bytes\"}", file), -1;
+  if (c->poll_s < 0 || c->fetch_timeout_ms <= 0 || c->max_policy_bytes <= 0)
+    return snprintf(why, cap, "%s: reload: poll_s >= 0 (0: on SIGHUP only), timeout_ms and "
+                    "max_bytes > 0", file), -1;
   if (c->deadline_ms <= 0 || c->connect_timeout_ms <= 0 || c->stream_idle_ms <= 0)
     return snprintf(why, cap, "%s: timeouts must be positive", file), -1;
   return load_providers(c, json_object_get(o, "providers"), why, cap);
@@ -124,24 +139,8 @@ static void free_config(gw_config *c) {
     if (p->api_key) memset(p->api_key, 0, strlen(p->api_key));
     free(p->name), free(p->base_url), free(p->key_env), free(p->api_key);
   }
-  free(c->host), free(c->policy), free(c->route), free(c->state_file);
+  free(c->host), free(c->policy), free(c->policy_key), free(c->route), free(c->state_file);
   json_decref(c->root);
-}
-
-static lane_program *load_policy(const char *path, char *why, size_t cap) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return snprintf(why, cap, "%s: %s", path, strerror(errno)), NULL;
-  gw_buf b = {0};
-  char chunk[65536];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-    if (gw_buf_add(&b, chunk, n)) break;
-  fclose(f);
-  lane_error err;
-  lane_program *p = lane_load(b.p ? b.p : "", b.n, &err);
-  if (!p) snprintf(why, cap, "%s: %s", path, err.message);
-  gw_buf_free(&b);
-  return p;
 }
 
 /* ---- request fields ---- */
@@ -151,7 +150,7 @@ static int set_text(gw_call *c, int f, const char *v) {
   lane_request *r = &c->req;
   char *end = NULL;
   errno = 0;
-  switch (lane_field_type(c->g->prog, f)) {
+  switch (lane_field_type(c->pol->prog, f)) {
   case LANE_T_STRING: {
     size_t n = strlen(v);
     if (c->ntext + n > sizeof c->text) return -1;
@@ -202,11 +201,11 @@ static enum MHD_Result on_request_header(void *cls, enum MHD_ValueKind kind, con
   hdr_scan *h = cls;
   (void)kind;
   if (strncasecmp(key, "x-lane-field-", 13) || !value || h->err[0]) return MHD_YES;
-  int f = lane_field(h->c->g->prog, key + 13);
+  int f = lane_field(h->c->pol->prog, key + 13);
   if (f < 0)
     snprintf(h->err, sizeof h->err, "%s: the policy has no request field '%s'", key, key + 13);
   else if (set_text(h->c, f, value))
-    snprintf(h->err, sizeof h->err, "%s: not a valid %s", key, lane_field_unit(h->c->g->prog, f));
+    snprintf(h->err, sizeof h->err, "%s: not a valid %s", key, lane_field_unit(h->c->pol->prog, f));
   return MHD_YES;
 }
 
@@ -251,6 +250,7 @@ static enum MHD_Result send_error(gw *g, struct MHD_Connection *con, const char 
 
 void gw_call_release(gw_call *c) {
   if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
+  gw_policy_put(c->pol);
   json_decref(c->body);
   free(c);
 }
@@ -263,11 +263,11 @@ static json_t *names(const lane_program *p, const int *m, int n) {
 
 static enum MHD_Result dry_run(gw_call *c, struct MHD_Connection *con, const char *url) {
   gw *g = c->g;
-  const lane_program *p = g->prog;
+  const lane_program *p = c->pol->prog;
   const lane_decision *d = &c->d;
   json_t *cands = json_array();
   for (int i = 0; i < d->ncandidates; i++) {
-    int m = d->candidates[i], pi = g->model_provider[m];
+    int m = d->candidates[i], pi = c->pol->model_provider[m];
     json_array_append_new(
         cands, json_pack("{s:s, s:s, s:s, s:s?, s:f}", "model", lane_model_name(p, m), "provider",
                          lane_model_provider(p, m), "id", lane_model_id(p, m), "format",
@@ -290,6 +290,7 @@ static enum MHD_Result dry_run(gw_call *c, struct MHD_Connection *con, const cha
   char v[64];
   MHD_add_response_header(r, "Content-Type", "application/json");
   MHD_add_response_header(r, "x-lane-dry-run", "1");
+  MHD_add_response_header(r, "x-lane-revision", c->pol->revision);
   MHD_add_response_header(r, "x-lane-route", lane_route_name(p, d->route));
   snprintf(v, sizeof v, "%d", d->rule);
   MHD_add_response_header(r, "x-lane-rule", v);
@@ -308,12 +309,12 @@ static enum MHD_Result dry_run(gw_call *c, struct MHD_Connection *con, const cha
 static int build_request(gw_call *c, struct MHD_Connection *con, const gw_buf *body, char *why,
                          size_t cap) {
   gw *g = c->g;
-  lane_request_init(&c->req, g->prog);
+  lane_request_init(&c->req, c->pol->prog);
   const char *key;
   json_t *v;
   json_object_foreach(g->cfg.defaults, key, v) {
-    int f = lane_field(g->prog, key);
-    if (f >= 0) set_json(&c->req, f, v, lane_field_type(g->prog, f));
+    int f = lane_field(c->pol->prog, key);
+    if (f >= 0) set_json(&c->req, f, v, lane_field_type(c->pol->prog, f));
   }
   lane_error err;
   if (lane_request_from_json(&c->req, body->p ? body->p : "", body->n, c->format, &err) != LANE_OK)
@@ -346,6 +347,7 @@ static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url,
   if (!c) return MHD_NO;
   atomic_init(&c->refs, 1);
   c->g = g, c->format = format, c->served = -1;
+  c->pol = gw_policy_get(g);   /* this request's program, whatever reloads happen */
   json_error_t je;
   c->body = json_loadb(body->p ? body->p : "", body->n, 0, &je);
   enum MHD_Result rc;
@@ -359,13 +361,13 @@ static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url,
     goto out;
   }
   const char *route = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "x-lane-route");
-  int ri = lane_route(g->prog, route ? route : g->cfg.route);
+  int ri = lane_route(c->pol->prog, route ? route : g->cfg.route);
   if (ri < 0) {
     snprintf(why, sizeof why, "unknown route '%s'", route ? route : g->cfg.route);
     rc = send_error(g, con, url, format, 400, "lane_unknown_route", why);
     goto out;
   }
-  int st = lane_decide_route(g->rt, ri, &c->req, &c->d);
+  int st = lane_decide_route(c->pol->rt, ri, &c->req, &c->d);
   const char *dry = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "x-lane-dry-run");
   int is_dry = dry && (!strcmp(dry, "1") || !strcasecmp(dry, "true"));
   snprintf(c->id, sizeof c->id, "%llx-%llx", (unsigned long long)gw_now_ms(),
@@ -373,15 +375,15 @@ static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url,
   if (!is_dry) gw_log_decision(c, ri, st);   /* before any charge: what it read */
   if (st != LANE_OK) {
     char labels[240] = "";
-    gw_label(labels, sizeof labels, "route", lane_route_name(g->prog, ri));
+    gw_label(labels, sizeof labels, "route", lane_route_name(c->pol->prog, ri));
     gw_metrics_add(g->metrics, "lane_gateway_no_match_total", labels, 1);
     if (st == LANE_ENOMATCH && c->d.filtered_rule)
       snprintf(why, sizeof why, "lane: no model can serve this request on route %s: rule %d "
                "matched but every candidate was filtered out (require, health)",
-               lane_route_name(g->prog, ri), c->d.filtered_rule);
+               lane_route_name(c->pol->prog, ri), c->d.filtered_rule);
     else
       snprintf(why, sizeof why, "lane: no rule of route %s matched this request (%s)",
-               lane_route_name(g->prog, ri), lane_status_name(st));
+               lane_route_name(c->pol->prog, ri), lane_status_name(st));
     rc = send_error(g, con, url, format, 503, "lane_no_match", why);
     goto out;
   }
@@ -391,17 +393,17 @@ static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url,
   }
   char labels[480] = "", rn[16];
   snprintf(rn, sizeof rn, "%d", c->d.rule);
-  gw_label(labels, sizeof labels, "route", lane_route_name(g->prog, ri));
+  gw_label(labels, sizeof labels, "route", lane_route_name(c->pol->prog, ri));
   gw_label(labels, sizeof labels, "rule", rn);
-  gw_label(labels, sizeof labels, "model", lane_model_name(g->prog, c->d.candidates[0]));
+  gw_label(labels, sizeof labels, "model", lane_model_name(c->pol->prog, c->d.candidates[0]));
   gw_metrics_add(g->metrics, "lane_gateway_decisions_total", labels, 1);
 
   uint64_t t0 = gw_now_ms();
   unsigned status = 500;
   struct MHD_Response *r = gw_forward(c, &status);
   fprintf(stderr, "lane-gateway: POST %s %u route=%s rule=%d model=%s fallbacks=%d cost=$%.9f%s "
-          "%llums%s%s\n", url, status, lane_route_name(g->prog, ri), c->d.rule,
-          c->served >= 0 ? lane_model_name(g->prog, c->served) : "-", c->tried, c->cost,
+          "%llums%s%s\n", url, status, lane_route_name(c->pol->prog, ri), c->d.rule,
+          c->served >= 0 ? lane_model_name(c->pol->prog, c->served) : "-", c->tried, c->cost,
           c->served >= 0 && c->stream ? " (expected; stream: time to first byte)" : "",
           (unsigned long long)(gw_now_ms() - t0), c->log[0] ? " tried: " : "", c->log);
   rc = queue(g, con, url, status, r);
@@ -456,8 +458,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
   }
   int format = !strcmp(url, "/v1/chat/completions") ? GW_OPENAI
              : !strcmp(url, "/v1/messages")         ? GW_ANTHROPIC : 0;
-  if (!strcmp(method, "GET") && !strcmp(url, "/healthz"))
-    return send_text(g, con, url, 200, "text/plain", "ok\n");
+  if (!strcmp(method, "GET") && !strcmp(url, "/healthz")) {
+    char *h = gw_health_json(g);
+    enum MHD_Result hr = send_text(g, con, url, 200, "application/json", h ? h : "{\"status\": \"ok\"}");
+    free(h);
+    return hr;
+  }
   if (!strcmp(method, "GET") && !strcmp(url, "/metrics")) {
     size_t n;
     char *text = gw_metrics_text(g->metrics, &n);
@@ -484,35 +490,6 @@ static void completed(void *cls, struct MHD_Connection *con, void **ptr,
   if (k) gw_buf_free(&k->body);
   free(k);
   *ptr = NULL;
-}
-
-/* Maps each model to its provider's config; warns about the unconfigured. */
-static int map_models(gw *g) {
-  int n = lane_model_count(g->prog);
-  g->model_provider = malloc(sizeof(int) * (size_t)(n ? n : 1));
-  if (!g->model_provider) return -1;
-  const char *warned[64];
-  int nwarned = 0;
-  for (int m = 0; m < n; m++) {
-    const char *prov = lane_model_provider(g->prog, m);
-    g->model_provider[m] = -1;
-    for (int i = 0; i < g->cfg.nproviders; i++)
-      if (!strcmp(g->cfg.providers[i].name, prov)) g->model_provider[m] = i;
-    int seen = 0;
-    for (int i = 0; i < nwarned; i++) seen |= !strcmp(warned[i], prov);
-    if (g->model_provider[m] < 0 && !seen && nwarned < 64) {
-      warned[nwarned++] = prov;
-      fprintf(stderr, "lane-gateway: note: no provider \"%s\" in the config; its models are "
-              "skipped\n", prov);
-    }
-  }
-  for (int i = 0; i < g->cfg.nproviders; i++) {
-    const gw_provider *p = &g->cfg.providers[i];
-    if (p->key_env && !p->api_key)
-      fprintf(stderr, "lane-gateway: warning: %s is not set; calls to %s go without a key\n",
-              p->key_env, p->name);
-  }
-  return 0;
 }
 
 /* "decision_log": {"path", "max_bytes", "max_age_s", "queue", "key_file"}:
@@ -543,40 +520,53 @@ static int open_log(gw *g, const char *cfgfile, char *why, size_t cap) {
   return rc;
 }
 
+static void state_note(void *ctx, const char *note) {
+  fprintf(stderr, "lane-gateway: %s: %s\n", (const char *)ctx, note);
+}
+
 static int start(gw *g, const char *cfgfile, int port, char *why, size_t cap) {
   if (load_config(&g->cfg, cfgfile, why, cap)) return -1;
   if (port >= 0) g->cfg.port = port;
-  if (!(g->prog = load_policy(g->cfg.policy, why, cap))) return -1;
-  if (!g->cfg.route) g->cfg.route = dup_or_null(lane_route_name(g->prog, 0));
-  if (!g->cfg.route) return snprintf(why, cap, "%s: the policy has no route", g->cfg.policy), -1;
-  lane_error err;
-  if (!(g->rt = lane_runtime_new(g->prog, &err))) return snprintf(why, cap, "%s", err.message), -1;
+  g->metrics = gw_metrics_new();
+  if (!g->metrics) return snprintf(why, cap, "out of memory"), -1;
+  if (gw_policy_start(g, why, cap)) return -1;
+  for (int i = 0; i < g->cfg.nproviders; i++) {
+    const gw_provider *p = &g->cfg.providers[i];
+    if (p->key_env && !p->api_key)
+      fprintf(stderr, "lane-gateway: warning: %s is not set; calls to %s go without a key\n",
+              p->key_env, p->name);
+  }
   if (g->cfg.state_file) {
+    lane_error err;
+    lane_state_report rep;
+    memset(&rep, 0, sizeof rep);
+    rep.note = state_note;
+    rep.note_ctx = g->cfg.state_file;
     FILE *f = fopen(g->cfg.state_file, "rb");
     /* A file of another policy (or a damaged one) must not stop the
-     * gateway: it starts with no spend and overwrites the file at exit. */
-    if (f && (fclose(f), lane_runtime_load(g->rt, g->cfg.state_file, &err)) != LANE_OK)
+     * gateway: it starts with no spend and overwrites the file at exit.
+     * A file of an edited policy keeps the spend of every budget that
+     * still means the same (lane_runtime_load_ex), and says which not. */
+    if (f && (fclose(f), lane_runtime_load_ex(g->rt, g->cfg.state_file, &rep, &err)) != LANE_OK)
       fprintf(stderr, "lane-gateway: warning: %s: %s; budgets start at $0\n",
               g->cfg.state_file, err.message);
+    else if (f)
+      fprintf(stderr, "lane-gateway: %s: spend of %u budgets loaded (%llu keys), %u dropped\n",
+              g->cfg.state_file, rep.budgets_kept, (unsigned long long)rep.keys_kept,
+              rep.budgets_dropped);
   }
-  g->f_input = lane_field(g->prog, "input_tokens");
-  g->f_output = lane_field(g->prog, "max_output_tokens");
-  g->f_cached = lane_field(g->prog, "cached_tokens");
-  g->metrics = gw_metrics_new();
-  if (!g->metrics || map_models(g)) return snprintf(why, cap, "out of memory"), -1;
   return open_log(g, cfgfile, why, cap);
 }
 
 static void stop(gw *g) {
   lane_error err;
+  gw_poller_stop(g);
   gw_log_close(g->log);   /* every queued record written and synced */
   g->log = NULL;
   if (g->rt && g->cfg.state_file && lane_runtime_save(g->rt, g->cfg.state_file, &err) != LANE_OK)
     fprintf(stderr, "lane-gateway: %s: %s\n", g->cfg.state_file, err.message);
-  lane_runtime_free(g->rt);
-  lane_program_free(g->prog);
+  gw_policy_stop(g);
   gw_metrics_free(g->metrics);
-  free(g->model_provider);
   free_config(&g->cfg);
 }
 
@@ -603,6 +593,7 @@ int main(int argc, char **argv) {
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGALRM);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return 1;
@@ -635,12 +626,14 @@ int main(int argc, char **argv) {
     return 1;
   }
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-  printf("lane-gateway: listening on http://%s:%u (policy %s, route %s)\n", g.cfg.host,
-         info ? info->port : (unsigned)g.cfg.port, g.cfg.policy, g.cfg.route);
+  printf("lane-gateway: listening on http://%s:%u (policy %s, revision %s, route %s)\n",
+         g.cfg.host, info ? info->port : (unsigned)g.cfg.port, g.cfg.policy, g.pol->revision,
+         g.cfg.route);
   fflush(stdout);
   if (exit_after > 0) alarm((unsigned)exit_after);
+  if (gw_poller_start(&g)) fprintf(stderr, "lane-gateway: cannot start the policy poller\n");
   int sig = 0;
-  sigwait(&sigs, &sig);
+  while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) gw_reload(&g, "SIGHUP");
   fprintf(stderr, "lane-gateway: %s, stopping\n", sig == SIGALRM ? "time is up" : "signal");
   MHD_stop_daemon(d);
   stop(&g);

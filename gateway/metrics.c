@@ -43,6 +43,13 @@ static const struct family {
    "Records dropped because the log's queue was full (writing never blocks a request)."},
   {"lane_gateway_log_rotations_total", "counter", "Decision log files rotated."},
   {"lane_gateway_log_errors_total", "counter", "Decision log writes or renames that failed."},
+  {"lane_gateway_reloads_total", "counter",
+   "Policy reloads tried, by cause (start, SIGHUP, poll) and result (ok, unchanged, failed)."},
+  {"lane_gateway_reload_failures_total", "counter",
+   "Reloads refused: the policy could not be read, verified, tested or swapped in."},
+  {"lane_gateway_policy_info", "gauge",
+   "1 for the policy revision served now (0 for those served before), with its generation."},
+  {"lane_gateway_policy_generation", "gauge", "Programs served since start: 1, then +1 a reload."},
 };
 enum { NFAMILIES = sizeof families / sizeof families[0] };
 
@@ -88,7 +95,27 @@ void gw_label(char *buf, size_t cap, const char *key, const char *value) {
   buf[n] = 0;
 }
 
+static void update(gw_metrics *m, const char *name, const char *labels, double v, int set);
+
 void gw_metrics_add(gw_metrics *m, const char *name, const char *labels, double v) {
+  update(m, name, labels, v, 0);
+}
+
+void gw_metrics_set(gw_metrics *m, const char *name, const char *labels, double v) {
+  update(m, name, labels, v, 1);
+}
+
+void gw_metrics_zero(gw_metrics *m, const char *name) {
+  int f = 0;
+  while (f < NFAMILIES && strcmp(families[f].name, name)) f++;
+  if (f == NFAMILIES || !m) return;
+  pthread_mutex_lock(&m->mu);
+  for (int i = 0; i < m->n; i++)
+    if (m->s[i].family == f) m->s[i].value = 0;
+  pthread_mutex_unlock(&m->mu);
+}
+
+static void update(gw_metrics *m, const char *name, const char *labels, double v, int set) {
   int f = 0;
   while (f < NFAMILIES && strcmp(families[f].name, name)) f++;
   if (f == NFAMILIES || !m) return;
@@ -101,7 +128,7 @@ void gw_metrics_add(gw_metrics *m, const char *name, const char *labels, double 
     m->s[i].value = 0;
     m->n++;
   }
-  if (i < m->n) m->s[i].value += v;
+  if (i < m->n) m->s[i].value = set ? v : m->s[i].value + v;
   pthread_mutex_unlock(&m->mu);
 }
 

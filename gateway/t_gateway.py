@@ -346,6 +346,10 @@ def main():
                 with_gateway(a, "gateway-ledger", cfg2, env,
                              lambda port: ledger_and_breaker(
                                  Suite(Gateway(port), int(fport), a.lane, a.out, prefix="L")))
+            # Reloads: a third gateway whose policy file changes under it.
+            sys.path.insert(0, HERE)
+            import t_reload
+            t_reload.suite(sys.modules[__name__], a, dict(cfg), env)
     finally:
         fake.terminate()
         fake.wait(10)
@@ -449,7 +453,10 @@ def with_gateway(a, name, cfg, env, body):
 def run(s, policy, no_sdk):
     gw = s.gw
     r = gw.request("GET", "/healthz")
-    is_eq((r.status, r.raw), (200, b"ok\n"), "GET /healthz")
+    ok(r.status == 200 and isinstance(r.json, dict) and r.json.get("status") == "ok" and
+       r.json.get("revision", "").startswith("lanec-") and r.json.get("generation") == 1 and
+       r.json.get("reload_failures") == 0,
+       "GET /healthz: ok, the revision served, generation 1, no reload failure", r.raw)
 
     # ---- dry run ----
     before = len(s.fake_log())

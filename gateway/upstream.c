@@ -171,38 +171,39 @@ static int pump(xfer *x, uint64_t until, int what) {
   }
 }
 
-double gw_usage_cost(const gw *g, int model, long in, long cached, long out) {
+double gw_usage_cost(const gw_policy *p, int model, long in, long cached, long out) {
   lane_request r;
-  lane_request_init(&r, g->prog);
-  lane_set_int(&r, g->f_input, in);
-  lane_set_int(&r, g->f_output, out);
-  if (g->f_cached >= 0) lane_set_int(&r, g->f_cached, cached);
-  return lane_cost(g->prog, &r, model);
+  lane_request_init(&r, p->prog);
+  lane_set_int(&r, p->f_input, in);
+  lane_set_int(&r, p->f_output, out);
+  if (p->f_cached >= 0) lane_set_int(&r, p->f_cached, cached);
+  return lane_cost(p->prog, &r, model);
 }
 
 static void note(gw_call *c, int model, const char *kind, const char *what) {
   size_t n = strlen(c->log);
   snprintf(c->log + n, sizeof c->log - n, "%s%s: %s", n ? "; " : "",
-           lane_model_name(c->g->prog, model), what);
+           lane_model_name(c->pol->prog, model), what);
   n = strlen(c->attempts);
   snprintf(c->attempts + n, sizeof c->attempts - n, "%s%s=%s", n ? "," : "",
-           lane_model_name(c->g->prog, model), kind);
+           lane_model_name(c->pol->prog, model), kind);
 }
 
-static void count(gw *g, const char *family, int model, const char *k1, const char *v1) {
+static void count(const gw_call *c, const char *family, int model, const char *k1,
+                  const char *v1) {
   char labels[240] = "";
-  gw_label(labels, sizeof labels, "provider", lane_model_provider(g->prog, model));
-  gw_label(labels, sizeof labels, "model", lane_model_name(g->prog, model));
+  gw_label(labels, sizeof labels, "provider", lane_model_provider(c->pol->prog, model));
+  gw_label(labels, sizeof labels, "model", lane_model_name(c->pol->prog, model));
   if (k1) gw_label(labels, sizeof labels, k1, v1);
-  gw_metrics_add(g->metrics, family, labels, 1);
+  gw_metrics_add(c->g->metrics, family, labels, 1);
 }
 
 /* Records a failed attempt: the runtime's view, a metric, the log. */
 static int failed(gw_call *c, int model, const xfer *x, int call, const char *kind,
                   const char *what) {
-  lane_observe(c->g->rt, model, (double)(gw_now_ms() - x->t0), call);
+  lane_observe(c->pol->rt, model, (double)(gw_now_ms() - x->t0), call);
   gw_log_outcome(c, model, (double)(gw_now_ms() - x->t0), (int)http_status(x), kind, 0, 0, 0, 0);
-  count(c->g, "lane_gateway_provider_errors_total", model, "kind", kind);
+  count(c, "lane_gateway_provider_errors_total", model, "kind", kind);
   note(c, model, kind, what);
   return FAILED;
 }
@@ -212,22 +213,23 @@ static void settle(gw_call *c, int model, const xfer *x, int have, long in, long
                    long out) {
   gw *g = c->g;
   c->served = model;
-  c->cost = have ? gw_usage_cost(g, model, in, cached, out) : lane_cost(g->prog, &c->req, model);
+  c->cost = have ? gw_usage_cost(c->pol, model, in, cached, out) : lane_cost(c->pol->prog, &c->req, model);
   c->cost_basis = have ? "usage" : "expected";
-  lane_observe(g->rt, model, (double)(gw_now_ms() - x->t0), LANE_CALL_OK);
-  lane_charge(g->rt, &c->req, c->cost);
+  lane_observe(c->pol->rt, model, (double)(gw_now_ms() - x->t0), LANE_CALL_OK);
+  lane_charge(c->pol->rt, &c->req, c->cost);
   gw_log_outcome(c, model, (double)(gw_now_ms() - x->t0), (int)http_status(x), NULL, 1,
                  have ? in : 0, have ? out : 0, c->cost);
   char labels[240] = "";
-  gw_label(labels, sizeof labels, "provider", lane_model_provider(g->prog, model));
-  gw_label(labels, sizeof labels, "model", lane_model_name(g->prog, model));
+  gw_label(labels, sizeof labels, "provider", lane_model_provider(c->pol->prog, model));
+  gw_label(labels, sizeof labels, "model", lane_model_name(c->pol->prog, model));
   gw_metrics_add(g->metrics, "lane_gateway_spend_dollars_total", labels, c->cost);
 }
 
 static void lane_headers(struct MHD_Response *r, const gw_call *c) {
-  const lane_program *p = c->g->prog;
+  const lane_program *p = c->pol->prog;
   char v[64];
   MHD_add_response_header(r, "x-lane-route", lane_route_name(p, c->d.route));
+  MHD_add_response_header(r, "x-lane-revision", c->pol->revision);
   if (c->id[0]) MHD_add_response_header(r, "x-lane-decision-id", c->id);
   snprintf(v, sizeof v, "%d", c->d.rule);
   MHD_add_response_header(r, "x-lane-rule", v);
@@ -267,13 +269,13 @@ static void stream_end(stream *s, int ok) {
   xfer *x = s->x;
   if (ok) {
     settle(s->c, s->model, x, x->sse.have_usage, x->sse.in, x->sse.cached, x->sse.outtok);
-    count(s->c->g, "lane_gateway_served_total", s->model, "mode", "stream");
+    count(s->c, "lane_gateway_served_total", s->model, "mode", "stream");
   } else {
     failed(s->c, s->model, x, LANE_CALL_SERVER_ERROR, "stream_cut", "stream broke off");
     gw_log_outcome(s->c, -1, (double)(gw_now_ms() - x->t0), 0, "stream_cut", 1, 0, 0, 0);
     gw_metrics_add(s->c->g->metrics, "lane_gateway_stream_errors_total", "", 1);
     fprintf(stderr, "lane-gateway: stream from %s broke off after %zu bytes\n",
-            lane_model_name(s->c->g->prog, s->model), x->nbody);
+            lane_model_name(s->c->pol->prog, s->model), x->nbody);
   }
 }
 
@@ -319,7 +321,7 @@ static struct MHD_Response *stream_response(gw_call *c, int model, xfer *x) {
   if (!r) return free(s), NULL;
   atomic_fetch_add(&c->refs, 1);
   c->served = model;
-  c->cost = lane_cost(c->g->prog, &c->req, model);  /* usage comes at the end */
+  c->cost = lane_cost(c->pol->prog, &c->req, model);  /* usage comes at the end */
   c->cost_basis = "expected";
   MHD_add_response_header(r, "Content-Type", "text/event-stream");
   MHD_add_response_header(r, "Cache-Control", "no-cache");
@@ -341,7 +343,7 @@ static int answered(gw_call *c, int model, const gw_provider *p, xfer *x,
   long in = 0, cached = 0, tok_out = 0;
   int have = gw_usage(j, p->format, &in, &cached, &tok_out) == 0;
   settle(c, model, x, have, in, cached, tok_out);
-  count(c->g, "lane_gateway_served_total", model, "mode", "whole");
+  count(c, "lane_gateway_served_total", model, "mode", "whole");
   if (p->format == c->format) {
     *out = text_response(c, x->raw.p, x->raw.n, "application/json");
   } else {
@@ -357,8 +359,8 @@ static int answered(gw_call *c, int model, const gw_provider *p, xfer *x,
 /* A 4xx other than 429 is the request's fault: passed to the client. */
 static int refused(gw_call *c, int model, const gw_provider *p, xfer *x, long st,
                    struct MHD_Response **out, unsigned *status) {
-  lane_observe(c->g->rt, model, (double)(gw_now_ms() - x->t0), LANE_CALL_CLIENT_ERROR);
-  count(c->g, "lane_gateway_provider_errors_total", model, "kind", "client_error");
+  lane_observe(c->pol->rt, model, (double)(gw_now_ms() - x->t0), LANE_CALL_CLIENT_ERROR);
+  count(c, "lane_gateway_provider_errors_total", model, "kind", "client_error");
   gw_log_outcome(c, model, (double)(gw_now_ms() - x->t0), (int)st, "client_error", 1, 0, 0, 0);
   *status = (unsigned)st;
   if (p->format == c->format) {
@@ -378,18 +380,18 @@ static int refused(gw_call *c, int model, const gw_provider *p, xfer *x, long st
 
 static int attempt(gw_call *c, int model, struct MHD_Response **out, unsigned *status) {
   gw *g = c->g;
-  int pi = g->model_provider[model];
+  int pi = c->pol->model_provider[model];
   if (pi < 0) {
-    count(g, "lane_gateway_skipped_total", model, "reason", "no_provider");
+    count(c, "lane_gateway_skipped_total", model, "reason", "no_provider");
     note(c, model, "no_provider", "no provider configured");
     return SKIPPED;
   }
   const gw_provider *p = &g->cfg.providers[pi];
   const char *why = NULL;
-  json_t *b = gw_translate_request(c->body, c->format, p->format, lane_model_id(g->prog, model),
+  json_t *b = gw_translate_request(c->body, c->format, p->format, lane_model_id(c->pol->prog, model),
                                    p, g->cfg.default_max_tokens, &why);
   if (!b) {
-    count(g, "lane_gateway_skipped_total", model, "reason", "untranslatable");
+    count(c, "lane_gateway_skipped_total", model, "reason", "untranslatable");
     char what[160];
     snprintf(what, sizeof what, "not translated (%s)", why ? why : "?");
     note(c, model, "untranslatable", what);
@@ -399,7 +401,7 @@ static int attempt(gw_call *c, int model, struct MHD_Response **out, unsigned *s
   json_decref(b);
   xfer *x = text ? xfer_start(c, p, text) : NULL;
   if (!x) return note(c, model, "no_memory", "out of memory"), SKIPPED;
-  count(g, "lane_gateway_attempts_total", model, NULL, NULL);
+  count(c, "lane_gateway_attempts_total", model, NULL, NULL);
   c->calls++;
 
   uint64_t until = c->deadline;
@@ -429,7 +431,7 @@ static int attempt(gw_call *c, int model, struct MHD_Response **out, unsigned *s
   } else if (st / 100 == 2 && c->stream) {
     gw_sse_end(&x->sse);       /* the whole stream came at once */
     settle(c, model, x, x->sse.have_usage, x->sse.in, x->sse.cached, x->sse.outtok);
-    count(g, "lane_gateway_served_total", model, "mode", "stream");
+    count(c, "lane_gateway_served_total", model, "mode", "stream");
     *status = (unsigned)st;
     *out = text_response(c, x->sse.out.p ? x->sse.out.p : "", x->sse.out.n, "text/event-stream");
     r = SERVED;
@@ -458,8 +460,8 @@ struct MHD_Response *gw_forward(gw_call *c, unsigned *status) {
     }
     if (i > 0) {   /* a fallback: moving on from the candidate before */
       char labels[240] = "";
-      gw_label(labels, sizeof labels, "route", lane_route_name(g->prog, c->d.route));
-      gw_label(labels, sizeof labels, "from", lane_model_name(g->prog, c->d.candidates[i - 1]));
+      gw_label(labels, sizeof labels, "route", lane_route_name(c->pol->prog, c->d.route));
+      gw_label(labels, sizeof labels, "from", lane_model_name(c->pol->prog, c->d.candidates[i - 1]));
       gw_metrics_add(g->metrics, "lane_gateway_fallbacks_total", labels, 1);
     }
     struct MHD_Response *r = NULL;
@@ -476,10 +478,10 @@ struct MHD_Response *gw_forward(gw_call *c, unsigned *status) {
   *status = late ? 504 : !attempted && untranslatable ? 400 : 502;
   char msg[900];
   snprintf(msg, sizeof msg, "lane: no candidate could serve this request (route %s, rule %d%s): %s",
-           lane_route_name(g->prog, c->d.route), c->d.rule, late ? ", deadline passed" : "",
+           lane_route_name(c->pol->prog, c->d.route), c->d.rule, late ? ", deadline passed" : "",
            c->log[0] ? c->log : "nothing tried");
   char labels[240] = "";
-  gw_label(labels, sizeof labels, "route", lane_route_name(g->prog, c->d.route));
+  gw_label(labels, sizeof labels, "route", lane_route_name(c->pol->prog, c->d.route));
   gw_label(labels, sizeof labels, "reason", code + 5);
   gw_metrics_add(g->metrics, "lane_gateway_unserved_total", labels, 1);
   gw_log_outcome(c, -1, 0, (int)*status, code + 5, 1, 0, 0, 0);
