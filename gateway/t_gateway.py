@@ -350,6 +350,7 @@ def main():
             sys.path.insert(0, HERE)
             import t_reload
             t_reload.suite(sys.modules[__name__], a, dict(cfg), env)
+            t_reload.url_suite(sys.modules[__name__], a, dict(cfg), env)
     finally:
         fake.terminate()
         fake.wait(10)

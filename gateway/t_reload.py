@@ -20,6 +20,7 @@ that the test replaces while clients keep sending requests:
 Helpers (ok, is_eq, Gateway, Suite, start, first_line) are t_gateway.py's,
 passed in as T so that the TAP count is one.
 """
+import http.server
 import json
 import os
 import re
@@ -254,3 +255,93 @@ def suite(T, a, base_cfg, env):
         log = open(errlog).read()
         T.ok("team_monthly': its window was 2592000000 ms and is 604800000 ms now" in log,
              "restart: the gateway says which budget's spend it dropped and why", log[-2000:])
+
+
+class PolicyServer:
+    """Serves one file's bytes at /policy with an ETag of its content;
+    answers 304 to If-None-Match on it; counts requests and 304s."""
+
+    def __init__(self, path):
+        self.path, self.gets, self.not_modified, self.status = path, 0, 0, 200
+        srv = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                srv.gets += 1
+                data = open(srv.path, "rb").read()
+                tag = '"%x"' % (hash(data) & 0xFFFFFFFFFFFF)
+                if srv.status != 200:
+                    self.send_response(srv.status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if self.headers.get("If-None-Match") == tag:
+                    srv.not_modified += 1
+                    self.send_response(304)
+                    self.send_header("ETag", tag)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("ETag", tag)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def url_suite(T, a, base_cfg, env):
+    """The policy at a URL, polled every second with If-None-Match."""
+    v1 = os.path.join(a.out, "reload_v1.lanec")
+    v2 = os.path.join(a.out, "reload_v2.lanec")
+    served = os.path.join(a.out, "reload_served.lanec")
+    install(v1, served)
+    srv = PolicyServer(served)
+    cfg = dict(base_cfg, policy="http://127.0.0.1:%d/policy" % srv.port, route="spend",
+               defaults={}, reload={"poll_s": 1, "timeout_ms": 2000, "max_bytes": 1 << 20})
+    cfg.pop("decision_log", None)
+    cfg.pop("state_file", None)
+    proc, port, errlog = launch(T, a, cfg, env, "gateway-url")
+    try:
+        if not T.ok(port is not None, "url: lane-gateway starts on a policy fetched over HTTP"):
+            return
+        gw = T.Gateway(port)
+        r1 = health(gw).get("revision")
+        got = wait_for(lambda: srv.not_modified >= 2)
+        h = health(gw)
+        T.ok(got and h.get("generation") == 1 and "unchanged" in h["last_reload"]["result"],
+             "url: polls send If-None-Match and a 304 changes nothing (%d polls, %d 304s)"
+             % (srv.gets, srv.not_modified), h)
+        install(v2, served)
+        h = wait_for(lambda: (lambda j: j if j.get("generation") == 2 else None)(health(gw)))
+        T.ok(h and h["revision"] != r1, "url: a changed policy is fetched and swapped in", h)
+        srv.status = 500
+        h = wait_for(lambda: (lambda j: j if j.get("reload_failures", 0) >= 1 else None)(health(gw)))
+        T.ok(h and h["generation"] == 2 and "HTTP 500" in h["last_reload"]["result"],
+             "url: an HTTP 500 is a failed reload, the policy served stays (%s)"
+             % (h and h["last_reload"]["result"]), h)
+        srv.status = 200
+        big = os.path.join(a.out, "reload_big.lanec")
+        with open(big, "wb") as f:
+            f.write(open(v1, "rb").read() + b"\0" * (1 << 20))
+        install(big, served)
+        h = wait_for(lambda: (lambda j: j if "max_bytes" in j.get("last_reload", {}).get("result", "")
+                              else None)(health(gw)))
+        T.ok(h and h["generation"] == 2, "url: a policy over reload.max_bytes is refused (%s)"
+             % (h and h["last_reload"]["result"]), h)
+        r = dry(T, gw)
+        T.ok(r.status == 200, "url: and requests are answered all along")
+    finally:
+        rc = finish(proc)
+        srv.close()
+    T.is_eq(rc, 0, "url: lane-gateway stops cleanly")
+    log = open(errlog).read()
+    T.ok("Sanitizer" not in log, "url: no sanitizer report", log[-3000:])
