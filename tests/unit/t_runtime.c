@@ -31,6 +31,7 @@
 #include "sema.h"
 #include "state.h"
 #include "tap.h"
+#include "unit/compile.h"
 #include "reqspec.h"
 #include "vm.h"
 
@@ -73,26 +74,7 @@ static lane_runtime_options opts(uint32_t window_ms, uint32_t min_samples, uint3
 }
 
 /* Compiles src to a program (no runtime); NULL with DIAG on errors. */
-static lane_program *compile_prog(const char *src) {
-  static char buf[65536];
-  lanec_result r;
-  snprintf(buf, sizeof buf, "%s", src);
-  DIAG[0] = 0;
-  lanec_compile("t.lane", buf, NULL, &r);
-  lane_program *p = r.prog;
-  r.prog = NULL;
-  if (!p) {
-    char *out = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&out, &n);
-    lanec_print_diags(&r, f);
-    fclose(f);
-    snprintf(DIAG, sizeof DIAG, "%s", out ? out : "");
-    free(out);
-  }
-  lanec_result_free(&r);
-  return p;
-}
+static lane_program *compile_prog(const char *src) { return test_compile(src, DIAG, sizeof DIAG); }
 
 /* Compiles src and makes P and RT with the options; bails on failure:
  * every policy here is meant to compile. */

@@ -20,27 +20,11 @@
 #include "bc.h"
 #include "lanec.h"
 #include "tap.h"
+#include "unit/compile.h"
 
 static char DIAG[4096];
 
-static lane_program *compile_prog(const char *src) {
-  lanec_result r;
-  DIAG[0] = 0;
-  lanec_compile("t.lane", src, NULL, &r);
-  lane_program *p = r.prog;
-  r.prog = NULL;
-  if (!p) {
-    char *out = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&out, &n);
-    lanec_print_diags(&r, f);
-    fclose(f);
-    snprintf(DIAG, sizeof DIAG, "%s", out ? out : "");
-    free(out);
-  }
-  lanec_result_free(&r);
-  return p;
-}
+static lane_program *compile_prog(const char *src) { return test_compile(src, DIAG, sizeof DIAG); }
 
 static lane_program *must(const char *src) {
   lane_program *p = compile_prog(src);
