@@ -281,7 +281,8 @@ check-tsan: deps
 BENCH_DIR      := $(BUILD)/bench
 BENCH_CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g -ffp-contract=off -Wall -Wextra -Werror \
                   $(INC_compiler) -Itests/bench
-BENCH_SRC      := tests/bench/main.c tests/bench/scaling.c tests/bench/ref_c.c tests/bench/common.c
+BENCH_SRC      := tests/bench/main.c tests/bench/scaling.c tests/bench/ref_c.c tests/bench/common.c \
+                  tests/bench/swap.c
 BENCH_HDR      := tests/bench/bench.h vm/lane.h
 LUA54_INC      := /usr/include/lua5.4
 LUAJIT_INC     := /usr/include/luajit-2.1

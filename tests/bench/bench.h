@@ -140,6 +140,9 @@ typedef struct scale_result {
  * if not NULL, compiles the -O0 (unindexed) variants. Returns 0, or -1 if
  * an indexed and an unindexed program decided differently. */
 int bench_scaling(const char *out, const char *lane_cmd, scale_result *r);
+/* The hot-swap part (swap.c): decision latency alone and during 200
+ * swaps, and a swap's time. 0, or -1 if a swap or a decision failed. */
+int bench_swap(const unsigned char *bytes, size_t nbytes);
 
 /* ---- hand-written C (ref_c.c) -------------------------------------- */
 void ref_c_init(const bstate *st);

@@ -545,6 +545,9 @@ int main(int argc, char **argv) {
          "(hand-written C on this machine: %.2fx)\n", two, two_c);
   fflush(stdout);
 
+  if (bench_swap(bytes, nbytes) != 0) agree = 0;
+  fflush(stdout);
+
   if (scaling) {
     printf("\nscaling (lane):\n");
     fflush(stdout);
