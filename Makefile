@@ -285,7 +285,7 @@ demo-swap: deps
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(REPLAY_BIN) $(JSON_LIBS)
 	BUILD=$(BUILD) LANE=$(abspath $(LANE)) CC="$(CC)" SAN="$(SAN)" FUZZ_TARGETS="$(FUZZ_TARGETS)" \
-	  prove -f --exec 'sh tests/timeout.sh' $(UNIT_BIN) tests/fuzz/replay.sh tests/golden/run.sh tests/cli/cli.sh tests/cli/replay.sh tests/cli/docs.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh tests/cost/crosscheck.sh \
+	  prove -f --exec 'sh tests/timeout.sh' $(UNIT_BIN) tests/fuzz/replay.sh tests/golden/run.sh tests/cli/cli.sh tests/cli/replay.sh tests/cli/bundle.sh tests/cli/docs.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh tests/cost/crosscheck.sh \
 	  tests/host/layers.sh bindings/python/test_lane.py tests/install/install.sh gateway/test.sh
 
 check-asan: deps

@@ -81,8 +81,8 @@ int bundle_err(lane_error *err, int code, const char *fmt, ...)
   __attribute__((format(printf, 3, 4)));
 int bundle_verr(lane_error *err, int code, const char *fmt, va_list ap)
   __attribute__((format(printf, 3, 0)));
-/* s (n bytes) quoted for a message: control bytes as '?', at most 60
- * bytes, then "...". */
+/* s (n bytes) quoted for a message: control characters and bytes that
+ * are not UTF-8 as '?', at most about 60 bytes, then "..." when cut. */
 const char *bundle_quote(const char *s, size_t n, char buf[72]);
 /* Whether a path may name a SOURCE entry: 1 to BUNDLE_MAX_NAME bytes of
  * UTF-8 without control characters. */

@@ -39,12 +39,15 @@ int bundle_verr(lane_error *err, int code, const char *fmt, va_list ap) {
 }
 
 const char *bundle_quote(const char *s, size_t n, char buf[72]) {
-  size_t k = 0;
-  for (size_t i = 0; i < n && k < 60; i++) {
-    unsigned char c = (unsigned char)s[i];
-    buf[k++] = c < 0x20 || c == 0x7F ? '?' : (char)c;
+  size_t k = 0, i = 0;
+  while (i < n && k < 60) {
+    int esc;
+    size_t u = text_unit(s + i, n - i, &esc);
+    if (esc || s[i] == '\t') buf[k++] = '?';
+    else { memcpy(buf + k, s + i, u); k += u; }
+    i += u;
   }
-  if (k < n) { memcpy(buf + k, "...", 3); k += 3; }
+  if (i < n) { memcpy(buf + k, "...", 3); k += 3; }
   buf[k] = 0;
   return buf;
 }
@@ -94,13 +97,13 @@ static const char *entry_rule(const bundle_entry *e, int i, int count) {
   if ((e->kind == BK_MANIFEST || e->kind == BK_PROGRAM) && e->nname)
     return "the MANIFEST and the PROGRAM have no name";
   if (e->kind == BK_MANIFEST && e->n > BUNDLE_MAX_MANIFEST) return "a MANIFEST is at most 1 MiB";
-  if (e->kind == BK_SIG && e->n != BUNDLE_SIG_BYTES) return "a SIG holds 64 bytes";
   if (e->kind == BK_SIG) {
     if (e->nname != LANE_BUNDLE_KEY_ID) return "a SIG is named by a key id of 16 hex digits";
     for (size_t k = 0; k < e->nname; k++)
       if (!strchr("0123456789abcdef", e->name[k]) || !e->name[k])
         return "a SIG is named by a key id of 16 hex digits";
   }
+  if (e->kind == BK_SIG && e->n != BUNDLE_SIG_BYTES) return "a SIG holds 64 bytes";
   if (e->kind == BK_SOURCE && !bundle_name_ok(e->name, e->nname))
     return "a SOURCE is named by a path of 1 to 4096 bytes of UTF-8 without control characters";
   if (e->kind == BK_SOURCE) {   /* in normal form, so that no two names mean one file */

@@ -24,9 +24,9 @@
 #define KEY_FILE_MAX 1024   /* bytes a key file may have */
 
 /* Reads path (a regular file of at most KEY_FILE_MAX bytes) into buf;
- * its length, or -1 with err filled. With secret, the file must not be
- * readable by group or others. */
-static long read_key_file(const char *path, char *buf, size_t cap, int secret, lane_error *err) {
+ * its length, or -1 with err filled. *mode: its permission bits. */
+static long read_key_file(const char *path, char *buf, size_t cap, unsigned *mode,
+                          lane_error *err) {
   char q[72];
   const char *shown = bundle_quote(path, strlen(path), q);
   int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
@@ -38,16 +38,13 @@ static long read_key_file(const char *path, char *buf, size_t cap, int secret, l
   long n = -1;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
     bundle_err(err, LANE_EARG, "'%s' is not a regular file", shown);
-  else if (secret && (st.st_mode & 077))
-    bundle_err(err, LANE_EARG, "'%s' may be read by others (mode %04o); a secret key must be "
-               "private: chmod 600 it", shown, (unsigned)(st.st_mode & 07777));
   else if (st.st_size > KEY_FILE_MAX)
     bundle_err(err, LANE_EFORMAT, "'%s' is not a lane key file: %lld bytes, and a key file has "
                "one short line", shown, (long long)st.st_size);
   else {
     ssize_t k = read(fd, buf, cap - 1);
     if (k < 0) bundle_err(err, LANE_EARG, "cannot read '%s': %s", shown, strerror(errno));
-    else { n = (long)k; buf[n] = 0; }
+    else { n = (long)k; buf[n] = 0; *mode = (unsigned)(st.st_mode & 07777); }
   }
   close(fd);
   return n;
@@ -87,7 +84,8 @@ int lane_key_load_public(const char *path, unsigned char pk[32], lane_error *err
   char buf[KEY_FILE_MAX + 1];
   if (!path || !pk) return bundle_err(err, LANE_EARG, "no key file or no place for the key");
   if (bundle_sodium(err) != LANE_OK) return err ? err->code : LANE_ENOMEM;
-  long n = read_key_file(path, buf, sizeof buf, 0, err);
+  unsigned mode = 0;
+  long n = read_key_file(path, buf, sizeof buf, &mode, err);
   if (n < 0) return err ? err->code : LANE_EARG;
   int rc = parse_key(path, buf, n, 0, pk, 32, err);
   if (rc == LANE_OK && !crypto_core_ed25519_is_valid_point(pk)) {
@@ -102,11 +100,20 @@ int bundle_key_load_secret(const char *path, unsigned char sk[64], lane_error *e
   char buf[KEY_FILE_MAX + 1];
   unsigned char pk[32], again[64];
   if (bundle_sodium(err) != LANE_OK) return LANE_ENOMEM;
-  long n = read_key_file(path, buf, sizeof buf, 1, err);
+  unsigned mode = 0;
+  long n = read_key_file(path, buf, sizeof buf, &mode, err);
   if (n < 0) return err ? err->code : LANE_EARG;
   int rc = parse_key(path, buf, n, 1, sk, 64, err);
   sodium_memzero(buf, sizeof buf);
-  if (rc != LANE_OK) return rc;
+  if (rc == LANE_OK && (mode & 077)) {
+    char q[72];
+    rc = bundle_err(err, LANE_EARG, "'%s' may be read by others (mode %04o); a secret key must be "
+                    "private: chmod 600 it", bundle_quote(path, strlen(path), q), mode);
+  }
+  if (rc != LANE_OK) {
+    sodium_memzero(sk, 64);
+    return rc;
+  }
   /* the public half must be the seed's: a damaged file signs nothing */
   crypto_sign_seed_keypair(pk, again, sk);
   if (sodium_memcmp(again, sk, 64) != 0) {
