@@ -215,9 +215,11 @@ $(BUILD)/tests/ast_small.o: lang/ast.c lang/ast.h
 	$(CC) $(ALL_CFLAGS) -DARENA_BLOCK=256 -c $< -o $@
 
 # make install [PREFIX=/usr/local] [DESTDIR=staging]: the lane command, both
-# libraries (static, and shared with soname links), lane.h, pkg-config files
-# (written here, for PREFIX), the stdlib (which an installed lane finds at
-# <bindir>/../share/lane/stdlib) and the man page.
+# libraries (static, and shared with soname links), lane.h, liblane-bundle.a
+# and lane_bundle.h, pkg-config files (written here, for PREFIX), the stdlib
+# (which an installed lane finds at <bindir>/../share/lane/stdlib) and the
+# man page. lane-bundle.pc links liblane's static archive: liblane-bundle
+# uses liblane's internals, which liblane.so does not export.
 PREFIX  ?= /usr/local
 DESTDIR ?=
 # The Python binding goes where this python3 looks for modules under PREFIX
@@ -229,7 +231,7 @@ define LANE_PC
 prefix=$(PREFIX)\nexec_prefix=$${prefix}\nlibdir=$${exec_prefix}/lib\nincludedir=$${prefix}/include\n\n
 endef
 .PHONY: install install-files
-install: all $(JSON_LIBS)
+install: all $(JSON_LIBS) $(LIB_BUNDLE)
 	@$(MAKE) --no-print-directory install-files
 # Copies what the build made and builds nothing (tests/install/install.sh
 # uses it so that a test never rebuilds the tree it is testing).
@@ -237,12 +239,13 @@ install-files:
 	install -d $(INST)/bin $(INST)/lib/pkgconfig $(INST)/include $(INST)/share/man/man1 \
 	  $(INST)/share/lane/stdlib
 	install -m 755 $(LANE) $(INST)/bin/lane
-	install -m 644 $(LIB_A) $(JSON_A) $(INST)/lib/
+	install -m 644 $(LIB_A) $(JSON_A) $(LIB_BUNDLE) $(INST)/lib/
 	install -m 755 $(LIB_SOV) $(JSON_SOV) $(INST)/lib/
 	for l in liblane liblane-json; do \
 	  ln -sf $$l.so.$(VERSION) $(INST)/lib/$$l.so.$(SOMAJOR) && \
 	  ln -sf $$l.so.$(SOMAJOR) $(INST)/lib/$$l.so || exit 1; done
 	install -m 644 vm/lane.h $(INST)/include/lane.h
+	install -m 644 compiler/bundle/lane_bundle.h $(INST)/include/lane_bundle.h
 	cd stdlib && find . -name '*.lane' | while read -r f; do \
 	  install -D -m 644 "$$f" "$(INST)/share/lane/stdlib/$$f" || exit 1; done
 	install -m 644 doc/lane.1 $(INST)/share/man/man1/lane.1
@@ -252,6 +255,8 @@ install-files:
 	  $(VERSION) > $(INST)/lib/pkgconfig/lane.pc
 	printf '$(LANE_PC)Name: lane-json\nDescription: lane request adapters for OpenAI and Anthropic bodies\nVersion: %s\nRequires: lane\nRequires.private: jansson\nLibs: -L$${libdir} -llane-json\nCflags: -I$${includedir}\n' \
 	  $(VERSION) > $(INST)/lib/pkgconfig/lane-json.pc
+	printf '$(LANE_PC)Name: lane-bundle\nDescription: lane policy bundles: open, verify and test them before use\nVersion: %s\nRequires: jansson libsodium\nLibs: -L$${libdir} -llane-bundle $${libdir}/liblane.a -lm\nCflags: -I$${includedir}\n' \
+	  $(VERSION) > $(INST)/lib/pkgconfig/lane-bundle.pc
 
 # A fuzz target linked with tests/fuzz/replay.c instead of libFuzzer.
 $(BUILD)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(CLI_A) $(BUNDLE_A) \
