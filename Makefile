@@ -32,12 +32,16 @@ BASE     := -MMD -MP -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off -fPIC 
 #   vm/json/      liblane-json    liblane, jansson
 #   lang/         the front end   (in liblanec) vm's text.h
 #   compiler/     liblanec        lang, liblane; lanec.h is its API
-#   compiler/cli/ the lane command liblanec, liblane, jansson, libcurl
+#   compiler/bundle/ liblane-bundle liblanec, liblane, jansson, libsodium;
+#                                 lane_bundle.h is its API (for hosts)
+#   compiler/cli/ the lane command liblane-bundle, liblanec, liblane,
+#                                 jansson, libcurl
 INC_vm       := -Ivm
 INC_json     := -Ivm/json $(INC_vm)
 INC_lang     := -Ilang -I$(BUILD)/lang $(INC_vm)
 INC_compiler := -Icompiler $(INC_lang)
-INC_cli      := -Icompiler/cli $(INC_compiler)
+INC_bundle   := -Icompiler/bundle $(INC_compiler)
+INC_cli      := -Icompiler/cli $(INC_bundle)
 # Tests, fuzz targets and benchmarks sit above everything.
 INC_tests    := -Itests $(INC_cli) -Ivm/json
 UNIT_INC      = $(INC_tests)
@@ -45,13 +49,15 @@ $(BUILD)/vm/%.o:           UNIT_INC = $(INC_vm)
 $(BUILD)/vm/json/%.o:      UNIT_INC = $(INC_json)
 $(BUILD)/lang/%.o:         UNIT_INC = $(INC_lang)
 $(BUILD)/compiler/%.o:     UNIT_INC = $(INC_compiler)
+$(BUILD)/compiler/bundle/%.o: UNIT_INC = $(INC_bundle)
 $(BUILD)/compiler/cli/%.o: UNIT_INC = $(INC_cli)
 ALL_CFLAGS = $(BASE) $(UNIT_INC) $(WARN) -DLANE_STDLIB_DIR=\"$(abspath stdlib)\" $(CFLAGS) $(SAN)
 # flex and bison output is not ours to tidy: keep -Werror, drop the noisy ones.
 GEN_CFLAGS = $(BASE) $(INC_lang) -Wall -Werror -Wno-unused-function -Wno-unused-but-set-variable \
              -Wno-sign-compare $(CFLAGS) $(SAN)
-LDLIBS_TOOLS := -ljansson -lcurl
-PACKAGES := flex bison libjansson-dev libcurl4-openssl-dev make gcc perl python3 libmicrohttpd-dev
+LDLIBS_TOOLS := -ljansson -lcurl -lsodium
+PACKAGES := flex bison libjansson-dev libcurl4-openssl-dev make gcc perl python3 libmicrohttpd-dev \
+            libsodium-dev
 
 # The VM core (liblane): libc only.
 VM_SRC   := $(wildcard vm/*.c)
@@ -64,12 +70,21 @@ TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o) $(GEN_SRC:%.c=%.o)
 # only code that needs jansson and libcurl; tests link it as lane-cli.a.
 CLI_SRC  := $(filter-out compiler/cli/main.c,$(wildcard compiler/cli/*.c))
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+# Bundles (compiler/bundle/README.md): jansson and libsodium. The tree links
+# the unit's objects as lane-bundle.a beside liblanec.a; hosts get
+# liblane-bundle.a, the same objects and liblanec's merged into one object
+# whose only global symbols are lane_bundle.h's functions.
+BUNDLE_SRC := $(wildcard compiler/bundle/*.c)
+BUNDLE_OBJ := $(BUNDLE_SRC:%.c=$(BUILD)/%.o)
 
 LIB_A    := $(BUILD)/liblane.a
 LIB_SO   := $(BUILD)/liblane.so
 TOOLS_A  := $(BUILD)/liblanec.a
 CLI_A    := $(BUILD)/lane-cli.a
+BUNDLE_A := $(BUILD)/lane-bundle.a
+LIB_BUNDLE := $(BUILD)/liblane-bundle.a
 LANE     := $(BUILD)/lane
+OBJCOPY  ?= objcopy
 
 UNIT_SRC := $(wildcard tests/unit/t_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -77,7 +92,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Fuzz targets (tests/fuzz/); json only once vm/json/json.c exists. Each is also
 # built as a plain replay program that `make test` runs over its corpus.
 JSON_SRC     := vm/json/json.c
-FUZZ_TARGETS := compile load decide diff explain import state $(if $(JSON_SRC),json)
+FUZZ_TARGETS := compile load decide diff explain import state bundle $(if $(JSON_SRC),json)
 REPLAY_BIN   := $(FUZZ_TARGETS:%=$(BUILD)/tests/replay_%)
 
 # The provider catalogs in stdlib/ are generated from the shared LiteLLM
@@ -88,7 +103,7 @@ PROVIDERS := anthropic openai gemini vertex_ai bedrock mistral deepseek groq \
 
 .PHONY: all deps demo demo-swap test check-asan check-tsan check-ubsan check-valgrind valgrind-bins lint-c \
         fuzz fuzz-deps fuzz-build fuzz-bins fuzz-merge bench clean stdlib
-all: $(LANE) $(LIB_A) $(LIB_SO)
+all: $(LANE) $(LIB_A) $(LIB_SO) $(LIB_BUNDLE)
 
 # Installs what the build needs when run as root and something is missing.
 deps:
@@ -99,6 +114,7 @@ deps:
 	echo '#include <jansson.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libjansson-dev"; \
 	echo '#include <curl/curl.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libcurl4-openssl-dev"; \
 	echo '#include <microhttpd.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libmicrohttpd-dev"; \
+	echo '#include <sodium.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libsodium-dev"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -124,7 +140,7 @@ $(BUILD)/lang/lexer.c $(BUILD)/lang/lexer.h: lang/lexer.l $(BUILD)/lang/parser.h
 $(BUILD)/lang/%.o: $(BUILD)/lang/%.c $(BUILD)/lang/parser.h $(BUILD)/lang/lexer.h
 	$(CC) $(GEN_CFLAGS) -c $< -o $@
 
-$(TOOL_SRC:%.c=$(BUILD)/%.o) $(CLI_OBJ) $(BUILD)/compiler/cli/main.o: $(BUILD)/lang/parser.h $(BUILD)/lang/lexer.h
+$(TOOL_SRC:%.c=$(BUILD)/%.o) $(BUNDLE_OBJ) $(CLI_OBJ) $(BUILD)/compiler/cli/main.o: $(BUILD)/lang/parser.h $(BUILD)/lang/lexer.h
 
 # An archive is written anew, so an object whose source moved or went away
 # cannot linger in it.
@@ -136,8 +152,19 @@ $(TOOLS_A): $(TOOL_OBJ)
 	rm -f $@ && ar rcs $@ $^
 $(CLI_A): $(CLI_OBJ)
 	rm -f $@ && ar rcs $@ $^
+$(BUNDLE_A): $(BUNDLE_OBJ)
+	rm -f $@ && ar rcs $@ $^
+# One relocatable object (ld -r) whose hidden symbols -- the compiler's,
+# built with -fvisibility=hidden -- are made local: a host sees only
+# LANE_API functions, and none of its names can clash with liblanec's.
+# What it uses of liblane (which it does not contain) comes from liblane.a.
+$(LIB_BUNDLE): $(BUNDLE_OBJ) $(TOOL_OBJ)
+	rm -f $@ $(BUILD)/liblane-bundle.o
+	$(LD) -r -o $(BUILD)/liblane-bundle.o $^
+	$(OBJCOPY) --localize-hidden $(BUILD)/liblane-bundle.o
+	ar rcs $@ $(BUILD)/liblane-bundle.o
 
-$(LANE): $(BUILD)/compiler/cli/main.o $(CLI_A) $(TOOLS_A) $(BUILD)/liblane-json.a $(LIB_A)
+$(LANE): $(BUILD)/compiler/cli/main.o $(CLI_A) $(BUNDLE_A) $(TOOLS_A) $(BUILD)/liblane-json.a $(LIB_A)
 	$(CC) $(SAN) -o $@ $^ $(LDLIBS_TOOLS) -lm
 
 # The request adapters (vm/json/json.c, jansson) are a library of their own,
@@ -163,12 +190,15 @@ $(JSON_SOV): $(BUILD)/vm/json/json.o $(LIB_SOV)
 	$(CC) -shared $(SAN) -Wl,-soname,liblane-json.so.$(SOMAJOR) -o $@ $^ -ljansson
 
 # A unit test links the compiler and the VM, and nothing else unless it
-# says so: only the tests of the lane command's file handling (snapshots,
-# lane test) and of the JSON adapter link lane-cli.a, liblane-json, jansson.
-$(BUILD)/tests/%: tests/unit/%.c tests/tap.h $(CLI_A) $(TOOLS_A) $(JSON_A) $(LIB_A)
+# says so: only the tests of the lane command's file handling, of snapshots
+# and bundles, and of the JSON adapter link lane-cli.a, lane-bundle.a,
+# liblane-json, jansson, libsodium.
+$(BUILD)/tests/%: tests/unit/%.c tests/tap.h $(CLI_A) $(BUNDLE_A) $(TOOLS_A) $(JSON_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_OBJS) $(TEST_PRE) $(TOOLS_A) $(LIB_A) $(TEST_POST) -lm -lpthread $(TEST_LDFLAGS)
-$(BUILD)/tests/t_runtime: TEST_PRE = $(CLI_A) $(JSON_A)
+$(BUILD)/tests/t_runtime: TEST_PRE = $(CLI_A) $(BUNDLE_A) $(JSON_A)
+$(BUILD)/tests/t_bundle: TEST_PRE = $(BUNDLE_A)
+$(BUILD)/tests/t_bundle: TEST_POST = -ljansson -lsodium
 $(BUILD)/tests/t_oom: TEST_PRE = $(CLI_A)
 $(BUILD)/tests/t_runtime $(BUILD)/tests/t_stress $(BUILD)/tests/t_oom: TEST_POST = -ljansson
 $(BUILD)/tests/t_json: TEST_PRE = $(JSON_A)
@@ -185,9 +215,11 @@ $(BUILD)/tests/ast_small.o: lang/ast.c lang/ast.h
 	$(CC) $(ALL_CFLAGS) -DARENA_BLOCK=256 -c $< -o $@
 
 # make install [PREFIX=/usr/local] [DESTDIR=staging]: the lane command, both
-# libraries (static, and shared with soname links), lane.h, pkg-config files
-# (written here, for PREFIX), the stdlib (which an installed lane finds at
-# <bindir>/../share/lane/stdlib) and the man page.
+# libraries (static, and shared with soname links), lane.h, liblane-bundle.a
+# and lane_bundle.h, pkg-config files (written here, for PREFIX), the stdlib
+# (which an installed lane finds at <bindir>/../share/lane/stdlib) and the
+# man page. lane-bundle.pc links liblane's static archive: liblane-bundle
+# uses liblane's internals, which liblane.so does not export.
 PREFIX  ?= /usr/local
 DESTDIR ?=
 # The Python binding goes where this python3 looks for modules under PREFIX
@@ -199,7 +231,7 @@ define LANE_PC
 prefix=$(PREFIX)\nexec_prefix=$${prefix}\nlibdir=$${exec_prefix}/lib\nincludedir=$${prefix}/include\n\n
 endef
 .PHONY: install install-files
-install: all $(JSON_LIBS)
+install: all $(JSON_LIBS) $(LIB_BUNDLE)
 	@$(MAKE) --no-print-directory install-files
 # Copies what the build made and builds nothing (tests/install/install.sh
 # uses it so that a test never rebuilds the tree it is testing).
@@ -207,12 +239,13 @@ install-files:
 	install -d $(INST)/bin $(INST)/lib/pkgconfig $(INST)/include $(INST)/share/man/man1 \
 	  $(INST)/share/lane/stdlib
 	install -m 755 $(LANE) $(INST)/bin/lane
-	install -m 644 $(LIB_A) $(JSON_A) $(INST)/lib/
+	install -m 644 $(LIB_A) $(JSON_A) $(LIB_BUNDLE) $(INST)/lib/
 	install -m 755 $(LIB_SOV) $(JSON_SOV) $(INST)/lib/
 	for l in liblane liblane-json; do \
 	  ln -sf $$l.so.$(VERSION) $(INST)/lib/$$l.so.$(SOMAJOR) && \
 	  ln -sf $$l.so.$(SOMAJOR) $(INST)/lib/$$l.so || exit 1; done
 	install -m 644 vm/lane.h $(INST)/include/lane.h
+	install -m 644 compiler/bundle/lane_bundle.h $(INST)/include/lane_bundle.h
 	cd stdlib && find . -name '*.lane' | while read -r f; do \
 	  install -D -m 644 "$$f" "$(INST)/share/lane/stdlib/$$f" || exit 1; done
 	install -m 644 doc/lane.1 $(INST)/share/man/man1/lane.1
@@ -222,13 +255,15 @@ install-files:
 	  $(VERSION) > $(INST)/lib/pkgconfig/lane.pc
 	printf '$(LANE_PC)Name: lane-json\nDescription: lane request adapters for OpenAI and Anthropic bodies\nVersion: %s\nRequires: lane\nRequires.private: jansson\nLibs: -L$${libdir} -llane-json\nCflags: -I$${includedir}\n' \
 	  $(VERSION) > $(INST)/lib/pkgconfig/lane-json.pc
+	printf '$(LANE_PC)Name: lane-bundle\nDescription: lane policy bundles: open, verify and test them before use\nVersion: %s\nRequires: jansson libsodium\nLibs: -L$${libdir} -llane-bundle $${libdir}/liblane.a -lm\nCflags: -I$${includedir}\n' \
+	  $(VERSION) > $(INST)/lib/pkgconfig/lane-bundle.pc
 
 # A fuzz target linked with tests/fuzz/replay.c instead of libFuzzer.
-$(BUILD)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(CLI_A) $(TOOLS_A) $(LIB_A) \
-                         $(JSON_SRC:%.c=$(BUILD)/%.o)
+$(BUILD)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(CLI_A) $(BUNDLE_A) \
+                         $(TOOLS_A) $(LIB_A) $(JSON_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests/fuzz -o $@ $< tests/fuzz/replay.c \
-	  $(filter %.o,$^) $(CLI_A) $(TOOLS_A) $(LIB_A) $(LDLIBS_TOOLS) -lm
+	  $(filter %.o,$^) $(CLI_A) $(BUNDLE_A) $(TOOLS_A) $(LIB_A) $(LDLIBS_TOOLS) -lm
 
 # The HTTP gateway (gateway/README.md), a host of its own: libmicrohttpd
 # in, libcurl out, liblane and liblane-json through lane.h only. Built on
@@ -255,7 +290,7 @@ demo-swap: deps
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(REPLAY_BIN) $(JSON_LIBS)
 	BUILD=$(BUILD) LANE=$(abspath $(LANE)) CC="$(CC)" SAN="$(SAN)" FUZZ_TARGETS="$(FUZZ_TARGETS)" \
-	  prove -f --exec 'sh tests/timeout.sh' $(UNIT_BIN) tests/fuzz/replay.sh tests/golden/run.sh tests/cli/cli.sh tests/cli/replay.sh tests/cli/docs.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh tests/cost/crosscheck.sh \
+	  prove -f --exec 'sh tests/timeout.sh' $(UNIT_BIN) tests/fuzz/replay.sh tests/golden/run.sh tests/cli/cli.sh tests/cli/replay.sh tests/cli/bundle.sh tests/cli/docs.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh tests/cost/crosscheck.sh \
 	  tests/host/layers.sh bindings/python/test_lane.py tests/install/install.sh gateway/test.sh
 
 check-asan: deps
@@ -348,7 +383,7 @@ valgrind-bins: all $(UNIT_BIN)
 # clang-tidy and cppcheck with the checked-in configuration (.clang-tidy,
 # tests/lint/cppcheck.supp) over every C file the project ships: the
 # libraries, the lane command and the gateway; both must report nothing.
-LINT_SRC := $(VM_SRC) $(JSON_SRC) $(TOOL_SRC) $(CLI_SRC) compiler/cli/main.c
+LINT_SRC := $(VM_SRC) $(JSON_SRC) $(TOOL_SRC) $(BUNDLE_SRC) $(CLI_SRC) compiler/cli/main.c
 LINT_DEFS := -DLANE_BUILDING -DLANE_STDLIB_DIR=\"stdlib\"
 lint-c: deps
 	@$(MAKE) --no-print-directory $(BUILD)/lang/parser.h $(BUILD)/lang/lexer.h
@@ -384,10 +419,11 @@ fuzz-build: deps fuzz-deps
 fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 .SECONDARY: $(JSON_SRC:%.c=$(BUILD)/%.o)
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(CLI_A) $(TOOLS_A) $(LIB_A) $(JSON_SRC:%.c=$(BUILD)/%.o)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(CLI_A) $(BUNDLE_A) $(TOOLS_A) $(LIB_A) \
+                      $(JSON_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< $(filter %.o,$^) \
-	  $(CLI_A) $(TOOLS_A) $(LIB_A) $(LDLIBS_TOOLS) -lm
+	  $(CLI_A) $(BUNDLE_A) $(TOOLS_A) $(LIB_A) $(LDLIBS_TOOLS) -lm
 
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do FUZZ_BUILD=$(FUZZ_BUILD) sh tests/fuzz/run.sh $$t $(FUZZ_SECONDS) || exit 1; done

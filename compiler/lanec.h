@@ -26,6 +26,15 @@
 
 #include "lane.h"
 
+/* One file of a sealed set (lanec_opts.files): a path as the compiler
+ * names it and the file's bytes, which the caller owns and keeps alive
+ * while the compile runs (they need not end in a NUL). */
+typedef struct lanec_file {
+  const char *path;        /* "policy.lane", "std/providers/openai.lane" */
+  const char *bytes;       /* the contents */
+  size_t      n;           /* bytes of contents */
+} lanec_file;
+
 typedef struct lanec_opts {
   const char *const *include; /* -I directories, searched in order */
   int         ninclude;    /* number of -I directories (any number) */
@@ -40,6 +49,18 @@ typedef struct lanec_opts {
                               NAME_test.lane beside the policy), or NULL */
   int         check_only;  /* 1: stop once the policy is checked (names,
                               types, units): no bytes, no program */
+  /* A sealed set of files (a bundle's sources), or NULL. When set, the
+   * compile reads nothing from disk: the root (unless text is given),
+   * every import, the tests file and each test's `state` snapshot are
+   * looked up in files by exact path, and a path not in it is not found.
+   * Imports resolve as on disk, by name alone: beside the importing file,
+   * then each -I directory; `std/X` is the path "std/X.lane" (stdlib,
+   * LANE_STDLIB and the executable's place are not read). Paths are
+   * compared as text once normalised ("a/./b/../c" is "a/c"; see
+   * sema_path_norm), never through the file system: two paths are one
+   * module when they normalise alike. Paths must be unique so. */
+  const lanec_file *files;
+  int         nfiles;      /* entries of files */
 } lanec_opts;
 
 enum lanec_status {

@@ -74,7 +74,56 @@ static ast_span nospan(void) {
 
 /* ---- loading ---- */
 
-static char *read_file(sema_unit *u, const char *path, size_t *len) {
+int sema_path_norm(const char *path, char *out, size_t cap) {
+  size_t n = 0, floor = 0;   /* out[0, floor) -- "/" or leading ".." parts -- stays */
+  int abs = path[0] == '/';
+  if (abs) { if (cap < 2) return -1; out[n++] = '/'; floor = 1; }
+  for (const char *p = path; *p;) {
+    while (*p == '/') p++;
+    size_t k = strcspn(p, "/");
+    int dot = k == 1 && p[0] == '.', up = k == 2 && p[0] == '.' && p[1] == '.';
+    if (up && n > floor) {   /* take away the part before */
+      while (n > floor && out[n - 1] != '/') n--;
+      if (n > floor) n--;
+    } else if (k && !dot && !(up && abs)) {   /* "/.." is "/" */
+      int sep = n > 0 && out[n - 1] != '/';
+      if (n + (size_t)sep + k + 1 > cap) return -1;
+      if (sep) out[n++] = '/';
+      memcpy(out + n, p, k);
+      n += k;
+      if (up) floor = n;
+    }
+    p += k;
+  }
+  if (n == 0) { if (cap < 2) return -1; out[n++] = '.'; }
+  out[n] = 0;
+  return 0;
+}
+
+/* The entry of the sealed set (opts.files) whose path is path, both read
+ * normalised (sema_path_norm), or NULL. */
+static const lanec_file *sealed_find(const sema_opts *o, const char *path) {
+  char want[PATH_MAX], have[PATH_MAX];
+  if (sema_path_norm(path, want, sizeof want) != 0) return NULL;
+  for (int i = 0; i < o->nfiles; i++)
+    if (o->files[i].path && sema_path_norm(o->files[i].path, have, sizeof have) == 0 &&
+        strcmp(have, want) == 0)
+      return &o->files[i];
+  return NULL;
+}
+
+char *sema_read_input(const sema_unit *u, const char *path, size_t max, size_t *len) {
+  if (u->opts.files) {   /* sealed: the set alone */
+    const lanec_file *f = sealed_find(&u->opts, path);
+    if (!f) { errno = ENOENT; return NULL; }
+    size_t n = f->n > max ? max + 1 : f->n;
+    char *buf = malloc(n + 1);
+    if (!buf) { errno = ENOMEM; return NULL; }
+    if (n) memcpy(buf, f->bytes, n);
+    buf[n] = 0;
+    *len = n;
+    return buf;
+  }
   FILE *f = ast_fopen_regular(path);
   if (!f) return NULL;
   size_t cap = 4096, n = 0;
@@ -83,18 +132,28 @@ static char *read_file(sema_unit *u, const char *path, size_t *len) {
     size_t got = fread(buf + n, 1, cap - n - 1, f);
     n += got;
     if (ferror(f)) { int e = errno; free(buf); fclose(f); errno = e ? e : EIO; return NULL; }
-    if (n + 1 < cap || n > AST_MAX_SOURCE) break;   /* the parser reports a file too large */
+    if (n + 1 < cap || n > max) break;   /* the end, or past max: the caller says so */
     char *nb = realloc(buf, cap * 2);
     if (!nb) { free(buf); buf = NULL; break; }
     buf = nb;
     cap *= 2;
   }
   fclose(f);
-  if (!buf) { u->ctx.nomem = 1; return NULL; }
+  if (!buf) { errno = ENOMEM; return NULL; }
   buf[n] = 0;
-  char *copy = ast_strndup(&u->ctx, buf, n);
-  free(buf);
   *len = n;
+  return buf;
+}
+
+static char *read_file(sema_unit *u, const char *path, size_t *len) {
+  /* past AST_MAX_SOURCE the parser reports the file too large */
+  char *buf = sema_read_input(u, path, AST_MAX_SOURCE, len);
+  if (!buf) {
+    if (errno == ENOMEM) u->ctx.nomem = 1;
+    return NULL;
+  }
+  char *copy = ast_strndup(&u->ctx, buf, *len);
+  free(buf);
   return copy;
 }
 
@@ -127,15 +186,19 @@ static sema_module *add_module(sema_unit *u, const char *path, const char *text,
   return m;
 }
 
-static int same_file(const char *a, const char *b) {
+static int same_file(const sema_unit *u, const char *a, const char *b) {
   char ra[PATH_MAX], rb[PATH_MAX];
+  if (u->opts.files)   /* sealed: the same name, once normalised */
+    return sema_path_norm(a, ra, sizeof ra) == 0 && sema_path_norm(b, rb, sizeof rb) == 0 &&
+           strcmp(ra, rb) == 0;
   if (realpath(a, ra) && realpath(b, rb)) return strcmp(ra, rb) == 0;
   return strcmp(a, b) == 0;
 }
 
 /* Something is there (stat, not open: opening a FIFO would block); reading
- * it then says if it is not a regular file. */
-static int file_exists(const char *path) {
+ * it then says if it is not a regular file. Sealed: in the set. */
+static int file_exists(const sema_unit *u, const char *path) {
+  if (u->opts.files) return sealed_find(&u->opts, path) != NULL;
   struct stat st;
   return stat(path, &st) == 0 && !S_ISDIR(st.st_mode);
 }
@@ -150,14 +213,20 @@ int sema_module_declares(sema_unit *u, const char *mod, const char *name) {
   char *path = resolve_import(u, &here, mod, strlen(mod));
   const char *dot = strchr(name, '.');
   if (!path || !dot) return 0;
-  FILE *f = ast_fopen_regular(path);
-  if (!f) return 0;
-  char line[512], want[300];
-  snprintf(want, sizeof want, "model %s ", dot + 1);
+  size_t n;
+  char *text = sema_read_input(u, path, AST_MAX_SOURCE, &n);
+  if (!text) return 0;
+  char want[300];
+  int k = snprintf(want, sizeof want, "model %s ", dot + 1);
   int found = 0;
-  while (!found && fgets(line, sizeof line, f))
-    found = strncmp(line, want, strlen(want)) == 0;
-  fclose(f);
+  /* a line that starts with the declaration */
+  for (const char *line = text; !found && line < text + n;) {
+    found = (size_t)k < sizeof want && (size_t)(text + n - line) >= (size_t)k &&
+            strncmp(line, want, (size_t)k) == 0;
+    const char *nl = memchr(line, '\n', (size_t)(text + n - line));
+    line = nl ? nl + 1 : text + n;
+  }
+  free(text);
   return found;
 }
 
@@ -165,6 +234,10 @@ int sema_module_declares(sema_unit *u, const char *mod, const char *name) {
 static char *resolve_import(sema_unit *u, const src_file *from, const char *mod,
                             size_t n) {
   char buf[PATH_MAX];
+  if (n > 4 && memcmp(mod, "std/", 4) == 0 && u->opts.files) {   /* sealed: by name */
+    snprintf(buf, sizeof buf, "%.*s.lane", (int)n, mod);
+    return file_exists(u, buf) ? ast_strndup(&u->ctx, buf, strlen(buf)) : NULL;
+  }
   if (n > 4 && memcmp(mod, "std/", 4) == 0) {
     const char *dir = u->opts.stdlib ? u->opts.stdlib : getenv("LANE_STDLIB");
     if (!dir || !*dir) {
@@ -177,21 +250,21 @@ static char *resolve_import(sema_unit *u, const src_file *from, const char *mod,
       if (bin) {
         snprintf(buf, sizeof buf, "%.*s/../share/lane/stdlib/%.*s.lane", (int)(bin - exe),
                  exe, (int)(n - 4), mod + 4);
-        if (file_exists(buf)) return ast_strndup(&u->ctx, buf, strlen(buf));
+        if (file_exists(u, buf)) return ast_strndup(&u->ctx, buf, strlen(buf));
       }
       dir = LANE_STDLIB_DIR;
     }
     snprintf(buf, sizeof buf, "%s/%.*s.lane", dir, (int)(n - 4), mod + 4);
-    return file_exists(buf) ? ast_strndup(&u->ctx, buf, strlen(buf)) : NULL;
+    return file_exists(u, buf) ? ast_strndup(&u->ctx, buf, strlen(buf)) : NULL;
   }
   const char *slash = strrchr(from->name, '/');
   int dlen = slash ? (int)(slash - from->name) : 1;
   snprintf(buf, sizeof buf, "%.*s/%.*s.lane", dlen, slash ? from->name : ".",
            (int)n, mod);
-  if (file_exists(buf)) return ast_strndup(&u->ctx, buf, strlen(buf));
+  if (file_exists(u, buf)) return ast_strndup(&u->ctx, buf, strlen(buf));
   for (int i = 0; i < u->opts.ninclude; i++) {
     snprintf(buf, sizeof buf, "%s/%.*s.lane", u->opts.include[i], (int)n, mod);
-    if (file_exists(buf)) return ast_strndup(&u->ctx, buf, strlen(buf));
+    if (file_exists(u, buf)) return ast_strndup(&u->ctx, buf, strlen(buf));
   }
   return NULL;
 }
@@ -214,7 +287,7 @@ static void load_imports(sema_unit *u, sema_module *m, int depth) {
     }
     d->ref = -1;
     for (int k = 0; k < u->nmods; k++)
-      if (same_file(u->mods[k]->file.name, path)) d->ref = k;
+      if (same_file(u, u->mods[k]->file.name, path)) d->ref = k;
     if (d->ref >= 0) continue;
     if (depth > 32) {
       diag_error(&u->ctx, d->span, "imports nested more than 32 deep");

@@ -278,17 +278,44 @@ typedef struct test_opts {
   double threshold;  /* with coverage: fail below this rule coverage, % */
   int    quiet;      /* print only failures and the summary */
   int    explain;    /* show the decision's explanation under a failure */
-  /* Reads the runtime snapshot a test names (`state FILE`); NULL: such a
-   * test fails, saying this host cannot. The lane command passes its
-   * JSON reader (compiler/cli/state.h), so liblanec needs no JSON. */
-  lane_runtime *(*load_state)(const lane_program *p, const char *path, FILE *err);
+  /* Makes a runtime from the runtime snapshot a test names (`state
+   * FILE`): its n bytes, read by the test runner from disk or from the
+   * sealed set (lanec_opts.files), and its path for messages, which go to
+   * err. NULL: such a test fails, saying this host cannot. The lane
+   * command and liblane-bundle pass the JSON reader of
+   * compiler/bundle/state.h, so liblanec needs no JSON. */
+  lane_runtime *(*load_state)(const lane_program *p, const char *path, const char *bytes,
+                              size_t n, FILE *err);
 } test_opts;
+
+/* Bytes of a snapshot a test may name (`state FILE`); a larger one fails
+ * its test, saying so. */
+#define SEMA_MAX_SNAPSHOT (64u << 20)
 
 /* Runs every test block against the loaded program. Returns the number of
  * failed tests (a coverage below the threshold counts as one). */
 int sema_run_tests_with(sema_unit *u, const lane_program *p, const test_opts *o, FILE *out);
 /* As sema_run_tests_with, TAP with explanations. */
 int sema_run_tests(sema_unit *u, const lane_program *p, FILE *out);
+/* The path of the snapshot test t (N_TEST) names with `state FILE`: FILE
+ * relative to the directory of the file t is in, or as written when
+ * absolute. 1 with the path in buf, 0 when t names none, -1 when the path
+ * needs more than n bytes. The test runner reads it from there; `lane
+ * build` puts the file in a bundle under it. */
+int sema_test_state_path(const ast_node *t, char *buf, size_t n);
+/* path normalised by its text alone: empty and "." parts dropped, each
+ * ".." taking away the part before it ("a/./b/../c" is "a/c", "./x" is
+ * "x", "../x" stays, "/.." is "/"); no file is looked at. 0 with the
+ * result in out, -1 when it needs more than cap bytes. How a sealed set's
+ * paths are compared, and how `lane build` names a bundle's files. */
+int sema_path_norm(const char *path, char *out, size_t cap);
+/* Reads a whole input file of unit u -- a source or a snapshot -- from
+ * the sealed set when u's options have one (lanec_opts.files), else from
+ * disk (a regular file only). Returns it malloc'd and NUL-ended, with its
+ * length in *len, or NULL with errno set (ENOENT: not found, also for a
+ * path not in the sealed set). Reading stops past max bytes: a result
+ * longer than max means the file is. */
+char *sema_read_input(const sema_unit *u, const char *path, size_t max, size_t *len);
 /* Adds the test blocks of another file (a NAME_test.lane beside the
  * policy) to the unit; anything but tests there is an error. Call after
  * sema_load, before sema_check. Returns 0 or -1. */

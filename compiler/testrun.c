@@ -12,6 +12,7 @@
 #include "sema.h"
 #include "explain.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,25 +53,51 @@ static const ast_node *state_item(const ast_node *t) {
   return NULL;
 }
 
-static lane_runtime *test_runtime(const lane_program *p, const ast_node *t, const test_opts *o,
-                                  FILE *err) {
+int sema_test_state_path(const ast_node *t, char *buf, size_t n) {
   const ast_node *st = state_item(t);
-  if (!st) {
+  if (!st) return 0;
+  const char *name = t->span.file ? t->span.file->name : "";
+  const char *slash = strrchr(name, '/');
+  int k;
+  if (st->str[0] == '/' || !slash) k = snprintf(buf, n, "%.*s", (int)st->len, st->str);
+  else k = snprintf(buf, n, "%.*s/%.*s", (int)(slash - name), name, (int)st->len, st->str);
+  return k >= 0 && (size_t)k < n ? 1 : -1;
+}
+
+static lane_runtime *test_runtime(const sema_unit *u, const lane_program *p, const ast_node *t,
+                                  const test_opts *o, FILE *err) {
+  char path[4096];
+  int has = sema_test_state_path(t, path, sizeof path);
+  if (!has) {
     lane_error e;
     lane_runtime *rt = lane_runtime_new(p, &e);
     if (!rt) fprintf(err, "lane: %s\n", e.message);
     return rt;
   }
-  char path[4096];
-  const char *name = t->span.file ? t->span.file->name : "";
-  const char *slash = strrchr(name, '/');
-  if (st->str[0] == '/' || !slash) snprintf(path, sizeof path, "%.*s", (int)st->len, st->str);
-  else snprintf(path, sizeof path, "%.*s/%.*s", (int)(slash - name), name, (int)st->len, st->str);
+  if (has < 0) {
+    fprintf(err, "lane: %s:%d: the snapshot's path is longer than %zu bytes\n",
+            t->span.file ? t->span.file->name : "?", t->span.line, sizeof path - 1);
+    return NULL;
+  }
   if (!o->load_state) {
     fprintf(err, "lane: %s: this host cannot read runtime snapshots (`lane test` can)\n", path);
     return NULL;
   }
-  return o->load_state(p, path, err);
+  size_t n = 0;
+  char *bytes = sema_read_input(u, path, SEMA_MAX_SNAPSHOT, &n);
+  if (!bytes) {
+    fprintf(err, "lane: cannot read '%s': %s\n", path,
+            errno == ENOENT && u->opts.files ? "not among the files given (a sealed set)"
+                                             : ast_strerror(errno));
+    return NULL;
+  }
+  lane_runtime *rt = NULL;
+  if (n > SEMA_MAX_SNAPSHOT)
+    fprintf(err, "lane: %s: a snapshot is at most %u MiB\n", path, SEMA_MAX_SNAPSHOT >> 20);
+  else
+    rt = o->load_state(p, path, bytes, n, err);
+  free(bytes);
+  return rt;
 }
 
 /* Shows the left operand of a failed comparison, the most useful hint. */
@@ -193,7 +220,7 @@ static int run_one(sema_unit *u, const lane_program *p, const ast_node *t, int n
   int route = -1;
   for (int i = 0; i < t->list.n; i++)
     if (t->list.v[i]->kind == N_TROUTE) route = lane_route(p, t->list.v[i]->name);
-  lane_runtime *rt = test_runtime(p, t, o, out);
+  lane_runtime *rt = test_runtime(u, p, t, o, out);
   lane_request r;
   lane_request_init(&r, p);
   build_request(u, t, &r);

@@ -10,6 +10,7 @@
  */
 #include "sema.h"
 #include "builtins.h"
+#include "bundle_cmd.h"
 #include "catalog.h"
 #include "disasm.h"
 #include "explain_json.h"
@@ -46,6 +47,19 @@ static const char usage_text[] =
   "                                       run the test blocks of the policy and of\n"
   "                                       POLICY_test.lane beside it\n"
   "  disasm  FILE.lanec|POLICY.lane       show header, sections, models and code\n"
+  "  build   POLICY.lane [-o OUT.bundle] [--sign KEY] [--revision R] [--tests FILE]\n"
+  "                                       compile, run the tests (of --tests FILE, else of\n"
+  "                                       POLICY_test.lane beside it; all must pass) and\n"
+  "                                       write a bundle: program, manifest, every source\n"
+  "                                       file and snapshot; --sign signs it with a secret\n"
+  "                                       key from keygen; --revision names it\n"
+  "  inspect FILE.bundle [--key KEY.pub] [--test] [--format text|json]\n"
+  "                                       show a bundle's manifest, files and signature;\n"
+  "                                       --key requires a valid signature by that key;\n"
+  "                                       --test compiles its sources again and runs its\n"
+  "                                       tests, as a host does before using it\n"
+  "  keygen  -o NAME                      write a signing key pair: NAME.key (secret,\n"
+  "                                       mode 0600) and NAME.pub\n"
   "  eval    FILE.lanec|POLICY.lane [--route NAME] [--format json|text] [--explain]\n"
   "          [--state SNAPSHOT.json] [--ignore-unknown] [--log FILE [--log-key FILE]]\n"
   "          REQUESTS...\n"
@@ -94,7 +108,8 @@ static const char usage_text[] =
   "\n"
   "options:\n"
   "  -I DIR        also look for imports in DIR (std/ is the standard library)\n"
-  "  -o PATH       output: compile's file (default: POLICY.lanec), catalog import's\n"
+  "  -o PATH       output: compile's file (default: POLICY.lanec), build's bundle\n"
+  "                (default: POLICY.bundle), keygen's key names, catalog import's\n"
   "                directory, catalog fetch's file\n"
   "  --max-errors N  report at most N errors (default 20)\n"
   "  -O0           compile without optimisations (no folding, no rule index)\n"
@@ -140,6 +155,11 @@ typedef struct cli {
   int         nsets;
   long        users;        /* --users N, for convert trace */
   const char *chart;        /* --chart FILE.svg, for replay and diff */
+  const char *sign;         /* --sign KEY, for build */
+  const char *revision;     /* --revision R, for build */
+  const char *tests;        /* --tests FILE, for build */
+  const char *key;          /* --key KEY.pub, for inspect */
+  int         test;         /* --test, for inspect */
 } cli;
 
 static int usage(const char *msg) {
@@ -201,7 +221,9 @@ static int parse_args(cli *c, int argc, char **argv) {
         !strcmp(a, "--timeout-ms") || !strcmp(a, "--max-bytes") || !strcmp(a, "--expr") ||
         !strcmp(a, "--log") || !strcmp(a, "--log-key") || !strcmp(a, "--against") ||
         !strcmp(a, "--max-changed") || !strcmp(a, "--max-cost-increase") || !strcmp(a, "--top") ||
-        !strcmp(a, "--set") || !strcmp(a, "--users") || !strcmp(a, "--chart")) {
+        !strcmp(a, "--set") || !strcmp(a, "--users") || !strcmp(a, "--chart") ||
+        !strcmp(a, "--sign") || !strcmp(a, "--revision") || !strcmp(a, "--tests") ||
+        !strcmp(a, "--key")) {
       if (!val) { fprintf(stderr, "lane: %s needs a value\n", a); return -1; }
       i++;
       if (!strcmp(a, "-o")) c->out = val;
@@ -213,6 +235,10 @@ static int parse_args(cli *c, int argc, char **argv) {
       else if (!strcmp(a, "--log-key")) c->log_key = val;
       else if (!strcmp(a, "--against")) c->against = val;
       else if (!strcmp(a, "--chart")) c->chart = val;
+      else if (!strcmp(a, "--sign")) c->sign = val;
+      else if (!strcmp(a, "--revision")) c->revision = val;
+      else if (!strcmp(a, "--tests")) c->tests = val;
+      else if (!strcmp(a, "--key")) c->key = val;
       else if (!strcmp(a, "--set")) {
         const char *eq = strchr(val, '=');
         if (!eq || eq == val || eq - val >= 128) {
@@ -250,6 +276,8 @@ static int parse_args(cli *c, int argc, char **argv) {
       c->explain = 1;
     } else if (!strcmp(a, "--force")) {
       c->force = 1;
+    } else if (!strcmp(a, "--test")) {
+      c->test = 1;
     } else if (!strcmp(a, "--opcodes")) {
       c->opcodes = 1;
     } else if (!strcmp(a, "--ignore-unknown")) {
@@ -441,11 +469,53 @@ static int cmd_test(const cli *c) {
   int rc = lanec_compile(c->files[0], NULL, &opts, &r) == LANEC_OK ? 0 : EXIT_FINDINGS;
   lanec_print_diags(&r, stderr);
   if (rc == 0) {
-    test_opts o = {c->tap, c->coverage, c->threshold, 0, 1, state_runtime};
+    test_opts o = {c->tap, c->coverage, c->threshold, 0, 1, state_runtime_bytes};
     rc = sema_run_tests_with(r.unit, r.prog, &o, stdout) ? EXIT_FINDINGS : 0;
   }
   lanec_result_free(&r);
   return rc;
+}
+
+/* lane build POLICY.lane [-o OUT.bundle] [--sign KEY] [--revision R] [--tests FILE] */
+static int cmd_build(const cli *c) {
+  if (c->nfiles != 1) return usage("build takes one policy file");
+  const char *src = c->files[0];
+  char outbuf[4096], extra[4096];
+  const char *out = c->out;
+  if (!out) {
+    size_t len = strlen(src);
+    if (len > 5 && !strcmp(src + len - 5, ".lane")) len -= 5;
+    snprintf(outbuf, sizeof outbuf, "%.*s.bundle", (int)len, src);
+    out = outbuf;
+  }
+  lanec_opts opts = c->opts;
+  if (c->tests) opts.tests = c->tests;
+  else if (test_file(src, extra, sizeof extra)) opts.tests = extra;
+  build_args a = {src, &opts, c->sign, c->revision};
+  unsigned char *b = NULL;
+  size_t n = 0;
+  int rc = build_bundle(&a, &b, &n, stdout, stderr);
+  if (!rc && write_file(out, b, n) != 0) {
+    fprintf(stderr, "lane: cannot write '%s': %s\n", out, strerror(errno));
+    rc = EXIT_USAGE;
+  }
+  if (!rc) printf("wrote %s (%zu bytes)\n", out, n);
+  free(b);
+  return rc;
+}
+
+/* lane inspect FILE.bundle [--key KEY.pub] [--test] [--format text|json] */
+static int cmd_inspect(const cli *c) {
+  if (c->nfiles != 1) return usage("inspect takes one bundle");
+  if (c->format && strcmp(c->format, "text") && strcmp(c->format, "json"))
+    return usage("--format is text or json");
+  return inspect_bundle(c->files[0], c->key, c->test, c->format, stdout, stderr);
+}
+
+/* lane keygen -o NAME */
+static int cmd_keygen(const cli *c) {
+  if (c->nfiles || !c->out) return usage("keygen takes -o NAME (and writes NAME.key, NAME.pub)");
+  return keygen_command(c->out, stdout, stderr);
 }
 
 static int cmd_disasm(const cli *c) {
@@ -1048,7 +1118,14 @@ int main(int argc, char **argv) {
   cli c;
   int rc;
   if (parse_args(&c, argc, argv) != 0) rc = usage(NULL);
+  else if ((c.sign || c.revision || c.tests) && strcmp(c.cmd, "build"))
+    rc = usage("--sign, --revision and --tests are options of build");
+  else if ((c.key || c.test) && strcmp(c.cmd, "inspect"))
+    rc = usage("--key and --test are options of inspect");
   else if (!strcmp(c.cmd, "compile")) rc = cmd_compile(&c);
+  else if (!strcmp(c.cmd, "build")) rc = cmd_build(&c);
+  else if (!strcmp(c.cmd, "inspect")) rc = cmd_inspect(&c);
+  else if (!strcmp(c.cmd, "keygen")) rc = cmd_keygen(&c);
   else if (!strcmp(c.cmd, "check")) rc = cmd_check(&c);
   else if (!strcmp(c.cmd, "fmt"))
     rc = c.nfiles < 1 ? usage("fmt takes policy files")

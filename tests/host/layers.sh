@@ -6,8 +6,11 @@
 #   vm/json/       liblane-json    + liblane, jansson
 #   lang/          front end       + vm (text.h)
 #   compiler/      liblanec        + lang, vm
-#   compiler/cli/  the lane command + compiler, lang, vm, vm/json, jansson, libcurl
-#   gateway/       a host          vm/lane.h only (+ jansson, libcurl, libmicrohttpd)
+#   compiler/bundle/ liblane-bundle + compiler, lang, vm, jansson, libsodium
+#   compiler/cli/  the lane command + compiler/bundle, compiler, lang, vm, vm/json,
+#                                     jansson, libcurl
+#   gateway/       a host          vm/lane.h and compiler/bundle/lane_bundle.h only
+#                                  (+ jansson, libcurl, libmicrohttpd, libsodium)
 #
 # This order is written here on purpose, apart from the Makefile: the test
 # checks the Makefile's include paths against it, every `#include "..."` of
@@ -27,21 +30,24 @@ units="vm:vm
 vm/json:vm/json vm
 lang:lang vm
 compiler:compiler lang vm
-compiler/cli:compiler/cli compiler lang vm vm/json
-gateway:gateway vm=lane.h"
+compiler/bundle:compiler/bundle compiler lang vm
+compiler/cli:compiler/cli compiler/bundle compiler lang vm vm/json
+gateway:gateway vm=lane.h compiler/bundle=lane_bundle.h"
 # System headers a unit must not include.
 banned() {
   case $1 in
     vm) echo "jansson.h curl/curl.h microhttpd.h hiredis sodium.h pthread.h" ;;
     vm/json) echo "curl/curl.h microhttpd.h" ;;
-    lang|compiler) echo "jansson.h curl/curl.h microhttpd.h" ;;
+    lang|compiler) echo "jansson.h curl/curl.h microhttpd.h sodium.h" ;;
+    compiler/bundle) echo "curl/curl.h microhttpd.h" ;;
     *) echo "" ;;
   esac
 }
 # The Makefile variable holding a unit's include path.
 incvar() {
   case $1 in vm) echo INC_vm ;; vm/json) echo INC_json ;; lang) echo INC_lang ;;
-    compiler) echo INC_compiler ;; compiler/cli) echo INC_cli ;; *) echo "" ;; esac
+    compiler) echo INC_compiler ;; compiler/bundle) echo INC_bundle ;; compiler/cli) echo INC_cli ;;
+    *) echo "" ;; esac
 }
 
 echo "$units" | while IFS=: read -r unit allowed; do
@@ -71,17 +77,20 @@ echo "$units" | while IFS=: read -r unit allowed; do
   echo "$unit" > "$bad.unit"
 done
 
-for unit in vm vm/json lang compiler compiler/cli gateway; do
+for unit in vm vm/json lang compiler compiler/bundle compiler/cli gateway; do
   bad=$OUT/$(echo "$unit" | tr / _).bad
   t "$([ -f "$bad" ] && [ ! -s "$bad" ] && echo 0 || echo 1)" "$unit/ includes only its own headers and those of the units below it" "$bad"
 done
 
 # The Makefile gives each unit only the include path of the units it may use.
+# (A make of its own: under `make -j` the caller's jobserver flags would
+# make it print warnings among the flags.)
 mk=$OUT/make-inc.txt
+: > "$mk"
 echo "$units" | while IFS=: read -r unit allowed; do
   v=$(incvar "$unit")
   [ -n "$v" ] || continue
-  got=$(make -s --no-print-directory -f Makefile -f - BUILD="$BUILD" print-inc <<EOF 2>&1
+  got=$(env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -f Makefile -f - BUILD="$BUILD" print-inc <<EOF 2>&1
 print-inc: ; @echo \$($v)
 EOF
 )
@@ -93,7 +102,6 @@ EOF
     [ -n "$ok" ] || echo "$v grants -I$d, which $unit may not use" >> "$mk"
   done
 done
-[ -f "$mk" ] || : > "$mk"
 t "$([ -s "$mk" ] && echo 1 || echo 0)" "the Makefile's include paths keep the same order" "$mk"
 
 # Link level: each archive, every object of it pulled in, links with only
@@ -114,5 +122,10 @@ link liblane-json "$BUILD/liblane-json.a" "$BUILD/liblane.a" -- -ljansson -lm
 t $? "liblane-json.a links with liblane and jansson" "$OUT/liblane-json.err"
 link liblanec "$BUILD/liblanec.a" "$BUILD/liblane.a" -- -lm
 t $? "liblanec.a links with liblane alone: no jansson, no libcurl" "$OUT/liblanec.err"
+link lane-bundle "$BUILD/lane-bundle.a" "$BUILD/liblanec.a" "$BUILD/liblane.a" -- -ljansson -lsodium -lm
+t $? "lane-bundle.a links with liblanec, liblane, jansson and libsodium: no libcurl" "$OUT/lane-bundle.err"
+# What hosts link: liblanec inside, liblane beside it.
+link liblane-bundle "$BUILD/liblane-bundle.a" "$BUILD/liblane.a" -- -ljansson -lsodium -lm
+t $? "liblane-bundle.a links with liblane, jansson and libsodium alone" "$OUT/liblane-bundle.err"
 
 tap_end

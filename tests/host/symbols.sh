@@ -2,14 +2,16 @@
 # symbols.sh -- the dynamic symbols liblane.so defines are exactly the
 # functions vm/lane.h declares with LANE_API: nothing internal (bc_, vm_,
 # helpers) leaks, and nothing declared is missing. liblane-json.so (the
-# request adapters) exports exactly lane_request_from_json.
+# request adapters) exports exactly lane_request_from_json. liblane-bundle.a
+# (one object: the bundle library with the compiler inside) defines as
+# global exactly the LANE_API functions of compiler/bundle/lane_bundle.h.
 #
 # Environment: BUILD (build dir, default build). Writes under $BUILD/tests/host/.
 cd "$(dirname "$0")/../.." || exit 2
 BUILD=${BUILD:-build}
 OUT=$BUILD/tests/host/symbols
 mkdir -p "$OUT" || exit 2
-echo "1..7"
+echo "1..8"
 
 # Declared: the identifier before the first '(' on each LANE_API line that
 # is not the macro's own definition.
@@ -51,3 +53,14 @@ if [ "$(cat "$OUT/exported-json")" = lane_request_from_json ]; then
   echo "ok 7 - liblane-json.so exports exactly lane_request_from_json"
 else echo "not ok 7 - liblane-json.so exports exactly lane_request_from_json; it exports:"
   sed 's/^/#   /' "$OUT/exported-json"; fi
+
+# liblane-bundle.a: the compiler inside it is local, so no host name can
+# clash with it.
+perl -ne 'print "$1\n" if !/^\s*#/ && /\bLANE_API\b.*?([A-Za-z_]\w*)\s*\(/' \
+  compiler/bundle/lane_bundle.h | sort -u > "$OUT/declared-bundle"
+nm --defined-only -g "$BUILD/liblane-bundle.a" 2> "$OUT/nm-bundle.err" |
+  awk 'NF >= 3 { print $3 }' | sort -u > "$OUT/exported-bundle"
+if [ -s "$OUT/declared-bundle" ] && cmp -s "$OUT/declared-bundle" "$OUT/exported-bundle"; then
+  echo "ok 8 - liblane-bundle.a defines exactly the $(wc -l < "$OUT/declared-bundle") functions of lane_bundle.h"
+else echo "not ok 8 - liblane-bundle.a defines exactly the functions of lane_bundle.h; the difference:"
+  diff "$OUT/declared-bundle" "$OUT/exported-bundle" | sed 's/^/#   /'; sed 's/^/#   /' "$OUT/nm-bundle.err"; fi

@@ -3,7 +3,9 @@
 # service would: every file in place, sonames and links, pkg-config files,
 # the README's C host example (extracted as tests/host/readme_example.sh
 # does) built with `pkg-config --cflags --libs lane` and run, an adapter
-# host built with `pkg-config ... lane-json`, only lane_ symbols exported,
+# host built with `pkg-config ... lane-json`, a bundle host built with
+# `pkg-config ... lane-bundle` verifying and testing a bundle the installed
+# lane signed, only lane_ symbols exported,
 # the installed lane finding its installed stdlib (also after the prefix is
 # moved), and a DESTDIR staging install.
 #
@@ -25,7 +27,7 @@ t() {   # t STATUS description: ok when STATUS is 0
 }
 show() { sed 's/^/# /' "$1"; }
 
-echo "1..29"
+echo "1..35"
 
 # install-files is install without the build step (make test built it all).
 make --no-print-directory install-files BUILD="$BUILD" PREFIX="$P" > "$OUT/make.log" 2>&1
@@ -35,6 +37,7 @@ rc=$?; t $rc "make install PREFIX=$P"
 missing=""
 for f in bin/lane lib/liblane.a lib/liblane.so.$V lib/liblane-json.a lib/liblane-json.so.$V \
          include/lane.h lib/pkgconfig/lane.pc lib/pkgconfig/lane-json.pc \
+         lib/liblane-bundle.a include/lane_bundle.h lib/pkgconfig/lane-bundle.pc \
          share/lane/stdlib/providers/anthropic.lane share/lane/stdlib/providers/openai.lane \
          share/man/man1/lane.1; do
   [ -f "$P/$f" ] || missing="$missing $f"
@@ -42,6 +45,8 @@ done
 [ -z "$missing" ]; t $? "installed files are in place${missing:+ (missing:$missing)}"
 [ -x "$P/bin/lane" ]; t $? "bin/lane is executable"
 cmp -s vm/lane.h "$P/include/lane.h"; t $? "include/lane.h is vm/lane.h"
+cmp -s compiler/bundle/lane_bundle.h "$P/include/lane_bundle.h"
+t $? "include/lane_bundle.h is compiler/bundle/lane_bundle.h"
 
 links=""
 for l in liblane liblane-json; do
@@ -153,6 +158,56 @@ rc=$?; t $rc "an adapter host builds with \`pkg-config --cflags --libs lane-json
 got=$(LD_LIBRARY_PATH="$P/lib" "$OUT/jhost" "$OUT/support.lanec" tests/json/openai/09.json 2>&1)
 rc=$?
 [ $rc = 0 ] && [ -n "$got" ]; t $? "it routes tests/json/openai/09.json: $got"
+
+# A bundle host: lane-bundle.pc, a bundle the installed lane built and
+# signed (stdlib modules from the installed stdlib), verified and tested.
+bflags=$(pkg-config --cflags --libs lane-bundle 2>&1 | sed 's/ *$//')
+[ "$bflags" = "-I$P/include -L$P/lib -llane-bundle $P/lib/liblane.a -lm -ljansson -lsodium" ]
+t $? "pkg-config --cflags --libs lane-bundle: $bflags"
+cat > "$OUT/bhost.c" <<'EOF'
+#include <stdio.h>
+#include <lane_bundle.h>
+
+int main(int argc, char **argv) {
+  static char report[1 << 16];
+  unsigned char pk[32];
+  lane_error err;
+  lane_bundle *b;
+  if (argc < 3 || lane_key_load_public(argv[2], pk, &err) != LANE_OK ||
+      lane_bundle_read_file(argv[1], pk, &b, &err) != LANE_OK) {
+    fprintf(stderr, "%s\n", argc < 3 ? "usage" : err.message);
+    return 2;
+  }
+  int failed = lane_bundle_test(b, report, sizeof report, &err);
+  if (failed != 0) {
+    fprintf(stderr, "%s%s\n", report, failed < 0 ? err.message : "");
+    return 1;
+  }
+  lane_program *p = lane_bundle_take_program(b);
+  printf("%s %s %d\n", lane_bundle_revision(b), lane_bundle_key_id(b), lane_route_count(p));
+  lane_program_free(p);
+  lane_bundle_free(b);
+  return 0;
+}
+EOF
+# shellcheck disable=SC2086
+$CC -std=c11 -Wall -Wextra -Werror $SAN -o "$OUT/bhost" "$OUT/bhost.c" $bflags 2> "$OUT/bhost.err"
+rc=$?; t $rc "a bundle host builds with \`pkg-config --cflags --libs lane-bundle\`"
+[ $rc = 0 ] || show "$OUT/bhost.err"
+{ env -u LANE_STDLIB "$P/bin/lane" keygen -o "$OUT/rel" &&
+  env -u LANE_STDLIB SOURCE_DATE_EPOCH=1764331200 "$P/bin/lane" build examples/policies/support.lane \
+    -o "$OUT/support.bundle" --sign "$OUT/rel.key" --revision v1; } > "$OUT/build.log" 2>&1
+rc=$?; t $rc "the installed lane makes a signed bundle of examples/policies/support.lane"
+[ $rc = 0 ] || show "$OUT/build.log"
+id=$(sed -n 's/.*key id \([0-9a-f]*\).*/\1/p' "$OUT/build.log")
+got=$("$OUT/bhost" "$OUT/support.bundle" "$OUT/rel.pub" 2> "$OUT/bhost.run")
+[ -n "$id" ] && [ "$got" = "v1 $id 1" ]
+t $? "the host verifies it, its tests pass, and it takes the program: '$got'"
+[ "$got" = "v1 $id 1" ] || show "$OUT/bhost.run"
+head -c 5000 "$OUT/support.bundle" > "$OUT/cut.bundle"
+"$OUT/bhost" "$OUT/cut.bundle" "$OUT/rel.pub" > /dev/null 2> "$OUT/bhost.cut"
+[ $? = 2 ] && grep -q "truncated" "$OUT/bhost.cut"
+t $? "the host refuses a truncated bundle: $(cat "$OUT/bhost.cut")"
 
 # The installed lane reads the installed stdlib (a module only it has), also
 # once the prefix has moved elsewhere.

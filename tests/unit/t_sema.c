@@ -879,7 +879,126 @@ static void test_regressions(void) {
   ok(when("int(-9223372036854775808.0) < 0") > 0, "int(-2^63 as double) is a range error");
 }
 
+/* ---- sealed file sets (lanec_opts.files) ---- */
+
+static char SEEN_STATE[256];   /* what the snapshot reader below was given */
+
+/* A snapshot reader that records what it was handed and makes a fresh
+ * runtime: enough to see the bytes came from the set. */
+static lane_runtime *fake_state(const lane_program *p, const char *path, const char *bytes,
+                                size_t n, FILE *err) {
+  (void)err;
+  snprintf(SEEN_STATE, sizeof SEEN_STATE, "%s=%.*s", path, (int)n, bytes);
+  return lane_runtime_new(p, NULL);
+}
+
+/* Compiles root from files alone; returns the status and runs the tests
+ * (their output in DIAG after the diagnostics) when it compiles. */
+static int sealed(const char *root, const lanec_file *files, int n, const char *tests,
+                  int *failed) {
+  lanec_opts o;
+  memset(&o, 0, sizeof o);
+  o.files = files;
+  o.nfiles = n;
+  o.tests = tests;
+  reset();
+  int st = lanec_compile(root, NULL, &o, &R);
+  render();
+  if (st == LANEC_OK && failed) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    test_opts to = {0, 0, 0, 0, 0, fake_state};
+    *failed = sema_run_tests_with(R.unit, R.prog, &to, f);
+    fclose(f);
+    snprintf(DIAG + strlen(DIAG), sizeof DIAG - strlen(DIAG), "%s", buf ? buf : "");
+    free(buf);
+  }
+  return st;
+}
+
+static void test_sealed(void) {
+  static const char root[] =
+    "import \"fleet\"\nimport \"std/cat\"\nimport \"deep/more\"\n"
+    "route r { otherwise -> cheapest(models) }\n";
+  static const char fleet[] = "model a { input $1/Mtok output $2/Mtok }\n";
+  static const char cat[] = "model b { input $0.5/Mtok output $1/Mtok }\n";
+  static const char more[] = "import \"../../q/fleet\"\nmodel c { input $9/Mtok output $9/Mtok }\n";
+  static const char tests[] =
+    "test \"b is cheapest\" { route r\n state \"now.json\"\n"
+    "  req { input_tokens: 1k, max_output_tokens: 10 }\n expect primary == cat.b }\n";
+  lanec_file f[] = {{"q/p.lane", root, sizeof root - 1}, {"q/fleet.lane", fleet, sizeof fleet - 1},
+                    {"std/cat.lane", cat, sizeof cat - 1}, {"inc/deep/more.lane", more, sizeof more - 1},
+                    {"q/p_test.lane", tests, sizeof tests - 1}, {"q/now.json", "{\"x\":1}", 7}};
+  int failed = -1;
+  /* without -I inc, deep/more is not found: resolution is the usual one */
+  is_int(sealed("q/p.lane", f, 6, NULL, NULL), LANEC_EPOLICY, "sealed: imports resolve as on disk");
+  ok(strstr(DIAG, "cannot find module 'deep/more'") != NULL, "  deep/more needs -I inc");
+  const char *inc[] = {"inc"};
+  lanec_opts o;
+  memset(&o, 0, sizeof o);
+  o.files = f;
+  o.nfiles = 6;
+  o.include = inc;
+  o.ninclude = 1;
+  o.tests = "q/p_test.lane";
+  reset();
+  int st = lanec_compile("q/p.lane", NULL, &o, &R);
+  render();
+  is_int(st, LANEC_OK, "sealed: root, import, std/ module, -I module, tests file, all from the set");
+  if (st == LANEC_OK) {
+    /* more.lane's ../../q/fleet is inc/deep/../../q/fleet.lane: q/fleet.lane, loaded once */
+    is_int(U.nmods, 5, "  five modules: paths are one module when they normalise alike");
+    test_opts to = {0, 0, 0, 0, 0, fake_state};
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&buf, &len);
+    failed = sema_run_tests_with(R.unit, R.prog, &to, mf);
+    fclose(mf);
+    if (!is_int(failed, 0, "  its test passes")) diag_text(buf);
+    is_str(SEEN_STATE, "q/now.json={\"x\":1}", "  the snapshot came from the set, by its path");
+    free(buf);
+  }
+  /* the normal form */
+  static const char *const norms[][2] = {
+    {"a/./b/../c", "a/c"}, {"./x", "x"}, {"../x", "../x"}, {"/..", "/"}, {"/a/..", "/"},
+    {"a/..", "."}, {"../a/../..", "../.."}, {"a//b/", "a/b"}, {"/x/../../y", "/y"},
+    {"a/b/../../..", ".."}, {"p/../state/s.json", "state/s.json"}};
+  for (size_t i = 0; i < sizeof norms / sizeof *norms; i++) {
+    char out[64];
+    is_int(sema_path_norm(norms[i][0], out, sizeof out), 0, "sema_path_norm(\"%s\")", norms[i][0]);
+    is_str(out, norms[i][1], "  is \"%s\"", norms[i][1]);
+  }
+  char small[4];
+  is_int(sema_path_norm("abcd", small, sizeof small), -1, "sema_path_norm: no room is -1");
+  /* std/ imports name std/X.lane: a std module on disk is not read */
+  static const char disk[] = "import \"std/providers/anthropic\"\nroute r { otherwise -> cheapest(models) }\n";
+  lanec_file g[] = {{"d.lane", disk, sizeof disk - 1}};
+  is_int(sealed("d.lane", g, 1, NULL, NULL), LANEC_EPOLICY, "sealed: the stdlib on disk is not read");
+  ok(strstr(DIAG, "cannot find module 'std/providers/anthropic' in the standard library") != NULL,
+     "  it is not found");
+  /* nor a file beside the root on disk */
+  static const char beside[] = "import \"support\"\nroute r { otherwise -> cheapest(models) }\n";
+  lanec_file h[] = {{"examples/policies/x.lane", beside, sizeof beside - 1}};
+  is_int(sealed("examples/policies/x.lane", h, 1, NULL, NULL), LANEC_EPOLICY,
+         "sealed: examples/policies/support.lane, on disk, is not read");
+  is_int(sealed("examples/policies/support.lane", h, 1, NULL, NULL), LANEC_EREAD,
+         "sealed: a root not in the set cannot be read");
+  if (!ok(strstr(DIAG, "cannot read 'examples/policies/support.lane'") != NULL, "  and says so"))
+    diag_text(DIAG);
+  /* a snapshot not in the set fails its test, saying why */
+  lanec_file k[] = {{"q/p.lane", "route r { otherwise -> cheapest(models) }\nmodel a { input $1/Mtok output $2/Mtok }\n"
+                     "test \"t\" { route r\n state \"gone.json\"\n expect primary == a }\n", 0}};
+  k[0].n = strlen(k[0].bytes);
+  is_int(sealed("q/p.lane", k, 1, NULL, &failed), LANEC_OK, "sealed: a test names a snapshot not in the set");
+  is_int(failed, 1, "  the test fails");
+  if (!ok(strstr(DIAG, "cannot read 'q/gone.json': not among the files given") != NULL,
+          "  saying why"))
+    diag_text(DIAG);
+}
+
 int main(void) {
+  test_sealed();
   test_types();
   test_folding();
   test_accumulate();

@@ -77,6 +77,8 @@ static int set_budget(const lane_program *p, lane_runtime *rt, json_t *b, const 
   return 0;
 }
 
+static lane_runtime *from_json(const lane_program *p, json_t *root, const char *path, FILE *err);
+
 lane_runtime *state_runtime(const lane_program *p, const char *path, FILE *err) {
   json_error_t jerr;
   json_t *root = json_load_file(path, 0, &jerr);
@@ -84,6 +86,22 @@ lane_runtime *state_runtime(const lane_program *p, const char *path, FILE *err) 
     fprintf(err, "lane: %s:%d:%d: invalid JSON: %s\n", path, jerr.line, jerr.column, jerr.text);
     return NULL;
   }
+  return from_json(p, root, path, err);
+}
+
+lane_runtime *state_runtime_bytes(const lane_program *p, const char *path, const char *bytes,
+                                  size_t n, FILE *err) {
+  json_error_t jerr;
+  json_t *root = json_loadb(bytes, n, 0, &jerr);
+  if (!root) {
+    fprintf(err, "lane: %s:%d:%d: invalid JSON: %s\n", path, jerr.line, jerr.column, jerr.text);
+    return NULL;
+  }
+  return from_json(p, root, path, err);
+}
+
+/* Takes root (and frees it). */
+static lane_runtime *from_json(const lane_program *p, json_t *root, const char *path, FILE *err) {
   json_t *now = json_object_get(root, "now_ms");
   if (!json_is_integer(now) || json_integer_value(now) < 0) {
     fprintf(err, "lane: %s: not a runtime snapshot (no \"now_ms\")\n", path);
