@@ -266,14 +266,15 @@ $(BUILD)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz
 	  $(filter %.o,$^) $(CLI_A) $(BUNDLE_A) $(TOOLS_A) $(LIB_A) $(LDLIBS_TOOLS) -lm
 
 # The HTTP gateway (gateway/README.md), a host of its own: libmicrohttpd
-# in, libcurl out, liblane and liblane-json through lane.h only. Built on
-# demand (`make gateway`); its test builds it.
+# in, libcurl out, liblane, liblane-json and liblane-bundle through lane.h
+# and lane_bundle.h only. Built on demand (`make gateway`); its test builds it.
 GATEWAY_SRC := $(wildcard gateway/*.c)
 .PHONY: gateway
 gateway: $(BUILD)/lane-gateway
-$(BUILD)/lane-gateway: $(GATEWAY_SRC) gateway/gateway.h $(LIB_A) $(BUILD)/liblane-json.a
-	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off $(WARN) -Ivm $(CFLAGS) $(SAN) \
-	  -o $@ $(GATEWAY_SRC) $(BUILD)/liblane-json.a $(LIB_A) -ljansson -lcurl -lmicrohttpd -lm -lpthread
+$(BUILD)/lane-gateway: $(GATEWAY_SRC) gateway/gateway.h $(LIB_A) $(BUILD)/liblane-json.a $(LIB_BUNDLE)
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off $(WARN) -Ivm -Icompiler/bundle $(CFLAGS) \
+	  $(SAN) -o $@ $(GATEWAY_SRC) $(LIB_BUNDLE) $(BUILD)/liblane-json.a $(LIB_A) -ljansson -lsodium \
+	  -lcurl -lmicrohttpd -lm -lpthread
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -145,6 +145,8 @@ typedef struct gw {
   gw_policy    *pol;         /* the policy served now */
   pthread_mutex_t reload_lock; /* one reload at a time */
   char          etag[256];   /* the policy URL's last ETag */
+  unsigned char pubkey[32];  /* policy_key's public key */
+  int           key_set;     /* 1: only bundles it signed are served */
   char          last_reload[600]; /* the last reload's result, for /healthz */
   uint64_t      last_reload_ms; /* when (wall clock ms), 0 never */
   atomic_uint_least64_t reloads, reload_failures;

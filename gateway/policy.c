@@ -33,6 +33,7 @@
 #include <time.h>
 #include <curl/curl.h>
 #include "gateway.h"
+#include "lane_bundle.h"
 
 static uint64_t wall_ms(void) {
   struct timespec ts;
@@ -143,15 +144,64 @@ static int get_file(gw *g, fetch *f, char *why, size_t cap) {
 /* ---------------------------------------------------------------------
  * Bytes to a program
  * ------------------------------------------------------------------- */
-/* The program in bytes, its revision into rev: NULL with why. */
+/* The first lines of a bundle's test report that say what failed, for
+ * one line of /healthz (the whole report goes to stderr). */
+static void failures_of(const char *report, char *out, size_t cap) {
+  out[0] = 0;
+  for (const char *l = report; *l; l += strcspn(l, "\n") + (l[strcspn(l, "\n")] != 0)) {
+    int n = (int)strcspn(l, "\n");
+    if (strncmp(l, "not ok", 6) && strncmp(l, "FAIL", 4)) continue;
+    size_t used = strlen(out);
+    snprintf(out + used, cap - used, "%s%.*s", used ? "; " : "", n, l);
+  }
+}
+
+/* The program in a bundle: opened (with policy_key, its signature
+ * verified), its tests run, its program taken. NULL with why. */
+static lane_program *bundle_program(gw *g, const fetch *f, char *rev, size_t rcap, char *why,
+                                    size_t cap) {
+  lane_error err;
+  lane_bundle *b = NULL;
+  if (lane_bundle_open(f->body.p, f->body.n, g->key_set ? g->pubkey : NULL, &b, &err) != LANE_OK)
+    return snprintf(why, cap, "%s: %s", g->cfg.policy, err.message), NULL;
+  enum { REPORT = 64 << 10 };
+  char *report = malloc(REPORT);
+  int failed = report ? lane_bundle_test(b, report, REPORT, &err) : -1;
+  lane_program *p = NULL;
+  if (!report) {
+    snprintf(why, cap, "out of memory running the bundle's tests");
+  } else if (failed < 0) {
+    snprintf(why, cap, "%s: revision %s: its tests cannot run: %s", g->cfg.policy,
+             lane_bundle_revision(b), err.message);
+  } else if (failed > 0) {
+    char what[300];
+    failures_of(report, what, sizeof what);
+    snprintf(why, cap, "%s: revision %s: %d of its tests failed: %s", g->cfg.policy,
+             lane_bundle_revision(b), failed, what);
+    fprintf(stderr, "lane-gateway: the tests of %s, revision %s:\n%s", g->cfg.policy,
+            lane_bundle_revision(b), report);
+  } else {
+    snprintf(rev, rcap, "%s", lane_bundle_revision(b));
+    p = lane_bundle_take_program(b);
+  }
+  free(report);
+  lane_bundle_free(b);
+  return p;
+}
+
+/* The program in bytes (a bare .lanec or a bundle), its revision into
+ * rev: NULL with why. */
 static lane_program *program_of(gw *g, const fetch *f, char *rev, size_t rcap, char *why,
                                 size_t cap) {
   lane_error err;
-  if (g->cfg.policy_key)
+  static const char lanec_magic[8] = {(char)0x89, 'L', 'N', 'C', 0x0d, 0x0a, 0x1a, 0x0a};
+  if (f->body.n < 8 || memcmp(f->body.p, lanec_magic, 8))
+    return bundle_program(g, f, rev, rcap, why, cap);
+  if (g->key_set)
     return snprintf(why, cap, "%s: policy_key is set, so only a signed bundle is accepted, and "
                     "this is a bare .lanec (make one with `lane build --sign`)", g->cfg.policy),
            NULL;
-  lane_program *p = lane_load(f->body.p ? f->body.p : "", f->body.n, &err);
+  lane_program *p = lane_load(f->body.p, f->body.n, &err);
   if (!p) return snprintf(why, cap, "%s: %s", g->cfg.policy, err.message), NULL;
   snprintf(rev, rcap, "lanec-%016llx", (unsigned long long)lane_program_checksum(p));
   return p;
@@ -259,6 +309,12 @@ int gw_policy_start(gw *g, char *why, size_t cap) {
   pthread_mutex_init(&g->reload_lock, NULL);
   pthread_mutex_init(&g->poll_lock, NULL);
   pthread_cond_init(&g->poll_cv, NULL);
+  if (g->cfg.policy_key) {
+    lane_error kerr;
+    if (lane_key_load_public(g->cfg.policy_key, g->pubkey, &kerr) != LANE_OK)
+      return snprintf(why, cap, "policy_key %s", kerr.message), -1;
+    g->key_set = 1;
+  }
   fetch f = {{0}, (size_t)g->cfg.max_policy_bytes, 0, ""};
   char rev[96];
   int got = is_url(g->cfg.policy) ? get_url(g, &f, why, cap) : get_file(g, &f, why, cap);

@@ -351,6 +351,7 @@ def main():
             import t_reload
             t_reload.suite(sys.modules[__name__], a, dict(cfg), env)
             t_reload.url_suite(sys.modules[__name__], a, dict(cfg), env)
+            t_reload.bundle_suite(sys.modules[__name__], a, dict(cfg), env)
     finally:
         fake.terminate()
         fake.wait(10)

@@ -345,3 +345,117 @@ def url_suite(T, a, base_cfg, env):
     T.is_eq(rc, 0, "url: lane-gateway stops cleanly")
     log = open(errlog).read()
     T.ok("Sanitizer" not in log, "url: no sanitizer report", log[-3000:])
+
+
+def lane(a, *args):
+    return subprocess.run([a.lane] + list(args), capture_output=True, text=True, timeout=120)
+
+
+def reload_once(proc, gw, src, live):
+    """Installs src, sends SIGHUP, waits for the reload to be counted;
+    returns /healthz after it."""
+    h0 = health(gw)
+    n0 = h0.get("reloads", 0) + h0.get("reload_failures", 0)
+    install(src, live)
+    proc.send_signal(signal.SIGHUP)
+    return wait_for(lambda: (lambda j: j if j.get("reloads", 0) + j.get("reload_failures", 0) > n0
+                             else None)(health(gw))) or {}
+
+
+def bundle_suite(T, a, base_cfg, env):
+    """Signed bundles: only those the configured key signed, whole and
+    passing their tests, are served; the rest are refused under load."""
+    out = a.out
+    edit = ["python3", "tests/cli/bundle_edit.py"]
+    for k in ("release", "other"):
+        for ext in (".key", ".pub"):
+            if os.path.exists(os.path.join(out, k + ext)):
+                os.remove(os.path.join(out, k + ext))
+        lane(a, "keygen", "-o", os.path.join(out, k))
+    src = open(T.LEDGER_POLICY).read()
+    test = ('\ntest "spend: alpha first" {\n  route spend\n  req { tenant: "t", team: "x", '
+            'input_tokens: 1000, max_output_tokens: 100 }\n  expect primary == alpha\n}\n')
+    v1src = os.path.join(out, "bundle_v1.lane")
+    v2src = os.path.join(out, "bundle_v2.lane")
+    open(v1src, "w").write(src + test)
+    open(v2src, "w").write(src.replace("otherwise -> alpha, then beta", "otherwise -> beta, then alpha")
+                           + test.replace("alpha first", "beta first").replace("== alpha", "== beta"))
+    b = {name: os.path.join(out, "b_%s.bundle" % name) for name in
+         ("v1", "v2", "unsigned", "other", "tampered", "good", "failing")}
+    b["lanec"] = os.path.join(out, "b_v1.lanec")
+    rs = [lane(a, "build", v1src, "-o", b["v1"], "--sign", os.path.join(out, "release.key"),
+               "--revision", "r1"),
+          lane(a, "build", v2src, "-o", b["v2"], "--sign", os.path.join(out, "release.key"),
+               "--revision", "r2"),
+          lane(a, "build", v2src, "-o", b["unsigned"], "--revision", "r2-unsigned"),
+          lane(a, "build", v2src, "-o", b["other"], "--sign", os.path.join(out, "other.key"),
+               "--revision", "r2-other"),
+          lane(a, "build", v1src, "-o", b["good"], "--revision", "good"),
+          lane(a, "compile", v1src, "-o", b["lanec"])]
+    rs.append(subprocess.run(edit + ["flip", b["v2"], b["tampered"], "PROGRAM", "--reseal"],
+                             capture_output=True, text=True))
+    bad_src = os.path.join(out, "bundle_v1_failing.lane")
+    open(bad_src, "w").write(open(v1src).read().replace("expect primary == alpha",
+                                                        "expect primary == delta"))
+    rs.append(subprocess.run(edit + ["set-source", b["good"], b["failing"], v1src, bad_src],
+                             capture_output=True, text=True))
+    if not T.ok(all(r.returncode == 0 for r in rs), "bundles: keys made, 7 bundles built or altered, a .lanec compiled",
+                "\n".join(r.stderr for r in rs if r.returncode)):
+        return
+    live = os.path.join(out, "bundle_live.bundle")
+    install(b["v1"], live)
+    cfg = dict(base_cfg, policy="bundle_live.bundle", route="spend", defaults={},
+               policy_key="release.pub")
+    cfg.pop("decision_log", None)
+    cfg.pop("state_file", None)
+    proc, port, errlog = launch(T, a, cfg, env, "gateway-bundle")
+    try:
+        if not T.ok(port is not None, "bundles: lane-gateway starts on a signed bundle"):
+            return
+        gw = T.Gateway(port)
+        T.is_eq(health(gw).get("revision"), "r1", "bundles: /healthz names the bundle's revision")
+        steps = [("v2", "ok", "r2", None), ("tampered", "failed", "r2", "signature"),
+                 ("unsigned", "failed", "r2", "not signed"), ("other", "failed", "r2", "key"),
+                 ("v1", "ok", "r1", None), ("good", "failed", "r1", "not signed"),
+                 ("lanec", "failed", "r1", "bare .lanec")]
+        results = []
+
+        def reloads():
+            for name, _, _, _ in steps:
+                results.append(reload_once(proc, gw, b[name], live))
+
+        seen = under_load(T, gw, reloads, after=0.3)
+        for (name, want, rev, word), h in zip(steps, results):
+            res = h.get("last_reload", {}).get("result", "")
+            T.ok(h.get("revision") == rev and (("now serving" in res) if want == "ok" else
+                                               ("refused" in res and word in res)),
+                 "bundles: %s -> %s, serving %s (%s)" % (name, want, rev, res[:160]), h)
+        total = sum(len(x) for x in seen)
+        T.ok(total > 20 and all(st == 200 for x in seen for st, _, _ in x),
+             "bundles: every one of %d requests during the 7 reloads answered 200" % total)
+        want = {"r1": "alpha", "r2": "beta"}
+        T.ok(all(want.get(rv) == pm for x in seen for _, rv, pm in x),
+             "bundles: every answer is its revision's program's")
+        h = health(gw)
+        T.ok(h.get("reload_failures") == 5 and h.get("generation") == 3,
+             "bundles: 5 reloads refused, 2 made (generation 3)", h)
+    finally:
+        rc = finish(proc)
+    T.is_eq(rc, 0, "bundles: lane-gateway stops cleanly")
+
+    # Without a key: a bundle whose test fails is refused.
+    install(b["good"], live)
+    cfg.pop("policy_key")
+    proc, port, errlog = launch(T, a, cfg, env, "gateway-bundle-tests")
+    try:
+        if T.ok(port is not None, "bundles: lane-gateway starts on an unsigned bundle (no key set)"):
+            gw = T.Gateway(port)
+            h = reload_once(proc, gw, b["failing"], live)
+            res = h.get("last_reload", {}).get("result", "")
+            T.ok(h.get("revision") == "good" and "1 of its tests failed" in res and
+                 "spend: alpha first" in res,
+                 "bundles: a bundle whose test fails is refused, naming the test (%s)" % res[:200], h)
+    finally:
+        finish(proc)
+    log = open(errlog).read()
+    T.ok("expect failed" in log, "bundles: the test report goes to stderr", log[-1500:])
