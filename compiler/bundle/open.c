@@ -267,7 +267,8 @@ static int open_parts(lane_bundle *b, const bundle_entry *e, int count,
   const bundle_entry *sig = e[count - 1].kind == BK_SIG ? &e[count - 1] : NULL;
   int rc = check_signature(b, sig, pubkey, err);
   if (rc != LANE_OK) return rc;
-  b->nfiles = count - 2 - (sig != NULL);
+  b->nfiles = count - 2 - (sig != NULL);   /* bundle_parse: count >= 2, 3 with a SIG */
+  if (b->nfiles < 0) return bundle_err(err, LANE_EFORMAT, "no sources");
   b->files = calloc((size_t)b->nfiles + 1, sizeof *b->files);
   b->manifest = malloc(e[0].n + 1);
   if (!b->files || !b->manifest) return bundle_err(err, LANE_ENOMEM, "out of memory");
@@ -310,7 +311,7 @@ int lane_bundle_open(const void *bytes, size_t n, const unsigned char *pubkey, l
   int rc = bundle_parse(bytes, n, &e, &count, err);   /* on the caller's bytes: no copy of junk */
   if (rc != LANE_OK) return rc;
   lane_bundle *b = calloc(1, sizeof *b);
-  unsigned char *copy = b ? malloc(n) : NULL;
+  unsigned char *copy = b && n ? malloc(n) : NULL;   /* bundle_parse: n >= 48 */
   if (!copy) {
     free(b);
     free(e);

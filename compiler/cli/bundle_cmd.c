@@ -8,11 +8,14 @@
 #include "bundle_cmd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bundle.h"
 
@@ -103,26 +106,33 @@ int build_bundle(const build_args *a, unsigned char **bytes, size_t *n, FILE *ou
 
 /* ---- inspect ---- */
 
-/* A whole file, at most LANE_BUNDLE_MAX_BYTES (a larger one is read one
- * byte past, for lane_bundle_open to refuse by its size). */
-static unsigned char *read_all(const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 1 << 16, len = 0;
-  unsigned char *b = malloc(cap);
-  while (b) {
-    len += fread(b + len, 1, cap - len, f);
-    if (ferror(f)) { int e = errno; free(b); fclose(f); errno = e ? e : EIO; return NULL; }
-    if (len < cap || len > LANE_BUNDLE_MAX_BYTES) break;
-    unsigned char *nb = realloc(b, cap * 2);
-    if (!nb) { free(b); b = NULL; break; }
-    b = nb;
-    cap *= 2;
+/* A whole regular file of at most LANE_BUNDLE_MAX_BYTES into *b (malloc'd);
+ * LANE_OK, or a status with err's reason, as lane_bundle_read_file. */
+static int read_all(const char *path, unsigned char **b, size_t *n, lane_error *err) {
+  *b = NULL;
+  *n = 0;
+  int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK);   /* a FIFO must not block */
+  if (fd < 0) return bundle_err(err, LANE_EARG, "cannot read '%s': %s", path, strerror(errno));
+  struct stat st;
+  int rc = LANE_OK;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    rc = bundle_err(err, LANE_EARG, "'%s' is not a regular file", path);
+  else if ((unsigned long long)st.st_size > LANE_BUNDLE_MAX_BYTES)
+    rc = bundle_err(err, LANE_EFORMAT, "%lld bytes; a bundle is at most %u MiB",
+                    (long long)st.st_size, LANE_BUNDLE_MAX_BYTES >> 20);
+  else if (!(*b = malloc((size_t)st.st_size + 1)))
+    rc = bundle_err(err, LANE_ENOMEM, "out of memory reading '%s'", path);
+  while (rc == LANE_OK) {   /* to the end, one byte past what stat said, in case it grew */
+    ssize_t k = read(fd, *b + *n, (size_t)st.st_size + 1 - *n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) rc = bundle_err(err, LANE_EARG, "cannot read '%s': %s", path, strerror(errno));
+    else if (k == 0) break;
+    else if ((*n += (size_t)k) > (size_t)st.st_size)
+      rc = bundle_err(err, LANE_EARG, "'%s' changed while it was read", path);
   }
-  fclose(f);
-  if (!b) errno = ENOMEM;
-  *n = len;
-  return b;
+  close(fd);
+  if (rc != LANE_OK) { free(*b); *b = NULL; }
+  return rc;
 }
 
 static const char *signature_word(int s) {
@@ -138,9 +148,9 @@ static void print_text(const char *path, size_t n, const lane_bundle *b, json_t 
   s = json_string_value(json_object_get(m, "tests_file"));
   fprintf(out, "  tests file        %s\n", s ? s : "(none)");
   fprintf(out, "  routes           ");
-  size_t i;
-  json_t *v;
-  json_array_foreach(json_object_get(m, "routes"), i, v) fprintf(out, " %s", json_string_value(v));
+  json_t *a = json_object_get(m, "routes");
+  for (size_t i = 0; i < json_array_size(a); i++)
+    fprintf(out, " %s", json_string_value(json_array_get(a, i)));
   fprintf(out, "\n  tests             %lld\n",
           (long long)json_integer_value(json_object_get(m, "tests")));
   fprintf(out, "  program checksum  %s (%zu bytes)\n",
@@ -151,7 +161,9 @@ static void print_text(const char *path, size_t n, const lane_bundle *b, json_t 
           json_string_value(json_object_get(m, "lane_version")),
           json_string_value(json_object_get(m, "built_at")));
   fprintf(out, "  compile options  ");
-  json_array_foreach(json_object_get(m, "include"), i, v) fprintf(out, " -I %s", json_string_value(v));
+  a = json_object_get(m, "include");
+  for (size_t i = 0; i < json_array_size(a); i++)
+    fprintf(out, " -I %s", json_string_value(json_array_get(a, i)));
   if (json_is_true(json_object_get(m, "no_opt"))) fprintf(out, " -O0");
   if (!json_array_size(json_object_get(m, "include")) && !json_is_true(json_object_get(m, "no_opt")))
     fprintf(out, " (none)");
@@ -204,9 +216,9 @@ int inspect_bundle(const char *path, const char *key, int test, const char *form
     return 2;
   }
   size_t n = 0;
-  unsigned char *bytes = read_all(path, &n);
-  if (!bytes) {
-    fprintf(err, "lane: cannot read '%s': %s\n", path, strerror(errno));
+  unsigned char *bytes = NULL;
+  if (read_all(path, &bytes, &n, &e) != LANE_OK) {
+    fprintf(err, "lane: %s\n", e.message);
     return 2;
   }
   lane_bundle *b = NULL;

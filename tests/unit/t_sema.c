@@ -982,6 +982,9 @@ static void test_sealed(void) {
   lanec_file h[] = {{"examples/policies/x.lane", beside, sizeof beside - 1}};
   is_int(sealed("examples/policies/x.lane", h, 1, NULL, NULL), LANEC_EPOLICY,
          "sealed: examples/policies/support.lane, on disk, is not read");
+  if (!ok(strstr(DIAG, "cannot find module 'support' beside this file") != NULL,
+          "  nor even found"))
+    diag_text(DIAG);
   is_int(sealed("examples/policies/support.lane", h, 1, NULL, NULL), LANEC_EREAD,
          "sealed: a root not in the set cannot be read");
   if (!ok(strstr(DIAG, "cannot read 'examples/policies/support.lane'") != NULL, "  and says so"))
