@@ -218,7 +218,11 @@ void gw_log_close(gw_log *l) {
       n_ += pn_;                                                              \
       if (buf_ != small_) free(buf_);                                         \
     }                                                                         \
-    if (!line_) { gw_metrics_add(g->metrics, "lane_gateway_log_dropped_total", "", 1); break; } \
+    if (!line_) {                                                             \
+      if (buf_ != small_) free(buf_);                                         \
+      gw_metrics_add(g->metrics, "lane_gateway_log_dropped_total", "", 1);    \
+      break;                                                                  \
+    }                                                                         \
     gw_log_put(g->log, line_, n_);                                            \
   } while (0)
 

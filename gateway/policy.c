@@ -454,8 +454,12 @@ char *gw_health_json(gw *g) {
   char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   if (s) {
-    char *nl = realloc(s, strlen(s) + 2);
-    if (nl) strcat(nl, "\n"), s = nl;
+    size_t n = strlen(s);
+    char *nl = realloc(s, n + 2);
+    if (nl) {
+      memcpy(nl + n, "\n", 2);
+      s = nl;
+    }
   }
   return s;
 }
