@@ -35,3 +35,16 @@ echo "    --chart $out/chart.svg"
   --chart "$out/chart.svg" | sed 's/^/  /'
 echo
 echo "chart: $out/chart.svg (cost so far and model mix over the hour, old dashed, new solid)"
+echo
+
+# Ship: a signed bundle of the new policy, checked as the gateway checks it
+# before it swaps it in (signature, then the policy's tests).
+rm -f "$out/release.key" "$out/release.pub"
+"$LANE" keygen -o "$out/release" >/dev/null
+echo "\$ lane build examples/swap/allin.lane -o $out/allin.bundle --sign $out/release.key --revision allin-1"
+"$LANE" build examples/swap/allin.lane -o "$out/allin.bundle" --sign "$out/release.key" \
+  --revision allin-1 | sed 's/^/  /'
+echo "\$ lane inspect $out/allin.bundle --key $out/release.pub --test"
+"$LANE" inspect "$out/allin.bundle" --key "$out/release.pub" --test | sed 's/^/  /'
+echo "then: \"policy\": \"allin.bundle\", \"policy_key\": \"release.pub\" in the gateway's config," \
+  "and kill -HUP (gateway/README.md, \"Reloading the policy\")"
