@@ -114,7 +114,7 @@ typedef struct gw_policy {
   int                 f_input, f_output, f_cached; /* token fields for costs */
   uint64_t            generation; /* lane_runtime_generation of the view */
   uint64_t            digest;  /* FNV-1a 64 of the bytes it was loaded from */
-  char                revision[96]; /* a bundle's revision, or "lanec-" and
+  char                revision[160]; /* a bundle's revision (at most 128 bytes), or "lanec-" and
                                        the program's checksum */
 } gw_policy;
 
@@ -147,7 +147,7 @@ typedef struct gw {
   char          etag[256];   /* the policy URL's last ETag */
   unsigned char pubkey[32];  /* policy_key's public key */
   int           key_set;     /* 1: only bundles it signed are served */
-  char          last_reload[600]; /* the last reload's result, for /healthz */
+  char          last_reload[640]; /* the last reload's result, for /healthz */
   uint64_t      last_reload_ms; /* when (wall clock ms), 0 never */
   atomic_uint_least64_t reloads, reload_failures;
   pthread_t     poller;      /* polls the policy (poll_s > 0) */

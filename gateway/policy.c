@@ -316,7 +316,7 @@ int gw_policy_start(gw *g, char *why, size_t cap) {
     g->key_set = 1;
   }
   fetch f = {{0}, (size_t)g->cfg.max_policy_bytes, 0, ""};
-  char rev[96];
+  char rev[160];
   int got = is_url(g->cfg.policy) ? get_url(g, &f, why, cap) : get_file(g, &f, why, cap);
   if (got == 0) snprintf(why, cap, "%s: 304 Not Modified to a first request", g->cfg.policy);
   lane_program *p = got > 0 ? program_of(g, &f, rev, sizeof rev, why, cap) : NULL;
@@ -355,7 +355,7 @@ void gw_policy_stop(gw *g) {
 }
 
 int gw_reload(gw *g, const char *cause) {
-  char why[400], rev[96], text[600];
+  char why[400], rev[160], text[640];
   pthread_mutex_lock(&g->reload_lock);
   fetch f = {{0}, (size_t)g->cfg.max_policy_bytes, 0, ""};
   int got = is_url(g->cfg.policy) ? get_url(g, &f, why, sizeof why)
