@@ -54,12 +54,13 @@ struct vm_hub {
   atomic_size_t         bytes;      /* allocated for the hub's state */
   atomic_uint_least64_t saves;      /* lane_runtime_save calls: temp names */
   atomic_uint_least64_t logseq;     /* decision records without an id (log.c) */
+  void                 *raw;        /* what calloc gave, the hub 64-aligned in it */
   lane_runtime          handle;     /* what lane_runtime_new returns */
 };
 
 static vm_hub *hub_of(const lane_runtime *rt) { return rt->hub; }
 
-size_t vm_hub_bytes(void) { return sizeof(vm_hub); }
+size_t vm_hub_bytes(void) { return sizeof(vm_hub) + 63; }
 
 void *vm_calloc(const lane_runtime *rt, size_t n, size_t size) {
   void *p = calloc(n, size);
@@ -333,11 +334,14 @@ lane_runtime *lane_runtime_new_with(const lane_program *p, const lane_runtime_op
          VM_MAX_KEYS);
     return NULL;
   }
-  vm_hub *h = aligned_alloc(64, (sizeof *h + 63) / 64 * 64);
-  if (!h) { errf(err, LANE_ENOMEM, "out of memory creating a runtime"); return NULL; }
-  memset(h, 0, sizeof *h);
+  /* calloc, aligned by hand: a host's malloc interposer (t_alloc) or a
+   * sanitizer's sees one allocator for every call of liblane. */
+  void *raw = calloc(1, sizeof(vm_hub) + 63);
+  if (!raw) { errf(err, LANE_ENOMEM, "out of memory creating a runtime"); return NULL; }
+  vm_hub *h = (vm_hub *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+  h->raw = raw;
   lane_runtime *rt = &h->handle;
-  ST(&h->bytes, sizeof *h);
+  ST(&h->bytes, sizeof(vm_hub) + 63);
   if (opt) rt->opt = *opt;
   if (!rt->opt.clock && rt->opt.frozen) {
     rt->opt.clock = frozen_clock;
@@ -357,7 +361,7 @@ lane_runtime *lane_runtime_new_with(const lane_program *p, const lane_runtime_op
   lane_runtime *v = view_new(h, p);
   if (!v || view_fill(v) != 0) {
     if (v) view_free(v);
-    free(h);
+    free(h->raw);
     errf(err, LANE_ENOMEM, "out of memory creating a runtime");
     return NULL;
   }
@@ -375,7 +379,7 @@ void lane_runtime_free(lane_runtime *rt) {
   if (!rt->handle) { lane_runtime_release(rt); return; }
   vm_hub *h = hub_of(rt);
   view_unref((lane_runtime *)atomic_load(&h->cur));
-  free(h);
+  free(h->raw);
 }
 
 lane_runtime *lane_runtime_acquire(lane_runtime *rt) {
