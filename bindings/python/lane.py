@@ -100,6 +100,19 @@ class _LiveStats(ctypes.Structure):
                 ("state", ctypes.c_int), ("until_ms", ctypes.c_uint64)]
 
 
+_NoteFn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p)
+
+
+class _StateReport(ctypes.Structure):
+    _fields_ = [("note", _NoteFn), ("note_ctx", ctypes.c_void_p),
+                ("budgets_kept", ctypes.c_uint32), ("budgets_dropped", ctypes.c_uint32),
+                ("budgets_new", ctypes.c_uint32), ("budgets_shifted", ctypes.c_uint32),
+                ("keys_kept", ctypes.c_uint64), ("keys_expired", ctypes.c_uint64),
+                ("keys_overflowed", ctypes.c_uint64), ("models_kept", ctypes.c_uint32),
+                ("models_dropped", ctypes.c_uint32), ("nnotes", ctypes.c_uint32),
+                ("notes", ctypes.c_char * 1024)]
+
+
 # ---- loading the libraries ------------------------------------------------
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -165,6 +178,12 @@ for _n, _res, _args in [
         ("lane_budget_spent", ctypes.c_int, [_R, ctypes.c_int, ctypes.c_uint64,
                                              ctypes.POINTER(ctypes.c_double)]),
         ("lane_runtime_snapshot", ctypes.c_size_t, [_R, ctypes.c_char_p, ctypes.c_size_t]),
+        ("lane_runtime_swap", ctypes.c_int, [_R, _P, ctypes.POINTER(_StateReport),
+                                             ctypes.POINTER(_Error)]),
+        ("lane_runtime_acquire", _R, [_R]),
+        ("lane_runtime_release", None, [_R]),
+        ("lane_runtime_program", _P, [_R]),
+        ("lane_runtime_generation", ctypes.c_uint64, [_R]),
         ("lane_decide_route", ctypes.c_int, [_R, ctypes.c_int, ctypes.POINTER(_Request),
                                              ctypes.POINTER(_Decision)]),
         ("lane_decide_traced", ctypes.c_int, [_R, ctypes.c_int, ctypes.POINTER(_Request),
@@ -257,8 +276,15 @@ class Program:
         with open(path, "rb") as f:
             return cls(f.read(), path=os.path.abspath(path))
 
+    @classmethod
+    def _of_view(cls, ptr):
+        """A view's program: lives as long as the view holds it."""
+        p = cls.__new__(cls)
+        p._p, p.path, p._borrowed = ptr, None, True
+        return p
+
     def __del__(self):
-        if getattr(self, "_p", None):
+        if getattr(self, "_p", None) and not getattr(self, "_borrowed", False):
             _lib.lane_program_free(self._p)
             self._p = None
 
@@ -441,6 +467,36 @@ class Runtime:
             _lib.lane_runtime_free(self._rt)
             self._rt = None
 
+    def swap(self, prog):
+        """Makes prog the program this runtime serves (lane_runtime_swap),
+        while other threads go on deciding: live state carries over by
+        meaning. Returns what was kept and dropped, with the notes. prog
+        belongs to the runtime afterwards: the Program object is emptied.
+        Build requests from a view (acquire) after a swap."""
+        rep, err = _StateReport(), _Error()
+        if not getattr(prog, "_p", None) or getattr(prog, "_borrowed", False):
+            raise LaneError(EARG, "swap takes a Program of your own, loaded and not swapped in "
+                            "before")
+        if _lib.lane_runtime_swap(self._rt, prog._p, ctypes.byref(rep), ctypes.byref(err)) != OK:
+            _raise(err)
+        prog._p = None
+        keys = ("budgets_kept", "budgets_dropped", "budgets_new", "keys_kept", "models_kept",
+                "models_dropped")
+        out = {k: getattr(rep, k) for k in keys}
+        out["notes"] = [n for n in rep.notes.decode("utf-8", "replace").split("\n") if n]
+        return out
+
+    def acquire(self):
+        """A View: the program served now, pinned with this runtime's live
+        state for as long as the view is held (a request's whole life);
+        use it as a context manager, or call release()."""
+        return View(self)
+
+    @property
+    def generation(self):
+        """1 for the first program, one more at each swap."""
+        return _lib.lane_runtime_generation(self._rt)
+
     def _route(self, route):
         i = _lib.lane_route(self.prog._p, route.encode())
         if i < 0:
@@ -594,3 +650,29 @@ class Runtime:
     def snapshot(self):
         """Live state as a dict (lane_runtime_snapshot)."""
         return json.loads(self.snapshot_text())
+
+
+class View(Runtime):
+    """A program pinned in a runtime (lane_runtime_acquire): decides,
+    observes and charges as its Runtime does, always with the program it
+    pinned, whatever swaps happen; what it charges counts for the programs
+    after it. .prog is that program (build requests from it). Release it
+    (or leave the with block) when the request is done."""
+
+    def __init__(self, rt):
+        self._owner = rt          # the runtime outlives its views
+        self._rt = _lib.lane_runtime_acquire(rt._rt)
+        self.prog = Program._of_view(_lib.lane_runtime_program(self._rt))
+
+    def release(self):
+        if getattr(self, "_rt", None):
+            _lib.lane_runtime_release(self._rt)
+            self._rt = None
+
+    __del__ = release
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()

@@ -245,11 +245,37 @@ try:
         th.join()
     is_(good, 200, "200 snapshots while keys are added: every one is whole JSON")
 
+    # hot swap: a view keeps its program; the runtime swaps; spend is kept
+    srt = lane.Runtime(prog)
+    is_(srt.generation, 1, "a new runtime serves generation 1")
+    with srt.acquire() as v1:
+        r1 = v1.prog.request(tenant="acme", input_tokens=1000)
+        d1 = v1.decide("support", r1)
+        v1.charge(r1, 0.25)
+        prog2 = lane.Program.load(lanec)
+        rep = srt.swap(prog2)
+        ok(rep["budgets_kept"] >= 1 and rep["models_kept"] == len(prog.models) and
+           prog2._p is None, "swap: budgets and models kept by meaning (%r)" % rep)
+        is_(srt.generation, 2, "...generation 2")
+        d1b = v1.decide("support", r1)
+        is_(d1b.primary, d1.primary, "a view pinned before the swap still decides on its program")
+        v1.charge(r1, 0.5)
+    with srt.acquire() as v2:
+        is_(v2.generation, 2, "a view acquired now pins the new program")
+        is_(round(v2.spent("tenant_daily", "acme"), 9), 0.75,
+            "charges through the old view and before the swap add up in the new program")
+    try:
+        srt.swap(prog2)
+        ok(False, "an emptied Program cannot be swapped in again")
+    except lane.LaneError as e:
+        ok(e.status == "LANE_EARG", "an emptied Program cannot be swapped in again: " + e.message)
+
     # ABI and layout: every field of every struct lane.py mirrors sits at the
     # offset, with the size, that the C compiler gives it in lane.h.
     cnames = {"_Error": "lane_error", "_Request": "lane_request",
               "_Decision": "lane_decision", "_Event": "lane_event", "_Trace": "lane_trace",
-              "_LiveStats": "lane_live_stats", "_Value": "lane_value"}
+              "_LiveStats": "lane_live_stats", "_Value": "lane_value",
+              "_StateReport": "lane_state_report"}
     want = {}
     lines = ['#include <stddef.h>', '#include <stdio.h>', '#include "lane.h"',
              'int main(void) {']
