@@ -85,6 +85,15 @@ def launch(T, a, cfg, env, name):
     return proc, (int(m.group(1)) if m else None), errlog
 
 
+def served_from(base_cfg, **kw):
+    """A config serving route spend of kw["policy"], without the main
+    suite's decision log and state file."""
+    cfg = dict(base_cfg, route="spend", defaults={}, **kw)
+    cfg.pop("decision_log", None)
+    cfg.pop("state_file", None)
+    return cfg
+
+
 def finish(proc):
     proc.terminate()
     try:
@@ -305,10 +314,8 @@ def url_suite(T, a, base_cfg, env):
     served = os.path.join(a.out, "reload_served.lanec")
     install(v1, served)
     srv = PolicyServer(served)
-    cfg = dict(base_cfg, policy="http://127.0.0.1:%d/policy" % srv.port, route="spend",
-               defaults={}, reload={"poll_s": 1, "timeout_ms": 2000, "max_bytes": 1 << 20})
-    cfg.pop("decision_log", None)
-    cfg.pop("state_file", None)
+    cfg = served_from(base_cfg, policy="http://127.0.0.1:%d/policy" % srv.port,
+                      reload={"poll_s": 1, "timeout_ms": 2000, "max_bytes": 1 << 20})
     proc, port, errlog = launch(T, a, cfg, env, "gateway-url")
     try:
         if not T.ok(port is not None, "url: lane-gateway starts on a policy fetched over HTTP"):
@@ -404,10 +411,7 @@ def bundle_suite(T, a, base_cfg, env):
         return
     live = os.path.join(out, "bundle_live.bundle")
     install(b["v1"], live)
-    cfg = dict(base_cfg, policy="bundle_live.bundle", route="spend", defaults={},
-               policy_key="release.pub")
-    cfg.pop("decision_log", None)
-    cfg.pop("state_file", None)
+    cfg = served_from(base_cfg, policy="bundle_live.bundle", policy_key="release.pub")
     proc, port, errlog = launch(T, a, cfg, env, "gateway-bundle")
     try:
         if not T.ok(port is not None, "bundles: lane-gateway starts on a signed bundle"):
