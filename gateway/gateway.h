@@ -62,6 +62,8 @@ typedef struct gw_config {
   long     poll_s;           /* reload.poll_s: check the policy this often; 0 never */
   long     fetch_timeout_ms; /* reload.timeout_ms: one fetch of a policy URL */
   long     max_policy_bytes; /* reload.max_bytes: largest policy accepted */
+  int      allow_rollback;   /* reload.allow_rollback: serve a signed bundle
+                                built before the one served */
   char    *route;            /* default route (x-lane-route overrides) */
   char    *state_file;       /* budget spend kept across restarts, or NULL */
   long     deadline_ms;      /* whole request, all attempts (default 60000) */
@@ -114,6 +116,7 @@ typedef struct gw_policy {
   int                 f_input, f_output, f_cached; /* token fields for costs */
   uint64_t            generation; /* lane_runtime_generation of the view */
   uint64_t            digest;  /* FNV-1a 64 of the bytes it was loaded from */
+  char                built_at[40]; /* a bundle's build time (ISO 8601 UTC), or "" */
   char                revision[160]; /* a bundle's revision (at most 128 bytes), or "lanec-" and
                                        the program's checksum */
 } gw_policy;
@@ -147,7 +150,7 @@ typedef struct gw {
   char          etag[256];   /* the policy URL's last ETag */
   unsigned char pubkey[32];  /* policy_key's public key */
   int           key_set;     /* 1: only bundles it signed are served */
-  char          last_reload[640]; /* the last reload's result, for /healthz */
+  char          last_reload[900]; /* the last reload's result, for /healthz */
   uint64_t      last_reload_ms; /* when (wall clock ms), 0 never */
   atomic_uint_least64_t reloads, reload_failures;
   pthread_t     poller;      /* polls the policy (poll_s > 0) */

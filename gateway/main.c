@@ -110,6 +110,7 @@ static int load_config(gw_config *c, const char *file, char *why, size_t cap) {
   c->poll_s = num(rl, "poll_s", 0);
   c->fetch_timeout_ms = num(rl, "timeout_ms", 10000);
   c->max_policy_bytes = num(rl, "max_bytes", 64L << 20);
+  c->allow_rollback = json_is_true(json_object_get(rl, "allow_rollback"));
   c->route = dup_or_null(json_string_value(json_object_get(o, "route")));
   c->state_file = config_path(file, json_string_value(json_object_get(o, "state_file")));
   c->deadline_ms = num(o, "deadline_ms", 60000);

@@ -72,6 +72,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx) {
 static size_t on_header(char *p, size_t size, size_t n, void *ctx) {
   fetch *f = ctx;
   size_t k = size * n;
+  if (k > 5 && !strncmp(p, "HTTP/", 5)) f->etag[0] = 0;   /* a new response (a redirect's next) */
   if (k > 5 && !strncasecmp(p, "etag:", 5)) {
     const char *v = p + 5;
     size_t len = k - 5;
@@ -106,6 +107,11 @@ static int get_url(gw *g, fetch *f, char *why, size_t cap) {
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, g->cfg.connect_timeout_ms);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+  /* http or https only, and an https policy is never redirected to
+   * anything but https. */
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR,
+                   strncmp(g->cfg.policy, "https:", 6) ? "http,https" : "https");
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, err);
   curl_easy_setopt(e, CURLOPT_USERAGENT, "lane-gateway/" LANE_VERSION_STRING);
@@ -130,14 +136,16 @@ static int get_file(gw *g, fetch *f, char *why, size_t cap) {
   if (!fp) return snprintf(why, cap, "%s: %s", g->cfg.policy, strerror(errno)), -1;
   char chunk[65536];
   size_t k;
+  int short_ = 0;
   while ((k = fread(chunk, 1, sizeof chunk, fp)) > 0)
-    if (on_body(chunk, 1, k, f) != k) break;
+    if (on_body(chunk, 1, k, f) != k) { short_ = 1; break; }
   int bad = ferror(fp);
   fclose(fp);
   if (f->too_big)
     return snprintf(why, cap, "%s: larger than reload.max_bytes (%ld bytes)", g->cfg.policy,
                     g->cfg.max_policy_bytes), -1;
-  if (bad || (k && !f->body.p)) return snprintf(why, cap, "%s: cannot be read", g->cfg.policy), -1;
+  if (short_) return snprintf(why, cap, "%s: out of memory reading it", g->cfg.policy), -1;
+  if (bad) return snprintf(why, cap, "%s: cannot be read", g->cfg.policy), -1;
   return 1;
 }
 
@@ -158,8 +166,8 @@ static void failures_of(const char *report, char *out, size_t cap) {
 
 /* The program in a bundle: opened (with policy_key, its signature
  * verified), its tests run, its program taken. NULL with why. */
-static lane_program *bundle_program(gw *g, const fetch *f, char *rev, size_t rcap, char *why,
-                                    size_t cap) {
+static lane_program *bundle_program(gw *g, const fetch *f, char *rev, size_t rcap, char *built,
+                                    char *why, size_t cap) {
   lane_error err;
   lane_bundle *b = NULL;
   if (lane_bundle_open(f->body.p, f->body.n, g->key_set ? g->pubkey : NULL, &b, &err) != LANE_OK)
@@ -178,10 +186,16 @@ static lane_program *bundle_program(gw *g, const fetch *f, char *rev, size_t rca
     failures_of(report, what, sizeof what);
     snprintf(why, cap, "%s: revision %s: %d of its tests failed: %s", g->cfg.policy,
              lane_bundle_revision(b), failed, what);
+    for (char *c = report; *c; c++)   /* test names are the bundle's text */
+      if (((unsigned char)*c < 0x20 && *c != '\n' && *c != '\t') || *c == 0x7f) *c = '?';
     fprintf(stderr, "lane-gateway: the tests of %s, revision %s:\n%s", g->cfg.policy,
             lane_bundle_revision(b), report);
   } else {
     snprintf(rev, rcap, "%s", lane_bundle_revision(b));
+    json_t *m = json_loads(lane_bundle_manifest(b), 0, NULL);
+    const char *at = json_string_value(json_object_get(m, "built_at"));
+    snprintf(built, sizeof ((gw_policy *)0)->built_at, "%s", at ? at : "");
+    json_decref(m);
     p = lane_bundle_take_program(b);
   }
   free(report);
@@ -191,12 +205,13 @@ static lane_program *bundle_program(gw *g, const fetch *f, char *rev, size_t rca
 
 /* The program in bytes (a bare .lanec or a bundle), its revision into
  * rev: NULL with why. */
-static lane_program *program_of(gw *g, const fetch *f, char *rev, size_t rcap, char *why,
-                                size_t cap) {
+static lane_program *program_of(gw *g, const fetch *f, char *rev, size_t rcap, char *built,
+                                char *why, size_t cap) {
   lane_error err;
+  built[0] = 0;
   static const char lanec_magic[8] = {(char)0x89, 'L', 'N', 'C', 0x0d, 0x0a, 0x1a, 0x0a};
   if (f->body.n < 8 || memcmp(f->body.p, lanec_magic, 8))
-    return bundle_program(g, f, rev, rcap, why, cap);
+    return bundle_program(g, f, rev, rcap, built, why, cap);
   if (g->key_set)
     return snprintf(why, cap, "%s: policy_key is set, so only a signed bundle is accepted, and "
                     "this is a bare .lanec (make one with `lane build --sign`)", g->cfg.policy),
@@ -212,6 +227,20 @@ static int servable(gw *g, const lane_program *p, char *why, size_t cap) {
   if (lane_route(p, g->cfg.route) < 0)
     return snprintf(why, cap, "%s: the policy has no route '%s' (the gateway's \"route\")",
                     g->cfg.policy, g->cfg.route), -1;
+  return 0;
+}
+
+/* With policy_key, a signed bundle built before the one served is an
+ * old release: someone who controls the source could roll the gateway
+ * back with it. Refused unless reload.allow_rollback; 1 when servable. */
+static int not_older(gw *g, const char *rev, const char *built, char *why, size_t cap) {
+  const gw_policy *cur = g->pol;
+  if (!g->key_set || g->cfg.allow_rollback || !built[0] || !cur->built_at[0] ||
+      strcmp(built, cur->built_at) >= 0)
+    return 1;
+  snprintf(why, cap, "%s: revision %s was built at %s, before the revision served (%s, built at "
+           "%s): a rollback (set reload.allow_rollback to allow it)", g->cfg.policy, rev, built,
+           cur->revision, cur->built_at);
   return 0;
 }
 
@@ -238,7 +267,7 @@ gw_policy *gw_policy_get(gw *g) {
 
 /* The policy of the view active now (the caller holds reload_lock, so it
  * is the program just swapped in); says which providers it lacks. */
-static gw_policy *policy_new(gw *g, const char *rev, uint64_t digest) {
+static gw_policy *policy_new(gw *g, const char *rev, const char *built, uint64_t digest) {
   gw_policy *p = calloc(1, sizeof *p);
   if (!p) return NULL;
   atomic_init(&p->refs, 1);
@@ -247,6 +276,7 @@ static gw_policy *policy_new(gw *g, const char *rev, uint64_t digest) {
   p->generation = lane_runtime_generation(p->rt);
   p->digest = digest;
   snprintf(p->revision, sizeof p->revision, "%s", rev);
+  snprintf(p->built_at, sizeof p->built_at, "%s", built);
   int n = lane_model_count(p->prog);
   p->model_provider = malloc(sizeof(int) * (size_t)(n ? n : 1));
   if (!p->model_provider) { policy_free(p); return NULL; }
@@ -316,10 +346,10 @@ int gw_policy_start(gw *g, char *why, size_t cap) {
     g->key_set = 1;
   }
   fetch f = {{0}, (size_t)g->cfg.max_policy_bytes, 0, ""};
-  char rev[160];
+  char rev[160], built[40];
   int got = is_url(g->cfg.policy) ? get_url(g, &f, why, cap) : get_file(g, &f, why, cap);
   if (got == 0) snprintf(why, cap, "%s: 304 Not Modified to a first request", g->cfg.policy);
-  lane_program *p = got > 0 ? program_of(g, &f, rev, sizeof rev, why, cap) : NULL;
+  lane_program *p = got > 0 ? program_of(g, &f, rev, sizeof rev, built, why, cap) : NULL;
   uint64_t digest = fnv1a(f.body.p ? f.body.p : "", f.body.n);
   gw_buf_free(&f.body);
   if (!p) return -1;
@@ -335,7 +365,7 @@ int gw_policy_start(gw *g, char *why, size_t cap) {
    * A reload swaps it out, so it is handed to the runtime too: swapping
    * it back in would be refused, it is freed at the end (gw_policy_stop). */
   g->first = p;
-  gw_policy *pol = policy_new(g, rev, digest);
+  gw_policy *pol = policy_new(g, rev, built, digest);
   if (!pol) return snprintf(why, cap, "out of memory"), -1;
   snprintf(g->etag, sizeof g->etag, "%s", f.etag);
   publish(g, pol);
@@ -355,7 +385,7 @@ void gw_policy_stop(gw *g) {
 }
 
 int gw_reload(gw *g, const char *cause) {
-  char why[400], rev[160], text[640];
+  char why[640], rev[160], text[900], built[40];
   pthread_mutex_lock(&g->reload_lock);
   fetch f = {{0}, (size_t)g->cfg.max_policy_bytes, 0, ""};
   int got = is_url(g->cfg.policy) ? get_url(g, &f, why, sizeof why)
@@ -367,8 +397,8 @@ int gw_reload(gw *g, const char *cause) {
     snprintf(text, sizeof text, "unchanged: still %s", g->pol->revision);
     record(g, cause, "unchanged", text);
     rc = 0;
-  } else if (got > 0 && (p = program_of(g, &f, rev, sizeof rev, why, sizeof why)) != NULL &&
-             servable(g, p, why, sizeof why) == 0) {
+  } else if (got > 0 && (p = program_of(g, &f, rev, sizeof rev, built, why, sizeof why)) != NULL &&
+             servable(g, p, why, sizeof why) == 0 && not_older(g, rev, built, why, sizeof why)) {
     lane_state_report rep;
     lane_error err;
     memset(&rep, 0, sizeof rep);
@@ -376,7 +406,7 @@ int gw_reload(gw *g, const char *cause) {
       snprintf(why, sizeof why, "%s: %s", g->cfg.policy, err.message);
     } else {
       p = NULL;   /* the runtime's now */
-      gw_policy *pol = policy_new(g, rev, digest);
+      gw_policy *pol = policy_new(g, rev, built, digest);
       if (!pol) {
         snprintf(why, sizeof why, "out of memory");
       } else {

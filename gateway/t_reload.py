@@ -354,8 +354,11 @@ def url_suite(T, a, base_cfg, env):
     T.ok("Sanitizer" not in log, "url: no sanitizer report", log[-3000:])
 
 
-def lane(a, *args):
-    return subprocess.run([a.lane] + list(args), capture_output=True, text=True, timeout=120)
+def lane(a, *args, at=None):
+    """Runs lane; at: the build time a bundle records (SOURCE_DATE_EPOCH)."""
+    env = dict(os.environ, SOURCE_DATE_EPOCH=str(at)) if at else None
+    return subprocess.run([a.lane] + list(args), capture_output=True, text=True, timeout=120,
+                          env=env)
 
 
 def reload_once(proc, gw, src, live):
@@ -388,12 +391,15 @@ def bundle_suite(T, a, base_cfg, env):
     open(v2src, "w").write(src.replace("otherwise -> alpha, then beta", "otherwise -> beta, then alpha")
                            + test.replace("alpha first", "beta first").replace("== alpha", "== beta"))
     b = {name: os.path.join(out, "b_%s.bundle" % name) for name in
-         ("v1", "v2", "unsigned", "other", "tampered", "good", "failing")}
+         ("v1", "v2", "v3", "unsigned", "other", "tampered", "good", "failing")}
     b["lanec"] = os.path.join(out, "b_v1.lanec")
+    t0 = 1800000000   # build times: v1 first, v2 ten seconds later, v3 (v1 again) last
     rs = [lane(a, "build", v1src, "-o", b["v1"], "--sign", os.path.join(out, "release.key"),
-               "--revision", "r1"),
+               "--revision", "r1", at=t0),
           lane(a, "build", v2src, "-o", b["v2"], "--sign", os.path.join(out, "release.key"),
-               "--revision", "r2"),
+               "--revision", "r2", at=t0 + 10),
+          lane(a, "build", v1src, "-o", b["v3"], "--sign", os.path.join(out, "release.key"),
+               "--revision", "r3", at=t0 + 20),
           lane(a, "build", v2src, "-o", b["unsigned"], "--revision", "r2-unsigned"),
           lane(a, "build", v2src, "-o", b["other"], "--sign", os.path.join(out, "other.key"),
                "--revision", "r2-other"),
@@ -406,7 +412,7 @@ def bundle_suite(T, a, base_cfg, env):
                                                         "expect primary == delta"))
     rs.append(subprocess.run(edit + ["set-source", b["good"], b["failing"], v1src, bad_src],
                              capture_output=True, text=True))
-    if not T.ok(all(r.returncode == 0 for r in rs), "bundles: keys made, 7 bundles built or altered, a .lanec compiled",
+    if not T.ok(all(r.returncode == 0 for r in rs), "bundles: keys made, 8 bundles built or altered, a .lanec compiled",
                 "\n".join(r.stderr for r in rs if r.returncode)):
         return
     live = os.path.join(out, "bundle_live.bundle")
@@ -420,8 +426,8 @@ def bundle_suite(T, a, base_cfg, env):
         T.is_eq(health(gw).get("revision"), "r1", "bundles: /healthz names the bundle's revision")
         steps = [("v2", "ok", "r2", None), ("tampered", "failed", "r2", "signature"),
                  ("unsigned", "failed", "r2", "not signed"), ("other", "failed", "r2", "key"),
-                 ("v1", "ok", "r1", None), ("good", "failed", "r1", "not signed"),
-                 ("lanec", "failed", "r1", "bare .lanec")]
+                 ("v1", "failed", "r2", "rollback"), ("v3", "ok", "r3", None),
+                 ("good", "failed", "r3", "not signed"), ("lanec", "failed", "r3", "bare .lanec")]
         results = []
 
         def reloads():
@@ -436,13 +442,13 @@ def bundle_suite(T, a, base_cfg, env):
                  "bundles: %s -> %s, serving %s (%s)" % (name, want, rev, res[:160]), h)
         total = sum(len(x) for x in seen)
         T.ok(total > 20 and all(st == 200 for x in seen for st, _, _ in x),
-             "bundles: every one of %d requests during the 7 reloads answered 200" % total)
-        want = {"r1": "alpha", "r2": "beta"}
+             "bundles: every one of %d requests during the 8 reloads answered 200" % total)
+        want = {"r1": "alpha", "r2": "beta", "r3": "alpha"}
         T.ok(all(want.get(rv) == pm for x in seen for _, rv, pm in x),
              "bundles: every answer is its revision's program's")
         h = health(gw)
-        T.ok(h.get("reload_failures") == 5 and h.get("generation") == 3,
-             "bundles: 5 reloads refused, 2 made (generation 3)", h)
+        T.ok(h.get("reload_failures") == 6 and h.get("generation") == 3,
+             "bundles: 6 reloads refused, 2 made (generation 3)", h)
     finally:
         rc = finish(proc)
     T.is_eq(rc, 0, "bundles: lane-gateway stops cleanly")

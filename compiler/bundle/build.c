@@ -168,8 +168,7 @@ static int by_path(const void *a, const void *b) {
   return strcmp(((const lanec_file *)a)->path, ((const lanec_file *)b)->path);
 }
 
-/* A revision: 1 to 128 letters, digits and . _ - + : / @. */
-static int revision_ok(const char *r) {
+int bundle_revision_ok(const char *r) {
   size_t n = strlen(r);
   if (n < 1 || n > BUNDLE_MAX_REVISION) return 0;
   for (size_t i = 0; i < n; i++)
@@ -229,7 +228,7 @@ int bundle_make(const lanec_result *r, const lanec_opts *co, const bundle_build_
   if (!r || r->status != LANEC_OK || !r->bytes || !r->prog || !r->unit || !r->unit->nmods)
     return bundle_err(err, LANE_EARG, "no compiled policy to bundle");
   if (bundle_sodium(err) != LANE_OK) return LANE_ENOMEM;
-  if (o->revision && !revision_ok(o->revision)) {
+  if (o->revision && !bundle_revision_ok(o->revision)) {
     char q[72];
     return bundle_err(err, LANE_EARG, "revision '%s': use 1 to %d letters, digits and . _ - + : / @",
                       bundle_quote(o->revision, strlen(o->revision), q), BUNDLE_MAX_REVISION);

@@ -23,6 +23,9 @@
 #define BUNDLE_MAX_MANIFEST (1u << 20)   /* bytes of the MANIFEST */
 #define BUNDLE_SIG_BYTES    64           /* an Ed25519 signature */
 #define BUNDLE_MAX_REVISION 128          /* bytes of a revision */
+/* A revision: 1 to 128 letters, digits and . _ - + : / @ (so it can be
+ * shown anywhere as it is); checked when a bundle is built and opened. */
+int bundle_revision_ok(const char *r);
 
 /* Entry kinds, in the order a bundle holds them. */
 enum bundle_kind {

@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_INCLUDE 1024   /* -I directories a manifest may record */
+#define MAX_INCLUDE 64     /* -I directories a manifest may record (each import looks in all) */
 
 struct lane_bundle {
   unsigned char       *bytes;        /* the copy every entry points into */
@@ -165,6 +165,9 @@ static int read_fields(lane_bundle *b, json_t *m, lane_error *err) {
     return bundle_err(err, LANE_EFORMAT, "manifest: \"bundle_version\" is not %d, the container's",
                       LANE_BUNDLE_VERSION);
   if (!(s = string_of(m, "revision", BUNDLE_MAX_REVISION, err))) return LANE_EFORMAT;
+  if (!bundle_revision_ok(s))
+    return bad(err, "manifest: the revision has characters other than letters, digits and "
+               "'._-+:/@'");
   if (!(b->revision = dup_of(s))) return LANE_ENOMEM;
   if (check_files(b, m, err) != LANE_OK) return LANE_EFORMAT;
   if (!(s = string_of(m, "policy", BUNDLE_MAX_NAME, err))) return LANE_EFORMAT;

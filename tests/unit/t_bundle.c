@@ -333,6 +333,9 @@ static void test_manifest(void) {
     {"extra", json_true(), "unknown field \"extra\""},
     {"revision", NULL, "no \"revision\""},
     {"revision", json_integer(1), "\"revision\" is not a string"},
+    /* a revision is shown as it is (terminals, logs): only the characters
+     * `lane build` takes, not an escape sequence or a forged log line */
+    {"revision", json_string("v1\x1b[31mRED\nFAKE: ok"), "the revision has characters other"},
     {"policy", json_string("p/nope.lane"), "the policy 'p/nope.lane' is not in the bundle"},
     {"tests_file", json_string("p/nope.lane"), "the tests file 'p/nope.lane' is not in the bundle"},
     {"include", json_string("inc"), "\"include\" is not an array"},
