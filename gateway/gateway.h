@@ -129,7 +129,9 @@ void gw_policy_put(gw_policy *p);
 int gw_policy_start(struct gw *g, char *why, size_t cap);
 /* Loads the policy again (cause: "SIGHUP", "poll") and swaps it in if it
  * changed and passes every check. 1 swapped, 0 unchanged, -1 refused
- * (the gateway keeps serving the old one; the reason is in last_reload). */
+ * (the gateway keeps serving the old one; the reason is in last_reload).
+ * A poll that finds the bytes refused last time refuses them again
+ * without testing or counting them; a SIGHUP checks them anew. */
 int gw_reload(struct gw *g, const char *cause);
 /* The thread that polls the policy every poll_s (none when 0). */
 int gw_poller_start(struct gw *g);
@@ -152,6 +154,8 @@ typedef struct gw {
   int           key_set;     /* 1: only bundles it signed are served */
   char          last_reload[900]; /* the last reload's result, for /healthz */
   uint64_t      last_reload_ms; /* when (wall clock ms), 0 never */
+  uint64_t      refused_digest; /* the bytes last refused: polling does not
+                                   fetch-and-test them again (SIGHUP does) */
   atomic_uint_least64_t reloads, reload_failures;
   pthread_t     poller;      /* polls the policy (poll_s > 0) */
   int           poller_on;

@@ -393,7 +393,10 @@ int gw_reload(gw *g, const char *cause) {
   uint64_t digest = fnv1a(f.body.p ? f.body.p : "", f.body.n);
   int rc = -1;
   lane_program *p = NULL;
-  if (got == 0 || (got > 0 && digest == g->pol->digest)) {
+  if (got > 0 && g->refused_digest == digest && digest != g->pol->digest &&
+      !strcmp(cause, "poll")) {
+    rc = -2;   /* refused already, bytes unchanged: not tested again until they change */
+  } else if (got == 0 || (got > 0 && digest == g->pol->digest)) {
     snprintf(text, sizeof text, "unchanged: still %s", g->pol->revision);
     record(g, cause, "unchanged", text);
     rc = 0;
@@ -422,9 +425,12 @@ int gw_reload(gw *g, const char *cause) {
       }
     }
   }
-  if (rc < 0) {
+  if (rc == -2) {
+    rc = -1;
+  } else if (rc < 0) {
     snprintf(text, sizeof text, "refused, still serving %s: %s", g->pol->revision, why);
     record(g, cause, "failed", text);
+    if (got > 0) g->refused_digest = digest;
   }
   lane_program_free(p);
   gw_buf_free(&f.body);

@@ -214,6 +214,9 @@ def suite(T, a, base_cfg, env):
     T.ok(h and h["revision"] == r2 and "no route 'spend'" in h["last_reload"]["result"],
          "reload: polling refuses a policy without the gateway's route (%s)"
          % (h and h["last_reload"]["result"]), h)
+    time.sleep(2.5)   # two more polls find the same bytes
+    T.is_eq(health(gw).get("reload_failures"), 2,
+            "reload: polls that find the bytes refused last do not test or count them again")
 
     install(v1, live)
     h = wait_for(lambda: (lambda j: j if j.get("generation") == 3 else None)(health(gw)))
