@@ -193,6 +193,11 @@ int bundle_parse(const unsigned char *b, size_t n, bundle_entry **out, int *coun
   if (rc == LANE_OK && pos != end)
     rc = bundle_err(err, LANE_EFORMAT, "%zu bytes between the last of %u entries and the digest "
                     "(damaged, or more entries than the header says)", end - pos, c);
+  uint32_t nsrc = 0;
+  for (uint32_t i = 0; rc == LANE_OK && i < c; i++) nsrc += e[i].kind == BK_SOURCE;
+  if (rc == LANE_OK && nsrc > BUNDLE_MAX_FILES)
+    rc = bundle_err(err, LANE_EFORMAT, "%u SOURCE entries; a bundle holds at most %d files", nsrc,
+                    BUNDLE_MAX_FILES);
   unsigned char h[crypto_hash_sha256_BYTES];
   if (rc == LANE_OK) {
     crypto_hash_sha256(h, b, end);

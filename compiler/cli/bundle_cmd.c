@@ -43,7 +43,7 @@ static int exit_of(int status) { return status == LANE_OK ? 0 : 2; }
 int build_bundle(const build_args *a, unsigned char **bytes, size_t *n, FILE *out, FILE *err) {
   *bytes = NULL;
   *n = 0;
-  unsigned char sk[64], *skp = NULL;
+  unsigned char sk[64], pk[32], *skp = NULL;
   lane_error e;
   if (a->sign) {
     if (bundle_key_load_secret(a->sign, sk, &e) != LANE_OK) {
@@ -51,9 +51,13 @@ int build_bundle(const build_args *a, unsigned char **bytes, size_t *n, FILE *ou
       return 2;
     }
     skp = sk;
+    crypto_sign_ed25519_sk_to_pk(pk, sk);   /* to open what it signs, as a host will */
   }
   long long when = build_time(err);
-  if (when < 0) return 2;
+  if (when < 0) {
+    sodium_memzero(sk, sizeof sk);
+    return 2;
+  }
   lanec_result r;
   int rc = lanec_compile(a->policy, NULL, a->opts, &r) == LANEC_OK ? 0 : 1;
   lanec_print_diags(&r, err);
@@ -75,7 +79,7 @@ int build_bundle(const build_args *a, unsigned char **bytes, size_t *n, FILE *ou
   if (!report) {
     fprintf(err, "lane: out of memory\n");
     rc = 2;
-  } else if (lane_bundle_open(b, nb, NULL, &bd, &e) != LANE_OK) {
+  } else if (lane_bundle_open(b, nb, skp ? pk : NULL, &bd, &e) != LANE_OK) {
     fprintf(err, "lane: the bundle made of %s does not open (a bug in lane): %s\n", a->policy,
             e.message);
     rc = 2;

@@ -322,6 +322,26 @@ static void test_container(void) {
   free(b);
 }
 
+/* A container of more SOURCE entries than a bundle may hold (4096) is
+ * refused before anything else is read; it once took one more. */
+static void test_too_many_files(void) {
+  bundle_writer w;
+  lane_error err;
+  enum { N = BUNDLE_MAX_FILES + 1 };
+  bundle_w_start(&w, N + 2);
+  bundle_w_entry(&w, BK_MANIFEST, NULL, "{}", 2);
+  bundle_w_entry(&w, BK_PROGRAM, NULL, "x", 1);
+  for (int i = 0; i < N; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "s%05d", i);
+    bundle_w_entry(&w, BK_SOURCE, name, "", 0);
+  }
+  if (bundle_w_finish(&w, &err) != LANE_OK) bail("too many files: %s", err.message);
+  ok(refused(w.b, w.n, NULL) == LANE_EFORMAT && strstr(WHY, "4097 SOURCE entries"),
+     "4097 SOURCE entries are refused (%s)", WHY);
+  free(w.b);
+}
+
 /* Each manifest rule broken alone. */
 static void test_manifest(void) {
   size_t n, ns;
@@ -603,6 +623,7 @@ int main(void) {
   test_hostile();
   test_container();
   test_manifest();
+  test_too_many_files();
   test_tests();
   test_not_compiling();
   test_files();
