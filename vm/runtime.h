@@ -46,4 +46,11 @@ int64_t vm_slot_spend(const vm_budget_rt *b, const vm_ref *r, uint64_t h, uint64
 /* Adds nanos in period p to the budget's overflow account (key h, or 0). */
 void vm_to_overflow(lane_runtime *rt, vm_budget_rt *b, uint64_t h, uint64_t p, int64_t nanos);
 
+/* Names (budgets' or models') with their index, sorted by bytes, to match
+ * state by name: a saved file's budgets, another program's models. */
+typedef struct vm_byname { const char *p; uint32_t len; int i; } vm_byname;
+int vm_byname_cmp(const void *a, const void *b);   /* for qsort */
+/* The entry named (p, len) among n sorted ones, or NULL. */
+vm_byname *vm_byname_find(vm_byname *v, uint32_t n, const char *p, uint32_t len);
+
 #endif /* LANE_RUNTIME_H */

@@ -427,38 +427,40 @@ int vm_budget_same(lane_state_report *rep, const char *name, uint32_t nlen, cons
 }
 
 /* Budget indexes sorted by name, to match a file's budgets by name. */
-typedef struct byname { const char *p; uint32_t len; int i; } byname;
-
-static int byname_cmp(const void *a, const void *b) {
-  const byname *x = a, *y = b;
+int vm_byname_cmp(const void *a, const void *b) {
+  const vm_byname *x = a, *y = b;
   return sem_bytes_cmp(x->p, x->len, y->p, y->len);
+}
+
+vm_byname *vm_byname_find(vm_byname *v, uint32_t n, const char *p, uint32_t len) {
+  vm_byname want = {p, len, 0};
+  return n ? bsearch(&want, v, n, sizeof *v, vm_byname_cmp) : NULL;
 }
 
 /* Sets each saved budget's dst: the budget of rt's program that still
  * means the same, or -1 with a note saying why not. */
 static int st_match(st_file *f, const lane_runtime *rt, lane_state_report *rep, lane_error *err) {
   const bc_image *im = &rt->prog->im;
-  byname *prog = calloc(im->nbudgets + 1, sizeof *prog), *saved = calloc(f->nb + 1, sizeof *saved);
+  vm_byname *prog = calloc(im->nbudgets + 1, sizeof *prog), *saved = calloc(f->nb + 1, sizeof *saved);
   unsigned char *used = calloc(im->nbudgets + 1, 1);
   if (!prog || !saved || !used) {
     free(prog); free(saved); free(used);
     return errf(err, LANE_ENOMEM, "out of memory matching saved budgets");
   }
   for (uint32_t i = 0; i < im->nbudgets; i++)
-    prog[i] = (byname){im->str[im->budgets[i].name].p, im->str[im->budgets[i].name].len, (int)i};
-  for (uint32_t i = 0; i < f->nb; i++) saved[i] = (byname){f->b[i].name, f->b[i].nlen, (int)i};
-  qsort(prog, im->nbudgets, sizeof *prog, byname_cmp);
-  qsort(saved, f->nb, sizeof *saved, byname_cmp);
+    prog[i] = (vm_byname){im->str[im->budgets[i].name].p, im->str[im->budgets[i].name].len, (int)i};
+  for (uint32_t i = 0; i < f->nb; i++) saved[i] = (vm_byname){f->b[i].name, f->b[i].nlen, (int)i};
+  qsort(prog, im->nbudgets, sizeof *prog, vm_byname_cmp);
+  qsort(saved, f->nb, sizeof *saved, vm_byname_cmp);
   int rc = LANE_OK;
   for (uint32_t i = 1; i < f->nb && rc == LANE_OK; i++)
-    if (!byname_cmp(&saved[i - 1], &saved[i])) {
+    if (!vm_byname_cmp(&saved[i - 1], &saved[i])) {
       CORRUPT("budget '%.*s' appears twice", (int)saved[i].len, saved[i].p);
       rc = LANE_EFORMAT;
     }
   for (uint32_t i = 0; i < f->nb && rc == LANE_OK; i++) {
     st_budget *sb = &f->b[i];
-    byname want = {sb->name, sb->nlen, 0};
-    byname *hit = bsearch(&want, prog, im->nbudgets, sizeof *prog, byname_cmp);
+    vm_byname *hit = vm_byname_find(prog, im->nbudgets, sb->name, sb->nlen);
     int n = (int)sb->nlen;
     sb->dst = -1;
     if (!hit) {
@@ -746,7 +748,7 @@ static void copy_model(vm_model *d, const vm_model *s, int stats) {
 static int carry_models(lane_runtime *dst, const lane_runtime *src, lane_state_report *rep,
                         lane_error *err) {
   const bc_image *di = &dst->prog->im, *si = &src->prog->im;
-  byname *names = calloc(si->nmodels + 1, sizeof *names);
+  vm_byname *names = calloc(si->nmodels + 1, sizeof *names);
   unsigned char *used = calloc(si->nmodels + 1, 1);
   if (!names || !used) {
     free(names);
@@ -754,13 +756,12 @@ static int carry_models(lane_runtime *dst, const lane_runtime *src, lane_state_r
     return errf(err, LANE_ENOMEM, "out of memory carrying model state");
   }
   for (uint32_t i = 0; i < si->nmodels; i++)
-    names[i] = (byname){si->str[si->models[i].name].p, si->str[si->models[i].name].len, (int)i};
-  qsort(names, si->nmodels, sizeof *names, byname_cmp);
+    names[i] = (vm_byname){si->str[si->models[i].name].p, si->str[si->models[i].name].len, (int)i};
+  qsort(names, si->nmodels, sizeof *names, vm_byname_cmp);
   int stats = dst->slot_ms == src->slot_ms;
   for (uint32_t i = 0; i < di->nmodels; i++) {
     const bc_str *n = &di->str[di->models[i].name];
-    byname want = {n->p, n->len, 0};
-    byname *hit = bsearch(&want, names, si->nmodels, sizeof *names, byname_cmp);
+    vm_byname *hit = vm_byname_find(names, si->nmodels, n->p, n->len);
     if (!hit) continue;
     copy_model(dst->m[i], src->m[hit->i], stats);
     used[hit->i] = 1;

@@ -181,19 +181,6 @@ static int view_fill(lane_runtime *v) {
 /* ---------------------------------------------------------------------
  * Matching a new program's models and budgets to the active view's
  * ------------------------------------------------------------------- */
-typedef struct named { const char *p; uint32_t len; uint32_t i; } named;
-
-static int named_cmp(const void *a, const void *b) {
-  const named *x = a, *y = b;
-  return sem_bytes_cmp(x->p, x->len, y->p, y->len);
-}
-
-/* The entry named (p, len) among n sorted entries, or NULL. */
-static named *find(named *v, uint32_t n, const char *p, uint32_t len) {
-  named want = {p, len, 0};
-  return n ? bsearch(&want, v, n, sizeof *v, named_cmp) : NULL;
-}
-
 static bc_str str(const bc_image *im, uint32_t i) { return im->str[i]; }
 
 /* Each model of v takes the state object of old's model of the same name,
@@ -201,17 +188,17 @@ static bc_str str(const bc_image *im, uint32_t i) { return im->str[i]; }
 static int match_models(lane_runtime *v, const lane_runtime *old, lane_state_report *rep) {
   const bc_image *ni = &v->prog->im, *oi = &old->prog->im;
   uint32_t n = oi->nmodels;
-  named *byname = calloc(n + 1, sizeof *byname);
+  vm_byname *byname = calloc(n + 1, sizeof *byname);
   unsigned char *used = calloc(n + 1, 1);
   if (!byname || !used) { free(byname); free(used); return -1; }
   for (uint32_t i = 0; i < n; i++) {
     bc_str s = str(oi, oi->models[i].name);
-    byname[i] = (named){s.p, s.len, i};
+    byname[i] = (vm_byname){s.p, s.len, (int)i};
   }
-  qsort(byname, n, sizeof *byname, named_cmp);
+  qsort(byname, n, sizeof *byname, vm_byname_cmp);
   for (uint32_t i = 0; i < ni->nmodels; i++) {
     bc_str s = str(ni, ni->models[i].name);
-    named *hit = find(byname, n, s.p, s.len);
+    vm_byname *hit = vm_byname_find(byname, n, s.p, s.len);
     if (hit && !used[hit->i]) {
       v->m[i] = old->m[hit->i];
       used[hit->i] = 1;
@@ -268,18 +255,18 @@ static int match_budgets(lane_runtime *v, const lane_runtime *old, uint32_t *fro
                          lane_state_report *rep) {
   const bc_image *ni = &v->prog->im, *oi = &old->prog->im;
   uint32_t n = ni->nbudgets;
-  named *byname = calloc(n + 1, sizeof *byname);
+  vm_byname *byname = calloc(n + 1, sizeof *byname);
   unsigned char *seen = calloc(n + 1, 1);
   if (!byname || !seen) { free(byname); free(seen); return -1; }
   for (uint32_t i = 0; i < n; i++) {
     bc_str s = str(ni, ni->budgets[i].name);
-    byname[i] = (named){s.p, s.len, i};
+    byname[i] = (vm_byname){s.p, s.len, (int)i};
   }
-  qsort(byname, n, sizeof *byname, named_cmp);
+  qsort(byname, n, sizeof *byname, vm_byname_cmp);
   for (uint32_t k = 0; k < oi->nbudgets; k++) {
     const bc_budget *ob = &oi->budgets[k];
     bc_str name = str(oi, ob->name), okey, nkey;
-    named *hit = find(byname, n, name.p, name.len);
+    vm_byname *hit = vm_byname_find(byname, n, name.p, name.len);
     if (!hit) {
       vm_note(rep, "budget '%s' is not in the new program: its spend is dropped", name.p);
       if (rep) rep->budgets_dropped++;
