@@ -91,29 +91,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #ifdef FUZZ_BUNDLE_SEEDS
+#include "bundle_policy.h"
 /* Writes the seed corpus into the directory argv[1]: small bundles made
  * from sources in memory (a sealed set, so no file is read), unsigned and
  * signed with the key above, with imports, tests, a snapshot, a failing
  * test. Built like the replay program, with this main instead of
  * replay.c's, from the top of the tree after `make`:
  *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -DFUZZ_BUNDLE_SEEDS -Icompiler/bundle -Icompiler
- *      -Ilang -Ibuild/lang -Ivm -Itests/fuzz tests/fuzz/fuzz_bundle.c build/lane-bundle.a
+ *      -Ilang -Ibuild/lang -Ivm -Itests -Itests/fuzz tests/fuzz/fuzz_bundle.c build/lane-bundle.a
  *      build/liblanec.a build/liblane.a -ljansson -lsodium -lm -o seeds && ./seeds tests/fuzz/corpus/bundle */
-static const char POLICY[] =
-  "import \"fleet\"\n"
-  "route r {\n"
-  "  require healthy\n"
-  "  when req.tier == \"pro\" -> best(models)\n"
-  "  otherwise -> cheapest(models)\n"
-  "}\n"
-  "test \"pro gets the best\" {\n"
-  "  route r\n"
-  "  req { tier: \"pro\", input_tokens: 1k, max_output_tokens: 100 }\n"
-  "  expect primary == fleet.big\n"
-  "}\n";
-static const char MODELS[] =
-  "model big { provider \"p\" name \"big-1\" input $3/Mtok output $15/Mtok quality 0.9 }\n"
-  "model small { provider \"p\" name \"small-1\" input $0.1/Mtok output $0.4/Mtok quality 0.6 }\n";
 static const char TESTS[] =
   "test \"during the outage the small one answers\" {\n"
   "  route r\n"
@@ -121,15 +107,8 @@ static const char TESTS[] =
   "  req { tier: \"pro\", input_tokens: 1k, max_output_tokens: 100 }\n"
   "  expect primary == fleet.small\n"
   "}\n";
-static const char FAILING[] =
-  "test \"this one fails\" {\n  route r\n  req { tier: \"free\", input_tokens: 1k, max_output_tokens: 100 }\n  expect primary == fleet.big\n}\n";
-static const char SNAPSHOT[] =
-  "{\"now_ms\": 1764331200000, \"models\": [{\"model\": \"fleet.big\", \"p50\": 900, "
-  "\"p95\": 2000, \"error_rate\": 0.5, \"samples\": 100, \"state\": \"open\", "
-  "\"until_ms\": 1764331230000}]}\n";
-
 static void seed(const char *dir, const char *name, int flags, const char *tests, int sign) {
-  lanec_file files[] = {{"p/fleet.lane", MODELS, sizeof MODELS - 1},
+  lanec_file files[] = {{"p/fleet.lane", FLEET, sizeof FLEET - 1},
                         {"p/outage.json", SNAPSHOT, sizeof SNAPSHOT - 1},
                         {"p/policy.lane", POLICY, sizeof POLICY - 1},
                         {"p/policy_test.lane", tests ? tests : "", tests ? strlen(tests) : 0}};
