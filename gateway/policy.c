@@ -361,9 +361,9 @@ int gw_policy_start(gw *g, char *why, size_t cap) {
     snprintf(why, cap, "%s", err.message);
   }
   if (!g->rt) { lane_program_free(p); return -1; }
-  /* The first program is the gateway's; the runtime takes the later ones.
-   * A reload swaps it out, so it is handed to the runtime too: swapping
-   * it back in would be refused, it is freed at the end (gw_policy_stop). */
+  /* The first program stays the gateway's (lane_runtime_new does not take
+   * it; lane_runtime_swap takes the later ones): gw_policy_stop frees it
+   * after the runtime. */
   g->first = p;
   gw_policy *pol = policy_new(g, rev, built, digest);
   if (!pol) return snprintf(why, cap, "out of memory"), -1;
