@@ -30,6 +30,7 @@ BASE     := -MMD -MP -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off -fPIC 
 # fails; tests/host/layers.sh says which file did it):
 #   vm/           liblane         libc only
 #   vm/json/      liblane-json    liblane, jansson
+#   vm/redis/     liblane-redis   liblane, hiredis, pthreads
 #   lang/         the front end   (in liblanec) vm's text.h
 #   compiler/     liblanec        lang, liblane; lanec.h is its API
 #   compiler/bundle/ liblane-bundle liblanec, liblane, jansson, libsodium;
@@ -38,15 +39,17 @@ BASE     := -MMD -MP -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off -fPIC 
 #                                 jansson, libcurl
 INC_vm       := -Ivm
 INC_json     := -Ivm/json $(INC_vm)
+INC_redis    := -Ivm/redis $(INC_vm)
 INC_lang     := -Ilang -I$(BUILD)/lang $(INC_vm)
 INC_compiler := -Icompiler $(INC_lang)
 INC_bundle   := -Icompiler/bundle $(INC_compiler)
 INC_cli      := -Icompiler/cli $(INC_bundle)
 # Tests, fuzz targets and benchmarks sit above everything.
-INC_tests    := -Itests $(INC_cli) -Ivm/json
+INC_tests    := -Itests $(INC_cli) -Ivm/json -Ivm/redis
 UNIT_INC      = $(INC_tests)
 $(BUILD)/vm/%.o:           UNIT_INC = $(INC_vm)
 $(BUILD)/vm/json/%.o:      UNIT_INC = $(INC_json)
+$(BUILD)/vm/redis/%.o:     UNIT_INC = $(INC_redis)
 $(BUILD)/lang/%.o:         UNIT_INC = $(INC_lang)
 $(BUILD)/compiler/%.o:     UNIT_INC = $(INC_compiler)
 $(BUILD)/compiler/bundle/%.o: UNIT_INC = $(INC_bundle)
@@ -57,7 +60,7 @@ GEN_CFLAGS = $(BASE) $(INC_lang) -Wall -Werror -Wno-unused-function -Wno-unused-
              -Wno-sign-compare $(CFLAGS) $(SAN)
 LDLIBS_TOOLS := -ljansson -lcurl -lsodium
 PACKAGES := flex bison libjansson-dev libcurl4-openssl-dev make gcc perl python3 libmicrohttpd-dev \
-            libsodium-dev
+            libsodium-dev libhiredis-dev
 
 # The VM core (liblane): libc only.
 VM_SRC   := $(wildcard vm/*.c)
@@ -103,7 +106,7 @@ PROVIDERS := anthropic openai gemini vertex_ai bedrock mistral deepseek groq \
 
 .PHONY: all deps demo demo-swap test check-asan check-tsan check-ubsan check-valgrind valgrind-bins lint-c \
         fuzz fuzz-deps fuzz-build fuzz-bins fuzz-merge bench clean stdlib
-all: $(LANE) $(LIB_A) $(LIB_SO) $(LIB_BUNDLE)
+all: $(LANE) $(LIB_A) $(LIB_SO) $(LIB_BUNDLE) $(BUILD)/liblane-redis.a
 
 # Installs what the build needs when run as root and something is missing.
 deps:
@@ -115,6 +118,7 @@ deps:
 	echo '#include <curl/curl.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libcurl4-openssl-dev"; \
 	echo '#include <microhttpd.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libmicrohttpd-dev"; \
 	echo '#include <sodium.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libsodium-dev"; \
+	echo '#include <hiredis/hiredis.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libhiredis-dev"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -189,6 +193,12 @@ $(LIB_SOV): $(VM_OBJ)
 $(JSON_SOV): $(BUILD)/vm/json/json.o $(LIB_SOV)
 	$(CC) -shared $(SAN) -Wl,-soname,liblane-json.so.$(SOMAJOR) -o $@ $^ -ljansson
 
+# The fleet store adapter (vm/redis/, hiredis and a thread) is a library of
+# its own too, liblane-redis: a host that shares no state links neither.
+REDIS_A  := $(BUILD)/liblane-redis.a
+$(REDIS_A): $(BUILD)/vm/redis/redis.o
+	rm -f $@ && ar rcs $@ $^
+
 # A unit test links the compiler and the VM, and nothing else unless it
 # says so: only the tests of the lane command's file handling, of snapshots
 # and bundles, and of the JSON adapter link lane-cli.a, lane-bundle.a,
@@ -202,6 +212,9 @@ $(BUILD)/tests/t_bundle: TEST_POST = -ljansson -lsodium
 $(BUILD)/tests/t_oom: TEST_PRE = $(CLI_A)
 $(BUILD)/tests/t_runtime $(BUILD)/tests/t_stress $(BUILD)/tests/t_oom: TEST_POST = -ljansson
 $(BUILD)/tests/t_json: TEST_PRE = $(JSON_A)
+$(BUILD)/tests/t_redis: $(REDIS_A)
+$(BUILD)/tests/t_redis: TEST_PRE = $(REDIS_A)
+$(BUILD)/tests/t_redis: TEST_POST = -lhiredis
 $(BUILD)/tests/t_json $(BUILD)/tests/t_explain $(BUILD)/tests/t_log: TEST_POST = -ljansson
 
 # t_oom fails allocations in turn: the library's malloc, calloc, realloc and
@@ -271,10 +284,10 @@ $(BUILD)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz
 GATEWAY_SRC := $(wildcard gateway/*.c)
 .PHONY: gateway
 gateway: $(BUILD)/lane-gateway
-$(BUILD)/lane-gateway: $(GATEWAY_SRC) gateway/gateway.h $(LIB_A) $(BUILD)/liblane-json.a $(LIB_BUNDLE)
-	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off $(WARN) -Ivm -Icompiler/bundle $(CFLAGS) \
-	  $(SAN) -o $@ $(GATEWAY_SRC) $(LIB_BUNDLE) $(BUILD)/liblane-json.a $(LIB_A) -ljansson -lsodium \
-	  -lcurl -lmicrohttpd -lm -lpthread
+$(BUILD)/lane-gateway: $(GATEWAY_SRC) gateway/gateway.h $(LIB_A) $(BUILD)/liblane-json.a $(LIB_BUNDLE) $(REDIS_A)
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off $(WARN) -Ivm -Ivm/redis -Icompiler/bundle $(CFLAGS) \
+	  $(SAN) -o $@ $(GATEWAY_SRC) $(LIB_BUNDLE) $(BUILD)/liblane-json.a $(REDIS_A) $(LIB_A) -ljansson -lsodium \
+	  -lcurl -lmicrohttpd -lhiredis -lm -lpthread
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -316,18 +329,18 @@ check-tsan: deps
 # without them the bench still runs lane and C and says what it skipped.
 BENCH_DIR      := $(BUILD)/bench
 BENCH_CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g -ffp-contract=off -Wall -Wextra -Werror \
-                  $(INC_compiler) -Itests/bench
+                  $(INC_compiler) -Ivm/redis -Itests/bench
 BENCH_SRC      := tests/bench/main.c tests/bench/scaling.c tests/bench/ref_c.c tests/bench/common.c \
-                  tests/bench/swap.c
+                  tests/bench/swap.c tests/bench/fleet.c
 BENCH_HDR      := tests/bench/bench.h vm/lane.h
 LUA54_INC      := /usr/include/lua5.4
 LUAJIT_INC     := /usr/include/luajit-2.1
 HAVE_LUA54      = echo '\#include <lua.h>' | $(CC) -I$(LUA54_INC) -E - >/dev/null 2>&1
 HAVE_LUAJIT     = echo '\#include <luajit.h>' | $(CC) -I$(LUAJIT_INC) -E - >/dev/null 2>&1
 
-$(BENCH_DIR)/bench: $(BENCH_SRC) $(BENCH_HDR) $(TOOLS_A) $(LIB_A)
+$(BENCH_DIR)/bench: $(BENCH_SRC) $(BENCH_HDR) $(TOOLS_A) $(LIB_A) $(REDIS_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(BENCH_CFLAGS) -o $@ $(BENCH_SRC) $(TOOLS_A) $(LIB_A) -lm -lpthread -ldl
+	$(CC) $(BENCH_CFLAGS) -o $@ $(BENCH_SRC) $(TOOLS_A) $(REDIS_A) $(LIB_A) -lhiredis -lm -lpthread -ldl
 
 $(BENCH_DIR)/lua54.so: tests/bench/lua_impl.c tests/bench/common.c $(BENCH_HDR)
 	@mkdir -p $(dir $@)

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "lane.h"
+#include "lane_redis.h"
 
 struct MHD_Response;
 
@@ -91,6 +92,8 @@ void gw_metrics_set(gw_metrics *m, const char *name, const char *labels, double 
 void gw_metrics_zero(gw_metrics *m, const char *name);
 /* The whole exposition, malloc'ed; NULL when out of memory. */
 char *gw_metrics_text(gw_metrics *m, size_t *len);
+/* Sets the lane_gateway_redis_* series from the adapter's figures. */
+void gw_metrics_redis(gw_metrics *m, lane_redis *rs);
 /* Appends key="value" (escaped, comma-separated) to a label buffer. */
 void gw_label(char *buf, size_t cap, const char *key, const char *value);
 
@@ -167,6 +170,7 @@ typedef struct gw {
   unsigned char log_key[16]; /* decision_log.key_file: sensitive fields' key */
   int           log_key_set;
   atomic_uint_least64_t seq; /* decision ids */
+  lane_redis   *redis;       /* fleet state ("redis" in the config), or NULL */
 } gw;
 
 /* One client request on its way upstream. Owned by main.c's connection

@@ -467,6 +467,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
   }
   if (!strcmp(method, "GET") && !strcmp(url, "/metrics")) {
     size_t n;
+    gw_metrics_redis(g->metrics, g->redis);
     char *text = gw_metrics_text(g->metrics, &n);
     struct MHD_Response *r =
         text ? MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE) : NULL;
@@ -525,6 +526,44 @@ static void state_note(void *ctx, const char *note) {
   fprintf(stderr, "lane-gateway: %s: %s\n", (const char *)ctx, note);
 }
 
+static void redis_warn(void *ctx, const char *line) {
+  (void)ctx;
+  fprintf(stderr, "lane-gateway: redis: %s\n", line);
+}
+
+/* "redis": "redis://host:port/db" or {"url", "prefix", "instance",
+ * "sync_ms", "timeout_ms", "leases"}: budgets and model health shared
+ * with every gateway on that Redis (vm/redis/README.md). */
+static int open_redis(gw *g, const char *cfgfile, char *why, size_t cap) {
+  json_t *o = json_object_get(g->cfg.root, "redis");
+  if (!o) return 0;
+  lane_redis_options ro;
+  memset(&ro, 0, sizeof ro);
+  ro.warn = redis_warn;
+  if (json_is_string(o)) {
+    ro.url = json_string_value(o);
+  } else if (json_is_object(o)) {
+    ro.url = json_string_value(json_object_get(o, "url"));
+    ro.prefix = json_string_value(json_object_get(o, "prefix"));
+    ro.instance = json_string_value(json_object_get(o, "instance"));
+    long sync = num(o, "sync_ms", 100), tmo = num(o, "timeout_ms", 200);
+    json_t *leases = json_object_get(o, "leases");
+    if (sync < 1 || sync > 60000 || tmo < 1 || tmo > 60000 || (leases && !json_is_boolean(leases)))
+      return snprintf(why, cap, "%s: redis: sync_ms and timeout_ms are 1 to 60000, leases "
+                      "true or false", cfgfile), -1;
+    ro.sync_ms = (uint32_t)sync;
+    ro.timeout_ms = (uint32_t)tmo;
+    ro.no_leases = leases && !json_is_true(leases);
+  }
+  if (!ro.url)
+    return snprintf(why, cap, "%s: \"redis\" is a URL (redis://host:port/db) or an object "
+                    "with \"url\"", cfgfile), -1;
+  lane_error err;
+  g->redis = lane_redis_attach(g->rt, &ro, &err);
+  if (!g->redis) return snprintf(why, cap, "%s: redis: %s", cfgfile, err.message), -1;
+  return 0;
+}
+
 static int start(gw *g, const char *cfgfile, int port, char *why, size_t cap) {
   if (load_config(&g->cfg, cfgfile, why, cap)) return -1;
   if (port >= 0) g->cfg.port = port;
@@ -556,6 +595,7 @@ static int start(gw *g, const char *cfgfile, int port, char *why, size_t cap) {
               g->cfg.state_file, rep.budgets_kept, (unsigned long long)rep.keys_kept,
               rep.budgets_dropped);
   }
+  if (open_redis(g, cfgfile, why, cap)) return -1;
   return open_log(g, cfgfile, why, cap);
 }
 
@@ -564,6 +604,13 @@ static void stop(gw *g) {
   gw_poller_stop(g);
   gw_log_close(g->log);   /* every queued record written and synced */
   g->log = NULL;
+  if (g->redis) {   /* a last push; what Redis never took is said */
+    int64_t left = lane_redis_detach(g->redis);
+    g->redis = NULL;
+    if (left > 0)
+      fprintf(stderr, "lane-gateway: redis: $%.9f of this gateway's charges never reached Redis\n",
+              (double)left / 1e9);
+  }
   if (g->rt && g->cfg.state_file && lane_runtime_save(g->rt, g->cfg.state_file, &err) != LANE_OK)
     fprintf(stderr, "lane-gateway: %s: %s\n", g->cfg.state_file, err.message);
   gw_policy_stop(g);

@@ -50,6 +50,18 @@ static const struct family {
   {"lane_gateway_policy_info", "gauge",
    "1 for the policy revision served now (0 for those served before), with its generation."},
   {"lane_gateway_policy_generation", "gauge", "Programs served since start: 1, then +1 a reload."},
+  {"lane_gateway_redis_connected", "gauge",
+   "1 while Redis answers; 0: budgets and health run local-only, charges journaled."},
+  {"lane_gateway_redis_rounds_total", "counter", "Sync rounds that reached Redis."},
+  {"lane_gateway_redis_failures_total", "counter", "Sync rounds that found Redis away or failing."},
+  {"lane_gateway_redis_disconnects_total", "counter", "Times Redis was lost."},
+  {"lane_gateway_redis_journal_dollars", "gauge",
+   "This process's charges Redis has not acknowledged yet (pushed when it answers)."},
+  {"lane_gateway_redis_keys", "gauge", "Budget keys this process syncs."},
+  {"lane_gateway_redis_held_keys", "gauge",
+   "Budget keys held at their limit: this process spent its slice of the fleet's budget."},
+  {"lane_gateway_redis_leases_total", "counter", "Budget slices Redis granted this process."},
+  {"lane_gateway_redis_round_seconds_max", "gauge", "The slowest sync round that reached Redis."},
 };
 enum { NFAMILIES = sizeof families / sizeof families[0] };
 
@@ -130,6 +142,20 @@ static void update(gw_metrics *m, const char *name, const char *labels, double v
   }
   if (i < m->n) m->s[i].value = set ? v : m->s[i].value + v;
   pthread_mutex_unlock(&m->mu);
+}
+
+void gw_metrics_redis(gw_metrics *m, lane_redis *rs) {
+  lane_redis_stats st;
+  if (!rs || lane_redis_get_stats(rs, &st) != LANE_OK) return;
+  gw_metrics_set(m, "lane_gateway_redis_connected", "", st.connected);
+  gw_metrics_set(m, "lane_gateway_redis_rounds_total", "", (double)st.rounds);
+  gw_metrics_set(m, "lane_gateway_redis_failures_total", "", (double)st.failures);
+  gw_metrics_set(m, "lane_gateway_redis_disconnects_total", "", (double)st.disconnects);
+  gw_metrics_set(m, "lane_gateway_redis_journal_dollars", "", (double)st.pending_nanos / 1e9);
+  gw_metrics_set(m, "lane_gateway_redis_keys", "", (double)st.keys);
+  gw_metrics_set(m, "lane_gateway_redis_held_keys", "", (double)st.holds);
+  gw_metrics_set(m, "lane_gateway_redis_leases_total", "", (double)st.leases);
+  gw_metrics_set(m, "lane_gateway_redis_round_seconds_max", "", (double)st.worst_round_us / 1e6);
 }
 
 char *gw_metrics_text(gw_metrics *m, size_t *len) {

@@ -487,6 +487,12 @@ char *gw_health_json(gw *g) {
                         (json_int_t)atomic_load(&g->reload_failures));
   pthread_mutex_unlock(&g->pol_lock);
   gw_policy_put(p);
+  lane_redis_stats st;
+  if (o && g->redis && lane_redis_get_stats(g->redis, &st) == LANE_OK)
+    json_object_set_new(o, "redis", json_pack("{s:b, s:I, s:I, s:I, s:s}", "connected", st.connected,
+                                              "journal_nanos", (json_int_t)st.pending_nanos,
+                                              "held_keys", (json_int_t)st.holds, "rounds",
+                                              (json_int_t)st.rounds, "last_error", st.last_error));
   char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   if (s) {

@@ -352,6 +352,9 @@ def main():
             t_reload.suite(sys.modules[__name__], a, dict(cfg), env)
             t_reload.url_suite(sys.modules[__name__], a, dict(cfg), env)
             t_reload.bundle_suite(sys.modules[__name__], a, dict(cfg), env)
+            # Fleet state: three gateways sharing budgets on one Redis.
+            import t_fleet
+            t_fleet.suite(sys.modules[__name__], a, dict(cfg), env)
     finally:
         fake.terminate()
         fake.wait(10)

@@ -527,6 +527,74 @@ LANE_API size_t lane_runtime_snapshot(const lane_runtime *rt, char *buf, size_t 
 LANE_API uint64_t lane_runtime_now(const lane_runtime *rt);
 
 /* ---------------------------------------------------------------------
+ * Fleet state: what a store adapter (vm/redis, liblane-redis) uses to
+ * share budgets and model health between processes. liblane itself does
+ * no I/O: it tells the adapter what this process charged and observed,
+ * and takes in what the rest of the fleet did.
+ * ------------------------------------------------------------------- */
+/* A budget as the program declares it. */
+typedef struct lane_budget_info {
+  const char *name;        /* borrowed from the program */
+  const char *key_field;   /* the key's request field ("" for none) */
+  int         key_type;    /* its lane_type (0 for none) */
+  double      limit;       /* dollars per window */
+  uint64_t    window_ms;   /* the window */
+  uint64_t    period_ms;   /* one period: the window, or a twelfth of a
+                              rolling one; spend is kept per period
+                              number now_ms / period_ms */
+  uint32_t    periods;     /* periods in the window: 1, or 12 rolling */
+  int         rolling;     /* 1 for a rolling window */
+} lane_budget_info;
+/* Fills out for one budget; LANE_EARG for a bad program, index or out. */
+LANE_API int lane_budget_describe(const lane_program *p, int budget, lane_budget_info *out);
+
+/* What liblane tells an adapter, from the thread that made the call:
+ * charged after lane_charge recorded nanos (nano-dollars) for one budget
+ * (index in view's program) and key in period `period`; observed after
+ * lane_observe recorded a call. Both run on the charging or observing
+ * thread, never on a decision; they must not call lane_charge or
+ * lane_observe. */
+typedef struct lane_fleet_hooks {
+  void *ctx;
+  void (*charged)(void *ctx, lane_runtime *view, int budget, uint64_t key_hash,
+                  uint64_t period, int64_t nanos);
+  void (*observed)(void *ctx, lane_runtime *view, int model, double latency_ms, int status);
+} lane_fleet_hooks;
+/* Sets the hooks (copied; NULL removes them). Set them before the
+ * runtime is shared and remove them only when no call runs on it.
+ * LANE_EARG for a view or NULL rt. */
+LANE_API int lane_runtime_set_fleet(lane_runtime *rt, const lane_fleet_hooks *hooks);
+
+/* Adds spend the rest of the fleet recorded (nanos > 0) to key key_hash's
+ * period `period`, which decisions then read with this process's own;
+ * no hook is called. A period that has left the window adds nothing; one
+ * ahead of this runtime's clock goes to its current period. LANE_EARG
+ * for a bad budget, key hash 0 or nanos < 0. */
+LANE_API int lane_runtime_add_fleet_spend(lane_runtime *rt, int budget, uint64_t key_hash,
+                                          uint64_t period, int64_t nanos);
+/* A lease: while held (held 1) in period `period`, key key_hash reads as
+ * at its limit (as on_full closed does), whatever its spend -- this
+ * process has spent the slice of the budget the fleet gave it. held 0
+ * lets it read its spend again; the hold ends by itself with the period.
+ * LANE_OK; LANE_EARG for a bad budget or key hash 0; LANE_ELIMIT when the
+ * key has no slot of its own (it reads what on_full says). */
+LANE_API int lane_runtime_hold_key(lane_runtime *rt, int budget, uint64_t key_hash,
+                                   uint64_t period, int held);
+/* Adds count calls the rest of the fleet observed on a model (status and
+ * latency as lane_observe's) to the window now, with the breaker rule run
+ * on the result, so failures elsewhere open this process's breaker. No
+ * hook is called. LANE_EARG for a bad model. */
+LANE_API int lane_runtime_observe_fleet(lane_runtime *rt, int model, double latency_ms,
+                                        int status, uint32_t count);
+/* The latency histogram's buckets (8 per octave from 0.25 ms): the bucket
+ * a latency falls in, and a latency that falls in bucket i (its lower
+ * bound; 0 for bucket 0), so an adapter can ship counts per bucket and
+ * replay them exactly. */
+#define LANE_LATENCY_BUCKETS 178
+LANE_API int    lane_latency_bucket(double latency_ms);
+LANE_API double lane_latency_bucket_ms(int bucket);
+
+/* ---------------------------------------------------------------------
  * Decisions
  * ------------------------------------------------------------------- */
 typedef struct lane_decision {

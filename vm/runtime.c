@@ -341,17 +341,17 @@ double vm_error_rate(lane_runtime *rt, uint32_t model, uint64_t now) {
 /* ---------------------------------------------------------------------
  * Observations
  * ------------------------------------------------------------------- */
-static void observe_in(lane_runtime *rt, int model, double latency_ms, int status) {
-  if (!rt || model < 0 || (uint32_t)model >= rt->nmodels) return;
-  vm_model *m = rt->m[model];
+/* Adds n calls of one status (and latency) to model m's slot now, then
+ * runs the breaker rule. */
+static void observe_n(lane_runtime *rt, vm_model *m, double latency_ms, int status, uint32_t n) {
   uint64_t now = vm_now(rt), cur = now / rt->slot_ms;
   vm_slot *s = &m->slot[cur % VM_SLOTS];
   int fail = status != LANE_CALL_OK && status != LANE_CALL_CLIENT_ERROR;
   claim(rt, &s->tag, cur, clear_slot, s);
-  atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
-  if (fail) atomic_fetch_add_explicit(&s->fails, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->calls, n, memory_order_relaxed);
+  if (fail) atomic_fetch_add_explicit(&s->fails, n, memory_order_relaxed);
   else if (status == LANE_CALL_OK)   /* latency of answers only */
-    atomic_fetch_add_explicit(&s->hist[hbucket(latency_ms)], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->hist[hbucket(latency_ms)], n, memory_order_relaxed);
   refresh(rt, m, now);
   if (fail) {
     window_sum w;
@@ -360,6 +360,13 @@ static void observe_in(lane_runtime *rt, int model, double latency_ms, int statu
   } else if (status == LANE_CALL_OK) {
     breaker_ok(m);
   }
+}
+
+static void observe_in(lane_runtime *rt, int model, double latency_ms, int status) {
+  if (!rt || model < 0 || (uint32_t)model >= rt->nmodels) return;
+  observe_n(rt, rt->m[model], latency_ms, status, 1);
+  const lane_fleet_hooks *fl = vm_fleet(rt);
+  if (fl && fl->observed) fl->observed(fl->ctx, rt, model, latency_ms, status);
 }
 
 void lane_observe(lane_runtime *rt, int model, double latency_ms, int status) {
@@ -813,6 +820,7 @@ static int move_slot(vm_budget_rt *b, vm_ref *d, vm_ref *c, uint64_t h, uint64_t
     }
     if (rc == MOVED) {
       ST(&d->m->last, 0);
+      ST(&d->m->held, 0);
       STR(d->h, VM_TOMB);
       atomic_fetch_sub_explicit(&b->nkeys, 1, memory_order_relaxed);
     }
@@ -860,6 +868,7 @@ static int take_over(vm_budget_rt *b, vm_ref *r, uint64_t x, uint64_t h, uint64_
   if (ok) {
     STR(r->h, VM_TOMB);   /* a reader of x that sees the clearing drops what it read */
     clear_ring(r->e, b->ring);
+    ST(&r->m->held, 0);
     ST(&r->m->last, cur + 1);
     STR(r->h, h);
     atomic_fetch_add_explicit(x == VM_TOMB ? &b->nkeys : &b->reclaimed, 1, memory_order_relaxed);
@@ -973,7 +982,9 @@ static int64_t read_key(const vm_budget_rt *b, uint64_t h, uint64_t now, int *at
   vm_ref r;
   *at_limit = 0;
   switch (probe(b, h, cur, &r, &sum)) {
-  case K_FOUND: return sum;
+  case K_FOUND:
+    if (LD(&r.m->held) == cur + 1) *at_limit = 1;   /* a spent lease */
+    return sum;
   case K_ROOM: return 0;
   default: break;
   }
@@ -1004,6 +1015,7 @@ static int charge_in(lane_runtime *rt, const lane_request *r, double dollars) {
   int64_t nanos = to_nanos(dollars);
   if (!rt || !r || r->prog != rt->prog || nanos < 0) return LANE_EARG;
   uint64_t now = vm_now(rt), kh[LANE_MAX_FIELDS], have = 0;
+  const lane_fleet_hooks *fl = vm_fleet(rt);
   for (uint32_t i = 0; i < rt->nbudgets; i++) {
     uint32_t f = rt->prog->im.budgets[i].key_field;   /* verified < nfields <= 64 */
     if (f >= LANE_MAX_FIELDS) continue;
@@ -1015,6 +1027,7 @@ static int charge_in(lane_runtime *rt, const lane_request *r, double dollars) {
     vm_budget_rt *b = rt->b[i];
     uint64_t cur = vm_bud_cur(b, now);
     vm_record(rt, b, kh[f], cur, cur, nanos);
+    if (fl && fl->charged) fl->charged(fl->ctx, rt, (int)i, kh[f], cur, nanos);
   }
   return LANE_OK;
 }
@@ -1129,6 +1142,97 @@ int lane_runtime_budget_stats(const lane_runtime *rt, int budget, lane_budget_st
 }
 
 /* ---------------------------------------------------------------------
+ * Fleet state: what a store adapter reads and adds (lane.h, "Fleet state")
+ * ------------------------------------------------------------------- */
+static uint64_t budget_window(const bc_budget *bb, uint64_t *sub_ms, uint32_t *ring);
+
+int lane_budget_describe(const lane_program *p, int budget, lane_budget_info *out) {
+  if (!p || !out || budget < 0 || (uint32_t)budget >= p->im.nbudgets) return LANE_EARG;
+  const bc_budget *bb = &p->im.budgets[budget];
+  bc_str key;
+  memset(out, 0, sizeof *out);
+  out->name = p->im.str[bb->name].p;
+  out->key_type = (int)vm_budget_key(&p->im, (uint32_t)budget, &key);
+  out->key_field = key.p ? key.p : "";
+  out->limit = bb->limit;
+  out->window_ms = budget_window(bb, &out->period_ms, &out->periods);
+  out->rolling = (bb->flags & BC_BUDGET_ROLLING) != 0;
+  return LANE_OK;
+}
+
+static int add_fleet_spend_in(lane_runtime *rt, int budget, uint64_t h, uint64_t period,
+                              int64_t nanos) {
+  if (!rt || budget < 0 || (uint32_t)budget >= rt->nbudgets || !h || nanos < 0) return LANE_EARG;
+  vm_budget_rt *b = rt->b[budget];
+  uint64_t cur = vm_bud_cur(b, vm_now(rt));
+  if (period > cur) period = cur;
+  if (nanos == 0 || period + b->span <= cur) return LANE_OK;   /* nothing, or out of the window */
+  vm_record(rt, b, vm_key_norm(h), cur, period, nanos);
+  return LANE_OK;
+}
+
+int lane_runtime_add_fleet_spend(lane_runtime *rt, int budget, uint64_t h, uint64_t period,
+                                 int64_t nanos) {
+  vm_pin pin;
+  int rc = add_fleet_spend_in(vm_enter(rt, &pin), budget, h, period, nanos);
+  vm_leave(&pin);
+  return rc;
+}
+
+static int hold_key_in(lane_runtime *rt, int budget, uint64_t h, uint64_t period, int held) {
+  if (!rt || budget < 0 || (uint32_t)budget >= rt->nbudgets || !h) return LANE_EARG;
+  vm_budget_rt *b = rt->b[budget];
+  h = vm_key_norm(h);
+  uint64_t cur = vm_bud_cur(b, vm_now(rt));
+  vm_ref r;
+  if (probe(b, h, cur, &r, NULL) != K_FOUND) {
+    if (!held) return LANE_OK;
+    if (!insert(rt, b, h, cur, LDA(&b->assigns)) || probe(b, h, cur, &r, NULL) != K_FOUND)
+      return LANE_ELIMIT;
+  }
+  if (held) STR(&r.m->held, period + 1);
+  else {
+    uint64_t want = period + 1;   /* only this period's hold: a later one stays */
+    atomic_compare_exchange_strong_explicit(&r.m->held, &want, 0, memory_order_acq_rel,
+                                            memory_order_relaxed);
+  }
+  return LANE_OK;
+}
+
+int lane_runtime_hold_key(lane_runtime *rt, int budget, uint64_t h, uint64_t period, int held) {
+  vm_pin pin;
+  int rc = hold_key_in(vm_enter(rt, &pin), budget, h, period, held);
+  vm_leave(&pin);
+  return rc;
+}
+
+static int observe_fleet_in(lane_runtime *rt, int model, double latency_ms, int status,
+                            uint32_t count) {
+  if (!rt || model < 0 || (uint32_t)model >= rt->nmodels) return LANE_EARG;
+  if (count) observe_n(rt, rt->m[model], latency_ms, status, count);
+  return LANE_OK;
+}
+
+int lane_runtime_observe_fleet(lane_runtime *rt, int model, double latency_ms, int status,
+                               uint32_t count) {
+  vm_pin pin;
+  int rc = observe_fleet_in(vm_enter(rt, &pin), model, latency_ms, status, count);
+  vm_leave(&pin);
+  return rc;
+}
+
+_Static_assert(LANE_LATENCY_BUCKETS == VM_HBUCKETS, "lane.h's bucket count is the runtime's");
+
+int lane_latency_bucket(double ms) { return hbucket(ms); }
+
+double lane_latency_bucket_ms(int i) {
+  double lo, hi;
+  if (i < 0 || i >= VM_HBUCKETS) return 0;
+  hbounds(i, &lo, &hi);
+  return lo;
+}
+
+/* ---------------------------------------------------------------------
  * State objects (swap.c shares them between views)
  * ------------------------------------------------------------------- */
 vm_model *vm_model_new(const lane_runtime *rt) {
@@ -1142,19 +1246,27 @@ uint32_t vm_budget_policy_on_full(const bc_budget *bb) {
        : bb->flags & BC_BUDGET_FULL_OPEN ? LANE_ON_FULL_OPEN : LANE_ON_FULL_SHARED;
 }
 
+/* A budget's window in whole ms, its period (*sub_ms, at least 1) and
+ * periods in the window (*ring: 1, or VM_ROLLING for a rolling one). */
+static uint64_t budget_window(const bc_budget *bb, uint64_t *sub_ms, uint32_t *ring) {
+  double wd = bb->window_ms;   /* verified finite and >= 0, not bounded */
+  uint64_t w = wd < 18446744073709551616.0 ? (uint64_t)wd : UINT64_MAX;
+  int rolling = (bb->flags & BC_BUDGET_ROLLING) != 0;
+  *ring = rolling ? VM_ROLLING : 1;
+  *sub_ms = rolling ? w / VM_ROLLING : w;
+  if (*sub_ms == 0) *sub_ms = 1;
+  return w;
+}
+
 vm_budget_rt *vm_budget_new(const lane_runtime *rt, const bc_budget *bb) {
   vm_budget_rt *b = vm_calloc(rt, 1, sizeof *b);
   if (!b) return NULL;
   uint32_t cap = pow2_at_least(rt->opt.budget_keys), nlevels = 1;
   while (level_base(nlevels) < cap) nlevels++;
-  double wd = bb->window_ms;   /* verified finite and >= 0, not bounded */
-  uint64_t w = wd < 18446744073709551616.0 ? (uint64_t)wd : UINT64_MAX;
-  int rolling = (bb->flags & BC_BUDGET_ROLLING) != 0;
-  b->ring = rolling ? VM_ROLLING : 1;
+  uint32_t ring;
+  b->window_ms = budget_window(bb, &b->sub_ms, &ring);
+  b->ring = (uint16_t)ring;
   b->span = b->ring;                      /* periods that make the window */
-  b->window_ms = w;
-  b->sub_ms = rolling ? w / VM_ROLLING : w;
-  if (b->sub_ms == 0) b->sub_ms = 1;
   b->cap = cap;
   b->nlevels = nlevels;
   b->on_full = vm_budget_policy_on_full(bb);

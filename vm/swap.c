@@ -55,12 +55,30 @@ struct vm_hub {
   atomic_uint_least64_t saves;      /* lane_runtime_save calls: temp names */
   atomic_uint_least64_t logseq;     /* decision records without an id (log.c) */
   void                 *raw;        /* what calloc gave, the hub 64-aligned in it */
+  lane_fleet_hooks      fleet;      /* lane_runtime_set_fleet's */
+  int                   has_fleet;  /* 1 while fleet is set */
   lane_runtime          handle;     /* what lane_runtime_new returns */
 };
 
 static vm_hub *hub_of(const lane_runtime *rt) { return rt->hub; }
 
 size_t vm_hub_bytes(void) { return sizeof(vm_hub) + 63; }
+
+const lane_fleet_hooks *vm_fleet(const lane_runtime *rt) {
+  const vm_hub *h = hub_of(rt);
+  return h->has_fleet ? &h->fleet : NULL;
+}
+
+int lane_runtime_set_fleet(lane_runtime *rt, const lane_fleet_hooks *hooks) {
+  if (!rt || !rt->handle) return LANE_EARG;
+  vm_hub *h = hub_of(rt);
+  h->has_fleet = 0;
+  if (hooks) {
+    h->fleet = *hooks;
+    h->has_fleet = 1;
+  }
+  return LANE_OK;
+}
 
 void *vm_calloc(const lane_runtime *rt, size_t n, size_t size) {
   void *p = calloc(n, size);

@@ -84,6 +84,8 @@ typedef struct vm_entry {
 typedef struct vm_meta {
   atomic_uint_least64_t last;       /* newest period charged + 1; 0 while
                                        the slot is being given its key */
+  atomic_uint_least64_t held;       /* period + 1 the key reads as at its
+                                       limit in (a spent lease); 0 none */
   atomic_uint_least32_t gate;       /* charges inside (pins), + VM_HELD
                                        while taken over, moved or set */
   uint32_t              pad;        /* 0 */
@@ -169,6 +171,9 @@ static inline lane_runtime *vm_enter(const lane_runtime *rt, vm_pin *pin) {
 static inline void vm_leave(vm_pin *pin) {
   if (pin->hub) vm_leave_hub(pin);
 }
+
+/* The fleet hooks set on the hub (lane_runtime_set_fleet), or NULL. */
+const lane_fleet_hooks *vm_fleet(const lane_runtime *rt);
 
 /* Bytes of a hub, its handle included (lane_runtime_memory's first term). */
 size_t vm_hub_bytes(void);

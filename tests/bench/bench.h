@@ -143,6 +143,10 @@ int bench_scaling(const char *out, const char *lane_cmd, scale_result *r);
 /* The hot-swap part (swap.c): decision latency alone and during 200
  * swaps, and a swap's time. 0, or -1 if a swap or a decision failed. */
 int bench_swap(const unsigned char *bytes, size_t nbytes);
+/* The fleet part (fleet.c): decision latency with liblane-redis attached
+ * against local-only (skipped without redis-server). 0, or -1 if a
+ * decision failed or Redis could not be reached. */
+int bench_fleet(const unsigned char *bytes, size_t nbytes);
 
 /* ---- hand-written C (ref_c.c) -------------------------------------- */
 void ref_c_init(const bstate *st);

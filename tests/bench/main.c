@@ -547,6 +547,8 @@ int main(int argc, char **argv) {
 
   if (bench_swap(bytes, nbytes) != 0) agree = 0;
   fflush(stdout);
+  if (bench_fleet(bytes, nbytes) != 0) agree = 0;
+  fflush(stdout);
 
   if (scaling) {
     printf("\nscaling (lane):\n");

@@ -4,13 +4,16 @@
 #
 #   vm/            liblane         libc only
 #   vm/json/       liblane-json    + liblane, jansson
+#   vm/redis/      liblane-redis   + liblane, hiredis, pthreads
 #   lang/          front end       + vm (text.h)
 #   compiler/      liblanec        + lang, vm
 #   compiler/bundle/ liblane-bundle + compiler, lang, vm, jansson, libsodium
 #   compiler/cli/  the lane command + compiler/bundle, compiler, lang, vm, vm/json,
 #                                     jansson, libcurl
-#   gateway/       a host          vm/lane.h and compiler/bundle/lane_bundle.h only
-#                                  (+ jansson, libcurl, libmicrohttpd, libsodium)
+#   gateway/       a host          vm/lane.h, vm/redis/lane_redis.h and
+#                                  compiler/bundle/lane_bundle.h only
+#                                  (+ jansson, libcurl, libmicrohttpd, libsodium,
+#                                  hiredis)
 #
 # This order is written here on purpose, apart from the Makefile: the test
 # checks the Makefile's include paths against it, every `#include "..."` of
@@ -28,16 +31,18 @@ mkdir -p "$OUT" || exit 2
 # unit: folder, the folders whose headers it may include (itself first).
 units="vm:vm
 vm/json:vm/json vm
+vm/redis:vm/redis vm
 lang:lang vm
 compiler:compiler lang vm
 compiler/bundle:compiler/bundle compiler lang vm
 compiler/cli:compiler/cli compiler/bundle compiler lang vm vm/json
-gateway:gateway vm=lane.h compiler/bundle=lane_bundle.h"
+gateway:gateway vm=lane.h vm/redis=lane_redis.h compiler/bundle=lane_bundle.h"
 # System headers a unit must not include.
 banned() {
   case $1 in
     vm) echo "jansson.h curl/curl.h microhttpd.h hiredis sodium.h pthread.h" ;;
     vm/json) echo "curl/curl.h microhttpd.h" ;;
+    vm/redis) echo "jansson.h curl/curl.h microhttpd.h sodium.h" ;;
     lang|compiler) echo "jansson.h curl/curl.h microhttpd.h sodium.h" ;;
     compiler/bundle) echo "curl/curl.h microhttpd.h" ;;
     *) echo "" ;;
@@ -45,7 +50,7 @@ banned() {
 }
 # The Makefile variable holding a unit's include path.
 incvar() {
-  case $1 in vm) echo INC_vm ;; vm/json) echo INC_json ;; lang) echo INC_lang ;;
+  case $1 in vm) echo INC_vm ;; vm/json) echo INC_json ;; vm/redis) echo INC_redis ;; lang) echo INC_lang ;;
     compiler) echo INC_compiler ;; compiler/bundle) echo INC_bundle ;; compiler/cli) echo INC_cli ;;
     *) echo "" ;; esac
 }
@@ -77,7 +82,7 @@ echo "$units" | while IFS=: read -r unit allowed; do
   echo "$unit" > "$bad.unit"
 done
 
-for unit in vm vm/json lang compiler compiler/bundle compiler/cli gateway; do
+for unit in vm vm/json vm/redis lang compiler compiler/bundle compiler/cli gateway; do
   bad=$OUT/$(echo "$unit" | tr / _).bad
   t "$([ -f "$bad" ] && [ ! -s "$bad" ] && echo 0 || echo 1)" "$unit/ includes only its own headers and those of the units below it" "$bad"
 done
@@ -120,6 +125,8 @@ link liblane "$BUILD/liblane.a" -- -lm
 t $? "liblane.a links with libc alone (and libm)" "$OUT/liblane.err"
 link liblane-json "$BUILD/liblane-json.a" "$BUILD/liblane.a" -- -ljansson -lm
 t $? "liblane-json.a links with liblane and jansson" "$OUT/liblane-json.err"
+link liblane-redis "$BUILD/liblane-redis.a" "$BUILD/liblane.a" -- -lhiredis -lpthread -lm
+t $? "liblane-redis.a links with liblane, hiredis and pthreads" "$OUT/liblane-redis.err"
 link liblanec "$BUILD/liblanec.a" "$BUILD/liblane.a" -- -lm
 t $? "liblanec.a links with liblane alone: no jansson, no libcurl" "$OUT/liblanec.err"
 link lane-bundle "$BUILD/lane-bundle.a" "$BUILD/liblanec.a" "$BUILD/liblane.a" -- -ljansson -lsodium -lm
