@@ -397,17 +397,17 @@ valgrind-bins: all $(UNIT_BIN)
 # clang-tidy and cppcheck with the checked-in configuration (.clang-tidy,
 # tests/lint/cppcheck.supp) over every C file the project ships: the
 # libraries, the lane command and the gateway; both must report nothing.
-LINT_SRC := $(VM_SRC) $(JSON_SRC) $(TOOL_SRC) $(BUNDLE_SRC) $(CLI_SRC) compiler/cli/main.c
+LINT_SRC := $(VM_SRC) $(JSON_SRC) vm/redis/redis.c $(TOOL_SRC) $(BUNDLE_SRC) $(CLI_SRC) compiler/cli/main.c
 LINT_DEFS := -DLANE_BUILDING -DLANE_STDLIB_DIR=\"stdlib\"
 lint-c: deps
 	@$(MAKE) --no-print-directory $(BUILD)/lang/parser.h $(BUILD)/lang/lexer.h
 	clang-tidy --quiet $(LINT_SRC) -- $(filter-out -MMD -MP,$(BASE)) $(INC_tests) $(LINT_DEFS)
-	clang-tidy --quiet $(GATEWAY_SRC) -- -std=c11 -D_POSIX_C_SOURCE=200809L -Ivm -Icompiler/bundle
+	clang-tidy --quiet $(GATEWAY_SRC) -- -std=c11 -D_POSIX_C_SOURCE=200809L -Ivm -Ivm/redis -Icompiler/bundle
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
 	  --inline-suppr --suppressions-list=tests/lint/cppcheck.supp -D__GNUC__ -ULANE_VM_GOTO \
 	  $(LINT_DEFS) $(INC_tests) $(LINT_SRC)
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
-	  --inline-suppr --suppressions-list=tests/lint/cppcheck.supp -D__GNUC__ -Ivm -Icompiler/bundle $(GATEWAY_SRC)
+	  --inline-suppr --suppressions-list=tests/lint/cppcheck.supp -D__GNUC__ -Ivm -Ivm/redis -Icompiler/bundle $(GATEWAY_SRC)
 
 # ---- fuzzing: clang + libFuzzer, ASan + UBSan (tests/fuzz/README.md) ----
 FUZZ_SECONDS ?= 60

@@ -10,6 +10,7 @@
  *     no decision fails, and after reconcile the total is exact again;
  *   - breaker spread: one process sees a provider fail, another skips it
  *     after a sync round, while its own view shows no failures of its own;
+ *     then by the threads alone, the delay reported;
  *   - bad URLs are refused with a reason; Redis away at attach: local-only
  *     with a warning.
  */
@@ -452,6 +453,41 @@ static void test_breaker(void) {
   lane_program_free(pb);
 }
 
+/* The same by the threads alone: how long after a's fifth failure b's
+ * breaker opens, with rounds every 20 ms (reported, not asserted: the
+ * machines are shared). */
+static void test_breaker_timed(void) {
+  lane_program *pa = must(POLICY), *pb = must(POLICY);
+  lane_runtime *ra = runtime(pa), *rb = runtime(pb);
+  lane_redis *sa = attach(ra, "a", "brk2:"), *sb = attach(rb, "b", "brk2:");
+  int paid = model_ix(pb, "paid");
+  sleep_ms(50);   /* both have run a round */
+  uint64_t t0 = mono_ns();
+  for (int i = 0; i < 5; i++) lane_observe(ra, paid, 900, LANE_CALL_TIMEOUT);
+  lane_live_stats st = {0};
+  uint64_t waited = 0;
+  while (waited < 5000000000ull) {
+    lane_model_stats(rb, paid, &st);
+    if (st.state == LANE_BREAKER_OPEN) break;
+    sleep_ms(1);
+    waited = mono_ns() - t0;
+  }
+  ok(st.state == LANE_BREAKER_OPEN, "b's breaker opens by the sync threads alone");
+  diag("b's breaker opened %.1f ms after a's fifth failure (rounds every 20 ms)",
+       (double)(mono_ns() - t0) / 1e6);
+  lane_request r;
+  lane_request_init(&r, pb);
+  lane_decision d;
+  ok(lane_decide(rb, "r", &r, &d) == LANE_OK && d.candidates[0] == model_ix(pb, "free"),
+     "and b skips the provider");
+  lane_redis_detach(sa);
+  lane_redis_detach(sb);
+  lane_runtime_free(ra);
+  lane_runtime_free(rb);
+  lane_program_free(pa);
+  lane_program_free(pb);
+}
+
 /* A rolling budget sums the fleet's spend over its twelve periods. */
 static void test_rolling(void) {
   const char *src = MODELS "budget hourly { key req.tenant limit $5 rolling 1h }\n"
@@ -499,6 +535,7 @@ int main(void) {
   if (!start_redis()) bail("redis-server did not start on port %d", PORT);
   test_options();
   test_breaker();
+  test_breaker_timed();
   test_rolling();
   test_three();
   test_outage();
