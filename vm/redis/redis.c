@@ -1078,7 +1078,9 @@ lane_redis *lane_redis_attach(lane_runtime *rt, const lane_redis_options *opt, l
   pthread_mutex_init(&rs->mu, NULL);
   pthread_cond_init(&rs->cv, NULL);
   pthread_cond_init(&rs->done, NULL);
-  if (!try_connect(rs)) {
+  if (try_connect(rs)) {
+    rs->enforce = 1;   /* no key has a slice to take back yet */
+  } else {
     rs->st.failures++;
     warnf(rs, "Redis at %s:%d is not answering (%s): running local-only until it does", rs->host,
           rs->port, rs->st.last_error);
