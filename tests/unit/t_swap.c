@@ -9,6 +9,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -194,6 +195,7 @@ static char *version(int k) {
 typedef struct worker {
   lane_runtime *rt;
   atomic_int   *stop;
+  atomic_int   *started;   /* workers that made their first decision */
   int           id;
   long          decisions, failures, wrong, charges;
 } worker;
@@ -223,7 +225,7 @@ static void *work(void *arg) {
       lane_observe(v, d.candidates[0], 10 + (double)(w->decisions % 7), LANE_CALL_OK);
       if (lane_charge(v, &r, 0.000001) == LANE_OK) w->charges++;   /* a micro-dollar */
     }
-    w->decisions++;
+    if (w->decisions++ == 0) atomic_fetch_add(w->started, 1);
     lane_runtime_release(v);
   }
   return NULL;
@@ -237,13 +239,16 @@ static void test_under_load(void) {
   free(src);
   lane_runtime *rt = lane_runtime_new_with(first, &o, &err);
   if (!rt) bail("runtime: %s", err.message);
-  atomic_int stop = 0;
+  atomic_int stop = 0, started = 0;
   worker w[THREADS];
   pthread_t th[THREADS];
   for (int i = 0; i < THREADS; i++) {
-    w[i] = (worker){rt, &stop, i, 0, 0, 0, 0};
+    w[i] = (worker){rt, &stop, &started, i, 0, 0, 0, 0};
     pthread_create(&th[i], NULL, work, &w[i]);
   }
+  /* The swaps start once every worker is deciding: on a loaded machine
+   * the threads could otherwise first run after the last swap. */
+  while (atomic_load(&started) < THREADS) sched_yield();
   int swapped = 0, refused = 0, refused_right = 0;
   for (int k = 1; k <= SWAPS; k++) {
     if (k % 10 == 3) {   /* a corrupt program never gets to a swap */
