@@ -331,7 +331,7 @@ BENCH_DIR      := $(BUILD)/bench
 BENCH_CFLAGS   := -std=c11 -D_GNU_SOURCE -O2 -g -ffp-contract=off -Wall -Wextra -Werror \
                   $(INC_compiler) -Ivm/redis -Itests/bench
 BENCH_SRC      := tests/bench/main.c tests/bench/scaling.c tests/bench/ref_c.c tests/bench/common.c \
-                  tests/bench/swap.c tests/bench/fleet.c
+                  tests/bench/swap.c tests/bench/fleet.c tests/bench/expert_c.c
 BENCH_HDR      := tests/bench/bench.h vm/lane.h
 LUA54_INC      := /usr/include/lua5.4
 LUAJIT_INC     := /usr/include/luajit-2.1

@@ -151,6 +151,9 @@ int bench_fleet(const unsigned char *bytes, size_t nbytes);
 /* ---- hand-written C (ref_c.c) -------------------------------------- */
 void ref_c_init(const bstate *st);
 void ref_c_decide(const breq *q, bdec *d);
+/* ---- expert C (expert_c.c): masks, ctz walks, top-k with early reject */
+void expert_c_init(const bstate *st);
+void expert_c_decide(const breq *q, bdec *d);
 
 /* ---- Lua plugins (lua_impl.c, built once per Lua) ------------------ */
 
