@@ -375,6 +375,8 @@ bench: deps
 	echo "$(BENCH_DIR)/bench --src tests/bench --out $(BENCH_DIR) --lane $(LANE)$$opts"; \
 	$(BENCH_DIR)/bench --src tests/bench --out $(BENCH_DIR) --lane $(LANE) $$opts
 	@echo
+	@sh tests/bench/callgrind.sh $(BENCH_DIR)/bench tests/bench $(BENCH_DIR)
+	@echo
 	@sh tests/bench/replay.sh $(LANE) $(BENCH_DIR)/replay
 
 # UndefinedBehaviorSanitizer alone (no ASan: catches what ASan's allocator

@@ -15,7 +15,10 @@
  * would per request, and requests prepared ahead (built untimed, chunk by
  * chunk, as a host that built them when it parsed the bodies). Ratios are
  * against the expert C (expert_c.c); ref_c.c is lane's own algorithm in C.
- * `--profile N` runs N lane decisions and nothing else (for perf/callgrind).
+ * `--profile N` runs N lane decisions and nothing else (for perf/callgrind;
+ * `--profile-x N` the expert C's, `--profile-c N` those of lane's algorithm
+ * in C); tests/bench/callgrind.sh turns two such runs into instructions
+ * per decision.
  *
  * malloc, calloc, realloc and free are interposed (as tests/unit/t_alloc.c
  * does) to count allocations during lane's decision loop and to measure
@@ -113,6 +116,7 @@ static inline void lane_fold(bsum *s, int rc, const lane_decision *d) {
 }
 
 enum { MODE_ROUTE, MODE_TRACED_NULL, MODE_TRACED };
+static long long STEPS;   /* VM steps of the first pass (lane_decision.steps) */
 
 /* Decides requests [a, b), folding into s (not reset); returns the ns. */
 static uint64_t lane_run(int mode, int a, int b, bsum *s, long *rules) {
@@ -127,7 +131,10 @@ static uint64_t lane_run(int mode, int a, int b, bsum *s, long *rules) {
     if (mode == MODE_ROUTE) rc = lane_decide_route(RT, ROUTE, &r, &d);
     else rc = lane_decide_traced(RT, ROUTE, &r, &d, mode == MODE_TRACED ? &tr : NULL);
     lane_fold(s, rc, &d);
-    if (rules) rules[rc == LANE_OK ? d.rule : 0]++;
+    if (rules) {
+      rules[rc == LANE_OK ? d.rule : 0]++;
+      STEPS += rc == LANE_OK ? d.steps : 0;
+    }
   }
   return bench_ns() - t0;
 }
@@ -379,6 +386,66 @@ static void lua_pass(impl *im, int timed) {
   if (timed && im->n < 16) im->t[im->n++] = ns;
 }
 
+/* ---- JavaScript under node (policy.js) ----------------------------- */
+/* Writes the catalog, the mirrored state and the requests for policy.js,
+ * runs it under node for `passes` timed passes and reads its line back:
+ * ns per decision (or -1 with note saying why not) and its checksum. */
+static double js_run(const char *src, const char *out, const bstate *st, int passes, bsum *sum,
+                     char *note, size_t cap) {
+  char path[4096], cmd[8400], line[256];
+  FILE *f;
+  if (system("command -v node >/dev/null 2>&1") != 0) {
+    snprintf(note, cap, "skipped: node is not installed");
+    return -1;
+  }
+  snprintf(path, sizeof path, "%s/js_input.txt", out);
+  if (!(f = fopen(path, "w"))) {
+    snprintf(note, cap, "failed: cannot write %.200s", path);
+    return -1;
+  }
+  fprintf(f, "M %d\n", BENCH_NMODELS);
+  for (int m = 0; m < BENCH_NMODELS; m++) {
+    const bmodel *b = &bench_models[m];
+    fprintf(f, "%s %.17g %.17g %lld %.17g %.17g %lld %lld %u %.17g %.17g %d\n", b->name, b->input,
+            b->output, (long long)b->long_above, b->long_input, b->long_output,
+            (long long)b->context, (long long)b->max_output, b->caps, b->quality, st->p95[m],
+            st->healthy[m] ? 1 : 0);
+  }
+  fprintf(f, "T %d\n", BENCH_TENANTS);
+  for (int t = 0; t < BENCH_TENANTS; t++) {
+    uint8_t n;
+    fprintf(f, "%s %.17g\n", bench_tenant(t, &n), st->spent[t]);
+  }
+  fprintf(f, "L %.17g\nR %d\n", st->budget_limit, NREQ);
+  for (int i = 0; i < NREQ; i++) {
+    const breq *q = &REQ[i];
+    fprintf(f, "%.*s %.*s %.*s %.*s %d %d %d %d %d %d\n", q->ntask, q->task, q->ntier, q->tier,
+            q->ntenant, q->tenant, q->nuser, q->user, q->in, q->out, q->images, q->tools, q->json,
+            q->latency_ms);
+  }
+  if (fclose(f) != 0) {
+    snprintf(note, cap, "failed: cannot write %.200s", path);
+    return -1;
+  }
+  snprintf(cmd, sizeof cmd, "node %s/policy.js %s %d", src, path, passes);
+  FILE *p = popen(cmd, "r");
+  double ns = -1;
+  unsigned long long h = 0, cb = 0;
+  if (p && fgets(line, sizeof line, p) && sscanf(line, "ns %lf h %llx cost %llx", &ns, &h, &cb) == 3) {
+    union { uint64_t u; double d; } x = { cb };
+    sum->h = h;
+    sum->cost = x.d;
+  } else {
+    ns = -1;
+    snprintf(note, cap, "failed: %.200s gave no result", cmd);
+  }
+  if (p && pclose(p) != 0 && ns >= 0) {
+    ns = -1;
+    snprintf(note, cap, "failed: %.200s exited with an error", cmd);
+  }
+  return ns;
+}
+
 /* ---- main ---------------------------------------------------------- */
 static void print_row(const char *name, double ns, double ns_c, const bsum *s, const bsum *ref) {
   printf("%-26s %12.1f %7.2fx  %016llx %016llx%s\n", name, ns, ns / ns_c, (unsigned long long)s->h,
@@ -401,7 +468,9 @@ int main(int argc, char **argv) {
   lane_runtime_options ro;
   bstate st;
   double t_lane[16], t_null[16], t_c[16], t_x[16], t_prep[16], t_traced[16], r_two[16], r_two_c[16];
-  double ns_lane, ns_null, ns_c, ns_x, ns_prep, ns_tr, ns_lua[2], two, two_c, compile_ms;
+  double ns_lane, ns_null, ns_c, ns_x, ns_prep, ns_tr, ns_lua[2], ns_js, two, two_c, compile_ms;
+  char js_note[320] = "";
+  bsum s_js = {0, 0};
   long rules[64] = {0}, allocs;
   bsum s_lane, s_c, s_null, s_tr, s_x, s_prep;
   impl lua[2];
@@ -421,6 +490,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--passes")) passes = atoi(v);
     else if (!strcmp(a, "--profile")) profile = atol(v);
     else if (!strcmp(a, "--profile-c")) { profile = atol(v); profile_c = 1; }
+    else if (!strcmp(a, "--profile-x")) { profile = atol(v); profile_c = 2; }
     else die("unknown option %s", a);
     i++;
   }
@@ -475,10 +545,12 @@ int main(int argc, char **argv) {
     bsum s;
     for (long left = profile; left > 0; left -= NREQ) {
       int n = left < NREQ ? (int)left : NREQ;
-      if (profile_c) for (int i = 0; i < n; i++) { bdec d; ref_c_decide(&REQ[i], &d); }
+      if (profile_c == 1) for (int i = 0; i < n; i++) { bdec d; ref_c_decide(&REQ[i], &d); }
+      else if (profile_c == 2) for (int i = 0; i < n; i++) { bdec d; expert_c_decide(&REQ[i], &d); }
       else lane_pass(MODE_ROUTE, 0, n, &s, NULL);
     }
-    printf("profile: %ld %s decisions\n", profile, profile_c ? "C" : "lane");
+    printf("profile: %ld %s decisions\n", profile,
+           profile_c == 1 ? "C (lane's algorithm)" : profile_c == 2 ? "expert C" : "lane");
     return 0;
   }
 
@@ -511,6 +583,7 @@ int main(int argc, char **argv) {
       lua_pass(&lua[1], 1);
     }
     for (int p = 0; p < 3; p++) t_traced[p] = lane_pass(MODE_TRACED, 0, NREQ, &s_tr, NULL);
+    ns_js = js_run(src, out, &st, passes, &s_js, js_note, sizeof js_note);
     for (int k = 0; k < 2; k++) {
       ns_lua[k] = lua[k].api ? bench_median(lua[k].t, lua[k].n) : -1;
       if (lua[k].api) lua[k].api->close(lua[k].st);
@@ -554,6 +627,8 @@ int main(int argc, char **argv) {
   for (int k = 0; k <= lane_rule_count(P, ROUTE); k++)
     if (rules[k]) printf(" %d:%.1f%%", k, 100.0 * rules[k] / NREQ);
   printf("  (0 = no model)\n");
+  printf("VM steps per decision (instructions, filter code included, and string work): %.1f\n",
+         (double)STEPS / NREQ);
 
   printf("\n%-26s %12s %8s  %-16s %s\n", "implementation", "ns/decision", "vs xC", "checksum",
          "cost bits");
@@ -574,9 +649,17 @@ int main(int argc, char **argv) {
     print_row(lua[k].name, ns_lua[k], ns_x, &lua[k].sum, &s_c);
     agree &= SAME(lua[k].sum, s_c);
   }
+  if (ns_js < 0) {
+    printf("%-26s %12s %8s  %s\n", "JavaScript (node)", "-", "-", js_note);
+    agree &= strncmp(js_note, "failed", 6) != 0;
+  } else {
+    print_row("JavaScript (node)", ns_js, ns_x, &s_js, &s_c);
+    agree &= SAME(s_js, s_c);
+  }
   printf("(median of %d passes of %d decisions each; the C versions and lane's three modes\n"
-         " interleaved in chunks of %d requests, Lua by pass; Lua pushes 10 arguments and makes "
-         "a lua_pcall per request)\n", passes, NREQ, CHUNK);
+         " interleaved in chunks of %d requests, Lua and node by pass after a warm-up pass; Lua "
+         "pushes 10 arguments\n and makes a lua_pcall per request; node decides from "
+         "requests it parsed ahead)\n", passes, NREQ, CHUNK);
 
   printf("\nallocations per decision (lane): %.6f (%ld in %d decisions)\n",
          (double)allocs / NREQ, allocs, NREQ);
@@ -603,6 +686,10 @@ int main(int argc, char **argv) {
   printf("  lane <= 2x expert C, built in loop: %.2fx  %s\n", ns_lane / ns_x,
          ns_lane <= 2 * ns_x ? "met" : "MISSED");
   printf("  (lane against C in lane's own algorithm: %.2fx)\n", ns_lane / ns_c);
+  if (ns_js > 0)
+    printf("  lane >= 3x faster than node:       %.2fx  %s\n", ns_js / ns_prep,
+           ns_js >= 3 * ns_prep ? "met" : "MISSED");
+  else printf("  lane >= 3x faster than node:       skipped (%s)\n", js_note);
   if (ns_lua[1] > 0)
     printf("  lane faster than LuaJIT:           %.2fx  %s\n", ns_lua[1] / ns_lane,
            ns_lane < ns_lua[1] ? "met" : "MISSED");
@@ -633,8 +720,8 @@ int main(int argc, char **argv) {
     fprintf(f, "{\n  \"requests\": %d, \"passes\": %d, \"loadavg\": \"%s\",\n", NREQ, passes, loadavg);
     fprintf(f, "  \"ns_per_decision\": {\"expert_c\": %.2f, \"c\": %.2f, \"lane\": %.2f, "
                "\"lane_prepared\": %.2f, \"lane_traced_null\": %.2f, "
-               "\"lane_traced\": %.2f, \"lua54\": %.2f, \"luajit\": %.2f},\n",
-            ns_x, ns_c, ns_lane, ns_prep, ns_null, ns_tr, ns_lua[0], ns_lua[1]);
+               "\"lane_traced\": %.2f, \"lua54\": %.2f, \"luajit\": %.2f, \"node\": %.2f},\n",
+            ns_x, ns_c, ns_lane, ns_prep, ns_null, ns_tr, ns_lua[0], ns_lua[1], ns_js);
     fprintf(f, "  \"agree\": %s, \"checksum\": \"%016llx\", \"cost_bits\": \"%016llx\",\n",
             agree ? "true" : "false", (unsigned long long)s_c.h,
             (unsigned long long)bsum_costbits(&s_c));
