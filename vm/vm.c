@@ -23,8 +23,22 @@
 #endif
 
 /* Per-decision state, on the stack of lane_decide_route. */
+/* What the cost formula and `fits` read of a request, read once per
+ * decision (vm_costq_init) instead of once per member. */
+typedef struct vm_costq {
+  int64_t in, out, cached;        /* clamped as cost_on says */
+  int64_t total;                  /* in + out (fits), unless it overflowed */
+  int     total_ok;               /* 0: in + out overflowed int64 */
+  int     reasoning;              /* req.reasoning set and true */
+  int     plain;                  /* no cached tokens, no reasoning: the
+                                     formula is in * p_in + out * p_out */
+  double  din, dout, dfresh, dcached;   /* as doubles: in, out, in - cached, cached */
+  int64_t raw_in, raw_out;        /* unclamped, as sem_fits reads them */
+} vm_costq;
+
 typedef struct vm_run {
   const bc_image     *im;         /* program image */
+  vm_costq            q;          /* the request's cost inputs */
   lane_runtime       *rt;         /* live stats */
   uint64_t            now;        /* the clock, read once per decision */
   int                 nprobe;     /* breaker probes granted to this decision */
@@ -234,21 +248,47 @@ static int64_t req_int(const lane_request *r, int f) {
  * Without cached tokens or tiers this is input_tokens*input +
  * max_output_tokens*output to the last bit (adding 0.0 changes nothing).
  */
-static double cost_on(const bc_image *im, const lane_request *r, uint32_t m) {
-  const bc_model *md = &im->models[m];
+static void vm_costq_init(vm_costq *q, const lane_request *r) {
   int64_t in = req_int(r, BC_F_INPUT_TOKENS), out = req_int(r, BC_F_MAX_OUTPUT_TOKENS);
   int64_t cached = req_int(r, BC_F_CACHED_TOKENS);
+  q->raw_in = in;
+  q->raw_out = out;
+  q->total_ok = !__builtin_add_overflow(in, out, &q->total);
   if (in < 0) in = 0;
   if (out < 0) out = 0;
   if (cached < 0) cached = 0;
   if (cached > in) cached = in;
-  int lng = md->long_above > 0 && in > md->long_above;
+  q->in = in;
+  q->out = out;
+  q->cached = cached;
+  q->reasoning = req_int(r, BC_F_REASONING) != 0;
+  q->plain = cached == 0 && !q->reasoning;
+  q->din = (double)in;
+  q->dout = (double)out;
+  q->dfresh = (double)(in - cached);
+  q->dcached = (double)cached;
+}
+
+/* The formula above on inputs read once. Without cached tokens and
+ * reasoning, ((in - 0) * p_in + 0 * p_cached) + out * p_out is
+ * in * p_in + out * p_out to the last bit (in * p_in >= +0, and x + +0
+ * is x), so the plain case skips the cached price. */
+static inline double cost_q(const bc_model *md, const vm_costq *q) {
+  int lng = md->long_above > 0 && q->in > md->long_above;
   double p_in = lng && md->long_input > 0 ? md->long_input : md->input;
+  if (q->plain)
+    return q->din * p_in + q->dout * (lng && md->long_output > 0 ? md->long_output : md->output);
   double p_cached = lng && md->long_cached_input > 0 ? md->long_cached_input
                   : md->cached_input > 0 ? md->cached_input : p_in;
-  double p_out = req_int(r, BC_F_REASONING) && md->reasoning_output > 0 ? md->reasoning_output
+  double p_out = q->reasoning && md->reasoning_output > 0 ? md->reasoning_output
                : lng && md->long_output > 0 ? md->long_output : md->output;
-  return ((double)(in - cached) * p_in + (double)cached * p_cached) + (double)out * p_out;
+  return (q->dfresh * p_in + q->dcached * p_cached) + q->dout * p_out;
+}
+
+static double cost_on(const bc_image *im, const lane_request *r, uint32_t m) {
+  vm_costq q;
+  vm_costq_init(&q, r);
+  return cost_q(&im->models[m], &q);
 }
 
 double lane_cost(const lane_program *p, const lane_request *r, int model) {
@@ -292,10 +332,11 @@ static vmval model_field(const bc_image *im, uint32_t m, int which) {
 }
 
 /* `fits` for the current model (sem_fits). */
-static int fits(const vm_run *x) {
+/* sem_fits on the inputs read once: the same answer, overflow included. */
+static inline int fits(const vm_run *x) {
   const bc_model *m = &x->im->models[x->model];
-  return sem_fits(req_int(x->r, BC_F_INPUT_TOKENS), req_int(x->r, BC_F_MAX_OUTPUT_TOKENS),
-                  m->context, m->max_output);
+  if (m->context != 0 && (!x->q.total_ok || x->q.total > m->context)) return 0;
+  return m->max_output == 0 || x->q.raw_out <= m->max_output;
 }
 
 /* Bytewise comparison (sem_bytes_cmp): UTF-8 code point order. */
@@ -355,7 +396,9 @@ static int contains(const int *v, int n, int m) {
 /* Breaker health for this decision. A model past its cooldown passes a
  * filter but is only pending: it takes the probe when a selection picks
  * it (vm_cand), so checking it never spends the probe. */
-static int healthy(vm_run *x, uint32_t m) {
+static inline int healthy(vm_run *x, uint32_t m) {
+  if (atomic_load_explicit(&x->rt->m[m]->state, memory_order_acquire) == LANE_BREAKER_CLOSED)
+    return 1;   /* vm_health's first test, without the call */
   switch (vm_health(x->rt, m, x->now)) {
   case SEM_HEALTHY: return 1;
   case SEM_PROBE:
@@ -521,31 +564,31 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
               : (mem & BC_MEMBER_CHECK) && in->b && !run_filter(x, in->b - 1u, (uint32_t)m)
               ? LANE_CHECK_FILTER : 0;
     if (check) {
-      if (x->trace) trace_ev(x, LANE_EV_MEMBER, m, 0, 0, cost_on(im, x->r, (uint32_t)m), check);
+      if (x->trace) trace_ev(x, LANE_EV_MEMBER, m, 0, 0, cost_q(&im->models[m], &x->q), check);
       continue;
     }
-    TRACE(x, LANE_EV_MEMBER, m, 1, 0, cost_on(im, x->r, (uint32_t)m));
+    TRACE(x, LANE_EV_MEMBER, m, 1, 0, cost_q(&im->models[m], &x->q));
     switch (ord) {
-    case BC_ORD_CHEAPEST: pk.k1 = cost_on(im, x->r, (uint32_t)m); break;
+    case BC_ORD_CHEAPEST: pk.k1 = cost_q(&im->models[m], &x->q); break;
     case BC_ORD_FASTEST: {
       double p95 = vm_latency(x->rt, (uint32_t)m, x->now, 1);
       pk.k1 = p95 > 0 ? p95 : INFINITY;
-      pk.k2 = cost_on(im, x->r, (uint32_t)m);   /* equally fast: the cheaper */
+      pk.k2 = cost_q(&im->models[m], &x->q);   /* equally fast: the cheaper */
       break;
     }
     case BC_ORD_BEST:
       pk.k1 = -im->models[m].quality;
-      pk.k2 = cost_on(im, x->r, (uint32_t)m);
+      pk.k2 = cost_q(&im->models[m], &x->q);
       break;
     default: break;
     }
-    /* Only a strictly better pick moves ahead, so ties keep member order. */
-    for (pos = nb; pos > 0; pos--)
-      if (!(pk.k1 < buf[pos - 1].k1 || (pk.k1 == buf[pos - 1].k1 && pk.k2 < buf[pos - 1].k2)))
-        break;
-    if (pos >= need) continue;
-    if (nb < need) nb++;
-    memmove(&buf[pos + 1], &buf[pos], (size_t)(nb - 1 - pos) * sizeof buf[0]);
+    /* Only a strictly better pick moves ahead, so ties keep member order;
+     * with the picks full, one no better than the last is rejected at once. */
+#define VM_BETTER(a, b) ((a).k1 < (b).k1 || ((a).k1 == (b).k1 && (a).k2 < (b).k2))
+    if (nb == need && !VM_BETTER(pk, buf[nb - 1])) continue;
+    pos = nb < need ? nb++ : nb - 1;
+    for (; pos > 0 && VM_BETTER(pk, buf[pos - 1]); pos--) buf[pos] = buf[pos - 1];
+#undef VM_BETTER
     buf[pos] = pk;
   }
   if (x->trace) rank_trace(x, t0, ord);
@@ -731,7 +774,7 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
     }
     vmcase(M_FIELD) { st[sp++] = model_field(im, x->model, in->a); vmbreak; }
     vmcase(M_CAP) PUSH(i, (im->models[x->model].caps >> in->c) & 1)
-    vmcase(M_COST) PUSH(d, cost_on(im, x->r, x->model))
+    vmcase(M_COST) PUSH(d, cost_q(&im->models[x->model], &x->q))
     vmcase(M_FITS) PUSH(i, fits(x))
     vmcase(M_HEALTHY) PUSH(i, healthy(x, x->model))
     vmcase(M_P50) PUSH(d, vm_latency(x->rt, x->model, x->now, 0))
@@ -835,6 +878,7 @@ static int decide_traced_in(lane_runtime *rt, int route, const lane_request *r,
   x.ncand = 0;
   x.nshadow = 0;
   x.now = vm_now(rt);
+  vm_costq_init(&x.q, r);
   x.nprobe = 0;
   x.npending = 0;
   x.filtered = 0;
@@ -853,7 +897,7 @@ static int decide_traced_in(lane_runtime *rt, int route, const lane_request *r,
   memcpy(out->candidates, x.cand, (size_t)x.ncand * sizeof x.cand[0]);
   out->nshadows = x.nshadow;
   memcpy(out->shadows, x.shadow, (size_t)x.nshadow * sizeof x.shadow[0]);
-  out->cost = cost_on(im, r, (uint32_t)x.cand[0]);
+  out->cost = cost_q(&im->models[x.cand[0]], &x.q);
   for (int i = 0; i < x.nprobe; i++)
     for (int k = 0; k < x.ncand; k++)
       if (x.cand[k] == x.probe[i]) out->probed |= 1u << k;
@@ -886,6 +930,7 @@ int vm_explain_region(lane_runtime *rt, const lane_request *r, const lane_decisi
   x.r = r;
   x.model = model;
   x.now = vm_now(rt);
+  vm_costq_init(&x.q, r);
   x.fault = "an error";
   int took[LANE_MAX_CANDIDATES];
   for (int i = 0; d && i < d->ncandidates && i < LANE_MAX_CANDIDATES; i++)
