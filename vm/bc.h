@@ -907,6 +907,10 @@ struct lane_error;
 struct lane_program *bc_load_counted(const void *bytes, size_t n,
                                      const struct lane_load_options *opt, uint64_t *work,
                                      struct lane_error *err);
+/* Test hook, not API: turns off what spec.c worked out for a loaded
+ * program (member filters run whole for every member), so that tests and
+ * the decide fuzz target can check both paths decide alike. */
+void bc_unspecialize(struct lane_program *p);
 /* For the compiler, not API: lane_load_with that also says, when a route's
  * worst case is over the limit (LANE_ELIMIT), which route (*over, its
  * index; else -1), so that the error is reported at the route's

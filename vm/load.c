@@ -241,6 +241,8 @@ lane_program *bc_decode(const void *bytes, size_t n, size_t max_bytes,
   BC_SECTIONS(BC_SEC_NEED)
 #undef BC_SEC_NEED
   NEED(cnt[BC_SEC_ROUTES], uint64_t);   NEED(cnt[BC_SEC_FILTERS], uint64_t);
+  NEED(cnt[BC_SEC_FILTERS], vm_fspec);   /* spec.c: at most the code plus */
+  NEED(cnt[BC_SEC_CODE] + 2 * (uint64_t)cnt[BC_SEC_FILTERS], bc_insn);   /* 2 per filter */
   NEED(n, unsigned char);
 #undef NEED
   if (total > SIZE_MAX || !(block = malloc((size_t)total))) {
@@ -259,6 +261,9 @@ lane_program *bc_decode(const void *bytes, size_t n, size_t max_bytes,
   if (!im->nlines) im->lines = NULL;
   p->route_steps = carve(&at, (uint64_t)im->nroutes * sizeof(uint64_t));
   p->filter_steps = carve(&at, (uint64_t)im->nfilters * sizeof(uint64_t));
+  p->fspec = carve(&at, (uint64_t)im->nfilters * sizeof(vm_fspec));
+  memset(p->fspec, 0, (size_t)im->nfilters * sizeof(vm_fspec));   /* none until bc_specialize */
+  p->xcode = carve(&at, ((uint64_t)im->ncode + 2 * (uint64_t)im->nfilters) * sizeof(bc_insn));
   p->bytes = at;
   p->nbytes = n;
   memcpy(p->bytes, b, n);
@@ -1453,6 +1458,7 @@ lane_program *bc_load_ex(const void *bytes, size_t n, const lane_load_options *o
     free(p);
     return NULL;
   }
+  bc_specialize(p);
   if (err) {
     err->code = LANE_OK;
     err->line = 0;

@@ -36,9 +36,22 @@ typedef struct vm_costq {
   int64_t raw_in, raw_out;        /* unclamped, as sem_fits reads them */
 } vm_costq;
 
+/* A filter part's value for one capability class, kept for the rest of
+ * the decision (member_filter). */
+#define VM_MEMO 32
+typedef struct vm_memo {
+  uint32_t canon, key;            /* the part (vm_fspec.canon), caps & capmask */
+  uint32_t steps;                 /* steps its run counted */
+  int      pass;
+} vm_memo;
+
 typedef struct vm_run {
   const bc_image     *im;         /* program image */
   vm_costq            q;          /* the request's cost inputs */
+  const vm_fspec     *fspec;      /* the program's filter parts (spec.c) */
+  const bc_insn      *xcode;      /* their copies, run with filter mode 3 */
+  int                 nmemo;      /* parts' values known in this decision */
+  vm_memo             memo[VM_MEMO];
   lane_runtime       *rt;         /* live stats */
   uint64_t            now;        /* the clock, read once per decision */
   int                 nprobe;     /* breaker probes granted to this decision */
@@ -425,6 +438,38 @@ static int run_filter(vm_run *x, uint32_t f, uint32_t m) {
   return vm_exec(x, x->im->filters[f].start, 1);
 }
 
+/* Filter f for member m, as run_filter, but the part of f that reads only
+ * the request and m's capabilities (spec.c) is run once per capability
+ * class in a decision and its value (and step count) kept; the tail, if
+ * any, runs per member. The steps counted are run_filter's. */
+static int member_filter(vm_run *x, uint32_t f, uint32_t m) {
+  const vm_fspec *fs = &x->fspec[f];
+  if (fs->kind == VM_SPEC_NONE || x->trace) return run_filter(x, f, m);
+  uint32_t key = x->im->models[m].caps & fs->capmask;
+  const vm_memo *e = NULL;
+  for (int i = 0; i < x->nmemo; i++)
+    if (x->memo[i].canon == fs->canon && x->memo[i].key == key) { e = &x->memo[i]; break; }
+  int pass;
+  if (e) {
+    x->steps += e->steps;
+    pass = e->pass;
+  } else {
+    uint32_t s0 = x->steps;
+    x->model = m;
+    if (fs->kind == VM_SPEC_WHOLE) {
+      pass = vm_exec(x, x->im->filters[f].start, 1);
+    } else {
+      pass = vm_exec(x, fs->xstart, 3);
+      if (pass) x->steps -= 2;   /* the copy's PUSH_B 1 and FRET */
+    }
+    if (x->nmemo < VM_MEMO)
+      x->memo[x->nmemo++] = (vm_memo){fs->canon, key, x->steps - s0, pass};
+  }
+  if (!pass || fs->kind == VM_SPEC_WHOLE) return pass;
+  x->model = m;
+  return vm_exec(x, fs->tail, 1);
+}
+
 typedef struct vm_pick { int m; double k1, k2; } vm_pick;
 
 
@@ -561,7 +606,7 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
     x->model = (uint32_t)m;   /* the native checks, then the filter */
     int check = (in->a & BC_CAND_FITS) && !fits(x) ? LANE_CHECK_FITS
               : (in->a & BC_CAND_HEALTHY) && !healthy(x, (uint32_t)m) ? LANE_CHECK_HEALTHY
-              : (mem & BC_MEMBER_CHECK) && in->b && !run_filter(x, in->b - 1u, (uint32_t)m)
+              : (mem & BC_MEMBER_CHECK) && in->b && !member_filter(x, in->b - 1u, (uint32_t)m)
               ? LANE_CHECK_FILTER : 0;
     if (check) {
       if (x->trace) trace_ev(x, LANE_EV_MEMBER, m, 0, 0, cost_q(&im->models[m], &x->q), check);
@@ -661,7 +706,7 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
   };
 #endif
   const bc_image *im = x->im;
-  const bc_insn *code = im->code, *in;
+  const bc_insn *code = filter == 3 ? x->xcode : im->code, *in;   /* 3: a part's copy */
   vmval st[BC_MAX_STACK];
   int sp = 0;
   uint32_t steps = 0;   /* added to x->steps on the way out: kept in a register */
@@ -879,6 +924,9 @@ static int decide_traced_in(lane_runtime *rt, int route, const lane_request *r,
   x.nshadow = 0;
   x.now = vm_now(rt);
   vm_costq_init(&x.q, r);
+  x.fspec = rt->prog->fspec;
+  x.xcode = rt->prog->xcode;
+  x.nmemo = 0;
   x.nprobe = 0;
   x.npending = 0;
   x.filtered = 0;

@@ -22,8 +22,21 @@ typedef struct vm_section {
   uint32_t size;          /* body size in bytes */
 } vm_section;
 
+/* A member filter's part that depends on the request and the model's
+ * capabilities alone (spec.c says which and why). */
+enum { VM_SPEC_NONE, VM_SPEC_WHOLE, VM_SPEC_PREFIX };
+typedef struct vm_fspec {
+  uint8_t  kind;          /* VM_SPEC_* */
+  uint32_t capmask;       /* capability bits the part reads */
+  uint32_t canon;         /* equal parts share it */
+  uint32_t tail;          /* PREFIX: first instruction after it */
+  uint32_t xstart;        /* PREFIX: its copy in xcode */
+} vm_fspec;
+
 struct lane_program {
   bc_image        im;           /* decoded, verified image */
+  vm_fspec       *fspec;        /* per filter (spec.c) */
+  bc_insn        *xcode;        /* the PREFIX parts as regions of their own */
   uint16_t        version;      /* header format version */
   uint32_t        nsec;         /* entries of sec */
   vm_section      sec[BC_SEC_MAX]; /* section table in file order */
@@ -247,6 +260,10 @@ double   vm_error_rate(lane_runtime *rt, uint32_t model, uint64_t now);
 /* budget b's spent (which 0), remaining (1) or used (2) for r's key. */
 double   vm_budget_read(const lane_runtime *rt, uint32_t b, const lane_request *r, int which,
                         uint64_t now);
+
+/* Works out each member filter's vm_fspec (spec.c); after verification.
+ * (bc_unspecialize, in bc.h, is its test hook.) */
+void bc_specialize(lane_program *p);
 
 /* Checks the header and section table of a file and decodes it into a new
  * program (not yet verified beyond the file structure and the string

@@ -19,26 +19,48 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint64_t fake_clock(void *ctx) { return *(uint64_t *)ctx; }
 
-static void decide(fz *f, const lane_program *p, lane_runtime *rt) {
+/* The two must decide alike: a program and its twin loaded without the
+ * filter parts spec.c works out (bc_unspecialize), each on a runtime of
+ * its own that sees the same calls, charges and clock. */
+static void same(int rc, const lane_decision *a, int rc2, const lane_decision *b) {
+  if (rc != rc2 || a->steps != b->steps || a->filtered_rule != b->filtered_rule ||
+      a->nerrors != b->nerrors || a->error_line != b->error_line)
+    abort();
+  if (rc != LANE_OK) return;
+  if (a->rule != b->rule || a->ncandidates != b->ncandidates || a->nshadows != b->nshadows ||
+      a->probed != b->probed || memcmp(&a->cost, &b->cost, sizeof a->cost) ||
+      memcmp(a->candidates, b->candidates, (size_t)a->ncandidates * sizeof a->candidates[0]) ||
+      memcmp(a->shadows, b->shadows, (size_t)a->nshadows * sizeof a->shadows[0]))
+    abort();
+}
+
+static void decide(fz *f, const lane_program *p, lane_runtime *rt, const lane_program *p2,
+                   lane_runtime *rt2) {
   char pool[8][16];
-  lane_request r;
-  lane_decision d;
-  lane_event ev[16];
-  lane_trace tr = {ev, 1 + fz_u8(f) % 16, 0, 0};
+  lane_request r, r2;
+  lane_decision d, d2;
+  lane_event ev[16], ev2[16];
+  lane_trace tr = {ev, 1 + fz_u8(f) % 16, 0, 0}, tr2 = {ev2, tr.cap, 0, 0};
   int nr = lane_route_count(p), route = (int)(fz_u8(f) % (unsigned)(nr + 1)) - (nr == 0);
   fz_request(f, p, &r, pool, 8);
-  int rc = fz_u8(f) & 1 ? lane_decide_traced(rt, route, &r, &d, &tr)
-                        : lane_decide_route(rt, route, &r, &d);
+  r2 = r;
+  r2.prog = p2;
+  int traced = fz_u8(f) & 1;
+  int rc = traced ? lane_decide_traced(rt, route, &r, &d, &tr) : lane_decide_route(rt, route, &r, &d);
+  int rc2 = traced ? lane_decide_traced(rt2, route, &r2, &d2, &tr2)
+                   : lane_decide_route(rt2, route, &r2, &d2);
   fz_check_decision(p, rc, &d);
+  same(rc, &d, rc2, &d2);
   if (rc == LANE_OK) {
     (void)lane_cost(p, &r, d.candidates[0]);
-    int rc2 = lane_charge(rt, &r, fz_double(f));
-    if (rc2 != LANE_OK && rc2 != LANE_EARG) abort();
+    double usd = fz_double(f);
+    int c1 = lane_charge(rt, &r, usd), c2 = lane_charge(rt2, &r2, usd);
+    if ((c1 != LANE_OK && c1 != LANE_EARG) || c1 != c2) abort();
   }
   if (tr.n < 0 || tr.n > tr.cap) abort();
 }
 
-static void run(fz *f, const lane_program *p) {
+static void run(fz *f, const lane_program *p, const lane_program *p2) {
   uint64_t now = 1700000000000ull + fz_u32(f);
   lane_runtime_options o = {fake_clock, &now, fz_u8(f) % 4 ? 0 : 1 + fz_u32(f) % 120000,
                             fz_u8(f) % 8, fz_u8(f) % 8, fz_u8(f) % 4 ? 0 : fz_u32(f) % 60000,
@@ -49,13 +71,18 @@ static void run(fz *f, const lane_program *p) {
     if (err.code != LANE_EARG) abort();
     return;
   }
+  lane_runtime *rt2 = lane_runtime_new_with(p2, &o, &err);
+  if (!rt2) abort();
   int nm = lane_model_count(p), nb = lane_budget_count(p);
   for (int step = 0; step < 64 && f->n; step++) {
     switch (fz_u8(f) % 8) {
-    case 0: case 1: case 2: decide(f, p, rt); break;
+    case 0: case 1: case 2: decide(f, p, rt, p2, rt2); break;
     case 3: {
       int m = (int)(fz_u8(f) % (unsigned)(nm + 2)) - 1;
-      lane_observe(rt, m, fz_double(f), fz_u8(f) % 7);
+      double ms = fz_double(f);
+      int status = fz_u8(f) % 7;
+      lane_observe(rt, m, ms, status);
+      lane_observe(rt2, m, ms, status);
       break;
     }
     case 4: now += fz_u32(f) % 100000; break;
@@ -66,6 +93,7 @@ static void run(fz *f, const lane_program *p) {
         st.p95 = fz_double(f);
         st.state = fz_u8(f) % 4;
         lane_runtime_set_model_stats(rt, m, &st);
+        lane_runtime_set_model_stats(rt2, m, &st);
       }
       break;
     }
@@ -77,7 +105,11 @@ static void run(fz *f, const lane_program *p) {
       for (size_t i = 0; i < kn; i++) key[i] = (char)('0' + fz_u8(f) % 10);
       uint64_t h = lane_budget_key_hash(p, b, key, kn);
       lane_budget_spent(rt, b, h, &spent);
-      if (fz_u8(f) % 4 == 0) lane_runtime_set_spend(rt, b, h, fz_double(f));
+      if (fz_u8(f) % 4 == 0) {
+        double usd = fz_double(f);
+        lane_runtime_set_spend(rt, b, h, usd);
+        lane_runtime_set_spend(rt2, b, h, usd);
+      }
       break;
     }
     default: {
@@ -93,6 +125,7 @@ static void run(fz *f, const lane_program *p) {
     }
   }
   lane_runtime_free(rt);
+  lane_runtime_free(rt2);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -108,9 +141,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lane_error err;
   lane_load_options lo = {200000, 0};
   lane_program *p = lane_load_with(b, len, &lo, &err);
+  lane_program *p2 = p ? lane_load_with(b, len, &lo, &err) : NULL;
   free(b);
   if (!p) return 0;
-  run(&f, p);
+  if (!p2) abort();
+  bc_unspecialize(p2);
+  run(&f, p, p2);
   lane_program_free(p);
+  lane_program_free(p2);
   return 0;
 }

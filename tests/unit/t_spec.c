@@ -1,0 +1,157 @@
+/*
+ * t_spec.c -- the member-filter parts the loader works out (vm/spec.c):
+ * which filters get them, and that a program decides exactly as its twin
+ * without them (bc_unspecialize) -- rule, candidates, shadows, cost bits,
+ * probes and steps -- over thousands of random requests, with breakers
+ * opening and budgets filling on both runtimes alike. The policies mix
+ * capability requires, request-only requires, a require that raises an
+ * error (overflow), a budget read in a require, and selections whose
+ * `where` reads cost and p95 (the tails).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lanec.h"
+#include "tap.h"
+#include "unit/compile.h"
+#include "vm.h"
+
+static char DIAG[4096];
+
+static lane_program *must(const char *src) {
+  lane_program *p = test_compile(src, DIAG, sizeof DIAG);
+  if (!p) bail("policy does not compile:\n%s\n%s", src, DIAG);
+  return p;
+}
+
+static uint64_t NOW = 1767268800000ull;
+static uint64_t fixed(void *ctx) { (void)ctx; return NOW; }
+
+static uint64_t rng = 0x5eed5eedull;
+static uint32_t below(uint32_t n) {
+  rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+  return (uint32_t)((rng >> 33) % n);
+}
+
+#define MODELS                                                                                   \
+  "model a { provider \"p\" name \"a\" input $1/Mtok output $2/Mtok context 100k max_output 8k " \
+  "caps vision, tools  quality 0.9  p50 100ms p95 300ms }\n"                                     \
+  "model b { provider \"p\" name \"b\" input $0.5/Mtok output $1/Mtok context 32k max_output 4k " \
+  "caps tools  quality 0.8  p50 200ms p95 600ms }\n"                                            \
+  "model c { provider \"q\" name \"c\" input $0.2/Mtok output $0.4/Mtok context 128k "           \
+  "caps json  quality 0.7  p50 300ms p95 900ms }\n"                                             \
+  "model d { provider \"q\" name \"d\" input $0.1/Mtok output $0.1/Mtok context 8k "             \
+  "quality 0.6  p50 50ms p95 150ms }\n"                                                         \
+  "model e { provider \"r\" name \"e\" input $3/Mtok output $9/Mtok context 200k "               \
+  "caps vision, json, tools  quality 0.95  p50 900ms p95 2s }\n"                                \
+  "model f { provider \"r\" name \"f\" input $0.3/Mtok output $0.6/Mtok context 64k "            \
+  "caps vision, json  quality 0.75  p50 150ms p95 400ms }\n"
+
+static const char *POLICIES[] = {
+  MODELS
+  "request { flag: bool  n: int }\n"
+  "budget daily { key req.tenant limit $40 window 1d }\n"
+  "route r {\n"
+  "  fallbacks 2\n"
+  "  require fits && healthy\n"
+  "  require req.images == 0 || vision\n"
+  "  require !req.tools || tools\n"
+  "  require !req.json || json\n"
+  "  require req.n * 1000000000000 < 5000000000000000000 || tools\n"
+  "  require budget.daily.used < 50% || json\n"
+  "  when req.flag -> cheapest(models where cost < $0.001)\n"
+  "  when req.task == \"x\" -> fastest(models where p95 <= req.latency_budget)\n"
+  "  when req.tier == \"t\" -> best(models), then d\n"
+  "  when req.tier == \"u\" -> cheapest(models where quality >= 0.7 && (vision || json))\n"
+  "  otherwise -> cheapest(models)\n"
+  "}\n",
+  MODELS
+  "route r {\n"
+  "  fallbacks 1\n"
+  "  require healthy\n"
+  "  when req.images > 0 -> cheapest(models where vision && (req.tools == false || tools))\n"
+  "  when req.task == \"code\" -> best(models where !req.json || json)\n"
+  "  otherwise -> cheapest(models where (req.input_tokens < 1000 || context >= 100k) && "
+  "cost < $0.05)\n"
+  "}\n",
+};
+
+static void same(int i, int rc, const lane_decision *a, int rc2, const lane_decision *b, int *bad) {
+  int eq = rc == rc2 && a->steps == b->steps && a->filtered_rule == b->filtered_rule &&
+           a->nerrors == b->nerrors && a->error_line == b->error_line;
+  if (eq && rc == LANE_OK)
+    eq = a->rule == b->rule && a->ncandidates == b->ncandidates && a->probed == b->probed &&
+         !memcmp(&a->cost, &b->cost, sizeof a->cost) &&
+         !memcmp(a->candidates, b->candidates, (size_t)a->ncandidates * sizeof a->candidates[0]);
+  if (!eq && (*bad)++ < 3)
+    diag("request %d: rc %d/%d rule %d/%d steps %u/%u", i, rc, rc2, a->rule, b->rule, a->steps,
+         b->steps);
+}
+
+static void run(int k, const char *src) {
+  lane_program *p = must(src), *p2 = must(src);
+  bc_unspecialize(p2);
+  int parts = 0;
+  for (uint32_t f = 0; f < p->im.nfilters; f++) parts += p->fspec[f].kind != VM_SPEC_NONE;
+  ok(parts > 0, "policy %d: %d of %u member filters have a part kept per capability class", k,
+     parts, p->im.nfilters);
+  lane_runtime_options o;
+  memset(&o, 0, sizeof o);
+  o.clock = fixed;
+  lane_error err;
+  lane_runtime *rt = lane_runtime_new_with(p, &o, &err), *rt2 = lane_runtime_new_with(p2, &o, &err);
+  if (!rt || !rt2) bail("runtime: %s", err.message);
+  static const char *tasks[] = {"x", "code", "chat", ""}, *tiers[] = {"t", "u", "free", ""};
+  static const char *tenants[] = {"t1", "t2", "t3"};
+  int bad = 0, n = 4000, served = 0, errors = 0;
+  uint64_t steps = 0;
+  for (int i = 0; i < n; i++) {
+    lane_request r, r2;
+    lane_request_init(&r, p);
+    const char *task = tasks[below(4)], *tier = tiers[below(4)], *tenant = tenants[below(3)];
+    lane_set_str(&r, lane_field(p, "task"), task, strlen(task));
+    lane_set_str(&r, lane_field(p, "tier"), tier, strlen(tier));
+    lane_set_str(&r, lane_field(p, "tenant"), tenant, strlen(tenant));
+    lane_set_int(&r, lane_field(p, "input_tokens"), below(3) ? below(5000) : below(300000));
+    lane_set_int(&r, lane_field(p, "max_output_tokens"), below(10000));
+    if (below(3) == 0) lane_set_int(&r, lane_field(p, "images"), below(3));
+    if (below(2)) lane_set_bool(&r, lane_field(p, "tools"), (int)below(2));
+    if (below(2)) lane_set_bool(&r, lane_field(p, "json"), (int)below(2));
+    if (below(3) == 0) lane_set_double(&r, lane_field(p, "latency_budget"), below(1000));
+    if (lane_field(p, "flag") >= 0 && below(4) == 0) lane_set_bool(&r, lane_field(p, "flag"), 1);
+    if (lane_field(p, "n") >= 0 && below(2))
+      lane_set_int(&r, lane_field(p, "n"), below(4) ? (int64_t)below(100) : INT64_MAX / 3);
+    r2 = r;
+    r2.prog = p2;
+    lane_decision d, d2;
+    int rc = lane_decide_route(rt, 0, &r, &d), rc2 = lane_decide_route(rt2, 0, &r2, &d2);
+    same(i, rc, &d, rc2, &d2, &bad);
+    steps += d.steps;
+    errors += d.nerrors;
+    if (rc == LANE_OK) {
+      served++;
+      double usd = (double)below(50) / 1000.0;
+      lane_charge(rt, &r, usd);
+      lane_charge(rt2, &r2, usd);
+      int status = below(10) == 0 ? LANE_CALL_SERVER_ERROR : LANE_CALL_OK;
+      double ms = 50 + below(2000);
+      lane_observe(rt, d.candidates[0], ms, status);
+      lane_observe(rt2, d.candidates[0], ms, status);
+    }
+    if (i % 500 == 499) NOW += 31000;   /* cooldowns pass: probes */
+  }
+  is_int(bad, 0, "policy %d: %d requests decided alike with and without the kept parts "
+         "(%d served, %.1f steps a decision)", k, n, served, (double)steps / n);
+  lane_runtime_free(rt);
+  lane_runtime_free(rt2);
+  lane_program_free(p);
+  lane_program_free(p2);
+}
+
+int main(void) {
+  for (size_t k = 0; k < sizeof POLICIES / sizeof POLICIES[0]; k++) run((int)k, POLICIES[k]);
+  return done_testing();
+}
