@@ -355,9 +355,14 @@ int gw_policy_start(gw *g, char *why, size_t cap) {
   if (!p) return -1;
   if (!g->cfg.route && lane_route_name(p, 0)) g->cfg.route = strdup(lane_route_name(p, 0));
   lane_error err;
+  /* The coarse clock: a decision reads it once, for a few ns instead of a
+   * system call's tens; it moves by the kernel tick (1-4 ms). */
+  lane_runtime_options ro;
+  memset(&ro, 0, sizeof ro);
+  ro.clock = lane_clock_coarse;
   if (!g->cfg.route) {
     snprintf(why, cap, "%s: the policy has no route", g->cfg.policy);
-  } else if (servable(g, p, why, cap) == 0 && (g->rt = lane_runtime_new(p, &err)) == NULL) {
+  } else if (servable(g, p, why, cap) == 0 && (g->rt = lane_runtime_new_with(p, &ro, &err)) == NULL) {
     snprintf(why, cap, "%s", err.message);
   }
   if (!g->rt) { lane_program_free(p); return -1; }

@@ -235,6 +235,15 @@ typedef struct lane_runtime lane_runtime;
  *     of the clock (it stepped back) ends one cooldown from now instead.
  * lane_runtime_now returns the clock as it is. */
 typedef uint64_t (*lane_clock_fn)(void *ctx);
+/* Clocks a host may pass as lane_runtime_options.clock (ctx unused). A
+ * decision reads the clock once. lane_clock_realtime is the default:
+ * CLOCK_REALTIME, exact to the ms, a system call's cost where the vDSO
+ * cannot serve it (tens of ns on some virtual machines). lane_clock_coarse
+ * reads CLOCK_REALTIME_COARSE where the system has it (a few ns; it moves
+ * in steps of the kernel tick, 1 to 4 ms, which windows of seconds and
+ * cooldowns do not notice), else the default. */
+LANE_API uint64_t lane_clock_realtime(void *ctx);
+LANE_API uint64_t lane_clock_coarse(void *ctx);
 
 /* What a budget key reads when the key table has no slot for it (every
  * slot on its path holds a key whose window has not passed and the table

@@ -321,11 +321,20 @@ static int match_budgets(lane_runtime *v, const lane_runtime *old, uint32_t *fro
 /* ---------------------------------------------------------------------
  * The API
  * ------------------------------------------------------------------- */
-static uint64_t system_clock(void *ctx) {
+uint64_t lane_clock_realtime(void *ctx) {
   struct timespec ts;
   (void)ctx;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t lane_clock_coarse(void *ctx) {
+#ifdef CLOCK_REALTIME_COARSE
+  struct timespec ts;
+  if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) == 0)
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+#endif
+  return lane_clock_realtime(ctx);
 }
 
 /* lane_runtime_options.frozen_ms: ctx is the hub's own copy of it. */
@@ -352,7 +361,7 @@ lane_runtime *lane_runtime_new_with(const lane_program *p, const lane_runtime_op
     rt->opt.clock = frozen_clock;
     rt->opt.clock_ctx = &rt->opt.frozen_ms;
   }
-  if (!rt->opt.clock) rt->opt.clock = system_clock;
+  if (!rt->opt.clock) rt->opt.clock = lane_clock_realtime;
   if (!rt->opt.window_ms) rt->opt.window_ms = 60000;
   if (rt->opt.window_ms < VM_SLOTS) rt->opt.window_ms = VM_SLOTS;
   if (!rt->opt.min_samples) rt->opt.min_samples = 20;

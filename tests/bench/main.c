@@ -663,6 +663,22 @@ int main(int argc, char **argv) {
 
   printf("\nallocations per decision (lane): %.6f (%ld in %d decisions)\n",
          (double)allocs / NREQ, allocs, NREQ);
+  {   /* what reading the clock costs: a decision reads it once */
+    volatile uint64_t sink = 0;
+    double cr[5], cc[5];
+    for (int k = 0; k < 5; k++) {
+      uint64_t c0 = bench_ns();
+      for (int i = 0; i < 200000; i++) sink += lane_clock_realtime(NULL);
+      uint64_t c1 = bench_ns();
+      for (int i = 0; i < 200000; i++) sink += lane_clock_coarse(NULL);
+      cr[k] = (double)(c1 - c0) / 200000;
+      cc[k] = (double)(bench_ns() - c1) / 200000;
+    }
+    (void)sink;
+    printf("the clock, read once per decision (the bench's runtime has a fixed one): "
+           "lane_clock_realtime %.1f ns, lane_clock_coarse %.1f ns\n",
+           bench_median(cr, 5), bench_median(cc, 5));
+  }
   printf("footprint: reference.lanec %zu bytes; program allocation %lld bytes; "
          "runtime %lld bytes\n", nbytes, prog_bytes, rt_bytes);
   printf("2 threads on one program: %.2fx the throughput of one thread "
