@@ -11,6 +11,8 @@
  *   - breaker spread: one process sees a provider fail, another skips it
  *     after a sync round, while its own view shows no failures of its own;
  *     then by the threads alone, the delay reported;
+ *   - a process that never charged a key reads the fleet's spend on it
+ *     (the budget's feed);
  *   - bad URLs are refused with a reason; Redis away at attach: local-only
  *     with a warning.
  */
@@ -488,6 +490,43 @@ static void test_breaker_timed(void) {
   lane_program_free(pb);
 }
 
+/* A process that never charged a key still reads the fleet's spend on it:
+ * the budget's feed names the keys pushed lately, and a round pulls them. */
+static void test_feed(void) {
+  lane_program *pa = must(POLICY), *pb = must(POLICY);
+  lane_runtime *ra = runtime(pa), *rb = runtime(pb);
+  lane_redis *sa = attach(ra, "a", "feed:"), *sb = attach(rb, "b", "feed:");
+  lane_request r;
+  lane_request_init(&r, pa);
+  lane_set_str(&r, lane_field(pa, "tenant"), "zeta", 4);
+  lane_charge(ra, &r, 0.375);
+  lane_redis_sync(sa);
+  uint64_t h = lane_budget_key_of(pa, 0, &r);
+  double b0, b1;
+  lane_budget_spent(rb, 0, h, &b0);
+  lane_redis_sync(sb);   /* reads the feed: zeta changed */
+  lane_redis_sync(sb);   /* pulls zeta */
+  lane_budget_spent(rb, 0, h, &b1);
+  ok(b0 == 0 && b1 == 0.375, "b never charged zeta and reads the fleet's $0.375 after its rounds "
+     "(%g before)", b0);
+  lane_charge(ra, &r, 0.125);
+  lane_redis_sync(sa);
+  lane_redis_sync(sb);
+  lane_redis_sync(sb);
+  lane_budget_spent(rb, 0, h, &b1);
+  ok(b1 == 0.5, "and follows it: $%g", b1);
+  lane_redis_stats st;
+  lane_redis_get_stats(sb, &st);
+  ok(st.keys == 1 && st.holds == 0 && st.pending_nanos == 0,
+     "b syncs the key without holding it or owing anything");
+  lane_redis_detach(sa);
+  lane_redis_detach(sb);
+  lane_runtime_free(ra);
+  lane_runtime_free(rb);
+  lane_program_free(pa);
+  lane_program_free(pb);
+}
+
 /* A rolling budget sums the fleet's spend over its twelve periods. */
 static void test_rolling(void) {
   const char *src = MODELS "budget hourly { key req.tenant limit $5 rolling 1h }\n"
@@ -536,6 +575,7 @@ int main(void) {
   test_options();
   test_breaker();
   test_breaker_timed();
+  test_feed();
   test_rolling();
   test_three();
   test_outage();

@@ -17,6 +17,10 @@
  *            The thread then adds what the rest of the fleet spent to the
  *            local runtime (lane_runtime_add_fleet_spend) and holds or
  *            frees the key (lane_runtime_hold_key) by its slice.
+ *   feed     each pushed key also goes, with the time, into its budget's
+ *            sorted set; each round reads the keys pushed lately to the
+ *            budgets of the program served, and a key this process never
+ *            charged is synced (read only) in the next round.
  *   health   this process's calls since the last round (calls, failures,
  *            latency buckets) with HINCRBY into the model's key for this
  *            second, then the other processes' new calls replayed into the
@@ -76,6 +80,8 @@ typedef struct rkey {
   uint64_t     held_p;
   double       rate;         /* own spend per round, smoothed */
   int64_t      seen_own;     /* own total at the last round */
+  uint8_t      pull_only;    /* never charged here: known from the feed */
+  uint8_t      dirty;        /* pull_only: changed in the fleet, sync it */
   rper        *ring;         /* span entries */
   struct rkey *next;
 } rkey;
@@ -93,6 +99,7 @@ typedef struct rmodel {
 
 typedef struct job {         /* one key's script call */
   rkey    *k;
+  int      pushes;           /* sends own spend Redis has not acknowledged */
   uint32_t bud;
   uint64_t h, P;
   int64_t  want;
@@ -121,6 +128,7 @@ struct lane_redis {
   int             enforce;   /* slices are held to: a round has run since
                                 Redis (re)connected (read by hooks, mu) */
   uint64_t        next_try;
+  uint64_t        feed_since; /* keys changed since then are pulled */
 
   rbud           *buds;
   uint32_t        nbuds;
@@ -411,6 +419,7 @@ static void on_charged(void *ctx, lane_runtime *view, int budget, uint64_t h, ui
   pthread_mutex_lock(&rs->mu);
   int bi = bud_of(rs, lane_runtime_program(view), budget);
   rkey *k = bi < 0 ? NULL : key_get(rs, (uint32_t)bi, h);
+  if (k) k->pull_only = 0;
   rper *e = k ? per_get(rs, k, period) : NULL;
   if (!e) {
     if (k) {   /* a period before the ring's: add to its journal record */
@@ -640,7 +649,8 @@ static int round_once(lane_redis *rs) {
   job *jobs = NULL;
   hpush *hp = NULL;
   rorphan *oc = NULL;
-  uint32_t nj = 0, nh = 0, no = 0;
+  uint32_t nj = 0, nh = 0, no = 0, nfb = 0, nfeed = 0, feed_at = 0;
+  uint32_t *pbud = NULL;     /* the served program's budgets (their feeds) */
   uint64_t q = now / HP_MS;
   const char *why = NULL;
 
@@ -650,7 +660,7 @@ static int round_once(lane_redis *rs) {
     for (rkey **pk = &rs->tab[i], *k; (k = *pk);) {
       rbud *b = &rs->buds[k->bud];
       uint64_t P = now / b->period_ms;
-      int live = 0;
+      int live = k->dirty;   /* a key the feed named is read first */
       for (uint32_t j = 0; j < b->span; j++)
         if (k->ring[j].used && k->ring[j].p + b->span > P) live = 1;
       if (!live) {   /* out of the window: journal what is unsent, forget it */
@@ -675,17 +685,26 @@ static int round_once(lane_redis *rs) {
   }
   for (uint32_t i = 0; i < rs->tcap; i++)
     for (rkey *k = rs->tab[i]; k; k = k->next) {
+      if (k->pull_only && !k->dirty) continue;   /* nothing new in the fleet */
+      k->dirty = 0;
       rbud *b = &rs->buds[k->bud];
       uint64_t P = now / b->period_ms;
       rper *e = &k->ring[P % b->span];
       int64_t own = e->used && e->p == P ? e->own : 0, allow = e->used && e->p == P ? e->allow : 0;
       int64_t want = 0;
-      if (rs->leases && allow - own < slice_of(rs, k) / 2) want = slice_of(rs, k);
-      jobs[nj++] = (job){k, k->bud, k->h, P, want, -1};
+      if (rs->leases && !k->pull_only && allow - own < slice_of(rs, k) / 2) want = slice_of(rs, k);
+      jobs[nj++] = (job){k, 0, k->bud, k->h, P, want, -1};
     }
   no = rs->norph;
   if (no) memcpy(oc, rs->orph, no * sizeof *oc);
-  for (uint32_t i = 0; i < no; i++) jobs[nj++] = (job){NULL, oc[i].bud, oc[i].h, oc[i].p, 0, (int)i};
+  for (uint32_t i = 0; i < no; i++) jobs[nj++] = (job){NULL, 0, oc[i].bud, oc[i].h, oc[i].p, 0, (int)i};
+  /* The budgets of the program served now, whose feeds are read. */
+  int npb = lane_budget_count(prog);
+  pbud = calloc(npb > 0 ? (size_t)npb : 1, sizeof *pbud);
+  for (int i = 0; pbud && i < npb; i++) {
+    int bi = bud_of(rs, prog, i);
+    if (bi >= 0) pbud[nfb++] = (uint32_t)bi;
+  }
   hp = calloc(rs->nmodels ? rs->nmodels : 1, sizeof *hp);
   for (uint32_t i = 0; hp && i < rs->nmodels; i++) {
     rmodel *m = rs->models[i];
@@ -707,6 +726,7 @@ static int round_once(lane_redis *rs) {
         uint64_t p = j->P + 1 - span + x;
         rper *e = &j->k->ring[p % span];
         own[x] = e->used && e->p == p ? e->own : -1;
+        if (own[x] > e->acked) j->pushes = 1;
         if (own[x] >= EXACT_MAX) {
           warnf(rs, "budget %s key %016" PRIx64 ": this process's spend passed 2^53 nano-dollars in one period, "
                 "the most the fleet script counts exactly; it is no longer pushed", b->name, j->h);
@@ -746,6 +766,36 @@ static int round_once(lane_redis *rs) {
   }
   for (uint32_t d = 0; d < HPULL; d++)
     redisAppendCommand(rs->c, "SMEMBERS %sm:active:%" PRIu64, rs->prefix, q - d);
+  /* The feed: each budget's keys by the time this process last pushed them,
+   * so that processes which never charged a key still learn its spend. */
+  pthread_mutex_lock(&rs->mu);
+  uint8_t *pushed_bud = calloc(rs->nbuds ? rs->nbuds : 1, 1);
+  for (uint32_t i = 0; i < nj; i++) {
+    const job *j = &jobs[i];
+    if (!j->k || !j->pushes) continue;
+    const rbud *b = &rs->buds[j->bud];
+    redisAppendCommand(rs->c, "ZADD %sbf:{%s}:%" PRIu64 " %" PRIu64 " %016" PRIx64, rs->prefix,
+                       b->name, b->period_ms, now, j->h);
+    nfeed++;
+    if (pushed_bud) pushed_bud[j->bud] = 1;
+  }
+  for (uint32_t i = 0; pushed_bud && i < rs->nbuds; i++) {
+    if (!pushed_bud[i]) continue;
+    const rbud *b = &rs->buds[i];
+    uint64_t keep = b->window_ms + 60000, old = now > keep ? now - keep : 0;
+    redisAppendCommand(rs->c, "ZREMRANGEBYSCORE %sbf:{%s}:%" PRIu64 " -inf %" PRIu64, rs->prefix,
+                       b->name, b->period_ms, old);
+    redisAppendCommand(rs->c, "PEXPIRE %sbf:{%s}:%" PRIu64 " %" PRIu64, rs->prefix, b->name,
+                       b->period_ms, keep);
+    nfeed += 2;
+  }
+  for (uint32_t i = 0; i < nfb; i++) {
+    const rbud *b = &rs->buds[pbud[i]];
+    redisAppendCommand(rs->c, "ZRANGEBYSCORE %sbf:{%s}:%" PRIu64 " %" PRIu64 " +inf", rs->prefix,
+                       b->name, b->period_ms, rs->feed_since);
+  }
+  pthread_mutex_unlock(&rs->mu);
+  free(pushed_bud);
 
   /* 3. Read every reply before changing anything. */
   uint32_t nrep = nj;
@@ -754,6 +804,8 @@ static int round_once(lane_redis *rs) {
     nrep += 3;
   }
   nrep += HPULL;
+  feed_at = nrep;   /* the feed's replies: nfeed, then nfb reads */
+  nrep += nfeed + nfb;
   redisReply **rep = calloc(nrep, sizeof *rep);
   if (!rep) { why = "no memory for a round"; goto restore; }
   for (uint32_t i = 0; i < nrep; i++) {
@@ -847,6 +899,26 @@ static int round_once(lane_redis *rs) {
     }
   }
   rs->enforce = 1;   /* every key has had its slice asked for */
+  for (uint32_t i = 0; i < nfb; i++) {   /* keys the fleet changed */
+    const redisReply *r = rep[feed_at + nfeed + i];
+    if (r->type != REDIS_REPLY_ARRAY) continue;
+    for (size_t e = 0; e < r->elements; e++) {
+      if (r->element[e]->type != REDIS_REPLY_STRING) continue;
+      char *end;
+      uint64_t h = strtoull(r->element[e]->str, &end, 16);
+      if (*end || !h) continue;
+      rkey *k = key_find(rs, pbud[i], h);
+      if (!k) {
+        if (!(k = key_get(rs, pbud[i], h))) continue;
+        k->pull_only = 1;
+      }
+      if (k->pull_only && !k->dirty) {
+        k->dirty = 1;
+        rs->wake = 1;   /* the next round reads it at once */
+      }
+    }
+  }
+  rs->feed_since = now > 2000 ? now - 2000 : 0;   /* a margin for skewed clocks */
   if (no) {   /* drop the journal records Redis took; keep the rest and new ones */
     uint32_t w = 0;
     for (uint32_t i = 0; i < no; i++)
@@ -866,7 +938,7 @@ static int round_once(lane_redis *rs) {
   pthread_mutex_unlock(&rs->mu);
 
   /* 5. The fleet's calls: the models active in the last seconds. */
-  uint32_t base = nrep - HPULL, npull = 0;
+  uint32_t base = feed_at - HPULL, npull = 0;
   for (uint32_t d = 0; d < HPULL; d++)
     if (rep[base + d]->type == REDIS_REPLY_ARRAY) npull += (uint32_t)rep[base + d]->elements;
   for (uint32_t d = 0; d < HPULL; d++) {
@@ -941,6 +1013,7 @@ static int round_once(lane_redis *rs) {
   free(jobs);
   free(hp);
   free(oc);
+  free(pbud);
   lane_runtime_release(v);
   return 1;
 
@@ -965,6 +1038,7 @@ out:
   free(jobs);
   free(hp);
   free(oc);
+  free(pbud);
   lane_runtime_release(v);
   return 0;
 }
