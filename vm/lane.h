@@ -571,7 +571,8 @@ typedef struct lane_fleet_hooks {
 } lane_fleet_hooks;
 /* Sets the hooks (copied; NULL removes them). Set them before the
  * runtime is shared and remove them only when no call runs on it.
- * LANE_EARG for a view or NULL rt. */
+ * LANE_EARG for a view or NULL rt, or when hooks are set already (one
+ * adapter at a time: remove them first). */
 LANE_API int lane_runtime_set_fleet(lane_runtime *rt, const lane_fleet_hooks *hooks);
 
 /* Adds spend the rest of the fleet recorded (nanos > 0) to key key_hash's

@@ -72,6 +72,7 @@ const lane_fleet_hooks *vm_fleet(const lane_runtime *rt) {
 int lane_runtime_set_fleet(lane_runtime *rt, const lane_fleet_hooks *hooks) {
   if (!rt || !rt->handle) return LANE_EARG;
   vm_hub *h = hub_of(rt);
+  if (hooks && h->has_fleet) return LANE_EARG;   /* one adapter at a time */
   h->has_fleet = 0;
   if (hooks) {
     h->fleet = *hooks;

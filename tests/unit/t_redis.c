@@ -232,6 +232,9 @@ static void test_options(void) {
          strstr(st.last_error, "connect"),
      "stats: not connected, $0.25 journaled in 1 entry (%s)", st.last_error);
   ok(lane_redis_sync(rs) == LANE_EARG, "a sync round says Redis is away");
+  lane_redis *twice = lane_redis_attach(rt, &o, &err);
+  ok(!twice && err.code == LANE_EARG && strstr(err.message, "no store attached yet"),
+     "a second adapter on the same runtime is refused: %s", err.message);
   double spent;
   lane_budget_spent(rt, 0, lane_budget_key_of(p, 0, &r), &spent);
   is_dbl(spent, 0.25, 1e-12, "the key reads its local spend, not held");

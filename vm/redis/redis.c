@@ -1161,7 +1161,8 @@ lane_redis *lane_redis_attach(lane_runtime *rt, const lane_redis_options *opt, l
   }
   lane_fleet_hooks hooks = {rs, on_charged, on_observed};
   if (lane_runtime_set_fleet(rt, &hooks) != LANE_OK) {
-    fail(err, LANE_EARG, "lane_redis_attach: rt must be a runtime handle, not a view");
+    fail(err, LANE_EARG, "lane_redis_attach: rt must be a runtime handle (not a view) with no "
+         "store attached yet");
     free_all(rs);
     return NULL;
   }
