@@ -62,6 +62,7 @@ typedef struct lane_redis_stats {
   uint64_t rounds;           /* sync rounds that reached Redis */
   uint64_t failures;         /* rounds that found Redis away or failing */
   uint64_t disconnects;      /* times Redis was lost */
+  uint64_t reconnects;       /* times it answered again after that */
   uint64_t keys;             /* budget keys this process syncs */
   uint64_t pending_nanos;    /* own charges Redis has not acknowledged:
                                 the journal */

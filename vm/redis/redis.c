@@ -127,7 +127,7 @@ struct lane_redis {
   int             connected; /* Redis answered the last command */
   int             enforce;   /* slices are held to: a round has run since
                                 Redis (re)connected (read by hooks, mu) */
-  uint64_t        next_try;
+  uint64_t        next_try;  /* monotonic us: the next connect attempt */
   uint64_t        feed_since; /* keys changed since then are pulled */
 
   rbud           *buds;
@@ -560,6 +560,7 @@ static int try_connect(lane_redis *rs) {
   rs->c = c;
   pthread_mutex_lock(&rs->mu);
   int again = rs->st.disconnects > 0 || rs->st.failures > 0;
+  if (rs->st.disconnects > 0) rs->st.reconnects++;
   rs->connected = 1;
   rs->st.connected = 1;
   rs->st.last_error[0] = 0;
@@ -635,8 +636,10 @@ static int append_sync(lane_redis *rs, const rbud *b, uint64_t h, uint64_t P, ui
 static int round_once(lane_redis *rs) {
   uint64_t t0 = mono_us(), now = lane_runtime_now(rs->rt);
   if (!rs->c) {
-    if (now < rs->next_try) return 0;
-    rs->next_try = now + (rs->sync_ms > 250 ? rs->sync_ms : 250);
+    /* paced by the monotonic clock: the runtime's may be a host's own,
+     * frozen or stepping (a round's `now` is only for periods) */
+    if (t0 < rs->next_try) return 0;
+    rs->next_try = t0 + 1000u * (rs->sync_ms > 250 ? rs->sync_ms : 250);
     if (!try_connect(rs)) {
       pthread_mutex_lock(&rs->mu);
       rs->st.failures++;
