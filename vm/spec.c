@@ -8,7 +8,8 @@
  * `require`s and the selection's `where`: conjuncts, each but the last
  * ending in a JF_KEEP to the region's FRET. A filter's *prefix* is its
  * longest run of whole conjuncts, from the start, whose only model reads
- * are M_CAP and whose jumps stay inside it (or go to the FRET); the rest
+ * are M_CAP and whose jumps stay inside it or leave for the FRET with
+ * false (a JF_KEEP: a jump there with true ends the whole filter); the rest
  * is its tail, which starts with an empty stack and no TRY open (FRET,
  * verified, needs one bool and none open on every edge). For a model m
  * the prefix's value depends only on the request, the budgets' spend
@@ -86,7 +87,7 @@ void bc_specialize(lane_program *p) {
     uint32_t s = fl->start, fret = fl->end - 1;
     if (im->code[fret].op != BC_OP_FRET) continue;   /* an explain region */
     uint32_t capmask = 0, maxjump = 0, cut = 0, cutmask = 0;
-    int whole = 1;
+    int whole = 1, nocut = 0;
     for (uint32_t pc = s; pc < fret; pc++) {
       const bc_insn *in = &im->code[pc];
       if (bc_ops[in->op].region == 'F') {
@@ -94,8 +95,12 @@ void bc_specialize(lane_program *p) {
         capmask |= 1u << (in->c & 31);
       }
       if (is_jump(in->op) && in->c != fret && in->c > maxjump) maxjump = in->c;
+      /* Only a JF_KEEP reaches the FRET from a conjunct (with false): any
+       * other jump there ends the whole filter, true, so no prefix that
+       * holds it is one (`req.images == 0 || vision && cost < $x`). */
+      if (is_jump(in->op) && in->c == fret && in->op != BC_OP_JF_KEEP) nocut = 1;
       /* a conjunct ends here if nothing before jumps past its end */
-      if (in->op == BC_OP_JF_KEEP && in->c == fret && maxjump <= pc + 1) {
+      if (in->op == BC_OP_JF_KEEP && in->c == fret && maxjump <= pc + 1 && !nocut) {
         cut = pc + 1;
         cutmask = capmask;
       }
