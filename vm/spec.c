@@ -20,7 +20,9 @@
  *   VM_SPEC_PREFIX  the prefix is copied into xcode as a region of its
  *                   own (its JF_KEEPs to the FRET go to the copy's FRET,
  *                   a fall-through ends in PUSH_B 1; FRET); its value is
- *                   kept per class and the tail runs per member.
+ *                   kept per class and the tail runs per member;
+ *   VM_SPEC_TAIL    no prefix, but the whole filter is a tail the VM runs
+ *                   natively (tail_kind), as a PREFIX's tail may be.
  *
  * Equal prefixes (the same instructions, jumps relative to the start)
  * share one canonical id, so the route's `require`s, repeated in every
@@ -67,6 +69,23 @@ static int part_equal(const bc_insn *code, uint32_t s1, uint32_t f1, uint32_t s2
   return 1;
 }
 
+/* The tails the VM runs natively (the `where` of a selection after its
+ * requires): [M_COST, PUSH_D k, LT_D, FRET] is cost < KDBL[k] and
+ * [M_P95, LOAD f, LE_D, FRET] is p95 <= req.f (a double field, as LE_D
+ * verified). Each counts its 4 steps. */
+static void tail_kind(const bc_image *im, vm_fspec *fs, uint32_t t, uint32_t fret) {
+  const bc_insn *c = im->code;
+  fs->tailk = VM_TAIL_CODE;
+  if (fret - t != 3) return;
+  if (c[t].op == BC_OP_M_COST && c[t + 1].op == BC_OP_PUSH_D && c[t + 2].op == BC_OP_LT_D) {
+    fs->tailk = VM_TAIL_COST_LT;
+    fs->targ = c[t + 1].c;
+  } else if (c[t].op == BC_OP_M_P95 && c[t + 1].op == BC_OP_LOAD && c[t + 2].op == BC_OP_LE_D) {
+    fs->tailk = VM_TAIL_P95_LE;
+    fs->targ = c[t + 1].c;
+  }
+}
+
 void bc_unspecialize(lane_program *p) {
   for (uint32_t f = 0; f < p->im.nfilters; f++) p->fspec[f].kind = VM_SPEC_NONE;
 }
@@ -107,7 +126,14 @@ void bc_specialize(lane_program *p) {
     }
     vm_fspec *fs = &p->fspec[f];
     int kind = whole ? VM_SPEC_WHOLE : cut ? VM_SPEC_PREFIX : VM_SPEC_NONE;
-    if (kind == VM_SPEC_NONE) continue;
+    if (!whole) tail_kind(im, fs, cut ? cut : s, fret);
+    if (kind == VM_SPEC_NONE) {
+      if (fs->tailk != VM_TAIL_CODE) {
+        fs->tail = s;
+        fs->kind = VM_SPEC_TAIL;
+      }
+      continue;
+    }
     uint32_t end = kind == VM_SPEC_WHOLE ? fret + 1 : cut;
     uint64_t h = part_hash(im->code, s, end, fret, kind);
     uint32_t i = (uint32_t)h & (cap - 1);

@@ -438,6 +438,25 @@ static int run_filter(vm_run *x, uint32_t f, uint32_t m) {
   return vm_exec(x, x->im->filters[f].start, 1);
 }
 
+/* The tail of a filter (spec.c) for member m: natively for the forms
+ * tail_kind knows, counting the 4 steps their instructions would, else
+ * interpreted from fs->tail. */
+static int member_tail(vm_run *x, const vm_fspec *fs, uint32_t m) {
+  switch (fs->tailk) {
+  case VM_TAIL_COST_LT:
+    x->steps += 4;
+    return cost_q(&x->im->models[m], &x->q) < x->im->kdbl[fs->targ];
+  case VM_TAIL_P95_LE: {
+    x->steps += 4;
+    vmval v = load_field(x, fs->targ);
+    return vm_latency(x->rt, m, x->now, 1) <= v.v.d;
+  }
+  default:
+    x->model = m;
+    return vm_exec(x, fs->tail, 1);
+  }
+}
+
 /* Filter f for member m, as run_filter, but the part of f that reads only
  * the request and m's capabilities (spec.c) is run once per capability
  * class in a decision and its value (and step count) kept; the tail, if
@@ -445,6 +464,7 @@ static int run_filter(vm_run *x, uint32_t f, uint32_t m) {
 static int member_filter(vm_run *x, uint32_t f, uint32_t m) {
   const vm_fspec *fs = &x->fspec[f];
   if (fs->kind == VM_SPEC_NONE || x->trace) return run_filter(x, f, m);
+  if (fs->kind == VM_SPEC_TAIL) return member_tail(x, fs, m);
   uint32_t key = x->im->models[m].caps & fs->capmask;
   const vm_memo *e = NULL;
   for (int i = 0; i < x->nmemo; i++)
@@ -466,8 +486,7 @@ static int member_filter(vm_run *x, uint32_t f, uint32_t m) {
       x->memo[x->nmemo++] = (vm_memo){fs->canon, key, x->steps - s0, pass};
   }
   if (!pass || fs->kind == VM_SPEC_WHOLE) return pass;
-  x->model = m;
-  return vm_exec(x, fs->tail, 1);
+  return member_tail(x, fs, m);
 }
 
 typedef struct vm_pick { int m; double k1, k2; } vm_pick;

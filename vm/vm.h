@@ -24,12 +24,16 @@ typedef struct vm_section {
 
 /* A member filter's part that depends on the request and the model's
  * capabilities alone (spec.c says which and why). */
-enum { VM_SPEC_NONE, VM_SPEC_WHOLE, VM_SPEC_PREFIX };
+enum { VM_SPEC_NONE, VM_SPEC_WHOLE, VM_SPEC_PREFIX, VM_SPEC_TAIL };
+/* A tail the VM evaluates natively: `cost < K` and `p95 <= req.f`. */
+enum { VM_TAIL_CODE, VM_TAIL_COST_LT, VM_TAIL_P95_LE };
 typedef struct vm_fspec {
-  uint8_t  kind;          /* VM_SPEC_* */
+  uint8_t  kind;          /* VM_SPEC_*; TAIL: no prefix, a native tail */
+  uint8_t  tailk;         /* VM_TAIL_*: how the tail runs */
+  uint32_t targ;          /* COST_LT: its KDBL index; P95_LE: its field */
   uint32_t capmask;       /* capability bits the part reads */
   uint32_t canon;         /* equal parts share it */
-  uint32_t tail;          /* PREFIX: first instruction after it */
+  uint32_t tail;          /* PREFIX, TAIL: the tail's first instruction */
   uint32_t xstart;        /* PREFIX: its copy in xcode */
 } vm_fspec;
 
