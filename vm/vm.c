@@ -613,6 +613,11 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
   if (x->trace) trace(x, LANE_EV_SELECT, cand_place(x, in), 1, 0, 0.0);
   if (need <= 0) return;
   int t0 = x->trace ? x->trace->n : 0;
+  /* With at most 64 models, the candidates chosen and this selection's
+   * picks are a mask instead of two scans per member. */
+  int small = im->nmodels <= 64;
+  uint64_t taken = 0;
+  for (int i = 0; small && i < x->ncand; i++) taken |= 1ull << x->cand[i];
   for (uint32_t k = 0; k < pool->count; k++) {
     uint32_t mem = im->members[pool->first + k];
     int m = (int)(mem & BC_MEMBER_MODEL), pos;
@@ -621,7 +626,7 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
     /* best(): members come sorted by quality (the loader checks), so once
      * the picks are full, a lower quality can never displace one. */
     if (ord == BC_ORD_BEST && nb == need && -im->models[m].quality > buf[nb - 1].k1) break;
-    if (contains(x->cand, x->ncand, m) || picked(buf, nb, m)) continue;
+    if (small ? (taken >> m & 1) : contains(x->cand, x->ncand, m) || picked(buf, nb, m)) continue;
     x->model = (uint32_t)m;   /* the native checks, then the filter */
     int check = (in->a & BC_CAND_FITS) && !fits(x) ? LANE_CHECK_FITS
               : (in->a & BC_CAND_HEALTHY) && !healthy(x, (uint32_t)m) ? LANE_CHECK_HEALTHY
@@ -650,6 +655,8 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
      * with the picks full, one no better than the last is rejected at once. */
 #define VM_BETTER(a, b) ((a).k1 < (b).k1 || ((a).k1 == (b).k1 && (a).k2 < (b).k2))
     if (nb == need && !VM_BETTER(pk, buf[nb - 1])) continue;
+    if (small && nb == need) taken &= ~(1ull << buf[nb - 1].m);   /* the last one drops out */
+    if (small) taken |= 1ull << m;
     pos = nb < need ? nb++ : nb - 1;
     for (; pos > 0 && VM_BETTER(pk, buf[pos - 1]); pos--) buf[pos] = buf[pos - 1];
 #undef VM_BETTER
