@@ -138,6 +138,11 @@ struct lane_redis {
   uint32_t        norph, corph;
   rmodel        **models;
   uint32_t        nmodels;
+  /* the last program observed (and its checksum, should its address be
+   * reused): its model indexes to their tables, found by name once */
+  const lane_program *mprog;
+  uint64_t        msum;
+  rmodel        **mmap;
 
   lane_redis_stats st;
 };
@@ -403,6 +408,22 @@ static rmodel *model_get(lane_redis *rs, const char *name) {
   return nm[rs->nmodels++] = m;
 }
 
+/* Model `model` of program p's table: by index once p's map is built,
+ * so an observation does not compare names. */
+static rmodel *model_of(lane_redis *rs, const lane_program *p, int model) {
+  int n = lane_model_count(p);
+  if (model < 0 || model >= n) return NULL;
+  if (rs->mprog != p || rs->msum != lane_program_checksum(p)) {
+    free(rs->mmap);
+    rs->mmap = calloc((size_t)n, sizeof *rs->mmap);
+    rs->mprog = rs->mmap ? p : NULL;
+    rs->msum = lane_program_checksum(p);
+  }
+  if (!rs->mmap) return model_get(rs, lane_model_name(p, model));
+  if (!rs->mmap[model]) rs->mmap[model] = model_get(rs, lane_model_name(p, model));
+  return rs->mmap[model];
+}
+
 static int model_index(const lane_program *p, const char *name) {
   int n = lane_model_count(p);
   for (int i = 0; i < n; i++)
@@ -456,12 +477,10 @@ static void on_charged(void *ctx, lane_runtime *view, int budget, uint64_t h, ui
 
 static void on_observed(void *ctx, lane_runtime *view, int model, double ms, int status) {
   lane_redis *rs = ctx;
-  const char *name = lane_model_name(lane_runtime_program(view), model);
-  if (!name) return;
   int fail = status != LANE_CALL_OK && status != LANE_CALL_CLIENT_ERROR;
   uint64_t s = lane_runtime_now(view) / OWN_MS;
   pthread_mutex_lock(&rs->mu);
-  rmodel *m = model_get(rs, name);
+  rmodel *m = model_of(rs, lane_runtime_program(view), model);
   if (m) {
     int f = status == LANE_CALL_OK ? 2 + lane_latency_bucket(ms) : -1;
     m->delta[0]++;
@@ -654,6 +673,7 @@ static int round_once(lane_redis *rs) {
   rorphan *oc = NULL;
   uint32_t nj = 0, nh = 0, no = 0, nfb = 0, nfeed = 0, feed_at = 0;
   uint32_t *pbud = NULL;     /* the served program's budgets (their feeds) */
+  char fault[160] = "";      /* why Redis failed this round */
   uint64_t q = now / HP_MS;
   const char *why = NULL;
 
@@ -743,17 +763,7 @@ static int round_once(lane_redis *rs) {
     if (!append_sync(rs, b, j->h, j->P, span, own, j->want, now) && !why) why = "no memory for a round";
   }
   pthread_mutex_unlock(&rs->mu);
-  if (why) {   /* the buffer may hold part of the round: start afresh */
-    pthread_mutex_lock(&rs->mu);
-    for (uint32_t i = 0; i < nh; i++)
-      for (int f = 0; f < NF; f++) hp[i].m->delta[f] += hp[i].v[f];
-    pthread_mutex_unlock(&rs->mu);
-    char msg[64];
-    snprintf(msg, sizeof msg, "%s", why);
-    why = NULL;
-    disconnect(rs, msg);
-    goto out;
-  }
+  if (why) goto restore;   /* the buffer may hold part of the round: start afresh */
   for (uint32_t i = 0; i < nh; i++) {
     const char *m = hp[i].m->name;
     uint64_t hq = hp[i].q;
@@ -822,18 +832,12 @@ static int round_once(lane_redis *rs) {
     rep[i] = r;
     if (rep[i]->type == REDIS_REPLY_ERROR && !why) why = rep[i]->str;
   }
-  if (why) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "%s", why);
+  if (why) {   /* an error reply: its text outlives the replies */
+    snprintf(fault, sizeof fault, "%s", why);
     for (uint32_t x = 0; x < nrep; x++) freeReplyObject(rep[x]);
     free(rep);
-    why = NULL;
-    pthread_mutex_lock(&rs->mu);
-    for (uint32_t i = 0; i < nh; i++)
-      for (int f = 0; f < NF; f++) hp[i].m->delta[f] += hp[i].v[f];
-    pthread_mutex_unlock(&rs->mu);
-    disconnect(rs, msg);
-    goto out;
+    why = fault;
+    goto restore;
   }
 
   /* 4. Apply: acknowledgements, the fleet's spend, slices and holds. */
@@ -941,26 +945,23 @@ static int round_once(lane_redis *rs) {
   pthread_mutex_unlock(&rs->mu);
 
   /* 5. The fleet's calls: the models active in the last seconds. */
-  uint32_t base = feed_at - HPULL, npull = 0;
-  for (uint32_t d = 0; d < HPULL; d++)
-    if (rep[base + d]->type == REDIS_REPLY_ARRAY) npull += (uint32_t)rep[base + d]->elements;
+  uint32_t base = feed_at - HPULL;
   for (uint32_t d = 0; d < HPULL; d++) {
     redisReply *r = rep[base + d];
     if (r->type != REDIS_REPLY_ARRAY) continue;
     for (size_t e = 0; e < r->elements; e++)
       redisAppendCommand(rs->c, "HGETALL %sm:{%s}:%" PRIu64, rs->prefix, r->element[e]->str, q - d);
   }
-  for (uint32_t d = 0, n = 0; d < HPULL; d++) {
+  for (uint32_t d = 0; d < HPULL; d++) {
     redisReply *r = rep[base + d];
     if (r->type != REDIS_REPLY_ARRAY) continue;
-    for (size_t e = 0; e < r->elements; e++, n++) {
+    for (size_t e = 0; e < r->elements; e++) {
       void *hr = NULL;
       if (redisGetReply(rs->c, &hr) != REDIS_OK || !hr) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "%s", rs->c->errstr[0] ? rs->c->errstr : "no reply");
+        snprintf(fault, sizeof fault, "%s", rs->c->errstr[0] ? rs->c->errstr : "no reply");
         for (uint32_t x = 0; x < nrep; x++) freeReplyObject(rep[x]);
         free(rep);
-        disconnect(rs, msg);
+        disconnect(rs, fault);   /* the health pushed stays pushed */
         goto out;
       }
       redisReply *h = hr;
@@ -1002,7 +1003,6 @@ static int round_once(lane_redis *rs) {
       pthread_mutex_unlock(&rs->mu);
     }
   }
-  (void)npull;
   for (uint32_t x = 0; x < nrep; x++) freeReplyObject(rep[x]);
   free(rep);
   {
@@ -1020,17 +1020,14 @@ static int round_once(lane_redis *rs) {
   lane_runtime_release(v);
   return 1;
 
-restore:
+restore:   /* Redis took none of this round: its health counts go back */
   pthread_mutex_lock(&rs->mu);
   for (uint32_t i = 0; i < nh; i++)
     for (int f = 0; f < NF; f++) hp[i].m->delta[f] += hp[i].v[f];
   pthread_mutex_unlock(&rs->mu);
-  {
-    char msg[160];
-    snprintf(msg, sizeof msg, "%s", why);
-    why = NULL;
-    disconnect(rs, msg);
-  }
+  if (why != fault) snprintf(fault, sizeof fault, "%s", why);
+  why = NULL;
+  disconnect(rs, fault);
 out:
   if (why) {
     set_error(rs, why);
@@ -1091,6 +1088,7 @@ static void free_all(lane_redis *rs) {
     free(rs->models[i]);
   }
   free(rs->models);
+  free(rs->mmap);
   free(rs->orph);
   free(rs->host);
   free(rs->user);
