@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ---- requests ------------------------------------------------------- */
 
@@ -78,6 +79,47 @@ typedef struct bstate {
   double  spent[BENCH_TENANTS];     /* tenant_daily spend today, $ */
   double  budget_limit;             /* $200 */
 } bstate;
+
+/* ---- what both hand-written C versions use --------------------------- */
+/* Inline: they are on the timed path. FNV-1a 64 and splitmix64, as lane's
+ * bucket() and budget keys use them. */
+static inline uint64_t bench_fnv1a(const char *s, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+  return h;
+}
+
+static inline uint64_t bench_splitmix(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* The tenants' spend: open addressing keyed by the FNV-1a hash of the
+ * tenant's name (> 2 x BENCH_TENANTS slots). */
+#define BENCH_SPEND_SLOTS 1024
+typedef struct bspend {
+  uint64_t key[BENCH_SPEND_SLOTS];
+  double   val[BENCH_SPEND_SLOTS];
+} bspend;
+/* Fills t with every tenant of st that has spend (common.c). */
+void bspend_fill(bspend *t, const bstate *st);
+static inline double bspend_get(const bspend *t, const char *s, size_t n) {
+  uint64_t h = bench_fnv1a(s, n) | 1;
+  uint32_t i = (uint32_t)h & (BENCH_SPEND_SLOTS - 1);
+  for (;;) {
+    if (t->key[i] == h) return t->val[i];
+    if (!t->key[i]) return 0;
+    i = (i + 1) & (BENCH_SPEND_SLOTS - 1);
+  }
+}
+
+/* A string field equal to a literal. */
+static inline int bench_streq(const char *s, size_t n, const char *lit, size_t ln) {
+  return n == ln && memcmp(s, lit, ln) == 0;
+}
+#define BENCH_IS(s, n, lit) bench_streq((s), (n), lit, sizeof lit - 1)
 
 /* ---- decisions and the checksum ----------------------------------- */
 

@@ -158,6 +158,22 @@ void bench_requests(breq *out, int n, uint32_t seed) {
   }
 }
 
+/* ---- the C versions' spend table ------------------------------------ */
+
+void bspend_fill(bspend *t, const bstate *st) {
+  memset(t, 0, sizeof *t);
+  for (int k = 0; k < BENCH_TENANTS; k++) {
+    if (!(st->spent[k] > 0)) continue;
+    uint8_t n;
+    const char *name = bench_tenant(k, &n);
+    uint64_t h = bench_fnv1a(name, n) | 1;
+    uint32_t i = (uint32_t)h & (BENCH_SPEND_SLOTS - 1);
+    while (t->key[i] && t->key[i] != h) i = (i + 1) & (BENCH_SPEND_SLOTS - 1);
+    t->key[i] = h;
+    t->val[i] = st->spent[k];
+  }
+}
+
 /* ---- time ---------------------------------------------------------- */
 
 uint64_t bench_ns(void) {

@@ -41,32 +41,7 @@ static fit_table CTX, OUT;
 typedef struct p95_table { int n; double at[BENCH_NMODELS]; mask le[BENCH_NMODELS]; } p95_table;
 static p95_table P95;
 
-#define SPEND_SLOTS 1024
-static uint64_t spend_key[SPEND_SLOTS];
-static double   spend_val[SPEND_SLOTS];
-
-static uint64_t fnv1a(const char *s, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-  return h;
-}
-
-static uint64_t splitmix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static double spend_get(const char *t, size_t n) {
-  uint64_t h = fnv1a(t, n) | 1;
-  uint32_t i = (uint32_t)h & (SPEND_SLOTS - 1);
-  for (;;) {
-    if (spend_key[i] == h) return spend_val[i];
-    if (!spend_key[i]) return 0;
-    i = (i + 1) & (SPEND_SLOTS - 1);
-  }
-}
+static bspend SPEND;
 
 static mask where(double qmin, uint32_t caps, int64_t ctxmin) {
   mask r = 0;
@@ -153,17 +128,7 @@ void expert_c_init(const bstate *st) {
   for (int k = 0; k < P95.n; k++)
     for (int m = 0; m < BENCH_NMODELS; m++)
       if (S.p95[m] <= P95.at[k]) P95.le[k] |= (mask)1 << m;
-  memset(spend_key, 0, sizeof spend_key);
-  for (int t = 0; t < BENCH_TENANTS; t++)
-    if (S.spent[t] > 0) {
-      uint8_t n;
-      const char *name = bench_tenant(t, &n);
-      uint64_t h = fnv1a(name, n) | 1;
-      uint32_t i = (uint32_t)h & (SPEND_SLOTS - 1);
-      while (spend_key[i] && spend_key[i] != h) i = (i + 1) & (SPEND_SLOTS - 1);
-      spend_key[i] = h;
-      spend_val[i] = S.spent[t];
-    }
+  bspend_fill(&SPEND, &S);
 }
 
 /* The models whose p95 is at most ms: the last threshold <= ms. */
@@ -219,10 +184,6 @@ static inline void pick(ctx *x, mask set, int by, double cost_max) {
   }
 }
 
-static inline int streq(const char *s, size_t n, const char *lit, size_t ln) {
-  return n == ln && memcmp(s, lit, ln) == 0;
-}
-#define IS(s, n, lit) streq((s), (n), lit, sizeof lit - 1)
 
 static inline int try_set(ctx *x, mask set, int by, double cost_max) {
   x->nc = 0;
@@ -241,11 +202,11 @@ void expert_c_decide(const breq *q, bdec *d) {
   x.elig = HEALTHY & fit(&CTX, in + out) & fit(&OUT, out) & (q->images ? CAPM_VISION : ALL) &
            (q->tools ? CAPM_TOOLS : ALL) & (q->json ? CAPM_JSON : ALL);
   x.nc = 0;
-  int ent = IS(q->tier, q->ntier, "enterprise");
-  int code = IS(q->task, q->ntask, "code");
+  int ent = BENCH_IS(q->tier, q->ntier, "enterprise");
+  int code = BENCH_IS(q->task, q->ntask, "code");
   double lat = q->latency_ms;
 
-  if (spend_get(q->tenant, q->ntenant) / S.budget_limit >= 1.0 &&
+  if (bspend_get(&SPEND, q->tenant, q->ntenant) / S.budget_limit >= 1.0 &&
       try_set(&x, P_q060, BY_COST, INFINITY)) { rule = 1; goto done; }
   if (lat > 0 && lat < 1500 && try_set(&x, P_rated & p95_le(lat), BY_P95, INFINITY)) {
     rule = 2;
@@ -253,7 +214,7 @@ void expert_c_decide(const breq *q, bdec *d) {
   }
   if (ent && code && try_set(&x, P_rated, BY_QUALITY, INFINITY)) { rule = 3; goto done; }
   if (q->images > 0 && try_set(&x, P_vision, BY_COST, INFINITY)) { rule = 4; goto done; }
-  if (IS(q->task, q->ntask, "chat") && splitmix(fnv1a(q->user, q->nuser)) % 100 < 5) {
+  if (BENCH_IS(q->task, q->ntask, "chat") && bench_splitmix(bench_fnv1a(q->user, q->nuser)) % 100 < 5) {
     x.nc = 0;
     x.chosen = 0;
     if (x.elig >> M_flash & 1) {
@@ -267,8 +228,8 @@ void expert_c_decide(const breq *q, bdec *d) {
   if (ent && try_set(&x, P_rated, BY_QUALITY, 0.02)) { rule = 7; goto done; }
   if (q->tools && try_set(&x, P_tool, BY_COST, INFINITY)) { rule = 8; goto done; }
   if (code && try_set(&x, P_q085, BY_COST, INFINITY)) { rule = 9; goto done; }
-  if (IS(q->tier, q->ntier, "pro") && try_set(&x, P_q084, BY_COST, INFINITY)) { rule = 10; goto done; }
-  if (IS(q->tier, q->ntier, "free") && try_set(&x, P_q070, BY_COST, 0.0002)) { rule = 11; goto done; }
+  if (BENCH_IS(q->tier, q->ntier, "pro") && try_set(&x, P_q084, BY_COST, INFINITY)) { rule = 10; goto done; }
+  if (BENCH_IS(q->tier, q->ntier, "free") && try_set(&x, P_q070, BY_COST, 0.0002)) { rule = 11; goto done; }
   if (try_set(&x, P_q080, BY_COST, INFINITY)) { rule = 12; goto done; }
   d->rule = 0;
   d->n = 0;

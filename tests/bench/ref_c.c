@@ -25,40 +25,7 @@ static pool P_rated, P_q060, P_q070, P_q080, P_q084, P_q085, P_vision, P_tool, P
 static pool P_best_rated;                     /* rated, by quality descending */
 static int  M_flash;                          /* gemini_2_5_flash */
 
-#define SPEND_SLOTS 1024                      /* > 2 x BENCH_TENANTS */
-static uint64_t spend_key[SPEND_SLOTS];
-static double   spend_val[SPEND_SLOTS];
-
-static uint64_t fnv1a(const char *s, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-  return h;
-}
-
-static uint64_t splitmix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static void spend_put(const char *t, size_t n, double v) {
-  uint64_t h = fnv1a(t, n) | 1;
-  uint32_t i = (uint32_t)h & (SPEND_SLOTS - 1);
-  while (spend_key[i] && spend_key[i] != h) i = (i + 1) & (SPEND_SLOTS - 1);
-  spend_key[i] = h;
-  spend_val[i] = v;
-}
-
-static double spend_get(const char *t, size_t n) {
-  uint64_t h = fnv1a(t, n) | 1;
-  uint32_t i = (uint32_t)h & (SPEND_SLOTS - 1);
-  for (;;) {
-    if (spend_key[i] == h) return spend_val[i];
-    if (!spend_key[i]) return 0;
-    i = (i + 1) & (SPEND_SLOTS - 1);
-  }
-}
+static bspend SPEND;
 
 static void pool_where(pool *p, double qmin, uint32_t caps, int64_t ctxmin) {
   p->n = 0;
@@ -88,13 +55,7 @@ void ref_c_init(const bstate *st) {
   }
   for (int m = 0; m < BENCH_NMODELS; m++)
     if (!strcmp(M[m].name, "gemini_2_5_flash")) M_flash = m;
-  memset(spend_key, 0, sizeof spend_key);
-  for (int t = 0; t < BENCH_TENANTS; t++)
-    if (S.spent[t] > 0) {
-      uint8_t n;
-      const char *name = bench_tenant(t, &n);
-      spend_put(name, n, S.spent[t]);
-    }
+  bspend_fill(&SPEND, &S);
 }
 
 /* Per-decision view of the request. */
@@ -161,10 +122,6 @@ static void pick(ctx *x, const pool *p, int ord) {
   for (int i = 0; i < nb; i++) x->c[x->nc++] = bm[i];
 }
 
-static inline int streq(const char *s, size_t n, const char *lit, size_t ln) {
-  return n == ln && memcmp(s, lit, ln) == 0;
-}
-#define IS(s, n, lit) streq((s), (n), lit, sizeof lit - 1)
 
 /* Tries one rule: pick from p (with the filter already set); 1 if it
  * produced a candidate. */
@@ -185,16 +142,16 @@ void ref_c_decide(const breq *q, bdec *d) {
   x.latency = q->latency_ms;
   x.cost_max = 0;
   x.nc = 0;
-  int ent = IS(q->tier, q->ntier, "enterprise");
-  int code = IS(q->task, q->ntask, "code");
+  int ent = BENCH_IS(q->tier, q->ntier, "enterprise");
+  int code = BENCH_IS(q->task, q->ntask, "code");
 
-  if (spend_get(q->tenant, q->ntenant) / S.budget_limit >= 1.0 &&
+  if (bspend_get(&SPEND, q->tenant, q->ntenant) / S.budget_limit >= 1.0 &&
       try_pool(&x, &P_q060, ORD_CHEAPEST, F_NONE)) { rule = 1; goto done; }
   if (x.latency > 0 && x.latency < 1500 &&
       try_pool(&x, &P_rated, ORD_FASTEST, F_P95_LE_LATENCY)) { rule = 2; goto done; }
   if (ent && code && try_pool(&x, &P_best_rated, ORD_BEST, F_NONE)) { rule = 3; goto done; }
   if (q->images > 0 && try_pool(&x, &P_vision, ORD_CHEAPEST, F_NONE)) { rule = 4; goto done; }
-  if (IS(q->task, q->ntask, "chat") && splitmix(fnv1a(q->user, q->nuser)) % 100 < 5) {
+  if (BENCH_IS(q->task, q->ntask, "chat") && bench_splitmix(bench_fnv1a(q->user, q->nuser)) % 100 < 5) {
     x.nc = 0;
     x.filter = F_NONE;
     if (admissible(&x, M_flash)) x.c[x.nc++] = M_flash;
@@ -208,11 +165,11 @@ void ref_c_decide(const breq *q, bdec *d) {
   }
   if (q->tools && try_pool(&x, &P_tool, ORD_CHEAPEST, F_NONE)) { rule = 8; goto done; }
   if (code && try_pool(&x, &P_q085, ORD_CHEAPEST, F_NONE)) { rule = 9; goto done; }
-  if (IS(q->tier, q->ntier, "pro") && try_pool(&x, &P_q084, ORD_CHEAPEST, F_NONE)) {
+  if (BENCH_IS(q->tier, q->ntier, "pro") && try_pool(&x, &P_q084, ORD_CHEAPEST, F_NONE)) {
     rule = 10;
     goto done;
   }
-  if (IS(q->tier, q->ntier, "free")) {
+  if (BENCH_IS(q->tier, q->ntier, "free")) {
     x.cost_max = 0.0002;
     if (try_pool(&x, &P_q070, ORD_CHEAPEST, F_COST_LT)) { rule = 11; goto done; }
   }
