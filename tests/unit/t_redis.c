@@ -440,74 +440,88 @@ static void test_outage(void) {
      (long long)rep[2].view, (long long)sum);
 }
 
+/* One process of a two-process fleet in this process: its program,
+ * runtime and adapter. */
+typedef struct member {
+  lane_program *p;
+  lane_runtime *rt;
+  lane_redis   *rs;
+} member;
+
+static member join(const char *src, const char *inst, const char *prefix) {
+  member m;
+  m.p = must(src);
+  m.rt = runtime(m.p);
+  m.rs = attach(m.rt, inst, prefix);
+  return m;
+}
+
+static void leave(member *m) {
+  lane_redis_detach(m->rs);
+  lane_runtime_free(m->rt);
+  lane_program_free(m->p);
+}
+
 /* ---------------------------------------------------------------------
  * Breaker spread and each process's own view
  * ------------------------------------------------------------------- */
 static void test_breaker(void) {
-  lane_program *pa = must(POLICY), *pb = must(POLICY);
-  lane_runtime *ra = runtime(pa), *rb = runtime(pb);
-  lane_redis *sa = attach(ra, "a", "brk:"), *sb = attach(rb, "b", "brk:");
-  int paid = model_ix(pb, "paid");
+  member fa = join(POLICY, "a", "brk:"), fb = join(POLICY, "b", "brk:");
+  int paid = model_ix(fb.p, "paid");
   lane_request r;
-  lane_request_init(&r, pb);
+  lane_request_init(&r, fb.p);
   lane_decision d;
-  ok(lane_decide(rb, "r", &r, &d) == LANE_OK && d.candidates[0] == paid, "b routes to paid");
-  for (int i = 0; i < 5; i++) lane_observe(ra, paid, 900, LANE_CALL_SERVER_ERROR);
+  ok(lane_decide(fb.rt, "r", &r, &d) == LANE_OK && d.candidates[0] == paid, "b routes to paid");
+  for (int i = 0; i < 5; i++) lane_observe(fa.rt, paid, 900, LANE_CALL_SERVER_ERROR);
   lane_live_stats st;
-  lane_model_stats(ra, paid, &st);
+  lane_model_stats(fa.rt, paid, &st);
   ok(st.state == LANE_BREAKER_OPEN, "a saw five failures: its breaker is open");
-  lane_model_stats(rb, paid, &st);
+  lane_model_stats(fb.rt, paid, &st);
   ok(st.state == LANE_BREAKER_CLOSED, "b has not heard yet");
-  ok(lane_redis_sync(sa) == LANE_OK && lane_redis_sync(sb) == LANE_OK, "a pushes, b pulls");
-  lane_model_stats(rb, paid, &st);
+  ok(lane_redis_sync(fa.rs) == LANE_OK && lane_redis_sync(fb.rs) == LANE_OK, "a pushes, b pulls");
+  lane_model_stats(fb.rt, paid, &st);
   ok(st.state == LANE_BREAKER_OPEN && st.samples == 5,
      "b's breaker is open after one round, with the fleet's 5 calls (%" PRIu64 ")", st.samples);
-  ok(lane_decide(rb, "r", &r, &d) == LANE_OK && d.candidates[0] == model_ix(pb, "free"),
+  ok(lane_decide(fb.rt, "r", &r, &d) == LANE_OK && d.candidates[0] == model_ix(fb.p, "free"),
      "b skips the failing provider");
   lane_redis_model_view own;
-  ok(lane_redis_model_own(sb, "paid", &own) == LANE_EARG || own.calls == 0,
+  ok(lane_redis_model_own(fb.rs, "paid", &own) == LANE_EARG || own.calls == 0,
      "b's own view has no calls of its own");
-  ok(lane_redis_model_own(sa, "paid", &own) == LANE_OK && own.calls == 5 && own.failures == 5,
+  ok(lane_redis_model_own(fa.rs, "paid", &own) == LANE_OK && own.calls == 5 && own.failures == 5,
      "a's own view: its 5 calls, 5 failures");
   /* Latency spreads too, bucket by bucket. */
-  int fr = model_ix(pa, "free");
-  for (int i = 0; i < 40; i++) lane_observe(ra, fr, 250, LANE_CALL_OK);
-  lane_redis_sync(sa);
-  lane_redis_sync(sb);
+  int fr = model_ix(fa.p, "free");
+  for (int i = 0; i < 40; i++) lane_observe(fa.rt, fr, 250, LANE_CALL_OK);
+  lane_redis_sync(fa.rs);
+  lane_redis_sync(fb.rs);
   lane_live_stats sa_st, sb_st;
-  lane_model_stats(ra, fr, &sa_st);
-  lane_model_stats(rb, fr, &sb_st);
+  lane_model_stats(fa.rt, fr, &sa_st);
+  lane_model_stats(fb.rt, fr, &sb_st);
   ok(sb_st.samples == 40 && sb_st.p50 == sa_st.p50 && sb_st.p95 == sa_st.p95,
      "b's latency figures for free are a's: p50 %.1f = %.1f ms over %" PRIu64 " calls", sb_st.p50,
      sa_st.p50, sb_st.samples);
   /* A second round adds nothing twice. */
-  lane_redis_sync(sb);
-  lane_redis_sync(sb);
-  lane_model_stats(rb, fr, &sb_st);
+  lane_redis_sync(fb.rs);
+  lane_redis_sync(fb.rs);
+  lane_model_stats(fb.rt, fr, &sb_st);
   is_int((long long)sb_st.samples, 40, "more rounds count nothing twice");
-  lane_redis_detach(sa);
-  lane_redis_detach(sb);
-  lane_runtime_free(ra);
-  lane_runtime_free(rb);
-  lane_program_free(pa);
-  lane_program_free(pb);
+  leave(&fa);
+  leave(&fb);
 }
 
 /* The same by the threads alone: how long after a's fifth failure b's
  * breaker opens, with rounds every 20 ms (reported, not asserted: the
  * machines are shared). */
 static void test_breaker_timed(void) {
-  lane_program *pa = must(POLICY), *pb = must(POLICY);
-  lane_runtime *ra = runtime(pa), *rb = runtime(pb);
-  lane_redis *sa = attach(ra, "a", "brk2:"), *sb = attach(rb, "b", "brk2:");
-  int paid = model_ix(pb, "paid");
+  member fa = join(POLICY, "a", "brk2:"), fb = join(POLICY, "b", "brk2:");
+  int paid = model_ix(fb.p, "paid");
   sleep_ms(50);   /* both have run a round */
   uint64_t t0 = mono_ns();
-  for (int i = 0; i < 5; i++) lane_observe(ra, paid, 900, LANE_CALL_TIMEOUT);
+  for (int i = 0; i < 5; i++) lane_observe(fa.rt, paid, 900, LANE_CALL_TIMEOUT);
   lane_live_stats st = {0};
   uint64_t waited = 0;
   while (waited < 5000000000ull) {
-    lane_model_stats(rb, paid, &st);
+    lane_model_stats(fb.rt, paid, &st);
     if (st.state == LANE_BREAKER_OPEN) break;
     sleep_ms(1);
     waited = mono_ns() - t0;
@@ -516,89 +530,73 @@ static void test_breaker_timed(void) {
   diag("b's breaker opened %.1f ms after a's fifth failure (rounds every 20 ms)",
        (double)(mono_ns() - t0) / 1e6);
   lane_request r;
-  lane_request_init(&r, pb);
+  lane_request_init(&r, fb.p);
   lane_decision d;
-  ok(lane_decide(rb, "r", &r, &d) == LANE_OK && d.candidates[0] == model_ix(pb, "free"),
+  ok(lane_decide(fb.rt, "r", &r, &d) == LANE_OK && d.candidates[0] == model_ix(fb.p, "free"),
      "and b skips the provider");
-  lane_redis_detach(sa);
-  lane_redis_detach(sb);
-  lane_runtime_free(ra);
-  lane_runtime_free(rb);
-  lane_program_free(pa);
-  lane_program_free(pb);
+  leave(&fa);
+  leave(&fb);
 }
 
 /* A process that never charged a key still reads the fleet's spend on it:
  * the budget's feed names the keys pushed lately, and a round pulls them. */
 static void test_feed(void) {
-  lane_program *pa = must(POLICY), *pb = must(POLICY);
-  lane_runtime *ra = runtime(pa), *rb = runtime(pb);
-  lane_redis *sa = attach(ra, "a", "feed:"), *sb = attach(rb, "b", "feed:");
+  member fa = join(POLICY, "a", "feed:"), fb = join(POLICY, "b", "feed:");
   lane_request r;
-  lane_request_init(&r, pa);
-  lane_set_str(&r, lane_field(pa, "tenant"), "zeta", 4);
-  lane_charge(ra, &r, 0.375);
-  lane_redis_sync(sa);
-  uint64_t h = lane_budget_key_of(pa, 0, &r);
+  lane_request_init(&r, fa.p);
+  lane_set_str(&r, lane_field(fa.p, "tenant"), "zeta", 4);
+  lane_charge(fa.rt, &r, 0.375);
+  lane_redis_sync(fa.rs);
+  uint64_t h = lane_budget_key_of(fa.p, 0, &r);
   double b0, b1;
-  lane_budget_spent(rb, 0, h, &b0);
-  lane_redis_sync(sb);   /* reads the feed: zeta changed */
-  lane_redis_sync(sb);   /* pulls zeta */
-  lane_budget_spent(rb, 0, h, &b1);
+  lane_budget_spent(fb.rt, 0, h, &b0);
+  lane_redis_sync(fb.rs);   /* reads the feed: zeta changed */
+  lane_redis_sync(fb.rs);   /* pulls zeta */
+  lane_budget_spent(fb.rt, 0, h, &b1);
   /* (b's own thread may have read the feed already: b0 is 0 or the total) */
   ok((b0 == 0 || b0 == 0.375) && b1 == 0.375,
      "b never charged zeta and reads the fleet's $0.375 after its rounds (%g before them)", b0);
-  lane_charge(ra, &r, 0.125);
-  lane_redis_sync(sa);
-  lane_redis_sync(sb);
-  lane_redis_sync(sb);
-  lane_budget_spent(rb, 0, h, &b1);
+  lane_charge(fa.rt, &r, 0.125);
+  lane_redis_sync(fa.rs);
+  lane_redis_sync(fb.rs);
+  lane_redis_sync(fb.rs);
+  lane_budget_spent(fb.rt, 0, h, &b1);
   ok(b1 == 0.5, "and follows it: $%g", b1);
   lane_redis_stats st;
-  lane_redis_get_stats(sb, &st);
+  lane_redis_get_stats(fb.rs, &st);
   ok(st.keys == 1 && st.holds == 0 && st.pending_nanos == 0,
      "b syncs the key without holding it or owing anything");
-  lane_redis_detach(sa);
-  lane_redis_detach(sb);
-  lane_runtime_free(ra);
-  lane_runtime_free(rb);
-  lane_program_free(pa);
-  lane_program_free(pb);
+  leave(&fa);
+  leave(&fb);
 }
 
 /* A rolling budget sums the fleet's spend over its twelve periods. */
 static void test_rolling(void) {
   const char *src = MODELS "budget hourly { key req.tenant limit $5 rolling 1h }\n"
                            "route r { otherwise -> paid }\n";
-  lane_program *pa = must(src), *pb = must(src);
-  lane_runtime *ra = runtime(pa), *rb = runtime(pb);
-  lane_redis *sa = attach(ra, "a", "roll:"), *sb = attach(rb, "b", "roll:");
+  member fa = join(src, "a", "roll:"), fb = join(src, "b", "roll:");
   lane_request r;
-  lane_request_init(&r, pa);
-  lane_set_str(&r, lane_field(pa, "tenant"), "t9", 2);
+  lane_request_init(&r, fa.p);
+  lane_set_str(&r, lane_field(fa.p, "tenant"), "t9", 2);
   uint64_t saved = NOW;
-  lane_charge(ra, &r, 0.5);
+  lane_charge(fa.rt, &r, 0.5);
   NOW += 10 * 60000;   /* two periods later */
-  lane_charge(ra, &r, 0.25);
+  lane_charge(fa.rt, &r, 0.25);
   lane_request rq;
-  lane_request_init(&rq, pb);
-  lane_set_str(&rq, lane_field(pb, "tenant"), "t9", 2);
-  lane_charge(rb, &rq, 0.125);
-  lane_redis_sync(sa);
-  lane_redis_sync(sb);
-  lane_redis_sync(sa);
+  lane_request_init(&rq, fb.p);
+  lane_set_str(&rq, lane_field(fb.p, "tenant"), "t9", 2);
+  lane_charge(fb.rt, &rq, 0.125);
+  lane_redis_sync(fa.rs);
+  lane_redis_sync(fb.rs);
+  lane_redis_sync(fa.rs);
   double a, b;
-  uint64_t h = lane_budget_key_of(pa, 0, &r);
-  lane_budget_spent(ra, 0, h, &a);
-  lane_budget_spent(rb, 0, h, &b);
+  uint64_t h = lane_budget_key_of(fa.p, 0, &r);
+  lane_budget_spent(fa.rt, 0, h, &a);
+  lane_budget_spent(fb.rt, 0, h, &b);
   ok(a == 0.875 && b == 0.875, "both read the fleet's $0.875 over the rolling hour: %g and %g", a, b);
-  lane_redis_detach(sa);
-  lane_redis_detach(sb);
+  leave(&fa);
+  leave(&fb);
   NOW = saved;
-  lane_runtime_free(ra);
-  lane_runtime_free(rb);
-  lane_program_free(pa);
-  lane_program_free(pb);
 }
 
 int main(void) {
