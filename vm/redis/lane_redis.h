@@ -74,7 +74,9 @@ typedef struct lane_redis_stats {
   uint64_t last_round_ms;    /* clock ms of the last round that reached
                                 Redis (0 never) */
   uint64_t worst_round_us;   /* slowest round that reached Redis */
-  char     last_error[160];  /* why Redis was last away ("" none) */
+  char     last_error[160];  /* why Redis was last away ("" none): its
+                                first 159 bytes (a warning line carries
+                                up to 511) */
 } lane_redis_stats;
 LANE_API int lane_redis_get_stats(lane_redis *rs, lane_redis_stats *out);
 
