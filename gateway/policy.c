@@ -321,13 +321,12 @@ static void record(gw *g, const char *cause, const char *result, const char *tex
   gw_label(labels, sizeof labels, "cause", cause);
   gw_label(labels, sizeof labels, "result", result);
   gw_metrics_add(g->metrics, "lane_gateway_reloads_total", labels, 1);
-  if (!strcmp(result, "failed")) {
-    atomic_fetch_add(&g->reload_failures, 1);
-    gw_metrics_add(g->metrics, "lane_gateway_reload_failures_total", "", 1);
-  } else {
-    atomic_fetch_add(&g->reloads, 1);
-  }
+  int failed = !strcmp(result, "failed");
+  if (failed) gw_metrics_add(g->metrics, "lane_gateway_reload_failures_total", "", 1);
+  /* The count and the result change together: /healthz reads both under
+   * pol_lock, so it never shows a reload counted with the result before. */
   pthread_mutex_lock(&g->pol_lock);
+  atomic_fetch_add(failed ? &g->reload_failures : &g->reloads, 1);
   snprintf(g->last_reload, sizeof g->last_reload, "%s", text);
   g->last_reload_ms = wall_ms();
   pthread_mutex_unlock(&g->pol_lock);
