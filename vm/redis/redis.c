@@ -674,6 +674,7 @@ static int round_once(lane_redis *rs) {
   uint32_t nj = 0, nh = 0, no = 0, nfb = 0, nfeed = 0, feed_at = 0;
   uint32_t *pbud = NULL;     /* the served program's budgets (their feeds) */
   char fault[160] = "";      /* why Redis failed this round */
+  int answered = 0;          /* 1: Redis answered all of it */
   uint64_t q = now / HP_MS;
   const char *why = NULL;
 
@@ -1013,12 +1014,8 @@ static int round_once(lane_redis *rs) {
     if (took > rs->st.worst_round_us) rs->st.worst_round_us = took;
     pthread_mutex_unlock(&rs->mu);
   }
-  free(jobs);
-  free(hp);
-  free(oc);
-  free(pbud);
-  lane_runtime_release(v);
-  return 1;
+  answered = 1;
+  goto done;
 
 restore:   /* Redis took none of this round: its health counts go back */
   pthread_mutex_lock(&rs->mu);
@@ -1035,12 +1032,13 @@ out:
     rs->st.failures++;
     pthread_mutex_unlock(&rs->mu);
   }
+done:
   free(jobs);
   free(hp);
   free(oc);
   free(pbud);
   lane_runtime_release(v);
-  return 0;
+  return answered;
 }
 
 static void *thread_main(void *arg) {
