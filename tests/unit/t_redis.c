@@ -354,19 +354,20 @@ static int run_fleet(int n, const char *prefix, double cost, unsigned ms, unsign
   return good;
 }
 
+/* The Redis key of tenant acme's spend on budget daily today. */
 static char SPEND_KEY[256];
-static void spend_key(const char *prefix, uint64_t hash) {
-  snprintf(SPEND_KEY, sizeof SPEND_KEY, "%sb:{daily:%016" PRIx64 "}:%u:%" PRIu64, prefix, hash,
-           86400000u, NOW / 86400000u);
-}
-
-static void test_three(void) {
+static void spend_key(const char *prefix) {
   lane_program *p = must(POLICY);
   lane_request r;
   lane_request_init(&r, p);
   lane_set_str(&r, lane_field(p, "tenant"), "acme", 4);
-  spend_key("three:", lane_budget_key_of(p, 0, &r));
+  snprintf(SPEND_KEY, sizeof SPEND_KEY, "%sb:{daily:%016" PRIx64 "}:%u:%" PRIu64, prefix,
+           lane_budget_key_of(p, 0, &r), 86400000u, NOW / 86400000u);
   lane_program_free(p);
+}
+
+static void test_three(void) {
+  spend_key("three:");
 
   child_report rep[3];
   double cost = 0.013;   /* $1 is 76.9 requests */
@@ -403,15 +404,10 @@ static void outage(void) {
 }
 
 static void test_outage(void) {
-  lane_program *p = must(POLICY);
-  lane_request r;
-  lane_request_init(&r, p);
-  lane_set_str(&r, lane_field(p, "tenant"), "acme", 4);
-  spend_key("outage:", lane_budget_key_of(p, 0, &r));
-  lane_program_free(p);
+  spend_key("outage:");
 
   child_report rep[3];
-  double cost = 0.0001;   /* $1 is 10,000 requests: the limit is not reached */
+  double cost = 0.0001;   /* POLICY_BIG's $100 is a million requests: never reached */
   ok(run_fleet(3, "outage:", cost, 1800, 300, rep, outage), "three processes ran through the outage");
   int64_t sum = 0;
   uint32_t failed = 0;
