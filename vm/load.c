@@ -1476,4 +1476,7 @@ lane_program *lane_load(const void *bytes, size_t n, lane_error *err) {
   return lane_load_with(bytes, n, NULL, err);
 }
 
-void lane_program_free(lane_program *p) { free(p); }
+void lane_program_free(lane_program *p) {
+  if (p) free(p->plan);
+  free(p);
+}

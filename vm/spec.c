@@ -88,12 +88,110 @@ static void tail_kind(const bc_image *im, vm_fspec *fs, uint32_t t, uint32_t fre
 
 void bc_unspecialize(lane_program *p) {
   for (uint32_t f = 0; f < p->im.nfilters; f++) p->fspec[f].kind = VM_SPEC_NONE;
+  free(p->plan);
+  p->plan = NULL;
 }
 
-void bc_specialize(lane_program *p) {
+/* ---------------------------------------------------------------------
+ * Selections as set walks (vm.c, vm_cand_sets)
+ *
+ * Each pool becomes a set of its members and a set of those its filter
+ * checks; `fits` becomes two tables, the distinct nonzero contexts and
+ * max_outputs sorted ascending, each row the set of models whose limit is
+ * 0 or at least that value. A decision looks its request's need up in
+ * each (a binary search) once, and a selection then visits only the
+ * members in pool & both rows, never computing `fits` per member. One
+ * allocation; without it (or past VM_SET_WORDS words) selections take
+ * the member-by-member path.
+ * ------------------------------------------------------------------- */
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* The distinct nonzero values of v[0..n) into at, sorted; their count. */
+static uint32_t distinct_sorted(int64_t *at, const int64_t *v, uint32_t n) {
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < n; i++)
+    if (v[i] > 0) at[k++] = v[i];
+  qsort(at, k, sizeof *at, cmp_i64);
+  uint32_t d = 0;
+  for (uint32_t i = 0; i < k; i++)
+    if (!d || at[d - 1] != at[i]) at[d++] = at[i];
+  return d;
+}
+
+/* Row k of t: models with limit 0 or >= at[k]; row n: limit 0 (a
+ * negative limit cannot be: the verifier rejects it, and it reads as 0). */
+static void fit_rows(vm_fit *t, const int64_t *lim, uint32_t nm, uint32_t w) {
+  for (uint32_t m = 0; m < nm; m++) {
+    uint64_t bit = 1ull << (m & 63);
+    uint32_t word = m >> 6;
+    if (lim[m] <= 0) {
+      for (uint32_t k = 0; k <= t->n; k++) t->ok[(size_t)k * w + word] |= bit;
+      continue;
+    }
+    /* rows 0..j where at[j] <= lim: at ascends, so up to the first above */
+    for (uint32_t k = 0; k < t->n && t->at[k] <= lim[m]; k++) t->ok[(size_t)k * w + word] |= bit;
+  }
+}
+
+static vm_plan *plan_build(const lane_program *p) {
+  const bc_image *im = &p->im;
+  uint32_t nm = im->nmodels, w = (nm + 63) / 64;
+  if (!nm || w > VM_SET_WORDS) return NULL;
+  int64_t *lim = malloc(2 * (size_t)nm * sizeof *lim);
+  if (!lim) return NULL;
+  int64_t *ctx = lim, *out = lim + nm;
+  for (uint32_t m = 0; m < nm; m++) {
+    ctx[m] = im->models[m].context;
+    out[m] = im->models[m].max_output;
+  }
+  /* the thresholds' counts decide the rows: sorted into tmp first */
+  int64_t *tmp = malloc(2 * (size_t)nm * sizeof *tmp);
+  if (!tmp) { free(lim); return NULL; }
+  uint32_t nctx = distinct_sorted(tmp, ctx, nm), nout = distinct_sorted(tmp + nm, out, nm);
+  size_t sets = 2 * (size_t)im->npools + nctx + 1 + nout + 1;
+  size_t bytes = sizeof(vm_plan) + sets * w * sizeof(uint64_t) +
+                 (size_t)(nctx + nout) * sizeof(int64_t) + im->npools;
+  unsigned char *blk = calloc(1, bytes);
+  if (!blk) { free(lim); free(tmp); return NULL; }
+  vm_plan *pl = (vm_plan *)blk;
+  uint64_t *at = (uint64_t *)(pl + 1);
+  pl->words = w;
+  pl->pool = at;  at += (size_t)im->npools * w;
+  pl->check = at; at += (size_t)im->npools * w;
+  pl->ctx.ok = at; at += (size_t)(nctx + 1) * w;
+  pl->out.ok = at; at += (size_t)(nout + 1) * w;
+  pl->ctx.at = (int64_t *)at;
+  pl->out.at = pl->ctx.at + nctx;
+  pl->ascending = (uint8_t *)(pl->out.at + nout);
+  pl->ctx.n = nctx;
+  pl->out.n = nout;
+  memcpy(pl->ctx.at, tmp, nctx * sizeof *tmp);
+  memcpy(pl->out.at, tmp + nm, nout * sizeof *tmp);
+  free(tmp);
+  fit_rows(&pl->ctx, ctx, nm, w);
+  fit_rows(&pl->out, out, nm, w);
+  free(lim);
+  for (uint32_t c = 0; c < im->npools; c++) {
+    const bc_pool *pool = &im->pools[c];
+    uint64_t *set = pl->pool + (size_t)c * w, *chk = pl->check + (size_t)c * w;
+    int asc = 1;
+    for (uint32_t k = 0; k < pool->count; k++) {
+      uint32_t mem = im->members[pool->first + k], m = mem & BC_MEMBER_MODEL;
+      if (k && m <= (im->members[pool->first + k - 1] & BC_MEMBER_MODEL)) asc = 0;
+      set[m >> 6] |= 1ull << (m & 63);
+      if (mem & BC_MEMBER_CHECK) chk[m >> 6] |= 1ull << (m & 63);
+    }
+    pl->ascending[c] = (uint8_t)asc;
+  }
+  return pl;
+}
+
+static void spec_filters(lane_program *p) {
   const bc_image *im = &p->im;
   uint32_t nf = im->nfilters, nx = 0;
-  bc_unspecialize(p);
   if (!nf) return;
   uint32_t cap = 16;
   while (cap < 2 * nf) cap <<= 1;
@@ -176,4 +274,10 @@ void bc_specialize(lane_program *p) {
     fs->kind = (uint8_t)kind;
   }
   free(tab);
+}
+
+void bc_specialize(lane_program *p) {
+  bc_unspecialize(p);
+  spec_filters(p);
+  p->plan = plan_build(p);
 }

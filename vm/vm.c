@@ -42,7 +42,9 @@ typedef struct vm_costq {
 typedef struct vm_memo {
   uint32_t canon, key;            /* the part (vm_fspec.canon), caps & capmask */
   uint32_t steps;                 /* steps its run counted */
-  int      pass;
+  uint8_t  pass;
+  uint8_t  any;                   /* its run read no capability: the value
+                                     holds for every class */
 } vm_memo;
 
 typedef struct vm_run {
@@ -50,6 +52,10 @@ typedef struct vm_run {
   vm_costq            q;          /* the request's cost inputs */
   const vm_fspec     *fspec;      /* the program's filter parts (spec.c) */
   const bc_insn      *xcode;      /* their copies, run with filter mode 3 */
+  const vm_plan      *plan;       /* selections as set walks, or NULL */
+  const uint64_t     *okc, *oko;  /* the plan's fit rows for this request
+                                     (NULL until a selection needs them) */
+  int                 capread;    /* M_CAP ran since it was cleared */
   int                 nmemo;      /* parts' values known in this decision */
   vm_memo             memo[VM_MEMO];
   lane_runtime       *rt;         /* live stats */
@@ -312,7 +318,13 @@ double lane_cost(const lane_program *p, const lane_request *r, int model) {
 /* ---------------------------------------------------------------------
  * Helpers of the interpreter
  * ------------------------------------------------------------------- */
-static vmval load_field(const vm_run *x, uint32_t f) {
+#if defined(__GNUC__)
+#define VM_INLINE inline __attribute__((always_inline))
+#else
+#define VM_INLINE inline
+#endif
+
+static VM_INLINE vmval load_field(const vm_run *x, uint32_t f) {
   vmval v;
   int is_str = x->im->fields[f].type == LANE_T_STRING;
   if (x->r->set >> f & 1) {
@@ -468,7 +480,10 @@ static int member_filter(vm_run *x, uint32_t f, uint32_t m) {
   uint32_t key = x->im->models[m].caps & fs->capmask;
   const vm_memo *e = NULL;
   for (int i = 0; i < x->nmemo; i++)
-    if (x->memo[i].canon == fs->canon && x->memo[i].key == key) { e = &x->memo[i]; break; }
+    if (x->memo[i].canon == fs->canon && (x->memo[i].any || x->memo[i].key == key)) {
+      e = &x->memo[i];
+      break;
+    }
   int pass;
   if (e) {
     x->steps += e->steps;
@@ -476,6 +491,7 @@ static int member_filter(vm_run *x, uint32_t f, uint32_t m) {
   } else {
     uint32_t s0 = x->steps;
     x->model = m;
+    x->capread = 0;
     if (fs->kind == VM_SPEC_WHOLE) {
       pass = vm_exec(x, x->im->filters[f].start, 1);
     } else {
@@ -483,7 +499,8 @@ static int member_filter(vm_run *x, uint32_t f, uint32_t m) {
       if (pass) x->steps -= 2;   /* the copy's PUSH_B 1 and FRET */
     }
     if (x->nmemo < VM_MEMO)
-      x->memo[x->nmemo++] = (vm_memo){fs->canon, key, x->steps - s0, pass};
+      x->memo[x->nmemo++] = (vm_memo){fs->canon, key, x->steps - s0, (uint8_t)pass,
+                                      (uint8_t)!x->capread};
   }
   if (!pass || fs->kind == VM_SPEC_WHOLE) return pass;
   return member_tail(x, fs, m);
@@ -603,6 +620,166 @@ static int cand_place(const vm_run *x, const bc_insn *in) {
   return n;
 }
 
+
+/* ---------------------------------------------------------------------
+ * Selections as set walks
+ *
+ * With a plan (spec.c) and no trace, a CAND visits only the members of
+ * its pool whose model fits the request, read off two rows of the plan's
+ * fit tables found once per decision, instead of testing every member.
+ * A pool listed in model order is walked by the set bits of its set
+ * (ctz); any other pool by its member list, a bit test per member, so
+ * both meet members in pool order and ties break as vm_cand's do. Each
+ * member met then takes vm_cand's steps exactly: health, its filter
+ * (member_filter, steps counted alike), its keys, the top-k insertion
+ * with an early reject. What a decision returns, its steps and probes
+ * included, is vm_cand's (t_spec and fuzz_decide compare them).
+ * ------------------------------------------------------------------- */
+
+/* The first of at[0..n) at least v; n if none. */
+static inline uint32_t first_ge(const int64_t *at, uint32_t n, int64_t v) {
+  uint32_t lo = 0, hi = n;
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) >> 1;
+    if (at[mid] < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/* `fits` as two rows: fits(m) is bit m of both (sem_fits: context 0 or
+ * in + out <= context without overflow, and max_output 0 or out <=
+ * max_output). */
+static void fit_rows_for(vm_run *x) {
+  const vm_plan *pl = x->plan;
+  uint32_t kc = x->q.total_ok ? first_ge(pl->ctx.at, pl->ctx.n, x->q.total) : pl->ctx.n;
+  x->okc = pl->ctx.ok + (size_t)kc * pl->words;
+  x->oko = pl->out.ok + (size_t)first_ge(pl->out.at, pl->out.n, x->q.raw_out) * pl->words;
+}
+
+typedef struct vm_sel {
+  const bc_insn  *in;
+  const vm_fspec *fs;           /* the filter's parts, or NULL */
+  const vm_memo  *uni;          /* its prefix's value for every class, once
+                                   known (member_filter's memo) */
+  int             need, nb;
+  vm_pick         buf[LANE_MAX_CANDIDATES];
+} vm_sel;
+
+#define VM_BETTER(a, b) ((a).k1 < (b).k1 || ((a).k1 == (b).k1 && (a).k2 < (b).k2))
+
+/* The memo entry of fs's prefix that holds for every class, or NULL. */
+static const vm_memo *memo_any(const vm_run *x, const vm_fspec *fs) {
+  if (fs->kind != VM_SPEC_WHOLE && fs->kind != VM_SPEC_PREFIX) return NULL;
+  for (int i = 0; i < x->nmemo; i++)
+    if (x->memo[i].canon == fs->canon && x->memo[i].any) return &x->memo[i];
+  return NULL;
+}
+
+/* Member m's filter, as member_filter runs it, with the prefix's value
+ * already known for every class once one run showed it reads no
+ * capability: then a member costs the tail alone. */
+static inline int sel_filter(vm_run *x, vm_sel *s, uint32_t m) {
+  const vm_memo *u = s->uni;
+  if (!u) {
+    int pass = member_filter(x, s->in->b - 1u, m);
+    s->uni = memo_any(x, s->fs);
+    return pass;
+  }
+  x->steps += u->steps;
+  if (!u->pass || s->fs->kind == VM_SPEC_WHOLE) return u->pass;
+  return member_tail(x, s->fs, m);
+}
+
+/* Member m (fit, not taken) met in pool order: 1 if it went into the
+ * picks. chk: its pool marks it for the filter. */
+static VM_INLINE int sel_offer(vm_run *x, vm_sel *s, unsigned ord, int m, int chk) {
+  const bc_insn *in = s->in;
+  const bc_model *md = &x->im->models[m];
+  vm_pick pk = { m, 0, 0 };
+  if ((in->a & BC_CAND_HEALTHY) && !healthy(x, (uint32_t)m)) return 0;
+  if (chk && s->fs && !sel_filter(x, s, (uint32_t)m)) return 0;
+  switch (ord) {
+  case BC_ORD_CHEAPEST: pk.k1 = cost_q(md, &x->q); break;
+  case BC_ORD_FASTEST: {
+    double p95 = vm_latency(x->rt, (uint32_t)m, x->now, 1);
+    pk.k1 = p95 > 0 ? p95 : INFINITY;
+    pk.k2 = cost_q(md, &x->q);
+    break;
+  }
+  default: pk.k1 = -md->quality; pk.k2 = cost_q(md, &x->q); break;   /* BEST */
+  }
+  int nb = s->nb, pos;
+  if (nb == s->need && !VM_BETTER(pk, s->buf[nb - 1])) return 0;
+  pos = nb < s->need ? s->nb++ : nb - 1;
+  for (; pos > 0 && VM_BETTER(pk, s->buf[pos - 1]); pos--) s->buf[pos] = s->buf[pos - 1];
+  s->buf[pos] = pk;
+  return 1;
+}
+
+/* The walk, for one order (a constant where it is inlined, so each order
+ * gets its own loop). */
+static VM_INLINE void sel_walk(vm_run *x, const bc_insn *in, int need, unsigned ord) {
+  const bc_image *im = x->im;
+  const vm_plan *pl = x->plan;
+  uint32_t w = pl->words, c = in->c;
+  const uint64_t *set = pl->pool + (size_t)c * w, *chk = pl->check + (size_t)c * w;
+  uint64_t taken[VM_SET_WORDS];
+  vm_sel s;
+  s.in = in;
+  s.fs = in->b ? &x->fspec[in->b - 1] : NULL;
+  s.uni = s.fs ? memo_any(x, s.fs) : NULL;
+  s.need = need;
+  s.nb = 0;
+  if ((in->a & BC_CAND_FITS) && !x->okc) fit_rows_for(x);
+  const uint64_t *okc = in->a & BC_CAND_FITS ? x->okc : NULL, *oko = x->oko;
+  memset(taken, 0, w * sizeof taken[0]);
+  for (int i = 0; i < x->ncand; i++) taken[x->cand[i] >> 6] |= 1ull << (x->cand[i] & 63);
+  if (pl->ascending[c]) {
+    for (uint32_t k = 0; k < w; k++) {
+      uint64_t bits = set[k] & ~taken[k];
+      if (okc) bits &= okc[k] & oko[k];
+      while (bits) {
+        int b = __builtin_ctzll(bits);
+        bits &= bits - 1;
+        int m = (int)(k * 64 + (uint32_t)b);
+        if (ord == BC_ORD_BEST && s.nb == need && -im->models[m].quality > s.buf[s.nb - 1].k1)
+          continue;
+        sel_offer(x, &s, ord, m, (int)(chk[k] >> b & 1));
+      }
+    }
+  } else {
+    const bc_pool *pool = &im->pools[c];
+    const uint32_t *mem = im->members + pool->first;
+    for (uint32_t k = 0; k < pool->count; k++) {
+      int m = (int)(mem[k] & BC_MEMBER_MODEL);
+      uint32_t wd = (uint32_t)m >> 6;
+      uint64_t bit = 1ull << (m & 63);
+      /* best(): members come sorted by quality (the loader checks) */
+      if (ord == BC_ORD_BEST && s.nb == need && -im->models[m].quality > s.buf[s.nb - 1].k1)
+        break;
+      if ((taken[wd] & bit) || (okc && !(okc[wd] & oko[wd] & bit))) continue;
+      int dropped = s.nb == need ? s.buf[s.nb - 1].m : -1;
+      if (sel_offer(x, &s, ord, m, (mem[k] & BC_MEMBER_CHECK) != 0)) {
+        if (dropped >= 0) taken[dropped >> 6] &= ~(1ull << (dropped & 63));
+        taken[wd] |= bit;   /* a member listed twice is met once */
+      }
+    }
+  }
+  for (int i = 0; i < s.nb; i++) {
+    if (!take_pick(x, s.buf[i].m)) continue;   /* another decision has the probe */
+    x->cand[x->ncand++] = s.buf[i].m;
+  }
+}
+
+static void vm_cand_sets(vm_run *x, const bc_insn *in, int need) {
+  switch (in->a & BC_CAND_ORDER) {
+  case BC_ORD_CHEAPEST: sel_walk(x, in, need, BC_ORD_CHEAPEST); break;
+  case BC_ORD_FASTEST: sel_walk(x, in, need, BC_ORD_FASTEST); break;
+  default: sel_walk(x, in, need, BC_ORD_BEST); break;
+  }
+}
+
 /* CAND a, b, c: BC_OPCODES in bc.h says what it does. */
 static void vm_cand(vm_run *x, const bc_insn *in) {
   const bc_image *im = x->im;
@@ -612,6 +789,7 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
   vm_pick buf[LANE_MAX_CANDIDATES];
   if (x->trace) trace(x, LANE_EV_SELECT, cand_place(x, in), 1, 0, 0.0);
   if (need <= 0) return;
+  if (x->plan && ord != BC_ORD_LISTED) { vm_cand_sets(x, in, need); return; }
   int t0 = x->trace ? x->trace->n : 0;
   /* With at most 64 models, the candidates chosen and this selection's
    * picks are a mask instead of two scans per member. */
@@ -653,15 +831,14 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
     }
     /* Only a strictly better pick moves ahead, so ties keep member order;
      * with the picks full, one no better than the last is rejected at once. */
-#define VM_BETTER(a, b) ((a).k1 < (b).k1 || ((a).k1 == (b).k1 && (a).k2 < (b).k2))
     if (nb == need && !VM_BETTER(pk, buf[nb - 1])) continue;
     if (small && nb == need) taken &= ~(1ull << buf[nb - 1].m);   /* the last one drops out */
     if (small) taken |= 1ull << m;
     pos = nb < need ? nb++ : nb - 1;
     for (; pos > 0 && VM_BETTER(pk, buf[pos - 1]); pos--) buf[pos] = buf[pos - 1];
-#undef VM_BETTER
     buf[pos] = pk;
   }
+#undef VM_BETTER
   if (x->trace) rank_trace(x, t0, ord);
   for (int i = 0; i < nb; i++) {
     if (!take_pick(x, buf[i].m)) continue;   /* another decision has the probe */
@@ -844,7 +1021,10 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
       PUSH(d, vm_budget_read(x->rt, in->c, x->r, in->a, x->now))
     }
     vmcase(M_FIELD) { st[sp++] = model_field(im, x->model, in->a); vmbreak; }
-    vmcase(M_CAP) PUSH(i, (im->models[x->model].caps >> in->c) & 1)
+    vmcase(M_CAP) {
+      x->capread = 1;   /* member_filter: the value depends on the class */
+      PUSH(i, (im->models[x->model].caps >> in->c) & 1)
+    }
     vmcase(M_COST) PUSH(d, cost_q(&im->models[x->model], &x->q))
     vmcase(M_FITS) PUSH(i, fits(x))
     vmcase(M_HEALTHY) PUSH(i, healthy(x, x->model))
@@ -952,6 +1132,9 @@ static int decide_traced_in(lane_runtime *rt, int route, const lane_request *r,
   vm_costq_init(&x.q, r);
   x.fspec = rt->prog->fspec;
   x.xcode = rt->prog->xcode;
+  x.plan = trace ? NULL : rt->prog->plan;   /* a trace walks every member */
+  x.okc = x.oko = NULL;
+  x.capread = 0;
   x.nmemo = 0;
   x.nprobe = 0;
   x.npending = 0;

@@ -37,9 +37,30 @@ typedef struct vm_fspec {
   uint32_t xstart;        /* PREFIX: its copy in xcode */
 } vm_fspec;
 
+/* What the loader works out for selections run as bitset walks (spec.c,
+ * vm.c's vm_cand_sets): model sets of VM words each, a model's bit at
+ * word m / 64, bit m % 64. */
+#define VM_SET_WORDS 32   /* programs with more models walk members one by one */
+typedef struct vm_fit {
+  uint32_t        n;            /* distinct nonzero limits */
+  int64_t        *at;           /* ascending */
+  uint64_t       *ok;           /* (n + 1) sets: row k the models whose limit
+                                   is 0 or at least at[k]; row n: limit 0 */
+} vm_fit;
+typedef struct vm_plan {
+  uint32_t        words;        /* words of a model set */
+  uint64_t       *pool;         /* npools sets: the members */
+  uint64_t       *check;        /* npools sets: members marked BC_MEMBER_CHECK */
+  uint8_t        *ascending;    /* per pool: members listed by model index
+                                   (strictly): a walk of its set's bits
+                                   meets them in pool order */
+  vm_fit          ctx, out;     /* context and max_output, for `fits` */
+} vm_plan;
+
 struct lane_program {
   bc_image        im;           /* decoded, verified image */
   vm_fspec       *fspec;        /* per filter (spec.c) */
+  vm_plan        *plan;         /* selections as set walks; NULL: none (spec.c) */
   bc_insn        *xcode;        /* the PREFIX parts as regions of their own */
   uint16_t        version;      /* header format version */
   uint32_t        nsec;         /* entries of sec */

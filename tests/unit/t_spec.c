@@ -109,11 +109,48 @@ static void same(int i, int rc, const lane_decision *a, int rc2, const lane_deci
 
 /* Whether each policy's filters have parts to keep (policy 2 has none:
  * its only require can end the filter true before its capability test). */
-static const int HAS_PARTS[] = {1, 1, 0, 1};
+static const int HAS_PARTS[] = {1, 1, 0, 1, 1};
+
+/* Policy 4: 150 models, so model sets take three words, with prices,
+ * p95s, qualities and limits that repeat (ties to break by pool order),
+ * some without a context or max_output limit, and best() pools that the
+ * selection walks member by member (sorted by quality, not by index). */
+static char BIG[64 * 1024];
+static const char *big_policy(void) {
+  static const char *const caps[] = {"", "caps vision", "caps tools", "caps json",
+                                     "caps vision, tools", "caps tools, json"};
+  size_t n = 0;
+  for (int m = 0; m < 150; m++) {
+    char ctx[32] = "", out[32] = "";
+    if (m % 7) snprintf(ctx, sizeof ctx, "context %dk", 8 * (1 + m % 5));
+    if (m % 5) snprintf(out, sizeof out, "max_output %d", 1000 * (1 + m % 4));
+    n += (size_t)snprintf(BIG + n, sizeof BIG - n,
+                          "model m%d { provider \"p%d\" name \"m%d\" input $%d/Mtok output $%d/Mtok "
+                          "%s %s %s quality 0.%d p50 %dms p95 %dms }\n",
+                          m, m % 4, m, 1 + m % 3, 2 + m % 4, ctx, out, caps[m % 6], 5 + m % 5,
+                          50 + 10 * (m % 6), 200 + 100 * (m % 6));
+  }
+  snprintf(BIG + n, sizeof BIG - n, "%s",
+           "route r {\n"
+           "  fallbacks 2\n"
+           "  require fits && healthy\n"
+           "  require req.images == 0 || vision\n"
+           "  require !req.tools || tools\n"
+           "  when req.task == \"x\" -> fastest(models where p95 <= req.latency_budget)\n"
+           "  when req.tier == \"t\" -> best(models where !req.json || json)\n"
+           "  when req.tier == \"u\" -> best(models where cost < $0.01)\n"
+           "  when req.task == \"code\" -> cheapest(models where quality >= 0.7)\n"
+           "  otherwise -> cheapest(models)\n"
+           "}\n");
+  return BIG;
+}
 
 static void run(int k, const char *src) {
   lane_program *p = must(src), *p2 = must(src);
   bc_unspecialize(p2);
+  if (p->im.nmodels > 64)
+    ok(p->plan && p->plan->words == (p->im.nmodels + 63) / 64 && !p2->plan,
+       "policy %d: %u models, sets of %u words", k, p->im.nmodels, p->plan ? p->plan->words : 0);
   int parts = 0, native = 0;
   for (uint32_t f = 0; f < p->im.nfilters; f++) {
     parts += p->fspec[f].kind != VM_SPEC_NONE;
@@ -176,6 +213,8 @@ static void run(int k, const char *src) {
 }
 
 int main(void) {
-  for (size_t k = 0; k < sizeof POLICIES / sizeof POLICIES[0]; k++) run((int)k, POLICIES[k]);
+  size_t k = 0;
+  for (; k < sizeof POLICIES / sizeof POLICIES[0]; k++) run((int)k, POLICIES[k]);
+  run((int)k, big_policy());
   return done_testing();
 }
