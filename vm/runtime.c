@@ -763,22 +763,29 @@ static int probe(const vm_budget_rt *cb, uint64_t h, uint64_t cur, vm_ref *r, in
     unsigned char *blk = vm_level_get(b, level);
     const atomic_uint_least64_t *hs = (const atomic_uint_least64_t *)blk;
     uint32_t n = vm_level_slots(b, level), run = n < VM_PROBES ? n : VM_PROBES;
-    for (uint32_t k = 0, i = level_start(h, level, n); k < run; k++, i = i + 1 == n ? 0 : i + 1) {
-      uint64_t x = LDA(&hs[i]);
-      if (x == 0) {
-        if (!down) return found ? K_FOUND : K_ROOM;
-        room = 1;
-        break;
+    /* the run as at most two stretches, [i, n) then from 0 (a miss reads
+     * whole runs: no wrap test per slot) */
+    for (uint32_t i = level_start(h, level, n), left = run; left; i = 0) {
+      uint32_t end = n - i < left ? n : i + left;
+      left -= end - i;
+      for (; i < end; i++) {
+        uint64_t x = LDA(&hs[i]);
+        if (x == 0) {
+          if (!down) return found ? K_FOUND : K_ROOM;
+          room = 1;
+          goto next_level;
+        }
+        if (x != h) continue;
+        vm_ref s = vm_slot_ref(b, blk, n, i);
+        if (!found++) *r = s;
+        if (sum) {
+          int64_t v = vm_slot_spend(b, &s, h, cur);
+          *sum = *sum > INT64_MAX - v ? INT64_MAX : *sum + v;
+        }
+        if (!all) return K_FOUND;
       }
-      if (x != h) continue;
-      vm_ref s = vm_slot_ref(b, blk, n, i);
-      if (!found++) *r = s;
-      if (sum) {
-        int64_t v = vm_slot_spend(b, &s, h, cur);
-        *sum = *sum > INT64_MAX - v ? INT64_MAX : *sum + v;
-      }
-      if (!all) return K_FOUND;
     }
+  next_level:;
   }
   if (found) return K_FOUND;
   return room || reclaimable_on_path(b, h, cur) ? K_ROOM : K_FULL;
