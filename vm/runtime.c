@@ -608,9 +608,46 @@ uint32_t vm_level_slots(const vm_budget_rt *b, uint32_t level) {
   return n < b->cap - base ? n : b->cap - base;
 }
 
+/* A level's slots: hashes, states, rings, then its key filter (a byte a
+ * slot; levels hold a multiple of 16 slots). */
+static size_t slots_bytes(const vm_budget_rt *b, uint32_t n) {
+  return (size_t)n * (sizeof(atomic_uint_least64_t) + sizeof(vm_meta) + b->ring * sizeof(vm_entry));
+}
+
 static size_t level_bytes(const vm_budget_rt *b, uint32_t level) {
-  return (size_t)vm_level_slots(b, level) *
-         (sizeof(atomic_uint_least64_t) + sizeof(vm_meta) + b->ring * sizeof(vm_entry));
+  uint32_t n = vm_level_slots(b, level);
+  return slots_bytes(b, n) + (size_t)n;
+}
+
+/* The key filter of a level of n slots: 8 bits a slot, two of them set
+ * for each key ever given a slot of the level, before the key is
+ * published there (insert). Never cleared: a key that leaves keeps its
+ * bits, which only make a later miss read the run. A lookup skips a level
+ * whose filter lacks one of the key's bits (probe): the key is not there. */
+static atomic_uint_least64_t *level_filter(const vm_budget_rt *b, unsigned char *blk, uint32_t n) {
+  return (atomic_uint_least64_t *)(blk + slots_bytes(b, n));
+}
+
+static void filter_bits(uint64_t h, uint32_t n, uint32_t *b1, uint32_t *b2) {
+  uint64_t x = (h ^ (h >> 33)) * 0xff51afd7ed558ccdull, bits = (uint64_t)n * 8;
+  x ^= x >> 29;
+  *b1 = (uint32_t)(((x & 0xffffffffu) * bits) >> 32);
+  *b2 = (uint32_t)(((x >> 32) * bits) >> 32);
+}
+
+static void filter_add(const vm_budget_rt *b, unsigned char *blk, uint32_t n, uint64_t h) {
+  atomic_uint_least64_t *f = level_filter(b, blk, n);
+  uint32_t b1, b2;
+  filter_bits(h, n, &b1, &b2);
+  atomic_fetch_or_explicit(&f[b1 >> 6], 1ull << (b1 & 63), memory_order_relaxed);
+  atomic_fetch_or_explicit(&f[b2 >> 6], 1ull << (b2 & 63), memory_order_relaxed);
+}
+
+static int filter_may_hold(const vm_budget_rt *b, unsigned char *blk, uint32_t n, uint64_t h) {
+  const atomic_uint_least64_t *f = level_filter(b, blk, n);
+  uint32_t b1, b2;
+  filter_bits(h, n, &b1, &b2);
+  return (LD(&f[b1 >> 6]) >> (b1 & 63) & 1) && (LD(&f[b2 >> 6]) >> (b2 & 63) & 1);
 }
 
 /* Where key h's probe run starts in a level of n slots: each level mixes
@@ -749,9 +786,10 @@ static int reclaimable_on_path(vm_budget_rt *b, uint64_t h, uint64_t cur) {
  * to its first unused slot. With one level, an unused slot ends the scan.
  * Only the levels' dense hash arrays are read; slot state only when every
  * slot on the path is taken. */
-static int probe(const vm_budget_rt *cb, uint64_t h, uint64_t cur, vm_ref *r, int64_t *sum) {
+static int probe_in(const vm_budget_rt *cb, uint64_t h, uint64_t cur, vm_ref *r, int64_t *sum,
+                    int filtered) {
   vm_budget_rt *b = (vm_budget_rt *)cb;   /* read only */
-  int found = 0, all = sum && LD(&b->unmerged);
+  int found = 0, all = sum && LD(&b->unmerged), skipped = 0;
   uint32_t top = b->nlevels;
   if (sum) *sum = 0;
   while (top > 0 && !vm_level_get(b, top - 1)) top--;
@@ -763,6 +801,10 @@ static int probe(const vm_budget_rt *cb, uint64_t h, uint64_t cur, vm_ref *r, in
     unsigned char *blk = vm_level_get(b, level);
     const atomic_uint_least64_t *hs = (const atomic_uint_least64_t *)blk;
     uint32_t n = vm_level_slots(b, level), run = n < VM_PROBES ? n : VM_PROBES;
+    if (filtered && !filter_may_hold(b, blk, n, h)) {
+      skipped = 1;
+      continue;
+    }
     /* the run as at most two stretches, [i, n) then from 0 (a miss reads
      * whole runs: no wrap test per slot) */
     for (uint32_t i = level_start(h, level, n), left = run; left; i = 0) {
@@ -788,7 +830,15 @@ static int probe(const vm_budget_rt *cb, uint64_t h, uint64_t cur, vm_ref *r, in
   next_level:;
   }
   if (found) return K_FOUND;
-  return room || reclaimable_on_path(b, h, cur) ? K_ROOM : K_FULL;
+  if (room) return K_ROOM;
+  /* every level allocated: whether a charge would find a slot needs the
+   * runs of the levels skipped too */
+  if (skipped) return probe_in(b, h, cur, r, sum, 0);
+  return reclaimable_on_path(b, h, cur) ? K_ROOM : K_FULL;
+}
+
+static int probe(const vm_budget_rt *b, uint64_t h, uint64_t cur, vm_ref *r, int64_t *sum) {
+  return probe_in(b, h, cur, r, sum, 1);
 }
 
 /* Adds nanos for period p to key h's slot r: 1, or 0 if r is held or no
@@ -895,6 +945,8 @@ static int insert(lane_runtime *rt, vm_budget_rt *b, uint64_t h, uint64_t cur, u
   while (path_next(&w, b, rt, &s, NULL)) {
     uint64_t x = LDA(s.h);
     if (x == h) return 1;
+    if (x == 0 || x == VM_TOMB || expired(LD(&s.m->last), cur, b->span))
+      filter_add(b, w.blk, w.n, h);   /* before h can be seen there */
     if (x == 0) {
       if (atomic_compare_exchange_strong_explicit(&*s.h, &x, h, memory_order_acq_rel,
                                                   memory_order_acquire)) {

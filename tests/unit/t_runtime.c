@@ -2004,8 +2004,9 @@ static void test_on_full(void) {
      "budget_keys above 2^24: LANE_EARG, not a silent clamp (%s)", err.message);
 }
 
-/* Memory follows use. A key slot's own bytes: its hash and its state. */
-#define VM_KEY_BYTES (sizeof(atomic_uint_least64_t) + sizeof(vm_meta))
+/* Memory follows use. A key slot's own bytes: its hash, its state and
+ * its byte of the level's key filter. */
+#define VM_KEY_BYTES (sizeof(atomic_uint_least64_t) + sizeof(vm_meta) + 1)
 
 static void test_memory(void) {
   static char src[65000];
