@@ -1477,6 +1477,9 @@ lane_program *lane_load(const void *bytes, size_t n, lane_error *err) {
 }
 
 void lane_program_free(lane_program *p) {
-  if (p) free(p->plan);
+  if (p) {
+    free(p->plan);
+    free(p->fcode);
+  }
   free(p);
 }

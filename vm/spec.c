@@ -90,6 +90,71 @@ void bc_unspecialize(lane_program *p) {
   for (uint32_t f = 0; f < p->im.nfilters; f++) p->fspec[f].kind = VM_SPEC_NONE;
   free(p->plan);
   p->plan = NULL;
+  free(p->fcode);
+  p->fcode = NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * Fused compare-and-jumps (vm.h, BC_OP_X_*)
+ *
+ * A rule condition or a filter's conjunct is mostly LOAD f, a constant,
+ * a comparison and a conditional jump: four dispatches for one test. The
+ * instruction at the LOAD becomes one fused instruction that does all
+ * four; the other three stay where they are, so a jump into the middle
+ * of the sequence (none of the compiler's do, but a file may) still runs
+ * them. Only sequences the verifier has typed are fused: the comparison
+ * names its operand type, so the LOAD's field has that type. Explain
+ * regions run the code as verified; traced decisions the fused code,
+ * like any other (a trace records no instruction inside a sequence).
+ * ------------------------------------------------------------------- */
+static int fuse_jump(uint8_t op) {
+  return op == BC_OP_JF ? VM_FJ_F : op == BC_OP_JF_KEEP ? VM_FJ_F_KEEP
+       : op == BC_OP_JT_KEEP ? VM_FJ_T_KEEP : -1;
+}
+
+/* The comparison of op for constants of push (PUSH_S, PUSH_I, PUSH_D):
+ * VM_FC_*, or -1. *fused: the fused op. */
+static int fuse_cmp(uint8_t push, uint8_t op, uint8_t *fused) {
+  static const uint8_t S[] = {BC_OP_EQ_S, BC_OP_NE_S};
+  static const uint8_t I[] = {BC_OP_EQ_I, BC_OP_NE_I, BC_OP_LT_I, BC_OP_LE_I, BC_OP_GT_I, BC_OP_GE_I};
+  static const uint8_t D[] = {BC_OP_EQ_D, BC_OP_NE_D, BC_OP_LT_D, BC_OP_LE_D, BC_OP_GT_D, BC_OP_GE_D};
+  const uint8_t *t = push == BC_OP_PUSH_S ? S : push == BC_OP_PUSH_I ? I : push == BC_OP_PUSH_D ? D : NULL;
+  int n = push == BC_OP_PUSH_S ? 2 : 6;
+  *fused = push == BC_OP_PUSH_S ? BC_OP_X_SCMP : push == BC_OP_PUSH_I ? BC_OP_X_ICMP : BC_OP_X_DCMP;
+  for (int k = 0; t && k < n; k++)
+    if (t[k] == op) return k;
+  return -1;
+}
+
+/* Fuses the sequences of code[0, n) in place. */
+static void fuse(bc_insn *code, uint32_t n) {
+  for (uint32_t pc = 0; pc + 1 < n; pc++) {
+    bc_insn *in = &code[pc];
+    if (in->op != BC_OP_LOAD) continue;
+    int j;
+    uint8_t op;
+    if ((j = fuse_jump(code[pc + 1].op)) >= 0) {          /* LOAD f; Jx */
+      in->op = BC_OP_X_LJ;
+      in->a = (uint8_t)(j << 3);
+    } else if (pc + 2 < n && code[pc + 1].op == BC_OP_NOT &&
+               (j = fuse_jump(code[pc + 2].op)) >= 0) {  /* LOAD f; NOT; Jx */
+      in->op = BC_OP_X_LJ;
+      in->a = (uint8_t)(j << 3 | VM_FJ_NOT);
+    } else if (pc + 3 < n && (j = fuse_jump(code[pc + 3].op)) >= 0) {
+      int c = fuse_cmp(code[pc + 1].op, code[pc + 2].op, &op);
+      if (c < 0) continue;
+      in->op = op;                                      /* LOAD f; PUSH k; CMP; Jx */
+      in->a = (uint8_t)(c | j << 3);
+    }
+  }
+}
+
+static bc_insn *fused_code(const bc_image *im) {
+  bc_insn *c = malloc((size_t)im->ncode * sizeof *c + 1);
+  if (!c) return NULL;
+  memcpy(c, im->code, (size_t)im->ncode * sizeof *c);
+  fuse(c, im->ncode);
+  return c;
 }
 
 /* ---------------------------------------------------------------------
@@ -152,13 +217,23 @@ static vm_plan *plan_build(const lane_program *p) {
   if (!tmp) { free(lim); return NULL; }
   uint32_t nctx = distinct_sorted(tmp, ctx, nm), nout = distinct_sorted(tmp + nm, out, nm);
   size_t sets = 2 * (size_t)im->npools + nctx + 1 + nout + 1;
-  size_t bytes = sizeof(vm_plan) + sets * w * sizeof(uint64_t) +
+  size_t bytes = sizeof(vm_plan) + (size_t)nm * sizeof(vm_price) + sets * w * sizeof(uint64_t) +
                  (size_t)(nctx + nout) * sizeof(int64_t) + im->npools;
   unsigned char *blk = calloc(1, bytes);
   if (!blk) { free(lim); free(tmp); return NULL; }
   vm_plan *pl = (vm_plan *)blk;
-  uint64_t *at = (uint64_t *)(pl + 1);
+  pl->price = (vm_price *)(pl + 1);
+  uint64_t *at = (uint64_t *)(pl->price + nm);
   pl->words = w;
+  for (uint32_t m = 0; m < nm; m++) {
+    const bc_model *md = &im->models[m];
+    vm_price *pr = &pl->price[m];
+    pr->la = md->long_above > 0 ? md->long_above : INT64_MAX;
+    pr->in = md->input;
+    pr->out = md->output;
+    pr->lin = md->long_input > 0 ? md->long_input : md->input;
+    pr->lout = md->long_output > 0 ? md->long_output : md->output;
+  }
   pl->pool = at;  at += (size_t)im->npools * w;
   pl->check = at; at += (size_t)im->npools * w;
   pl->ctx.ok = at; at += (size_t)(nctx + 1) * w;
@@ -253,6 +328,7 @@ static void spec_filters(lane_program *p) {
           }
           p->xcode[nx + len] = (bc_insn){BC_OP_PUSH_B, 1, 0, 0};
           p->xcode[nx + len + 1] = (bc_insn){BC_OP_FRET, 0, 0, 0};
+          fuse(p->xcode + nx, len + 2);
           nx += len + 2;
         }
         break;
@@ -280,4 +356,5 @@ void bc_specialize(lane_program *p) {
   bc_unspecialize(p);
   spec_filters(p);
   p->plan = plan_build(p);
+  p->fcode = fused_code(&p->im);
 }

@@ -52,6 +52,7 @@ typedef struct vm_run {
   vm_costq            q;          /* the request's cost inputs */
   const vm_fspec     *fspec;      /* the program's filter parts (spec.c) */
   const bc_insn      *xcode;      /* their copies, run with filter mode 3 */
+  const bc_insn      *fcode;      /* the code with fused instructions, or NULL */
   const vm_plan      *plan;       /* selections as set walks, or NULL */
   const uint64_t     *okc, *oko;  /* the plan's fit rows for this request
                                      (NULL until a selection needs them) */
@@ -614,9 +615,9 @@ static void rank_trace(const vm_run *x, int t0, unsigned ord) {
  * in code order, from 0: the order the emitter writes the rule's targets
  * in (split arms included), which explain walks the same way. */
 __attribute__((cold, noinline))
-static int cand_place(const vm_run *x, const bc_insn *in) {
+static int cand_place(const vm_run *x, uint32_t at) {
   int n = 0;
-  for (const bc_insn *i = x->im->code + x->rule_pc + 1; i < in; i++) n += i->op == BC_OP_CAND;
+  for (uint32_t pc = x->rule_pc + 1; pc < at; pc++) n += x->im->code[pc].op == BC_OP_CAND;
   return n;
 }
 
@@ -676,43 +677,72 @@ static const vm_memo *memo_any(const vm_run *x, const vm_fspec *fs) {
   return NULL;
 }
 
-/* Member m's filter, as member_filter runs it, with the prefix's value
- * already known for every class once one run showed it reads no
- * capability: then a member costs the tail alone. */
-static inline int sel_filter(vm_run *x, vm_sel *s, uint32_t m) {
-  const vm_memo *u = s->uni;
-  if (!u) {
-    int pass = member_filter(x, s->in->b - 1u, m);
-    s->uni = memo_any(x, s->fs);
-    return pass;
-  }
-  x->steps += u->steps;
-  if (!u->pass || s->fs->kind == VM_SPEC_WHOLE) return u->pass;
-  return member_tail(x, s->fs, m);
+/* cost_q for a request without cached tokens or reasoning, from the
+ * plan's prices: the same operations on the same values. */
+static VM_INLINE double cost_plain(const vm_price *pr, const vm_costq *q) {
+  return q->in > pr->la ? q->din * pr->lin + q->dout * pr->lout : q->din * pr->in + q->dout * pr->out;
 }
 
 /* Member m (fit, not taken) met in pool order: 1 if it went into the
- * picks. chk: its pool marks it for the filter. */
+ * picks. chk: its pool marks it for the filter. The cost (and for
+ * fastest() the p95) is worked out once, for the filter's native tail and
+ * for the keys alike. Once a run of the filter's prefix showed it reads
+ * no capability, its value and steps stand for every member (s->uni). */
 static VM_INLINE int sel_offer(vm_run *x, vm_sel *s, unsigned ord, int m, int chk) {
   const bc_insn *in = s->in;
   const bc_model *md = &x->im->models[m];
   vm_pick pk = { m, 0, 0 };
+  double p95 = 0;
   if ((in->a & BC_CAND_HEALTHY) && !healthy(x, (uint32_t)m)) return 0;
-  if (chk && s->fs && !sel_filter(x, s, (uint32_t)m)) return 0;
+  double cost = x->q.plain ? cost_plain(&x->plan->price[m], &x->q) : cost_q(md, &x->q);
+  if (ord == BC_ORD_FASTEST) p95 = vm_latency(x->rt, (uint32_t)m, x->now, 1);
+  if (chk && s->fs) {
+    const vm_fspec *fs = s->fs;
+    const vm_memo *u = s->uni;
+    if (fs->kind == VM_SPEC_NONE || (!u && fs->kind != VM_SPEC_TAIL)) {
+      if (!member_filter(x, in->b - 1u, (uint32_t)m)) {
+        s->uni = memo_any(x, fs);
+        return 0;
+      }
+      s->uni = memo_any(x, fs);
+    } else {
+      if (u) {
+        x->steps += u->steps;
+        if (!u->pass) return 0;
+      }
+      if (fs->kind != VM_SPEC_WHOLE) {
+        switch (fs->tailk) {
+        case VM_TAIL_COST_LT:
+          x->steps += 4;
+          if (!(cost < x->im->kdbl[fs->targ])) return 0;
+          break;
+        case VM_TAIL_P95_LE: {
+          x->steps += 4;
+          vmval v = load_field(x, fs->targ);
+          double l = ord == BC_ORD_FASTEST ? p95 : vm_latency(x->rt, (uint32_t)m, x->now, 1);
+          if (!(l <= v.v.d)) return 0;
+          break;
+        }
+        default:
+          x->model = (uint32_t)m;
+          if (!vm_exec(x, fs->tail, 1)) return 0;
+          break;
+        }
+      }
+    }
+  }
   switch (ord) {
-  case BC_ORD_CHEAPEST: pk.k1 = cost_q(md, &x->q); break;
-  case BC_ORD_FASTEST: {
-    double p95 = vm_latency(x->rt, (uint32_t)m, x->now, 1);
-    pk.k1 = p95 > 0 ? p95 : INFINITY;
-    pk.k2 = cost_q(md, &x->q);
-    break;
+  case BC_ORD_CHEAPEST: pk.k1 = cost; break;
+  case BC_ORD_FASTEST: pk.k1 = p95 > 0 ? p95 : INFINITY; pk.k2 = cost; break;
+  default: pk.k1 = -md->quality; pk.k2 = cost; break;   /* BEST */
   }
-  default: pk.k1 = -md->quality; pk.k2 = cost_q(md, &x->q); break;   /* BEST */
-  }
+  /* cheapest(): every k2 is 0, so k1 alone orders */
+#define SEL_BETTER(a, b) (ord == BC_ORD_CHEAPEST ? (a).k1 < (b).k1 : VM_BETTER(a, b))
   int nb = s->nb, pos;
-  if (nb == s->need && !VM_BETTER(pk, s->buf[nb - 1])) return 0;
+  if (nb == s->need && !SEL_BETTER(pk, s->buf[nb - 1])) return 0;
   pos = nb < s->need ? s->nb++ : nb - 1;
-  for (; pos > 0 && VM_BETTER(pk, s->buf[pos - 1]); pos--) s->buf[pos] = s->buf[pos - 1];
+  for (; pos > 0 && SEL_BETTER(pk, s->buf[pos - 1]); pos--) s->buf[pos] = s->buf[pos - 1];
+#undef SEL_BETTER
   s->buf[pos] = pk;
   return 1;
 }
@@ -781,13 +811,13 @@ static void vm_cand_sets(vm_run *x, const bc_insn *in, int need) {
 }
 
 /* CAND a, b, c: BC_OPCODES in bc.h says what it does. */
-static void vm_cand(vm_run *x, const bc_insn *in) {
+static void vm_cand(vm_run *x, const bc_insn *in, uint32_t at) {
   const bc_image *im = x->im;
   const bc_pool *pool = &im->pools[in->c];
   int need = (int)x->route->fallbacks + 1 - x->ncand, nb = 0;
   unsigned ord = in->a & BC_CAND_ORDER;
   vm_pick buf[LANE_MAX_CANDIDATES];
-  if (x->trace) trace(x, LANE_EV_SELECT, cand_place(x, in), 1, 0, 0.0);
+  if (x->trace) trace(x, LANE_EV_SELECT, cand_place(x, at), 1, 0, 0.0);
   if (need <= 0) return;
   if (x->plan && ord != BC_ORD_LISTED) { vm_cand_sets(x, in, need); return; }
   int t0 = x->trace ? x->trace->n : 0;
@@ -876,6 +906,30 @@ static void vm_cand(vm_run *x, const bc_insn *in) {
 /* Counts the steps string work costs (bc_len_steps, the cost model). */
 #define STR_STEPS(op, a, b) (steps += (uint32_t)bc_len_steps(op, a, b))
 #define PUSH(field, val) { st[sp].v.field = (val); st[sp].n = 0; sp++; vmbreak; }
+/* A fused instruction's comparison (VM_FC_* in a's low bits) and jump:
+ * n more instructions ran, the jump is the last of them. */
+#define FUSED_CMP(r_, l_, k_)                                             \
+  switch (in->a & 7) {                                                    \
+  case VM_FC_EQ: r_ = (l_) == (k_); break;                                \
+  case VM_FC_NE: r_ = (l_) != (k_); break;                                \
+  case VM_FC_LT: r_ = (l_) < (k_); break;                                 \
+  case VM_FC_LE: r_ = (l_) <= (k_); break;                                \
+  case VM_FC_GT: r_ = (l_) > (k_); break;                                 \
+  default: r_ = (l_) >= (k_); break;                                      \
+  }
+#define FUSED_JUMP(r_, k_) {                                              \
+    steps += (k_);                                                        \
+    switch (in->a >> 3 & 3) {                                             \
+    case VM_FJ_F: pc = (r_) ? pc + (k_) : in[k_].c; break;                \
+    case VM_FJ_F_KEEP:                                                    \
+      if (r_) { pc += (k_); break; }                                      \
+      st[sp].v.i = (r_); st[sp].n = 0; sp++; pc = in[k_].c; break;        \
+    default:                                                              \
+      if (!(r_)) { pc += (k_); break; }                                   \
+      st[sp].v.i = (r_); st[sp].n = 0; sp++; pc = in[k_].c; break;        \
+    }                                                                     \
+    vmbreak;                                                              \
+  }
 
 /* The interpreter starts on a cache line: where the linker happens to put
  * it otherwise moved the decision benchmark by 12% (tests/bench) whenever
@@ -902,14 +956,17 @@ static void note_fault(vm_run *x, const bc_insn *in, const vmval *top) {
  * value in x->xval, or 0 when it raised the error x->fault. */
 static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
 #ifdef LANE_VM_GOTO
-  static const void *const vm_labels[BC_NOPS] = {
+  static const void *const vm_labels[VM_NOPS] = {
 #define BC_OP_LABEL(name, fmt, i, o, w, fail, reg, flow, empty, doc) &&L_##name,
     BC_OPCODES(BC_OP_LABEL)
 #undef BC_OP_LABEL
+    &&L_X_SCMP, &&L_X_ICMP, &&L_X_DCMP, &&L_X_LJ,
   };
 #endif
   const bc_image *im = x->im;
-  const bc_insn *code = filter == 3 ? x->xcode : im->code, *in;   /* 3: a part's copy */
+  /* 3: a part's copy; 2 (explain regions) the code as verified; else the
+   * code with fused compare-and-jumps when the loader made it */
+  const bc_insn *code = filter == 3 ? x->xcode : filter != 2 && x->fcode ? x->fcode : im->code, *in;
   vmval st[BC_MAX_STACK];
   int sp = 0;
   uint32_t steps = 0;   /* added to x->steps on the way out: kept in a register */
@@ -933,6 +990,34 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
       vmbreak;
     }
     vmcase(LOAD) { st[sp++] = load_field(x, in->c); vmbreak; }
+    /* Fused: LOAD f; [PUSH k; CMP | NOT]; Jx t (vm.h, spec.c). */
+    vmcase(X_SCMP) {
+      vmval v = load_field(x, in->c);
+      const bc_str *k = &im->str[in[1].c];
+      STR_STEPS(BC_OP_EQ_S, v.n, k->len);
+      int r = sem_bytes_eq(v.v.s, v.n, k->p, k->len) ^ (in->a & 1);
+      FUSED_JUMP(r, 3)
+    }
+    vmcase(X_ICMP) {
+      int64_t a = load_field(x, in->c).v.i, b = im->kint[in[1].c];
+      int r;
+      FUSED_CMP(r, a, b)
+      FUSED_JUMP(r, 3)
+    }
+    vmcase(X_DCMP) {
+      double a = load_field(x, in->c).v.d, b = im->kdbl[in[1].c];
+      int r;
+      FUSED_CMP(r, a, b)
+      FUSED_JUMP(r, 3)
+    }
+    vmcase(X_LJ) {
+      int64_t r = load_field(x, in->c).v.i;
+      if (in->a & VM_FJ_NOT) {
+        r = !r;
+        FUSED_JUMP(r, 2)
+      }
+      FUSED_JUMP(r, 1)
+    }
     vmcase(NOT) { T1.v.i = !T1.v.i; vmbreak; }
     vmcase(JMP) { pc = in->c; vmbreak; }
     vmcase(JF) { if (!st[--sp].v.i) pc = in->c; vmbreak; }
@@ -1042,7 +1127,7 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
       x->nshadow = 0;
       vmbreak;
     }
-    vmcase(CAND) { vm_cand(x, in); vmbreak; }
+    vmcase(CAND) { vm_cand(x, in, pc - 1); vmbreak; }
     vmcase(SHADOW) {
       if (x->nshadow < LANE_MAX_SHADOWS && !contains(x->shadow, x->nshadow, (int)in->c) &&
           (in->b == 0 || shadow_bucket(x, in->c, &x->steps) < in->b)) {
@@ -1132,6 +1217,7 @@ static int decide_traced_in(lane_runtime *rt, int route, const lane_request *r,
   vm_costq_init(&x.q, r);
   x.fspec = rt->prog->fspec;
   x.xcode = rt->prog->xcode;
+  x.fcode = rt->prog->fcode;
   x.plan = trace ? NULL : rt->prog->plan;   /* a trace walks every member */
   x.okc = x.oko = NULL;
   x.capread = 0;

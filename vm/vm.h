@@ -47,8 +47,17 @@ typedef struct vm_fit {
   uint64_t       *ok;           /* (n + 1) sets: row k the models whose limit
                                    is 0 or at least at[k]; row n: limit 0 */
 } vm_fit;
+/* A model's prices for a request without cached tokens or reasoning
+ * (cost_q's plain case): long (input > la) or not. */
+typedef struct vm_price {
+  int64_t         la;           /* long_above, INT64_MAX without a long tier */
+  double          in, out;      /* input, output */
+  double          lin, lout;    /* the long tier's, or input, output */
+} vm_price;
+
 typedef struct vm_plan {
   uint32_t        words;        /* words of a model set */
+  vm_price       *price;        /* per model */
   uint64_t       *pool;         /* npools sets: the members */
   uint64_t       *check;        /* npools sets: members marked BC_MEMBER_CHECK */
   uint8_t        *ascending;    /* per pool: members listed by model index
@@ -61,6 +70,8 @@ struct lane_program {
   bc_image        im;           /* decoded, verified image */
   vm_fspec       *fspec;        /* per filter (spec.c) */
   vm_plan        *plan;         /* selections as set walks; NULL: none (spec.c) */
+  bc_insn        *fcode;        /* the code with fused compare-and-jumps
+                                   (spec.c); NULL: none */
   bc_insn        *xcode;        /* the PREFIX parts as regions of their own */
   uint16_t        version;      /* header format version */
   uint32_t        nsec;         /* entries of sec */
@@ -285,6 +296,17 @@ double   vm_error_rate(lane_runtime *rt, uint32_t model, uint64_t now);
 /* budget b's spent (which 0), remaining (1) or used (2) for r's key. */
 double   vm_budget_read(const lane_runtime *rt, uint32_t b, const lane_request *r, int which,
                         uint64_t now);
+
+/* Fused instructions (spec.c, vm.c): never in a file, only in a
+ * program's fcode and xcode. Each stands at the LOAD of a verified
+ * sequence LOAD f; [PUSH_x k; CMP_x | NOT]; JF | JF_KEEP | JT_KEEP t,
+ * whose instructions stay in place after it (a jump into the sequence
+ * runs them one by one), does what the sequence does and counts its
+ * steps. a: the comparison (VM_FC_*) | the jump << 3 | NOT << 5. */
+enum { BC_OP_X_SCMP = BC_NOPS, BC_OP_X_ICMP, BC_OP_X_DCMP, BC_OP_X_LJ, VM_NOPS };
+enum { VM_FC_EQ, VM_FC_NE, VM_FC_LT, VM_FC_LE, VM_FC_GT, VM_FC_GE };
+enum { VM_FJ_F, VM_FJ_F_KEEP, VM_FJ_T_KEEP };
+#define VM_FJ_NOT 32u
 
 /* Works out each member filter's vm_fspec (spec.c); after verification.
  * (bc_unspecialize, in bc.h, is its test hook.) */
