@@ -663,6 +663,8 @@ typedef struct vm_sel {
   const vm_fspec *fs;           /* the filter's parts, or NULL */
   const vm_memo  *uni;          /* its prefix's value for every class, once
                                    known (member_filter's memo) */
+  vm_model *const *mm;          /* the runtime's model states */
+  const vm_price *price;        /* the plan's prices */
   int             need, nb;
   vm_pick         buf[LANE_MAX_CANDIDATES];
 } vm_sel;
@@ -688,13 +690,17 @@ static VM_INLINE double cost_plain(const vm_price *pr, const vm_costq *q) {
  * fastest() the p95) is worked out once, for the filter's native tail and
  * for the keys alike. Once a run of the filter's prefix showed it reads
  * no capability, its value and steps stand for every member (s->uni). */
-static VM_INLINE int sel_offer(vm_run *x, vm_sel *s, unsigned ord, int m, int chk) {
+static VM_INLINE int sel_offer(vm_run *x, vm_sel *s, unsigned ord, int plain, int m, int chk) {
   const bc_insn *in = s->in;
   const bc_model *md = &x->im->models[m];
   vm_pick pk = { m, 0, 0 };
   double p95 = 0;
-  if ((in->a & BC_CAND_HEALTHY) && !healthy(x, (uint32_t)m)) return 0;
-  double cost = x->q.plain ? cost_plain(&x->plan->price[m], &x->q) : cost_q(md, &x->q);
+  /* healthy()'s first test from the walk's copy of the state pointers */
+  if ((in->a & BC_CAND_HEALTHY) &&
+      atomic_load_explicit(&s->mm[m]->state, memory_order_acquire) != LANE_BREAKER_CLOSED &&
+      !healthy(x, (uint32_t)m))
+    return 0;
+  double cost = plain ? cost_plain(&s->price[m], &x->q) : cost_q(md, &x->q);
   if (ord == BC_ORD_FASTEST) p95 = vm_latency(x->rt, (uint32_t)m, x->now, 1);
   if (chk && s->fs) {
     const vm_fspec *fs = s->fs;
@@ -749,7 +755,7 @@ static VM_INLINE int sel_offer(vm_run *x, vm_sel *s, unsigned ord, int m, int ch
 
 /* The walk, for one order (a constant where it is inlined, so each order
  * gets its own loop). */
-static VM_INLINE void sel_walk(vm_run *x, const bc_insn *in, int need, unsigned ord) {
+static VM_INLINE void sel_walk(vm_run *x, const bc_insn *in, int need, unsigned ord, int plain) {
   const bc_image *im = x->im;
   const vm_plan *pl = x->plan;
   uint32_t w = pl->words, c = in->c;
@@ -759,6 +765,8 @@ static VM_INLINE void sel_walk(vm_run *x, const bc_insn *in, int need, unsigned 
   s.in = in;
   s.fs = in->b ? &x->fspec[in->b - 1] : NULL;
   s.uni = s.fs ? memo_any(x, s.fs) : NULL;
+  s.mm = x->rt->m;
+  s.price = pl->price;
   s.need = need;
   s.nb = 0;
   if ((in->a & BC_CAND_FITS) && !x->okc) fit_rows_for(x);
@@ -775,7 +783,7 @@ static VM_INLINE void sel_walk(vm_run *x, const bc_insn *in, int need, unsigned 
         int m = (int)(k * 64 + (uint32_t)b);
         if (ord == BC_ORD_BEST && s.nb == need && -im->models[m].quality > s.buf[s.nb - 1].k1)
           continue;
-        sel_offer(x, &s, ord, m, (int)(chk[k] >> b & 1));
+        sel_offer(x, &s, ord, plain, m, (int)(chk[k] >> b & 1));
       }
     }
   } else {
@@ -790,7 +798,7 @@ static VM_INLINE void sel_walk(vm_run *x, const bc_insn *in, int need, unsigned 
         break;
       if ((taken[wd] & bit) || (okc && !(okc[wd] & oko[wd] & bit))) continue;
       int dropped = s.nb == need ? s.buf[s.nb - 1].m : -1;
-      if (sel_offer(x, &s, ord, m, (mem[k] & BC_MEMBER_CHECK) != 0)) {
+      if (sel_offer(x, &s, ord, plain, m, (mem[k] & BC_MEMBER_CHECK) != 0)) {
         if (dropped >= 0) taken[dropped >> 6] &= ~(1ull << (dropped & 63));
         taken[wd] |= bit;   /* a member listed twice is met once */
       }
@@ -803,10 +811,14 @@ static VM_INLINE void sel_walk(vm_run *x, const bc_insn *in, int need, unsigned 
 }
 
 static void vm_cand_sets(vm_run *x, const bc_insn *in, int need) {
+  int plain = x->q.plain;   /* no cached tokens, no reasoning: a loop of its own */
   switch (in->a & BC_CAND_ORDER) {
-  case BC_ORD_CHEAPEST: sel_walk(x, in, need, BC_ORD_CHEAPEST); break;
-  case BC_ORD_FASTEST: sel_walk(x, in, need, BC_ORD_FASTEST); break;
-  default: sel_walk(x, in, need, BC_ORD_BEST); break;
+  case BC_ORD_CHEAPEST:
+    if (plain) sel_walk(x, in, need, BC_ORD_CHEAPEST, 1);
+    else sel_walk(x, in, need, BC_ORD_CHEAPEST, 0);
+    break;
+  case BC_ORD_FASTEST: sel_walk(x, in, need, BC_ORD_FASTEST, plain); break;
+  default: sel_walk(x, in, need, BC_ORD_BEST, plain); break;
   }
 }
 
