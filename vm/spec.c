@@ -201,6 +201,64 @@ static void fit_rows(vm_fit *t, const int64_t *lim, uint32_t nm, uint32_t w) {
   }
 }
 
+/* The instructions of the fusable request test at pc whose jump is a
+ * JT_KEEP or JF_KEEP, or 0 (fuse's sequences). */
+static uint32_t test_len(const bc_insn *c, uint32_t pc, uint32_t end) {
+  uint8_t op;
+  if (c[pc].op != BC_OP_LOAD) return 0;
+  uint32_t n = pc + 1 < end && fuse_jump(c[pc + 1].op) >= 0 ? 2
+             : pc + 2 < end && c[pc + 1].op == BC_OP_NOT && fuse_jump(c[pc + 2].op) >= 0 ? 3
+             : pc + 3 < end && fuse_jump(c[pc + 3].op) >= 0 &&
+               fuse_cmp(c[pc + 1].op, c[pc + 2].op, &op) >= 0 ? 4 : 0;
+  return n && c[pc + n - 1].op != BC_OP_JF ? n : 0;
+}
+
+/* Filter f's part as conjuncts (vm_conj) into out: how many, or 0 when
+ * it has another shape (it is then interpreted). */
+static uint32_t conj_parse(const bc_image *im, const bc_filter *fl, const vm_fspec *fs,
+                           vm_conj *out) {
+  const bc_insn *c = im->code;
+  uint32_t fret = fl->end - 1, whole = fs->kind == VM_SPEC_WHOLE;
+  uint32_t end = whole ? fret : fs->tail, pc = fl->start, n = 0;
+  int last = 0;   /* a WHOLE's last conjunct, whose value falls into the FRET */
+  while (pc < end) {
+    vm_conj k = {UINT32_MAX, 0, 0xff, 0, 0};
+    uint32_t t;
+    if (n == VM_CONJ_MAX || last) return 0;
+    if (c[pc].op == BC_OP_M_CAP) {                            /* cap */
+      k.cap = (uint8_t)(c[pc].c & 31);
+      pc++;
+    } else if ((t = test_len(c, pc, end)) != 0) {
+      const bc_insn *j = &c[pc + t - 1];
+      k.test = pc;
+      k.ntest = (uint8_t)t;
+      if (j->op == BC_OP_JF_KEEP && j->c == fret) {          /* test */
+        out[n++] = k;
+        pc += t;
+        continue;
+      }
+      if (j->op != BC_OP_JT_KEEP || pc + t >= end || c[pc + t].op != BC_OP_M_CAP ||
+          j->c != pc + t + 1)
+        return 0;
+      k.cap = (uint8_t)(c[pc + t].c & 31);                    /* test || cap */
+      pc += t + 1;
+    } else {
+      return 0;
+    }
+    if (pc < end && c[pc].op == BC_OP_JF_KEEP && c[pc].c == fret) {
+      k.jf = 1;
+      pc++;
+    } else if (whole && pc == fret) {
+      last = 1;
+    } else {
+      return 0;
+    }
+    out[n++] = k;
+  }
+  /* a WHOLE ends on a conjunct that leaves its value; a PREFIX at its cut */
+  return (whole ? last : pc == end) ? n : 0;
+}
+
 static vm_plan *plan_build(const lane_program *p) {
   const bc_image *im = &p->im;
   uint32_t nm = im->nmodels, w = (nm + 63) / 64;
@@ -217,10 +275,22 @@ static vm_plan *plan_build(const lane_program *p) {
   if (!tmp) { free(lim); return NULL; }
   uint32_t nctx = distinct_sorted(tmp, ctx, nm), nout = distinct_sorted(tmp + nm, out, nm);
   size_t sets = 2 * (size_t)im->npools + nctx + 1 + nout + 1;
+  /* the parts' conjuncts: parsed once into a scratch table first */
+  uint32_t nf = im->nfilters, nconj = 0;
+  vm_conj *cj = malloc(((size_t)nf * VM_CONJ_MAX + 1) * sizeof *cj);
+  uint8_t *cn = calloc((size_t)nf + 1, 1);
+  if (!cj || !cn) { free(cj); free(cn); free(lim); free(tmp); return NULL; }
+  for (uint32_t f = 0; f < nf; f++) {
+    const vm_fspec *fs = &p->fspec[f];
+    if (fs->kind != VM_SPEC_WHOLE && fs->kind != VM_SPEC_PREFIX) continue;
+    cn[f] = (uint8_t)conj_parse(im, &im->filters[f], fs, cj + nconj);
+    nconj += cn[f];
+  }
   size_t bytes = sizeof(vm_plan) + (size_t)nm * sizeof(vm_price) + sets * w * sizeof(uint64_t) +
-                 (size_t)(nctx + nout) * sizeof(int64_t) + im->npools;
+                 (size_t)(nctx + nout) * sizeof(int64_t) + (size_t)nconj * sizeof(vm_conj) +
+                 (size_t)nf * sizeof(uint32_t) + nf + im->npools;
   unsigned char *blk = calloc(1, bytes);
-  if (!blk) { free(lim); free(tmp); return NULL; }
+  if (!blk) { free(lim); free(tmp); free(cj); free(cn); return NULL; }
   vm_plan *pl = (vm_plan *)blk;
   pl->price = (vm_price *)(pl + 1);
   uint64_t *at = (uint64_t *)(pl->price + nm);
@@ -240,7 +310,18 @@ static vm_plan *plan_build(const lane_program *p) {
   pl->out.ok = at; at += (size_t)(nout + 1) * w;
   pl->ctx.at = (int64_t *)at;
   pl->out.at = pl->ctx.at + nctx;
-  pl->ascending = (uint8_t *)(pl->out.at + nout);
+  pl->conj = (vm_conj *)(pl->out.at + nout);
+  pl->cfirst = (uint32_t *)(pl->conj + nconj);
+  pl->cn = (uint8_t *)(pl->cfirst + nf);
+  pl->ascending = pl->cn + nf;
+  memcpy(pl->conj, cj, (size_t)nconj * sizeof *cj);
+  memcpy(pl->cn, cn, nf);
+  for (uint32_t f = 0, at_c = 0; f < nf; f++) {
+    pl->cfirst[f] = at_c;
+    at_c += cn[f];
+  }
+  free(cj);
+  free(cn);
   pl->ctx.n = nctx;
   pl->out.n = nout;
   memcpy(pl->ctx.at, tmp, nctx * sizeof *tmp);

@@ -470,6 +470,71 @@ static int member_tail(vm_run *x, const vm_fspec *fs, uint32_t m) {
   }
 }
 
+/* The value of the fusable request test at in (vm_conj.test): what the
+ * instruction before its jump leaves on the stack. Adds its steps (its
+ * instructions, the jump included, and string work). */
+static int conj_test(vm_run *x, const bc_insn *in, uint32_t n, uint32_t *steps) {
+  const bc_image *im = x->im;
+  vmval v = load_field(x, in->c);
+  int r;
+  *steps += n;
+  if (n == 2) return v.v.i != 0;
+  if (n == 3) return !v.v.i;
+  switch (in[2].op) {
+  case BC_OP_EQ_S:
+  case BC_OP_NE_S: {
+    const bc_str *k = &im->str[in[1].c];
+    *steps += (uint32_t)bc_len_steps(BC_OP_EQ_S, v.n, k->len);
+    r = sem_bytes_eq(v.v.s, v.n, k->p, k->len);
+    return in[2].op == BC_OP_EQ_S ? r : !r;
+  }
+  case BC_OP_EQ_I: return v.v.i == im->kint[in[1].c];
+  case BC_OP_NE_I: return v.v.i != im->kint[in[1].c];
+  case BC_OP_LT_I: return v.v.i < im->kint[in[1].c];
+  case BC_OP_LE_I: return v.v.i <= im->kint[in[1].c];
+  case BC_OP_GT_I: return v.v.i > im->kint[in[1].c];
+  case BC_OP_GE_I: return v.v.i >= im->kint[in[1].c];
+  case BC_OP_EQ_D: return v.v.d == im->kdbl[in[1].c];
+  case BC_OP_NE_D: return v.v.d != im->kdbl[in[1].c];
+  case BC_OP_LT_D: return v.v.d < im->kdbl[in[1].c];
+  case BC_OP_LE_D: return v.v.d <= im->kdbl[in[1].c];
+  case BC_OP_GT_D: return v.v.d > im->kdbl[in[1].c];
+  default: return v.v.d >= im->kdbl[in[1].c];   /* GE_D: test_len admits no other */
+  }
+}
+
+/* Filter f's part (WHOLE or PREFIX) for model m, natively from its
+ * conjuncts: its value, with the steps the interpreter counts running it
+ * (a PREFIX's copy less its PUSH_B 1 and FRET, as member_filter keeps
+ * them), and x->capread set if it read a capability. */
+static int conj_eval(vm_run *x, uint32_t f, uint32_t m) {
+  const vm_plan *pl = x->plan;
+  const vm_conj *c = pl->conj + pl->cfirst[f];
+  uint32_t n = pl->cn[f], steps = 0, caps = x->im->models[m].caps;
+  int v = 1;
+  for (uint32_t k = 0; k < n; k++) {
+    if (c[k].test != UINT32_MAX) {
+      v = conj_test(x, &x->im->code[c[k].test], c[k].ntest, &steps);
+      if (c[k].cap == 0xff) {          /* a test: its JF_KEEP goes to the FRET */
+        if (!v) { steps++; break; }
+        continue;
+      }
+    } else {
+      v = 0;
+    }
+    if (!v) {                          /* M_CAP */
+      steps++;
+      x->capread = 1;
+      v = caps >> c[k].cap & 1;
+    }
+    steps++;                           /* its JF_KEEP, or the FRET it falls into */
+    if (!c[k].jf) break;
+    if (!v) { steps++; break; }        /* the JF_KEEP went to the FRET */
+  }
+  x->steps += steps;
+  return v;
+}
+
 /* Filter f for member m, as run_filter, but the part of f that reads only
  * the request and m's capabilities (spec.c) is run once per capability
  * class in a decision and its value (and step count) kept; the tail, if
@@ -493,7 +558,9 @@ static int member_filter(vm_run *x, uint32_t f, uint32_t m) {
     uint32_t s0 = x->steps;
     x->model = m;
     x->capread = 0;
-    if (fs->kind == VM_SPEC_WHOLE) {
+    if (x->plan && x->plan->cn[f]) {
+      pass = conj_eval(x, f, m);
+    } else if (fs->kind == VM_SPEC_WHOLE) {
       pass = vm_exec(x, x->im->filters[f].start, 1);
     } else {
       pass = vm_exec(x, fs->xstart, 3);

@@ -55,9 +55,24 @@ typedef struct vm_price {
   double          lin, lout;    /* the long tier's, or input, output */
 } vm_price;
 
+/* A filter part (vm_fspec WHOLE or PREFIX) as conjuncts run natively
+ * (spec.c, vm.c's conj_eval): `test`, `cap`, or `test || cap`, where a
+ * test is a fusable request test (LOAD f; [NOT | PUSH k; CMP]; Jx). */
+#define VM_CONJ_MAX 16
+typedef struct vm_conj {
+  uint32_t        test;         /* pc of its LOAD in the code; UINT32_MAX none */
+  uint8_t         ntest;        /* its instructions, its jump included */
+  uint8_t         cap;          /* capability bit read; 0xff none */
+  uint8_t         jf;           /* 1: its own JF_KEEP to the FRET follows */
+  uint8_t         pad;
+} vm_conj;
+
 typedef struct vm_plan {
   uint32_t        words;        /* words of a model set */
   vm_price       *price;        /* per model */
+  vm_conj        *conj;         /* the filters' parts' conjuncts */
+  uint32_t       *cfirst;       /* per filter: its first in conj */
+  uint8_t        *cn;           /* per filter: how many; 0: interpreted */
   uint64_t       *pool;         /* npools sets: the members */
   uint64_t       *check;        /* npools sets: members marked BC_MEMBER_CHECK */
   uint8_t        *ascending;    /* per pool: members listed by model index

@@ -148,9 +148,13 @@ static const char *big_policy(void) {
 static void run(int k, const char *src) {
   lane_program *p = must(src), *p2 = must(src);
   bc_unspecialize(p2);
-  if (p->im.nmodels > 64)
+  if (p->im.nmodels > 64) {
     ok(p->plan && p->plan->words == (p->im.nmodels + 63) / 64 && !p2->plan,
        "policy %d: %u models, sets of %u words", k, p->im.nmodels, p->plan ? p->plan->words : 0);
+    uint32_t conj = 0;
+    for (uint32_t f = 0; p->plan && f < p->im.nfilters; f++) conj += p->plan->cn[f] > 0;
+    ok(conj > 0, "policy %d: %u filter parts run as native conjuncts (vm_conj)", k, conj);
+  }
   int parts = 0, native = 0;
   for (uint32_t f = 0; f < p->im.nfilters; f++) {
     parts += p->fspec[f].kind != VM_SPEC_NONE;
