@@ -255,13 +255,15 @@ static void breaker_fail(lane_runtime *rt, vm_model *m, uint64_t now, uint64_t f
   if (st == LANE_BREAKER_CLOSED && fails < rt->opt.breaker_failures) return;
   atomic_store_explicit(&m->until, now + rt->opt.breaker_cooldown_ms, memory_order_relaxed);
   atomic_store_explicit(&m->state, LANE_BREAKER_OPEN, memory_order_release);
+  vm_breaker_moved(rt);
 }
 
-static void breaker_ok(vm_model *m) {
+static void breaker_ok(const lane_runtime *rt, vm_model *m) {
   uint32_t st = LANE_BREAKER_HALF_OPEN;
   if (!atomic_compare_exchange_strong_explicit(&m->state, &st, LANE_BREAKER_CLOSED,
                                                memory_order_acq_rel, memory_order_relaxed))
     return;
+  vm_breaker_moved(rt);
   for (int i = 0; i < VM_SLOTS; i++)   /* a fresh start: old failures are forgiven */
     atomic_store_explicit(&m->slot[i].fails, 0, memory_order_relaxed);
 }
@@ -300,8 +302,9 @@ int vm_claim_probe(lane_runtime *rt, uint32_t model, uint64_t now) {
                                                memory_order_acq_rel, memory_order_relaxed))
     return 0;
   st = LANE_BREAKER_OPEN;
-  atomic_compare_exchange_strong_explicit(&m->state, &st, LANE_BREAKER_HALF_OPEN,
-                                          memory_order_acq_rel, memory_order_relaxed);
+  if (atomic_compare_exchange_strong_explicit(&m->state, &st, LANE_BREAKER_HALF_OPEN,
+                                              memory_order_acq_rel, memory_order_relaxed))
+    vm_breaker_moved(rt);   /* not closed either way; counted all the same */
   return 1;
 }
 
@@ -358,7 +361,7 @@ static void observe_n(lane_runtime *rt, vm_model *m, double latency_ms, int stat
     sum_window(rt, m, now, &w);
     breaker_fail(rt, m, now, w.fails);
   } else if (status == LANE_CALL_OK) {
-    breaker_ok(m);
+    breaker_ok(rt, m);
   }
 }
 
@@ -417,6 +420,7 @@ static int runtime_set_model_stats_in(lane_runtime *rt, int model, const lane_li
   atomic_store_explicit(&m->cached_at, st->samples ? (now ? now : 1) : 0, memory_order_release);
   atomic_store_explicit(&m->until, st->until_ms, memory_order_relaxed);
   atomic_store_explicit(&m->state, (uint32_t)st->state, memory_order_release);
+  vm_breaker_moved(rt);
   return LANE_OK;
 }
 

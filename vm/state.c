@@ -767,6 +767,7 @@ static int carry_models(lane_runtime *dst, const lane_runtime *src, lane_state_r
     used[hit->i] = 1;
     if (rep) rep->models_kept++;
   }
+  vm_breaker_moved(dst);   /* breakers copied in */
   if (!stats)
     vm_note(rep, "live latency and error rates not carried: the window is %u ms here and %u ms "
          "there (breakers are)", dst->opt.window_ms, src->opt.window_ms);

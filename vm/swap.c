@@ -54,6 +54,9 @@ struct vm_hub {
   atomic_size_t         bytes;      /* allocated for the hub's state */
   atomic_uint_least64_t saves;      /* lane_runtime_save calls: temp names */
   atomic_uint_least64_t logseq;     /* decision records without an id (log.c) */
+  /* breaker changes, read by every decision: a line of its own */
+  _Alignas(64) atomic_uint_least64_t breakers;
+  char                  pad_breakers[56];
   void                 *raw;        /* what calloc gave, the hub 64-aligned in it */
   lane_fleet_hooks      fleet;      /* lane_runtime_set_fleet's */
   int                   has_fleet;  /* 1 while fleet is set */
@@ -79,6 +82,14 @@ int lane_runtime_set_fleet(lane_runtime *rt, const lane_fleet_hooks *hooks) {
     h->has_fleet = 1;
   }
   return LANE_OK;
+}
+
+void vm_breaker_moved(const lane_runtime *rt) {
+  atomic_fetch_add_explicit(&hub_of(rt)->breakers, 1, memory_order_acq_rel);
+}
+
+uint64_t vm_breaker_count(const lane_runtime *rt) {
+  return atomic_load_explicit(&hub_of(rt)->breakers, memory_order_acquire);
 }
 
 void *vm_calloc(const lane_runtime *rt, size_t n, size_t size) {

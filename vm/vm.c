@@ -57,6 +57,8 @@ typedef struct vm_run {
   const uint64_t     *okc, *oko;  /* the plan's fit rows for this request
                                      (NULL until a selection needs them) */
   int                 capread;    /* M_CAP ran since it was cleared */
+  int                 hwok;       /* hw: 0 not read yet, 1 valid, -1 none */
+  uint64_t            hw[VM_SET_WORDS]; /* closed breakers (health_words) */
   int                 nmemo;      /* parts' values known in this decision */
   vm_memo             memo[VM_MEMO];
   lane_runtime       *rt;         /* live stats */
@@ -725,12 +727,48 @@ static void fit_rows_for(vm_run *x) {
   x->oko = pl->out.ok + (size_t)first_ge(pl->out.at, pl->out.n, x->q.raw_out) * pl->words;
 }
 
+/* The view's breakers as a model set into hw (bit m: closed), or 0 when
+ * there is none to trust for this decision (then each member's breaker
+ * is read, as before). The set is rebuilt by the first decision that finds
+ * the hub's breaker count moved since it was built, one at a time: a
+ * scan of the view's models, once per breaker change. Readers copy it
+ * between two reads of hgen (a seqlock), so a set being rebuilt is never
+ * used. A closed bit skips the member's state read; any other model still
+ * goes through healthy(), its probe rule included. */
+static VM_INLINE int health_words(vm_run *x, uint64_t *hw) {
+  lane_runtime *rt = x->rt;
+  uint32_t w = x->plan->words;
+  uint64_t want = vm_breaker_count(rt) + 1;
+  if (atomic_load_explicit(&rt->hgen, memory_order_acquire) == want) {
+    for (uint32_t k = 0; k < w; k++) hw[k] = atomic_load_explicit(&rt->hwords[k], memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&rt->hgen, memory_order_relaxed) == want) return 1;
+    return 0;
+  }
+  unsigned idle = 0;
+  if (!atomic_compare_exchange_strong_explicit(&rt->hbusy, &idle, 1, memory_order_acquire,
+                                               memory_order_relaxed))
+    return 0;   /* another decision is rebuilding it */
+  atomic_store_explicit(&rt->hgen, 0, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+  want = vm_breaker_count(rt) + 1;   /* the scan below sees every change counted */
+  memset(hw, 0, w * sizeof *hw);
+  for (uint32_t m = 0; m < x->im->nmodels; m++)
+    if (atomic_load_explicit(&rt->m[m]->state, memory_order_acquire) == LANE_BREAKER_CLOSED)
+      hw[m >> 6] |= 1ull << (m & 63);
+  for (uint32_t k = 0; k < w; k++) atomic_store_explicit(&rt->hwords[k], hw[k], memory_order_relaxed);
+  atomic_store_explicit(&rt->hgen, want, memory_order_release);
+  atomic_store_explicit(&rt->hbusy, 0, memory_order_release);
+  return 1;
+}
+
 typedef struct vm_sel {
   const bc_insn  *in;
   const vm_fspec *fs;           /* the filter's parts, or NULL */
   const vm_memo  *uni;          /* its prefix's value for every class, once
                                    known (member_filter's memo) */
   vm_model *const *mm;          /* the runtime's model states */
+  const uint64_t *hw;           /* closed breakers (health_words), or NULL */
   const vm_price *price;        /* the plan's prices */
   int             need, nb;
   vm_pick         buf[LANE_MAX_CANDIDATES];
@@ -757,13 +795,15 @@ static VM_INLINE double cost_plain(const vm_price *pr, const vm_costq *q) {
  * fastest() the p95) is worked out once, for the filter's native tail and
  * for the keys alike. Once a run of the filter's prefix showed it reads
  * no capability, its value and steps stand for every member (s->uni). */
-static VM_INLINE int sel_offer(vm_run *x, vm_sel *s, unsigned ord, int plain, int m, int chk) {
+static VM_INLINE int sel_offer(vm_run *x, vm_sel *s, unsigned ord, int plain, int m, int chk,
+                               int closed) {
   const bc_insn *in = s->in;
   const bc_model *md = &x->im->models[m];
   vm_pick pk = { m, 0, 0 };
   double p95 = 0;
-  /* healthy()'s first test from the walk's copy of the state pointers */
-  if ((in->a & BC_CAND_HEALTHY) &&
+  /* closed: the decision's set of closed breakers says so (health_words);
+   * else healthy()'s first test from the walk's copy of the state pointers */
+  if ((in->a & BC_CAND_HEALTHY) && !closed &&
       atomic_load_explicit(&s->mm[m]->state, memory_order_acquire) != LANE_BREAKER_CLOSED &&
       !healthy(x, (uint32_t)m))
     return 0;
@@ -834,6 +874,11 @@ static VM_INLINE void sel_walk(vm_run *x, const bc_insn *in, int need, unsigned 
   s.uni = s.fs ? memo_any(x, s.fs) : NULL;
   s.mm = x->rt->m;
   s.price = pl->price;
+  s.hw = NULL;
+  if (in->a & BC_CAND_HEALTHY) {
+    if (!x->hwok) x->hwok = health_words(x, x->hw) ? 1 : -1;
+    if (x->hwok > 0) s.hw = x->hw;
+  }
   s.need = need;
   s.nb = 0;
   if ((in->a & BC_CAND_FITS) && !x->okc) fit_rows_for(x);
@@ -842,7 +887,7 @@ static VM_INLINE void sel_walk(vm_run *x, const bc_insn *in, int need, unsigned 
   for (int i = 0; i < x->ncand; i++) taken[x->cand[i] >> 6] |= 1ull << (x->cand[i] & 63);
   if (pl->ascending[c]) {
     for (uint32_t k = 0; k < w; k++) {
-      uint64_t bits = set[k] & ~taken[k];
+      uint64_t bits = set[k] & ~taken[k], closed = s.hw ? s.hw[k] : 0;
       if (okc) bits &= okc[k] & oko[k];
       while (bits) {
         int b = __builtin_ctzll(bits);
@@ -850,7 +895,7 @@ static VM_INLINE void sel_walk(vm_run *x, const bc_insn *in, int need, unsigned 
         int m = (int)(k * 64 + (uint32_t)b);
         if (ord == BC_ORD_BEST && s.nb == need && -im->models[m].quality > s.buf[s.nb - 1].k1)
           continue;
-        sel_offer(x, &s, ord, plain, m, (int)(chk[k] >> b & 1));
+        sel_offer(x, &s, ord, plain, m, (int)(chk[k] >> b & 1), (int)(closed >> b & 1));
       }
     }
   } else {
@@ -865,7 +910,8 @@ static VM_INLINE void sel_walk(vm_run *x, const bc_insn *in, int need, unsigned 
         break;
       if ((taken[wd] & bit) || (okc && !(okc[wd] & oko[wd] & bit))) continue;
       int dropped = s.nb == need ? s.buf[s.nb - 1].m : -1;
-      if (sel_offer(x, &s, ord, plain, m, (mem[k] & BC_MEMBER_CHECK) != 0)) {
+      if (sel_offer(x, &s, ord, plain, m, (mem[k] & BC_MEMBER_CHECK) != 0,
+                    s.hw ? (int)(s.hw[wd] >> (m & 63) & 1) : 0)) {
         if (dropped >= 0) taken[dropped >> 6] &= ~(1ull << (dropped & 63));
         taken[wd] |= bit;   /* a member listed twice is met once */
       }
@@ -1300,6 +1346,7 @@ static int decide_traced_in(lane_runtime *rt, int route, const lane_request *r,
   x.plan = trace ? NULL : rt->prog->plan;   /* a trace walks every member */
   x.okc = x.oko = NULL;
   x.capread = 0;
+  x.hwok = 0;
   x.nmemo = 0;
   x.nprobe = 0;
   x.npending = 0;

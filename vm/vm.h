@@ -214,6 +214,12 @@ struct lane_runtime {
   int                  owns_prog;   /* 1: the view frees prog (swapped in) */
   atomic_uint_least64_t refs;       /* a view: pins, + 1 while active */
   uint64_t             gen;         /* a view: 1 for the first, +1 a swap */
+  /* A view's breakers as a model set (vm.c, health_words): bit m set if
+   * model m's breaker was closed when the hub's breaker count stood at
+   * hgen - 1; hgen 0: not built, or being rebuilt. */
+  atomic_uint_least64_t hgen;
+  atomic_uint          hbusy;       /* 1 while a decision rebuilds hwords */
+  atomic_uint_least64_t hwords[VM_SET_WORDS];
 };
 
 /* A pin of the active view for one call on a handle (vm_enter). */
@@ -238,6 +244,12 @@ static inline void vm_leave(vm_pin *pin) {
 
 /* The fleet hooks set on the hub (lane_runtime_set_fleet), or NULL. */
 const lane_fleet_hooks *vm_fleet(const lane_runtime *rt);
+
+/* The hub's breaker count: every change of a model's breaker state adds
+ * one (vm_breaker_moved, after the change), so a view's hwords built at
+ * a count still current are exact (vm.c, health_words). */
+void     vm_breaker_moved(const lane_runtime *rt);
+uint64_t vm_breaker_count(const lane_runtime *rt);
 
 /* Bytes of a hub, its handle included (lane_runtime_memory's first term). */
 size_t vm_hub_bytes(void);

@@ -216,7 +216,46 @@ static void run(int k, const char *src) {
   lane_program_free(p2);
 }
 
+/* The decision's set of closed breakers (vm.c, health_words) is rebuilt
+ * after each breaker change: a model whose breaker opens is out of the
+ * very next decision, and back, through its probe, after the cooldown. */
+static void test_breaker_set(void) {
+  lane_program *p = must("model a { provider \"p\" name \"a\" input $1/Mtok output $1/Mtok }\n"
+                         "model b { provider \"p\" name \"b\" input $2/Mtok output $2/Mtok }\n"
+                         "route r { require healthy  otherwise -> cheapest(models) }\n");
+  lane_runtime_options o;
+  memset(&o, 0, sizeof o);
+  o.clock = fixed;
+  o.breaker_failures = 3;
+  o.breaker_cooldown_ms = 10000;
+  lane_error err;
+  lane_runtime *rt = lane_runtime_new_with(p, &o, &err);
+  if (!rt) bail("runtime: %s", err.message);
+  lane_request r;
+  lane_request_init(&r, p);
+  lane_set_int(&r, lane_field(p, "input_tokens"), 1000);
+  lane_decision d;
+  int a = 0, b = 1;   /* declaration order */
+  if (strcmp(lane_model_name(p, a), "a") || strcmp(lane_model_name(p, b), "b")) bail("model order");
+  lane_decide_route(rt, 0, &r, &d);
+  is_int(d.candidates[0], a, "a closed breaker: the cheaper model a");
+  for (int i = 0; i < 3; i++) lane_observe(rt, a, 100, LANE_CALL_SERVER_ERROR);
+  lane_decide_route(rt, 0, &r, &d);
+  ok(d.candidates[0] == b && d.ncandidates == 1, "a's breaker opened: the next decision has b only");
+  NOW += 10001;
+  lane_decide_route(rt, 0, &r, &d);
+  ok(d.candidates[0] == a && (d.probed & 1), "after the cooldown a is back, taking its probe");
+  lane_decide_route(rt, 0, &r, &d);
+  is_int(d.candidates[0], b, "while the probe is out, b");
+  lane_observe(rt, a, 100, LANE_CALL_OK);
+  lane_decide_route(rt, 0, &r, &d);
+  ok(d.candidates[0] == a && !d.probed, "the probe answered: a's breaker closed, a again");
+  lane_runtime_free(rt);
+  lane_program_free(p);
+}
+
 int main(void) {
+  test_breaker_set();
   size_t k = 0;
   for (; k < sizeof POLICIES / sizeof POLICIES[0]; k++) run((int)k, POLICIES[k]);
   run((int)k, big_policy());
