@@ -740,23 +740,22 @@ static VM_INLINE int health_words(vm_run *x, uint64_t *hw) {
   uint32_t w = x->plan->words;
   uint64_t want = vm_breaker_count(rt) + 1;
   if (atomic_load_explicit(&rt->hgen, memory_order_acquire) == want) {
-    for (uint32_t k = 0; k < w; k++) hw[k] = atomic_load_explicit(&rt->hwords[k], memory_order_relaxed);
-    atomic_thread_fence(memory_order_acquire);
-    if (atomic_load_explicit(&rt->hgen, memory_order_relaxed) == want) return 1;
-    return 0;
+    /* acquire loads: the stamp's second read cannot move before them, and
+     * a word a rebuild stored (release) brings its stamp 0 with it */
+    for (uint32_t k = 0; k < w; k++) hw[k] = atomic_load_explicit(&rt->hwords[k], memory_order_acquire);
+    return atomic_load_explicit(&rt->hgen, memory_order_relaxed) == want;
   }
   unsigned idle = 0;
   if (!atomic_compare_exchange_strong_explicit(&rt->hbusy, &idle, 1, memory_order_acquire,
                                                memory_order_relaxed))
     return 0;   /* another decision is rebuilding it */
-  atomic_store_explicit(&rt->hgen, 0, memory_order_relaxed);
-  atomic_thread_fence(memory_order_release);
+  atomic_store_explicit(&rt->hgen, 0, memory_order_relaxed);   /* before the words (release) */
   want = vm_breaker_count(rt) + 1;   /* the scan below sees every change counted */
   memset(hw, 0, w * sizeof *hw);
   for (uint32_t m = 0; m < x->im->nmodels; m++)
     if (atomic_load_explicit(&rt->m[m]->state, memory_order_acquire) == LANE_BREAKER_CLOSED)
       hw[m >> 6] |= 1ull << (m & 63);
-  for (uint32_t k = 0; k < w; k++) atomic_store_explicit(&rt->hwords[k], hw[k], memory_order_relaxed);
+  for (uint32_t k = 0; k < w; k++) atomic_store_explicit(&rt->hwords[k], hw[k], memory_order_release);
   atomic_store_explicit(&rt->hgen, want, memory_order_release);
   atomic_store_explicit(&rt->hbusy, 0, memory_order_release);
   return 1;
