@@ -126,27 +126,40 @@ static int fuse_cmp(uint8_t push, uint8_t op, uint8_t *fused) {
   return -1;
 }
 
+/* The fusable sequence starting at pc (before end): its length (2, 3 or
+ * 4 instructions, its jump included) and, in *f, the fused instruction
+ * that stands for it; 0 if there is none. */
+static uint32_t fuse_at(const bc_insn *code, uint32_t pc, uint32_t end, bc_insn *f) {
+  const bc_insn *in = &code[pc];
+  int j, c;
+  uint8_t op;
+  if (in->op != BC_OP_LOAD || pc + 1 >= end) return 0;
+  *f = *in;
+  if ((j = fuse_jump(code[pc + 1].op)) >= 0) {                 /* LOAD f; Jx */
+    f->op = BC_OP_X_LJ;
+    f->a = (uint8_t)(j << 3);
+    return 2;
+  }
+  if (pc + 2 < end && code[pc + 1].op == BC_OP_NOT &&
+      (j = fuse_jump(code[pc + 2].op)) >= 0) {                 /* LOAD f; NOT; Jx */
+    f->op = BC_OP_X_LJ;
+    f->a = (uint8_t)(j << 3 | VM_FJ_NOT);
+    return 3;
+  }
+  if (pc + 3 < end && (j = fuse_jump(code[pc + 3].op)) >= 0 &&
+      (c = fuse_cmp(code[pc + 1].op, code[pc + 2].op, &op)) >= 0) {
+    f->op = op;                                               /* LOAD f; PUSH k; CMP; Jx */
+    f->a = (uint8_t)(c | j << 3);
+    return 4;
+  }
+  return 0;
+}
+
 /* Fuses the sequences of code[0, n) in place. */
 static void fuse(bc_insn *code, uint32_t n) {
-  for (uint32_t pc = 0; pc + 1 < n; pc++) {
-    bc_insn *in = &code[pc];
-    if (in->op != BC_OP_LOAD) continue;
-    int j;
-    uint8_t op;
-    if ((j = fuse_jump(code[pc + 1].op)) >= 0) {          /* LOAD f; Jx */
-      in->op = BC_OP_X_LJ;
-      in->a = (uint8_t)(j << 3);
-    } else if (pc + 2 < n && code[pc + 1].op == BC_OP_NOT &&
-               (j = fuse_jump(code[pc + 2].op)) >= 0) {  /* LOAD f; NOT; Jx */
-      in->op = BC_OP_X_LJ;
-      in->a = (uint8_t)(j << 3 | VM_FJ_NOT);
-    } else if (pc + 3 < n && (j = fuse_jump(code[pc + 3].op)) >= 0) {
-      int c = fuse_cmp(code[pc + 1].op, code[pc + 2].op, &op);
-      if (c < 0) continue;
-      in->op = op;                                      /* LOAD f; PUSH k; CMP; Jx */
-      in->a = (uint8_t)(c | j << 3);
-    }
-  }
+  bc_insn f;
+  for (uint32_t pc = 0; pc < n; pc++)
+    if (fuse_at(code, pc, n, &f)) code[pc] = f;
 }
 
 static bc_insn *fused_code(const bc_image *im) {
@@ -174,11 +187,15 @@ static int cmp_i64(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* The distinct nonzero values of v[0..n) into at, sorted; their count. */
-static uint32_t distinct_sorted(int64_t *at, const int64_t *v, uint32_t n) {
+/* A model's limit for `fits`: its context (out 0) or its max_output. */
+static int64_t limit_of(const bc_model *md, int out) { return out ? md->max_output : md->context; }
+
+/* The distinct nonzero limits of the models into at (room for nm),
+ * sorted; their count. */
+static uint32_t distinct_sorted(int64_t *at, const bc_image *im, int out) {
   uint32_t k = 0;
-  for (uint32_t i = 0; i < n; i++)
-    if (v[i] > 0) at[k++] = v[i];
+  for (uint32_t m = 0; m < im->nmodels; m++)
+    if (limit_of(&im->models[m], out) > 0) at[k++] = limit_of(&im->models[m], out);
   qsort(at, k, sizeof *at, cmp_i64);
   uint32_t d = 0;
   for (uint32_t i = 0; i < k; i++)
@@ -188,29 +205,18 @@ static uint32_t distinct_sorted(int64_t *at, const int64_t *v, uint32_t n) {
 
 /* Row k of t: models with limit 0 or >= at[k]; row n: limit 0 (a
  * negative limit cannot be: the verifier rejects it, and it reads as 0). */
-static void fit_rows(vm_fit *t, const int64_t *lim, uint32_t nm, uint32_t w) {
-  for (uint32_t m = 0; m < nm; m++) {
+static void fit_rows(vm_fit *t, const bc_image *im, int out, uint32_t w) {
+  for (uint32_t m = 0; m < im->nmodels; m++) {
     uint64_t bit = 1ull << (m & 63);
     uint32_t word = m >> 6;
-    if (lim[m] <= 0) {
+    int64_t lim = limit_of(&im->models[m], out);
+    if (lim <= 0) {
       for (uint32_t k = 0; k <= t->n; k++) t->ok[(size_t)k * w + word] |= bit;
       continue;
     }
     /* rows 0..j where at[j] <= lim: at ascends, so up to the first above */
-    for (uint32_t k = 0; k < t->n && t->at[k] <= lim[m]; k++) t->ok[(size_t)k * w + word] |= bit;
+    for (uint32_t k = 0; k < t->n && t->at[k] <= lim; k++) t->ok[(size_t)k * w + word] |= bit;
   }
-}
-
-/* The instructions of the fusable request test at pc whose jump is a
- * JT_KEEP or JF_KEEP, or 0 (fuse's sequences). */
-static uint32_t test_len(const bc_insn *c, uint32_t pc, uint32_t end) {
-  uint8_t op;
-  if (c[pc].op != BC_OP_LOAD) return 0;
-  uint32_t n = pc + 1 < end && fuse_jump(c[pc + 1].op) >= 0 ? 2
-             : pc + 2 < end && c[pc + 1].op == BC_OP_NOT && fuse_jump(c[pc + 2].op) >= 0 ? 3
-             : pc + 3 < end && fuse_jump(c[pc + 3].op) >= 0 &&
-               fuse_cmp(c[pc + 1].op, c[pc + 2].op, &op) >= 0 ? 4 : 0;
-  return n && c[pc + n - 1].op != BC_OP_JF ? n : 0;
 }
 
 /* Filter f's part as conjuncts (vm_conj) into out: how many, or 0 when
@@ -222,15 +228,15 @@ static uint32_t conj_parse(const bc_image *im, const bc_filter *fl, const vm_fsp
   uint32_t end = whole ? fret : fs->tail, pc = fl->start, n = 0;
   int last = 0;   /* a WHOLE's last conjunct, whose value falls into the FRET */
   while (pc < end) {
-    vm_conj k = {UINT32_MAX, 0, 0xff, 0, 0};
+    vm_conj k = {{0, 0, 0, 0}, 0, 0, 0xff, 0, 0};
     uint32_t t;
     if (n == VM_CONJ_MAX || last) return 0;
     if (c[pc].op == BC_OP_M_CAP) {                            /* cap */
       k.cap = (uint8_t)(c[pc].c & 31);
       pc++;
-    } else if ((t = test_len(c, pc, end)) != 0) {
+    } else if ((t = fuse_at(c, pc, end, &k.test)) != 0 && c[pc + t - 1].op != BC_OP_JF) {
       const bc_insn *j = &c[pc + t - 1];
-      k.test = pc;
+      k.k = c[pc + 1].c;   /* the PUSH's constant, when there is one */
       k.ntest = (uint8_t)t;
       if (j->op == BC_OP_JF_KEEP && j->c == fret) {          /* test */
         out[n++] = k;
@@ -259,38 +265,32 @@ static uint32_t conj_parse(const bc_image *im, const bc_filter *fl, const vm_fsp
   return (whole ? last : pc == end) ? n : 0;
 }
 
+/* Filter f's conjuncts into out (room for VM_CONJ_MAX), when its part
+ * has them: how many. */
+static uint32_t filter_conj(const lane_program *p, uint32_t f, vm_conj *out) {
+  const vm_fspec *fs = &p->fspec[f];
+  if (fs->kind != VM_SPEC_WHOLE && fs->kind != VM_SPEC_PREFIX) return 0;
+  return conj_parse(&p->im, &p->im.filters[f], fs, out);
+}
+
 static vm_plan *plan_build(const lane_program *p) {
   const bc_image *im = &p->im;
-  uint32_t nm = im->nmodels, w = (nm + 63) / 64;
+  uint32_t nm = im->nmodels, nf = im->nfilters, w = (nm + 63) / 64;
   if (!nm || w > VM_SET_WORDS) return NULL;
-  int64_t *lim = malloc(2 * (size_t)nm * sizeof *lim);
-  if (!lim) return NULL;
-  int64_t *ctx = lim, *out = lim + nm;
-  for (uint32_t m = 0; m < nm; m++) {
-    ctx[m] = im->models[m].context;
-    out[m] = im->models[m].max_output;
-  }
-  /* the thresholds' counts decide the rows: sorted into tmp first */
+  /* sizes first: the distinct limits decide the fit rows; the filters'
+   * conjuncts are counted here and parsed again into the plan below */
   int64_t *tmp = malloc(2 * (size_t)nm * sizeof *tmp);
-  if (!tmp) { free(lim); return NULL; }
-  uint32_t nctx = distinct_sorted(tmp, ctx, nm), nout = distinct_sorted(tmp + nm, out, nm);
+  if (!tmp) return NULL;
+  uint32_t nctx = distinct_sorted(tmp, im, 0), nout = distinct_sorted(tmp + nm, im, 1);
+  uint32_t nconj = 0;
+  vm_conj scratch[VM_CONJ_MAX];
+  for (uint32_t f = 0; f < nf; f++) nconj += filter_conj(p, f, scratch);
   size_t sets = 2 * (size_t)im->npools + nctx + 1 + nout + 1;
-  /* the parts' conjuncts: parsed once into a scratch table first */
-  uint32_t nf = im->nfilters, nconj = 0;
-  vm_conj *cj = malloc(((size_t)nf * VM_CONJ_MAX + 1) * sizeof *cj);
-  uint8_t *cn = calloc((size_t)nf + 1, 1);
-  if (!cj || !cn) { free(cj); free(cn); free(lim); free(tmp); return NULL; }
-  for (uint32_t f = 0; f < nf; f++) {
-    const vm_fspec *fs = &p->fspec[f];
-    if (fs->kind != VM_SPEC_WHOLE && fs->kind != VM_SPEC_PREFIX) continue;
-    cn[f] = (uint8_t)conj_parse(im, &im->filters[f], fs, cj + nconj);
-    nconj += cn[f];
-  }
   size_t bytes = sizeof(vm_plan) + (size_t)nm * sizeof(vm_price) + sets * w * sizeof(uint64_t) +
                  (size_t)(nctx + nout) * sizeof(int64_t) + (size_t)nconj * sizeof(vm_conj) +
                  (size_t)nf * sizeof(uint32_t) + nf + im->npools;
   unsigned char *blk = calloc(1, bytes);
-  if (!blk) { free(lim); free(tmp); free(cj); free(cn); return NULL; }
+  if (!blk) { free(tmp); return NULL; }
   vm_plan *pl = (vm_plan *)blk;
   pl->price = (vm_price *)(pl + 1);
   uint64_t *at = (uint64_t *)(pl->price + nm);
@@ -314,22 +314,19 @@ static vm_plan *plan_build(const lane_program *p) {
   pl->cfirst = (uint32_t *)(pl->conj + nconj);
   pl->cn = (uint8_t *)(pl->cfirst + nf);
   pl->ascending = pl->cn + nf;
-  memcpy(pl->conj, cj, (size_t)nconj * sizeof *cj);
-  memcpy(pl->cn, cn, nf);
   for (uint32_t f = 0, at_c = 0; f < nf; f++) {
     pl->cfirst[f] = at_c;
-    at_c += cn[f];
+    pl->cn[f] = (uint8_t)filter_conj(p, f, scratch);
+    memcpy(pl->conj + at_c, scratch, pl->cn[f] * sizeof *scratch);
+    at_c += pl->cn[f];
   }
-  free(cj);
-  free(cn);
   pl->ctx.n = nctx;
   pl->out.n = nout;
   memcpy(pl->ctx.at, tmp, nctx * sizeof *tmp);
   memcpy(pl->out.at, tmp + nm, nout * sizeof *tmp);
   free(tmp);
-  fit_rows(&pl->ctx, ctx, nm, w);
-  fit_rows(&pl->out, out, nm, w);
-  free(lim);
+  fit_rows(&pl->ctx, im, 0, w);
+  fit_rows(&pl->out, im, 1, w);
   for (uint32_t c = 0; c < im->npools; c++) {
     const bc_pool *pool = &im->pools[c];
     uint64_t *set = pl->pool + (size_t)c * w, *chk = pl->check + (size_t)c * w;

@@ -454,54 +454,71 @@ static int run_filter(vm_run *x, uint32_t f, uint32_t m) {
 }
 
 /* The tail of a filter (spec.c) for member m: natively for the forms
- * tail_kind knows, counting the 4 steps their instructions would, else
+ * tail_kind knows, counting the 4 steps their instructions would, from
+ * m's cost (COST_LT) or p95 (P95_LE) as the caller worked it out; else
  * interpreted from fs->tail. */
-static int member_tail(vm_run *x, const vm_fspec *fs, uint32_t m) {
+static VM_INLINE int tail_pass(vm_run *x, const vm_fspec *fs, uint32_t m, double cost, double p95) {
   switch (fs->tailk) {
   case VM_TAIL_COST_LT:
     x->steps += 4;
-    return cost_q(&x->im->models[m], &x->q) < x->im->kdbl[fs->targ];
-  case VM_TAIL_P95_LE: {
+    return cost < x->im->kdbl[fs->targ];
+  case VM_TAIL_P95_LE:
     x->steps += 4;
-    vmval v = load_field(x, fs->targ);
-    return vm_latency(x->rt, m, x->now, 1) <= v.v.d;
-  }
+    return p95 <= load_field(x, fs->targ).v.d;
   default:
     x->model = m;
     return vm_exec(x, fs->tail, 1);
   }
 }
 
-/* The value of the fusable request test at in (vm_conj.test): what the
- * instruction before its jump leaves on the stack. Adds its steps (its
- * instructions, the jump included, and string work). */
-static int conj_test(vm_run *x, const bc_insn *in, uint32_t n, uint32_t *steps) {
-  const bc_image *im = x->im;
-  vmval v = load_field(x, in->c);
-  int r;
-  *steps += n;
-  if (n == 2) return v.v.i != 0;
-  if (n == 3) return !v.v.i;
-  switch (in[2].op) {
-  case BC_OP_EQ_S:
-  case BC_OP_NE_S: {
-    const bc_str *k = &im->str[in[1].c];
-    *steps += (uint32_t)bc_len_steps(BC_OP_EQ_S, v.n, k->len);
-    r = sem_bytes_eq(v.v.s, v.n, k->p, k->len);
-    return in[2].op == BC_OP_EQ_S ? r : !r;
+static VM_INLINE int member_tail(vm_run *x, const vm_fspec *fs, uint32_t m) {
+  double cost = fs->tailk == VM_TAIL_COST_LT ? cost_q(&x->im->models[m], &x->q) : 0;
+  double p95 = fs->tailk == VM_TAIL_P95_LE ? vm_latency(x->rt, m, x->now, 1) : 0;
+  return tail_pass(x, fs, m, cost, p95);
+}
+
+/* What the sequence a fused instruction f stands for tests (the value
+ * left before its jump; spec.c's fuse_at): one definition for the
+ * interpreter's BC_OP_X_* cases and for conj_eval. k is the index of the
+ * sequence's constant (its PUSH's); *steps gets the string work. */
+#define FUSED_CMP(r_, l_, k_)                                             \
+  switch (f->a & 7) {                                                     \
+  case VM_FC_EQ: r_ = (l_) == (k_); break;                                \
+  case VM_FC_NE: r_ = (l_) != (k_); break;                                \
+  case VM_FC_LT: r_ = (l_) < (k_); break;                                 \
+  case VM_FC_LE: r_ = (l_) <= (k_); break;                                \
+  case VM_FC_GT: r_ = (l_) > (k_); break;                                 \
+  default: r_ = (l_) >= (k_); break;                                      \
   }
-  case BC_OP_EQ_I: return v.v.i == im->kint[in[1].c];
-  case BC_OP_NE_I: return v.v.i != im->kint[in[1].c];
-  case BC_OP_LT_I: return v.v.i < im->kint[in[1].c];
-  case BC_OP_LE_I: return v.v.i <= im->kint[in[1].c];
-  case BC_OP_GT_I: return v.v.i > im->kint[in[1].c];
-  case BC_OP_GE_I: return v.v.i >= im->kint[in[1].c];
-  case BC_OP_EQ_D: return v.v.d == im->kdbl[in[1].c];
-  case BC_OP_NE_D: return v.v.d != im->kdbl[in[1].c];
-  case BC_OP_LT_D: return v.v.d < im->kdbl[in[1].c];
-  case BC_OP_LE_D: return v.v.d <= im->kdbl[in[1].c];
-  case BC_OP_GT_D: return v.v.d > im->kdbl[in[1].c];
-  default: return v.v.d >= im->kdbl[in[1].c];   /* GE_D: test_len admits no other */
+static VM_INLINE int fused_s(const vm_run *x, const bc_insn *f, uint32_t k, uint32_t *steps) {
+  vmval v = load_field(x, f->c);
+  const bc_str *s = &x->im->str[k];
+  *steps += (uint32_t)bc_len_steps(BC_OP_EQ_S, v.n, s->len);
+  return sem_bytes_eq(v.v.s, v.n, s->p, s->len) ^ (f->a & 1);   /* VM_FC_NE: 1 */
+}
+static VM_INLINE int fused_i(const vm_run *x, const bc_insn *f, uint32_t k) {
+  int64_t l = load_field(x, f->c).v.i, c = x->im->kint[k];
+  int r;
+  FUSED_CMP(r, l, c)
+  return r;
+}
+static VM_INLINE int fused_d(const vm_run *x, const bc_insn *f, uint32_t k) {
+  double l = load_field(x, f->c).v.d, c = x->im->kdbl[k];
+  int r;
+  FUSED_CMP(r, l, c)
+  return r;
+}
+#undef FUSED_CMP
+static VM_INLINE int fused_lj(const vm_run *x, const bc_insn *f) {
+  int64_t v = load_field(x, f->c).v.i;   /* a bool: 0 or 1 */
+  return (int)(f->a & VM_FJ_NOT ? !v : v);
+}
+static int fused_value(const vm_run *x, const bc_insn *f, uint32_t k, uint32_t *steps) {
+  switch (f->op) {
+  case BC_OP_X_SCMP: return fused_s(x, f, k, steps);
+  case BC_OP_X_ICMP: return fused_i(x, f, k);
+  case BC_OP_X_DCMP: return fused_d(x, f, k);
+  default: return fused_lj(x, f);
   }
 }
 
@@ -515,8 +532,9 @@ static int conj_eval(vm_run *x, uint32_t f, uint32_t m) {
   uint32_t n = pl->cn[f], steps = 0, caps = x->im->models[m].caps;
   int v = 1;
   for (uint32_t k = 0; k < n; k++) {
-    if (c[k].test != UINT32_MAX) {
-      v = conj_test(x, &x->im->code[c[k].test], c[k].ntest, &steps);
+    if (c[k].ntest) {
+      steps += c[k].ntest;
+      v = fused_value(x, &c[k].test, c[k].k, &steps);
       if (c[k].cap == 0xff) {          /* a test: its JF_KEEP goes to the FRET */
         if (!v) { steps++; break; }
         continue;
@@ -812,35 +830,17 @@ static VM_INLINE int sel_offer(vm_run *x, vm_sel *s, unsigned ord, int plain, in
     const vm_fspec *fs = s->fs;
     const vm_memo *u = s->uni;
     if (fs->kind == VM_SPEC_NONE || (!u && fs->kind != VM_SPEC_TAIL)) {
-      if (!member_filter(x, in->b - 1u, (uint32_t)m)) {
-        s->uni = memo_any(x, fs);
-        return 0;
-      }
+      int pass = member_filter(x, in->b - 1u, (uint32_t)m);
       s->uni = memo_any(x, fs);
+      if (!pass) return 0;
     } else {
       if (u) {
         x->steps += u->steps;
         if (!u->pass) return 0;
       }
-      if (fs->kind != VM_SPEC_WHOLE) {
-        switch (fs->tailk) {
-        case VM_TAIL_COST_LT:
-          x->steps += 4;
-          if (!(cost < x->im->kdbl[fs->targ])) return 0;
-          break;
-        case VM_TAIL_P95_LE: {
-          x->steps += 4;
-          vmval v = load_field(x, fs->targ);
-          double l = ord == BC_ORD_FASTEST ? p95 : vm_latency(x->rt, (uint32_t)m, x->now, 1);
-          if (!(l <= v.v.d)) return 0;
-          break;
-        }
-        default:
-          x->model = (uint32_t)m;
-          if (!vm_exec(x, fs->tail, 1)) return 0;
-          break;
-        }
-      }
+      double l = ord == BC_ORD_FASTEST || fs->tailk != VM_TAIL_P95_LE
+               ? p95 : vm_latency(x->rt, (uint32_t)m, x->now, 1);
+      if (fs->kind != VM_SPEC_WHOLE && !tail_pass(x, fs, (uint32_t)m, cost, l)) return 0;
     }
   }
   switch (ord) {
@@ -1030,17 +1030,8 @@ static void vm_cand(vm_run *x, const bc_insn *in, uint32_t at) {
 /* Counts the steps string work costs (bc_len_steps, the cost model). */
 #define STR_STEPS(op, a, b) (steps += (uint32_t)bc_len_steps(op, a, b))
 #define PUSH(field, val) { st[sp].v.field = (val); st[sp].n = 0; sp++; vmbreak; }
-/* A fused instruction's comparison (VM_FC_* in a's low bits) and jump:
- * n more instructions ran, the jump is the last of them. */
-#define FUSED_CMP(r_, l_, k_)                                             \
-  switch (in->a & 7) {                                                    \
-  case VM_FC_EQ: r_ = (l_) == (k_); break;                                \
-  case VM_FC_NE: r_ = (l_) != (k_); break;                                \
-  case VM_FC_LT: r_ = (l_) < (k_); break;                                 \
-  case VM_FC_LE: r_ = (l_) <= (k_); break;                                \
-  case VM_FC_GT: r_ = (l_) > (k_); break;                                 \
-  default: r_ = (l_) >= (k_); break;                                      \
-  }
+/* A fused instruction's jump (fused_value's r): k_ more instructions
+ * ran, the jump is the last of them. */
 #define FUSED_JUMP(r_, k_) {                                              \
     steps += (k_);                                                        \
     switch (in->a >> 3 & 3) {                                             \
@@ -1116,30 +1107,20 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(LOAD) { st[sp++] = load_field(x, in->c); vmbreak; }
     /* Fused: LOAD f; [PUSH k; CMP | NOT]; Jx t (vm.h, spec.c). */
     vmcase(X_SCMP) {
-      vmval v = load_field(x, in->c);
-      const bc_str *k = &im->str[in[1].c];
-      STR_STEPS(BC_OP_EQ_S, v.n, k->len);
-      int r = sem_bytes_eq(v.v.s, v.n, k->p, k->len) ^ (in->a & 1);
+      int r = fused_s(x, in, in[1].c, &steps);
       FUSED_JUMP(r, 3)
     }
     vmcase(X_ICMP) {
-      int64_t a = load_field(x, in->c).v.i, b = im->kint[in[1].c];
-      int r;
-      FUSED_CMP(r, a, b)
+      int r = fused_i(x, in, in[1].c);
       FUSED_JUMP(r, 3)
     }
     vmcase(X_DCMP) {
-      double a = load_field(x, in->c).v.d, b = im->kdbl[in[1].c];
-      int r;
-      FUSED_CMP(r, a, b)
+      int r = fused_d(x, in, in[1].c);
       FUSED_JUMP(r, 3)
     }
     vmcase(X_LJ) {
-      int64_t r = load_field(x, in->c).v.i;
-      if (in->a & VM_FJ_NOT) {
-        r = !r;
-        FUSED_JUMP(r, 2)
-      }
+      int r = fused_lj(x, in);
+      if (in->a & VM_FJ_NOT) FUSED_JUMP(r, 2)
       FUSED_JUMP(r, 1)
     }
     vmcase(NOT) { T1.v.i = !T1.v.i; vmbreak; }

@@ -60,8 +60,9 @@ typedef struct vm_price {
  * test is a fusable request test (LOAD f; [NOT | PUSH k; CMP]; Jx). */
 #define VM_CONJ_MAX 16
 typedef struct vm_conj {
-  uint32_t        test;         /* pc of its LOAD in the code; UINT32_MAX none */
-  uint8_t         ntest;        /* its instructions, its jump included */
+  bc_insn         test;         /* the test as its fused instruction (BC_OP_X_*) */
+  uint32_t        k;            /* the test's constant (its PUSH's index) */
+  uint8_t         ntest;        /* its instructions, its jump included; 0: none */
   uint8_t         cap;          /* capability bit read; 0xff none */
   uint8_t         jf;           /* 1: its own JF_KEEP to the FRET follows */
   uint8_t         pad;

@@ -113,8 +113,9 @@ static const int HAS_PARTS[] = {1, 1, 0, 1, 1};
 
 /* Policy 4: 150 models, so model sets take three words, with prices,
  * p95s, qualities and limits that repeat (ties to break by pool order),
- * some without a context or max_output limit, and best() pools that the
- * selection walks member by member (sorted by quality, not by index). */
+ * some without a context or max_output limit, best() pools that the
+ * selection walks member by member (sorted by quality, not by index), and
+ * != tests, fused and in a require's native conjuncts. */
 static char BIG[64 * 1024];
 static const char *big_policy(void) {
   static const char *const caps[] = {"", "caps vision", "caps tools", "caps json",
@@ -140,6 +141,7 @@ static const char *big_policy(void) {
            "  when req.tier == \"t\" -> best(models where !req.json || json)\n"
            "  when req.tier == \"u\" -> best(models where cost < $0.01)\n"
            "  when req.task == \"code\" -> cheapest(models where quality >= 0.7)\n"
+           "  when req.tier != \"free\" && !req.json -> cheapest(models where req.images != 1 || vision)\n"
            "  otherwise -> cheapest(models)\n"
            "}\n");
   return BIG;
