@@ -39,7 +39,7 @@ extern "C" {
  * limit above, or what a function's arguments mean changes. A host built
  * against one ABI and run with a liblane of another is refused by
  * LANE_ABI_CHECK, below. */
-#define LANE_ABI_VERSION     2
+#define LANE_ABI_VERSION     3
 #define LANE_MAX_FIELDS      64     /* request fields per program */
 #define LANE_MAX_CANDIDATES  9      /* primary + up to 8 fallbacks */
 #define LANE_MAX_SHADOWS     4      /* shadow models per decision */
@@ -135,20 +135,36 @@ typedef union lane_value {
   struct { const char *p; size_t n; } s;/* LANE_T_STRING */
 } lane_value;
 
-/* A request lives on the caller's stack; treat its members as private.
- * Unset fields read as zero, false or the empty string. String values are
- * borrowed: they must stay valid until the last lane_decide on it. */
-#define LANE_REQUEST_TEXT 1024              /* bytes an adapter may copy strings to */
+/* A request lives on the caller's stack, or in a buffer the caller sized
+ * for the program; treat its members as private. Unset fields read as
+ * zero, false or the empty string. String values are borrowed: they must
+ * stay valid until the last lane_decide on it.
+ *
+ * Two shapes, read alike by every function that takes a lane_request:
+ *   - a lane_request variable (lane_request_init): room for any program's
+ *     fields and LANE_REQUEST_TEXT bytes of text, 2,080 bytes on LP64.
+ *     A decision reads its header and the program's values only.
+ *   - a compact request (lane_request_init_in): the header (32 bytes),
+ *     one lane_value (16 bytes) per field of the program, then the text
+ *     room the caller gave. A host that prepares requests ahead of their
+ *     decisions packs them at lane_request_size bytes each.
+ * A compact request is the leading part of a lane_request (as a struct
+ * sockaddr_in is of a sockaddr_storage): it holds v[0 .. fields - 1] and
+ * nothing after; pass its pointer, never copy it by value. */
+#define LANE_REQUEST_TEXT 1024              /* text room of a lane_request variable */
 
 typedef struct lane_request {
   const lane_program *prog;             /* program whose fields these are */
   uint64_t            set;              /* bit i: field i was set */
+  uint32_t            nv;               /* values held: the program's fields */
+  uint32_t            room;             /* bytes of text room */
+  uint32_t            ntext;            /* bytes of text in use */
+  uint32_t            compact;          /* 1: text room follows v[nv - 1] */
   lane_value          v[LANE_MAX_FIELDS]; /* values by field index */
-  size_t              ntext;            /* bytes of text in use */
-  char                text[LANE_REQUEST_TEXT]; /* strings copied by
-                                           lane_request_from_json; a request
-                                           holding them must not be copied
-                                           by value */
+  char                text[LANE_REQUEST_TEXT]; /* a variable's text room (strings
+                                           copied by lane_request_from_json); a
+                                           request holding them must not be
+                                           copied by value */
 } lane_request;
 
 /* The index of a request field by name ("tier", "input_tokens", or a field
@@ -165,7 +181,28 @@ LANE_API const char *lane_field_unit(const lane_program *p, int field);
  * else 0. */
 LANE_API int       lane_field_sensitive(const lane_program *p, int field);
 
+/* Makes r, a lane_request variable, an empty request of program p. */
 LANE_API void lane_request_init(lane_request *r, const lane_program *p);
+/* Bytes a compact request of p takes with `text` bytes of text room: 32 +
+ * 16 x lane_field_count(p) + text on LP64 (0 if p is NULL or the sum
+ * overflows). */
+LANE_API size_t lane_request_size(const lane_program *p, size_t text);
+/* Lays an empty compact request of p out in buf, `size` bytes aligned for
+ * a lane_value (8 bytes; malloc's and an array of lane_value's are), and
+ * returns it; the bytes past lane_request_size(p, 0) are its text room (at
+ * most UINT32_MAX are used). NULL, with err saying why (LANE_EARG), if p
+ * or buf is NULL, buf is not aligned, or size is smaller than
+ * lane_request_size(p, 0). The request lives as long as buf. */
+LANE_API lane_request *lane_request_init_in(void *buf, size_t size, const lane_program *p,
+                                            lane_error *err);
+/* The request's text room, for an adapter that copies strings into the
+ * request: the first free byte, with *left (if not NULL) the bytes left.
+ * An adapter copies a string there, calls lane_request_text_used, then
+ * sets the field to it. NULL for a NULL request. */
+LANE_API char *lane_request_text(lane_request *r, size_t *left);
+/* Marks n more bytes of the text room used: LANE_OK, or LANE_ELIMIT if
+ * fewer than n are left (nothing is marked). */
+LANE_API int   lane_request_text_used(lane_request *r, size_t n);
 /* Setters return LANE_OK, or LANE_EARG if the field index is out of range
  * or the field has another type. Durations are in milliseconds, money in
  * dollars, fractions as 0..1. lane_set_double accepts int and uint fields
@@ -195,7 +232,7 @@ enum {
  * every message, the system prompt and tool definitions), max_output_tokens,
  * images, tools, json, stream, reasoning, user, model (the model the
  * client asked for), and any `metadata` key naming a string field of the
- * policy. Strings are copied into r->text.
+ * policy. Strings are copied into r's text room (lane_request_text).
  *
  * formats says which endpoint the body came to. A host that knows it
  * passes that one format (a body POSTed to /v1/messages:
@@ -206,7 +243,7 @@ enum {
  *
  * Returns LANE_OK; LANE_EJSON with err saying why (not JSON, wrong types,
  * both formats' fields, a limit passed: body size, nesting, values in the
- * body, entries of an array, strings that do not fit r->text); LANE_EARG
+ * body, entries of an array, strings that do not fit r's text room); LANE_EARG
  * for a NULL request or body or bad formats; LANE_ENOMEM. On error r is
  * left exactly as it was. Implemented in liblane-json (vm/json/json.c documents
  * the token estimate and every limit), not in liblane. */

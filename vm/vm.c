@@ -188,7 +188,67 @@ void lane_request_init(lane_request *r, const lane_program *p) {
   if (!r) return;
   r->prog = p;
   r->set = 0;
+  r->nv = p ? p->im.nfields : 0;
+  r->room = LANE_REQUEST_TEXT;
   r->ntext = 0;
+  r->compact = 0;
+}
+
+/* The header and the values of a compact request of p. */
+static size_t request_head(const lane_program *p) {
+  return offsetof(lane_request, v) + (size_t)p->im.nfields * sizeof(lane_value);
+}
+
+size_t lane_request_size(const lane_program *p, size_t text) {
+  if (!p) return 0;
+  size_t head = request_head(p);
+  return text > SIZE_MAX - head ? 0 : head + text;
+}
+
+lane_request *lane_request_init_in(void *buf, size_t size, const lane_program *p,
+                                   lane_error *err) {
+  if (!p || !buf) {
+    errf(err, LANE_EARG, "lane_request_init_in: no %s", p ? "buffer" : "program");
+    return NULL;
+  }
+  if ((uintptr_t)buf % _Alignof(lane_value)) {
+    errf(err, LANE_EARG, "lane_request_init_in: the buffer is not aligned for a lane_value "
+         "(%zu bytes)", (size_t)_Alignof(lane_value));
+    return NULL;
+  }
+  size_t head = request_head(p);
+  if (size < head) {
+    errf(err, LANE_EARG, "lane_request_init_in: %zu bytes, a request of this program takes "
+         "at least %zu (lane_request_size)", size, head);
+    return NULL;
+  }
+  lane_request *r = buf;
+  r->prog = p;
+  r->set = 0;
+  r->nv = p->im.nfields;
+  r->room = size - head > UINT32_MAX ? UINT32_MAX : (uint32_t)(size - head);
+  r->ntext = 0;
+  r->compact = 1;
+  return r;
+}
+
+/* Where r's text room starts: a compact request's follows its values. */
+static char *request_text(lane_request *r) {
+  return r->compact ? (char *)r + offsetof(lane_request, v) + (size_t)r->nv * sizeof(lane_value)
+                    : r->text;
+}
+
+char *lane_request_text(lane_request *r, size_t *left) {
+  if (!r) return NULL;
+  if (left) *left = r->ntext <= r->room ? r->room - r->ntext : 0;
+  return request_text(r) + r->ntext;
+}
+
+int lane_request_text_used(lane_request *r, size_t n) {
+  if (!r) return LANE_EARG;
+  if (r->ntext > r->room || n > r->room - r->ntext) return LANE_ELIMIT;
+  r->ntext += (uint32_t)n;
+  return LANE_OK;
 }
 
 /* The type of field f of r's program, or 0 if r or f is bad. */

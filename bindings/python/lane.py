@@ -60,7 +60,9 @@ class _Value(ctypes.Union):
 
 class _Request(ctypes.Structure):
     _fields_ = [("prog", ctypes.c_void_p), ("set", ctypes.c_uint64),
-                ("v", _Value * MAX_FIELDS), ("ntext", ctypes.c_size_t),
+                ("nv", ctypes.c_uint32), ("room", ctypes.c_uint32),
+                ("ntext", ctypes.c_uint32), ("compact", ctypes.c_uint32),
+                ("v", _Value * MAX_FIELDS),
                 ("text", ctypes.c_char * REQUEST_TEXT)]
 
 
@@ -211,7 +213,7 @@ for _n, _res, _args in [
 # it has the same ABI and struct sizes before anything else runs, so that a
 # liblane of another layout is refused here with its reason rather than
 # misread later. tests: test_lane.py compares every field offset with C's.
-ABI_VERSION = 2
+ABI_VERSION = 3
 _ABI_STRUCTS = (_Error, _Request, _Decision, _Event, _Trace, _LiveStats)
 _sizes = (ctypes.c_size_t * len(_ABI_STRUCTS))(*[ctypes.sizeof(t) for t in _ABI_STRUCTS])
 _abi_err = _Error()

@@ -724,6 +724,55 @@ static void test_limits(void) {
   is_int(lane_request_from_json(&r, NULL, 0, OA, &err), LANE_EJSON, "empty body: LANE_EJSON");
 }
 
+/* A compact request (lane_request_init_in) takes strings into the text
+ * room its host gave it: they land there, a room too small is refused
+ * naming it and leaves every byte of the buffer as it was, and a room
+ * larger than LANE_REQUEST_TEXT holds what a variable cannot. */
+static void test_compact(void) {
+  const char *body = "{\"model\": \"gpt-5-mini\", \"user\": \"u-0123456789\", "
+                     "\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}";
+  size_t head = lane_request_size(P, 0), n = strlen(body);
+  lane_value *buf = calloc(1, head + 4096), *copy = calloc(1, head + 4096);
+  lane_error err;
+  if (!buf || !copy) bail("out of memory");
+  lane_request *c = lane_request_init_in(buf, head + 22, P, &err);
+  ok(c != NULL, "a compact request with 22 bytes of text");
+  is_int(lane_request_from_json(c, body, n, OA, &err), LANE_OK, "  reads a body of 22 bytes of strings");
+  int fu = lane_field(P, "user"), fm = lane_field(P, "model");
+  const char *lo = (const char *)buf + head, *hi = lo + 22;
+  ok(c->v[fu].s.n == 12 && !memcmp(c->v[fu].s.p, "u-0123456789", 12) &&
+     c->v[fu].s.p >= lo && c->v[fu].s.p + 12 <= hi, "  user lies in its text room");
+  ok(c->v[fm].s.n == 10 && c->v[fm].s.p >= lo && c->v[fm].s.p + 10 <= hi,
+     "  model lies in its text room");
+
+  c = lane_request_init_in(buf, head + 21, P, &err);
+  memcpy(copy, buf, head + 21);
+  is_int(lane_request_from_json(c, body, n, OA, &err), LANE_EJSON, "21 bytes of text: LANE_EJSON");
+  is_str(err.message, "user is 12 bytes; the request has room for 11 more bytes of text (a compact "
+         "request's room: what lane_request_init_in was given past lane_request_size)",
+         "  the message names the compact request's room");
+  ok(memcmp(copy, buf, head + 21) == 0, "  every byte of the buffer as it was");
+
+  /* a user of 2,000 bytes: past a variable's room, inside a compact one's */
+  char *longuser = malloc(2100);
+  if (!longuser) bail("out of memory");
+  int k = sprintf(longuser, "{\"messages\": [], \"user\": \"");
+  memset(longuser + k, 'u', 2000);
+  k += 2000;
+  k += sprintf(longuser + k, "\"}");
+  lane_request var;
+  lane_request_init(&var, P);
+  is_int(lane_request_from_json(&var, longuser, (size_t)k, OA, &err), LANE_EJSON,
+         "a 2,000-byte user does not fit a variable");
+  c = lane_request_init_in(buf, head + 4096, P, &err);
+  is_int(lane_request_from_json(c, longuser, (size_t)k, OA, &err), LANE_OK,
+         "it fits a compact request given 4,096 bytes of text");
+  ok(c->v[fu].s.n == 2000 && c->v[fu].s.p == (const char *)buf + head, "  the user is there whole");
+  free(longuser);
+  free(copy);
+  free(buf);
+}
+
 int main(void) {
   P = compile_policy();
   if (!P) bail("cannot compile the test policy");
@@ -732,6 +781,7 @@ int main(void) {
   test_detection();
   test_bad();
   test_limits();
+  test_compact();
   lane_program_free(P);
   return done_testing();
 }

@@ -438,6 +438,80 @@ static void string_work(void) {
 }
 #undef W
 
+/* Compact requests (lane_request_init_in): their size, their refusals, the
+ * text room API, and every route deciding alike on a compact request and
+ * a lane_request variable holding the same values. */
+static void compact_requests(lane_runtime *run, const lane_program *p) {
+  lane_error err;
+  size_t head = lane_request_size(p, 0);
+  int nf = lane_field_count(p);
+  is_int((long long)head, (long long)(offsetof(lane_request, v) + (size_t)nf * sizeof(lane_value)),
+         "lane_request_size: the header and one lane_value per field (%d fields: %zu bytes)",
+         nf, head);
+  ok(sizeof(void *) != 8 || head == 32 + 16 * (size_t)nf, "  32 + 16 x fields on LP64");
+  is_int((long long)lane_request_size(p, 100), (long long)head + 100, "  plus the text room asked");
+  is_int((long long)lane_request_size(p, SIZE_MAX), 0, "  0 when the sum overflows");
+  is_int((long long)lane_request_size(NULL, 0), 0, "  0 without a program");
+  ok(head < sizeof(lane_request) / 4, "a compact request is under a quarter of a variable "
+     "(%zu of %zu bytes)", head, sizeof(lane_request));
+
+  lane_value *buf = calloc(1, head + 64 + sizeof(lane_value));
+  if (!buf) bail("out of memory");
+  ok(lane_request_init_in(buf, head - 1, p, &err) == NULL && err.code == LANE_EARG &&
+     strstr(err.message, "lane_request_size") != NULL,
+     "a buffer one byte short is refused: %s", err.message);
+  ok(lane_request_init_in((char *)buf + 4, head + 8, p, &err) == NULL && err.code == LANE_EARG &&
+     strstr(err.message, "aligned") != NULL, "a misaligned buffer is refused: %s", err.message);
+  ok(lane_request_init_in(NULL, head, p, &err) == NULL && err.code == LANE_EARG,
+     "no buffer: refused");
+  ok(lane_request_init_in(buf, head, NULL, &err) == NULL && err.code == LANE_EARG,
+     "no program: refused");
+
+  lane_request *c = lane_request_init_in(buf, head + 10, p, &err);
+  if (!ok(c != NULL && (void *)c == (void *)buf, "a compact request with 10 bytes of text"))
+    bail("cannot continue");
+  size_t left = 0;
+  char *t = lane_request_text(c, &left);
+  ok(t == (char *)buf + head && left == 10, "its text room follows its values (%zu left)", left);
+  is_int(lane_request_text_used(c, 11), LANE_ELIMIT, "marking 11 bytes used: LANE_ELIMIT");
+  memcpy(t, "ab", 2);
+  is_int(lane_request_text_used(c, 2), LANE_OK, "marking 2 used");
+  ok(lane_request_text(c, &left) == t + 2 && left == 8, "  8 left after them");
+  is_int(lane_set_str(c, (int)team, t, 2), LANE_OK, "a string set from the text room");
+  lane_request var;
+  lane_request_init(&var, p);
+  ok(lane_request_text(&var, &left) == var.text && left == LANE_REQUEST_TEXT,
+     "a variable's text room is its own %d bytes", LANE_REQUEST_TEXT);
+
+  /* the same values both ways: every route decides alike */
+  struct { int f, kind; int64_t i; const char *s; } vals[] = {
+    { BC_F_INPUT_TOKENS, 0, 1000, NULL }, { BC_F_MAX_OUTPUT_TOKENS, 0, 100, NULL },
+    { (int)count, 0, 3, NULL }, { (int)score, 0, 7, NULL }, { (int)hay, 1, 0, "haystack" },
+    { (int)needle, 1, 0, "st" }, { (int)team, 1, 0, "ab" } };
+  for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+    int tp = lane_field_type(p, vals[i].f);
+    lane_request *both[2] = { &var, c };
+    for (int k = 0; k < 2; k++) {
+      if (vals[i].kind) lane_set_str(both[k], vals[i].f, vals[i].s, strlen(vals[i].s));
+      else if (tp == LANE_T_DOUBLE) lane_set_double(both[k], vals[i].f, (double)vals[i].i);
+      else if (tp == LANE_T_INT || tp == LANE_T_UINT) lane_set_int(both[k], vals[i].f, vals[i].i);
+    }
+  }
+  int same = 1, n = lane_route_count(p);
+  for (int rt_i = 0; rt_i < n; rt_i++) {
+    lane_decision a, b;
+    int ra = lane_decide_route(run, rt_i, &var, &a), rb = lane_decide_route(run, rt_i, c, &b);
+    if (ra != rb || (ra == LANE_OK && (a.rule != b.rule || a.ncandidates != b.ncandidates ||
+                     memcmp(a.candidates, b.candidates, sizeof a.candidates) ||
+                     a.steps != b.steps || a.cost != b.cost))) {
+      same = 0;
+      diag("route %s: %d/%d rule %d/%d", lane_route_name(p, rt_i), ra, rb, a.rule, b.rule);
+    }
+  }
+  ok(same, "all %d routes decide alike on a compact request and a variable", n);
+  free(buf);
+}
+
 int main(void) {
   la *a = build();
   lane_error err;
@@ -578,6 +652,7 @@ int main(void) {
   ok(contains_agrees(rt, p), "contains() agrees with a naive search");
   traces(rt, p, &r);
   string_work();
+  compact_requests(rt, p);
 
   lane_runtime_free(rt);
   lane_program_free(p);

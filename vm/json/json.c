@@ -74,7 +74,8 @@
  * than 10,000 entries in any array or object the adapter reads (messages,
  * content parts, tools, ...), content blocks nested deeper than 4 levels
  * (tool results, documents), strings longer than the request's free text
- * (LANE_REQUEST_TEXT bytes in all).
+ * room (LANE_REQUEST_TEXT bytes in all for a lane_request variable; what
+ * the host gave lane_request_init_in for a compact one).
  *
  * Format. A body is either format by the endpoint it came to or by its
  * shape. With one format allowed the host knows the endpoint (a gateway
@@ -126,8 +127,9 @@
  *
  * Atomic: every value is staged in an adapter and written into the request
  * only when the whole body has been read, so an error leaves it untouched.
- * Strings (model, user, metadata values) are appended to r->text, after
- * what earlier calls put there. Returns LANE_OK; LANE_EJSON for a body it
+ * Strings (model, user, metadata values) are appended to r's text room,
+ * after what earlier calls put there; they are staged in the free part of
+ * the room, which the request marks used only on success. Returns LANE_OK; LANE_EJSON for a body it
  * cannot read; LANE_EARG for a NULL request or body, or formats that are 0
  * or have unknown bits; LANE_ENOMEM when jansson runs out of memory.
  */
@@ -136,6 +138,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_BODY   ((size_t)32 << 20)   /* bytes of body */
@@ -172,7 +175,11 @@ typedef struct adapter {
   int         nvals;              /* entries of vals */
   size_t      room;               /* free bytes of the request's text */
   size_t      ntext;              /* bytes of buf in use */
-  char        buf[LANE_REQUEST_TEXT]; /* staged strings */
+  char       *buf;                /* staged strings (stack, or malloc'ed for
+                                     a room larger than it) */
+  char       *dst;                /* the free part of the request's text room */
+  int         compact;            /* the request is compact: its room is the host's */
+  char        stack[LANE_REQUEST_TEXT];
 } adapter;
 
 /* Records the first failure; returns -1 so callers can `return fail(...)`.
@@ -229,9 +236,12 @@ static int stage_str(adapter *a, const char *name, const char *p, size_t n, int 
   for (int i = 0; i < a->nvals; i++)
     if (a->vals[i].field == f && !replace) return 0;
   if (n > a->room - a->ntext)
-    return fail(a, LANE_EJSON, "%s is %zu bytes; the request has room for %zu more "
-                "bytes of text (LANE_REQUEST_TEXT %d)", name, n, a->room - a->ntext,
-                LANE_REQUEST_TEXT);
+    return a->compact
+      ? fail(a, LANE_EJSON, "%s is %zu bytes; the request has room for %zu more bytes of "
+             "text (a compact request's room: what lane_request_init_in was given past "
+             "lane_request_size)", name, n, a->room - a->ntext)
+      : fail(a, LANE_EJSON, "%s is %zu bytes; the request has room for %zu more bytes of "
+             "text (LANE_REQUEST_TEXT %d)", name, n, a->room - a->ntext, LANE_REQUEST_TEXT);
   staged *s = stage(a, name, LANE_T_STRING, 1);
   memcpy(a->buf + a->ntext, p, n);
   s->off = a->ntext;
@@ -970,12 +980,11 @@ static int read_body(adapter *a, const json_t *body, int formats) {
 
 /* Writes every staged value; cannot fail (types were checked). */
 static void commit(const adapter *a, lane_request *r) {
-  size_t base = r->ntext;
-  memcpy(r->text + base, a->buf, a->ntext);
-  r->ntext += a->ntext;
+  if (a->ntext) memcpy(a->dst, a->buf, a->ntext);
+  lane_request_text_used(r, a->ntext);   /* staged within the room: fits */
   for (int i = 0; i < a->nvals; i++) {
     const staged *s = &a->vals[i];
-    if (s->type == LANE_T_STRING) lane_set_str(r, s->field, r->text + base + s->off, s->n);
+    if (s->type == LANE_T_STRING) lane_set_str(r, s->field, a->dst + s->off, s->n);
     else if (s->type == LANE_T_BOOL) lane_set_bool(r, s->field, (int)s->i);
     else lane_set_int(r, s->field, s->i);
   }
@@ -986,7 +995,7 @@ int lane_request_from_json(lane_request *r, const char *body, size_t len, int fo
   adapter a;
   memset(&a, 0, sizeof a);
   a.err = err;
-  if (!r || !r->prog || r->ntext > LANE_REQUEST_TEXT || (!body && len))
+  if (!r || !r->prog || r->ntext > r->room || (!body && len))
     fail(&a, LANE_EARG, "lane_request_from_json: no request, program or body");
   else if (formats <= 0 ||
            formats & ~(LANE_FORMAT_OPENAI_CHAT | LANE_FORMAT_ANTHROPIC_MESSAGES))
@@ -996,7 +1005,14 @@ int lane_request_from_json(lane_request *r, const char *body, size_t len, int fo
     fail(&a, LANE_EJSON, "the body is %zu bytes, at most %zu", len, MAX_BODY);
   else if (prescan(&a, body, len) == 0) {
     a.prog = r->prog;
-    a.room = LANE_REQUEST_TEXT - r->ntext;
+    a.dst = lane_request_text(r, &a.room);
+    a.compact = r->compact != 0;
+    /* staged strings come from the body: at most len bytes of them */
+    if (a.room > len) a.room = len;
+    a.buf = a.room <= sizeof a.stack ? a.stack : malloc(a.room);
+    if (!a.buf) fail(&a, LANE_ENOMEM, "out of memory staging %zu bytes of text", a.room);
+  }
+  if (a.status == LANE_OK) {
     json_error_t jerr;
     json_t *root = json_loadb(body ? body : "", len,
                               JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
@@ -1011,5 +1027,6 @@ int lane_request_from_json(lane_request *r, const char *body, size_t len, int fo
     }
   }
   if (a.status == LANE_OK) commit(&a, r);
+  if (a.buf != a.stack) free(a.buf);
   return a.status;
 }
