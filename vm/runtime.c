@@ -607,10 +607,12 @@ static uint32_t level_base(uint32_t level) {
   return level ? (uint32_t)VM_LEVEL0 << (2 * (level - 1)) : 0;
 }
 
-uint32_t vm_level_slots(const vm_budget_rt *b, uint32_t level) {
+static uint32_t level_slots(const vm_budget_rt *b, uint32_t level) {
   uint32_t base = level_base(level), n = level ? 3 * base : VM_LEVEL0;
   return n < b->cap - base ? n : b->cap - base;
 }
+
+uint32_t vm_level_slots(const vm_budget_rt *b, uint32_t level) { return b->lslots[level]; }
 
 /* A level's slots: hashes, states, rings, then its key filter (a byte a
  * slot; levels hold a multiple of 16 slots). */
@@ -632,6 +634,12 @@ static atomic_uint_least64_t *level_filter(const vm_budget_rt *b, unsigned char 
   return (atomic_uint_least64_t *)(blk + slots_bytes(b, n));
 }
 
+/* Level `level`'s key filter, from the offset kept at creation. */
+static const atomic_uint_least64_t *filter_at(const vm_budget_rt *b, const unsigned char *blk,
+                                              uint32_t level) {
+  return (const atomic_uint_least64_t *)blk + b->lfilter[level];
+}
+
 static void filter_bits(uint64_t h, uint32_t n, uint32_t *b1, uint32_t *b2) {
   uint64_t x = (h ^ (h >> 33)) * 0xff51afd7ed558ccdull, bits = (uint64_t)n * 8;
   x ^= x >> 29;
@@ -647,8 +655,9 @@ static void filter_add(const vm_budget_rt *b, unsigned char *blk, uint32_t n, ui
   atomic_fetch_or_explicit(&f[b2 >> 6], 1ull << (b2 & 63), memory_order_relaxed);
 }
 
-static int filter_may_hold(const vm_budget_rt *b, unsigned char *blk, uint32_t n, uint64_t h) {
-  const atomic_uint_least64_t *f = level_filter(b, blk, n);
+static int filter_may_hold(const vm_budget_rt *b, unsigned char *blk, uint32_t level, uint32_t n,
+                           uint64_t h) {
+  const atomic_uint_least64_t *f = filter_at(b, blk, level);
   uint32_t b1, b2;
   filter_bits(h, n, &b1, &b2);
   return (LD(&f[b1 >> 6]) >> (b1 & 63) & 1) && (LD(&f[b2 >> 6]) >> (b2 & 63) & 1);
@@ -670,9 +679,22 @@ unsigned char *vm_level_get(const vm_budget_rt *b, uint32_t level) {
 
 /* The level, allocated (zeroed) and published by whoever gets there
  * first; NULL if the allocation failed. */
+/* Raises b->nalloc to level + 1: a reader that finds nalloc past a level
+ * reads it (probe_in), so no key is put in a level before that holds. */
+static void level_counted(vm_budget_rt *b, uint32_t level) {
+  uint32_t have = atomic_load_explicit(&b->nalloc, memory_order_acquire);
+  while (have < level + 1 &&
+         !atomic_compare_exchange_weak_explicit(&b->nalloc, &have, level + 1,
+                                                memory_order_acq_rel, memory_order_acquire)) {
+  }
+}
+
 static unsigned char *level_alloc(lane_runtime *rt, vm_budget_rt *b, uint32_t level) {
   unsigned char *blk = vm_level_get(b, level);
-  if (blk) return blk;
+  if (blk) {
+    level_counted(b, level);
+    return blk;
+  }
   size_t size = level_bytes(b, level);
   unsigned char *mine = calloc(1, size);
   if (!mine) {
@@ -683,9 +705,11 @@ static unsigned char *level_alloc(lane_runtime *rt, vm_budget_rt *b, uint32_t le
   if (atomic_compare_exchange_strong_explicit(&b->level[level], &want, (uintptr_t)mine,
                                               memory_order_acq_rel, memory_order_acquire)) {
     vm_count_bytes(rt, size);
+    level_counted(b, level);
     return mine;
   }
   free(mine);
+  level_counted(b, level);
   return (unsigned char *)want;
 }
 
@@ -794,18 +818,17 @@ static int probe_in(const vm_budget_rt *cb, uint64_t h, uint64_t cur, vm_ref *r,
                     int filtered) {
   vm_budget_rt *b = (vm_budget_rt *)cb;   /* read only */
   int found = 0, all = sum && LD(&b->unmerged), skipped = 0;
-  uint32_t top = b->nlevels;
+  uint32_t top = atomic_load_explicit(&b->nalloc, memory_order_acquire);
   if (sum) *sum = 0;
-  while (top > 0 && !vm_level_get(b, top - 1)) top--;
   int room = top < b->nlevels;   /* a level still to allocate */
   int down = top > 1;            /* not in level order: no early end */
-  int young = down && LD(&b->filled) - level_base(top - 1) < vm_level_slots(b, top - 2);
+  int young = down && LD(&b->filled) - level_base(top - 1) < b->lslots[top - 2];
   for (uint32_t j = 0; j < top; j++) {
     uint32_t level = !down ? j : young && j < 2 ? top - 2 + j : top - 1 - j;
     unsigned char *blk = vm_level_get(b, level);
     const atomic_uint_least64_t *hs = (const atomic_uint_least64_t *)blk;
-    uint32_t n = vm_level_slots(b, level), run = n < VM_PROBES ? n : VM_PROBES;
-    if (filtered && !filter_may_hold(b, blk, n, h)) {
+    uint32_t n = b->lslots[level], run = n < VM_PROBES ? n : VM_PROBES;
+    if (filtered && !filter_may_hold(b, blk, level, n, h)) {
       skipped = 1;
       continue;
     }
@@ -1332,6 +1355,10 @@ vm_budget_rt *vm_budget_new(const lane_runtime *rt, const bc_budget *bb) {
   b->span = b->ring;                      /* periods that make the window */
   b->cap = cap;
   b->nlevels = nlevels;
+  for (uint32_t l = 0; l < nlevels; l++) {
+    b->lslots[l] = level_slots(b, l);
+    b->lfilter[l] = (uint32_t)(slots_bytes(b, b->lslots[l]) / sizeof(atomic_uint_least64_t));
+  }
   b->on_full = vm_budget_policy_on_full(bb);
   ST(&b->refs, 1);
   return b;

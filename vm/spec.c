@@ -285,7 +285,7 @@ static vm_plan *plan_build(const lane_program *p) {
   uint32_t nconj = 0;
   vm_conj scratch[VM_CONJ_MAX];
   for (uint32_t f = 0; f < nf; f++) nconj += filter_conj(p, f, scratch);
-  size_t sets = 2 * (size_t)im->npools + nctx + 1 + nout + 1;
+  size_t sets = 2 * (size_t)im->npools + nctx + 1 + nout + 1 + VM_CAPS;
   size_t bytes = sizeof(vm_plan) + (size_t)nm * sizeof(vm_price) + sets * w * sizeof(uint64_t) +
                  (size_t)(nctx + nout) * sizeof(int64_t) + (size_t)nconj * sizeof(vm_conj) +
                  (size_t)nf * sizeof(uint32_t) + nf + im->npools;
@@ -308,6 +308,10 @@ static vm_plan *plan_build(const lane_program *p) {
   pl->check = at; at += (size_t)im->npools * w;
   pl->ctx.ok = at; at += (size_t)(nctx + 1) * w;
   pl->out.ok = at; at += (size_t)(nout + 1) * w;
+  pl->caps = at;  at += (size_t)VM_CAPS * w;
+  for (uint32_t m = 0; m < nm; m++)
+    for (uint32_t c = 0; c < VM_CAPS; c++)
+      if (im->models[m].caps >> c & 1) pl->caps[(size_t)c * w + (m >> 6)] |= 1ull << (m & 63);
   pl->ctx.at = (int64_t *)at;
   pl->out.at = pl->ctx.at + nctx;
   pl->conj = (vm_conj *)(pl->out.at + nout);

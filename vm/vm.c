@@ -47,6 +47,21 @@ typedef struct vm_memo {
                                      holds for every class */
 } vm_memo;
 
+/* The request side of a filter part run as conjuncts (plan->cn), worked
+ * out once per decision (pre_get): each test's value and steps, and what
+ * a member passing needs. A member whose capabilities hold `need` passes
+ * with spass steps, every member alike; any other takes conj_class's
+ * walk over the kept values. */
+#define VM_PRE 8
+typedef struct vm_pre {
+  uint32_t canon;                 /* the part (vm_fspec.canon) */
+  uint32_t need;                  /* capabilities of the conjuncts whose test failed */
+  uint32_t spass;                 /* steps of a member that passes */
+  uint8_t  dead;                  /* a test-only conjunct failed: none passes */
+  uint8_t  tv[VM_CONJ_MAX];       /* the tests' values */
+  uint32_t ts[VM_CONJ_MAX];       /* their steps, string work included */
+} vm_pre;
+
 typedef struct vm_run {
   const bc_image     *im;         /* program image */
   vm_costq            q;          /* the request's cost inputs */
@@ -61,6 +76,9 @@ typedef struct vm_run {
   uint64_t            hw[VM_SET_WORDS]; /* closed breakers (health_words) */
   int                 nmemo;      /* parts' values known in this decision */
   vm_memo             memo[VM_MEMO];
+  int                 npre;       /* conjunct parts' request sides known */
+  vm_pre              pre[VM_PRE];
+  vm_pre              pre_spare;  /* one more, when pre is full */
   lane_runtime       *rt;         /* live stats */
   uint64_t            now;        /* the clock, read once per decision */
   int                 nprobe;     /* breaker probes granted to this decision */
@@ -550,27 +568,35 @@ static VM_INLINE int member_tail(vm_run *x, const vm_fspec *fs, uint32_t m) {
   case VM_FC_GT: r_ = (l_) > (k_); break;                                 \
   default: r_ = (l_) >= (k_); break;                                      \
   }
+/* Fused tests read their field as the op's type says (the verifier
+ * checked that the LOAD before it has that type): unset reads as 0, 0.0,
+ * false or the empty string, as load_field. */
 static VM_INLINE int fused_s(const vm_run *x, const bc_insn *f, uint32_t k, uint32_t *steps) {
-  vmval v = load_field(x, f->c);
+  const char *p = "";
+  size_t n = 0;
+  if (x->r->set >> f->c & 1) {
+    p = x->r->v[f->c].s.p;
+    n = x->r->v[f->c].s.n;
+  }
   const bc_str *s = &x->im->str[k];
-  *steps += (uint32_t)bc_len_steps(BC_OP_EQ_S, v.n, s->len);
-  return sem_bytes_eq(v.v.s, v.n, s->p, s->len) ^ (f->a & 1);   /* VM_FC_NE: 1 */
+  *steps += (uint32_t)bc_len_steps(BC_OP_EQ_S, n, s->len);
+  return sem_bytes_eq(p, n, s->p, s->len) ^ (f->a & 1);   /* VM_FC_NE: 1 */
 }
 static VM_INLINE int fused_i(const vm_run *x, const bc_insn *f, uint32_t k) {
-  int64_t l = load_field(x, f->c).v.i, c = x->im->kint[k];
+  int64_t l = x->r->set >> f->c & 1 ? x->r->v[f->c].i : 0, c = x->im->kint[k];
   int r;
   FUSED_CMP(r, l, c)
   return r;
 }
 static VM_INLINE int fused_d(const vm_run *x, const bc_insn *f, uint32_t k) {
-  double l = load_field(x, f->c).v.d, c = x->im->kdbl[k];
+  double l = x->r->set >> f->c & 1 ? x->r->v[f->c].d : 0.0, c = x->im->kdbl[k];
   int r;
   FUSED_CMP(r, l, c)
   return r;
 }
 #undef FUSED_CMP
 static VM_INLINE int fused_lj(const vm_run *x, const bc_insn *f) {
-  int64_t v = load_field(x, f->c).v.i;   /* a bool: 0 or 1 */
+  int64_t v = x->r->set >> f->c & 1 ? x->r->v[f->c].i : 0;   /* a bool: 0 or 1 */
   return (int)(f->a & VM_FJ_NOT ? !v : v);
 }
 static int fused_value(const vm_run *x, const bc_insn *f, uint32_t k, uint32_t *steps) {
@@ -582,73 +608,117 @@ static int fused_value(const vm_run *x, const bc_insn *f, uint32_t k, uint32_t *
   }
 }
 
-/* Filter f's part (WHOLE or PREFIX) for model m, natively from its
- * conjuncts: its value, with the steps the interpreter counts running it
- * (a PREFIX's copy less its PUSH_B 1 and FRET, as member_filter keeps
- * them), and x->capread set if it read a capability. */
-static int conj_eval(vm_run *x, uint32_t f, uint32_t m) {
-  const vm_plan *pl = x->plan;
+/* Filter f's part (WHOLE or PREFIX) for a member with capabilities caps,
+ * natively from its conjuncts and e, their request side: its value, with
+ * the steps the interpreter counts running it (a PREFIX's copy less its
+ * PUSH_B 1 and FRET, as member_filter keeps them) added to *steps, and
+ * *capread set if it read a capability. */
+static int conj_class(const vm_plan *pl, uint32_t f, const vm_pre *e, uint32_t caps,
+                      uint32_t *steps, int *capread) {
   const vm_conj *c = pl->conj + pl->cfirst[f];
-  uint32_t n = pl->cn[f], steps = 0, caps = x->im->models[m].caps;
+  uint32_t n = pl->cn[f], st = 0;
   int v = 1;
   for (uint32_t k = 0; k < n; k++) {
     if (c[k].ntest) {
-      steps += c[k].ntest;
-      v = fused_value(x, &c[k].test, c[k].k, &steps);
+      st += e->ts[k];
+      v = e->tv[k];
       if (c[k].cap == 0xff) {          /* a test: its JF_KEEP goes to the FRET */
-        if (!v) { steps++; break; }
+        if (!v) { st++; break; }
         continue;
       }
     } else {
       v = 0;
     }
     if (!v) {                          /* M_CAP */
-      steps++;
-      x->capread = 1;
+      st++;
+      *capread = 1;
       v = caps >> c[k].cap & 1;
     }
-    steps++;                           /* its JF_KEEP, or the FRET it falls into */
+    st++;                              /* its JF_KEEP, or the FRET it falls into */
     if (!c[k].jf) break;
-    if (!v) { steps++; break; }        /* the JF_KEEP went to the FRET */
+    if (!v) { st++; break; }           /* the JF_KEEP went to the FRET */
   }
-  x->steps += steps;
+  *steps += st;
   return v;
 }
 
+/* The request side of filter f's conjunct part (canon), worked out at its
+ * first use in the decision: every test is run once (tests only read the
+ * request, so running one the interpreter would not reach changes
+ * nothing but the steps, and conj_class counts those only when reached). */
+static const vm_pre *pre_get(vm_run *x, uint32_t f, uint32_t canon) {
+  for (int i = 0; i < x->npre; i++)
+    if (x->pre[i].canon == canon) return &x->pre[i];
+  vm_pre *e = x->npre < VM_PRE ? &x->pre[x->npre++] : &x->pre_spare;
+  const vm_plan *pl = x->plan;
+  const vm_conj *c = pl->conj + pl->cfirst[f];
+  uint32_t n = pl->cn[f];
+  int unused = 0;
+  e->canon = canon;
+  e->need = 0;
+  e->dead = 0;
+  for (uint32_t k = 0; k < n; k++) {
+    uint32_t st = c[k].ntest;
+    int v = c[k].ntest ? fused_value(x, &c[k].test, c[k].k, &st) : 0;
+    e->tv[k] = (uint8_t)v;
+    e->ts[k] = st;
+    if (c[k].cap == 0xff) e->dead |= !v;
+    else if (!v) e->need |= 1u << c[k].cap;
+  }
+  e->spass = 0;
+  conj_class(pl, f, e, UINT32_MAX, &e->spass, &unused);
+  return e;
+}
+
+/* conj_class for a member with capabilities caps, with the steps added to
+ * x->steps: a member holding e->need passes as every such member does. */
+static VM_INLINE int conj_pass(vm_run *x, uint32_t f, const vm_pre *e, uint32_t caps) {
+  int unused = 0;
+  if (!e->dead && (caps & e->need) == e->need) {
+    x->steps += e->spass;
+    return 1;
+  }
+  return conj_class(x->plan, f, e, caps, &x->steps, &unused);
+}
+
 /* Filter f for member m, as run_filter, but the part of f that reads only
- * the request and m's capabilities (spec.c) is run once per capability
- * class in a decision and its value (and step count) kept; the tail, if
- * any, runs per member. The steps counted are run_filter's. */
+ * the request and m's capabilities (spec.c) is not run per member: a part
+ * of conjuncts from its request side (pre_get, once per decision) and m's
+ * capabilities; another part once per capability class in a decision,
+ * its value (and step count) kept. The tail, if any, runs per member.
+ * The steps counted are run_filter's. */
 static int member_filter(vm_run *x, uint32_t f, uint32_t m) {
   const vm_fspec *fs = &x->fspec[f];
   if (fs->kind == VM_SPEC_NONE || x->trace) return run_filter(x, f, m);
   if (fs->kind == VM_SPEC_TAIL) return member_tail(x, fs, m);
-  uint32_t key = x->im->models[m].caps & fs->capmask;
-  const vm_memo *e = NULL;
-  for (int i = 0; i < x->nmemo; i++)
-    if (x->memo[i].canon == fs->canon && (x->memo[i].any || x->memo[i].key == key)) {
-      e = &x->memo[i];
-      break;
-    }
   int pass;
-  if (e) {
-    x->steps += e->steps;
-    pass = e->pass;
+  if (x->plan && x->plan->cn[f]) {   /* conjuncts: from the part's request side */
+    pass = conj_pass(x, f, pre_get(x, f, fs->canon), x->im->models[m].caps);
   } else {
-    uint32_t s0 = x->steps;
-    x->model = m;
-    x->capread = 0;
-    if (x->plan && x->plan->cn[f]) {
-      pass = conj_eval(x, f, m);
-    } else if (fs->kind == VM_SPEC_WHOLE) {
-      pass = vm_exec(x, x->im->filters[f].start, 1);
+    uint32_t key = x->im->models[m].caps & fs->capmask;
+    const vm_memo *e = NULL;
+    for (int i = 0; i < x->nmemo; i++)
+      if (x->memo[i].canon == fs->canon && (x->memo[i].any || x->memo[i].key == key)) {
+        e = &x->memo[i];
+        break;
+      }
+    if (e) {
+      x->steps += e->steps;
+      pass = e->pass;
     } else {
-      pass = vm_exec(x, fs->xstart, 3);
-      if (pass) x->steps -= 2;   /* the copy's PUSH_B 1 and FRET */
+      uint32_t s0 = x->steps;
+      x->model = m;
+      x->capread = 0;
+      if (fs->kind == VM_SPEC_WHOLE) {
+        pass = vm_exec(x, x->im->filters[f].start, 1);
+      } else {
+        pass = vm_exec(x, fs->xstart, 3);
+        if (pass) x->steps -= 2;   /* the copy's PUSH_B 1 and FRET */
+      }
+      if (x->nmemo < VM_MEMO)
+        x->memo[x->nmemo++] = (vm_memo){fs->canon, key, x->steps - s0, (uint8_t)pass,
+                                        (uint8_t)!x->capread};
     }
-    if (x->nmemo < VM_MEMO)
-      x->memo[x->nmemo++] = (vm_memo){fs->canon, key, x->steps - s0, (uint8_t)pass,
-                                      (uint8_t)!x->capread};
   }
   if (!pass || fs->kind == VM_SPEC_WHOLE) return pass;
   return member_tail(x, fs, m);
@@ -844,6 +914,8 @@ typedef struct vm_sel {
   const vm_fspec *fs;           /* the filter's parts, or NULL */
   const vm_memo  *uni;          /* its prefix's value for every class, once
                                    known (member_filter's memo) */
+  const vm_pre   *pre;          /* its part's request side, for a part of
+                                   conjuncts; then uni is not used */
   vm_model *const *mm;          /* the runtime's model states */
   const uint64_t *hw;           /* closed breakers (health_words), or NULL */
   const vm_price *price;        /* the plan's prices */
@@ -872,6 +944,21 @@ static VM_INLINE double cost_plain(const vm_price *pr, const vm_costq *q) {
  * fastest() the p95) is worked out once, for the filter's native tail and
  * for the keys alike. Once a run of the filter's prefix showed it reads
  * no capability, its value and steps stand for every member (s->uni). */
+/* Puts pk into the picks if it beats the last of them: only a strictly
+ * better pick moves ahead, so ties keep the order members were met in;
+ * 1 if it went in. */
+static VM_INLINE int sel_put(vm_sel *s, unsigned ord, vm_pick pk) {
+  /* cheapest(): every k2 is 0, so k1 alone orders */
+#define SEL_BETTER(a, b) (ord == BC_ORD_CHEAPEST ? (a).k1 < (b).k1 : VM_BETTER(a, b))
+  int nb = s->nb, pos;
+  if (nb == s->need && !SEL_BETTER(pk, s->buf[nb - 1])) return 0;
+  pos = nb < s->need ? s->nb++ : nb - 1;
+  for (; pos > 0 && SEL_BETTER(pk, s->buf[pos - 1]); pos--) s->buf[pos] = s->buf[pos - 1];
+#undef SEL_BETTER
+  s->buf[pos] = pk;
+  return 1;
+}
+
 static VM_INLINE int sel_offer(vm_run *x, vm_sel *s, unsigned ord, int plain, int m, int chk,
                                int closed) {
   const bc_insn *in = s->in;
@@ -886,7 +973,15 @@ static VM_INLINE int sel_offer(vm_run *x, vm_sel *s, unsigned ord, int plain, in
     return 0;
   double cost = plain ? cost_plain(&s->price[m], &x->q) : cost_q(md, &x->q);
   if (ord == BC_ORD_FASTEST) p95 = vm_latency(x->rt, (uint32_t)m, x->now, 1);
-  if (chk && s->fs) {
+  if (chk && s->pre) {
+    const vm_fspec *fs = s->fs;
+    if (!conj_pass(x, in->b - 1u, s->pre, md->caps)) return 0;
+    if (fs->kind == VM_SPEC_PREFIX) {
+      double l = ord == BC_ORD_FASTEST || fs->tailk != VM_TAIL_P95_LE
+               ? p95 : vm_latency(x->rt, (uint32_t)m, x->now, 1);
+      if (!tail_pass(x, fs, (uint32_t)m, cost, l)) return 0;
+    }
+  } else if (chk && s->fs) {
     const vm_fspec *fs = s->fs;
     const vm_memo *u = s->uni;
     if (fs->kind == VM_SPEC_NONE || (!u && fs->kind != VM_SPEC_TAIL)) {
@@ -908,15 +1003,67 @@ static VM_INLINE int sel_offer(vm_run *x, vm_sel *s, unsigned ord, int plain, in
   case BC_ORD_FASTEST: pk.k1 = p95 > 0 ? p95 : INFINITY; pk.k2 = cost; break;
   default: pk.k1 = -md->quality; pk.k2 = cost; break;   /* BEST */
   }
-  /* cheapest(): every k2 is 0, so k1 alone orders */
-#define SEL_BETTER(a, b) (ord == BC_ORD_CHEAPEST ? (a).k1 < (b).k1 : VM_BETTER(a, b))
-  int nb = s->nb, pos;
-  if (nb == s->need && !SEL_BETTER(pk, s->buf[nb - 1])) return 0;
-  pos = nb < s->need ? s->nb++ : nb - 1;
-  for (; pos > 0 && SEL_BETTER(pk, s->buf[pos - 1]); pos--) s->buf[pos] = s->buf[pos - 1];
-#undef SEL_BETTER
-  s->buf[pos] = pk;
-  return 1;
+  return sel_put(s, ord, pk);
+}
+
+/* cheapest() and fastest() over a pool listed in model order, with the
+ * decision's closed breakers known and a filter that is none, a part of
+ * conjuncts (pre_get) with or without a native tail, or a native tail:
+ * sel_walk's loop with the filter's work taken out of it. A closed
+ * member the filter checks passes the part when its capabilities hold
+ * pass (from the capability sets and e->need), so a word's passing
+ * members count their steps at once (a popcount) and its failing ones go
+ * through conj_class for theirs without being met; the walk meets the
+ * rest in order, a member whose breaker is not closed through sel_offer.
+ * Steps, picks and their order are sel_walk's. */
+static VM_INLINE void sel_bulk(vm_run *x, vm_sel *s, unsigned ord, int plain, const uint64_t *set,
+                               const uint64_t *chk, const uint64_t *taken, const uint64_t *okc,
+                               const uint64_t *oko) {
+  const vm_plan *pl = x->plan;
+  const vm_fspec *fs = s->fs;
+  const vm_pre *e = s->pre;
+  uint32_t w = pl->words, f = s->in->b - 1u, steps = 0;
+  int healthy_flag = (s->in->a & BC_CAND_HEALTHY) != 0, unused = 0;
+  int tail = fs && fs->kind != VM_SPEC_WHOLE, tk = tail ? fs->tailk : 0;
+  double lim = tk == VM_TAIL_COST_LT ? x->im->kdbl[fs->targ]
+             : tk == VM_TAIL_P95_LE ? load_field(x, fs->targ).v.d : 0;
+  uint32_t per = (e ? e->spass : 0) + (tail ? 4u : 0u);   /* tail_pass counts 4 */
+  const vm_price *price = s->price;
+  for (uint32_t k = 0; k < w; k++) {
+    uint64_t bits = set[k] & ~taken[k], ck = fs ? chk[k] : 0, pass = ~0ull;
+    uint64_t closed = healthy_flag ? s->hw[k] : ~0ull;
+    if (okc) bits &= okc[k] & oko[k];
+    if (e) {
+      if (e->dead) pass = 0;
+      else
+        for (uint32_t need = e->need; need; need &= need - 1)
+          pass &= pl->caps[(size_t)__builtin_ctz(need) * w + k];
+    }
+    uint64_t met = bits & closed & ck;
+    steps += per * (uint32_t)__builtin_popcountll(met & pass);
+    for (uint64_t fail = met & ~pass; fail; fail &= fail - 1) {
+      int m = (int)(k * 64 + (uint32_t)__builtin_ctzll(fail));
+      conj_class(pl, f, e, x->im->models[m].caps, &steps, &unused);
+    }
+    for (uint64_t walk = bits & ~(met & ~pass); walk; walk &= walk - 1) {
+      int b = __builtin_ctzll(walk), m = (int)(k * 64 + (uint32_t)b);
+      if (!(closed >> b & 1)) {
+        sel_offer(x, s, ord, plain, m, (int)(ck >> b & 1), 0);
+        continue;
+      }
+      double cost = plain ? cost_plain(&price[m], &x->q) : cost_q(&x->im->models[m], &x->q);
+      double p95 = ord == BC_ORD_FASTEST || (tk == VM_TAIL_P95_LE && (ck >> b & 1))
+                 ? vm_latency(x->rt, (uint32_t)m, x->now, 1) : 0;
+      if (tail && (ck >> b & 1) && !(tk == VM_TAIL_COST_LT ? cost < lim : p95 <= lim)) continue;
+      vm_pick pk = { m, cost, 0 };
+      if (ord == BC_ORD_FASTEST) {
+        pk.k1 = p95 > 0 ? p95 : INFINITY;
+        pk.k2 = cost;
+      }
+      sel_put(s, ord, pk);
+    }
+  }
+  x->steps += steps;
 }
 
 /* The walk, for one order (a constant where it is inlined, so each order
@@ -930,7 +1077,12 @@ static VM_INLINE void sel_walk(vm_run *x, const bc_insn *in, int need, unsigned 
   vm_sel s;
   s.in = in;
   s.fs = in->b ? &x->fspec[in->b - 1] : NULL;
-  s.uni = s.fs ? memo_any(x, s.fs) : NULL;
+  s.pre = NULL;
+  s.uni = NULL;
+  if (s.fs && (s.fs->kind == VM_SPEC_WHOLE || s.fs->kind == VM_SPEC_PREFIX) && pl->cn[in->b - 1])
+    s.pre = pre_get(x, in->b - 1, s.fs->canon);
+  else if (s.fs)
+    s.uni = memo_any(x, s.fs);
   s.mm = x->rt->m;
   s.price = pl->price;
   s.hw = NULL;
@@ -944,7 +1096,13 @@ static VM_INLINE void sel_walk(vm_run *x, const bc_insn *in, int need, unsigned 
   const uint64_t *okc = in->a & BC_CAND_FITS ? x->okc : NULL, *oko = x->oko;
   memset(taken, 0, w * sizeof taken[0]);
   for (int i = 0; i < x->ncand; i++) taken[x->cand[i] >> 6] |= 1ull << (x->cand[i] & 63);
-  if (pl->ascending[c]) {
+  const vm_fspec *fs = s.fs;
+  if (ord != BC_ORD_BEST && pl->ascending[c] && (s.hw || !(in->a & BC_CAND_HEALTHY)) &&
+      (!fs || s.pre || fs->kind == VM_SPEC_TAIL) &&
+      (!fs || fs->kind == VM_SPEC_WHOLE || fs->tailk == VM_TAIL_COST_LT ||
+       fs->tailk == VM_TAIL_P95_LE)) {
+    sel_bulk(x, &s, ord, plain, set, chk, taken, okc, oko);
+  } else if (pl->ascending[c]) {
     for (uint32_t k = 0; k < w; k++) {
       uint64_t bits = set[k] & ~taken[k], closed = s.hw ? s.hw[k] : 0;
       if (okc) bits &= okc[k] & oko[k];
@@ -1388,6 +1546,7 @@ static int decide_traced_in(lane_runtime *rt, int route, const lane_request *r,
   x.capread = 0;
   x.hwok = 0;
   x.nmemo = 0;
+  x.npre = 0;
   x.nprobe = 0;
   x.npending = 0;
   x.filtered = 0;

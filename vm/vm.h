@@ -80,7 +80,9 @@ typedef struct vm_plan {
                                    (strictly): a walk of its set's bits
                                    meets them in pool order */
   vm_fit          ctx, out;     /* context and max_output, for `fits` */
+  uint64_t       *caps;         /* VM_CAPS sets: the models with capability c */
 } vm_plan;
+#define VM_CAPS BC_MAX_CAPS     /* capability bits of a model (bc_model.caps) */
 
 struct lane_program {
   bc_image        im;           /* decoded, verified image */
@@ -172,6 +174,11 @@ typedef struct vm_budget_rt {
   atomic_uint_least64_t unmerged;   /* duplicate slots left unmerged */
   atomic_uint_least64_t filled;     /* slots ever given a key (never emptied) */
   atomic_uintptr_t level[VM_LEVELS];/* key levels; 0 until first needed */
+  atomic_uint_least32_t nalloc;     /* levels allocated (they are, in order);
+                                       raised before a level is handed out */
+  uint32_t  lslots[VM_LEVELS];      /* slots of each level (vm_level_slots) */
+  uint32_t  lfilter[VM_LEVELS];     /* where its key filter starts, in words
+                                       of 8 bytes from the level's start */
   /* the rest */
   uint64_t  window_ms;              /* the declared window, whole ms */
   atomic_uintptr_t seen;            /* VM_SEEN_BITS of keys sent to overflow */
