@@ -655,6 +655,32 @@ static void filter_add(const vm_budget_rt *b, unsigned char *blk, uint32_t n, ui
   atomic_fetch_or_explicit(&f[b2 >> 6], 1ull << (b2 & 63), memory_order_relaxed);
 }
 
+/* The table-wide key filter (vm_budget_rt.keys_filter): two bits of
+ * VM_KEYS_FILTER x 64 from a mix of h other than the levels'. */
+static void keys_filter_bits(uint64_t h, uint32_t *b1, uint32_t *b2) {
+  uint64_t x = (h ^ (h >> 29)) * 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 32;
+  *b1 = (uint32_t)(x & (VM_KEYS_FILTER * 64 - 1));
+  *b2 = (uint32_t)((x >> 16) & (VM_KEYS_FILTER * 64 - 1));
+}
+
+static void keys_filter_add(vm_budget_rt *b, uint64_t h) {
+  uint32_t b1, b2;
+  keys_filter_bits(h, &b1, &b2);
+  atomic_fetch_or_explicit(&b->keys_filter[b1 >> 6], 1ull << (b1 & 63), memory_order_relaxed);
+  atomic_fetch_or_explicit(&b->keys_filter[b2 >> 6], 1ull << (b2 & 63), memory_order_relaxed);
+}
+
+/* 0 if no level holds key h: the filter lacks one of its bits while few
+ * enough keys were placed for it to say so; 1 if one may. */
+static int keys_filter_may_hold(const vm_budget_rt *b, uint64_t h) {
+  if (LD(&b->assigns) >= VM_KEYS_FILTER_MAX) return 1;
+  uint32_t b1, b2;
+  keys_filter_bits(h, &b1, &b2);
+  return (LD(&b->keys_filter[b1 >> 6]) >> (b1 & 63) & 1) &&
+         (LD(&b->keys_filter[b2 >> 6]) >> (b2 & 63) & 1);
+}
+
 static int filter_may_hold(const vm_budget_rt *b, unsigned char *blk, uint32_t level, uint32_t n,
                            uint64_t h) {
   const atomic_uint_least64_t *f = filter_at(b, blk, level);
@@ -821,6 +847,9 @@ static int probe_in(const vm_budget_rt *cb, uint64_t h, uint64_t cur, vm_ref *r,
   uint32_t top = atomic_load_explicit(&b->nalloc, memory_order_acquire);
   if (sum) *sum = 0;
   int room = top < b->nlevels;   /* a level still to allocate */
+  /* no level holds h: a charge would get a slot in the level to allocate;
+   * with every level allocated, whether one has room needs the runs */
+  if (filtered && !keys_filter_may_hold(b, h)) return room ? K_ROOM : probe_in(b, h, cur, r, sum, 0);
   int down = top > 1;            /* not in level order: no early end */
   int young = down && LD(&b->filled) - level_base(top - 1) < b->lslots[top - 2];
   for (uint32_t j = 0; j < top; j++) {
@@ -972,8 +1001,10 @@ static int insert(lane_runtime *rt, vm_budget_rt *b, uint64_t h, uint64_t cur, u
   while (path_next(&w, b, rt, &s, NULL)) {
     uint64_t x = LDA(s.h);
     if (x == h) return 1;
-    if (x == 0 || x == VM_TOMB || expired(LD(&s.m->last), cur, b->span))
+    if (x == 0 || x == VM_TOMB || expired(LD(&s.m->last), cur, b->span)) {
       filter_add(b, w.blk, w.n, h);   /* before h can be seen there */
+      keys_filter_add(b, h);
+    }
     if (x == 0) {
       if (atomic_compare_exchange_strong_explicit(&*s.h, &x, h, memory_order_acq_rel,
                                                   memory_order_acquire)) {

@@ -1222,15 +1222,18 @@ static void vm_cand(vm_run *x, const bc_insn *in, uint32_t at) {
 /* ---------------------------------------------------------------------
  * The interpreter
  * ------------------------------------------------------------------- */
+#define vmfetch()      (in = &code[pc++], steps++)
 #ifdef LANE_VM_GOTO
+/* Threaded: each case fetches and jumps to the next itself, so each has
+ * its own indirect jump for the branch predictor to learn. */
 #define vmdispatch(o)  goto *vm_labels[o];
 #define vmcase(op)     L_##op:
+#define vmbreak        do { vmfetch(); goto *vm_labels[in->op]; } while (0)
 #else
 #define vmdispatch(o)  switch (o)
 #define vmcase(op)     case BC_OP_##op:
-#endif
-#define vmfetch()      (in = &code[pc++], steps++)
 #define vmbreak        continue
+#endif
 
 #define T1 st[sp - 1]                       /* top */
 #define T2 st[sp - 2]                       /* below top */

@@ -112,6 +112,8 @@ struct lane_program {
 #define VM_HBUCKETS  (VM_OCTAVES * VM_OCT_SUB + 2)
 #define VM_ROLLING   12     /* periods of a rolling budget window */
 #define VM_PROBES    16     /* probe run of a budget key level */
+#define VM_KEYS_FILTER 32   /* words of a budget's table-wide key filter (2,048 bits) */
+#define VM_KEYS_FILTER_MAX 512 /* placements after which it is not read (too full to say no) */
 #define VM_LEVEL0    16     /* slots of a key table's first level */
 #define VM_LEVELS    12     /* levels of 16, 48, 192, ... slots: up to 2^24 */
 #define VM_MAX_KEYS  (1u << 24) /* most budget_keys */
@@ -180,6 +182,13 @@ typedef struct vm_budget_rt {
   uint32_t  lfilter[VM_LEVELS];     /* where its key filter starts, in words
                                        of 8 bytes from the level's start */
   /* the rest */
+  atomic_uint_least64_t keys_filter[VM_KEYS_FILTER]; /* two bits for each key
+                                       ever given a slot of any level, set
+                                       before it is published, never cleared:
+                                       a read of a key without them skips
+                                       every level while it says something
+                                       (fewer than VM_KEYS_FILTER_MAX keys
+                                       placed) */
   uint64_t  window_ms;              /* the declared window, whole ms */
   atomic_uintptr_t seen;            /* VM_SEEN_BITS of keys sent to overflow */
   atomic_uint_least64_t nkeys;      /* slots holding a key */

@@ -2008,6 +2008,45 @@ static void test_on_full(void) {
  * its byte of the level's key filter. */
 #define VM_KEY_BYTES (sizeof(atomic_uint_least64_t) + sizeof(vm_meta) + 1)
 
+/* The table-wide key filter lets a read of a key no level holds skip
+ * every level while few keys were placed, and is not read past
+ * VM_KEYS_FILTER_MAX: below, at and past that count every placed key reads
+ * its own spend, every other key 0, and decisions see the same. */
+static void test_keys_filter(void) {
+  setup("model m { input $1/Mtok output $1/Mtok }\n"
+        "budget daily { key req.tenant limit $100 window 1d }\n"
+        "route r {\n  when budget.daily.spent >= $0.003 -> m\n  otherwise -> m\n}\n",
+        opts(0, 0, 0, 0, 8192));
+  NOW = T0 + HOUR;
+  int placed = 0;
+  char key[32];
+  const int stops[] = { 1, 100, VM_KEYS_FILTER_MAX - 1, VM_KEYS_FILTER_MAX, VM_KEYS_FILTER_MAX + 300 };
+  for (size_t k = 0; k < sizeof stops / sizeof stops[0]; k++) {
+    int bad = 0, badmiss = 0, badrule = 0;
+    for (; placed < stops[k]; placed++) {
+      char spec[48];
+      snprintf(spec, sizeof spec, "tenant=k%d", placed);
+      charge(spec, 0.001 * (placed % 7 + 1));
+    }
+    for (int i = 0; i < placed; i++) {
+      snprintf(key, sizeof key, "k%d", i);
+      bad += spent_nanos("daily", key) != 1000000LL * (i % 7 + 1);
+      if (i % 50 == 0) {
+        char spec[48];
+        snprintf(spec, sizeof spec, "tenant=k%d", i);
+        badrule += decide("r", spec) != LANE_OK || D.rule != (i % 7 + 1 >= 3 ? 1 : 2);
+      }
+    }
+    for (int i = 0; i < 2000; i++) {
+      snprintf(key, sizeof key, "never%d", i);
+      badmiss += spent_nanos("daily", key) != 0;
+    }
+    ok(bad == 0 && badmiss == 0 && badrule == 0,
+       "%d keys placed: each reads its own spend, 2,000 others read 0, decisions agree "
+       "(%d, %d, %d wrong)", placed, bad, badmiss, badrule);
+  }
+}
+
 static void test_memory(void) {
   static char src[65000];
   size_t len = (size_t)snprintf(src, sizeof src, "model m { input $1/Mtok output $1/Mtok }\n");
@@ -2317,6 +2356,7 @@ int main(void) {
   test_key_reclaim();
   test_on_full();
   test_memory();
+  test_keys_filter();
   test_state_matching();
   test_carry();
   test_save_files();
