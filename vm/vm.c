@@ -599,7 +599,7 @@ static VM_INLINE int fused_lj(const vm_run *x, const bc_insn *f) {
   int64_t v = x->r->set >> f->c & 1 ? x->r->v[f->c].i : 0;   /* a bool: 0 or 1 */
   return (int)(f->a & VM_FJ_NOT ? !v : v);
 }
-static int fused_value(const vm_run *x, const bc_insn *f, uint32_t k, uint32_t *steps) {
+static VM_INLINE int fused_value(const vm_run *x, const bc_insn *f, uint32_t k, uint32_t *steps) {
   switch (f->op) {
   case BC_OP_X_SCMP: return fused_s(x, f, k, steps);
   case BC_OP_X_ICMP: return fused_i(x, f, k);
@@ -652,21 +652,32 @@ static const vm_pre *pre_get(vm_run *x, uint32_t f, uint32_t canon) {
   vm_pre *e = x->npre < VM_PRE ? &x->pre[x->npre++] : &x->pre_spare;
   const vm_plan *pl = x->plan;
   const vm_conj *c = pl->conj + pl->cfirst[f];
-  uint32_t n = pl->cn[f];
-  int unused = 0;
-  e->canon = canon;
-  e->need = 0;
-  e->dead = 0;
+  uint32_t n = pl->cn[f], need = 0, spass = 0;
+  int dead = 0;
   for (uint32_t k = 0; k < n; k++) {
     uint32_t st = c[k].ntest;
     int v = c[k].ntest ? fused_value(x, &c[k].test, c[k].k, &st) : 0;
     e->tv[k] = (uint8_t)v;
     e->ts[k] = st;
-    if (c[k].cap == 0xff) e->dead |= !v;
-    else if (!v) e->need |= 1u << c[k].cap;
+    /* conj_class's walk for a member with every capability, while no
+     * test-only conjunct failed: the test, then the capability read for a
+     * failed test, then its JF_KEEP (or the FRET it falls into) */
+    if (c[k].ntest) spass += st;
+    if (c[k].cap == 0xff) {
+      dead |= !v;
+      continue;
+    }
+    if (!v) {
+      need |= 1u << c[k].cap;
+      spass++;
+    }
+    spass++;
+    if (!c[k].jf) break;
   }
-  e->spass = 0;
-  conj_class(pl, f, e, UINT32_MAX, &e->spass, &unused);
+  e->canon = canon;
+  e->need = need;
+  e->dead = (uint8_t)dead;
+  e->spass = spass;
   return e;
 }
 
