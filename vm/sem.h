@@ -128,7 +128,14 @@ static inline int sem_bytes_cmp(const void *a, size_t an, const void *b, size_t 
 }
 
 static inline int sem_bytes_eq(const void *a, size_t an, const void *b, size_t bn) {
-  return an == bn && (an == 0 || memcmp(a, b, an) == 0);
+  if (an != bn) return 0;
+  if (an <= 16) {   /* tiers, tasks, regions: compared here, not by a call */
+    const unsigned char *x = a, *y = b;
+    unsigned d = 0;
+    for (size_t i = 0; i < an; i++) d |= (unsigned)(x[i] ^ y[i]);
+    return d == 0;
+  }
+  return memcmp(a, b, an) == 0;
 }
 
 /* s.startsWith(t) and s.endsWith(t): the empty t is in every s. */
@@ -236,8 +243,17 @@ static inline int64_t sem_utf8_size(const char *s, size_t n) {
  * with the same bits share a bucket), or of FNV-1a 64 of a string's
  * bytes, % 100, as a fraction.
  * ------------------------------------------------------------------- */
+/* k / 100.0 for k = 0 .. 99, divided once by the compiler (constant
+ * expressions, rounded as the division at run time would be). */
+#define SEM_PCT1(t, u) (double)((t) * 10 + (u)) / 100.0
+#define SEM_PCT10(t) SEM_PCT1(t, 0), SEM_PCT1(t, 1), SEM_PCT1(t, 2), SEM_PCT1(t, 3), \
+  SEM_PCT1(t, 4), SEM_PCT1(t, 5), SEM_PCT1(t, 6), SEM_PCT1(t, 7), SEM_PCT1(t, 8), SEM_PCT1(t, 9)
+static const double sem_pct[100] = { SEM_PCT10(0), SEM_PCT10(1), SEM_PCT10(2), SEM_PCT10(3),
+  SEM_PCT10(4), SEM_PCT10(5), SEM_PCT10(6), SEM_PCT10(7), SEM_PCT10(8), SEM_PCT10(9) };
+#undef SEM_PCT10
+#undef SEM_PCT1
 static inline double sem_bucket_u(uint64_t k) {
-  return (double)(bc_splitmix64(k) % 100) / 100.0;
+  return sem_pct[bc_splitmix64(k) % 100];
 }
 static inline double sem_bucket_s(const char *s, size_t n) {
   return sem_bucket_u(bc_fnv1a64(s, n, BC_FNV_OFFSET));
