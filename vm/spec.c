@@ -136,20 +136,20 @@ static uint32_t fuse_at(const bc_insn *code, uint32_t pc, uint32_t end, bc_insn 
   if (in->op != BC_OP_LOAD || pc + 1 >= end) return 0;
   *f = *in;
   if ((j = fuse_jump(code[pc + 1].op)) >= 0) {                 /* LOAD f; Jx */
-    f->op = BC_OP_X_LJ;
     f->a = (uint8_t)(j << 3);
+    f->op = vm_x_op(BC_OP_X_LJ, f->a);
     return 2;
   }
   if (pc + 2 < end && code[pc + 1].op == BC_OP_NOT &&
       (j = fuse_jump(code[pc + 2].op)) >= 0) {                 /* LOAD f; NOT; Jx */
-    f->op = BC_OP_X_LJ;
     f->a = (uint8_t)(j << 3 | VM_FJ_NOT);
+    f->op = vm_x_op(BC_OP_X_LJ, f->a);
     return 3;
   }
   if (pc + 3 < end && (j = fuse_jump(code[pc + 3].op)) >= 0 &&
       (c = fuse_cmp(code[pc + 1].op, code[pc + 2].op, &op)) >= 0) {
-    f->op = op;                                               /* LOAD f; PUSH k; CMP; Jx */
-    f->a = (uint8_t)(c | j << 3);
+    f->a = (uint8_t)(c | j << 3);                             /* LOAD f; PUSH k; CMP; Jx */
+    f->op = vm_x_op(op, f->a);
     return 4;
   }
   return 0;

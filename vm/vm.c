@@ -600,7 +600,7 @@ static VM_INLINE int fused_lj(const vm_run *x, const bc_insn *f) {
   return (int)(f->a & VM_FJ_NOT ? !v : v);
 }
 static VM_INLINE int fused_value(const vm_run *x, const bc_insn *f, uint32_t k, uint32_t *steps) {
-  switch (f->op) {
+  switch (vm_x_family(f->op)) {
   case BC_OP_X_SCMP: return fused_s(x, f, k, steps);
   case BC_OP_X_ICMP: return fused_i(x, f, k);
   case BC_OP_X_DCMP: return fused_d(x, f, k);
@@ -1273,6 +1273,30 @@ static void vm_cand(vm_run *x, const bc_insn *in, uint32_t at) {
 #define PUSH(field, val) { st[sp].v.field = (val); st[sp].n = 0; sp++; vmbreak; }
 /* A fused instruction's jump (fused_value's r): k_ more instructions
  * ran, the jump is the last of them. */
+/* The fused cases: for each jump, the value r_ of the sequence of k_
+ * instructions, then the jump as FUSED_JUMP does it. */
+#define VM_XCMPS(X) X(EQ, ==) X(NE, !=) X(LT, <) X(LE, <=) X(GT, >) X(GE, >=)
+#define VM_XCASES(fam_, cmp_, r_, k_)                                         \
+  L_##fam_##_##cmp_##_F: {                                                    \
+    int r = (r_);                                                         \
+    steps += (k_);                                                        \
+    pc = r ? pc + (k_) : in[k_].c;                                        \
+    vmbreak;                                                              \
+  }                                                                       \
+  L_##fam_##_##cmp_##_FK: {                                                   \
+    int r = (r_);                                                         \
+    steps += (k_);                                                        \
+    if (r) { pc += (k_); vmbreak; }                                       \
+    st[sp].v.i = 0; st[sp].n = 0; sp++; pc = in[k_].c;                    \
+    vmbreak;                                                              \
+  }                                                                       \
+  L_##fam_##_##cmp_##_TK: {                                                   \
+    int r = (r_);                                                         \
+    steps += (k_);                                                        \
+    if (!r) { pc += (k_); vmbreak; }                                      \
+    st[sp].v.i = 1; st[sp].n = 0; sp++; pc = in[k_].c;                    \
+    vmbreak;                                                              \
+  }
 #define FUSED_JUMP(r_, k_) {                                              \
     steps += (k_);                                                        \
     switch (in->a >> 3 & 3) {                                             \
@@ -1316,7 +1340,14 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
 #define BC_OP_LABEL(name, fmt, i, o, w, fail, reg, flow, empty, doc) &&L_##name,
     BC_OPCODES(BC_OP_LABEL)
 #undef BC_OP_LABEL
-    &&L_X_SCMP, &&L_X_ICMP, &&L_X_DCMP, &&L_X_LJ,
+#define VM_XJ3(fam_, cmp_) &&L_##fam_##_##cmp_##_F, &&L_##fam_##_##cmp_##_FK, &&L_##fam_##_##cmp_##_TK,
+#define VM_XI_LABELS(cmp_, op_) VM_XJ3(XI, cmp_)
+#define VM_XD_LABELS(cmp_, op_) VM_XJ3(XD, cmp_)
+    VM_XCMPS(VM_XI_LABELS) VM_XCMPS(VM_XD_LABELS) VM_XJ3(XS, EQ) VM_XJ3(XS, NE)
+    VM_XJ3(XL, P) VM_XJ3(XL, N)
+#undef VM_XI_LABELS
+#undef VM_XD_LABELS
+#undef VM_XJ3
   };
 #endif
   const bc_image *im = x->im;
@@ -1347,23 +1378,22 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
     }
     vmcase(LOAD) { st[sp++] = load_field(x, in->c); vmbreak; }
     /* Fused: LOAD f; [PUSH k; CMP | NOT]; Jx t (vm.h, spec.c). */
-    vmcase(X_SCMP) {
-      int r = fused_s(x, in, in[1].c, &steps);
-      FUSED_JUMP(r, 3)
-    }
-    vmcase(X_ICMP) {
-      int r = fused_i(x, in, in[1].c);
-      FUSED_JUMP(r, 3)
-    }
-    vmcase(X_DCMP) {
-      int r = fused_d(x, in, in[1].c);
-      FUSED_JUMP(r, 3)
-    }
-    vmcase(X_LJ) {
-      int r = fused_lj(x, in);
-      if (in->a & VM_FJ_NOT) FUSED_JUMP(r, 2)
-      FUSED_JUMP(r, 1)
-    }
+#ifdef LANE_VM_GOTO
+    /* Fused: LOAD f; [PUSH k; CMP | NOT]; Jx (vm.h, spec.c), a case for
+     * each comparison and jump (vm_x_op). */
+#define VM_XI_CASES(cmp_, op_)                                            \
+    VM_XCASES(XI, cmp_, (x->r->set >> in->c & 1 ? x->r->v[in->c].i : 0) op_ im->kint[in[1].c], 3)
+#define VM_XD_CASES(cmp_, op_)                                            \
+    VM_XCASES(XD, cmp_, (x->r->set >> in->c & 1 ? x->r->v[in->c].d : 0.0) op_ im->kdbl[in[1].c], 3)
+    VM_XCMPS(VM_XI_CASES)
+    VM_XCMPS(VM_XD_CASES)
+    VM_XCASES(XS, EQ, fused_s(x, in, in[1].c, &steps), 3)
+    VM_XCASES(XS, NE, fused_s(x, in, in[1].c, &steps), 3)
+    VM_XCASES(XL, P, fused_lj(x, in), 1)
+    VM_XCASES(XL, N, fused_lj(x, in), 2)
+#undef VM_XI_CASES
+#undef VM_XD_CASES
+#endif
     vmcase(NOT) { T1.v.i = !T1.v.i; vmbreak; }
     vmcase(JMP) { pc = in->c; vmbreak; }
     vmcase(JF) { if (!st[--sp].v.i) pc = in->c; vmbreak; }
@@ -1508,7 +1538,12 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
       vmbreak;
     }
 #ifndef LANE_VM_GOTO
-    default: return filter ? 0 : LANE_ENOMATCH; /* unreachable: verified */
+    default: {   /* a fused instruction (vm.h), or unreachable: verified */
+      if (in->op < BC_NOPS) return filter ? 0 : LANE_ENOMATCH;
+      int fam = vm_x_family(in->op);
+      int r = fused_value(x, in, in[1].c, &steps);
+      FUSED_JUMP(r, fam != BC_OP_X_LJ ? 3 : in->a & VM_FJ_NOT ? 2 : 1)
+    }
 #endif
     }
     vmbreak;

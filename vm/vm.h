@@ -347,10 +347,30 @@ double   vm_budget_read(const lane_runtime *rt, uint32_t b, const lane_request *
  * whose instructions stay in place after it (a jump into the sequence
  * runs them one by one), does what the sequence does and counts its
  * steps. a: the comparison (VM_FC_*) | the jump << 3 | NOT << 5. */
-enum { BC_OP_X_SCMP = BC_NOPS, BC_OP_X_ICMP, BC_OP_X_DCMP, BC_OP_X_LJ, VM_NOPS };
 enum { VM_FC_EQ, VM_FC_NE, VM_FC_LT, VM_FC_LE, VM_FC_GT, VM_FC_GE };
 enum { VM_FJ_F, VM_FJ_F_KEEP, VM_FJ_T_KEEP };
 #define VM_FJ_NOT 32u
+/* Each family's op is its base plus 3 x (the comparison, or NOT for
+ * X_LJ) + the jump, so the interpreter has one case per combination and
+ * no switch inside it (vm_x_op): 18 int and 18 double comparisons, 6
+ * string (== and !=) and 6 bool jumps. */
+enum {
+  BC_OP_X_ICMP = BC_NOPS,
+  BC_OP_X_DCMP = BC_OP_X_ICMP + 18,
+  BC_OP_X_SCMP = BC_OP_X_DCMP + 18,
+  BC_OP_X_LJ = BC_OP_X_SCMP + 6,
+  VM_NOPS = BC_OP_X_LJ + 6
+};
+/* The op of family (BC_OP_X_*) for a fused instruction's a. */
+static inline uint8_t vm_x_op(int family, uint8_t a) {
+  int sub = family == BC_OP_X_LJ ? (a & VM_FJ_NOT ? 1 : 0) : (a & 7);
+  return (uint8_t)(family + sub * 3 + (a >> 3 & 3));
+}
+/* The family of a fused op. */
+static inline int vm_x_family(uint8_t op) {
+  return op < BC_OP_X_DCMP ? BC_OP_X_ICMP : op < BC_OP_X_SCMP ? BC_OP_X_DCMP
+       : op < BC_OP_X_LJ ? BC_OP_X_SCMP : BC_OP_X_LJ;
+}
 
 /* Works out each member filter's vm_fspec (spec.c); after verification.
  * (bc_unspecialize, in bc.h, is its test hook.) */
