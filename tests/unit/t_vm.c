@@ -10,6 +10,7 @@
 #include "tap.h"
 
 #include "golden/lanec/asm.h"
+#include "sem.h"
 
 static uint32_t M[6], all, by_quality, checked, mixed, only1, only0, only2, only4;
 static uint32_t f_q08, f_q095, f_fits, f_err, f_healthy;
@@ -438,6 +439,34 @@ static void string_work(void) {
 }
 #undef W
 
+/* sem_bytes_eq compares strings of up to 16 bytes in place (overlapping
+ * words from both ends): every length 0 .. 40, equal, and unequal at each
+ * position, at every offset inside a buffer that ends where the string
+ * does (ASan sees a read past it). */
+static void bytes_eq_lengths(void) {
+  int bad = 0, cases = 0;
+  for (size_t n = 0; n <= 40; n++) {
+    for (size_t off = 0; off < 3; off++) {
+      unsigned char *a = malloc(off + n + 1), *b = malloc(n + 1);
+      if (!a || !b) bail("out of memory");
+      for (size_t i = 0; i < n; i++) a[off + i] = b[i] = (unsigned char)('a' + (i * 7 + n) % 26);
+      bad += !sem_bytes_eq(a + off, n, b, n);
+      cases++;
+      for (size_t i = 0; i < n; i++) {
+        b[i] ^= 0x20;
+        bad += sem_bytes_eq(a + off, n, b, n) || sem_bytes_eq(b, n, a + off, n);
+        b[i] ^= 0x20;
+        cases++;
+      }
+      if (n) bad += sem_bytes_eq(a + off, n, b, n - 1);
+      free(a);
+      free(b);
+    }
+  }
+  ok(bad == 0, "sem_bytes_eq: %d comparisons of 0 to 40 bytes, equal and unequal at each "
+     "byte, agree with the bytes (%d wrong)", cases, bad);
+}
+
 /* Compact requests (lane_request_init_in): their size, their refusals, the
  * text room API, and every route deciding alike on a compact request and
  * a lane_request variable holding the same values. */
@@ -653,6 +682,7 @@ int main(void) {
   traces(rt, p, &r);
   string_work();
   compact_requests(rt, p);
+  bytes_eq_lengths();
 
   lane_runtime_free(rt);
   lane_program_free(p);
