@@ -1296,11 +1296,33 @@ static void vm_cand(vm_run *x, const bc_insn *in, uint32_t at) {
     if (!r) { pc += (k_); vmbreak; }                                      \
     st[sp].v.i = 1; st[sp].n = 0; sp++; pc = in[k_].c;                    \
     vmbreak;                                                              \
+  }                                                                       \
+  L_##fam_##_##cmp_##_FKJ: {  /* false: the JF it keeps 0 for jumps */    \
+    int r = (r_);                                                         \
+    steps += (k_);                                                        \
+    if (r) { pc += (k_); vmbreak; }                                       \
+    steps++;                                                              \
+    pc = code[in[k_].c].c;                                                \
+    vmbreak;                                                              \
+  }                                                                       \
+  L_##fam_##_##cmp_##_TKJ: {  /* true: the JF it keeps 1 for falls through */ \
+    int r = (r_);                                                         \
+    steps += (k_);                                                        \
+    if (!r) { pc += (k_); vmbreak; }                                      \
+    steps++;                                                              \
+    pc = in[k_].c + 1;                                                    \
+    vmbreak;                                                              \
   }
 #define FUSED_JUMP(r_, k_) {                                              \
     steps += (k_);                                                        \
-    switch (in->a >> 3 & 3) {                                             \
+    switch (VM_FJ(in->a)) {                                               \
     case VM_FJ_F: pc = (r_) ? pc + (k_) : in[k_].c; break;                \
+    case VM_FJ_F_KEEP_JF:                                                 \
+      if (r_) pc += (k_); else { steps++; pc = code[in[k_].c].c; }        \
+      break;                                                              \
+    case VM_FJ_T_KEEP_JF:                                                 \
+      if (!(r_)) pc += (k_); else { steps++; pc = in[k_].c + 1; }         \
+      break;                                                              \
     case VM_FJ_F_KEEP:                                                    \
       if (r_) { pc += (k_); break; }                                      \
       st[sp].v.i = (r_); st[sp].n = 0; sp++; pc = in[k_].c; break;        \
@@ -1340,7 +1362,8 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
 #define BC_OP_LABEL(name, fmt, i, o, w, fail, reg, flow, empty, doc) &&L_##name,
     BC_OPCODES(BC_OP_LABEL)
 #undef BC_OP_LABEL
-#define VM_XJ3(fam_, cmp_) &&L_##fam_##_##cmp_##_F, &&L_##fam_##_##cmp_##_FK, &&L_##fam_##_##cmp_##_TK,
+#define VM_XJ3(fam_, cmp_) &&L_##fam_##_##cmp_##_F, &&L_##fam_##_##cmp_##_FK, &&L_##fam_##_##cmp_##_TK, \
+                           &&L_##fam_##_##cmp_##_FKJ, &&L_##fam_##_##cmp_##_TKJ,
 #define VM_XI_LABELS(cmp_, op_) VM_XJ3(XI, cmp_)
 #define VM_XD_LABELS(cmp_, op_) VM_XJ3(XD, cmp_)
     VM_XCMPS(VM_XI_LABELS) VM_XCMPS(VM_XD_LABELS) VM_XJ3(XS, EQ) VM_XJ3(XS, NE)

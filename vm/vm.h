@@ -348,23 +348,27 @@ double   vm_budget_read(const lane_runtime *rt, uint32_t b, const lane_request *
  * runs them one by one), does what the sequence does and counts its
  * steps. a: the comparison (VM_FC_*) | the jump << 3 | NOT << 5. */
 enum { VM_FC_EQ, VM_FC_NE, VM_FC_LT, VM_FC_LE, VM_FC_GT, VM_FC_GE };
-enum { VM_FJ_F, VM_FJ_F_KEEP, VM_FJ_T_KEEP };
-#define VM_FJ_NOT 32u
-/* Each family's op is its base plus 3 x (the comparison, or NOT for
+/* The jump: JF, JF_KEEP, JT_KEEP; and the two KEEPs whose target is a JF
+ * (an `&&` or `||` ending a condition), which go where that JF would
+ * send the value they keep, counting its step (spec.c's fused_code). */
+enum { VM_FJ_F, VM_FJ_F_KEEP, VM_FJ_T_KEEP, VM_FJ_F_KEEP_JF, VM_FJ_T_KEEP_JF, VM_FJ_KINDS };
+#define VM_FJ_NOT 64u
+#define VM_FJ(a) ((a) >> 3 & 7)   /* a fused instruction's jump */
+/* Each family's op is its base plus 5 x (the comparison, or NOT for
  * X_LJ) + the jump, so the interpreter has one case per combination and
- * no switch inside it (vm_x_op): 18 int and 18 double comparisons, 6
- * string (== and !=) and 6 bool jumps. */
+ * no switch inside it (vm_x_op): 30 int and 30 double comparisons, 10
+ * string (== and !=) and 10 bool jumps. */
 enum {
   BC_OP_X_ICMP = BC_NOPS,
-  BC_OP_X_DCMP = BC_OP_X_ICMP + 18,
-  BC_OP_X_SCMP = BC_OP_X_DCMP + 18,
-  BC_OP_X_LJ = BC_OP_X_SCMP + 6,
-  VM_NOPS = BC_OP_X_LJ + 6
+  BC_OP_X_DCMP = BC_OP_X_ICMP + 6 * VM_FJ_KINDS,
+  BC_OP_X_SCMP = BC_OP_X_DCMP + 6 * VM_FJ_KINDS,
+  BC_OP_X_LJ = BC_OP_X_SCMP + 2 * VM_FJ_KINDS,
+  VM_NOPS = BC_OP_X_LJ + 2 * VM_FJ_KINDS
 };
 /* The op of family (BC_OP_X_*) for a fused instruction's a. */
 static inline uint8_t vm_x_op(int family, uint8_t a) {
   int sub = family == BC_OP_X_LJ ? (a & VM_FJ_NOT ? 1 : 0) : (a & 7);
-  return (uint8_t)(family + sub * 3 + (a >> 3 & 3));
+  return (uint8_t)(family + sub * VM_FJ_KINDS + VM_FJ(a));
 }
 /* The family of a fused op. */
 static inline int vm_x_family(uint8_t op) {

@@ -73,6 +73,10 @@ static const char *POLICIES[] = {
   "  fallbacks 1\n"
   "  require healthy\n"
   "  when req.images > 0 -> cheapest(models where vision && (req.tools == false || tools))\n"
+  /* `||` and `&&` ending a condition: their first test's KEEP jumps to
+   * the JF, which the fused code skips (spec.c's thread_keeps) */
+  "  when req.task == \"chat\" || req.json -> best(models), then cheapest(models)\n"
+  "  when req.task == \"code\" && !req.tools -> fastest(models)\n"
   "  when req.task == \"code\" -> best(models where !req.json || json)\n"
   "  otherwise -> cheapest(models where (req.input_tokens < 1000 || context >= 100k) && "
   "cost < $0.05)\n"
