@@ -291,6 +291,33 @@ static uint32_t filter_conj(const lane_program *p, uint32_t f, vm_conj *out) {
   return conj_parse(&p->im, &p->im.filters[f], fs, out);
 }
 
+/* A member and the price it is ordered by (plan_build's orders). */
+typedef struct ord_key { double k; uint32_t m; } ord_key;
+
+static int ord_cmp(const void *a, const void *b) {
+  const ord_key *x = a, *y = b;
+  if (x->k != y->k) return x->k < y->k ? -1 : 1;
+  return x->m < y->m ? -1 : x->m > y->m;
+}
+
+/* Pool c's members into ord twice: by their lowest input price (the
+ * plan's price tuple: input or long input), then by their lowest output
+ * price, ties by model index. */
+static void pool_orders(const bc_image *im, const vm_plan *pl, uint32_t c, uint32_t *ord,
+                        ord_key *tmp) {
+  const bc_pool *pool = &im->pools[c];
+  for (int out = 0; out < 2; out++) {
+    for (uint32_t k = 0; k < pool->count; k++) {
+      uint32_t m = im->members[pool->first + k] & BC_MEMBER_MODEL;
+      const vm_price *pr = &pl->price[m];
+      double a = out ? pr->out : pr->in, b = out ? pr->lout : pr->lin;
+      tmp[k] = (ord_key){ a < b ? a : b, m };
+    }
+    qsort(tmp, pool->count, sizeof *tmp, ord_cmp);
+    for (uint32_t k = 0; k < pool->count; k++) ord[(size_t)out * pool->count + k] = tmp[k].m;
+  }
+}
+
 static vm_plan *plan_build(const lane_program *p) {
   const bc_image *im = &p->im;
   uint32_t nm = im->nmodels, nf = im->nfilters, w = (nm + 63) / 64;
@@ -303,10 +330,12 @@ static vm_plan *plan_build(const lane_program *p) {
   uint32_t nconj = 0;
   vm_conj scratch[VM_CONJ_MAX];
   for (uint32_t f = 0; f < nf; f++) nconj += filter_conj(p, f, scratch);
-  size_t sets = 2 * (size_t)im->npools + nctx + 1 + nout + 1 + VM_CAPS;
+  size_t sets = 2 * (size_t)im->npools + nctx + 1 + nout + 1 + VM_CAPS, nmem = 0;
+  for (uint32_t c = 0; c < im->npools; c++) nmem += im->pools[c].count;   /* pools may share */
   size_t bytes = sizeof(vm_plan) + (size_t)nm * sizeof(vm_price) + sets * w * sizeof(uint64_t) +
                  (size_t)(nctx + nout) * sizeof(int64_t) + (size_t)nconj * sizeof(vm_conj) +
-                 (size_t)nf * sizeof(uint32_t) + nf + im->npools;
+                 (size_t)nf * sizeof(uint32_t) + (2 * nmem + im->npools) *
+                 sizeof(uint32_t) + nf + im->npools;
   unsigned char *blk = calloc(1, bytes);
   if (!blk) { free(tmp); return NULL; }
   vm_plan *pl = (vm_plan *)blk;
@@ -334,7 +363,9 @@ static vm_plan *plan_build(const lane_program *p) {
   pl->out.at = pl->ctx.at + nctx;
   pl->conj = (vm_conj *)(pl->out.at + nout);
   pl->cfirst = (uint32_t *)(pl->conj + nconj);
-  pl->cn = (uint8_t *)(pl->cfirst + nf);
+  pl->ord = pl->cfirst + nf;
+  pl->ordfirst = pl->ord + 2 * nmem;
+  pl->cn = (uint8_t *)(pl->ordfirst + im->npools);
   pl->ascending = pl->cn + nf;
   for (uint32_t f = 0, at_c = 0; f < nf; f++) {
     pl->cfirst[f] = at_c;
@@ -361,6 +392,18 @@ static vm_plan *plan_build(const lane_program *p) {
     }
     pl->ascending[c] = (uint8_t)asc;
   }
+  /* cheapest()'s orders, for the pools walked by their sets */
+  uint32_t most = 0, at_o = 0;
+  for (uint32_t c = 0; c < im->npools; c++)
+    if (im->pools[c].count > most) most = im->pools[c].count;
+  ord_key *keys = most ? malloc((size_t)most * sizeof *keys) : NULL;
+  if (most && !keys) { free(blk); return NULL; }
+  for (uint32_t c = 0; c < im->npools; c++) {
+    pl->ordfirst[c] = at_o;
+    if (pl->ascending[c]) pool_orders(im, pl, c, pl->ord + at_o, keys);
+    at_o += 2 * im->pools[c].count;
+  }
+  free(keys);
   return pl;
 }
 

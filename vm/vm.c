@@ -1086,6 +1086,90 @@ static VM_INLINE void sel_bulk(vm_run *x, vm_sel *s, unsigned ord, int plain, co
   x->steps += steps;
 }
 
+/* cheapest() for a plain request over a pool listed in model order, in
+ * the cases sel_bulk takes, with a walk that stops early. Every member's
+ * filter steps and breaker checks are what sel_bulk's are, counted first
+ * in pool order (a breaker not closed is checked there, as sel_offer
+ * would, probes and all); the members left that may answer are then met
+ * by their lowest input price (or output price, when the request asks
+ * for more output than it sends), and the walk stops at the first whose
+ * price times the request's tokens exceeds the third pick's cost: every
+ * cost is at least that product (prices are >= 0, rounding is monotone),
+ * so no later member can enter. Ties go to the lower model index, as the
+ * pool-order walk breaks them, so the picks and their order are the
+ * same. */
+static VM_INLINE void sel_pruned(vm_run *x, vm_sel *s, const uint64_t *set, const uint64_t *chk,
+                                 const uint64_t *taken, const uint64_t *okc,
+                                 const uint64_t *oko) {
+  const vm_plan *pl = x->plan;
+  const vm_fspec *fs = s->fs;
+  const vm_pre *e = s->pre;
+  const bc_insn *in = s->in;
+  uint32_t w = pl->words, f = in->b - 1u, steps = 0, c = in->c;
+  int healthy_flag = (in->a & BC_CAND_HEALTHY) != 0, unused = 0;
+  int tail = fs && fs->kind != VM_SPEC_WHOLE, tk = tail ? fs->tailk : 0;
+  double lim = tk == VM_TAIL_COST_LT ? x->im->kdbl[fs->targ]
+             : tk == VM_TAIL_P95_LE ? load_field(x, fs->targ).v.d : 0;
+  uint32_t per = (e ? e->spass : 0) + (tail ? 4u : 0u);   /* tail_pass counts 4 */
+  uint64_t live[VM_SET_WORDS], cks[VM_SET_WORDS];
+  for (uint32_t k = 0; k < w; k++) {
+    uint64_t bits = set[k] & ~taken[k], ck = fs ? chk[k] : 0, pass = ~0ull;
+    uint64_t closed = healthy_flag ? s->hw[k] : ~0ull;
+    if (okc) bits &= okc[k] & oko[k];
+    for (uint64_t open = bits & ~closed; open; open &= open - 1) {   /* sel_offer's check */
+      int m = (int)(k * 64 + (uint32_t)__builtin_ctzll(open));
+      if (atomic_load_explicit(&s->mm[m]->state, memory_order_acquire) != LANE_BREAKER_CLOSED &&
+          !healthy(x, (uint32_t)m))
+        bits &= ~(1ull << (m & 63));
+    }
+    if (e) {
+      if (e->dead) pass = 0;
+      else
+        for (uint32_t need = e->need; need; need &= need - 1)
+          pass &= pl->caps[(size_t)__builtin_ctz(need) * w + k];
+    }
+    uint64_t met = bits & ck;
+    steps += per * popcount64(met & pass);
+    for (uint64_t fail = met & ~pass; fail; fail &= fail - 1) {
+      int m = (int)(k * 64 + (uint32_t)__builtin_ctzll(fail));
+      conj_class(pl, f, e, x->im->models[m].caps, &steps, &unused);
+    }
+    live[k] = bits & ~(met & ~pass);
+    cks[k] = ck;
+  }
+  x->steps += steps;
+  const bc_pool *pool = &x->im->pools[c];
+  int by_out = x->q.dout > x->q.din;
+  const uint32_t *ord = pl->ord + pl->ordfirst[c] + (by_out ? pool->count : 0);
+  const vm_price *price = s->price;
+  const vm_costq *q = &x->q;
+  double dt = by_out ? q->dout : q->din;
+  for (uint32_t i = 0; i < pool->count; i++) {
+    uint32_t m = ord[i], wd = m >> 6;
+    uint64_t bit = 1ull << (m & 63);
+    if (!(live[wd] & bit)) continue;
+    const vm_price *pr = &price[m];
+    double lo = by_out ? (pr->out < pr->lout ? pr->out : pr->lout)
+                       : (pr->in < pr->lin ? pr->in : pr->lin);
+    if (s->nb == s->need && dt * lo > s->buf[s->nb - 1].k1) break;
+    double cost = cost_plain(pr, q);
+    if (tail && (cks[wd] & bit)) {
+      double p95 = tk == VM_TAIL_P95_LE ? vm_latency(x->rt, m, x->now, 1) : 0;
+      if (!(tk == VM_TAIL_COST_LT ? cost < lim : p95 <= lim)) continue;
+    }
+    /* (cost, model): a member of equal cost keeps its pool-order place */
+    int nb = s->nb, pos;
+    if (nb == s->need && !(cost < s->buf[nb - 1].k1 ||
+                           (cost == s->buf[nb - 1].k1 && (int)m < s->buf[nb - 1].m)))
+      continue;
+    pos = nb < s->need ? s->nb++ : nb - 1;
+    for (; pos > 0 && (cost < s->buf[pos - 1].k1 ||
+                       (cost == s->buf[pos - 1].k1 && (int)m < s->buf[pos - 1].m)); pos--)
+      s->buf[pos] = s->buf[pos - 1];
+    s->buf[pos] = (vm_pick){ (int)m, cost, 0 };
+  }
+}
+
 /* The walk, for one order (a constant where it is inlined, so each order
  * gets its own loop). */
 static VM_INLINE void sel_walk(vm_run *x, const bc_insn *in, int need, unsigned ord, int plain) {
@@ -1121,7 +1205,8 @@ static VM_INLINE void sel_walk(vm_run *x, const bc_insn *in, int need, unsigned 
       (!fs || s.pre || fs->kind == VM_SPEC_TAIL) &&
       (!fs || fs->kind == VM_SPEC_WHOLE || fs->tailk == VM_TAIL_COST_LT ||
        fs->tailk == VM_TAIL_P95_LE)) {
-    sel_bulk(x, &s, ord, plain, set, chk, taken, okc, oko);
+    if (ord == BC_ORD_CHEAPEST && plain) sel_pruned(x, &s, set, chk, taken, okc, oko);
+    else sel_bulk(x, &s, ord, plain, set, chk, taken, okc, oko);
   } else if (pl->ascending[c]) {
     for (uint32_t k = 0; k < w; k++) {
       uint64_t bits = set[k] & ~taken[k], closed = s.hw ? s.hw[k] : 0;

@@ -81,6 +81,11 @@ typedef struct vm_plan {
                                    meets them in pool order */
   vm_fit          ctx, out;     /* context and max_output, for `fits` */
   uint64_t       *caps;         /* VM_CAPS sets: the models with capability c */
+  uint32_t       *ord;          /* per pool listed in model order, at ordfirst:
+                                   its members by their lowest input price,
+                                   then by their lowest output price (ties by
+                                   model): cheapest()'s pruned walk */
+  uint32_t       *ordfirst;     /* per pool: its first in ord (2 x count) */
 } vm_plan;
 #define VM_CAPS BC_MAX_CAPS     /* capability bits of a model (bc_model.caps) */
 

@@ -260,8 +260,60 @@ static void test_breaker_set(void) {
   lane_program_free(p);
 }
 
+/* cheapest()'s pruned walk (vm.c's sel_pruned) meets members by their
+ * lowest input or output price, not in pool order: members of equal cost
+ * must still come in pool order, and a member whose price bound equals
+ * the third pick's cost may still enter on a lower index. Models a0 .. d
+ * all cost $0.003 for 1,000 tokens in and 1,000 out; a0 comes first in
+ * the pool but last by input price. The pool-order answer is a0, a, b
+ * (the twin without the plan says so too); then with more output than
+ * input, by output price. */
+static void test_pruned_ties(void) {
+  static const char *src =
+    "model a0 { provider \"p\" name \"a0\" input $3/Mtok output $0/Mtok }\n"
+    "model a { provider \"p\" name \"a\" input $2/Mtok output $1/Mtok }\n"
+    "model b { provider \"p\" name \"b\" input $1/Mtok output $2/Mtok }\n"
+    "model c { provider \"p\" name \"c\" input $2/Mtok output $1/Mtok }\n"
+    "model d { provider \"p\" name \"d\" input $1/Mtok output $2/Mtok }\n"
+    "model z { provider \"p\" name \"z\" input $0/Mtok output $3/Mtok }\n"
+    "route r { fallbacks 2  require healthy  otherwise -> cheapest(models) }\n";
+  lane_program *p = must(src), *twin = must(src);
+  bc_unspecialize(twin);
+  lane_error err;
+  lane_runtime *rt = lane_runtime_new(p, &err), *rt2 = lane_runtime_new(twin, &err);
+  if (!rt || !rt2) bail("runtime: %s", err.message);
+  const struct { int in, out; const char *want; } cases[] = {
+    { 1000, 1000, "a0 a b" },     /* by input price: b d a c a0 z */
+    { 1000, 2000, "a0 a c" },     /* by output price: a0 a c b d z */
+    { 2000, 1000, "z b d" },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    lane_request r, r2;
+    lane_decision d, d2;
+    lane_request_init(&r, p);
+    lane_request_init(&r2, twin);
+    lane_set_int(&r, lane_field(p, "input_tokens"), cases[i].in);
+    lane_set_int(&r, lane_field(p, "max_output_tokens"), cases[i].out);
+    lane_set_int(&r2, lane_field(twin, "input_tokens"), cases[i].in);
+    lane_set_int(&r2, lane_field(twin, "max_output_tokens"), cases[i].out);
+    int rc = lane_decide_route(rt, 0, &r, &d), rc2 = lane_decide_route(rt2, 0, &r2, &d2), bad = 0;
+    char got[64] = "";
+    for (int k = 0; rc == LANE_OK && k < d.ncandidates; k++)
+      snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", k ? " " : "",
+               lane_model_name(p, d.candidates[k]));
+    same((int)i, rc, &d, rc2, &d2, &bad);
+    ok(!strcmp(got, cases[i].want) && !bad, "pruned cheapest, %d in %d out: %s (want %s), "
+       "as the twin decides", cases[i].in, cases[i].out, got, cases[i].want);
+  }
+  lane_runtime_free(rt);
+  lane_runtime_free(rt2);
+  lane_program_free(p);
+  lane_program_free(twin);
+}
+
 int main(void) {
   test_breaker_set();
+  test_pruned_ties();
   size_t k = 0;
   for (; k < sizeof POLICIES / sizeof POLICIES[0]; k++) run((int)k, POLICIES[k]);
   run((int)k, big_policy());
