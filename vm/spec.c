@@ -313,7 +313,7 @@ static void pool_orders(const bc_image *im, const vm_plan *pl, uint32_t c, uint3
       double a = out ? pr->out : pr->in, b = out ? pr->lout : pr->lin;
       tmp[k] = (ord_key){ a < b ? a : b, m };
     }
-    qsort(tmp, pool->count, sizeof *tmp, ord_cmp);
+    if (pool->count > 1) qsort(tmp, pool->count, sizeof *tmp, ord_cmp);
     for (uint32_t k = 0; k < pool->count; k++) ord[(size_t)out * pool->count + k] = tmp[k].m;
   }
 }
@@ -400,7 +400,7 @@ static vm_plan *plan_build(const lane_program *p) {
   if (most && !keys) { free(blk); return NULL; }
   for (uint32_t c = 0; c < im->npools; c++) {
     pl->ordfirst[c] = at_o;
-    if (pl->ascending[c]) pool_orders(im, pl, c, pl->ord + at_o, keys);
+    if (pl->ascending[c] && im->pools[c].count) pool_orders(im, pl, c, pl->ord + at_o, keys);
     at_o += 2 * im->pools[c].count;
   }
   free(keys);
