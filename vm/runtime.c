@@ -629,15 +629,21 @@ static size_t level_bytes(const vm_budget_rt *b, uint32_t level) {
  * for each key ever given a slot of the level, before the key is
  * published there (insert). Never cleared: a key that leaves keeps its
  * bits, which only make a later miss read the run. A lookup skips a level
- * whose filter lacks one of the key's bits (probe): the key is not there. */
-static atomic_uint_least64_t *level_filter(const vm_budget_rt *b, unsigned char *blk, uint32_t n) {
-  return (atomic_uint_least64_t *)(blk + slots_bytes(b, n));
+ * whose filter lacks one of the key's bits (probe): the key is not there.
+ * It follows the level's slots, at the offset kept at creation. */
+static atomic_uint_least64_t *filter_at(const vm_budget_rt *b, unsigned char *blk, uint32_t level) {
+  return (atomic_uint_least64_t *)blk + b->lfilter[level];
 }
 
-/* Level `level`'s key filter, from the offset kept at creation. */
-static const atomic_uint_least64_t *filter_at(const vm_budget_rt *b, const unsigned char *blk,
-                                              uint32_t level) {
-  return (const atomic_uint_least64_t *)blk + b->lfilter[level];
+/* A filter's two bits b1, b2: set (before the key is published), or both
+ * set. The level filters and the table-wide one share these. */
+static void filter_set(atomic_uint_least64_t *f, uint32_t b1, uint32_t b2) {
+  atomic_fetch_or_explicit(&f[b1 >> 6], 1ull << (b1 & 63), memory_order_relaxed);
+  atomic_fetch_or_explicit(&f[b2 >> 6], 1ull << (b2 & 63), memory_order_relaxed);
+}
+
+static int filter_has(const atomic_uint_least64_t *f, uint32_t b1, uint32_t b2) {
+  return (LD(&f[b1 >> 6]) >> (b1 & 63) & 1) && (LD(&f[b2 >> 6]) >> (b2 & 63) & 1);
 }
 
 static void filter_bits(uint64_t h, uint32_t n, uint32_t *b1, uint32_t *b2) {
@@ -647,12 +653,18 @@ static void filter_bits(uint64_t h, uint32_t n, uint32_t *b1, uint32_t *b2) {
   *b2 = (uint32_t)(((x >> 32) * bits) >> 32);
 }
 
-static void filter_add(const vm_budget_rt *b, unsigned char *blk, uint32_t n, uint64_t h) {
-  atomic_uint_least64_t *f = level_filter(b, blk, n);
+static void filter_add(const vm_budget_rt *b, unsigned char *blk, uint32_t level, uint32_t n,
+                       uint64_t h) {
   uint32_t b1, b2;
   filter_bits(h, n, &b1, &b2);
-  atomic_fetch_or_explicit(&f[b1 >> 6], 1ull << (b1 & 63), memory_order_relaxed);
-  atomic_fetch_or_explicit(&f[b2 >> 6], 1ull << (b2 & 63), memory_order_relaxed);
+  filter_set(filter_at(b, blk, level), b1, b2);
+}
+
+static int filter_may_hold(const vm_budget_rt *b, unsigned char *blk, uint32_t level, uint32_t n,
+                           uint64_t h) {
+  uint32_t b1, b2;
+  filter_bits(h, n, &b1, &b2);
+  return filter_has(filter_at(b, blk, level), b1, b2);
 }
 
 /* The table-wide key filter (vm_budget_rt.keys_filter): two bits of
@@ -667,8 +679,7 @@ static void keys_filter_bits(uint64_t h, uint32_t *b1, uint32_t *b2) {
 static void keys_filter_add(vm_budget_rt *b, uint64_t h) {
   uint32_t b1, b2;
   keys_filter_bits(h, &b1, &b2);
-  atomic_fetch_or_explicit(&b->keys_filter[b1 >> 6], 1ull << (b1 & 63), memory_order_relaxed);
-  atomic_fetch_or_explicit(&b->keys_filter[b2 >> 6], 1ull << (b2 & 63), memory_order_relaxed);
+  filter_set(b->keys_filter, b1, b2);
 }
 
 /* 0 if no level holds key h: the filter lacks one of its bits while few
@@ -677,16 +688,7 @@ static int keys_filter_may_hold(const vm_budget_rt *b, uint64_t h) {
   if (LD(&b->assigns) >= VM_KEYS_FILTER_MAX) return 1;
   uint32_t b1, b2;
   keys_filter_bits(h, &b1, &b2);
-  return (LD(&b->keys_filter[b1 >> 6]) >> (b1 & 63) & 1) &&
-         (LD(&b->keys_filter[b2 >> 6]) >> (b2 & 63) & 1);
-}
-
-static int filter_may_hold(const vm_budget_rt *b, unsigned char *blk, uint32_t level, uint32_t n,
-                           uint64_t h) {
-  const atomic_uint_least64_t *f = filter_at(b, blk, level);
-  uint32_t b1, b2;
-  filter_bits(h, n, &b1, &b2);
-  return (LD(&f[b1 >> 6]) >> (b1 & 63) & 1) && (LD(&f[b2 >> 6]) >> (b2 & 63) & 1);
+  return filter_has(b->keys_filter, b1, b2);
 }
 
 /* Where key h's probe run starts in a level of n slots: each level mixes
@@ -705,20 +707,13 @@ unsigned char *vm_level_get(const vm_budget_rt *b, uint32_t level) {
 
 /* The level, allocated (zeroed) and published by whoever gets there
  * first; NULL if the allocation failed. */
-/* Raises b->nalloc to level + 1: a reader that finds nalloc past a level
- * reads it (probe_in), so no key is put in a level before that holds. */
-static void level_counted(vm_budget_rt *b, uint32_t level) {
-  uint32_t have = atomic_load_explicit(&b->nalloc, memory_order_acquire);
-  while (have < level + 1 &&
-         !atomic_compare_exchange_weak_explicit(&b->nalloc, &have, level + 1,
-                                                memory_order_acq_rel, memory_order_acquire)) {
-  }
-}
-
+/* A level is handed out only once b->nalloc counts it (amax, release):
+ * a reader that loads nalloc (acquire) reads every level below it, so no
+ * key is put in a level before a read can find it there. */
 static unsigned char *level_alloc(lane_runtime *rt, vm_budget_rt *b, uint32_t level) {
   unsigned char *blk = vm_level_get(b, level);
   if (blk) {
-    level_counted(b, level);
+    amax(&b->nalloc, level + 1);
     return blk;
   }
   size_t size = level_bytes(b, level);
@@ -731,11 +726,11 @@ static unsigned char *level_alloc(lane_runtime *rt, vm_budget_rt *b, uint32_t le
   if (atomic_compare_exchange_strong_explicit(&b->level[level], &want, (uintptr_t)mine,
                                               memory_order_acq_rel, memory_order_acquire)) {
     vm_count_bytes(rt, size);
-    level_counted(b, level);
+    amax(&b->nalloc, level + 1);
     return mine;
   }
   free(mine);
-  level_counted(b, level);
+  amax(&b->nalloc, level + 1);
   return (unsigned char *)want;
 }
 
@@ -844,7 +839,7 @@ static int probe_in(const vm_budget_rt *cb, uint64_t h, uint64_t cur, vm_ref *r,
                     int filtered) {
   vm_budget_rt *b = (vm_budget_rt *)cb;   /* read only */
   int found = 0, all = sum && LD(&b->unmerged), skipped = 0;
-  uint32_t top = atomic_load_explicit(&b->nalloc, memory_order_acquire);
+  uint32_t top = (uint32_t)atomic_load_explicit(&b->nalloc, memory_order_acquire);
   if (sum) *sum = 0;
   int room = top < b->nlevels;   /* a level still to allocate */
   /* no level holds h: a charge would get a slot in the level to allocate;
@@ -1002,7 +997,7 @@ static int insert(lane_runtime *rt, vm_budget_rt *b, uint64_t h, uint64_t cur, u
     uint64_t x = LDA(s.h);
     if (x == h) return 1;
     if (x == 0 || x == VM_TOMB || expired(LD(&s.m->last), cur, b->span)) {
-      filter_add(b, w.blk, w.n, h);   /* before h can be seen there */
+      filter_add(b, w.blk, w.level, w.n, h);   /* before h can be seen there */
       keys_filter_add(b, h);
     }
     if (x == 0) {

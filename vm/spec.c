@@ -171,7 +171,7 @@ static void thread_keeps(bc_insn *code, uint32_t n) {
     bc_insn *f = &code[pc];
     if (f->op < BC_OP_X_ICMP || f->op >= VM_NOPS) continue;
     int fam = vm_x_family(f->op), j = VM_FJ(f->a);
-    uint32_t k = fam != BC_OP_X_LJ ? 3 : f->a & VM_FJ_NOT ? 2 : 1, t = code[pc + k].c;
+    uint32_t t = code[pc + vm_x_span(f)].c;
     if ((j != VM_FJ_F_KEEP && j != VM_FJ_T_KEEP) || t >= n || code[t].op != BC_OP_JF) continue;
     f->a = (uint8_t)((f->a & ~(7u << 3)) | (unsigned)(j == VM_FJ_F_KEEP ? VM_FJ_F_KEEP_JF
                                                                          : VM_FJ_T_KEEP_JF) << 3);
@@ -309,9 +309,7 @@ static void pool_orders(const bc_image *im, const vm_plan *pl, uint32_t c, uint3
   for (int out = 0; out < 2; out++) {
     for (uint32_t k = 0; k < pool->count; k++) {
       uint32_t m = im->members[pool->first + k] & BC_MEMBER_MODEL;
-      const vm_price *pr = &pl->price[m];
-      double a = out ? pr->out : pr->in, b = out ? pr->lout : pr->lin;
-      tmp[k] = (ord_key){ a < b ? a : b, m };
+      tmp[k] = (ord_key){ vm_price_floor(&pl->price[m], out), m };
     }
     if (pool->count > 1) qsort(tmp, pool->count, sizeof *tmp, ord_cmp);
     for (uint32_t k = 0; k < pool->count; k++) ord[(size_t)out * pool->count + k] = tmp[k].m;

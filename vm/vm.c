@@ -557,7 +557,7 @@ static VM_INLINE int member_tail(vm_run *x, const vm_fspec *fs, uint32_t m) {
 
 /* What the sequence a fused instruction f stands for tests (the value
  * left before its jump; spec.c's fuse_at): one definition for the
- * interpreter's BC_OP_X_* cases and for conj_eval. k is the index of the
+ * interpreter's BC_OP_X_* cases and for pre_get. k is the index of the
  * sequence's constant (its PUSH's); *steps gets the string work. */
 #define FUSED_CMP(r_, l_, k_)                                             \
   switch (f->a & 7) {                                                     \
@@ -966,10 +966,10 @@ static VM_INLINE uint32_t popcount64(uint64_t v) {
 
 /* Puts pk into the picks if it beats the last of them: only a strictly
  * better pick moves ahead, so ties keep the order members were met in;
- * 1 if it went in. */
-static VM_INLINE int sel_put(vm_sel *s, unsigned ord, vm_pick pk) {
-  /* cheapest(): every k2 is 0, so k1 alone orders */
-#define SEL_BETTER(a, b) (ord == BC_ORD_CHEAPEST ? (a).k1 < (b).k1 : VM_BETTER(a, b))
+ * 1 if it went in. two: order by (k1, k2), else by k1 alone (cheapest()
+ * met in pool order: every k2 is 0). */
+static VM_INLINE int sel_put(vm_sel *s, int two, vm_pick pk) {
+#define SEL_BETTER(a, b) (two ? VM_BETTER(a, b) : (a).k1 < (b).k1)
   int nb = s->nb, pos;
   if (nb == s->need && !SEL_BETTER(pk, s->buf[nb - 1])) return 0;
   pos = nb < s->need ? s->nb++ : nb - 1;
@@ -1023,64 +1023,94 @@ static VM_INLINE int sel_offer(vm_run *x, vm_sel *s, unsigned ord, int plain, in
   case BC_ORD_FASTEST: pk.k1 = p95 > 0 ? p95 : INFINITY; pk.k2 = cost; break;
   default: pk.k1 = -md->quality; pk.k2 = cost; break;   /* BEST */
   }
-  return sel_put(s, ord, pk);
+  return sel_put(s, ord != BC_ORD_CHEAPEST, pk);
+}
+
+/* What sel_bulk and sel_pruned take from a selection's filter: a native
+ * tail (COST_LT or P95_LE, with its limit) or none, and the steps a
+ * member that passes the filter counts (the part's, and the tail's 4). */
+typedef struct vm_bulkf {
+  int      tail, tk;
+  double   lim;
+  uint32_t per, f;
+} vm_bulkf;
+
+static VM_INLINE vm_bulkf bulk_filter(vm_run *x, const vm_sel *s) {
+  const vm_fspec *fs = s->fs;
+  vm_bulkf b;
+  b.f = s->in->b - 1u;
+  b.tail = fs && fs->kind != VM_SPEC_WHOLE;
+  b.tk = b.tail ? fs->tailk : 0;
+  b.lim = b.tk == VM_TAIL_COST_LT ? x->im->kdbl[fs->targ]
+        : b.tk == VM_TAIL_P95_LE ? load_field(x, fs->targ).v.d : 0;
+  b.per = (s->pre ? s->pre->spass : 0) + (b.tail ? 4u : 0u);   /* tail_pass counts 4 */
+  return b;
+}
+
+/* The native tail for a member with this cost and p95. */
+static VM_INLINE int bulk_tail(const vm_bulkf *b, double cost, double p95) {
+  return b->tk == VM_TAIL_COST_LT ? cost < b->lim : p95 <= b->lim;
+}
+
+/* Counts the filter steps of met, the members of word k the filter
+ * checks and reaches: those whose capabilities hold the part's need (an
+ * AND of the plan's capability sets) pass with b->per each, a popcount;
+ * the others count conj_class's. Returns those that fail. */
+static VM_INLINE uint64_t bulk_count(vm_run *x, const vm_sel *s, const vm_bulkf *b, uint32_t k,
+                                     uint64_t met, uint32_t *steps) {
+  const vm_plan *pl = x->plan;
+  const vm_pre *e = s->pre;
+  uint64_t pass = ~0ull;
+  int unused = 0;
+  if (e) {
+    if (e->dead) pass = 0;
+    else
+      for (uint32_t need = e->need; need; need &= need - 1)
+        pass &= pl->caps[(size_t)__builtin_ctz(need) * pl->words + k];
+  }
+  *steps += b->per * popcount64(met & pass);
+  for (uint64_t fail = met & ~pass; fail; fail &= fail - 1) {
+    int m = (int)(k * 64 + (uint32_t)__builtin_ctzll(fail));
+    conj_class(pl, b->f, e, x->im->models[m].caps, steps, &unused);
+  }
+  return met & ~pass;
 }
 
 /* cheapest() and fastest() over a pool listed in model order, with the
  * decision's closed breakers known and a filter that is none, a part of
  * conjuncts (pre_get) with or without a native tail, or a native tail:
- * sel_walk's loop with the filter's work taken out of it. A closed
- * member the filter checks passes the part when its capabilities hold
- * pass (from the capability sets and e->need), so a word's passing
- * members count their steps at once (a popcount) and its failing ones go
- * through conj_class for theirs without being met; the walk meets the
- * rest in order, a member whose breaker is not closed through sel_offer.
- * Steps, picks and their order are sel_walk's. */
+ * sel_walk's loop with the filter's work taken out of it (bulk_count for
+ * the closed members the filter checks); the walk meets the rest in
+ * order, a member whose breaker is not closed through sel_offer. Steps,
+ * picks and their order are sel_walk's. */
 static VM_INLINE void sel_bulk(vm_run *x, vm_sel *s, unsigned ord, int plain, const uint64_t *set,
                                const uint64_t *chk, const uint64_t *taken, const uint64_t *okc,
                                const uint64_t *oko) {
-  const vm_plan *pl = x->plan;
-  const vm_fspec *fs = s->fs;
-  const vm_pre *e = s->pre;
-  uint32_t w = pl->words, f = s->in->b - 1u, steps = 0;
-  int healthy_flag = (s->in->a & BC_CAND_HEALTHY) != 0, unused = 0;
-  int tail = fs && fs->kind != VM_SPEC_WHOLE, tk = tail ? fs->tailk : 0;
-  double lim = tk == VM_TAIL_COST_LT ? x->im->kdbl[fs->targ]
-             : tk == VM_TAIL_P95_LE ? load_field(x, fs->targ).v.d : 0;
-  uint32_t per = (e ? e->spass : 0) + (tail ? 4u : 0u);   /* tail_pass counts 4 */
+  vm_bulkf bf = bulk_filter(x, s);
+  uint32_t steps = 0;
+  int healthy_flag = (s->in->a & BC_CAND_HEALTHY) != 0;
   const vm_price *price = s->price;
-  for (uint32_t k = 0; k < w; k++) {
-    uint64_t bits = set[k] & ~taken[k], ck = fs ? chk[k] : 0, pass = ~0ull;
+  for (uint32_t k = 0; k < x->plan->words; k++) {
+    uint64_t bits = set[k] & ~taken[k], ck = s->fs ? chk[k] : 0;
     uint64_t closed = healthy_flag ? s->hw[k] : ~0ull;
     if (okc) bits &= okc[k] & oko[k];
-    if (e) {
-      if (e->dead) pass = 0;
-      else
-        for (uint32_t need = e->need; need; need &= need - 1)
-          pass &= pl->caps[(size_t)__builtin_ctz(need) * w + k];
-    }
-    uint64_t met = bits & closed & ck;
-    steps += per * popcount64(met & pass);
-    for (uint64_t fail = met & ~pass; fail; fail &= fail - 1) {
-      int m = (int)(k * 64 + (uint32_t)__builtin_ctzll(fail));
-      conj_class(pl, f, e, x->im->models[m].caps, &steps, &unused);
-    }
-    for (uint64_t walk = bits & ~(met & ~pass); walk; walk &= walk - 1) {
+    uint64_t fail = bulk_count(x, s, &bf, k, bits & closed & ck, &steps);
+    for (uint64_t walk = bits & ~fail; walk; walk &= walk - 1) {
       int b = __builtin_ctzll(walk), m = (int)(k * 64 + (uint32_t)b);
       if (!(closed >> b & 1)) {
         sel_offer(x, s, ord, plain, m, (int)(ck >> b & 1), 0);
         continue;
       }
       double cost = plain ? cost_plain(&price[m], &x->q) : cost_q(&x->im->models[m], &x->q);
-      double p95 = ord == BC_ORD_FASTEST || (tk == VM_TAIL_P95_LE && (ck >> b & 1))
+      double p95 = ord == BC_ORD_FASTEST || (bf.tk == VM_TAIL_P95_LE && (ck >> b & 1))
                  ? vm_latency(x->rt, (uint32_t)m, x->now, 1) : 0;
-      if (tail && (ck >> b & 1) && !(tk == VM_TAIL_COST_LT ? cost < lim : p95 <= lim)) continue;
+      if (bf.tail && (ck >> b & 1) && !bulk_tail(&bf, cost, p95)) continue;
       vm_pick pk = { m, cost, 0 };
       if (ord == BC_ORD_FASTEST) {
         pk.k1 = p95 > 0 ? p95 : INFINITY;
         pk.k2 = cost;
       }
-      sel_put(s, ord, pk);
+      sel_put(s, ord != BC_ORD_CHEAPEST, pk);
     }
   }
   x->steps += steps;
@@ -1095,25 +1125,19 @@ static VM_INLINE void sel_bulk(vm_run *x, vm_sel *s, unsigned ord, int plain, co
  * for more output than it sends), and the walk stops at the first whose
  * price times the request's tokens exceeds the third pick's cost: every
  * cost is at least that product (prices are >= 0, rounding is monotone),
- * so no later member can enter. Ties go to the lower model index, as the
- * pool-order walk breaks them, so the picks and their order are the
- * same. */
+ * so no later member can enter. Ties go to the lower model index (the
+ * second key), as the pool-order walk breaks them, so the picks and their
+ * order are the same. */
 static VM_INLINE void sel_pruned(vm_run *x, vm_sel *s, const uint64_t *set, const uint64_t *chk,
                                  const uint64_t *taken, const uint64_t *okc,
                                  const uint64_t *oko) {
   const vm_plan *pl = x->plan;
-  const vm_fspec *fs = s->fs;
-  const vm_pre *e = s->pre;
-  const bc_insn *in = s->in;
-  uint32_t w = pl->words, f = in->b - 1u, steps = 0, c = in->c;
-  int healthy_flag = (in->a & BC_CAND_HEALTHY) != 0, unused = 0;
-  int tail = fs && fs->kind != VM_SPEC_WHOLE, tk = tail ? fs->tailk : 0;
-  double lim = tk == VM_TAIL_COST_LT ? x->im->kdbl[fs->targ]
-             : tk == VM_TAIL_P95_LE ? load_field(x, fs->targ).v.d : 0;
-  uint32_t per = (e ? e->spass : 0) + (tail ? 4u : 0u);   /* tail_pass counts 4 */
+  vm_bulkf bf = bulk_filter(x, s);
+  uint32_t steps = 0, c = s->in->c;
+  int healthy_flag = (s->in->a & BC_CAND_HEALTHY) != 0;
   uint64_t live[VM_SET_WORDS], cks[VM_SET_WORDS];
-  for (uint32_t k = 0; k < w; k++) {
-    uint64_t bits = set[k] & ~taken[k], ck = fs ? chk[k] : 0, pass = ~0ull;
+  for (uint32_t k = 0; k < pl->words; k++) {
+    uint64_t bits = set[k] & ~taken[k], ck = s->fs ? chk[k] : 0;
     uint64_t closed = healthy_flag ? s->hw[k] : ~0ull;
     if (okc) bits &= okc[k] & oko[k];
     for (uint64_t open = bits & ~closed; open; open &= open - 1) {   /* sel_offer's check */
@@ -1122,51 +1146,26 @@ static VM_INLINE void sel_pruned(vm_run *x, vm_sel *s, const uint64_t *set, cons
           !healthy(x, (uint32_t)m))
         bits &= ~(1ull << (m & 63));
     }
-    if (e) {
-      if (e->dead) pass = 0;
-      else
-        for (uint32_t need = e->need; need; need &= need - 1)
-          pass &= pl->caps[(size_t)__builtin_ctz(need) * w + k];
-    }
-    uint64_t met = bits & ck;
-    steps += per * popcount64(met & pass);
-    for (uint64_t fail = met & ~pass; fail; fail &= fail - 1) {
-      int m = (int)(k * 64 + (uint32_t)__builtin_ctzll(fail));
-      conj_class(pl, f, e, x->im->models[m].caps, &steps, &unused);
-    }
-    live[k] = bits & ~(met & ~pass);
+    live[k] = bits & ~bulk_count(x, s, &bf, k, bits & ck, &steps);
     cks[k] = ck;
   }
   x->steps += steps;
   const bc_pool *pool = &x->im->pools[c];
   int by_out = x->q.dout > x->q.din;
   const uint32_t *ord = pl->ord + pl->ordfirst[c] + (by_out ? pool->count : 0);
-  const vm_price *price = s->price;
   const vm_costq *q = &x->q;
   double dt = by_out ? q->dout : q->din;
   for (uint32_t i = 0; i < pool->count; i++) {
     uint32_t m = ord[i], wd = m >> 6;
     uint64_t bit = 1ull << (m & 63);
     if (!(live[wd] & bit)) continue;
-    const vm_price *pr = &price[m];
-    double lo = by_out ? (pr->out < pr->lout ? pr->out : pr->lout)
-                       : (pr->in < pr->lin ? pr->in : pr->lin);
-    if (s->nb == s->need && dt * lo > s->buf[s->nb - 1].k1) break;
+    const vm_price *pr = &s->price[m];
+    if (s->nb == s->need && dt * vm_price_floor(pr, by_out) > s->buf[s->nb - 1].k1) break;
     double cost = cost_plain(pr, q);
-    if (tail && (cks[wd] & bit)) {
-      double p95 = tk == VM_TAIL_P95_LE ? vm_latency(x->rt, m, x->now, 1) : 0;
-      if (!(tk == VM_TAIL_COST_LT ? cost < lim : p95 <= lim)) continue;
-    }
-    /* (cost, model): a member of equal cost keeps its pool-order place */
-    int nb = s->nb, pos;
-    if (nb == s->need && !(cost < s->buf[nb - 1].k1 ||
-                           (cost == s->buf[nb - 1].k1 && (int)m < s->buf[nb - 1].m)))
+    if (bf.tail && (cks[wd] & bit) &&
+        !bulk_tail(&bf, cost, bf.tk == VM_TAIL_P95_LE ? vm_latency(x->rt, m, x->now, 1) : 0))
       continue;
-    pos = nb < s->need ? s->nb++ : nb - 1;
-    for (; pos > 0 && (cost < s->buf[pos - 1].k1 ||
-                       (cost == s->buf[pos - 1].k1 && (int)m < s->buf[pos - 1].m)); pos--)
-      s->buf[pos] = s->buf[pos - 1];
-    s->buf[pos] = (vm_pick){ (int)m, cost, 0 };
+    sel_put(s, 1, (vm_pick){ (int)m, cost, (double)m });   /* (cost, model) */
   }
 }
 
@@ -1356,8 +1355,6 @@ static void vm_cand(vm_run *x, const bc_insn *in, uint32_t at) {
 /* Counts the steps string work costs (bc_len_steps, the cost model). */
 #define STR_STEPS(op, a, b) (steps += (uint32_t)bc_len_steps(op, a, b))
 #define PUSH(field, val) { st[sp].v.field = (val); st[sp].n = 0; sp++; vmbreak; }
-/* A fused instruction's jump (fused_value's r): k_ more instructions
- * ran, the jump is the last of them. */
 /* The fused cases: for each jump, the value r_ of the sequence of k_
  * instructions, then the jump as FUSED_JUMP does it. */
 #define VM_XCMPS(X) X(EQ, ==) X(NE, !=) X(LT, <) X(LE, <=) X(GT, >) X(GE, >=)
@@ -1398,6 +1395,8 @@ static void vm_cand(vm_run *x, const bc_insn *in, uint32_t at) {
     pc = in[k_].c + 1;                                                    \
     vmbreak;                                                              \
   }
+/* A fused instruction's jump (fused_value's r), in a switch-dispatch
+ * build: k_ more instructions ran, the jump is the last of them. */
 #define FUSED_JUMP(r_, k_) {                                              \
     steps += (k_);                                                        \
     switch (VM_FJ(in->a)) {                                               \
@@ -1648,9 +1647,8 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
 #ifndef LANE_VM_GOTO
     default: {   /* a fused instruction (vm.h), or unreachable: verified */
       if (in->op < BC_NOPS) return filter ? 0 : LANE_ENOMATCH;
-      int fam = vm_x_family(in->op);
       int r = fused_value(x, in, in[1].c, &steps);
-      FUSED_JUMP(r, fam != BC_OP_X_LJ ? 3 : in->a & VM_FJ_NOT ? 2 : 1)
+      FUSED_JUMP(r, vm_x_span(in))
     }
 #endif
     }

@@ -54,6 +54,13 @@ typedef struct vm_price {
   double          in, out;      /* input, output */
   double          lin, lout;    /* the long tier's, or input, output */
 } vm_price;
+/* A model's lowest input (out 0) or output price: what cheapest()'s
+ * pruned walk orders members by and bounds their cost with (spec.c's
+ * orders, vm.c's sel_pruned: one definition for both). */
+static inline double vm_price_floor(const vm_price *pr, int out) {
+  double a = out ? pr->out : pr->in, b = out ? pr->lout : pr->lin;
+  return a < b ? a : b;
+}
 
 /* A filter part (vm_fspec WHOLE or PREFIX) as conjuncts run natively
  * (spec.c, vm.c's conj_eval): `test`, `cap`, or `test || cap`, where a
@@ -181,8 +188,8 @@ typedef struct vm_budget_rt {
   atomic_uint_least64_t unmerged;   /* duplicate slots left unmerged */
   atomic_uint_least64_t filled;     /* slots ever given a key (never emptied) */
   atomic_uintptr_t level[VM_LEVELS];/* key levels; 0 until first needed */
-  atomic_uint_least32_t nalloc;     /* levels allocated (they are, in order);
-                                       raised before a level is handed out */
+  atomic_uint_least64_t nalloc;     /* levels allocated (they are, in order);
+                                       raised (amax) before a level is handed out */
   uint32_t  lslots[VM_LEVELS];      /* slots of each level (vm_level_slots) */
   uint32_t  lfilter[VM_LEVELS];     /* where its key filter starts, in words
                                        of 8 bytes from the level's start */
@@ -379,6 +386,11 @@ static inline uint8_t vm_x_op(int family, uint8_t a) {
 static inline int vm_x_family(uint8_t op) {
   return op < BC_OP_X_DCMP ? BC_OP_X_ICMP : op < BC_OP_X_SCMP ? BC_OP_X_DCMP
        : op < BC_OP_X_LJ ? BC_OP_X_SCMP : BC_OP_X_LJ;
+}
+/* The instructions after fused instruction f that it stands for, its
+ * jump the last: PUSH, CMP and Jx; NOT and Jx; or Jx. */
+static inline uint32_t vm_x_span(const bc_insn *f) {
+  return vm_x_family(f->op) != BC_OP_X_LJ ? 3 : f->a & VM_FJ_NOT ? 2 : 1;
 }
 
 /* Works out each member filter's vm_fspec (spec.c); after verification.
