@@ -771,6 +771,34 @@ static void test_compact(void) {
   free(longuser);
   free(copy);
   free(buf);
+
+  /* One body string staged for two fields (Anthropic's metadata.user_id
+   * is the user, and here also a field of its own): the strings staged
+   * outgrow the body, and still fit the request's room (a regression of:
+   * refused as if the room were the body's size). */
+  lanec_result cr;
+  if (lanec_compile("t_json_uid.lane", "model m { provider \"x\" name \"m\" input $1/Mtok "
+                    "output $1/Mtok }\nrequest { user_id: string }\nroute r { otherwise -> m }\n",
+                    NULL, &cr) != LANEC_OK)
+    bail("cannot compile the user_id policy");
+  lane_program *q = cr.prog;
+  cr.prog = NULL;
+  lanec_result_free(&cr);
+  char body2[400];
+  int k2 = snprintf(body2, sizeof body2, "{\"model\": \"m\", \"max_tokens\": 5, "
+                    "\"messages\": [], \"metadata\": {\"user_id\": \"");
+  memset(body2 + k2, 'u', 150);
+  k2 += 150;
+  k2 += snprintf(body2 + k2, sizeof body2 - (size_t)k2, "\"}}");
+  lane_request var2;
+  lane_request_init(&var2, q);
+  int fu2 = lane_field(q, "user"), fid = lane_field(q, "user_id");
+  is_int(lane_request_from_json(&var2, body2, (size_t)k2, AN, &err), LANE_OK,
+         "a 150-byte user_id staged as user and as user_id (300 bytes from a %d-byte body) "
+         "fits a variable's 1,024", k2);
+  ok(var2.v[fu2].s.n == 150 && var2.v[fid].s.n == 150 && var2.ntext == 301,
+     "  both fields hold it (%u bytes of text: the two and the model's \"m\")", var2.ntext);
+  lane_program_free(q);
 }
 
 int main(void) {

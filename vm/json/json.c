@@ -128,10 +128,12 @@
  * Atomic: every value is staged in an adapter and written into the request
  * only when the whole body has been read, so an error leaves it untouched.
  * Strings (model, user, metadata values) are appended to r's text room,
- * after what earlier calls put there; they are staged in the free part of
- * the room, which the request marks used only on success. Returns LANE_OK; LANE_EJSON for a body it
- * cannot read; LANE_EARG for a NULL request or body, or formats that are 0
- * or have unknown bits; LANE_ENOMEM when jansson runs out of memory.
+ * after what earlier calls put there; they are staged in the adapter (on
+ * the stack, then on the heap as they outgrow it, never past the room) and
+ * copied in on success. Returns LANE_OK; LANE_EJSON for a body it cannot
+ * read; LANE_EARG for a NULL request or body, or formats that are 0 or
+ * have unknown bits; LANE_ENOMEM when jansson, or the staging, runs out of
+ * memory.
  */
 #include "lane.h"
 
@@ -175,8 +177,9 @@ typedef struct adapter {
   int         nvals;              /* entries of vals */
   size_t      room;               /* free bytes of the request's text */
   size_t      ntext;              /* bytes of buf in use */
-  char       *buf;                /* staged strings (stack, or malloc'ed for
-                                     a room larger than it) */
+  size_t      cap;                /* bytes of buf */
+  char       *buf;                /* staged strings: stack, then malloc'ed
+                                     as they outgrow it (up to room) */
   char       *dst;                /* the free part of the request's text room */
   int         compact;            /* the request is compact: its room is the host's */
   char        stack[LANE_REQUEST_TEXT];
@@ -242,6 +245,15 @@ static int stage_str(adapter *a, const char *name, const char *p, size_t n, int 
              "lane_request_size)", name, n, a->room - a->ntext)
       : fail(a, LANE_EJSON, "%s is %zu bytes; the request has room for %zu more bytes of "
              "text (LANE_REQUEST_TEXT %d)", name, n, a->room - a->ntext, LANE_REQUEST_TEXT);
+  if (n > a->cap - a->ntext) {   /* fits the room: grow the staging to it */
+    size_t cap = a->cap * 2 > a->ntext + n ? a->cap * 2 : a->ntext + n;
+    if (cap > a->room) cap = a->room;
+    char *buf = a->buf == a->stack ? malloc(cap) : realloc(a->buf, cap);
+    if (!buf) return fail(a, LANE_ENOMEM, "out of memory staging %zu bytes of text", cap);
+    if (a->buf == a->stack) memcpy(buf, a->stack, a->ntext);
+    a->buf = buf;
+    a->cap = cap;
+  }
   staged *s = stage(a, name, LANE_T_STRING, 1);
   memcpy(a->buf + a->ntext, p, n);
   s->off = a->ntext;
@@ -1007,11 +1019,9 @@ int lane_request_from_json(lane_request *r, const char *body, size_t len, int fo
     a.prog = r->prog;
     a.dst = lane_request_text(r, &a.room);
     a.compact = r->compact != 0;
-    /* staged strings come from the body: at most len bytes of them */
-    if (a.room > len) a.room = len;
-    a.buf = a.room <= sizeof a.stack ? a.stack : malloc(a.room);
-    if (!a.buf) fail(&a, LANE_ENOMEM, "out of memory staging %zu bytes of text", a.room);
   }
+  a.buf = a.stack;
+  a.cap = sizeof a.stack;
   if (a.status == LANE_OK) {
     json_error_t jerr;
     json_t *root = json_loadb(body ? body : "", len,
