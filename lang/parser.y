@@ -169,7 +169,7 @@ static void parse_error(parse_loc *loc, yyscan_t scanner, parse_state *ps,
              init expr or and rel add mul unary member primary
 %type <list> props idents fields route_items chain arms test_items inits
              init_list args arg_list
-%type <name> qname
+%type <name> qname fname
 
 %start start
 
@@ -209,6 +209,39 @@ qname
   | qname '.' IDENT       { if (!($$ = qname_join(ps, $1, $3))) YYNOMEM; }
   ;
 
+/* A field's name: an identifier, or a word the language reserves, where
+ * only a name can stand (after `req.`, declaring a field, in a test's
+ * request): `req.model` is the standard field the adapters fill with the
+ * model the client asked for. true, false and null stay values, and
+ * `sensitive`, which may follow a declaration. */
+fname
+  : IDENT                 { $$ = $1; }
+  | IMPORT                { $$ = (char *)"import"; }
+  | MODEL                 { $$ = (char *)"model"; }
+  | REQUEST               { $$ = (char *)"request"; }
+  | POOL                  { $$ = (char *)"pool"; }
+  | BUDGET                { $$ = (char *)"budget"; }
+  | ROUTE                 { $$ = (char *)"route"; }
+  | TEST                  { $$ = (char *)"test"; }
+  | WHEN                  { $$ = (char *)"when"; }
+  | OTHERWISE             { $$ = (char *)"otherwise"; }
+  | REQUIRE               { $$ = (char *)"require"; }
+  | FALLBACKS             { $$ = (char *)"fallbacks"; }
+  | SHADOW                { $$ = (char *)"shadow"; }
+  | THEN                  { $$ = (char *)"then"; }
+  | CHEAPEST              { $$ = (char *)"cheapest"; }
+  | FASTEST               { $$ = (char *)"fastest"; }
+  | BEST                  { $$ = (char *)"best"; }
+  | SPLIT                 { $$ = (char *)"split"; }
+  | BY                    { $$ = (char *)"by"; }
+  | MODELS                { $$ = (char *)"models"; }
+  | WHERE                 { $$ = (char *)"where"; }
+  | CAPS                  { $$ = (char *)"caps"; }
+  | REQ                   { $$ = (char *)"req"; }
+  | EXPECT                { $$ = (char *)"expect"; }
+  | IN                    { $$ = (char *)"in"; }
+  ;
+
 props
   : %empty                { memset(&$$, 0, sizeof $$); }
   | props prop            { $$ = $1; PUSH($$, $2); }
@@ -234,10 +267,10 @@ fields
   ;
 
 field
-  : IDENT ':' IDENT opt_comma
+  : fname ':' IDENT opt_comma
                           { NEW($$, N_FIELD, @$); $$->name = $1; $$->str = $3;
                             $$->len = strlen($3); }
-  | IDENT ':' IDENT SENSITIVE opt_comma
+  | fname ':' IDENT SENSITIVE opt_comma
                           { NEW($$, N_FIELD, @$); $$->name = $1; $$->str = $3;
                             $$->len = strlen($3); $$->op = 1; }
   ;
@@ -325,7 +358,7 @@ init_list
   ;
 
 init
-  : IDENT ':' expr        { NEW($$, N_INIT, @$); $$->name = $1; $$->a = $3; }
+  : fname ':' expr        { NEW($$, N_INIT, @$); $$->name = $1; $$->a = $3; }
   ;
 
 /* An item's keyword: after a syntax error, reaching one means the parser
@@ -402,8 +435,8 @@ unary
 
 member
   : primary
-  | member '.' IDENT      { big_check(ps, $1); NEW($$, N_SELECTOR, @$); $$->a = $1; $$->name = $3; }
-  | member '.' IDENT '(' args ')'
+  | member '.' fname      { big_check(ps, $1); NEW($$, N_SELECTOR, @$); $$->a = $1; $$->name = $3; }
+  | member '.' fname '(' args ')'
                           { big_check(ps, $1); NEW($$, N_CALL, @$); $$->a = $1; $$->name = $3; $$->list = $5; }
   | member '[' expr ']'   { big_check(ps, $1); NEW($$, N_INDEX, @$); $$->a = $1; $$->b = $3; }
   ;
