@@ -19,7 +19,8 @@ a usage: word says otherwise). Words of that message steer it:
   fault:MODEL=KIND   when MODEL is asked: 500, 503, 429, 400 (HTTP
                      errors in the API's format), hang (answer nothing
                      for 30 s), drop (close without answering),
-                     malformed (200 with broken JSON), cut0 (200 headers,
+                     malformed (200 with broken JSON), notchat (200 with
+                     JSON that is no chat answer), cut0 (200 headers,
                      then close before any byte of body), cut (a stream
                      sends two events, waits, then closes mid-stream)
   pace:MS            pause between stream events (default 20)
@@ -161,6 +162,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.finish_call(entry, "drop", self.drop)
         if fault == "malformed":
             return self.finish_call(entry, "malformed", lambda: self.send_body(200, b'{"id": "x", "choi'))
+        if fault == "notchat":
+            return self.finish_call(entry, "notchat", lambda: self.send_json(200, {"hello": "world"}))
         if fault == "cut0":
             return self.finish_call(entry, "cut0", self.cut0)
         if entry["stream"]:

@@ -229,6 +229,10 @@ json_t *gw_translate_request(const json_t *body, int from, int to, const char *m
 /* A non-streaming success body of format `from` as format `to`. New ref,
  * NULL if the body lacks what is needed. */
 json_t *gw_translate_response(const json_t *resp, int from, int to);
+/* Whether a 2xx body is a chat answer of format fmt: an OpenAI object with
+ * a first choice holding a message, an Anthropic "message" with a content
+ * array. 0, or -1 with *why naming what is missing. */
+int gw_answer_shape(const json_t *resp, int fmt, const char **why);
 /* Token usage of a response body of format fmt: 0 ok, -1 none. */
 int gw_usage(const json_t *resp, int fmt, long *in, long *cached, long *out);
 /* An error body in the client's format, malloc'ed JSON text. */

@@ -240,10 +240,20 @@ static enum MHD_Result send_text(gw *g, struct MHD_Connection *con, const char *
   return queue(g, con, url, status, r);
 }
 
+/* The gateway's own errors: asking again would get the same answer (a
+ * malformed body, no model fits, the chain already walked), so SDKs that
+ * retry 5xx by default (OpenAI's, Anthropic's) are told not to. */
 static enum MHD_Result send_error(gw *g, struct MHD_Connection *con, const char *url, int format,
                                   unsigned status, const char *code, const char *msg) {
   char *body = gw_error_body(format, status, code, msg);
-  enum MHD_Result rc = send_text(g, con, url, status, "application/json", body ? body : "{}");
+  const char *text = body ? body : "{}";
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+  if (r) {
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "x-should-retry", "false");
+  }
+  enum MHD_Result rc = queue(g, con, url, status, r);
   fprintf(stderr, "lane-gateway: POST %s %u %s\n", url, status, msg);
   free(body);
   return rc;

@@ -346,6 +346,12 @@ def main():
                 with_gateway(a, "gateway-ledger", cfg2, env,
                              lambda port: ledger_and_breaker(
                                  Suite(Gateway(port), int(fport), a.lane, a.out, prefix="L")))
+            # No attempt_timeout_ms: each attempt's share of the deadline.
+            cfg3 = dict(cfg, deadline_ms=3000)
+            del cfg3["attempt_timeout_ms"], cfg3["decision_log"]
+            with_gateway(a, "gateway-shares", cfg3, env,
+                         lambda port: attempt_shares(
+                             Suite(Gateway(port), int(fport), a.lane, a.out, prefix="S")))
             # Reloads: a third gateway whose policy file changes under it.
             sys.path.insert(0, HERE)
             import t_reload
@@ -359,6 +365,27 @@ def main():
         fake.terminate()
         fake.wait(10)
     print("1..%d" % n_tests)
+
+
+def attempt_shares(s):
+    """Without attempt_timeout_ms, a hanging candidate gets its share of
+    the deadline (3 s over three candidates: 1 s), not all of it."""
+    h = {"x-lane-field-tier": "pro"}
+    tag, text, cands = s.plan("openai", ["hang"], h)
+    r = s.send("openai", text, h)
+    calls = s.calls(tag)
+    ok(r.status == 200 and r.h("x-lane-model") == cands[1]["model"] and
+       [c["outcome"] for c in calls] == ["hang", "ok"] and 0.9 < r.t_total < 2.5,
+       "no attempt_timeout_ms, deadline 3 s, hanging primary: %s answers after %.2f s "
+       "(the primary's share: a third)" % (cands[1]["model"], r.t_total),
+       (r.status, r.headers, calls))
+    tag, text, cands = s.plan("openai", ["hang", "hang"], h)
+    r = s.send("openai", text, h)
+    calls = s.calls(tag)
+    ok(r.status == 200 and r.h("x-lane-model") == cands[2]["model"] and
+       [c["outcome"] for c in calls] == ["hang", "hang", "ok"] and 1.9 < r.t_total < 2.9,
+       "two hanging candidates: the third answers after %.2f s (a third, then half of the "
+       "rest)" % r.t_total, (r.status, r.headers, calls))
 
 
 def main_suite(a, port, fport, policy):
@@ -507,7 +534,8 @@ def run(s, policy, no_sdk):
 
     # ---- one fault on the primary: the next candidate answers ----
     kinds = {"500": "http_5xx", "503": "http_5xx", "429": "http_429", "drop": "connection",
-             "malformed": "malformed", "hang": "timeout", "cut0": "connection"}
+             "malformed": "malformed", "notchat": "malformed", "hang": "timeout",
+             "cut0": "connection"}
     for kind in kinds:
         tag, text, cands = s.plan("openai", [kind], {"x-lane-field-tier": "pro"})
         r = s.send("openai", text, {"x-lane-field-tier": "pro"})
@@ -569,6 +597,8 @@ def run(s, policy, no_sdk):
            all(c["model"] in e.get("message", "") for c in cands),
            "%s: every candidate failed -> 502 with a %s error object naming them" % (fmt, fmt),
            (r.status, r.raw[:400], calls))
+        is_eq(r.h("x-should-retry"), "false",
+              "%s: the 502 after the whole chain says x-should-retry: false" % fmt)
 
     # ---- the deadline ----
     tag, text, cands = s.plan("openai", ["hang"])
@@ -579,6 +609,7 @@ def run(s, policy, no_sdk):
        len(s.calls(tag)) == 1,
        "x-lane-deadline-ms 700 with a hanging primary: 504 after %.2f s, no fallback" % r.t_total,
        (r.status, r.raw[:300]))
+    is_eq(r.h("x-should-retry"), "false", "the 504 says x-should-retry: false")
 
     # ---- the request's fault is passed through, not retried ----
     for fmt in ("openai", "anthropic"):
@@ -590,7 +621,8 @@ def run(s, policy, no_sdk):
 
     # ---- the gateway's own refusals ----
     r = gw.request("POST", "/v1/chat/completions", b"{not json")
-    ok(r.status == 400 and "error" in (r.json or {}), "malformed body: 400, OpenAI error object")
+    ok(r.status == 400 and "error" in (r.json or {}) and r.h("x-should-retry") == "false",
+       "malformed body: 400, OpenAI error object, x-should-retry: false")
     r = gw.request("POST", "/v1/messages", b"[]")
     ok(r.status == 400 and (r.json or {}).get("type") == "error",
        "non-object body: 400, Anthropic error object")

@@ -223,6 +223,24 @@ int gw_usage(const json_t *resp, int fmt, long *in, long *cached, long *out) {
   return 0;
 }
 
+int gw_answer_shape(const json_t *r, int fmt, const char **why) {
+  if (!json_is_object(r)) return *why = "the answer is not a JSON object", -1;
+  if (fmt == GW_ANTHROPIC) {
+    const char *type = json_string_value(json_object_get(r, "type"));
+    if (!type || strcmp(type, "message"))
+      return *why = "not a Messages answer (no \"type\": \"message\")", -1;
+    if (!json_is_array(json_object_get(r, "content")))
+      return *why = "not a Messages answer (no \"content\" array)", -1;
+    return 0;
+  }
+  json_t *choices = json_object_get(r, "choices");
+  if (!json_is_array(choices) || !json_array_size(choices))
+    return *why = "not a chat completion (no \"choices\")", -1;
+  if (!json_is_object(json_object_get(json_array_get(choices, 0), "message")))
+    return *why = "not a chat completion (its first choice has no \"message\")", -1;
+  return 0;
+}
+
 json_t *gw_translate_response(const json_t *r, int from, int to) {
   if (from == to) return json_deep_copy(r);
   long in = 0, cached = 0, out = 0;

@@ -335,10 +335,17 @@ static struct MHD_Response *stream_response(gw_call *c, int model, xfer *x) {
 static int answered(gw_call *c, int model, const gw_provider *p, xfer *x,
                     struct MHD_Response **out) {
   json_t *j = json_loadb(x->raw.p ? x->raw.p : "", x->raw.n, 0, NULL);
-  json_t *t = j && json_is_object(j) ? gw_translate_response(j, p->format, c->format) : NULL;
-  if (!t) {
+  const char *why = "malformed JSON answer";
+  if (!j || gw_answer_shape(j, p->format, &why)) {
+    /* a 200 that is not a chat answer ({"hello": "world"}, a proxy's page)
+     * is the provider's failure, not the client's answer */
     json_decref(j);
-    return failed(c, model, x, LANE_CALL_SERVER_ERROR, "malformed", "malformed JSON answer");
+    return failed(c, model, x, LANE_CALL_SERVER_ERROR, "malformed", why);
+  }
+  json_t *t = p->format == c->format ? NULL : gw_translate_response(j, p->format, c->format);
+  if (p->format != c->format && !t) {
+    json_decref(j);
+    return failed(c, model, x, LANE_CALL_SERVER_ERROR, "malformed", "an answer not translated");
   }
   long in = 0, cached = 0, tok_out = 0;
   int have = gw_usage(j, p->format, &in, &cached, &tok_out) == 0;
@@ -378,7 +385,10 @@ static int refused(gw_call *c, int model, const gw_provider *p, xfer *x, long st
   return SERVED;
 }
 
-static int attempt(gw_call *c, int model, struct MHD_Response **out, unsigned *status) {
+/* One attempt of model; left: the candidates from this one to the end
+ * of the chain that have a provider (this one included). */
+static int attempt(gw_call *c, int model, int left, struct MHD_Response **out,
+                   unsigned *status) {
   gw *g = c->g;
   int pi = c->pol->model_provider[model];
   if (pi < 0) {
@@ -405,8 +415,15 @@ static int attempt(gw_call *c, int model, struct MHD_Response **out, unsigned *s
   c->calls++;
 
   uint64_t until = c->deadline;
-  if (g->cfg.attempt_timeout_ms > 0 && x->t0 + (uint64_t)g->cfg.attempt_timeout_ms < until)
-    until = x->t0 + (uint64_t)g->cfg.attempt_timeout_ms;
+  if (g->cfg.attempt_timeout_ms > 0) {
+    if (x->t0 + (uint64_t)g->cfg.attempt_timeout_ms < until)
+      until = x->t0 + (uint64_t)g->cfg.attempt_timeout_ms;
+  } else if (left > 1 && until > x->t0) {
+    /* no attempt_timeout_ms: the time left is shared equally by this
+     * candidate and those after it, so a hanging one leaves the others
+     * theirs (the last gets all that is left) */
+    until = x->t0 + (until - x->t0) / (uint64_t)left;
+  }
   int late = pump(x, until, c->stream ? UNTIL_FIRST : UNTIL_DONE);
   long st = http_status(x);
   int r;
@@ -466,7 +483,9 @@ struct MHD_Response *gw_forward(gw_call *c, unsigned *status) {
     }
     struct MHD_Response *r = NULL;
     int before = (int)strlen(c->attempts);
-    int how = attempt(c, model, &r, status);
+    int left = 0;
+    for (int k = i; k < c->d.ncandidates; k++) left += c->pol->model_provider[c->d.candidates[k]] >= 0;
+    int how = attempt(c, model, left, &r, status);
     if (how == SERVED) return r;
     attempted += how == FAILED;
     untranslatable += how == SKIPPED && strstr(c->attempts + before, "=untranslatable") != NULL;
@@ -487,6 +506,9 @@ struct MHD_Response *gw_forward(gw_call *c, unsigned *status) {
   gw_log_outcome(c, -1, 0, (int)*status, code + 5, 1, 0, 0, 0);
   char *body = gw_error_body(c->format, *status, code, msg);
   struct MHD_Response *r = body ? text_response(c, body, strlen(body), "application/json") : NULL;
+  /* the chain is walked: an SDK's own retries would walk it again (the
+   * OpenAI SDK retries a 502 twice by default: 9 upstream calls for one) */
+  if (r) MHD_add_response_header(r, "x-should-retry", "false");
   free(body);
   return r;
 }
