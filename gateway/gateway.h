@@ -74,6 +74,11 @@ typedef struct gw_config {
   long     connect_timeout_ms; /* TCP/TLS connect (default 5000) */
   long     stream_idle_ms;   /* streaming: longest silence once started */
   long     default_max_tokens; /* OpenAI -> Anthropic without max_tokens */
+  long     max_body_bytes;   /* limits.body_bytes: one request body (16 MiB) */
+  long     max_bodies_bytes; /* limits.bodies_bytes: bodies held at once (256 MiB) */
+  long     max_connections;  /* limits.connections: client connections (4096) */
+  long     max_per_ip;       /* limits.connections_per_ip: 0 = no limit */
+  long     idle_timeout_s;   /* limits.idle_timeout_s: a silent client is closed (120) */
   json_t  *defaults;         /* request field defaults (object), or NULL */
   int      nproviders;       /* entries in providers */
   gw_provider providers[GW_MAX_PROVIDERS]; /* from "providers" */
@@ -171,6 +176,7 @@ typedef struct gw {
   int           log_key_set;
   atomic_uint_least64_t seq; /* decision ids */
   lane_redis   *redis;       /* fleet state ("redis" in the config), or NULL */
+  atomic_uint_least64_t bodies; /* request body bytes held (limits.bodies_bytes) */
 } gw;
 
 /* One client request on its way upstream. Owned by main.c's connection

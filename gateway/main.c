@@ -24,12 +24,12 @@
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <sys/resource.h>
 #include <netinet/in.h>
 #include <curl/curl.h>
 #include <microhttpd.h>
 #include "gateway.h"
 
-#define BODY_MAX (16u << 20)   /* largest client body accepted */
 
 uint64_t gw_now_ms(void) {
   struct timespec ts;
@@ -119,6 +119,12 @@ static int load_config(gw_config *c, const char *file, char *why, size_t cap) {
   c->connect_timeout_ms = num(o, "connect_timeout_ms", 5000);
   c->stream_idle_ms = num(o, "stream_idle_ms", 60000);
   c->default_max_tokens = num(o, "default_max_tokens", 4096);
+  json_t *lim = json_object_get(o, "limits");
+  c->max_body_bytes = num(lim, "body_bytes", 16L << 20);
+  c->max_bodies_bytes = num(lim, "bodies_bytes", 256L << 20);
+  c->max_connections = num(lim, "connections", 4096);
+  c->max_per_ip = num(lim, "connections_per_ip", 0);
+  c->idle_timeout_s = num(lim, "idle_timeout_s", 120);
   c->defaults = json_object_get(o, "defaults");
   if (!c->policy)
     return snprintf(why, cap, "%s: no \"policy\" (a .lanec file or a bundle, a path or a URL)",
@@ -131,6 +137,16 @@ static int load_config(gw_config *c, const char *file, char *why, size_t cap) {
                     "max_bytes > 0", file), -1;
   if (c->deadline_ms <= 0 || c->connect_timeout_ms <= 0 || c->stream_idle_ms <= 0)
     return snprintf(why, cap, "%s: timeouts must be positive", file), -1;
+  if (lim && !json_is_object(lim))
+    return snprintf(why, cap, "%s: \"limits\" is an object: {\"body_bytes\", "
+                    "\"bodies_bytes\", \"connections\", \"connections_per_ip\", "
+                    "\"idle_timeout_s\"}", file), -1;
+  if (c->max_body_bytes <= 0 || c->max_bodies_bytes < c->max_body_bytes ||
+      c->max_connections < 1 || c->max_connections > 1000000 || c->max_per_ip < 0 ||
+      c->idle_timeout_s < 1)
+    return snprintf(why, cap, "%s: limits: body_bytes > 0, bodies_bytes >= body_bytes, "
+                    "connections 1 to 1000000, connections_per_ip >= 0 (0: no limit), "
+                    "idle_timeout_s >= 1", file), -1;
   return load_providers(c, json_object_get(o, "providers"), why, cap);
 }
 
@@ -255,6 +271,24 @@ static enum MHD_Result send_error(gw *g, struct MHD_Connection *con, const char 
   }
   enum MHD_Result rc = queue(g, con, url, status, r);
   fprintf(stderr, "lane-gateway: POST %s %u %s\n", url, status, msg);
+  free(body);
+  return rc;
+}
+
+/* A refusal asking again can cure (memory is short right now). */
+static enum MHD_Result send_busy(gw *g, struct MHD_Connection *con, const char *url, int format,
+                                 const char *msg) {
+  char *body = gw_error_body(format, 503, "lane_busy", msg);
+  const char *text = body ? body : "{}";
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+  if (r) {
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Retry-After", "1");
+    MHD_add_response_header(r, "x-should-retry", "true");
+  }
+  enum MHD_Result rc = queue(g, con, url, 503, r);
+  fprintf(stderr, "lane-gateway: POST %s 503 %s\n", url, msg);
   free(body);
   return rc;
 }
@@ -448,9 +482,44 @@ static enum MHD_Result send_state(gw *g, struct MHD_Connection *con, const char 
 /* ---- the server ---- */
 
 typedef struct conn {
-  gw_buf body;      /* request body so far */
-  int    too_big;   /* it passed BODY_MAX */
+  gw_buf   body;     /* request body so far */
+  size_t   counted;  /* bytes of it counted in g->bodies */
+  unsigned refuse;   /* 413: over limits.body_bytes; 503: limits.bodies_bytes
+                        reached, or no memory (then the body is dropped) */
 } conn;
+
+/* Gives back what k counted against limits.bodies_bytes, and its body. */
+static void body_drop(gw *g, conn *k) {
+  atomic_fetch_sub(&g->bodies, k->counted);
+  k->counted = 0;
+  gw_buf_free(&k->body);
+}
+
+/* Takes n more bytes of k's body, within both limits. */
+static void body_take(gw *g, conn *k, const char *data, size_t n) {
+  if (k->refuse) return;   /* refused already: the rest is read and dropped */
+  if (k->body.n + n > (size_t)g->cfg.max_body_bytes) {
+    k->refuse = 413;
+  } else if (atomic_fetch_add(&g->bodies, n) + n > (uint64_t)g->cfg.max_bodies_bytes) {
+    atomic_fetch_sub(&g->bodies, n);
+    k->refuse = 503;
+  } else {
+    k->counted += n;
+    if (gw_buf_add(&k->body, data, n)) k->refuse = 503;
+  }
+  if (k->refuse) body_drop(g, k);
+}
+
+/* A Content-Length over limits.body_bytes: refused before a byte of the
+ * body is read (MHD then closes the connection instead of reading it). */
+static int length_over(const gw *g, struct MHD_Connection *con) {
+  const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Length");
+  if (!cl) return 0;
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(cl, &end, 10);
+  return end != cl && (errno == ERANGE || n > (unsigned long long)g->cfg.max_body_bytes);
+}
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char *url,
                               const char *method, const char *version, const char *data,
@@ -458,17 +527,23 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
   gw *g = cls;
   conn *k = *ptr;
   (void)version;
+  int format = !strcmp(url, "/v1/chat/completions") ? GW_OPENAI
+             : !strcmp(url, "/v1/messages")         ? GW_ANTHROPIC : 0;
   if (!k) {
+    if (length_over(g, con)) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "request body too large: its Content-Length is over "
+               "limits.body_bytes (%ld bytes)", g->cfg.max_body_bytes);
+      return send_error(g, con, url, format ? format : GW_OPENAI, 413, "lane_too_large", msg);
+    }
     *ptr = k = calloc(1, sizeof *k);
     return k ? MHD_YES : MHD_NO;
   }
   if (*size) {
-    if (k->body.n + *size > BODY_MAX || gw_buf_add(&k->body, data, *size)) k->too_big = 1;
+    body_take(g, k, data, *size);
     *size = 0;
     return MHD_YES;
   }
-  int format = !strcmp(url, "/v1/chat/completions") ? GW_OPENAI
-             : !strcmp(url, "/v1/messages")         ? GW_ANTHROPIC : 0;
   if (!strcmp(method, "GET") && !strcmp(url, "/healthz")) {
     char *h = gw_health_json(g);
     enum MHD_Result hr = send_text(g, con, url, 200, "application/json", h ? h : "{\"status\": \"ok\"}");
@@ -490,16 +565,25 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
                                  "not found: POST /v1/chat/completions or /v1/messages");
   if (strcmp(method, "POST"))
     return send_error(g, con, url, format, 405, "lane_method", "use POST");
-  if (k->too_big)
-    return send_error(g, con, url, format, 413, "lane_too_large", "request body too large");
-  return proxy(g, con, url, format, &k->body);
+  if (k->refuse == 413) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "request body too large: over limits.body_bytes (%ld bytes)",
+             g->cfg.max_body_bytes);
+    return send_error(g, con, url, format, 413, "lane_too_large", msg);
+  }
+  if (k->refuse)
+    return send_busy(g, con, url, format, "the gateway holds limits.bodies_bytes of request "
+                     "bodies already (or is out of memory): try again");
+  enum MHD_Result rc = proxy(g, con, url, format, &k->body);
+  body_drop(g, k);   /* parsed: the bytes are not needed any more */
+  return rc;
 }
 
 static void completed(void *cls, struct MHD_Connection *con, void **ptr,
                       enum MHD_RequestTerminationCode why) {
   conn *k = *ptr;
-  (void)cls, (void)con, (void)why;
-  if (k) gw_buf_free(&k->body);
+  (void)con, (void)why;
+  if (k) body_drop(cls, k);
   free(k);
   *ptr = NULL;
 }
@@ -632,6 +716,24 @@ static void usage(void) {
   fprintf(stderr, "usage: lane-gateway -c CONFIG.json [--port N] [--exit-after SECONDS]\n");
 }
 
+/* Each client connection holds a descriptor, and each attempt upstream
+ * another: the soft limit (often 1024) is raised as far as the hard one
+ * allows, and a limits.connections it cannot carry is said at start. */
+static void raise_fd_limit(const gw *g) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl)) return;
+  rlim_t want = (rlim_t)g->cfg.max_connections * 2 + 256;
+  if (rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur < want)
+    fprintf(stderr, "lane-gateway: warning: %llu open files allowed (ulimit -n), but "
+            "limits.connections %ld needs about %llu; connections past it are refused\n",
+            (unsigned long long)rl.rlim_cur, g->cfg.max_connections, (unsigned long long)want);
+}
+
 int main(int argc, char **argv) {
   const char *cfgfile = NULL;
   int port = -1;
@@ -664,6 +766,7 @@ int main(int argc, char **argv) {
     stop(&g);
     return 1;
   }
+  raise_fd_limit(&g);
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
@@ -674,10 +777,12 @@ int main(int argc, char **argv) {
     return 1;
   }
   struct MHD_Daemon *d = MHD_start_daemon(
-      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG,
       (uint16_t)g.cfg.port, NULL, NULL, handle, &g, MHD_OPTION_SOCK_ADDR, &sa,
-      MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_CONNECTION_LIMIT, 512u,
-      MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+      MHD_OPTION_NOTIFY_COMPLETED, completed, &g, MHD_OPTION_CONNECTION_LIMIT,
+      (unsigned)g.cfg.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+      (unsigned)g.cfg.max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g.cfg.idle_timeout_s,
+      MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512u << 10), MHD_OPTION_END);
   if (!d) {
     fprintf(stderr, "lane-gateway: cannot listen on %s:%d\n", g.cfg.host, g.cfg.port);
     stop(&g);

@@ -25,6 +25,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -347,11 +348,14 @@ def main():
                              lambda port: ledger_and_breaker(
                                  Suite(Gateway(port), int(fport), a.lane, a.out, prefix="L")))
             # No attempt_timeout_ms: each attempt's share of the deadline.
-            cfg3 = dict(cfg, deadline_ms=3000)
+            # Small body limits, checked on the same gateway.
+            cfg3 = dict(cfg, deadline_ms=3000,
+                        limits={"body_bytes": 65536, "bodies_bytes": 131072})
             del cfg3["attempt_timeout_ms"], cfg3["decision_log"]
-            with_gateway(a, "gateway-shares", cfg3, env,
-                         lambda port: attempt_shares(
-                             Suite(Gateway(port), int(fport), a.lane, a.out, prefix="S")))
+            def shares_and_limits(port):
+                attempt_shares(Suite(Gateway(port), int(fport), a.lane, a.out, prefix="S"))
+                limits(port)
+            with_gateway(a, "gateway-shares", cfg3, env, shares_and_limits)
             # Reloads: a third gateway whose policy file changes under it.
             sys.path.insert(0, HERE)
             import t_reload
@@ -386,6 +390,121 @@ def attempt_shares(s):
        [c["outcome"] for c in calls] == ["hang", "hang", "ok"] and 1.9 < r.t_total < 2.9,
        "two hanging candidates: the third answers after %.2f s (a third, then half of the "
        "rest)" % r.t_total, (r.status, r.headers, calls))
+
+
+def raw_open(port, head, body=b""):
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    c.sendall(head.encode() + body)
+    return c
+
+
+def raw_answer(c, limit=10.0):
+    """The status line and the whole answer (until the server closes or a
+    full Content-Length body is in)."""
+    c.settimeout(limit)
+    data = b""
+    try:
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            head, sep, rest = data.partition(b"\r\n\r\n")
+            m = re.search(rb"(?i)content-length: *(\d+)", head)
+            if sep and m and len(rest) >= int(m.group(1)):
+                break
+    except OSError:
+        pass
+    return data
+
+
+def post_head(port, n, chunked=False, path="/v1/chat/completions"):
+    return ("POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+            "x-lane-dry-run: 1\r\n%s\r\n" % (path, port, "Transfer-Encoding: chunked\r\n"
+                                               if chunked else "Content-Length: %d\r\n" % n))
+
+
+def limits(port):
+    """limits.body_bytes 64 KiB, limits.bodies_bytes 128 KiB."""
+    gw = Gateway(port)
+    # A Content-Length over the limit: 413 before any byte of the body.
+    t0 = time.monotonic()
+    c = raw_open(port, post_head(port, 20 * 1000 * 1000))
+    a = raw_answer(c)
+    c.close()
+    ok(a.startswith(b"HTTP/1.1 413") and b"lane_too_large" in a and b"body_bytes" in a and
+       time.monotonic() - t0 < 5,
+       "Content-Length 20 MB over limits.body_bytes: 413 on the header, no body read", a[:300])
+    # A chunked body that grows past it: 413 once it has.
+    big = json.dumps({"model": "x", "messages": [{"role": "user", "content": "y" * 70000}]})
+    c = raw_open(port, post_head(port, 0, chunked=True),
+                 b"%x\r\n%s\r\n0\r\n\r\n" % (len(big), big.encode()))
+    a = raw_answer(c)
+    c.close()
+    ok(a.startswith(b"HTTP/1.1 413") and b"lane_too_large" in a,
+       "a chunked body past limits.body_bytes: 413", a[:300])
+    # Two uploads of 60,000 bytes each, stopped before their last byte, hold
+    # 120,000 of the 131,072 bytes all bodies may take: a third is refused
+    # with 503 and Retry-After, and served once the two are gone.
+    part = b"{" + b" " * 59999
+    held = [raw_open(port, post_head(port, 60001), part) for _ in range(2)]
+    time.sleep(0.5)
+    c = raw_open(port, post_head(port, 60001), part + b"}")
+    a = raw_answer(c)
+    c.close()
+    ok(a.startswith(b"HTTP/1.1 503") and b"lane_busy" in a and b"Retry-After: 1" in a and
+       b"x-should-retry: true" in a,
+       "bodies held at once past limits.bodies_bytes: 503 lane_busy, Retry-After", a[:400])
+    for h in held:
+        h.close()
+    time.sleep(0.5)
+    r = gw.request("POST", "/v1/chat/completions", body_of("openai", "after"),
+                   {"x-lane-dry-run": "1"})
+    is_eq(r.status, 200, "the held bodies closed: their bytes are given back, a request is served")
+
+
+def many_clients(s, n=1100):
+    """n keep-alive clients connected at once (descriptors past 1024, which
+    select() cannot watch), each sending a dry run on its open connection."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < n + 200 and (hard == resource.RLIM_INFINITY or hard >= n + 200):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (n + 200, hard))
+        if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < n + 200:
+            return skip("%d keep-alive clients at once" % n, "ulimit -n is below %d" % (n + 200))
+    except (ImportError, ValueError, OSError) as e:
+        return skip("%d keep-alive clients at once" % n, repr(e))
+    port = s.gw.port
+    body = json.dumps(body_of("openai", "many")).encode()
+    conns, answered, errors = [], 0, []
+    try:
+        for _ in range(n):
+            conns.append(socket.create_connection(("127.0.0.1", port), timeout=30))
+        head = post_head(port, len(body))
+        for c in conns:
+            c.sendall(head.encode() + body)
+        for c in conns:
+            a = raw_answer(c, 30)
+            if a.startswith(b"HTTP/1.1 200"):
+                answered += 1
+            elif len(errors) < 3:
+                errors.append(a[:200])
+        # the same connections once more: kept alive
+        again = 0
+        for c in conns[:50]:
+            c.sendall(head.encode() + body)
+            again += raw_answer(c, 30).startswith(b"HTTP/1.1 200")
+    except OSError as e:
+        errors.append(repr(e))
+        again = 0
+    finally:
+        for c in conns:
+            c.close()
+    s.dry += answered + again
+    ok(answered == n and again == 50,
+       "%d keep-alive clients connected at once: %d answered, 50 of them again on the same "
+       "connection (%d)" % (n, answered, again), errors)
 
 
 def main_suite(a, port, fport, policy):
@@ -702,6 +821,7 @@ def run(s, policy, no_sdk):
 
     # ---- many at once ----
     concurrent(s)
+    many_clients(s)
 
     # The circuit breaker is checked on a fresh gateway (ledger_and_breaker):
     # here the faults above have already failed most models a few times.
