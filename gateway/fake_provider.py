@@ -9,7 +9,9 @@ ends (default 120 s), then exits by itself.
 
   POST /PROVIDER/v1/chat/completions   OpenAI Chat Completions
   POST /PROVIDER/v1/messages           Anthropic Messages
-  GET  /_log                           every call so far, as JSON
+  GET  /_log                           every call so far, as JSON (each with
+                                       "conn", the client's address and port:
+                                       calls on one kept connection share it)
 
 A call is checked like the real API would (key, required fields, message
 roles) and answered "PROVIDER/MODEL: TAG", TAG being the first word of the
@@ -111,7 +113,8 @@ class Handler(BaseHTTPRequestHandler):
         fmt = "openai" if api == "chat/completions" else "anthropic" if api == "messages" else None
         if fmt is None:
             return self.send_error(404)
-        entry = {"provider": prov, "format": fmt, "model": None, "tag": None, "outcome": None}
+        entry = {"provider": prov, "format": fmt, "model": None, "tag": None, "outcome": None,
+                 "conn": "%s:%d" % self.client_address[:2]}   # the TCP connection it came on
         try:
             body = json.loads(raw)
         except ValueError:

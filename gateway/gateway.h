@@ -30,6 +30,9 @@ struct MHD_Response;
 enum { GW_OPENAI = LANE_FORMAT_OPENAI_CHAT, GW_ANTHROPIC = LANE_FORMAT_ANTHROPIC_MESSAGES };
 
 #define GW_MAX_PROVIDERS 32
+#define GW_SHARE_LOCKS   8    /* one mutex per kind of data libcurl shares */
+
+typedef struct gw_slot gw_slot;
 
 /* ---- growable byte buffer ---- */
 typedef struct gw_buf {
@@ -177,6 +180,13 @@ typedef struct gw {
   atomic_uint_least64_t seq; /* decision ids */
   lane_redis   *redis;       /* fleet state ("redis" in the config), or NULL */
   atomic_uint_least64_t bodies; /* request body bytes held (limits.bodies_bytes) */
+  /* upstream.c: idle upstream slots (a multi and an easy handle each,
+   * with the connections they keep), and what they all share */
+  pthread_mutex_t slot_lock;
+  struct gw_slot *idle;
+  int           nidle;
+  void         *share;       /* CURLSH: DNS answers and TLS sessions */
+  pthread_mutex_t share_locks[GW_SHARE_LOCKS];
 } gw;
 
 /* One client request on its way upstream. Owned by main.c's connection
@@ -212,6 +222,10 @@ typedef struct gw_call {
 /* Forwards call along its candidates. Returns the response to queue (never
  * NULL unless out of memory) and its status in *status. */
 struct MHD_Response *gw_forward(gw_call *call, unsigned *status);
+/* The pool of upstream slots and the share handle: 0, or -1 out of memory.
+ * Stop only once no transfer is running. */
+int  gw_upstream_start(struct gw *g);
+void gw_upstream_stop(struct gw *g);
 /* Releases one holder of call (main.c frees it on the last). */
 void gw_call_release(gw_call *call);
 

@@ -663,6 +663,7 @@ static int start(gw *g, const char *cfgfile, int port, char *why, size_t cap) {
   if (port >= 0) g->cfg.port = port;
   g->metrics = gw_metrics_new();
   if (!g->metrics) return snprintf(why, cap, "out of memory"), -1;
+  if (gw_upstream_start(g)) return snprintf(why, cap, "out of memory"), -1;
   if (gw_policy_start(g, why, cap)) return -1;
   for (int i = 0; i < g->cfg.nproviders; i++) {
     const gw_provider *p = &g->cfg.providers[i];
@@ -708,6 +709,7 @@ static void stop(gw *g) {
   if (g->rt && g->cfg.state_file && lane_runtime_save(g->rt, g->cfg.state_file, &err) != LANE_OK)
     fprintf(stderr, "lane-gateway: %s: %s\n", g->cfg.state_file, err.message);
   gw_policy_stop(g);
+  gw_upstream_stop(g);
   gw_metrics_free(g->metrics);
   free_config(&g->cfg);
 }

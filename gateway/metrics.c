@@ -25,6 +25,9 @@ static const struct family {
   {"lane_gateway_dry_runs_total", "counter", "Decisions returned without calling anyone."},
   {"lane_gateway_no_match_total", "counter", "Requests no rule of the route could serve."},
   {"lane_gateway_attempts_total", "counter", "Upstream calls made, by provider and model."},
+  {"lane_gateway_upstream_connections_total", "counter",
+   "Upstream connections opened, by provider (kept connections are reused: at steady state a "
+   "request opens none)."},
   {"lane_gateway_fallbacks_total", "counter",
    "Moves to the next candidate, by route and the model given up on."},
   {"lane_gateway_provider_errors_total", "counter",

@@ -12,6 +12,14 @@
  *
  * Every attempt's outcome goes to lane_observe; every answer's cost, from
  * its usage, to lane_charge.
+ *
+ * Connections are kept. A transfer runs on a slot -- a multi handle and an
+ * easy handle -- taken from the gateway's pool and given back when it
+ * ends, so the next request finds the slot's connections (and HTTP/2
+ * sessions) to its providers open. A multi handle's connection cache is
+ * used by one thread at a time (libcurl does not support one cache across
+ * concurrent threads); DNS answers and TLS sessions are shared by every
+ * slot through one share handle.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +31,97 @@
 
 #define BODY_LIMIT (64u << 20)   /* largest upstream body kept */
 
+/* A multi handle and its easy handle, with the connections they keep. */
+struct gw_slot {
+  CURLM          *multi;
+  CURL           *easy;
+  struct gw_slot *next;   /* in the idle list */
+};
+
+#define IDLE_SLOTS 256   /* idle slots kept; more are closed as they come back */
+
+static void slot_close(gw_slot *s) {
+  if (!s) return;
+  if (s->multi) curl_multi_cleanup(s->multi);   /* closes its connections */
+  if (s->easy) curl_easy_cleanup(s->easy);
+  free(s);
+}
+
+/* An idle slot, the most recently used first (its connections are the
+ * likeliest to be open still), or a new one; NULL when out of memory. */
+static gw_slot *slot_take(gw *g) {
+  pthread_mutex_lock(&g->slot_lock);
+  gw_slot *s = g->idle;
+  if (s) {
+    g->idle = s->next;
+    g->nidle--;
+  }
+  pthread_mutex_unlock(&g->slot_lock);
+  if (s) return s;
+  s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->multi = curl_multi_init();
+  s->easy = curl_easy_init();
+  if (!s->multi || !s->easy) return slot_close(s), NULL;
+  curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 16L);   /* per slot: a few providers */
+  return s;
+}
+
+static void slot_put(gw *g, gw_slot *s) {
+  curl_easy_reset(s->easy);   /* options go; connections, DNS and TLS sessions stay */
+  pthread_mutex_lock(&g->slot_lock);
+  int keep = g->nidle < IDLE_SLOTS;
+  if (keep) {
+    s->next = g->idle;
+    g->idle = s;
+    g->nidle++;
+  }
+  pthread_mutex_unlock(&g->slot_lock);
+  if (!keep) slot_close(s);
+}
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access how, void *ud) {
+  gw *g = ud;
+  (void)h, (void)how;
+  pthread_mutex_lock(&g->share_locks[(unsigned)data % GW_SHARE_LOCKS]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *ud) {
+  gw *g = ud;
+  (void)h;
+  pthread_mutex_unlock(&g->share_locks[(unsigned)data % GW_SHARE_LOCKS]);
+}
+
+int gw_upstream_start(gw *g) {
+  pthread_mutex_init(&g->slot_lock, NULL);
+  for (int i = 0; i < GW_SHARE_LOCKS; i++) pthread_mutex_init(&g->share_locks[i], NULL);
+  g->share = curl_share_init();
+  if (!g->share) return -1;
+  curl_share_setopt(g->share, CURLSHOPT_LOCKFUNC, share_lock);
+  curl_share_setopt(g->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+  curl_share_setopt(g->share, CURLSHOPT_USERDATA, g);
+  curl_share_setopt(g->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(g->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  return 0;
+}
+
+void gw_upstream_stop(gw *g) {
+  for (gw_slot *s = g->idle, *n; s; s = n) {
+    n = s->next;
+    slot_close(s);
+  }
+  g->idle = NULL;
+  g->nidle = 0;
+  if (g->share) curl_share_cleanup(g->share);
+  g->share = NULL;
+}
+
 typedef struct xfer {
-  CURL   *easy;      /* the transfer */
-  CURLM  *multi;     /* drives it */
+  gw      *g;        /* the gateway: its slot pool */
+  gw_slot *slot;     /* the handles, taken from the pool */
+  const gw_provider *prov; /* where it goes */
+  CURL   *easy;      /* the transfer: slot->easy */
+  CURLM  *multi;     /* drives it: slot->multi */
   struct curl_slist *hdrs; /* request headers (one holds the key) */
   char   *upbody;    /* request body sent */
   gw_buf  raw;       /* response body, unless streamed into sse */
@@ -78,9 +174,19 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
 
 static void xfer_free(xfer *x) {
   if (!x) return;
-  if (x->multi && x->easy) curl_multi_remove_handle(x->multi, x->easy);
-  if (x->easy) curl_easy_cleanup(x->easy);
-  if (x->multi) curl_multi_cleanup(x->multi);
+  if (x->slot) {
+    long made = 0;   /* connections this transfer had to open */
+    if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &made) == CURLE_OK && made > 0) {
+      char labels[160] = "";
+      gw_label(labels, sizeof labels, "provider", x->prov->name);
+      gw_metrics_add(x->g->metrics, "lane_gateway_upstream_connections_total", labels,
+                     (double)made);
+    }
+    /* a transfer stopped midway (a timeout, a client gone) closes its
+     * connection here; a finished one leaves it in the slot's cache */
+    curl_multi_remove_handle(x->multi, x->easy);
+    slot_put(x->g, x->slot);
+  }
   curl_slist_free_all(x->hdrs);
   free(x->upbody);
   gw_buf_free(&x->raw);
@@ -102,10 +208,13 @@ static xfer *xfer_start(const gw_call *c, const gw_provider *p, char *body) {
   if (!x) return free(body), NULL;
   x->upbody = body;
   x->streaming = c->stream;
+  x->g = c->g;
+  x->prov = p;
   gw_sse_init(&x->sse, p->format, c->format, c->want_usage);
-  x->easy = curl_easy_init();
-  x->multi = curl_multi_init();
-  if (!x->easy || !x->multi) return xfer_free(x), NULL;
+  x->slot = slot_take(c->g);
+  if (!x->slot) return xfer_free(x), NULL;
+  x->easy = x->slot->easy;
+  x->multi = x->slot->multi;
   char url[1024];
   snprintf(url, sizeof url, "%s%s", p->base_url,
            p->format == GW_OPENAI ? "/chat/completions" : "/messages");
@@ -140,6 +249,9 @@ static xfer *xfer_start(const gw_call *c, const gw_provider *p, char *body) {
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->g->cfg.connect_timeout_ms);
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_USERAGENT, "lane-gateway/" LANE_VERSION_STRING);
+  curl_easy_setopt(e, CURLOPT_SHARE, c->g->share);
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);  /* h2 over TLS when offered */
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   x->t0 = gw_now_ms();
   curl_multi_add_handle(x->multi, e);
   return x;
