@@ -201,7 +201,10 @@ typedef struct gw_call {
   int           want_usage;  /* OpenAI client asked stream_options.include_usage */
   const char   *anthropic_version; /* client's header, or NULL */
   const char   *anthropic_beta;    /* client's header, or NULL */
-  lane_request  req;         /* the decision's request (charged later) */
+  lane_request *req;         /* the decision's request (charged later): a compact
+                                request in req_buf, its room sized for the body's
+                                and the headers' strings */
+  void         *req_buf;
   lane_decision d;           /* the decision */
   uint64_t      deadline;    /* gw_now_ms() value the answer is due by */
   int           tried;       /* candidates given up on before the answer */
@@ -211,8 +214,6 @@ typedef struct gw_call {
   double        cost;        /* what was charged (or expected, streams) */
   const char   *cost_basis;  /* "usage" or "expected" */
   atomic_int    refs;        /* holders: the connection, a live stream */
-  size_t        ntext;       /* bytes of text in use */
-  char          text[2048];  /* header values the request borrows */
   char          log[512];    /* what each failed attempt did, for the log
                                 and the final error */
   char          attempts[256]; /* the same as model=kind, comma-separated,

@@ -238,7 +238,7 @@ void gw_log_decision(gw_call *c, int route, int status) {
   snprintf(prefix, sizeof prefix, "\"revision\":%s,", q && strlen(q) < 200 ? q : "\"?\"");
   free(q);
   json_decref(rev);
-  QUEUE_RECORD(lane_log_decision(c->pol->rt, route, &c->req, status, &c->d, c->id, key, buf_, cap_),
+  QUEUE_RECORD(lane_log_decision(c->pol->rt, route, c->req, status, &c->d, c->id, key, buf_, cap_),
                prefix);
 }
 

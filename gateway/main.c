@@ -164,16 +164,17 @@ static void free_config(gw_config *c) {
 
 /* Sets field f from text (a header value), by the field's type. */
 static int set_text(gw_call *c, int f, const char *v) {
-  lane_request *r = &c->req;
+  lane_request *r = c->req;
   char *end = NULL;
   errno = 0;
   switch (lane_field_type(c->pol->prog, f)) {
-  case LANE_T_STRING: {
-    size_t n = strlen(v);
-    if (c->ntext + n > sizeof c->text) return -1;
-    memcpy(c->text + c->ntext, v, n);
-    int rc = lane_set_str(r, f, c->text + c->ntext, n);
-    c->ntext += n;
+  case LANE_T_STRING: {   /* copied into the request's room, sized for every header */
+    size_t n = strlen(v), left;
+    char *t = lane_request_text(r, &left);
+    if (!t || n > left) return -1;
+    memcpy(t, v, n);
+    int rc = lane_set_str(r, f, t, n);
+    if (rc == LANE_OK) lane_request_text_used(r, n);
     return rc;
   }
   case LANE_T_BOOL:
@@ -213,6 +214,14 @@ typedef struct hdr_scan {
   char     err[200];   /* first bad header */
 } hdr_scan;
 
+/* Adds the length of each x-lane-field-* value to *(size_t *)cls. */
+static enum MHD_Result header_bytes(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value) {
+  (void)kind;
+  if (!strncasecmp(key, "x-lane-field-", 13) && value) *(size_t *)cls += strlen(value);
+  return MHD_YES;
+}
+
 static enum MHD_Result on_request_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                          const char *value) {
   hdr_scan *h = cls;
@@ -222,7 +231,10 @@ static enum MHD_Result on_request_header(void *cls, enum MHD_ValueKind kind, con
   if (f < 0)
     snprintf(h->err, sizeof h->err, "%s: the policy has no request field '%s'", key, key + 13);
   else if (set_text(h->c, f, value))
-    snprintf(h->err, sizeof h->err, "%s: not a valid %s", key, lane_field_unit(h->c->pol->prog, f));
+    snprintf(h->err, sizeof h->err, "%s: not a valid %s%s", key,
+             lane_field_unit(h->c->pol->prog, f),
+             lane_field_type(h->c->pol->prog, f) == LANE_T_STRING
+                 ? " (a string is at most LANE_MAX_STRING, 4096 bytes)" : "");
   return MHD_YES;
 }
 
@@ -297,6 +309,7 @@ void gw_call_release(gw_call *c) {
   if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
   gw_policy_put(c->pol);
   json_decref(c->body);
+  free(c->req_buf);
   free(c);
 }
 
@@ -318,7 +331,7 @@ static enum MHD_Result dry_run(gw_call *c, struct MHD_Connection *con, const cha
                          lane_model_provider(p, m), "id", lane_model_id(p, m), "format",
                          pi < 0 ? NULL
                          : g->cfg.providers[pi].format == GW_OPENAI ? "openai" : "anthropic",
-                         "expected_cost", lane_cost(p, &c->req, m)));
+                         "expected_cost", lane_cost(p, c->req, m)));
   }
   json_t *o = json_pack("{s:b, s:s, s:i, s:s, s:s, s:o, s:o, s:o, s:f, s:I}", "dry_run", 1,
                         "route", lane_route_name(p, d->route), "rule", d->rule, "rule_name",
@@ -354,15 +367,23 @@ static enum MHD_Result dry_run(gw_call *c, struct MHD_Connection *con, const cha
 static int build_request(gw_call *c, struct MHD_Connection *con, const gw_buf *body, char *why,
                          size_t cap) {
   gw *g = c->g;
-  lane_request_init(&c->req, c->pol->prog);
+  /* A compact request with room for every string the body and the
+   * headers can give it: no limit of its own on a model name or a user
+   * (each string stays within LANE_MAX_STRING) */
+  size_t room = body->n;
+  MHD_get_connection_values(con, MHD_HEADER_KIND, header_bytes, &room);
+  size_t size = lane_request_size(c->pol->prog, room);
+  lane_error err;
+  c->req_buf = size ? malloc(size) : NULL;
+  c->req = c->req_buf ? lane_request_init_in(c->req_buf, size, c->pol->prog, &err) : NULL;
+  if (!c->req) return snprintf(why, cap, "out of memory for the request (%zu bytes)", size), -1;
   const char *key;
   json_t *v;
   json_object_foreach(g->cfg.defaults, key, v) {
     int f = lane_field(c->pol->prog, key);
-    if (f >= 0) set_json(&c->req, f, v, lane_field_type(c->pol->prog, f));
+    if (f >= 0) set_json(c->req, f, v, lane_field_type(c->pol->prog, f));
   }
-  lane_error err;
-  if (lane_request_from_json(&c->req, body->p ? body->p : "", body->n, c->format, &err) != LANE_OK)
+  if (lane_request_from_json(c->req, body->p ? body->p : "", body->n, c->format, &err) != LANE_OK)
     return snprintf(why, cap, "%s", err.message), -1;
   hdr_scan h = {c, ""};
   MHD_get_connection_values(con, MHD_HEADER_KIND, on_request_header, &h);
@@ -394,10 +415,19 @@ static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url,
   c->g = g, c->format = format, c->served = -1;
   c->pol = gw_policy_get(g);   /* this request's program, whatever reloads happen */
   json_error_t je;
-  c->body = json_loadb(body->p ? body->p : "", body->n, 0, &je);
+  /* as lane_request_from_json reads it: a \u0000 is a character, and a
+   * duplicate key is refused (the gateway would decide on one value and a
+   * provider might read the other) */
+  c->body = json_loadb(body->p ? body->p : "", body->n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                       &je);
   enum MHD_Result rc;
   if (!json_is_object(c->body)) {
-    snprintf(why, sizeof why, "the body is not a JSON object (%s)", c->body ? "" : je.text);
+    if (c->body)
+      snprintf(why, sizeof why, "the body is JSON but not an object: send one, as "
+               "{\"model\": ..., \"messages\": [...]}");
+    else
+      snprintf(why, sizeof why, "the body is not valid JSON: %s (line %d, column %d)", je.text,
+               je.line, je.column);
     rc = send_error(g, con, url, format, 400, "lane_bad_request", why);
     goto out;
   }
@@ -412,7 +442,7 @@ static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url,
     rc = send_error(g, con, url, format, 400, "lane_unknown_route", why);
     goto out;
   }
-  int st = lane_decide_route(c->pol->rt, ri, &c->req, &c->d);
+  int st = lane_decide_route(c->pol->rt, ri, c->req, &c->d);
   const char *dry = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "x-lane-dry-run");
   int is_dry = dry && (!strcmp(dry, "1") || !strcasecmp(dry, "true"));
   snprintf(c->id, sizeof c->id, "%llx-%llx", (unsigned long long)gw_now_ms(),

@@ -751,6 +751,27 @@ def run(s, policy, no_sdk):
     r = gw.request("POST", "/v1/chat/completions", b"{not json")
     ok(r.status == 400 and "error" in (r.json or {}) and r.h("x-should-retry") == "false",
        "malformed body: 400, OpenAI error object, x-should-retry: false")
+    # ---- what lane_request_from_json accepts, the gateway accepts ----
+    r = s.dry_run("openai", "nul \u0000 inside")
+    ok(r.status == 200, "a \\u0000 escape in a message: served (as lane_request_from_json reads it)",
+       r.raw[:300])
+    r = gw.request("POST", "/v1/chat/completions",
+                   b'{"model": "a", "model": "b", "messages": [{"role": "user", "content": "x"}]}',
+                   {"x-lane-dry-run": "1"})
+    ok(r.status == 400 and "duplicate" in r.raw.decode() and "line 1" in r.raw.decode(),
+       "a duplicate key: 400 naming it and where (one value decided, another forwarded, "
+       "otherwise)", r.raw[:300])
+    long_model, long_user = "m" * 3000, "u" * 4000
+    r = gw.request("POST", "/v1/chat/completions",
+                   dict(body_of("openai", "long"), model=long_model, user=long_user),
+                   {"x-lane-dry-run": "1", "x-lane-field-tenant": "t" * 3000})
+    s.dry += r.status == 200
+    ok(r.status == 200, "a 3,000-byte model name, a 4,000-byte user and a 3,000-byte "
+       "x-lane-field-tenant: served (the request's room is sized for them)", r.raw[:300])
+    r = gw.request("POST", "/v1/chat/completions",
+                   dict(body_of("openai", "long"), user="u" * 5000), {"x-lane-dry-run": "1"})
+    ok(r.status == 400 and "4096" in r.raw.decode(),
+       "a 5,000-byte user: 400 naming the limit of a request string (4096 bytes)", r.raw[:300])
     r = gw.request("POST", "/v1/messages", b"[]")
     ok(r.status == 400 and (r.json or {}).get("type") == "error",
        "non-object body: 400, Anthropic error object")

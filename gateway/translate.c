@@ -469,7 +469,7 @@ static void event(gw_sse *s, char *ev) {
   if (data.n && !strcmp(data.p, "[DONE]")) {
     if (translate) close_translated(s);
   } else if (data.n) {
-    json_t *d = json_loadb(data.p, data.n, 0, NULL);
+    json_t *d = json_loadb(data.p, data.n, JSON_ALLOW_NUL, NULL);
     if (d && s->from == GW_ANTHROPIC) from_anthropic(s, d, translate);
     else if (d) from_openai(s, d, translate);
     json_decref(d);

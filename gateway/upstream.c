@@ -325,10 +325,10 @@ static void settle(gw_call *c, int model, const xfer *x, int have, long in, long
                    long out) {
   gw *g = c->g;
   c->served = model;
-  c->cost = have ? gw_usage_cost(c->pol, model, in, cached, out) : lane_cost(c->pol->prog, &c->req, model);
+  c->cost = have ? gw_usage_cost(c->pol, model, in, cached, out) : lane_cost(c->pol->prog, c->req, model);
   c->cost_basis = have ? "usage" : "expected";
   lane_observe(c->pol->rt, model, (double)(gw_now_ms() - x->t0), LANE_CALL_OK);
-  lane_charge(c->pol->rt, &c->req, c->cost);
+  lane_charge(c->pol->rt, c->req, c->cost);
   gw_log_outcome(c, model, (double)(gw_now_ms() - x->t0), (int)http_status(x), NULL, 1,
                  have ? in : 0, have ? out : 0, c->cost);
   char labels[240] = "";
@@ -433,7 +433,7 @@ static struct MHD_Response *stream_response(gw_call *c, int model, xfer *x) {
   if (!r) return free(s), NULL;
   atomic_fetch_add(&c->refs, 1);
   c->served = model;
-  c->cost = lane_cost(c->pol->prog, &c->req, model);  /* usage comes at the end */
+  c->cost = lane_cost(c->pol->prog, c->req, model);  /* usage comes at the end */
   c->cost_basis = "expected";
   MHD_add_response_header(r, "Content-Type", "text/event-stream");
   MHD_add_response_header(r, "Cache-Control", "no-cache");
@@ -446,7 +446,7 @@ static struct MHD_Response *stream_response(gw_call *c, int model, xfer *x) {
 /* Answers from a finished transfer of a 2xx non-streaming response. */
 static int answered(gw_call *c, int model, const gw_provider *p, xfer *x,
                     struct MHD_Response **out) {
-  json_t *j = json_loadb(x->raw.p ? x->raw.p : "", x->raw.n, 0, NULL);
+  json_t *j = json_loadb(x->raw.p ? x->raw.p : "", x->raw.n, JSON_ALLOW_NUL, NULL);
   const char *why = "malformed JSON answer";
   if (!j || gw_answer_shape(j, p->format, &why)) {
     /* a 200 that is not a chat answer ({"hello": "world"}, a proxy's page)
@@ -487,7 +487,7 @@ static int refused(gw_call *c, int model, const gw_provider *p, xfer *x, long st
                          x->ctype[0] ? x->ctype : "application/json");
     return SERVED;
   }
-  json_t *j = json_loadb(x->raw.p ? x->raw.p : "", x->raw.n, 0, NULL);
+  json_t *j = json_loadb(x->raw.p ? x->raw.p : "", x->raw.n, JSON_ALLOW_NUL, NULL);
   const char *msg = gw_error_message(j, p->format);
   char *body = gw_error_body(c->format, (unsigned)st, "upstream_error",
                              msg ? msg : "the provider refused the request");

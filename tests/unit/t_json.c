@@ -769,6 +769,26 @@ static void test_compact(void) {
          "it fits a compact request given 4,096 bytes of text");
   ok(c->v[fu].s.n == 2000 && c->v[fu].s.p == (const char *)buf + head, "  the user is there whole");
   free(longuser);
+
+  /* a user past LANE_MAX_STRING in a room that holds it: refused, naming
+   * the limit (it used to leave the field unset without a word, as
+   * lane_set_str refused it at commit) */
+  longuser = malloc(LANE_MAX_STRING + 100);
+  if (!longuser) bail("out of memory");
+  k = sprintf(longuser, "{\"messages\": [], \"user\": \"");
+  memset(longuser + k, 'u', LANE_MAX_STRING + 1);
+  k += LANE_MAX_STRING + 1;
+  k += sprintf(longuser + k, "\"}");
+  char *roomy = malloc(head + 8192);
+  if (!roomy) bail("out of memory");
+  c = lane_request_init_in(roomy, head + 8192, P, &err);
+  is_int(lane_request_from_json(c, longuser, (size_t)k, OA, &err), LANE_EJSON,
+         "a user of LANE_MAX_STRING + 1 bytes in a room of 8,192: refused");
+  is_str(err.message, "user is 4097 bytes; a request string is at most LANE_MAX_STRING (4096 "
+         "bytes)", "  the message names the limit");
+  ok(!(c->set >> fu & 1) && c->ntext == 0, "  and the request is left as it was");
+  free(roomy);
+  free(longuser);
   free(copy);
   free(buf);
 

@@ -238,6 +238,9 @@ static int stage_str(adapter *a, const char *name, const char *p, size_t n, int 
   if (f < 0 || lane_field_type(a->prog, f) != LANE_T_STRING) return 0;
   for (int i = 0; i < a->nvals; i++)
     if (a->vals[i].field == f && !replace) return 0;
+  if (n > LANE_MAX_STRING)   /* lane_set_str would refuse it at commit */
+    return fail(a, LANE_EJSON, "%s is %zu bytes; a request string is at most LANE_MAX_STRING "
+                "(%d bytes)", name, n, LANE_MAX_STRING);
   if (n > a->room - a->ntext)
     return a->compact
       ? fail(a, LANE_EJSON, "%s is %zu bytes; the request has room for %zu more bytes of "
@@ -990,7 +993,8 @@ static int read_body(adapter *a, const json_t *body, int formats) {
   return 0;
 }
 
-/* Writes every staged value; cannot fail (types were checked). */
+/* Writes every staged value; cannot fail (types and string lengths were
+ * checked when they were staged). */
 static void commit(const adapter *a, lane_request *r) {
   if (a->ntext) memcpy(a->dst, a->buf, a->ntext);
   lane_request_text_used(r, a->ntext);   /* staged within the room: fits */
