@@ -289,6 +289,22 @@ $(BUILD)/lane-gateway: $(GATEWAY_SRC) gateway/gateway.h $(LIB_A) $(BUILD)/liblan
 	  $(SAN) -o $@ $(GATEWAY_SRC) $(LIB_BUNDLE) $(BUILD)/liblane-json.a $(REDIS_A) $(LIB_A) -ljansson -lsodium \
 	  -lcurl -lmicrohttpd -lhiredis -lm -lpthread
 
+# The gateway's benchmark (gateway/bench/README.md): a fake provider and a
+# load generator in C, direct against through lane-gateway, on loopback.
+GWBENCH_SRC := gateway/bench/upstream.c gateway/bench/loadgen.c
+$(BUILD)/bench/lane-bench-upstream: gateway/bench/upstream.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 $(WARN) -o $@ $< -lpthread
+$(BUILD)/bench/lane-bench-loadgen: gateway/bench/loadgen.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 $(WARN) -o $@ $< -lpthread
+.PHONY: bench-gateway
+bench-gateway: deps
+	@command -v gnuplot >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq gnuplot-nox >/dev/null; } || true
+	@$(MAKE) --no-print-directory $(LANE) $(BUILD)/lane-gateway $(BUILD)/bench/lane-bench-upstream \
+	  $(BUILD)/bench/lane-bench-loadgen
+	python3 gateway/bench/run.py --build $(BUILD)
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh examples/demo.sh $(LANE)
@@ -405,11 +421,14 @@ lint-c: deps
 	@$(MAKE) --no-print-directory $(BUILD)/lang/parser.h $(BUILD)/lang/lexer.h
 	clang-tidy --quiet $(LINT_SRC) -- $(filter-out -MMD -MP,$(BASE)) $(INC_tests) $(LINT_DEFS)
 	clang-tidy --quiet $(GATEWAY_SRC) -- -std=c11 -D_POSIX_C_SOURCE=200809L -Ivm -Ivm/redis -Icompiler/bundle
+	clang-tidy --quiet $(GWBENCH_SRC) -- -std=c11
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
 	  --inline-suppr --suppressions-list=tests/lint/cppcheck.supp -D__GNUC__ -ULANE_VM_GOTO \
 	  $(LINT_DEFS) $(INC_tests) $(LINT_SRC)
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
 	  --inline-suppr --suppressions-list=tests/lint/cppcheck.supp -D__GNUC__ -Ivm -Ivm/redis -Icompiler/bundle $(GATEWAY_SRC)
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
+	  --inline-suppr --suppressions-list=tests/lint/cppcheck.supp -D__GNUC__ $(GWBENCH_SRC)
 
 # ---- fuzzing: clang + libFuzzer, ASan + UBSan (tests/fuzz/README.md) ----
 FUZZ_SECONDS ?= 60

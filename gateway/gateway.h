@@ -44,6 +44,7 @@ typedef struct gw_buf {
 int  gw_buf_add(gw_buf *b, const char *s, size_t n);   /* 0, or -1 out of memory */
 void gw_buf_free(gw_buf *b);
 uint64_t gw_now_ms(void);                              /* monotonic */
+uint64_t gw_now_ns(void);                              /* monotonic */
 
 /* ---- configuration ---- */
 typedef struct gw_provider {
@@ -100,6 +101,8 @@ void gw_metrics_set(gw_metrics *m, const char *name, const char *labels, double 
 void gw_metrics_zero(gw_metrics *m, const char *name);
 /* The whole exposition, malloc'ed; NULL when out of memory. */
 char *gw_metrics_text(gw_metrics *m, size_t *len);
+/* Adds one request's own time (ns) to lane_gateway_overhead_seconds. */
+void gw_metrics_overhead(gw_metrics *m, uint64_t ns);
 /* Sets the lane_gateway_redis_* series from the adapter's figures. */
 void gw_metrics_redis(gw_metrics *m, lane_redis *rs);
 /* Appends key="value" (escaped, comma-separated) to a label buffer. */
@@ -201,6 +204,8 @@ typedef struct gw_call {
   int           want_usage;  /* OpenAI client asked stream_options.include_usage */
   const char   *anthropic_version; /* client's header, or NULL */
   const char   *anthropic_beta;    /* client's header, or NULL */
+  uint64_t      t_in;        /* gw_now_ns when its body was in */
+  uint64_t      t_up;        /* ns spent waiting on providers, every attempt */
   lane_request *req;         /* the decision's request (charged later): a compact
                                 request in req_buf, its room sized for the body's
                                 and the headers' strings */

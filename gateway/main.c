@@ -31,6 +31,12 @@
 #include "gateway.h"
 
 
+uint64_t gw_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 uint64_t gw_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -413,6 +419,7 @@ static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url,
   if (!c) return MHD_NO;
   atomic_init(&c->refs, 1);
   c->g = g, c->format = format, c->served = -1;
+  c->t_in = gw_now_ns();
   c->pol = gw_policy_get(g);   /* this request's program, whatever reloads happen */
   json_error_t je;
   /* as lane_request_from_json reads it: a \u0000 is a character, and a
@@ -482,6 +489,7 @@ static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url,
           c->served >= 0 && c->stream ? " (expected; stream: time to first byte)" : "",
           (unsigned long long)(gw_now_ms() - t0), c->log[0] ? " tried: " : "", c->log);
   rc = queue(g, con, url, status, r);
+  if (c->served >= 0 && !c->stream) gw_metrics_overhead(g->metrics, gw_now_ns() - c->t_in - c->t_up);
 out:
   gw_call_release(c);
   return rc;

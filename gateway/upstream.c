@@ -131,6 +131,7 @@ typedef struct xfer {
   int     done;      /* the transfer ended */
   CURLcode result;   /* how, once done */
   int     too_big;   /* raw exceeded BODY_LIMIT */
+  uint64_t sent_ns;  /* when the first curl_multi_perform returned: the request is out */
   char    ctype[128];/* response Content-Type */
   uint64_t t0;       /* when the attempt started */
 } xfer;
@@ -270,6 +271,7 @@ static int pump(xfer *x, uint64_t until, int what) {
   for (;;) {
     int running = 0, queued = 0;
     curl_multi_perform(x->multi, &running);
+    if (!x->sent_ns) x->sent_ns = gw_now_ns();
     CURLMsg *msg;
     while ((msg = curl_multi_info_read(x->multi, &queued)))
       if (msg->msg == CURLMSG_DONE) x->done = 1, x->result = msg->data.result;
@@ -537,6 +539,7 @@ static int attempt(gw_call *c, int model, int left, struct MHD_Response **out,
     until = x->t0 + (until - x->t0) / (uint64_t)left;
   }
   int late = pump(x, until, c->stream ? UNTIL_FIRST : UNTIL_DONE);
+  c->t_up += gw_now_ns() - x->sent_ns;   /* the provider's time, not the gateway's */
   long st = http_status(x);
   int r;
   char what[96];
