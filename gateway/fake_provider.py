@@ -122,6 +122,8 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             return self.finish_call(entry, "invalid", lambda: self.error(fmt, 400, "not JSON"))
         entry["model"] = body.get("model")
+        entry["keys"] = list(body.keys())           # top-level members, in order
+        entry["metadata"] = body.get("metadata")
         entry["stream"] = bool(body.get("stream"))
         entry["system"] = "system" in body
         msgs = body.get("messages") or []

@@ -199,7 +199,11 @@ typedef struct gw_call {
   gw           *g;           /* the gateway */
   gw_policy    *pol;         /* the policy that decided it, held */
   int           format;      /* the client's API format */
-  json_t       *body;        /* parsed client body */
+  const char   *raw;         /* the client's body, while the request is decided and
+                                forwarded (the connection's buffer) */
+  size_t        nraw;
+  json_t       *body;        /* the body parsed, only when needed: to translate it
+                                (gw_call_body), or to read stream_options */
   int           stream;      /* "stream": true */
   int           want_usage;  /* OpenAI client asked stream_options.include_usage */
   const char   *anthropic_version; /* client's header, or NULL */
@@ -228,6 +232,8 @@ typedef struct gw_call {
 /* Forwards call along its candidates. Returns the response to queue (never
  * NULL unless out of memory) and its status in *status. */
 struct MHD_Response *gw_forward(gw_call *call, unsigned *status);
+/* The client's body parsed (once, on first use): NULL out of memory. */
+json_t *gw_call_body(gw_call *call);
 /* The pool of upstream slots and the share handle: 0, or -1 out of memory.
  * Stop only once no transfer is running. */
 int  gw_upstream_start(struct gw *g);
@@ -255,6 +261,15 @@ json_t *gw_translate_request(const json_t *body, int from, int to, const char *m
 /* A non-streaming success body of format `from` as format `to`. New ref,
  * NULL if the body lacks what is needed. */
 json_t *gw_translate_response(const json_t *resp, int from, int to);
+/* In a body already known to be valid JSON: the value of top-level member
+ * key, as its offset and length in the bytes. 1 found, 0 absent, -1 cannot
+ * tell without parsing (not an object, or a key written with escapes). */
+int gw_json_member(const char *body, size_t n, const char *key, size_t *off, size_t *len);
+/* The body with its top-level "model" set to model_id (added first if
+ * absent), every other byte as it was: malloc'd and NUL-terminated, its
+ * length in *outlen. NULL when gw_json_member cannot tell, or out of
+ * memory: then parse and rewrite (gw_translate_request). */
+char *gw_splice_model(const char *body, size_t n, const char *model_id, size_t *outlen);
 /* Whether a 2xx body is a chat answer of format fmt: an OpenAI object with
  * a first choice holding a message, an Anthropic "message" with a content
  * array. 0, or -1 with *why naming what is missing. */

@@ -311,6 +311,11 @@ static enum MHD_Result send_busy(gw *g, struct MHD_Connection *con, const char *
   return rc;
 }
 
+json_t *gw_call_body(gw_call *c) {
+  if (!c->body) c->body = json_loadb(c->raw, c->nraw, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+  return c->body;
+}
+
 void gw_call_release(gw_call *c) {
   if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
   gw_policy_put(c->pol);
@@ -404,9 +409,13 @@ static int build_request(gw_call *c, struct MHD_Connection *con, const gw_buf *b
     if (ms > g->cfg.max_deadline_ms) ms = g->cfg.max_deadline_ms;
   }
   c->deadline = gw_now_ms() + (uint64_t)ms;
-  c->stream = json_is_true(json_object_get(c->body, "stream"));
-  c->want_usage =
-      json_is_true(json_object_get(json_object_get(c->body, "stream_options"), "include_usage"));
+  size_t off, len;
+  int has = gw_json_member(body->p, body->n, "stream", &off, &len);
+  c->stream = has < 0 ? json_is_true(json_object_get(gw_call_body(c), "stream"))
+                      : has && len == 4 && !memcmp(body->p + off, "true", 4);
+  if (c->stream)   /* streams only: the whole body is parsed for it */
+    c->want_usage = json_is_true(
+        json_object_get(json_object_get(gw_call_body(c), "stream_options"), "include_usage"));
   c->anthropic_version = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "anthropic-version");
   c->anthropic_beta = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "anthropic-beta");
   return 0;
@@ -421,23 +430,13 @@ static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url,
   c->g = g, c->format = format, c->served = -1;
   c->t_in = gw_now_ns();
   c->pol = gw_policy_get(g);   /* this request's program, whatever reloads happen */
-  json_error_t je;
-  /* as lane_request_from_json reads it: a \u0000 is a character, and a
-   * duplicate key is refused (the gateway would decide on one value and a
-   * provider might read the other) */
-  c->body = json_loadb(body->p ? body->p : "", body->n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                       &je);
+  /* The body is read once, by lane_request_from_json (its limits checked
+   * on the bytes first; a \u0000 is a character; a duplicate key is
+   * refused: the gateway would decide on one value and a provider might
+   * read the other). It is parsed again only to be translated. */
+  c->raw = body->p ? body->p : "";
+  c->nraw = body->n;
   enum MHD_Result rc;
-  if (!json_is_object(c->body)) {
-    if (c->body)
-      snprintf(why, sizeof why, "the body is JSON but not an object: send one, as "
-               "{\"model\": ..., \"messages\": [...]}");
-    else
-      snprintf(why, sizeof why, "the body is not valid JSON: %s (line %d, column %d)", je.text,
-               je.line, je.column);
-    rc = send_error(g, con, url, format, 400, "lane_bad_request", why);
-    goto out;
-  }
   if (build_request(c, con, body, why, sizeof why)) {
     rc = send_error(g, con, url, format, 400, "lane_bad_request", why);
     goto out;

@@ -77,7 +77,8 @@ typedef struct series {
 
 /* lane_gateway_overhead_seconds: upper bounds of its buckets, in
  * microseconds (the last is +Inf). */
-static const double OVERHEAD_LE_US[] = {5, 10, 20, 50, 100, 200, 500, 1000, 5000, 20000};
+static const double OVERHEAD_LE_US[] = {2.5, 5, 7.5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90,
+                                        100, 125, 150, 200, 300, 500, 1000, 2000, 5000, 20000};
 enum { NBUCKETS = sizeof OVERHEAD_LE_US / sizeof OVERHEAD_LE_US[0] + 1 };
 
 struct gw_metrics {

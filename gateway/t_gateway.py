@@ -393,6 +393,33 @@ def attempt_shares(s):
        "rest)" % r.t_total, (r.status, r.headers, calls))
 
 
+def splice_bodies(s):
+    """Same-format providers get the client's bytes with the top-level
+    model replaced: a nested "model" is left alone, a missing one is added,
+    a key written with escapes goes the parsed way; every other member
+    arrives, in order."""
+    cases = [
+        ("nested model first", '{"metadata": {"model": "keep-me"}, "model": "gpt-4o", '
+         '"messages": [{"role": "user", "content": "%s hi"}]}', ["metadata", "model", "messages"]),
+        ("no model", '{ "messages" : [ {"role":"user","content":"%s hi"} ] , "user":"u1" }',
+         ["model", "messages", "user"]),
+        ("escaped key", '{"mod\\u0065l": "gpt-4o", "messages": [{"role": "user", '
+         '"content": "%s hi"}], "metadata": {"model": "keep-me"}}', ["model", "messages", "metadata"]),
+        ("spaces and a string with braces", '{\n  "messages": [{"role": "user", "content": '
+         '"%s {\\"model\\": \\"x\\"} ]"}],\n  "model"  :  "gpt-4o"\n}', ["messages", "model"]),
+    ]
+    for name, tmpl, keys in cases:
+        tag = s.tag()
+        r = s.gw.request("POST", "/v1/chat/completions", (tmpl % tag).encode())
+        s.book(r)
+        calls = s.calls(tag)
+        ok(r.status == 200 and len(calls) == 1 and calls[0]["model"] == "gpt-5-nano" and
+           calls[0]["keys"] == keys and
+           (calls[0]["metadata"] in (None, {"model": "keep-me"})),
+           "forwarded body, %s: the model replaced, members %s in order" % (name, keys),
+           (r.status, r.raw[:200], calls))
+
+
 def raw_open(port, head, body=b""):
     c = socket.create_connection(("127.0.0.1", port), timeout=10)
     c.sendall(head.encode() + body)
@@ -746,6 +773,9 @@ def run(s, policy, no_sdk):
         s.book(r)
         ok(r.status == 400 and len(s.calls(tag)) == 1 and "injected 400" in r.raw.decode(),
            "%s: a provider's 400 is the client's answer, no fallback" % fmt, (r.status, r.raw))
+
+    # ---- the body forwarded in its own bytes, its model replaced ----
+    splice_bodies(s)
 
     # ---- the gateway's own refusals ----
     r = gw.request("POST", "/v1/chat/completions", b"{not json")

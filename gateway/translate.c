@@ -171,6 +171,105 @@ static json_t *anthropic_to_openai(const json_t *b, const gw_provider *prov, con
   return o;
 }
 
+/* ---- the body's bytes, without parsing them again ---- */
+
+static size_t skip_ws(const char *p, size_t n, size_t i) {
+  while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) i++;
+  return i;
+}
+
+/* Past the string starting at p[i] == '"'; *esc set if it holds an escape.
+ * n if it does not end. */
+static size_t skip_str(const char *p, size_t n, size_t i, int *esc) {
+  for (i++; i < n; i++) {
+    if (p[i] == '\\') {
+      if (esc) *esc = 1;
+      i++;
+    } else if (p[i] == '"') {
+      return i + 1;
+    }
+  }
+  return n;
+}
+
+/* Past the value starting at p[i] (the body is valid JSON: it was parsed). */
+static size_t skip_value(const char *p, size_t n, size_t i) {
+  if (i >= n) return n;
+  if (p[i] == '"') return skip_str(p, n, i, NULL);
+  if (p[i] == '{' || p[i] == '[') {
+    int depth = 0;
+    for (; i < n; i++) {
+      if (p[i] == '"') {
+        i = skip_str(p, n, i, NULL) - 1;
+      } else if (p[i] == '{' || p[i] == '[') {
+        depth++;
+      } else if ((p[i] == '}' || p[i] == ']') && --depth == 0) {
+        return i + 1;
+      }
+    }
+    return n;
+  }
+  while (i < n && p[i] != ',' && p[i] != '}' && p[i] != ']' && p[i] != ' ' && p[i] != '\t' &&
+         p[i] != '\n' && p[i] != '\r')
+    i++;
+  return i;
+}
+
+int gw_json_member(const char *p, size_t n, const char *key, size_t *off, size_t *len) {
+  size_t i = skip_ws(p, n, 0), klen = strlen(key);
+  if (i >= n || p[i] != '{') return -1;
+  for (i = skip_ws(p, n, i + 1); i < n && p[i] != '}';) {
+    if (p[i] != '"') return -1;
+    int esc = 0;
+    size_t k0 = i + 1, k1 = skip_str(p, n, i, &esc);
+    if (esc) return -1;   /* "mod\u0065l" is "model": not told apart here */
+    i = skip_ws(p, n, k1);
+    if (i >= n || p[i] != ':') return -1;
+    i = skip_ws(p, n, i + 1);
+    size_t v1 = skip_value(p, n, i);
+    if (k1 - 1 - k0 == klen && !memcmp(p + k0, key, klen)) {
+      *off = i;
+      *len = v1 - i;
+      return 1;
+    }
+    i = skip_ws(p, n, v1);
+    if (i < n && p[i] == ',') i = skip_ws(p, n, i + 1);
+  }
+  return i < n ? 0 : -1;
+}
+
+char *gw_splice_model(const char *p, size_t n, const char *model_id, size_t *outlen) {
+  size_t off, len;
+  int found = gw_json_member(p, n, "model", &off, &len);
+  if (found < 0) return NULL;
+  json_t *s = json_string(model_id);   /* its JSON text, escaped as jansson does */
+  char *v = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+  json_decref(s);
+  if (!v) return NULL;
+  size_t vn = strlen(v);
+  if (!found) {   /* no "model": the first member */
+    off = skip_ws(p, n, 0) + 1;
+    len = 0;
+  }
+  size_t extra = found ? 0 : 9 + (skip_ws(p, n, off) < n && p[skip_ws(p, n, off)] != '}');
+  char *out = malloc(n - len + vn + extra + 1);
+  if (out) {
+    size_t k = 0;
+    memcpy(out, p, off);
+    k = off;
+    if (!found) memcpy(out + k, "\"model\": ", 9), k += 9;
+    memcpy(out + k, v, vn);
+    k += vn;
+    if (!found && extra == 10) out[k++] = ',';
+    memcpy(out + k, p + off + len, n - off - len);
+    k += n - off - len;
+    out[k] = 0;
+    *outlen = k;
+  }
+  free(v);
+  return out;
+}
+
 json_t *gw_translate_request(const json_t *body, int from, int to, const char *model_id,
                              const gw_provider *prov, long default_max_tokens,
                              const char **why) {

@@ -511,18 +511,26 @@ static int attempt(gw_call *c, int model, int left, struct MHD_Response **out,
     return SKIPPED;
   }
   const gw_provider *p = &g->cfg.providers[pi];
-  const char *why = NULL;
-  json_t *b = gw_translate_request(c->body, c->format, p->format, lane_model_id(c->pol->prog, model),
-                                   p, g->cfg.default_max_tokens, &why);
-  if (!b) {
-    count(c, "lane_gateway_skipped_total", model, "reason", "untranslatable");
-    char what[160];
-    snprintf(what, sizeof what, "not translated (%s)", why ? why : "?");
-    note(c, model, "untranslatable", what);
-    return SKIPPED;
+  const char *why = NULL, *id = lane_model_id(c->pol->prog, model);
+  size_t n;
+  /* the provider speaks the client's format: the body as it came, its
+   * model replaced in the bytes; else (or when the bytes cannot tell)
+   * parsed and rewritten */
+  char *text = p->format == c->format ? gw_splice_model(c->raw, c->nraw, id, &n) : NULL;
+  if (!text) {
+    json_t *body = gw_call_body(c);
+    json_t *b = body ? gw_translate_request(body, c->format, p->format, id, p,
+                                            g->cfg.default_max_tokens, &why) : NULL;
+    if (!b && body) {
+      count(c, "lane_gateway_skipped_total", model, "reason", "untranslatable");
+      char what[160];
+      snprintf(what, sizeof what, "not translated (%s)", why ? why : "?");
+      note(c, model, "untranslatable", what);
+      return SKIPPED;
+    }
+    text = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    json_decref(b);
   }
-  char *text = json_dumps(b, JSON_COMPACT);
-  json_decref(b);
   xfer *x = text ? xfer_start(c, p, text) : NULL;
   if (!x) return note(c, model, "no_memory", "out of memory"), SKIPPED;
   count(c, "lane_gateway_attempts_total", model, NULL, NULL);
