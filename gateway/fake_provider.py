@@ -21,6 +21,9 @@ a usage: word says otherwise). Words of that message steer it:
   fault:MODEL=KIND   when MODEL is asked: 500, 503, 429, 400 (HTTP
                      errors in the API's format), hang (answer nothing
                      for 30 s), drop (close without answering),
+                     500xN, 503xN, 429xN (the first N calls of this
+                     message's tag to MODEL get that error, later ones
+                     an answer; 429x1ra300 adds retry-after-ms: 300),
                      malformed (200 with broken JSON), notchat (200 with
                      JSON that is no chat answer), cut0 (200 headers,
                      then close before any byte of body), cut (a stream
@@ -35,6 +38,7 @@ a usage: word says otherwise). Words of that message steer it:
 import argparse
 import json
 import os
+import re
 import socketserver
 import sys
 import threading
@@ -43,6 +47,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 LOG = []
 LOG_LOCK = threading.Lock()
+SEEN = {}          # (tag, model) -> calls so far, for the 500xN faults
 KEYS = {}
 USAGE_IN, USAGE_OUT = 1000, 200
 
@@ -153,6 +158,18 @@ class Handler(BaseHTTPRequestHandler):
                 n = [int(x) for x in w[6:].split(":")]
                 usage = (n[0], n[1], n[2] if len(n) > 2 else 0)
         text = "%s/%s: %s" % (prov, entry["model"], entry["tag"])
+        m = re.match(r"^(429|500|503)x(\d+)(?:ra(\d+))?$", fault or "")
+        if m:   # the first N calls of this tag to this model fail, then it answers
+            key = (entry["tag"], entry["model"])
+            with LOG_LOCK:
+                SEEN[key] = SEEN.get(key, 0) + 1
+                n = SEEN[key]
+            if n <= int(m.group(2)):
+                code, ra = int(m.group(1)), m.group(3)
+                return self.finish_call(entry, m.group(1), lambda: self.error(
+                    fmt, code, "injected " + m.group(1),
+                    {"retry-after-ms": ra} if ra else None))
+            fault = None
         if fault in ("500", "503", "429", "400"):
             code = int(fault)
             return self.finish_call(entry, fault, lambda: self.error(fmt, code, "injected " + fault))
@@ -197,12 +214,19 @@ class Handler(BaseHTTPRequestHandler):
     def send_json(self, code, obj):
         self.send_body(code, json.dumps(obj).encode())
 
-    def error(self, fmt, code, message):
+    def error(self, fmt, code, message, headers=None):
         if fmt == "openai":
             obj = {"error": {"message": message, "type": "fake_error", "param": None, "code": None}}
         else:
             obj = {"type": "error", "error": {"type": "api_error", "message": message}}
-        self.send_json(code, obj)
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
 
     def drop(self):
         self.close_connection = True

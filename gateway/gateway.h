@@ -47,6 +47,18 @@ uint64_t gw_now_ms(void);                              /* monotonic */
 uint64_t gw_now_ns(void);                              /* monotonic */
 
 /* ---- configuration ---- */
+#define GW_RETRY_ON 16
+/* "retry": the same model called again on a failure, before the next
+ * candidate. */
+typedef struct gw_retry {
+  int  attempts;           /* calls after the first (0: none) */
+  long backoff_ms;         /* the first backoff, doubled each time ... */
+  long max_backoff_ms;     /* ... up to this, with equal jitter */
+  long max_retry_after_ms; /* a longer retry-after moves down the chain instead */
+  long on[GW_RETRY_ON];    /* the statuses retried */
+  int  non;
+} gw_retry;
+
 typedef struct gw_provider {
   char *name;          /* the policy's provider name, e.g. "openai" */
   char *base_url;      /* the API path ("/chat/completions", "/messages") is
@@ -57,6 +69,7 @@ typedef struct gw_provider {
   int   format;        /* GW_OPENAI or GW_ANTHROPIC */
   int   completion_tokens; /* OpenAI format: send max_completion_tokens
                               instead of max_tokens when translating */
+  gw_retry retry;      /* its "retry", else the config's */
 } gw_provider;
 
 typedef struct gw_config {
@@ -83,6 +96,7 @@ typedef struct gw_config {
   long     max_connections;  /* limits.connections: client connections (4096) */
   long     max_per_ip;       /* limits.connections_per_ip: 0 = no limit */
   long     idle_timeout_s;   /* limits.idle_timeout_s: a silent client is closed (120) */
+  gw_retry retry;            /* "retry" (default: none) */
   json_t  *defaults;         /* request field defaults (object), or NULL */
   int      nproviders;       /* entries in providers */
   gw_provider providers[GW_MAX_PROVIDERS]; /* from "providers" */
@@ -210,6 +224,7 @@ typedef struct gw_call {
   const char   *anthropic_beta;    /* client's header, or NULL */
   uint64_t      t_in;        /* gw_now_ns when its body was in */
   uint64_t      t_up;        /* ns spent waiting on providers, every attempt */
+  int           retries_of_model; /* retries made of the model being tried */
   lane_request *req;         /* the decision's request (charged later): a compact
                                 request in req_buf, its room sized for the body's
                                 and the headers' strings */

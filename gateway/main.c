@@ -63,6 +63,43 @@ static long num(const json_t *o, const char *key, long dflt) {
   return json_is_integer(v) ? (long)json_integer_value(v) : dflt;
 }
 
+/* "retry": {"attempts", "backoff_ms", "max_backoff_ms", "max_retry_after_ms",
+ * "on"}, over dflt: 0, or -1 with why set (where names the object). */
+static int load_retry(const json_t *o, const gw_retry *dflt, gw_retry *r, const char *where,
+                      char *why, size_t cap) {
+  *r = *dflt;
+  if (!o) return 0;
+  if (!json_is_object(o))
+    return snprintf(why, cap, "%s: \"retry\" is an object: {\"attempts\", \"backoff_ms\", "
+                    "\"max_backoff_ms\", \"max_retry_after_ms\", \"on\"}", where), -1;
+  r->attempts = (int)num(o, "attempts", r->attempts);
+  r->backoff_ms = num(o, "backoff_ms", r->backoff_ms);
+  r->max_backoff_ms = num(o, "max_backoff_ms", r->max_backoff_ms);
+  r->max_retry_after_ms = num(o, "max_retry_after_ms", r->max_retry_after_ms);
+  json_t *on = json_object_get(o, "on");
+  if (on) {
+    if (!json_is_array(on) || json_array_size(on) > GW_RETRY_ON)
+      return snprintf(why, cap, "%s: retry.on is a list of at most %d HTTP statuses (429, 5xx)",
+                      where, GW_RETRY_ON), -1;
+    r->non = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(on, i, v) {
+      long st = json_is_integer(v) ? (long)json_integer_value(v) : 0;
+      if (st != 429 && (st < 500 || st > 599))
+        return snprintf(why, cap, "%s: retry.on: %s is not 429 or a 5xx (another 4xx is the "
+                        "request's fault: asking again gets the same answer)", where,
+                        json_is_integer(v) ? "that status" : "a non-number"), -1;
+      r->on[r->non++] = st;
+    }
+  }
+  if (r->attempts < 0 || r->attempts > 10 || r->backoff_ms < 0 ||
+      r->max_backoff_ms < r->backoff_ms || r->max_retry_after_ms < 0)
+    return snprintf(why, cap, "%s: retry: attempts 0 to 10, backoff_ms >= 0, max_backoff_ms >= "
+                    "backoff_ms, max_retry_after_ms >= 0", where), -1;
+  return 0;
+}
+
 static int load_providers(gw_config *c, json_t *provs, char *why, size_t cap) {
   const char *name;
   json_t *p;
@@ -84,6 +121,9 @@ static int load_providers(gw_config *c, json_t *provs, char *why, size_t cap) {
     v->completion_tokens = mt && !strcmp(mt, "max_completion_tokens");
     v->key_env = dup_or_null(json_string_value(json_object_get(p, "api_key_env")));
     v->api_key = v->key_env ? dup_or_null(getenv(v->key_env)) : NULL;
+    char where[160];
+    snprintf(where, sizeof where, "provider %s", name);
+    if (load_retry(json_object_get(p, "retry"), &c->retry, &v->retry, where, why, cap)) return -1;
   }
   return 0;
 }
@@ -125,6 +165,8 @@ static int load_config(gw_config *c, const char *file, char *why, size_t cap) {
   c->connect_timeout_ms = num(o, "connect_timeout_ms", 5000);
   c->stream_idle_ms = num(o, "stream_idle_ms", 60000);
   c->default_max_tokens = num(o, "default_max_tokens", 4096);
+  static const gw_retry no_retry = {0, 100, 2000, 5000, {429, 500, 502, 503, 504}, 5};
+  if (load_retry(json_object_get(o, "retry"), &no_retry, &c->retry, file, why, cap)) return -1;
   json_t *lim = json_object_get(o, "limits");
   c->max_body_bytes = num(lim, "body_bytes", 16L << 20);
   c->max_bodies_bytes = num(lim, "bodies_bytes", 256L << 20);

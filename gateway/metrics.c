@@ -29,6 +29,8 @@ static const struct family {
   {"lane_gateway_upstream_connections_total", "counter",
    "Upstream connections opened, by provider (kept connections are reused: at steady state a "
    "request opens none)."},
+  {"lane_gateway_retries_total", "counter",
+   "Calls made again to the same model (retry), by provider, model and the status retried."},
   {"lane_gateway_fallbacks_total", "counter",
    "Moves to the next candidate, by route and the model given up on."},
   {"lane_gateway_provider_errors_total", "counter",

@@ -351,10 +351,12 @@ def main():
             # No attempt_timeout_ms: each attempt's share of the deadline.
             # Small body limits, checked on the same gateway.
             cfg3 = dict(cfg, deadline_ms=3000,
-                        limits={"body_bytes": 65536, "bodies_bytes": 131072})
+                        limits={"body_bytes": 65536, "bodies_bytes": 131072},
+                        retry={"attempts": 2, "backoff_ms": 50, "max_backoff_ms": 200})
             del cfg3["attempt_timeout_ms"], cfg3["decision_log"]
             def shares_and_limits(port):
                 attempt_shares(Suite(Gateway(port), int(fport), a.lane, a.out, prefix="S"))
+                retries(Suite(Gateway(port), int(fport), a.lane, a.out, prefix="R"))
                 limits(port)
             with_gateway(a, "gateway-shares", cfg3, env, shares_and_limits)
             # Reloads: a third gateway whose policy file changes under it.
@@ -418,6 +420,43 @@ def splice_bodies(s):
            (calls[0]["metadata"] in (None, {"model": "keep-me"})),
            "forwarded body, %s: the model replaced, members %s in order" % (name, keys),
            (r.status, r.raw[:200], calls))
+
+
+def retries(s):
+    """retry: 2 attempts, backoff 50 ms (to 200): the same model is called
+    again on 429/5xx before the next candidate, within its share."""
+    h = {"x-lane-field-tier": "pro"}
+    def run(faults):
+        tag, text, cands = s.plan("openai", faults, h)
+        r = s.send("openai", text, h)
+        return r, s.calls(tag), cands
+    r, calls, cands = run(["500x1"])
+    ok(r.status == 200 and r.h("x-lane-model") == cands[0]["model"] and
+       r.h("x-lane-fallbacks") == "0" and [c["outcome"] for c in calls] == ["500", "ok"] and
+       all(c["model"] == cands[0]["id"] for c in calls),
+       "retry: one 500 from the primary, then its answer (2 calls, no fallback)", (r.headers, calls))
+    r, calls, cands = run(["429x1ra300"])
+    ok(r.status == 200 and r.h("x-lane-model") == cands[0]["model"] and
+       [c["outcome"] for c in calls] == ["429", "ok"] and r.t_total >= 0.3,
+       "retry: a 429 with retry-after-ms 300 is retried after %.2f s" % r.t_total,
+       (r.headers, calls))
+    r, calls, cands = run(["500"])
+    ok(r.status == 200 and r.h("x-lane-model") == cands[1]["model"] and
+       [c["outcome"] for c in calls] == ["500", "500", "500", "ok"] and
+       r.h("x-lane-attempts").count("=http_5xx") == 3,
+       "retry: a primary that keeps failing is called 3 times, then the fallback answers",
+       (r.headers, calls))
+    r, calls, cands = run(["429x1ra9000"])
+    ok(r.status == 200 and r.h("x-lane-model") == cands[1]["model"] and
+       [c["outcome"] for c in calls] == ["429", "ok"] and r.t_total < 2.0,
+       "retry: a retry-after past max_retry_after_ms (9 s): the fallback at once",
+       (r.headers, calls))
+    r, calls, cands = run(["400"])
+    ok(r.status == 400 and len(calls) == 1, "retry: a 400 is not retried", calls)
+    text = s.gw.request("GET", "/metrics").raw.decode()
+    ok(re.search(r'lane_gateway_retries_total\{[^}]*status="500"\} 3', text) is not None and
+       re.search(r'lane_gateway_retries_total\{[^}]*status="429"\} 1', text) is not None,
+       "lane_gateway_retries_total counts the retries by status", text[-1500:])
 
 
 def raw_open(port, head, body=b""):

@@ -21,10 +21,13 @@
  * concurrent threads); DNS answers and TLS sessions are shared by every
  * slot through one share handle.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <curl/curl.h>
 #include <microhttpd.h>
 #include "gateway.h"
@@ -132,12 +135,14 @@ typedef struct xfer {
   CURLcode result;   /* how, once done */
   int     too_big;   /* raw exceeded BODY_LIMIT */
   uint64_t sent_ns;  /* when the first curl_multi_perform returned: the request is out */
+  long    retry_after_ms; /* the answer's retry-after-ms or retry-after; -1 none */
   char    ctype[128];/* response Content-Type */
   uint64_t t0;       /* when the attempt started */
 } xfer;
 
-/* Outcomes of one attempt. */
-enum { SERVED, FAILED, SKIPPED };
+/* Outcomes of one attempt (RETRY: of one call, which the attempt makes
+ * again). */
+enum { SERVED, FAILED, SKIPPED, RETRY };
 
 static long http_status(const xfer *x) {
   long s = 0;
@@ -161,6 +166,15 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud) {
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
   xfer *x = ud;
   size_t n = size * nmemb;
+  if (n > 15 && !strncasecmp(p, "retry-after-ms:", 15)) {
+    char *end;
+    double v = strtod(p + 15, &end);
+    if (end != p + 15 && v >= 0 && v < 864e5) x->retry_after_ms = (long)v;
+  } else if (n > 12 && !strncasecmp(p, "retry-after:", 12) && x->retry_after_ms < 0) {
+    char *end;
+    long v = strtol(p + 12, &end, 10);   /* seconds; an HTTP date is not read: backoff */
+    if (end != p + 12 && v >= 0 && v < 86400) x->retry_after_ms = v * 1000;
+  }
   if (n > 13 && !strncasecmp(p, "content-type:", 13)) {
     const char *v = p + 13;
     while (*v == ' ') v++;
@@ -208,6 +222,7 @@ static xfer *xfer_start(const gw_call *c, const gw_provider *p, char *body) {
   xfer *x = calloc(1, sizeof *x);
   if (!x) return free(body), NULL;
   x->upbody = body;
+  x->retry_after_ms = -1;
   x->streaming = c->stream;
   x->g = c->g;
   x->prov = p;
@@ -499,6 +514,9 @@ static int refused(gw_call *c, int model, const gw_provider *p, xfer *x, long st
   return SERVED;
 }
 
+static int call(gw_call *c, int model, const gw_provider *p, char *text, uint64_t until,
+                struct MHD_Response **out, unsigned *status, int may_retry);
+
 /* One attempt of model; left: the candidates from this one to the end
  * of the chain that have a provider (this one included). */
 static int attempt(gw_call *c, int model, int left, struct MHD_Response **out,
@@ -531,21 +549,63 @@ static int attempt(gw_call *c, int model, int left, struct MHD_Response **out,
     text = b ? json_dumps(b, JSON_COMPACT) : NULL;
     json_decref(b);
   }
-  xfer *x = text ? xfer_start(c, p, text) : NULL;
-  if (!x) return note(c, model, "no_memory", "out of memory"), SKIPPED;
-  count(c, "lane_gateway_attempts_total", model, NULL, NULL);
-  c->calls++;
-
-  uint64_t until = c->deadline;
+  if (!text) return note(c, model, "no_memory", "out of memory"), SKIPPED;
+  const gw_retry *rp = &p->retry;
+  c->retries_of_model = 0;
+  uint64_t t0 = gw_now_ms(), until = c->deadline;
   if (g->cfg.attempt_timeout_ms > 0) {
-    if (x->t0 + (uint64_t)g->cfg.attempt_timeout_ms < until)
-      until = x->t0 + (uint64_t)g->cfg.attempt_timeout_ms;
-  } else if (left > 1 && until > x->t0) {
+    if (t0 + (uint64_t)g->cfg.attempt_timeout_ms < until)
+      until = t0 + (uint64_t)g->cfg.attempt_timeout_ms;
+  } else if (left > 1 && until > t0) {
     /* no attempt_timeout_ms: the time left is shared equally by this
      * candidate and those after it, so a hanging one leaves the others
      * theirs (the last gets all that is left) */
-    until = x->t0 + (until - x->t0) / (uint64_t)left;
+    until = t0 + (until - t0) / (uint64_t)left;
   }
+  /* Calls of this model: the first, then up to retry.attempts more on a
+   * retryable status, each after its backoff, all within `until`. */
+  for (int tries = 0;; tries++) {
+    char *copy = tries < rp->attempts ? strdup(text) : NULL;   /* for the next try */
+    int r = call(c, model, p, text, until, out, status, tries < rp->attempts && copy);
+    text = copy;
+    if (r != RETRY) {
+      free(text);
+      return r;
+    }
+  }
+}
+
+/* The backoff before retry number `tries` (0: the first retry): the
+ * provider's retry-after-ms or retry-after if it gave one, else
+ * backoff_ms x 2^tries capped at max_backoff_ms, with equal jitter (half
+ * fixed, half random). */
+static uint64_t backoff_ms(const gw_retry *rp, const xfer *x, int tries) {
+  if (x->retry_after_ms >= 0) return (uint64_t)x->retry_after_ms;
+  uint64_t d = (uint64_t)rp->backoff_ms;
+  for (int i = 0; i < tries && d < (uint64_t)rp->max_backoff_ms; i++) d *= 2;
+  if (d > (uint64_t)rp->max_backoff_ms) d = (uint64_t)rp->max_backoff_ms;
+  uint64_t z = gw_now_ns() ^ (uint64_t)(uintptr_t)x;   /* splitmix64 of the clock */
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return d / 2 + (d ? z % (d / 2 + 1) : 0);
+}
+
+static int retryable(const gw_retry *rp, long st) {
+  for (int i = 0; i < rp->non; i++)
+    if (rp->on[i] == st) return 1;
+  return 0;
+}
+
+/* One call of model with body text (taken). RETRY when it failed with a
+ * status retry.on names, may_retry is set, and its backoff ends before
+ * `until` (slept already); else SERVED, FAILED or SKIPPED. */
+static int call(gw_call *c, int model, const gw_provider *p, char *text, uint64_t until,
+                struct MHD_Response **out, unsigned *status, int may_retry) {
+  xfer *x = xfer_start(c, p, text);
+  if (!x) return note(c, model, "no_memory", "out of memory"), SKIPPED;
+  count(c, "lane_gateway_attempts_total", model, NULL, NULL);
+  c->calls++;
   int late = pump(x, until, c->stream ? UNTIL_FIRST : UNTIL_DONE);
   c->t_up += gw_now_ns() - x->sent_ns;   /* the provider's time, not the gateway's */
   long st = http_status(x);
@@ -563,6 +623,18 @@ static int attempt(gw_call *c, int model, int left, struct MHD_Response **out,
     snprintf(what, sizeof what, "HTTP %ld", st);
     r = failed(c, model, x, st == 429 ? LANE_CALL_RATE_LIMITED : LANE_CALL_SERVER_ERROR,
                st == 429 ? "http_429" : "http_5xx", what);
+    if (may_retry && retryable(&p->retry, st)) {
+      uint64_t wait = backoff_ms(&p->retry, x, c->retries_of_model);
+      int honoured = x->retry_after_ms < 0 || x->retry_after_ms <= p->retry.max_retry_after_ms;
+      if (honoured && gw_now_ms() + wait < until) {
+        c->retries_of_model++;
+        count(c, "lane_gateway_retries_total", model, "status", what + 5);
+        xfer_free(x);
+        struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) && errno == EINTR) {}
+        return RETRY;
+      }
+    }
   } else if (st / 100 == 2 && c->stream && !x->done) {
     *status = (unsigned)st;
     *out = stream_response(c, model, x);
