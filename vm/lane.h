@@ -39,7 +39,7 @@ extern "C" {
  * limit above, or what a function's arguments mean changes. A host built
  * against one ABI and run with a liblane of another is refused by
  * LANE_ABI_CHECK, below. */
-#define LANE_ABI_VERSION     3
+#define LANE_ABI_VERSION     4
 #define LANE_MAX_FIELDS      64     /* request fields per program */
 #define LANE_MAX_CANDIDATES  9      /* primary + up to 8 fallbacks */
 #define LANE_MAX_SHADOWS     4      /* shadow models per decision */
@@ -843,6 +843,9 @@ typedef struct lane_outcome {
                                or that none came); 0: an attempt that failed */
   const char *error;        /* a failed attempt's kind ("timeout",
                                "http_5xx", ...), or NULL */
+  int         shadow;       /* 1: a shadow's call (a copy of the request sent
+                               to compare a model; never the client's answer,
+                               never joined to the decision by replay) */
 } lane_outcome;
 
 /* An outcome as one JSON line ("type":"outcome"), snprintf's contract. */
@@ -877,8 +880,9 @@ LANE_API int lane_abi_version(void);
   { sizeof(lane_error), sizeof(lane_request), sizeof(lane_decision),         \
     sizeof(lane_event), sizeof(lane_trace), sizeof(lane_live_stats),         \
     sizeof(lane_budget_stats), sizeof(lane_state_report),                    \
-    sizeof(lane_load_options), sizeof(lane_runtime_options) }
-#define LANE_ABI_NSIZES 10
+    sizeof(lane_load_options), sizeof(lane_runtime_options),                 \
+    sizeof(lane_outcome) }
+#define LANE_ABI_NSIZES 11
 
 /* Checks, at run time, that the liblane loaded is the one a host was built
  * for: the same abi version and, for the first n structs of

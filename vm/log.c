@@ -292,6 +292,7 @@ size_t lane_log_outcome(const lane_program *p, const lane_outcome *oc, char *buf
     jnum(&o, oc->score);
   }
   if (oc->attempt) text_printf(&o, ",\"attempt\":%d", oc->attempt);
+  if (oc->shadow) text_printf(&o, ",\"shadow\":true");
   text_printf(&o, ",\"final\":%s", oc->final || !oc->attempt ? "true" : "false");
   if (oc->error) {
     text_printf(&o, ",\"error\":");

@@ -82,7 +82,8 @@ class _Outcome(ctypes.Structure):
                 ("latency_ms", ctypes.c_double), ("input_tokens", ctypes.c_int64),
                 ("output_tokens", ctypes.c_int64), ("cost", ctypes.c_double),
                 ("has_score", ctypes.c_int), ("score", ctypes.c_double),
-                ("attempt", ctypes.c_int), ("final", ctypes.c_int), ("error", ctypes.c_char_p)]
+                ("attempt", ctypes.c_int), ("final", ctypes.c_int), ("error", ctypes.c_char_p),
+                ("shadow", ctypes.c_int)]
 
 
 class _Event(ctypes.Structure):
@@ -213,7 +214,7 @@ for _n, _res, _args in [
 # it has the same ABI and struct sizes before anything else runs, so that a
 # liblane of another layout is refused here with its reason rather than
 # misread later. tests: test_lane.py compares every field offset with C's.
-ABI_VERSION = 3
+ABI_VERSION = 4
 _ABI_STRUCTS = (_Error, _Request, _Decision, _Event, _Trace, _LiveStats)
 _sizes = (ctypes.c_size_t * len(_ABI_STRUCTS))(*[ctypes.sizeof(t) for t in _ABI_STRUCTS])
 _abi_err = _Error()
@@ -533,15 +534,18 @@ class Runtime:
         return _text(_lib.lane_log_decision, *args)
 
     def outcome_record(self, id, model, latency_ms, cost, status=200, attempts=1, fallbacks=0,
-                       input_tokens=0, output_tokens=0, score=None, ts_ms=0):
+                       input_tokens=0, output_tokens=0, score=None, ts_ms=0, shadow=False):
         """What became of decision id, as one JSON line (lane_log_outcome):
         the model that answered (a lane name, or None), its latency, actual
         cost and usage, and an optional score (user feedback, an eval's
-        grade), which `lane replay` reports per model."""
+        grade), which `lane replay` reports per model. shadow: the record
+        of a shadow's call (a copy of the request sent to compare a model),
+        which replay does not join to the decision."""
         m = -1 if model is None else self.prog.model(model)
         o = _Outcome(id.encode(), ts_ms, m, attempts, fallbacks, status, latency_ms,
                      input_tokens, output_tokens, cost, score is not None,
-                     0.0 if score is None else score, 0, 1, None)
+                     0.0 if score is None else score, 1 if shadow else 0, 0 if shadow else 1,
+                     None, 1 if shadow else 0)
         return _text(_lib.lane_log_outcome, self.prog._p, ctypes.byref(o))
 
     def trace(self, route, req, cap=4096):

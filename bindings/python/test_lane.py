@@ -102,9 +102,14 @@ try:
     is_((r["type"], r["id"], r["candidates"][0], r["rule"]), ("decision", "py-1", d.primary, d.rule),
         "log_record: the decision as liblane writes it")
     is_(json.loads(out)["score"], 0.9, "outcome_record: with a score")
+    # a shadow's record of the same decision (another model, a low score):
+    # written with "shadow": true and never joined by replay
+    sh = lrt.outcome_record("py-1", d.primary, 900.0, 0.005, score=0.1, shadow=True)
+    is_((json.loads(sh).get("shadow"), json.loads(sh).get("final")), (True, False),
+        "outcome_record(shadow=True): \"shadow\": true, not final")
     logf = os.path.join(tmp, "py.log")
     with open(logf, "w") as f:
-        f.write(rec + out)
+        f.write(rec + out + sh)
     p = subprocess.run([LANE, "replay", lanec, logf, "--format", "json"], capture_output=True,
                        text=True)
     rep = json.loads(p.stdout or "{}")
@@ -275,7 +280,7 @@ try:
     cnames = {"_Error": "lane_error", "_Request": "lane_request",
               "_Decision": "lane_decision", "_Event": "lane_event", "_Trace": "lane_trace",
               "_LiveStats": "lane_live_stats", "_Value": "lane_value",
-              "_StateReport": "lane_state_report"}
+              "_StateReport": "lane_state_report", "_Outcome": "lane_outcome"}
     want = {}
     lines = ['#include <stddef.h>', '#include <stdio.h>', '#include "lane.h"',
              'int main(void) {']

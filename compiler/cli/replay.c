@@ -369,7 +369,9 @@ static void one_line(run *R, uint32_t file, uint32_t line, const char *text, siz
   if (type && !strcmp(type, "outcome")) {
     const char *id = json_string_value(json_object_get(j, "id"));
     if (!id) { bad(R, file, line, "an outcome without an id"); json_decref(j); return; }
-    if (json_is_false(json_object_get(j, "final"))) {   /* a failed attempt: not joined */
+    /* a failed attempt, or a shadow's call (a copy sent to compare a
+     * model, never the answer): not joined */
+    if (json_is_false(json_object_get(j, "final")) || json_is_true(json_object_get(j, "shadow"))) {
       json_decref(j);
       return;
     }
