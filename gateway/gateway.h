@@ -3,7 +3,9 @@
  * in front of OpenAI- and Anthropic-style providers (see README.md here).
  *
  *   main.c       configuration, the HTTP server, requests and decisions
- *   upstream.c   forwarding with libcurl: the fallback walk and streaming
+ *   upstream.c   forwarding with libcurl: the fallback walk, retries, streaming,
+ *                the pool of kept connections, shadow calls
+ *   shadow.c     the shadows' queue and worker threads
  *   translate.c  OpenAI <-> Anthropic bodies, responses, streams and errors
  *   metrics.c    counters served as Prometheus text on GET /metrics
  *   log.c        the decision log: records queued, a writer thread, rotation
@@ -97,6 +99,9 @@ typedef struct gw_config {
   long     max_per_ip;       /* limits.connections_per_ip: 0 = no limit */
   long     idle_timeout_s;   /* limits.idle_timeout_s: a silent client is closed (120) */
   gw_retry retry;            /* "retry" (default: none) */
+  long     shadow_concurrency; /* shadow.concurrency: threads sending shadows (4; 0 off) */
+  long     shadow_queue;     /* shadow.queue: shadows waiting at most (1024) */
+  long     shadow_timeout_ms; /* shadow.timeout_ms: one shadow call (60000) */
   json_t  *defaults;         /* request field defaults (object), or NULL */
   int      nproviders;       /* entries in providers */
   gw_provider providers[GW_MAX_PROVIDERS]; /* from "providers" */
@@ -203,6 +208,8 @@ typedef struct gw {
   struct gw_slot *idle;
   int           nidle;
   void         *share;       /* CURLSH: DNS answers and TLS sessions */
+  struct gw_shadows *shadows; /* shadow.c: the queue and its workers, or NULL */
+  atomic_int    shadows_stopping; /* 1: shadow calls in flight stop waiting */
   pthread_mutex_t share_locks[GW_SHARE_LOCKS];
 } gw;
 
@@ -225,6 +232,7 @@ typedef struct gw_call {
   uint64_t      t_in;        /* gw_now_ns when its body was in */
   uint64_t      t_up;        /* ns spent waiting on providers, every attempt */
   int           retries_of_model; /* retries made of the model being tried */
+  char          hdr_version[64], hdr_beta[256]; /* a shadow's copies of the headers */
   lane_request *req;         /* the decision's request (charged later): a compact
                                 request in req_buf, its room sized for the body's
                                 and the headers' strings */
@@ -249,6 +257,19 @@ typedef struct gw_call {
 struct MHD_Response *gw_forward(gw_call *call, unsigned *status);
 /* The client's body parsed (once, on first use): NULL out of memory. */
 json_t *gw_call_body(gw_call *call);
+
+/* ---- shadows (shadow.c) ---- */
+typedef struct gw_shadows gw_shadows;
+/* Starts shadow.concurrency workers (none when 0): 0, or -1 with why set. */
+int  gw_shadows_start(struct gw *g, char *why, size_t cap);
+/* Queues a copy of c for each of its decision's shadows (never blocks:
+ * a full queue drops and counts). */
+void gw_shadows_submit(struct gw *g, const gw_call *c);
+/* Stops the workers once their calls end; what is still queued is dropped
+ * and said. */
+void gw_shadows_stop(struct gw *g);
+/* One shadow call of model for c (upstream.c): sent, timed, recorded. */
+void gw_shadow_call(gw_call *c, int model);
 /* The pool of upstream slots and the share handle: 0, or -1 out of memory.
  * Stop only once no transfer is running. */
 int  gw_upstream_start(struct gw *g);
@@ -262,6 +283,9 @@ void gw_log_decision(gw_call *c, int route, int status);
  * (model -1 when none answered). */
 void gw_log_outcome(gw_call *c, int model, double latency_ms, int http, const char *error,
                     int final, long in, long out, double cost);
+/* The outcome record of a shadow's call ("shadow": true, never final). */
+void gw_log_shadow(gw_call *c, int model, double latency_ms, int http, const char *error, long in,
+                   long out, double cost);
 
 /* Cost of actual usage on model m (tokens in, cached of them, out). */
 double gw_usage_cost(const gw_policy *p, int model, long in, long cached, long out);

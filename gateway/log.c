@@ -263,3 +263,25 @@ void gw_log_outcome(gw_call *c, int model, double latency_ms, int http, const ch
   o.error = error;
   QUEUE_RECORD(lane_log_outcome(c->pol->prog, &o, buf_, cap_), "");
 }
+
+void gw_log_shadow(gw_call *c, int model, double latency_ms, int http, const char *error, long in,
+                   long out, double cost) {
+  gw *g = c->g;
+  if (!g->log) return;
+  lane_outcome o;
+  memset(&o, 0, sizeof o);
+  o.id = c->id;
+  o.ts_ms = wall_ms();
+  o.model = model;
+  o.attempts = 1;
+  o.status = http;
+  o.latency_ms = latency_ms;
+  o.input_tokens = in;
+  o.output_tokens = out;
+  o.cost = cost;
+  o.attempt = 1;
+  o.final = 0;
+  o.error = error;
+  o.shadow = 1;
+  QUEUE_RECORD(lane_log_outcome(c->pol->prog, &o, buf_, cap_), "");
+}

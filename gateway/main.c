@@ -165,6 +165,10 @@ static int load_config(gw_config *c, const char *file, char *why, size_t cap) {
   c->connect_timeout_ms = num(o, "connect_timeout_ms", 5000);
   c->stream_idle_ms = num(o, "stream_idle_ms", 60000);
   c->default_max_tokens = num(o, "default_max_tokens", 4096);
+  json_t *sh = json_object_get(o, "shadow");
+  c->shadow_concurrency = num(sh, "concurrency", 4);
+  c->shadow_queue = num(sh, "queue", 1024);
+  c->shadow_timeout_ms = num(sh, "timeout_ms", 60000);
   static const gw_retry no_retry = {0, 100, 2000, 5000, {429, 500, 502, 503, 504}, 5};
   if (load_retry(json_object_get(o, "retry"), &no_retry, &c->retry, file, why, cap)) return -1;
   json_t *lim = json_object_get(o, "limits");
@@ -185,6 +189,11 @@ static int load_config(gw_config *c, const char *file, char *why, size_t cap) {
                     "max_bytes > 0", file), -1;
   if (c->deadline_ms <= 0 || c->connect_timeout_ms <= 0 || c->stream_idle_ms <= 0)
     return snprintf(why, cap, "%s: timeouts must be positive", file), -1;
+  if ((sh && !json_is_object(sh)) || c->shadow_concurrency < 0 || c->shadow_concurrency > 256 ||
+      c->shadow_queue < 1 || c->shadow_timeout_ms < 1)
+    return snprintf(why, cap, "%s: \"shadow\" is {\"concurrency\": 0 to 256 (0: shadows are "
+                    "decided and logged, not sent), \"queue\": >= 1, \"timeout_ms\": >= 1}",
+                    file), -1;
   if (lim && !json_is_object(lim))
     return snprintf(why, cap, "%s: \"limits\" is an object: {\"body_bytes\", "
                     "\"bodies_bytes\", \"connections\", \"connections_per_ip\", "
@@ -514,6 +523,7 @@ static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url,
     rc = dry_run(c, con, url);
     goto out;
   }
+  gw_shadows_submit(g, c);   /* copies, sent by their own threads */
   char labels[480] = "", rn[16];
   snprintf(rn, sizeof rn, "%d", c->d.rule);
   gw_label(labels, sizeof labels, "route", lane_route_name(c->pol->prog, ri));
@@ -743,6 +753,7 @@ static int start(gw *g, const char *cfgfile, int port, char *why, size_t cap) {
   g->metrics = gw_metrics_new();
   if (!g->metrics) return snprintf(why, cap, "out of memory"), -1;
   if (gw_upstream_start(g)) return snprintf(why, cap, "out of memory"), -1;
+  if (gw_shadows_start(g, why, cap)) return -1;
   if (gw_policy_start(g, why, cap)) return -1;
   for (int i = 0; i < g->cfg.nproviders; i++) {
     const gw_provider *p = &g->cfg.providers[i];
@@ -775,6 +786,7 @@ static int start(gw *g, const char *cfgfile, int port, char *why, size_t cap) {
 
 static void stop(gw *g) {
   lane_error err;
+  gw_shadows_stop(g);     /* shadow calls in flight end; they log and observe */
   gw_poller_stop(g);
   gw_log_close(g->log);   /* every queued record written and synced */
   g->log = NULL;

@@ -31,6 +31,17 @@ static const struct family {
    "request opens none)."},
   {"lane_gateway_retries_total", "counter",
    "Calls made again to the same model (retry), by provider, model and the status retried."},
+  {"lane_gateway_shadows_total", "counter",
+   "Shadow calls made (a copy of the request to a shadow model), by provider, model and result."},
+  {"lane_gateway_shadow_seconds_total", "counter",
+   "Time shadow calls took to answer, by provider and model (with shadows_total{result=\"ok\"}: "
+   "the mean)."},
+  {"lane_gateway_shadow_spend_dollars_total", "counter",
+   "What answered shadow calls cost, from their usage, by provider and model (never charged to "
+   "budgets)."},
+  {"lane_gateway_shadows_dropped_total", "counter",
+   "Shadows decided but not sent, by reason (queue_full, off, no_provider, untranslatable, "
+   "no_memory, stopping)."},
   {"lane_gateway_fallbacks_total", "counter",
    "Moves to the next candidate, by route and the model given up on."},
   {"lane_gateway_provider_errors_total", "counter",

@@ -319,6 +319,10 @@ def main():
         "decision_log": {"path": "decisions.log", "max_bytes": 40000, "queue": 4096},
         "deadline_ms": 5000, "attempt_timeout_ms": 1200, "connect_timeout_ms": 1000,
         "stream_idle_ms": 3000, "default_max_tokens": 1024, "defaults": {"tier": "free"},
+        # Shadows decided, logged, not sent: muse (refused below) would
+        # otherwise fail its shadow calls and open its breaker. They are
+        # sent by the gateway of shadow_suite.
+        "shadow": {"concurrency": 0},
         "providers": {
             "openai": {"base_url": "http://127.0.0.1:%s/openai/v1" % fport,
                        "api_key_env": "T_OPENAI_KEY", "format": "openai"},
@@ -359,6 +363,18 @@ def main():
                 retries(Suite(Gateway(port), int(fport), a.lane, a.out, prefix="R"))
                 limits(port)
             with_gateway(a, "gateway-shares", cfg3, env, shares_and_limits)
+            # Shadows sent: muse served by the fake.
+            cfg4 = dict(cfg, shadow={"concurrency": 1, "queue": 1, "timeout_ms": 1500},
+                        decision_log={"path": "shadow.log"})
+            cfg4["providers"] = dict(cfg["providers"], inhouse={
+                "base_url": "http://127.0.0.1:%s/inhouse/v1" % fport, "format": "openai"})
+            for f in os.listdir(a.out):
+                if f.startswith("shadow.log"):
+                    os.remove(os.path.join(a.out, f))
+            with_gateway(a, "gateway-shadow", cfg4, env,
+                         lambda port: shadow_suite(
+                             Suite(Gateway(port), int(fport), a.lane, a.out, prefix="H"),
+                             os.path.join(a.out, "shadow.log")))
             # Reloads: a third gateway whose policy file changes under it.
             sys.path.insert(0, HERE)
             import t_reload
@@ -457,6 +473,65 @@ def retries(s):
     ok(re.search(r'lane_gateway_retries_total\{[^}]*status="500"\} 3', text) is not None and
        re.search(r'lane_gateway_retries_total\{[^}]*status="429"\} 1', text) is not None,
        "lane_gateway_retries_total counts the retries by status", text[-1500:])
+
+
+def shadow_suite(s, logpath):
+    """Pro traffic is shadowed to muse (rule 8): a copy goes to muse, never
+    delaying the answer, whole even when the client streams, and its
+    outcome is logged under the decision's id with "shadow": true."""
+    h = {"x-lane-field-tier": "pro"}
+    tag, text, cands = s.plan("openai", [], h)
+    r = s.send("openai", text, h, stream=True)
+    calls = []
+    for _ in range(40):
+        calls = s.calls(tag)
+        if any(c["provider"] == "inhouse" for c in calls):
+            break
+        time.sleep(0.05)
+    sh = [c for c in calls if c["provider"] == "inhouse"]
+    main = [c for c in calls if c["provider"] != "inhouse"]
+    ok(r.status == 200 and stream_text(r, "openai").endswith(tag) and len(main) == 1 and
+       len(sh) == 1 and sh[0]["model"] == "muse-support-v3" and sh[0]["stream"] is False,
+       "a pro request is answered by %s and shadowed to muse (one whole call, though the client "
+       "streamed)" % cands[0]["model"], calls)
+    did = r.h("x-lane-decision-id")
+    # a shadow that hangs does not hold the answer; with one worker and a
+    # queue of one, a burst of them is dropped and counted, never waited for
+    times = []
+    for _ in range(4):
+        tag, text, cands = s.plan("openai", [], h)
+        t0 = time.monotonic()
+        r = s.send("openai", text + " fault:muse-support-v3=hang", h)
+        times.append(time.monotonic() - t0)
+        ok(r.status == 200 and r.h("x-lane-model") == cands[0]["model"],
+           "a request whose shadow hangs is answered by %s in %.2f s" % (cands[0]["model"], times[-1]))
+    time.sleep(3.5)   # the hanging shadows time out (timeout_ms 1500)
+    text = s.gw.request("GET", "/metrics").raw.decode()
+    def total(name, label):
+        return sum(float(m.group(1)) for m in re.finditer(
+            r'^%s\{[^}]*%s[^}]*\} (\S+)$' % (name, re.escape(label)), text, re.M))
+    ok(max(times) < 1.0, "no answer waited for its shadow (slowest %.2f s)" % max(times))
+    ok(total("lane_gateway_shadows_total", 'result="ok"') >= 1 and
+       total("lane_gateway_shadows_total", 'result="timeout"') >= 1 and
+       total("lane_gateway_shadows_dropped_total", 'reason="queue_full"') >= 1 and
+       total("lane_gateway_shadow_seconds_total", 'model="muse"') > 0,
+       "metrics: shadows answered, timed out, and dropped with the queue full", text[-2500:])
+    # the log: the shadow's outcome under the decision's id
+    recs = []
+    for _ in range(40):
+        try:
+            recs = [rec for _, _, rec in log_records(logpath)[1]]
+        except (OSError, ValueError):
+            recs = []
+        if any(x.get("id") == did and x.get("shadow") for x in recs):
+            break
+        time.sleep(0.05)
+    shadow_recs = [x for x in recs if x.get("id") == did and x.get("shadow")]
+    ok(len(shadow_recs) == 1 and shadow_recs[0]["model"] == "muse" and
+       shadow_recs[0]["final"] is False and shadow_recs[0]["status"] == 200 and
+       shadow_recs[0]["cost"] > 0,
+       "decision log: the shadow's outcome, \"shadow\": true, under decision %s" % did,
+       shadow_recs or recs[-5:])
 
 
 def raw_open(port, head, body=b""):

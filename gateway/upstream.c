@@ -136,6 +136,7 @@ typedef struct xfer {
   int     too_big;   /* raw exceeded BODY_LIMIT */
   uint64_t sent_ns;  /* when the first curl_multi_perform returned: the request is out */
   long    retry_after_ms; /* the answer's retry-after-ms or retry-after; -1 none */
+  const atomic_int *abort; /* set: stop waiting (a shadow at the gateway's stop) */
   char    ctype[128];/* response Content-Type */
   uint64_t t0;       /* when the attempt started */
 } xfer;
@@ -294,7 +295,7 @@ static int pump(xfer *x, uint64_t until, int what) {
     if (what == UNTIL_FIRST && x->nbody > 0 && http_status(x) / 100 == 2) return 0;
     if (what == UNTIL_OUTPUT && x->sse.out.n > x->sse.out_pos) return 0;
     uint64_t now = gw_now_ms();
-    if (now >= until) return 1;
+    if (now >= until || (x->abort && atomic_load(x->abort))) return 1;
     uint64_t wait = until - now;
     curl_multi_poll(x->multi, NULL, 0, wait > 200 ? 200 : (int)wait, NULL);
   }
@@ -706,4 +707,100 @@ struct MHD_Response *gw_forward(gw_call *c, unsigned *status) {
   if (r) MHD_add_response_header(r, "x-should-retry", "false");
   free(body);
   return r;
+}
+
+/* ---- shadows (shadow.c queues them; a worker thread calls here) ---- */
+
+static void shadow_count(const gw_call *c, const char *family, int model, const char *result,
+                         double v) {
+  char labels[240] = "";
+  gw_label(labels, sizeof labels, "provider", lane_model_provider(c->pol->prog, model));
+  gw_label(labels, sizeof labels, "model", lane_model_name(c->pol->prog, model));
+  if (result) gw_label(labels, sizeof labels, "result", result);
+  gw_metrics_add(c->g->metrics, family, labels, v);
+}
+
+void gw_shadow_call(gw_call *c, int model) {
+  gw *g = c->g;
+  int pi = c->pol->model_provider[model];
+  char labels[64] = "";
+  if (pi < 0) {
+    gw_label(labels, sizeof labels, "reason", "no_provider");
+    gw_metrics_add(g->metrics, "lane_gateway_shadows_dropped_total", labels, 1);
+    return;
+  }
+  const gw_provider *p = &g->cfg.providers[pi];
+  const char *id = lane_model_id(c->pol->prog, model), *why = NULL;
+  size_t n;
+  /* a whole answer is asked for: the bytes as they came when that is what
+   * they ask, else parsed and rewritten without stream */
+  char *text = p->format == c->format && !c->stream ? gw_splice_model(c->raw, c->nraw, id, &n)
+                                                    : NULL;
+  if (!text) {
+    json_t *body = gw_call_body(c);
+    json_t *b = body ? gw_translate_request(body, c->format, p->format, id, p,
+                                            g->cfg.default_max_tokens, &why) : NULL;
+    if (b) {
+      json_object_del(b, "stream");
+      json_object_del(b, "stream_options");
+      text = json_dumps(b, JSON_COMPACT);
+    }
+    json_decref(b);
+    if (!text) {
+      gw_label(labels, sizeof labels, "reason", body && !why ? "no_memory" : "untranslatable");
+      gw_metrics_add(g->metrics, "lane_gateway_shadows_dropped_total", labels, 1);
+      return;
+    }
+  }
+  c->stream = 0;   /* xfer_start: a whole answer */
+  xfer *x = xfer_start(c, p, text);
+  if (!x) {
+    gw_label(labels, sizeof labels, "reason", "no_memory");
+    gw_metrics_add(g->metrics, "lane_gateway_shadows_dropped_total", labels, 1);
+    return;
+  }
+  x->abort = &g->shadows_stopping;   /* the gateway's stop ends the wait within a poll */
+  int late = pump(x, gw_now_ms() + (uint64_t)g->cfg.shadow_timeout_ms, UNTIL_DONE);
+  if (late && atomic_load(&g->shadows_stopping)) {   /* cut short by the stop: no verdict */
+    gw_label(labels, sizeof labels, "reason", "stopping");
+    gw_metrics_add(g->metrics, "lane_gateway_shadows_dropped_total", labels, 1);
+    xfer_free(x);
+    return;
+  }
+  double ms = (double)(gw_now_ms() - x->t0);
+  long st = http_status(x), in = 0, cached = 0, out = 0;
+  const char *kind = NULL;
+  int call = LANE_CALL_OK;
+  double cost = 0;
+  if (late) {
+    kind = "timeout", call = LANE_CALL_TIMEOUT;
+  } else if (x->result != CURLE_OK) {
+    int slow = x->result == CURLE_OPERATION_TIMEDOUT;
+    kind = x->result == CURLE_COULDNT_CONNECT ? "refused" : slow ? "timeout" : "connection";
+    call = slow ? LANE_CALL_TIMEOUT : LANE_CALL_SERVER_ERROR;
+  } else if (st == 429 || st >= 500) {
+    kind = st == 429 ? "http_429" : "http_5xx";
+    call = st == 429 ? LANE_CALL_RATE_LIMITED : LANE_CALL_SERVER_ERROR;
+  } else if (st / 100 == 2) {
+    json_t *j = json_loadb(x->raw.p ? x->raw.p : "", x->raw.n, JSON_ALLOW_NUL, NULL);
+    const char *bad;
+    if (!j || gw_answer_shape(j, p->format, &bad)) {
+      kind = "malformed", call = LANE_CALL_SERVER_ERROR;
+    } else if (gw_usage(j, p->format, &in, &cached, &out) == 0) {
+      cost = gw_usage_cost(c->pol, model, in, cached, out);
+    }
+    json_decref(j);
+  } else if (st >= 400) {
+    kind = "client_error", call = LANE_CALL_CLIENT_ERROR;
+  } else {
+    kind = "malformed", call = LANE_CALL_SERVER_ERROR;
+  }
+  lane_observe(c->pol->rt, model, ms, call);
+  shadow_count(c, "lane_gateway_shadows_total", model, kind ? kind : "ok", 1);
+  if (!kind) {
+    shadow_count(c, "lane_gateway_shadow_seconds_total", model, NULL, ms / 1000.0);
+    shadow_count(c, "lane_gateway_shadow_spend_dollars_total", model, NULL, cost);
+  }
+  gw_log_shadow(c, model, ms, (int)st, kind, in, out, cost);
+  xfer_free(x);
 }
