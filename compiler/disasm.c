@@ -130,9 +130,12 @@ static void tables(FILE *out, const lane_program *p) {
   fprintf(out, "routes (%u):\n", (unsigned)im->nroutes);
   for (uint32_t i = 0; i < im->nroutes; i++) {
     const bc_route *r = &im->routes[i];
-    fprintf(out, "  %4u  %s  code [%u,%u)  fallbacks %u  worst case %" PRIu64 "\n",
-            (unsigned)i, S(im, r->name), (unsigned)r->start, (unsigned)r->end,
-            (unsigned)r->fallbacks, p->route_steps[i]);
+    fprintf(out, "  %4u  %s  code [%u,%u)  fallbacks %u  worst case %" PRIu64, (unsigned)i,
+            S(im, r->name), (unsigned)r->start, (unsigned)r->end, (unsigned)r->fallbacks,
+            p->route_steps[i]);
+    if (i < im->nroute_out && im->route_out[i])
+      fprintf(out, "  output estimate %lld", (long long)im->route_out[i]);
+    fputc('\n', out);
     for (uint32_t k = 0; k < r->nrules; k++) {
       const bc_rule *ru = &im->rules[r->first_rule + k];
       fprintf(out, "        rule %u  line %u  ", (unsigned)k + 1, (unsigned)ru->line);

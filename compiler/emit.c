@@ -1121,6 +1121,21 @@ static void free_image(bc_image *im) {
   free(im->budgets); free(im->code); free(im->lines);
   free(im->switches); free(im->cases);
   free(im->xnodes); free(im->xrules); free(im->xsels); free(im->xlist);
+  free(im->route_out);
+}
+
+/* ROUTEOUT: each route's output_estimate, when any route has one (else
+ * the section stays empty and the file reads as before). */
+static int emit_route_out(emitter *E) {
+  sema_unit *u = E->u;
+  int any = 0;
+  for (int i = 0; i < u->nroutes; i++) any |= u->routes[i].output_estimate > 0;
+  if (!any) return 0;
+  E->im.route_out = calloc((size_t)u->nroutes, sizeof *E->im.route_out);
+  if (!E->im.route_out) return -1;
+  E->im.nroute_out = (uint32_t)u->nroutes;
+  for (int i = 0; i < u->nroutes; i++) E->im.route_out[i] = u->routes[i].output_estimate;
+  return 0;
 }
 
 /* Reports the program-wide limits the image exceeds; 0 if none. */
@@ -1193,6 +1208,10 @@ int emit_program_loaded(sema_unit *u, unsigned char **out, size_t *n, lane_progr
     }
     /* ctx.nomem: the evaluator ran out of memory deciding a model or a
      * constant, so some of the program may be missing */
+    if (!E.fail && !u->ctx.nomem && emit_route_out(&E)) {
+      u->ctx.nomem = 1;
+      E.fail = 1;
+    }
     if (!E.fail && !u->ctx.nomem && link_code(&E) == 0) {
       if (check_limits(&E)) E.fail = 1;
       else if (bc_encode(&E.im, out, n) == 0) {

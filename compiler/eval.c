@@ -292,7 +292,9 @@ static ev_val live_prop(const ev_env *env, int m, int prop) {
   if (env->stats) st = env->stats[m];
   else lane_model_stats(env->rt, m, &st);
   switch (prop) {
-  case MP_COST: return mk_d(TY_MONEY, lane_cost(env->prog, env->req, m));
+  case MP_COST:   /* as the decision's route counts it (its output_estimate) */
+    return mk_d(TY_MONEY, env->dec ? lane_route_cost(env->prog, env->dec->route, env->req, m)
+                                   : lane_cost(env->prog, env->req, m));
   case MP_FITS: {
     int64_t in = field_val(env, &(ast_node){.ref = BC_F_INPUT_TOKENS}).v.i;
     int64_t out = field_val(env, &(ast_node){.ref = BC_F_MAX_OUTPUT_TOKENS}).v.i;

@@ -765,6 +765,21 @@ static void declare_route(sema_unit *u, ast_node *d) {
       }
       break;
     }
+    case N_PROP: {   /* output_estimate, the one setting written so */
+      if (r->output_estimate) {
+        diag_error(&u->ctx, it->span, "route '%s' sets output_estimate twice", d->name);
+        break;
+      }
+      ev_val v;
+      if (sema_check_const(u, it->a, TY_TOKENS, "output_estimate", &v) == 0) {
+        if (v.v.i < 1 || v.v.i > BC_MAX_OUTPUT_ESTIMATE)
+          diag_error(&u->ctx, it->a->span, "output_estimate must be between 1 and %d tokens "
+                     "(the output a request without max_output_tokens is expected to take)",
+                     BC_MAX_OUTPUT_ESTIMATE);
+        else r->output_estimate = v.v.i;
+      }
+      break;
+    }
     case N_REQUIRE: ast_push(&u->ctx, &r->requires, it); break;
     case N_SHADOW: ast_push(&u->ctx, &r->shadows, it); break;
     case N_WHEN:

@@ -126,6 +126,8 @@ typedef struct sema_route {
   const char *name;        /* route name */
   ast_node   *node;        /* N_ROUTE */
   int         fallbacks;   /* alternatives after the primary */
+  int64_t     output_estimate; /* output tokens counted when a request has no
+                                  max_output_tokens; 0: none (input only) */
   ast_list    requires;    /* N_REQUIRE conditions */
   ast_list    rules;       /* N_WHEN and N_OTHERWISE, in order */
   ast_list    shadows;     /* route-level N_SHADOW */

@@ -393,7 +393,7 @@ static enum MHD_Result dry_run(gw_call *c, struct MHD_Connection *con, const cha
                          lane_model_provider(p, m), "id", lane_model_id(p, m), "format",
                          pi < 0 ? NULL
                          : g->cfg.providers[pi].format == GW_OPENAI ? "openai" : "anthropic",
-                         "expected_cost", lane_cost(p, c->req, m)));
+                         "expected_cost", lane_route_cost(p, d->route, c->req, m)));
   }
   json_t *o = json_pack("{s:b, s:s, s:i, s:s, s:s, s:o, s:o, s:o, s:f, s:I}", "dry_run", 1,
                         "route", lane_route_name(p, d->route), "rule", d->rule, "rule_name",
@@ -402,6 +402,8 @@ static enum MHD_Result dry_run(gw_call *c, struct MHD_Connection *con, const cha
                         names(p, d->candidates + 1, d->ncandidates - 1), "shadows",
                         names(p, d->shadows, d->nshadows), "cost", d->cost, "deadline_ms",
                         (json_int_t)(c->deadline - gw_now_ms()));
+  if (o && d->output_from == LANE_OUTPUT_ESTIMATE)   /* no max_tokens: the route's estimate */
+    json_object_set_new(o, "output_estimate", json_integer((json_int_t)d->output_tokens));
   char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
   json_decref(o);
   struct MHD_Response *r =

@@ -343,7 +343,8 @@ static void settle(gw_call *c, int model, const xfer *x, int have, long in, long
                    long out) {
   gw *g = c->g;
   c->served = model;
-  c->cost = have ? gw_usage_cost(c->pol, model, in, cached, out) : lane_cost(c->pol->prog, c->req, model);
+  c->cost = have ? gw_usage_cost(c->pol, model, in, cached, out)
+                  : lane_route_cost(c->pol->prog, c->d.route, c->req, model);
   c->cost_basis = have ? "usage" : "expected";
   lane_observe(c->pol->rt, model, (double)(gw_now_ms() - x->t0), LANE_CALL_OK);
   lane_charge(c->pol->rt, c->req, c->cost);
@@ -451,7 +452,7 @@ static struct MHD_Response *stream_response(gw_call *c, int model, xfer *x) {
   if (!r) return free(s), NULL;
   atomic_fetch_add(&c->refs, 1);
   c->served = model;
-  c->cost = lane_cost(c->pol->prog, c->req, model);  /* usage comes at the end */
+  c->cost = lane_route_cost(c->pol->prog, c->d.route, c->req, model);  /* usage comes last */
   c->cost_basis = "expected";
   MHD_add_response_header(r, "Content-Type", "text/event-stream");
   MHD_add_response_header(r, "Cache-Control", "no-cache");

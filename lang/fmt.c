@@ -684,6 +684,9 @@ static void proute(fmt_p *p, const ast_node *r) {
     line_at(p, 2, nstart(p, it), tend(p, it), 0);
     if (it->kind == N_SHADOW) {
       ptarget(p, &p->out, it);
+    } else if (it->kind == N_PROP) {   /* output_estimate 500 */
+      cat(&p->out, it->name, " ");
+      pexpr(p, &p->out, it->a);
     } else {
       sputs(&p->out, it->kind == N_FALLBACKS ? "fallbacks " : "require ");
       pexpr(p, &p->out, it->a);

@@ -160,7 +160,7 @@ static void parse_error(parse_loc *loc, yyscan_t scanner, parse_state *ps,
        FASTEST "'fastest'" BEST "'best'" SPLIT "'split'" BY "'by'"
        MODELS "'models'" WHERE "'where'" CAPS "'caps'" REQ "'req'"
        EXPECT "'expect'" TRUE "'true'" FALSE "'false'" NULL "'null'"
-       IN "'in'" SENSITIVE "'sensitive'"
+       IN "'in'" SENSITIVE "'sensitive'" OUTPUT_ESTIMATE "'output_estimate'"
 %token EXPR_START "start of an expression"
 %token OROR "'||'" ANDAND "'&&'" EQ "'=='" NE "'!='" LE "'<='" GE "'>='"
        ARROW "'->'"
@@ -225,6 +225,7 @@ fname
   | TEST                  { $$ = (char *)"test"; }
   | WHEN                  { $$ = (char *)"when"; }
   | OTHERWISE             { $$ = (char *)"otherwise"; }
+  | OUTPUT_ESTIMATE       { $$ = (char *)"output_estimate"; }
   | REQUIRE               { $$ = (char *)"require"; }
   | FALLBACKS             { $$ = (char *)"fallbacks"; }
   | SHADOW                { $$ = (char *)"shadow"; }
@@ -295,6 +296,8 @@ route_items
 
 route_item
   : fallbacks_ expr        { NEW($$, N_FALLBACKS, @$); $$->a = $2; }
+  | output_estimate_ expr  { NEW($$, N_PROP, @$); $$->name = (char *)"output_estimate";
+                            $$->a = $2; }
   | require_ expr          { NEW($$, N_REQUIRE, @$); $$->a = $2; }
   | when_ expr ARROW chain { NEW($$, N_WHEN, @$); $$->a = $2; $$->list = $4;
                             if (!($$->text = when_text(ps, &@2))) YYNOMEM; }
@@ -369,6 +372,7 @@ fallbacks_ : FALLBACKS { yyerrok; } ;
 import_ : IMPORT { yyerrok; } ;
 model_ : MODEL { yyerrok; } ;
 otherwise_ : OTHERWISE { yyerrok; } ;
+output_estimate_ : OUTPUT_ESTIMATE { yyerrok; } ;
 pool_ : POOL { yyerrok; } ;
 req_ : REQ { yyerrok; } ;
 request_ : REQUEST { yyerrok; } ;
@@ -613,7 +617,7 @@ static const char *const decl_start[] = {
   "'import'", "'model'", "'request'", "'pool'", "'budget'", "'route'", "'test'", NULL
 };
 static const char *const item_start[] = {
-  "'fallbacks'", "'require'", "'when'", "'otherwise'", "'shadow'", NULL
+  "'fallbacks'", "'output_estimate'", "'require'", "'when'", "'otherwise'", "'shadow'", NULL
 };
 
 static int in_set(const char *name, const char *const *set) {

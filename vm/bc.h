@@ -71,7 +71,8 @@
   X(XNODES,    20,  20, xnodes,    nxnodes,    bc_xnode,  REC)               \
   X(XRULES,    21,   4, xrules,    nxrules,    uint32_t,  REC)               \
   X(XSELS,     22,  16, xsels,     nxsels,     bc_xsel,   REC)               \
-  X(XLIST,     23,   4, xlist,     nxlist,     uint32_t,  REC)
+  X(XLIST,     23,   4, xlist,     nxlist,     uint32_t,  REC)               \
+  X(ROUTEOUT,  24,   8, route_out, nroute_out, int64_t,   REC)
 
 /*
  * Record layouts of the REC sections: F(width, member, offset) per field,
@@ -109,6 +110,11 @@
 #define BC_REC_XSELS(F)     F(32, .rule, 0) F(32, .place, 4) F(32, .first, 8) \
                             F(32, .count, 12)  /* into XLIST */
 #define BC_REC_XLIST(F)     F(32, , 0)      /* node index */
+/* Per route: the output tokens its costs count for a request without
+ * max_output_tokens (`output_estimate`), 0 for none; as many as ROUTES,
+ * or none (a program of no such route: an older file reads the same). */
+#define BC_REC_ROUTEOUT(F)  F(64, , 0)
+#define BC_MAX_OUTPUT_ESTIMATE 100000000   /* tokens */
 /* STRIDX: { u32 off, u32 len } into STRDATA, where data[off+len] must be
  * NUL, strings in order, none overlapping the one before it. MODELS: one
  * bc_model, laid out by BC_MPROPS below. */

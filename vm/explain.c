@@ -283,8 +283,12 @@ static void decision(text_out *o, const lane_program *p, const lane_request *r, 
   text_printf(o, "decision: rule %d, ", d->rule);
   for (int i = 0; i < d->ncandidates; i++)
     text_printf(o, "%s%s ($%s)", i ? ", then " : "", name_of(p, d->candidates[i]),
-        sem_num(num, sizeof num, lane_cost(p, r, d->candidates[i])));
-  text_printf(o, "; expected cost $%s\n", sem_num(num, sizeof num, d->cost));
+        sem_num(num, sizeof num, lane_route_cost(p, d->route, r, d->candidates[i])));
+  text_printf(o, "; expected cost $%s", sem_num(num, sizeof num, d->cost));
+  if (d->output_from == LANE_OUTPUT_ESTIMATE)
+    text_printf(o, " (no max_output_tokens: %lld output tokens, the route's output_estimate)",
+                (long long)d->output_tokens);
+  text_printf(o, "\n");
 }
 
 static size_t explain_text_in(lane_runtime *rt, int route, const lane_request *r, int status,

@@ -666,7 +666,16 @@ typedef struct lane_decision {
                                            (past its cooldown, it was let
                                            through once; its outcome closes
                                            or reopens the breaker) */
+  int64_t output_tokens;                /* the output tokens its costs counted */
+  int    output_from;                   /* where they came from: LANE_OUTPUT_* */
 } lane_decision;
+
+/* lane_decision.output_from: the output tokens expected costs count. */
+enum {
+  LANE_OUTPUT_NONE = 0,     /* no max_output_tokens, no estimate: input only */
+  LANE_OUTPUT_REQUEST = 1,  /* the request's max_output_tokens */
+  LANE_OUTPUT_ESTIMATE = 2  /* the route's output_estimate (no max_output_tokens) */
+};
 
 /* Decides which models serve request r on the named route. Allocates
  * nothing, takes no locks, always terminates. Returns LANE_OK and fills
@@ -795,6 +804,13 @@ LANE_API int lane_decide_traced(lane_runtime *rt, int route, const lane_request 
 /* The expected cost in dollars of request r on model m (the formula of
  * lang/README.md, "Expected cost"), or 0 if m is out of range. */
 LANE_API double lane_cost(const lane_program *p, const lane_request *r, int model);
+/* The expected cost of r on model m as decisions on route `route` count it:
+ * a request without max_output_tokens counts the route's output_estimate
+ * (lane_route_output_estimate; 0 if it has none) as its output. 0 if the
+ * route or model is out of range. */
+LANE_API double lane_route_cost(const lane_program *p, int route, const lane_request *r,
+                                int model);
+LANE_API int64_t lane_route_output_estimate(const lane_program *p, int route);
 
 #ifdef __cplusplus
 }

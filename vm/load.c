@@ -747,6 +747,14 @@ static int check_routes(vctx *v) {
                   S(im, r->name), (unsigned)r->first_rule, (unsigned)r->nrules,
                   (unsigned)im->nrules);
   }
+  if (im->nroute_out && im->nroute_out != im->nroutes)
+    return errf(err, LANE_EFORMAT, "ROUTEOUT has %u entries for %u routes",
+                (unsigned)im->nroute_out, (unsigned)im->nroutes);
+  for (uint32_t i = 0; i < im->nroute_out; i++, v->work++)
+    if (im->route_out[i] < 0 || im->route_out[i] > BC_MAX_OUTPUT_ESTIMATE)
+      return errf(err, LANE_EFORMAT, "route %s: output estimate %lld is not between 0 and %d "
+                  "tokens", S(im, im->routes[i].name), (long long)im->route_out[i],
+                  BC_MAX_OUTPUT_ESTIMATE);
   return LANE_OK;
 }
 

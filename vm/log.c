@@ -244,6 +244,8 @@ static size_t log_decision_in(lane_runtime *rt, int route, const lane_request *r
     models(&o, p, d->shadows, d->nshadows);
     text_printf(&o, ",\"cost\":");
     jnum(&o, d->cost);
+    if (d->output_from == LANE_OUTPUT_ESTIMATE)
+      text_printf(&o, ",\"output_estimate\":%lld", (long long)d->output_tokens);
     if (d->probed) {
       int v[LANE_MAX_CANDIDATES], k = 0;
       for (int i = 0; i < d->ncandidates; i++)

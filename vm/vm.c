@@ -34,6 +34,7 @@ typedef struct vm_costq {
                                      formula is in * p_in + out * p_out */
   double  din, dout, dfresh, dcached;   /* as doubles: in, out, in - cached, cached */
   int64_t raw_in, raw_out;        /* unclamped, as sem_fits reads them */
+  int     from;                   /* LANE_OUTPUT_*: where out came from */
 } vm_costq;
 
 /* A filter part's value for one capability class, kept for the rest of
@@ -348,12 +349,20 @@ static int64_t req_int(const lane_request *r, int f) {
  * Without cached tokens or tiers this is input_tokens*input +
  * max_output_tokens*output to the last bit (adding 0.0 changes nothing).
  */
-static void vm_costq_init(vm_costq *q, const lane_request *r) {
+/* est: the route's output_estimate (0 none), the output counted when the
+ * request has no max_output_tokens. It changes costs only: what fits a
+ * model's context and max output is what the request asked for. */
+static void vm_costq_init(vm_costq *q, const lane_request *r, int64_t est) {
   int64_t in = req_int(r, BC_F_INPUT_TOKENS), out = req_int(r, BC_F_MAX_OUTPUT_TOKENS);
   int64_t cached = req_int(r, BC_F_CACHED_TOKENS);
   q->raw_in = in;
   q->raw_out = out;
   q->total_ok = !__builtin_add_overflow(in, out, &q->total);
+  q->from = LANE_OUTPUT_REQUEST;
+  if (!(r->set >> BC_F_MAX_OUTPUT_TOKENS & 1)) {
+    out = est;
+    q->from = est > 0 ? LANE_OUTPUT_ESTIMATE : LANE_OUTPUT_NONE;
+  }
   if (in < 0) in = 0;
   if (out < 0) out = 0;
   if (cached < 0) cached = 0;
@@ -385,15 +394,29 @@ static inline double cost_q(const bc_model *md, const vm_costq *q) {
   return (q->dfresh * p_in + q->dcached * p_cached) + q->dout * p_out;
 }
 
-static double cost_on(const bc_image *im, const lane_request *r, uint32_t m) {
+static int64_t route_est(const bc_image *im, uint32_t route) {
+  return route < im->nroute_out ? im->route_out[route] : 0;
+}
+
+static double cost_on(const bc_image *im, const lane_request *r, uint32_t m, int64_t est) {
   vm_costq q;
-  vm_costq_init(&q, r);
+  vm_costq_init(&q, r, est);
   return cost_q(&im->models[m], &q);
 }
 
 double lane_cost(const lane_program *p, const lane_request *r, int model) {
   if (!model_at(p, model) || !r) return 0.0;
-  return cost_on(&p->im, r, (uint32_t)model);
+  return cost_on(&p->im, r, (uint32_t)model, 0);
+}
+
+double lane_route_cost(const lane_program *p, int route, const lane_request *r, int model) {
+  if (!model_at(p, model) || !r || route < 0 || (uint32_t)route >= p->im.nroutes) return 0.0;
+  return cost_on(&p->im, r, (uint32_t)model, route_est(&p->im, (uint32_t)route));
+}
+
+int64_t lane_route_output_estimate(const lane_program *p, int route) {
+  if (!p || route < 0 || (uint32_t)route >= p->im.nroutes) return 0;
+  return route_est(&p->im, (uint32_t)route);
 }
 
 /* ---------------------------------------------------------------------
@@ -1701,7 +1724,7 @@ static int decide_traced_in(lane_runtime *rt, int route, const lane_request *r,
   x.ncand = 0;
   x.nshadow = 0;
   x.now = vm_now(rt);
-  vm_costq_init(&x.q, r);
+  vm_costq_init(&x.q, r, route_est(im, (uint32_t)route));
   x.fspec = rt->prog->fspec;
   x.xcode = rt->prog->xcode;
   x.fcode = rt->prog->fcode;
@@ -1730,6 +1753,8 @@ static int decide_traced_in(lane_runtime *rt, int route, const lane_request *r,
   out->nshadows = x.nshadow;
   for (int i = 0; i < x.nshadow; i++) out->shadows[i] = x.shadow[i];
   out->cost = cost_q(&im->models[x.cand[0]], &x.q);
+  out->output_tokens = x.q.out;
+  out->output_from = x.q.from;
   for (int i = 0; i < x.nprobe; i++)
     for (int k = 0; k < x.ncand; k++)
       if (x.cand[k] == x.probe[i]) out->probed |= 1u << k;
@@ -1762,7 +1787,7 @@ int vm_explain_region(lane_runtime *rt, const lane_request *r, const lane_decisi
   x.r = r;
   x.model = model;
   x.now = vm_now(rt);
-  vm_costq_init(&x.q, r);
+  vm_costq_init(&x.q, r, d ? route_est(im, (uint32_t)d->route) : 0);
   x.fault = "an error";
   int took[LANE_MAX_CANDIDATES];
   for (int i = 0; d && i < d->ncandidates && i < LANE_MAX_CANDIDATES; i++)

@@ -73,7 +73,8 @@ class _Decision(ctypes.Structure):
                 ("nshadows", ctypes.c_int), ("shadows", ctypes.c_int * MAX_SHADOWS),
                 ("cost", ctypes.c_double), ("steps", ctypes.c_uint32),
                 ("nerrors", ctypes.c_int), ("error_line", ctypes.c_int),
-                ("filtered_rule", ctypes.c_int), ("probed", ctypes.c_uint)]
+                ("filtered_rule", ctypes.c_int), ("probed", ctypes.c_uint),
+                ("output_tokens", ctypes.c_int64), ("output_from", ctypes.c_int)]
 
 
 class _Outcome(ctypes.Structure):
@@ -446,6 +447,11 @@ class Decision:
         self.model = prog.model_info(d.candidates[0])   # provider and provider's id
         self.shadows = [name(d.shadows[i]) for i in range(d.nshadows)]
         self.cost, self.steps = d.cost, d.steps
+        # the output tokens the costs counted, and from where: "request"
+        # (max_output_tokens), "estimate" (the route's output_estimate) or
+        # None (input only)
+        self.output_tokens = d.output_tokens
+        self.output_from = {1: "request", 2: "estimate"}.get(d.output_from)
         self.nerrors, self.error_line = d.nerrors, d.error_line
         self._d = d   # for Runtime.log_record
 

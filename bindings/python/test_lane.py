@@ -224,6 +224,22 @@ try:
     refused("flag", 1, "wants True or False")
     refused("n", 1.5, "wants an int")
     refused("frac", "0.5", "wants a number")
+    # output_estimate: a request without max_output_tokens counts the
+    # route's estimate, and the decision says so
+    ep = os.path.join(tmp, "est.lane")
+    with open(ep, "w") as f:
+        f.write("model a { input $1/Mtok output $4/Mtok }\n"
+                "route r { output_estimate 300  otherwise -> a }\n")
+    el = os.path.join(tmp, "est.lanec")
+    subprocess.run([LANE, "compile", ep, "-o", el], check=True)
+    eprog = lane.Program.load(el)
+    ert = lane.Runtime(eprog)
+    d1 = ert.decide("r", eprog.request(input_tokens=1000))
+    d2 = ert.decide("r", eprog.request(input_tokens=1000, max_output_tokens=10))
+    is_((d1.output_tokens, d1.output_from, round(d1.cost * 1e3, 9)), (300, "estimate", 2.2),
+        "no max_output_tokens: the route's 300 counted ($1/Mtok x 1000 + $4/Mtok x 300)")
+    is_((d2.output_tokens, d2.output_from, round(d2.cost * 1e3, 9)), (10, "request", 1.04),
+        "max_output_tokens 10: the request's figure counted")
     tr = tprog.request(uid=2**64 - 1, n=-2**63, flag=False, name="x", frac=0.5)
     is_((tr.get("uid"), tr.get("n"), tr.get("flag"), tr.get("name"), tr.get("frac")),
         (2**64 - 1, -2**63, False, "x", 0.5), "values at the edges of each type are kept exactly")

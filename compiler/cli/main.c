@@ -599,6 +599,8 @@ static void print_json(const lane_program *p, const char *source, const lane_dec
   json_object_set_new(o, "fallbacks", model_array(p, d->candidates + 1, d->ncandidates - 1));
   json_object_set_new(o, "shadows", model_array(p, d->shadows, d->nshadows));
   json_object_set_new(o, "cost", json_real(d->cost));
+  if (d->output_from == LANE_OUTPUT_ESTIMATE)   /* the cost counts the route's estimate */
+    json_object_set_new(o, "output_estimate", json_integer(d->output_tokens));
   if (d->nerrors) {
     json_object_set_new(o, "errors", json_integer(d->nerrors));
     json_object_set_new(o, "error_line", json_integer(d->error_line));
@@ -619,7 +621,9 @@ static void print_text(const lane_program *p, const char *name, const lane_decis
   if (d->ncandidates == 1) printf(" -");
   for (int i = 0; i < d->nshadows; i++)
     printf("%s%s", i ? "," : "  shadow: ", lane_model_name(p, d->shadows[i]));
-  printf("  cost $%.6f\n", d->cost);
+  printf("  cost $%.6f%s", d->cost, d->output_from == LANE_OUTPUT_ESTIMATE ? "" : "\n");
+  if (d->output_from == LANE_OUTPUT_ESTIMATE)
+    printf(" (output: %lld tokens, the route's estimate)\n", (long long)d->output_tokens);
 }
 
 /* ---- request sources ---- */

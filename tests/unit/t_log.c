@@ -101,7 +101,7 @@ int main(void) {
   is_int((long long)lane_log_decision(rt, 5, &r, rc, &d, NULL, NULL, nokey, sizeof nokey), 0,
          "a bad route: 0, nothing written");
 
-  lane_outcome o = {"dec-1", 1000, 1, 2, 1, 200, 812.5, 900, 100, 0.0042, 1, 0.75, 2, 1, NULL};
+  lane_outcome o = {"dec-1", 1000, 1, 2, 1, 200, 812.5, 900, 100, 0.0042, 1, 0.75, 2, 1, NULL, 0};
   char oc[512];
   lane_log_outcome(p, &o, oc, sizeof oc);
   j = json_loads(oc, 0, &je);

@@ -47,6 +47,7 @@ typedef struct la {
   uint32_t  xrules[256];              /* explain: per rule */
   bc_xsel   xsels[16];                /* explain: per CAND */
   uint32_t  xlist[64];                /* explain: conditions of the CANDs */
+  int64_t   route_out[64];            /* per route: output_estimate */
   bc_insn   code[LA_MAXCODE];         /* instructions */
   uint32_t  lines[LA_MAXCODE];        /* line per instruction */
   char      text[16384];              /* bytes of strings made here */
@@ -89,7 +90,7 @@ static inline la *la_new(void) {
   a->im.routes = a->routes; a->im.rules = a->rules; a->im.lists = a->lists;
   a->im.listelems = a->listelems; a->im.budgets = a->budgets;
   a->im.xnodes = a->xnodes; a->im.xrules = a->xrules; a->im.xsels = a->xsels;
-  a->im.xlist = a->xlist;
+  a->im.xlist = a->xlist; a->im.route_out = a->route_out;
   a->im.code = a->code; a->im.lines = a->lines;
   a->last_rule = -1;
   a->line = 1;

@@ -150,6 +150,10 @@ static void image_cases(void) {
        "route chat: does not end with NOMATCH");
   CASE("fallbacks_too_large", a->routes[0].fallbacks = 9,
        "route chat: 9 fallbacks, at most 8");
+  CASE("route_out_count", a->im.nroute_out = 2; a->route_out[0] = 500,
+       "ROUTEOUT has 2 entries for 1 routes");
+  CASE("route_out_negative", a->im.nroute_out = 1; a->route_out[0] = -1,
+       "route chat: output estimate -1 is not between 0 and 100000000 tokens");
   CASE("bad_pool_model", a->members[1] = 77 | BC_MEMBER_CHECK,
        "member 1: model index 77 out of range (2 models)");
   CASE("nan_price", a->models[1].input = NAN,
