@@ -6,6 +6,7 @@
  *   upstream.c   forwarding with libcurl: the fallback walk, retries, streaming,
  *                the pool of kept connections, shadow calls
  *   shadow.c     the shadows' queue and worker threads
+ *   clients.c    deadlines on a client's headers and body (slowloris)
  *   translate.c  OpenAI <-> Anthropic bodies, responses, streams and errors
  *   metrics.c    counters served as Prometheus text on GET /metrics
  *   log.c        the decision log: records queued, a writer thread, rotation
@@ -98,6 +99,8 @@ typedef struct gw_config {
   long     max_connections;  /* limits.connections: client connections (4096) */
   long     max_per_ip;       /* limits.connections_per_ip: 0 = no limit */
   long     idle_timeout_s;   /* limits.idle_timeout_s: a silent client is closed (120) */
+  long     header_timeout_ms; /* limits.header_timeout_ms: first line to headers in (10000) */
+  long     body_timeout_ms;  /* limits.body_timeout_ms: headers to body in (60000) */
   gw_retry retry;            /* "retry" (default: none) */
   long     shadow_concurrency; /* shadow.concurrency: threads sending shadows (4; 0 off) */
   long     shadow_queue;     /* shadow.queue: shadows waiting at most (1024) */
@@ -210,6 +213,11 @@ typedef struct gw {
   void         *share;       /* CURLSH: DNS answers and TLS sessions */
   struct gw_shadows *shadows; /* shadow.c: the queue and its workers, or NULL */
   atomic_int    shadows_stopping; /* 1: shadow calls in flight stop waiting */
+  /* clients.c: a watch per client connection, and the reaper */
+  pthread_mutex_t watch_lock;
+  struct gw_watch *watches;
+  pthread_t     watch_thread;
+  int           watch_on, watch_stop;
   pthread_mutex_t share_locks[GW_SHARE_LOCKS];
 } gw;
 
@@ -257,6 +265,21 @@ typedef struct gw_call {
 struct MHD_Response *gw_forward(gw_call *call, unsigned *status);
 /* The client's body parsed (once, on first use): NULL out of memory. */
 json_t *gw_call_body(gw_call *call);
+
+/* ---- client deadlines (clients.c) ---- */
+typedef struct gw_watch gw_watch;
+int  gw_clients_start(struct gw *g);     /* the reaper: 0, or -1 */
+void gw_clients_stop(struct gw *g);
+#ifdef MHD_VERSION   /* files that include microhttpd.h */
+/* MHD_OPTION_NOTIFY_CONNECTION and MHD_OPTION_URI_LOG_CALLBACK (cls: g). */
+void  gw_clients_notify(void *cls, struct MHD_Connection *con, void **socket_context,
+                        enum MHD_ConnectionNotificationCode code);
+void *gw_clients_first_line(void *cls, const char *uri, struct MHD_Connection *con);
+/* The request's headers are in; its body is in; it is answered. */
+void gw_clients_headers_in(struct gw *g, struct MHD_Connection *con);
+void gw_clients_body_in(struct gw *g, struct MHD_Connection *con);
+void gw_clients_done(struct gw *g, struct MHD_Connection *con);
+#endif
 
 /* ---- shadows (shadow.c) ---- */
 typedef struct gw_shadows gw_shadows;

@@ -177,6 +177,8 @@ static int load_config(gw_config *c, const char *file, char *why, size_t cap) {
   c->max_connections = num(lim, "connections", 4096);
   c->max_per_ip = num(lim, "connections_per_ip", 0);
   c->idle_timeout_s = num(lim, "idle_timeout_s", 120);
+  c->header_timeout_ms = num(lim, "header_timeout_ms", 10000);
+  c->body_timeout_ms = num(lim, "body_timeout_ms", 60000);
   c->defaults = json_object_get(o, "defaults");
   if (!c->policy)
     return snprintf(why, cap, "%s: no \"policy\" (a .lanec file or a bundle, a path or a URL)",
@@ -200,10 +202,10 @@ static int load_config(gw_config *c, const char *file, char *why, size_t cap) {
                     "\"idle_timeout_s\"}", file), -1;
   if (c->max_body_bytes <= 0 || c->max_bodies_bytes < c->max_body_bytes ||
       c->max_connections < 1 || c->max_connections > 1000000 || c->max_per_ip < 0 ||
-      c->idle_timeout_s < 1)
+      c->idle_timeout_s < 1 || c->header_timeout_ms < 1 || c->body_timeout_ms < 1)
     return snprintf(why, cap, "%s: limits: body_bytes > 0, bodies_bytes >= body_bytes, "
                     "connections 1 to 1000000, connections_per_ip >= 0 (0: no limit), "
-                    "idle_timeout_s >= 1", file), -1;
+                    "idle_timeout_s, header_timeout_ms and body_timeout_ms >= 1", file), -1;
   return load_providers(c, json_object_get(o, "providers"), why, cap);
 }
 
@@ -621,6 +623,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
   int format = !strcmp(url, "/v1/chat/completions") ? GW_OPENAI
              : !strcmp(url, "/v1/messages")         ? GW_ANTHROPIC : 0;
   if (!k) {
+    gw_clients_headers_in(g, con);
     if (length_over(g, con)) {
       char msg[160];
       snprintf(msg, sizeof msg, "request body too large: its Content-Length is over "
@@ -635,6 +638,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
     *size = 0;
     return MHD_YES;
   }
+  gw_clients_body_in(g, con);
   if (!strcmp(method, "GET") && !strcmp(url, "/healthz")) {
     char *h = gw_health_json(g);
     enum MHD_Result hr = send_text(g, con, url, 200, "application/json", h ? h : "{\"status\": \"ok\"}");
@@ -673,7 +677,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
 static void completed(void *cls, struct MHD_Connection *con, void **ptr,
                       enum MHD_RequestTerminationCode why) {
   conn *k = *ptr;
-  (void)con, (void)why;
+  (void)why;
+  gw_clients_done(cls, con);
   if (k) body_drop(cls, k);
   free(k);
   *ptr = NULL;
@@ -756,6 +761,7 @@ static int start(gw *g, const char *cfgfile, int port, char *why, size_t cap) {
   if (!g->metrics) return snprintf(why, cap, "out of memory"), -1;
   if (gw_upstream_start(g)) return snprintf(why, cap, "out of memory"), -1;
   if (gw_shadows_start(g, why, cap)) return -1;
+  if (gw_clients_start(g)) return snprintf(why, cap, "cannot start the client reaper"), -1;
   if (gw_policy_start(g, why, cap)) return -1;
   for (int i = 0; i < g->cfg.nproviders; i++) {
     const gw_provider *p = &g->cfg.providers[i];
@@ -789,6 +795,7 @@ static int start(gw *g, const char *cfgfile, int port, char *why, size_t cap) {
 static void stop(gw *g) {
   lane_error err;
   gw_shadows_stop(g);     /* shadow calls in flight end; they log and observe */
+  gw_clients_stop(g);     /* the server is stopped: no connection is left */
   gw_poller_stop(g);
   gw_log_close(g->log);   /* every queued record written and synced */
   g->log = NULL;
@@ -877,7 +884,9 @@ int main(int argc, char **argv) {
       MHD_OPTION_NOTIFY_COMPLETED, completed, &g, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned)g.cfg.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
       (unsigned)g.cfg.max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g.cfg.idle_timeout_s,
-      MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512u << 10), MHD_OPTION_END);
+      MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512u << 10), MHD_OPTION_NOTIFY_CONNECTION,
+      gw_clients_notify, &g, MHD_OPTION_URI_LOG_CALLBACK, gw_clients_first_line, &g,
+      MHD_OPTION_END);
   if (!d) {
     fprintf(stderr, "lane-gateway: cannot listen on %s:%d\n", g.cfg.host, g.cfg.port);
     stop(&g);

@@ -355,13 +355,15 @@ def main():
             # No attempt_timeout_ms: each attempt's share of the deadline.
             # Small body limits, checked on the same gateway.
             cfg3 = dict(cfg, deadline_ms=3000,
-                        limits={"body_bytes": 65536, "bodies_bytes": 131072},
+                        limits={"body_bytes": 65536, "bodies_bytes": 131072,
+                                "header_timeout_ms": 1500, "body_timeout_ms": 1500},
                         retry={"attempts": 2, "backoff_ms": 50, "max_backoff_ms": 200})
             del cfg3["attempt_timeout_ms"], cfg3["decision_log"]
             def shares_and_limits(port):
                 attempt_shares(Suite(Gateway(port), int(fport), a.lane, a.out, prefix="S"))
                 retries(Suite(Gateway(port), int(fport), a.lane, a.out, prefix="R"))
                 limits(port)
+                slow_clients(port)
             with_gateway(a, "gateway-shares", cfg3, env, shares_and_limits)
             # Shadows sent: muse served by the fake.
             cfg4 = dict(cfg, shadow={"concurrency": 1, "queue": 1, "timeout_ms": 1500},
@@ -603,6 +605,62 @@ def limits(port):
     r = gw.request("POST", "/v1/chat/completions", body_of("openai", "after"),
                    {"x-lane-dry-run": "1"})
     is_eq(r.status, 200, "the held bodies closed: their bytes are given back, a request is served")
+
+
+def closed(c):
+    """Whether the server closed connection c (read end or reset)."""
+    c.setblocking(False)
+    try:
+        return c.recv(4096) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def slow_clients(port, n=600):
+    """limits.header_timeout_ms and body_timeout_ms 1500: n slowloris
+    connections (a request line, then a header line every 0.4 s) do not
+    stop another client, and are cut once their headers are 1.5 s late; a
+    body that stalls is cut too."""
+    gw = Gateway(port)
+    slow = []
+    try:
+        for i in range(n):
+            slow.append(raw_open(port, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"))
+        t0 = time.monotonic()
+        served = None
+        for k in range(4):
+            for c in slow:
+                try:
+                    c.sendall(b"X-Slow-%d: 1\r\n" % k)
+                except OSError:
+                    pass
+            if served is None:
+                r = gw.request("POST", "/v1/chat/completions", body_of("openai", "meanwhile"),
+                               {"x-lane-dry-run": "1"})
+                served = (r.status, time.monotonic() - t0)
+            time.sleep(0.4)
+        ok(served is not None and served[0] == 200 and served[1] < 1.0,
+           "%d slowloris connections trickling headers: another client is served (%s)"
+           % (n, served))
+        time.sleep(max(0.0, 2.4 - (time.monotonic() - t0)))
+        cut = sum(1 for c in slow if closed(c))
+        ok(cut == n, "the %d slowloris connections are cut once their headers are 1.5 s late "
+           "(%d cut)" % (n, cut))
+    finally:
+        for c in slow:
+            c.close()
+    c = raw_open(port, post_head(port, 100), b"{\"model\": ")
+    time.sleep(2.2)
+    ok(closed(c), "a body stalled past limits.body_timeout_ms is cut")
+    c.close()
+    text = gw.request("GET", "/metrics").raw.decode()
+    m1 = re.search(r'lane_gateway_client_timeouts_total\{phase="headers"\} (\S+)', text)
+    m2 = re.search(r'lane_gateway_client_timeouts_total\{phase="body"\} (\S+)', text)
+    ok(m1 and float(m1.group(1)) >= n and m2 and float(m2.group(1)) >= 1,
+       "lane_gateway_client_timeouts_total counts them by phase", (m1 and m1.group(0),
+                                                                   m2 and m2.group(0)))
 
 
 def many_clients(s, n=1100):
