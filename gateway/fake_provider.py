@@ -29,6 +29,8 @@ a usage: word says otherwise). Words of that message steer it:
                      then close before any byte of body), cut (a stream
                      sends two events, waits, then closes mid-stream)
   pace:MS            pause between stream events (default 20)
+  call:NAME          answer with a call of tool NAME, arguments {"city": TAG}
+                     (whole or streamed, in the API's format)
   usage:IN:OUT[:CACHED]  the usage to report: IN input tokens (CACHED of
                      them cache reads, default 0) and OUT output tokens.
                      OpenAI: prompt_tokens IN, prompt_tokens_details.
@@ -66,9 +68,37 @@ def check_openai(body):
     msgs = body.get("messages")
     if not isinstance(msgs, list) or not msgs:
         return "messages must be a non-empty array"
+    calls = set()
     for m in msgs:
         if m.get("role") not in ("system", "developer", "user", "assistant", "tool"):
             return "bad role %r" % m.get("role")
+        c = m.get("content")
+        if isinstance(c, list):
+            for part in c:
+                t = part.get("type")
+                if t == "image_url":
+                    url = (part.get("image_url") or {}).get("url", "")
+                    if not (url.startswith("data:image/") and ";base64," in url) and \
+                            not url.startswith("http"):
+                        return "image_url.url must be a data: URL or http(s)"
+                elif t != "text" or not isinstance(part.get("text"), str):
+                    return "content part of type %r" % t
+        for tc in m.get("tool_calls") or []:
+            fn = tc.get("function") or {}
+            if tc.get("type") != "function" or not isinstance(fn.get("name"), str):
+                return "tool_calls: type function with a name"
+            try:
+                json.loads(fn.get("arguments", ""))
+            except ValueError:
+                return "tool_calls: arguments must be JSON text"
+            calls.add(tc.get("id"))
+        if m.get("role") == "tool" and m.get("tool_call_id") not in calls:
+            return "a tool message must answer a tool call before it"
+    for t in body.get("tools") or []:
+        fn = t.get("function") or {}
+        if t.get("type") != "function" or not isinstance(fn.get("name"), str) or \
+                not isinstance(fn.get("parameters", {}), dict):
+            return "tools: type function with a name and parameters"
     if "max_tokens" in body and not isinstance(body["max_tokens"], int):
         return "max_tokens must be an integer"
     return None
@@ -82,12 +112,54 @@ def check_anthropic(body):
     msgs = body.get("messages")
     if not isinstance(msgs, list) or not msgs:
         return "messages: at least one message is required"
+    uses = set()
     for m in msgs:
         if m.get("role") not in ("user", "assistant"):
             return "messages: Unexpected role %r" % m.get("role")
+        c = m.get("content")
+        if isinstance(c, list):
+            if not c:
+                return "messages: content must not be empty"
+            for b in c:
+                t = b.get("type")
+                if t == "tool_use":
+                    if not isinstance(b.get("input"), dict) or not b.get("id") or not b.get("name"):
+                        return "tool_use: id, name and an input object"
+                    uses.add(b["id"])
+                elif t == "tool_result":
+                    if b.get("tool_use_id") not in uses:
+                        return "tool_result: tool_use_id must answer a tool_use before it"
+                elif t == "image":
+                    src = b.get("source") or {}
+                    if src.get("type") == "base64":
+                        if not src.get("media_type", "").startswith("image/") or not src.get("data"):
+                            return "image: base64 source with media_type and data"
+                    elif src.get("type") != "url" or not src.get("url"):
+                        return "image: a base64 or url source"
+                elif t != "text" or not isinstance(b.get("text"), str):
+                    return "content block of type %r" % t
+    for t in body.get("tools") or []:
+        if not isinstance(t.get("name"), str) or not isinstance(t.get("input_schema"), dict):
+            return "tools: name and input_schema"
     if "system" in body and not isinstance(body["system"], (str, list)):
         return "system: must be a string or blocks"
     return None
+
+
+def features(fmt, body):
+    """What the call carried besides text: tool names, images, tool results."""
+    tools = [((t.get("function") or {}).get("name") if fmt == "openai" else t.get("name"))
+             for t in body.get("tools") or []]
+    images, results = 0, []
+    for m in body.get("messages") or []:
+        if fmt == "openai" and m.get("role") == "tool":
+            results.append(m.get("tool_call_id"))
+        c = m.get("content")
+        for b in c if isinstance(c, list) else []:
+            images += b.get("type") in ("image", "image_url")
+            if b.get("type") == "tool_result":
+                results.append(b.get("tool_use_id"))
+    return {"tools": tools, "images": images, "tool_results": results}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -128,6 +200,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.finish_call(entry, "invalid", lambda: self.error(fmt, 400, "not JSON"))
         entry["model"] = body.get("model")
         entry["keys"] = list(body.keys())           # top-level members, in order
+        entry.update(features(fmt, body))
         entry["metadata"] = body.get("metadata")
         entry["stream"] = bool(body.get("stream"))
         entry["system"] = "system" in body
@@ -158,6 +231,14 @@ class Handler(BaseHTTPRequestHandler):
                 n = [int(x) for x in w[6:].split(":")]
                 usage = (n[0], n[1], n[2] if len(n) > 2 else 0)
         text = "%s/%s: %s" % (prov, entry["model"], entry["tag"])
+        call = next((w[5:] for w in words if w.startswith("call:")), None)
+        if call:   # answer with a call of tool CALL, arguments {"city": TAG}
+            args = {"city": entry["tag"]}
+            if entry["stream"]:
+                return self.finish_call(entry, "ok", lambda: self.stream_call(
+                    fmt, entry["model"], call, args, usage))
+            return self.finish_call(entry, "ok", lambda: self.send_json(
+                200, self.call_answer(fmt, entry["model"], call, args, usage)))
         m = re.match(r"^(429|500|503)x(\d+)(?:ra(\d+))?$", fault or "")
         if m:   # the first N calls of this tag to this model fail, then it answers
             key = (entry["tag"], entry["model"])
@@ -266,6 +347,73 @@ class Handler(BaseHTTPRequestHandler):
                 "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
                 "stop_sequence": None,
                 "usage": Handler.usage_of(fmt, usage)}
+
+    @staticmethod
+    def call_answer(fmt, model, name, args, usage):
+        if fmt == "openai":
+            return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+                    "model": model,
+                    "choices": [{"index": 0, "message": {
+                        "role": "assistant", "content": None,
+                        "tool_calls": [{"id": "call_fake1", "type": "function", "function": {
+                            "name": name, "arguments": json.dumps(args)}}]},
+                        "finish_reason": "tool_calls"}],
+                    "usage": Handler.usage_of(fmt, usage)}
+        return {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": "Let me look."},
+                            {"type": "tool_use", "id": "toolu_fake1", "name": name, "input": args}],
+                "stop_reason": "tool_use", "stop_sequence": None,
+                "usage": Handler.usage_of(fmt, usage)}
+
+    def stream_call(self, fmt, model, name, args, usage):
+        """A streamed tool call: its arguments in two pieces."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        text = json.dumps(args)
+        halves = [text[:len(text) // 2], text[len(text) // 2:]]
+        if fmt == "openai":
+            def ch(delta, finish=None, **extra):
+                o = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
+                     "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                o.update(extra)
+                return b"data: " + json.dumps(o).encode() + b"\n\n"
+            events = [ch({"role": "assistant", "content": None}),
+                      ch({"tool_calls": [{"index": 0, "id": "call_fake1", "type": "function",
+                                          "function": {"name": name, "arguments": ""}}]})]
+            events += [ch({"tool_calls": [{"index": 0, "function": {"arguments": h}}]})
+                       for h in halves]
+            events.append(ch({}, "tool_calls"))
+            events.append(b"data: " + json.dumps({
+                "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
+                "model": model, "choices": [], "usage": self.usage_of(fmt, usage)}).encode() + b"\n\n")
+            events.append(b"data: [DONE]\n\n")
+        else:
+            def ev(name_, obj):
+                return b"event: " + name_.encode() + b"\ndata: " + json.dumps(obj).encode() + b"\n\n"
+            events = [ev("message_start", {"type": "message_start", "message": {
+                "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+                "content": [], "stop_reason": None, "stop_sequence": None,
+                "usage": dict(self.usage_of(fmt, usage), output_tokens=1)}}),
+                ev("content_block_start", {"type": "content_block_start", "index": 0,
+                                           "content_block": {"type": "tool_use", "id": "toolu_fake1",
+                                                             "name": name, "input": {}}})]
+            events += [ev("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                  "delta": {"type": "input_json_delta",
+                                                            "partial_json": h}}) for h in halves]
+            events += [ev("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                       ev("message_delta", {"type": "message_delta",
+                                            "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                                            "usage": {"output_tokens": usage[1]}}),
+                       ev("message_stop", {"type": "message_stop"})]
+        try:
+            for e in events:
+                self.chunk(e)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
 
     def chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))

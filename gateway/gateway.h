@@ -357,6 +357,11 @@ typedef struct gw_sse {
   char   id[96];         /* message id, for translated events */
   char   model[128];     /* model named by the upstream */
   char   stop[32];       /* stop / finish reason, client's vocabulary */
+  /* translated tool calls: an Anthropic client's open content block (-1
+   * none) and its kind, the OpenAI call it carries; an OpenAI client's
+   * call index for the Anthropic tool_use block open (-1 none) */
+  int    block, block_tool, block_call;
+  int    ncalls, call_open;
 } gw_sse;
 
 void gw_sse_init(gw_sse *s, int from, int to, int want_usage);

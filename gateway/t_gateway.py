@@ -260,6 +260,9 @@ class Suite:
             self.charges.append(model if stream and has_usage else cost)
 
     def spend(self):
+        missing = [c for c in self.charges if isinstance(c, str) and c not in self.usage_cost]
+        if missing:
+            print("#   charged at a usage cost never seen: %r" % missing)
         return sum(self.usage_cost.get(c, float("nan")) if isinstance(c, str) else c
                    for c in self.charges)
 
@@ -411,6 +414,111 @@ def attempt_shares(s):
        [c["outcome"] for c in calls] == ["hang", "hang", "ok"] and 1.9 < r.t_total < 2.9,
        "two hanging candidates: the third answers after %.2f s (a third, then half of the "
        "rest)" % r.t_total, (r.status, r.headers, calls))
+
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAHnOcQAAAAABJRU5ErkJggg=="
+
+
+def tools_across(s, hx):
+    """A conversation with a system prompt, an image, tool definitions, a
+    tool call and its result, sent by an OpenAI client to an Anthropic model
+    and by an Anthropic client to an OpenAI model, whole and streamed: the
+    provider gets each piece in its own format (the fake checks their
+    shapes), and the model's tool call comes back in the client's."""
+    gw = s.gw
+    weather = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    for stream in (False, True):
+        tag = s.tag()
+        body = {"model": "gpt-4o", "tool_choice": "auto", "stream": stream, "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": [
+                {"type": "text", "text": "What is the weather here?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64," + PNG}}]},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_abc", "type": "function",
+                 "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_abc", "content": "12C, clouds"},
+            {"role": "user", "content": tag + " and in Paris? call:get_weather"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather",
+                                                       "description": "Weather in a city",
+                                                       "parameters": weather}}]}
+        r = gw.request("POST", "/v1/chat/completions", body, hx, stream=stream)
+        s.book(r, stream=stream)
+        calls = s.calls(tag)
+        got = calls[0] if calls else {}
+        if stream:
+            args, names, finish = "", [], None
+            for _, data in r.events:
+                if data == "[DONE]":
+                    continue
+                ch = json.loads(data)
+                for c in ch.get("choices", []):
+                    for tc in (c.get("delta") or {}).get("tool_calls") or []:
+                        if (tc.get("function") or {}).get("name"):
+                            names.append(tc["function"]["name"])
+                        args += (tc.get("function") or {}).get("arguments") or ""
+                    finish = c.get("finish_reason") or finish
+            answer = (names, json.loads(args or "null"), finish)
+        else:
+            msg = ((r.json or {}).get("choices") or [{}])[0]
+            tc = ((msg.get("message") or {}).get("tool_calls") or [{}])[0]
+            fn = tc.get("function") or {}
+            answer = ([fn.get("name")], json.loads(fn.get("arguments") or "null"),
+                      msg.get("finish_reason"))
+        ok(r.status == 200 and got.get("format") == "anthropic" and got.get("system") and
+           got.get("tools") == ["get_weather"] and got.get("images") == 1 and
+           got.get("tool_results") == ["call_abc"] and
+           answer == (["get_weather"], {"city": tag}, "tool_calls"),
+           "OpenAI client -> Anthropic model%s: system, image, tools, the tool call and its result "
+           "arrive as Anthropic blocks; the model's tool call comes back as tool_calls"
+           % (", streamed" if stream else ""), (r.status, r.raw[:300], calls, answer))
+    for stream in (False, True):
+        tag = s.tag()
+        body = {"model": "claude-x", "max_tokens": 300, "stream": stream,
+                "system": [{"type": "text", "text": "Be terse."}],
+                "tools": [{"name": "get_weather", "description": "Weather in a city",
+                           "input_schema": weather}],
+                "tool_choice": {"type": "any"},
+                "messages": [
+                    {"role": "user", "content": [
+                        {"type": "text", "text": "What is the weather here?"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                     "data": PNG}}]},
+                    {"role": "assistant", "content": [
+                        {"type": "text", "text": "Checking."},
+                        {"type": "tool_use", "id": "toolu_abc", "name": "get_weather",
+                         "input": {"city": "Oslo"}}]},
+                    {"role": "user", "content": [
+                        {"type": "tool_result", "tool_use_id": "toolu_abc", "content": "12C"},
+                        {"type": "text", "text": tag + " and in Paris? call:get_weather"}]}]}
+        r = gw.request("POST", "/v1/messages", body, None, stream=stream)
+        s.book(r, stream=stream)
+        calls = s.calls(tag)
+        got = calls[0] if calls else {}
+        if stream:
+            names, partial, stop = [], "", None
+            for name, data in r.events:
+                ev = json.loads(data)
+                if ev.get("type") == "content_block_start" and \
+                        ev["content_block"].get("type") == "tool_use":
+                    names.append(ev["content_block"]["name"])
+                elif ev.get("type") == "content_block_delta" and \
+                        ev["delta"].get("type") == "input_json_delta":
+                    partial += ev["delta"]["partial_json"]
+                elif ev.get("type") == "message_delta":
+                    stop = ev["delta"].get("stop_reason")
+            answer = (names, json.loads(partial or "null"), stop)
+        else:
+            blocks = [b for b in (r.json or {}).get("content", []) if b.get("type") == "tool_use"]
+            answer = ([b.get("name") for b in blocks], blocks[0].get("input") if blocks else None,
+                      (r.json or {}).get("stop_reason"))
+        ok(r.status == 200 and got.get("format") == "openai" and
+           got.get("tools") == ["get_weather"] and got.get("images") == 1 and
+           got.get("tool_results") == ["toolu_abc"] and
+           answer == (["get_weather"], {"city": tag}, "tool_use"),
+           "Anthropic client -> OpenAI model%s: system, image, tools, the tool_use and its "
+           "tool_result arrive in OpenAI's shape; the model's tool call comes back as a tool_use "
+           "block" % (", streamed" if stream else ""), (r.status, r.raw[:300], calls, answer))
 
 
 def splice_bodies(s):
@@ -999,6 +1107,9 @@ def run(s, policy, no_sdk):
        calls and calls[0]["format"] == "anthropic" and calls[0]["system"],
        "openai client -> Anthropic model: body and answer translated, system moved", (r.raw[:400], calls))
 
+    # ---- tools, images, tool results: translated both ways ----
+    tools_across(s, hx)
+
     # ---- streaming ----
     tag, text, cands = s.plan("openai", [])
     r = s.send("openai", text + " pace:250", stream=True)
@@ -1143,7 +1254,7 @@ def sdk(s):
     nd = os.path.join(HERE, "node")
     if subprocess.run(["sh", "-c", "command -v node && command -v npm"],
                       capture_output=True).returncode != 0:
-        for _ in range(4):
+        for _ in range(8):
             skip("Node.js SDKs", "node or npm is not installed")
         return
     stamp = os.path.join(nd, "node_modules", ".package-lock.json")
@@ -1164,7 +1275,7 @@ def sdk(s):
             lines = [l for l in p.stderr.splitlines() if "error" in l and "complete log" not in l]
             why = (lines or ["npm ci failed"])[0]
     if not fresh:
-        for _ in range(4):
+        for _ in range(8):
             skip("Node.js SDKs", "cannot install the SDKs (registry unreachable?): " + why)
         return
     try:
@@ -1179,12 +1290,22 @@ def sdk(s):
     for name, want in (("openai", "openai/gpt-5-nano: sdk1"),
                        ("openai_stream", "anthropic/claude-sonnet-4-5: sdk2"),
                        ("anthropic", "anthropic/claude-sonnet-4-5: sdk3"),
-                       ("anthropic_stream", "openai/gpt-5-nano: sdk4")):
+                       ("anthropic_stream", "openai/gpt-5-nano: sdk4"),
+                       ("openai_tools", "get_weather sdk5"),
+                       ("openai_tools_stream", "get_weather sdk6"),
+                       ("anthropic_tools", "get_weather sdk7 tool_use"),
+                       ("anthropic_tools_stream", "get_weather sdk8 tool_use")):
         got = res.get(name, {})
         is_eq(got.get("text"), want, "Node SDK %s: %s" % (name.replace("_", " "), got.get("how", "")))
         s.decided += 1
         s.served += 1
-        s.charges.append(got.get("model"))
+        s.moves += int(got.get("fallbacks") or 0)
+        s.refused += sum(1 for a in (got.get("attempts") or "").split(",") if a.endswith("=refused"))
+        # openai's stream helper shows no headers: its model is the route's
+        model = "anthropic.claude_sonnet_4_5" if name == "openai_tools_stream" else got.get("model")
+        if got.get("cost") and not name.endswith("_stream"):   # a whole answer: its usage cost
+            s.usage_cost[model] = float(got["cost"])
+        s.charges.append(model)
 
 
 def metrics(s):

@@ -1,12 +1,14 @@
 /*
- * translate.c -- minimal OpenAI Chat Completions <-> Anthropic Messages
- * translation: text messages, system prompt, max_tokens, stop sequences,
- * temperature, top_p, user, stream; responses, usage, stop reasons, error
- * bodies and server-sent event streams. What is not translated (tools,
- * images and other non-text content, response_format, n > 1, audio,
- * extended thinking) makes gw_translate_request refuse, and the gateway
- * then skips that candidate rather than send a body that means something
- * else. README.md lists the details.
+ * translate.c -- OpenAI Chat Completions <-> Anthropic Messages: system
+ * prompts, text, images (base64 and URLs), tool definitions, tool_choice,
+ * tool calls and their results, max_tokens, stop sequences, temperature,
+ * top_p, user, stream; answers (text and tool calls), usage, stop reasons,
+ * error bodies and server-sent event streams (text and tool calls). What
+ * is not translated (audio and files, documents, server tools, legacy
+ * functions, response_format, n > 1, extended thinking asked for) makes
+ * gw_translate_request refuse, and the gateway then skips that candidate
+ * rather than send a body that means something else. README.md lists the
+ * details.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,9 +60,67 @@ static int has(const json_t *o, const char *key) {
   return v && !json_is_null(v);
 }
 
+static int is(const json_t *o, const char *key, const char *value) {
+  const char *v = json_string_value(json_object_get(o, key));
+  return v && !strcmp(v, value);
+}
+
+/* An OpenAI image_url part as an Anthropic image block: a data: URL as
+ * base64 with its media type, an http(s) URL as a url source. NULL if it
+ * is neither. */
+static json_t *image_to_anthropic(const json_t *part) {
+  const char *url = json_string_value(json_object_get(json_object_get(part, "image_url"), "url"));
+  if (!url) return NULL;
+  if (!strncmp(url, "data:", 5)) {
+    const char *semi = strchr(url, ';'), *comma = strchr(url, ',');
+    if (!semi || !comma || semi > comma || strncmp(semi, ";base64,", 8)) return NULL;
+    return json_pack("{s:s, s:{s:s, s:s%, s:s}}", "type", "image", "source", "type", "base64",
+                     "media_type", url + 5, (size_t)(semi - url - 5), "data", comma + 1);
+  }
+  if (strncmp(url, "https://", 8) && strncmp(url, "http://", 7)) return NULL;
+  return json_pack("{s:s, s:{s:s, s:s}}", "type", "image", "source", "type", "url", "url", url);
+}
+
+/* An OpenAI message content as Anthropic blocks appended to blocks: text
+ * and images. -1 (with *why) for anything else. */
+static int parts_to_anthropic(const json_t *c, json_t *blocks, const char **why) {
+  if (json_is_string(c)) {
+    if (json_string_length(c))
+      json_array_append_new(blocks, json_pack("{s:s, s:O}", "type", "text", "text", c));
+    return 0;
+  }
+  if (json_is_null(c) || !c) return 0;
+  if (!json_is_array(c)) return *why = "a content that is neither text nor parts", -1;
+  size_t i;
+  json_t *part;
+  json_array_foreach(c, i, part) {
+    if (is(part, "type", "text") && json_is_string(json_object_get(part, "text"))) {
+      json_array_append_new(blocks, json_pack("{s:s, s:O}", "type", "text", "text",
+                                              json_object_get(part, "text")));
+    } else if (is(part, "type", "image_url")) {
+      json_t *img = image_to_anthropic(part);
+      if (!img) return *why = "an image that is neither a data: URL in base64 nor an http(s) URL", -1;
+      json_array_append_new(blocks, img);
+    } else {
+      return *why = "a content part other than text and images (audio, files)", -1;
+    }
+  }
+  return 0;
+}
+
+/* The arguments of an OpenAI tool call (a JSON text) as an object. */
+static json_t *arguments_object(const json_t *fn) {
+  const char *a = json_string_value(json_object_get(fn, "arguments"));
+  if (!a || !*a) return json_object();
+  json_t *v = json_loads(a, JSON_ALLOW_NUL, NULL);
+  if (json_is_object(v)) return v;
+  json_decref(v);
+  return NULL;
+}
+
 static json_t *openai_to_anthropic(const json_t *b, long default_max, const char **why) {
-  static const char *const refused[] = {"tools", "functions", "tool_choice", "function_call",
-                                        "audio", "logprobs", "prediction", NULL};
+  static const char *const refused[] = {"functions", "function_call", "audio", "logprobs",
+                                        "prediction", NULL};
   for (int i = 0; refused[i]; i++)
     if (has(b, refused[i])) return *why = refused[i], NULL;
   json_t *rf = json_object_get(b, "response_format");
@@ -70,33 +130,95 @@ static json_t *openai_to_anthropic(const json_t *b, long default_max, const char
   if (json_is_integer(n) && json_integer_value(n) != 1) return *why = "n > 1", NULL;
 
   json_t *o = json_object(), *msgs = json_array();
+  json_object_set_new(o, "messages", msgs);
   gw_buf sys = {0};
   size_t i;
   json_t *m;
   json_array_foreach(json_object_get(b, "messages"), i, m) {
     const char *role = json_string_value(json_object_get(m, "role"));
-    gw_buf text = {0};
-    int bad = !role || has(m, "tool_calls") || content_text(json_object_get(m, "content"), &text);
-    if (!bad && (!strcmp(role, "system") || !strcmp(role, "developer"))) {
-      if (sys.n) gw_buf_add(&sys, "\n\n", 2);
-      gw_buf_add(&sys, text.p ? text.p : "", text.n);
-    } else if (!bad && (!strcmp(role, "user") || !strcmp(role, "assistant"))) {
-      json_array_append_new(msgs, json_pack("{s:s, s:s%}", "role", role, "content",
-                                            text.p ? text.p : "", text.n));
+    json_t *content = json_object_get(m, "content");
+    if (role && (!strcmp(role, "system") || !strcmp(role, "developer"))) {
+      gw_buf text = {0};
+      int bad = content_text(content, &text);
+      if (!bad && sys.n) gw_buf_add(&sys, "\n\n", 2);
+      if (!bad) gw_buf_add(&sys, text.p ? text.p : "", text.n);
+      gw_buf_free(&text);
+      if (bad) { *why = "a system message that is not text"; goto fail; }
+    } else if (role && !strcmp(role, "tool")) {
+      /* a tool's result: a user turn with a tool_result block (Anthropic
+       * joins consecutive user turns into one) */
+      gw_buf text = {0};
+      const char *id = json_string_value(json_object_get(m, "tool_call_id"));
+      int bad = !id || content_text(content, &text);
+      if (!bad)
+        json_array_append_new(msgs, json_pack("{s:s, s:[{s:s, s:s, s:s%}]}", "role", "user",
+                                              "content", "type", "tool_result", "tool_use_id", id,
+                                              "content", text.p ? text.p : "", text.n));
+      gw_buf_free(&text);
+      if (bad) { *why = "a tool message without tool_call_id or with non-text content"; goto fail; }
+    } else if (role && (!strcmp(role, "user") || !strcmp(role, "assistant"))) {
+      json_t *blocks = json_array();
+      json_array_append_new(msgs, json_pack("{s:s, s:o}", "role", role, "content", blocks));
+      if (parts_to_anthropic(content, blocks, why)) goto fail;
+      size_t k;
+      json_t *tc;
+      json_array_foreach(json_object_get(m, "tool_calls"), k, tc) {
+        json_t *fn = json_object_get(tc, "function");
+        const char *id = json_string_value(json_object_get(tc, "id"));
+        const char *name = json_string_value(json_object_get(fn, "name"));
+        json_t *input = id && name ? arguments_object(fn) : NULL;
+        if (!input) { *why = "a tool call without id and name, or whose arguments are not a JSON object"; goto fail; }
+        json_array_append_new(blocks, json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id",
+                                                id, "name", name, "input", input));
+      }
+      if (!json_array_size(blocks))   /* Anthropic refuses an empty content */
+        json_array_append_new(blocks, json_pack("{s:s, s:s}", "type", "text", "text", ""));
     } else {
-      bad = 1;
-    }
-    gw_buf_free(&text);
-    if (bad) {
-      gw_buf_free(&sys);
-      json_decref(msgs);
-      json_decref(o);
-      return *why = "a message that is not plain text (tool calls, images, tool results)", NULL;
+      *why = "a message role other than system, developer, user, assistant and tool";
+      goto fail;
     }
   }
-  json_object_set_new(o, "messages", msgs);
   if (sys.n) json_object_set_new(o, "system", json_stringn(sys.p, sys.n));
   gw_buf_free(&sys);
+
+  json_t *tools = json_object_get(b, "tools");
+  if (json_is_array(tools) && json_array_size(tools)) {
+    json_t *out = json_array();
+    json_object_set_new(o, "tools", out);
+    json_t *t;
+    json_array_foreach(tools, i, t) {
+      json_t *fn = json_object_get(t, "function");
+      const char *name = json_string_value(json_object_get(fn, "name"));
+      if (!is(t, "type", "function") || !name) {
+        *why = "a tool that is not a function";
+        json_decref(o);
+        return NULL;
+      }
+      json_t *params = json_object_get(fn, "parameters");
+      json_t *d = json_pack("{s:s, s:O}", "name", name, "input_schema",
+                            json_is_object(params) ? params : json_pack("{s:s}", "type", "object"));
+      if (!json_is_object(params)) json_decref(json_object_get(d, "input_schema"));
+      if (json_is_string(json_object_get(fn, "description")))
+        json_object_set(d, "description", json_object_get(fn, "description"));
+      json_array_append_new(out, d);
+    }
+  }
+  json_t *tc = json_object_get(b, "tool_choice"), *choice = NULL;
+  if (json_is_string(tc)) {
+    const char *v = json_string_value(tc);
+    choice = !strcmp(v, "required") ? json_pack("{s:s}", "type", "any")
+           : !strcmp(v, "none")     ? json_pack("{s:s}", "type", "none")
+                                    : json_pack("{s:s}", "type", "auto");
+  } else if (json_is_object(tc)) {
+    const char *name = json_string_value(json_object_get(json_object_get(tc, "function"), "name"));
+    if (!name) { *why = "a tool_choice that names no function"; json_decref(o); return NULL; }
+    choice = json_pack("{s:s, s:s}", "type", "tool", "name", name);
+  }
+  if (json_is_false(json_object_get(b, "parallel_tool_calls")) && has(b, "tools")) {
+    if (!choice) choice = json_pack("{s:s}", "type", "auto");
+    json_object_set_new(choice, "disable_parallel_tool_use", json_true());
+  }
+  if (choice) json_object_set_new(o, "tool_choice", choice);
 
   json_t *mt = json_object_get(b, "max_completion_tokens");
   if (!json_is_integer(mt)) mt = json_object_get(b, "max_tokens");
@@ -115,10 +237,32 @@ static json_t *openai_to_anthropic(const json_t *b, long default_max, const char
     json_object_set_new(o, "metadata", json_pack("{s:O}", "user_id", json_object_get(b, "user")));
   if (json_is_true(json_object_get(b, "stream"))) json_object_set_new(o, "stream", json_true());
   return o;
+fail:
+  gw_buf_free(&sys);
+  json_decref(o);
+  return NULL;
+}
+
+/* An Anthropic image block as an OpenAI image_url part. */
+static json_t *image_to_openai(const json_t *blk) {
+  json_t *src = json_object_get(blk, "source");
+  if (is(src, "type", "url") && json_is_string(json_object_get(src, "url")))
+    return json_pack("{s:s, s:{s:O}}", "type", "image_url", "image_url", "url",
+                     json_object_get(src, "url"));
+  const char *mt = json_string_value(json_object_get(src, "media_type"));
+  const char *data = json_string_value(json_object_get(src, "data"));
+  if (!is(src, "type", "base64") || !mt || !data) return NULL;
+  size_t n = strlen(mt) + strlen(data) + 16;
+  char *url = malloc(n);
+  if (!url) return NULL;
+  snprintf(url, n, "data:%s;base64,%s", mt, data);
+  json_t *o = json_pack("{s:s, s:{s:s}}", "type", "image_url", "image_url", "url", url);
+  free(url);
+  return o;
 }
 
 static json_t *anthropic_to_openai(const json_t *b, const gw_provider *prov, const char **why) {
-  static const char *const refused[] = {"tools", "tool_choice", "mcp_servers", NULL};
+  static const char *const refused[] = {"mcp_servers", NULL};
   for (int i = 0; refused[i]; i++)
     if (has(b, refused[i])) return *why = refused[i], NULL;
   const char *think = json_string_value(json_object_get(json_object_get(b, "thinking"), "type"));
@@ -132,7 +276,7 @@ static json_t *anthropic_to_openai(const json_t *b, const gw_provider *prov, con
     if (content_text(sys, &text)) {
       gw_buf_free(&text);
       json_decref(o);
-      return *why = "a system prompt that is not plain text", NULL;
+      return *why = "a system prompt that is not text", NULL;
     }
     json_array_append_new(msgs, json_pack("{s:s, s:s%}", "role", "system", "content",
                                           text.p ? text.p : "", text.n));
@@ -142,16 +286,120 @@ static json_t *anthropic_to_openai(const json_t *b, const gw_provider *prov, con
   json_t *m;
   json_array_foreach(json_object_get(b, "messages"), i, m) {
     const char *role = json_string_value(json_object_get(m, "role"));
-    gw_buf text = {0};
-    if (!role || (strcmp(role, "user") && strcmp(role, "assistant")) ||
-        content_text(json_object_get(m, "content"), &text)) {
-      gw_buf_free(&text);
-      json_decref(o);
-      return *why = "a message that is not plain text (images, tool use, documents)", NULL;
+    json_t *content = json_object_get(m, "content");
+    if (!role || (strcmp(role, "user") && strcmp(role, "assistant"))) {
+      *why = "a message role other than user and assistant";
+      goto fail;
     }
-    json_array_append_new(msgs, json_pack("{s:s, s:s%}", "role", role, "content",
-                                          text.p ? text.p : "", text.n));
+    if (json_is_string(content)) {
+      json_array_append_new(msgs, json_pack("{s:s, s:O}", "role", role, "content", content));
+      continue;
+    }
+    if (!json_is_array(content)) { *why = "a content that is neither text nor blocks"; goto fail; }
+    /* user: tool results become tool messages (first, as OpenAI wants them
+     * right after the assistant's tool calls), the rest one user message;
+     * assistant: text, and tool_use blocks as tool_calls */
+    json_t *parts = json_array(), *calls = json_array();
+    gw_buf text = {0};
+    int is_user = !strcmp(role, "user"), bad = 0;
+    size_t k;
+    json_t *blk;
+    json_array_foreach(content, k, blk) {
+      if (is(blk, "type", "text") && json_is_string(json_object_get(blk, "text"))) {
+        json_t *t = json_object_get(blk, "text");
+        if (is_user) json_array_append_new(parts, json_pack("{s:s, s:O}", "type", "text", "text", t));
+        else gw_buf_add(&text, json_string_value(t), json_string_length(t));
+      } else if (is_user && is(blk, "type", "image")) {
+        json_t *img = image_to_openai(blk);
+        if (!img) { *why = "an image whose source is neither base64 nor a URL"; bad = 1; break; }
+        json_array_append_new(parts, img);
+      } else if (is_user && is(blk, "type", "tool_result")) {
+        gw_buf rt = {0};
+        const char *id = json_string_value(json_object_get(blk, "tool_use_id"));
+        json_t *rc = json_object_get(blk, "content");
+        if (!id || (rc && !json_is_null(rc) && content_text(rc, &rt))) {
+          gw_buf_free(&rt);
+          *why = "a tool_result without tool_use_id or with content other than text";
+          bad = 1;
+          break;
+        }
+        if (json_is_true(json_object_get(blk, "is_error"))) {
+          gw_buf pre = {0};
+          gw_buf_add(&pre, "Error: ", 7);
+          gw_buf_add(&pre, rt.p ? rt.p : "", rt.n);
+          gw_buf_free(&rt);
+          rt = pre;
+        }
+        json_array_append_new(msgs, json_pack("{s:s, s:s, s:s%}", "role", "tool", "tool_call_id",
+                                              id, "content", rt.p ? rt.p : "", rt.n));
+        gw_buf_free(&rt);
+      } else if (!is_user && is(blk, "type", "tool_use")) {
+        const char *id = json_string_value(json_object_get(blk, "id"));
+        const char *name = json_string_value(json_object_get(blk, "name"));
+        json_t *input = json_object_get(blk, "input");
+        char *args = json_is_object(input) ? json_dumps(input, JSON_COMPACT) : NULL;
+        if (!id || !name || !args) {
+          free(args);
+          *why = "a tool_use block without id, name or an input object";
+          bad = 1;
+          break;
+        }
+        json_array_append_new(calls, json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", id, "type",
+                                               "function", "function", "name", name,
+                                               "arguments", args));
+        free(args);
+      } else if (!is_user && (is(blk, "type", "thinking") || is(blk, "type", "redacted_thinking"))) {
+        continue;   /* the model's own reasoning in the history: an OpenAI model takes none */
+      } else {
+        *why = "a content block other than text, image, tool_use and tool_result (documents, "
+               "server tools)";
+        bad = 1;
+        break;
+      }
+    }
+    if (!bad && is_user && json_array_size(parts)) {
+      json_array_append_new(msgs, json_pack("{s:s, s:O}", "role", "user", "content", parts));
+    } else if (!bad && !is_user) {
+      json_t *am = json_pack("{s:s}", "role", "assistant");
+      json_object_set_new(am, "content", text.n || !json_array_size(calls)
+                                             ? json_stringn(text.p ? text.p : "", text.n)
+                                             : json_null());
+      if (json_array_size(calls)) json_object_set(am, "tool_calls", calls);
+      json_array_append_new(msgs, am);
+    }
+    json_decref(parts);
+    json_decref(calls);
     gw_buf_free(&text);
+    if (bad) goto fail;
+  }
+  json_t *tools = json_object_get(b, "tools");
+  if (json_is_array(tools) && json_array_size(tools)) {
+    json_t *out = json_array(), *t;
+    json_object_set_new(o, "tools", out);
+    json_array_foreach(tools, i, t) {
+      const char *name = json_string_value(json_object_get(t, "name"));
+      json_t *schema = json_object_get(t, "input_schema");
+      if (!name || !json_is_object(schema) || (has(t, "type") && !is(t, "type", "custom"))) {
+        *why = "a tool that is not a custom tool with an input_schema (server tools)";
+        goto fail;
+      }
+      json_t *fn = json_pack("{s:s, s:O}", "name", name, "parameters", schema);
+      if (json_is_string(json_object_get(t, "description")))
+        json_object_set(fn, "description", json_object_get(t, "description"));
+      json_array_append_new(out, json_pack("{s:s, s:o}", "type", "function", "function", fn));
+    }
+  }
+  json_t *tc = json_object_get(b, "tool_choice");
+  if (json_is_object(tc)) {
+    if (is(tc, "type", "any")) json_object_set_new(o, "tool_choice", json_string("required"));
+    else if (is(tc, "type", "none")) json_object_set_new(o, "tool_choice", json_string("none"));
+    else if (is(tc, "type", "tool") && json_is_string(json_object_get(tc, "name")))
+      json_object_set_new(o, "tool_choice",
+                          json_pack("{s:s, s:{s:O}}", "type", "function", "function", "name",
+                                    json_object_get(tc, "name")));
+    else json_object_set_new(o, "tool_choice", json_string("auto"));
+    if (json_is_true(json_object_get(tc, "disable_parallel_tool_use")))
+      json_object_set_new(o, "parallel_tool_calls", json_false());
   }
   json_t *mt = json_object_get(b, "max_tokens");
   if (json_is_integer(mt))
@@ -169,6 +417,9 @@ static json_t *anthropic_to_openai(const json_t *b, const gw_provider *prov, con
     json_object_set_new(o, "stream_options", json_pack("{s:b}", "include_usage", 1));
   }
   return o;
+fail:
+  json_decref(o);
+  return NULL;
 }
 
 /* ---- the body's bytes, without parsing them again ---- */
@@ -344,21 +595,35 @@ json_t *gw_translate_response(const json_t *r, int from, int to) {
   if (from == to) return json_deep_copy(r);
   long in = 0, cached = 0, out = 0;
   gw_usage(r, from, &in, &cached, &out);
-  if (from == GW_ANTHROPIC) {
+  if (from == GW_ANTHROPIC) {   /* text blocks joined; tool_use blocks as tool_calls */
     gw_buf text = {0};
+    json_t *calls = json_array();
     size_t i;
     json_t *blk;
     json_array_foreach(json_object_get(r, "content"), i, blk) {
       json_t *t = json_object_get(blk, "text");
-      const char *type = json_string_value(json_object_get(blk, "type"));
-      if (type && !strcmp(type, "text") && json_is_string(t))
+      if (is(blk, "type", "text") && json_is_string(t)) {
         gw_buf_add(&text, json_string_value(t), json_string_length(t));
+      } else if (is(blk, "type", "tool_use")) {
+        char *args = json_dumps(json_object_get(blk, "input"), JSON_COMPACT | JSON_ENCODE_ANY);
+        json_array_append_new(calls, json_pack("{s:O?, s:s, s:{s:O?, s:s}}", "id",
+                                               json_object_get(blk, "id"), "type", "function",
+                                               "function", "name", json_object_get(blk, "name"),
+                                               "arguments", args ? args : "{}"));
+        free(args);
+      }
     }
+    json_t *msg = json_pack("{s:s}", "role", "assistant");
+    json_object_set_new(msg, "content", text.n || !json_array_size(calls)
+                                            ? json_stringn(text.p ? text.p : "", text.n)
+                                            : json_null());
+    if (json_array_size(calls)) json_object_set(msg, "tool_calls", calls);
+    json_decref(calls);
     json_t *o = json_pack(
-        "{s:O?, s:s, s:I, s:O?, s:[{s:i, s:{s:s, s:s%}, s:s}], s:{s:I, s:I, s:I}}",
+        "{s:O?, s:s, s:I, s:O?, s:[{s:i, s:o, s:s}], s:{s:I, s:I, s:I}}",
         "id", json_object_get(r, "id"), "object", "chat.completion", "created",
         (json_int_t)time(NULL), "model", json_object_get(r, "model"), "choices", "index", 0,
-        "message", "role", "assistant", "content", text.p ? text.p : "", text.n,
+        "message", msg,
         "finish_reason", stop_to_openai(json_string_value(json_object_get(r, "stop_reason"))),
         "usage", "prompt_tokens", (json_int_t)in, "completion_tokens", (json_int_t)out,
         "total_tokens", (json_int_t)(in + out));
@@ -369,10 +634,27 @@ json_t *gw_translate_response(const json_t *r, int from, int to) {
   json_t *msg = json_object_get(choice, "message");
   json_t *content = json_object_get(msg, "content");
   if (!json_is_object(msg)) return NULL;
-  return json_pack("{s:O?, s:s, s:s, s:O?, s:[{s:s, s:s}], s:s, s:n, s:{s:I, s:I}}",
+  json_t *blocks = json_array();
+  if (json_is_string(content) && (json_string_length(content) || !has(msg, "tool_calls")))
+    json_array_append_new(blocks, json_pack("{s:s, s:O}", "type", "text", "text", content));
+  size_t i;
+  json_t *tc;
+  json_array_foreach(json_object_get(msg, "tool_calls"), i, tc) {
+    json_t *fn = json_object_get(tc, "function");
+    json_t *input = arguments_object(fn);
+    if (!input) {   /* arguments that are not a JSON object: not an answer to pass on */
+      json_decref(blocks);
+      return NULL;
+    }
+    json_array_append_new(blocks, json_pack("{s:s, s:O?, s:O?, s:o}", "type", "tool_use", "id",
+                                            json_object_get(tc, "id"), "name",
+                                            json_object_get(fn, "name"), "input", input));
+  }
+  if (!json_array_size(blocks))
+    json_array_append_new(blocks, json_pack("{s:s, s:s}", "type", "text", "text", ""));
+  return json_pack("{s:O?, s:s, s:s, s:O?, s:o, s:s, s:n, s:{s:I, s:I}}",
                    "id", json_object_get(r, "id"), "type", "message", "role", "assistant",
-                   "model", json_object_get(r, "model"), "content", "type", "text", "text",
-                   json_is_string(content) ? json_string_value(content) : "",
+                   "model", json_object_get(r, "model"), "content", blocks,
                    "stop_reason",
                    stop_to_anthropic(json_string_value(json_object_get(choice, "finish_reason"))),
                    "stop_sequence", "usage", "input_tokens", (json_int_t)(in - cached),
@@ -416,6 +698,8 @@ void gw_sse_init(gw_sse *s, int from, int to, int want_usage) {
   s->from = from;
   s->to = to;
   s->want_usage = want_usage;
+  s->block = -1;
+  s->call_open = -1;
 }
 
 void gw_sse_free(gw_sse *s) {
@@ -448,6 +732,26 @@ static json_t *oa_chunk(gw_sse *s, json_t *delta, const char *finish) {
                    s->model, "choices", "index", 0, "delta", delta, "finish_reason", finish);
 }
 
+/* Anthropic client: the open content block ends. */
+static void close_block(gw_sse *s) {
+  if (s->block < 0 || s->block_tool < 0) return;
+  emit(s, "content_block_stop", json_pack("{s:s, s:i}", "type", "content_block_stop", "index",
+                                          s->block));
+  s->block_tool = -1;   /* closed; s->block keeps its number */
+}
+
+/* Anthropic client: a new content block, text (tool NULL) or tool_use. */
+static void open_block(gw_sse *s, int tool, const char *id, const char *name) {
+  if (s->block >= 0) close_block(s);
+  s->block++;
+  s->block_tool = tool;
+  json_t *cb = tool ? json_pack("{s:s, s:s, s:s, s:{}}", "type", "tool_use", "id", id ? id : "",
+                                "name", name ? name : "", "input")
+                    : json_pack("{s:s, s:s}", "type", "text", "text", "");
+  emit(s, "content_block_start", json_pack("{s:s, s:i, s:o}", "type", "content_block_start",
+                                           "index", s->block, "content_block", cb));
+}
+
 /* Closing events of a translated stream, once. */
 static void close_translated(gw_sse *s) {
   if (s->finished || !s->started) return;
@@ -464,7 +768,8 @@ static void close_translated(gw_sse *s) {
     gw_buf_add(&s->out, "data: [DONE]\n\n", 14);
     return;
   }
-  emit(s, "content_block_stop", json_pack("{s:s, s:i}", "type", "content_block_stop", "index", 0));
+  if (s->block < 0) open_block(s, 0, NULL, NULL);   /* a message has at least one block */
+  close_block(s);
   emit(s, "message_delta",
        json_pack("{s:s, s:{s:s, s:n}, s:{s:I}}", "type", "message_delta", "delta", "stop_reason",
                  s->stop[0] ? s->stop : "end_turn", "stop_sequence", "usage", "output_tokens",
@@ -487,10 +792,26 @@ static void from_anthropic(gw_sse *s, json_t *d, int translate) {
       s->started = 1;
       emit(s, NULL, oa_chunk(s, json_pack("{s:s, s:s}", "role", "assistant", "content", ""), NULL));
     }
+  } else if (!strcmp(type, "content_block_start")) {
+    json_t *cb = json_object_get(d, "content_block");
+    if (translate && s->started && is(cb, "type", "tool_use")) {
+      s->call_open = s->ncalls++;
+      emit(s, NULL, oa_chunk(s, json_pack("{s:[{s:i, s:O?, s:s, s:{s:O?, s:s}}]}", "tool_calls",
+                                          "index", s->call_open, "id", json_object_get(cb, "id"),
+                                          "type", "function", "function", "name",
+                                          json_object_get(cb, "name"), "arguments", ""), NULL));
+    }
+  } else if (!strcmp(type, "content_block_stop")) {
+    s->call_open = -1;
   } else if (!strcmp(type, "content_block_delta")) {
-    json_t *text = json_object_get(json_object_get(d, "delta"), "text");
+    json_t *delta = json_object_get(d, "delta");
+    json_t *text = json_object_get(delta, "text");
+    json_t *pj = json_object_get(delta, "partial_json");
     if (translate && s->started && json_is_string(text))
       emit(s, NULL, oa_chunk(s, json_pack("{s:O}", "content", text), NULL));
+    else if (translate && s->started && s->call_open >= 0 && json_is_string(pj))
+      emit(s, NULL, oa_chunk(s, json_pack("{s:[{s:i, s:{s:O}}]}", "tool_calls", "index",
+                                          s->call_open, "function", "arguments", pj), NULL));
   } else if (!strcmp(type, "message_delta")) {
     const char *r = json_string_value(json_object_get(json_object_get(d, "delta"), "stop_reason"));
     if (r) snprintf(s->stop, sizeof s->stop, "%s", stop_to_openai(r));
@@ -536,16 +857,33 @@ static void from_openai(gw_sse *s, json_t *d, int translate) {
                    "message_start", "message", "id", s->id, "type", "message", "role",
                    "assistant", "model", s->model, "content", "stop_reason", "stop_sequence",
                    "usage", "input_tokens", 0, "output_tokens", 0));
-    emit(s, "content_block_start",
-         json_pack("{s:s, s:i, s:{s:s, s:s}}", "type", "content_block_start", "index", 0,
-                   "content_block", "type", "text", "text", ""));
   }
   json_t *choice = json_array_get(json_object_get(d, "choices"), 0);
-  json_t *text = json_object_get(json_object_get(choice, "delta"), "content");
-  if (json_is_string(text) && json_string_length(text))
+  json_t *delta = json_object_get(choice, "delta");
+  json_t *text = json_object_get(delta, "content");
+  if (json_is_string(text) && json_string_length(text)) {
+    if (s->block < 0 || s->block_tool != 0) open_block(s, 0, NULL, NULL);
     emit(s, "content_block_delta",
-         json_pack("{s:s, s:i, s:{s:s, s:O}}", "type", "content_block_delta", "index", 0,
+         json_pack("{s:s, s:i, s:{s:s, s:O}}", "type", "content_block_delta", "index", s->block,
                    "delta", "type", "text_delta", "text", text));
+  }
+  size_t i;
+  json_t *tc;
+  json_array_foreach(json_object_get(delta, "tool_calls"), i, tc) {
+    json_t *fn = json_object_get(tc, "function");
+    json_t *ix = json_object_get(tc, "index");
+    int k = json_is_integer(ix) ? (int)json_integer_value(ix) : 0;
+    if (s->block_tool != 1 || s->block_call != k) {   /* a new call: a tool_use block */
+      open_block(s, 1, json_string_value(json_object_get(tc, "id")),
+                 json_string_value(json_object_get(fn, "name")));
+      s->block_call = k;
+    }
+    json_t *args = json_object_get(fn, "arguments");
+    if (json_is_string(args) && json_string_length(args))
+      emit(s, "content_block_delta",
+           json_pack("{s:s, s:i, s:{s:s, s:O}}", "type", "content_block_delta", "index",
+                     s->block, "delta", "type", "input_json_delta", "partial_json", args));
+  }
   const char *fin = json_string_value(json_object_get(choice, "finish_reason"));
   if (fin) snprintf(s->stop, sizeof s->stop, "%s", stop_to_anthropic(fin));
 }
