@@ -538,6 +538,8 @@ static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url,
   uint64_t t0 = gw_now_ms();
   unsigned status = 500;
   struct MHD_Response *r = gw_forward(c, &status);
+  c->raw = NULL;   /* the connection's buffer goes when this returns; a stream keeps c */
+  c->nraw = 0;
   fprintf(stderr, "lane-gateway: POST %s %u route=%s rule=%d model=%s fallbacks=%d cost=$%.9f%s "
           "%llums%s%s\n", url, status, lane_route_name(c->pol->prog, ri), c->d.rule,
           c->served >= 0 ? lane_model_name(c->pol->prog, c->served) : "-", c->tried, c->cost,
