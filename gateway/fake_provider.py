@@ -367,98 +367,40 @@ class Handler(BaseHTTPRequestHandler):
 
     def stream_call(self, fmt, model, name, args, usage):
         """A streamed tool call: its arguments in two pieces."""
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
         text = json.dumps(args)
         halves = [text[:len(text) // 2], text[len(text) // 2:]]
         if fmt == "openai":
-            def ch(delta, finish=None, **extra):
-                o = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
-                     "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-                o.update(extra)
-                return b"data: " + json.dumps(o).encode() + b"\n\n"
-            events = [ch({"role": "assistant", "content": None}),
-                      ch({"tool_calls": [{"index": 0, "id": "call_fake1", "type": "function",
-                                          "function": {"name": name, "arguments": ""}}]})]
-            events += [ch({"tool_calls": [{"index": 0, "function": {"arguments": h}}]})
+            events = [oa_chunk(model, {"role": "assistant", "content": None}),
+                      oa_chunk(model, {"tool_calls": [{"index": 0, "id": "call_fake1",
+                                                       "type": "function", "function": {
+                                                           "name": name, "arguments": ""}}]})]
+            events += [oa_chunk(model, {"tool_calls": [{"index": 0, "function": {"arguments": h}}]})
                        for h in halves]
-            events.append(ch({}, "tool_calls"))
-            events.append(b"data: " + json.dumps({
-                "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
-                "model": model, "choices": [], "usage": self.usage_of(fmt, usage)}).encode() + b"\n\n")
-            events.append(b"data: [DONE]\n\n")
+            events += [oa_chunk(model, {}, "tool_calls"),
+                       oa_usage_chunk(model, self.usage_of(fmt, usage)), b"data: [DONE]\n\n"]
         else:
-            def ev(name_, obj):
-                return b"event: " + name_.encode() + b"\ndata: " + json.dumps(obj).encode() + b"\n\n"
-            events = [ev("message_start", {"type": "message_start", "message": {
-                "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
-                "content": [], "stop_reason": None, "stop_sequence": None,
-                "usage": dict(self.usage_of(fmt, usage), output_tokens=1)}}),
-                ev("content_block_start", {"type": "content_block_start", "index": 0,
-                                           "content_block": {"type": "tool_use", "id": "toolu_fake1",
-                                                             "name": name, "input": {}}})]
-            events += [ev("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                  "delta": {"type": "input_json_delta",
-                                                            "partial_json": h}}) for h in halves]
-            events += [ev("content_block_stop", {"type": "content_block_stop", "index": 0}),
-                       ev("message_delta", {"type": "message_delta",
-                                            "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                                            "usage": {"output_tokens": usage[1]}}),
-                       ev("message_stop", {"type": "message_stop"})]
-        try:
-            for e in events:
-                self.chunk(e)
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
-        except OSError:
-            self.close_connection = True
+            events = [an_message_start(model, self.usage_of(fmt, usage)),
+                      an_event("content_block_start", {
+                          "type": "content_block_start", "index": 0,
+                          "content_block": {"type": "tool_use", "id": "toolu_fake1",
+                                            "name": name, "input": {}}})]
+            events += [an_event("content_block_delta", {
+                "type": "content_block_delta", "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": h}}) for h in halves]
+            events += an_message_end("tool_use", usage[1])
+        self.send_events(events)
 
     def chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 
-    def stream(self, fmt, model, text, pace, cut, include_usage, usage):
+    def send_events(self, events, pace=0.0, cut=False):
+        """A 200 event stream of events, pace seconds apart; cut: the
+        connection is closed after two of them instead."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        pieces = [text[:len(text) // 3], text[len(text) // 3:2 * len(text) // 3], text[2 * len(text) // 3:]]
-        events = []
-        if fmt == "openai":
-            def ch(delta, finish=None, **extra):
-                o = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
-                     "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-                o.update(extra)
-                return b"data: " + json.dumps(o).encode() + b"\n\n"
-            events.append(ch({"role": "assistant", "content": ""}))
-            events += [ch({"content": p}) for p in pieces]
-            events.append(ch({}, "stop"))
-            if include_usage:
-                events.append(b"data: " + json.dumps({
-                    "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
-                    "model": model, "choices": [],
-                    "usage": self.usage_of(fmt, usage)}).encode() + b"\n\n")
-            events.append(b"data: [DONE]\n\n")
-        else:
-            def ev(name, obj):
-                return b"event: " + name.encode() + b"\ndata: " + json.dumps(obj).encode() + b"\n\n"
-            events.append(ev("message_start", {"type": "message_start", "message": {
-                "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
-                "content": [], "stop_reason": None, "stop_sequence": None,
-                "usage": dict(self.usage_of(fmt, usage), output_tokens=1)}}))
-            events.append(ev("content_block_start", {"type": "content_block_start", "index": 0,
-                                                     "content_block": {"type": "text", "text": ""}}))
-            events.append(ev("ping", {"type": "ping"}))
-            events += [ev("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                  "delta": {"type": "text_delta", "text": p}})
-                       for p in pieces]
-            events.append(ev("content_block_stop", {"type": "content_block_stop", "index": 0}))
-            events.append(ev("message_delta", {"type": "message_delta",
-                                               "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                               "usage": {"output_tokens": usage[1]}}))
-            events.append(ev("message_stop", {"type": "message_stop"}))
         try:
             for i, e in enumerate(events):
                 if cut and i == 2:
@@ -467,11 +409,67 @@ class Handler(BaseHTTPRequestHandler):
                     self.connection.shutdown(2)
                     return
                 self.chunk(e)
-                time.sleep(pace)
+                if pace:
+                    time.sleep(pace)
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except OSError:
             self.close_connection = True
+
+    def stream(self, fmt, model, text, pace, cut, include_usage, usage):
+        pieces = [text[:len(text) // 3], text[len(text) // 3:2 * len(text) // 3], text[2 * len(text) // 3:]]
+        if fmt == "openai":
+            events = [oa_chunk(model, {"role": "assistant", "content": ""})]
+            events += [oa_chunk(model, {"content": p}) for p in pieces]
+            events.append(oa_chunk(model, {}, "stop"))
+            if include_usage:
+                events.append(oa_usage_chunk(model, self.usage_of(fmt, usage)))
+            events.append(b"data: [DONE]\n\n")
+        else:
+            events = [an_message_start(model, self.usage_of(fmt, usage)),
+                      an_event("content_block_start", {"type": "content_block_start", "index": 0,
+                                                       "content_block": {"type": "text", "text": ""}}),
+                      an_event("ping", {"type": "ping"})]
+            events += [an_event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                        "delta": {"type": "text_delta", "text": p}})
+                       for p in pieces]
+            events += an_message_end("end_turn", usage[1])
+        self.send_events(events, pace, cut)
+
+
+def oa_chunk(model, delta, finish=None):
+    """An OpenAI chat.completion.chunk event."""
+    return b"data: " + json.dumps({
+        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).encode() + b"\n\n"
+
+
+def oa_usage_chunk(model, usage):
+    """OpenAI's last chunk when stream_options.include_usage is set."""
+    return b"data: " + json.dumps({
+        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
+        "choices": [], "usage": usage}).encode() + b"\n\n"
+
+
+def an_event(name, obj):
+    """An Anthropic server-sent event."""
+    return b"event: " + name.encode() + b"\ndata: " + json.dumps(obj).encode() + b"\n\n"
+
+
+def an_message_start(model, usage):
+    return an_event("message_start", {"type": "message_start", "message": {
+        "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+        "content": [], "stop_reason": None, "stop_sequence": None,
+        "usage": dict(usage, output_tokens=1)}})
+
+
+def an_message_end(stop_reason, output_tokens):
+    """The closing events of an Anthropic stream of one block."""
+    return [an_event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            an_event("message_delta", {"type": "message_delta",
+                                       "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                                       "usage": {"output_tokens": output_tokens}}),
+            an_event("message_stop", {"type": "message_stop"})]
 
 
 class Server(socketserver.ThreadingMixIn, HTTPServer):

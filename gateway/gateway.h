@@ -291,6 +291,8 @@ void gw_shadows_submit(struct gw *g, const gw_call *c);
 /* Stops the workers once their calls end; what is still queued is dropped
  * and said. */
 void gw_shadows_stop(struct gw *g);
+/* Counts n shadows not sent, by reason (lane_gateway_shadows_dropped_total). */
+void gw_shadows_dropped(struct gw *g, const char *reason, long n);
 /* One shadow call of model for c (upstream.c): sent, timed, recorded. */
 void gw_shadow_call(gw_call *c, int model);
 /* The pool of upstream slots and the share handle: 0, or -1 out of memory.

@@ -242,46 +242,40 @@ void gw_log_decision(gw_call *c, int route, int status) {
                prefix);
 }
 
-void gw_log_outcome(gw_call *c, int model, double latency_ms, int http, const char *error,
-                    int final, long in, long out, double cost) {
+/* An outcome record of c: the fields both kinds share. */
+static void outcome_queue(gw_call *c, lane_outcome *o, int model, double latency_ms, int http,
+                          const char *error, long in, long out, double cost) {
   gw *g = c->g;
   if (!g->log) return;
+  o->id = c->id;
+  o->ts_ms = wall_ms();
+  o->model = model;
+  o->status = http;
+  o->latency_ms = latency_ms;
+  o->input_tokens = in;
+  o->output_tokens = out;
+  o->cost = cost;
+  o->error = error;
+  QUEUE_RECORD(lane_log_outcome(c->pol->prog, o, buf_, cap_), "");
+}
+
+void gw_log_outcome(gw_call *c, int model, double latency_ms, int http, const char *error,
+                    int final, long in, long out, double cost) {
   lane_outcome o;
   memset(&o, 0, sizeof o);
-  o.id = c->id;
-  o.ts_ms = wall_ms();
-  o.model = model;
   o.attempts = c->calls;
   o.fallbacks = c->tried;
-  o.status = http;
-  o.latency_ms = latency_ms;
-  o.input_tokens = in;
-  o.output_tokens = out;
-  o.cost = cost;
   o.attempt = c->calls;
   o.final = final;
-  o.error = error;
-  QUEUE_RECORD(lane_log_outcome(c->pol->prog, &o, buf_, cap_), "");
+  outcome_queue(c, &o, model, latency_ms, http, error, in, out, cost);
 }
 
 void gw_log_shadow(gw_call *c, int model, double latency_ms, int http, const char *error, long in,
                    long out, double cost) {
-  gw *g = c->g;
-  if (!g->log) return;
   lane_outcome o;
   memset(&o, 0, sizeof o);
-  o.id = c->id;
-  o.ts_ms = wall_ms();
-  o.model = model;
   o.attempts = 1;
-  o.status = http;
-  o.latency_ms = latency_ms;
-  o.input_tokens = in;
-  o.output_tokens = out;
-  o.cost = cost;
   o.attempt = 1;
-  o.final = 0;
-  o.error = error;
-  o.shadow = 1;
-  QUEUE_RECORD(lane_log_outcome(c->pol->prog, &o, buf_, cap_), "");
+  o.shadow = 1;   /* final 0: never the decision's answer */
+  outcome_queue(c, &o, model, latency_ms, http, error, in, out, cost);
 }

@@ -327,18 +327,22 @@ static enum MHD_Result send_text(gw *g, struct MHD_Connection *con, const char *
   return queue(g, con, url, status, r);
 }
 
-/* The gateway's own errors: asking again would get the same answer (a
- * malformed body, no model fits, the chain already walked), so SDKs that
- * retry 5xx by default (OpenAI's, Anthropic's) are told not to. */
-static enum MHD_Result send_error(gw *g, struct MHD_Connection *con, const char *url, int format,
-                                  unsigned status, const char *code, const char *msg) {
+/* An error of the gateway's own, in the client's format. retry 0: asking
+ * again gets the same answer (a malformed body, no model fits, the chain
+ * already walked), so SDKs that retry 5xx by default (OpenAI's,
+ * Anthropic's) are told not to; 1: asking again can cure it (memory is
+ * short right now), after a second. */
+static enum MHD_Result error_response(gw *g, struct MHD_Connection *con, const char *url,
+                                      int format, unsigned status, const char *code,
+                                      const char *msg, int retry) {
   char *body = gw_error_body(format, status, code, msg);
   const char *text = body ? body : "{}";
   struct MHD_Response *r =
       MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
   if (r) {
     MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "x-should-retry", "false");
+    if (retry) MHD_add_response_header(r, "Retry-After", "1");
+    MHD_add_response_header(r, "x-should-retry", retry ? "true" : "false");
   }
   enum MHD_Result rc = queue(g, con, url, status, r);
   fprintf(stderr, "lane-gateway: POST %s %u %s\n", url, status, msg);
@@ -346,22 +350,14 @@ static enum MHD_Result send_error(gw *g, struct MHD_Connection *con, const char 
   return rc;
 }
 
-/* A refusal asking again can cure (memory is short right now). */
+static enum MHD_Result send_error(gw *g, struct MHD_Connection *con, const char *url, int format,
+                                  unsigned status, const char *code, const char *msg) {
+  return error_response(g, con, url, format, status, code, msg, 0);
+}
+
 static enum MHD_Result send_busy(gw *g, struct MHD_Connection *con, const char *url, int format,
                                  const char *msg) {
-  char *body = gw_error_body(format, 503, "lane_busy", msg);
-  const char *text = body ? body : "{}";
-  struct MHD_Response *r =
-      MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
-  if (r) {
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "Retry-After", "1");
-    MHD_add_response_header(r, "x-should-retry", "true");
-  }
-  enum MHD_Result rc = queue(g, con, url, 503, r);
-  fprintf(stderr, "lane-gateway: POST %s 503 %s\n", url, msg);
-  free(body);
-  return rc;
+  return error_response(g, con, url, format, 503, "lane_busy", msg, 1);
 }
 
 json_t *gw_call_body(gw_call *c) {

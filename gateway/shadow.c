@@ -37,7 +37,7 @@ struct gw_shadows {
   int             stopping;
 };
 
-static void dropped(gw *g, const char *reason, long n) {
+void gw_shadows_dropped(gw *g, const char *reason, long n) {
   char labels[64] = "";
   gw_label(labels, sizeof labels, "reason", reason);
   gw_metrics_add(g->metrics, "lane_gateway_shadows_dropped_total", labels, (double)n);
@@ -101,7 +101,7 @@ void gw_shadows_stop(gw *g) {
     job_free(j);
   }
   if (left > 0) {
-    dropped(g, "stopping", left);
+    gw_shadows_dropped(g, "stopping", left);
     fprintf(stderr, "lane-gateway: %ld shadow call(s) still queued at stop were not sent\n", left);
   }
   pthread_cond_destroy(&s->cv);
@@ -140,7 +140,7 @@ void gw_shadows_submit(gw *g, const gw_call *c) {
   if (!c->d.nshadows) return;
   gw_shadows *s = g->shadows;
   if (!s) {
-    dropped(g, "off", c->d.nshadows);   /* shadow.concurrency 0 */
+    gw_shadows_dropped(g, "off", c->d.nshadows);   /* shadow.concurrency 0 */
     return;
   }
   for (int i = 0; i < c->d.nshadows; i++) {
@@ -148,7 +148,7 @@ void gw_shadows_submit(gw *g, const gw_call *c) {
     gw_call *copy = j ? shadow_copy(c) : NULL;
     if (!copy) {
       free(j);
-      dropped(g, "no_memory", 1);
+      gw_shadows_dropped(g, "no_memory", 1);
       continue;
     }
     j->c = copy;
@@ -165,7 +165,7 @@ void gw_shadows_submit(gw *g, const gw_call *c) {
     pthread_mutex_unlock(&s->mu);
     if (full) {
       job_free(j);
-      dropped(g, "queue_full", 1);
+      gw_shadows_dropped(g, "queue_full", 1);
     }
   }
 }

@@ -519,6 +519,32 @@ static int refused(gw_call *c, int model, const gw_provider *p, xfer *x, long st
 static int call(gw_call *c, int model, const gw_provider *p, char *text, uint64_t until,
                 struct MHD_Response **out, unsigned *status, int may_retry);
 
+/* The body to send model's provider p, in *text (malloc'd). The provider
+ * speaks the client's format: the body as it came, its model replaced in
+ * the bytes; else (or when the bytes cannot tell, or whole is set and the
+ * client asked for a stream) parsed and rewritten, without stream when
+ * whole. -1 (with *why when translate.c said) if the body cannot be
+ * translated; 0, with *text NULL when memory ran out. */
+static int upstream_body(gw_call *c, const gw_provider *p, int model, int whole, char **text,
+                         const char **why) {
+  const char *id = lane_model_id(c->pol->prog, model);
+  size_t n;
+  *text = p->format == c->format && !(whole && c->stream)
+              ? gw_splice_model(c->raw, c->nraw, id, &n) : NULL;
+  if (*text) return 0;
+  json_t *body = gw_call_body(c);
+  json_t *b = body ? gw_translate_request(body, c->format, p->format, id, p,
+                                          c->g->cfg.default_max_tokens, why) : NULL;
+  if (!b) return body ? -1 : 0;
+  if (whole) {
+    json_object_del(b, "stream");
+    json_object_del(b, "stream_options");
+  }
+  *text = json_dumps(b, JSON_COMPACT);
+  json_decref(b);
+  return 0;
+}
+
 /* One attempt of model; left: the candidates from this one to the end
  * of the chain that have a provider (this one included). */
 static int attempt(gw_call *c, int model, int left, struct MHD_Response **out,
@@ -531,25 +557,14 @@ static int attempt(gw_call *c, int model, int left, struct MHD_Response **out,
     return SKIPPED;
   }
   const gw_provider *p = &g->cfg.providers[pi];
-  const char *why = NULL, *id = lane_model_id(c->pol->prog, model);
-  size_t n;
-  /* the provider speaks the client's format: the body as it came, its
-   * model replaced in the bytes; else (or when the bytes cannot tell)
-   * parsed and rewritten */
-  char *text = p->format == c->format ? gw_splice_model(c->raw, c->nraw, id, &n) : NULL;
-  if (!text) {
-    json_t *body = gw_call_body(c);
-    json_t *b = body ? gw_translate_request(body, c->format, p->format, id, p,
-                                            g->cfg.default_max_tokens, &why) : NULL;
-    if (!b && body) {
-      count(c, "lane_gateway_skipped_total", model, "reason", "untranslatable");
-      char what[160];
-      snprintf(what, sizeof what, "not translated (%s)", why ? why : "?");
-      note(c, model, "untranslatable", what);
-      return SKIPPED;
-    }
-    text = b ? json_dumps(b, JSON_COMPACT) : NULL;
-    json_decref(b);
+  const char *why = NULL;
+  char *text = NULL;
+  if (upstream_body(c, p, model, 0, &text, &why) < 0) {
+    count(c, "lane_gateway_skipped_total", model, "reason", "untranslatable");
+    char what[160];
+    snprintf(what, sizeof what, "not translated (%s)", why ? why : "?");
+    note(c, model, "untranslatable", what);
+    return SKIPPED;
   }
   if (!text) return note(c, model, "no_memory", "out of memory"), SKIPPED;
   const gw_retry *rp = &p->retry;
@@ -724,47 +739,21 @@ static void shadow_count(const gw_call *c, const char *family, int model, const 
 void gw_shadow_call(gw_call *c, int model) {
   gw *g = c->g;
   int pi = c->pol->model_provider[model];
-  char labels[64] = "";
-  if (pi < 0) {
-    gw_label(labels, sizeof labels, "reason", "no_provider");
-    gw_metrics_add(g->metrics, "lane_gateway_shadows_dropped_total", labels, 1);
-    return;
-  }
+  if (pi < 0) { gw_shadows_dropped(g, "no_provider", 1); return; }
   const gw_provider *p = &g->cfg.providers[pi];
-  const char *id = lane_model_id(c->pol->prog, model), *why = NULL;
-  size_t n;
-  /* a whole answer is asked for: the bytes as they came when that is what
-   * they ask, else parsed and rewritten without stream */
-  char *text = p->format == c->format && !c->stream ? gw_splice_model(c->raw, c->nraw, id, &n)
-                                                    : NULL;
-  if (!text) {
-    json_t *body = gw_call_body(c);
-    json_t *b = body ? gw_translate_request(body, c->format, p->format, id, p,
-                                            g->cfg.default_max_tokens, &why) : NULL;
-    if (b) {
-      json_object_del(b, "stream");
-      json_object_del(b, "stream_options");
-      text = json_dumps(b, JSON_COMPACT);
-    }
-    json_decref(b);
-    if (!text) {
-      gw_label(labels, sizeof labels, "reason", body && !why ? "no_memory" : "untranslatable");
-      gw_metrics_add(g->metrics, "lane_gateway_shadows_dropped_total", labels, 1);
-      return;
-    }
-  }
+  const char *why = NULL;
+  char *text = NULL;
+  /* a whole answer is asked for, whatever the client asked */
+  if (upstream_body(c, p, model, 1, &text, &why) < 0)
+    { gw_shadows_dropped(g, "untranslatable", 1); return; }
+  if (!text) { gw_shadows_dropped(g, "no_memory", 1); return; }
   c->stream = 0;   /* xfer_start: a whole answer */
   xfer *x = xfer_start(c, p, text);
-  if (!x) {
-    gw_label(labels, sizeof labels, "reason", "no_memory");
-    gw_metrics_add(g->metrics, "lane_gateway_shadows_dropped_total", labels, 1);
-    return;
-  }
+  if (!x) { gw_shadows_dropped(g, "no_memory", 1); return; }
   x->abort = &g->shadows_stopping;   /* the gateway's stop ends the wait within a poll */
   int late = pump(x, gw_now_ms() + (uint64_t)g->cfg.shadow_timeout_ms, UNTIL_DONE);
   if (late && atomic_load(&g->shadows_stopping)) {   /* cut short by the stop: no verdict */
-    gw_label(labels, sizeof labels, "reason", "stopping");
-    gw_metrics_add(g->metrics, "lane_gateway_shadows_dropped_total", labels, 1);
+    gw_shadows_dropped(g, "stopping", 1);
     xfer_free(x);
     return;
   }

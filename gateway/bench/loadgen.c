@@ -57,60 +57,49 @@ static int dial(void) {
   return fd;
 }
 
+/* Reads more of an answer into *buf (grown as needed, NUL-terminated):
+ * at most `most` bytes. 0, or -1 if the connection broke or memory ran
+ * out. */
+static int recv_more(int fd, char **buf, size_t *cap, size_t *have, size_t most) {
+  if (*have == *cap) {
+    char *b = realloc(*buf, *cap * 2 + 1);
+    if (!b) return -1;
+    *buf = b;
+    *cap *= 2;
+  }
+  size_t room = *cap - *have;
+  for (;;) {
+    ssize_t k = recv(fd, *buf + *have, room < most ? room : most, 0);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return -1;
+    *have += (size_t)k;
+    (*buf)[*have] = 0;
+    return 0;
+  }
+}
+
 /* Reads one whole answer: its status, or -1 if the connection broke. */
 static int read_answer(int fd, char **buf, size_t *cap) {
   size_t have = 0;
   char *end;
-  for (;;) {
-    if (have == *cap) {
-      char *b = realloc(*buf, *cap * 2 + 1);
-      if (!b) return -1;
-      *buf = b;
-      *cap *= 2;
-    }
-    ssize_t k = recv(fd, *buf + have, *cap - have, 0);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return -1;
-    have += (size_t)k;
-    (*buf)[have] = 0;
-    if ((end = memmem(*buf, have, "\r\n\r\n", 4))) break;
-  }
+  do {
+    if (recv_more(fd, buf, cap, &have, SIZE_MAX)) return -1;
+  } while (!(end = memmem(*buf, have, "\r\n\r\n", 4)));
   int status = atoi(*buf + 9);
   size_t hlen = (size_t)(end - *buf) + 4;
   const char *cl = strcasestr(*buf, "\r\ncontent-length:");
   int chunked = strcasestr(*buf, "\r\ntransfer-encoding: chunked") && (!cl || cl > end);
   if (cl && cl < end) {
     size_t want = hlen + strtoul(cl + 17, NULL, 10);
-    while (have < want) {
-      if (have == *cap) {
-        char *b = realloc(*buf, *cap * 2 + 1);
-        if (!b) return -1;
-        *buf = b;
-        *cap *= 2;
-      }
-      ssize_t k = recv(fd, *buf + have, *cap - have < want - have ? *cap - have : want - have, 0);
-      if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) return -1;
-      have += (size_t)k;
-    }
+    while (have < want)
+      if (recv_more(fd, buf, cap, &have, want - have)) return -1;
     return status;
   }
   if (!chunked) return -1;   /* the bench's servers always say how long */
   /* chunked: read until the last chunk "0\r\n\r\n" */
-  for (;;) {
-    (*buf)[have] = 0;
-    if (have >= hlen + 5 && !memcmp(*buf + have - 5, "0\r\n\r\n", 5)) return status;
-    if (have == *cap) {
-      char *b = realloc(*buf, *cap * 2 + 1);
-      if (!b) return -1;
-      *buf = b;
-      *cap *= 2;
-    }
-    ssize_t k = recv(fd, *buf + have, *cap - have, 0);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return -1;
-    have += (size_t)k;
-  }
+  while (have < hlen + 5 || memcmp(*buf + have - 5, "0\r\n\r\n", 5))
+    if (recv_more(fd, buf, cap, &have, SIZE_MAX)) return -1;
+  return status;
 }
 
 static void *run(void *arg) {
