@@ -806,11 +806,10 @@ LANE_API int lane_decide_traced(lane_runtime *rt, int route, const lane_request 
 LANE_API double lane_cost(const lane_program *p, const lane_request *r, int model);
 /* The expected cost of r on model m as decisions on route `route` count it:
  * a request without max_output_tokens counts the route's output_estimate
- * (lane_route_output_estimate; 0 if it has none) as its output. 0 if the
- * route or model is out of range. */
+ * (none if the route has none) as its output. 0 if the route or model is
+ * out of range. */
 LANE_API double lane_route_cost(const lane_program *p, int route, const lane_request *r,
                                 int model);
-LANE_API int64_t lane_route_output_estimate(const lane_program *p, int route);
 
 #ifdef __cplusplus
 }
