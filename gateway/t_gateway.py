@@ -383,6 +383,7 @@ def main():
             # Reloads: a third gateway whose policy file changes under it.
             sys.path.insert(0, HERE)
             import t_reload
+            config_errors(a, cfg, env)
             t_reload.suite(sys.modules[__name__], a, dict(cfg), env)
             t_reload.url_suite(sys.modules[__name__], a, dict(cfg), env)
             t_reload.bundle_suite(sys.modules[__name__], a, dict(cfg), env)
@@ -642,6 +643,31 @@ def shadow_suite(s, logpath):
        shadow_recs[0]["cost"] > 0,
        "decision log: the shadow's outcome, \"shadow\": true, under decision %s" % did,
        shadow_recs or recs[-5:])
+
+
+def config_errors(a, cfg, env):
+    """A config the gateway cannot honour stops it at start, naming the key."""
+    bad = [
+        ("retry.on naming a 4xx", dict(cfg, retry={"attempts": 2, "on": [404]}),
+         "retry.on: that status is not 429 or a 5xx"),
+        ("retry.attempts past 10", dict(cfg, retry={"attempts": 11}), "retry: attempts 0 to 10"),
+        ("a provider's retry", dict(cfg, providers=dict(cfg["providers"], openai=dict(
+            cfg["providers"]["openai"], retry={"backoff_ms": 500, "max_backoff_ms": 100}))),
+         "provider openai: retry: attempts 0 to 10, backoff_ms >= 0, max_backoff_ms >= backoff_ms"),
+        ("shadow.concurrency negative", dict(cfg, shadow={"concurrency": -1}),
+         "\"shadow\" is {\"concurrency\": 0 to 256"),
+        ("limits.bodies_bytes under body_bytes",
+         dict(cfg, limits={"body_bytes": 1000, "bodies_bytes": 10}),
+         "limits: body_bytes > 0, bodies_bytes >= body_bytes"),
+    ]
+    for name, c, want in bad:
+        path = os.path.join(a.out, "bad_config.json")
+        with open(path, "w") as f:
+            json.dump(c, f)
+        p = subprocess.run([a.gateway, "-c", path], env=env, capture_output=True, text=True,
+                           timeout=20)
+        ok(p.returncode == 1 and want in p.stderr,
+           "config with %s: the gateway stops at start, saying %r" % (name, want), p.stderr[-500:])
 
 
 def raw_open(port, head, body=b""):
@@ -1324,6 +1350,8 @@ def metrics(s):
 
     is_eq(total("lane_gateway_decisions_total"), s.decided, "metrics: decisions")
     is_eq(total("lane_gateway_dry_runs_total"), s.dry, "metrics: dry runs")
+    ok(total("lane_gateway_shadows_dropped_total", 'reason="off"') >= 1,
+       "metrics: shadows decided with shadow.concurrency 0 are counted as dropped, reason off")
     is_eq(total("lane_gateway_fallbacks_total"), s.moves, "metrics: fallbacks taken")
     log = s.fake_log()
     count = lambda *kinds: sum(1 for e in log if e["outcome"] in kinds)
