@@ -28,6 +28,7 @@
 #include "lane_redis.h"
 
 struct MHD_Response;
+struct MHD_Connection;
 
 /* API formats: the same numbers as LANE_FORMAT_* so one value serves both. */
 enum { GW_OPENAI = LANE_FORMAT_OPENAI_CHAT, GW_ANTHROPIC = LANE_FORMAT_ANTHROPIC_MESSAGES };
@@ -101,6 +102,7 @@ typedef struct gw_config {
   long     idle_timeout_s;   /* limits.idle_timeout_s: a silent client is closed (120) */
   long     header_timeout_ms; /* limits.header_timeout_ms: first line to headers in (10000) */
   long     body_timeout_ms;  /* limits.body_timeout_ms: headers to body in (60000) */
+  long     threads;          /* limits.threads: threads serving clients (the CPUs) */
   gw_retry retry;            /* "retry" (default: none) */
   long     shadow_concurrency; /* shadow.concurrency: threads sending shadows (4; 0 off) */
   long     shadow_queue;     /* shadow.queue: shadows waiting at most (1024) */
@@ -219,6 +221,7 @@ typedef struct gw {
   pthread_t     watch_thread;
   int           watch_on, watch_stop;
   pthread_mutex_t share_locks[GW_SHARE_LOCKS];
+  struct gw_fwd *fwd;        /* upstream.c: the forwarder thread and its transfers */
 } gw;
 
 /* One client request on its way upstream. Owned by main.c's connection
@@ -258,11 +261,35 @@ typedef struct gw_call {
                                 and the final error */
   char          attempts[256]; /* the same as model=kind, comma-separated,
                                   for the x-lane-attempts header */
+  /* forwarding (upstream.c): the client's connection, suspended from the
+   * hand-over until the answer is set; then resp and status */
+  struct MHD_Connection *con;
+  struct MHD_Response *resp;   /* the answer (NULL: out of memory) */
+  unsigned      status;
+  uint64_t      t_done;      /* gw_now_ns when the answer was set */
+  /* the forwarder thread's own: its lists, the walk along the chain */
+  struct gw_call *next;
+  int           ci;          /* candidate being tried */
+  int           attempted, untranslatable, late;
+  int           before;      /* strlen(attempts) when the candidate began */
+  int           model, tries;
+  const gw_provider *prov;
+  char         *text;        /* the body for the model's next call (retries) */
+  uint64_t      until;       /* gw_now_ms the candidate's calls must end by */
+  uint64_t      due;         /* a retry's: gw_now_ms when its backoff ends */
 } gw_call;
 
-/* Forwards call along its candidates. Returns the response to queue (never
- * NULL unless out of memory) and its status in *status. */
-struct MHD_Response *gw_forward(gw_call *call, unsigned *status);
+/* The forwarder: one thread driving every upstream transfer of client
+ * requests with one libcurl multi handle. 0, or -1. */
+int  gw_forward_start(struct gw *g);
+/* Answers what it still holds (503 lane_stopping; streams are cut) and
+ * stops the thread. Call before the HTTP server stops. */
+void gw_forward_stop(struct gw *g);
+/* Hands call, its connection suspended, to the forwarder, which walks its
+ * candidates, sets resp and status (a stream's response reads on as the
+ * provider sends), and resumes the connection; the caller's reference
+ * stays the caller's. After gw_forward_stop the answer is a 503 at once. */
+void gw_forward(gw_call *call);
 /* The client's body parsed (once, on first use): NULL out of memory. */
 json_t *gw_call_body(gw_call *call);
 

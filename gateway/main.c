@@ -179,6 +179,8 @@ static int load_config(gw_config *c, const char *file, char *why, size_t cap) {
   c->idle_timeout_s = num(lim, "idle_timeout_s", 120);
   c->header_timeout_ms = num(lim, "header_timeout_ms", 10000);
   c->body_timeout_ms = num(lim, "body_timeout_ms", 60000);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  c->threads = num(lim, "threads", cpus < 1 ? 1 : cpus > 64 ? 64 : cpus);
   c->defaults = json_object_get(o, "defaults");
   if (!c->policy)
     return snprintf(why, cap, "%s: no \"policy\" (a .lanec file or a bundle, a path or a URL)",
@@ -199,13 +201,16 @@ static int load_config(gw_config *c, const char *file, char *why, size_t cap) {
   if (lim && !json_is_object(lim))
     return snprintf(why, cap, "%s: \"limits\" is an object: {\"body_bytes\", "
                     "\"bodies_bytes\", \"connections\", \"connections_per_ip\", "
-                    "\"idle_timeout_s\"}", file), -1;
+                    "\"idle_timeout_s\", \"header_timeout_ms\", \"body_timeout_ms\", "
+                    "\"threads\"}", file), -1;
   if (c->max_body_bytes <= 0 || c->max_bodies_bytes < c->max_body_bytes ||
       c->max_connections < 1 || c->max_connections > 1000000 || c->max_per_ip < 0 ||
-      c->idle_timeout_s < 1 || c->header_timeout_ms < 1 || c->body_timeout_ms < 1)
+      c->idle_timeout_s < 1 || c->header_timeout_ms < 1 || c->body_timeout_ms < 1 ||
+      c->threads < 1 || c->threads > 1024)
     return snprintf(why, cap, "%s: limits: body_bytes > 0, bodies_bytes >= body_bytes, "
                     "connections 1 to 1000000, connections_per_ip >= 0 (0: no limit), "
-                    "idle_timeout_s, header_timeout_ms and body_timeout_ms >= 1", file), -1;
+                    "idle_timeout_s, header_timeout_ms and body_timeout_ms >= 1, "
+                    "threads 1 to 1024", file), -1;
   return load_providers(c, json_object_get(o, "providers"), why, cap);
 }
 
@@ -472,8 +477,20 @@ static int build_request(gw_call *c, struct MHD_Connection *con, const gw_buf *b
   return 0;
 }
 
+typedef struct conn {
+  gw_buf   body;     /* request body so far */
+  size_t   counted;  /* bytes of it counted in g->bodies */
+  unsigned refuse;   /* 413: over limits.body_bytes; 503: limits.bodies_bytes
+                        reached, or no memory (then the body is dropped) */
+  gw_call *call;     /* handed to the forwarder (its body is k->body): the
+                        connection is suspended until call->resp is set */
+} conn;
+
+static void body_drop(gw *g, conn *k);
+
 static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url, int format,
-                             const gw_buf *body) {
+                             conn *k) {
+  const gw_buf *body = &k->body;
   char why[300];
   gw_call *c = calloc(1, sizeof *c);
   if (!c) return MHD_NO;
@@ -531,19 +548,35 @@ static enum MHD_Result proxy(gw *g, struct MHD_Connection *con, const char *url,
   gw_label(labels, sizeof labels, "model", lane_model_name(c->pol->prog, c->d.candidates[0]));
   gw_metrics_add(g->metrics, "lane_gateway_decisions_total", labels, 1);
 
-  uint64_t t0 = gw_now_ms();
-  unsigned status = 500;
-  struct MHD_Response *r = gw_forward(c, &status);
-  c->raw = NULL;   /* the connection's buffer goes when this returns; a stream keeps c */
+  /* the forwarder walks the chain; the connection waits, suspended, and
+   * handle() is called again once the answer is set (answer()) */
+  c->con = con;
+  k->call = c;
+  MHD_suspend_connection(con);
+  gw_forward(c);
+  return MHD_YES;
+out:
+  gw_call_release(c);
+  return rc;
+}
+
+/* The forwarder set k's call's answer and resumed the connection. */
+static enum MHD_Result answer(gw *g, struct MHD_Connection *con, const char *url, conn *k) {
+  gw_call *c = k->call;
+  k->call = NULL;
+  c->raw = NULL;   /* the body goes now; a stream keeps c */
   c->nraw = 0;
+  body_drop(g, k);
+  struct MHD_Response *r = c->resp;
+  c->resp = NULL;
   fprintf(stderr, "lane-gateway: POST %s %u route=%s rule=%d model=%s fallbacks=%d cost=$%.9f%s "
-          "%llums%s%s\n", url, status, lane_route_name(c->pol->prog, ri), c->d.rule,
+          "%llums%s%s\n", url, c->status, lane_route_name(c->pol->prog, c->d.route), c->d.rule,
           c->served >= 0 ? lane_model_name(c->pol->prog, c->served) : "-", c->tried, c->cost,
           c->served >= 0 && c->stream ? " (expected; stream: time to first byte)" : "",
-          (unsigned long long)(gw_now_ms() - t0), c->log[0] ? " tried: " : "", c->log);
-  rc = queue(g, con, url, status, r);
+          (unsigned long long)((c->t_done - c->t_in) / 1000000), c->log[0] ? " tried: " : "",
+          c->log);
+  enum MHD_Result rc = queue(g, con, url, c->status, r);
   if (c->served >= 0 && !c->stream) gw_metrics_overhead(g->metrics, gw_now_ns() - c->t_in - c->t_up);
-out:
   gw_call_release(c);
   return rc;
 }
@@ -571,13 +604,6 @@ static enum MHD_Result send_state(gw *g, struct MHD_Connection *con, const char 
 }
 
 /* ---- the server ---- */
-
-typedef struct conn {
-  gw_buf   body;     /* request body so far */
-  size_t   counted;  /* bytes of it counted in g->bodies */
-  unsigned refuse;   /* 413: over limits.body_bytes; 503: limits.bodies_bytes
-                        reached, or no memory (then the body is dropped) */
-} conn;
 
 /* Gives back what k counted against limits.bodies_bytes, and its body. */
 static void body_drop(gw *g, conn *k) {
@@ -631,6 +657,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
     *ptr = k = calloc(1, sizeof *k);
     return k ? MHD_YES : MHD_NO;
   }
+  if (k->call) return answer(g, con, url, k);
   if (*size) {
     body_take(g, k, data, *size);
     *size = 0;
@@ -667,8 +694,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *con, const char 
   if (k->refuse)
     return send_busy(g, con, url, format, "the gateway holds limits.bodies_bytes of request "
                      "bodies already (or is out of memory): try again");
-  enum MHD_Result rc = proxy(g, con, url, format, &k->body);
-  body_drop(g, k);   /* parsed: the bytes are not needed any more */
+  enum MHD_Result rc = proxy(g, con, url, format, k);
+  if (!k->call) body_drop(g, k);   /* answered already: the bytes are not needed any more */
   return rc;
 }
 
@@ -677,6 +704,10 @@ static void completed(void *cls, struct MHD_Connection *con, void **ptr,
   conn *k = *ptr;
   (void)why;
   gw_clients_done(cls, con);
+  if (k && k->call) {   /* never answered: the gateway stopped, or the client left */
+    if (k->call->resp) MHD_destroy_response(k->call->resp);
+    gw_call_release(k->call);
+  }
   if (k) body_drop(cls, k);
   free(k);
   *ptr = NULL;
@@ -758,6 +789,7 @@ static int start(gw *g, const char *cfgfile, int port, char *why, size_t cap) {
   g->metrics = gw_metrics_new();
   if (!g->metrics) return snprintf(why, cap, "out of memory"), -1;
   if (gw_upstream_start(g)) return snprintf(why, cap, "out of memory"), -1;
+  if (gw_forward_start(g)) return snprintf(why, cap, "cannot start the forwarder thread"), -1;
   if (gw_shadows_start(g, why, cap)) return -1;
   if (gw_clients_start(g)) return snprintf(why, cap, "cannot start the client reaper"), -1;
   if (gw_policy_start(g, why, cap)) return -1;
@@ -877,11 +909,13 @@ int main(int argc, char **argv) {
     return 1;
   }
   struct MHD_Daemon *d = MHD_start_daemon(
-      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG,
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+          MHD_USE_ERROR_LOG,
       (uint16_t)g.cfg.port, NULL, NULL, handle, &g, MHD_OPTION_SOCK_ADDR, &sa,
       MHD_OPTION_NOTIFY_COMPLETED, completed, &g, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned)g.cfg.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
       (unsigned)g.cfg.max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g.cfg.idle_timeout_s,
+      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)g.cfg.threads,
       MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512u << 10), MHD_OPTION_NOTIFY_CONNECTION,
       gw_clients_notify, &g, MHD_OPTION_URI_LOG_CALLBACK, gw_clients_first_line, &g,
       MHD_OPTION_END);
@@ -900,6 +934,7 @@ int main(int argc, char **argv) {
   int sig = 0;
   while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) gw_reload(&g, "SIGHUP");
   fprintf(stderr, "lane-gateway: %s, stopping\n", sig == SIGALRM ? "time is up" : "signal");
+  gw_forward_stop(&g);   /* what it holds is answered 503 and resumed */
   MHD_stop_daemon(d);
   stop(&g);
   curl_global_cleanup();

@@ -1,25 +1,32 @@
 /*
  * upstream.c -- forwarding a request along its decision's candidates.
  *
- * Each attempt is one libcurl transfer driven by a private multi handle, so
- * the gateway can stop waiting exactly when it chooses: at the attempt's
- * timeout, at the request's deadline, or -- for a stream -- as soon as the
- * first byte of a successful answer is in. Until something is sent to the
- * client every failure (connection refused or reset, timeout, 429, 5xx,
- * malformed JSON) moves on to the next candidate; once a stream's first
- * byte has gone out, the gateway is committed to that provider and a
- * failure ends the client's stream with an error instead.
+ * One thread, the forwarder, drives every upstream transfer of client
+ * requests with one libcurl multi handle. A connection thread decides a
+ * request, suspends the client's connection and hands the call over
+ * (gw_forward); the forwarder walks the call's chain -- an attempt per
+ * candidate, retries after their backoff, the attempt's timeout, the
+ * request's deadline -- sets the answer and resumes the connection, which
+ * queues it. No thread waits on a provider, so a thousand requests in
+ * flight cost a thousand transfers, not a thousand threads.
+ *
+ * Until something is sent to the client every failure (connection refused
+ * or reset, timeout, 429, 5xx, malformed JSON, a 200 that is not a chat
+ * answer) moves on to the next candidate; once a stream's first byte is
+ * in, the gateway is committed to that provider and a failure ends the
+ * client's stream with an error instead. A committed stream goes on in
+ * the forwarder: its bytes are put where the connection reads them, and a
+ * connection with nothing to read is suspended until they come.
  *
  * Every attempt's outcome goes to lane_observe; every answer's cost, from
  * its usage, to lane_charge.
  *
- * Connections are kept. A transfer runs on a slot -- a multi handle and an
- * easy handle -- taken from the gateway's pool and given back when it
- * ends, so the next request finds the slot's connections (and HTTP/2
- * sessions) to its providers open. A multi handle's connection cache is
- * used by one thread at a time (libcurl does not support one cache across
- * concurrent threads); DNS answers and TLS sessions are shared by every
- * slot through one share handle.
+ * Connections are kept: the forwarder's multi handle keeps one cache of
+ * connections (and HTTP/2 sessions) for all its transfers. Shadow calls
+ * run on worker threads of their own (shadow.c), each transfer on a slot
+ * -- a multi handle and an easy handle -- taken from a pool and given back
+ * with its connections open. DNS answers and TLS sessions are shared by
+ * all through one share handle.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -108,7 +115,10 @@ int gw_upstream_start(gw *g) {
   return 0;
 }
 
+static void fwd_free(gw *g);
+
 void gw_upstream_stop(gw *g) {
+  fwd_free(g);
   for (gw_slot *s = g->idle, *n; s; s = n) {
     n = s->next;
     slot_close(s);
@@ -119,12 +129,15 @@ void gw_upstream_stop(gw *g) {
   g->share = NULL;
 }
 
+typedef struct stream stream;
+typedef struct gw_fwd gw_fwd;
+
 typedef struct xfer {
-  gw      *g;        /* the gateway: its slot pool */
-  gw_slot *slot;     /* the handles, taken from the pool */
+  gw      *g;        /* the gateway */
+  gw_slot *slot;     /* a shadow's handles, from the pool; NULL: the forwarder's */
   const gw_provider *prov; /* where it goes */
-  CURL   *easy;      /* the transfer: slot->easy */
-  CURLM  *multi;     /* drives it: slot->multi */
+  CURL   *easy;      /* the transfer (NULL once detached) */
+  CURLM  *multi;     /* drives it: the slot's, or the forwarder's */
   struct curl_slist *hdrs; /* request headers (one holds the key) */
   char   *upbody;    /* request body sent */
   gw_buf  raw;       /* response body, unless streamed into sse */
@@ -139,11 +152,39 @@ typedef struct xfer {
   const atomic_int *abort; /* set: stop waiting (a shadow at the gateway's stop) */
   char    ctype[128];/* response Content-Type */
   uint64_t t0;       /* when the attempt started */
+  /* the forwarder's transfers */
+  gw_call *c;        /* the call it is for */
+  stream  *s;        /* once a stream is committed to: its reader */
+  struct xfer *prev, *next;  /* in the forwarder's list of transfers in flight */
+  struct xfer *ready_next;   /* in its list of streams whose first bytes are in */
+  int      ready;
+  uint64_t until;    /* gw_now_ms it times out at (a stream: since its last bytes) */
 } xfer;
 
+/* The forwarder: one thread, one multi handle (so one cache of kept
+ * connections and HTTP/2 sessions for every transfer), and the calls it
+ * drives. */
+struct gw_fwd {
+  gw             *g;
+  CURLM          *multi;
+  pthread_t       thread;
+  int             running;
+  pthread_mutex_t mu;          /* guards the next four */
+  gw_call        *inbox, *inbox_tail; /* calls handed over, not yet taken */
+  stream         *cancels;     /* streams whose client is gone */
+  int             stopping;    /* 1: answer what is held, end the thread */
+  /* the thread's own */
+  xfer           *active;      /* transfers in flight, the newest first */
+  xfer           *ready;       /* streams whose first bytes came in the last perform */
+  gw_call        *waiting;     /* calls in a retry's backoff */
+  uint64_t        next_due;    /* no until or due is earlier (it may be early) */
+  CURL           *easies[256]; /* easy handles kept for the next transfers */
+  int             neasy;
+};
+
 /* Outcomes of one attempt (RETRY: of one call, which the attempt makes
- * again). */
-enum { SERVED, FAILED, SKIPPED, RETRY };
+ * again; STARTED: a call is in flight). */
+enum { SERVED, FAILED, SKIPPED, RETRY, STARTED };
 
 static long http_status(const xfer *x) {
   long s = 0;
@@ -151,12 +192,24 @@ static long http_status(const xfer *x) {
   return s;
 }
 
+static void stream_feed(xfer *x, const char *p, size_t n);
+
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud) {
   xfer *x = ud;
   size_t n = size * nmemb;
   x->nbody += n;
   if (x->streaming && http_status(x) / 100 == 2) {
+    if (x->s) {
+      stream_feed(x, p, n);
+      return n;
+    }
     gw_sse_feed(&x->sse, p, n);
+    if (x->c && !x->ready) {   /* the forwarder commits to it after this perform */
+      gw_fwd *F = x->g->fwd;
+      x->ready = 1;
+      x->ready_next = F->ready;
+      F->ready = x;
+    }
   } else {
     if (x->raw.n + n > BODY_LIMIT) return x->too_big = 1, 0;
     if (gw_buf_add(&x->raw, p, n)) return 0;
@@ -188,26 +241,56 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
-static void xfer_free(xfer *x) {
-  if (!x) return;
-  if (x->slot) {
-    long made = 0;   /* connections this transfer had to open */
-    if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &made) == CURLE_OK && made > 0) {
-      char labels[160] = "";
-      gw_label(labels, sizeof labels, "provider", x->prov->name);
-      gw_metrics_add(x->g->metrics, "lane_gateway_upstream_connections_total", labels,
-                     (double)made);
-    }
-    /* a transfer stopped midway (a timeout, a client gone) closes its
-     * connection here; a finished one leaves it in the slot's cache */
-    curl_multi_remove_handle(x->multi, x->easy);
-    slot_put(x->g, x->slot);
+/* The earliest moment the forwarder must look at its clocks. */
+static void due_at(gw_fwd *F, uint64_t t) {
+  if (t < F->next_due) F->next_due = t;
+}
+
+/* Ends x's transfer: counts the connections it opened, takes it off its
+ * multi handle (a transfer stopped midway closes its connection there; a
+ * finished one leaves it in the cache) and gives its handles back. Its
+ * memory stays for xfer_release. */
+static void xfer_detach(xfer *x) {
+  if (!x->easy) return;
+  long made = 0;   /* connections this transfer had to open */
+  if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &made) == CURLE_OK && made > 0) {
+    char labels[160] = "";
+    gw_label(labels, sizeof labels, "provider", x->prov->name);
+    gw_metrics_add(x->g->metrics, "lane_gateway_upstream_connections_total", labels,
+                   (double)made);
   }
+  curl_multi_remove_handle(x->multi, x->easy);
+  if (x->slot) {
+    slot_put(x->g, x->slot);
+    x->slot = NULL;
+  } else {
+    gw_fwd *F = x->g->fwd;
+    if (x->prev) x->prev->next = x->next;
+    else F->active = x->next;
+    if (x->next) x->next->prev = x->prev;
+    x->prev = x->next = NULL;
+    if (F->neasy < (int)(sizeof F->easies / sizeof F->easies[0])) {
+      curl_easy_reset(x->easy);
+      F->easies[F->neasy++] = x->easy;
+    } else {
+      curl_easy_cleanup(x->easy);
+    }
+  }
+  x->easy = NULL;
+}
+
+static void xfer_release(xfer *x) {
   curl_slist_free_all(x->hdrs);
   free(x->upbody);
   gw_buf_free(&x->raw);
   gw_sse_free(&x->sse);
   free(x);
+}
+
+static void xfer_free(xfer *x) {
+  if (!x) return;
+  xfer_detach(x);
+  xfer_release(x);
 }
 
 static struct curl_slist *add_header(struct curl_slist *l, const char *name, const char *value) {
@@ -218,8 +301,10 @@ static struct curl_slist *add_header(struct curl_slist *l, const char *name, con
   return n ? n : l;
 }
 
-/* Starts a transfer of body (taken) to provider p. NULL when out of memory. */
-static xfer *xfer_start(const gw_call *c, const gw_provider *p, char *body) {
+/* Starts a transfer of body (taken) to provider p: on the forwarder F
+ * (the call c's, timing out at c->until), or, F NULL, on a slot of its
+ * own (a shadow's, driven by pump). NULL when out of memory. */
+static xfer *xfer_start(gw_call *c, const gw_provider *p, char *body, gw_fwd *F) {
   xfer *x = calloc(1, sizeof *x);
   if (!x) return free(body), NULL;
   x->upbody = body;
@@ -228,10 +313,16 @@ static xfer *xfer_start(const gw_call *c, const gw_provider *p, char *body) {
   x->g = c->g;
   x->prov = p;
   gw_sse_init(&x->sse, p->format, c->format, c->want_usage);
-  x->slot = slot_take(c->g);
-  if (!x->slot) return xfer_free(x), NULL;
-  x->easy = x->slot->easy;
-  x->multi = x->slot->multi;
+  if (F) {
+    x->easy = F->neasy ? F->easies[--F->neasy] : curl_easy_init();
+    x->multi = F->multi;
+    if (!x->easy) return xfer_release(x), NULL;
+  } else {
+    x->slot = slot_take(c->g);
+    if (!x->slot) return xfer_release(x), NULL;
+    x->easy = x->slot->easy;
+    x->multi = x->slot->multi;
+  }
   char url[1024];
   snprintf(url, sizeof url, "%s%s", p->base_url,
            p->format == GW_OPENAI ? "/chat/completions" : "/messages");
@@ -262,6 +353,7 @@ static xfer *xfer_start(const gw_call *c, const gw_provider *p, char *body) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, x);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->g->cfg.connect_timeout_ms);
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
@@ -270,20 +362,22 @@ static xfer *xfer_start(const gw_call *c, const gw_provider *p, char *body) {
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);  /* h2 over TLS when offered */
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   x->t0 = gw_now_ms();
+  if (F) {
+    x->c = c;
+    x->until = c->until;
+    due_at(F, x->until);
+    x->next = F->active;
+    if (x->next) x->next->prev = x;
+    F->active = x;
+  }
   curl_multi_add_handle(x->multi, e);
   return x;
 }
 
-/* What pump waits for. */
-enum {
-  UNTIL_DONE,    /* the transfer ends */
-  UNTIL_FIRST,   /* ends, or a 2xx answer's first body byte is in */
-  UNTIL_OUTPUT   /* ends, or there are bytes for the client */
-};
-
-/* Drives x until `what` or the clock passes `until`: 0, or 1 on timeout.
- * Bounded: every turn waits at most 200 ms and the clock only advances. */
-static int pump(xfer *x, uint64_t until, int what) {
+/* Drives a slot's transfer x (a shadow's) until it ends or the clock
+ * passes `until`: 0, or 1 on timeout. Bounded: every turn waits at most
+ * 200 ms and the clock only advances. */
+static int pump(xfer *x, uint64_t until) {
   for (;;) {
     int running = 0, queued = 0;
     curl_multi_perform(x->multi, &running);
@@ -292,8 +386,6 @@ static int pump(xfer *x, uint64_t until, int what) {
     while ((msg = curl_multi_info_read(x->multi, &queued)))
       if (msg->msg == CURLMSG_DONE) x->done = 1, x->result = msg->data.result;
     if (x->done) return 0;
-    if (what == UNTIL_FIRST && x->nbody > 0 && http_status(x) / 100 == 2) return 0;
-    if (what == UNTIL_OUTPUT && x->sse.out.n > x->sse.out_pos) return 0;
     uint64_t now = gw_now_ms();
     if (now >= until || (x->abort && atomic_load(x->abort))) return 1;
     uint64_t wait = until - now;
@@ -385,18 +477,38 @@ static struct MHD_Response *text_response(const gw_call *c, const char *body, si
   return r;
 }
 
-/* ---- streams after their first byte ---- */
 
-typedef struct stream {
-  xfer    *x;        /* the committed transfer */
-  gw_call *c;        /* its request (one reference held) */
-  int      model;    /* answering model */
-  int      ended;    /* bookkeeping done */
-} stream;
+/* ---- streams after their first byte ----
+ *
+ * The forwarder feeds a committed stream's bytes into x->sse; the client's
+ * connection thread reads them out in stream_read. When there is nothing
+ * to read, the reader suspends the connection and the forwarder resumes
+ * it as bytes come (both under the stream's lock, so a resume never comes
+ * before its suspend). */
 
+struct stream {
+  pthread_mutex_t mu;       /* guards x->sse.out and the flags below */
+  xfer      *x;             /* the committed transfer */
+  gw_call   *c;             /* its request (one reference held) */
+  int        model;         /* answering model */
+  atomic_int refs;          /* the response, the forwarder (or a cancel it is sent) */
+  int        waiting;       /* the reader suspended the connection for want of bytes */
+  int        finished, ok;  /* the transfer is over, and how */
+  int        gone;          /* the response is freed: the client is done or gone */
+  stream    *cancel_next;   /* in the forwarder's cancels */
+};
+
+static void stream_put(stream *s) {
+  if (atomic_fetch_sub(&s->refs, 1) != 1) return;
+  xfer_release(s->x);   /* detached by the forwarder already */
+  gw_call_release(s->c);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
+/* Bookkeeping of a stream that ended: the answer's usage charged, or a
+ * stream that broke off counted. */
 static void stream_end(stream *s, int ok) {
-  if (s->ended) return;
-  s->ended = 1;
   xfer *x = s->x;
   if (ok) {
     settle(s->c, s->model, x, x->sse.have_usage, x->sse.in, x->sse.cached, x->sse.outtok);
@@ -410,47 +522,87 @@ static void stream_end(stream *s, int ok) {
   }
 }
 
+/* The forwarder's: bytes of a committed stream came in (during a perform). */
+static void stream_feed(xfer *x, const char *p, size_t n) {
+  stream *s = x->s;
+  pthread_mutex_lock(&s->mu);
+  gw_sse_feed(&x->sse, p, n);
+  if (s->waiting && !s->gone && x->sse.out.n > x->sse.out_pos) {
+    s->waiting = 0;
+    MHD_resume_connection(s->c->con);
+  }
+  pthread_mutex_unlock(&s->mu);
+  x->until = gw_now_ms() + (uint64_t)x->g->cfg.stream_idle_ms;
+}
+
+/* The forwarder's: x's stream is over -- it ended (ok), broke off, was
+ * silent too long, the client left (bookkeeping 0: nothing is booked, as
+ * before the first byte), or the gateway stops. */
+static void stream_finish(xfer *x, int ok, int bookkeeping) {
+  stream *s = x->s;
+  xfer_detach(x);
+  pthread_mutex_lock(&s->mu);
+  if (ok) gw_sse_end(&x->sse);
+  s->finished = 1;
+  s->ok = ok;
+  if (s->waiting && !s->gone) {
+    s->waiting = 0;
+    MHD_resume_connection(s->c->con);
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (bookkeeping) stream_end(s, ok);
+  stream_put(s);   /* the forwarder's reference */
+}
+
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
   stream *s = cls;
   xfer *x = s->x;
+  ssize_t r;
   (void)pos;
-  for (;;) {
-    size_t avail = x->sse.out.n - x->sse.out_pos;
-    if (avail) {
-      size_t n = avail < max ? avail : max;
-      memcpy(buf, x->sse.out.p + x->sse.out_pos, n);
-      x->sse.out_pos += n;
-      return (ssize_t)n;
-    }
-    if (s->ended) return x->result == CURLE_OK ? MHD_CONTENT_READER_END_OF_STREAM
-                                               : MHD_CONTENT_READER_END_WITH_ERROR;
-    if (x->done) {
-      int ok = x->result == CURLE_OK;
-      if (ok) gw_sse_end(&x->sse);
-      stream_end(s, ok);
-      continue;
-    }
-    if (pump(x, gw_now_ms() + (uint64_t)s->c->g->cfg.stream_idle_ms, UNTIL_OUTPUT)) {
-      x->done = 1, x->result = CURLE_OPERATION_TIMEDOUT;  /* idle too long */
-    }
+  pthread_mutex_lock(&s->mu);
+  size_t avail = x->sse.out.n - x->sse.out_pos;
+  if (avail) {
+    size_t n = avail < max ? avail : max;
+    memcpy(buf, x->sse.out.p + x->sse.out_pos, n);
+    x->sse.out_pos += n;
+    if (x->sse.out_pos == x->sse.out.n) x->sse.out.n = x->sse.out_pos = 0;   /* all out: reuse */
+    r = (ssize_t)n;
+  } else if (s->finished) {
+    r = s->ok ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+  } else {
+    s->waiting = 1;   /* the forwarder resumes the connection when bytes come */
+    MHD_suspend_connection(s->c->con);
+    r = 0;
   }
+  pthread_mutex_unlock(&s->mu);
+  return r;
 }
 
+static void fwd_cancel(gw_fwd *F, stream *s);
+
+/* The response is freed: the stream was read to its end, or the client
+ * went away (then the forwarder stops the transfer). */
 static void stream_free(void *cls) {
   stream *s = cls;
-  xfer_free(s->x);   /* a client that went away just stops the transfer */
-  gw_call_release(s->c);
-  free(s);
+  pthread_mutex_lock(&s->mu);
+  s->gone = 1;
+  int running = !s->finished;
+  pthread_mutex_unlock(&s->mu);
+  if (running) fwd_cancel(s->c->g->fwd, s);   /* this reference goes with it */
+  else stream_put(s);
 }
 
 static struct MHD_Response *stream_response(gw_call *c, int model, xfer *x) {
   stream *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->x = x, s->c = c, s->model = model;
+  atomic_init(&s->refs, 2);
+  pthread_mutex_init(&s->mu, NULL);
   struct MHD_Response *r =
       MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, s, stream_free);
-  if (!r) return free(s), NULL;
+  if (!r) return pthread_mutex_destroy(&s->mu), free(s), NULL;
   atomic_fetch_add(&c->refs, 1);
+  x->s = s;
   c->served = model;
   c->cost = lane_route_cost(c->pol->prog, c->d.route, c->req, model);  /* usage comes last */
   c->cost_basis = "expected";
@@ -461,6 +613,7 @@ static struct MHD_Response *stream_response(gw_call *c, int model, xfer *x) {
 }
 
 /* ---- one attempt ---- */
+
 
 /* Answers from a finished transfer of a 2xx non-streaming response. */
 static int answered(gw_call *c, int model, const gw_provider *p, xfer *x,
@@ -516,9 +669,6 @@ static int refused(gw_call *c, int model, const gw_provider *p, xfer *x, long st
   return SERVED;
 }
 
-static int call(gw_call *c, int model, const gw_provider *p, char *text, uint64_t until,
-                struct MHD_Response **out, unsigned *status, int may_retry);
-
 /* The body to send model's provider p, in *text (malloc'd). The provider
  * speaks the client's format: the body as it came, its model replaced in
  * the bytes; else (or when the bytes cannot tell, or whole is set and the
@@ -545,51 +695,19 @@ static int upstream_body(gw_call *c, const gw_provider *p, int model, int whole,
   return 0;
 }
 
-/* One attempt of model; left: the candidates from this one to the end
- * of the chain that have a provider (this one included). */
-static int attempt(gw_call *c, int model, int left, struct MHD_Response **out,
-                   unsigned *status) {
-  gw *g = c->g;
-  int pi = c->pol->model_provider[model];
-  if (pi < 0) {
-    count(c, "lane_gateway_skipped_total", model, "reason", "no_provider");
-    note(c, model, "no_provider", "no provider configured");
-    return SKIPPED;
-  }
-  const gw_provider *p = &g->cfg.providers[pi];
-  const char *why = NULL;
-  char *text = NULL;
-  if (upstream_body(c, p, model, 0, &text, &why) < 0) {
-    count(c, "lane_gateway_skipped_total", model, "reason", "untranslatable");
-    char what[160];
-    snprintf(what, sizeof what, "not translated (%s)", why ? why : "?");
-    note(c, model, "untranslatable", what);
-    return SKIPPED;
-  }
-  if (!text) return note(c, model, "no_memory", "out of memory"), SKIPPED;
-  const gw_retry *rp = &p->retry;
-  c->retries_of_model = 0;
-  uint64_t t0 = gw_now_ms(), until = c->deadline;
-  if (g->cfg.attempt_timeout_ms > 0) {
-    if (t0 + (uint64_t)g->cfg.attempt_timeout_ms < until)
-      until = t0 + (uint64_t)g->cfg.attempt_timeout_ms;
-  } else if (left > 1 && until > t0) {
-    /* no attempt_timeout_ms: the time left is shared equally by this
-     * candidate and those after it, so a hanging one leaves the others
-     * theirs (the last gets all that is left) */
-    until = t0 + (until - t0) / (uint64_t)left;
-  }
-  /* Calls of this model: the first, then up to retry.attempts more on a
-   * retryable status, each after its backoff, all within `until`. */
-  for (int tries = 0;; tries++) {
-    char *copy = tries < rp->attempts ? strdup(text) : NULL;   /* for the next try */
-    int r = call(c, model, p, text, until, out, status, tries < rp->attempts && copy);
-    text = copy;
-    if (r != RETRY) {
-      free(text);
-      return r;
-    }
-  }
+/* ---- the walk along the chain (the forwarder's thread) ---- */
+
+/* The answer is set: the connection resumes and sends it. The forwarder's
+ * reference goes; the connection's stays until the answer is queued. */
+static void deliver(gw_call *c, struct MHD_Response *r, unsigned status) {
+  struct MHD_Connection *con = c->con;
+  free(c->text);
+  c->text = NULL;
+  c->resp = r;
+  c->status = status;
+  c->t_done = gw_now_ns();
+  gw_call_release(c);
+  MHD_resume_connection(con);
 }
 
 /* The backoff before retry number `tries` (0: the first retry): the
@@ -614,20 +732,139 @@ static int retryable(const gw_retry *rp, long st) {
   return 0;
 }
 
-/* One call of model with body text (taken). RETRY when it failed with a
- * status retry.on names, may_retry is set, and its backoff ends before
- * `until` (slept already); else SERVED, FAILED or SKIPPED. */
-static int call(gw_call *c, int model, const gw_provider *p, char *text, uint64_t until,
-                struct MHD_Response **out, unsigned *status, int may_retry) {
-  xfer *x = xfer_start(c, p, text);
-  if (!x) return note(c, model, "no_memory", "out of memory"), SKIPPED;
-  count(c, "lane_gateway_attempts_total", model, NULL, NULL);
+/* One call of c's model with its body: STARTED, or SKIPPED (out of
+ * memory). While c->tries is below retry.attempts a copy of the body is
+ * kept in c->text for the next call. */
+static int call_start(gw_fwd *F, gw_call *c) {
+  char *body = c->text;
+  c->text = c->tries < c->prov->retry.attempts ? strdup(body) : NULL;
+  xfer *x = xfer_start(c, c->prov, body, F);
+  if (!x) return note(c, c->model, "no_memory", "out of memory"), SKIPPED;
+  count(c, "lane_gateway_attempts_total", c->model, NULL, NULL);
   c->calls++;
-  int late = pump(x, until, c->stream ? UNTIL_FIRST : UNTIL_DONE);
-  c->t_up += gw_now_ns() - x->sent_ns;   /* the provider's time, not the gateway's */
+  return STARTED;
+}
+
+/* The first call of candidate model; left: the candidates from this one
+ * to the end of the chain that have a provider (this one included).
+ * STARTED, or SKIPPED. */
+static int attempt_start(gw_fwd *F, gw_call *c, int model, int left) {
+  gw *g = c->g;
+  int pi = c->pol->model_provider[model];
+  if (pi < 0) {
+    count(c, "lane_gateway_skipped_total", model, "reason", "no_provider");
+    note(c, model, "no_provider", "no provider configured");
+    return SKIPPED;
+  }
+  const gw_provider *p = &g->cfg.providers[pi];
+  const char *why = NULL;
+  char *text = NULL;
+  if (upstream_body(c, p, model, 0, &text, &why) < 0) {
+    count(c, "lane_gateway_skipped_total", model, "reason", "untranslatable");
+    char what[160];
+    snprintf(what, sizeof what, "not translated (%s)", why ? why : "?");
+    note(c, model, "untranslatable", what);
+    return SKIPPED;
+  }
+  if (!text) return note(c, model, "no_memory", "out of memory"), SKIPPED;
+  c->model = model;
+  c->prov = p;
+  c->text = text;
+  c->tries = 0;
+  c->retries_of_model = 0;
+  uint64_t t0 = gw_now_ms();
+  c->until = c->deadline;
+  if (g->cfg.attempt_timeout_ms > 0) {
+    if (t0 + (uint64_t)g->cfg.attempt_timeout_ms < c->until)
+      c->until = t0 + (uint64_t)g->cfg.attempt_timeout_ms;
+  } else if (left > 1 && c->until > t0) {
+    /* no attempt_timeout_ms: the time left is shared equally by this
+     * candidate and those after it, so a hanging one leaves the others
+     * theirs (the last gets all that is left) */
+    c->until = t0 + (c->until - t0) / (uint64_t)left;
+  }
+  /* calls of this model: the first, then up to retry.attempts more on a
+   * retryable status, each after its backoff, all within c->until */
+  return call_start(F, c);
+}
+
+/* The candidate being tried is given up on (how: FAILED or SKIPPED). */
+static void give_up(gw_call *c, int how) {
+  free(c->text);
+  c->text = NULL;
+  c->attempted += how == FAILED;
+  c->untranslatable += how == SKIPPED && strstr(c->attempts + c->before, "=untranslatable") != NULL;
+  c->tried++;
+  c->ci++;
+}
+
+/* No candidate answered: the gateway's own error. */
+static void unserved(gw_call *c) {
+  gw *g = c->g;
+  unsigned status;
+  int late = c->late || gw_now_ms() >= c->deadline;
+  const char *code = late ? "lane_deadline" : !c->attempted && c->untranslatable
+                                                  ? "lane_untranslatable" : "lane_no_candidate";
+  status = late ? 504 : !c->attempted && c->untranslatable ? 400 : 502;
+  char msg[900];
+  snprintf(msg, sizeof msg, "lane: no candidate could serve this request (route %s, rule %d%s): %s",
+           lane_route_name(c->pol->prog, c->d.route), c->d.rule, late ? ", deadline passed" : "",
+           c->log[0] ? c->log : "nothing tried");
+  char labels[240] = "";
+  gw_label(labels, sizeof labels, "route", lane_route_name(c->pol->prog, c->d.route));
+  gw_label(labels, sizeof labels, "reason", code + 5);
+  gw_metrics_add(g->metrics, "lane_gateway_unserved_total", labels, 1);
+  gw_log_outcome(c, -1, 0, (int)status, code + 5, 1, 0, 0, 0);
+  char *body = gw_error_body(c->format, status, code, msg);
+  struct MHD_Response *r = body ? text_response(c, body, strlen(body), "application/json") : NULL;
+  /* the chain is walked: an SDK's own retries would walk it again (the
+   * OpenAI SDK retries a 502 twice by default: 9 upstream calls for one) */
+  if (r) MHD_add_response_header(r, "x-should-retry", "false");
+  free(body);
+  deliver(c, r, status);
+}
+
+/* Walks c's chain from candidate c->ci until a call is in flight, or
+ * answers with the gateway's error when none is left (or the deadline
+ * passed). */
+static void chain_walk(gw_fwd *F, gw_call *c) {
+  gw *g = c->g;
+  for (; c->ci < c->d.ncandidates;) {
+    int model = c->d.candidates[c->ci];
+    if (gw_now_ms() >= c->deadline) {
+      c->late = 1;
+      break;
+    }
+    if (c->ci > 0) {   /* a fallback: moving on from the candidate before */
+      char labels[240] = "";
+      gw_label(labels, sizeof labels, "route", lane_route_name(c->pol->prog, c->d.route));
+      gw_label(labels, sizeof labels, "from",
+               lane_model_name(c->pol->prog, c->d.candidates[c->ci - 1]));
+      gw_metrics_add(g->metrics, "lane_gateway_fallbacks_total", labels, 1);
+    }
+    c->before = (int)strlen(c->attempts);
+    int left = 0;
+    for (int k = c->ci; k < c->d.ncandidates; k++)
+      left += c->pol->model_provider[c->d.candidates[k]] >= 0;
+    if (attempt_start(F, c, model, left) == STARTED) return;
+    give_up(c, SKIPPED);
+  }
+  unserved(c);
+}
+
+/* A call's transfer x is over: it ended, its first bytes of a stream are
+ * in (committed to), or it timed out (late). Answers, retries after a
+ * backoff, or moves down the chain. */
+static void call_done(gw_fwd *F, xfer *x, int late) {
+  gw_call *c = x->c;
+  int model = c->model;
+  const gw_provider *p = c->prov;
+  if (x->sent_ns) c->t_up += gw_now_ns() - x->sent_ns;   /* the provider's time, not the gateway's */
   long st = http_status(x);
   int r;
   char what[96];
+  struct MHD_Response *out = NULL;
+  unsigned status = 502;
   if (late) {
     r = failed(c, model, x, LANE_CALL_TIMEOUT, "timeout", "timed out");
   } else if (x->done && x->result != CURLE_OK) {
@@ -640,89 +877,241 @@ static int call(gw_call *c, int model, const gw_provider *p, char *text, uint64_
     snprintf(what, sizeof what, "HTTP %ld", st);
     r = failed(c, model, x, st == 429 ? LANE_CALL_RATE_LIMITED : LANE_CALL_SERVER_ERROR,
                st == 429 ? "http_429" : "http_5xx", what);
-    if (may_retry && retryable(&p->retry, st)) {
+    if (c->text && retryable(&p->retry, st)) {   /* a body is kept: it may be sent again */
       uint64_t wait = backoff_ms(&p->retry, x, c->retries_of_model);
       int honoured = x->retry_after_ms < 0 || x->retry_after_ms <= p->retry.max_retry_after_ms;
-      if (honoured && gw_now_ms() + wait < until) {
+      uint64_t now = gw_now_ms();
+      if (honoured && now + wait < c->until) {
         c->retries_of_model++;
         count(c, "lane_gateway_retries_total", model, "status", what + 5);
         xfer_free(x);
-        struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) && errno == EINTR) {}
-        return RETRY;
+        c->due = now + wait;
+        c->next = F->waiting;
+        F->waiting = c;
+        due_at(F, c->due);
+        return;
       }
     }
   } else if (st / 100 == 2 && c->stream && !x->done) {
-    *status = (unsigned)st;
-    *out = stream_response(c, model, x);
-    if (*out) return SERVED;   /* the stream owns x now */
+    out = stream_response(c, model, x);
+    if (out) {   /* the stream owns x now; the forwarder drives it on */
+      x->until = gw_now_ms() + (uint64_t)c->g->cfg.stream_idle_ms;
+      due_at(F, x->until);
+      deliver(c, out, (unsigned)st);
+      return;
+    }
     r = SKIPPED;
   } else if (st / 100 == 2 && c->stream) {
     gw_sse_end(&x->sse);       /* the whole stream came at once */
     settle(c, model, x, x->sse.have_usage, x->sse.in, x->sse.cached, x->sse.outtok);
     count(c, "lane_gateway_served_total", model, "mode", "stream");
-    *status = (unsigned)st;
-    *out = text_response(c, x->sse.out.p ? x->sse.out.p : "", x->sse.out.n, "text/event-stream");
+    status = (unsigned)st;
+    out = text_response(c, x->sse.out.p ? x->sse.out.p : "", x->sse.out.n, "text/event-stream");
     r = SERVED;
   } else if (st / 100 == 2) {
-    r = answered(c, model, p, x, out);
-    *status = (unsigned)st;
+    r = answered(c, model, p, x, &out);
+    status = (unsigned)st;
   } else if (st >= 400) {
-    r = refused(c, model, p, x, st, out, status);
+    r = refused(c, model, p, x, st, &out, &status);
   } else {
     snprintf(what, sizeof what, "unexpected HTTP %ld", st);
     r = failed(c, model, x, LANE_CALL_SERVER_ERROR, "malformed", what);
   }
   xfer_free(x);
-  return r;
+  if (r == SERVED) {
+    deliver(c, out, status);
+    return;
+  }
+  give_up(c, r);
+  chain_walk(F, c);
 }
 
-struct MHD_Response *gw_forward(gw_call *c, unsigned *status) {
-  gw *g = c->g;
-  int attempted = 0, untranslatable = 0, late = 0;
-  c->served = -1;
-  for (int i = 0; i < c->d.ncandidates; i++) {
-    int model = c->d.candidates[i];
-    if (gw_now_ms() >= c->deadline) {
-      late = 1;
-      break;
-    }
-    if (i > 0) {   /* a fallback: moving on from the candidate before */
-      char labels[240] = "";
-      gw_label(labels, sizeof labels, "route", lane_route_name(c->pol->prog, c->d.route));
-      gw_label(labels, sizeof labels, "from", lane_model_name(c->pol->prog, c->d.candidates[i - 1]));
-      gw_metrics_add(g->metrics, "lane_gateway_fallbacks_total", labels, 1);
-    }
-    struct MHD_Response *r = NULL;
-    int before = (int)strlen(c->attempts);
-    int left = 0;
-    for (int k = i; k < c->d.ncandidates; k++) left += c->pol->model_provider[c->d.candidates[k]] >= 0;
-    int how = attempt(c, model, left, &r, status);
-    if (how == SERVED) return r;
-    attempted += how == FAILED;
-    untranslatable += how == SKIPPED && strstr(c->attempts + before, "=untranslatable") != NULL;
-    c->tried++;
-  }
-  late = late || gw_now_ms() >= c->deadline;
-  const char *code = late ? "lane_deadline" : !attempted && untranslatable ? "lane_untranslatable"
-                                                                           : "lane_no_candidate";
-  *status = late ? 504 : !attempted && untranslatable ? 400 : 502;
-  char msg[900];
-  snprintf(msg, sizeof msg, "lane: no candidate could serve this request (route %s, rule %d%s): %s",
-           lane_route_name(c->pol->prog, c->d.route), c->d.rule, late ? ", deadline passed" : "",
-           c->log[0] ? c->log : "nothing tried");
-  char labels[240] = "";
-  gw_label(labels, sizeof labels, "route", lane_route_name(c->pol->prog, c->d.route));
-  gw_label(labels, sizeof labels, "reason", code + 5);
-  gw_metrics_add(g->metrics, "lane_gateway_unserved_total", labels, 1);
-  gw_log_outcome(c, -1, 0, (int)*status, code + 5, 1, 0, 0, 0);
-  char *body = gw_error_body(c->format, *status, code, msg);
+/* ---- the forwarder's thread ---- */
+
+/* The answer of a call the forwarder will not walk: the gateway stops. */
+static void deliver_stopping(gw_call *c) {
+  char *body = gw_error_body(c->format, 503, "lane_stopping", "lane: the gateway is stopping");
   struct MHD_Response *r = body ? text_response(c, body, strlen(body), "application/json") : NULL;
-  /* the chain is walked: an SDK's own retries would walk it again (the
-   * OpenAI SDK retries a 502 twice by default: 9 upstream calls for one) */
-  if (r) MHD_add_response_header(r, "x-should-retry", "false");
+  if (r) {
+    MHD_add_response_header(r, "Retry-After", "1");
+    MHD_add_response_header(r, "x-should-retry", "true");
+  }
   free(body);
-  return r;
+  gw_log_outcome(c, -1, 0, 503, "stopping", 1, 0, 0, 0);
+  deliver(c, r, 503);
+}
+
+void gw_forward(gw_call *c) {
+  gw_fwd *F = c->g->fwd;
+  atomic_fetch_add(&c->refs, 1);   /* the forwarder's, until it delivers */
+  c->next = NULL;
+  pthread_mutex_lock(&F->mu);
+  int open = !F->stopping;
+  if (open) {
+    if (F->inbox_tail) F->inbox_tail->next = c;
+    else F->inbox = c;
+    F->inbox_tail = c;
+    curl_multi_wakeup(F->multi);   /* under the lock: the handle outlives a stop */
+  }
+  pthread_mutex_unlock(&F->mu);
+  if (!open) deliver_stopping(c);
+}
+
+static void fwd_cancel(gw_fwd *F, stream *s) {
+  pthread_mutex_lock(&F->mu);
+  s->cancel_next = F->cancels;
+  F->cancels = s;
+  if (!F->stopping) curl_multi_wakeup(F->multi);
+  pthread_mutex_unlock(&F->mu);
+}
+
+/* Transfers past their time, and retries whose backoff is over. */
+static void sweep(gw_fwd *F) {
+  uint64_t now = gw_now_ms();
+  if (now < F->next_due) return;
+  F->next_due = UINT64_MAX;
+  for (xfer *x = F->active, *n; x; x = n) {
+    n = x->next;   /* what x's end starts goes first in the list: not met again here */
+    if (x->until > now) {
+      due_at(F, x->until);
+    } else if (x->s) {   /* a stream silent for stream_idle_ms */
+      x->done = 1, x->result = CURLE_OPERATION_TIMEDOUT;
+      stream_finish(x, 0, 1);
+    } else {
+      call_done(F, x, 1);
+    }
+  }
+  for (gw_call **pc = &F->waiting; *pc;) {
+    gw_call *c = *pc;
+    if (c->due > now) {
+      due_at(F, c->due);
+      pc = &c->next;
+      continue;
+    }
+    *pc = c->next;
+    c->next = NULL;
+    c->tries++;
+    if (call_start(F, c) != STARTED) {
+      give_up(c, SKIPPED);
+      chain_walk(F, c);
+    }
+  }
+}
+
+/* At the stop: every call held is answered 503, every stream cut. */
+static void fwd_drain(gw_fwd *F) {
+  while (F->active) {
+    xfer *x = F->active;
+    if (x->s) {
+      stream_finish(x, 0, 1);
+    } else {
+      gw_call *c = x->c;
+      xfer_free(x);
+      deliver_stopping(c);
+    }
+  }
+  while (F->waiting) {
+    gw_call *c = F->waiting;
+    F->waiting = c->next;
+    deliver_stopping(c);
+  }
+}
+
+static void *fwd_main(void *arg) {
+  gw_fwd *F = arg;
+  for (;;) {
+    pthread_mutex_lock(&F->mu);
+    gw_call *in = F->inbox;
+    stream *cancels = F->cancels;
+    F->inbox = F->inbox_tail = NULL;
+    F->cancels = NULL;
+    int stop = F->stopping;
+    pthread_mutex_unlock(&F->mu);
+    for (gw_call *c = in, *n; c; c = n) {
+      n = c->next;
+      c->next = NULL;
+      if (stop) deliver_stopping(c);
+      else chain_walk(F, c);
+    }
+    for (stream *s = cancels, *n; s; s = n) {
+      n = s->cancel_next;
+      if (!s->finished) stream_finish(s->x, 0, 0);   /* only this thread sets finished */
+      stream_put(s);   /* the reference the cancel came with */
+    }
+    if (stop) break;
+    int running = 0, queued = 0;
+    curl_multi_perform(F->multi, &running);
+    uint64_t now = gw_now_ns();
+    for (xfer *x = F->active; x && !x->sent_ns; x = x->next) x->sent_ns = now;   /* new ones first */
+    while (F->ready) {   /* streams whose first bytes are in: commit */
+      xfer *x = F->ready;
+      F->ready = x->ready_next;
+      if (!x->s) call_done(F, x, 0);
+    }
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read(F->multi, &queued))) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      CURLcode res = msg->data.result;
+      xfer *x = NULL;
+      char *priv = NULL;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+      x = (xfer *)priv;
+      if (!x) continue;
+      x->done = 1, x->result = res;
+      if (x->s) stream_finish(x, res == CURLE_OK, 1);
+      else call_done(F, x, 0);
+    }
+    sweep(F);
+    uint64_t ms = gw_now_ms();
+    int wait = F->next_due <= ms ? 0 : F->next_due - ms > 1000 ? 1000 : (int)(F->next_due - ms);
+    curl_multi_poll(F->multi, NULL, 0, wait, NULL);
+  }
+  fwd_drain(F);
+  return NULL;
+}
+
+int gw_forward_start(gw *g) {
+  gw_fwd *F = calloc(1, sizeof *F);
+  if (!F) return -1;
+  F->g = g;
+  F->next_due = UINT64_MAX;
+  pthread_mutex_init(&F->mu, NULL);
+  g->fwd = F;
+  F->multi = curl_multi_init();
+  if (!F->multi) return -1;
+  /* idle connections kept: as many as clients may be waiting on them */
+  curl_multi_setopt(F->multi, CURLMOPT_MAXCONNECTS, g->cfg.max_connections);
+  if (pthread_create(&F->thread, NULL, fwd_main, F)) return -1;
+  F->running = 1;
+  return 0;
+}
+
+void gw_forward_stop(gw *g) {
+  gw_fwd *F = g->fwd;
+  if (!F) return;
+  pthread_mutex_lock(&F->mu);
+  F->stopping = 1;
+  if (F->multi) curl_multi_wakeup(F->multi);
+  pthread_mutex_unlock(&F->mu);
+  if (F->running) pthread_join(F->thread, NULL);
+  F->running = 0;
+}
+
+/* Once the HTTP server is stopped (no stream_free can come any more). */
+static void fwd_free(gw *g) {
+  gw_fwd *F = g->fwd;
+  if (!F) return;
+  gw_forward_stop(g);
+  /* cancels that came after the thread's last look: their streams are finished */
+  for (stream *s = F->cancels, *n; s; s = n) {
+    n = s->cancel_next;
+    stream_put(s);
+  }
+  for (int i = 0; i < F->neasy; i++) curl_easy_cleanup(F->easies[i]);
+  if (F->multi) curl_multi_cleanup(F->multi);
+  pthread_mutex_destroy(&F->mu);
+  free(F);
+  g->fwd = NULL;
 }
 
 /* ---- shadows (shadow.c queues them; a worker thread calls here) ---- */
@@ -748,10 +1137,10 @@ void gw_shadow_call(gw_call *c, int model) {
     { gw_shadows_dropped(g, "untranslatable", 1); return; }
   if (!text) { gw_shadows_dropped(g, "no_memory", 1); return; }
   c->stream = 0;   /* xfer_start: a whole answer */
-  xfer *x = xfer_start(c, p, text);
+  xfer *x = xfer_start(c, p, text, NULL);
   if (!x) { gw_shadows_dropped(g, "no_memory", 1); return; }
   x->abort = &g->shadows_stopping;   /* the gateway's stop ends the wait within a poll */
-  int late = pump(x, gw_now_ms() + (uint64_t)g->cfg.shadow_timeout_ms, UNTIL_DONE);
+  int late = pump(x, gw_now_ms() + (uint64_t)g->cfg.shadow_timeout_ms);
   if (late && atomic_load(&g->shadows_stopping)) {   /* cut short by the stop: no verdict */
     gw_shadows_dropped(g, "stopping", 1);
     xfer_free(x);
