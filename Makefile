@@ -304,6 +304,8 @@ bench-gateway: deps
 	@$(MAKE) --no-print-directory $(LANE) $(BUILD)/lane-gateway $(BUILD)/bench/lane-bench-upstream \
 	  $(BUILD)/bench/lane-bench-loadgen
 	python3 gateway/bench/run.py --build $(BUILD)
+	@echo
+	python3 gateway/bench/faults.py --build $(BUILD)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -321,7 +323,8 @@ test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(REPLAY_BIN) $(JSON_LIBS)
 	BUILD=$(BUILD) LANE=$(abspath $(LANE)) CC="$(CC)" SAN="$(SAN)" FUZZ_TARGETS="$(FUZZ_TARGETS)" \
 	  prove -f --exec 'sh tests/timeout.sh' $(UNIT_BIN) tests/fuzz/replay.sh tests/golden/run.sh tests/cli/cli.sh tests/cli/replay.sh tests/cli/bundle.sh tests/cli/docs.sh tests/host/readme_example.sh tests/host/symbols.sh tests/catalog/fetch.sh tests/cost/crosscheck.sh \
-	  tests/host/layers.sh bindings/python/test_lane.py tests/install/install.sh gateway/test.sh
+	  tests/host/layers.sh bindings/python/test_lane.py tests/install/install.sh gateway/test.sh \
+	  gateway/t_faults.sh
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer" \
