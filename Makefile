@@ -291,6 +291,8 @@ $(BUILD)/lane-gateway: $(GATEWAY_SRC) gateway/gateway.h $(LIB_A) $(BUILD)/liblan
 
 # The gateway's benchmark (gateway/bench/README.md): a fake provider and a
 # load generator in C, direct against through lane-gateway, on loopback.
+# With node and npm, Portkey's gateway is a peer row (GWBENCH_FLAGS=--no-portkey:
+# not); then the fault suite (gateway/bench/faults.py).
 GWBENCH_SRC := gateway/bench/upstream.c gateway/bench/loadgen.c
 $(BUILD)/bench/lane-bench-upstream: gateway/bench/upstream.c
 	@mkdir -p $(dir $@)
@@ -303,7 +305,7 @@ bench-gateway: deps
 	@command -v gnuplot >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq gnuplot-nox >/dev/null; } || true
 	@$(MAKE) --no-print-directory $(LANE) $(BUILD)/lane-gateway $(BUILD)/bench/lane-bench-upstream \
 	  $(BUILD)/bench/lane-bench-loadgen
-	python3 gateway/bench/run.py --build $(BUILD)
+	python3 gateway/bench/run.py --build $(BUILD) $(GWBENCH_FLAGS)
 	@echo
 	python3 gateway/bench/faults.py --build $(BUILD)
 
