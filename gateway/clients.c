@@ -13,12 +13,19 @@
  * end and closes it. A watch is unlinked when libmicrohttpd says the
  * connection is closed, which it does before it closes the socket (so the
  * reaper never shuts down a descriptor that was closed and reused).
+ *
+ * The watches also count the connections open, in all and per client
+ * address, for limits.connections and limits.connections_per_ip: each
+ * worker's server asks gw_clients_accept before it takes one. (A check
+ * and its count are not one step, so workers accepting at the same
+ * instant may pass a limit by at most limits.threads - 1.)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <microhttpd.h>
 #include "gateway.h"
 
@@ -29,7 +36,59 @@ struct gw_watch {
   int              fd;
   int              phase;
   uint64_t         since;   /* gw_now_ms when the phase began */
+  struct gw_ip    *ip;      /* its client address's count */
 };
+
+/* Connections open per client address (a hash of lists, under watch_lock). */
+#define IP_BUCKETS 1024
+struct gw_ip {
+  struct gw_ip *next;
+  unsigned char addr[16];
+  size_t        len;
+  long          open;
+};
+
+/* The address bytes of sa (IPv4 or IPv6), 0 when neither. */
+static size_t ip_key(const struct sockaddr *sa, unsigned char key[16]) {
+  if (sa && sa->sa_family == AF_INET) {
+    memcpy(key, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    return 4;
+  }
+  if (sa && sa->sa_family == AF_INET6) {
+    memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+    return 16;
+  }
+  return 0;
+}
+
+static struct gw_ip **ip_slot(gw *g, const unsigned char *key, size_t len) {
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < len; i++) h = (h ^ key[i]) * 16777619u;
+  struct gw_ip **p = &g->ips[h % IP_BUCKETS];
+  while (*p && ((*p)->len != len || memcmp((*p)->addr, key, len))) p = &(*p)->next;
+  return p;
+}
+
+enum MHD_Result gw_clients_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+  gw *g = cls;
+  unsigned char key[16];
+  size_t len = ip_key(addr, key);
+  (void)addrlen;
+  const char *refused = NULL;
+  pthread_mutex_lock(&g->watch_lock);
+  if (g->nconns >= g->cfg.max_connections) {
+    refused = "connections";
+  } else if (g->cfg.max_per_ip > 0 && len) {
+    struct gw_ip *ip = *ip_slot(g, key, len);
+    if (ip && ip->open >= g->cfg.max_per_ip) refused = "connections_per_ip";
+  }
+  pthread_mutex_unlock(&g->watch_lock);
+  if (!refused) return MHD_YES;
+  char labels[64] = "";
+  gw_label(labels, sizeof labels, "limit", refused);
+  gw_metrics_add(g->metrics, "lane_gateway_connections_refused_total", labels, 1);
+  return MHD_NO;
+}
 
 static void set_phase(gw *g, gw_watch *w, int phase) {
   if (!w) return;
@@ -58,7 +117,20 @@ void gw_clients_notify(void *cls, struct MHD_Connection *con, void **socket_cont
     w->fd = ci->connect_fd;
     w->phase = IDLE;
     w->since = gw_now_ms();
+    unsigned char key[16];
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    size_t len = ip_key(ai ? ai->client_addr : NULL, key);
     pthread_mutex_lock(&g->watch_lock);
+    g->nconns++;
+    if (len) {
+      struct gw_ip **p = ip_slot(g, key, len);
+      if (!*p && (*p = calloc(1, sizeof **p))) {
+        memcpy((*p)->addr, key, len);
+        (*p)->len = len;
+      }
+      if ((w->ip = *p)) w->ip->open++;
+    }
     w->next = g->watches;
     if (w->next) w->next->prev = w;
     g->watches = w;
@@ -67,6 +139,12 @@ void gw_clients_notify(void *cls, struct MHD_Connection *con, void **socket_cont
   } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
     gw_watch *w = *socket_context;
     pthread_mutex_lock(&g->watch_lock);
+    g->nconns--;
+    if (w->ip && --w->ip->open == 0) {
+      struct gw_ip **p = ip_slot(g, w->ip->addr, w->ip->len);
+      *p = w->ip->next;
+      free(w->ip);
+    }
     if (w->prev) w->prev->next = w->next;
     else g->watches = w->next;
     if (w->next) w->next->prev = w->prev;
@@ -118,6 +196,8 @@ static void *reaper(void *arg) {
 
 int gw_clients_start(gw *g) {
   pthread_mutex_init(&g->watch_lock, NULL);
+  g->ips = calloc(IP_BUCKETS, sizeof *g->ips);
+  if (!g->ips) return -1;
   if (pthread_create(&g->watch_thread, NULL, reaper, g)) return -1;
   g->watch_on = 1;
   return 0;
@@ -130,4 +210,11 @@ void gw_clients_stop(gw *g) {
   pthread_mutex_unlock(&g->watch_lock);
   pthread_join(g->watch_thread, NULL);
   g->watch_on = 0;
+  for (int i = 0; g->ips && i < IP_BUCKETS; i++)
+    for (struct gw_ip *ip = g->ips[i], *n; ip; ip = n) {
+      n = ip->next;
+      free(ip);
+    }
+  free(g->ips);
+  g->ips = NULL;
 }

@@ -3,7 +3,8 @@
  * in front of OpenAI- and Anthropic-style providers (see README.md here).
  *
  *   main.c       configuration, the HTTP server, requests and decisions
- *   upstream.c   forwarding with libcurl: the fallback walk, retries, streaming,
+ *   upstream.c   the workers (a thread, an HTTP server, a curl multi handle each)
+ *                and forwarding with libcurl: the fallback walk, retries, streaming,
  *                the pool of kept connections, shadow calls
  *   shadow.c     the shadows' queue and worker threads
  *   clients.c    deadlines on a client's headers and body (slowloris)
@@ -29,6 +30,7 @@
 
 struct MHD_Response;
 struct MHD_Connection;
+struct MHD_Daemon;
 
 /* API formats: the same numbers as LANE_FORMAT_* so one value serves both. */
 enum { GW_OPENAI = LANE_FORMAT_OPENAI_CHAT, GW_ANTHROPIC = LANE_FORMAT_ANTHROPIC_MESSAGES };
@@ -102,7 +104,7 @@ typedef struct gw_config {
   long     idle_timeout_s;   /* limits.idle_timeout_s: a silent client is closed (120) */
   long     header_timeout_ms; /* limits.header_timeout_ms: first line to headers in (10000) */
   long     body_timeout_ms;  /* limits.body_timeout_ms: headers to body in (60000) */
-  long     threads;          /* limits.threads: threads serving clients (the CPUs) */
+  long     threads;          /* limits.threads: workers (default the CPUs, at most 64) */
   gw_retry retry;            /* "retry" (default: none) */
   long     shadow_concurrency; /* shadow.concurrency: threads sending shadows (4; 0 off) */
   long     shadow_queue;     /* shadow.queue: shadows waiting at most (1024) */
@@ -218,10 +220,13 @@ typedef struct gw {
   /* clients.c: a watch per client connection, and the reaper */
   pthread_mutex_t watch_lock;
   struct gw_watch *watches;
+  struct gw_ip **ips;        /* connections per client address (clients.c) */
+  long          nconns;      /* connections open */
   pthread_t     watch_thread;
   int           watch_on, watch_stop;
   pthread_mutex_t share_locks[GW_SHARE_LOCKS];
-  struct gw_fwd *fwd;        /* upstream.c: the forwarder thread and its transfers */
+  struct gw_fwd **fwd;       /* upstream.c: the workers (a thread, a server, a multi handle) */
+  int           nfwd;
 } gw;
 
 /* One client request on its way upstream. Owned by main.c's connection
@@ -279,16 +284,19 @@ typedef struct gw_call {
   uint64_t      due;         /* a retry's: gw_now_ms when its backoff ends */
 } gw_call;
 
-/* The forwarder: one thread driving every upstream transfer of client
- * requests with one libcurl multi handle. 0, or -1. */
-int  gw_forward_start(struct gw *g);
-/* Answers what it still holds (503 lane_stopping; streams are cut) and
- * stops the thread. Call before the HTTP server stops. */
+/* The workers: a thread each, running one of the n servers (started
+ * without a thread of their own, epoll, on one shared port) and driving
+ * the upstream transfers of the requests it reads with a libcurl multi
+ * handle of its own. The daemons become the workers'. 0, or -1. */
+int  gw_forward_start(struct gw *g, struct MHD_Daemon **daemons, int n);
+/* Each worker answers what it holds (503 lane_stopping; streams are cut),
+ * stops its server and ends. */
 void gw_forward_stop(struct gw *g);
-/* Hands call, its connection suspended, to the forwarder, which walks its
- * candidates, sets resp and status (a stream's response reads on as the
- * provider sends), and resumes the connection; the caller's reference
- * stays the caller's. After gw_forward_stop the answer is a 503 at once. */
+/* From a server's handler: hands call, its connection suspended, to the
+ * worker running that server, which walks its candidates once the
+ * handler returns, sets resp and status (a stream's response reads on as
+ * the provider sends), and resumes the connection; the caller's reference
+ * stays the caller's. */
 void gw_forward(gw_call *call);
 /* The client's body parsed (once, on first use): NULL out of memory. */
 json_t *gw_call_body(gw_call *call);
@@ -302,6 +310,9 @@ void gw_clients_stop(struct gw *g);
 void  gw_clients_notify(void *cls, struct MHD_Connection *con, void **socket_context,
                         enum MHD_ConnectionNotificationCode code);
 void *gw_clients_first_line(void *cls, const char *uri, struct MHD_Connection *con);
+/* MHD_OPTION_ACCEPT_POLICY_CALLBACK (cls: g): limits.connections and
+ * limits.connections_per_ip, over every worker's server. */
+enum MHD_Result gw_clients_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
 /* The request's headers are in; its body is in; it is answered. */
 void gw_clients_headers_in(struct gw *g, struct MHD_Connection *con);
 void gw_clients_body_in(struct gw *g, struct MHD_Connection *con);

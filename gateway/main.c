@@ -789,7 +789,6 @@ static int start(gw *g, const char *cfgfile, int port, char *why, size_t cap) {
   g->metrics = gw_metrics_new();
   if (!g->metrics) return snprintf(why, cap, "out of memory"), -1;
   if (gw_upstream_start(g)) return snprintf(why, cap, "out of memory"), -1;
-  if (gw_forward_start(g)) return snprintf(why, cap, "cannot start the forwarder thread"), -1;
   if (gw_shadows_start(g, why, cap)) return -1;
   if (gw_clients_start(g)) return snprintf(why, cap, "cannot start the client reaper"), -1;
   if (gw_policy_start(g, why, cap)) return -1;
@@ -908,34 +907,54 @@ int main(int argc, char **argv) {
     stop(&g);
     return 1;
   }
-  struct MHD_Daemon *d = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-          MHD_USE_ERROR_LOG,
-      (uint16_t)g.cfg.port, NULL, NULL, handle, &g, MHD_OPTION_SOCK_ADDR, &sa,
-      MHD_OPTION_NOTIFY_COMPLETED, completed, &g, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)g.cfg.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-      (unsigned)g.cfg.max_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g.cfg.idle_timeout_s,
-      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)g.cfg.threads,
-      MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512u << 10), MHD_OPTION_NOTIFY_CONNECTION,
-      gw_clients_notify, &g, MHD_OPTION_URI_LOG_CALLBACK, gw_clients_first_line, &g,
-      MHD_OPTION_END);
-  if (!d) {
+  /* limits.threads workers, each a server of its own on the one port
+   * (SO_REUSEPORT: the kernel spreads connections) run by the thread that
+   * also drives its requests' upstream transfers */
+  int nd = (int)g.cfg.threads;
+  struct MHD_Daemon **ds = calloc((size_t)nd, sizeof *ds);
+  unsigned bound = (unsigned)g.cfg.port;
+  for (int i = 0; ds && i < nd; i++) {
+    sa.sin_port = htons((uint16_t)bound);
+    ds[i] = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, (uint16_t)bound,
+        gw_clients_accept, &g, handle, &g, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, &g, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)g.cfg.max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)g.cfg.idle_timeout_s,
+        MHD_OPTION_NOTIFY_CONNECTION, gw_clients_notify, &g, MHD_OPTION_URI_LOG_CALLBACK,
+        gw_clients_first_line, &g, MHD_OPTION_END);
+    if (!ds[i]) break;
+    if (i == 0) {
+      const union MHD_DaemonInfo *info = MHD_get_daemon_info(ds[0], MHD_DAEMON_INFO_BIND_PORT);
+      if (info) bound = info->port;
+    }
+  }
+  if (!ds || !ds[nd - 1]) {
     fprintf(stderr, "lane-gateway: cannot listen on %s:%d\n", g.cfg.host, g.cfg.port);
+    for (int i = 0; ds && i < nd; i++)
+      if (ds[i]) MHD_stop_daemon(ds[i]);
+    free(ds);
     stop(&g);
     return 1;
   }
-  const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+  if (gw_forward_start(&g, ds, nd)) {
+    fprintf(stderr, "lane-gateway: cannot start its %d worker threads\n", nd);
+    for (int i = 0; i < nd; i++)
+      if (ds[i]) MHD_stop_daemon(ds[i]);
+    free(ds);
+    stop(&g);
+    return 1;
+  }
+  free(ds);
   printf("lane-gateway: listening on http://%s:%u (policy %s, revision %s, route %s)\n",
-         g.cfg.host, info ? info->port : (unsigned)g.cfg.port, g.cfg.policy, g.pol->revision,
-         g.cfg.route);
+         g.cfg.host, bound, g.cfg.policy, g.pol->revision, g.cfg.route);
   fflush(stdout);
   if (exit_after > 0) alarm((unsigned)exit_after);
   if (gw_poller_start(&g)) fprintf(stderr, "lane-gateway: cannot start the policy poller\n");
   int sig = 0;
   while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) gw_reload(&g, "SIGHUP");
   fprintf(stderr, "lane-gateway: %s, stopping\n", sig == SIGALRM ? "time is up" : "signal");
-  gw_forward_stop(&g);   /* what it holds is answered 503 and resumed */
-  MHD_stop_daemon(d);
+  gw_forward_stop(&g);   /* each worker answers what it holds and stops its server */
   stop(&g);
   curl_global_cleanup();
   return 0;

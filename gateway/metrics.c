@@ -29,6 +29,9 @@ static const struct family {
   {"lane_gateway_upstream_connections_total", "counter",
    "Upstream connections opened, by provider (kept connections are reused: at steady state a "
    "request opens none)."},
+  {"lane_gateway_connections_refused_total", "counter",
+   "Client connections closed at once for a limit: connections (limits.connections) or "
+   "connections_per_ip (limits.connections_per_ip)."},
   {"lane_gateway_client_timeouts_total", "counter",
    "Client connections cut for sending too slowly: phase headers (limits.header_timeout_ms) "
    "or body (limits.body_timeout_ms)."},

@@ -153,6 +153,7 @@ typedef struct xfer {
   char    ctype[128];/* response Content-Type */
   uint64_t t0;       /* when the attempt started */
   /* the forwarder's transfers */
+  gw_fwd  *F;        /* the worker driving it */
   gw_call *c;        /* the call it is for */
   stream  *s;        /* once a stream is committed to: its reader */
   struct xfer *prev, *next;  /* in the forwarder's list of transfers in flight */
@@ -161,19 +162,20 @@ typedef struct xfer {
   uint64_t until;    /* gw_now_ms it times out at (a stream: since its last bytes) */
 } xfer;
 
-/* The forwarder: one thread, one multi handle (so one cache of kept
- * connections and HTTP/2 sessions for every transfer), and the calls it
- * drives. */
+/* A worker: one thread running an HTTP server (its share of the client
+ * connections) and a multi handle (one cache of kept connections and
+ * HTTP/2 sessions for all its transfers), and the calls it drives.
+ * Everything here is the thread's own but `stopping`. */
 struct gw_fwd {
   gw             *g;
+  struct MHD_Daemon *d;        /* its server: external epoll, the shared port */
   CURLM          *multi;
   pthread_t       thread;
   int             running;
-  pthread_mutex_t mu;          /* guards the next four */
-  gw_call        *inbox, *inbox_tail; /* calls handed over, not yet taken */
+  atomic_int      stopping;    /* 1: answer what is held, end the thread */
+  gw_call        *inbox, *inbox_tail; /* calls handed over during MHD_run */
   stream         *cancels;     /* streams whose client is gone */
-  int             stopping;    /* 1: answer what is held, end the thread */
-  /* the thread's own */
+  int             resumed;     /* a connection was resumed: run the server again */
   xfer           *active;      /* transfers in flight, the newest first */
   xfer           *ready;       /* streams whose first bytes came in the last perform */
   gw_call        *waiting;     /* calls in a retry's backoff */
@@ -205,7 +207,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud) {
     }
     gw_sse_feed(&x->sse, p, n);
     if (x->c && !x->ready) {   /* the forwarder commits to it after this perform */
-      gw_fwd *F = x->g->fwd;
+      gw_fwd *F = x->F;
       x->ready = 1;
       x->ready_next = F->ready;
       F->ready = x;
@@ -264,7 +266,7 @@ static void xfer_detach(xfer *x) {
     slot_put(x->g, x->slot);
     x->slot = NULL;
   } else {
-    gw_fwd *F = x->g->fwd;
+    gw_fwd *F = x->F;
     if (x->prev) x->prev->next = x->next;
     else F->active = x->next;
     if (x->next) x->next->prev = x->prev;
@@ -363,6 +365,7 @@ static xfer *xfer_start(gw_call *c, const gw_provider *p, char *body, gw_fwd *F)
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   x->t0 = gw_now_ms();
   if (F) {
+    x->F = F;
     x->c = c;
     x->until = c->until;
     due_at(F, x->until);
@@ -530,6 +533,7 @@ static void stream_feed(xfer *x, const char *p, size_t n) {
   if (s->waiting && !s->gone && x->sse.out.n > x->sse.out_pos) {
     s->waiting = 0;
     MHD_resume_connection(s->c->con);
+    x->F->resumed = 1;
   }
   pthread_mutex_unlock(&s->mu);
   x->until = gw_now_ms() + (uint64_t)x->g->cfg.stream_idle_ms;
@@ -540,6 +544,7 @@ static void stream_feed(xfer *x, const char *p, size_t n) {
  * before the first byte), or the gateway stops. */
 static void stream_finish(xfer *x, int ok, int bookkeeping) {
   stream *s = x->s;
+  x->F->resumed = 1;
   xfer_detach(x);
   pthread_mutex_lock(&s->mu);
   if (ok) gw_sse_end(&x->sse);
@@ -588,7 +593,7 @@ static void stream_free(void *cls) {
   s->gone = 1;
   int running = !s->finished;
   pthread_mutex_unlock(&s->mu);
-  if (running) fwd_cancel(s->c->g->fwd, s);   /* this reference goes with it */
+  if (running) fwd_cancel(s->x->F, s);   /* this reference goes with it */
   else stream_put(s);
 }
 
@@ -699,8 +704,9 @@ static int upstream_body(gw_call *c, const gw_provider *p, int model, int whole,
 
 /* The answer is set: the connection resumes and sends it. The forwarder's
  * reference goes; the connection's stays until the answer is queued. */
-static void deliver(gw_call *c, struct MHD_Response *r, unsigned status) {
+static void deliver(gw_fwd *F, gw_call *c, struct MHD_Response *r, unsigned status) {
   struct MHD_Connection *con = c->con;
+  F->resumed = 1;
   free(c->text);
   c->text = NULL;
   c->resp = r;
@@ -799,7 +805,7 @@ static void give_up(gw_call *c, int how) {
 }
 
 /* No candidate answered: the gateway's own error. */
-static void unserved(gw_call *c) {
+static void unserved(gw_fwd *F, gw_call *c) {
   gw *g = c->g;
   unsigned status;
   int late = c->late || gw_now_ms() >= c->deadline;
@@ -821,7 +827,7 @@ static void unserved(gw_call *c) {
    * OpenAI SDK retries a 502 twice by default: 9 upstream calls for one) */
   if (r) MHD_add_response_header(r, "x-should-retry", "false");
   free(body);
-  deliver(c, r, status);
+  deliver(F, c, r, status);
 }
 
 /* Walks c's chain from candidate c->ci until a call is in flight, or
@@ -849,7 +855,7 @@ static void chain_walk(gw_fwd *F, gw_call *c) {
     if (attempt_start(F, c, model, left) == STARTED) return;
     give_up(c, SKIPPED);
   }
-  unserved(c);
+  unserved(F, c);
 }
 
 /* A call's transfer x is over: it ended, its first bytes of a stream are
@@ -897,7 +903,7 @@ static void call_done(gw_fwd *F, xfer *x, int late) {
     if (out) {   /* the stream owns x now; the forwarder drives it on */
       x->until = gw_now_ms() + (uint64_t)c->g->cfg.stream_idle_ms;
       due_at(F, x->until);
-      deliver(c, out, (unsigned)st);
+      deliver(F, c, out, (unsigned)st);
       return;
     }
     r = SKIPPED;
@@ -919,7 +925,7 @@ static void call_done(gw_fwd *F, xfer *x, int late) {
   }
   xfer_free(x);
   if (r == SERVED) {
-    deliver(c, out, status);
+    deliver(F, c, out, status);
     return;
   }
   give_up(c, r);
@@ -929,7 +935,7 @@ static void call_done(gw_fwd *F, xfer *x, int late) {
 /* ---- the forwarder's thread ---- */
 
 /* The answer of a call the forwarder will not walk: the gateway stops. */
-static void deliver_stopping(gw_call *c) {
+static void deliver_stopping(gw_fwd *F, gw_call *c) {
   char *body = gw_error_body(c->format, 503, "lane_stopping", "lane: the gateway is stopping");
   struct MHD_Response *r = body ? text_response(c, body, strlen(body), "application/json") : NULL;
   if (r) {
@@ -938,31 +944,26 @@ static void deliver_stopping(gw_call *c) {
   }
   free(body);
   gw_log_outcome(c, -1, 0, 503, "stopping", 1, 0, 0, 0);
-  deliver(c, r, 503);
+  deliver(F, c, r, 503);
 }
 
+/* The worker whose thread this is (gw_forward runs in its server's
+ * handler, so the call stays on the thread its connection is on). */
+static _Thread_local gw_fwd *self;
+
 void gw_forward(gw_call *c) {
-  gw_fwd *F = c->g->fwd;
+  gw_fwd *F = self;
   atomic_fetch_add(&c->refs, 1);   /* the forwarder's, until it delivers */
   c->next = NULL;
-  pthread_mutex_lock(&F->mu);
-  int open = !F->stopping;
-  if (open) {
-    if (F->inbox_tail) F->inbox_tail->next = c;
-    else F->inbox = c;
-    F->inbox_tail = c;
-    curl_multi_wakeup(F->multi);   /* under the lock: the handle outlives a stop */
-  }
-  pthread_mutex_unlock(&F->mu);
-  if (!open) deliver_stopping(c);
+  /* walked once the server's turn is over (never inside its handler) */
+  if (F->inbox_tail) F->inbox_tail->next = c;
+  else F->inbox = c;
+  F->inbox_tail = c;
 }
 
 static void fwd_cancel(gw_fwd *F, stream *s) {
-  pthread_mutex_lock(&F->mu);
   s->cancel_next = F->cancels;
   F->cancels = s;
-  if (!F->stopping) curl_multi_wakeup(F->multi);
-  pthread_mutex_unlock(&F->mu);
 }
 
 /* Transfers past their time, and retries whose backoff is over. */
@@ -1007,38 +1008,37 @@ static void fwd_drain(gw_fwd *F) {
     } else {
       gw_call *c = x->c;
       xfer_free(x);
-      deliver_stopping(c);
+      deliver_stopping(F, c);
     }
   }
   while (F->waiting) {
     gw_call *c = F->waiting;
     F->waiting = c->next;
-    deliver_stopping(c);
+    deliver_stopping(F, c);
   }
 }
 
 static void *fwd_main(void *arg) {
   gw_fwd *F = arg;
-  for (;;) {
-    pthread_mutex_lock(&F->mu);
-    gw_call *in = F->inbox;
-    stream *cancels = F->cancels;
-    F->inbox = F->inbox_tail = NULL;
-    F->cancels = NULL;
-    int stop = F->stopping;
-    pthread_mutex_unlock(&F->mu);
-    for (gw_call *c = in, *n; c; c = n) {
-      n = c->next;
+  self = F;
+  const union MHD_DaemonInfo *di = MHD_get_daemon_info(F->d, MHD_DAEMON_INFO_EPOLL_FD);
+  struct curl_waitfd server = {di ? di->epoll_fd : -1, CURL_WAIT_POLLIN, 0};
+  while (!atomic_load(&F->stopping)) {
+    F->resumed = 0;
+    MHD_run(F->d);   /* clients: reads, handlers, writes; never waits */
+    while (F->inbox) {
+      gw_call *c = F->inbox;
+      F->inbox = c->next;
+      if (!F->inbox) F->inbox_tail = NULL;
       c->next = NULL;
-      if (stop) deliver_stopping(c);
-      else chain_walk(F, c);
+      chain_walk(F, c);
     }
-    for (stream *s = cancels, *n; s; s = n) {
-      n = s->cancel_next;
-      if (!s->finished) stream_finish(s->x, 0, 0);   /* only this thread sets finished */
+    while (F->cancels) {
+      stream *s = F->cancels;
+      F->cancels = s->cancel_next;
+      if (!s->finished) stream_finish(s->x, 0, 0);
       stream_put(s);   /* the reference the cancel came with */
     }
-    if (stop) break;
     int running = 0, queued = 0;
     curl_multi_perform(F->multi, &running);
     uint64_t now = gw_now_ns();
@@ -1052,66 +1052,82 @@ static void *fwd_main(void *arg) {
     while ((msg = curl_multi_info_read(F->multi, &queued))) {
       if (msg->msg != CURLMSG_DONE) continue;
       CURLcode res = msg->data.result;
-      xfer *x = NULL;
       char *priv = NULL;
       curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-      x = (xfer *)priv;
+      xfer *x = (xfer *)priv;
       if (!x) continue;
       x->done = 1, x->result = res;
       if (x->s) stream_finish(x, res == CURLE_OK, 1);
       else call_done(F, x, 0);
     }
     sweep(F);
+    if (F->resumed || F->inbox) continue;   /* answers to send: the server's turn again */
     uint64_t ms = gw_now_ms();
-    int wait = F->next_due <= ms ? 0 : F->next_due - ms > 1000 ? 1000 : (int)(F->next_due - ms);
-    curl_multi_poll(F->multi, NULL, 0, wait, NULL);
+    uint64_t wait = F->next_due <= ms ? 0 : F->next_due - ms;
+    MHD_UNSIGNED_LONG_LONG mt;
+    if (MHD_get_timeout(F->d, &mt) == MHD_YES && mt < wait) wait = mt;
+    curl_multi_poll(F->multi, &server, 1, wait > 1000 ? 1000 : (int)wait, NULL);
   }
   fwd_drain(F);
+  MHD_stop_daemon(F->d);   /* closes its connections; what was answered 503 may not be sent */
+  F->d = NULL;
+  while (F->cancels) {   /* streams freed at the stop: finished by the drain */
+    stream *s = F->cancels;
+    F->cancels = s->cancel_next;
+    stream_put(s);
+  }
   return NULL;
 }
 
-int gw_forward_start(gw *g) {
-  gw_fwd *F = calloc(1, sizeof *F);
-  if (!F) return -1;
-  F->g = g;
-  F->next_due = UINT64_MAX;
-  pthread_mutex_init(&F->mu, NULL);
-  g->fwd = F;
-  F->multi = curl_multi_init();
-  if (!F->multi) return -1;
-  /* idle connections kept: as many as clients may be waiting on them */
-  curl_multi_setopt(F->multi, CURLMOPT_MAXCONNECTS, g->cfg.max_connections);
-  if (pthread_create(&F->thread, NULL, fwd_main, F)) return -1;
-  F->running = 1;
+int gw_forward_start(gw *g, struct MHD_Daemon **daemons, int n) {
+  g->fwd = calloc((size_t)n, sizeof *g->fwd);
+  if (!g->fwd) return -1;
+  for (int i = 0; i < n; i++) {
+    gw_fwd *F = calloc(1, sizeof *F);
+    if (!F) return -1;
+    g->fwd[g->nfwd++] = F;
+    F->g = g;
+    F->d = daemons[i];
+    daemons[i] = NULL;   /* the worker's now */
+    F->next_due = UINT64_MAX;
+    F->multi = curl_multi_init();
+    if (!F->multi) return -1;
+    /* idle connections kept: as many as its clients may be waiting on */
+    curl_multi_setopt(F->multi, CURLMOPT_MAXCONNECTS, g->cfg.max_connections / n + 1);
+  }
+  for (int i = 0; i < n; i++) {
+    if (pthread_create(&g->fwd[i]->thread, NULL, fwd_main, g->fwd[i])) return -1;
+    g->fwd[i]->running = 1;
+  }
   return 0;
 }
 
 void gw_forward_stop(gw *g) {
-  gw_fwd *F = g->fwd;
-  if (!F) return;
-  pthread_mutex_lock(&F->mu);
-  F->stopping = 1;
-  if (F->multi) curl_multi_wakeup(F->multi);
-  pthread_mutex_unlock(&F->mu);
-  if (F->running) pthread_join(F->thread, NULL);
-  F->running = 0;
+  for (int i = 0; i < g->nfwd; i++) {
+    gw_fwd *F = g->fwd[i];
+    atomic_store(&F->stopping, 1);
+    if (F->multi) curl_multi_wakeup(F->multi);
+  }
+  for (int i = 0; i < g->nfwd; i++) {
+    gw_fwd *F = g->fwd[i];
+    if (F->running) pthread_join(F->thread, NULL);
+    F->running = 0;
+  }
 }
 
-/* Once the HTTP server is stopped (no stream_free can come any more). */
+/* Once every worker has stopped. */
 static void fwd_free(gw *g) {
-  gw_fwd *F = g->fwd;
-  if (!F) return;
   gw_forward_stop(g);
-  /* cancels that came after the thread's last look: their streams are finished */
-  for (stream *s = F->cancels, *n; s; s = n) {
-    n = s->cancel_next;
-    stream_put(s);
+  for (int i = 0; i < g->nfwd; i++) {
+    gw_fwd *F = g->fwd[i];
+    if (F->d) MHD_stop_daemon(F->d);   /* a worker that never started */
+    for (int k = 0; k < F->neasy; k++) curl_easy_cleanup(F->easies[k]);
+    if (F->multi) curl_multi_cleanup(F->multi);
+    free(F);
   }
-  for (int i = 0; i < F->neasy; i++) curl_easy_cleanup(F->easies[i]);
-  if (F->multi) curl_multi_cleanup(F->multi);
-  pthread_mutex_destroy(&F->mu);
-  free(F);
+  free(g->fwd);
   g->fwd = NULL;
+  g->nfwd = 0;
 }
 
 /* ---- shadows (shadow.c queues them; a worker thread calls here) ---- */
