@@ -293,18 +293,21 @@ $(BUILD)/lane-gateway: $(GATEWAY_SRC) gateway/gateway.h $(LIB_A) $(BUILD)/liblan
 # load generator in C, direct against through lane-gateway, on loopback.
 # With node and npm, Portkey's gateway is a peer row (GWBENCH_FLAGS=--no-portkey:
 # not); then the fault suite (gateway/bench/faults.py).
-GWBENCH_SRC := gateway/bench/upstream.c gateway/bench/loadgen.c
+GWBENCH_SRC := gateway/bench/upstream.c gateway/bench/loadgen.c gateway/bench/relay.c
 $(BUILD)/bench/lane-bench-upstream: gateway/bench/upstream.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 $(WARN) -o $@ $< -lpthread
 $(BUILD)/bench/lane-bench-loadgen: gateway/bench/loadgen.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 $(WARN) -o $@ $< -lpthread
+$(BUILD)/bench/lane-bench-relay: gateway/bench/relay.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 $(WARN) -o $@ $<
 .PHONY: bench-gateway
 bench-gateway: deps
 	@command -v gnuplot >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq gnuplot-nox >/dev/null; } || true
 	@$(MAKE) --no-print-directory $(LANE) $(BUILD)/lane-gateway $(BUILD)/bench/lane-bench-upstream \
-	  $(BUILD)/bench/lane-bench-loadgen
+	  $(BUILD)/bench/lane-bench-loadgen $(BUILD)/bench/lane-bench-relay
 	python3 gateway/bench/run.py --build $(BUILD) $(GWBENCH_FLAGS)
 	@echo
 	python3 gateway/bench/faults.py --build $(BUILD)

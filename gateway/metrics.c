@@ -1,9 +1,12 @@
 /*
  * metrics.c -- counters for GET /metrics in the Prometheus text format.
  *
- * A fixed table of series (name + label text -> value) under one mutex:
- * updates happen a few times per request, next to network round trips, so
- * a lock costs nothing measurable and keeps sums exact.
+ * Series (family + label text -> value) in a hash table that grows as
+ * series appear, under one mutex: updates happen a few times per request
+ * and each is a hash and a compare, so the lock is held for nanoseconds
+ * and sums stay exact. There is no cap on series; an update lost because
+ * memory ran out, or one naming an undeclared family (a bug), is counted
+ * in lane_gateway_metrics_lost_total.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -12,7 +15,6 @@
 #include <string.h>
 #include "gateway.h"
 
-#define MAX_SERIES 2048
 
 /* The families served, in output order. */
 static const struct family {
@@ -85,13 +87,16 @@ static const struct family {
    "Budget keys held at their limit: this process spent its slice of the fleet's budget."},
   {"lane_gateway_redis_leases_total", "counter", "Budget slices Redis granted this process."},
   {"lane_gateway_redis_round_seconds_max", "gauge", "The slowest sync round that reached Redis."},
+  {"lane_gateway_metrics_lost_total", "counter",
+   "Metric updates lost: memory ran out for a new series, or the family is not declared (a bug)."},
 };
 enum { NFAMILIES = sizeof families / sizeof families[0] };
 
 typedef struct series {
-  int    family;        /* index into families */
-  char   labels[240];   /* label text between the braces */
-  double value;         /* running sum */
+  int      family;      /* index into families */
+  uint64_t hash;        /* of family and labels */
+  char    *labels;      /* label text between the braces */
+  double   value;       /* running sum */
 } series;
 
 /* lane_gateway_overhead_seconds: upper bounds of its buckets, in
@@ -102,8 +107,12 @@ enum { NBUCKETS = sizeof OVERHEAD_LE_US / sizeof OVERHEAD_LE_US[0] + 1 };
 
 struct gw_metrics {
   pthread_mutex_t mu;   /* guards everything below but the histogram */
-  int             n;    /* series in use */
-  series          s[MAX_SERIES]; /* in order of first use */
+  size_t          n, cap; /* series in use, and room */
+  series         *s;    /* in order of first use */
+  size_t         *slot; /* hash table: index into s + 1, 0 empty; nslot a power of 2 */
+  size_t          nslot;
+  uint64_t        fam_hash[NFAMILIES]; /* of each family's name */
+  double          lost; /* updates lost (lane_gateway_metrics_lost_total) */
   atomic_uint_least64_t hist[NBUCKETS];   /* overhead: requests per bucket */
   atomic_uint_least64_t hist_sum_ns;      /* and their sum */
 };
@@ -143,16 +152,78 @@ static void overhead_text(gw_metrics *m, gw_buf *b) {
   gw_buf_add(b, line, strlen(line));
 }
 
+static uint64_t fnv(uint64_t h, const char *p) {
+  for (; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  return h;
+}
+
 gw_metrics *gw_metrics_new(void) {
   gw_metrics *m = calloc(1, sizeof *m);
-  if (m) pthread_mutex_init(&m->mu, NULL);
+  if (!m) return NULL;
+  pthread_mutex_init(&m->mu, NULL);
+  for (int f = 0; f < NFAMILIES; f++) m->fam_hash[f] = fnv(14695981039346656037ull, families[f].name);
   return m;
 }
 
 void gw_metrics_free(gw_metrics *m) {
   if (!m) return;
+  for (size_t i = 0; i < m->n; i++) free(m->s[i].labels);
+  free(m->s);
+  free(m->slot);
   pthread_mutex_destroy(&m->mu);
   free(m);
+}
+
+/* The family named name, or -1. */
+static int family_of(const gw_metrics *m, const char *name) {
+  uint64_t h = fnv(14695981039346656037ull, name);
+  for (int f = 0; f < NFAMILIES; f++)
+    if (m->fam_hash[f] == h && !strcmp(families[f].name, name)) return f;
+  return -1;
+}
+
+/* Doubles the hash table (or makes its first): 0, or -1 out of memory. */
+static int grow_slots(gw_metrics *m) {
+  size_t n = m->nslot ? m->nslot * 2 : 256;
+  size_t *t = calloc(n, sizeof *t);
+  if (!t) return -1;
+  for (size_t i = 0; i < m->n; i++) {
+    size_t k = (size_t)m->s[i].hash & (n - 1);
+    while (t[k]) k = (k + 1) & (n - 1);
+    t[k] = i + 1;
+  }
+  free(m->slot);
+  m->slot = t;
+  m->nslot = n;
+  return 0;
+}
+
+/* The series of family f with labels (made when new), or NULL when memory
+ * ran out. Called with mu held. */
+static series *series_of(gw_metrics *m, int f, const char *labels) {
+  uint64_t h = fnv(m->fam_hash[f], labels);
+  if (m->nslot) {
+    for (size_t k = (size_t)h & (m->nslot - 1); m->slot[k]; k = (k + 1) & (m->nslot - 1)) {
+      series *e = &m->s[m->slot[k] - 1];
+      if (e->hash == h && e->family == f && !strcmp(e->labels, labels)) return e;
+    }
+  }
+  if ((m->n + 1) * 2 > m->nslot && grow_slots(m)) return NULL;
+  if (m->n == m->cap) {
+    size_t cap = m->cap ? m->cap * 2 : 128;
+    series *s = realloc(m->s, cap * sizeof *s);
+    if (!s) return NULL;
+    m->s = s;
+    m->cap = cap;
+  }
+  char *copy = strdup(labels);
+  if (!copy) return NULL;
+  series *e = &m->s[m->n];
+  e->family = f, e->hash = h, e->labels = copy, e->value = 0;
+  size_t k = (size_t)h & (m->nslot - 1);
+  while (m->slot[k]) k = (k + 1) & (m->nslot - 1);
+  m->slot[k] = ++m->n;
+  return e;
 }
 
 void gw_label(char *buf, size_t cap, const char *key, const char *value) {
@@ -184,30 +255,23 @@ void gw_metrics_set(gw_metrics *m, const char *name, const char *labels, double 
 }
 
 void gw_metrics_zero(gw_metrics *m, const char *name) {
-  int f = 0;
-  while (f < NFAMILIES && strcmp(families[f].name, name)) f++;
-  if (f == NFAMILIES || !m) return;
+  int f = m ? family_of(m, name) : -1;
+  if (f < 0) return;
   pthread_mutex_lock(&m->mu);
-  for (int i = 0; i < m->n; i++)
+  for (size_t i = 0; i < m->n; i++)
     if (m->s[i].family == f) m->s[i].value = 0;
   pthread_mutex_unlock(&m->mu);
 }
 
 static void update(gw_metrics *m, const char *name, const char *labels, double v, int set) {
-  int f = 0;
-  while (f < NFAMILIES && strcmp(families[f].name, name)) f++;
-  if (f == NFAMILIES || !m) return;
+  if (!m) return;
+  int f = family_of(m, name);
   pthread_mutex_lock(&m->mu);
-  int i = 0;
-  while (i < m->n && (m->s[i].family != f || strcmp(m->s[i].labels, labels))) i++;
-  if (i == m->n && m->n < MAX_SERIES) {
-    m->s[i].family = f;
-    snprintf(m->s[i].labels, sizeof m->s[i].labels, "%s", labels);
-    m->s[i].value = 0;
-    m->n++;
-  }
-  if (i < m->n) m->s[i].value = set ? v : m->s[i].value + v;
+  series *e = f >= 0 ? series_of(m, f, labels) : NULL;
+  if (e) e->value = set ? v : e->value + v;
+  else m->lost++;
   pthread_mutex_unlock(&m->mu);
+  if (f < 0) fprintf(stderr, "lane-gateway: bug: metric %s is not declared in metrics.c\n", name);
 }
 
 void gw_metrics_redis(gw_metrics *m, lane_redis *rs) {
@@ -232,10 +296,18 @@ char *gw_metrics_text(gw_metrics *m, size_t *len) {
     snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n", families[f].name,
              families[f].help, families[f].name, families[f].type);
     gw_buf_add(&b, line, strlen(line));
-    for (int i = 0; i < m->n; i++) {
+    if (!strcmp(families[f].name, "lane_gateway_metrics_lost_total")) {
+      snprintf(line, sizeof line, "%s %.17g\n", families[f].name, m->lost);
+      gw_buf_add(&b, line, strlen(line));
+      continue;
+    }
+    for (size_t i = 0; i < m->n; i++) {
       if (m->s[i].family != f) continue;
-      snprintf(line, sizeof line, "%s{%s} %.17g\n", families[f].name, m->s[i].labels,
-               m->s[i].value);
+      /* the labels are as long as they came: no line buffer */
+      gw_buf_add(&b, families[f].name, strlen(families[f].name));
+      gw_buf_add(&b, "{", 1);
+      gw_buf_add(&b, m->s[i].labels, strlen(m->s[i].labels));
+      snprintf(line, sizeof line, "} %.17g\n", m->s[i].value);
       gw_buf_add(&b, line, strlen(line));
     }
   }

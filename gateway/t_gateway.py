@@ -1118,6 +1118,8 @@ def run(s, policy, no_sdk):
         s.book(r)
         ok(r.status == 400 and len(s.calls(tag)) == 1 and "injected 400" in r.raw.decode(),
            "%s: a provider's 400 is the client's answer, no fallback" % fmt, (r.status, r.raw))
+        is_eq(r.h("x-lane-model"), cands[0]["model"],
+              "%s: the provider's 400 names the model that refused (x-lane-model)" % fmt)
 
     # ---- the body forwarded in its own bytes, its model replaced ----
     splice_bodies(s)
@@ -1540,6 +1542,8 @@ def ledger(s, models):
         r = s.send(fmt, " ".join(words), h, stream=stream, usage=stream)
         answerer = expect[-1][0] if expect[-1][1] == "ok" else None
         cost = usage_nanos(models[answerer], usage) if answerer else 0
+        if expect[-1][1] == "400":   # a refusal passed on names the model that refused
+            answerer = expect[-1][0]
         for budget, key in (("tenant_daily", tenant), ("team_monthly", team)):
             if key:
                 want[budget][key] = want[budget].get(key, 0) + cost
@@ -1547,7 +1551,7 @@ def ledger(s, models):
         good = (r.status == status and r.h("x-lane-rule") == "2" and
                 r.h("x-lane-model") == answerer and
                 calls == [(models[m]["id"], k) for m, k in expect])
-        if good and answerer and not stream:   # a stream's header is the expected cost
+        if good and cost and not stream:   # a stream's header is the expected cost
             good = r.h("x-lane-cost") == dollars(cost) and r.h("x-lane-cost-basis") == "usage"
         if good and stream:
             good = not r.cut and stream_text(r, fmt) == "openai/alpha-1: " + tag

@@ -641,7 +641,13 @@ static int answered(gw_call *c, int model, const gw_provider *p, xfer *x,
   settle(c, model, x, have, in, cached, tok_out);
   count(c, "lane_gateway_served_total", model, "mode", "whole");
   if (p->format == c->format) {
-    *out = text_response(c, x->raw.p, x->raw.n, "application/json");
+    /* the answer's bytes as they came, handed over (not copied) */
+    *out = MHD_create_response_from_buffer(x->raw.n, x->raw.p, MHD_RESPMEM_MUST_FREE);
+    if (*out) {
+      x->raw.p = NULL, x->raw.n = x->raw.cap = 0;
+      MHD_add_response_header(*out, "Content-Type", "application/json");
+      lane_headers(*out, c);
+    }
   } else {
     char *s = json_dumps(t, JSON_COMPACT);
     *out = s ? text_response(c, s, strlen(s), "application/json") : NULL;
@@ -662,6 +668,7 @@ static int refused(gw_call *c, int model, const gw_provider *p, xfer *x, long st
   if (p->format == c->format) {
     *out = text_response(c, x->raw.p ? x->raw.p : "", x->raw.n,
                          x->ctype[0] ? x->ctype : "application/json");
+    if (*out) MHD_add_response_header(*out, "x-lane-model", lane_model_name(c->pol->prog, model));
     return SERVED;
   }
   json_t *j = json_loadb(x->raw.p ? x->raw.p : "", x->raw.n, JSON_ALLOW_NUL, NULL);
@@ -669,6 +676,7 @@ static int refused(gw_call *c, int model, const gw_provider *p, xfer *x, long st
   char *body = gw_error_body(c->format, (unsigned)st, "upstream_error",
                              msg ? msg : "the provider refused the request");
   *out = body ? text_response(c, body, strlen(body), "application/json") : NULL;
+  if (*out) MHD_add_response_header(*out, "x-lane-model", lane_model_name(c->pol->prog, model));
   free(body);
   json_decref(j);
   return SERVED;
@@ -1023,9 +1031,10 @@ static void *fwd_main(void *arg) {
   self = F;
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(F->d, MHD_DAEMON_INFO_EPOLL_FD);
   struct curl_waitfd server = {di ? di->epoll_fd : -1, CURL_WAIT_POLLIN, 0};
+  int serve = 1;   /* the server has something to do */
   while (!atomic_load(&F->stopping)) {
     F->resumed = 0;
-    MHD_run(F->d);   /* clients: reads, handlers, writes; never waits */
+    if (serve) MHD_run(F->d);   /* clients: reads, handlers, writes; never waits */
     while (F->inbox) {
       gw_call *c = F->inbox;
       F->inbox = c->next;
@@ -1061,12 +1070,21 @@ static void *fwd_main(void *arg) {
       else call_done(F, x, 0);
     }
     sweep(F);
-    if (F->resumed || F->inbox) continue;   /* answers to send: the server's turn again */
+    if (F->resumed || F->inbox) {   /* answers to send: the server's turn again */
+      serve = 1;
+      continue;
+    }
     uint64_t ms = gw_now_ms();
     uint64_t wait = F->next_due <= ms ? 0 : F->next_due - ms;
     MHD_UNSIGNED_LONG_LONG mt;
-    if (MHD_get_timeout(F->d, &mt) == MHD_YES && mt < wait) wait = mt;
+    int timed = MHD_get_timeout(F->d, &mt) == MHD_YES;
+    if (timed && mt < wait) wait = mt;
+    server.revents = 0;
     curl_multi_poll(F->multi, &server, 1, wait > 1000 ? 1000 : (int)wait, NULL);
+    /* the server runs when its sockets (or a resume) woke the poll, or its
+     * own timeout (an idle connection's) is up; a wake for the transfers
+     * alone leaves it be */
+    serve = server.revents != 0 || (timed && gw_now_ms() >= ms + mt);
   }
   fwd_drain(F);
   MHD_stop_daemon(F->d);   /* closes its connections; what was answered 503 may not be sent */

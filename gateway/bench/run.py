@@ -228,6 +228,9 @@ def main():
     # do: throughput is then bounded by connections, not by CPU
     slow = subprocess.Popen([os.path.join(out, "lane-bench-upstream"), "--delay-us", "20000"],
                             stdout=subprocess.PIPE)
+    # the floor: a byte relay in C (relay.c) in front of the same fake,
+    # what any proxy adds on this machine (two more loopback hops)
+    relay = None
     gw = gw_slow = pk = None
     pk_info = {"skipped": "--no-portkey"}
     try:
@@ -245,6 +248,9 @@ def main():
             g = subprocess.Popen([os.path.join(build, "lane-gateway"), "-c", cfgfile],
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             return g, int(re.search(r":(\d+) ", first_line(g)).group(1))
+        relay = subprocess.Popen([os.path.join(out, "lane-bench-relay"), "--to", str(up_port)],
+                                 stdout=subprocess.PIPE)
+        relay_port = int(first_line(relay))
         gw, gw_port = start_gateway("gw_bench", up_port)
         gw_slow, gw_slow_port = start_gateway("gw_bench_20ms", slow_port)
         pk_headers = ["x-portkey-provider: openai",
@@ -303,6 +309,12 @@ def main():
                     (s1["connections"] - s0["connections"]) / reqs,
                 "rss_mb": rss_kb(g.pid) / 1024.0,
             }
+            if mode in ("whole", "stream"):
+                rl = loadgen(build, relay_port, conns, a.seconds, b)
+                row["relay"] = {"run": rl,
+                                "throughput_ratio": rl["rps"] / direct["rps"] if direct.get("rps") else 0,
+                                "added_p50_us": rl["p50_us"] - direct["p50_us"],
+                                "added_p99_us": rl["p99_us"] - direct["p99_us"]}
             if pk and mode in ("whole", "stream"):
                 row["portkey"] = peer(build, pk, pk_port, uport, conns, a.seconds, b, pk_headers,
                                       direct)
@@ -315,6 +327,7 @@ def main():
                 row["new_upstream_connections_per_request"], row["rss_mb"],
                 "  errors: %s" % via.get("error") if via.get("error") or via.get("errors")
                 else ""))
+        relay_table(rows)
         if pk:
             portkey_table(rows, pk_info)
         res = {"seconds": a.seconds, "body_bytes": os.path.getsize(body), "portkey": pk_info,
@@ -326,7 +339,7 @@ def main():
         plot(out, rows)
         print("(whole20: the fake answers after 20 ms, as a provider's fastest answers do)")
     finally:
-        for p in (pk, gw, gw_slow, up, slow):
+        for p in (pk, gw, gw_slow, relay, up, slow):
             if p:
                 p.terminate()
                 try:
@@ -352,6 +365,22 @@ def peer(build, proc, port, uport, conns, seconds, body, headers, direct):
             "cpu_us_per_request": (c1 - c0) / TICK * 1e6 / reqs,
             "new_upstream_connections_per_request": (s1["connections"] - s0["connections"]) / reqs,
             "rss_mb": rss_kb(proc.pid) / 1024.0}
+
+
+def relay_table(rows):
+    print("\nthe floor: a byte relay in C (relay.c: one thread, epoll, nothing parsed) in front "
+          "of the same fake;\nwhat any proxy adds here: two more loopback hops")
+    head = ("%-7s %5s %10s %10s %9s %9s %9s | %9s %9s" %
+            ("mode", "conns", "direct/s", "relay/s", "relay/dir", "p50 add", "p99 add",
+             "lane p50+", "lane/dir"))
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        f = r.get("relay")
+        if f:
+            print("%-7s %5d %10.0f %10.0f %8.2fx %7.0fus %7.0fus | %7.0fus %8.2fx" % (
+                r["mode"], r["conns"], r["direct"]["rps"], f["run"]["rps"], f["throughput_ratio"],
+                f["added_p50_us"], f["added_p99_us"], r["added_p50_us"], r["throughput_ratio"]))
 
 
 def portkey_table(rows, info):
@@ -385,12 +414,16 @@ def targets(rows):
     if r1:
         v = r1["added_p50_us"]
         print("  added p50 <= 50 us at 1 connection:        %6.0f us  %s" % (v, "met" if v <= 50 else "MISSED"))
+        if r1.get("relay"):
+            print("    (the floor, a byte relay, adds:          %6.0f us)" % r1["relay"]["added_p50_us"])
         o = r1["own_p50_us"]
         if o is not None:
             print("  gateway's own time p50 <= 10 us:           %6.1f us  %s" % (o, "met" if o <= 10 else "MISSED"))
     if r16:
         v = r16["throughput_ratio"]
         print("  16 connections: >= 50%% of direct req/s:    %6.0f%%    %s" % (v * 100, "met" if v >= 0.5 else "MISSED"))
+        if r16.get("relay"):
+            print("    (the floor, a byte relay, reaches:       %6.0f%%)" % (r16["relay"]["throughput_ratio"] * 100))
     s16 = row("whole20", 16)
     if s16:
         v = s16["throughput_ratio"]
