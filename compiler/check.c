@@ -82,8 +82,8 @@ static int is_scaled(int t) {   /* units that scale by plain numbers */
 
 static int is_num(int t) { return t == TY_INT || t == TY_UINT || t == TY_DOUBLE; }
 
-static int ordered(int t) {
-  return t != TY_BOOL && t != TY_NULL && t != TY_MODEL && t != TY_ERROR && !(t & TY_LIST);
+static int ordered(int t) {   /* bools too: false < true, as in CEL */
+  return t != TY_NULL && t != TY_MODEL && t != TY_ERROR && !(t & TY_LIST);
 }
 
 /* Opcode for a machine op family (bc_binop) on machine type mt, or -1:

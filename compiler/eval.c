@@ -138,6 +138,10 @@ static ev_val mop(int op, ev_val a, ev_val b) {
   case BC_OP_GE_S: return mk_b(scmp(&a, &b) >= 0);
   case BC_OP_EQ_B: return mk_b(a.v.i == b.v.i);
   case BC_OP_NE_B: return mk_b(a.v.i != b.v.i);
+  case BC_OP_LT_B: return mk_b(a.v.i < b.v.i);
+  case BC_OP_LE_B: return mk_b(a.v.i <= b.v.i);
+  case BC_OP_GT_B: return mk_b(a.v.i > b.v.i);
+  case BC_OP_GE_B: return mk_b(a.v.i >= b.v.i);
   default: break;
   }
   const char *nm = bc_ops[op].in;

@@ -748,7 +748,15 @@ typedef enum bc_order {
     "same bits share a bucket")                                                \
   X(XRET,      TYPE,   "*",  "",  1, 0, F, STOP, 0,                            \
     "pop v, a value of type a, alone on the stack: the value of an explain "   \
-    "region (XNODES), which only explanations run; ends the region")
+    "region (XNODES), which only explanations run; ends the region")      \
+  X(LT_B,      NONE,   "BB", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a < b: false orders before true, as in CEL")               \
+  X(LE_B,      NONE,   "BB", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a <= b (false before true)")                               \
+  X(GT_B,      NONE,   "BB", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a > b (false before true)")                                \
+  X(GE_B,      NONE,   "BB", "B", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a >= b (false before true)")
 
 typedef enum bc_op {
 #define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, flow, empty, doc) BC_OP_##name,
@@ -771,10 +779,10 @@ typedef enum bc_op {
   X(MOD, MOD_I, MOD_U, NONE,  NONE, NONE)     \
   X(EQ,  EQ_I,  EQ_U,  EQ_D,  EQ_S, EQ_B)     \
   X(NE,  NE_I,  NE_U,  NE_D,  NE_S, NE_B)     \
-  X(LT,  LT_I,  LT_U,  LT_D,  LT_S, NONE)     \
-  X(LE,  LE_I,  LE_U,  LE_D,  LE_S, NONE)     \
-  X(GT,  GT_I,  GT_U,  GT_D,  GT_S, NONE)     \
-  X(GE,  GE_I,  GE_U,  GE_D,  GE_S, NONE)
+  X(LT,  LT_I,  LT_U,  LT_D,  LT_S, LT_B)     \
+  X(LE,  LE_I,  LE_U,  LE_D,  LE_S, LE_B)     \
+  X(GT,  GT_I,  GT_U,  GT_D,  GT_S, GT_B)     \
+  X(GE,  GE_I,  GE_U,  GE_D,  GE_S, GE_B)
 
 typedef enum bc_binop {
 #define BC_BIN_ENUM(fam, i, u, d, s, b) BC_BIN_##fam,

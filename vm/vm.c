@@ -1579,6 +1579,10 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(GE_S) SCMP(>=)
     vmcase(EQ_B) CMP(i, ==)
     vmcase(NE_B) CMP(i, !=)
+    vmcase(LT_B) CMP(i, <)
+    vmcase(LE_B) CMP(i, <=)
+    vmcase(GT_B) CMP(i, >)
+    vmcase(GE_B) CMP(i, >=)
     vmcase(IN_LIST) { T1.v.i = in_list(im, in->c, &T1, &x->steps); T1.n = 0; vmbreak; }
     vmcase(S_SIZE) {
       STR_STEPS(BC_OP_S_SIZE, T1.n, 0);
