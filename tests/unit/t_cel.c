@@ -612,6 +612,58 @@ static tally *tally_of(tally *t, int *n, int max, const char *name, size_t len) 
   return &t[(*n)++];
 }
 
+/* ---- the table in tests/cel/README.md ---- */
+
+#define README "tests/cel/README.md"
+#define TABLE_BEGIN "<!-- t_cel: the tables below are a run's; build/tests/t_cel --update rewrites them -->\n"
+#define TABLE_END "<!-- t_cel: end -->\n"
+
+/* This run's tables, Markdown, malloc'd: per suite file, then the skips by
+ * reason. */
+static char *tables(int supported, int passed) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) bail("out of memory");
+  fprintf(f, "| suite file | tests | attempted | pass | fail | skipped |\n|---|---:|---:|---:|---:|---:|\n");
+  for (int i = 0; i < nsuites; i++)
+    fprintf(f, "| `%s` | %d | %d | %d | %d | %d |\n", suites[i].name, suites[i].total,
+            suites[i].supported, suites[i].passed, suites[i].supported - suites[i].passed,
+            suites[i].skipped);
+  fprintf(f, "| all | %d | %d | %d | %d | %d |\n\n", ncases, supported, passed,
+          supported - passed, ncases - supported);
+  fprintf(f, "| skipped | why (`extract.py` gives each case its reason in `cases.tsv`) |\n|---:|---|\n");
+  for (int i = 0; i < nskips; i++) fprintf(f, "| %d | %s |\n", skips[i].total, skips[i].name);
+  fprintf(f, "\n| failing | why (attempted cases lane does not pass, each way alike) |\n|---:|---|\n");
+  for (int i = 0; i < nreasons; i++)
+    fprintf(f, "| %d | %s (e.g. `%s`) |\n", reasons[i].count, reasons[i].text,
+            reasons[i].example->name);
+  fclose(f);
+  return buf;
+}
+
+/* Whether README's tables are t's; with update, rewrites them to t. */
+static int readme_tables(const char *t, int update) {
+  char *doc = slurp(README);
+  if (!doc) bail("cannot read %s", README);
+  char *b = strstr(doc, TABLE_BEGIN), *e = b ? strstr(b, TABLE_END) : NULL;
+  if (!b || !e) bail("%s: no tables between '%.20s...' and '%.20s...'", README, TABLE_BEGIN,
+                     TABLE_END);
+  b += strlen(TABLE_BEGIN);
+  int same = (size_t)(e - b) == strlen(t) && !memcmp(b, t, strlen(t));
+  if (update && !same) {
+    FILE *f = fopen(README, "w");
+    if (!f) bail("cannot write %s", README);
+    fwrite(doc, 1, (size_t)(b - doc), f);
+    fputs(t, f);
+    fputs(e, f);
+    fclose(f);
+    diag("wrote %s: its tables", README);
+  }
+  free(doc);
+  return same;
+}
+
 static void todo(int cond, const char *name, const char *why) {
   printf("%sok %d - %s # TODO %s\n", cond ? "" : "not ", ++tap_run, name, why);
 }
@@ -811,6 +863,10 @@ int main(int argc, char **argv) {
   if (newly) diag("%d supported cases pass that passing.txt does not list "
                   "(build/tests/t_cel --update)", newly);
   if (disagree) diag("%d known failures fail differently folded and in the VM", disagree);
+  char *t = tables(total_supported, total_passed);
+  ok(readme_tables(t, update) || update,
+     "%s's tables are this run's counts (build/tests/t_cel --update rewrites them)", README);
+  free(t);
 
   if (update) {
     FILE *f = fopen(PASSING, "w");
