@@ -8,14 +8,14 @@
 
 typedef enum sema_bfn {
   BF_SIZE, BF_STARTS, BF_ENDS, BF_CONTAINS, BF_BUCKET, BF_INT, BF_UINT,
-  BF_DOUBLE, BF_STRING, BF_HAS
+  BF_DOUBLE, BF_STRING, BF_HAS, BF_CHARAT, BF_SUBSTR, BF_INDEX, BF_LASTINDEX, BF_TRIM
 } sema_bfn;
 
 typedef struct sema_builtin {
   const char *name;     /* as written */
   int         method;   /* 1: called as recv.name(args), recv is args[0] */
   int         nargs;    /* arguments, the receiver included */
-  int         args[2];  /* argument types (TY_LIST: any list; has() takes a
+  int         args[3];  /* argument types (TY_LIST: any list; has() takes a
                            request field of any type, args[0] unused) */
   int         result;   /* result type */
   int         fn;       /* sema_bfn: what the evaluator computes */

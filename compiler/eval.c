@@ -379,10 +379,10 @@ static ev_val eval_call(const ev_env *env, const ast_node *n) {
   if (sema_builtins[n->ref].fn == BF_HAS)   /* known only with a request */
     return env->req ? mk_b((int)(env->req->set >> n->list.v[0]->ref & 1))
                     : unknown();
-  ev_val a[2];
+  ev_val a[3];
   int na = 0;
   if (n->a) a[na++] = ev_eval(env, n->a);
-  for (int i = 0; i < n->list.n && na < 2; i++) a[na++] = ev_eval(env, n->list.v[i]);
+  for (int i = 0; i < n->list.n && na < 3; i++) a[na++] = ev_eval(env, n->list.v[i]);
   for (int i = 0; i < na; i++)
     if (a[i].kind != EV_OK) return a[i];
   const sema_builtin *b = &sema_builtins[n->ref];
@@ -392,6 +392,27 @@ static ev_val eval_call(const ev_env *env, const ast_node *n) {
   case BF_STARTS: return mk_b(sem_starts(a[0].s, a[0].n, a[1].s, a[1].n));
   case BF_ENDS: return mk_b(sem_ends(a[0].s, a[0].n, a[1].s, a[1].n));
   case BF_CONTAINS: return mk_b(sem_contains(a[0].s, a[0].n, a[1].s, a[1].n));
+  case BF_CHARAT: case BF_SUBSTR: case BF_TRIM: {   /* views of the receiver's bytes */
+    ev_val r = a[0];
+    const char *p = a[0].s;
+    size_t len = a[0].n;
+    int st = SEM_OK;
+    if (b->fn == BF_CHARAT) st = sem_char_at(a[0].s, a[0].n, a[1].v.i, &p, &len);
+    else if (b->fn == BF_SUBSTR)
+      st = sem_substring(a[0].s, a[0].n, a[1].v.i, na > 2 ? a[2].v.i : 0, na == 2, &p, &len);
+    else sem_trim(a[0].s, a[0].n, &p, &len);
+    if (st) return error(sem_fault_text(b->op, 0));
+    r.s = p;
+    r.n = len;
+    return r;
+  }
+  case BF_INDEX: case BF_LASTINDEX: {
+    int64_t r;
+    int st = (b->fn == BF_INDEX ? sem_index_of : sem_last_index_of)(
+        a[0].s, a[0].n, a[1].s, a[1].n, na > 2 ? a[2].v.i : 0, na > 2, &r);
+    if (st) return error(sem_fault_text(b->op, 0));
+    return mk_i(TY_INT, r);
+  }
   case BF_BUCKET: return bucket(&a[0]);
   case BF_STRING: return format_value(env, &a[0]);
   case BF_INT: case BF_UINT: case BF_DOUBLE:

@@ -756,7 +756,31 @@ typedef enum bc_order {
   X(GT_B,      NONE,   "BB", "B", 1, 0, A, NEXT, 0,                            \
     "pop b, a; push a > b (false before true)")                                \
   X(GE_B,      NONE,   "BB", "B", 1, 0, A, NEXT, 0,                            \
-    "pop b, a; push a >= b (false before true)")
+    "pop b, a; push a >= b (false before true)")                               \
+  X(S_CHARAT,  NONE,   "SI", "S", 1, 1, A, NEXT, 0,                            \
+    "pop i, s; push s.charAt(i): the code point at index i, \"\" at size(s);"   \
+    " i < 0 or > size(s) is an error")                                         \
+  X(S_SUBSTR,  NONE,   "SI", "S", 1, 1, A, NEXT, 0,                            \
+    "pop a, s; push s.substring(a): code points a to the end; a < 0 or > "      \
+    "size(s) is an error")                                                     \
+  X(S_SUBSTR2, NONE,   "SII", "S", 1, 1, A, NEXT, 0,                           \
+    "pop e, a, s; push s.substring(a, e): code points [a, e); an index out "   \
+    "of [0, size(s)] or a > e is an error")                                    \
+  X(S_INDEX,   NONE,   "SS", "I", 1, 0, A, NEXT, 0,                            \
+    "pop t, s; push s.indexOf(t): the code point index of t's first "          \
+    "occurrence, -1 none, 0 for an empty t")                                   \
+  X(S_INDEX_AT, NONE,  "SSI", "I", 1, 1, A, NEXT, 0,                           \
+    "pop i, t, s; push s.indexOf(t, i): the first occurrence at or after i;"   \
+    " an empty t gives i; else i out of [0, size(s)) is an error")             \
+  X(S_LASTINDEX, NONE, "SS", "I", 1, 0, A, NEXT, 0,                            \
+    "pop t, s; push s.lastIndexOf(t): the code point index of t's last "       \
+    "occurrence, -1 none, size(s) for an empty t")                             \
+  X(S_LASTINDEX_AT, NONE, "SSI", "I", 1, 1, A, NEXT, 0,                        \
+    "pop i, t, s; push s.lastIndexOf(t, i): the last occurrence starting at"   \
+    " or before i; an empty t gives i; else i out of [0, size(s)) is an "      \
+    "error")                                                                   \
+  X(S_TRIM,    NONE,   "S",  "S", 1, 0, A, NEXT, 0,                            \
+    "pop s; push s without leading and trailing Unicode white space")
 
 typedef enum bc_op {
 #define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, flow, empty, doc) BC_OP_##name,
@@ -863,6 +887,11 @@ extern const bc_mpinfo bc_mprops[BC_NMPROPS];
 #define BC_COST_FIND  4   /* haystack and needle bytes per step: contains() */
 #define BC_COST_ELEMS 4   /* list elements per step: in */
 
+/* Opcodes whose string result is a view of their first operand's bytes
+ * (never longer): the verifier gives it that operand's length class. */
+#define BC_OP_IS_VIEW(op) ((op) == BC_OP_S_CHARAT || (op) == BC_OP_S_SUBSTR || \
+                           (op) == BC_OP_S_SUBSTR2 || (op) == BC_OP_S_TRIM)
+
 /* The steps an instruction counts beyond its weight for work that grows
  * with lengths: a and b are the lengths in bytes of its string operands
  * (the one below the top first), or for IN_LIST the elements visited and
@@ -877,7 +906,13 @@ static inline uint64_t bc_len_steps(int op, uint64_t a, uint64_t b) {
   case BC_OP_GE_S: case BC_OP_S_STARTS: case BC_OP_S_ENDS:
     return (a < b ? a : b) / BC_COST_CMP;
   case BC_OP_S_CONTAINS: return (a + b) / BC_COST_FIND;
-  case BC_OP_S_SIZE: return a / BC_COST_SCAN;
+  case BC_OP_S_SIZE: case BC_OP_S_TRIM: return a / BC_COST_SCAN;
+  case BC_OP_S_CHARAT: case BC_OP_S_SUBSTR: case BC_OP_S_SUBSTR2:   /* size, then offsets */
+    return 2 * a / BC_COST_SCAN;
+  case BC_OP_S_INDEX: case BC_OP_S_INDEX_AT:
+    return 2 * a / BC_COST_SCAN + (a + b) / BC_COST_FIND;
+  case BC_OP_S_LASTINDEX: case BC_OP_S_LASTINDEX_AT:   /* a compare at each start */
+    return 2 * a / BC_COST_SCAN + (a * (b ? b : 1)) / BC_COST_CMP;
   case BC_OP_BUCKET_S: case BC_OP_BUDGET: return a / BC_COST_HASH;
   case BC_OP_SHADOW: return (a + b) / BC_COST_HASH;
   case BC_OP_IN_LIST: return a / BC_COST_ELEMS + b / BC_COST_CMP;

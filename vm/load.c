@@ -1290,6 +1290,8 @@ static int type_region(vctx *v, const bc_route *route, uint32_t start, uint32_t 
       continue;
     }
     if (push_outputs(v, pc, &s) != LANE_OK) return LANE_EFORMAT;
+    if (BC_OP_IS_VIEW(in->op))   /* a view of the receiver: its length class */
+      vset(&s, s.depth - 1, vget(&before, before.depth - (int)strlen(bc_ops[in->op].in)));
     if (bc_ops[in->op].flow == BC_FLOW_STOP) continue;
     if (merge(v, pc + 1, &s) != LANE_OK) return LANE_EFORMAT;
   }
@@ -1348,8 +1350,12 @@ static uint64_t insn_steps(const vctx *v, const lane_program *p, uint32_t pc) {
   case BC_OP_EQ_S: case BC_OP_NE_S: case BC_OP_LT_S: case BC_OP_LE_S: case BC_OP_GT_S:
   case BC_OP_GE_S: case BC_OP_S_STARTS: case BC_OP_S_ENDS: case BC_OP_S_CONTAINS:
     return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 2), vbound(s, 1))) : w;
-  case BC_OP_S_SIZE: case BC_OP_BUCKET_S:
+  case BC_OP_S_SIZE: case BC_OP_BUCKET_S: case BC_OP_S_TRIM:
     return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 1), 0)) : w;
+  case BC_OP_S_CHARAT: case BC_OP_S_SUBSTR: case BC_OP_S_INDEX: case BC_OP_S_LASTINDEX:
+    return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 2), vbound(s, 1))) : w;
+  case BC_OP_S_SUBSTR2: case BC_OP_S_INDEX_AT: case BC_OP_S_LASTINDEX_AT:
+    return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 3), vbound(s, 2))) : w;
   default:
     return w;
   }

@@ -16,6 +16,8 @@
  *   conversions            sem_d2i sem_d2u sem_i2u sem_u2i
  *   byte strings           sem_bytes_cmp sem_bytes_eq, sem_starts
  *                          sem_ends sem_contains, sem_utf8_size
+ *   CEL string extensions  sem_char_at sem_substring sem_index_of
+ *                          sem_last_index_of sem_trim (code points)
  *   bucket()               sem_bucket_u sem_bucket_s
  *   model checks           sem_fits, sem_breaker_health
  *   budget figures         sem_budget_figure
@@ -40,7 +42,8 @@ enum {
   SEM_OK = 0,
   SEM_EOVERFLOW,   /* the result does not fit (or an unsigned one is < 0) */
   SEM_EZERO,       /* division or modulus by zero */
-  SEM_ERANGE       /* a conversion's operand is out of the target's range */
+  SEM_ERANGE,      /* a conversion's operand is out of the target's range */
+  SEM_EINDEX       /* a string index out of range, or a substring's start past its end */
 };
 
 static inline int sem_add_i(int64_t a, int64_t b, int64_t *r) {
@@ -188,8 +191,8 @@ static __attribute__((unused)) size_t sem_max_suffix(const unsigned char *x, siz
  * factorization proves safe. At most 2n byte comparisons after O(m)
  * preparation, and no memory: contains() costs O(n + m) whatever the
  * strings (the cost model counts it so). */
-static __attribute__((unused)) int sem_two_way(const unsigned char *y, size_t n,
-                                              const unsigned char *x, size_t m) {
+static __attribute__((unused)) size_t sem_two_way(const unsigned char *y, size_t n,
+                                                 const unsigned char *x, size_t m) {
   size_t p1, p2, s1 = sem_max_suffix(x, m, 0, &p1), s2 = sem_max_suffix(x, m, 1, &p2);
   size_t s = s1 > s2 ? s1 : s2, per = s1 > s2 ? p1 : p2, pos = 0;
   if (memcmp(x, x + per, s) == 0) {     /* x is periodic: remember the overlap */
@@ -203,7 +206,7 @@ static __attribute__((unused)) int sem_two_way(const unsigned char *y, size_t n,
         continue;
       }
       for (i = s; i > mem && x[i - 1] == y[pos + i - 1]; i--) {}
-      if (i <= mem) return 1;
+      if (i <= mem) return pos + 1;
       pos += per;
       mem = m - per;
     }
@@ -217,7 +220,7 @@ static __attribute__((unused)) int sem_two_way(const unsigned char *y, size_t n,
         continue;
       }
       for (i = s; i > 0 && x[i - 1] == y[pos + i - 1]; i--) {}
-      if (i == 0) return 1;
+      if (i == 0) return pos + 1;
       pos += per;
     }
   }
@@ -229,7 +232,19 @@ static inline int sem_contains(const char *s, size_t sn, const char *t, size_t t
   if (tn == 0) return 1;
   if (tn > sn) return 0;
   if (tn == 1) return memchr(s, t[0], sn) != NULL;
-  return sem_two_way((const unsigned char *)s, sn, (const unsigned char *)t, tn);
+  return sem_two_way((const unsigned char *)s, sn, (const unsigned char *)t, tn) != 0;
+}
+
+/* The byte offset of t's first occurrence in s, or SIZE_MAX; linear. */
+static inline size_t sem_find(const char *s, size_t sn, const char *t, size_t tn) {
+  if (tn == 0) return 0;
+  if (tn > sn) return SIZE_MAX;
+  if (tn == 1) {
+    const char *p = memchr(s, t[0], sn);
+    return p ? (size_t)(p - s) : SIZE_MAX;
+  }
+  size_t r = sem_two_way((const unsigned char *)s, sn, (const unsigned char *)t, tn);
+  return r ? r - 1 : SIZE_MAX;
 }
 
 /* size(s): code points, counted as the bytes that are not UTF-8
@@ -246,6 +261,114 @@ static inline int64_t sem_utf8_size(const char *s, size_t n) {
   }
   for (; i < n; i++) cont += ((unsigned char)s[i] & 0xC0) == 0x80;
   return (int64_t)(n - cont);
+}
+
+/* ---------------------------------------------------------------------
+ * CEL's string extensions (cel-go's ext/strings, which the conformance
+ * suite checks): indexes count code points, as size() does (a byte that
+ * is not a UTF-8 continuation byte starts one). A result string is a view
+ * of the receiver's bytes: never longer, never allocated. Each returns
+ * SEM_OK, or SEM_EINDEX for an index out of range.
+ * ------------------------------------------------------------------- */
+
+/* The byte offset of code point k (0 <= k) of s; n when s has no more. */
+static inline size_t sem_cp_byte(const char *s, size_t n, int64_t k) {
+  size_t i = 0;
+  while (k > 0 && i < n) {
+    i++;
+    while (i < n && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
+    k--;
+  }
+  return i;
+}
+
+/* s.charAt(i): the code point at i; "" at i == size(s). */
+static inline int sem_char_at(const char *s, size_t n, int64_t i, const char **r, size_t *rn) {
+  if (i < 0 || i > sem_utf8_size(s, n)) return SEM_EINDEX;
+  size_t b = sem_cp_byte(s, n, i);
+  *r = s + b;
+  *rn = sem_cp_byte(s + b, n - b, 1);
+  return SEM_OK;
+}
+
+/* s.substring(a) (whole 0: to the end) and s.substring(a, e). */
+static inline int sem_substring(const char *s, size_t n, int64_t a, int64_t e, int to_end,
+                                const char **r, size_t *rn) {
+  int64_t len = sem_utf8_size(s, n);
+  if (to_end) e = len;
+  if (a < 0 || a > len || e < 0 || e > len || a > e) return SEM_EINDEX;
+  size_t b = sem_cp_byte(s, n, a);
+  *r = s + b;
+  *rn = sem_cp_byte(s + b, n - b, e - a);
+  return SEM_OK;
+}
+
+/* s.indexOf(t) (checked 0: from 0, never an error) and s.indexOf(t, from):
+ * the code point index of t's first occurrence at or after from, or -1.
+ * An empty t is found at from; else from must be an index of s. */
+static inline int sem_index_of(const char *s, size_t n, const char *t, size_t tn, int64_t from,
+                               int checked, int64_t *r) {
+  if (tn == 0) return *r = from, SEM_OK;
+  if (checked && (from < 0 || from >= sem_utf8_size(s, n))) return SEM_EINDEX;
+  size_t b = sem_cp_byte(s, n, from), p = sem_find(s + b, n - b, t, tn);
+  *r = p == SIZE_MAX ? -1 : from + sem_utf8_size(s + b, p);
+  return SEM_OK;
+}
+
+/* s.lastIndexOf(t) (checked 0) and s.lastIndexOf(t, from): the code point
+ * index of t's last occurrence starting at or before from (the last one
+ * at all without from), or -1. An empty t is found at from (at size(s)
+ * without it); else from must be an index of s. Bytes are compared at
+ * each start from the last one back: at most size(s) x size(t) bytes
+ * (the cost model counts them so). */
+static inline int sem_last_index_of(const char *s, size_t n, const char *t, size_t tn,
+                                    int64_t from, int checked, int64_t *r) {
+  int64_t len = sem_utf8_size(s, n);
+  if (tn == 0) return *r = checked ? from : len, SEM_OK;
+  if (checked && (from < 0 || from >= len)) return SEM_EINDEX;
+  int64_t tl = sem_utf8_size(t, tn);
+  if (!checked || from > len - tl) from = len - tl;
+  *r = -1;
+  if (from < 0) return SEM_OK;
+  for (size_t i = sem_cp_byte(s, n, from) + 1; i-- > 0;)
+    if (i + tn <= n && ((unsigned char)s[i] & 0xC0) != 0x80 && !memcmp(s + i, t, tn)) {
+      *r = sem_utf8_size(s, i);
+      break;
+    }
+  return SEM_OK;
+}
+
+/* Whether the code point starting at p[0, n) is Unicode White_Space (what
+ * Go's unicode.IsSpace, so cel-go's trim(), removes); *len its bytes. */
+static inline int sem_space_at(const unsigned char *p, size_t n, size_t *len) {
+  uint32_t c = p[0];
+  size_t k = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+  if (k > n) k = 1;
+  for (size_t i = 1; i < k; i++)
+    if ((p[i] & 0xC0) != 0x80) k = 1;
+  *len = k;
+  if (k > 1) {
+    c &= 0x7F >> k;
+    for (size_t i = 1; i < k; i++) c = c << 6 | (p[i] & 0x3F);
+  }
+  return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+         c == 0x205F || c == 0x3000;
+}
+
+/* s.trim(): s without its leading and trailing white space. */
+static inline void sem_trim(const char *s, size_t n, const char **r, size_t *rn) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t a = 0, e = n, k;
+  while (a < e && sem_space_at(p + a, e - a, &k)) a += k;
+  while (e > a) {
+    size_t b = e - 1;
+    while (b > a && (p[b] & 0xC0) == 0x80 && e - b < 4) b--;
+    if (!sem_space_at(p + b, e - b, &k) || b + k != e) break;
+    e = b;
+  }
+  *r = s + a;
+  *rn = e - a;
 }
 
 /* ---------------------------------------------------------------------
@@ -328,6 +451,9 @@ static inline const char *sem_fault_text(int op, int zero) {
   case BC_OP_D2U: return "double out of range for uint";
   case BC_OP_I2U: return "negative int out of range for uint";
   case BC_OP_U2I: return "uint out of range for int";
+  case BC_OP_S_CHARAT: case BC_OP_S_SUBSTR: case BC_OP_S_SUBSTR2: case BC_OP_S_INDEX_AT:
+  case BC_OP_S_LASTINDEX_AT:
+    return "index out of range";
   default: break;
   }
   switch (op) {

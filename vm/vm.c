@@ -1600,6 +1600,55 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
       STR_STEPS(BC_OP_S_CONTAINS, T2.n, T1.n);
       T2.v.i = sem_contains(T2.v.s, T2.n, T1.v.s, T1.n); T2.n = 0; sp--; vmbreak;
     }
+    vmcase(S_CHARAT) {
+      STR_STEPS(BC_OP_S_CHARAT, T2.n, 0);
+      const char *r_; size_t n_;
+      if (sem_char_at(T2.v.s, T2.n, T1.v.i, &r_, &n_)) goto fault;
+      T2.v.s = r_; T2.n = n_; sp--; vmbreak;
+    }
+    vmcase(S_SUBSTR) {
+      STR_STEPS(BC_OP_S_SUBSTR, T2.n, 0);
+      const char *r_; size_t n_;
+      if (sem_substring(T2.v.s, T2.n, T1.v.i, 0, 1, &r_, &n_)) goto fault;
+      T2.v.s = r_; T2.n = n_; sp--; vmbreak;
+    }
+    vmcase(S_SUBSTR2) {
+      STR_STEPS(BC_OP_S_SUBSTR2, st[sp - 3].n, 0);
+      const char *r_; size_t n_;
+      if (sem_substring(st[sp - 3].v.s, st[sp - 3].n, T2.v.i, T1.v.i, 0, &r_, &n_)) goto fault;
+      st[sp - 3].v.s = r_; st[sp - 3].n = n_; sp -= 2; vmbreak;
+    }
+    vmcase(S_INDEX) {
+      STR_STEPS(BC_OP_S_INDEX, T2.n, T1.n);
+      int64_t r_;
+      sem_index_of(T2.v.s, T2.n, T1.v.s, T1.n, 0, 0, &r_);
+      T2.v.i = r_; T2.n = 0; sp--; vmbreak;
+    }
+    vmcase(S_INDEX_AT) {
+      STR_STEPS(BC_OP_S_INDEX_AT, st[sp - 3].n, T2.n);
+      int64_t r_;
+      if (sem_index_of(st[sp - 3].v.s, st[sp - 3].n, T2.v.s, T2.n, T1.v.i, 1, &r_)) goto fault;
+      st[sp - 3].v.i = r_; st[sp - 3].n = 0; sp -= 2; vmbreak;
+    }
+    vmcase(S_LASTINDEX) {
+      STR_STEPS(BC_OP_S_LASTINDEX, T2.n, T1.n);
+      int64_t r_;
+      sem_last_index_of(T2.v.s, T2.n, T1.v.s, T1.n, 0, 0, &r_);
+      T2.v.i = r_; T2.n = 0; sp--; vmbreak;
+    }
+    vmcase(S_LASTINDEX_AT) {
+      STR_STEPS(BC_OP_S_LASTINDEX_AT, st[sp - 3].n, T2.n);
+      int64_t r_;
+      if (sem_last_index_of(st[sp - 3].v.s, st[sp - 3].n, T2.v.s, T2.n, T1.v.i, 1, &r_))
+        goto fault;
+      st[sp - 3].v.i = r_; st[sp - 3].n = 0; sp -= 2; vmbreak;
+    }
+    vmcase(S_TRIM) {
+      STR_STEPS(BC_OP_S_TRIM, T1.n, 0);
+      const char *r_; size_t n_;
+      sem_trim(T1.v.s, T1.n, &r_, &n_);
+      T1.v.s = r_; T1.n = n_; vmbreak;
+    }
     vmcase(BUCKET_S) {
       STR_STEPS(BC_OP_BUCKET_S, T1.n, 0);
       T1.v.d = sem_bucket_s(T1.v.s, T1.n); T1.n = 0; vmbreak;

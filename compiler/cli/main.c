@@ -1098,13 +1098,15 @@ static int cmd_builtins(const cli *c) {
   puts("|---|---|---|---|");
   for (int i = 0; i < sema_nbuiltins; i++) {
     const sema_builtin *b = &sema_builtins[i];
-    char call[64];
-    if (b->method) snprintf(call, sizeof call, "`x.%s(%s)`", b->name, b->nargs > 1 ? "y" : "");
+    char call[64], args[96] = "";
+    static const char *const arg_names[] = {"", "y", "y, z"};
+    if (b->method) snprintf(call, sizeof call, "`x.%s(%s)`", b->name, arg_names[b->nargs - 1]);
     else snprintf(call, sizeof call, "`%s(x)`", b->name);
-    printf("| %s | %s%s%s | %s | %s%s |\n", call,
-           b->fn == BF_HAS ? "a request field" : sema_ty_name(b->args[0]),
-           b->nargs > 1 ? ", " : "", b->nargs > 1 ? sema_ty_name(b->args[1]) : "",
-           sema_ty_name(b->result), b->doc, b->op == -1 ? " (constants only)" : "");
+    for (int k = 0; k < b->nargs; k++)
+      snprintf(args + strlen(args), sizeof args - strlen(args), "%s%s", k ? ", " : "",
+               b->fn == BF_HAS ? "a request field" : sema_ty_name(b->args[k]));
+    printf("| %s | %s | %s | %s%s |\n", call, args, sema_ty_name(b->result), b->doc,
+           b->op == -1 ? " (constants only)" : "");
   }
   return 0;
 }

@@ -27,7 +27,7 @@ import sys
 
 # Functions and methods lane has (compiler/builtins.c).
 LANE_FUNCS = {"size", "startsWith", "endsWith", "contains", "int", "uint", "double",
-              "string"}
+              "string", "charAt", "indexOf", "lastIndexOf", "substring", "trim"}
 MACROS = {"all", "exists", "exists_one", "map", "filter", "transformList",
           "transformMap", "transformMapEntry", "sortBy"}
 TIME_FUNCS = {"timestamp", "duration", "getFullYear", "getMonth", "getDate",
