@@ -353,26 +353,24 @@ static ev_val format_value(const ev_env *env, const ev_val *v) {
   return s ? mk_s(s, (size_t)len) : error("out of memory");
 }
 
-/* int(s), uint(s), double(s) of a constant string: the whole string must
- * be the number. */
+/* int(s), uint(s), bool(s) of a string, as the VM parses them (sem.h);
+ * double(s) of a constant string: the whole string must be the number. */
 static ev_val parse_number(const ev_val *s, int ty) {
+  int64_t i;
+  if (ty == TY_UINT) {
+    ev_val v = mk(TY_UINT);
+    return sem_parse_u(s->s, s->n, &v.v.u) ? error(sem_fault_text(BC_OP_S2U, 0)) : v;
+  }
+  if (ty == TY_BOOL)
+    return sem_parse_b(s->s, s->n, &i) ? error(sem_fault_text(BC_OP_S2B, 0)) : mk_b((int)i);
+  if (ty == TY_INT)
+    return sem_parse_i(s->s, s->n, &i) ? error(sem_fault_text(BC_OP_S2I, 0)) : mk_i(TY_INT, i);
   char buf[64], *end;
-  if (s->n == 0 || s->n >= sizeof buf) return error("not a number");
+  if (s->n == 0 || s->n >= sizeof buf) return error("not a double");
   memcpy(buf, s->s, s->n);
   buf[s->n] = 0;
-  errno = 0;
-  if (ty == TY_DOUBLE) {
-    double d = strtod(buf, &end);
-    return *end ? error("not a double") : mk_d(TY_DOUBLE, d);
-  }
-  if (ty == TY_UINT) {
-    if (buf[0] == '-') return error("not a uint");
-    ev_val v = mk(TY_UINT);
-    v.v.u = strtoull(buf, &end, 10);
-    return *end || errno ? error("not a uint") : v;
-  }
-  long long i = strtoll(buf, &end, 10);
-  return *end || errno ? error("not an int") : mk_i(TY_INT, i);
+  double d = strtod(buf, &end);
+  return *end ? error("not a double") : mk_d(TY_DOUBLE, d);
 }
 
 static ev_val eval_call(const ev_env *env, const ast_node *n) {
@@ -415,7 +413,7 @@ static ev_val eval_call(const ev_env *env, const ast_node *n) {
   }
   case BF_BUCKET: return bucket(&a[0]);
   case BF_STRING: return format_value(env, &a[0]);
-  case BF_INT: case BF_UINT: case BF_DOUBLE:
+  case BF_INT: case BF_UINT: case BF_DOUBLE: case BF_BOOL:
     if (a[0].ty == TY_STRING) return parse_number(&a[0], b->result);
     /* fall through */
   default: {

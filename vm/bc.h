@@ -780,7 +780,15 @@ typedef enum bc_order {
     " or before i; an empty t gives i; else i out of [0, size(s)) is an "      \
     "error")                                                                   \
   X(S_TRIM,    NONE,   "S",  "S", 1, 0, A, NEXT, 0,                            \
-    "pop s; push s without leading and trailing Unicode white space")
+    "pop s; push s without leading and trailing Unicode white space")          \
+  X(S2I,       NONE,   "S",  "I", 1, 1, A, NEXT, 0,                            \
+    "pop s; push int(s): an optional sign and decimal digits, nothing else;"   \
+    " anything else or out of range is an error")                              \
+  X(S2U,       NONE,   "S",  "U", 1, 1, A, NEXT, 0,                            \
+    "pop s; push uint(s): decimal digits only; else an error")                \
+  X(S2B,       NONE,   "S",  "B", 1, 1, A, NEXT, 0,                            \
+    "pop s; push bool(s): 1 t T true TRUE True, or 0 f F false FALSE False;"   \
+    " else an error")
 
 typedef enum bc_op {
 #define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, flow, empty, doc) BC_OP_##name,
@@ -906,7 +914,8 @@ static inline uint64_t bc_len_steps(int op, uint64_t a, uint64_t b) {
   case BC_OP_GE_S: case BC_OP_S_STARTS: case BC_OP_S_ENDS:
     return (a < b ? a : b) / BC_COST_CMP;
   case BC_OP_S_CONTAINS: return (a + b) / BC_COST_FIND;
-  case BC_OP_S_SIZE: case BC_OP_S_TRIM: return a / BC_COST_SCAN;
+  case BC_OP_S_SIZE: case BC_OP_S_TRIM: case BC_OP_S2I: case BC_OP_S2U: case BC_OP_S2B:
+    return a / BC_COST_SCAN;
   case BC_OP_S_CHARAT: case BC_OP_S_SUBSTR: case BC_OP_S_SUBSTR2:   /* size, then offsets */
     return 2 * a / BC_COST_SCAN;
   case BC_OP_S_INDEX: case BC_OP_S_INDEX_AT:

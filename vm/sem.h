@@ -18,6 +18,7 @@
  *                          sem_ends sem_contains, sem_utf8_size
  *   CEL string extensions  sem_char_at sem_substring sem_index_of
  *                          sem_last_index_of sem_trim (code points)
+ *   parsing strings        sem_parse_i sem_parse_u sem_parse_b
  *   bucket()               sem_bucket_u sem_bucket_s
  *   model checks           sem_fits, sem_breaker_health
  *   budget figures         sem_budget_figure
@@ -372,6 +373,42 @@ static inline void sem_trim(const char *s, size_t n, const char **r, size_t *rn)
 }
 
 /* ---------------------------------------------------------------------
+ * int(s), uint(s), bool(s) of a string, as CEL (Go's strconv.ParseInt,
+ * ParseUint, ParseBool): the whole string is the value, nothing around
+ * it; no locale. SEM_ERANGE when s is not one.
+ * ------------------------------------------------------------------- */
+static inline int sem_parse_u(const char *s, size_t n, uint64_t *r) {
+  uint64_t v = 0;
+  if (n == 0) return SEM_ERANGE;
+  for (size_t i = 0; i < n; i++) {
+    unsigned d = (unsigned)(unsigned char)s[i] - '0';
+    if (d > 9 || v > (UINT64_MAX - d) / 10) return SEM_ERANGE;
+    v = v * 10 + d;
+  }
+  *r = v;
+  return SEM_OK;
+}
+
+static inline int sem_parse_i(const char *s, size_t n, int64_t *r) {
+  int neg = n > 0 && s[0] == '-';
+  size_t k = n > 0 && (s[0] == '-' || s[0] == '+');
+  uint64_t u;
+  if (sem_parse_u(s + k, n - k, &u) || u > (uint64_t)INT64_MAX + (uint64_t)neg) return SEM_ERANGE;
+  *r = neg ? (int64_t)(0 - u) : (int64_t)u;
+  return SEM_OK;
+}
+
+static inline int sem_parse_b(const char *s, size_t n, int64_t *r) {
+  static const char *const yes[] = {"1", "t", "T", "true", "TRUE", "True"};
+  static const char *const no[] = {"0", "f", "F", "false", "FALSE", "False"};
+  for (int i = 0; i < 6; i++) {
+    if (strlen(yes[i]) == n && !memcmp(yes[i], s, n)) return *r = 1, SEM_OK;
+    if (strlen(no[i]) == n && !memcmp(no[i], s, n)) return *r = 0, SEM_OK;
+  }
+  return SEM_ERANGE;
+}
+
+/* ---------------------------------------------------------------------
  * bucket(k): splitmix64 of an int's or uint's 64 bits (an int and a uint
  * with the same bits share a bucket), or of FNV-1a 64 of a string's
  * bytes, % 100, as a fraction.
@@ -454,6 +491,9 @@ static inline const char *sem_fault_text(int op, int zero) {
   case BC_OP_S_CHARAT: case BC_OP_S_SUBSTR: case BC_OP_S_SUBSTR2: case BC_OP_S_INDEX_AT:
   case BC_OP_S_LASTINDEX_AT:
     return "index out of range";
+  case BC_OP_S2I: return "string is not an int";
+  case BC_OP_S2U: return "string is not a uint";
+  case BC_OP_S2B: return "string is not a bool";
   default: break;
   }
   switch (op) {

@@ -1649,6 +1649,24 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
       sem_trim(T1.v.s, T1.n, &r_, &n_);
       T1.v.s = r_; T1.n = n_; vmbreak;
     }
+    vmcase(S2I) {
+      STR_STEPS(BC_OP_S2I, T1.n, 0);
+      int64_t r_;
+      if (sem_parse_i(T1.v.s, T1.n, &r_)) goto fault;
+      T1.v.i = r_; T1.n = 0; vmbreak;
+    }
+    vmcase(S2U) {
+      STR_STEPS(BC_OP_S2U, T1.n, 0);
+      uint64_t r_;
+      if (sem_parse_u(T1.v.s, T1.n, &r_)) goto fault;
+      T1.v.u = r_; T1.n = 0; vmbreak;
+    }
+    vmcase(S2B) {
+      STR_STEPS(BC_OP_S2B, T1.n, 0);
+      int64_t r_;
+      if (sem_parse_b(T1.v.s, T1.n, &r_)) goto fault;
+      T1.v.i = r_; T1.n = 0; vmbreak;
+    }
     vmcase(BUCKET_S) {
       STR_STEPS(BC_OP_BUCKET_S, T1.n, 0);
       T1.v.d = sem_bucket_s(T1.v.s, T1.n); T1.n = 0; vmbreak;

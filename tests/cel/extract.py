@@ -26,7 +26,7 @@ import re
 import sys
 
 # Functions and methods lane has (compiler/builtins.c).
-LANE_FUNCS = {"size", "startsWith", "endsWith", "contains", "int", "uint", "double",
+LANE_FUNCS = {"size", "startsWith", "endsWith", "contains", "int", "uint", "double", "bool",
               "string", "charAt", "indexOf", "lastIndexOf", "substring", "trim"}
 MACROS = {"all", "exists", "exists_one", "map", "filter", "transformList",
           "transformMap", "transformMapEntry", "sortBy"}
