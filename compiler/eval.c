@@ -405,7 +405,7 @@ static ev_val eval_call(const ev_env *env, const ast_node *n) {
     return r;
   }
   case BF_INDEX: case BF_LASTINDEX: {
-    int64_t r;
+    int64_t r = 0;
     int st = (b->fn == BF_INDEX ? sem_index_of : sem_last_index_of)(
         a[0].s, a[0].n, a[1].s, a[1].n, na > 2 ? a[2].v.i : 0, na > 2, &r);
     if (st) return error(sem_fault_text(b->op, 0));
