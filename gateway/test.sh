@@ -16,16 +16,5 @@ cd "$(dirname "$0")/.." || exit 2
 BUILD=${BUILD:-build}
 LANE=${LANE:-$BUILD/lane}
 OUT=$BUILD/tests/gateway
-mkdir -p "$OUT" || exit 2
-if ! echo '#include <microhttpd.h>' | ${CC:-cc} -E - >/dev/null 2>&1; then
-  echo "1..1"
-  echo "not ok 1 - libmicrohttpd-dev is installed (make deps, as root, installs it)"
-  exit 1
-fi
-if ! make --no-print-directory BUILD="$BUILD" gateway >"$OUT/build.log" 2>&1; then
-  echo "1..1"
-  echo "not ok 1 - make gateway"
-  sed 's/^/# /' "$OUT/build.log"
-  exit 0
-fi
+. gateway/prologue.sh   # OUT made, libmicrohttpd there, the gateway built
 exec python3 gateway/t_gateway.py --gateway "$BUILD/lane-gateway" --lane "$LANE" --out "$OUT"

@@ -1618,55 +1618,43 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
       if (sem_substring(st[sp - 3].v.s, st[sp - 3].n, T2.v.i, T1.v.i, 0, &r_, &n_)) goto fault;
       st[sp - 3].v.s = r_; st[sp - 3].n = n_; sp -= 2; vmbreak;
     }
-    vmcase(S_INDEX) {
-      STR_STEPS(BC_OP_S_INDEX, T2.n, T1.n);
-      int64_t r_;
-      sem_index_of(T2.v.s, T2.n, T1.v.s, T1.n, 0, 0, &r_);
-      T2.v.i = r_; T2.n = 0; sp--; vmbreak;
+    /* indexOf, lastIndexOf: from 0 (and never an error), or from an index */
+#define VM_FIND(fn_, op_) {                                                  \
+      STR_STEPS(op_, T2.n, T1.n);                                           \
+      int64_t r_;                                                           \
+      fn_(T2.v.s, T2.n, T1.v.s, T1.n, 0, 0, &r_);                           \
+      T2.v.i = r_; T2.n = 0; sp--; vmbreak;                                 \
     }
-    vmcase(S_INDEX_AT) {
-      STR_STEPS(BC_OP_S_INDEX_AT, st[sp - 3].n, T2.n);
-      int64_t r_;
-      if (sem_index_of(st[sp - 3].v.s, st[sp - 3].n, T2.v.s, T2.n, T1.v.i, 1, &r_)) goto fault;
-      st[sp - 3].v.i = r_; st[sp - 3].n = 0; sp -= 2; vmbreak;
+#define VM_FIND_AT(fn_, op_) {                                               \
+      STR_STEPS(op_, st[sp - 3].n, T2.n);                                   \
+      int64_t r_;                                                           \
+      if (fn_(st[sp - 3].v.s, st[sp - 3].n, T2.v.s, T2.n, T1.v.i, 1, &r_))  \
+        goto fault;                                                         \
+      st[sp - 3].v.i = r_; st[sp - 3].n = 0; sp -= 2; vmbreak;              \
     }
-    vmcase(S_LASTINDEX) {
-      STR_STEPS(BC_OP_S_LASTINDEX, T2.n, T1.n);
-      int64_t r_;
-      sem_last_index_of(T2.v.s, T2.n, T1.v.s, T1.n, 0, 0, &r_);
-      T2.v.i = r_; T2.n = 0; sp--; vmbreak;
-    }
-    vmcase(S_LASTINDEX_AT) {
-      STR_STEPS(BC_OP_S_LASTINDEX_AT, st[sp - 3].n, T2.n);
-      int64_t r_;
-      if (sem_last_index_of(st[sp - 3].v.s, st[sp - 3].n, T2.v.s, T2.n, T1.v.i, 1, &r_))
-        goto fault;
-      st[sp - 3].v.i = r_; st[sp - 3].n = 0; sp -= 2; vmbreak;
-    }
+    vmcase(S_INDEX) VM_FIND(sem_index_of, BC_OP_S_INDEX)
+    vmcase(S_INDEX_AT) VM_FIND_AT(sem_index_of, BC_OP_S_INDEX_AT)
+    vmcase(S_LASTINDEX) VM_FIND(sem_last_index_of, BC_OP_S_LASTINDEX)
+    vmcase(S_LASTINDEX_AT) VM_FIND_AT(sem_last_index_of, BC_OP_S_LASTINDEX_AT)
+#undef VM_FIND
+#undef VM_FIND_AT
     vmcase(S_TRIM) {
       STR_STEPS(BC_OP_S_TRIM, T1.n, 0);
       const char *r_; size_t n_;
       sem_trim(T1.v.s, T1.n, &r_, &n_);
       T1.v.s = r_; T1.n = n_; vmbreak;
     }
-    vmcase(S2I) {
-      STR_STEPS(BC_OP_S2I, T1.n, 0);
-      int64_t r_;
-      if (sem_parse_i(T1.v.s, T1.n, &r_)) goto fault;
-      T1.v.i = r_; T1.n = 0; vmbreak;
+    /* int(s), uint(s), bool(s): parsed whole, else an error */
+#define VM_PARSE(fn_, op_, ty_, m_) {                                        \
+      STR_STEPS(op_, T1.n, 0);                                              \
+      ty_ r_;                                                               \
+      if (fn_(T1.v.s, T1.n, &r_)) goto fault;                               \
+      T1.v.m_ = r_; T1.n = 0; vmbreak;                                      \
     }
-    vmcase(S2U) {
-      STR_STEPS(BC_OP_S2U, T1.n, 0);
-      uint64_t r_;
-      if (sem_parse_u(T1.v.s, T1.n, &r_)) goto fault;
-      T1.v.u = r_; T1.n = 0; vmbreak;
-    }
-    vmcase(S2B) {
-      STR_STEPS(BC_OP_S2B, T1.n, 0);
-      int64_t r_;
-      if (sem_parse_b(T1.v.s, T1.n, &r_)) goto fault;
-      T1.v.i = r_; T1.n = 0; vmbreak;
-    }
+    vmcase(S2I) VM_PARSE(sem_parse_i, BC_OP_S2I, int64_t, i)
+    vmcase(S2U) VM_PARSE(sem_parse_u, BC_OP_S2U, uint64_t, u)
+    vmcase(S2B) VM_PARSE(sem_parse_b, BC_OP_S2B, int64_t, i)
+#undef VM_PARSE
     vmcase(BUCKET_S) {
       STR_STEPS(BC_OP_BUCKET_S, T1.n, 0);
       T1.v.d = sem_bucket_s(T1.v.s, T1.n); T1.n = 0; vmbreak;
