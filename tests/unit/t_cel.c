@@ -754,7 +754,12 @@ int main(int argc, char **argv) {
       next = strchr(line, '\n');
       if (next) *next++ = 0;
       if (!*line || *line == '#') continue;
-      cel_case *c = find_case(line);
+      /* the suite repeats some names (index_of/empty_index is two cases):
+       * the k-th line naming one marks its k-th case */
+      cel_case *c = NULL;
+      for (int i = 0; i < ncases && !c; i++)
+        if (!cases[i].listed && !strcmp(cases[i].name, line)) c = &cases[i];
+      if (!c) c = find_case(line);
       if (c) c->listed = 1;
       else { unknown++; diag("passing.txt names an unknown case: %s", line); }
     }
