@@ -272,7 +272,7 @@ typedef struct gw_call {
   struct MHD_Response *resp;   /* the answer (NULL: out of memory) */
   unsigned      status;
   uint64_t      t_done;      /* gw_now_ns when the answer was set */
-  /* the forwarder thread's own: its lists, the walk along the chain */
+  /* its worker's forwarder's own: its lists, the walk along the chain */
   struct gw_call *next;
   int           ci;          /* candidate being tried */
   int           attempted, untranslatable, late;
@@ -289,8 +289,9 @@ typedef struct gw_call {
  * the upstream transfers of the requests it reads with a libcurl multi
  * handle of its own. The daemons become the workers'. 0, or -1. */
 int  gw_forward_start(struct gw *g, struct MHD_Daemon **daemons, int n);
-/* Each worker answers what it holds (503 lane_stopping; streams are cut),
- * stops its server and ends. */
+/* Each worker ends what it holds (a 503 lane_stopping is set and logged,
+ * streams are cut), stops its server -- which closes the connections,
+ * so those answers seldom leave -- and ends. */
 void gw_forward_stop(struct gw *g);
 /* From a server's handler: hands call, its connection suspended, to the
  * worker running that server, which walks its candidates once the

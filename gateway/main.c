@@ -954,7 +954,7 @@ int main(int argc, char **argv) {
   int sig = 0;
   while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) gw_reload(&g, "SIGHUP");
   fprintf(stderr, "lane-gateway: %s, stopping\n", sig == SIGALRM ? "time is up" : "signal");
-  gw_forward_stop(&g);   /* each worker answers what it holds and stops its server */
+  gw_forward_stop(&g);   /* each worker ends what it holds and stops its server */
   stop(&g);
   curl_global_cleanup();
   return 0;

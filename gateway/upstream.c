@@ -1,14 +1,19 @@
 /*
  * upstream.c -- forwarding a request along its decision's candidates.
  *
- * One thread, the forwarder, drives every upstream transfer of client
- * requests with one libcurl multi handle. A connection thread decides a
- * request, suspends the client's connection and hands the call over
- * (gw_forward); the forwarder walks the call's chain -- an attempt per
- * candidate, retries after their backoff, the attempt's timeout, the
- * request's deadline -- sets the answer and resumes the connection, which
- * queues it. No thread waits on a provider, so a thousand requests in
- * flight cost a thousand transfers, not a thousand threads.
+ * The gateway runs limits.threads workers. A worker is one thread that
+ * runs an HTTP server of its own (libmicrohttpd, driven from outside) and
+ * a libcurl multi handle of its own -- the forwarder -- for the upstream
+ * transfers of the requests that server reads. The server's handler
+ * decides a request, suspends the client's connection and hands the call
+ * over (gw_forward); once the server's turn is over the forwarder walks
+ * the call's chain -- an attempt per candidate, retries after their
+ * backoff, the attempt's timeout, the request's deadline -- sets the
+ * answer and resumes the connection, which queues it on the server's next
+ * turn. No thread waits on a provider, so a thousand requests in flight
+ * cost a thousand transfers, not a thousand threads; and everything a
+ * request touches here is its worker's own, so nothing below is locked but
+ * the shadows' slot pool and the share handle.
  *
  * Until something is sent to the client every failure (connection refused
  * or reset, timeout, 429, 5xx, malformed JSON, a 200 that is not a chat
@@ -21,7 +26,7 @@
  * Every attempt's outcome goes to lane_observe; every answer's cost, from
  * its usage, to lane_charge.
  *
- * Connections are kept: the forwarder's multi handle keeps one cache of
+ * Connections are kept: a worker's multi handle keeps one cache of
  * connections (and HTTP/2 sessions) for all its transfers. Shadow calls
  * run on worker threads of their own (shadow.c), each transfer on a slot
  * -- a multi handle and an easy handle -- taken from a pool and given back
@@ -483,18 +488,16 @@ static struct MHD_Response *text_response(const gw_call *c, const char *body, si
 
 /* ---- streams after their first byte ----
  *
- * The forwarder feeds a committed stream's bytes into x->sse; the client's
- * connection thread reads them out in stream_read. When there is nothing
- * to read, the reader suspends the connection and the forwarder resumes
- * it as bytes come (both under the stream's lock, so a resume never comes
- * before its suspend). */
+ * The forwarder feeds a committed stream's bytes into x->sse during a
+ * perform; the server reads them out in stream_read during its turn, on
+ * the same thread. When there is nothing to read, the reader suspends the
+ * connection and the forwarder resumes it as bytes come. */
 
 struct stream {
-  pthread_mutex_t mu;       /* guards x->sse.out and the flags below */
   xfer      *x;             /* the committed transfer */
   gw_call   *c;             /* its request (one reference held) */
   int        model;         /* answering model */
-  atomic_int refs;          /* the response, the forwarder (or a cancel it is sent) */
+  int        refs;          /* the response, the forwarder (or a cancel it is sent) */
   int        waiting;       /* the reader suspended the connection for want of bytes */
   int        finished, ok;  /* the transfer is over, and how */
   int        gone;          /* the response is freed: the client is done or gone */
@@ -502,11 +505,18 @@ struct stream {
 };
 
 static void stream_put(stream *s) {
-  if (atomic_fetch_sub(&s->refs, 1) != 1) return;
+  if (--s->refs) return;
   xfer_release(s->x);   /* detached by the forwarder already */
   gw_call_release(s->c);
-  pthread_mutex_destroy(&s->mu);
   free(s);
+}
+
+/* Resumes the connection of a stream whose reader waits for bytes. */
+static void stream_wake(stream *s) {
+  if (!s->waiting || s->gone) return;
+  s->waiting = 0;
+  MHD_resume_connection(s->c->con);
+  s->x->F->resumed = 1;
 }
 
 /* Bookkeeping of a stream that ended: the answer's usage charged, or a
@@ -527,15 +537,8 @@ static void stream_end(stream *s, int ok) {
 
 /* The forwarder's: bytes of a committed stream came in (during a perform). */
 static void stream_feed(xfer *x, const char *p, size_t n) {
-  stream *s = x->s;
-  pthread_mutex_lock(&s->mu);
   gw_sse_feed(&x->sse, p, n);
-  if (s->waiting && !s->gone && x->sse.out.n > x->sse.out_pos) {
-    s->waiting = 0;
-    MHD_resume_connection(s->c->con);
-    x->F->resumed = 1;
-  }
-  pthread_mutex_unlock(&s->mu);
+  if (x->sse.out.n > x->sse.out_pos) stream_wake(x->s);
   x->until = gw_now_ms() + (uint64_t)x->g->cfg.stream_idle_ms;
 }
 
@@ -544,17 +547,11 @@ static void stream_feed(xfer *x, const char *p, size_t n) {
  * before the first byte), or the gateway stops. */
 static void stream_finish(xfer *x, int ok, int bookkeeping) {
   stream *s = x->s;
-  x->F->resumed = 1;
   xfer_detach(x);
-  pthread_mutex_lock(&s->mu);
   if (ok) gw_sse_end(&x->sse);
   s->finished = 1;
   s->ok = ok;
-  if (s->waiting && !s->gone) {
-    s->waiting = 0;
-    MHD_resume_connection(s->c->con);
-  }
-  pthread_mutex_unlock(&s->mu);
+  stream_wake(s);   /* the reader sends the end */
   if (bookkeeping) stream_end(s, ok);
   stream_put(s);   /* the forwarder's reference */
 }
@@ -564,7 +561,6 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
   xfer *x = s->x;
   ssize_t r;
   (void)pos;
-  pthread_mutex_lock(&s->mu);
   size_t avail = x->sse.out.n - x->sse.out_pos;
   if (avail) {
     size_t n = avail < max ? avail : max;
@@ -579,7 +575,6 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     MHD_suspend_connection(s->c->con);
     r = 0;
   }
-  pthread_mutex_unlock(&s->mu);
   return r;
 }
 
@@ -589,11 +584,8 @@ static void fwd_cancel(gw_fwd *F, stream *s);
  * went away (then the forwarder stops the transfer). */
 static void stream_free(void *cls) {
   stream *s = cls;
-  pthread_mutex_lock(&s->mu);
   s->gone = 1;
-  int running = !s->finished;
-  pthread_mutex_unlock(&s->mu);
-  if (running) fwd_cancel(s->x->F, s);   /* this reference goes with it */
+  if (!s->finished) fwd_cancel(s->x->F, s);   /* this reference goes with it */
   else stream_put(s);
 }
 
@@ -601,11 +593,10 @@ static struct MHD_Response *stream_response(gw_call *c, int model, xfer *x) {
   stream *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->x = x, s->c = c, s->model = model;
-  atomic_init(&s->refs, 2);
-  pthread_mutex_init(&s->mu, NULL);
+  s->refs = 2;
   struct MHD_Response *r =
       MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, s, stream_free);
-  if (!r) return pthread_mutex_destroy(&s->mu), free(s), NULL;
+  if (!r) return free(s), NULL;
   atomic_fetch_add(&c->refs, 1);
   x->s = s;
   c->served = model;
@@ -974,6 +965,16 @@ static void fwd_cancel(gw_fwd *F, stream *s) {
   F->cancels = s;
 }
 
+/* Streams whose client is gone: their transfers stop, unbooked. */
+static void fwd_cancels(gw_fwd *F) {
+  while (F->cancels) {
+    stream *s = F->cancels;
+    F->cancels = s->cancel_next;
+    if (!s->finished) stream_finish(s->x, 0, 0);
+    stream_put(s);   /* the reference the cancel came with */
+  }
+}
+
 /* Transfers past their time, and retries whose backoff is over. */
 static void sweep(gw_fwd *F) {
   uint64_t now = gw_now_ms();
@@ -1042,12 +1043,7 @@ static void *fwd_main(void *arg) {
       c->next = NULL;
       chain_walk(F, c);
     }
-    while (F->cancels) {
-      stream *s = F->cancels;
-      F->cancels = s->cancel_next;
-      if (!s->finished) stream_finish(s->x, 0, 0);
-      stream_put(s);   /* the reference the cancel came with */
-    }
+    fwd_cancels(F);
     int running = 0, queued = 0;
     curl_multi_perform(F->multi, &running);
     uint64_t now = gw_now_ns();
@@ -1087,13 +1083,12 @@ static void *fwd_main(void *arg) {
     serve = server.revents != 0 || (timed && gw_now_ms() >= ms + mt);
   }
   fwd_drain(F);
-  MHD_stop_daemon(F->d);   /* closes its connections; what was answered 503 may not be sent */
+  /* closes its connections: a 503 set by the drain goes out only if a
+   * connection was already being written; the drain resumes them because
+   * a server cannot stop with connections suspended */
+  MHD_stop_daemon(F->d);
   F->d = NULL;
-  while (F->cancels) {   /* streams freed at the stop: finished by the drain */
-    stream *s = F->cancels;
-    F->cancels = s->cancel_next;
-    stream_put(s);
-  }
+  fwd_cancels(F);   /* streams freed at the stop (finished by the drain) */
   return NULL;
 }
 

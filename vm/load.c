@@ -1349,12 +1349,11 @@ static uint64_t insn_steps(const vctx *v, const lane_program *p, uint32_t pc) {
   }
   case BC_OP_EQ_S: case BC_OP_NE_S: case BC_OP_LT_S: case BC_OP_LE_S: case BC_OP_GT_S:
   case BC_OP_GE_S: case BC_OP_S_STARTS: case BC_OP_S_ENDS: case BC_OP_S_CONTAINS:
+  case BC_OP_S_CHARAT: case BC_OP_S_SUBSTR: case BC_OP_S_INDEX: case BC_OP_S_LASTINDEX:
     return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 2), vbound(s, 1))) : w;
   case BC_OP_S_SIZE: case BC_OP_BUCKET_S: case BC_OP_S_TRIM: case BC_OP_S2I: case BC_OP_S2U:
   case BC_OP_S2B:
     return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 1), 0)) : w;
-  case BC_OP_S_CHARAT: case BC_OP_S_SUBSTR: case BC_OP_S_INDEX: case BC_OP_S_LASTINDEX:
-    return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 2), vbound(s, 1))) : w;
   case BC_OP_S_SUBSTR2: case BC_OP_S_INDEX_AT: case BC_OP_S_LASTINDEX_AT:
     return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 3), vbound(s, 2))) : w;
   default:

@@ -414,7 +414,6 @@ double lane_route_cost(const lane_program *p, int route, const lane_request *r, 
   return cost_on(&p->im, r, (uint32_t)model, route_est(&p->im, (uint32_t)route));
 }
 
-
 /* ---------------------------------------------------------------------
  * Helpers of the interpreter
  * ------------------------------------------------------------------- */
