@@ -37,6 +37,9 @@ const sema_builtin sema_builtins[] = {
    "sticky bucket 0%..99%: splitmix64(u) % 100 (an int and a uint with the same bits agree)"},
   {"has", 0, 1, {TY_ERROR}, TY_BOOL, BF_HAS, BC_OP_HAS,
    "whether the request set field `req.f` (an unset field reads as 0, \"\" or false)"},
+  {"dyn", 0, 1, {TY_ERROR}, TY_ERROR, BF_DYN, NOOP,
+   "x itself, typed as CEL's dyn: == and != with a value of another type are false and true "
+   "(CEL's heterogeneous equality) rather than a type error; the result has x's type"},
   {"int", 0, 1, {TY_INT}, TY_INT, BF_INT, NOOP, "identity"},
   {"int", 0, 1, {TY_TOKENS}, TY_INT, BF_INT, NOOP, "token count as an int"},
   {"int", 0, 1, {TY_UINT}, TY_INT, BF_INT, BC_OP_U2I, "error above 2^63-1"},

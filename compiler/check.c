@@ -30,12 +30,12 @@ static int check(sema_unit *u, ast_node *n, int cx);
 const char *sema_ty_name(int ty) {
   static const char *const names[TY_NTYPES] = {
     "error", "int", "uint", "double", "bool", "string", "null", "money",
-    "price", "duration", "tokens", "fraction", "model"
+    "price", "duration", "tokens", "fraction", "model", "dyn"
   };
   static const char *const lists[TY_NTYPES] = {
     "list", "list(int)", "list(uint)", "list(double)", "list(bool)", "list(string)",
     "list(null)", "list(money)", "list(price)", "list(duration)", "list(tokens)",
-    "list(fraction)", "list(model)"
+    "list(fraction)", "list(model)", "list(dyn)"
   };
   if (ty & TY_LIST) {
     int e = ty & ~TY_LIST;
@@ -127,7 +127,9 @@ static sema_plan arith_plan(int fam, int lt, int rt) {
     if ((lt == TY_TOKENS && rt == TY_INT) || (lt == TY_INT && rt == TY_TOKENS))
       return plan(TY_TOKENS, NOCONV, NOCONV, mop(fam, LANE_T_INT));
     if (fam == BC_BIN_ADD && lt == TY_STRING && rt == TY_STRING) return plan(TY_STRING, NOCONV, NOCONV, -1);
-    if (fam == BC_BIN_ADD && (lt & TY_LIST) && lt == rt) return plan(lt, NOCONV, NOCONV, -1);
+    if (fam == BC_BIN_ADD && (lt & TY_LIST) && (rt & TY_LIST))   /* constants */
+      return plan(lt == rt || rt == (TY_LIST | TY_NULL) ? lt : lt == (TY_LIST | TY_NULL) ? rt
+                  : TY_LIST | TY_DYN, NOCONV, NOCONV, -1);
     return bad;
   }
   if (fam == BC_BIN_MUL) {
@@ -154,9 +156,15 @@ static sema_plan arith_plan(int fam, int lt, int rt) {
 static sema_plan compare_plan(int fam, int lt, int rt) {
   sema_plan bad = plan(TY_ERROR, NOCONV, NOCONV, -1);
   int eq = fam == BC_BIN_EQ || fam == BC_BIN_NE;
-  if ((lt & TY_LIST) && (rt & TY_LIST) &&
-      (lt == (TY_LIST | TY_NULL) || rt == (TY_LIST | TY_NULL)))   /* [] */
-    return eq ? plan(TY_BOOL, NOCONV, NOCONV, -1) : bad;
+  if ((lt & TY_LIST) && (rt & TY_LIST) && lt != rt) {
+    /* [] and [1, 'a'] compare with any list, and numbers across types,
+     * item by item (constants: lists have no run-time form) */
+    int le = lt & ~TY_LIST, re = rt & ~TY_LIST;
+    if (le == TY_NULL || re == TY_NULL || le == TY_DYN || re == TY_DYN ||
+        (is_num(le) && is_num(re)))
+      return eq ? plan(TY_BOOL, NOCONV, NOCONV, -1) : bad;
+    return bad;
+  }
   if (lt == rt) {
     if (lt == TY_MODEL || (lt & TY_LIST) || lt == TY_NULL)
       return eq ? plan(TY_BOOL, NOCONV, NOCONV, -1) : bad;
@@ -417,8 +425,28 @@ static int check_has(sema_unit *u, ast_node *n, int cx) {
   return TY_BOOL;
 }
 
+/* dyn(x): CEL's dynamic type. lane knows every value's type when it
+ * compiles, so dyn(x) is x, typed as x; what it changes is that == and
+ * != with a value of another type are false and true, not a type error
+ * (check_binary). */
+static int check_dyn(sema_unit *u, ast_node *n, int cx) {
+  if (n->a || n->list.n != 1) {
+    diag_error(&u->ctx, n->span, "dyn() takes one value, as in dyn(req.x)");
+    return TY_ERROR;
+  }
+  int t = check(u, n->list.v[0], cx);
+  for (int i = 0; i < sema_nbuiltins; i++)
+    if (sema_builtins[i].fn == BF_DYN) n->ref = i;
+  return t;
+}
+
+static int is_dyn(const ast_node *n) {
+  return n->kind == N_CALL && sema_builtins[n->ref].fn == BF_DYN;
+}
+
 static int check_call(sema_unit *u, ast_node *n, int cx) {
   if (!strcmp(n->name, "has")) return check_has(u, n, cx);
+  if (!strcmp(n->name, "dyn")) return check_dyn(u, n, cx);
   int args[3], nargs = 0;
   if (n->a) args[nargs++] = check(u, n->a, cx);
   for (int i = 0; i < n->list.n; i++) {
@@ -521,7 +549,7 @@ static int check_binary(sema_unit *u, ast_node *n, int cx) {
       return TY_ERROR;
     }
     int et = rt & ~TY_LIST;
-    if (et != lt && et != TY_NULL && !(is_num(et) && is_num(lt))) {
+    if (et != lt && et != TY_NULL && et != TY_DYN && !(is_num(et) && is_num(lt))) {
       diag_error(&u->ctx, n->span, "cannot look for %s in %s", sema_ty_name(lt),
                  sema_ty_name(rt));
       return TY_ERROR;
@@ -529,6 +557,10 @@ static int check_binary(sema_unit *u, ast_node *n, int cx) {
     return TY_BOOL;
   }
   sema_plan p = sema_binplan(n->op, lt, rt);
+  if (p.ty == TY_ERROR && (n->op == OP_EQ || n->op == OP_NE) && (is_dyn(n->a) || is_dyn(n->b))) {
+    n->refkind = RK_HETERO;
+    return TY_BOOL;
+  }
   if (p.ty == TY_ERROR) {
     char h[96];
     unit_hint(h, sizeof h, n->a, n->b);
@@ -558,6 +590,21 @@ static int check_unary(sema_unit *u, ast_node *n, int cx) {
   return TY_ERROR;
 }
 
+static int is_constant(const ast_node *n);
+
+static int is_const_list(const ast_node *n) {
+  for (int i = 0; i < n->list.n; i++)
+    if (!n->list.v[i]->is_const) return 0;
+  return 1;
+}
+
+/* The first item type of list n that is not its first item's. */
+static int first_other(const ast_node *n) {
+  for (int i = 1; i < n->list.n; i++)
+    if (n->list.v[i]->type != n->list.v[0]->type) return n->list.v[i]->type;
+  return n->list.v[0]->type;
+}
+
 static int check_list(sema_unit *u, ast_node *n, int cx) {
   int et = TY_NULL;
   for (int i = 0; i < n->list.n; i++) {
@@ -567,12 +614,14 @@ static int check_list(sema_unit *u, ast_node *n, int cx) {
       diag_error(&u->ctx, n->list.v[i]->span, "lists of lists are not supported");
       return TY_ERROR;
     }
-    if (et == TY_NULL) et = t;
-    else if (t != et) {
-      diag_error(&u->ctx, n->list.v[i]->span, "list elements must share a type: %s and %s",
-                 sema_ty_name(et), sema_ty_name(t));
-      return TY_ERROR;
-    }
+    if (et == TY_NULL && i == 0) et = t;
+    else if (t != et) et = TY_DYN;   /* CEL's list(dyn): constants only */
+  }
+  if (et == TY_DYN && !is_const_list(n)) {
+    diag_error(&u->ctx, n->span, "list elements must share a type, unless the list is a "
+               "constant (%s and %s here)", sema_ty_name(n->list.v[0]->type),
+               sema_ty_name(first_other(n)));
+    return TY_ERROR;
   }
   return TY_LIST | et;
 }
@@ -594,6 +643,22 @@ static int is_constant(const ast_node *n) {
   default:
     return 0;
   }
+}
+
+/* The type of item n (N_INDEX) of a constant list of mixed types: its
+ * value's, which only folding knows. */
+static int const_item_type(sema_unit *u, ast_node *n) {
+  if (!n->a->is_const || !n->b->is_const) {
+    diag_error(&u->ctx, n->span, "an item of a list of mixed types needs a constant index");
+    return TY_ERROR;
+  }
+  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0};
+  ev_val v = ev_eval(&env, n);
+  if (v.kind == EV_ERROR) {
+    diag_error(&u->ctx, n->span, "%s", v.err);
+    return TY_ERROR;
+  }
+  return v.kind == EV_OK ? v.ty : TY_ERROR;
 }
 
 static int check(sema_unit *u, ast_node *n, int cx) {
@@ -619,12 +684,14 @@ static int check(sema_unit *u, ast_node *n, int cx) {
   case N_INDEX: {
     int lt = check(u, n->a, cx), it = check(u, n->b, cx);
     if (lt == TY_ERROR || it == TY_ERROR) break;
-    if (!(lt & TY_LIST) || (it != TY_INT && it != TY_UINT)) {
+    /* CEL takes a double of a whole value as an index where it is dyn */
+    if (!(lt & TY_LIST) || (it != TY_INT && it != TY_UINT && !(it == TY_DOUBLE && is_dyn(n->b)))) {
       diag_error(&u->ctx, n->span, "cannot index %s with %s", sema_ty_name(lt),
                  sema_ty_name(it));
       break;
     }
     t = lt & ~TY_LIST;
+    if (t == TY_DYN) t = const_item_type(u, n);
     break;
   }
   case N_COND: {

@@ -236,6 +236,8 @@ static uint32_t list_index(emitter *E, const ast_node *n, const ev_val *l, int w
   return E->im.nlists - 1;
 }
 
+static int is_number(int ty) { return ty == TY_INT || ty == TY_UINT || ty == TY_DOUBLE; }
+
 static void emit_in(emitter *E, const ast_node *n) {
   ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0};
   ev_val l = ev_eval(&env, n->b);
@@ -244,7 +246,37 @@ static void emit_in(emitter *E, const ast_node *n) {
     return;
   }
   emit_expr(E, n->a);
-  emit(E, BC_OP_IN_LIST, 0, 0, list_index(E, n, &l, n->a->type));
+  int want = n->a->type, et = l.ty & ~TY_LIST, mt = sema_ty_mtype(want);
+  int num = mt == LANE_T_INT || mt == LANE_T_UINT || mt == LANE_T_DOUBLE;
+  if (et == TY_DYN || (num && want != TY_TOKENS && want != et && et != TY_NULL)) {
+    /* Items of other types never equal x and are left out; numbers of
+     * another type compare as doubles, as == compares them. */
+    int mixed = 0;
+    for (size_t i = 0; i < l.n; i++)
+      mixed |= num && want != TY_TOKENS && l.items[i].ty != want && is_number(l.items[i].ty);
+    ev_val *d = ast_alloc(&E->u->ctx, (l.n + 1) * sizeof *d);
+    if (!d) return;
+    size_t k = 0;
+    for (size_t i = 0; i < l.n; i++) {
+      const ev_val *it = &l.items[i];
+      if (mixed && is_number(it->ty)) {
+        d[k] = *it;
+        d[k].ty = TY_DOUBLE;
+        if (it->ty == TY_INT) d[k].v.d = (double)it->v.i;
+        else if (it->ty == TY_UINT) d[k].v.d = (double)it->v.u;
+        k++;
+      } else if (it->ty == want || (want == TY_TOKENS && it->ty == TY_INT)) {
+        d[k++] = *it;
+      }
+    }
+    l.items = d;
+    l.n = k;
+    if (mixed) {
+      if (mt != LANE_T_DOUBLE) emit(E, mt == LANE_T_INT ? BC_OP_I2D : BC_OP_U2D, 0, 0, 0);
+      want = TY_DOUBLE;
+    }
+  }
+  emit(E, BC_OP_IN_LIST, 0, 0, list_index(E, n, &l, want));
 }
 
 /* Whether node n itself (not its operands) can raise an error at run time:
@@ -373,6 +405,16 @@ static void emit_logic(emitter *E, const ast_node *n) {
 static void emit_binary(emitter *E, const ast_node *n) {
   if (n->op == OP_AND || n->op == OP_OR) { emit_logic(E, n); return; }
   if (n->op == OP_IN) { emit_in(E, n); return; }
+  if (n->refkind == RK_HETERO) {   /* the sides only for their errors */
+    const ast_node *side[2] = {n->a, n->b};
+    for (int i = 0; i < 2; i++)
+      if (sema_ty_mtype(side[i]->type) && can_fail(E, side[i])) {
+        emit_expr(E, side[i]);
+        emit(E, BC_OP_POP, sema_ty_mtype(side[i]->type), 0, 0);
+      }
+    emit(E, BC_OP_PUSH_B, n->op == OP_NE, 0, 0);
+    return;
+  }
   sema_plan p = sema_binplan(n->op, n->a->type, n->b->type);
   if (p.op < 0) {
     fail(E, n->span, "this operation on %s is supported only on constants",

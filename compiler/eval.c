@@ -411,6 +411,7 @@ static ev_val eval_call(const ev_env *env, const ast_node *n) {
     if (st) return error(sem_fault_text(b->op, 0));
     return mk_i(TY_INT, r);
   }
+  case BF_DYN: return a[0];
   case BF_BUCKET: return bucket(&a[0]);
   case BF_STRING: return format_value(env, &a[0]);
   case BF_INT: case BF_UINT: case BF_DOUBLE: case BF_BOOL:
@@ -471,6 +472,7 @@ static ev_val eval_binary(const ev_env *env, const ast_node *n) {
       if (vequal(&a, &b.items[i])) return mk_b(1);
     return mk_b(0);
   }
+  if (n->refkind == RK_HETERO) return mk_b(n->op == OP_NE);
   sema_plan p = sema_binplan(n->op, a.ty, b.ty);
   if (p.ty == TY_ERROR) return error("operands of different types");
   if (p.op < 0) {
@@ -533,6 +535,13 @@ ev_val ev_eval(const ev_env *env, const ast_node *n) {
     ev_val l = ev_eval(env, n->a), i = ev_eval(env, n->b);
     if (l.kind != EV_OK) return l;
     if (i.kind != EV_OK) return i;
+    if (i.ty == TY_DOUBLE) {   /* dyn(2.0): a whole value */
+      double d = i.v.d;
+      if (!(d >= 0 && d < (double)l.n) || d != (double)(int64_t)d)
+        return error(d == d && d == (double)(int64_t)d ? "index out of range"
+                                                       : "index is not a whole number");
+      i.v.i = (int64_t)d;
+    }
     if (i.v.i < 0 || (uint64_t)i.v.i >= l.n) return error("index out of range");
     return l.items[i.v.i];
   }

@@ -25,6 +25,8 @@ typedef enum sema_ty {
   TY_TOKENS,      /* token count */
   TY_FRACTION,    /* 0..1 */
   TY_MODEL,       /* a model (tests only) */
+  TY_DYN,         /* the items of a constant list of mixed types, [1, 'a']:
+                     each has its own type, known when it is folded */
   TY_NTYPES,
   TY_LIST = 0x100 /* or'ed with the element type */
 } sema_ty;
@@ -41,7 +43,11 @@ typedef enum sema_ref {
   RK_MPROP,       /* model property of the current/selected model, ref = MP_* */
   RK_BUDGET,      /* ref = budget index * 4 + (0 spent, 1 remaining, 2 used) */
   RK_MODEL,       /* a model constant, ref = model index */
-  RK_DECISION     /* test: ref = DV_* */
+  RK_DECISION,    /* test: ref = DV_* */
+  RK_HETERO       /* N_BINARY == or != whose sides never share a type, one
+                     of them dyn(): constant false (==) or true (!=), CEL's
+                     heterogeneous equality; the sides still run, for the
+                     errors they may raise */
 } sema_ref;
 
 /* Model properties: the rows of BC_MPROPS (vm/bc.h), whose kind says which

@@ -788,7 +788,10 @@ typedef enum bc_order {
     "pop s; push uint(s): decimal digits only; else an error")                \
   X(S2B,       NONE,   "S",  "B", 1, 1, A, NEXT, 0,                            \
     "pop s; push bool(s): 1 t T true TRUE True, or 0 f F false FALSE False;"   \
-    " else an error")
+    " else an error")                                                         \
+  X(POP,       TYPE,   "*",  "",  1, 0, A, NEXT, 0,                            \
+    "pop a value of type a: an operand computed only for the error it may "    \
+    "raise (dyn(x) == y where x and y never have one type)")
 
 typedef enum bc_op {
 #define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, flow, empty, doc) BC_OP_##name,

@@ -1099,7 +1099,7 @@ static int star_type(const bc_image *im, const bc_insn *in) {
   case BC_OP_LOAD: return im->fields[in->c].type;
   case BC_OP_M_FIELD: return tcode(bc_mprops[bc_mfield_row[in->a]].mt);
   case BC_OP_IN_LIST: return (int)im->lists[in->c].type;
-  case BC_OP_XRET: return in->a;
+  case BC_OP_XRET: case BC_OP_POP: return in->a;
   default: return 0;
   }
 }

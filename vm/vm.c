@@ -1660,6 +1660,7 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
     }
     vmcase(BUCKET_I) { T1.v.d = sem_bucket_u(T1.v.u); vmbreak; }
     vmcase(BUCKET_U) { T1.v.d = sem_bucket_u(T1.v.u); vmbreak; }
+    vmcase(POP) { sp--; vmbreak; }
     vmcase(HAS) PUSH(i, (int64_t)(x->r->set >> in->c & 1))
     vmcase(BUDGET) {
       STR_STEPS(BC_OP_BUDGET, budget_key_bytes(x, in->c), 0);

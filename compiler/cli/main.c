@@ -1104,8 +1104,10 @@ static int cmd_builtins(const cli *c) {
     else snprintf(call, sizeof call, "`%s(x)`", b->name);
     for (int k = 0; k < b->nargs; k++)
       snprintf(args + strlen(args), sizeof args - strlen(args), "%s%s", k ? ", " : "",
-               b->fn == BF_HAS ? "a request field" : sema_ty_name(b->args[k]));
-    printf("| %s | %s | %s | %s%s |\n", call, args, sema_ty_name(b->result), b->doc,
+               b->fn == BF_HAS ? "a request field" : b->fn == BF_DYN ? "any"
+               : sema_ty_name(b->args[k]));
+    printf("| %s | %s | %s | %s%s |\n", call, args,
+           b->fn == BF_DYN ? "x's type" : sema_ty_name(b->result), b->doc,
            b->op == -1 ? " (constants only)" : "");
   }
   return 0;

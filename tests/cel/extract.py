@@ -27,7 +27,7 @@ import sys
 
 # Functions and methods lane has (compiler/builtins.c).
 LANE_FUNCS = {"size", "startsWith", "endsWith", "contains", "int", "uint", "double", "bool",
-              "string", "charAt", "indexOf", "lastIndexOf", "substring", "trim"}
+              "string", "charAt", "indexOf", "lastIndexOf", "substring", "trim", "dyn"}
 MACROS = {"all", "exists", "exists_one", "map", "filter", "transformList",
           "transformMap", "transformMapEntry", "sortBy"}
 TIME_FUNCS = {"timestamp", "duration", "getFullYear", "getMonth", "getDate",
@@ -123,8 +123,8 @@ def unsupported(o):
                 continue
             if name == "has":
                 return "has()"
-            if name in ("type", "dyn"):
-                return "type() and dyn()"
+            if name == "type":
+                return "type()"
             if name in MACROS:
                 return "macros"
             if name in TIME_FUNCS:
