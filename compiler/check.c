@@ -444,9 +444,81 @@ static int is_dyn(const ast_node *n) {
   return n->kind == N_CALL && sema_builtins[n->ref].fn == BF_DYN;
 }
 
+/* math.f(args): the parser reads a call on a receiver; the receiver
+ * `math`, a name nothing else has, makes it the math extension's function
+ * "math.f" (sema_builtins) of args. */
+static void namespaced(sema_unit *u, ast_node *n) {
+  if (!n->a || n->a->kind != N_IDENT || strcmp(n->a->name, "math") != 0) return;
+  size_t k = strlen(n->name);
+  char *nm = ast_alloc(&u->ctx, k + 6);
+  if (!nm) return;
+  memcpy(nm, "math.", 5);
+  memcpy(nm + 5, n->name, k + 1);
+  n->name = nm;
+  n->a = NULL;
+}
+
+static int is_num(int t);
+
+/* Types math.greatest and math.least order: numbers, and each unit with
+ * itself. */
+static int minmax_type(int t) {
+  return is_num(t) || t == TY_TOKENS || t == TY_MONEY || t == TY_PRICE || t == TY_DURATION ||
+         t == TY_FRACTION;
+}
+
+/* math.greatest(x, ...) and math.least: numbers of one type give that
+ * type, at run time too. Numbers of mixed types, or a list, give the
+ * winner's own type (CEL's), which only folding knows: constants only. */
+static int check_minmax(sema_unit *u, ast_node *n, int cx, int fn) {
+  const char *f = fn == BF_GREATEST ? "math.greatest" : "math.least";
+  for (int i = 0; i < sema_nbuiltins; i++)
+    if (sema_builtins[i].fn == fn) n->ref = i;
+  if (n->list.n == 0) {
+    diag_error(&u->ctx, n->span, "%s() takes one or more numbers, or a list of them", f);
+    return TY_ERROR;
+  }
+  int first = TY_ERROR, same = 1, nums = 1, consts = 1;
+  for (int i = 0; i < n->list.n; i++) {
+    ast_node *a = n->list.v[i];
+    int t = check(u, a, cx);
+    if (t == TY_ERROR) return TY_ERROR;
+    int et = n->list.n == 1 && (t & TY_LIST) ? t & ~TY_LIST : t;
+    if (!minmax_type(et) && et != TY_DYN && !(t & TY_LIST && et == TY_NULL)) {
+      diag_error(&u->ctx, a->span, "%s() takes numbers, not %s", f, sema_ty_name(t));
+      return TY_ERROR;
+    }
+    if (i == 0) first = t;
+    same &= t == first;
+    nums &= is_num(t);
+    consts &= a->is_const;
+  }
+  if (same && !(first & TY_LIST)) return first;
+  if (!same && !nums) {
+    diag_error(&u->ctx, n->span, "%s() of %s and %s: units do not mix", f,
+               sema_ty_name(first), sema_ty_name(n->list.v[n->list.n - 1]->type));
+    return TY_ERROR;
+  }
+  if (!consts) {
+    diag_error(&u->ctx, n->span, "%s() of numbers of different types takes constants only: "
+               "its type is the winner's; convert them to one type, as in double(x)", f);
+    return TY_ERROR;
+  }
+  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0};
+  ev_val v = ev_eval(&env, n);
+  if (v.kind == EV_ERROR) {
+    diag_error(&u->ctx, n->span, "%s", v.err);
+    return TY_ERROR;
+  }
+  return v.kind == EV_OK ? v.ty : TY_ERROR;
+}
+
 static int check_call(sema_unit *u, ast_node *n, int cx) {
+  namespaced(u, n);
   if (!strcmp(n->name, "has")) return check_has(u, n, cx);
   if (!strcmp(n->name, "dyn")) return check_dyn(u, n, cx);
+  if (!strcmp(n->name, "math.greatest")) return check_minmax(u, n, cx, BF_GREATEST);
+  if (!strcmp(n->name, "math.least")) return check_minmax(u, n, cx, BF_LEAST);
   int args[3], nargs = 0;
   if (n->a) args[nargs++] = check(u, n->a, cx);
   for (int i = 0; i < n->list.n; i++) {

@@ -308,6 +308,8 @@ static int raises(const ast_node *n) {
   return raises_here(n);
 }
 
+static int minmax_op(const ast_node *n);
+
 /* Whether VM code can compute constant expression n node by node (no_opt):
  * literals of a machine type and operators and builtins that have an
  * instruction. Anything else (lists, indexing, const-only builtins, null)
@@ -326,6 +328,9 @@ static int runtime_ok(const ast_node *n) {
     return runtime_ok(n->a) && runtime_ok(n->b);
   case N_CALL:
     if (sema_builtins[n->ref].op == -1 || (n->a && !runtime_ok(n->a))) return 0;
+    if ((sema_builtins[n->ref].fn == BF_GREATEST || sema_builtins[n->ref].fn == BF_LEAST) &&
+        minmax_op(n) < 0)
+      return 0;
     for (int i = 0; i < n->list.n; i++)
       if (!runtime_ok(n->list.v[i])) return 0;
     return 1;
@@ -441,8 +446,36 @@ static void emit_mprop(emitter *E, const ast_node *n) {
   emit(E, bc_mprops[p].op, bc_mprops[p].mf >= 0 ? bc_mprops[p].mf : 0, 0, 0);
 }
 
+/* The opcode math.greatest or math.least (call n) folds its arguments
+ * with, or -1 where only folding computes it (types that differ, a
+ * list). */
+static int minmax_op(const ast_node *n) {
+  int fn = sema_builtins[n->ref].fn;
+  if (fn != BF_GREATEST && fn != BF_LEAST) return -1;
+  for (int i = 0; i < n->list.n; i++)
+    if (n->list.v[i]->type != n->type) return -1;
+  switch (sema_ty_mtype(n->type)) {
+  case LANE_T_INT: return fn == BF_GREATEST ? BC_OP_MAX_I : BC_OP_MIN_I;
+  case LANE_T_UINT: return fn == BF_GREATEST ? BC_OP_MAX_U : BC_OP_MIN_U;
+  case LANE_T_DOUBLE: return fn == BF_GREATEST ? BC_OP_MAX_D : BC_OP_MIN_D;
+  default: return -1;
+  }
+}
+
 static void emit_call(emitter *E, const ast_node *n) {
   const sema_builtin *b = &sema_builtins[n->ref];
+  if (b->fn == BF_GREATEST || b->fn == BF_LEAST) {
+    int op = minmax_op(n);
+    if (op < 0) {
+      fail(E, n->span, "%s() of values of different types is supported only on constants", b->name);
+      return;
+    }
+    for (int i = 0; i < n->list.n; i++) {
+      emit_expr(E, n->list.v[i]);
+      if (i) emit(E, op, 0, 0, 0);
+    }
+    return;
+  }
   if (b->op == -1) {
     fail(E, n->span, "%s() of a value known only at run time is not supported", b->name);
     return;

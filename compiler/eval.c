@@ -373,10 +373,83 @@ static ev_val parse_number(const ev_val *s, int ty) {
   return *end ? error("not a double") : mk_d(TY_DOUBLE, d);
 }
 
+/* The math extension's fixed-arity functions: the opcode's operation. */
+static ev_val eval_math(int op, const ev_val *a) {
+  int64_t i = 0;
+  uint64_t u = 0;
+  switch (op) {
+  case BC_OP_CEIL: return mk_d(TY_DOUBLE, sem_ceil(a[0].v.d));
+  case BC_OP_FLOOR: return mk_d(TY_DOUBLE, sem_floor(a[0].v.d));
+  case BC_OP_ROUND: return mk_d(TY_DOUBLE, sem_round(a[0].v.d));
+  case BC_OP_TRUNC: return mk_d(TY_DOUBLE, sem_trunc(a[0].v.d));
+  case BC_OP_ABS_I: return sem_abs_i(a[0].v.i, &i) ? error(sem_fault_text(op, 0)) : mk_i(TY_INT, i);
+  case BC_OP_ABS_D: return mk_d(TY_DOUBLE, sem_fabs(a[0].v.d));
+  case BC_OP_SIGN_I: return mk_i(TY_INT, (a[0].v.i > 0) - (a[0].v.i < 0));
+  case BC_OP_SIGN_U: return mk_u(a[0].v.u != 0);
+  case BC_OP_SIGN_D: return mk_d(TY_DOUBLE, sem_sign_d(a[0].v.d));
+  case BC_OP_ISNAN: return mk_b(isnan(a[0].v.d));
+  case BC_OP_ISINF: return mk_b(isinf(a[0].v.d));
+  case BC_OP_ISFINITE: return mk_b(isfinite(a[0].v.d));
+  case BC_OP_BAND_I: return mk_i(TY_INT, a[0].v.i & a[1].v.i);
+  case BC_OP_BAND_U: return mk_u(a[0].v.u & a[1].v.u);
+  case BC_OP_BOR_I: return mk_i(TY_INT, a[0].v.i | a[1].v.i);
+  case BC_OP_BOR_U: return mk_u(a[0].v.u | a[1].v.u);
+  case BC_OP_BXOR_I: return mk_i(TY_INT, a[0].v.i ^ a[1].v.i);
+  case BC_OP_BXOR_U: return mk_u(a[0].v.u ^ a[1].v.u);
+  case BC_OP_BNOT_I: return mk_i(TY_INT, ~a[0].v.i);
+  case BC_OP_BNOT_U: return mk_u(~a[0].v.u);
+  case BC_OP_SHL_I: case BC_OP_SHL_U: case BC_OP_SHR_I: case BC_OP_SHR_U: {
+    int left = op == BC_OP_SHL_I || op == BC_OP_SHL_U;
+    if ((left ? sem_shl_u : sem_shr_u)(a[0].v.u, a[1].v.i, &u)) return error(sem_fault_text(op, 0));
+    return op == BC_OP_SHL_I || op == BC_OP_SHR_I ? mk_i(TY_INT, (int64_t)u) : mk_u(u);
+  }
+  default: return a[0];   /* abs of a uint */
+  }
+}
+
+/* Whether a > b, numbers compared as the VM compares them. */
+static int greater(const ev_val *a, const ev_val *b) {
+  sema_plan p = sema_binplan(OP_GT, a->ty, b->ty);
+  if (p.op < 0) return 0;
+  ev_val r = mop(p.op, conv(p.lconv, *a), conv(p.rconv, *b));
+  return r.kind == EV_OK && r.v.i;
+}
+
+/* math.greatest and math.least: of the arguments, or of a list's items;
+ * the first wins a tie, a NaN wins outright (as MAX_D and MIN_D). */
+static ev_val eval_minmax(const ev_env *env, const ast_node *n, int most) {
+  ev_val one = ev_eval(env, n->list.v[0]), best;
+  const ev_val *items = NULL;
+  size_t count = (size_t)n->list.n;
+  if (one.kind != EV_OK) return one;
+  if (n->list.n == 1 && (one.ty & TY_LIST)) {
+    items = one.items;
+    count = one.n;
+    if (!count) return error("math.greatest and math.least need at least one value");
+  }
+  for (size_t i = 0; i < count; i++) {
+    ev_val v = items ? items[i] : i ? ev_eval(env, n->list.v[i]) : one;
+    if (v.kind != EV_OK) return v;
+    if (v.ty != TY_INT && v.ty != TY_UINT && sema_ty_mtype(v.ty) != LANE_T_DOUBLE &&
+        v.ty != TY_TOKENS)
+      return error("no such overload: math.greatest and math.least take numbers");
+    if (i == 0 || (best.ty == TY_DOUBLE && best.v.d != best.v.d)) {
+      if (i == 0) best = v;
+      continue;
+    }
+    if ((sema_ty_mtype(v.ty) == LANE_T_DOUBLE && v.v.d != v.v.d) ||
+        (most ? greater(&v, &best) : greater(&best, &v)))
+      best = v;
+  }
+  return best;
+}
+
 static ev_val eval_call(const ev_env *env, const ast_node *n) {
-  if (sema_builtins[n->ref].fn == BF_HAS)   /* known only with a request */
+  int fn = sema_builtins[n->ref].fn;
+  if (fn == BF_HAS)   /* known only with a request */
     return env->req ? mk_b((int)(env->req->set >> n->list.v[0]->ref & 1))
                     : unknown();
+  if (fn == BF_GREATEST || fn == BF_LEAST) return eval_minmax(env, n, fn == BF_GREATEST);
   ev_val a[3];
   int na = 0;
   if (n->a) a[na++] = ev_eval(env, n->a);
@@ -412,6 +485,7 @@ static ev_val eval_call(const ev_env *env, const ast_node *n) {
     return mk_i(TY_INT, r);
   }
   case BF_DYN: return a[0];
+  case BF_MATH: return eval_math(b->op, a);
   case BF_BUCKET: return bucket(&a[0]);
   case BF_STRING: return format_value(env, &a[0]);
   case BF_INT: case BF_UINT: case BF_DOUBLE: case BF_BOOL:

@@ -791,7 +791,70 @@ typedef enum bc_order {
     " else an error")                                                         \
   X(POP,       TYPE,   "*",  "",  1, 0, A, NEXT, 0,                            \
     "pop a value of type a: an operand computed only for the error it may "    \
-    "raise (dyn(x) == y where x and y never have one type)")
+    "raise (dyn(x) == y where x and y never have one type)")                  \
+  X(MAX_I,     NONE,   "II", "I", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push the larger (math.greatest)")                               \
+  X(MAX_U,     NONE,   "UU", "U", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push the larger")                                               \
+  X(MAX_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push the larger; NaN if either is NaN")                         \
+  X(MIN_I,     NONE,   "II", "I", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push the smaller (math.least)")                                 \
+  X(MIN_U,     NONE,   "UU", "U", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push the smaller")                                              \
+  X(MIN_D,     NONE,   "DD", "D", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push the smaller; NaN if either is NaN")                        \
+  X(CEIL,      NONE,   "D",  "D", 1, 0, A, NEXT, 0,                            \
+    "pop d; push ceil(d) (math.ceil)")                                         \
+  X(FLOOR,     NONE,   "D",  "D", 1, 0, A, NEXT, 0,                            \
+    "pop d; push floor(d) (math.floor)")                                       \
+  X(ROUND,     NONE,   "D",  "D", 1, 0, A, NEXT, 0,                            \
+    "pop d; push d rounded to the nearest whole value, halves away from "      \
+    "zero (math.round)")                                                       \
+  X(TRUNC,     NONE,   "D",  "D", 1, 0, A, NEXT, 0,                            \
+    "pop d; push d without its fraction (math.trunc)")                         \
+  X(ABS_I,     NONE,   "I",  "I", 1, 1, A, NEXT, 0,                            \
+    "pop i; push |i|; an error for -2^63 (math.abs)")                          \
+  X(ABS_D,     NONE,   "D",  "D", 1, 0, A, NEXT, 0,                            \
+    "pop d; push |d|")                                                         \
+  X(SIGN_I,    NONE,   "I",  "I", 1, 0, A, NEXT, 0,                            \
+    "pop i; push -1, 0 or 1 (math.sign)")                                      \
+  X(SIGN_U,    NONE,   "U",  "U", 1, 0, A, NEXT, 0,                            \
+    "pop u; push 0u or 1u")                                                    \
+  X(SIGN_D,    NONE,   "D",  "D", 1, 0, A, NEXT, 0,                            \
+    "pop d; push -1.0 or 1.0, or d for zeros and NaN")                         \
+  X(ISNAN,     NONE,   "D",  "B", 1, 0, A, NEXT, 0,                            \
+    "pop d; push whether d is NaN (math.isNaN)")                               \
+  X(ISINF,     NONE,   "D",  "B", 1, 0, A, NEXT, 0,                            \
+    "pop d; push whether d is an infinity (math.isInf)")                       \
+  X(ISFINITE,  NONE,   "D",  "B", 1, 0, A, NEXT, 0,                            \
+    "pop d; push whether d is neither NaN nor infinite (math.isFinite)")       \
+  X(BAND_I,    NONE,   "II", "I", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a & b (math.bitAnd)")                                      \
+  X(BAND_U,    NONE,   "UU", "U", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a & b")                                                    \
+  X(BOR_I,     NONE,   "II", "I", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a | b (math.bitOr)")                                       \
+  X(BOR_U,     NONE,   "UU", "U", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a | b")                                                    \
+  X(BXOR_I,    NONE,   "II", "I", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a ^ b (math.bitXor)")                                      \
+  X(BXOR_U,    NONE,   "UU", "U", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a ^ b")                                                    \
+  X(BNOT_I,    NONE,   "I",  "I", 1, 0, A, NEXT, 0,                            \
+    "pop i; push ~i (math.bitNot)")                                            \
+  X(BNOT_U,    NONE,   "U",  "U", 1, 0, A, NEXT, 0,                            \
+    "pop u; push ~u")                                                          \
+  X(SHL_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0,                            \
+    "pop n, a; push a << n: 0 for n >= 64, an error for n < 0 "                \
+    "(math.bitShiftLeft)")                                                     \
+  X(SHL_U,     NONE,   "UI", "U", 1, 1, A, NEXT, 0,                            \
+    "pop n, a; push a << n: 0 for n >= 64, an error for n < 0")                \
+  X(SHR_I,     NONE,   "II", "I", 1, 1, A, NEXT, 0,                            \
+    "pop n, a; push a >> n filling with zeros (the bits as a uint): 0 for n "  \
+    ">= 64, an error for n < 0 (math.bitShiftRight)")                          \
+  X(SHR_U,     NONE,   "UI", "U", 1, 1, A, NEXT, 0,                            \
+    "pop n, a; push a >> n: 0 for n >= 64, an error for n < 0")
 
 typedef enum bc_op {
 #define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, flow, empty, doc) BC_OP_##name,

@@ -19,6 +19,9 @@
  *   CEL string extensions  sem_char_at sem_substring sem_index_of
  *                          sem_last_index_of sem_trim (code points)
  *   parsing strings        sem_parse_i sem_parse_u sem_parse_b
+ *   CEL's math extension   sem_abs_i, sem_sign_d, sem_shl/shr_u,
+ *                          sem_max_d sem_min_d, sem_trunc sem_floor
+ *                          sem_ceil sem_round sem_fabs (no libm)
  *   bucket()               sem_bucket_u sem_bucket_s
  *   model checks           sem_fits, sem_breaker_health
  *   budget figures         sem_budget_figure
@@ -44,7 +47,8 @@ enum {
   SEM_EOVERFLOW,   /* the result does not fit (or an unsigned one is < 0) */
   SEM_EZERO,       /* division or modulus by zero */
   SEM_ERANGE,      /* a conversion's operand is out of the target's range */
-  SEM_EINDEX       /* a string index out of range, or a substring's start past its end */
+  SEM_EINDEX,      /* a string index out of range, or a substring's start past its end */
+  SEM_ESHIFT       /* a negative bit shift */
 };
 
 static inline int sem_add_i(int64_t a, int64_t b, int64_t *r) {
@@ -75,6 +79,68 @@ static inline int sem_neg_i(int64_t a, int64_t *r) {
   *r = -a;
   return SEM_OK;
 }
+
+/* ---- CEL's math extension (math.abs, math.sign, math.bit*, greatest
+ * and least) ---- */
+static inline int sem_abs_i(int64_t a, int64_t *r) {
+  if (a == INT64_MIN) return SEM_EOVERFLOW;
+  *r = a < 0 ? -a : a;
+  return SEM_OK;
+}
+
+/* Rounding without libm (liblane links libc alone). A double of
+ * magnitude 2^52 or more is whole already, as are NaN and infinities;
+ * below that the int64 conversion is exact. A whole result keeps d's sign
+ * (math.trunc(-0.5) is -0.0, as C's trunc). */
+static inline double sem_with_sign(double r, double d) {
+  uint64_t rb, db;
+  memcpy(&rb, &r, 8);
+  memcpy(&db, &d, 8);
+  rb = (rb & ~(UINT64_C(1) << 63)) | (db & (UINT64_C(1) << 63));
+  memcpy(&r, &rb, 8);
+  return r;
+}
+static inline double sem_fabs(double d) { return sem_with_sign(d, 1.0); }
+static inline int sem_whole(double d) { return !(sem_fabs(d) < 4503599627370496.0); }
+static inline double sem_trunc(double d) {
+  return sem_whole(d) ? d : sem_with_sign((double)(int64_t)d, d);
+}
+static inline double sem_floor(double d) {
+  double t = sem_trunc(d);
+  return t > d ? t - 1.0 : t;
+}
+static inline double sem_ceil(double d) {
+  double t = sem_trunc(d);
+  return t < d ? sem_with_sign(t + 1.0, d) : t;
+}
+/* Halves away from zero (C's round): d - trunc(d) is exact here. */
+static inline double sem_round(double d) {
+  double t = sem_trunc(d);
+  if (sem_whole(d) || sem_fabs(d - t) < 0.5) return t;
+  return d < 0 ? t - 1.0 : t + 1.0;
+}
+
+/* -1.0, 1.0, or d itself for zeros and NaN. */
+static inline double sem_sign_d(double d) { return d > 0 ? 1.0 : d < 0 ? -1.0 : d; }
+
+/* Shifts by n bits: n >= 64 gives 0, a negative n is an error; a right
+ * shift fills with zeros, for ints too (CEL's bitShiftRight). */
+static inline int sem_shl_u(uint64_t a, int64_t n, uint64_t *r) {
+  if (n < 0) return SEM_ESHIFT;
+  *r = n >= 64 ? 0 : a << n;
+  return SEM_OK;
+}
+
+static inline int sem_shr_u(uint64_t a, int64_t n, uint64_t *r) {
+  if (n < 0) return SEM_ESHIFT;
+  *r = n >= 64 ? 0 : a >> n;
+  return SEM_OK;
+}
+
+/* The larger and smaller of two doubles; a NaN wins either way, so one
+ * NaN among math.greatest's arguments makes the result NaN. */
+static inline double sem_max_d(double a, double b) { return a != a ? a : (b > a || b != b) ? b : a; }
+static inline double sem_min_d(double a, double b) { return a != a ? a : (b < a || b != b) ? b : a; }
 /* Unsigned: wrap-around, and a result below zero, are errors. */
 static inline int sem_add_u(uint64_t a, uint64_t b, uint64_t *r) {
   return __builtin_add_overflow(a, b, r) ? SEM_EOVERFLOW : SEM_OK;
@@ -494,6 +560,8 @@ static inline const char *sem_fault_text(int op, int zero) {
   case BC_OP_S2I: return "string is not an int";
   case BC_OP_S2U: return "string is not a uint";
   case BC_OP_S2B: return "string is not a bool";
+  case BC_OP_SHL_I: case BC_OP_SHL_U: case BC_OP_SHR_I: case BC_OP_SHR_U:
+    return "negative bit shift";
   default: break;
   }
   switch (op) {

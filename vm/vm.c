@@ -1366,6 +1366,9 @@ static void vm_cand(vm_run *x, const bc_insn *in, uint32_t at) {
 #define UINT_OP(fn) { uint64_t r_; if (fn(T2.v.u, T1.v.u, &r_)) goto fault; \
                       T2.v.u = r_; sp--; vmbreak; }
 #define CONV(fn, from, to) { if (fn(T1.v.from, &T1.v.to)) goto fault; vmbreak; }
+/* A uint operation of a uint (or an int's bits) and an int count. */
+#define UINT_OP_N(fn) { uint64_t r_; if (fn(T2.v.u, T1.v.i, &r_)) goto fault; \
+                        T2.v.u = r_; sp--; vmbreak; }
 #define DBL_OP(op)  { T2.v.d = T2.v.d op T1.v.d; sp--; vmbreak; }
 #define CMP(m, op)  { T2.v.i = T2.v.m op T1.v.m; sp--; vmbreak; }
 #define SCMP(op)    { STR_STEPS(BC_OP_LT_S, T2.n, T1.n); \
@@ -1661,6 +1664,39 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(BUCKET_I) { T1.v.d = sem_bucket_u(T1.v.u); vmbreak; }
     vmcase(BUCKET_U) { T1.v.d = sem_bucket_u(T1.v.u); vmbreak; }
     vmcase(POP) { sp--; vmbreak; }
+    /* CEL's math extension (sem.h has the rules that can fail) */
+#define PAIR(m, e)  { T2.v.m = (e); sp--; vmbreak; }
+#define UN(m, e)    { T1.v.m = (e); vmbreak; }
+    vmcase(MAX_I) PAIR(i, T1.v.i > T2.v.i ? T1.v.i : T2.v.i)
+    vmcase(MAX_U) PAIR(u, T1.v.u > T2.v.u ? T1.v.u : T2.v.u)
+    vmcase(MAX_D) PAIR(d, sem_max_d(T2.v.d, T1.v.d))
+    vmcase(MIN_I) PAIR(i, T1.v.i < T2.v.i ? T1.v.i : T2.v.i)
+    vmcase(MIN_U) PAIR(u, T1.v.u < T2.v.u ? T1.v.u : T2.v.u)
+    vmcase(MIN_D) PAIR(d, sem_min_d(T2.v.d, T1.v.d))
+    vmcase(CEIL) UN(d, sem_ceil(T1.v.d))
+    vmcase(FLOOR) UN(d, sem_floor(T1.v.d))
+    vmcase(ROUND) UN(d, sem_round(T1.v.d))
+    vmcase(TRUNC) UN(d, sem_trunc(T1.v.d))
+    vmcase(ABS_I) CONV(sem_abs_i, i, i)
+    vmcase(ABS_D) UN(d, sem_fabs(T1.v.d))
+    vmcase(SIGN_I) UN(i, (T1.v.i > 0) - (T1.v.i < 0))
+    vmcase(SIGN_U) UN(u, T1.v.u != 0)
+    vmcase(SIGN_D) UN(d, sem_sign_d(T1.v.d))
+    vmcase(ISNAN) UN(i, isnan(T1.v.d) != 0)
+    vmcase(ISINF) UN(i, isinf(T1.v.d) != 0)
+    vmcase(ISFINITE) UN(i, isfinite(T1.v.d) != 0)
+    vmcase(BAND_I) PAIR(i, T2.v.i & T1.v.i)
+    vmcase(BAND_U) PAIR(u, T2.v.u & T1.v.u)
+    vmcase(BOR_I) PAIR(i, T2.v.i | T1.v.i)
+    vmcase(BOR_U) PAIR(u, T2.v.u | T1.v.u)
+    vmcase(BXOR_I) PAIR(i, T2.v.i ^ T1.v.i)
+    vmcase(BXOR_U) PAIR(u, T2.v.u ^ T1.v.u)
+    vmcase(BNOT_I) UN(i, ~T1.v.i)
+    vmcase(BNOT_U) UN(u, ~T1.v.u)
+    vmcase(SHL_I) vmcase(SHL_U) UINT_OP_N(sem_shl_u)
+    vmcase(SHR_I) vmcase(SHR_U) UINT_OP_N(sem_shr_u)
+#undef PAIR
+#undef UN
     vmcase(HAS) PUSH(i, (int64_t)(x->r->set >> in->c & 1))
     vmcase(BUDGET) {
       STR_STEPS(BC_OP_BUDGET, budget_key_bytes(x, in->c), 0);

@@ -1100,14 +1100,16 @@ static int cmd_builtins(const cli *c) {
     const sema_builtin *b = &sema_builtins[i];
     char call[64], args[96] = "";
     static const char *const arg_names[] = {"", "y", "y, z"};
+    static const char *const call_args[] = {"x", "x, y", "x, y, z"};
+    int minmax = b->fn == BF_GREATEST || b->fn == BF_LEAST;
     if (b->method) snprintf(call, sizeof call, "`x.%s(%s)`", b->name, arg_names[b->nargs - 1]);
-    else snprintf(call, sizeof call, "`%s(x)`", b->name);
+    else snprintf(call, sizeof call, "`%s(%s)`", b->name, minmax ? "x, ..." : call_args[b->nargs - 1]);
     for (int k = 0; k < b->nargs; k++)
       snprintf(args + strlen(args), sizeof args - strlen(args), "%s%s", k ? ", " : "",
                b->fn == BF_HAS ? "a request field" : b->fn == BF_DYN ? "any"
-               : sema_ty_name(b->args[k]));
+               : minmax ? "numbers, or a list" : sema_ty_name(b->args[k]));
     printf("| %s | %s | %s | %s%s |\n", call, args,
-           b->fn == BF_DYN ? "x's type" : sema_ty_name(b->result), b->doc,
+           b->fn == BF_DYN ? "x's type" : minmax ? "theirs" : sema_ty_name(b->result), b->doc,
            b->op == -1 ? " (constants only)" : "");
   }
   return 0;

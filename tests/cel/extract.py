@@ -27,7 +27,10 @@ import sys
 
 # Functions and methods lane has (compiler/builtins.c).
 LANE_FUNCS = {"size", "startsWith", "endsWith", "contains", "int", "uint", "double", "bool",
-              "string", "charAt", "indexOf", "lastIndexOf", "substring", "trim", "dyn"}
+              "string", "charAt", "indexOf", "lastIndexOf", "substring", "trim", "dyn", "math_f"}
+MATH_FUNCS = {"greatest", "least", "ceil", "floor", "round", "trunc", "abs", "sign",
+              "isNaN", "isInf", "isFinite", "bitAnd", "bitOr", "bitXor", "bitNot",
+              "bitShiftLeft", "bitShiftRight"}
 MACROS = {"all", "exists", "exists_one", "map", "filter", "transformList",
           "transformMap", "transformMapEntry", "sortBy"}
 TIME_FUNCS = {"timestamp", "duration", "getFullYear", "getMonth", "getDate",
@@ -108,6 +111,9 @@ def unsupported(o):
     # Numbers out of the way (hex, exponents, u suffixes), then names.
     e = re.sub(r'(?<![A-Za-z0-9_])(0[xX][0-9a-fA-F]+|[0-9]+\.?[0-9]*([eE][+-]?[0-9]+)?'
                r'|\.[0-9]+([eE][+-]?[0-9]+)?)[uU]?', ' 0 ', e)
+    # math.f( is one name, which lane has
+    e = re.sub(r'(?<![A-Za-z0-9_.])math\s*\.\s*(' + "|".join(sorted(MATH_FUNCS)) + r')\s*\(',
+               ' math_f(', e)
     if "{" in e:
         return "maps and messages"
     if re.search(r'\?\.|\[\?|optional', e):

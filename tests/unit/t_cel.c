@@ -295,7 +295,15 @@ static void plan_walk(lift_plan *lp, const ast_node *n) {
     snprintf(what, sizeof what, "'%s' on %s", opname[n->op], sema_ty_name(n->a->type));
     const_part(lp, what);
     return;
-  case N_CALL:
+  case N_CALL: {
+    int fn = sema_builtins[n->ref].fn, mixed = 0;
+    for (int i = 0; (fn == BF_GREATEST || fn == BF_LEAST) && i < n->list.n; i++)
+      mixed |= n->list.v[i]->type != n->type;   /* types differ, or a list */
+    if (mixed) {
+      snprintf(what, sizeof what, "%s() of mixed types", n->name);
+      const_part(lp, what);
+      return;
+    }
     if (sema_builtins[n->ref].op != -1) {
       if (n->a) plan_walk(lp, n->a);
       for (int i = 0; i < n->list.n; i++) plan_walk(lp, n->list.v[i]);
@@ -305,6 +313,7 @@ static void plan_walk(lift_plan *lp, const ast_node *n) {
              sema_ty_name(n->a ? n->a->type : n->list.n ? n->list.v[0]->type : TY_ERROR));
     const_part(lp, what);
     return;
+  }
   case N_LIST: const_part(lp, "a list"); return;
   case N_INDEX: const_part(lp, "indexing"); return;
   case N_NULL: const_part(lp, "null"); return;

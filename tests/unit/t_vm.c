@@ -467,6 +467,38 @@ static void bytes_eq_lengths(void) {
      "byte, agree with the bytes (%d wrong)", cases, bad);
 }
 
+/* The math extension's rounding is written without libm (liblane links
+ * libc alone): it must agree with libm's ceil, floor, round, trunc and
+ * fabs bit for bit -- zeros' signs, halves, 2^52 and above, NaN and the
+ * infinities -- on edges and on a sweep of doubles of every magnitude. */
+static int same_bits(double a, double b) {
+  return (a != a && b != b) || !memcmp(&a, &b, sizeof a);
+}
+
+static void rounding_matches_libm(void) {
+  static const double edges[] = {0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999999999999994,
+                                 -0.49999999999999994, 1.0, -1.0, 4503599627370495.5,
+                                 -4503599627370495.5, 4503599627370496.0, 9007199254740993.0,
+                                 1e300, -1e300, 5e-324, -5e-324, 1.0 / 0.0, -1.0 / 0.0};
+  int bad = 0, cases = 0;
+  uint64_t x = 0x9E3779B97F4A7C15u;
+  for (int i = 0; i < 200000; i++) {
+    double d;
+    if (i < (int)(sizeof edges / sizeof *edges)) d = edges[i];
+    else if (i == (int)(sizeof edges / sizeof *edges)) d = 0.0 / 0.0;
+    else {
+      x ^= x << 13; x ^= x >> 7; x ^= x << 17;   /* xorshift64: bits of any double */
+      uint64_t bits = (x & 0x800FFFFFFFFFFFFFu) | ((uint64_t)(1000 + x % 110) << 52);
+      memcpy(&d, &bits, sizeof d);                 /* exponents 2^-23 .. 2^86 */
+    }
+    bad += !same_bits(sem_trunc(d), trunc(d)) + !same_bits(sem_floor(d), floor(d)) +
+           !same_bits(sem_ceil(d), ceil(d)) + !same_bits(sem_round(d), round(d)) +
+           !same_bits(sem_fabs(d), fabs(d));
+    cases += 5;
+  }
+  ok(bad == 0, "sem_trunc/floor/ceil/round/fabs agree with libm on %d cases (%d differ)", cases, bad);
+}
+
 /* Compact requests (lane_request_init_in): their size, their refusals, the
  * text room API, and every route deciding alike on a compact request and
  * a lane_request variable holding the same values. */
@@ -683,6 +715,7 @@ int main(void) {
   string_work();
   compact_requests(rt, p);
   bytes_eq_lengths();
+  rounding_matches_libm();
 
   lane_runtime_free(rt);
   lane_program_free(p);
