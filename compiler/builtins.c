@@ -10,6 +10,8 @@ const sema_builtin sema_builtins[] = {
   {"size", 1, 1, {TY_STRING}, TY_INT, BF_SIZE, BC_OP_S_SIZE, "code points in a string"},
   {"size", 0, 1, {TY_LIST}, TY_INT, BF_SIZE, CONST_ONLY, "items in a constant list"},
   {"size", 1, 1, {TY_LIST}, TY_INT, BF_SIZE, CONST_ONLY, "items in a constant list"},
+  {"size", 0, 1, {TY_MAP}, TY_INT, BF_SIZE, BC_OP_MAP_SIZE, "entries in a map"},
+  {"size", 1, 1, {TY_MAP}, TY_INT, BF_SIZE, BC_OP_MAP_SIZE, "entries in a map"},
   {"startsWith", 1, 2, {TY_STRING, TY_STRING}, TY_BOOL, BF_STARTS, BC_OP_S_STARTS, "prefix test"},
   {"endsWith", 1, 2, {TY_STRING, TY_STRING}, TY_BOOL, BF_ENDS, BC_OP_S_ENDS, "suffix test"},
   {"contains", 1, 2, {TY_STRING, TY_STRING}, TY_BOOL, BF_CONTAINS, BC_OP_S_CONTAINS, "substring test"},

@@ -27,19 +27,29 @@ int sema_route_find(const sema_unit *u, const char *name);
 
 static int check(sema_unit *u, ast_node *n, int cx);
 
+/* The type names, twice (a macro does not expand inside itself). */
+#define TY_NAMES(X, a) X(a, "error") X(a, "int") X(a, "uint") X(a, "double") X(a, "bool") \
+  X(a, "string") X(a, "null") X(a, "money") X(a, "price") X(a, "duration") X(a, "tokens")  \
+  X(a, "fraction") X(a, "model") X(a, "dyn")
+#define TY_NAMES2(X, a) X(a, "error") X(a, "int") X(a, "uint") X(a, "double") X(a, "bool") \
+  X(a, "string") X(a, "null") X(a, "money") X(a, "price") X(a, "duration") X(a, "tokens")  \
+  X(a, "fraction") X(a, "model") X(a, "dyn")
+#define TY_NAME(_, n) n,
+#define TY_LIST_NAME(_, n) "list(" n ")",
+#define TY_MAP_NAME(k, v) "map(" k ", " v ")",
+#define TY_MAP_ROW(_, k) { TY_NAMES2(TY_MAP_NAME, k) },
+
 const char *sema_ty_name(int ty) {
-  static const char *const names[TY_NTYPES] = {
-    "error", "int", "uint", "double", "bool", "string", "null", "money",
-    "price", "duration", "tokens", "fraction", "model", "dyn"
-  };
-  static const char *const lists[TY_NTYPES] = {
-    "list", "list(int)", "list(uint)", "list(double)", "list(bool)", "list(string)",
-    "list(null)", "list(money)", "list(price)", "list(duration)", "list(tokens)",
-    "list(fraction)", "list(model)", "list(dyn)"
-  };
+  static const char *const names[TY_NTYPES] = { TY_NAMES(TY_NAME, _) };
+  static const char *const lists[TY_NTYPES] = { TY_NAMES(TY_LIST_NAME, _) };
+  static const char *const maps[TY_NTYPES][TY_NTYPES] = { TY_NAMES(TY_MAP_ROW, _) };
   if (ty & TY_LIST) {
     int e = ty & ~TY_LIST;
-    return e >= 0 && e < TY_NTYPES ? lists[e] : "list";
+    return e > 0 && e < TY_NTYPES ? lists[e] : "list";
+  }
+  if (TY_IS_MAP(ty)) {
+    int k = TY_MKEY(ty), v = TY_MVAL(ty);
+    return ty == TY_MAP ? "map" : k < TY_NTYPES && v < TY_NTYPES ? maps[k][v] : "map";
   }
   return ty >= 0 && ty < TY_NTYPES ? names[ty] : "?";
 }
@@ -156,6 +166,8 @@ static sema_plan arith_plan(int fam, int lt, int rt) {
 static sema_plan compare_plan(int fam, int lt, int rt) {
   sema_plan bad = plan(TY_ERROR, NOCONV, NOCONV, -1);
   int eq = fam == BC_BIN_EQ || fam == BC_BIN_NE;
+  if (TY_IS_MAP(lt) && TY_IS_MAP(rt))   /* constants: maps have no run-time value */
+    return eq ? plan(TY_BOOL, NOCONV, NOCONV, -1) : bad;
   if ((lt & TY_LIST) && (rt & TY_LIST) && lt != rt) {
     /* [] and [1, 'a'] compare with any list, and numbers across types,
      * item by item (constants: lists have no run-time form) */
@@ -373,6 +385,22 @@ static int check_budget_ref(sema_unit *u, ast_node *n, int cx) {
   return TY_ERROR;
 }
 
+static int const_item_type(sema_unit *u, ast_node *n);
+
+/* The type of a map lookup n (m.k or m[k]) on a map of type mt: its value
+ * type, or for a constant map of mixed values, the value's own. */
+static int map_value(sema_unit *u, ast_node *n, int mt) {
+  return TY_MVAL(mt) == TY_DYN ? const_item_type(u, n) : TY_MVAL(mt);
+}
+
+/* Whether a key of type kt can be looked up in a map whose keys are mk
+ * (numbers across types, as == compares them). */
+static int key_fits(int mk, int kt) {
+  return mk == kt || mk == TY_DYN || mk == TY_NULL ||
+         ((mk == TY_INT || mk == TY_UINT || mk == TY_DOUBLE) &&
+          (kt == TY_INT || kt == TY_UINT || kt == TY_DOUBLE));
+}
+
 static int check_selector(sema_unit *u, ast_node *n, int cx) {
   ast_node *a = n->a;
   if (a->kind == N_IDENT && strcmp(a->name, "req") == 0) return check_req_field(u, n, cx);
@@ -406,6 +434,10 @@ static int check_selector(sema_unit *u, ast_node *n, int cx) {
     diag_error(&u->ctx, n->span, "a model has no property '%s'", n->name);
     return TY_ERROR;
   }
+  if (TY_IS_MAP(at) && (TY_MKEY(at) == TY_STRING || TY_MKEY(at) == TY_DYN)) {
+    n->refkind = RK_MAPKEY;   /* m.k is m["k"] */
+    return map_value(u, n, at);
+  }
   diag_error(&u->ctx, n->span, "%s has no field '%s'", sema_ty_name(at), n->name);
   return TY_ERROR;
 }
@@ -414,9 +446,24 @@ static int check_selector(sema_unit *u, ast_node *n, int cx) {
  * argument is a field, not a value: nothing is loaded. */
 static int check_has(sema_unit *u, ast_node *n, int cx) {
   ast_node *f = n->list.n == 1 ? n->list.v[0] : NULL;
-  if (n->a || !f || f->kind != N_SELECTOR || !f->a || f->a->kind != N_IDENT ||
-      strcmp(f->a->name, "req") != 0) {
-    diag_error(&u->ctx, n->span, "has() takes one request field, as in has(req.latency_budget)");
+  int field = f && f->kind == N_SELECTOR && f->a && f->a->kind == N_IDENT &&
+              strcmp(f->a->name, "req") == 0;
+  if (!n->a && f && f->kind == N_SELECTOR && f->a && !field) {   /* has(m.k): a map's key */
+    int mt = check(u, f->a, cx);
+    if (mt == TY_ERROR) return TY_ERROR;
+    if (TY_IS_MAP(mt) && (TY_MKEY(mt) == TY_STRING || TY_MKEY(mt) == TY_DYN ||
+                          TY_MKEY(mt) == TY_NULL)) {
+      f->refkind = RK_MAPKEY;
+      f->type = TY_MVAL(mt) == TY_DYN ? TY_DYN : TY_MVAL(mt);   /* not evaluated: no error */
+      f->is_const = f->a->is_const;
+      for (int i = 0; i < sema_nbuiltins; i++)
+        if (sema_builtins[i].fn == BF_HAS) n->ref = i;
+      return TY_BOOL;
+    }
+  }
+  if (n->a || !f || !field) {
+    diag_error(&u->ctx, n->span, "has() takes one request field, as in has(req.latency_budget), "
+               "or a map's key, as in has(req.metadata.team)");
     return TY_ERROR;
   }
   if (check(u, f, cx) == TY_ERROR) return TY_ERROR;
@@ -536,7 +583,8 @@ static int check_call(sema_unit *u, ast_node *n, int cx) {
     if ((n->a != NULL) != b->method || nargs != b->nargs) continue;
     int match = 1;
     for (int k = 0; k < nargs; k++)
-      if (!(b->args[k] == args[k] || (b->args[k] == TY_LIST && (args[k] & TY_LIST))))
+      if (!(b->args[k] == args[k] || (b->args[k] == TY_LIST && (args[k] & TY_LIST)) ||
+            (b->args[k] == TY_MAP && TY_IS_MAP(args[k]))))
         match = 0;
     if (!match) continue;
     n->ref = i;
@@ -610,6 +658,14 @@ static int check_binary(sema_unit *u, ast_node *n, int cx) {
     }
     if (rt != TY_BOOL) {
       diag_error(&u->ctx, n->b->span, "'%s' needs bool operands, not %s", w, sema_ty_name(rt));
+      return TY_ERROR;
+    }
+    return TY_BOOL;
+  }
+  if (n->op == OP_IN && TY_IS_MAP(rt)) {
+    if (!key_fits(TY_MKEY(rt), lt)) {
+      diag_error(&u->ctx, n->span, "cannot look for %s in the keys of %s", sema_ty_name(lt),
+                 sema_ty_name(rt));
       return TY_ERROR;
     }
     return TY_BOOL;
@@ -706,7 +762,9 @@ static int is_constant(const ast_node *n) {
   case N_INT: case N_UINT: case N_DOUBLE: case N_BOOL: case N_STRING: case N_NULL:
   case N_MONEY: case N_PRICE: case N_DURATION: case N_TOKENS: case N_FRACTION:
     return 1;
-  case N_UNARY: case N_BINARY: case N_COND: case N_INDEX: case N_CALL: case N_LIST:
+  case N_SELECTOR:
+    return n->refkind == RK_MAPKEY && n->a->is_const;
+  case N_UNARY: case N_BINARY: case N_COND: case N_INDEX: case N_CALL: case N_LIST: case N_MAP:
     if ((n->a && !n->a->is_const) || (n->b && !n->b->is_const) || (n->c && !n->c->is_const))
       return 0;
     for (int i = 0; i < n->list.n; i++)
@@ -717,11 +775,42 @@ static int is_constant(const ast_node *n) {
   }
 }
 
+/* A map literal, {k: v, ...}: a constant, as lists are (maps have no
+ * run-time value; a request's maps are fields). Keys are int, uint, bool
+ * or string; keys or values of mixed types make CEL's dyn. */
+static int check_map(sema_unit *u, ast_node *n, int cx) {
+  int kt = TY_NULL, vt = TY_NULL;
+  for (int i = 0; i + 1 < n->list.n; i += 2) {
+    ast_node *k = n->list.v[i], *v = n->list.v[i + 1];
+    int a = check(u, k, cx), b = check(u, v, cx);
+    if (a == TY_ERROR || b == TY_ERROR) return TY_ERROR;
+    if (a != TY_INT && a != TY_UINT && a != TY_BOOL && a != TY_STRING) {
+      diag_error(&u->ctx, k->span, "a map key must be an int, uint, bool or string, not %s",
+                 sema_ty_name(a));
+      return TY_ERROR;
+    }
+    if ((b & TY_LIST) || TY_IS_MAP(b)) {
+      diag_error(&u->ctx, v->span, "maps of lists or maps are not supported");
+      return TY_ERROR;
+    }
+    if (!k->is_const || !v->is_const) {
+      diag_error(&u->ctx, (k->is_const ? v : k)->span,
+                 "a map literal's keys and values must be constants; a request's map is a "
+                 "field (request { metadata: map(string, string) })");
+      return TY_ERROR;
+    }
+    kt = i == 0 ? a : kt == a ? kt : TY_DYN;
+    vt = i == 0 ? b : vt == b ? vt : TY_DYN;
+  }
+  return TY_MAPOF(kt, vt);
+}
+
 /* The type of item n (N_INDEX) of a constant list of mixed types: its
  * value's, which only folding knows. */
 static int const_item_type(sema_unit *u, ast_node *n) {
-  if (!n->a->is_const || !n->b->is_const) {
-    diag_error(&u->ctx, n->span, "an item of a list of mixed types needs a constant index");
+  if (!n->a->is_const || (n->b && !n->b->is_const)) {
+    diag_error(&u->ctx, n->span, "an item of a list or map of mixed types needs a constant "
+               "index");
     return TY_ERROR;
   }
   ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0};
@@ -753,9 +842,19 @@ static int check(sema_unit *u, ast_node *n, int cx) {
   case N_UNARY: t = check_unary(u, n, cx); break;
   case N_BINARY: t = check_binary(u, n, cx); break;
   case N_LIST: t = check_list(u, n, cx); break;
+  case N_MAP: t = check_map(u, n, cx); break;
   case N_INDEX: {
     int lt = check(u, n->a, cx), it = check(u, n->b, cx);
     if (lt == TY_ERROR || it == TY_ERROR) break;
+    if (TY_IS_MAP(lt)) {
+      if (!key_fits(TY_MKEY(lt), it)) {
+        diag_error(&u->ctx, n->span, "cannot index %s with %s", sema_ty_name(lt),
+                   sema_ty_name(it));
+        break;
+      }
+      t = map_value(u, n, lt);
+      break;
+    }
     /* CEL takes a double of a whole value as an index where it is dyn */
     if (!(lt & TY_LIST) || (it != TY_INT && it != TY_UINT && !(it == TY_DOUBLE && is_dyn(n->b)))) {
       diag_error(&u->ctx, n->span, "cannot index %s with %s", sema_ty_name(lt),
@@ -805,7 +904,12 @@ int sema_check_const(sema_unit *u, ast_node *e, int want, const char *what, ev_v
   if (t == TY_ERROR) return -1;
   int ok = t == want || (want == TY_TOKENS && t == TY_INT) ||
            (want == TY_DOUBLE && t == TY_INT) ||
-           (want == (TY_LIST | TY_STRING) && t == (TY_LIST | TY_NULL));
+           (want == (TY_LIST | TY_STRING) && t == (TY_LIST | TY_NULL)) ||
+           (TY_IS_MAP(want) && TY_IS_MAP(t) &&   /* {} or {"k": v}, ints for doubles */
+            (TY_MKEY(t) == TY_STRING || TY_MKEY(t) == TY_NULL) &&
+            (TY_MVAL(t) == TY_MVAL(want) || TY_MVAL(t) == TY_NULL ||
+             (TY_MVAL(t) == TY_INT && (TY_MVAL(want) == TY_TOKENS ||
+                                       sema_ty_mtype(TY_MVAL(want)) == LANE_T_DOUBLE))));
   if (!ok) {
     char h[96] = "";
     if (t == TY_MONEY && want == TY_PRICE) snprintf(h, sizeof h, "; a price is per token, as in $3/Mtok");

@@ -238,9 +238,27 @@ static uint32_t list_index(emitter *E, const ast_node *n, const ev_val *l, int w
 
 static int is_number(int ty) { return ty == TY_INT || ty == TY_UINT || ty == TY_DOUBLE; }
 
+/* Whether n is a request field that is a map (req.metadata). */
+static int is_map_field(const ast_node *n) {
+  return n->kind == N_SELECTOR && n->refkind == RK_FIELD && TY_IS_MAP(n->type);
+}
+
 static void emit_in(emitter *E, const ast_node *n) {
   ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0};
+  if (is_map_field(n->b)) {   /* k in req.m */
+    emit_expr(E, n->a);
+    emit(E, BC_OP_MAP_HAS, 0, 0, (uint32_t)n->b->ref);
+    return;
+  }
   ev_val l = ev_eval(&env, n->b);
+  if (l.kind == EV_OK && TY_IS_MAP(l.ty)) {   /* a constant map: its keys */
+    ev_val *keys = ast_alloc(&E->u->ctx, (l.n + 1) * sizeof *keys);
+    if (!keys) return;
+    for (size_t i = 0; i < l.n; i++) keys[i] = l.items[2 * i];
+    int kt = TY_MKEY(l.ty);
+    l.ty = TY_LIST | (kt == TY_NULL ? TY_NULL : kt);
+    l.items = keys;
+  }
   if (l.kind != EV_OK) {
     fail(E, n->b->span, "the right side of 'in' must be a constant list%s", "");
     return;
@@ -279,6 +297,10 @@ static void emit_in(emitter *E, const ast_node *n) {
   emit(E, BC_OP_IN_LIST, 0, 0, list_index(E, n, &l, want));
 }
 
+static int is_has(const ast_node *n) {
+  return n->kind == N_CALL && sema_builtins[n->ref].fn == BF_HAS;
+}
+
 /* Whether node n itself (not its operands) can raise an error at run time:
  * int and uint arithmetic (overflow, division by zero) and range-checked
  * conversions. */
@@ -294,6 +316,8 @@ static int raises_here(const ast_node *n) {
     int op = sema_builtins[n->ref].op;
     return op >= 0 && bc_op_can_fail(op);
   }
+  case N_INDEX: return TY_IS_MAP(n->a->type);            /* MAP_GET: no such key */
+  case N_SELECTOR: return n->refkind == RK_MAPKEY;
   default: return 0;
   }
 }
@@ -301,7 +325,7 @@ static int raises_here(const ast_node *n) {
 /* Whether evaluating n can raise an error when its constants are folded
  * (the optimised program: the rule index). */
 static int raises(const ast_node *n) {
-  if (n->is_const) return 0;
+  if (n->is_const || is_has(n)) return 0;
   if ((n->a && raises(n->a)) || (n->b && raises(n->b)) || (n->c && raises(n->c))) return 1;
   for (int i = 0; i < n->list.n; i++)
     if (raises(n->list.v[i])) return 1;
@@ -350,6 +374,7 @@ static int folds(const emitter *E, const ast_node *n) {
  * cannot; one computed by VM code (no_opt) raises exactly when its value
  * is an error, which is known now. */
 static int can_fail(const emitter *E, const ast_node *n) {
+  if (is_has(n)) return 0;   /* has() reads no value: its argument never runs */
   if (n->is_const) {
     ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0};
     return !folds(E, n) && ev_eval(&env, n).kind == EV_ERROR;
@@ -480,8 +505,27 @@ static void emit_call(emitter *E, const ast_node *n) {
     fail(E, n->span, "%s() of a value known only at run time is not supported", b->name);
     return;
   }
+  if (b->fn == BF_HAS && n->list.v[0]->refkind == RK_MAPKEY) {   /* has(req.m.k) */
+    const ast_node *f = n->list.v[0];
+    if (!is_map_field(f->a)) {
+      fail(E, n->span, "has() of a map's key needs a request's map field or a constant map%s", "");
+      return;
+    }
+    emit(E, BC_OP_PUSH_S, 0, 0, str_index(E, f->name, strlen(f->name)));
+    emit(E, BC_OP_MAP_HAS, 0, 0, (uint32_t)f->a->ref);
+    return;
+  }
   if (b->fn == BF_HAS) {   /* the field's presence, not its value */
     emit(E, BC_OP_HAS, 0, 0, (uint32_t)n->list.v[0]->ref);
+    return;
+  }
+  if (b->op == BC_OP_MAP_SIZE) {   /* size(req.m) */
+    const ast_node *m = n->a ? n->a : n->list.v[0];
+    if (!is_map_field(m)) {
+      fail(E, n->span, "size() of a map needs a request's map field or a constant map%s", "");
+      return;
+    }
+    emit(E, BC_OP_MAP_SIZE, 0, 0, (uint32_t)m->ref);
     return;
   }
   if (n->a) emit_expr(E, n->a);
@@ -519,6 +563,10 @@ static void emit_expr(emitter *E, const ast_node *n) {
   case N_SELECTOR:
     if (n->refkind == RK_FIELD) emit(E, BC_OP_LOAD, 0, 0, (uint32_t)n->ref);
     else if (n->refkind == RK_BUDGET) emit(E, BC_OP_BUDGET, n->ref & 3, 0, (uint32_t)(n->ref >> 2));
+    else if (n->refkind == RK_MAPKEY && is_map_field(n->a)) {   /* req.m.k */
+      emit(E, BC_OP_PUSH_S, 0, 0, str_index(E, n->name, strlen(n->name)));
+      emit(E, BC_OP_MAP_GET, 0, 0, (uint32_t)n->a->ref);
+    }
     else fail(E, n->span, "'%s' cannot be used at run time", n->name);
     break;
   case N_CALL: emit_call(E, n); break;
@@ -539,6 +587,11 @@ static void emit_expr(emitter *E, const ast_node *n) {
     break;
   }
   case N_INDEX:
+    if (is_map_field(n->a)) {   /* req.m[k] */
+      emit_expr(E, n->b);
+      emit(E, BC_OP_MAP_GET, 0, 0, (uint32_t)n->a->ref);
+      break;
+    }
     fail(E, n->span, "a list can be indexed only where list and index are constants%s", "");
     break;
   default:
@@ -1124,8 +1177,9 @@ static int emit_tables(emitter *E) {
   im->nmodels = (uint32_t)u->nmodels;
   for (int i = 0; i < u->nfields; i++) {
     im->fields[i].name = cstr(E, u->fields[i].name);
-    im->fields[i].type = (uint8_t)sema_ty_mtype(u->fields[i].ty);
-    im->fields[i].unit = (uint8_t)sema_ty_unit(u->fields[i].ty);
+    int ty = u->fields[i].ty, map = TY_IS_MAP(ty);
+    im->fields[i].type = (uint8_t)(map ? LANE_T_MAP : sema_ty_mtype(ty));
+    im->fields[i].unit = (uint8_t)sema_ty_unit(map ? TY_MVAL(ty) : ty);
     im->fields[i].flags = u->fields[i].sensitive ? BC_FIELD_SENSITIVE : 0;
   }
   im->nfields = (uint32_t)u->nfields;

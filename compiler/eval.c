@@ -152,7 +152,25 @@ static ev_val mop(int op, ev_val a, ev_val b) {
 
 /* ---- structural equality (models, lists, null) ---- */
 
+static int vequal(const ev_val *a, const ev_val *b);
+
+/* The entry of map m whose key equals k (numbers across types, as == compares
+ * them): its value, or NULL. */
+static const ev_val *map_find(const ev_val *m, const ev_val *k) {
+  for (size_t i = 0; i < m->n; i++)
+    if (vequal(&m->items[2 * i], k)) return &m->items[2 * i + 1];
+  return NULL;
+}
+
 static int vequal(const ev_val *a, const ev_val *b) {
+  if (TY_IS_MAP(a->ty) || TY_IS_MAP(b->ty)) {   /* the same keys, equal values */
+    if (!TY_IS_MAP(a->ty) || !TY_IS_MAP(b->ty) || a->n != b->n) return 0;
+    for (size_t i = 0; i < a->n; i++) {
+      const ev_val *v = map_find(b, &a->items[2 * i]);
+      if (!v || !vequal(&a->items[2 * i + 1], v)) return 0;
+    }
+    return 1;
+  }
   if ((a->ty & TY_LIST) || (b->ty & TY_LIST)) {
     if (a->n != b->n) return 0;
     for (size_t i = 0; i < a->n; i++)
@@ -241,10 +259,36 @@ static ev_val decision_val(const ev_env *env, int dv) {
 }
 
 /* A request field's value, when explaining a decision. */
+/* A request's map field (stored as sem.h says) as a map value. */
+static ev_val map_field_val(const ev_env *env, int ty, const lane_value *m, int set) {
+  ev_val v = mk(ty);
+  const char *p = set ? m->s.p : NULL;
+  size_t n = set ? m->s.n : 0, at = 4;
+  uint32_t count = sem_map_count(p, n);
+  int vt = TY_MVAL(ty), str = sema_ty_mtype(vt) == LANE_T_STRING;
+  ev_val *items = ast_alloc(ctx_of(env), (2 * (size_t)count + 1) * sizeof *items);
+  if (!items) return error("out of memory");
+  for (uint32_t i = 0; i < count; i++) {
+    const char *k, *vb;
+    size_t kn, vn;
+    sem_map_next(p, &at, str, &k, &kn, &vb, &vn);
+    items[2 * i] = mk_s(k, kn);
+    ev_val x = mk(vt);
+    if (str) { x.s = vb; x.n = vn; }
+    else if (sema_ty_mtype(vt) == LANE_T_DOUBLE) memcpy(&x.v.d, vb, 8);
+    else memcpy(&x.v.i, vb, 8);
+    items[2 * i + 1] = x;
+  }
+  v.items = items;
+  v.n = count;
+  return v;
+}
+
 static ev_val field_val(const ev_env *env, const ast_node *n) {
   const lane_request *r = env->req;
   int f = n->ref, set = (int)(r->set >> f & 1);
   int ty = env->u->fields[f].ty;
+  if (TY_IS_MAP(ty)) return map_field_val(env, ty, &r->v[f], set);
   switch (sema_ty_mtype(ty)) {
   case LANE_T_STRING: return set ? mk_s(r->v[f].s.p, r->v[f].s.n) : mk_s("", 0);
   case LANE_T_DOUBLE: return mk_d(ty, set ? r->v[f].d : 0);
@@ -446,6 +490,12 @@ static ev_val eval_minmax(const ev_env *env, const ast_node *n, int most) {
 
 static ev_val eval_call(const ev_env *env, const ast_node *n) {
   int fn = sema_builtins[n->ref].fn;
+  if (fn == BF_HAS && n->list.v[0]->refkind == RK_MAPKEY) {   /* has(m.k) */
+    ev_val m = ev_eval(env, n->list.v[0]->a);
+    if (m.kind != EV_OK) return m;
+    ev_val k = mk_s(n->list.v[0]->name, strlen(n->list.v[0]->name));
+    return mk_b(map_find(&m, &k) != NULL);
+  }
   if (fn == BF_HAS)   /* known only with a request */
     return env->req ? mk_b((int)(env->req->set >> n->list.v[0]->ref & 1))
                     : unknown();
@@ -541,6 +591,7 @@ static ev_val eval_binary(const ev_env *env, const ast_node *n) {
   if (a.kind == EV_ERROR) return a;
   if (b.kind == EV_ERROR) return b;
   if (a.kind != EV_OK || b.kind != EV_OK) return unknown();
+  if (n->op == OP_IN && TY_IS_MAP(b.ty)) return mk_b(map_find(&b, &a) != NULL);
   if (n->op == OP_IN) {
     for (size_t i = 0; i < b.n; i++)
       if (vequal(&a, &b.items[i])) return mk_b(1);
@@ -581,6 +632,32 @@ static ev_val eval_list(const ev_env *env, const ast_node *n) {
   return v;
 }
 
+/* A map literal: its entries in order; a key given twice is an error. */
+static ev_val eval_map(const ev_env *env, const ast_node *n) {
+  ev_val v = mk(n->type);
+  size_t count = (size_t)n->list.n / 2;
+  ev_val *items = ast_alloc(ctx_of(env), (2 * count + 1) * sizeof *items);
+  if (!items) return error("out of memory");
+  v.items = items;
+  for (size_t i = 0; i < count; i++) {
+    ev_val k = ev_eval(env, n->list.v[2 * i]), x = ev_eval(env, n->list.v[2 * i + 1]);
+    if (k.kind != EV_OK) return k;
+    if (x.kind != EV_OK) return x;
+    v.n = i;
+    if (map_find(&v, &k)) return error("a map literal repeats a key");
+    items[2 * i] = k;
+    items[2 * i + 1] = x;
+  }
+  v.n = count;
+  return v;
+}
+
+/* m[k] and m.k. */
+static ev_val map_get(const ev_val *m, const ev_val *k) {
+  const ev_val *v = map_find(m, k);
+  return v ? *v : error(sem_fault_text(BC_OP_MAP_GET, 0));
+}
+
 ev_val ev_eval(const ev_env *env, const ast_node *n) {
   switch (n->kind) {
   case N_INT: case N_TOKENS: return mk_i(n->kind == N_INT ? TY_INT : TY_TOKENS, n->lit.i);
@@ -592,6 +669,10 @@ ev_val ev_eval(const ev_env *env, const ast_node *n) {
     return mk_d(n->type, n->lit.d);
   case N_IDENT: return eval_ident(env, n);
   case N_SELECTOR:
+    if (n->refkind == RK_MAPKEY) {
+      ev_val m = ev_eval(env, n->a), k = mk_s(n->name, strlen(n->name));
+      return m.kind != EV_OK ? m : map_get(&m, &k);
+    }
     if (n->refkind == RK_MODEL) return mk_i(TY_MODEL, n->ref);
     if (n->refkind == RK_MPROP) {
       ev_val m = ev_eval(env, n->a);
@@ -605,10 +686,12 @@ ev_val ev_eval(const ev_env *env, const ast_node *n) {
   case N_UNARY: return eval_unary(env, n);
   case N_BINARY: return eval_binary(env, n);
   case N_LIST: return eval_list(env, n);
+  case N_MAP: return eval_map(env, n);
   case N_INDEX: {
     ev_val l = ev_eval(env, n->a), i = ev_eval(env, n->b);
     if (l.kind != EV_OK) return l;
     if (i.kind != EV_OK) return i;
+    if (TY_IS_MAP(l.ty)) return map_get(&l, &i);
     if (i.ty == TY_DOUBLE) {   /* dyn(2.0): a whole value */
       double d = i.v.d;
       if (!(d >= 0 && d < (double)l.n) || d != (double)(int64_t)d)

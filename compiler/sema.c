@@ -606,6 +606,22 @@ static const struct { const char *name; int ty; } type_names[] = {
   {"duration", TY_DURATION}, {"fraction", TY_FRACTION}, {"price", TY_PRICE},
 };
 
+/* A field type as written: a scalar's name, or "map(string, T)" (the
+ * parser writes it so), or 0. */
+static int field_type(const char *name) {
+  static const char map[] = "map(string, ";
+  size_t n = strlen(name), m = sizeof map - 1;
+  for (size_t k = 0; k < sizeof type_names / sizeof *type_names; k++) {
+    const char *t = type_names[k].name;
+    size_t tn = strlen(t);
+    if (!strcmp(t, name)) return type_names[k].ty;
+    if (n == m + tn + 1 && !strncmp(name, map, m) && !strncmp(name + m, t, tn) &&
+        name[n - 1] == ')')
+      return TY_MAPOF(TY_STRING, type_names[k].ty);
+  }
+  return TY_ERROR;
+}
+
 static int add_field(sema_unit *u, const char *name, int ty, ast_span sp) {
   if (u->nfields >= LANE_MAX_FIELDS) {
     diag_error(&u->ctx, sp, "too many request fields (at most %d)", LANE_MAX_FIELDS);
@@ -648,13 +664,12 @@ static void add_std_fields(sema_unit *u) {
 static void declare_fields(sema_unit *u, ast_node *d) {
   for (int i = 0; i < d->list.n; i++) {
     ast_node *f = d->list.v[i];
-    int ty = TY_ERROR;
-    for (size_t k = 0; k < sizeof type_names / sizeof *type_names; k++)
-      if (strcmp(type_names[k].name, f->str) == 0) ty = type_names[k].ty;
+    int ty = field_type(f->str);
     if (!ty) {
       diag_error(&u->ctx, f->span,
                  "unknown field type '%s'; expected string, int, uint, double, bool, "
-                 "tokens, money, duration, fraction or price", f->str);
+                 "tokens, money, duration, fraction, price, or map(string, T) of one of "
+                 "those", f->str);
       continue;
     }
     int prev = sema_field_find(u, f->name);

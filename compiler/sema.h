@@ -28,8 +28,16 @@ typedef enum sema_ty {
   TY_DYN,         /* the items of a constant list of mixed types, [1, 'a']:
                      each has its own type, known when it is folded */
   TY_NTYPES,
-  TY_LIST = 0x100 /* or'ed with the element type */
+  TY_LIST = 0x100,/* or'ed with the element type */
+  TY_MAP = 0x200  /* or'ed with key << 4 | value: map(key, value) */
 } sema_ty;
+
+/* map(k, v) types: a request field's (map(string, V)), or a constant's. */
+#define TY_MAPOF(k, v) (TY_MAP | (k) << 4 | (v))
+#define TY_MKEY(t)     ((t) >> 4 & 15)
+#define TY_MVAL(t)     ((t) & 15)
+#define TY_IS_MAP(t)   (((t) & TY_MAP) != 0)
+_Static_assert(TY_NTYPES <= 16, "a map type holds its key and value types in 4 bits each");
 
 const char *sema_ty_name(int ty);   /* "money", "list(string)" */
 int         sema_ty_mtype(int ty);  /* machine type LANE_T_*, or 0 */
@@ -44,6 +52,7 @@ typedef enum sema_ref {
   RK_BUDGET,      /* ref = budget index * 4 + (0 spent, 1 remaining, 2 used) */
   RK_MODEL,       /* a model constant, ref = model index */
   RK_DECISION,    /* test: ref = DV_* */
+  RK_MAPKEY,      /* N_SELECTOR m.k on a map m: the value of key "k" */
   RK_HETERO       /* N_BINARY == or != whose sides never share a type, one
                      of them dyn(): constant false (==) or true (!=), CEL's
                      heterogeneous equality; the sides still run, for the
@@ -222,8 +231,10 @@ typedef struct ev_val {
     uint64_t u;            /* UINT */
     double   d;            /* DOUBLE, MONEY, PRICE, DURATION, FRACTION */
   } v;
-  const char *s; size_t n; /* STRING bytes, or list items (n of them) */
-  const struct ev_val *items; /* TY_LIST: n items */
+  const char *s; size_t n; /* STRING bytes, or list items or map entries
+                              (n of them) */
+  const struct ev_val *items; /* TY_LIST: n items; TY_MAP: 2n, each key
+                                 before its value */
   const char *err;         /* EV_ERROR: why */
 } ev_val;
 

@@ -16,6 +16,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Sets map field f of r, of type fty, from a constant map (checked:
+ * string keys, values of the field's value type, or ints where it is a
+ * double). */
+static int set_map(lane_request *r, int f, const ev_val *v, int fty) {
+  lane_entry *e = calloc(v->n + 1, sizeof *e);
+  if (!e) return -1;
+  int dbl = sema_ty_mtype(TY_MVAL(fty)) == LANE_T_DOUBLE;
+  for (size_t i = 0; i < v->n; i++) {
+    const ev_val *k = &v->items[2 * i], *x = &v->items[2 * i + 1];
+    e[i].key = k->s;
+    e[i].klen = k->n;
+    if (x->ty == TY_STRING) { e[i].v.s.p = x->s; e[i].v.s.n = x->n; }
+    else if (dbl) e[i].v.d = x->ty == TY_INT ? (double)x->v.i : x->v.d;
+    else e[i].v.i = x->v.i;
+  }
+  int rc = lane_set_map(r, f, e, v->n);
+  free(e);
+  return rc;
+}
+
 /* Sets field f of r from a constant; returns 0 or -1. */
 static int set_field(lane_request *r, int f, const ev_val *v) {
   switch (sema_ty_mtype(v->ty)) {
@@ -41,7 +61,8 @@ static void build_request(sema_unit *u, const ast_node *t, lane_request *r) {
         v.v.d = (double)v.v.i;
         v.ty = TY_DOUBLE;
       }
-      set_field(r, init->ref, &v);
+      if (TY_IS_MAP(v.ty)) set_map(r, init->ref, &v, u->fields[init->ref].ty);
+      else set_field(r, init->ref, &v);
     }
   }
 }

@@ -393,6 +393,7 @@ void ast_dump(FILE *out, const ast_node *n) {
   case N_BINARY: dump_form(out, op_name(n->op), n); break;
   case N_COND: dump_form(out, "?", n); break;
   case N_LIST: dump_form(out, "list", n); break;
+  case N_MAP: dump_form(out, "map", n); break;
   case N_POOL:
     fprintf(out, "(pool %s", n->name ? n->name : "models");
     if (n->a) { fputc(' ', out); ast_dump(out, n->a); }

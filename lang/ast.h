@@ -85,6 +85,7 @@ typedef enum ast_kind {
   N_BINARY,     /* op, a, b */
   N_COND,       /* a ? b : c */
   N_LIST,       /* [list] */
+  N_MAP,        /* {k: v, ...}: list = keys and values, alternating */
   /* pools and targets */
   N_POOL,       /* name = pool name, or NULL for `models`; a = where
                    condition or NULL */

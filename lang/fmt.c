@@ -383,6 +383,16 @@ static void pexpr(fmt_p *p, sbuf *b, const ast_node *n) {
     sub(p, b, n->c, 1, 0);
     break;
   case N_LIST: sputs(b, "["); plist(p, b, &n->list); sputs(b, "]"); break;
+  case N_MAP:
+    sputs(b, "{");
+    for (int i = 0; i + 1 < n->list.n; i += 2) {
+      if (i) sputs(b, ", ");
+      sub(p, b, n->list.v[i], 1, 0);
+      sputs(b, ": ");
+      sub(p, b, n->list.v[i + 1], 1, 0);
+    }
+    sputs(b, "}");
+    break;
   case N_BOOL: sputs(b, n->lit.b ? "true" : "false"); break;
   case N_NULL: sputs(b, "null"); break;
   default: if (n->kind <= N_FRACTION) plit(p, b, n); break;

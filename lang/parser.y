@@ -110,6 +110,7 @@ static int lex_start(PARSE_STYPE *lval, PARSE_LTYPE *lloc, yyscan_t scanner);
 static ast_span span_of(const parse_state *ps, const parse_loc *l);
 static const char *when_text(parse_state *ps, const parse_loc *l);
 static char *qname_join(parse_state *ps, const char *a, const char *b);
+static char *type_join(parse_state *ps, const char *t, const char *a, const char *b);
 static void big_check(parse_state *ps, const ast_node *n);
 static void parse_error(parse_loc *loc, yyscan_t scanner, parse_state *ps,
                         const char *msg);
@@ -168,8 +169,8 @@ static void parse_error(parse_loc *loc, yyscan_t scanner, parse_state *ps,
 %type <node> decl prop field pool opt_where route_item target arm test_item
              init expr or and rel add mul unary member primary
 %type <list> props idents fields route_items chain arms test_items inits
-             init_list args arg_list
-%type <name> qname fname
+             init_list args arg_list entries entry_list
+%type <name> qname fname ftype
 
 %start start
 
@@ -268,12 +269,18 @@ fields
   ;
 
 field
-  : fname ':' IDENT opt_comma
+  : fname ':' ftype opt_comma
                           { NEW($$, N_FIELD, @$); $$->name = $1; $$->str = $3;
                             $$->len = strlen($3); }
-  | fname ':' IDENT SENSITIVE opt_comma
+  | fname ':' ftype SENSITIVE opt_comma
                           { NEW($$, N_FIELD, @$); $$->name = $1; $$->str = $3;
                             $$->len = strlen($3); $$->op = 1; }
+  ;
+
+ftype
+  : IDENT
+  | IDENT '(' IDENT ',' IDENT ')'
+                          { $$ = type_join(ps, $1, $3, $5); }
   ;
 
 opt_comma : %empty | ',' ;
@@ -450,6 +457,7 @@ primary
   | IDENT '(' args ')'    { NEW($$, N_CALL, @$); $$->name = $1; $$->list = $3; }
   | '(' expr ')'          { $$ = $2; }
   | '[' args ']'          { NEW($$, N_LIST, @$); $$->list = $2; }
+  | '{' entries '}'       { NEW($$, N_MAP, @$); $$->list = $2; }
   | REQ                   { NEW($$, N_IDENT, @$); $$->name = "req"; }
   | BUDGET                { NEW($$, N_IDENT, @$); $$->name = "budget"; }
   | FALLBACKS             { NEW($$, N_IDENT, @$); $$->name = "fallbacks"; }
@@ -476,6 +484,17 @@ args
 arg_list
   : expr                  { memset(&$$, 0, sizeof $$); PUSH($$, $1); }
   | arg_list ',' expr     { $$ = $1; PUSH($$, $3); }
+  ;
+
+entries
+  : %empty                { memset(&$$, 0, sizeof $$); }
+  | entry_list opt_comma  { $$ = $1; }
+  ;
+
+entry_list
+  : expr ':' expr         { memset(&$$, 0, sizeof $$); PUSH($$, $1); PUSH($$, $3); }
+  | entry_list ',' expr ':' expr
+                          { $$ = $1; PUSH($$, $3); PUSH($$, $5); }
   ;
 
 %%
@@ -526,6 +545,14 @@ static void big_check(parse_state *ps, const ast_node *n) {
     ps->bigint = NULL;
     diag_error(ps->ctx, n->span, "integer literal 9223372036854775808 is too large");
   }
+}
+
+/* "map(string, int)": a field type with parameters, as sema reads it. */
+static char *type_join(parse_state *ps, const char *t, const char *a, const char *b) {
+  size_t n = strlen(t) + strlen(a) + strlen(b) + 5;
+  char *s = ast_alloc(ps->ctx, n);
+  if (s) snprintf(s, n, "%s(%s, %s)", t, a, b);
+  return s;
 }
 
 static char *qname_join(parse_state *ps, const char *a, const char *b) {
@@ -607,7 +634,7 @@ static const char *tok_name(yysymbol_kind_t k) {
 static const char *const expr_start[] = {
   "identifier", "number", "string", "'true'",
   "'false'", "'null'", "money amount", "price", "duration", "token count",
-  "percentage", "'req'", "'budget'", "'fallbacks'", "'('", "'['", "'!'", "'-'", NULL
+  "percentage", "'req'", "'budget'", "'fallbacks'", "'('", "'['", "'{'", "'!'", "'-'", NULL
 };
 static const char *const operators[] = {
   "'||'", "'&&'", "'=='", "'!='", "'<'", "'<='", "'>'", "'>='", "'in'", "'+'",

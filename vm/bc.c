@@ -113,6 +113,15 @@ const char *bc_unit_name(uint32_t unit) {
   return unit < sizeof names / sizeof names[0] ? names[unit] : "?";
 }
 
+const char *bc_map_unit_name(uint32_t unit) {
+  static const char *const names[] = {
+    "?", "map(string, int)", "map(string, uint)", "map(string, double)", "map(string, bool)",
+    "map(string, string)", "map(string, tokens)", "map(string, money)",
+    "map(string, duration)", "map(string, fraction)", "map(string, price)",
+  };
+  return unit < sizeof names / sizeof names[0] ? names[unit] : "?";
+}
+
 int bc_unit_type(uint32_t unit) {
   switch (unit) {
   case BC_U_INT: case BC_U_TOKENS: return LANE_T_INT;

@@ -854,7 +854,15 @@ typedef enum bc_order {
     "pop n, a; push a >> n filling with zeros (the bits as a uint): 0 for n "  \
     ">= 64, an error for n < 0 (math.bitShiftRight)")                          \
   X(SHR_U,     NONE,   "UI", "U", 1, 1, A, NEXT, 0,                            \
-    "pop n, a; push a >> n: 0 for n >= 64, an error for n < 0")
+    "pop n, a; push a >> n: 0 for n >= 64, an error for n < 0")                \
+  X(MAP_GET,   FIELD,  "S",  "*", 1, 1, A, NEXT, 0,                            \
+    "pop k; push the value of key k in map field c (a string is a view of "    \
+    "the request's bytes); a key it lacks is an error (an unset field is "     \
+    "the empty map)")                                                          \
+  X(MAP_HAS,   FIELD,  "S",  "B", 1, 0, A, NEXT, 0,                            \
+    "pop k; push whether map field c has key k (k in req.m, has(req.m.k))")    \
+  X(MAP_SIZE,  FIELD,  "",   "I", 1, 0, A, NEXT, 0,                            \
+    "push the number of entries of map field c")
 
 typedef enum bc_op {
 #define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, flow, empty, doc) BC_OP_##name,
@@ -988,6 +996,7 @@ static inline uint64_t bc_len_steps(int op, uint64_t a, uint64_t b) {
     return 2 * a / BC_COST_SCAN + (a + b) / BC_COST_FIND;
   case BC_OP_S_LASTINDEX: case BC_OP_S_LASTINDEX_AT:   /* a compare at each start */
     return 2 * a / BC_COST_SCAN + (a * (b ? b : 1)) / BC_COST_CMP;
+  case BC_OP_MAP_GET: case BC_OP_MAP_HAS: return a / BC_COST_SCAN;   /* a: the map's bytes */
   case BC_OP_BUCKET_S: case BC_OP_BUDGET: return a / BC_COST_HASH;
   case BC_OP_SHADOW: return (a + b) / BC_COST_HASH;
   case BC_OP_IN_LIST: return a / BC_COST_ELEMS + b / BC_COST_CMP;

@@ -39,12 +39,13 @@ extern "C" {
  * limit above, or what a function's arguments mean changes. A host built
  * against one ABI and run with a liblane of another is refused by
  * LANE_ABI_CHECK, below. */
-#define LANE_ABI_VERSION     4
+#define LANE_ABI_VERSION     5
 #define LANE_MAX_FIELDS      64     /* request fields per program */
 #define LANE_MAX_CANDIDATES  9      /* primary + up to 8 fallbacks */
 #define LANE_MAX_SHADOWS     4      /* shadow models per decision */
 #define LANE_MAX_MODELS      4096   /* models per program */
 #define LANE_MAX_STRING      4096   /* bytes of a request string (lane_set_str) */
+#define LANE_MAX_MAP         16384  /* bytes of a request map as stored (lane_set_map) */
 
 /* ---------------------------------------------------------------------
  * Errors
@@ -125,15 +126,27 @@ typedef enum lane_type {
   LANE_T_DOUBLE,    /* double (money in dollars, durations in ms,
                        fractions as 0..1) */
   LANE_T_BOOL,      /* int, 0 or 1 */
-  LANE_T_STRING     /* borrowed bytes, not necessarily NUL-terminated */
+  LANE_T_STRING,    /* borrowed bytes, not necessarily NUL-terminated */
+  LANE_T_MAP        /* a map from strings to values of the field's unit
+                       (`map(string, int)`), set with lane_set_map */
 } lane_type;
 
 typedef union lane_value {
   int64_t  i;                           /* LANE_T_INT, LANE_T_BOOL */
   uint64_t u;                           /* LANE_T_UINT */
   double   d;                           /* LANE_T_DOUBLE */
-  struct { const char *p; size_t n; } s;/* LANE_T_STRING */
+  struct { const char *p; size_t n; } s;/* LANE_T_STRING; LANE_T_MAP: the
+                                           entries as stored (private) */
 } lane_value;
+
+/* One entry of a map field (lane_set_map): a key and a value of the map's
+ * value type, as the setters below take it (v.s for a string; v.i for an
+ * int or a bool; v.u; v.d for a double, money, a duration ...). */
+typedef struct lane_entry {
+  const char *key;    /* the key's bytes */
+  size_t      klen;   /* their count */
+  lane_value  v;      /* the value */
+} lane_entry;
 
 /* A request lives on the caller's stack, or in a buffer the caller sized
  * for the program; treat its members as private. Unset fields read as
@@ -175,7 +188,8 @@ LANE_API const char *lane_field_name(const lane_program *p, int field);
 /* The machine type of a field (lane_type), or 0 if out of range. */
 LANE_API int       lane_field_type(const lane_program *p, int field);
 /* The unit of a field as written in policies: "int", "string", "tokens",
- * "money", "duration", "fraction", "price", "double", "bool", "uint". */
+ * "money", "duration", "fraction", "price", "double", "bool", "uint"; for
+ * a map field, "map(string, " and its value's unit: "map(string, int)". */
 LANE_API const char *lane_field_unit(const lane_program *p, int field);
 /* 1 if the policy declares the field `sensitive` (decision logs hash it),
  * else 0. */
@@ -218,6 +232,17 @@ LANE_API int lane_set_int(lane_request *r, int field, int64_t v);
 LANE_API int lane_set_uint(lane_request *r, int field, uint64_t v);
 LANE_API int lane_set_double(lane_request *r, int field, double v);
 LANE_API int lane_set_bool(lane_request *r, int field, int v);
+/* Sets map field `field` (LANE_T_MAP) to the n entries e: the keys, and
+ * the strings among the values, are copied into r's text room (as
+ * lane_request_text), so e may go once it returns. The value type is the
+ * field's unit (lane_field_unit: "map(string, int)" takes v.i). Returns
+ * LANE_OK; LANE_EARG for a field of another type, a NULL e with n > 0, a
+ * key given twice, or a bool that is not 0 or 1; LANE_ELIMIT when a key or
+ * a string value is longer than LANE_MAX_STRING, the map takes more than
+ * LANE_MAX_MAP bytes as stored (4 per map, then per entry 4 + its key and
+ * 4 + a string or 8 for a number), or r's text room is short. On error
+ * the field is left as it was. An unset map field is the empty map. */
+LANE_API int lane_set_map(lane_request *r, int field, const lane_entry *e, size_t n);
 
 /* ---------------------------------------------------------------------
  * Request adapters (a separate library: link -llane-json -ljansson)
@@ -896,8 +921,8 @@ LANE_API int lane_abi_version(void);
     sizeof(lane_event), sizeof(lane_trace), sizeof(lane_live_stats),         \
     sizeof(lane_budget_stats), sizeof(lane_state_report),                    \
     sizeof(lane_load_options), sizeof(lane_runtime_options),                 \
-    sizeof(lane_outcome) }
-#define LANE_ABI_NSIZES 11
+    sizeof(lane_outcome), sizeof(lane_entry) }
+#define LANE_ABI_NSIZES 12
 
 /* Checks, at run time, that the liblane loaded is the one a host was built
  * for: the same abi version and, for the first n structs of

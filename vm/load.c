@@ -492,7 +492,7 @@ static int check_fields(vctx *v) {
     if (!bc_unit_type(f->unit))
       return errf(err, LANE_EFORMAT, "field %u (%s): unknown unit %u", (unsigned)i,
                   S(im, f->name), (unsigned)f->unit);
-    if (f->type != bc_unit_type(f->unit))
+    if (f->type != bc_unit_type(f->unit) && f->type != LANE_T_MAP)
       return errf(err, LANE_EFORMAT, "field %u (%s): type %u does not match unit %s",
                   (unsigned)i, S(im, f->name), (unsigned)f->type, bc_unit_name(f->unit));
     if (i < BC_NSTD && (strcmp(S(im, f->name), std[i].name) != 0 ||
@@ -705,6 +705,9 @@ static int check_pools_lists(vctx *v) {
       return errf(err, LANE_EFORMAT, "budget %u (%s): key field %u out of range (%u fields)",
                   (unsigned)i, S(im, bu->name), (unsigned)bu->key_field,
                   (unsigned)im->nfields);
+    if (bu->key_field != BC_NONE && im->fields[bu->key_field].type == LANE_T_MAP)
+      return errf(err, LANE_EFORMAT, "budget %u (%s): key field %s is a map", (unsigned)i,
+                  S(im, bu->name), S(im, im->fields[bu->key_field].name));
     if ((bu->flags & ~(BC_BUDGET_ROLLING | BC_BUDGET_FULL_CLOSED | BC_BUDGET_FULL_OPEN)) ||
         bu->reserved)
       return errf(err, LANE_EFORMAT, "budget %u (%s): unknown flags 0x%x",
@@ -872,7 +875,15 @@ static int check_operands(vctx *v, uint32_t pc) {
     if (in->a > 1)
       return insn_fail(im, err, pc, "operand a is %u, must be 0 or 1", (unsigned)in->a);
     break;
-  case BC_FMT_FIELD: RANGE(im->nfields, "field"); break;
+  case BC_FMT_FIELD: {
+    RANGE(im->nfields, "field");
+    int map = im->fields[in->c].type == LANE_T_MAP;
+    int map_op = in->op == BC_OP_MAP_GET || in->op == BC_OP_MAP_HAS || in->op == BC_OP_MAP_SIZE;
+    if (in->op != BC_OP_HAS && map != map_op)
+      return insn_fail(im, err, pc, "field %s is %sa map", S(im, im->fields[in->c].name),
+                       map ? "" : "not ");
+    break;
+  }
   case BC_FMT_MFIELD:
     if (in->a >= BC_NMFIELDS)
       return insn_fail(im, err, pc, "model field %u out of range (%d)", (unsigned)in->a,
@@ -1097,6 +1108,7 @@ static int tcode(char c) {
 static int star_type(const bc_image *im, const bc_insn *in) {
   switch (in->op) {
   case BC_OP_LOAD: return im->fields[in->c].type;
+  case BC_OP_MAP_GET: return bc_unit_type(im->fields[in->c].unit);
   case BC_OP_M_FIELD: return tcode(bc_mprops[bc_mfield_row[in->a]].mt);
   case BC_OP_IN_LIST: return (int)im->lists[in->c].type;
   case BC_OP_XRET: case BC_OP_POP: return in->a;
@@ -1341,6 +1353,8 @@ static uint64_t insn_steps(const vctx *v, const lane_program *p, uint32_t pc) {
     int str = f != BC_NONE && im->fields[f].type == LANE_T_STRING;
     return sadd(w, bc_len_steps(BC_OP_BUDGET, str ? LANE_MAX_STRING : 0, 0));
   }
+  case BC_OP_MAP_GET: case BC_OP_MAP_HAS:   /* a scan of the map's entries */
+    return sadd(w, bc_len_steps(in->op, LANE_MAX_MAP, 0));
   case BC_OP_IN_LIST: {
     const bc_list *l = &im->lists[in->c];
     uint64_t bytes = v->list_bytes[in->c];

@@ -144,6 +144,37 @@ static void buckets(text_out *o, const lane_program *p, const lane_request *r) {
   if (!first) text_putc(o, '}');
 }
 
+static void jvalue(text_out *o, int type, const lane_value *v) {
+  switch (type) {
+  case LANE_T_STRING: jstr(o, v->s.p, v->s.n); break;
+  case LANE_T_INT: text_printf(o, "%" PRId64, v->i); break;
+  case LANE_T_UINT: text_printf(o, "%" PRIu64, v->u); break;
+  case LANE_T_BOOL: text_printf(o, v->i ? "true" : "false"); break;
+  default: jnum(o, v->d); break;
+  }
+}
+
+/* A map field as a JSON object, its entries in the order set. */
+static void jmap(text_out *o, const bc_field *fd, const lane_value *m) {
+  int type = bc_unit_type(fd->unit), str = type == LANE_T_STRING;
+  uint32_t count = sem_map_count(m->s.p, m->s.n);
+  size_t at = 4;
+  text_putc(o, '{');
+  for (uint32_t i = 0; i < count; i++) {
+    const char *k, *vb;
+    size_t kn, vn;
+    lane_value v;
+    sem_map_next(m->s.p, &at, str, &k, &kn, &vb, &vn);
+    if (str) { v.s.p = vb; v.s.n = vn; }
+    else memcpy(&v.u, vb, 8);
+    if (i) text_putc(o, ',');
+    jstr(o, k, kn);
+    text_putc(o, ':');
+    jvalue(o, type, &v);
+  }
+  text_putc(o, '}');
+}
+
 static void request(text_out *o, const lane_program *p, const lane_request *r,
                     const unsigned char *key) {
   const bc_image *im = &p->im;
@@ -162,13 +193,8 @@ static void request(text_out *o, const lane_program *p, const lane_request *r,
       else text_printf(o, "\"redacted\"");
       continue;
     }
-    switch (fd->type) {
-    case LANE_T_STRING: jstr(o, v->s.p, v->s.n); break;
-    case LANE_T_INT: text_printf(o, "%" PRId64, v->i); break;
-    case LANE_T_UINT: text_printf(o, "%" PRIu64, v->u); break;
-    case LANE_T_BOOL: text_printf(o, v->i ? "true" : "false"); break;
-    default: jnum(o, v->d); break;
-    }
+    if (fd->type == LANE_T_MAP) jmap(o, fd, v);
+    else jvalue(o, fd->type, v);
   }
   text_putc(o, '}');
 }

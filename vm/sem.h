@@ -23,6 +23,8 @@
  *                          sem_max_d sem_min_d, sem_trunc sem_floor
  *                          sem_ceil sem_round sem_fabs (no libm)
  *   bucket()               sem_bucket_u sem_bucket_s
+ *   request maps           sem_map_count sem_map_next sem_map_find (the
+ *                          stored form lane_set_map writes)
  *   model checks           sem_fits, sem_breaker_health
  *   budget figures         sem_budget_figure
  */
@@ -118,6 +120,49 @@ static inline double sem_round(double d) {
   double t = sem_trunc(d);
   if (sem_whole(d) || sem_fabs(d - t) < 0.5) return t;
   return d < 0 ? t - 1.0 : t + 1.0;
+}
+
+/* ---------------------------------------------------------------------
+ * Request maps as stored (lane_set_map, in the request's text room): a
+ * uint32 count, then per entry a uint32 key length and the key's bytes,
+ * then the value: a uint32 length and the bytes for a string, else the 8
+ * bytes of a lane_value (i, u or d). Lengths are native-endian, and read
+ * with memcpy (nothing is aligned). An unset field (no bytes) is the
+ * empty map. lane_set_map checks the form; these trust it.
+ * ------------------------------------------------------------------- */
+static inline uint32_t sem_u32(const char *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+static inline uint32_t sem_map_count(const char *m, size_t n) { return n >= 4 ? sem_u32(m) : 0; }
+
+/* The entry at *at (the first at 4): its key, its value's bytes (a
+ * string's, or the 8 of a number), and *at moved past it. str: the map's
+ * values are strings. */
+static inline void sem_map_next(const char *m, size_t *at, int str, const char **k, size_t *kn,
+                                const char **v, size_t *vn) {
+  *kn = sem_u32(m + *at);
+  *k = m + *at + 4;
+  *at += 4 + *kn;
+  *vn = str ? sem_u32(m + *at) : 8;
+  *v = m + *at + (str ? 4 : 0);
+  *at += (str ? 4 : 0) + *vn;
+}
+
+/* Whether key k is in map m (n bytes); its value's bytes in *v, *vn. */
+static inline int sem_map_find(const char *m, size_t n, int str, const char *key, size_t klen,
+                               const char **v, size_t *vn) {
+  uint32_t count = sem_map_count(m, n);
+  size_t at = 4;
+  for (uint32_t i = 0; i < count; i++) {
+    const char *k;
+    size_t kn;
+    sem_map_next(m, &at, str, &k, &kn, v, vn);
+    if (kn == klen && (klen == 0 || !memcmp(k, key, klen))) return 1;
+  }
+  return 0;
 }
 
 /* -1.0, 1.0, or d itself for zeros and NaN. */
@@ -562,6 +607,7 @@ static inline const char *sem_fault_text(int op, int zero) {
   case BC_OP_S2B: return "string is not a bool";
   case BC_OP_SHL_I: case BC_OP_SHL_U: case BC_OP_SHR_I: case BC_OP_SHR_U:
     return "negative bit shift";
+  case BC_OP_MAP_GET: return "no such key";
   default: break;
   }
   switch (op) {

@@ -13,7 +13,7 @@ int lane_abi_check(int abi, const size_t *sizes, int n, lane_error *err) {
   static const char *const names[LANE_ABI_NSIZES] = {
       "lane_error", "lane_request", "lane_decision", "lane_event", "lane_trace",
       "lane_live_stats", "lane_budget_stats", "lane_state_report", "lane_load_options",
-      "lane_runtime_options", "lane_outcome"};
+      "lane_runtime_options", "lane_outcome", "lane_entry"};
   const size_t mine[LANE_ABI_NSIZES] = LANE_ABI_SIZES;
   if (abi != LANE_ABI_VERSION)
     return errf(err, LANE_EVERSION,

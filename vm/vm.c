@@ -200,6 +200,7 @@ int lane_field_type(const lane_program *p, int field) {
 
 const char *lane_field_unit(const lane_program *p, int field) {
   if (!p || field < 0 || (uint32_t)field >= p->im.nfields) return NULL;
+  if (p->im.fields[field].type == LANE_T_MAP) return bc_map_unit_name(p->im.fields[field].unit);
   return bc_unit_name(p->im.fields[field].unit);
 }
 
@@ -287,6 +288,50 @@ int lane_set_str(lane_request *r, int field, const char *s, size_t n) {
   if (n > LANE_MAX_STRING) return LANE_ELIMIT;
   r->v[field].s.p = s ? s : "";
   r->v[field].s.n = n;
+  r->set |= (uint64_t)1 << field;
+  return LANE_OK;
+}
+
+int lane_set_map(lane_request *r, int field, const lane_entry *e, size_t n) {
+  if (ftype(r, field) != LANE_T_MAP || (!e && n)) return LANE_EARG;
+  int str = bc_unit_type(r->prog->im.fields[field].unit) == LANE_T_STRING;
+  int flag = r->prog->im.fields[field].unit == BC_U_BOOL;
+  size_t need = 4;
+  for (size_t i = 0; i < n; i++) {
+    if (!e[i].key && e[i].klen) return LANE_EARG;
+    if (str && !e[i].v.s.p && e[i].v.s.n) return LANE_EARG;
+    if (flag && e[i].v.i != 0 && e[i].v.i != 1) return LANE_EARG;
+    if (e[i].klen > LANE_MAX_STRING || (str && e[i].v.s.n > LANE_MAX_STRING)) return LANE_ELIMIT;
+    need += 4 + e[i].klen + (str ? 4 + e[i].v.s.n : 8);
+    if (need > LANE_MAX_MAP) return LANE_ELIMIT;
+    for (size_t j = 0; j < i; j++)   /* bounded: n < LANE_MAX_MAP / 12 */
+      if (e[j].klen == e[i].klen && (!e[i].klen || !memcmp(e[j].key, e[i].key, e[i].klen)))
+        return LANE_EARG;
+  }
+  size_t left;
+  char *m = lane_request_text(r, &left), *o = m;
+  if (!m || need > left) return LANE_ELIMIT;
+  uint32_t u = (uint32_t)n;
+  memcpy(o, &u, 4);
+  o += 4;
+  for (size_t i = 0; i < n; i++) {
+    u = (uint32_t)e[i].klen;
+    memcpy(o, &u, 4);
+    if (u) memcpy(o + 4, e[i].key, u);
+    o += 4 + u;
+    if (str) {
+      u = (uint32_t)e[i].v.s.n;
+      memcpy(o, &u, 4);
+      if (u) memcpy(o + 4, e[i].v.s.p, u);
+      o += 4 + u;
+    } else {
+      memcpy(o, &e[i].v.u, 8);
+      o += 8;
+    }
+  }
+  lane_request_text_used(r, need);
+  r->v[field].s.p = m;
+  r->v[field].s.n = need;
   r->set |= (uint64_t)1 << field;
   return LANE_OK;
 }
@@ -1664,6 +1709,32 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(BUCKET_I) { T1.v.d = sem_bucket_u(T1.v.u); vmbreak; }
     vmcase(BUCKET_U) { T1.v.d = sem_bucket_u(T1.v.u); vmbreak; }
     vmcase(POP) { sp--; vmbreak; }
+    /* Request maps (sem.h has their stored form) */
+#define MAP_OF(f) ((x->r->set >> (f) & 1) ? x->r->v[f].s.p : NULL)
+#define MAP_LEN(f) ((x->r->set >> (f) & 1) ? x->r->v[f].s.n : 0)
+#define MAP_STR(f) (bc_unit_type(im->fields[f].unit) == LANE_T_STRING)
+    vmcase(MAP_GET) {
+      const char *v_;
+      size_t vn_;
+      STR_STEPS(BC_OP_MAP_GET, MAP_LEN(in->c), 0);
+      if (!sem_map_find(MAP_OF(in->c), MAP_LEN(in->c), MAP_STR(in->c), T1.v.s, T1.n, &v_, &vn_))
+        goto fault;
+      if (MAP_STR(in->c)) { T1.v.s = v_; T1.n = vn_; }
+      else { memcpy(&T1.v.u, v_, 8); T1.n = 0; }
+      vmbreak;
+    }
+    vmcase(MAP_HAS) {
+      const char *v_;
+      size_t vn_;
+      STR_STEPS(BC_OP_MAP_HAS, MAP_LEN(in->c), 0);
+      T1.v.i = sem_map_find(MAP_OF(in->c), MAP_LEN(in->c), MAP_STR(in->c), T1.v.s, T1.n, &v_, &vn_);
+      T1.n = 0;
+      vmbreak;
+    }
+    vmcase(MAP_SIZE) PUSH(i, (int64_t)sem_map_count(MAP_OF(in->c), MAP_LEN(in->c)))
+#undef MAP_OF
+#undef MAP_LEN
+#undef MAP_STR
     /* CEL's math extension (sem.h has the rules that can fail) */
 #define PAIR(m, e)  { T2.v.m = (e); sp--; vmbreak; }
 #define UN(m, e)    { T1.v.m = (e); vmbreak; }

@@ -421,6 +421,8 @@ const char *bc_section_name(uint32_t id);
 uint32_t bc_section_record(uint32_t id);
 /* Unit name as written in policies ("tokens"), or "?" if unknown. */
 const char *bc_unit_name(uint32_t unit);
+/* "map(string, int)": a map field of value unit `unit`, as policies write it. */
+const char *bc_map_unit_name(uint32_t unit);
 /* lane_type that a unit is stored as, or 0 if unknown. */
 int bc_unit_type(uint32_t unit);
 

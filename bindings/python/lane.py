@@ -22,6 +22,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import struct
 import subprocess
 import tempfile
 
@@ -34,7 +35,7 @@ __all__ = ["Program", "Runtime", "Request", "Decision", "LaneError",
 OPENAI_CHAT, ANTHROPIC_MESSAGES = 1, 2
 (CALL_FAILED, CALL_OK, CALL_RATE_LIMITED, CALL_SERVER_ERROR, CALL_TIMEOUT,
  CALL_CLIENT_ERROR) = range(6)
-T_INT, T_UINT, T_DOUBLE, T_BOOL, T_STRING = 1, 2, 3, 4, 5
+T_INT, T_UINT, T_DOUBLE, T_BOOL, T_STRING, T_MAP = 1, 2, 3, 4, 5, 6
 OK, ENOMEM, EFORMAT, EVERSION, ELIMIT, EARG, ENOMATCH, EJSON = range(8)
 MAX_FIELDS, MAX_CANDIDATES, MAX_SHADOWS, REQUEST_TEXT = 64, 9, 4, 1024
 EVENT_KINDS = {1: "rule", 2: "match", 3: "error", 4: "member", 5: "chosen", 6: "shadow",
@@ -56,6 +57,10 @@ class _Str(ctypes.Structure):
 class _Value(ctypes.Union):
     _fields_ = [("i", ctypes.c_int64), ("u", ctypes.c_uint64),
                 ("d", ctypes.c_double), ("s", _Str)]
+
+
+class _Entry(ctypes.Structure):
+    _fields_ = [("key", ctypes.c_char_p), ("klen", ctypes.c_size_t), ("v", _Value)]
 
 
 class _Request(ctypes.Structure):
@@ -171,6 +176,8 @@ for _n, _res, _args in [
         ("lane_set_double", ctypes.c_int, [ctypes.POINTER(_Request), ctypes.c_int,
                                            ctypes.c_double]),
         ("lane_set_bool", ctypes.c_int, [ctypes.POINTER(_Request), ctypes.c_int, ctypes.c_int]),
+        ("lane_set_map", ctypes.c_int, [ctypes.POINTER(_Request), ctypes.c_int,
+                                        ctypes.POINTER(_Entry), ctypes.c_size_t]),
         ("lane_runtime_new", _R, [_P, ctypes.POINTER(_Error)]),
         ("lane_runtime_free", None, [_R]),
         ("lane_observe", None, [_R, ctypes.c_int, ctypes.c_double, ctypes.c_int]),
@@ -215,7 +222,7 @@ for _n, _res, _args in [
 # it has the same ABI and struct sizes before anything else runs, so that a
 # liblane of another layout is refused here with its reason rather than
 # misread later. tests: test_lane.py compares every field offset with C's.
-ABI_VERSION = 4
+ABI_VERSION = 5
 _ABI_STRUCTS = (_Error, _Request, _Decision, _Event, _Trace, _LiveStats)
 _sizes = (ctypes.c_size_t * len(_ABI_STRUCTS))(*[ctypes.sizeof(t) for t in _ABI_STRUCTS])
 _abi_err = _Error()
@@ -361,7 +368,9 @@ class Request:
 
         def wrong(why):
             return LaneError(EARG, "field '%s' (%s) cannot take %r: %s" % (name, unit, value, why))
-        if t == T_STRING:
+        if t == T_MAP:
+            st = self._set_map(f, unit, value, wrong)
+        elif t == T_STRING:
             if isinstance(value, str):
                 b = value.encode()
             elif isinstance(value, (bytes, bytearray)):
@@ -395,6 +404,45 @@ class Request:
                             % (name, _s(_lib.lane_field_unit(self.prog._p, f)), value))
         return self
 
+    def _set_map(self, f, unit, value, wrong):
+        """A map field from a dict of str keys to values of the map's type
+        (lane_set_map copies them into the request)."""
+        if not isinstance(value, dict):
+            raise wrong("it wants a dict")
+        vt = unit[len("map(string, "):-1]
+        entries = (_Entry * max(1, len(value)))()
+        keep = []
+        for i, (k, v) in enumerate(value.items()):
+            if not isinstance(k, str):
+                raise wrong("its keys are str")
+            kb = k.encode()
+            keep.append(kb)
+            entries[i].key, entries[i].klen = kb, len(kb)
+            if vt == "string":
+                if not isinstance(v, str):
+                    raise wrong("its values are str")
+                vb = v.encode()
+                keep.append(vb)
+                entries[i].v.s.p = ctypes.cast(ctypes.c_char_p(vb), ctypes.c_void_p).value
+                entries[i].v.s.n = len(vb)
+            elif vt == "bool":
+                if not isinstance(v, bool):
+                    raise wrong("its values are True or False")
+                entries[i].v.i = 1 if v else 0
+            elif vt in ("int", "tokens", "uint"):
+                lo, hi = (0, 2**64) if vt == "uint" else (-2**63, 2**63)
+                if not isinstance(v, int) or isinstance(v, bool) or not lo <= v < hi:
+                    raise wrong("its values are ints in range")
+                if vt == "uint":
+                    entries[i].v.u = v
+                else:
+                    entries[i].v.i = v
+            else:
+                if not isinstance(v, (int, float)) or isinstance(v, bool):
+                    raise wrong("its values are numbers")
+                entries[i].v.d = float(v)
+        return _lib.lane_set_map(ctypes.byref(self._r), f, entries, len(value))
+
     def update(self, **fields):
         for k, v in fields.items():
             self.set(k, v)
@@ -419,9 +467,31 @@ class Request:
         if not self._r.set >> f & 1:
             return None
         v, t = self._r.v[f], _lib.lane_field_type(self.prog._p, f)
+        if t == T_MAP:
+            return self._get_map(f, v)
         if t == T_STRING:
             return _s(ctypes.string_at(v.s.p, v.s.n)) if v.s.n else ""
         return {T_INT: v.i, T_UINT: v.u, T_DOUBLE: v.d, T_BOOL: bool(v.i)}[t]
+
+    def _get_map(self, f, v):
+        """A map field as a dict, read from its stored form (vm/sem.h)."""
+        b = ctypes.string_at(v.s.p, v.s.n)
+        vt = _s(_lib.lane_field_unit(self.prog._p, f))[len("map(string, "):-1]
+        out, at = {}, 4
+        for _ in range(struct.unpack_from("=I", b, 0)[0]):
+            kn = struct.unpack_from("=I", b, at)[0]
+            k = _s(b[at + 4:at + 4 + kn])
+            at += 4 + kn
+            if vt == "string":
+                n = struct.unpack_from("=I", b, at)[0]
+                out[k] = _s(b[at + 4:at + 4 + n])
+                at += 4 + n
+                continue
+            fmt = {"uint": "=Q", "bool": "=q", "int": "=q", "tokens": "=q"}.get(vt, "=d")
+            x = struct.unpack_from(fmt, b, at)[0]
+            out[k] = bool(x) if vt == "bool" else x
+            at += 8
+        return out
 
     def fields(self):
         """{name: value} of the fields set: the flat JSON `lane eval` reads."""

@@ -224,6 +224,26 @@ try:
     refused("flag", 1, "wants True or False")
     refused("n", 1.5, "wants an int")
     refused("frac", "0.5", "wants a number")
+    # map fields: a dict in, the same dict out; the policy reads it
+    mp = os.path.join(tmp, "maps.lane")
+    with open(mp, "w") as f:
+        f.write("model a { input $1/Mtok output $1/Mtok }\nmodel b { input $1/Mtok output $1/Mtok }\n"
+                "request { metadata: map(string, string)  caps: map(string, double) }\n"
+                "route r { when req.metadata.team == \"x\" && req.caps[\"usd\"] > 1.5 -> a\n"
+                "  otherwise -> b }\n")
+    ml = os.path.join(tmp, "maps.lanec")
+    subprocess.run([LANE, "compile", mp, "-o", ml], check=True)
+    mprog = lane.Program.load(ml)
+    mreq = mprog.request().set("metadata", {"team": "x", "é": "ü"}).set("caps", {"usd": 2})
+    is_(mreq.get("metadata"), {"team": "x", "é": "ü"}, "a map field reads back as its dict")
+    is_(mreq.get("caps"), {"usd": 2.0}, "an int is a double in a map(string, double)")
+    is_(lane.Runtime(mprog).decide("r", mreq).primary, "a", "the policy reads the maps")
+    try:
+        mprog.request().set("metadata", {"team": 5})
+    except lane.LaneError as e:
+        ok("its values are str" in str(e), "a map value of another type is refused: %s" % e)
+    else:
+        ok(False, "a map value of another type is refused")
     # output_estimate: a request without max_output_tokens counts the
     # route's estimate, and the decision says so
     ep = os.path.join(tmp, "est.lane")

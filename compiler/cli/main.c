@@ -562,6 +562,14 @@ static int request_from_json(const lane_program *p, json_t *obj, lane_request *r
     }
     if (json_is_null(v)) continue;
     int t = lane_field_type(p, f), rc = -1;
+    if (t == LANE_T_MAP) {
+      const char *bad = replay_set_map(r, f, v);
+      if (bad) {
+        snprintf(why, whyn, "field '%s' (%s): %s", key, lane_field_unit(p, f), bad);
+        return -1;
+      }
+      continue;
+    }
     if (t == LANE_T_STRING && json_is_string(v))
       rc = lane_set_str(r, f, json_string_value(v), json_string_length(v));
     else if (t == LANE_T_BOOL && json_is_boolean(v))

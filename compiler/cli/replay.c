@@ -153,6 +153,47 @@ static const char *stand_in(side *s, char *buf, const char *hash, int bucket) {
   return hash;
 }
 
+const char *replay_set_map(lane_request *r, int f, const void *obj) {
+  const json_t *o = obj;
+  if (!json_is_object(o)) return "a map field holds another type (a JSON object is a map)";
+  const char *unit = lane_field_unit(r->prog, f);   /* "map(string, int)" */
+  const char *vt = unit + strlen("map(string, ");
+  int str = !strncmp(vt, "string", 6), flag = !strncmp(vt, "bool", 4);
+  int whole = !strncmp(vt, "int", 3) || !strncmp(vt, "tokens", 6), uns = !strncmp(vt, "uint", 4);
+  size_t n = json_object_size(o), i = 0;
+  lane_entry *e = calloc(n + 1, sizeof *e);
+  if (!e) return "out of memory";
+  const char *k;
+  json_t *v;
+  const char *why = NULL;
+  json_object_foreach((json_t *)o, k, v) {
+    e[i].key = k;
+    e[i].klen = strlen(k);
+    if (str && json_is_string(v)) {
+      e[i].v.s.p = json_string_value(v);
+      e[i].v.s.n = json_string_length(v);
+    } else if (flag && json_is_boolean(v)) {
+      e[i].v.i = json_is_true(v);
+    } else if ((whole || uns) && json_is_integer(v) && (!uns || json_integer_value(v) >= 0)) {
+      e[i].v.i = json_integer_value(v);
+    } else if (!str && !flag && !whole && !uns && json_is_number(v)) {
+      e[i].v.d = json_number_value(v);
+    } else {
+      why = "a map's value is not of the map's value type";
+      break;
+    }
+    i++;
+  }
+  if (!why) {
+    int rc = lane_set_map(r, f, e, n);
+    if (rc == LANE_ELIMIT) why = "a map is too large (a key or string past LANE_MAX_STRING, "
+                                 "the map past LANE_MAX_MAP, or the request's text room)";
+    else if (rc != LANE_OK) why = "a map is refused";
+  }
+  free(e);
+  return why;
+}
+
 static const char *side_request(side *s, json_t *obj, json_t *bks, lane_request *r) {
   const char *k;
   json_t *v;
@@ -161,6 +202,11 @@ static const char *side_request(side *s, json_t *obj, json_t *bks, lane_request 
     int f = lane_field(s->p, k), rc = LANE_OK;
     if (f < 0 || json_is_null(v)) continue;
     switch (lane_field_type(s->p, f)) {
+    case LANE_T_MAP: {
+      const char *why = replay_set_map(r, f, v);
+      if (why) return why;
+      break;
+    }
     case LANE_T_STRING: {
       if (!json_is_string(v)) return "a string field holds another type";
       json_t *b = json_object_get(bks, k);

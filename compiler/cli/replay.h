@@ -31,4 +31,9 @@ int replay_run(const replay_opts *o, const lane_program *prog, const char *name,
                const lane_program *old, const char *oldname, const char *const *files,
                int nfiles);
 
+/* Sets map field f of r from JSON object obj (a jansson json_t; its
+ * strings are copied into r): values must fit the map's value type.
+ * NULL, or why not. lane eval and lane replay read map fields so. */
+const char *replay_set_map(lane_request *r, int f, const void *obj);
+
 #endif

@@ -27,7 +27,7 @@ import sys
 
 # Functions and methods lane has (compiler/builtins.c).
 LANE_FUNCS = {"size", "startsWith", "endsWith", "contains", "int", "uint", "double", "bool",
-              "string", "charAt", "indexOf", "lastIndexOf", "substring", "trim", "dyn", "math_f"}
+              "string", "charAt", "indexOf", "lastIndexOf", "substring", "trim", "dyn", "math_f", "has"}
 MATH_FUNCS = {"greatest", "least", "ceil", "floor", "round", "trunc", "abs", "sign",
               "isNaN", "isInf", "isFinite", "bitAnd", "bitOr", "bitXor", "bitNot",
               "bitShiftLeft", "bitShiftRight"}
@@ -114,8 +114,8 @@ def unsupported(o):
     # math.f( is one name, which lane has
     e = re.sub(r'(?<![A-Za-z0-9_.])math\s*\.\s*(' + "|".join(sorted(MATH_FUNCS)) + r')\s*\(',
                ' math_f(', e)
-    if "{" in e:
-        return "maps and messages"
+    if re.search(r'[A-Za-z0-9_]\s*\{', e):
+        return "messages"
     if re.search(r'\?\.|\[\?|optional', e):
         return "optionals"
     if re.search(r'\[\s*\[', e) or re.search(r',\s*\[', e):
@@ -127,8 +127,6 @@ def unsupported(o):
         if call:
             if name in LANE_FUNCS:
                 continue
-            if name == "has":
-                return "has()"
             if name == "type":
                 return "type()"
             if name in MACROS:

@@ -40,6 +40,30 @@ static int set_json(lane_request *r, const lane_program *p, const char *text, js
     int f = lane_field(p, k), rc = LANE_OK;
     if (f < 0) continue;
     switch (lane_field_type(p, f)) {
+    case LANE_T_MAP: {   /* an object: string, int or double values, by the map's unit */
+      lane_entry e[64];
+      const char *mk, *unit = lane_field_unit(p, f);
+      json_t *mv;
+      size_t n = 0;
+      json_object_foreach(v, mk, mv) {
+        if (n == 64) return -1;
+        e[n].key = mk;
+        e[n].klen = strlen(mk);
+        if (json_is_string(mv)) {
+          e[n].v.s.p = json_string_value(mv);
+          e[n].v.s.n = json_string_length(mv);
+        } else if (json_is_integer(mv) && (strstr(unit, "int") || strstr(unit, "tokens"))) {
+          e[n].v.i = json_integer_value(mv);
+        } else if (json_is_boolean(mv)) {
+          e[n].v.i = json_is_true(mv);
+        } else {
+          e[n].v.d = json_number_value(mv);
+        }
+        n++;
+      }
+      rc = lane_set_map(r, f, e, n);
+      break;
+    }
     case LANE_T_STRING:
       rc = lane_set_str(r, f, json_string_value(v) ? json_string_value(v) : "",
                         json_string_length(v));

@@ -821,6 +821,76 @@ static void test_compact(void) {
   lane_program_free(q);
 }
 
+/* ---- metadata as a map field ---------------------------------------- */
+
+/* A policy that declares `metadata: map(string, T)` gets the whole object,
+ * every value checked against T; a value of another type, or a map past
+ * the room, is refused and leaves the request as it was. */
+static void test_metadata_map(void) {
+  static const char *const src[] = {
+    "model m { input $1/Mtok output $1/Mtok }\n"
+    "request { metadata: map(string, string)  team: string }\n"
+    "route r { when req.metadata.team == \"search\" -> m  otherwise -> m }\n",
+    "model m { input $1/Mtok output $1/Mtok }\n"
+    "request { metadata: map(string, int) }\n"
+    "route r { when req.metadata.seats > 2 -> m  otherwise -> m }\n",
+  };
+  lane_program *p[2];
+  for (int i = 0; i < 2; i++) {
+    lanec_result cr;
+    if (lanec_compile("map.lane", src[i], NULL, &cr) != LANEC_OK) lanec_print_diags(&cr, stdout);
+    p[i] = cr.prog;
+    cr.prog = NULL;
+    lanec_result_free(&cr);
+    if (!p[i]) bail("cannot compile the map policy");
+  }
+  lane_runtime *rt = lane_runtime_new(p[0], NULL);
+  lane_request r;
+  lane_error err;
+  lane_decision d;
+  const char *body = "{\"model\": \"m\", \"messages\": [], \"metadata\": "
+                     "{\"team\": \"search\", \"tier\": \"pro\"}}";
+  lane_request_init(&r, p[0]);
+  is_int(lane_request_from_json(&r, body, strlen(body), OA, &err), LANE_OK,
+         "metadata fills a map(string, string) field");
+  int f = lane_field(p[0], "metadata"), t = lane_field(p[0], "team");
+  ok(r.set >> f & 1, "the map field is set");
+  ok(r.set >> t & 1 && r.v[t].s.n == 6 && !memcmp(r.v[t].s.p, "search", 6),
+     "a metadata key naming a string field still sets it");
+  is_int(lane_decide(rt, "r", &r, &d), LANE_OK, "decides");
+  is_int(d.rule, 1, "req.metadata.team reads the body's metadata");
+  lane_runtime_free(rt);
+
+  lane_request_init(&r, p[1]);
+  body = "{\"messages\": [], \"metadata\": {\"seats\": \"3\"}}";
+  is_int(lane_request_from_json(&r, body, strlen(body), OA, &err), LANE_EJSON,
+         "a string where the map holds ints is refused");
+  ok(strstr(err.message, "metadata.seats must be an integer") != NULL, "and says so: %s",
+     err.message);
+  ok(r.set == 0 && r.ntext == 0, "the request is left as it was");
+  body = "{\"messages\": [], \"metadata\": {\"seats\": 3}}";
+  is_int(lane_request_from_json(&r, body, strlen(body), OA, &err), LANE_OK, "an int map");
+  rt = lane_runtime_new(p[1], NULL);
+  is_int(lane_decide(rt, "r", &r, &d), LANE_OK, "decides");
+  is_int(d.rule, 1, "req.metadata.seats > 2");
+  lane_runtime_free(rt);
+
+  /* 60 entries of 20-byte values: more than a request variable's room */
+  char body_big[4096];
+  size_t n = (size_t)snprintf(body_big, sizeof body_big, "{\"messages\": [], \"metadata\": {");
+  for (int i = 0; i < 60; i++)
+    n += (size_t)snprintf(body_big + n, sizeof body_big - n, "%s\"key%02d\": \"%020d\"", i ? ", " : "",
+                          i, i);
+  snprintf(body_big + n, sizeof body_big - n, "}}");
+  lane_request_init(&r, p[0]);
+  is_int(lane_request_from_json(&r, body_big, strlen(body_big), OA, &err), LANE_EJSON,
+         "a metadata map past the request's text room is refused");
+  ok(strstr(err.message, "text room") != NULL, "naming the room: %s", err.message);
+  ok(r.set == 0 && r.ntext == 0, "the request is left as it was");
+  lane_program_free(p[0]);
+  lane_program_free(p[1]);
+}
+
 int main(void) {
   P = compile_policy();
   if (!P) bail("cannot compile the test policy");
@@ -830,6 +900,7 @@ int main(void) {
   test_bad();
   test_limits();
   test_compact();
+  test_metadata_map();
   lane_program_free(P);
   return done_testing();
 }

@@ -11,6 +11,7 @@
 
 #include "golden/lanec/asm.h"
 #include "sem.h"
+#include "lanec.h"
 
 static uint32_t M[6], all, by_quality, checked, mixed, only1, only0, only2, only4;
 static uint32_t f_q08, f_q095, f_fits, f_err, f_healthy;
@@ -499,6 +500,88 @@ static void rounding_matches_libm(void) {
   ok(bad == 0, "sem_trunc/floor/ceil/round/fabs agree with libm on %d cases (%d differ)", cases, bad);
 }
 
+/* Map fields: lane_set_map stores entries as sem.h says, refuses what it
+ * must (and leaves the field as it was), and MAP_GET, MAP_HAS and
+ * MAP_SIZE read them: an unset map is empty, a key it lacks an error. */
+static void map_fields(void) {
+  const char *src =
+    "model a { input $1/Mtok output $1/Mtok }\nmodel b { input $1/Mtok output $1/Mtok }\n"
+    "model c { input $1/Mtok output $1/Mtok }\nmodel d { input $1/Mtok output $1/Mtok }\n"
+    "request { m: map(string, string)  n: map(string, double)  f: map(string, bool) }\n"
+    "route r {\n  when req.m.team == \"x\" -> a\n  when \"k\" in req.n && req.n[\"k\"] > 1.5 -> b\n"
+    "  when (has(req.f.zz) || size(req.f) == 2) && req.f.on -> c\n  otherwise -> d\n}\n";
+  lanec_result cr;
+  if (lanec_compile("maps.lane", src, NULL, &cr) != LANEC_OK) lanec_print_diags(&cr, stdout);
+  lane_program *p = cr.prog;
+  cr.prog = NULL;
+  lanec_result_free(&cr);
+  if (!p) bail("cannot compile the map policy");
+  lane_runtime *rt2 = lane_runtime_new(p, NULL);
+  int m = lane_field(p, "m"), n = lane_field(p, "n"), f = lane_field(p, "f");
+  is_int(lane_field_type(p, m), LANE_T_MAP, "a map field is LANE_T_MAP");
+  is_str(lane_field_unit(p, n), "map(string, double)", "its unit names the value type");
+  lane_request r;
+  lane_decision d;
+  lane_request_init(&r, p);
+  lane_decide(rt2, "r", &r, &d);
+  ok(d.rule == 4 && d.nerrors == 1, "unset maps are empty: no key (an error), size 0 (rule %d, "
+     "%d errors)", d.rule, d.nerrors);
+  lane_entry e[3] = {{"team", 4, {.s = {"x", 1}}}, {"other", 5, {.s = {"", 0}}}};
+  is_int(lane_set_map(&r, m, e, 2), LANE_OK, "set a map(string, string)");
+  is_int((int)r.ntext, 4 + 4 + 4 + 4 + 1 + 4 + 5 + 4, "  it takes 4 + per entry 4 + key + 4 + "
+         "value bytes of the text room");
+  lane_decide(rt2, "r", &r, &d);
+  is_int(d.rule, 1, "req.m.team");
+  e[1].key = "team";
+  e[1].klen = 4;
+  is_int(lane_set_map(&r, m, e, 2), LANE_EARG, "a key given twice: LANE_EARG");
+  is_int(lane_set_map(&r, n, e, 2), LANE_EARG, "  (and the field is left as it was)");
+  lane_decide(rt2, "r", &r, &d);
+  is_int(d.rule, 1, "  req.m is as it was");
+  is_int(lane_set_map(&r, lane_field(p, "user"), e, 1), LANE_EARG, "a string field: LANE_EARG");
+  e[0] = (lane_entry){"k", 1, {.d = 2.5}};
+  is_int(lane_set_map(&r, n, e, 1), LANE_OK, "set a map(string, double)");
+  lane_set_map(&r, m, NULL, 0);
+  lane_decide(rt2, "r", &r, &d);
+  is_int(d.rule, 2, "\"k\" in req.n && req.n[\"k\"] > 1.5");
+  e[0] = (lane_entry){"on", 2, {.i = 1}};
+  e[1] = (lane_entry){"off", 3, {.i = 2}};
+  is_int(lane_set_map(&r, f, e, 2), LANE_EARG, "a bool of 2: LANE_EARG");
+  e[1].v.i = 0;
+  is_int(lane_set_map(&r, f, e, 2), LANE_OK, "set a map(string, bool)");
+  lane_set_map(&r, n, NULL, 0);
+  lane_decide(rt2, "r", &r, &d);
+  is_int(d.rule, 3, "(has(req.f.zz) || size(req.f) == 2) && req.f.on");
+  static char big[LANE_MAX_STRING + 1];
+  memset(big, 'k', sizeof big);
+  e[0] = (lane_entry){big, LANE_MAX_STRING + 1, {.i = 1}};
+  is_int(lane_set_map(&r, f, e, 1), LANE_ELIMIT, "a key past LANE_MAX_STRING: LANE_ELIMIT");
+  lane_entry *many = calloc(2000, sizeof *many);
+  char (*keys)[8] = calloc(2000, 8);
+  if (!many || !keys) bail("out of memory");
+  for (int i = 0; i < 2000; i++) {
+    snprintf(keys[i], 8, "k%d", i);
+    many[i] = (lane_entry){keys[i], strlen(keys[i]), {.i = 1}};
+  }
+  is_int(lane_set_map(&r, f, many, 2000), LANE_ELIMIT, "2,000 entries: past LANE_MAX_MAP");
+  char buf[64 * 1024] __attribute__((aligned(16)));
+  lane_request *big_r = lane_request_init_in(buf, sizeof buf, p, NULL);
+  is_int(lane_set_map(big_r, f, many, 1000), LANE_OK, "1,000 entries fit a 64 KiB compact request");
+  lane_decide(rt2, "r", big_r, &d);
+  ok(d.rule == 4 && d.steps > 500 && d.steps <= lane_program_max_steps(p), "  has() scans its "
+     "%zu bytes, counted, within the worst case (%u of %llu steps)", (size_t)big_r->v[f].s.n,
+     d.steps, (unsigned long long)lane_program_max_steps(p));
+  lane_request small;
+  lane_request_init(&small, p);
+  is_int(lane_set_map(&small, f, many, 100), LANE_ELIMIT, "100 entries (1,600 bytes) do not fit "
+         "a request variable's 1,024 bytes of room: LANE_ELIMIT");
+  is_int((int)small.ntext, 0, "  nothing of the room was taken");
+  free(many);
+  free(keys);
+  lane_runtime_free(rt2);
+  lane_program_free(p);
+}
+
 /* Compact requests (lane_request_init_in): their size, their refusals, the
  * text room API, and every route deciding alike on a compact request and
  * a lane_request variable holding the same values. */
@@ -716,6 +799,7 @@ int main(void) {
   compact_requests(rt, p);
   bytes_eq_lengths();
   rounding_matches_libm();
+  map_fields();
 
   lane_runtime_free(rt);
   lane_program_free(p);

@@ -10,7 +10,10 @@
  * always set (the body decides them, absent means 0 or false);
  * max_output_tokens, user and model only when the body has them; then
  * every `metadata` key that names a string field of the policy and was not
- * set from the body. The body's fields:
+ * set from the body; and when the policy declares a field `metadata:
+ * map(string, T)`, the whole metadata object (each value a T, the map
+ * within LANE_MAX_MAP and the text room, else the body is refused). The
+ * body's fields:
  *
  *   field              OpenAI chat                       Anthropic messages
  *   max_output_tokens  max_completion_tokens, else       max_tokens
@@ -182,6 +185,12 @@ typedef struct adapter {
                                      as they outgrow it (up to room) */
   char       *dst;                /* the free part of the request's text room */
   int         compact;            /* the request is compact: its room is the host's */
+  int         map_field;          /* a map field named metadata, or -1 */
+  lane_entry *map_e;              /* its entries (malloc'ed): key and string value
+                                     offsets into the staged text until commit */
+  size_t      map_n;              /* entries */
+  size_t      map_bytes;          /* what lane_set_map stores for it at commit */
+  int         map_str;            /* its values are strings */
   char        stack[LANE_REQUEST_TEXT];
 } adapter;
 
@@ -230,6 +239,81 @@ static staged *stage(adapter *a, const char *name, int type, int replace) {
 static void stage_int(adapter *a, const char *name, int type, int64_t v) {
   staged *s = stage(a, name, type, 1);
   if (s) s->i = v;
+}
+
+/* Copies n bytes into the staged text (growing it up to the request's
+ * room, less `reserve`); their offset, or -1 after a failure naming what. */
+static long stage_bytes(adapter *a, const char *what, const char *p, size_t n, size_t reserve) {
+  if (a->ntext > a->room || n > a->room - a->ntext || reserve > a->room - a->ntext - n)
+    return a->compact
+      ? fail(a, LANE_EJSON, "%s: %zu bytes do not fit the request's text room (a compact "
+             "request's room: what lane_request_init_in was given past lane_request_size)",
+             what, n)
+      : fail(a, LANE_EJSON, "%s: %zu bytes do not fit the request's text room "
+             "(LANE_REQUEST_TEXT %d)", what, n, LANE_REQUEST_TEXT);
+  if (n > a->cap - a->ntext) {   /* fits the room: grow the staging to it */
+    size_t cap = a->cap * 2 > a->ntext + n ? a->cap * 2 : a->ntext + n;
+    if (cap > a->room) cap = a->room;
+    char *buf = a->buf == a->stack ? malloc(cap) : realloc(a->buf, cap);
+    if (!buf) return fail(a, LANE_ENOMEM, "out of memory staging %zu bytes of text", cap);
+    if (a->buf == a->stack) memcpy(buf, a->stack, a->ntext);
+    a->buf = buf;
+    a->cap = cap;
+  }
+  if (n) memcpy(a->buf + a->ntext, p, n);
+  a->ntext += n;
+  return (long)(a->ntext - n);
+}
+
+/* The body's metadata object as the policy's map field `metadata`
+ * (map(string, T)): every entry, its value of type T. Keys and string
+ * values are staged as text; lane_set_map copies them again at commit, so
+ * the room keeps map_bytes for that. */
+static int stage_map(adapter *a, const json_t *meta) {
+  const char *unit = lane_field_unit(a->prog, a->map_field) + strlen("map(string, ");
+  int str = !strncmp(unit, "string", 6), flag = !strncmp(unit, "bool", 4);
+  int whole = !strncmp(unit, "int", 3) || !strncmp(unit, "tokens", 6);
+  int uns = !strncmp(unit, "uint", 4);
+  size_t n = json_object_size(meta), bytes = 4;
+  a->map_e = calloc(n + 1, sizeof *a->map_e);
+  if (!a->map_e) return fail(a, LANE_ENOMEM, "out of memory reading metadata");
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)meta, key, v) {
+    lane_entry *e = &a->map_e[a->map_n];
+    size_t kn = strlen(key), vn = str && json_is_string(v) ? json_string_length(v) : 0;
+    if (str ? !json_is_string(v) : flag ? !json_is_boolean(v)
+        : whole || uns ? !json_is_integer(v) || (uns && json_integer_value(v) < 0)
+        : !json_is_number(v))
+      return fail(a, LANE_EJSON, "metadata.%s must be %s (the policy's metadata is %s), found %s",
+                  key, str ? "a string" : flag ? "a boolean" : uns ? "an integer >= 0"
+                  : whole ? "an integer" : "a number", lane_field_unit(a->prog, a->map_field),
+                  kind(v));
+    if (kn > LANE_MAX_STRING || vn > LANE_MAX_STRING)
+      return fail(a, LANE_EJSON, "metadata.%.40s: a %s of %zu bytes; a map's keys and strings "
+                  "are at most LANE_MAX_STRING (%d bytes)", key, kn > LANE_MAX_STRING ? "key"
+                  : "value", kn > vn ? kn : vn, LANE_MAX_STRING);
+    bytes += 4 + kn + (str ? 4 + vn : 8);
+    if (bytes > LANE_MAX_MAP)
+      return fail(a, LANE_EJSON, "metadata takes more than LANE_MAX_MAP (%d bytes) as a map",
+                  LANE_MAX_MAP);
+    long ko = stage_bytes(a, "metadata", key, kn, bytes), vo = 0;
+    if (ko < 0) return -1;
+    if (str && (vo = stage_bytes(a, "metadata", json_string_value(v), vn, bytes)) < 0) return -1;
+    e->key = (const char *)(uintptr_t)ko;
+    e->klen = kn;
+    if (str) { e->v.s.p = (const char *)(uintptr_t)vo; e->v.s.n = vn; }
+    else if (flag) e->v.i = json_is_true(v);
+    else if (whole || uns) e->v.i = json_integer_value(v);
+    else e->v.d = json_number_value(v);
+    a->map_n++;
+  }
+  if (bytes > a->room - a->ntext)   /* the stored map after the staged text */
+    return fail(a, LANE_EJSON, "metadata as a map takes %zu bytes, the request's text room "
+                "has %zu left", bytes, a->room - a->ntext);
+  a->map_bytes = bytes;
+  a->map_str = str;
+  return 0;
 }
 
 /* Stages a string field; replace 0 keeps a value staged before. */
@@ -798,6 +882,7 @@ static int read_scalars(adapter *a, const json_t *body) {
     r = get_str(a, meta, "user_id", "metadata.", &s, &n);
   }
   if (r < 0 || (r && stage_str(a, "user", s, n, 1) < 0)) return -1;
+  if (meta && a->map_field >= 0 && stage_map(a, meta) < 0) return -1;
   const char *key;
   json_t *v;
   json_object_foreach(meta, key, v) {
@@ -1004,6 +1089,14 @@ static void commit(const adapter *a, lane_request *r) {
     else if (s->type == LANE_T_BOOL) lane_set_bool(r, s->field, (int)s->i);
     else lane_set_int(r, s->field, s->i);
   }
+  if (a->map_e && a->map_field >= 0) {   /* fits: stage_map kept map_bytes of room */
+    for (size_t i = 0; i < a->map_n; i++) {
+      lane_entry *e = &a->map_e[i];
+      e->key = a->dst + (uintptr_t)e->key;
+      if (a->map_str) e->v.s.p = a->dst + (uintptr_t)e->v.s.p;
+    }
+    lane_set_map(r, a->map_field, a->map_e, a->map_n);
+  }
 }
 
 int lane_request_from_json(lane_request *r, const char *body, size_t len, int formats,
@@ -1011,6 +1104,7 @@ int lane_request_from_json(lane_request *r, const char *body, size_t len, int fo
   adapter a;
   memset(&a, 0, sizeof a);
   a.err = err;
+  a.map_field = -1;
   if (!r || !r->prog || r->ntext > r->room || (!body && len))
     fail(&a, LANE_EARG, "lane_request_from_json: no request, program or body");
   else if (formats <= 0 ||
@@ -1023,6 +1117,8 @@ int lane_request_from_json(lane_request *r, const char *body, size_t len, int fo
     a.prog = r->prog;
     a.dst = lane_request_text(r, &a.room);
     a.compact = r->compact != 0;
+    a.map_field = lane_field(r->prog, "metadata");
+    if (a.map_field >= 0 && lane_field_type(r->prog, a.map_field) != LANE_T_MAP) a.map_field = -1;
   }
   a.buf = a.stack;
   a.cap = sizeof a.stack;
@@ -1042,5 +1138,6 @@ int lane_request_from_json(lane_request *r, const char *body, size_t len, int fo
   }
   if (a.status == LANE_OK) commit(&a, r);
   if (a.buf != a.stack) free(a.buf);
+  free(a.map_e);
   return a.status;
 }

@@ -264,6 +264,12 @@ static void image_cases(void) {
        "budget 0 name: string index 999 out of range (%u strings)", (unsigned)a->im.nstr);
   CASE("budget_key_field", la_budget(a, "daily", 99, 100),
        "budget 0 (daily): key field 99 out of range (%d fields)", BC_NSTD + 1);
+  CASE("budget_key_map", la_budget(a, "daily", BC_NSTD, 100); a->fields[BC_NSTD].type = LANE_T_MAP,
+       "budget 0 (daily): key field team is a map");
+  CASE("load_map_field", a->fields[BC_NSTD].type = LANE_T_MAP,
+       "instruction %u (LOAD): field team is a map", (unsigned)pc_in_list - 1);
+  CASE("map_op_not_map", a->code[pc_load_images].op = BC_OP_MAP_SIZE,
+       "instruction %u (MAP_SIZE): field images is not a map", (unsigned)pc_load_images);
   CASE("budget_flags", la_budget(a, "daily", BC_NONE, 100); a->budgets[0].flags = 9,
        "budget 0 (daily): unknown flags 0x9");
   CASE("budget_full_both", la_budget(a, "daily", BC_NONE, 100); a->budgets[0].flags = 6,
