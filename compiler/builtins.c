@@ -70,6 +70,26 @@ const sema_builtin sema_builtins[] = {
   {"string", 0, 1, {TY_DOUBLE}, TY_STRING, BF_STRING, CONST_ONLY,
    "formats a constant, shortest exact form"},
   {"string", 0, 1, {TY_BOOL}, TY_STRING, BF_STRING, CONST_ONLY, "\"true\" or \"false\""},
+  {"all", 1, 2, {TY_LIST}, TY_BOOL, BF_ALL, CONST_ONLY,
+   "x.all(v, p): whether p holds for every item v of a list (a map: every key); with two "
+   "variables, x.all(i, v, p), i is the index (a map: the key) and v the item (the value). "
+   "false wins over an error, an error over true"},
+  {"exists", 1, 2, {TY_LIST}, TY_BOOL, BF_EXISTS, CONST_ONLY,
+   "x.exists(v, p): whether p holds for some item; true wins over an error, an error over "
+   "false; two variables as all()"},
+  {"exists_one", 1, 2, {TY_LIST}, TY_BOOL, BF_EXISTS_ONE, CONST_ONLY,
+   "x.exists_one(v, p): whether p holds for exactly one item; an error is the result"},
+  {"existsOne", 1, 2, {TY_LIST}, TY_BOOL, BF_EXISTS_ONE, CONST_ONLY,
+   "exists_one, as CEL's two-variable extension spells it"},
+  {"map", 1, 2, {TY_LIST}, TY_LIST, BF_MAP, CONST_ONLY,
+   "x.map(v, e): the list of e for each item; x.map(v, p, e) for the items where p holds"},
+  {"filter", 1, 2, {TY_LIST}, TY_LIST, BF_FILTER, CONST_ONLY,
+   "x.filter(v, p): the items (a map: the keys) where p holds"},
+  {"transformList", 1, 2, {TY_LIST}, TY_LIST, BF_TLIST, CONST_ONLY,
+   "x.transformList(i, v, e): the list of e for each index (key) i and item (value) v; with "
+   "(i, v, p, e) where p holds"},
+  {"transformMap", 1, 2, {TY_LIST}, TY_LIST, BF_TMAP, CONST_ONLY,
+   "x.transformMap(k, v, e): a map of each key (index) k to e; with (k, v, p, e) where p holds"},
   {"math.greatest", 0, 1, {TY_ERROR}, TY_ERROR, BF_GREATEST, NOOP,
    "the largest of one or more numbers of one type (int, uint, double, tokens, money, ...), or of "
    "constants of mixed number types or a constant list, as CEL's math.greatest; a NaN makes it NaN"},

@@ -278,6 +278,13 @@ static int qualified(const ast_node *n, char *buf, size_t size) {
 
 static int check_ident(sema_unit *u, ast_node *n, int cx) {
   const char *name = n->name;
+  for (int i = u->nmvars - 1; i >= 0; i--)   /* a macro's variable, innermost first */
+    if (!strcmp(u->mvars[i].name, name)) {
+      n->refkind = RK_VAR;
+      n->ref = i;
+      n->op = u->mvars[i].is_const;
+      return u->mvars[i].ty;
+    }
   if (cx & CX_TEST)
     for (size_t i = 0; i < sizeof dvals / sizeof *dvals; i++)
       if (strcmp(dvals[i].name, name) == 0) {
@@ -551,7 +558,7 @@ static int check_minmax(sema_unit *u, ast_node *n, int cx, int fn) {
                "its type is the winner's; convert them to one type, as in double(x)", f);
     return TY_ERROR;
   }
-  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0};
+  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
   ev_val v = ev_eval(&env, n);
   if (v.kind == EV_ERROR) {
     diag_error(&u->ctx, n->span, "%s", v.err);
@@ -560,8 +567,111 @@ static int check_minmax(sema_unit *u, ast_node *n, int cx, int fn) {
   return v.kind == EV_OK ? v.ty : TY_ERROR;
 }
 
+static const struct { const char *name; int fn; } macros[] = {
+  {"all", BF_ALL}, {"exists", BF_EXISTS}, {"exists_one", BF_EXISTS_ONE},
+  {"existsOne", BF_EXISTS_ONE}, {"map", BF_MAP}, {"filter", BF_FILTER},
+  {"transformList", BF_TLIST}, {"transformMap", BF_TMAP},
+};
+
+/* Declares macro variable v (an N_IDENT) of type ty; 0, or -1 when too
+ * many are in scope. */
+static int push_var(sema_unit *u, ast_node *v, int ty, int is_const) {
+  if (u->nmvars >= SEMA_MAX_MVARS) {
+    diag_error(&u->ctx, v->span, "macros nest more than %d variables deep", SEMA_MAX_MVARS);
+    return -1;
+  }
+  u->mvars[u->nmvars].name = v->name;
+  u->mvars[u->nmvars].ty = ty;
+  u->mvars[u->nmvars].is_const = is_const;
+  v->refkind = RK_VAR;
+  v->ref = u->nmvars++;
+  v->type = ty;
+  v->is_const = is_const;
+  v->op = is_const;
+  return 0;
+}
+
+/* CEL's comprehension macros on a list or a map: x.all(v, p), exists,
+ * exists_one (existsOne), map(v, e) and map(v, p, e), filter(v, p), and
+ * the two-variable forms all(i, v, p), exists, existsOne,
+ * transformList(i, v, [p,] e), transformMap(k, v, [p,] e). A list's
+ * variable is its item (with two, its index and item), a map's its key
+ * (with two, its key and value). The variables are in scope in the
+ * macro's arguments only. Lists and maps are constants, so a macro folds;
+ * over model tags it is decided per model when the filter is. */
+static int check_macro(sema_unit *u, ast_node *n, int cx, int fn) {
+  int rt = check(u, n->a, cx), na = n->list.n;
+  if (rt == TY_ERROR) return TY_ERROR;
+  int map = TY_IS_MAP(rt);
+  if (!(rt & TY_LIST) && !map) {
+    diag_error(&u->ctx, n->span, "%s() works on a list or a map, not %s", n->name,
+               sema_ty_name(rt));
+    return TY_ERROR;
+  }
+  int two = fn == BF_TLIST || fn == BF_TMAP || (na == 3 && fn != BF_MAP && fn != BF_FILTER);
+  int min = two ? 3 : 2, max = two ? (fn == BF_TLIST || fn == BF_TMAP ? 4 : 3)
+                          : fn == BF_MAP ? 3 : 2;
+  if (na < min || na > max) {
+    diag_error(&u->ctx, n->span, "%s() takes %s", n->name,
+               fn == BF_MAP ? "a variable and an expression, and maybe a condition before it: "
+                              "x.map(v, e) or x.map(v, p, e)"
+               : fn == BF_TLIST || fn == BF_TMAP ? "two variables, maybe a condition, and an "
+                                                   "expression: x.transformList(i, v, e)"
+               : "a variable and a condition, as in x.all(v, v > 0), or two: x.all(i, v, p)");
+    return TY_ERROR;
+  }
+  for (int i = 0; i < (two ? 2 : 1); i++)
+    if (n->list.v[i]->kind != N_IDENT) {
+      diag_error(&u->ctx, n->list.v[i]->span, "%s()'s first argument%s must be a variable "
+                 "name", n->name, two ? "s" : "");
+      return TY_ERROR;
+    }
+  int key = map ? TY_MKEY(rt) : TY_INT, item = map ? TY_MVAL(rt) : rt & ~TY_LIST;
+  if (key == TY_NULL) key = TY_DYN;     /* {} and []: no item, any type */
+  if (item == TY_NULL) item = TY_DYN;
+  int base = u->nmvars, is_const = n->a->is_const, t = TY_ERROR;
+  if (push_var(u, n->list.v[0], two ? key : map ? key : item, is_const) ||
+      (two && push_var(u, n->list.v[1], item, is_const))) {
+    u->nmvars = base;
+    return TY_ERROR;
+  }
+  int first = two ? 2 : 1, last = na - 1, ok = 1;
+  int has_cond = fn == BF_ALL || fn == BF_EXISTS || fn == BF_EXISTS_ONE || fn == BF_FILTER ||
+                 last > first;   /* map(v, p, e), transform*(i, v, p, e) */
+  for (int i = first; i < na; i++) {
+    int at = check(u, n->list.v[i], cx);
+    int cond = has_cond && (i < last || fn == BF_ALL || fn == BF_EXISTS ||
+                            fn == BF_EXISTS_ONE || fn == BF_FILTER);
+    if (at == TY_ERROR) ok = 0;
+    else if (cond && at != TY_BOOL) {
+      diag_error(&u->ctx, n->list.v[i]->span, "%s()'s condition must be bool, not %s",
+                 n->name, sema_ty_name(at));
+      ok = 0;
+    } else if (!cond && ((at & TY_LIST) || TY_IS_MAP(at) || at == TY_MODEL)) {
+      diag_error(&u->ctx, n->list.v[i]->span, "%s() of %s: lists of lists and maps are not "
+                 "supported", n->name, sema_ty_name(at));
+      ok = 0;
+    } else if (!cond) {
+      t = at;
+    }
+  }
+  u->nmvars = base;
+  if (!ok) return TY_ERROR;
+  for (int i = 0; i < sema_nbuiltins; i++)
+    if (sema_builtins[i].fn == fn) { n->ref = i; break; }
+  switch (fn) {
+  case BF_ALL: case BF_EXISTS: case BF_EXISTS_ONE: return TY_BOOL;
+  case BF_FILTER: return map ? TY_LIST | key : rt;
+  case BF_TMAP: return TY_MAPOF(map ? key : TY_INT, t);
+  default: return TY_LIST | t;   /* map, transformList */
+  }
+}
+
 static int check_call(sema_unit *u, ast_node *n, int cx) {
   namespaced(u, n);
+  if (n->a && n->list.n >= 2 && n->list.v[0]->kind == N_IDENT)
+    for (size_t i = 0; i < sizeof macros / sizeof *macros; i++)
+      if (!strcmp(n->name, macros[i].name)) return check_macro(u, n, cx, macros[i].fn);
   if (!strcmp(n->name, "has")) return check_has(u, n, cx);
   if (!strcmp(n->name, "dyn")) return check_dyn(u, n, cx);
   if (!strcmp(n->name, "math.greatest")) return check_minmax(u, n, cx, BF_GREATEST);
@@ -650,6 +760,13 @@ static void unit_hint(char *buf, size_t n, const ast_node *a, const ast_node *b)
 static int check_binary(sema_unit *u, ast_node *n, int cx) {
   int lt = check(u, n->a, cx), rt = check(u, n->b, cx);
   if (lt == TY_ERROR || rt == TY_ERROR) return TY_ERROR;
+  if (lt == TY_DYN || rt == TY_DYN) {
+    /* an item of a constant list or map of mixed types (or of an empty
+     * one) under a macro: folded, and the evaluator checks the types each
+     * value has, as CEL does at run time */
+    if (n->op == OP_AND || n->op == OP_OR || (n->op >= OP_EQ && n->op <= OP_IN)) return TY_BOOL;
+    return TY_DYN;
+  }
   if (n->op == OP_AND || n->op == OP_OR) {
     const char *w = n->op == OP_AND ? "&&" : "||";
     if (lt != TY_BOOL) {
@@ -708,6 +825,7 @@ static int check_binary(sema_unit *u, ast_node *n, int cx) {
 static int check_unary(sema_unit *u, ast_node *n, int cx) {
   int t = check(u, n->a, cx);
   if (t == TY_ERROR) return t;
+  if (t == TY_DYN) return n->op == OP_NOT ? TY_BOOL : TY_DYN;   /* folded; see check_binary */
   if (n->op == OP_NOT) {
     if (t == TY_BOOL) return t;
     diag_error(&u->ctx, n->span, "'!' needs a bool, not %s", sema_ty_name(t));
@@ -764,6 +882,8 @@ static int is_constant(const ast_node *n) {
     return 1;
   case N_SELECTOR:
     return n->refkind == RK_MAPKEY && n->a->is_const;
+  case N_IDENT:   /* a macro's variable over a constant list or map */
+    return n->refkind == RK_VAR && n->op;
   case N_UNARY: case N_BINARY: case N_COND: case N_INDEX: case N_CALL: case N_LIST: case N_MAP:
     if ((n->a && !n->a->is_const) || (n->b && !n->b->is_const) || (n->c && !n->c->is_const))
       return 0;
@@ -813,7 +933,7 @@ static int const_item_type(sema_unit *u, ast_node *n) {
                "index");
     return TY_ERROR;
   }
-  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0};
+  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
   ev_val v = ev_eval(&env, n);
   if (v.kind == EV_ERROR) {
     diag_error(&u->ctx, n->span, "%s", v.err);
@@ -921,7 +1041,7 @@ int sema_check_const(sema_unit *u, ast_node *e, int want, const char *what, ev_v
                sema_ty_name(t), h);
     return -1;
   }
-  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0};
+  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
   *out = ev_eval(&env, e);
   if (out->kind == EV_ERROR) {
     diag_error(&u->ctx, e->span, "%s: %s", what, out->err);

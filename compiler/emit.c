@@ -244,7 +244,7 @@ static int is_map_field(const ast_node *n) {
 }
 
 static void emit_in(emitter *E, const ast_node *n) {
-  ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0};
+  ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
   if (is_map_field(n->b)) {   /* k in req.m */
     emit_expr(E, n->a);
     emit(E, BC_OP_MAP_HAS, 0, 0, (uint32_t)n->b->ref);
@@ -376,7 +376,7 @@ static int folds(const emitter *E, const ast_node *n) {
 static int can_fail(const emitter *E, const ast_node *n) {
   if (is_has(n)) return 0;   /* has() reads no value: its argument never runs */
   if (n->is_const) {
-    ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0};
+    ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
     return !folds(E, n) && ev_eval(&env, n).kind == EV_ERROR;
   }
   if ((n->a && can_fail(E, n->a)) || (n->b && can_fail(E, n->b)) || (n->c && can_fail(E, n->c)))
@@ -549,7 +549,7 @@ static void emit_expr(emitter *E, const ast_node *n) {
   if (E->u->ctx.nomem) return;
   int saved = E->line;
   if (n->span.line) E->line = n->span.line;
-  ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0};
+  ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
   ev_val v = folds(E, n) ? ev_eval(&env, n) : (ev_val){.kind = EV_UNKNOWN};
   if (v.kind == EV_ERROR) {
     fail(E, error_site(&env, n)->span, "%s", v.err);
@@ -869,7 +869,7 @@ static void emit_cand(emitter *E, int order, int only_model, const condset *cs, 
   for (int i = 0; i < cs->n; i++) native |= native_check(E, cs->v[i]);
   for (int m = 0; m < u->nmodels; m++) {
     if (only_model >= 0 && m != only_model) continue;
-    ev_env env = {u, m, NULL, NULL, NULL, NULL, 0, NULL, 0};
+    ev_env env = {u, m, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
     int out = 0, check = 0, needs[64];
     for (int i = 0; i < cs->n && !out; i++) {
       if (native_check(E, cs->v[i])) { needs[i] = 0; continue; }   /* in CAND */

@@ -488,8 +488,82 @@ static ev_val eval_minmax(const ev_env *env, const ast_node *n, int most) {
   return best;
 }
 
+/* CEL's comprehension macros (check_macro): each item of the list (each
+ * key of the map) binds the macro's variables, at their depth, in a copy
+ * of the environment. all: false wins over an error, an error over true;
+ * exists the reverse; exists_one, map, filter and the transforms stop at
+ * the first error. An unknown item or condition (a model's tags before
+ * the model is known) makes the result unknown. */
+static ev_val eval_macro(const ev_env *env, const ast_node *n, int fn) {
+  ev_val c = ev_eval(env, n->a);
+  if (c.kind != EV_OK) return c;
+  int map = TY_IS_MAP(c.ty), two = fn == BF_TLIST || fn == BF_TMAP ||
+            (n->list.n == 3 && fn != BF_MAP && fn != BF_FILTER);
+  int base = n->list.v[0]->ref, first = two ? 2 : 1, last = n->list.n - 1;
+  int cond = fn == BF_ALL || fn == BF_EXISTS || fn == BF_EXISTS_ONE || fn == BF_FILTER;
+  const ast_node *pred = cond ? n->list.v[last] : last > first ? n->list.v[first] : NULL;
+  const ast_node *expr = cond ? NULL : n->list.v[last];
+  ev_val vars[SEMA_MAX_MVARS], out = mk(n->type), pending = unknown();
+  if (base < 0 || base + two >= SEMA_MAX_MVARS) return error("macro variables too deep");
+  if (base && !env->vars) return unknown();   /* an inner macro, outside its outer one */
+  if (env->vars && base) memcpy(vars, env->vars, (size_t)base * sizeof *vars);
+  ev_env e = *env;
+  e.vars = vars;
+  ev_val *items = NULL;
+  size_t count = 0, ones = 0;
+  if (fn == BF_MAP || fn == BF_FILTER || fn == BF_TLIST || fn == BF_TMAP) {
+    items = ast_alloc(ctx_of(env), (2 * c.n + 1) * sizeof *items);
+    if (!items) return error("out of memory");
+  }
+  pending.kind = EV_OK;   /* none yet: an error or an unknown replaces it */
+  for (size_t i = 0; i < c.n; i++) {
+    const ev_val *key = map ? &c.items[2 * i] : NULL, *item = map ? &c.items[2 * i + 1]
+                                                                  : &c.items[i];
+    if (two) {
+      vars[base] = map ? *key : mk_i(TY_INT, (int64_t)i);
+      vars[base + 1] = *item;
+    } else {
+      vars[base] = map ? *key : *item;
+    }
+    if (pred) {
+      ev_val r = ev_eval(&e, pred);
+      if (r.kind == EV_OK && fn == BF_ALL && !r.v.i) return mk_b(0);
+      if (r.kind == EV_OK && fn == BF_EXISTS && r.v.i) return mk_b(1);
+      if (r.kind != EV_OK && (fn == BF_ALL || fn == BF_EXISTS)) {
+        if (pending.kind == EV_OK || r.kind == EV_UNKNOWN) pending = r;
+        continue;
+      }
+      if (r.kind != EV_OK) return r;
+      if (!r.v.i) continue;
+      ones++;
+      if (fn == BF_FILTER) items[count++] = map ? *key : *item;
+    }
+    if (expr) {
+      ev_val r = ev_eval(&e, expr);
+      if (r.kind != EV_OK) return r;
+      if (fn == BF_TMAP) {
+        items[2 * count] = map ? *key : mk_i(TY_INT, (int64_t)i);
+        items[2 * count + 1] = r;
+      } else {
+        items[count] = r;
+      }
+      count++;
+    }
+  }
+  switch (fn) {
+  case BF_ALL: return pending.kind == EV_OK ? mk_b(1) : pending;
+  case BF_EXISTS: return pending.kind == EV_OK ? mk_b(0) : pending;
+  case BF_EXISTS_ONE: return mk_b(ones == 1);
+  default:
+    out.items = items;
+    out.n = count;
+    return out;
+  }
+}
+
 static ev_val eval_call(const ev_env *env, const ast_node *n) {
   int fn = sema_builtins[n->ref].fn;
+  if (fn >= BF_ALL && fn <= BF_TMAP) return eval_macro(env, n, fn);
   if (fn == BF_HAS && n->list.v[0]->refkind == RK_MAPKEY) {   /* has(m.k) */
     ev_val m = ev_eval(env, n->list.v[0]->a);
     if (m.kind != EV_OK) return m;
@@ -551,11 +625,17 @@ static ev_val eval_call(const ev_env *env, const ast_node *n) {
 
 /* ---- operators ---- */
 
+/* A value of a dyn operand of && or || that is not a bool is CEL's
+ * "no such overload". */
+static ev_val as_bool(ev_val v) {
+  return v.kind == EV_OK && v.ty != TY_BOOL ? error("no such overload: && and || take bools") : v;
+}
+
 static ev_val eval_logic(const ev_env *env, const ast_node *n) {
   int is_and = n->op == OP_AND;
-  ev_val a = ev_eval(env, n->a);
+  ev_val a = as_bool(ev_eval(env, n->a));
   if (a.kind == EV_OK && a.v.i != is_and) return mk_b(!is_and);   /* short circuit */
-  ev_val b = ev_eval(env, n->b);
+  ev_val b = as_bool(ev_eval(env, n->b));
   if (b.kind == EV_OK && b.v.i != is_and) return mk_b(!is_and);   /* absorbs a */
   /* An unknown side may yet absorb the other's error (error || true is
    * true): unknown before error, or a static model filter would drop a
@@ -599,6 +679,9 @@ static ev_val eval_binary(const ev_env *env, const ast_node *n) {
   }
   if (n->refkind == RK_HETERO) return mk_b(n->op == OP_NE);
   sema_plan p = sema_binplan(n->op, a.ty, b.ty);
+  if (p.ty == TY_ERROR && (n->op == OP_EQ || n->op == OP_NE) &&
+      (n->a->type == TY_DYN || n->b->type == TY_DYN))   /* heterogeneous, as dyn() */
+    return mk_b((n->op == OP_EQ) == vequal(&a, &b));
   if (p.ty == TY_ERROR) return error("operands of different types");
   if (p.op < 0) {
     if (n->op == OP_EQ) return mk_b(vequal(&a, &b));
@@ -613,7 +696,10 @@ static ev_val eval_binary(const ev_env *env, const ast_node *n) {
 static ev_val eval_unary(const ev_env *env, const ast_node *n) {
   ev_val a = ev_eval(env, n->a);
   if (a.kind != EV_OK) return a;
-  if (n->op == OP_NOT) return mk_b(!a.v.i);
+  if (n->op == OP_NOT)
+    return a.ty == TY_BOOL ? mk_b(!a.v.i) : error("no such overload: ! takes a bool");
+  if (a.ty != TY_INT && sema_ty_mtype(a.ty) != LANE_T_DOUBLE)   /* -x of a dyn item */
+    return error("no such overload: - takes a number");
   if (sema_ty_mtype(a.ty) == LANE_T_DOUBLE) { a.v.d = -a.v.d; return a; }
   if (sem_neg_i(a.v.i, &a.v.i)) return error(sem_fault_text(BC_OP_NEG_I, 0));
   return a;
@@ -667,7 +753,9 @@ ev_val ev_eval(const ev_env *env, const ast_node *n) {
   case N_STRING: return mk_s(n->str, n->len);
   case N_DOUBLE: case N_MONEY: case N_PRICE: case N_DURATION: case N_FRACTION:
     return mk_d(n->type, n->lit.d);
-  case N_IDENT: return eval_ident(env, n);
+  case N_IDENT:
+    if (n->refkind == RK_VAR) return env->vars ? env->vars[n->ref] : unknown();
+    return eval_ident(env, n);
   case N_SELECTOR:
     if (n->refkind == RK_MAPKEY) {
       ev_val m = ev_eval(env, n->a), k = mk_s(n->name, strlen(n->name));

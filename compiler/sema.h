@@ -53,6 +53,8 @@ typedef enum sema_ref {
   RK_MODEL,       /* a model constant, ref = model index */
   RK_DECISION,    /* test: ref = DV_* */
   RK_MAPKEY,      /* N_SELECTOR m.k on a map m: the value of key "k" */
+  RK_VAR,         /* N_IDENT a macro's variable (x in l.all(x, p)): ref =
+                     its depth, op = 1 when its list or map is a constant */
   RK_HETERO       /* N_BINARY == or != whose sides never share a type, one
                      of them dyn(): constant false (==) or true (!=), CEL's
                      heterogeneous equality; the sides still run, for the
@@ -163,6 +165,7 @@ typedef struct sema_module {
 #define SEMA_MAX_CODE      (1u << 20) /* instructions in the program */
 #define SEMA_MAX_CONSTANTS (1u << 20) /* strings, int and double constants, each */
 #define SEMA_MAX_FILTERS   65535     /* filter regions (CAND names one in 16 bits) */
+#define SEMA_MAX_MVARS     16        /* macro variables in scope at once (nested macros) */
 
 /* The compile options are lanec.h's (lanec_opts). */
 typedef struct lanec_opts sema_opts;
@@ -188,6 +191,8 @@ typedef struct sema_unit {
   int          unverified; /* emit: the loader refused the emitted bytes for
                               a reason other than a limit (a compiler bug) */
   const char  *caps[BC_MAX_CAPS]; int ncaps; /* capability names */
+  struct { const char *name; int ty, is_const; } mvars[SEMA_MAX_MVARS];
+  int          nmvars;     /* macro variables in scope while checking */
 } sema_unit;
 
 void sema_init(sema_unit *u, const sema_opts *opts);
@@ -253,6 +258,7 @@ typedef struct ev_env {
                                   decision may claim a probe), or NULL to
                                   read rt now */
   uint64_t             now;    /* with stats: the decision's clock */
+  const struct ev_val *vars;   /* macro variables' values by depth (RK_VAR), or NULL */
 } ev_env;
 
 ev_val ev_eval(const ev_env *env, const ast_node *n);

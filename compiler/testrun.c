@@ -49,7 +49,7 @@ static int set_field(lane_request *r, int f, const ev_val *v) {
 }
 
 static void build_request(sema_unit *u, const ast_node *t, lane_request *r) {
-  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0};
+  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
   for (int i = 0; i < t->list.n; i++) {
     const ast_node *it = t->list.v[i];
     if (it->kind != N_TREQ) continue;
@@ -257,7 +257,7 @@ static int run_one(sema_unit *u, const lane_program *p, const ast_node *t, int n
     free(before);
     return 1;
   }
-  ev_env env = {u, -1, &d, p, &r, rt, rc == LANE_OK, before, now};
+  ev_env env = {u, -1, &d, p, &r, rt, rc == LANE_OK, before, now, NULL};
   if (cov) {
     if (rc == LANE_OK) cov->fired[cov->base[route] + d.rule - 1]++;
     cov_record(cov, route, &trace, &env);

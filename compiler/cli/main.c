@@ -914,7 +914,7 @@ typedef struct expr_ctx {
 
 /* Prints the expression's value on one request (or on none: name NULL). */
 static int show_value(const expr_ctx *x, const char *name, const lane_request *r) {
-  ev_env env = {x->u, -1, NULL, x->p, r, NULL, 0, NULL, 0};
+  ev_env env = {x->u, -1, NULL, x->p, r, NULL, 0, NULL, 0, NULL};
   ev_val v = ev_eval(&env, x->e);
   char buf[4096];
   if (v.kind == EV_UNKNOWN) {
@@ -1110,6 +1110,14 @@ static int cmd_builtins(const cli *c) {
     static const char *const arg_names[] = {"", "y", "y, z"};
     static const char *const call_args[] = {"x", "x, y", "x, y, z"};
     int minmax = b->fn == BF_GREATEST || b->fn == BF_LEAST;
+    if (b->fn >= BF_ALL && b->fn <= BF_TMAP) {   /* macros: variables and expressions */
+      static const char *const forms[] = {"v, p", "v, p", "v, p", "i, v, p", "v, e",
+                                          "v, p", "i, v, e", "k, v, e"};
+      printf("| `x.%s(%s)` | a list or a map | %s | %s (constants; model tags) |\n", b->name,
+             forms[(b->fn - BF_ALL) + (b->fn >= BF_MAP || !strcmp(b->name, "existsOne"))],
+             b->fn <= BF_EXISTS_ONE ? "bool" : b->fn == BF_TMAP ? "map" : "list", b->doc);
+      continue;
+    }
     if (b->method) snprintf(call, sizeof call, "`x.%s(%s)`", b->name, arg_names[b->nargs - 1]);
     else snprintf(call, sizeof call, "`%s(%s)`", b->name, minmax ? "x, ..." : call_args[b->nargs - 1]);
     for (int k = 0; k < b->nargs; k++)

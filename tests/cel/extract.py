@@ -31,6 +31,8 @@ LANE_FUNCS = {"size", "startsWith", "endsWith", "contains", "int", "uint", "doub
 MATH_FUNCS = {"greatest", "least", "ceil", "floor", "round", "trunc", "abs", "sign",
               "isNaN", "isInf", "isFinite", "bitAnd", "bitOr", "bitXor", "bitNot",
               "bitShiftLeft", "bitShiftRight"}
+LANE_MACROS = {"all", "exists", "exists_one", "existsOne", "map", "filter",
+               "transformList", "transformMap"}
 MACROS = {"all", "exists", "exists_one", "map", "filter", "transformList",
           "transformMap", "transformMapEntry", "sortBy"}
 TIME_FUNCS = {"timestamp", "duration", "getFullYear", "getMonth", "getDate",
@@ -101,7 +103,7 @@ def unsupported(o):
     if "value" in o:
         kind = next(iter(o["value"]))
         if kind not in ("boolValue", "int64Value", "uint64Value", "doubleValue",
-                        "stringValue"):
+                        "stringValue", "listValue", "mapValue"):
             return "result " + kind.replace("Value", "")
     e = strip_strings(o["expr"])
     if e is None:
@@ -120,17 +122,26 @@ def unsupported(o):
         return "optionals"
     if re.search(r'\[\s*\[', e) or re.search(r',\s*\[', e):
         return "lists of lists"
+    # the variables macros bind: x.all(v, ...), x.all(i, v, ...)
+    bound = set()
+    for m in re.finditer(r'\.\s*(' + "|".join(sorted(LANE_MACROS)) +
+                         r')\s*\(\s*([A-Za-z_]\w*)\s*,\s*(?:([A-Za-z_]\w*)\s*,)?', e):
+        bound.update(x for x in m.group(2, 3) if x)
     for m in re.finditer(r'(\.?)\s*([A-Za-z_][A-Za-z0-9_]*)\s*(\(?)', e):
         dot, name, call = m.group(1), m.group(2), m.group(3)
         if name in ("true", "false", "null", "in") and not call:
+            continue
+        if name in bound and not call and not dot:
             continue
         if call:
             if name in LANE_FUNCS:
                 continue
             if name == "type":
                 return "type()"
-            if name in MACROS:
+            if name in MACROS and name not in LANE_MACROS:
                 return "macros"
+            if name in LANE_MACROS:
+                continue
             if name in TIME_FUNCS:
                 return "timestamps and durations"
             if name == "bytes":
@@ -199,7 +210,41 @@ def expected(o):
     if k == "stringValue":
         lit = lane_string(v)
         return ("eq", lit) if lit is not None else ("skip:unpaired surrogate", "")
+    if k in ("listValue", "mapValue"):
+        lit = composite(k, v)
+        return ("eq", lit) if lit is not None else ("skip:result " + k.replace("Value", ""), "")
     return "skip:result " + k, ""
+
+
+def scalar(o):
+    """A lane literal for a scalar value of the suite, or None."""
+    (k, v), = o.items()
+    if k == "boolValue":
+        return "true" if v else "false"
+    if k == "int64Value":
+        return str(int(v))
+    if k == "uint64Value":
+        return str(int(v)) + "u"
+    if k == "doubleValue" and v not in ("NaN", "Infinity", "-Infinity"):
+        lit = repr(float(v))
+        return lit if re.search(r'[.eE]', lit) else lit + ".0"
+    if k == "stringValue":
+        return lane_string(v)
+    return None
+
+
+def composite(k, v):
+    """A list or map result as a lane literal of scalars, or None."""
+    if k == "listValue":
+        items = [scalar(x) for x in v.get("values", [])]
+        return None if None in items else "[" + ", ".join(items) + "]"
+    parts = []
+    for e in v.get("entries", []):
+        a, b = scalar(e["key"]), scalar(e["value"])
+        if a is None or b is None:
+            return None
+        parts.append(a + ": " + b)
+    return "{" + ", ".join(parts) + "}"
 
 
 def main():
