@@ -190,6 +190,16 @@ static void operands(sbuf *out, const lane_program *p, const bc_route *route,
     sb(out, "%s", types[in->a <= LANE_T_STRING ? in->a : 0]);
     break;
   }
+  case BC_FMT_ITER: {
+    static const char *const kinds[] = { "all", "exists", "exists_one" };
+    sb(out, "%s, region %u, req.%s", kinds[in->a <= 2 ? in->a : 0], (unsigned)in->b - 1,
+       S(im, im->fields[in->c].name));
+    break;
+  }
+  case BC_FMT_MVAR:
+    sb(out, "%s of req.%s at depth %u", in->b ? "value" : "key", S(im, im->fields[in->c].name),
+       (unsigned)in->a);
+    break;
   case BC_FMT_RULE:
     sb(out, "%u", (unsigned)in->c);
     if (route) {
@@ -315,10 +325,12 @@ static void disasm_raw(FILE *out, const lane_program *p, const char *text) {
     code(out, p, r, r->start, r->end, text);
   }
   for (uint32_t i = 0; i < im->nfilters; i++) {
-    int x = im->code[im->filters[i].end - 1].op == BC_OP_XRET;
+    int last = im->code[im->filters[i].end - 1].op;
+    int x = last == BC_OP_XRET, it = last == BC_OP_IRET;
     fprintf(out, "%s %u  [%u,%u)  worst case %" PRIu64 " instructions%s\n",
-            x ? "explain region" : "filter", (unsigned)i, (unsigned)im->filters[i].start,
-            (unsigned)im->filters[i].end, p->filter_steps[i], x ? "" : " per model");
+            x ? "explain region" : it ? "iteration region" : "filter", (unsigned)i,
+            (unsigned)im->filters[i].start, (unsigned)im->filters[i].end, p->filter_steps[i],
+            x ? "" : it ? " per entry" : " per model");
     code(out, p, NULL, im->filters[i].start, im->filters[i].end, text);
   }
   fprintf(out, "worst case per decision: %" PRIu64 " instructions\n", p->max_steps);

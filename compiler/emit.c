@@ -58,6 +58,15 @@ typedef struct emitter {
   int        fail;          /* an error was reported or memory ran out */
   int        no_opt;        /* sema_opts.no_opt: no optimisations */
   int        ntry;          /* TRY handlers open around the current code */
+  cbuf       icode;         /* iteration regions' code, after the filters' */
+  bc_filter *ireg;          /* iteration regions in icode (jumps relative to
+                               their start until linked) */
+  uint32_t   nireg;
+  int        capireg;
+  struct { const ast_node *n; uint32_t reg; } *imemo; /* a macro's region, once */
+  int        nimemo, capimemo;
+  struct { const ast_node *n; int base, nvars, field; } act[BC_MAX_ITER];
+  int        nact;          /* macros whose iteration region is being emitted */
 } emitter;
 
 /* Appends one item to a malloc'd array (n, cap), or marks failure. */
@@ -193,6 +202,7 @@ static int emit(emitter *E, int op, int a, int b, uint32_t c) {
 }
 
 static int here(emitter *E) { return E->cur->n; }
+static int here_of(const cbuf *cb) { return cb->n; }
 
 static void patch(emitter *E, int at) {
   if (at < E->cur->n) E->cur->v[at].c = (uint32_t)E->cur->n;
@@ -313,7 +323,8 @@ static int raises_here(const ast_node *n) {
   }
   case N_UNARY: return n->op == OP_NEG && sema_ty_mtype(n->type) == LANE_T_INT;
   case N_CALL: {
-    int op = sema_builtins[n->ref].op;
+    int op = sema_builtins[n->ref].op, fn = sema_builtins[n->ref].fn;
+    if (fn >= BF_ALL && fn <= BF_TMAP) return 1;   /* ITER: a run's error */
     return op >= 0 && bc_op_can_fail(op);
   }
   case N_INDEX: return TY_IS_MAP(n->a->type);            /* MAP_GET: no such key */
@@ -487,8 +498,97 @@ static int minmax_op(const ast_node *n) {
   }
 }
 
+/* Whether n reads a model (a property, a capability, cost, fits ...). */
+static int reads_model(const ast_node *n) {
+  if (n->refkind == RK_MPROP && (n->kind == N_IDENT || n->kind == N_SELECTOR)) return 1;
+  if ((n->a && reads_model(n->a)) || (n->b && reads_model(n->b)) || (n->c && reads_model(n->c)))
+    return 1;
+  for (int i = 0; i < n->list.n; i++)
+    if (reads_model(n->list.v[i])) return 1;
+  return 0;
+}
+
+/* The iteration region of macro n (all, exists, exists_one over a
+ * request's map): its condition, ending in IRET, emitted once in icode
+ * and shared by every ITER that runs it (route code, explain regions).
+ * Inner macros' regions are emitted first, so a region runs only regions
+ * before it (the loader's rule). Returns its index among the iteration
+ * regions, linked after the filters CAND names. */
+static uint32_t iter_region(emitter *E, const ast_node *n, int field) {
+  for (int i = 0; i < E->nimemo; i++)
+    if (E->imemo[i].n == n) return E->imemo[i].reg;
+  const ast_node *pred = n->list.v[n->list.n - 1];
+  if (E->nact >= BC_MAX_ITER) {
+    fail(E, n->span, "macros over a request's map nest more than %d deep", BC_MAX_ITER);
+    return 0;
+  }
+  if (reads_model(pred)) {
+    fail(E, pred->span, "a macro over a request's map cannot read a model's properties; move "
+         "that test out of it%s", "");
+    return 0;
+  }
+  cbuf tmp = {0}, *saved = E->cur;
+  int ntry = E->ntry, line = E->line, two = n->list.n == 3;
+  E->act[E->nact].n = n;
+  E->act[E->nact].base = n->list.v[0]->ref;
+  E->act[E->nact].nvars = two ? 2 : 1;
+  E->act[E->nact].field = field;
+  E->nact++;
+  E->cur = &tmp;
+  E->ntry = 0;
+  emit_expr(E, pred);
+  emit(E, BC_OP_IRET, 0, 0, 0);
+  E->nact--;
+  E->cur = &E->icode;
+  E->ntry = ntry;
+  uint32_t start = (uint32_t)here(E);
+  for (int i = 0; i < tmp.n && !E->fail; i++) {   /* jumps stay relative to the region */
+    E->line = (int)tmp.line[i];
+    emit(E, tmp.v[i].op, tmp.v[i].a, tmp.v[i].b, tmp.v[i].c);
+  }
+  free(tmp.v);
+  free(tmp.line);
+  E->cur = saved;
+  E->line = line;
+  bc_filter f = {start, (uint32_t)here_of(&E->icode)};
+  APPEND(E, E->ireg, E->nireg, E->capireg, f);
+  if (E->fail) return 0;
+  if (E->nimemo >= E->capimemo) {
+    int nc = E->capimemo ? 2 * E->capimemo : 8;
+    void *m = realloc(E->imemo, (size_t)nc * sizeof *E->imemo);
+    if (!m) { E->fail = 1; E->u->ctx.nomem = 1; return 0; }
+    E->imemo = m;
+    E->capimemo = nc;
+  }
+  E->imemo[E->nimemo].n = n;
+  E->imemo[E->nimemo++].reg = E->nireg - 1;
+  return E->nireg - 1;
+}
+
+/* A macro's variable, read in its iteration region: the entry of the ITER
+ * at its macro's depth. */
+static void emit_var(emitter *E, const ast_node *n) {
+  for (int d = E->nact - 1; d >= 0; d--)
+    if (n->ref >= E->act[d].base && n->ref < E->act[d].base + E->act[d].nvars) {
+      emit(E, BC_OP_MVAR, d, n->ref - E->act[d].base, (uint32_t)E->act[d].field);
+      return;
+    }
+  fail(E, n->span, "'%s' is a macro's variable, known only while the macro runs", n->name);
+}
+
 static void emit_call(emitter *E, const ast_node *n) {
   const sema_builtin *b = &sema_builtins[n->ref];
+  if ((b->fn == BF_ALL || b->fn == BF_EXISTS || b->fn == BF_EXISTS_ONE) && is_map_field(n->a)) {
+    uint32_t r = iter_region(E, n, n->a->ref);
+    emit(E, BC_OP_ITER, b->fn == BF_ALL ? 0 : b->fn == BF_EXISTS ? 1 : 2, (int)r + 1,
+         (uint32_t)n->a->ref);
+    return;
+  }
+  if (b->fn >= BF_ALL && b->fn <= BF_TMAP && is_map_field(n->a)) {
+    fail(E, n->span, "%s() of a request's map makes a list or a map, which lane has only as "
+         "constants; test the entries with all(), exists() or exists_one()", b->name);
+    return;
+  }
   if (b->fn == BF_GREATEST || b->fn == BF_LEAST) {
     int op = minmax_op(n);
     if (op < 0) {
@@ -557,7 +657,8 @@ static void emit_expr(emitter *E, const ast_node *n) {
     emit_const(E, n, &v);
   } else switch (n->kind) {
   case N_IDENT:
-    if (n->refkind == RK_MPROP) emit_mprop(E, n);
+    if (n->refkind == RK_VAR) emit_var(E, n);
+    else if (n->refkind == RK_MPROP) emit_mprop(E, n);
     else fail(E, n->span, "'%s' cannot be used at run time", n->name);
     break;
   case N_SELECTOR:
@@ -1202,19 +1303,33 @@ static int emit_tables(emitter *E) {
  * explain regions' jumps and regions; the explain regions become filters
  * after those CANDs name. */
 static int link_code(emitter *E) {
-  int nr = E->route.n, nf = nr + E->filt.n, n = nf + E->xcode.n;
+  int nr = E->route.n, ni = nr + E->filt.n, nf = ni + E->icode.n, n = nf + E->xcode.n;
   E->ncandfilters = E->im.nfilters;
-  for (uint32_t i = 0; i < E->nxreg; i++) {
-    bc_filter f = E->xreg[i];
+  for (uint32_t i = 0; i < E->nireg; i++) {   /* iteration regions, after the filters */
+    bc_filter f = E->ireg[i];
     for (uint32_t pc = f.start; pc < f.end; pc++)
-      if (bc_ops[E->xcode.v[pc].op].fmt == BC_FMT_JUMP) E->xcode.v[pc].c += f.start;
-    f.start += (uint32_t)E->filt.n;   /* after the filters' code; all move by nr below */
+      if (bc_ops[E->icode.v[pc].op].fmt == BC_FMT_JUMP) E->icode.v[pc].c += f.start;
+    f.start += (uint32_t)E->filt.n;   /* all move by nr below */
     f.end += (uint32_t)E->filt.n;
     APPEND(E, E->im.filters, E->im.nfilters, E->capfilters, f);
     if (E->fail) return -1;
   }
+  for (uint32_t i = 0; i < E->nxreg; i++) {
+    bc_filter f = E->xreg[i];
+    for (uint32_t pc = f.start; pc < f.end; pc++)
+      if (bc_ops[E->xcode.v[pc].op].fmt == BC_FMT_JUMP) E->xcode.v[pc].c += f.start;
+    f.start += (uint32_t)(E->filt.n + E->icode.n);   /* after the filters' and iterations' */
+    f.end += (uint32_t)(E->filt.n + E->icode.n);
+    APPEND(E, E->im.filters, E->im.nfilters, E->capfilters, f);
+    if (E->fail) return -1;
+  }
   for (uint32_t i = 0; i < E->im.nxnodes; i++)
-    if (E->im.xnodes[i].region != BC_NONE) E->im.xnodes[i].region += E->ncandfilters;
+    if (E->im.xnodes[i].region != BC_NONE)
+      E->im.xnodes[i].region += E->ncandfilters + E->nireg;
+  cbuf *bufs[4] = {&E->route, &E->filt, &E->icode, &E->xcode};
+  for (int k = 0; k < 4; k++)   /* ITER names its region among the iteration regions */
+    for (int i = 0; i < bufs[k]->n; i++)
+      if (bufs[k]->v[i].op == BC_OP_ITER) bufs[k]->v[i].b = (uint16_t)(bufs[k]->v[i].b + E->ncandfilters);
   E->im.code = malloc((size_t)(n ? n : 1) * sizeof *E->im.code);
   E->im.lines = malloc((size_t)(n ? n : 1) * sizeof *E->im.lines);
   E->im.nlines = (uint32_t)n;
@@ -1228,6 +1343,12 @@ static int link_code(emitter *E) {
     if (bc_ops[in.op].fmt == BC_FMT_JUMP) in.c += (uint32_t)nr;
     E->im.code[nr + i] = in;
     E->im.lines[nr + i] = E->filt.line[i];
+  }
+  for (int i = 0; i < E->icode.n; i++) {
+    bc_insn in = E->icode.v[i];
+    if (bc_ops[in.op].fmt == BC_FMT_JUMP) in.c += (uint32_t)ni;
+    E->im.code[ni + i] = in;
+    E->im.lines[ni + i] = E->icode.line[i];
   }
   for (int i = 0; i < E->xcode.n; i++) {
     bc_insn in = E->xcode.v[i];
@@ -1358,6 +1479,7 @@ int emit_program_loaded(sema_unit *u, unsigned char **out, size_t *n, lane_progr
   free(E.route.v); free(E.route.line);
   free(E.filt.v); free(E.filt.line);
   free(E.xcode.v); free(E.xcode.line); free(E.xreg);
+  free(E.icode.v); free(E.icode.line); free(E.ireg); free(E.imemo);
   for (int i = 0; i < E.nlines_files; i++) free(E.lines[i].start);
   free(E.lines);
   return rc;

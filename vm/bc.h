@@ -35,6 +35,10 @@
 #define BC_SECTION_SIZE 12
 #define BC_MAX_STACK    64      /* operand stack slots a decision may use */
 #define BC_MAX_TRY      16      /* TRY handlers active at once */
+#define BC_MAX_ITER     8       /* ITERs nested (a macro over a request's map in another's body) */
+/* Entries a request map can hold (lane_set_map refuses more): the runs
+ * an ITER makes at most. */
+#define BC_MAX_MAP_ENTRIES LANE_MAX_MAP_ENTRIES
 #define BC_MAX_CAPS     32      /* capability names per program */
 #define BC_NONE         0xFFFFFFFFu /* "no index" in u32 index fields */
 
@@ -449,7 +453,11 @@ typedef struct bc_insn {
   X(SWITCH, C,    "c: switch index; its targets are after the instruction, "   \
                   "in the region")                                              \
   X(RULE,   C,    "c: rule index within the route's rules")                 \
-  X(TYPE,   A,    "a: a lane_type, 1 int, 2 uint, 3 double, 4 bool, 5 string")
+  X(TYPE,   A,    "a: a lane_type, 1 int, 2 uint, 3 double, 4 bool, 5 string")   \
+  X(ITER,   ABC,  "a: 0 all, 1 exists, 2 exists_one; b: iteration region + 1 "  \
+                  "(a filter ending in IRET); c: map field")                   \
+  X(MVAR,   ABC,  "a: the ITER depth, 0 outermost; b: 0 key, 1 value; c: the " \
+                  "map field (the value's type)")
 
 /* The operands a format uses, as bits: 1 a, 2 b, 4 c. */
 #define BC_USES_NONE 0
@@ -862,7 +870,19 @@ typedef enum bc_order {
   X(MAP_HAS,   FIELD,  "S",  "B", 1, 0, A, NEXT, 0,                            \
     "pop k; push whether map field c has key k (k in req.m, has(req.m.k))")    \
   X(MAP_SIZE,  FIELD,  "",   "I", 1, 0, A, NEXT, 0,                            \
-    "push the number of entries of map field c")
+    "push the number of entries of map field c")                              \
+  X(ITER,      ITER,   "",   "B", 1, 1, A, NEXT, 0,                            \
+    "run iteration region b - 1 once per entry of map field c, in order, the " \
+    "entry readable by MVAR at this ITER's depth; push, by a, all: false if "  \
+    "a run gave false, else an error if one raised one, else true; exists: "   \
+    "true if a run gave true, else an error if one raised one, else false; "   \
+    "exists_one: an error if a run raised one, else whether exactly one gave " \
+    "true (CEL's macros over a request's map)")                               \
+  X(MVAR,      MVAR,   "",   "*", 1, 0, A, NEXT, 0,                            \
+    "push the key (b = 0) or value (b = 1) of the entry the ITER at depth a "  \
+    "is on; only in an iteration region")                                     \
+  X(IRET,      NONE,   "B",  "",  1, 0, A, STOP, 0,                            \
+    "pop b, alone on the stack: one run's answer; ends an iteration region")
 
 typedef enum bc_op {
 #define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, flow, empty, doc) BC_OP_##name,

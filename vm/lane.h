@@ -46,6 +46,7 @@ extern "C" {
 #define LANE_MAX_MODELS      4096   /* models per program */
 #define LANE_MAX_STRING      4096   /* bytes of a request string (lane_set_str) */
 #define LANE_MAX_MAP         16384  /* bytes of a request map as stored (lane_set_map) */
+#define LANE_MAX_MAP_ENTRIES 256    /* entries of a request map (lane_set_map) */
 
 /* ---------------------------------------------------------------------
  * Errors
@@ -240,7 +241,8 @@ LANE_API int lane_set_bool(lane_request *r, int field, int v);
  * key given twice, or a bool that is not 0 or 1; LANE_ELIMIT when a key or
  * a string value is longer than LANE_MAX_STRING, the map takes more than
  * LANE_MAX_MAP bytes as stored (4 per map, then per entry 4 + its key and
- * 4 + a string or 8 for a number), or r's text room is short. On error
+ * 4 + a string or 8 for a number), it has more than LANE_MAX_MAP_ENTRIES
+ * entries, or r's text room is short. On error
  * the field is left as it was. An unset map field is the empty map. */
 LANE_API int lane_set_map(lane_request *r, int field, const lane_entry *e, size_t n);
 

@@ -345,6 +345,8 @@ typedef struct vctx {
   vstate         *st;       /* ncode abstract states */
   uint64_t       *dp;       /* ncode longest paths */
   int32_t        *owner;    /* ncode: region of each instruction */
+  uint8_t        *idepth;   /* nfilters: an iteration region's ITER depth + 1
+                               (its MVARs read depths below it); 0 other regions */
 } vctx;
 
 /* Allocates every array of v in one block (*block, freed by the caller):
@@ -356,7 +358,7 @@ static int vctx_alloc(vctx *v, unsigned char **block, uint64_t *code_bytes) {
   uint64_t fixed = 0, scratch = 0, code = 0;
 #define SZ(acc, n, type) acc += ((uint64_t)(n) * sizeof(type) + 7) & ~(uint64_t)7
   SZ(fixed, im->nswitches, vswitch); SZ(fixed, im->nlists, uint64_t);
-  SZ(fixed, (uint64_t)im->nmembers + 1, uint32_t);
+  SZ(fixed, (uint64_t)im->nmembers + 1, uint32_t); SZ(fixed, im->nfilters, uint8_t);
   SZ(scratch, (uint64_t)im->nlistelems + 1, uint64_t);
   SZ(scratch, im->nstr, uint32_t); SZ(scratch, im->nstr, uint32_t);
   SZ(scratch, im->nstr, uint32_t); SZ(scratch, im->ncases, uint32_t);
@@ -372,6 +374,7 @@ static int vctx_alloc(vctx *v, unsigned char **block, uint64_t *code_bytes) {
   v->sw = carve(&at, (uint64_t)im->nswitches * sizeof(vswitch));
   v->list_bytes = carve(&at, (uint64_t)im->nlists * sizeof(uint64_t));
   v->rising = carve(&at, ((uint64_t)im->nmembers + 1) * sizeof(uint32_t));
+  v->idepth = carve(&at, (uint64_t)im->nfilters * sizeof(uint8_t));
   {
     unsigned char *s = at;
     v->prefix = carve(&s, ((uint64_t)im->nlistelems + 1) * sizeof(uint64_t));
@@ -935,6 +938,23 @@ static int check_operands(vctx *v, uint32_t pc) {
     RANGE(im->nmodels, "model");
     break;
   case BC_FMT_RULE: RANGE(im->routes[v->owner[pc]].nrules, "rule"); break;
+  case BC_FMT_ITER: case BC_FMT_MVAR: {
+    RANGE(im->nfields, "field");
+    if (im->fields[in->c].type != LANE_T_MAP)
+      return insn_fail(im, err, pc, "iterates field %s, which is not a map",
+                       S(im, im->fields[in->c].name));
+    int32_t o = v->owner[pc] - (int32_t)im->nroutes;   /* its filter, or < 0 in a route */
+    if (info->fmt == BC_FMT_MVAR) {
+      if (in->b > 1) return insn_fail(im, err, pc, "MVAR reads 0 a key or 1 a value, not %u",
+                                      (unsigned)in->b);
+      if (o < 0 || !v->idepth[o] || in->a >= v->idepth[o])
+        return insn_fail(im, err, pc, "depth %u is not an ITER's around this code",
+                         (unsigned)in->a);
+    } else if (in->a > 2) {
+      return insn_fail(im, err, pc, "iteration kind %u out of range (0 to 2)", (unsigned)in->a);
+    }
+    break;
+  }
   case BC_FMT_TYPE:
     if (in->a < LANE_T_INT || in->a > LANE_T_STRING)
       return insn_fail(im, err, pc, "type %u out of range (1 to %d)", (unsigned)in->a,
@@ -945,9 +965,22 @@ static int check_operands(vctx *v, uint32_t pc) {
   return LANE_OK;
 }
 
+/* Whether filter f is an iteration region (ends in IRET). */
+static int is_iter(const bc_image *im, int32_t f) {
+  return f >= 0 && (uint32_t)f < im->nfilters && im->filters[f].end > 0 &&
+         im->filters[f].end <= im->ncode && im->code[im->filters[f].end - 1].op == BC_OP_IRET;
+}
+
+static int check_iters(vctx *v);
+
 static int check_code(vctx *v) {
   const bc_image *im = v->im;
   lane_error *err = v->err;
+  for (uint32_t pc = 0; pc < im->ncode; pc++, v->work++)
+    if (im->code[pc].op >= BC_NOPS)
+      return errf(err, LANE_EFORMAT, "instruction %u: unknown opcode %u", (unsigned)pc,
+                  (unsigned)im->code[pc].op);
+  if (check_iters(v) != LANE_OK) return LANE_EFORMAT;
   for (uint32_t pc = 0; pc < im->ncode; pc++) {
     const bc_insn *in = &im->code[pc];
     int in_route = (uint32_t)v->owner[pc] < im->nroutes;
@@ -959,6 +992,11 @@ static int check_code(vctx *v) {
       return insn_fail(im, err, pc, "not allowed in a filter");
     if (bc_ops[in->op].region == 'F' && in_route)
       return insn_fail(im, err, pc, "not allowed in a route");
+    int in_iter = !in_route && is_iter(im, v->owner[pc] - (int32_t)im->nroutes);
+    if (in_iter && (bc_ops[in->op].region == 'F' || in->op == BC_OP_XRET))
+      return insn_fail(im, err, pc, "not allowed in an iteration region, which reads no model");
+    if (!in_iter && in->op == BC_OP_IRET)
+      return insn_fail(im, err, pc, "only an iteration region ends in IRET");
     if (check_operands(v, pc) != LANE_OK) return LANE_EFORMAT;
   }
   for (uint32_t i = 0; i < im->nroutes; i++) {
@@ -980,9 +1018,52 @@ static int check_code(vctx *v) {
   }
   for (uint32_t i = 0; i < im->nfilters; i++, v->work++) {
     int op = im->code[im->filters[i].end - 1].op;
-    if (op != BC_OP_FRET && op != BC_OP_XRET)
-      return errf(err, LANE_EFORMAT, "filter %u: does not end with FRET or XRET", (unsigned)i);
+    if (op != BC_OP_FRET && op != BC_OP_XRET && op != BC_OP_IRET)
+      return errf(err, LANE_EFORMAT, "filter %u: does not end with FRET, XRET or IRET",
+                  (unsigned)i);
   }
+  return LANE_OK;
+}
+
+/* Iteration regions (ITER's b - 1, ending in IRET) and their depths. An
+ * ITER in a route, a filter or an explain region runs its region at depth
+ * 1; one in an iteration region r at r's depth + 1, and only a region
+ * before r, so no region runs itself. Every ITER of a region runs it at one
+ * depth, at most BC_MAX_ITER; a region no ITER runs is verified at the
+ * deepest (it never runs). Each MVAR then reads a depth below its
+ * region's. */
+static int check_iters(vctx *v) {
+  const bc_image *im = v->im;
+  lane_error *err = v->err;
+  memset(v->idepth, 0, im->nfilters);
+  for (int pass = 0; pass < 2; pass++)
+    for (uint32_t k = im->nfilters + im->nroutes; k-- > 0;) {   /* regions, last first */
+      int32_t o = (int32_t)k - (int32_t)im->nroutes;   /* a filter's index, or < 0 */
+      uint32_t start, end;
+      if ((o >= 0 && is_iter(im, o)) != pass) continue;   /* pass 0: the others */
+      if (pass && !v->idepth[o]) continue;   /* no ITER runs it */
+      region_of(im, (int32_t)k, &start, &end);
+      for (uint32_t pc = start; pc < end; pc++, v->work++) {
+        const bc_insn *in = &im->code[pc];
+        if (in->op != BC_OP_ITER) continue;
+        uint32_t t = in->b - 1;
+        if (in->b == 0 || t >= im->nfilters || !is_iter(im, (int32_t)t))
+          return insn_fail(im, err, pc, "region %u is not an iteration region (a filter "
+                           "ending in IRET)", (unsigned)t);
+        if (pass && t >= (uint32_t)o)
+          return insn_fail(im, err, pc, "runs region %u from region %u: an iteration region "
+                           "runs only regions before it", (unsigned)t, (unsigned)o);
+        int d = pass ? v->idepth[o] + 1 : 1;
+        if (d > BC_MAX_ITER)
+          return insn_fail(im, err, pc, "ITERs nest more than %d deep", BC_MAX_ITER);
+        if (v->idepth[t] && v->idepth[t] != d)
+          return insn_fail(im, err, pc, "runs region %u at depth %d, another ITER at %d",
+                           (unsigned)t, d, v->idepth[t]);
+        v->idepth[t] = (uint8_t)d;
+      }
+    }
+  for (uint32_t i = 0; i < im->nfilters; i++)
+    if (is_iter(im, (int32_t)i) && !v->idepth[i]) v->idepth[i] = BC_MAX_ITER;
   return LANE_OK;
 }
 
@@ -1109,6 +1190,7 @@ static int star_type(const bc_image *im, const bc_insn *in) {
   switch (in->op) {
   case BC_OP_LOAD: return im->fields[in->c].type;
   case BC_OP_MAP_GET: return bc_unit_type(im->fields[in->c].unit);
+  case BC_OP_MVAR: return in->b ? bc_unit_type(im->fields[in->c].unit) : LANE_T_STRING;
   case BC_OP_M_FIELD: return tcode(bc_mprops[bc_mfield_row[in->a]].mt);
   case BC_OP_IN_LIST: return (int)im->lists[in->c].type;
   case BC_OP_XRET: case BC_OP_POP: return in->a;
@@ -1185,12 +1267,13 @@ static int pop_inputs(const bc_image *im, uint32_t pc, vstate *s, int floor,
   if (bc_ops[in->op].empty && s->depth)
     return insn_fail(im, err, pc, "needs an empty stack, found %u value%s",
                      (unsigned)s->depth, s->depth == 1 ? "" : "s");
-  int ends = in->op == BC_OP_FRET || in->op == BC_OP_XRET;
+  int ends = in->op == BC_OP_FRET || in->op == BC_OP_XRET || in->op == BC_OP_IRET;
   if ((bc_ops[in->op].empty || ends) && s->nh)
     return insn_fail(im, err, pc, "inside a TRY that has not ended");
   if (in->op == BC_OP_ENDTRY && !s->nh)
     return insn_fail(im, err, pc, "ENDTRY without a TRY");
-  if (in->op == BC_OP_FRET && (s->depth != 1 || vtype(s, 0) != LANE_T_BOOL)) {
+  if ((in->op == BC_OP_FRET || in->op == BC_OP_IRET) &&
+      (s->depth != 1 || vtype(s, 0) != LANE_T_BOOL)) {
     char a[120];
     list_types(s, 0, a, sizeof a);
     return insn_fail(im, err, pc, "needs exactly one bool on the stack, found %s", a);
@@ -1353,6 +1436,8 @@ static uint64_t insn_steps(const vctx *v, const lane_program *p, uint32_t pc) {
     int str = f != BC_NONE && im->fields[f].type == LANE_T_STRING;
     return sadd(w, bc_len_steps(BC_OP_BUDGET, str ? LANE_MAX_STRING : 0, 0));
   }
+  case BC_OP_ITER:   /* a run of the region per entry */
+    return sadd(w, smul(BC_MAX_MAP_ENTRIES, sadd(1, p->filter_steps[in->b - 1])));
   case BC_OP_MAP_GET: case BC_OP_MAP_HAS:   /* a scan of the map's entries */
     return sadd(w, bc_len_steps(in->op, LANE_MAX_MAP, 0));
   case BC_OP_IN_LIST: {
@@ -1447,8 +1532,11 @@ static int verify(lane_program *p, uint64_t max_steps, uint64_t *work, int *over
     rc = type_region(&v, NULL, im->filters[i].start, im->filters[i].end);
   for (uint32_t i = 0; !rc && i < im->nroutes; i++)
     rc = type_region(&v, &im->routes[i], im->routes[i].start, im->routes[i].end);
-  for (uint32_t i = 0; !rc && i < im->nfilters; i++)
-    p->filter_steps[i] = region_steps(&v, p, NULL, im->filters[i].start, im->filters[i].end);
+  /* iteration regions first, each after those it runs (before it) */
+  for (int iter = 1; iter >= 0; iter--)
+    for (uint32_t i = 0; !rc && i < im->nfilters; i++)
+      if (is_iter(im, (int32_t)i) == iter)
+        p->filter_steps[i] = region_steps(&v, p, NULL, im->filters[i].start, im->filters[i].end);
   p->max_steps = 0;
   for (uint32_t i = 0; !rc && i < im->nroutes; i++) {
     const bc_route *r = &im->routes[i];

@@ -102,6 +102,8 @@ typedef struct vm_run {
   int                 nshadow;    /* shadows chosen */
   int                 shadow[LANE_MAX_SHADOWS];   /* model indexes */
   vmval               xval;       /* an explain region's value (XRET) */
+  int                 idepth;     /* ITERs running */
+  struct { const char *k, *v; size_t kn, vn; } iter[BC_MAX_ITER]; /* their entries */
   const char         *fault;      /* explaining: the error raised */
   const int          *xhealthy;   /* explaining: models whose probe the decision */
   int                 nxhealthy;  /* took, healthy as it saw them */
@@ -294,6 +296,7 @@ int lane_set_str(lane_request *r, int field, const char *s, size_t n) {
 
 int lane_set_map(lane_request *r, int field, const lane_entry *e, size_t n) {
   if (ftype(r, field) != LANE_T_MAP || (!e && n)) return LANE_EARG;
+  if (n > LANE_MAX_MAP_ENTRIES) return LANE_ELIMIT;
   int str = bc_unit_type(r->prog->im.fields[field].unit) == LANE_T_STRING;
   int flag = r->prog->im.fields[field].unit == BC_U_BOOL;
   size_t need = 4;
@@ -543,6 +546,35 @@ static int in_list(const bc_image *im, uint32_t list, const vmval *x, uint32_t *
 
 
 static int vm_exec(vm_run *x, uint32_t pc, int filter);
+
+/* ITER: runs iteration region b - 1 (vm_exec mode 4: 1 true, 0 false, -1
+ * an error) once per entry of map field c, the entry at this depth for
+ * MVAR; combines the runs as kind a says (BC_OPCODES). 1, 0, or -1 for
+ * an error. The loader bounds the depth and the work. */
+static int vm_iter(vm_run *x, const bc_insn *in) {
+  const lane_request *r = x->r;
+  int set = (int)(r->set >> in->c & 1), d = x->idepth, err = 0, res;
+  const char *m = set ? r->v[in->c].s.p : NULL;
+  size_t n = set ? r->v[in->c].s.n : 0, at = 4;
+  int str = bc_unit_type(x->im->fields[in->c].unit) == LANE_T_STRING;
+  uint32_t count = sem_map_count(m, n), ones = 0;
+  uint32_t start = x->im->filters[in->b - 1].start;
+  x->idepth = d + 1;
+  for (uint32_t i = 0; i < count; i++) {
+    sem_map_next(m, &at, str, &x->iter[d].k, &x->iter[d].kn, &x->iter[d].v, &x->iter[d].vn);
+    x->steps++;
+    int v = vm_exec(x, start, 4);
+    if (v < 0 && in->a == 2) { res = -1; goto done; }   /* exists_one: the error */
+    if (v < 0) { err = 1; continue; }
+    if (in->a == 0 && !v) { res = 0; goto done; }     /* all: a false wins */
+    if (in->a == 1 && v) { res = 1; goto done; }      /* exists: a true wins */
+    ones += (uint32_t)v;
+  }
+  res = err ? -1 : in->a == 0 ? 1 : in->a == 1 ? 0 : ones == 1;
+done:
+  x->idepth = d;
+  return res;
+}
 
 /* A sampled shadow's bucket 0..99 for this request: sticky per user and
  * independent between shadow models (the model's lane name seeds the
@@ -1732,6 +1764,20 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
       vmbreak;
     }
     vmcase(MAP_SIZE) PUSH(i, (int64_t)sem_map_count(MAP_OF(in->c), MAP_LEN(in->c)))
+    vmcase(ITER) {
+      int r_ = vm_iter(x, in);
+      if (r_ < 0) goto fault;
+      PUSH(i, r_)
+    }
+    vmcase(MVAR) {
+      const char *p_ = in->b ? x->iter[in->a].v : x->iter[in->a].k;
+      size_t n_ = in->b ? x->iter[in->a].vn : x->iter[in->a].kn;
+      if (!in->b || MAP_STR(in->c)) { st[sp].v.s = p_; st[sp].n = n_; }
+      else { memcpy(&st[sp].v.u, p_, 8); st[sp].n = 0; }
+      sp++;
+      vmbreak;
+    }
+    vmcase(IRET) { x->steps += steps; return st[sp - 1].v.i != 0; }
 #undef MAP_OF
 #undef MAP_LEN
 #undef MAP_STR
@@ -1845,7 +1891,7 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
      * (filter 2) notes which error. */
     if (filter == 2) note_fault(x, in, &T1);
     if (nh) { nh--; sp = hs[nh].sp; pc = hs[nh].pc; vmbreak; }
-    if (filter) { x->steps += steps; return 0; }
+    if (filter) { x->steps += steps; return filter == 4 ? -1 : 0; }
     if (x->nerrors++ == 0) x->error_line = im->lines ? (int)im->lines[pc - 1] : 0;
     TRACE(x, LANE_EV_ERROR, -1, 0, im->lines ? (int)im->lines[pc - 1] : 0, 0.0);
     sp = 0;
@@ -1885,6 +1931,7 @@ static int decide_traced_in(lane_runtime *rt, int route, const lane_request *r,
   x.error_line = 0;
   x.ncand = 0;
   x.nshadow = 0;
+  x.idepth = 0;
   x.now = vm_now(rt);
   vm_costq_init(&x.q, r, route_est(im, (uint32_t)route));
   x.fspec = rt->prog->fspec;

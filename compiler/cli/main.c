@@ -1113,9 +1113,11 @@ static int cmd_builtins(const cli *c) {
     if (b->fn >= BF_ALL && b->fn <= BF_TMAP) {   /* macros: variables and expressions */
       static const char *const forms[] = {"v, p", "v, p", "v, p", "i, v, p", "v, e",
                                           "v, p", "i, v, e", "k, v, e"};
-      printf("| `x.%s(%s)` | a list or a map | %s | %s (constants; model tags) |\n", b->name,
+      printf("| `x.%s(%s)` | a list or a map | %s | %s (%s) |\n", b->name,
              forms[(b->fn - BF_ALL) + (b->fn >= BF_MAP || !strcmp(b->name, "existsOne"))],
-             b->fn <= BF_EXISTS_ONE ? "bool" : b->fn == BF_TMAP ? "map" : "list", b->doc);
+             b->fn <= BF_EXISTS_ONE ? "bool" : b->fn == BF_TMAP ? "map" : "list", b->doc,
+             b->fn <= BF_EXISTS_ONE ? "constants, model tags, and a request's map in the VM"
+                                    : "constants and model tags");
       continue;
     }
     if (b->method) snprintf(call, sizeof call, "`x.%s(%s)`", b->name, arg_names[b->nargs - 1]);

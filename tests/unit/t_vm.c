@@ -563,19 +563,32 @@ static void map_fields(void) {
     snprintf(keys[i], 8, "k%d", i);
     many[i] = (lane_entry){keys[i], strlen(keys[i]), {.i = 1}};
   }
-  is_int(lane_set_map(&r, f, many, 2000), LANE_ELIMIT, "2,000 entries: past LANE_MAX_MAP");
+  is_int(lane_set_map(&r, f, many, LANE_MAX_MAP_ENTRIES + 1), LANE_ELIMIT,
+         "%d entries: past LANE_MAX_MAP_ENTRIES", LANE_MAX_MAP_ENTRIES + 1);
   char buf[64 * 1024] __attribute__((aligned(16)));
   lane_request *big_r = lane_request_init_in(buf, sizeof buf, p, NULL);
-  is_int(lane_set_map(big_r, f, many, 1000), LANE_OK, "1,000 entries fit a 64 KiB compact request");
+  for (int i = 0; i < LANE_MAX_MAP_ENTRIES; i++) {   /* long keys: past LANE_MAX_MAP in bytes */
+    char *k = malloc(80);
+    if (!k) bail("out of memory");
+    snprintf(k, 80, "%03d-%068d", i, 0);
+    many[i] = (lane_entry){k, strlen(k), {.i = 1}};
+  }
+  is_int(lane_set_map(big_r, f, many, LANE_MAX_MAP_ENTRIES), LANE_ELIMIT,
+         "%d entries of 72-byte keys (more than 16 KiB): past LANE_MAX_MAP",
+         LANE_MAX_MAP_ENTRIES);
+  for (int i = 0; i < LANE_MAX_MAP_ENTRIES; i++) many[i].klen = 40;
+  is_int(lane_set_map(big_r, f, many, LANE_MAX_MAP_ENTRIES), LANE_OK,
+         "%d entries of 40-byte keys fit a 64 KiB compact request", LANE_MAX_MAP_ENTRIES);
   lane_decide(rt2, "r", big_r, &d);
   ok(d.rule == 4 && d.steps > 500 && d.steps <= lane_program_max_steps(p), "  has() scans its "
      "%zu bytes, counted, within the worst case (%u of %llu steps)", (size_t)big_r->v[f].s.n,
      d.steps, (unsigned long long)lane_program_max_steps(p));
   lane_request small;
   lane_request_init(&small, p);
-  is_int(lane_set_map(&small, f, many, 100), LANE_ELIMIT, "100 entries (1,600 bytes) do not fit "
+  is_int(lane_set_map(&small, f, many, 100), LANE_ELIMIT, "100 entries do not fit "
          "a request variable's 1,024 bytes of room: LANE_ELIMIT");
   is_int((int)small.ntext, 0, "  nothing of the room was taken");
+  for (int i = 0; i < LANE_MAX_MAP_ENTRIES; i++) free((char *)many[i].key);
   free(many);
   free(keys);
   lane_runtime_free(rt2);

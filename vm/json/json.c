@@ -275,6 +275,9 @@ static int stage_map(adapter *a, const json_t *meta) {
   int whole = !strncmp(unit, "int", 3) || !strncmp(unit, "tokens", 6);
   int uns = !strncmp(unit, "uint", 4);
   size_t n = json_object_size(meta), bytes = 4;
+  if (n > LANE_MAX_MAP_ENTRIES)
+    return fail(a, LANE_EJSON, "metadata has %zu entries; a map has at most "
+                "LANE_MAX_MAP_ENTRIES (%d)", n, LANE_MAX_MAP_ENTRIES);
   a->map_e = calloc(n + 1, sizeof *a->map_e);
   if (!a->map_e) return fail(a, LANE_ENOMEM, "out of memory reading metadata");
   const char *key;

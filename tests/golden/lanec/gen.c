@@ -730,7 +730,7 @@ static void explain_cases(void) {
   do { a = xbase(0); mutate; b = la_bytes(a, &n); emit(name, b, n, __VA_ARGS__); free(b); \
        free(a); } while (0)
   XCASE("filter_no_fret", a->code[pc_xret_leaf].op = BC_OP_NOT; a->code[pc_xret_leaf].a = 0,
-        "filter 1: does not end with FRET or XRET");
+        "filter 1: does not end with FRET, XRET or IRET");
   XCASE("xret_type", a->code[pc_xret_leaf].a = 9,
         "instruction %u (XRET): type 9 out of range (1 to 5)", (unsigned)pc_xret_leaf);
   XCASE("cand_explain_region", a->code[pc_cand0].b = 2,
@@ -760,6 +760,124 @@ static void explain_cases(void) {
   free(a);
 }
 
+/* Iteration regions (a macro over a request's map): rule 1's ITER runs
+ * region 1, whose ITER runs region 0 (before it); rule 2's runs region 1
+ * too, at the same depth. Region 0 reads the key of the depth-1 entry. */
+static uint32_t pc_iter_r1, pc_iter_r2, pc_iter_in1, pc_mvar, pc_push_b, pc_jf_r1;
+
+static la *ibase(void) {
+  la *a = la_new();
+  uint32_t mf = la_field(a, "meta", BC_U_STRING);
+  a->fields[mf].type = LANE_T_MAP;
+  la_cap(a, "vision");
+  uint32_t m0 = la_model(a, "acme.m", 1, 1, 1000, 100, 0.5, 100, 0);
+  uint32_t pool = la_pool(a, 1, (uint32_t[]){ m0 });
+  la_filter(a);
+  pc_mvar = la_op(a, BC_OP_MVAR, 1, 0, mf);
+  pc_push_b = la_op(a, BC_OP_PUSH_S, 0, 0, la_str(a, "b"));
+  la_op(a, BC_OP_EQ_S, 0, 0, 0);
+  la_op(a, BC_OP_IRET, 0, 0, 0);
+  la_filter_end(a);
+  la_filter(a);
+  pc_iter_in1 = la_op(a, BC_OP_ITER, 1, 1, mf);
+  la_op(a, BC_OP_IRET, 0, 0, 0);
+  la_filter_end(a);
+  la_route(a, "chat", 0);
+  la_rule(a, "req.meta.all(k, req.meta.exists(j, j == \"b\"))");
+  pc_iter_r1 = la_op(a, BC_OP_ITER, 0, 2, mf);
+  uint32_t j = pc_jf_r1 = la_op(a, BC_OP_JF, 0, 0, 0);
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_patch(a, j);
+  la_rule(a, "req.meta.exists(k, req.meta.exists(j, j == \"b\"))");
+  pc_iter_r2 = la_op(a, BC_OP_ITER, 1, 2, mf);
+  j = la_op(a, BC_OP_JF, 0, 0, 0);
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_patch(a, j);
+  la_rule(a, "otherwise");
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_route_end(a);
+  return a;
+}
+
+/* A chain of n iteration regions, each running the one before it. */
+static la *ichain(int n) {
+  la *a = la_new();
+  uint32_t mf = la_field(a, "meta", BC_U_STRING);
+  a->fields[mf].type = LANE_T_MAP;
+  uint32_t m0 = la_model(a, "acme.m", 1, 1, 1000, 100, 0.5, 100, 0);
+  uint32_t pool = la_pool(a, 1, (uint32_t[]){ m0 });
+  for (int i = 0; i < n; i++) {
+    la_filter(a);
+    if (i == 0) la_op(a, BC_OP_PUSH_B, 1, 0, 0);
+    else la_op(a, BC_OP_ITER, 1, i, mf);
+    la_op(a, BC_OP_IRET, 0, 0, 0);
+    la_filter_end(a);
+  }
+  la_route(a, "chat", 0);
+  la_rule(a, "deep");
+  la_op(a, BC_OP_ITER, 1, n, mf);
+  uint32_t j = la_op(a, BC_OP_JF, 0, 0, 0);
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_patch(a, j);
+  la_route_end(a);
+  return a;
+}
+
+static void iter_cases(void) {
+  la *a;
+  unsigned char *b;
+  size_t n;
+  lane_error err;
+  lane_program *ok = la_load(a = ibase(), &err);   /* the base is sound */
+  if (!ok) {
+    fprintf(stderr, "gen: the iteration base does not load: %s\n", err.message);
+    exit(1);
+  }
+  lane_program_free(ok);
+  free(a);
+  ok = la_load(a = ichain(BC_MAX_ITER), &err);   /* nests as deep as allowed: only too long */
+  if (ok || !strstr(err.message, "worst case")) {
+    fprintf(stderr, "gen: a chain of %d: %s\n", BC_MAX_ITER, ok ? "loads" : err.message);
+    exit(1);
+  }
+  free(a);
+#define ICASE(name, mutate, ...) \
+  do { a = ibase(); mutate; b = la_bytes(a, &n); emit(name, b, n, __VA_ARGS__); free(b); \
+       free(a); } while (0)
+  ICASE("iter_not_region", a->code[pc_iter_r1].b = 6,
+        "instruction %u (ITER): region 5 is not an iteration region (a filter ending in IRET)",
+        (unsigned)pc_iter_r1);
+  ICASE("iter_runs_itself", a->code[pc_iter_in1].b = 2,
+        "instruction %u (ITER): runs region 1 from region 1: an iteration region runs only "
+        "regions before it", (unsigned)pc_iter_in1);
+  ICASE("iter_two_depths", a->code[pc_iter_r2].b = 1,
+        "instruction %u (ITER): runs region 0 at depth 2, another ITER at 1",
+        (unsigned)pc_iter_in1);
+  ICASE("iter_not_map", a->code[pc_iter_r1].c = BC_F_TIER,
+        "instruction %u (ITER): iterates field tier, which is not a map", (unsigned)pc_iter_r1);
+  ICASE("iter_kind", a->code[pc_iter_r1].a = 3,
+        "instruction %u (ITER): iteration kind 3 out of range (0 to 2)", (unsigned)pc_iter_r1);
+  ICASE("mvar_which", a->code[pc_mvar].b = 2,
+        "instruction %u (MVAR): MVAR reads 0 a key or 1 a value, not 2", (unsigned)pc_mvar);
+  ICASE("mvar_depth", a->code[pc_mvar].a = 2,
+        "instruction %u (MVAR): depth 2 is not an ITER's around this code", (unsigned)pc_mvar);
+  ICASE("iter_model_op", a->code[pc_push_b].op = BC_OP_M_CAP; a->code[pc_push_b].c = 0,
+        "instruction %u (M_CAP): not allowed in an iteration region, which reads no model",
+        (unsigned)pc_push_b);
+  ICASE("iret_in_route", a->code[pc_jf_r1].op = BC_OP_IRET; a->code[pc_jf_r1].c = 0,
+        "instruction %u (IRET): only an iteration region ends in IRET", (unsigned)pc_jf_r1);
+  a = ichain(BC_MAX_ITER + 1);
+  b = la_bytes(a, &n);
+  emit("iter_too_deep", b, n, "instruction %u (ITER): ITERs nest more than %d deep", 2u,
+       BC_MAX_ITER);
+  free(b);
+  free(a);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s tests/golden/lanec\n", argv[0]);
@@ -773,6 +891,7 @@ int main(int argc, char **argv) {
   weights_case();
   flow_cases();
   explain_cases();
+  iter_cases();
   fprintf(stderr, "gen: wrote %d cases to %s\n", ncases, dir);
   return 0;
 }
