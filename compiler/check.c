@@ -136,7 +136,8 @@ static sema_plan arith_plan(int fam, int lt, int rt) {
       return plan(lt, NOCONV, NOCONV, mop(fam, sema_ty_mtype(lt)));
     if ((lt == TY_TOKENS && rt == TY_INT) || (lt == TY_INT && rt == TY_TOKENS))
       return plan(TY_TOKENS, NOCONV, NOCONV, mop(fam, LANE_T_INT));
-    if (fam == BC_BIN_ADD && lt == TY_STRING && rt == TY_STRING) return plan(TY_STRING, NOCONV, NOCONV, -1);
+    if (fam == BC_BIN_ADD && lt == TY_STRING && rt == TY_STRING)
+      return plan(TY_STRING, NOCONV, NOCONV, BC_OP_S_CAT);
     if (fam == BC_BIN_ADD && (lt & TY_LIST) && (rt & TY_LIST))   /* constants */
       return plan(lt == rt || rt == (TY_LIST | TY_NULL) ? lt : lt == (TY_LIST | TY_NULL) ? rt
                   : TY_LIST | TY_DYN, NOCONV, NOCONV, -1);
@@ -676,14 +677,14 @@ static int check_call(sema_unit *u, ast_node *n, int cx) {
   if (!strcmp(n->name, "dyn")) return check_dyn(u, n, cx);
   if (!strcmp(n->name, "math.greatest")) return check_minmax(u, n, cx, BF_GREATEST);
   if (!strcmp(n->name, "math.least")) return check_minmax(u, n, cx, BF_LEAST);
-  int args[3], nargs = 0;
+  int args[4], nargs = 0;
   if (n->a) args[nargs++] = check(u, n->a, cx);
   for (int i = 0; i < n->list.n; i++) {
     int t = check(u, n->list.v[i], cx);
-    if (nargs < 3) args[nargs] = t;
+    if (nargs < 4) args[nargs] = t;
     nargs++;
   }
-  for (int i = 0; i < nargs && i < 3; i++)
+  for (int i = 0; i < nargs && i < 4; i++)
     if (args[i] == TY_ERROR) return TY_ERROR;
   int known = 0;
   for (int i = 0; i < sema_nbuiltins; i++) {
@@ -694,6 +695,7 @@ static int check_call(sema_unit *u, ast_node *n, int cx) {
     int match = 1;
     for (int k = 0; k < nargs; k++)
       if (!(b->args[k] == args[k] || (b->args[k] == TY_LIST && (args[k] & TY_LIST)) ||
+            ((b->args[k] & TY_LIST) && args[k] == (TY_LIST | TY_NULL)) ||   /* [] */
             (b->args[k] == TY_MAP && TY_IS_MAP(args[k]))))
         match = 0;
     if (!match) continue;
@@ -711,7 +713,7 @@ static int check_call(sema_unit *u, ast_node *n, int cx) {
   }
   char sig[160] = "";
   size_t len = 0;
-  for (int k = 0; k < nargs && k < 3; k++)
+  for (int k = 0; k < nargs && k < 4; k++)
     len += (size_t)snprintf(sig + len, sizeof sig - len, "%s%s", k ? ", " : "",
                             sema_ty_name(args[k]));
   diag_error(&u->ctx, n->span, "no overload of %s%s takes (%s)", n->name,

@@ -385,12 +385,7 @@ static ev_val format_value(const ev_env *env, const ev_val *v) {
   case TY_STRING: return *v;
   case TY_BOOL: len = snprintf(buf, sizeof buf, "%s", v->v.i ? "true" : "false"); break;
   case TY_UINT: len = snprintf(buf, sizeof buf, "%llu", (unsigned long long)v->v.u); break;
-  case TY_DOUBLE:   /* the shortest form that reads back to the same double */
-    for (int prec = 1; prec <= 17; prec++) {
-      len = snprintf(buf, sizeof buf, "%.*g", prec, v->v.d);
-      if (strtod(buf, NULL) == v->v.d) break;
-    }
-    break;
+  case TY_DOUBLE: len = sem_dtoa(buf, sizeof buf, v->v.d); break;   /* as D2S */
   default: len = snprintf(buf, sizeof buf, "%lld", (long long)v->v.i); break;
   }
   char *s = ast_strndup(ctx_of(env), buf, (size_t)len);
@@ -409,12 +404,68 @@ static ev_val parse_number(const ev_val *s, int ty) {
     return sem_parse_b(s->s, s->n, &i) ? error(sem_fault_text(BC_OP_S2B, 0)) : mk_b((int)i);
   if (ty == TY_INT)
     return sem_parse_i(s->s, s->n, &i) ? error(sem_fault_text(BC_OP_S2I, 0)) : mk_i(TY_INT, i);
-  char buf[64], *end;
-  if (s->n == 0 || s->n >= sizeof buf) return error("not a double");
-  memcpy(buf, s->s, s->n);
-  buf[s->n] = 0;
-  double d = strtod(buf, &end);
-  return *end ? error("not a double") : mk_d(TY_DOUBLE, d);
+  double d;
+  return sem_parse_d(s->s, s->n, &d) ? error(sem_fault_text(BC_OP_S2D, 0)) : mk_d(TY_DOUBLE, d);
+}
+
+/* lowerAscii, upperAscii and replace of constants, as the VM builds them
+ * (sem.h), within LANE_MAX_STRING. */
+static ev_val eval_build(const ev_env *env, const sema_builtin *b, const ev_val *a, int na) {
+  char *out = ast_alloc(ctx_of(env), LANE_MAX_STRING + 1);
+  size_t len = a[0].n;
+  if (!out) return error("out of memory");
+  if (b->fn == BF_REPLACE) {
+    if (sem_replace(a[0].s, a[0].n, a[1].s, a[1].n, a[2].s, a[2].n, na > 3 ? a[3].v.i : -1, out,
+                    LANE_MAX_STRING, &len))
+      return error(sem_fault_text(b->op, 0));
+  } else {
+    sem_ascii_case(a[0].s, a[0].n, b->fn == BF_UPPER, out);
+  }
+  return mk_s(out, len);
+}
+
+/* s.split(sep[, n]): Go's strings.SplitN, as CEL's strings extension. */
+static ev_val eval_split(const ev_env *env, const ev_val *a, int na) {
+  int64_t limit = na > 2 ? a[2].v.i : -1;
+  const char *s = a[0].s, *sep = a[1].s;
+  size_t n = a[0].n, sn = a[1].n, count = 0, at = 0;
+  ev_val *items = ast_alloc(ctx_of(env), (n + 2) * sizeof *items);
+  if (!items) return error("out of memory");
+  while (limit != 0 && (limit < 0 || (int64_t)count < limit - 1) && at <= n) {
+    size_t hit;
+    if (sn == 0) {   /* each code point */
+      if (at >= n) break;
+      hit = at + 1;
+      while (hit < n && ((unsigned char)s[hit] & 0xC0) == 0x80) hit++;
+      items[count++] = mk_s(s + at, hit - at);
+      at = hit;
+      continue;
+    }
+    size_t f = sem_find(s + at, n - at, sep, sn);
+    if (f == SIZE_MAX) break;
+    items[count++] = mk_s(s + at, f);
+    at += f + sn;
+  }
+  if (limit != 0 && (sn != 0 || at < n)) items[count++] = mk_s(s + at, n - at);
+  ev_val v = mk(TY_LIST | TY_STRING);
+  v.items = items;
+  v.n = count;
+  return v;
+}
+
+/* list.join([sep]). */
+static ev_val eval_join(const ev_env *env, const ev_val *a, int na) {
+  size_t len = 0, sn = na > 1 ? a[1].n : 0;
+  for (size_t i = 0; i < a[0].n; i++) len += a[0].items[i].n + (i ? sn : 0);
+  if (len > LANE_MAX_STRING) return error(sem_fault_text(BC_OP_S_CAT, 0));
+  char *out = ast_alloc(ctx_of(env), len + 1), *o = out;
+  if (!out) return error("out of memory");
+  for (size_t i = 0; i < a[0].n; i++) {
+    if (i && sn) { memcpy(o, a[1].s, sn); o += sn; }
+    if (a[0].items[i].n) memcpy(o, a[0].items[i].s, a[0].items[i].n);
+    o += a[0].items[i].n;
+  }
+  return mk_s(out, len);
 }
 
 /* The math extension's fixed-arity functions: the opcode's operation. */
@@ -574,10 +625,10 @@ static ev_val eval_call(const ev_env *env, const ast_node *n) {
     return env->req ? mk_b((int)(env->req->set >> n->list.v[0]->ref & 1))
                     : unknown();
   if (fn == BF_GREATEST || fn == BF_LEAST) return eval_minmax(env, n, fn == BF_GREATEST);
-  ev_val a[3];
+  ev_val a[4];
   int na = 0;
   if (n->a) a[na++] = ev_eval(env, n->a);
-  for (int i = 0; i < n->list.n && na < 3; i++) a[na++] = ev_eval(env, n->list.v[i]);
+  for (int i = 0; i < n->list.n && na < 4; i++) a[na++] = ev_eval(env, n->list.v[i]);
   for (int i = 0; i < na; i++)
     if (a[i].kind != EV_OK) return a[i];
   const sema_builtin *b = &sema_builtins[n->ref];
@@ -609,6 +660,9 @@ static ev_val eval_call(const ev_env *env, const ast_node *n) {
     return mk_i(TY_INT, r);
   }
   case BF_DYN: return a[0];
+  case BF_LOWER: case BF_UPPER: case BF_REPLACE: return eval_build(env, b, a, na);
+  case BF_SPLIT: return eval_split(env, a, na);
+  case BF_JOIN: return eval_join(env, a, na);
   case BF_MATH: return eval_math(b->op, a);
   case BF_BUCKET: return bucket(&a[0]);
   case BF_STRING: return format_value(env, &a[0]);
@@ -648,6 +702,7 @@ static ev_val eval_logic(const ev_env *env, const ast_node *n) {
 
 static ev_val eval_concat(const ev_env *env, ev_val a, ev_val b, int ty) {
   if (ty == TY_STRING) {
+    if (a.n + b.n > LANE_MAX_STRING) return error(sem_fault_text(BC_OP_S_CAT, 0));
     char *s = ast_alloc(ctx_of(env), a.n + b.n + 1);
     if (!s) return error("out of memory");
     memcpy(s, a.s, a.n);
@@ -683,7 +738,7 @@ static ev_val eval_binary(const ev_env *env, const ast_node *n) {
       (n->a->type == TY_DYN || n->b->type == TY_DYN))   /* heterogeneous, as dyn() */
     return mk_b((n->op == OP_EQ) == vequal(&a, &b));
   if (p.ty == TY_ERROR) return error("operands of different types");
-  if (p.op < 0) {
+  if (p.op < 0 || p.op == BC_OP_S_CAT) {
     if (n->op == OP_EQ) return mk_b(vequal(&a, &b));
     if (n->op == OP_NE) return mk_b(!vequal(&a, &b));
     return eval_concat(env, a, b, p.ty);

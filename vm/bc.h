@@ -36,6 +36,10 @@
 #define BC_MAX_STACK    64      /* operand stack slots a decision may use */
 #define BC_MAX_TRY      16      /* TRY handlers active at once */
 #define BC_MAX_ITER     8       /* ITERs nested (a macro over a request's map in another's body) */
+#define BC_SCRATCH      16384   /* bytes of strings a decision builds at once (+, lowerAscii,
+                                   replace, string(x)): a rule, a filter run or an
+                                   iteration run gives its own back; each string built is
+                                   at most LANE_MAX_STRING */
 /* Entries a request map can hold (lane_set_map refuses more): the runs
  * an ITER makes at most. */
 #define BC_MAX_MAP_ENTRIES LANE_MAX_MAP_ENTRIES
@@ -882,7 +886,33 @@ typedef enum bc_order {
     "push the key (b = 0) or value (b = 1) of the entry the ITER at depth a "  \
     "is on; only in an iteration region")                                     \
   X(IRET,      NONE,   "B",  "",  1, 0, A, STOP, 0,                            \
-    "pop b, alone on the stack: one run's answer; ends an iteration region")
+    "pop b, alone on the stack: one run's answer; ends an iteration region")   \
+  X(S_CAT,     NONE,   "SS", "S", 1, 1, A, NEXT, 0,                            \
+    "pop b, a; push a + b, built in the decision's scratch (BC_SCRATCH); an "  \
+    "error past LANE_MAX_STRING bytes or a full scratch")                     \
+  X(S_LOWER,   NONE,   "S",  "S", 1, 1, A, NEXT, 0,                            \
+    "pop s; push s.lowerAscii(): A-Z mapped to a-z, other bytes kept (built)") \
+  X(S_UPPER,   NONE,   "S",  "S", 1, 1, A, NEXT, 0,                            \
+    "pop s; push s.upperAscii() (built)")                                     \
+  X(S_REPLACE, NONE,   "SSS", "S", 1, 1, A, NEXT, 0,                           \
+    "pop w, o, s; push s.replace(o, w): every o, left to right, without "     \
+    "overlaps; an empty o matches at the start and after each code point "     \
+    "(built)")                                                                 \
+  X(S_REPLACE_N, NONE, "SSSI", "S", 1, 1, A, NEXT, 0,                          \
+    "pop n, w, o, s; push s.replace(o, w, n): the first n (all when n < 0)"    \
+    " (built)")                                                                \
+  X(I2S,       NONE,   "I",  "S", 1, 1, A, NEXT, 0,                            \
+    "pop i; push string(i), decimal (built)")                                 \
+  X(U2S,       NONE,   "U",  "S", 1, 1, A, NEXT, 0,                            \
+    "pop u; push string(u), decimal (built)")                                 \
+  X(D2S,       NONE,   "D",  "S", 4, 1, A, NEXT, 0,                            \
+    "pop d; push string(d): the shortest %g form that reads back as d "        \
+    "(built)")                                                                 \
+  X(B2S,       NONE,   "B",  "S", 1, 0, A, NEXT, 0,                            \
+    "pop b; push \"true\" or \"false\"")                                         \
+  X(S2D,       NONE,   "S",  "D", 2, 1, A, NEXT, 0,                            \
+    "pop s; push double(s): the whole string a decimal or exponent number "    \
+    "(strtod's form, up to 63 bytes); else an error")
 
 typedef enum bc_op {
 #define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, flow, empty, doc) BC_OP_##name,
@@ -1017,6 +1047,16 @@ static inline uint64_t bc_len_steps(int op, uint64_t a, uint64_t b) {
   case BC_OP_S_LASTINDEX: case BC_OP_S_LASTINDEX_AT:   /* a compare at each start */
     return 2 * a / BC_COST_SCAN + (a * (b ? b : 1)) / BC_COST_CMP;
   case BC_OP_MAP_GET: case BC_OP_MAP_HAS: return a / BC_COST_SCAN;   /* a: the map's bytes */
+  case BC_OP_S_CAT: case BC_OP_S_LOWER: case BC_OP_S_UPPER:   /* bytes copied */
+    return (a + b) / BC_COST_SCAN;
+  case BC_OP_S_REPLACE: case BC_OP_S_REPLACE_N:   /* a: s and o; b: the result */
+    return 2 * a / BC_COST_FIND + b / BC_COST_SCAN;
+  /* formatting and parsing numbers through libc: about 100 ns for an
+   * int, 5 us for a double's shortest form (up to 17 tries), 200 ns for
+   * strtod, each counted as that many 1.3 ns steps */
+  case BC_OP_I2S: case BC_OP_U2S: return 80;
+  case BC_OP_D2S: return 4000;
+  case BC_OP_S2D: return 150 + a / BC_COST_SCAN;
   case BC_OP_BUCKET_S: case BC_OP_BUDGET: return a / BC_COST_HASH;
   case BC_OP_SHADOW: return (a + b) / BC_COST_HASH;
   case BC_OP_IN_LIST: return a / BC_COST_ELEMS + b / BC_COST_CMP;

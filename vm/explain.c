@@ -45,6 +45,8 @@ typedef struct xctx {
   const lane_request  *r;
   const lane_decision *d;       /* the decision explained, or NULL */
   uint32_t             model;   /* the member explained; one past the models: none */
+  char               (*sbuf)[LANE_MAX_STRING]; /* 4 rooms for strings regions build */
+  unsigned            *snext;   /* the next room to use */
 } xctx;
 
 typedef struct xval {
@@ -72,7 +74,9 @@ static xval xeval(const xctx *c, uint32_t k) {
   case BC_X_LEAF:
   case BC_X_VALUE:
     memset(&v, 0, sizeof v);
-    v.ok = vm_explain_region(c->rt, c->r, c->d, n->region, c->model, &v.v, &v.err);
+    v.ok = vm_explain_region(c->rt, c->r, c->d, n->region, c->model, &v.v, &v.err,
+                             c->sbuf[*c->snext % 4], sizeof c->sbuf[0]);
+    ++*c->snext;   /* a value's string lives until four more are built */
     return v;
   case BC_X_NOT:
     v = xeval(c, n->a);
@@ -165,7 +169,9 @@ static size_t why_rule_in(lane_runtime *rt, int route, int rule, const lane_requ
   const bc_image *im = &rt->prog->im;
   uint32_t g = rule_index(rt->prog, route, rule);
   if (g == BC_NONE || g >= im->nxrules || im->xrules[g] == BC_NONE) return 0;
-  xctx c = {rt, r, d, im->nmodels};
+  char sbuf[4][LANE_MAX_STRING];
+  unsigned snext = 0;
+  xctx c = {rt, r, d, im->nmodels, sbuf, &snext};
   xval v = xeval(&c, im->xrules[g]);
   if (!holds(&v)) why_not(&c, im->xrules[g], why, sizeof why);
   return (size_t)snprintf(buf, n, "%s", why);
@@ -187,7 +193,9 @@ static size_t why_removed_in(lane_runtime *rt, int route, int rule, int sel, int
     return 0;
   const bc_image *im = &rt->prog->im;
   uint32_t g = rule_index(rt->prog, route, rule);
-  xctx c = {rt, r, d, (uint32_t)model};
+  char sbuf[4][LANE_MAX_STRING];
+  unsigned snext = 0;
+  xctx c = {rt, r, d, (uint32_t)model, sbuf, &snext};
   for (uint32_t i = 0; g != BC_NONE && i < im->nxsels; i++) {
     const bc_xsel *s = &im->xsels[i];
     if (s->rule != g || (int)s->place != sel) continue;

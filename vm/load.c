@@ -1451,8 +1451,17 @@ static uint64_t insn_steps(const vctx *v, const lane_program *p, uint32_t pc) {
   case BC_OP_S_CHARAT: case BC_OP_S_SUBSTR: case BC_OP_S_INDEX: case BC_OP_S_LASTINDEX:
     return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 2), vbound(s, 1))) : w;
   case BC_OP_S_SIZE: case BC_OP_BUCKET_S: case BC_OP_S_TRIM: case BC_OP_S2I: case BC_OP_S2U:
-  case BC_OP_S2B:
+  case BC_OP_S2B: case BC_OP_S_LOWER: case BC_OP_S_UPPER: case BC_OP_S2D:
     return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 1), 0)) : w;
+  case BC_OP_I2S: case BC_OP_U2S: case BC_OP_D2S: return sadd(w, bc_len_steps(in->op, 0, 0));
+  case BC_OP_S_CAT:   /* copies both: at most a string's limit, or it fails first */
+    return s->seen ? sadd(w, bc_len_steps(in->op, umin(sadd(vbound(s, 2), vbound(s, 1)),
+                                                     LANE_MAX_STRING), 0)) : w;
+  case BC_OP_S_REPLACE: case BC_OP_S_REPLACE_N: {   /* s and o read, the result written */
+    int k = in->op == BC_OP_S_REPLACE_N;
+    return s->seen ? sadd(w, bc_len_steps(in->op, sadd(vbound(s, 3 + k), vbound(s, 2 + k)),
+                                          LANE_MAX_STRING)) : w;
+  }
   case BC_OP_S_SUBSTR2: case BC_OP_S_INDEX_AT: case BC_OP_S_LASTINDEX_AT:
     return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 3), vbound(s, 2))) : w;
   default:

@@ -50,7 +50,8 @@ enum {
   SEM_EZERO,       /* division or modulus by zero */
   SEM_ERANGE,      /* a conversion's operand is out of the target's range */
   SEM_EINDEX,      /* a string index out of range, or a substring's start past its end */
-  SEM_ESHIFT       /* a negative bit shift */
+  SEM_ESHIFT,      /* a negative bit shift */
+  SEM_ELONG        /* a string built would pass its limit (LANE_MAX_STRING) */
 };
 
 static inline int sem_add_i(int64_t a, int64_t b, int64_t *r) {
@@ -359,6 +360,54 @@ static inline size_t sem_find(const char *s, size_t sn, const char *t, size_t tn
   return r ? r - 1 : SIZE_MAX;
 }
 
+/* ---- strings built at run time (into a decision's scratch) ---- */
+
+/* lowerAscii / upperAscii: ASCII letters mapped, every other byte kept. */
+static inline void sem_ascii_case(const char *s, size_t n, int upper, char *out) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    out[i] = (char)(upper ? (c >= 'a' && c <= 'z' ? c - 32 : c) : (c >= 'A' && c <= 'Z' ? c + 32 : c));
+  }
+}
+
+/* s.replace(o, w, count): the first count occurrences of o (all when
+ * count < 0), left to right, without overlaps; an empty o matches at the
+ * start and after each UTF-8 sequence (Go's strings.Replace). Writes at
+ * most cap bytes to out: SEM_OK with *len, or SEM_ELONG when the result
+ * is longer. Linear: sem_find from each match on. */
+static inline int sem_replace(const char *s, size_t n, const char *o, size_t on, const char *w,
+                              size_t wn, int64_t count, char *out, size_t cap, size_t *len) {
+  size_t at = 0, k = 0;
+  int64_t done = 0;
+#define SEM_PUT(p, m) do { if ((m) > cap - k) return SEM_ELONG; \
+                           if (m) { memcpy(out + k, (p), (m)); } \
+                           k += (m); } while (0)
+  while (count < 0 || done < count) {
+    size_t hit;
+    if (on == 0) {
+      if (at > n) break;
+      hit = at;
+    } else {
+      size_t f = sem_find(s + at, n - at, o, on);
+      if (f == SIZE_MAX) break;
+      hit = at + f;
+    }
+    SEM_PUT(s + at, hit - at);
+    SEM_PUT(w, wn);
+    done++;
+    if (on) { at = hit + on; continue; }
+    if (hit == n) { at = n + 1; break; }
+    size_t c = 1;   /* the code point after an empty match is kept */
+    while (hit + c < n && ((unsigned char)s[hit + c] & 0xC0) == 0x80) c++;
+    SEM_PUT(s + hit, c);
+    at = hit + c;
+  }
+  if (at < n) SEM_PUT(s + at, n - at);
+#undef SEM_PUT
+  *len = k;
+  return SEM_OK;
+}
+
 /* size(s): code points, counted as the bytes that are not UTF-8
  * continuation bytes (10xxxxxx); invalid UTF-8 is counted, not rejected.
  * Eight bytes at a time: a byte's top bit set and the next bit clear,
@@ -589,6 +638,29 @@ static inline const char *sem_num(char *buf, size_t n, double d) {
   return buf;
 }
 
+/* string(d): the shortest "%.<p>g" (p = 1..17) that reads back as d,
+ * into buf (40 bytes); its length. */
+static inline int sem_dtoa(char *buf, size_t n, double d) {
+  int len = 0;
+  for (int prec = 1; prec <= 17; prec++) {
+    len = snprintf(buf, n, "%.*g", prec, d);
+    if (strtod(buf, NULL) == d || d != d) break;
+  }
+  return len;
+}
+
+/* double(s): the whole of s a number as strtod reads it (no spaces), at
+ * most 63 bytes. */
+static inline int sem_parse_d(const char *s, size_t n, double *r) {
+  char buf[64], *end;
+  if (n == 0 || n >= sizeof buf || strchr(" \t\n\v\f\r", s[0])) return SEM_ERANGE;
+  memcpy(buf, s, n);
+  buf[n] = 0;
+  if (memchr(buf, 0, n)) return SEM_ERANGE;
+  *r = strtod(buf, &end);
+  return *end ? SEM_ERANGE : SEM_OK;
+}
+
 /* The runtime error operation op (a BC_OP_*) raises, as the evaluator
  * and explanations name it; zero says its divisor was 0. */
 static inline const char *sem_fault_text(int op, int zero) {
@@ -608,6 +680,11 @@ static inline const char *sem_fault_text(int op, int zero) {
   case BC_OP_SHL_I: case BC_OP_SHL_U: case BC_OP_SHR_I: case BC_OP_SHR_U:
     return "negative bit shift";
   case BC_OP_MAP_GET: return "no such key";
+  case BC_OP_S_CAT: case BC_OP_S_LOWER: case BC_OP_S_UPPER: case BC_OP_S_REPLACE:
+  case BC_OP_S_REPLACE_N: case BC_OP_I2S: case BC_OP_U2S: case BC_OP_D2S:
+    return "a string built would pass LANE_MAX_STRING (4096 bytes), or the decision's "
+           "scratch (BC_SCRATCH, 16384 bytes) is full";
+  case BC_OP_S2D: return "string is not a double";
   default: break;
   }
   switch (op) {

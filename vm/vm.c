@@ -102,6 +102,8 @@ typedef struct vm_run {
   int                 nshadow;    /* shadows chosen */
   int                 shadow[LANE_MAX_SHADOWS];   /* model indexes */
   vmval               xval;       /* an explain region's value (XRET) */
+  char               *sbuf;       /* the strings built (the caller's stack) */
+  uint32_t            sused, scap;/* bytes of sbuf in use, and its size */
   int                 idepth;     /* ITERs running */
   struct { const char *k, *v; size_t kn, vn; } iter[BC_MAX_ITER]; /* their entries */
   const char         *fault;      /* explaining: the error raised */
@@ -546,6 +548,15 @@ static int in_list(const bc_image *im, uint32_t list, const vmval *x, uint32_t *
 
 
 static int vm_exec(vm_run *x, uint32_t pc, int filter);
+
+/* Room for n bytes of a string built, or NULL: past LANE_MAX_STRING, or
+ * past the scratch. */
+static char *vm_scratch(vm_run *x, size_t n) {
+  if (n > LANE_MAX_STRING || n > x->scap - x->sused) return NULL;
+  char *p = x->sbuf + x->sused;
+  x->sused += (uint32_t)n;
+  return p;
+}
 
 /* ITER: runs iteration region b - 1 (vm_exec mode 4: 1 true, 0 false, -1
  * an error) once per entry of map field c, the entry at this depth for
@@ -1538,7 +1549,7 @@ static void note_fault(vm_run *x, const bc_insn *in, const vmval *top) {
  * FRET, returning 1 if the model passes and 0 if it fails or raises an
  * error; or an explain region (filter 2) until XRET, returning 1 with its
  * value in x->xval, or 0 when it raised the error x->fault. */
-static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
+static VM_HOT_ALIGN int vm_exec_code(vm_run *x, uint32_t pc, int filter) {
 #ifdef LANE_VM_GOTO
   static const void *const vm_labels[VM_NOPS] = {
 #define BC_OP_LABEL(name, fmt, i, o, w, fail, reg, flow, empty, doc) &&L_##name,
@@ -1778,6 +1789,59 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
       vmbreak;
     }
     vmcase(IRET) { x->steps += steps; return st[sp - 1].v.i != 0; }
+    /* Strings built into the scratch (vm_scratch); a full one is a fault */
+    vmcase(S_CAT) {
+      char *p_ = vm_scratch(x, T2.n + T1.n);
+      if (!p_) goto fault;
+      STR_STEPS(BC_OP_S_CAT, T2.n, T1.n);
+      if (T2.n) memcpy(p_, T2.v.s, T2.n);
+      if (T1.n) memcpy(p_ + T2.n, T1.v.s, T1.n);
+      T2.v.s = p_; T2.n += T1.n; sp--;
+      vmbreak;
+    }
+    vmcase(S_LOWER) vmcase(S_UPPER) {
+      char *p_ = vm_scratch(x, T1.n);
+      if (!p_) goto fault;
+      STR_STEPS(BC_OP_S_LOWER, T1.n, 0);
+      sem_ascii_case(T1.v.s, T1.n, in->op == BC_OP_S_UPPER, p_);
+      T1.v.s = p_;
+      vmbreak;
+    }
+    vmcase(S_REPLACE) vmcase(S_REPLACE_N) {
+      int n4_ = in->op == BC_OP_S_REPLACE_N;
+      vmval *s_ = &st[sp - 3 - n4_];
+      size_t room_ = x->scap - x->sused, len_ = 0;
+      if (room_ > LANE_MAX_STRING) room_ = LANE_MAX_STRING;
+      if (sem_replace(s_->v.s, s_->n, s_[1].v.s, s_[1].n, s_[2].v.s, s_[2].n,
+                      n4_ ? T1.v.i : -1, x->sbuf + x->sused, room_, &len_))
+        goto fault;
+      STR_STEPS(BC_OP_S_REPLACE, s_->n + s_[1].n, len_);
+      s_->v.s = x->sbuf + x->sused;
+      s_->n = len_;
+      x->sused += (uint32_t)len_;
+      sp -= 2 + n4_;
+      vmbreak;
+    }
+    vmcase(I2S) vmcase(U2S) vmcase(D2S) {
+      char b_[40];
+      STR_STEPS(in->op, 0, 0);
+      int n_ = in->op == BC_OP_D2S ? sem_dtoa(b_, sizeof b_, T1.v.d)
+             : in->op == BC_OP_I2S ? snprintf(b_, sizeof b_, "%lld", (long long)T1.v.i)
+                                   : snprintf(b_, sizeof b_, "%llu", (unsigned long long)T1.v.u);
+      char *p_ = vm_scratch(x, (size_t)n_);
+      if (!p_) goto fault;
+      memcpy(p_, b_, (size_t)n_);
+      T1.v.s = p_; T1.n = (size_t)n_;
+      vmbreak;
+    }
+    vmcase(B2S) { T1.n = T1.v.i ? 4 : 5; T1.v.s = T1.v.i ? "true" : "false"; vmbreak; }
+    vmcase(S2D) {
+      double d_;
+      STR_STEPS(BC_OP_S2D, T1.n, 0);
+      if (sem_parse_d(T1.v.s, T1.n, &d_)) goto fault;
+      T1.v.d = d_; T1.n = 0;
+      vmbreak;
+    }
 #undef MAP_OF
 #undef MAP_LEN
 #undef MAP_STR
@@ -1839,6 +1903,7 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
       if (x->trace) x->rule_pc = pc - 1;
       x->ncand = 0;
       x->nshadow = 0;
+      x->sused = 0;   /* the stack is empty: no string built before is live */
       vmbreak;
     }
     vmcase(CAND) { vm_cand(x, in, pc - 1); vmbreak; }
@@ -1907,10 +1972,20 @@ int lane_decide_route(lane_runtime *rt, int route, const lane_request *r,
   return lane_decide_traced(rt, route, r, out, NULL);
 }
 
+/* Runs code from pc (vm_exec_code); the strings it built are given back,
+ * except an explain region's (its value may be one). */
+static int vm_exec(vm_run *x, uint32_t pc, int filter) {
+  uint32_t mark = x->sused;
+  int r = vm_exec_code(x, pc, filter);
+  if (filter != 2) x->sused = mark;
+  return r;
+}
+
 static int decide_traced_in(lane_runtime *rt, int route, const lane_request *r,
                        lane_decision *out, lane_trace *trace) {
   const bc_image *im;
   vm_run x;
+  char sbuf[BC_SCRATCH];   /* strings built; untouched by a policy that builds none */
   int rc;
   if (out) memset(out, 0, sizeof *out);
   if (!rt || !r || !out || r->prog != rt->prog || route < 0 ||
@@ -1932,6 +2007,9 @@ static int decide_traced_in(lane_runtime *rt, int route, const lane_request *r,
   x.ncand = 0;
   x.nshadow = 0;
   x.idepth = 0;
+  x.sbuf = sbuf;
+  x.sused = 0;
+  x.scap = sizeof sbuf;
   x.now = vm_now(rt);
   vm_costq_init(&x.q, r, route_est(im, (uint32_t)route));
   x.fspec = rt->prog->fspec;
@@ -1979,10 +2057,13 @@ int lane_decide_traced(lane_runtime *rt, int route, const lane_request *r,
 }
 
 int vm_explain_region(lane_runtime *rt, const lane_request *r, const lane_decision *d,
-                      uint32_t f, uint32_t model, vmval *out, const char **fault) {
+                      uint32_t f, uint32_t model, vmval *out, const char **fault,
+                      char *sbuf, size_t scap) {
   const bc_image *im = &rt->prog->im;
   vm_run x;
   memset(&x, 0, sizeof x);
+  x.sbuf = sbuf;
+  x.scap = (uint32_t)(scap < BC_SCRATCH ? scap : BC_SCRATCH);
   *fault = NULL;
   memset(out, 0, sizeof *out);
   if (f >= im->nfilters || im->code[im->filters[f].end - 1].op != BC_OP_XRET) return 0;

@@ -334,9 +334,11 @@ typedef struct vmval {
  * probe is only ever claimed by a decision. d (may be NULL) is the
  * decision explained: a candidate that took its breaker's probe in it
  * (d->probed) reads healthy, as the decision saw it, though its breaker
- * is half-open now. */
+ * is half-open now. A string the region builds (a + b) is built in sbuf
+ * (scap bytes, at most BC_SCRATCH used), where *out may point. */
 int vm_explain_region(lane_runtime *rt, const lane_request *r, const lane_decision *d,
-                      uint32_t f, uint32_t model, vmval *out, const char **fault);
+                      uint32_t f, uint32_t model, vmval *out, const char **fault,
+                      char *sbuf, size_t scap);
 
 /* Runtime reads for the interpreter (runtime.c). */
 uint64_t vm_now(const lane_runtime *rt);

@@ -1107,7 +1107,7 @@ static int cmd_builtins(const cli *c) {
   for (int i = 0; i < sema_nbuiltins; i++) {
     const sema_builtin *b = &sema_builtins[i];
     char call[64], args[96] = "";
-    static const char *const arg_names[] = {"", "y", "y, z"};
+    static const char *const arg_names[] = {"", "y", "y, z", "y, z, n"};
     static const char *const call_args[] = {"x", "x, y", "x, y, z"};
     int minmax = b->fn == BF_GREATEST || b->fn == BF_LEAST;
     if (b->fn >= BF_ALL && b->fn <= BF_TMAP) {   /* macros: variables and expressions */

@@ -27,7 +27,8 @@ import sys
 
 # Functions and methods lane has (compiler/builtins.c).
 LANE_FUNCS = {"size", "startsWith", "endsWith", "contains", "int", "uint", "double", "bool",
-              "string", "charAt", "indexOf", "lastIndexOf", "substring", "trim", "dyn", "math_f", "has"}
+              "string", "charAt", "indexOf", "lastIndexOf", "substring", "trim", "dyn", "math_f", "has", "lowerAscii", "upperAscii", "replace",
+              "split", "join"}
 MATH_FUNCS = {"greatest", "least", "ceil", "floor", "round", "trunc", "abs", "sign",
               "isNaN", "isInf", "isFinite", "bitAnd", "bitOr", "bitXor", "bitNot",
               "bitShiftLeft", "bitShiftRight"}
