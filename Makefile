@@ -60,7 +60,7 @@ GEN_CFLAGS = $(BASE) $(INC_lang) -Wall -Werror -Wno-unused-function -Wno-unused-
              -Wno-sign-compare $(CFLAGS) $(SAN)
 LDLIBS_TOOLS := -ljansson -lcurl -lsodium
 PACKAGES := flex bison libjansson-dev libcurl4-openssl-dev make gcc perl python3 libmicrohttpd-dev \
-            libsodium-dev libhiredis-dev
+            libsodium-dev libhiredis-dev tzdata
 
 # The VM core (liblane): libc only.
 VM_SRC   := $(wildcard vm/*.c)
@@ -120,6 +120,7 @@ deps:
 	echo '#include <sodium.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libsodium-dev"; \
 	echo '#include <hiredis/hiredis.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libhiredis-dev"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
+	[ -e /usr/share/zoneinfo/America/New_York ] || missing="$$missing tzdata"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \

@@ -1,6 +1,13 @@
 /* builtins.c -- the builtin function table (see builtins.h). */
 #include "builtins.h"
 #include "sema.h"
+#include "sem.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define NOOP (-2)
 #define CONST_ONLY (-1)
@@ -105,6 +112,51 @@ const sema_builtin sema_builtins[] = {
    "(i, v, p, e) where p holds"},
   {"transformMap", 1, 2, {TY_LIST}, TY_LIST, BF_TMAP, CONST_ONLY,
    "x.transformMap(k, v, e): a map of each key (index) k to e; with (k, v, p, e) where p holds"},
+  {"timestamp", 0, 1, {TY_STRING}, TY_TIMESTAMP, BF_TIME, BC_OP_TS_PARSE,
+   "RFC 3339, years 1 to 9999 (2025-01-31T22:00:00Z, -08:00 offsets); digits past ms dropped"},
+  {"duration", 0, 1, {TY_STRING}, TY_DURATION, BF_TIME, BC_OP_DUR_PARSE,
+   "Go's form: 1h30m, 1.5s, 300ms, 2us, within 10,000 years"},
+  {"timestamp", 0, 1, {TY_INT}, TY_TIMESTAMP, BF_TIME, BC_OP_SEC2TS,
+   "x seconds since the Unix epoch, within years 1 to 9999"},
+  {"timestamp", 0, 1, {TY_TIMESTAMP}, TY_TIMESTAMP, BF_TIME, NOOP, "identity"},
+  {"duration", 0, 1, {TY_DURATION}, TY_DURATION, BF_TIME, NOOP, "identity"},
+  {"int", 0, 1, {TY_TIMESTAMP}, TY_INT, BF_TIME, BC_OP_TS2I, "seconds since the Unix epoch"},
+  {"string", 0, 1, {TY_TIMESTAMP}, TY_STRING, BF_TIME, BC_OP_TS2S, "RFC 3339 in UTC"},
+  {"string", 0, 1, {TY_DURATION}, TY_STRING, BF_TIME, BC_OP_DUR2S, "seconds: \"1.5s\""},
+  {"getFullYear", 1, 1, {TY_TIMESTAMP}, TY_INT, BF_TSPART, BC_OP_TS_PART, "the year, in UTC"},
+  {"getFullYear", 1, 2, {TY_TIMESTAMP, TY_STRING}, TY_INT, BF_TSPART, BC_OP_TS_PART,
+   "the year in time zone y, a constant: an IANA name or +hh:mm"},
+  {"getMonth", 1, 1, {TY_TIMESTAMP}, TY_INT, BF_TSPART, BC_OP_TS_PART, "the month, 0 for January, in UTC"},
+  {"getMonth", 1, 2, {TY_TIMESTAMP, TY_STRING}, TY_INT, BF_TSPART, BC_OP_TS_PART,
+   "the month, 0 for January in time zone y, a constant: an IANA name or +hh:mm"},
+  {"getDate", 1, 1, {TY_TIMESTAMP}, TY_INT, BF_TSPART, BC_OP_TS_PART, "the day of the month, from 1, in UTC"},
+  {"getDate", 1, 2, {TY_TIMESTAMP, TY_STRING}, TY_INT, BF_TSPART, BC_OP_TS_PART,
+   "the day of the month, from 1 in time zone y, a constant: an IANA name or +hh:mm"},
+  {"getDayOfMonth", 1, 1, {TY_TIMESTAMP}, TY_INT, BF_TSPART, BC_OP_TS_PART, "the day of the month, from 0, in UTC"},
+  {"getDayOfMonth", 1, 2, {TY_TIMESTAMP, TY_STRING}, TY_INT, BF_TSPART, BC_OP_TS_PART,
+   "the day of the month, from 0 in time zone y, a constant: an IANA name or +hh:mm"},
+  {"getDayOfWeek", 1, 1, {TY_TIMESTAMP}, TY_INT, BF_TSPART, BC_OP_TS_PART, "the day of the week, 0 for Sunday, in UTC"},
+  {"getDayOfWeek", 1, 2, {TY_TIMESTAMP, TY_STRING}, TY_INT, BF_TSPART, BC_OP_TS_PART,
+   "the day of the week, 0 for Sunday in time zone y, a constant: an IANA name or +hh:mm"},
+  {"getDayOfYear", 1, 1, {TY_TIMESTAMP}, TY_INT, BF_TSPART, BC_OP_TS_PART, "the day of the year, from 0, in UTC"},
+  {"getDayOfYear", 1, 2, {TY_TIMESTAMP, TY_STRING}, TY_INT, BF_TSPART, BC_OP_TS_PART,
+   "the day of the year, from 0 in time zone y, a constant: an IANA name or +hh:mm"},
+  {"getHours", 1, 1, {TY_TIMESTAMP}, TY_INT, BF_TSPART, BC_OP_TS_PART, "the hour, 0-23, in UTC"},
+  {"getHours", 1, 2, {TY_TIMESTAMP, TY_STRING}, TY_INT, BF_TSPART, BC_OP_TS_PART,
+   "the hour, 0-23 in time zone y, a constant: an IANA name or +hh:mm"},
+  {"getMinutes", 1, 1, {TY_TIMESTAMP}, TY_INT, BF_TSPART, BC_OP_TS_PART, "the minute, in UTC"},
+  {"getMinutes", 1, 2, {TY_TIMESTAMP, TY_STRING}, TY_INT, BF_TSPART, BC_OP_TS_PART,
+   "the minute in time zone y, a constant: an IANA name or +hh:mm"},
+  {"getSeconds", 1, 1, {TY_TIMESTAMP}, TY_INT, BF_TSPART, BC_OP_TS_PART, "the second, in UTC"},
+  {"getSeconds", 1, 2, {TY_TIMESTAMP, TY_STRING}, TY_INT, BF_TSPART, BC_OP_TS_PART,
+   "the second in time zone y, a constant: an IANA name or +hh:mm"},
+  {"getMilliseconds", 1, 1, {TY_TIMESTAMP}, TY_INT, BF_TSPART, BC_OP_TS_PART, "the millisecond, in UTC"},
+  {"getMilliseconds", 1, 2, {TY_TIMESTAMP, TY_STRING}, TY_INT, BF_TSPART, BC_OP_TS_PART,
+   "the millisecond in time zone y, a constant: an IANA name or +hh:mm"},
+  {"getHours", 1, 1, {TY_DURATION}, TY_INT, BF_DURPART, BC_OP_DUR_PART, "whole hours, toward zero"},
+  {"getMinutes", 1, 1, {TY_DURATION}, TY_INT, BF_DURPART, BC_OP_DUR_PART, "whole minutes, toward zero"},
+  {"getSeconds", 1, 1, {TY_DURATION}, TY_INT, BF_DURPART, BC_OP_DUR_PART, "whole seconds, toward zero"},
+  {"getMilliseconds", 1, 1, {TY_DURATION}, TY_INT, BF_DURPART, BC_OP_DUR_PART, "whole milliseconds, toward zero"},
   {"math.greatest", 0, 1, {TY_ERROR}, TY_ERROR, BF_GREATEST, NOOP,
    "the largest of one or more numbers of one type (int, uint, double, tokens, money, ...), or of "
    "constants of mixed number types or a constant list, as CEL's math.greatest; a NaN makes it NaN"},
@@ -144,3 +196,75 @@ const sema_builtin sema_builtins[] = {
    "x >> y: 0 for y >= 64; error for y < 0"},
 };
 const int sema_nbuiltins = (int)(sizeof sema_builtins / sizeof *sema_builtins);
+
+int sema_ts_part(const char *name) {
+  static const char *const names[SEM_TS_NPARTS] = {
+    "getFullYear", "getMonth", "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear",
+    "getHours", "getMinutes", "getSeconds", "getMilliseconds"};
+  for (int i = 0; i < SEM_TS_NPARTS; i++)
+    if (!strcmp(name, names[i])) return i;
+  return -1;
+}
+
+int sema_tz_rule(const char *name, size_t n, char *out, size_t cap, char *why, size_t whyn) {
+  sem_tz z;
+  /* a fixed offset: [+-]hh:mm, as a POSIX rule (which counts west) */
+  size_t k = n && (name[0] == '+' || name[0] == '-') ? 1 : 0;
+  if (n == k + 5 && name[k + 2] == ':' && isdigit((unsigned char)name[k]) &&
+      isdigit((unsigned char)name[k + 1]) && isdigit((unsigned char)name[k + 3]) &&
+      isdigit((unsigned char)name[k + 4])) {
+    int west = k && name[0] == '-';
+    snprintf(out, cap, "<%c%.2s%.2s>%c%.2s:%.2s", west ? '-' : '+', name + k, name + k + 3,
+             west ? '+' : '-', name + k, name + k + 3);
+    if (!sem_tz_parse(out, &z)) return 0;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (!(isalnum((unsigned char)name[i]) || strchr("_-+/", name[i])) ||
+        (i == 0 && name[i] == '/')) {
+      snprintf(why, whyn, "'%.*s' is not a time zone: an IANA name (America/New_York) or an "
+               "offset (+05:30)", (int)(n > 64 ? 64 : n), name);
+      return -1;
+    }
+  if (!n || n > 128 || strstr(name, "..")) {
+    snprintf(why, whyn, "'%.*s' is not a time zone name", (int)(n > 64 ? 64 : n), name);
+    return -1;
+  }
+  const char *dir = getenv("TZDIR");
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%.*s", dir && *dir ? dir : "/usr/share/zoneinfo", (int)n, name);
+  FILE *f = fopen(path, "rb");
+  if (!f && errno == ENOMEM) return -2;
+  if (!f) {
+    snprintf(why, whyn, "unknown time zone '%.*s': no %s (install tzdata, or set TZDIR)",
+             (int)n, name, path);
+    return -1;
+  }
+  size_t capb = 1 << 20;   /* TZif files are a few KB */
+  char *buf = malloc(capb);
+  if (!buf) {
+    fclose(f);
+    return -2;
+  }
+  size_t got = fread(buf, 1, capb - 1, f);
+  fclose(f);
+  buf[got] = 0;
+  /* the footer: the POSIX rule between the last two newlines of a v2+ file */
+  char *end = got && buf[got - 1] == '\n' ? buf + got - 1 : NULL, *start = end;
+  while (start && start > buf && start[-1] != '\n') start--;
+  if (got < 44 || memcmp(buf, "TZif", 4) || buf[4] < '2' || !end || start == buf ||
+      (size_t)(end - start) >= cap) {
+    snprintf(why, whyn, "time zone '%.*s': %s is not a TZif file of version 2 or later with a "
+             "rule", (int)n, name, path);
+    free(buf);
+    return -1;
+  }
+  memcpy(out, start, (size_t)(end - start));
+  out[end - start] = 0;
+  free(buf);
+  if (!out[0] || sem_tz_parse(out, &z)) {
+    snprintf(why, whyn, "time zone '%.*s' has no current rule lane reads ('%s')", (int)n, name,
+             out);
+    return -1;
+  }
+  return 0;
+}

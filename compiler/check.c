@@ -9,6 +9,7 @@
  */
 #include "sema.h"
 #include "builtins.h"
+#include "sem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -30,10 +31,10 @@ static int check(sema_unit *u, ast_node *n, int cx);
 /* The type names, twice (a macro does not expand inside itself). */
 #define TY_NAMES(X, a) X(a, "error") X(a, "int") X(a, "uint") X(a, "double") X(a, "bool") \
   X(a, "string") X(a, "null") X(a, "money") X(a, "price") X(a, "duration") X(a, "tokens")  \
-  X(a, "fraction") X(a, "model") X(a, "dyn")
+  X(a, "fraction") X(a, "model") X(a, "dyn") X(a, "timestamp")
 #define TY_NAMES2(X, a) X(a, "error") X(a, "int") X(a, "uint") X(a, "double") X(a, "bool") \
   X(a, "string") X(a, "null") X(a, "money") X(a, "price") X(a, "duration") X(a, "tokens")  \
-  X(a, "fraction") X(a, "model") X(a, "dyn")
+  X(a, "fraction") X(a, "model") X(a, "dyn") X(a, "timestamp")
 #define TY_NAME(_, n) n,
 #define TY_LIST_NAME(_, n) "list(" n ")",
 #define TY_MAP_NAME(k, v) "map(" k ", " v ")",
@@ -66,13 +67,14 @@ int sema_ty_unit(int ty) {
   case TY_DURATION: return BC_U_DURATION;
   case TY_FRACTION: return BC_U_FRACTION;
   case TY_PRICE: return BC_U_PRICE;
+  case TY_TIMESTAMP: return BC_U_TIMESTAMP;
   default: return 0;
   }
 }
 
 int sema_ty_mtype(int ty) {
   switch (ty) {
-  case TY_INT: case TY_TOKENS: return LANE_T_INT;
+  case TY_INT: case TY_TOKENS: case TY_TIMESTAMP: return LANE_T_INT;
   case TY_UINT: return LANE_T_UINT;
   case TY_DOUBLE: case TY_MONEY: case TY_PRICE: case TY_DURATION: case TY_FRACTION:
     return LANE_T_DOUBLE;
@@ -131,6 +133,14 @@ static sema_plan arith_plan(int fam, int lt, int rt) {
     if (lt == TY_TOKENS && (rt == TY_INT || rt == TY_TOKENS)) return plan(TY_TOKENS, NOCONV, NOCONV, BC_OP_MOD_I);
     return bad;
   }
+  if (fam == BC_BIN_ADD && lt == TY_TIMESTAMP && rt == TY_DURATION)
+    return plan(TY_TIMESTAMP, NOCONV, NOCONV, BC_OP_TS_ADD);
+  if (fam == BC_BIN_ADD && lt == TY_DURATION && rt == TY_TIMESTAMP)
+    return plan(TY_TIMESTAMP, NOCONV, NOCONV, BC_OP_TS_ADD_R);
+  if (fam == BC_BIN_SUB && lt == TY_TIMESTAMP && rt == TY_DURATION)
+    return plan(TY_TIMESTAMP, NOCONV, NOCONV, BC_OP_TS_SUB);
+  if (fam == BC_BIN_SUB && lt == TY_TIMESTAMP && rt == TY_TIMESTAMP)
+    return plan(TY_DURATION, NOCONV, NOCONV, BC_OP_TS_DIFF);
   if (fam == BC_BIN_ADD || fam == BC_BIN_SUB) {
     if (lt == rt && (is_num(lt) || is_scaled(lt) || lt == TY_TOKENS))
       return plan(lt, NOCONV, NOCONV, mop(fam, sema_ty_mtype(lt)));
@@ -296,6 +306,15 @@ static int check_ident(sema_unit *u, ast_node *n, int cx) {
   if (cx & CX_MODEL) {
     int ty = resolve_mprop(u, n, name, 1);
     if (ty) return ty;
+  }
+  if (strcmp(name, "now") == 0) {
+    if (!(cx & CX_REQ)) {
+      diag_error(&u->ctx, n->span, "'now' is the decision's clock; it cannot be used here, "
+                 "where this must be a constant");
+      return TY_ERROR;
+    }
+    n->refkind = RK_NOW;
+    return TY_TIMESTAMP;
   }
   if (strcmp(name, "req") == 0) {
     diag_error(&u->ctx, n->span, "'req' needs a field, as in req.tier");
@@ -668,6 +687,25 @@ static int check_macro(sema_unit *u, ast_node *n, int cx, int fn) {
   }
 }
 
+/* The time zone argument z of a timestamp accessor: a constant, turned
+ * into its POSIX rule now (z->text), so a decision reads no file. */
+static int check_zone(sema_unit *u, ast_node *z) {
+  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
+  ev_val v = z->is_const ? ev_eval(&env, z) : (ev_val){.kind = EV_UNKNOWN};
+  char rule[256], why[300];
+  if (v.kind != EV_OK) {
+    diag_error(&u->ctx, z->span, "a time zone must be a constant, as in \"America/New_York\" "
+               "or \"+05:30\"");
+    return -1;
+  }
+  int rc = sema_tz_rule(v.s, v.n, rule, sizeof rule, why, sizeof why);
+  if (rc == -2) u->ctx.nomem = 1;
+  if (rc == -1) diag_error(&u->ctx, z->span, "%s", why);
+  if (rc) return -1;
+  z->text = ast_strndup(&u->ctx, rule, strlen(rule));
+  return z->text ? 0 : -1;
+}
+
 static int check_call(sema_unit *u, ast_node *n, int cx) {
   namespaced(u, n);
   if (n->a && n->list.n >= 2 && n->list.v[0]->kind == N_IDENT)
@@ -700,6 +738,7 @@ static int check_call(sema_unit *u, ast_node *n, int cx) {
         match = 0;
     if (!match) continue;
     n->ref = i;
+    if (b->fn == BF_TSPART && nargs == 2 && check_zone(u, n->list.v[0]) < 0) return TY_ERROR;
     return b->result;
   }
   if (!known) {
@@ -1313,9 +1352,14 @@ static void check_test(sema_unit *u, ast_node *t) {
       }
     } else if (it->kind == N_EXPECT) {
       check_cond(u, it->a, CX_TEST, "an expectation");
+    } else if (it->kind == N_TSTATE && !strcmp(it->name, "now")) {
+      int64_t ms;
+      if (sem_ts_parse(it->str, it->len, &ms) || ms <= 0)
+        diag_error(&u->ctx, it->span, "a test's now is an RFC 3339 time after 1970, as in now "
+                   "\"2026-01-05T23:00:00Z\"");
     } else if (it->kind == N_TSTATE && strcmp(it->name, "state") != 0) {
-      diag_error(&u->ctx, it->span, "a test item is route, req, state \"FILE\" or expect, not '%s'",
-                 it->name);
+      diag_error(&u->ctx, it->span, "a test item is route, req, state \"FILE\", now \"TIME\" or "
+                 "expect, not '%s'", it->name);
     }
   }
   if (routes != 1)

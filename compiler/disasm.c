@@ -200,6 +200,17 @@ static void operands(sbuf *out, const lane_program *p, const bc_route *route,
     sb(out, "%s of req.%s at depth %u", in->b ? "value" : "key", S(im, im->fields[in->c].name),
        (unsigned)in->a);
     break;
+  case BC_FMT_TSPART: {
+    static const char *const parts[] = {"year", "month", "date", "dayOfMonth", "dayOfWeek",
+                                        "dayOfYear", "hours", "minutes", "seconds",
+                                        "milliseconds"};
+    sb(out, "%s", parts[in->a < 10 ? in->a : 0]);
+    if (in->c != BC_NONE) {
+      sb(out, " in ");
+      sbquote(out, &im->str[in->c]);
+    }
+    break;
+  }
   case BC_FMT_RULE:
     sb(out, "%u", (unsigned)in->c);
     if (route) {

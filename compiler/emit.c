@@ -619,6 +619,12 @@ static void emit_call(emitter *E, const ast_node *n) {
     emit(E, BC_OP_HAS, 0, 0, (uint32_t)n->list.v[0]->ref);
     return;
   }
+  if (b->fn == BF_TSPART || b->fn == BF_DURPART) {   /* the zone is an operand, not a value */
+    const char *rule = b->fn == BF_TSPART && n->list.n ? n->list.v[0]->text : NULL;
+    emit_expr(E, n->a);
+    emit(E, b->op, sema_ts_part(b->name), 0, rule ? str_index(E, rule, strlen(rule)) : BC_NONE);
+    return;
+  }
   if (b->op == BC_OP_MAP_SIZE) {   /* size(req.m) */
     const ast_node *m = n->a ? n->a : n->list.v[0];
     if (!is_map_field(m)) {
@@ -657,7 +663,8 @@ static void emit_expr(emitter *E, const ast_node *n) {
     emit_const(E, n, &v);
   } else switch (n->kind) {
   case N_IDENT:
-    if (n->refkind == RK_VAR) emit_var(E, n);
+    if (n->refkind == RK_NOW) emit(E, BC_OP_NOW, 0, 0, 0);
+    else if (n->refkind == RK_VAR) emit_var(E, n);
     else if (n->refkind == RK_MPROP) emit_mprop(E, n);
     else fail(E, n->span, "'%s' cannot be used at run time", n->name);
     break;

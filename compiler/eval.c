@@ -129,7 +129,14 @@ static ev_val mop_dbl(int op, double a, double b) {
 
 /* Applies machine opcode op to two values of its operand type. */
 static ev_val mop(int op, ev_val a, ev_val b) {
+  int64_t t = 0;
   switch (op) {
+  case BC_OP_TS_ADD: case BC_OP_TS_SUB:
+    return sem_ts_add(a.v.i, op == BC_OP_TS_SUB ? -b.v.d : b.v.d, &t)
+               ? error(sem_fault_text(op, 0)) : mk_i(TY_TIMESTAMP, t);
+  case BC_OP_TS_ADD_R:
+    return sem_ts_add(b.v.i, a.v.d, &t) ? error(sem_fault_text(op, 0)) : mk_i(TY_TIMESTAMP, t);
+  case BC_OP_TS_DIFF: return mk_d(TY_DURATION, (double)(a.v.i - b.v.i));
   case BC_OP_EQ_S: return mk_b(scmp(&a, &b) == 0);
   case BC_OP_NE_S: return mk_b(scmp(&a, &b) != 0);
   case BC_OP_LT_S: return mk_b(scmp(&a, &b) < 0);
@@ -468,6 +475,32 @@ static ev_val eval_join(const ev_env *env, const ev_val *a, int na) {
   return mk_s(out, len);
 }
 
+#define NOOP_OP (-2)   /* builtins.c's NOOP: the identity */
+
+/* timestamp(), duration(), int() and string() of them, as the VM. */
+static ev_val eval_time(const ev_env *env, int op, const ev_val *a) {
+  int64_t t;
+  double d;
+  char buf[48];
+  switch (op) {
+  case BC_OP_TS_PARSE:
+    return sem_ts_parse(a->s, a->n, &t) ? error(sem_fault_text(op, 0)) : mk_i(TY_TIMESTAMP, t);
+  case BC_OP_DUR_PARSE:
+    return sem_dur_parse(a->s, a->n, &d) ? error(sem_fault_text(op, 0)) : mk_d(TY_DURATION, d);
+  case BC_OP_TS2I: return mk_i(TY_INT, sem_floordiv(a->v.i, 1000));
+  case BC_OP_SEC2TS:
+    return a->v.i < SEM_TS_MIN / 1000 || a->v.i > SEM_TS_MAX / 1000
+               ? error(sem_fault_text(op, 0)) : mk_i(TY_TIMESTAMP, a->v.i * 1000);
+  case NOOP_OP: return *a;
+  default: {
+    int len = op == BC_OP_TS2S ? sem_ts_format(a->v.i, buf, sizeof buf)
+                               : sem_dur_format(a->v.d, buf, sizeof buf);
+    char *s = ast_strndup(ctx_of(env), buf, (size_t)len);
+    return s ? mk_s(s, (size_t)len) : error("out of memory");
+  }
+  }
+}
+
 /* The math extension's fixed-arity functions: the opcode's operation. */
 static ev_val eval_math(int op, const ev_val *a) {
   int64_t i = 0;
@@ -660,6 +693,19 @@ static ev_val eval_call(const ev_env *env, const ast_node *n) {
     return mk_i(TY_INT, r);
   }
   case BF_DYN: return a[0];
+  case BF_TIME: return eval_time(env, b->op, &a[0]);
+  case BF_TSPART: {
+    sem_tz z;
+    const char *rule = na > 1 ? n->list.v[0]->text : NULL;
+    if (rule && sem_tz_parse(rule, &z)) return unknown();   /* checked: cannot happen */
+    return mk_i(TY_INT, sem_ts_part(a[0].v.i, sema_ts_part(b->name), rule ? &z : NULL));
+  }
+  case BF_DURPART: {
+    static const double per[] = {3600000.0, 60000.0, 1000.0, 1.0};
+    double q = a[0].v.d / per[sema_ts_part(b->name) - SEM_TS_HOURS];
+    return mk_i(TY_INT, q != q ? 0 : q >= 9.2e18 ? INT64_MAX : q <= -9.2e18 ? INT64_MIN
+                                                              : (int64_t)q);
+  }
   case BF_LOWER: case BF_UPPER: case BF_REPLACE: return eval_build(env, b, a, na);
   case BF_SPLIT: return eval_split(env, a, na);
   case BF_JOIN: return eval_join(env, a, na);
@@ -810,6 +856,7 @@ ev_val ev_eval(const ev_env *env, const ast_node *n) {
     return mk_d(n->type, n->lit.d);
   case N_IDENT:
     if (n->refkind == RK_VAR) return env->vars ? env->vars[n->ref] : unknown();
+    if (n->refkind == RK_NOW) return env->now ? mk_i(TY_TIMESTAMP, (int64_t)env->now) : unknown();
     return eval_ident(env, n);
   case N_SELECTOR:
     if (n->refkind == RK_MAPKEY) {

@@ -27,6 +27,7 @@ typedef enum sema_ty {
   TY_MODEL,       /* a model (tests only) */
   TY_DYN,         /* the items of a constant list of mixed types, [1, 'a']:
                      each has its own type, known when it is folded */
+  TY_TIMESTAMP,   /* milliseconds since the Unix epoch (CEL's timestamp) */
   TY_NTYPES,
   TY_LIST = 0x100,/* or'ed with the element type */
   TY_MAP = 0x200  /* or'ed with key << 4 | value: map(key, value) */
@@ -53,6 +54,7 @@ typedef enum sema_ref {
   RK_MODEL,       /* a model constant, ref = model index */
   RK_DECISION,    /* test: ref = DV_* */
   RK_MAPKEY,      /* N_SELECTOR m.k on a map m: the value of key "k" */
+  RK_NOW,         /* N_IDENT now: the decision's clock */
   RK_VAR,         /* N_IDENT a macro's variable (x in l.all(x, p)): ref =
                      its depth, op = 1 when its list or map is a constant */
   RK_HETERO       /* N_BINARY == or != whose sides never share a type, one

@@ -11,6 +11,7 @@
  */
 #include "sema.h"
 #include "explain.h"
+#include "sem.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -70,9 +71,23 @@ static void build_request(sema_unit *u, const ast_node *t, lane_request *r) {
 /* The snapshot a test names, relative to its file; NULL if none. */
 static const ast_node *state_item(const ast_node *t) {
   for (int i = 0; i < t->list.n; i++)
-    if (t->list.v[i]->kind == N_TSTATE) return t->list.v[i];
+    if (t->list.v[i]->kind == N_TSTATE && !strcmp(t->list.v[i]->name, "state"))
+      return t->list.v[i];
   return NULL;
 }
+
+/* The time a test sets (`now "2026-01-05T23:00:00Z"`, checked), in ms;
+ * 0 if none. */
+static uint64_t now_item(const ast_node *t) {
+  int64_t ms = 0;
+  for (int i = 0; i < t->list.n; i++)
+    if (t->list.v[i]->kind == N_TSTATE && !strcmp(t->list.v[i]->name, "now") &&
+        sem_ts_parse(t->list.v[i]->str, t->list.v[i]->len, &ms))
+      ms = 0;
+  return ms > 0 ? (uint64_t)ms : 0;
+}
+
+static uint64_t fixed_clock(void *ctx) { return *(const uint64_t *)ctx; }
 
 int sema_test_state_path(const ast_node *t, char *buf, size_t n) {
   const ast_node *st = state_item(t);
@@ -85,13 +100,28 @@ int sema_test_state_path(const ast_node *t, char *buf, size_t n) {
   return k >= 0 && (size_t)k < n ? 1 : -1;
 }
 
+/* The test's runtime: a snapshot's (`state FILE`), or a fresh one whose
+ * clock stands at the test's `now` (*clock, which must outlive it) or
+ * runs. */
 static lane_runtime *test_runtime(const sema_unit *u, const lane_program *p, const ast_node *t,
-                                  const test_opts *o, FILE *err) {
+                                  const test_opts *o, FILE *err, uint64_t *clock) {
   char path[4096];
   int has = sema_test_state_path(t, path, sizeof path);
+  *clock = now_item(t);
+  if (has && *clock) {
+    fprintf(err, "lane: %s:%d: a test sets now or names a state, not both (a snapshot's time "
+            "is its own)\n", t->span.file ? t->span.file->name : "?", t->span.line);
+    return NULL;
+  }
   if (!has) {
     lane_error e;
-    lane_runtime *rt = lane_runtime_new(p, &e);
+    lane_runtime_options ro;
+    memset(&ro, 0, sizeof ro);
+    if (*clock) {
+      ro.clock = fixed_clock;
+      ro.clock_ctx = clock;
+    }
+    lane_runtime *rt = lane_runtime_new_with(p, &ro, &e);
     if (!rt) fprintf(err, "lane: %s\n", e.message);
     return rt;
   }
@@ -241,7 +271,8 @@ static int run_one(sema_unit *u, const lane_program *p, const ast_node *t, int n
   int route = -1;
   for (int i = 0; i < t->list.n; i++)
     if (t->list.v[i]->kind == N_TROUTE) route = lane_route(p, t->list.v[i]->name);
-  lane_runtime *rt = test_runtime(u, p, t, o, out);
+  uint64_t clock_ms = 0;
+  lane_runtime *rt = test_runtime(u, p, t, o, out, &clock_ms);
   lane_request r;
   lane_request_init(&r, p);
   build_request(u, t, &r);

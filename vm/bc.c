@@ -108,7 +108,7 @@ uint32_t bc_section_record(uint32_t id) {
 const char *bc_unit_name(uint32_t unit) {
   static const char *const names[] = {
     "?", "int", "uint", "double", "bool", "string",
-    "tokens", "money", "duration", "fraction", "price",
+    "tokens", "money", "duration", "fraction", "price", "timestamp",
   };
   return unit < sizeof names / sizeof names[0] ? names[unit] : "?";
 }
@@ -124,7 +124,7 @@ const char *bc_map_unit_name(uint32_t unit) {
 
 int bc_unit_type(uint32_t unit) {
   switch (unit) {
-  case BC_U_INT: case BC_U_TOKENS: return LANE_T_INT;
+  case BC_U_INT: case BC_U_TOKENS: case BC_U_TIMESTAMP: return LANE_T_INT;
   case BC_U_UINT: return LANE_T_UINT;
   case BC_U_DOUBLE: case BC_U_MONEY: case BC_U_DURATION:
   case BC_U_FRACTION: case BC_U_PRICE: return LANE_T_DOUBLE;

@@ -294,7 +294,8 @@ typedef enum bc_unit {
   BC_U_MONEY,     /* double dollars */
   BC_U_DURATION,  /* double milliseconds */
   BC_U_FRACTION,  /* double 0..1 */
-  BC_U_PRICE      /* double dollars per token */
+  BC_U_PRICE,     /* double dollars per token */
+  BC_U_TIMESTAMP  /* int64 milliseconds since the Unix epoch (shown in RFC 3339) */
 } bc_unit;
 
 typedef struct bc_field {
@@ -461,7 +462,9 @@ typedef struct bc_insn {
   X(ITER,   ABC,  "a: 0 all, 1 exists, 2 exists_one; b: iteration region + 1 "  \
                   "(a filter ending in IRET); c: map field")                   \
   X(MVAR,   ABC,  "a: the ITER depth, 0 outermost; b: 0 key, 1 value; c: the " \
-                  "map field (the value's type)")
+                  "map field (the value's type)")                                                \
+  X(TSPART, AC,   "a: the part (sem.h SEM_TS_*: 0 year ... 9 milliseconds); c: "\
+                  "string of a POSIX TZ rule, or BC_NONE for UTC")
 
 /* The operands a format uses, as bits: 1 a, 2 b, 4 c. */
 #define BC_USES_NONE 0
@@ -912,7 +915,38 @@ typedef enum bc_order {
     "pop b; push \"true\" or \"false\"")                                         \
   X(S2D,       NONE,   "S",  "D", 2, 1, A, NEXT, 0,                            \
     "pop s; push double(s): the whole string a decimal or exponent number "    \
-    "(strtod's form, up to 63 bytes); else an error")
+    "(strtod's form, up to 63 bytes); else an error")                         \
+  X(SEC2TS,    NONE,   "I",  "I", 1, 1, A, NEXT, 0,                            \
+    "pop s; push timestamp(s): s seconds since the Unix epoch; out of years "  \
+    "1 to 9999 an error")                                                     \
+  X(NOW,       NONE,   "",   "I", 1, 0, A, NEXT, 0,                            \
+    "push the decision's clock: a timestamp, ms since the Unix epoch")        \
+  X(TS_PARSE,  NONE,   "S",  "I", 1, 1, A, NEXT, 0,                            \
+    "pop s; push timestamp(s): RFC 3339, years 1 to 9999, digits past "        \
+    "milliseconds dropped; else an error")                                    \
+  X(DUR_PARSE, NONE,   "S",  "D", 1, 1, A, NEXT, 0,                            \
+    "pop s; push duration(s) in ms: Go's form (1h30m, 1.5s, 300ms, 2us); "     \
+    "else, or past 10,000 years, an error")                                   \
+  X(TS_ADD,    NONE,   "ID", "I", 1, 1, A, NEXT, 0,                            \
+    "pop d, t; push t + d (d's whole ms); out of years 1 to 9999 an error")   \
+  X(TS_ADD_R,  NONE,   "DI", "I", 1, 1, A, NEXT, 0,                            \
+    "pop t, d; push d + t, as TS_ADD")                                        \
+  X(TS_SUB,    NONE,   "ID", "I", 1, 1, A, NEXT, 0,                            \
+    "pop d, t; push t - d, as TS_ADD")                                        \
+  X(TS_DIFF,   NONE,   "II", "D", 1, 0, A, NEXT, 0,                            \
+    "pop b, a; push a - b: a duration in ms")                                 \
+  X(TS2I,      NONE,   "I",  "I", 1, 0, A, NEXT, 0,                            \
+    "pop t; push int(t): whole seconds since the epoch, rounded down")       \
+  X(TS2S,      NONE,   "I",  "S", 1, 1, A, NEXT, 0,                            \
+    "pop t; push string(t): RFC 3339 in UTC, with ms when it has them (built)")\
+  X(DUR2S,     NONE,   "D",  "S", 1, 1, A, NEXT, 0,                            \
+    "pop d; push string(d): seconds with a fraction when it has one, \"1.5s\""  \
+    " (built)")                                                                \
+  X(TS_PART,   TSPART, "I",  "I", 1, 0, A, NEXT, 0,                            \
+    "pop t; push part a of t (getFullYear ... getMilliseconds) in zone c")    \
+  X(DUR_PART,  TSPART, "D",  "I", 1, 0, A, NEXT, 0,                            \
+    "pop d; push d in whole hours (a = 6), minutes (7), seconds (8) or ms "    \
+    "(9), toward zero; c is BC_NONE")
 
 typedef enum bc_op {
 #define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, flow, empty, doc) BC_OP_##name,
@@ -1057,6 +1091,9 @@ static inline uint64_t bc_len_steps(int op, uint64_t a, uint64_t b) {
   case BC_OP_I2S: case BC_OP_U2S: return 80;
   case BC_OP_D2S: return 4000;
   case BC_OP_S2D: return 150 + a / BC_COST_SCAN;
+  case BC_OP_TS_PARSE: case BC_OP_DUR_PARSE: return 16 + a / BC_COST_SCAN;
+  case BC_OP_TS2S: case BC_OP_DUR2S: return 4000;   /* snprintf, and strtod for a duration */
+  case BC_OP_TS_PART: return 64;                      /* a zone's rule parsed, dates worked out */
   case BC_OP_BUCKET_S: case BC_OP_BUDGET: return a / BC_COST_HASH;
   case BC_OP_SHADOW: return (a + b) / BC_COST_HASH;
   case BC_OP_IN_LIST: return a / BC_COST_ELEMS + b / BC_COST_CMP;

@@ -955,6 +955,19 @@ static int check_operands(vctx *v, uint32_t pc) {
     }
     break;
   }
+  case BC_FMT_TSPART: {
+    sem_tz z;
+    if (in->op == BC_OP_DUR_PART ? in->a < SEM_TS_HOURS || in->a > SEM_TS_MILLIS || in->c != BC_NONE
+                                 : in->a >= SEM_TS_NPARTS)
+      return insn_fail(im, err, pc, "part %u of a %s out of range", (unsigned)in->a,
+                       in->op == BC_OP_DUR_PART ? "duration (6 to 9, no zone)" : "timestamp");
+    if (in->c != BC_NONE && in->c >= im->nstr)
+      return insn_fail(im, err, pc, "zone string %u out of range (%u)", (unsigned)in->c,
+                       (unsigned)im->nstr);
+    if (in->c != BC_NONE && sem_tz_parse(S(im, in->c), &z))
+      return insn_fail(im, err, pc, "zone \"%s\" is not a POSIX TZ rule", S(im, in->c));
+    break;
+  }
   case BC_FMT_TYPE:
     if (in->a < LANE_T_INT || in->a > LANE_T_STRING)
       return insn_fail(im, err, pc, "type %u out of range (1 to %d)", (unsigned)in->a,
@@ -1453,7 +1466,11 @@ static uint64_t insn_steps(const vctx *v, const lane_program *p, uint32_t pc) {
   case BC_OP_S_SIZE: case BC_OP_BUCKET_S: case BC_OP_S_TRIM: case BC_OP_S2I: case BC_OP_S2U:
   case BC_OP_S2B: case BC_OP_S_LOWER: case BC_OP_S_UPPER: case BC_OP_S2D:
     return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 1), 0)) : w;
-  case BC_OP_I2S: case BC_OP_U2S: case BC_OP_D2S: return sadd(w, bc_len_steps(in->op, 0, 0));
+  case BC_OP_I2S: case BC_OP_U2S: case BC_OP_D2S: case BC_OP_TS2S: case BC_OP_DUR2S:
+  case BC_OP_TS_PART:
+    return sadd(w, bc_len_steps(in->op, 0, 0));
+  case BC_OP_TS_PARSE: case BC_OP_DUR_PARSE:
+    return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 1), 0)) : w;
   case BC_OP_S_CAT:   /* copies both: at most a string's limit, or it fails first */
     return s->seen ? sadd(w, bc_len_steps(in->op, umin(sadd(vbound(s, 2), vbound(s, 1)),
                                                      LANE_MAX_STRING), 0)) : w;

@@ -23,6 +23,8 @@
  *                          sem_max_d sem_min_d, sem_trunc sem_floor
  *                          sem_ceil sem_round sem_fabs (no libm)
  *   bucket()               sem_bucket_u sem_bucket_s
+ *   timestamps, durations  sem_ts_parse sem_ts_format sem_ts_part, sem_tz_*
+ *                          (POSIX TZ rules), sem_dur_parse sem_dur_format
  *   request maps           sem_map_count sem_map_next sem_map_find (the
  *                          stored form lane_set_map writes)
  *   model checks           sem_fits, sem_breaker_health
@@ -649,6 +651,300 @@ static inline int sem_dtoa(char *buf, size_t n, double d) {
   return len;
 }
 
+/* ---------------------------------------------------------------------
+ * Timestamps and durations (CEL's): a timestamp is whole milliseconds
+ * since 1970-01-01T00:00:00Z, from year 1 to 9999 (proleptic Gregorian);
+ * a duration milliseconds as a double, as lane's durations are. A time
+ * zone is a POSIX TZ rule ("EST5EDT,M3.2.0,M11.1.0", "<+0530>-5:30"): the
+ * compiler turns an IANA name into its zone's current rule (the footer of
+ * its TZif file), so a decision reads no file.
+ * ------------------------------------------------------------------- */
+#define SEM_TS_MIN (-62135596800000LL)   /* 0001-01-01T00:00:00Z */
+#define SEM_TS_MAX 253402300799999LL     /* 9999-12-31T23:59:59.999Z */
+#define SEM_DUR_MAX 315576000000000.0    /* CEL's: 10,000 years of 365.25 days, in ms */
+
+/* Days from 1970-01-01 to y-m-d (m 1..12), and back (H. Hinnant's). */
+static inline int64_t sem_days(int64_t y, int m, int d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;
+  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+static inline void sem_civil(int64_t z, int64_t *y, int *m, int *d) {
+  z += 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+  *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+  *y = yoe + era * 400 + (*m <= 2);
+}
+
+static inline int64_t sem_floordiv(int64_t a, int64_t b) { return a / b - (a % b < 0); }
+
+/* A POSIX TZ rule, parsed. */
+typedef struct sem_tz {
+  int32_t std, dst;          /* seconds east of UTC (POSIX writes west) */
+  int     has_dst;
+  struct { int kind, m, w, d; int32_t time; } start, end;   /* kind: 'M', 'J', 'n' */
+} sem_tz;
+
+static inline const char *sem_tz_name(const char *p) {
+  if (*p == '<') {
+    while (*p && *p != '>') p++;
+    return *p ? p + 1 : NULL;
+  }
+  const char *s = p;
+  while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')) p++;
+  return p - s >= 3 ? p : NULL;
+}
+
+/* [+-]hh[:mm[:ss]]: seconds, its sign as written; NULL if malformed. */
+static inline const char *sem_tz_time(const char *p, int32_t *out, int maxh) {
+  int sign = 1, h = 0, m = 0, s = 0, n = 0;
+  if (*p == '+' || *p == '-') sign = *p++ == '-' ? -1 : 1;
+  while (*p >= '0' && *p <= '9' && n < 3) h = h * 10 + (*p++ - '0'), n++;
+  if (!n || h > maxh) return NULL;
+  if (*p == ':') {
+    p++;
+    if (!(p[0] >= '0' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9')) return NULL;
+    m = (p[0] - '0') * 10 + p[1] - '0';
+    p += 2;
+    if (*p == ':') {
+      p++;
+      if (!(p[0] >= '0' && p[0] <= '5' && p[1] >= '0' && p[1] <= '9')) return NULL;
+      s = (p[0] - '0') * 10 + p[1] - '0';
+      p += 2;
+    }
+  }
+  *out = sign * (h * 3600 + m * 60 + s);
+  return p;
+}
+
+static inline const char *sem_tz_date(const char *p, int *kind, int *m, int *w, int *d,
+                                      int32_t *time) {
+  int a = 0, b = 0, c = 0, n = 0;
+  if (*p == 'M') {
+    p++;
+    while (*p >= '0' && *p <= '9' && n < 2) a = a * 10 + (*p++ - '0'), n++;
+    if (!n || a < 1 || a > 12 || *p++ != '.' || !(*p >= '1' && *p <= '5')) return NULL;
+    b = *p++ - '0';
+    if (*p++ != '.' || !(*p >= '0' && *p <= '6')) return NULL;
+    c = *p++ - '0';
+    *kind = 'M';
+  } else {
+    *kind = *p == 'J' ? 'J' : 'n';
+    if (*p == 'J') p++;
+    while (*p >= '0' && *p <= '9' && n < 3) a = a * 10 + (*p++ - '0'), n++;
+    if (!n || a > 365 || (*kind == 'J' && a < 1)) return NULL;
+  }
+  *m = a;
+  *w = b;
+  *d = c;
+  *time = 7200;
+  if (*p == '/' && !(p = sem_tz_time(p + 1, time, 167))) return NULL;
+  return p;
+}
+
+/* Parses rule s (NUL-terminated): 0, or -1 if it is not one. */
+static inline int sem_tz_parse(const char *s, sem_tz *z) {
+  const char *p = sem_tz_name(s);
+  memset(z, 0, sizeof *z);
+  if (!p || !(p = sem_tz_time(p, &z->std, 24))) return -1;
+  z->std = -z->std;
+  if (!*p) return 0;
+  if (!(p = sem_tz_name(p))) return -1;
+  z->has_dst = 1;
+  z->dst = z->std + 3600;
+  if (*p && *p != ',') {
+    if (!(p = sem_tz_time(p, &z->dst, 24))) return -1;
+    z->dst = -z->dst;
+  }
+  if (*p != ',') return -1;   /* a rule with DST names when it starts */
+  p = sem_tz_date(p + 1, &z->start.kind, &z->start.m, &z->start.w, &z->start.d, &z->start.time);
+  if (!p || *p != ',') return -1;
+  p = sem_tz_date(p + 1, &z->end.kind, &z->end.m, &z->end.w, &z->end.d, &z->end.time);
+  return p && !*p ? 0 : -1;
+}
+
+/* The day (days since the epoch) a rule date falls on in year y. */
+static inline int64_t sem_tz_day(int64_t y, int kind, int m, int w, int d) {
+  int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (kind == 'J') return sem_days(y, 1, 1) + m - 1 + (leap && m >= 60);
+  if (kind == 'n') return sem_days(y, 1, 1) + m;
+  int64_t first = sem_days(y, m, 1);
+  int wd = (int)((first % 7 + 11) % 7);   /* 1970-01-01 was a Thursday (4) */
+  int64_t day = first + (d - wd + 7) % 7 + 7 * (w - 1);
+  int dim = m == 2 ? 28 + leap : 30 + ((m + (m > 7)) & 1);
+  while (day >= first + dim) day -= 7;   /* week 5: the last */
+  return day;
+}
+
+/* The offset east of UTC, in seconds, of instant t (ms) under rule z. */
+static inline int32_t sem_tz_offset(const sem_tz *z, int64_t t) {
+  if (!z->has_dst) return z->std;
+  int64_t y;
+  int mo, da;
+  sem_civil(sem_floordiv(t + (int64_t)z->std * 1000, 86400000), &y, &mo, &da);
+  int64_t start = (sem_tz_day(y, z->start.kind, z->start.m, z->start.w, z->start.d) * 86400 +
+                   z->start.time - z->std) * 1000;
+  int64_t end = (sem_tz_day(y, z->end.kind, z->end.m, z->end.w, z->end.d) * 86400 +
+                 z->end.time - z->dst) * 1000;
+  int in = start < end ? t >= start && t < end : t >= start || t < end;
+  return in ? z->dst : z->std;
+}
+
+/* CEL's timestamp accessors, by part: getFullYear getMonth (0-11)
+ * getDate (1-31) getDayOfMonth (0-30) getDayOfWeek (0 Sunday) getDayOfYear
+ * (0-365) getHours getMinutes getSeconds getMilliseconds. */
+enum { SEM_TS_YEAR, SEM_TS_MONTH, SEM_TS_DATE, SEM_TS_DAYOFMONTH, SEM_TS_DAYOFWEEK,
+       SEM_TS_DAYOFYEAR, SEM_TS_HOURS, SEM_TS_MINUTES, SEM_TS_SECONDS, SEM_TS_MILLIS,
+       SEM_TS_NPARTS };
+
+static inline int64_t sem_ts_part(int64_t t, int part, const sem_tz *z) {
+  int64_t local = t + (z ? (int64_t)sem_tz_offset(z, t) * 1000 : 0);
+  int64_t day = sem_floordiv(local, 86400000), ms = local - day * 86400000, y;
+  int m, d;
+  sem_civil(day, &y, &m, &d);
+  switch (part) {
+  case SEM_TS_YEAR: return y;
+  case SEM_TS_MONTH: return m - 1;
+  case SEM_TS_DATE: return d;
+  case SEM_TS_DAYOFMONTH: return d - 1;
+  case SEM_TS_DAYOFWEEK: return (day % 7 + 11) % 7;
+  case SEM_TS_DAYOFYEAR: return day - sem_days(y, 1, 1);
+  case SEM_TS_HOURS: return ms / 3600000;
+  case SEM_TS_MINUTES: return ms / 60000 % 60;
+  case SEM_TS_SECONDS: return ms / 1000 % 60;
+  default: return ms % 1000;
+  }
+}
+
+/* RFC 3339 (2009-02-13T23:31:30.123Z, +01:00 offsets): the instant in ms,
+ * digits past milliseconds dropped. */
+static inline int sem_ts_parse(const char *s, size_t n, int64_t *out) {
+  int v[6] = {0}, lens[6] = {4, 2, 2, 2, 2, 2};
+  const char seps[6] = {'-', '-', 'T', ':', ':', 0};
+  size_t i = 0;
+  for (int k = 0; k < 6; k++) {
+    for (int j = 0; j < lens[k]; j++, i++) {
+      if (i >= n || s[i] < '0' || s[i] > '9') return SEM_ERANGE;
+      v[k] = v[k] * 10 + s[i] - '0';
+    }
+    if (k < 5) {
+      if (i >= n || (s[i] != seps[k] && !(k == 2 && s[i] == 't'))) return SEM_ERANGE;
+      i++;
+    }
+  }
+  int64_t ms = 0;
+  if (i < n && s[i] == '.') {
+    int digits = 0;
+    for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, digits++)
+      if (digits < 3) ms = ms * 10 + s[i] - '0';
+    if (!digits || digits > 9) return SEM_ERANGE;
+    for (; digits < 3; digits++) ms *= 10;
+  }
+  int32_t off = 0;
+  if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+    i++;
+  } else if (i + 6 == n && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+    for (int k = 1; k < 6; k++)
+      if (k != 3 && (s[i + k] < '0' || s[i + k] > '9')) return SEM_ERANGE;
+    int hh = (s[i + 1] - '0') * 10 + s[i + 2] - '0', mm = (s[i + 4] - '0') * 10 + s[i + 5] - '0';
+    if (hh > 23 || mm > 59) return SEM_ERANGE;
+    off = (s[i] == '-' ? -1 : 1) * (hh * 3600 + mm * 60);
+    i += 6;
+  } else {
+    return SEM_ERANGE;
+  }
+  if (i != n || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[3] > 23 || v[4] > 59 || v[5] > 59)
+    return SEM_ERANGE;
+  int leap = (v[0] % 4 == 0 && v[0] % 100 != 0) || v[0] % 400 == 0;
+  int dim = v[1] == 2 ? 28 + leap : 30 + ((v[1] + (v[1] > 7)) & 1);
+  if (v[2] > dim || v[0] < 1) return SEM_ERANGE;
+  int64_t t = ((sem_days(v[0], v[1], v[2]) * 24 + v[3]) * 60 + v[4]) * 60 + v[5] - off;
+  t = t * 1000 + ms;
+  if (t < SEM_TS_MIN || t > SEM_TS_MAX) return SEM_ERANGE;
+  *out = t;
+  return SEM_OK;
+}
+
+/* t in RFC 3339, UTC, with milliseconds when it has them; its length. */
+static inline int sem_ts_format(int64_t t, char *buf, size_t cap) {
+  int64_t day = sem_floordiv(t, 86400000), ms = t - day * 86400000, y;
+  int m, d;
+  sem_civil(day, &y, &m, &d);
+  int n = snprintf(buf, cap, "%04lld-%02d-%02dT%02d:%02d:%02d", (long long)y, m, d,
+                   (int)(ms / 3600000), (int)(ms / 60000 % 60), (int)(ms / 1000 % 60));
+  if (ms % 1000) n += snprintf(buf + n, cap - (size_t)n, ".%03d", (int)(ms % 1000));
+  n += snprintf(buf + n, cap - (size_t)n, "Z");
+  return n;
+}
+
+/* Go's duration syntax ("1h30m", "1.5s", "-300ms", "2us", "0"): the
+ * milliseconds; beyond CEL's +-10,000 years an error. */
+static inline int sem_dur_parse(const char *s, size_t n, double *out) {
+  size_t i = 0;
+  double total = 0;
+  int neg = 0;
+  if (i < n && (s[i] == '-' || s[i] == '+')) neg = s[i++] == '-';
+  if (i == n) return SEM_ERANGE;
+  if (n - i == 1 && s[i] == '0') { *out = 0; return SEM_OK; }
+  while (i < n) {
+    double whole = 0, frac = 0, scale = 1;
+    int digits = 0;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++, digits++) whole = whole * 10 + (s[i] - '0');
+    if (i < n && s[i] == '.')
+      for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, digits++) {
+        scale /= 10;
+        frac += (s[i] - '0') * scale;
+      }
+    if (!digits) return SEM_ERANGE;
+    double unit;
+    if (i + 1 < n && s[i] == 'n' && s[i + 1] == 's') unit = 1e-6, i += 2;
+    else if (i + 1 < n && s[i] == 'u' && s[i + 1] == 's') unit = 1e-3, i += 2;
+    else if (i + 2 < n && (unsigned char)s[i] == 0xC2 && (unsigned char)s[i + 1] == 0xB5 &&
+             s[i + 2] == 's') unit = 1e-3, i += 3;   /* µs */
+    else if (i + 1 < n && s[i] == 'm' && s[i + 1] == 's') unit = 1, i += 2;
+    else if (i < n && s[i] == 's') unit = 1000, i++;
+    else if (i < n && s[i] == 'm') unit = 60000, i++;
+    else if (i < n && s[i] == 'h') unit = 3600000, i++;
+    else return SEM_ERANGE;
+    total += whole * unit + frac * unit;
+  }
+  if (total > SEM_DUR_MAX) return SEM_ERANGE;
+  *out = neg ? -total : total;
+  return SEM_OK;
+}
+
+/* A duration as CEL writes it: seconds, with a fraction when it has one
+ * ("1.5s", "1000000s", "-0.001s"); its length. */
+static inline int sem_dur_format(double ms, char *buf, size_t cap) {
+  char num[40];
+  int n = sem_dtoa(num, sizeof num, ms / 1000);
+  if (strchr(num, 'e')) {   /* as a plain decimal, its trailing zeros gone */
+    n = snprintf(num, sizeof num, "%.9f", ms / 1000);
+    while (n > 1 && num[n - 1] == '0') n--;
+    if (n > 1 && num[n - 1] == '.') n--;
+  }
+  return snprintf(buf, cap, "%.*ss", n, num);
+}
+
+/* t + d (d in ms, its whole ms toward zero): SEM_ERANGE out of years 1 to
+ * 9999 (or d not finite). */
+static inline int sem_ts_add(int64_t t, double d, int64_t *out) {
+  if (!(d > -1e16 && d < 1e16)) return SEM_ERANGE;
+  int64_t r = t + (int64_t)d;
+  if (r < SEM_TS_MIN || r > SEM_TS_MAX) return SEM_ERANGE;
+  *out = r;
+  return SEM_OK;
+}
+
 /* double(s): the whole of s a number as strtod reads it (no spaces), at
  * most 63 bytes. */
 static inline int sem_parse_d(const char *s, size_t n, double *r) {
@@ -685,6 +981,13 @@ static inline const char *sem_fault_text(int op, int zero) {
     return "a string built would pass LANE_MAX_STRING (4096 bytes), or the decision's "
            "scratch (BC_SCRATCH, 16384 bytes) is full";
   case BC_OP_S2D: return "string is not a double";
+  case BC_OP_TS_PARSE: return "string is not an RFC 3339 timestamp of years 1 to 9999";
+  case BC_OP_DUR_PARSE: return "string is not a duration (1h30m, 1.5s, 300ms) within 10,000 years";
+  case BC_OP_TS_ADD: case BC_OP_TS_ADD_R: case BC_OP_TS_SUB: case BC_OP_SEC2TS:
+    return "timestamp out of range (years 1 to 9999)";
+  case BC_OP_TS2S: case BC_OP_DUR2S:
+    return "a string built would pass LANE_MAX_STRING (4096 bytes), or the decision's "
+           "scratch (BC_SCRATCH, 16384 bytes) is full";
   default: break;
   }
   switch (op) {
@@ -710,6 +1013,7 @@ static inline const char *sem_show(char *buf, size_t n, int unit, int64_t i, dou
   case BC_U_MONEY: snprintf(buf, n, "$%s", sem_num(num, sizeof num, d)); break;
   case BC_U_PRICE: snprintf(buf, n, "$%s/Mtok", sem_num(num, sizeof num, d * 1e6)); break;
   case BC_U_DURATION: snprintf(buf, n, "%sms", sem_num(num, sizeof num, d)); break;
+  case BC_U_TIMESTAMP: sem_ts_format(i, buf, n); break;
   case BC_U_FRACTION: snprintf(buf, n, "%s%%", sem_num(num, sizeof num, d * 100)); break;
   case BC_U_STRING: snprintf(buf, n, "\"%.*s\"", (int)len, s); break;
   default: snprintf(buf, n, "?"); break;

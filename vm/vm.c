@@ -1835,6 +1835,61 @@ static VM_HOT_ALIGN int vm_exec_code(vm_run *x, uint32_t pc, int filter) {
       vmbreak;
     }
     vmcase(B2S) { T1.n = T1.v.i ? 4 : 5; T1.v.s = T1.v.i ? "true" : "false"; vmbreak; }
+    /* Timestamps (ms since the epoch) and durations (ms as a double), sem.h */
+    vmcase(NOW) PUSH(i, (int64_t)x->now)
+    vmcase(SEC2TS) {
+      if (T1.v.i < SEM_TS_MIN / 1000 || T1.v.i > SEM_TS_MAX / 1000) goto fault;
+      T1.v.i *= 1000;
+      vmbreak;
+    }
+    vmcase(TS_PARSE) {
+      int64_t t_;
+      STR_STEPS(BC_OP_TS_PARSE, T1.n, 0);
+      if (sem_ts_parse(T1.v.s, T1.n, &t_)) goto fault;
+      T1.v.i = t_; T1.n = 0;
+      vmbreak;
+    }
+    vmcase(DUR_PARSE) {
+      double d_;
+      STR_STEPS(BC_OP_DUR_PARSE, T1.n, 0);
+      if (sem_dur_parse(T1.v.s, T1.n, &d_)) goto fault;
+      T1.v.d = d_; T1.n = 0;
+      vmbreak;
+    }
+    vmcase(TS_ADD) { if (sem_ts_add(T2.v.i, T1.v.d, &T2.v.i)) goto fault; sp--; vmbreak; }
+    vmcase(TS_ADD_R) {
+      int64_t t_;
+      if (sem_ts_add(T1.v.i, T2.v.d, &t_)) goto fault;
+      T2.v.i = t_; sp--;
+      vmbreak;
+    }
+    vmcase(TS_SUB) { if (sem_ts_add(T2.v.i, -T1.v.d, &T2.v.i)) goto fault; sp--; vmbreak; }
+    vmcase(TS_DIFF) { T2.v.d = (double)(T2.v.i - T1.v.i); sp--; vmbreak; }
+    vmcase(TS2I) { T1.v.i = sem_floordiv(T1.v.i, 1000); vmbreak; }
+    vmcase(TS2S) vmcase(DUR2S) {
+      char b_[48];
+      STR_STEPS(in->op, 0, 0);
+      int n_ = in->op == BC_OP_TS2S ? sem_ts_format(T1.v.i, b_, sizeof b_)
+                                    : sem_dur_format(T1.v.d, b_, sizeof b_);
+      char *p_ = vm_scratch(x, (size_t)n_);
+      if (!p_) goto fault;
+      memcpy(p_, b_, (size_t)n_);
+      T1.v.s = p_; T1.n = (size_t)n_;
+      vmbreak;
+    }
+    vmcase(TS_PART) {
+      sem_tz z_;
+      STR_STEPS(BC_OP_TS_PART, 0, 0);
+      int zoned_ = in->c != BC_NONE && !sem_tz_parse(im->str[in->c].p, &z_);   /* verified */
+      T1.v.i = sem_ts_part(T1.v.i, in->a, zoned_ ? &z_ : NULL);
+      vmbreak;
+    }
+    vmcase(DUR_PART) {
+      static const double per_[] = {3600000.0, 60000.0, 1000.0, 1.0};
+      double q_ = T1.v.d / per_[in->a - SEM_TS_HOURS];
+      T1.v.i = q_ != q_ ? 0 : q_ >= 9.2e18 ? INT64_MAX : q_ <= -9.2e18 ? INT64_MIN : (int64_t)q_;
+      vmbreak;
+    }
     vmcase(S2D) {
       double d_;
       STR_STEPS(BC_OP_S2D, T1.n, 0);

@@ -10,6 +10,7 @@
  */
 #include "sema.h"
 #include "builtins.h"
+#include "sem.h"
 #include "bundle_cmd.h"
 #include "catalog.h"
 #include "disasm.h"
@@ -61,12 +62,13 @@ static const char usage_text[] =
   "  keygen  -o NAME                      write a signing key pair: NAME.key (secret,\n"
   "                                       mode 0600) and NAME.pub\n"
   "  eval    FILE.lanec|POLICY.lane [--route NAME] [--format json|text] [--explain]\n"
-  "          [--state SNAPSHOT.json] [--ignore-unknown] [--log FILE [--log-key FILE]]\n"
-  "          REQUESTS...\n"
+  "          [--state SNAPSHOT.json] [--now TIME] [--ignore-unknown]\n"
+  "          [--log FILE [--log-key FILE]] REQUESTS...\n"
   "                                       decide for flat JSON requests: each REQUESTS is a\n"
   "                                       file (or - for stdin) of one object or JSON Lines;\n"
   "                                       --route may be left out when there is one route;\n"
-  "                                       --state replays a runtime snapshot; --explain shows\n"
+  "                                       --state replays a runtime snapshot; --now sets the\n"
+  "                                       clock (and `now`), an RFC 3339 time; --explain shows\n"
   "                                       each rule tried and why; --log appends a decision\n"
   "                                       record per request (sensitive fields hashed with\n"
   "                                       the 16-byte key in --log-key's file)\n"
@@ -127,6 +129,7 @@ typedef struct cli {
   const char *route;        /* --route */
   const char *format;       /* --format */
   const char *state;        /* --state, for eval */
+  const char *now;          /* --now RFC3339, for eval: the clock, and `now` */
   int         tap;          /* --tap, for test */
   int         coverage;     /* --coverage, for test */
   double      threshold;    /* --threshold P, for test */
@@ -223,13 +226,14 @@ static int parse_args(cli *c, int argc, char **argv) {
         !strcmp(a, "--max-changed") || !strcmp(a, "--max-cost-increase") || !strcmp(a, "--top") ||
         !strcmp(a, "--set") || !strcmp(a, "--users") || !strcmp(a, "--chart") ||
         !strcmp(a, "--sign") || !strcmp(a, "--revision") || !strcmp(a, "--tests") ||
-        !strcmp(a, "--key")) {
+        !strcmp(a, "--key") || !strcmp(a, "--now")) {
       if (!val) { fprintf(stderr, "lane: %s needs a value\n", a); return -1; }
       i++;
       if (!strcmp(a, "-o")) c->out = val;
       else if (!strcmp(a, "--route")) c->route = val;
       else if (!strcmp(a, "--format")) c->format = val;
       else if (!strcmp(a, "--state")) c->state = val;
+      else if (!strcmp(a, "--now")) c->now = val;
       else if (!strcmp(a, "--expr")) c->expr = val;
       else if (!strcmp(a, "--log")) c->log = val;
       else if (!strcmp(a, "--log-key")) c->log_key = val;
@@ -707,9 +711,12 @@ typedef struct eval_ctx {
   uint64_t           *ts;     /* the clock for the request being decided, 0: real */
 } eval_ctx;
 
+static uint64_t eval_now;   /* --now, in ms since the epoch; 0 none */
+
 static uint64_t record_clock(void *ctx) {
   uint64_t ts = *(const uint64_t *)ctx;
   if (ts) return ts;
+  if (eval_now) return eval_now;
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
@@ -851,6 +858,21 @@ static int cmd_eval(const cli *given) {
    * so a converted trace is decided, and logged, at its arrival times;
    * other requests read the real clock. --state freezes the clock. */
   uint64_t record_ts = 0;
+  if (c->now) {
+    int64_t t;
+    if (sem_ts_parse(c->now, strlen(c->now), &t) || t <= 0) {
+      fprintf(stderr, "lane: --now needs an RFC 3339 time after 1970, as in "
+              "2026-01-05T23:00:00Z, not '%s'\n", c->now);
+      lane_program_free(p);
+      return EXIT_USAGE;
+    }
+    if (c->state) {
+      fprintf(stderr, "lane: --now and --state: a snapshot's time is its own\n");
+      lane_program_free(p);
+      return EXIT_USAGE;
+    }
+    eval_now = (uint64_t)t;
+  }
   lane_runtime_options ro;
   memset(&ro, 0, sizeof ro);
   ro.clock = record_clock;

@@ -227,4 +227,21 @@ rc=$?
 t $? "lane disasm writes escape characters of names and source lines as \\xNN (exit $rc)"
 show "$OUT/e"
 
+# --now sets the clock a decision reads (`now`); a bad time is refused
+echo '{}' >"$OUT/empty.json"
+"$LANE" eval tests/golden/accept/cel_time.lane --now 2026-01-10T17:00:00Z "$OUT/empty.json" \
+  >"$OUT/o" 2>"$OUT/e"
+rc=$?
+[ $rc = 0 ] && grep -q '"rule": 2' "$OUT/o"
+t $? "lane eval --now 2026-01-10T17:00:00Z: a Saturday in Berlin, rule 2 (exit $rc)"
+"$LANE" eval tests/golden/accept/cel_time.lane --now 2026-01-07T04:30:00Z "$OUT/empty.json" \
+  >"$OUT/o" 2>"$OUT/e"
+grep -q '"rule": 1' "$OUT/o"
+t $? "lane eval --now 2026-01-07T04:30:00Z: 23:30 in New York, rule 1"
+"$LANE" eval tests/golden/accept/cel_time.lane --now soon "$OUT/empty.json" >"$OUT/o" 2>"$OUT/e"
+rc=$?
+[ $rc = 2 ] && grep -q "lane: --now needs an RFC 3339 time" "$OUT/e"
+t $? "lane eval --now soon: refused with a reason (exit $rc)"
+show "$OUT/e"
+
 tap_end

@@ -304,6 +304,10 @@ static void plan_walk(lift_plan *lp, const ast_node *n) {
       const_part(lp, what);
       return;
     }
+    if (fn == BF_TSPART) {   /* the zone is an operand of TS_PART, a constant */
+      plan_walk(lp, n->a);
+      return;
+    }
     if (sema_builtins[n->ref].op != -1) {
       if (n->a) plan_walk(lp, n->a);
       for (int i = 0; i < n->list.n; i++) plan_walk(lp, n->list.v[i]);

@@ -878,6 +878,52 @@ static void iter_cases(void) {
   free(a);
 }
 
+/* TS_PART and DUR_PART: a route reading now's hour in a zone. */
+static uint32_t pc_tspart;
+
+static la *tbase(void) {
+  la *a = la_new();
+  uint32_t m0 = la_model(a, "acme.m", 1, 1, 1000, 100, 0.5, 100, 0);
+  uint32_t pool = la_pool(a, 1, (uint32_t[]){ m0 });
+  la_route(a, "chat", 0);
+  la_rule(a, "now.getHours(\"America/New_York\") < 7");
+  la_op(a, BC_OP_NOW, 0, 0, 0);
+  pc_tspart = la_op(a, BC_OP_TS_PART, 6, 0, la_str(a, "EST5EDT,M3.2.0,M11.1.0"));
+  la_op(a, BC_OP_PUSH_I, 0, 0, la_kint(a, 7));
+  la_op(a, BC_OP_LT_I, 0, 0, 0);
+  uint32_t j = la_op(a, BC_OP_JF, 0, 0, 0);
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_patch(a, j);
+  la_route_end(a);
+  return a;
+}
+
+static void time_cases(void) {
+  la *a;
+  unsigned char *b;
+  size_t n;
+  lane_error err;
+  lane_program *ok = la_load(a = tbase(), &err);
+  if (!ok) {
+    fprintf(stderr, "gen: the time base does not load: %s\n", err.message);
+    exit(1);
+  }
+  lane_program_free(ok);
+  free(a);
+#define TCASE(name, mutate, ...) \
+  do { a = tbase(); mutate; b = la_bytes(a, &n); emit(name, b, n, __VA_ARGS__); free(b); \
+       free(a); } while (0)
+  TCASE("tspart_part", a->code[pc_tspart].a = 10,
+        "instruction %u (TS_PART): part 10 of a timestamp out of range", (unsigned)pc_tspart);
+  TCASE("tspart_zone_index", a->code[pc_tspart].c = 999,
+        "instruction %u (TS_PART): zone string 999 out of range (%u)", (unsigned)pc_tspart,
+        (unsigned)a->im.nstr);
+  TCASE("tspart_zone_rule", a->code[pc_tspart].c = la_str(a, "Mars/Olympus"),
+        "instruction %u (TS_PART): zone \"Mars/Olympus\" is not a POSIX TZ rule",
+        (unsigned)pc_tspart);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s tests/golden/lanec\n", argv[0]);
@@ -892,6 +938,7 @@ int main(int argc, char **argv) {
   flow_cases();
   explain_cases();
   iter_cases();
+  time_cases();
   fprintf(stderr, "gen: wrote %d cases to %s\n", ncases, dir);
   return 0;
 }
