@@ -46,6 +46,10 @@ const sema_builtin sema_builtins[] = {
    "sticky bucket 0%..99%: splitmix64(u) % 100 (an int and a uint with the same bits agree)"},
   {"has", 0, 1, {TY_ERROR}, TY_BOOL, BF_HAS, BC_OP_HAS,
    "whether the request set field `req.f` (an unset field reads as 0, \"\" or false)"},
+  {"type", 0, 1, {TY_ERROR}, TY_TYPE, BF_TYPE, CONST_ONLY,
+   "x's type, known when compiling (x is not evaluated unless constant): int, list, map, "
+   "null_type, google.protobuf.Timestamp ..., compared with == to the names int, uint, "
+   "double, bool, string, bytes, list, map, null_type, type"},
   {"dyn", 0, 1, {TY_ERROR}, TY_ERROR, BF_DYN, NOOP,
    "x itself, typed as CEL's dyn: == and != with a value of another type are false and true "
    "(CEL's heterogeneous equality) rather than a type error; the result has x's type"},

@@ -31,10 +31,10 @@ static int check(sema_unit *u, ast_node *n, int cx);
 /* The type names, twice (a macro does not expand inside itself). */
 #define TY_NAMES(X, a) X(a, "error") X(a, "int") X(a, "uint") X(a, "double") X(a, "bool") \
   X(a, "string") X(a, "null") X(a, "money") X(a, "price") X(a, "duration") X(a, "tokens")  \
-  X(a, "fraction") X(a, "model") X(a, "dyn") X(a, "timestamp")
+  X(a, "fraction") X(a, "model") X(a, "dyn") X(a, "timestamp") X(a, "type")
 #define TY_NAMES2(X, a) X(a, "error") X(a, "int") X(a, "uint") X(a, "double") X(a, "bool") \
   X(a, "string") X(a, "null") X(a, "money") X(a, "price") X(a, "duration") X(a, "tokens")  \
-  X(a, "fraction") X(a, "model") X(a, "dyn") X(a, "timestamp")
+  X(a, "fraction") X(a, "model") X(a, "dyn") X(a, "timestamp") X(a, "type")
 #define TY_NAME(_, n) n,
 #define TY_LIST_NAME(_, n) "list(" n ")",
 #define TY_MAP_NAME(k, v) "map(" k ", " v ")",
@@ -95,7 +95,30 @@ static int is_scaled(int t) {   /* units that scale by plain numbers */
 static int is_num(int t) { return t == TY_INT || t == TY_UINT || t == TY_DOUBLE; }
 
 static int ordered(int t) {   /* bools too: false < true, as in CEL */
-  return t != TY_NULL && t != TY_MODEL && t != TY_ERROR && !(t & TY_LIST);
+  return t != TY_NULL && t != TY_MODEL && t != TY_ERROR && t != TY_TYPE && !(t & TY_LIST) &&
+         !TY_IS_MAP(t);
+}
+
+static const char *const type_values[] = {
+  "bool", "int", "uint", "double", "string", "bytes", "list", "map", "null_type", "type",
+  "google.protobuf.Timestamp", "google.protobuf.Duration",
+};
+
+int sema_type_name(const char *name) {
+  for (size_t i = 0; i < sizeof type_values / sizeof *type_values; i++)
+    if (!strcmp(type_values[i], name)) return 1;
+  return 0;
+}
+
+const char *sema_type_value(int ty) {
+  if (ty & TY_LIST) return "list";
+  if (TY_IS_MAP(ty)) return "map";
+  switch (ty) {
+  case TY_NULL: return "null_type";
+  case TY_TIMESTAMP: return "google.protobuf.Timestamp";
+  case TY_DURATION: return "google.protobuf.Duration";
+  default: return sema_ty_name(ty);   /* int, ... and lane's units: money, tokens */
+  }
 }
 
 /* Opcode for a machine op family (bc_binop) on machine type mt, or -1:
@@ -336,6 +359,10 @@ static int check_ident(sema_unit *u, ast_node *n, int cx) {
                name, name);
     return TY_ERROR;
   }
+  if (sema_type_name(name)) {   /* int, list, ...: a type value (CEL's) */
+    n->refkind = RK_TYPENAME;
+    return TY_TYPE;
+  }
   suggest s = {name, NULL, 99};
   char h[96];
   if (cx & CX_MODEL) {
@@ -439,6 +466,10 @@ static int check_selector(sema_unit *u, ast_node *n, int cx) {
     return TY_ERROR;
   }
   char q[256];
+  if (qualified(n, q, sizeof q) && sema_type_name(q)) {
+    n->refkind = RK_TYPENAME;
+    return TY_TYPE;
+  }
   if (qualified(n, q, sizeof q)) {
     int m = sema_model_find(u, q);
     if (m >= 0 && (cx & CX_TEST)) {
@@ -713,6 +744,16 @@ static int check_call(sema_unit *u, ast_node *n, int cx) {
       if (!strcmp(n->name, macros[i].name)) return check_macro(u, n, cx, macros[i].fn);
   if (!strcmp(n->name, "has")) return check_has(u, n, cx);
   if (!strcmp(n->name, "dyn")) return check_dyn(u, n, cx);
+  if (!strcmp(n->name, "type") && !n->a) {   /* type(x): x's type, known now */
+    if (n->list.n != 1) {
+      diag_error(&u->ctx, n->span, "type() takes one value");
+      return TY_ERROR;
+    }
+    if (check(u, n->list.v[0], cx) == TY_ERROR) return TY_ERROR;
+    for (int i = 0; i < sema_nbuiltins; i++)
+      if (sema_builtins[i].fn == BF_TYPE) n->ref = i;
+    return TY_TYPE;
+  }
   if (!strcmp(n->name, "math.greatest")) return check_minmax(u, n, cx, BF_GREATEST);
   if (!strcmp(n->name, "math.least")) return check_minmax(u, n, cx, BF_LEAST);
   int args[4], nargs = 0;
@@ -921,11 +962,14 @@ static int is_constant(const ast_node *n) {
   case N_INT: case N_UINT: case N_DOUBLE: case N_BOOL: case N_STRING: case N_NULL:
   case N_MONEY: case N_PRICE: case N_DURATION: case N_TOKENS: case N_FRACTION:
     return 1;
+  case N_IDENT:   /* a macro's variable over a constant list or map; a type */
+    return (n->refkind == RK_VAR && n->op) || n->refkind == RK_TYPENAME;
   case N_SELECTOR:
-    return n->refkind == RK_MAPKEY && n->a->is_const;
-  case N_IDENT:   /* a macro's variable over a constant list or map */
-    return n->refkind == RK_VAR && n->op;
-  case N_UNARY: case N_BINARY: case N_COND: case N_INDEX: case N_CALL: case N_LIST: case N_MAP:
+    return (n->refkind == RK_MAPKEY && n->a->is_const) || n->refkind == RK_TYPENAME;
+  case N_CALL:
+    if (sema_builtins[n->ref].fn == BF_TYPE) return 1;   /* the type is known now */
+    /* fall through */
+  case N_UNARY: case N_BINARY: case N_COND: case N_INDEX: case N_LIST: case N_MAP:
     if ((n->a && !n->a->is_const) || (n->b && !n->b->is_const) || (n->c && !n->c->is_const))
       return 0;
     for (int i = 0; i < n->list.n; i++)

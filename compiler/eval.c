@@ -184,7 +184,8 @@ static int vequal(const ev_val *a, const ev_val *b) {
       if (!vequal(&a->items[i], &b->items[i])) return 0;
     return 1;
   }
-  if (a->ty == TY_STRING && b->ty == TY_STRING) return scmp(a, b) == 0;
+  if ((a->ty == TY_STRING && b->ty == TY_STRING) || (a->ty == TY_TYPE && b->ty == TY_TYPE))
+    return scmp(a, b) == 0;
   if (a->ty == b->ty) {
     if (sema_ty_mtype(a->ty) == LANE_T_DOUBLE) return a->v.d == b->v.d;
     return a->v.i == b->v.i;
@@ -648,6 +649,20 @@ static ev_val eval_macro(const ev_env *env, const ast_node *n, int fn) {
 static ev_val eval_call(const ev_env *env, const ast_node *n) {
   int fn = sema_builtins[n->ref].fn;
   if (fn >= BF_ALL && fn <= BF_TMAP) return eval_macro(env, n, fn);
+  if (fn == BF_TYPE) {   /* the static type; a constant's value (dyn: its own type) */
+    const ast_node *x = n->list.v[0];
+    int ty = x->type;
+    if (x->is_const) {
+      ev_val v = ev_eval(env, x);
+      if (v.kind != EV_OK) return v;
+      ty = v.ty;
+    }
+    const char *name = sema_type_value(ty);
+    ev_val t = mk(TY_TYPE);
+    t.s = name;
+    t.n = strlen(name);
+    return t;
+  }
   if (fn == BF_HAS && n->list.v[0]->refkind == RK_MAPKEY) {   /* has(m.k) */
     ev_val m = ev_eval(env, n->list.v[0]->a);
     if (m.kind != EV_OK) return m;
@@ -855,10 +870,20 @@ ev_val ev_eval(const ev_env *env, const ast_node *n) {
   case N_DOUBLE: case N_MONEY: case N_PRICE: case N_DURATION: case N_FRACTION:
     return mk_d(n->type, n->lit.d);
   case N_IDENT:
+    if (n->refkind == RK_TYPENAME) { ev_val t = mk(TY_TYPE); t.s = n->name; t.n = strlen(n->name); return t; }
     if (n->refkind == RK_VAR) return env->vars ? env->vars[n->ref] : unknown();
     if (n->refkind == RK_NOW) return env->now ? mk_i(TY_TIMESTAMP, (int64_t)env->now) : unknown();
     return eval_ident(env, n);
   case N_SELECTOR:
+    if (n->refkind == RK_TYPENAME) {   /* google.protobuf.Timestamp */
+      char *q = ast_alloc(ctx_of(env), 64);
+      if (!q) return error("out of memory");
+      snprintf(q, 64, "google.protobuf.%s", n->name);
+      ev_val t = mk(TY_TYPE);
+      t.s = q;
+      t.n = strlen(q);
+      return t;
+    }
     if (n->refkind == RK_MAPKEY) {
       ev_val m = ev_eval(env, n->a), k = mk_s(n->name, strlen(n->name));
       return m.kind != EV_OK ? m : map_get(&m, &k);
@@ -914,6 +939,7 @@ const char *ev_show(const sema_unit *u, const ev_val *v, char *buf, size_t n) {
                     v->v.d, v->s, v->n);
   switch (v->ty) {
   case TY_MODEL: snprintf(buf, n, "%s", u->models[v->v.i].name); break;
+  case TY_TYPE: snprintf(buf, n, "%.*s", (int)v->n, v->s); break;
   case TY_NULL: snprintf(buf, n, "null"); break;
   default: {
     size_t len = (size_t)snprintf(buf, n, "[");

@@ -28,19 +28,26 @@ typedef enum sema_ty {
   TY_DYN,         /* the items of a constant list of mixed types, [1, 'a']:
                      each has its own type, known when it is folded */
   TY_TIMESTAMP,   /* milliseconds since the Unix epoch (CEL's timestamp) */
+  TY_TYPE,        /* a type as a value (CEL's type(x), int, list ...): constants */
   TY_NTYPES,
-  TY_LIST = 0x100,/* or'ed with the element type */
-  TY_MAP = 0x200  /* or'ed with key << 4 | value: map(key, value) */
+  TY_LIST = 0x100,  /* or'ed with the element type */
+  TY_MAP = 0x10000  /* or'ed with key << 9 | value: map(key, value) */
 } sema_ty;
 
-/* map(k, v) types: a request field's (map(string, V)), or a constant's. */
-#define TY_MAPOF(k, v) (TY_MAP | (k) << 4 | (v))
-#define TY_MKEY(t)     ((t) >> 4 & 15)
-#define TY_MVAL(t)     ((t) & 15)
+/* map(k, v) types: a request field's (map(string, V)), or a constant's.
+ * The key sits above TY_LIST's bit, so a map never reads as a list. */
+#define TY_MAPOF(k, v) (TY_MAP | (k) << 9 | (v))
+#define TY_MKEY(t)     ((t) >> 9 & 31)
+#define TY_MVAL(t)     ((t) & 31)
 #define TY_IS_MAP(t)   (((t) & TY_MAP) != 0)
-_Static_assert(TY_NTYPES <= 16, "a map type holds its key and value types in 4 bits each");
+_Static_assert(TY_NTYPES <= 32, "a map type holds its key and value types in 5 bits each");
 
 const char *sema_ty_name(int ty);   /* "money", "list(string)" */
+/* The name type(x) gives for a value of type ty (CEL's: "int", "list",
+ * "google.protobuf.Timestamp"; lane's units by their own names), or NULL
+ * for a type name that is not one (n of them in *names). */
+const char *sema_type_value(int ty);
+int         sema_type_name(const char *name);   /* 1 if `name` names a type value */
 int         sema_ty_mtype(int ty);  /* machine type LANE_T_*, or 0 */
 int         sema_ty_unit(int ty);   /* bc_unit of a scalar type, or 0 */
 
@@ -55,6 +62,7 @@ typedef enum sema_ref {
   RK_DECISION,    /* test: ref = DV_* */
   RK_MAPKEY,      /* N_SELECTOR m.k on a map m: the value of key "k" */
   RK_NOW,         /* N_IDENT now: the decision's clock */
+  RK_TYPENAME,    /* N_IDENT int, list ... (or google.protobuf.Timestamp): a type value */
   RK_VAR,         /* N_IDENT a macro's variable (x in l.all(x, p)): ref =
                      its depth, op = 1 when its list or map is a constant */
   RK_HETERO       /* N_BINARY == or != whose sides never share a type, one

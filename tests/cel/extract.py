@@ -28,7 +28,8 @@ import sys
 # Functions and methods lane has (compiler/builtins.c).
 LANE_FUNCS = {"size", "startsWith", "endsWith", "contains", "int", "uint", "double", "bool",
               "string", "charAt", "indexOf", "lastIndexOf", "substring", "trim", "dyn", "math_f", "has", "lowerAscii", "upperAscii", "replace",
-              "split", "join"}
+              "split", "join", "type"}
+TYPE_NAMES = {"bool", "int", "uint", "double", "string", "list", "map", "null_type", "type"}
 MATH_FUNCS = {"greatest", "least", "ceil", "floor", "round", "trunc", "abs", "sign",
               "isNaN", "isInf", "isFinite", "bitAnd", "bitOr", "bitXor", "bitNot",
               "bitShiftLeft", "bitShiftRight"}
@@ -104,7 +105,7 @@ def unsupported(o):
     if "value" in o:
         kind = next(iter(o["value"]))
         if kind not in ("boolValue", "int64Value", "uint64Value", "doubleValue",
-                        "stringValue", "listValue", "mapValue"):
+                        "stringValue", "listValue", "mapValue", "typeValue"):
             return "result " + kind.replace("Value", "")
     e = strip_strings(o["expr"])
     if e is None:
@@ -114,6 +115,8 @@ def unsupported(o):
     # Numbers out of the way (hex, exponents, u suffixes), then names.
     e = re.sub(r'(?<![A-Za-z0-9_])(0[xX][0-9a-fA-F]+|[0-9]+\.?[0-9]*([eE][+-]?[0-9]+)?'
                r'|\.[0-9]+([eE][+-]?[0-9]+)?)[uU]?', ' 0 ', e)
+    # google.protobuf.Timestamp and .Duration are type names lane has
+    e = re.sub(r'google\s*\.\s*protobuf\s*\.\s*(Timestamp|Duration)(?![A-Za-z0-9_])', ' int ', e)
     # math.f( is one name, which lane has
     e = re.sub(r'(?<![A-Za-z0-9_.])math\s*\.\s*(' + "|".join(sorted(MATH_FUNCS)) + r')\s*\(',
                ' math_f(', e)
@@ -132,13 +135,11 @@ def unsupported(o):
         dot, name, call = m.group(1), m.group(2), m.group(3)
         if name in ("true", "false", "null", "in") and not call:
             continue
-        if name in bound and not call and not dot:
+        if (name in bound or name in TYPE_NAMES) and not call and not dot:
             continue
         if call:
             if name in LANE_FUNCS:
                 continue
-            if name == "type":
-                return "type()"
             if name in MACROS and name not in LANE_MACROS:
                 return "macros"
             if name in LANE_MACROS:
@@ -211,6 +212,9 @@ def expected(o):
     if k == "stringValue":
         lit = lane_string(v)
         return ("eq", lit) if lit is not None else ("skip:unpaired surrogate", "")
+    if k == "typeValue":
+        ok = v in TYPE_NAMES or v in ("google.protobuf.Timestamp", "google.protobuf.Duration")
+        return ("eq", v) if ok else ("skip:result type " + v, "")
     if k in ("listValue", "mapValue"):
         lit = composite(k, v)
         return ("eq", lit) if lit is not None else ("skip:result " + k.replace("Value", ""), "")
