@@ -31,6 +31,7 @@ BASE     := -MMD -MP -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off -fPIC 
 #   vm/           liblane         libc only
 #   vm/json/      liblane-json    liblane, jansson
 #   vm/redis/     liblane-redis   liblane, hiredis, pthreads
+#   vm/re/        liblane-re      liblane, libpcre2-8 (matches())
 #   lang/         the front end   (in liblanec) vm's text.h
 #   compiler/     liblanec        lang, liblane; lanec.h is its API
 #   compiler/bundle/ liblane-bundle liblanec, liblane, jansson, libsodium;
@@ -40,6 +41,7 @@ BASE     := -MMD -MP -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off -fPIC 
 INC_vm       := -Ivm
 INC_json     := -Ivm/json $(INC_vm)
 INC_redis    := -Ivm/redis $(INC_vm)
+INC_re       := -Ivm/re $(INC_vm)
 INC_lang     := -Ilang -I$(BUILD)/lang $(INC_vm)
 INC_compiler := -Icompiler $(INC_lang)
 INC_bundle   := -Icompiler/bundle $(INC_compiler)
@@ -50,6 +52,7 @@ UNIT_INC      = $(INC_tests)
 $(BUILD)/vm/%.o:           UNIT_INC = $(INC_vm)
 $(BUILD)/vm/json/%.o:      UNIT_INC = $(INC_json)
 $(BUILD)/vm/redis/%.o:     UNIT_INC = $(INC_redis)
+$(BUILD)/vm/re/%.o:        UNIT_INC = $(INC_re)
 $(BUILD)/lang/%.o:         UNIT_INC = $(INC_lang)
 $(BUILD)/compiler/%.o:     UNIT_INC = $(INC_compiler)
 $(BUILD)/compiler/bundle/%.o: UNIT_INC = $(INC_bundle)
@@ -60,7 +63,7 @@ GEN_CFLAGS = $(BASE) $(INC_lang) -Wall -Werror -Wno-unused-function -Wno-unused-
              -Wno-sign-compare $(CFLAGS) $(SAN)
 LDLIBS_TOOLS := -ljansson -lcurl -lsodium
 PACKAGES := flex bison libjansson-dev libcurl4-openssl-dev make gcc perl python3 libmicrohttpd-dev \
-            libsodium-dev libhiredis-dev tzdata
+            libsodium-dev libhiredis-dev tzdata libpcre2-dev
 
 # The VM core (liblane): libc only.
 VM_SRC   := $(wildcard vm/*.c)
@@ -106,7 +109,8 @@ PROVIDERS := anthropic openai gemini vertex_ai bedrock mistral deepseek groq \
 
 .PHONY: all deps demo demo-swap test check-asan check-tsan check-ubsan check-valgrind valgrind-bins lint-c \
         fuzz fuzz-deps fuzz-build fuzz-bins fuzz-merge bench clean stdlib
-all: $(LANE) $(LIB_A) $(LIB_SO) $(LIB_BUNDLE) $(BUILD)/liblane-redis.a
+all: $(LANE) $(LIB_A) $(LIB_SO) $(LIB_BUNDLE) $(BUILD)/liblane-redis.a $(BUILD)/liblane-re.a \
+     $(BUILD)/liblane-re.so
 
 # Installs what the build needs when run as root and something is missing.
 deps:
@@ -119,6 +123,7 @@ deps:
 	echo '#include <microhttpd.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libmicrohttpd-dev"; \
 	echo '#include <sodium.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libsodium-dev"; \
 	echo '#include <hiredis/hiredis.h>' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libhiredis-dev"; \
+	printf '#define PCRE2_CODE_UNIT_WIDTH 8\n#include <pcre2.h>\n' | $(CC) -E - >/dev/null 2>&1 || missing="$$missing libpcre2-dev"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	[ -e /usr/share/zoneinfo/America/New_York ] || missing="$$missing tzdata"; \
 	if [ -n "$$missing" ]; then \
@@ -169,8 +174,20 @@ $(LIB_BUNDLE): $(BUNDLE_OBJ) $(TOOL_OBJ)
 	$(OBJCOPY) --localize-hidden $(BUILD)/liblane-bundle.o
 	ar rcs $@ $(BUILD)/liblane-bundle.o
 
-$(LANE): $(BUILD)/compiler/cli/main.o $(CLI_A) $(BUNDLE_A) $(TOOLS_A) $(BUILD)/liblane-json.a $(LIB_A)
-	$(CC) $(SAN) -o $@ $^ $(LDLIBS_TOOLS) -lm
+$(LANE): $(BUILD)/compiler/cli/main.o $(CLI_A) $(BUNDLE_A) $(TOOLS_A) $(BUILD)/liblane-json.a \
+         $(BUILD)/liblane-re.a $(LIB_A)
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS_TOOLS) -lpcre2-8 -lm
+
+# The regular-expression engine for matches() (vm/re/re.c, PCRE2) is a
+# library of its own, liblane-re: a host installs it with
+# lane_regex_install(lane_regex_pcre2()); one that needs no matches()
+# links neither it nor PCRE2.
+RE_A     := $(BUILD)/liblane-re.a
+RE_SO    := $(BUILD)/liblane-re.so
+$(RE_A): $(BUILD)/vm/re/re.o
+	rm -f $@ && ar rcs $@ $^
+$(RE_SO): $(BUILD)/vm/re/re.o $(LIB_SO)
+	$(CC) -shared $(SAN) -o $@ $(BUILD)/vm/re/re.o -L$(BUILD) -llane -Wl,-rpath,'$$ORIGIN' -lpcre2-8
 
 # The request adapters (vm/json/json.c, jansson) are a library of their own,
 # liblane-json, so liblane keeps depending on libc only. build/liblane.so and
@@ -210,13 +227,19 @@ $(BUILD)/tests/%: tests/unit/%.c tests/tap.h $(CLI_A) $(BUNDLE_A) $(TOOLS_A) $(J
 $(BUILD)/tests/t_runtime: TEST_PRE = $(CLI_A) $(BUNDLE_A) $(JSON_A)
 $(BUILD)/tests/t_bundle: TEST_PRE = $(BUNDLE_A)
 $(BUILD)/tests/t_bundle: TEST_POST = -ljansson -lsodium
-$(BUILD)/tests/t_oom: TEST_PRE = $(CLI_A)
-$(BUILD)/tests/t_runtime $(BUILD)/tests/t_stress $(BUILD)/tests/t_oom: TEST_POST = -ljansson
+$(BUILD)/tests/t_oom: TEST_PRE = $(CLI_A) $(RE_A)
+$(BUILD)/tests/t_runtime $(BUILD)/tests/t_stress: TEST_POST = -ljansson
+$(BUILD)/tests/t_oom: TEST_POST = -ljansson -lpcre2-8
 $(BUILD)/tests/t_json: TEST_PRE = $(JSON_A)
+$(BUILD)/tests/t_cel $(BUILD)/tests/t_verify $(BUILD)/tests/t_explain $(BUILD)/tests/t_oom: $(RE_A)
+$(BUILD)/tests/t_cel $(BUILD)/tests/t_verify: TEST_PRE = $(RE_A)
+$(BUILD)/tests/t_cel $(BUILD)/tests/t_verify: TEST_POST = -lpcre2-8
 $(BUILD)/tests/t_redis: $(REDIS_A)
 $(BUILD)/tests/t_redis: TEST_PRE = $(REDIS_A)
 $(BUILD)/tests/t_redis: TEST_POST = -lhiredis
-$(BUILD)/tests/t_json $(BUILD)/tests/t_explain $(BUILD)/tests/t_log: TEST_POST = -ljansson
+$(BUILD)/tests/t_json $(BUILD)/tests/t_log: TEST_POST = -ljansson
+$(BUILD)/tests/t_explain: TEST_PRE = $(RE_A)
+$(BUILD)/tests/t_explain: TEST_POST = -ljansson -lpcre2-8
 
 # t_oom fails allocations in turn: the library's malloc, calloc, realloc and
 # free calls go through its wrappers (works under ASan and TSan too), and
@@ -253,7 +276,7 @@ install-files:
 	install -d $(INST)/bin $(INST)/lib/pkgconfig $(INST)/include $(INST)/share/man/man1 \
 	  $(INST)/share/lane/stdlib
 	install -m 755 $(LANE) $(INST)/bin/lane
-	install -m 644 $(LIB_A) $(JSON_A) $(LIB_BUNDLE) $(INST)/lib/
+	install -m 644 $(LIB_A) $(JSON_A) $(RE_A) $(LIB_BUNDLE) $(INST)/lib/
 	install -m 755 $(LIB_SOV) $(JSON_SOV) $(INST)/lib/
 	for l in liblane liblane-json; do \
 	  ln -sf $$l.so.$(VERSION) $(INST)/lib/$$l.so.$(SOMAJOR) && \
@@ -269,6 +292,8 @@ install-files:
 	  $(VERSION) > $(INST)/lib/pkgconfig/lane.pc
 	printf '$(LANE_PC)Name: lane-json\nDescription: lane request adapters for OpenAI and Anthropic bodies\nVersion: %s\nRequires: lane\nRequires.private: jansson\nLibs: -L$${libdir} -llane-json\nCflags: -I$${includedir}\n' \
 	  $(VERSION) > $(INST)/lib/pkgconfig/lane-json.pc
+	printf '$(LANE_PC)Name: lane-re\nDescription: lane regular expressions for matches() (PCRE2)\nVersion: %s\nRequires: lane\nRequires.private: libpcre2-8\nLibs: -L$${libdir} -llane-re -lpcre2-8\nCflags: -I$${includedir}\n' \
+	  $(VERSION) > $(INST)/lib/pkgconfig/lane-re.pc
 	printf '$(LANE_PC)Name: lane-bundle\nDescription: lane policy bundles: open, verify and test them before use\nVersion: %s\nRequires: jansson libsodium\nLibs: -L$${libdir} -llane-bundle $${libdir}/liblane.a -lm\nCflags: -I$${includedir}\n' \
 	  $(VERSION) > $(INST)/lib/pkgconfig/lane-bundle.pc
 
@@ -285,10 +310,10 @@ $(BUILD)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz
 GATEWAY_SRC := $(wildcard gateway/*.c)
 .PHONY: gateway
 gateway: $(BUILD)/lane-gateway
-$(BUILD)/lane-gateway: $(GATEWAY_SRC) gateway/gateway.h $(LIB_A) $(BUILD)/liblane-json.a $(LIB_BUNDLE) $(REDIS_A)
+$(BUILD)/lane-gateway: $(GATEWAY_SRC) gateway/gateway.h $(LIB_A) $(BUILD)/liblane-json.a $(LIB_BUNDLE) $(REDIS_A) $(RE_A)
 	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L -ffp-contract=off $(WARN) -Ivm -Ivm/redis -Icompiler/bundle $(CFLAGS) \
-	  $(SAN) -o $@ $(GATEWAY_SRC) $(LIB_BUNDLE) $(BUILD)/liblane-json.a $(REDIS_A) $(LIB_A) -ljansson -lsodium \
-	  -lcurl -lmicrohttpd -lhiredis -lm -lpthread
+	  $(SAN) -o $@ $(GATEWAY_SRC) $(LIB_BUNDLE) $(BUILD)/liblane-json.a $(REDIS_A) $(RE_A) $(LIB_A) -ljansson -lsodium \
+	  -lcurl -lmicrohttpd -lhiredis -lpcre2-8 -lm -lpthread
 
 # The gateway's benchmark (gateway/bench/README.md): a fake provider and a
 # load generator in C, direct against through lane-gateway, on loopback.

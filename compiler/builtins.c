@@ -46,6 +46,10 @@ const sema_builtin sema_builtins[] = {
    "sticky bucket 0%..99%: splitmix64(u) % 100 (an int and a uint with the same bits agree)"},
   {"has", 0, 1, {TY_ERROR}, TY_BOOL, BF_HAS, BC_OP_HAS,
    "whether the request set field `req.f` (an unset field reads as 0, \"\" or false)"},
+  {"matches", 1, 2, {TY_STRING, TY_STRING}, TY_BOOL, BF_MATCHES, BC_OP_S_MATCH,
+   "whether x holds a match of y, a constant regular expression in RE2's syntax, anywhere"},
+  {"matches", 0, 2, {TY_STRING, TY_STRING}, TY_BOOL, BF_MATCHES, BC_OP_S_MATCH,
+   "matches(x, y) is x.matches(y)"},
   {"type", 0, 1, {TY_ERROR}, TY_TYPE, BF_TYPE, CONST_ONLY,
    "x's type, known when compiling (x is not evaluated unless constant): int, list, map, "
    "null_type, google.protobuf.Timestamp ..., compared with == to the names int, uint, "

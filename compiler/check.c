@@ -718,6 +718,33 @@ static int check_macro(sema_unit *u, ast_node *n, int cx, int fn) {
   }
 }
 
+/* The pattern of matches(): a constant, which the installed engine
+ * (lane_regex_install; the lane command installs liblane-re's) compiles
+ * now, so a bad one is an error at its place, not at load. */
+static int check_pattern(sema_unit *u, ast_node *r) {
+  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
+  ev_val v = r->is_const ? ev_eval(&env, r) : (ev_val){.kind = EV_UNKNOWN};
+  const lane_regex_engine *e = lane_regex_installed();
+  char why[200] = "";
+  if (v.kind != EV_OK) {
+    diag_error(&u->ctx, r->span, "matches() needs a constant pattern: it compiles once, when "
+               "the program loads");
+    return -1;
+  }
+  if (!e) {
+    diag_error(&u->ctx, r->span, "matches() needs a regular-expression engine, and this host "
+               "installed none (lane_regex_install; the lane command has liblane-re's)");
+    return -1;
+  }
+  void *re = e->compile(v.s, v.n, why, sizeof why);
+  if (!re) {
+    diag_error(&u->ctx, r->span, "bad regular expression: %s", why);
+    return -1;
+  }
+  e->release(re);
+  return 0;
+}
+
 /* The time zone argument z of a timestamp accessor: a constant, turned
  * into its POSIX rule now (z->text), so a decision reads no file. */
 static int check_zone(sema_unit *u, ast_node *z) {
@@ -780,6 +807,7 @@ static int check_call(sema_unit *u, ast_node *n, int cx) {
     if (!match) continue;
     n->ref = i;
     if (b->fn == BF_TSPART && nargs == 2 && check_zone(u, n->list.v[0]) < 0) return TY_ERROR;
+    if (b->fn == BF_MATCHES && check_pattern(u, n->list.v[n->list.n - 1]) < 0) return TY_ERROR;
     return b->result;
   }
   if (!known) {

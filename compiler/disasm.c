@@ -200,6 +200,10 @@ static void operands(sbuf *out, const lane_program *p, const bc_route *route,
     sb(out, "%s of req.%s at depth %u", in->b ? "value" : "key", S(im, im->fields[in->c].name),
        (unsigned)in->a);
     break;
+  case BC_FMT_REGEX:
+    sbquote(out, &im->str[in->c]);
+    sb(out, " (slot %u)", (unsigned)in->b);
+    break;
   case BC_FMT_TSPART: {
     static const char *const parts[] = {"year", "month", "date", "dayOfMonth", "dayOfWeek",
                                         "dayOfYear", "hours", "minutes", "seconds",

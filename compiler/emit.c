@@ -67,6 +67,9 @@ typedef struct emitter {
   int        nimemo, capimemo;
   struct { const ast_node *n; int base, nvars, field; } act[BC_MAX_ITER];
   int        nact;          /* macros whose iteration region is being emitted */
+  uint32_t  *pat;           /* matches()'s patterns (string indexes) by slot */
+  uint32_t   npat;
+  int        cappat;
 } emitter;
 
 /* Appends one item to a malloc'd array (n, cap), or marks failure. */
@@ -617,6 +620,27 @@ static void emit_call(emitter *E, const ast_node *n) {
   }
   if (b->fn == BF_HAS) {   /* the field's presence, not its value */
     emit(E, BC_OP_HAS, 0, 0, (uint32_t)n->list.v[0]->ref);
+    return;
+  }
+  if (b->fn == BF_MATCHES) {   /* the pattern is an operand: a slot, compiled at load */
+    const ast_node *subject = n->a ? n->a : n->list.v[0], *pat = n->list.v[n->list.n - 1];
+    ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
+    ev_val v = ev_eval(&env, pat);
+    if (v.kind != EV_OK) {
+      fail(E, pat->span, "matches() needs a constant pattern%s", "");
+      return;
+    }
+    uint32_t str = str_index(E, v.s, v.n), slot = 0;
+    while (slot < E->npat && E->pat[slot] != str) slot++;
+    if (slot == E->npat) {
+      if (E->npat == 65535) {
+        fail(E, pat->span, "more than 65535 patterns in one program%s", "");
+        return;
+      }
+      APPEND(E, E->pat, E->npat, E->cappat, str);
+    }
+    emit_expr(E, subject);
+    emit(E, BC_OP_S_MATCH, 0, (int)slot, str);
     return;
   }
   if (b->fn == BF_TSPART || b->fn == BF_DURPART) {   /* the zone is an operand, not a value */
@@ -1486,7 +1510,7 @@ int emit_program_loaded(sema_unit *u, unsigned char **out, size_t *n, lane_progr
   free(E.route.v); free(E.route.line);
   free(E.filt.v); free(E.filt.line);
   free(E.xcode.v); free(E.xcode.line); free(E.xreg);
-  free(E.icode.v); free(E.icode.line); free(E.ireg); free(E.imemo);
+  free(E.icode.v); free(E.icode.line); free(E.ireg); free(E.imemo); free(E.pat);
   for (int i = 0; i < E.nlines_files; i++) free(E.lines[i].start);
   free(E.lines);
   return rc;

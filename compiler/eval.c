@@ -708,6 +708,15 @@ static ev_val eval_call(const ev_env *env, const ast_node *n) {
     return mk_i(TY_INT, r);
   }
   case BF_DYN: return a[0];
+  case BF_MATCHES: {   /* the installed engine, as the VM's S_MATCH */
+    const lane_regex_engine *e = lane_regex_installed();
+    char why[160];
+    void *re = e ? e->compile(a[1].s, a[1].n, why, sizeof why) : NULL;
+    if (!re) return unknown();   /* checked: an engine and a good pattern */
+    int m = e->match(re, a[0].s, a[0].n);
+    e->release(re);
+    return m < 0 ? error(sem_fault_text(BC_OP_S_MATCH, 0)) : mk_b(m);
+  }
   case BF_TIME: return eval_time(env, b->op, &a[0]);
   case BF_TSPART: {
     sem_tz z;

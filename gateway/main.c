@@ -866,6 +866,7 @@ static void raise_fd_limit(const gw *g) {
 }
 
 int main(int argc, char **argv) {
+  lane_regex_install(lane_regex_pcre2());   /* matches(): liblane-re */
   const char *cfgfile = NULL;
   int port = -1;
   long exit_after = 0;

@@ -463,6 +463,8 @@ typedef struct bc_insn {
                   "(a filter ending in IRET); c: map field")                   \
   X(MVAR,   ABC,  "a: the ITER depth, 0 outermost; b: 0 key, 1 value; c: the " \
                   "map field (the value's type)")                                                \
+  X(REGEX,  BC,   "b: the pattern's slot (one per pattern); c: string of the "  \
+                  "pattern")                                                    \
   X(TSPART, AC,   "a: the part (sem.h SEM_TS_*: 0 year ... 9 milliseconds); c: "\
                   "string of a POSIX TZ rule, or BC_NONE for UTC")
 
@@ -919,6 +921,10 @@ typedef enum bc_order {
   X(SEC2TS,    NONE,   "I",  "I", 1, 1, A, NEXT, 0,                            \
     "pop s; push timestamp(s): s seconds since the Unix epoch; out of years "  \
     "1 to 9999 an error")                                                     \
+  X(S_MATCH,   REGEX,  "S",  "B", 1, 1, A, NEXT, 0,                            \
+    "pop s; push s.matches(pattern c): a match anywhere in s, by the "         \
+    "installed engine (lane_regex_install), compiled at load; its bound on "   \
+    "work reached is an error")                                               \
   X(NOW,       NONE,   "",   "I", 1, 0, A, NEXT, 0,                            \
     "push the decision's clock: a timestamp, ms since the Unix epoch")        \
   X(TS_PARSE,  NONE,   "S",  "I", 1, 1, A, NEXT, 0,                            \
@@ -1094,6 +1100,8 @@ static inline uint64_t bc_len_steps(int op, uint64_t a, uint64_t b) {
   case BC_OP_TS_PARSE: case BC_OP_DUR_PARSE: return 16 + a / BC_COST_SCAN;
   case BC_OP_TS2S: case BC_OP_DUR2S: return 4000;   /* snprintf, and strtod for a duration */
   case BC_OP_TS_PART: return 64;                      /* a zone's rule parsed, dates worked out */
+  case BC_OP_S_MATCH:   /* a DFA: each subject byte against the pattern's states */
+    return 8 + a * (1 + b / 8) / BC_COST_SCAN;
   case BC_OP_BUCKET_S: case BC_OP_BUDGET: return a / BC_COST_HASH;
   case BC_OP_SHADOW: return (a + b) / BC_COST_HASH;
   case BC_OP_IN_LIST: return a / BC_COST_ELEMS + b / BC_COST_CMP;

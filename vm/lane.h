@@ -96,6 +96,33 @@ LANE_API lane_program *lane_load_with(const void *bytes, size_t n,
                                       lane_error *err);
 LANE_API void lane_program_free(lane_program *p);
 
+/* ---------------------------------------------------------------------
+ * Regular expressions: matches() runs an engine the host installs
+ * ------------------------------------------------------------------- */
+/* A regular-expression engine (RE2 syntax). liblane has none, so that it
+ * links libc alone; liblane-re (link -llane-re -lpcre2-8) provides
+ * lane_regex_pcre2(). A program that calls matches() loads only once an
+ * engine is installed: each of its patterns, all constants, is compiled
+ * once then, never per decision. */
+typedef struct lane_regex_engine {
+  const char *name;   /* "pcre2 10.42 (DFA)" */
+  /* Compiles pattern p (n bytes): a handle, or NULL with why (whyn bytes). */
+  void *(*compile)(const char *p, size_t n, char *why, size_t whyn);
+  /* Whether s (n bytes) holds a match of re anywhere (RE2's partial
+   * match): 1 or 0; -1 when the engine's bound on work was reached. It may
+   * run on many threads at once and must not allocate. */
+  int (*match)(const void *re, const char *s, size_t n);
+  void (*release)(void *re);
+} lane_regex_engine;
+/* Installs engine e for the programs loaded from now on, process-wide
+ * (NULL: none); a host calls it once at start-up, before loading. */
+LANE_API void lane_regex_install(const lane_regex_engine *e);
+LANE_API const lane_regex_engine *lane_regex_installed(void);
+/* liblane-re's engine: PCRE2's DFA matcher (no backtracking: time linear
+ * in the subject for a given pattern), patterns in UTF-8 with RE2's
+ * syntax. Implemented in liblane-re, not in liblane. */
+LANE_API const lane_regex_engine *lane_regex_pcre2(void);
+
 /* Introspection. Names are borrowed from the program and live as long as
  * it does. Indexes out of range give NULL / -1. */
 LANE_API int         lane_route_count(const lane_program *p);

@@ -955,6 +955,7 @@ static int check_operands(vctx *v, uint32_t pc) {
     }
     break;
   }
+  case BC_FMT_REGEX: RANGE(im->nstr, "pattern string"); break;
   case BC_FMT_TSPART: {
     sem_tz z;
     if (in->op == BC_OP_DUR_PART ? in->a < SEM_TS_HOURS || in->a > SEM_TS_MILLIS || in->c != BC_NONE
@@ -1471,6 +1472,8 @@ static uint64_t insn_steps(const vctx *v, const lane_program *p, uint32_t pc) {
     return sadd(w, bc_len_steps(in->op, 0, 0));
   case BC_OP_TS_PARSE: case BC_OP_DUR_PARSE:
     return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 1), 0)) : w;
+  case BC_OP_S_MATCH:
+    return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 1), im->str[in->c].len)) : w;
   case BC_OP_S_CAT:   /* copies both: at most a string's limit, or it fails first */
     return s->seen ? sadd(w, bc_len_steps(in->op, umin(sadd(vbound(s, 2), vbound(s, 1)),
                                                      LANE_MAX_STRING), 0)) : w;
@@ -1589,6 +1592,45 @@ lane_program *bc_load_counted(const void *bytes, size_t n, const lane_load_optio
   return bc_load_ex(bytes, n, opt, work, NULL, err);
 }
 
+/* The patterns of matches() (S_MATCH's slot b, string c), compiled once
+ * by the installed engine. A slot holds one pattern. */
+static int compile_patterns(lane_program *p, lane_error *err) {
+  const bc_image *im = &p->im;
+  uint32_t n = 0, *of = NULL;
+  for (uint32_t pc = 0; pc < im->ncode; pc++)
+    if (im->code[pc].op == BC_OP_S_MATCH && im->code[pc].b + 1u > n) n = im->code[pc].b + 1u;
+  if (!n) return LANE_OK;
+  const lane_regex_engine *e = lane_regex_installed();
+  if (!e)
+    return errf(err, LANE_EARG, "the program uses matches(), and no regular-expression engine "
+                "is installed: link liblane-re and call lane_regex_install(lane_regex_pcre2())");
+  p->re = calloc(n, sizeof *p->re);
+  of = calloc(n, sizeof *of);
+  if (!p->re || !of) {
+    free(of);
+    return errf(err, LANE_ENOMEM, "out of memory compiling %u patterns", (unsigned)n);
+  }
+  p->nre = n;
+  p->re_engine = e;
+  int rc = LANE_OK;
+  for (uint32_t pc = 0; pc < im->ncode && rc == LANE_OK; pc++) {
+    const bc_insn *in = &im->code[pc];
+    if (in->op != BC_OP_S_MATCH) continue;
+    if (p->re[in->b]) {
+      if (of[in->b] != in->c)
+        rc = insn_fail(im, err, pc, "slot %u holds another pattern", (unsigned)in->b);
+      continue;
+    }
+    char why[160] = "";
+    p->re[in->b] = e->compile(im->str[in->c].p, im->str[in->c].len, why, sizeof why);
+    of[in->b] = in->c;
+    if (!p->re[in->b])
+      rc = insn_fail(im, err, pc, "pattern \"%.60s\": %s", im->str[in->c].p, why);
+  }
+  free(of);
+  return rc;
+}
+
 lane_program *bc_load_ex(const void *bytes, size_t n, const lane_load_options *opt,
                          uint64_t *work, int *over, lane_error *err) {
   if (over) *over = -1;
@@ -1598,6 +1640,10 @@ lane_program *bc_load_ex(const void *bytes, size_t n, const lane_load_options *o
   if (!p) return NULL;
   if (verify(p, max_steps, work, over, err) != LANE_OK) {
     free(p);
+    return NULL;
+  }
+  if (compile_patterns(p, err) != LANE_OK) {
+    lane_program_free(p);
     return NULL;
   }
   bc_specialize(p);
@@ -1622,6 +1668,14 @@ void lane_program_free(lane_program *p) {
   if (p) {
     free(p->plan);
     free(p->fcode);
+    for (uint32_t i = 0; i < p->nre; i++)
+      if (p->re[i]) p->re_engine->release(p->re[i]);
+    free(p->re);
   }
   free(p);
 }
+
+static const lane_regex_engine *_Atomic installed_engine;
+
+void lane_regex_install(const lane_regex_engine *e) { installed_engine = e; }
+const lane_regex_engine *lane_regex_installed(void) { return installed_engine; }

@@ -981,6 +981,7 @@ static inline const char *sem_fault_text(int op, int zero) {
     return "a string built would pass LANE_MAX_STRING (4096 bytes), or the decision's "
            "scratch (BC_SCRATCH, 16384 bytes) is full";
   case BC_OP_S2D: return "string is not a double";
+  case BC_OP_S_MATCH: return "the regular expression's bound on work was reached";
   case BC_OP_TS_PARSE: return "string is not an RFC 3339 timestamp of years 1 to 9999";
   case BC_OP_DUR_PARSE: return "string is not a duration (1h30m, 1.5s, 300ms) within 10,000 years";
   case BC_OP_TS_ADD: case BC_OP_TS_ADD_R: case BC_OP_TS_SUB: case BC_OP_SEC2TS:

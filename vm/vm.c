@@ -1837,6 +1837,14 @@ static VM_HOT_ALIGN int vm_exec_code(vm_run *x, uint32_t pc, int filter) {
     vmcase(B2S) { T1.n = T1.v.i ? 4 : 5; T1.v.s = T1.v.i ? "true" : "false"; vmbreak; }
     /* Timestamps (ms since the epoch) and durations (ms as a double), sem.h */
     vmcase(NOW) PUSH(i, (int64_t)x->now)
+    vmcase(S_MATCH) {
+      const lane_program *p_ = x->rt->prog;
+      STR_STEPS(BC_OP_S_MATCH, T1.n, im->str[in->c].len);
+      int m_ = p_->re_engine->match(p_->re[in->b], T1.v.s, T1.n);
+      if (m_ < 0) goto fault;
+      T1.v.i = m_; T1.n = 0;
+      vmbreak;
+    }
     vmcase(SEC2TS) {
       if (T1.v.i < SEM_TS_MIN / 1000 || T1.v.i > SEM_TS_MAX / 1000) goto fault;
       T1.v.i *= 1000;

@@ -112,6 +112,9 @@ struct lane_program {
   uint64_t        max_steps;    /* max of route_steps, 0 without routes */
   size_t          nbytes;       /* size of the file */
   unsigned char  *bytes;        /* copy of the file, owned */
+  const lane_regex_engine *re_engine; /* the engine its patterns were compiled by */
+  void          **re;           /* nre compiled patterns, by S_MATCH's slot (b) */
+  uint32_t        nre;
 };
 
 /* Live stats: the window is VM_SLOTS time slots; a slot holds one

@@ -150,6 +150,16 @@ def _declare(lib, name, res, *args):
 
 _P, _R = ctypes.c_void_p, ctypes.c_void_p
 _lib = _open("lane", ctypes.RTLD_GLOBAL)
+# matches() needs a regular-expression engine: liblane-re's, when it is
+# there (a policy with matches() fails to load without one, saying so).
+try:
+    _re = _open("lane-re")
+    _re.lane_regex_pcre2.restype = ctypes.c_void_p
+    _lib.lane_regex_install.argtypes = [ctypes.c_void_p]
+    _lib.lane_regex_install.restype = None
+    _lib.lane_regex_install(_re.lane_regex_pcre2())
+except OSError:
+    _re = None
 for _n, _res, _args in [
         ("lane_status_name", ctypes.c_char_p, [ctypes.c_int]),
         ("lane_load", _P, [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_Error)]),

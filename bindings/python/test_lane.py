@@ -244,6 +244,16 @@ try:
         ok("its values are str" in str(e), "a map value of another type is refused: %s" % e)
     else:
         ok(False, "a map value of another type is refused")
+    # matches(): liblane-re's engine is installed when the module loads
+    rp = os.path.join(tmp, "re.lane")
+    with open(rp, "w") as f:
+        f.write("model a { input $1/Mtok output $1/Mtok }\nmodel b { input $1/Mtok output $1/Mtok }\n"
+                "route r { when req.model.matches(\"^claude-\") -> a  otherwise -> b }\n")
+    rl = os.path.join(tmp, "re.lanec")
+    subprocess.run([LANE, "compile", rp, "-o", rl], check=True)
+    rprog = lane.Program.load(rl)
+    is_(lane.Runtime(rprog).decide("r", rprog.request(model="claude-4")).primary, "a",
+        "a policy with matches() loads and decides")
     # output_estimate: a request without max_output_tokens counts the
     # route's estimate, and the decision says so
     ep = os.path.join(tmp, "est.lane")

@@ -1156,6 +1156,7 @@ static int cmd_builtins(const cli *c) {
 }
 
 int main(int argc, char **argv) {
+  lane_regex_install(lane_regex_pcre2());   /* matches(): liblane-re */
   if (argc < 2) return usage(NULL);
   if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
     fputs(usage_text, stdout);

@@ -28,7 +28,7 @@ import sys
 # Functions and methods lane has (compiler/builtins.c).
 LANE_FUNCS = {"size", "startsWith", "endsWith", "contains", "int", "uint", "double", "bool",
               "string", "charAt", "indexOf", "lastIndexOf", "substring", "trim", "dyn", "math_f", "has", "lowerAscii", "upperAscii", "replace",
-              "split", "join", "type"}
+              "split", "join", "type", "matches"}
 TYPE_NAMES = {"bool", "int", "uint", "double", "string", "list", "map", "null_type", "type"}
 MATH_FUNCS = {"greatest", "least", "ceil", "floor", "round", "trunc", "abs", "sign",
               "isNaN", "isInf", "isFinite", "bitAnd", "bitOr", "bitXor", "bitNot",
@@ -148,8 +148,6 @@ def unsupported(o):
                 continue
             if name == "bytes":
                 return "bytes"
-            if name == "matches":
-                return "matches()"
             return "function " + name + "()"
         if dot:
             return "field selection"

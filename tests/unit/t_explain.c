@@ -239,6 +239,7 @@ static void long_conditions(void) {
 }
 
 int main(void) {
+  lane_regex_install(lane_regex_pcre2());   /* the policies' matches() */
   long_conditions();
   each("tests/golden/accept", "golden", golden);
   each("tests/golden/explain", "lane", explain_case);

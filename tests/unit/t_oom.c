@@ -236,6 +236,7 @@ static int by_name(const void *a, const void *b) {
 }
 
 int main(void) {
+  lane_regex_install(lane_regex_pcre2());   /* the policies' matches() */
   if (getenv("LANE_OOM_TRACE")) {
     void *pcs[2];
     backtrace(pcs, 2);

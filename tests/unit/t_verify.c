@@ -124,6 +124,43 @@ static lane_program *too_large(lane_error *err) {
   return lane_load_with(b, sizeof b, &opt, err);
 }
 
+/* matches(): a program with S_MATCH on `pattern` (slot 0), and a second
+ * S_MATCH on `other` in the same slot when it is not NULL; loaded with
+ * `engine` installed, then liblane-re's again. */
+static lane_program *with_match(const lane_regex_engine *engine, const char *pattern,
+                                const char *other, lane_error *err) {
+  la *a = la_new();
+  uint32_t m0 = la_model(a, "acme.m", 1, 1, 1000, 100, 0.5, 100, 0);
+  uint32_t pool = la_pool(a, 1, (uint32_t[]){ m0 });
+  la_route(a, "chat", 0);
+  la_rule(a, "req.task.matches(...)");
+  la_op(a, BC_OP_LOAD, 0, 0, BC_F_TASK);
+  la_op(a, BC_OP_S_MATCH, 0, 0, la_str(a, pattern));
+  if (other) {
+    la_op(a, BC_OP_LOAD, 0, 0, BC_F_TASK);
+    la_op(a, BC_OP_S_MATCH, 0, 0, la_str(a, other));
+    la_op(a, BC_OP_EQ_B, 0, 0, 0);
+  }
+  uint32_t j = la_op(a, BC_OP_JF, 0, 0, 0);
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_patch(a, j);
+  la_route_end(a);
+  lane_regex_install(engine);
+  lane_program *p = la_load(a, err);
+  lane_regex_install(lane_regex_pcre2());
+  free(a);
+  return p;
+}
+
+static lane_program *no_engine(lane_error *err) { return with_match(NULL, "a+", NULL, err); }
+static lane_program *slot_clash(lane_error *err) {
+  return with_match(lane_regex_pcre2(), "a+", "b+", err);
+}
+static lane_program *bad_pattern(lane_error *err) {
+  return with_match(lane_regex_pcre2(), "(a)\\1", NULL, err);
+}
+
 static const struct allowed {
   const char *fmt, *why;
   int code;                                /* the status it comes with */
@@ -141,6 +178,16 @@ static const struct allowed {
   { "out of memory loading %zu bytes", "malloc failing (t_oom)", LANE_ENOMEM, NULL },
   /* calloc failing for the verifier's state: t_oom, as above. */
   { "out of memory verifying %u instructions", "calloc failing (t_oom)", LANE_ENOMEM, NULL },
+  /* matches(): which engine is installed is the host's, not the file's;
+   * each is triggered here by installing none, or PCRE2's. */
+  { "the program uses matches(), and no regular-expression engine is installed: link "
+    "liblane-re and call lane_regex_install(lane_regex_pcre2())",
+    "no engine installed (lane_regex_install(NULL))", LANE_EARG, no_engine },
+  { INSN_PREFIX "slot %u holds another pattern", "needs an engine to compile the first",
+    LANE_EFORMAT, slot_clash },
+  { INSN_PREFIX "pattern \"%.60s\": %s", "the engine's refusal: a backreference",
+    LANE_EFORMAT, bad_pattern },
+  { "out of memory compiling %u patterns", "calloc failing (t_oom)", LANE_ENOMEM, NULL },
 };
 #define NALLOWED (int)(sizeof allowed / sizeof allowed[0])
 

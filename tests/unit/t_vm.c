@@ -557,10 +557,10 @@ static void map_fields(void) {
   e[0] = (lane_entry){big, LANE_MAX_STRING + 1, {.i = 1}};
   is_int(lane_set_map(&r, f, e, 1), LANE_ELIMIT, "a key past LANE_MAX_STRING: LANE_ELIMIT");
   lane_entry *many = calloc(2000, sizeof *many);
-  char (*keys)[8] = calloc(2000, 8);
+  char (*keys)[16] = calloc(2000, 16);
   if (!many || !keys) bail("out of memory");
   for (int i = 0; i < 2000; i++) {
-    snprintf(keys[i], 8, "k%d", i);
+    snprintf(keys[i], 16, "k%d", i);
     many[i] = (lane_entry){keys[i], strlen(keys[i]), {.i = 1}};
   }
   is_int(lane_set_map(&r, f, many, LANE_MAX_MAP_ENTRIES + 1), LANE_ELIMIT,
@@ -568,9 +568,9 @@ static void map_fields(void) {
   char buf[64 * 1024] __attribute__((aligned(16)));
   lane_request *big_r = lane_request_init_in(buf, sizeof buf, p, NULL);
   for (int i = 0; i < LANE_MAX_MAP_ENTRIES; i++) {   /* long keys: past LANE_MAX_MAP in bytes */
-    char *k = malloc(80);
+    char *k = malloc(96);
     if (!k) bail("out of memory");
-    snprintf(k, 80, "%03d-%068d", i, 0);
+    snprintf(k, 96, "%03d-%068d", i % 1000, 0);
     many[i] = (lane_entry){k, strlen(k), {.i = 1}};
   }
   is_int(lane_set_map(big_r, f, many, LANE_MAX_MAP_ENTRIES), LANE_ELIMIT,

@@ -919,6 +919,10 @@ static void time_cases(void) {
   TCASE("tspart_zone_index", a->code[pc_tspart].c = 999,
         "instruction %u (TS_PART): zone string 999 out of range (%u)", (unsigned)pc_tspart,
         (unsigned)a->im.nstr);
+  TCASE("match_string", a->code[pc_tspart].op = BC_OP_S_MATCH; a->code[pc_tspart].a = 0;
+        a->code[pc_tspart].c = 999,
+        "instruction %u (S_MATCH): pattern string 999 out of range (%u)", (unsigned)pc_tspart,
+        (unsigned)a->im.nstr);
   TCASE("tspart_zone_rule", a->code[pc_tspart].c = la_str(a, "Mars/Olympus"),
         "instruction %u (TS_PART): zone \"Mars/Olympus\" is not a POSIX TZ rule",
         (unsigned)pc_tspart);
