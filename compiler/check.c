@@ -565,6 +565,18 @@ static void namespaced(sema_unit *u, ast_node *n) {
 
 static int is_num(int t);
 
+/* The type of constant n as folding finds it (a dyn item's, the winner
+ * of math.greatest over mixed types), after a diagnostic for an error. */
+static int folded_type(sema_unit *u, ast_node *n) {
+  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
+  ev_val v = ev_eval(&env, n);
+  if (v.kind == EV_ERROR) {
+    diag_error(&u->ctx, n->span, "%s", v.err);
+    return TY_ERROR;
+  }
+  return v.kind == EV_OK ? v.ty : TY_ERROR;
+}
+
 /* Types math.greatest and math.least order: numbers, and each unit with
  * itself. */
 static int minmax_type(int t) {
@@ -609,13 +621,7 @@ static int check_minmax(sema_unit *u, ast_node *n, int cx, int fn) {
                "its type is the winner's; convert them to one type, as in double(x)", f);
     return TY_ERROR;
   }
-  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
-  ev_val v = ev_eval(&env, n);
-  if (v.kind == EV_ERROR) {
-    diag_error(&u->ctx, n->span, "%s", v.err);
-    return TY_ERROR;
-  }
-  return v.kind == EV_OK ? v.ty : TY_ERROR;
+  return folded_type(u, n);
 }
 
 static const struct { const char *name; int fn; } macros[] = {
@@ -1046,13 +1052,7 @@ static int const_item_type(sema_unit *u, ast_node *n) {
                "index");
     return TY_ERROR;
   }
-  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
-  ev_val v = ev_eval(&env, n);
-  if (v.kind == EV_ERROR) {
-    diag_error(&u->ctx, n->span, "%s", v.err);
-    return TY_ERROR;
-  }
-  return v.kind == EV_OK ? v.ty : TY_ERROR;
+  return folded_type(u, n);
 }
 
 static int check(sema_unit *u, ast_node *n, int cx) {

@@ -136,7 +136,7 @@ static ev_val mop(int op, ev_val a, ev_val b) {
                ? error(sem_fault_text(op, 0)) : mk_i(TY_TIMESTAMP, t);
   case BC_OP_TS_ADD_R:
     return sem_ts_add(b.v.i, a.v.d, &t) ? error(sem_fault_text(op, 0)) : mk_i(TY_TIMESTAMP, t);
-  case BC_OP_TS_DIFF: return mk_d(TY_DURATION, (double)(a.v.i - b.v.i));
+  case BC_OP_TS_DIFF: return mk_d(TY_DURATION, (double)a.v.i - (double)b.v.i);
   case BC_OP_EQ_S: return mk_b(scmp(&a, &b) == 0);
   case BC_OP_NE_S: return mk_b(scmp(&a, &b) != 0);
   case BC_OP_LT_S: return mk_b(scmp(&a, &b) < 0);

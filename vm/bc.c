@@ -118,6 +118,7 @@ const char *bc_map_unit_name(uint32_t unit) {
     "?", "map(string, int)", "map(string, uint)", "map(string, double)", "map(string, bool)",
     "map(string, string)", "map(string, tokens)", "map(string, money)",
     "map(string, duration)", "map(string, fraction)", "map(string, price)",
+    "map(string, timestamp)",
   };
   return unit < sizeof names / sizeof names[0] ? names[unit] : "?";
 }

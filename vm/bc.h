@@ -1100,7 +1100,7 @@ static inline uint64_t bc_len_steps(int op, uint64_t a, uint64_t b) {
   case BC_OP_TS_PARSE: case BC_OP_DUR_PARSE: return 16 + a / BC_COST_SCAN;
   case BC_OP_TS2S: case BC_OP_DUR2S: return 4000;   /* snprintf, and strtod for a duration */
   case BC_OP_TS_PART: return 64;                      /* a zone's rule parsed, dates worked out */
-  case BC_OP_S_MATCH:   /* a DFA: each subject byte against the pattern's states */
+  case BC_OP_S_MATCH:   /* an automaton: each subject byte against b active states */
     return 8 + a * (1 + b / 8) / BC_COST_SCAN;
   case BC_OP_BUCKET_S: case BC_OP_BUDGET: return a / BC_COST_HASH;
   case BC_OP_SHADOW: return (a + b) / BC_COST_HASH;

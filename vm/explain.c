@@ -45,7 +45,7 @@ typedef struct xctx {
   const lane_request  *r;
   const lane_decision *d;       /* the decision explained, or NULL */
   uint32_t             model;   /* the member explained; one past the models: none */
-  char               (*sbuf)[LANE_MAX_STRING]; /* 4 rooms for strings regions build */
+  char               (*sbuf)[BC_SCRATCH]; /* 4 rooms for strings regions build */
   unsigned            *snext;   /* the next room to use */
 } xctx;
 
@@ -169,7 +169,7 @@ static size_t why_rule_in(lane_runtime *rt, int route, int rule, const lane_requ
   const bc_image *im = &rt->prog->im;
   uint32_t g = rule_index(rt->prog, route, rule);
   if (g == BC_NONE || g >= im->nxrules || im->xrules[g] == BC_NONE) return 0;
-  char sbuf[4][LANE_MAX_STRING];
+  char sbuf[4][BC_SCRATCH];   /* as a decision's scratch */
   unsigned snext = 0;
   xctx c = {rt, r, d, im->nmodels, sbuf, &snext};
   xval v = xeval(&c, im->xrules[g]);
@@ -193,7 +193,7 @@ static size_t why_removed_in(lane_runtime *rt, int route, int rule, int sel, int
     return 0;
   const bc_image *im = &rt->prog->im;
   uint32_t g = rule_index(rt->prog, route, rule);
-  char sbuf[4][LANE_MAX_STRING];
+  char sbuf[4][BC_SCRATCH];   /* as a decision's scratch */
   unsigned snext = 0;
   xctx c = {rt, r, d, (uint32_t)model, sbuf, &snext};
   for (uint32_t i = 0; g != BC_NONE && i < im->nxsels; i++) {

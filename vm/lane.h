@@ -113,6 +113,11 @@ typedef struct lane_regex_engine {
    * run on many threads at once and must not allocate. */
   int (*match)(const void *re, const char *s, size_t n);
   void (*release)(void *re);
+  /* The most states re can hold active at one byte of a subject: the
+   * loader counts a match of n bytes as n times that work, so it must
+   * bound the engine's real work (linear in n: no backtracking, and no
+   * restarting at each offset). */
+  uint32_t (*states)(const void *re);
 } lane_regex_engine;
 /* Installs engine e for the programs loaded from now on, process-wide
  * (NULL: none); a host calls it once at start-up, before loading. */

@@ -347,6 +347,8 @@ typedef struct vctx {
   int32_t        *owner;    /* ncode: region of each instruction */
   uint8_t        *idepth;   /* nfilters: an iteration region's ITER depth + 1
                                (its MVARs read depths below it); 0 other regions */
+  uint32_t       *ichain;   /* nfilters x BC_MAX_ITER: the map field each ITER
+                               around an iteration region walks, outermost first */
 } vctx;
 
 /* Allocates every array of v in one block (*block, freed by the caller):
@@ -359,6 +361,7 @@ static int vctx_alloc(vctx *v, unsigned char **block, uint64_t *code_bytes) {
 #define SZ(acc, n, type) acc += ((uint64_t)(n) * sizeof(type) + 7) & ~(uint64_t)7
   SZ(fixed, im->nswitches, vswitch); SZ(fixed, im->nlists, uint64_t);
   SZ(fixed, (uint64_t)im->nmembers + 1, uint32_t); SZ(fixed, im->nfilters, uint8_t);
+  SZ(fixed, (uint64_t)im->nfilters * BC_MAX_ITER, uint32_t);
   SZ(scratch, (uint64_t)im->nlistelems + 1, uint64_t);
   SZ(scratch, im->nstr, uint32_t); SZ(scratch, im->nstr, uint32_t);
   SZ(scratch, im->nstr, uint32_t); SZ(scratch, im->ncases, uint32_t);
@@ -375,6 +378,7 @@ static int vctx_alloc(vctx *v, unsigned char **block, uint64_t *code_bytes) {
   v->list_bytes = carve(&at, (uint64_t)im->nlists * sizeof(uint64_t));
   v->rising = carve(&at, ((uint64_t)im->nmembers + 1) * sizeof(uint32_t));
   v->idepth = carve(&at, (uint64_t)im->nfilters * sizeof(uint8_t));
+  v->ichain = carve(&at, (uint64_t)im->nfilters * BC_MAX_ITER * sizeof(uint32_t));
   {
     unsigned char *s = at;
     v->prefix = carve(&s, ((uint64_t)im->nlistelems + 1) * sizeof(uint64_t));
@@ -495,7 +499,7 @@ static int check_fields(vctx *v) {
     if (!bc_unit_type(f->unit))
       return errf(err, LANE_EFORMAT, "field %u (%s): unknown unit %u", (unsigned)i,
                   S(im, f->name), (unsigned)f->unit);
-    if (f->type != bc_unit_type(f->unit) && f->type != LANE_T_MAP)
+    if (f->type != bc_unit_type(f->unit) && (f->type != LANE_T_MAP || i < BC_NSTD))
       return errf(err, LANE_EFORMAT, "field %u (%s): type %u does not match unit %s",
                   (unsigned)i, S(im, f->name), (unsigned)f->type, bc_unit_name(f->unit));
     if (i < BC_NSTD && (strcmp(S(im, f->name), std[i].name) != 0 ||
@@ -950,6 +954,11 @@ static int check_operands(vctx *v, uint32_t pc) {
       if (o < 0 || !v->idepth[o] || in->a >= v->idepth[o])
         return insn_fail(im, err, pc, "depth %u is not an ITER's around this code",
                          (unsigned)in->a);
+      if (v->idepth[o] <= BC_MAX_ITER && v->ichain[(uint32_t)o * BC_MAX_ITER + in->a] != in->c &&
+          v->ichain[(uint32_t)o * BC_MAX_ITER + in->a] != BC_NONE)
+        return insn_fail(im, err, pc, "reads field %s, but the ITER at depth %u walks %s",
+                         S(im, im->fields[in->c].name), (unsigned)in->a,
+                         S(im, im->fields[v->ichain[(uint32_t)o * BC_MAX_ITER + in->a]].name));
     } else if (in->a > 2) {
       return insn_fail(im, err, pc, "iteration kind %u out of range (0 to 2)", (unsigned)in->a);
     }
@@ -965,6 +974,8 @@ static int check_operands(vctx *v, uint32_t pc) {
     if (in->c != BC_NONE && in->c >= im->nstr)
       return insn_fail(im, err, pc, "zone string %u out of range (%u)", (unsigned)in->c,
                        (unsigned)im->nstr);
+    if (in->c != BC_NONE && im->str[in->c].len > 64)
+      return insn_fail(im, err, pc, "zone rule of %u bytes, at most 64", (unsigned)im->str[in->c].len);
     if (in->c != BC_NONE && sem_tz_parse(S(im, in->c), &z))
       return insn_fail(im, err, pc, "zone \"%s\" is not a POSIX TZ rule", S(im, in->c));
     break;
@@ -1050,6 +1061,14 @@ static int check_iters(vctx *v) {
   const bc_image *im = v->im;
   lane_error *err = v->err;
   memset(v->idepth, 0, im->nfilters);
+  for (uint64_t i = 0; i < (uint64_t)im->nfilters * BC_MAX_ITER; i++) v->ichain[i] = BC_NONE;
+  for (uint32_t pc = 0; pc < im->ncode; pc++, v->work++) {   /* every ITER, run or not */
+    const bc_insn *in = &im->code[pc];
+    if (in->op == BC_OP_ITER &&
+        (in->b == 0 || in->b - 1u >= im->nfilters || !is_iter(im, (int32_t)in->b - 1)))
+      return insn_fail(im, err, pc, "region %u is not an iteration region (a filter "
+                       "ending in IRET)", (unsigned)in->b - 1);
+  }
   for (int pass = 0; pass < 2; pass++)
     for (uint32_t k = im->nfilters + im->nroutes; k-- > 0;) {   /* regions, last first */
       int32_t o = (int32_t)k - (int32_t)im->nroutes;   /* a filter's index, or < 0 */
@@ -1073,6 +1092,15 @@ static int check_iters(vctx *v) {
         if (v->idepth[t] && v->idepth[t] != d)
           return insn_fail(im, err, pc, "runs region %u at depth %d, another ITER at %d",
                            (unsigned)t, d, v->idepth[t]);
+        /* the fields walked around t: the caller's, then this ITER's */
+        uint32_t *chain = &v->ichain[t * BC_MAX_ITER];
+        for (int j = 0; j < d; j++) {
+          uint32_t f = j == d - 1 ? in->c : v->ichain[(uint32_t)o * BC_MAX_ITER + (uint32_t)j];
+          if (v->idepth[t] && chain[j] != f)
+            return insn_fail(im, err, pc, "runs region %u over other maps than another ITER "
+                             "does", (unsigned)t);
+          chain[j] = f;
+        }
         v->idepth[t] = (uint8_t)d;
       }
     }
@@ -1473,7 +1501,8 @@ static uint64_t insn_steps(const vctx *v, const lane_program *p, uint32_t pc) {
   case BC_OP_TS_PARSE: case BC_OP_DUR_PARSE:
     return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 1), 0)) : w;
   case BC_OP_S_MATCH:
-    return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 1), im->str[in->c].len)) : w;
+    return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 1),
+                                          in->b < p->nre ? p->re_states[in->b] : 0)) : w;
   case BC_OP_S_CAT:   /* copies both: at most a string's limit, or it fails first */
     return s->seen ? sadd(w, bc_len_steps(in->op, umin(sadd(vbound(s, 2), vbound(s, 1)),
                                                      LANE_MAX_STRING), 0)) : w;
@@ -1605,8 +1634,9 @@ static int compile_patterns(lane_program *p, lane_error *err) {
     return errf(err, LANE_EARG, "the program uses matches(), and no regular-expression engine "
                 "is installed: link liblane-re and call lane_regex_install(lane_regex_pcre2())");
   p->re = calloc(n, sizeof *p->re);
+  p->re_states = calloc(n, sizeof *p->re_states);
   of = calloc(n, sizeof *of);
-  if (!p->re || !of) {
+  if (!p->re || !p->re_states || !of) {
     free(of);
     return errf(err, LANE_ENOMEM, "out of memory compiling %u patterns", (unsigned)n);
   }
@@ -1616,6 +1646,7 @@ static int compile_patterns(lane_program *p, lane_error *err) {
   for (uint32_t pc = 0; pc < im->ncode && rc == LANE_OK; pc++) {
     const bc_insn *in = &im->code[pc];
     if (in->op != BC_OP_S_MATCH) continue;
+    if (in->c >= im->nstr) continue;   /* the verifier, next, refuses it */
     if (p->re[in->b]) {
       if (of[in->b] != in->c)
         rc = insn_fail(im, err, pc, "slot %u holds another pattern", (unsigned)in->b);
@@ -1626,6 +1657,8 @@ static int compile_patterns(lane_program *p, lane_error *err) {
     of[in->b] = in->c;
     if (!p->re[in->b])
       rc = insn_fail(im, err, pc, "pattern \"%.60s\": %s", im->str[in->c].p, why);
+    else
+      p->re_states[in->b] = e->states(p->re[in->b]);
   }
   free(of);
   return rc;
@@ -1638,11 +1671,8 @@ lane_program *bc_load_ex(const void *bytes, size_t n, const lane_load_options *o
   uint64_t max_steps = opt && opt->max_steps ? opt->max_steps : DEFAULT_MAX_STEPS;
   lane_program *p = bc_decode(bytes, n, max_bytes, err);
   if (!p) return NULL;
-  if (verify(p, max_steps, work, over, err) != LANE_OK) {
-    free(p);
-    return NULL;
-  }
-  if (compile_patterns(p, err) != LANE_OK) {
+  /* patterns first: the worst case counts each one's states */
+  if (compile_patterns(p, err) != LANE_OK || verify(p, max_steps, work, over, err) != LANE_OK) {
     lane_program_free(p);
     return NULL;
   }
@@ -1671,6 +1701,7 @@ void lane_program_free(lane_program *p) {
     for (uint32_t i = 0; i < p->nre; i++)
       if (p->re[i]) p->re_engine->release(p->re[i]);
     free(p->re);
+    free(p->re_states);
   }
   free(p);
 }

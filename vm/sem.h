@@ -786,7 +786,12 @@ static inline int64_t sem_tz_day(int64_t y, int kind, int m, int w, int d) {
 }
 
 /* The offset east of UTC, in seconds, of instant t (ms) under rule z. */
+static inline int64_t sem_ts_clamp(int64_t t) {   /* any int as a timestamp: defined */
+  return t < SEM_TS_MIN ? SEM_TS_MIN : t > SEM_TS_MAX ? SEM_TS_MAX : t;
+}
+
 static inline int32_t sem_tz_offset(const sem_tz *z, int64_t t) {
+  t = sem_ts_clamp(t);
   if (!z->has_dst) return z->std;
   int64_t y;
   int mo, da;
@@ -807,6 +812,7 @@ enum { SEM_TS_YEAR, SEM_TS_MONTH, SEM_TS_DATE, SEM_TS_DAYOFMONTH, SEM_TS_DAYOFWE
        SEM_TS_NPARTS };
 
 static inline int64_t sem_ts_part(int64_t t, int part, const sem_tz *z) {
+  t = sem_ts_clamp(t);   /* a timestamp the VM made is in range; a file's ints may not be */
   int64_t local = t + (z ? (int64_t)sem_tz_offset(z, t) * 1000 : 0);
   int64_t day = sem_floordiv(local, 86400000), ms = local - day * 86400000, y;
   int m, d;
@@ -876,6 +882,7 @@ static inline int sem_ts_parse(const char *s, size_t n, int64_t *out) {
 
 /* t in RFC 3339, UTC, with milliseconds when it has them; its length. */
 static inline int sem_ts_format(int64_t t, char *buf, size_t cap) {
+  t = sem_ts_clamp(t);
   int64_t day = sem_floordiv(t, 86400000), ms = t - day * 86400000, y;
   int m, d;
   sem_civil(day, &y, &m, &d);
@@ -925,10 +932,14 @@ static inline int sem_dur_parse(const char *s, size_t n, double *out) {
 /* A duration as CEL writes it: seconds, with a fraction when it has one
  * ("1.5s", "1000000s", "-0.001s"); its length. */
 static inline int sem_dur_format(double ms, char *buf, size_t cap) {
-  char num[40];
+  char num[48];
   int n = sem_dtoa(num, sizeof num, ms / 1000);
-  if (strchr(num, 'e')) {   /* as a plain decimal, its trailing zeros gone */
+  if (strchr(num, 'e') && ms / 1000 < 1e21 && ms / 1000 > -1e21) {
+    /* as a plain decimal (at most 22 digits and 9 decimals), its trailing
+     * zeros gone; beyond 1e21 s (lane's durations have no range) the %g
+     * form stays */
     n = snprintf(num, sizeof num, "%.9f", ms / 1000);
+    if (n >= (int)sizeof num) n = (int)sizeof num - 1;
     while (n > 1 && num[n - 1] == '0') n--;
     if (n > 1 && num[n - 1] == '.') n--;
   }
@@ -938,9 +949,10 @@ static inline int sem_dur_format(double ms, char *buf, size_t cap) {
 /* t + d (d in ms, its whole ms toward zero): SEM_ERANGE out of years 1 to
  * 9999 (or d not finite). */
 static inline int sem_ts_add(int64_t t, double d, int64_t *out) {
-  if (!(d > -1e16 && d < 1e16)) return SEM_ERANGE;
-  int64_t r = t + (int64_t)d;
-  if (r < SEM_TS_MIN || r > SEM_TS_MAX) return SEM_ERANGE;
+  int64_t r;
+  if (!(d > -1e16 && d < 1e16) || __builtin_add_overflow(t, (int64_t)d, &r) ||
+      r < SEM_TS_MIN || r > SEM_TS_MAX)
+    return SEM_ERANGE;
   *out = r;
   return SEM_OK;
 }

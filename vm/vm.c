@@ -570,11 +570,13 @@ static int vm_iter(vm_run *x, const bc_insn *in) {
   int str = bc_unit_type(x->im->fields[in->c].unit) == LANE_T_STRING;
   uint32_t count = sem_map_count(m, n), ones = 0;
   uint32_t start = x->im->filters[in->b - 1].start;
+  uint32_t mark = x->sused;   /* the caller's strings built stay; each run's go */
   x->idepth = d + 1;
   for (uint32_t i = 0; i < count; i++) {
     sem_map_next(m, &at, str, &x->iter[d].k, &x->iter[d].kn, &x->iter[d].v, &x->iter[d].vn);
     x->steps++;
     int v = vm_exec(x, start, 4);
+    x->sused = mark;
     if (v < 0 && in->a == 2) { res = -1; goto done; }   /* exists_one: the error */
     if (v < 0) { err = 1; continue; }
     if (in->a == 0 && !v) { res = 0; goto done; }     /* all: a false wins */
@@ -1549,7 +1551,172 @@ static void note_fault(vm_run *x, const bc_insn *in, const vmval *top) {
  * FRET, returning 1 if the model passes and 0 if it fails or raises an
  * error; or an explain region (filter 2) until XRET, returning 1 with its
  * value in x->xval, or 0 when it raised the error x->fault. */
-static VM_HOT_ALIGN int vm_exec_code(vm_run *x, uint32_t pc, int filter) {
+/* The instructions that read maps, build strings, match patterns or work
+ * with times: out of vm_exec's loop, so that its registers stay the hot
+ * opcodes' (they cost a decision that uses none of them nothing). st and
+ * sp are vm_exec's operand stack; returns the new sp, or -1 for a fault. */
+static __attribute__((noinline)) int vm_ext(vm_run *x, const bc_insn *in, vmval *st, int sp) {
+  const bc_image *im = x->im;
+#define MAP_OF(f) ((x->r->set >> (f) & 1) ? x->r->v[f].s.p : NULL)
+#define MAP_LEN(f) ((x->r->set >> (f) & 1) ? x->r->v[f].s.n : 0)
+#define MAP_STR(f) (bc_unit_type(im->fields[f].unit) == LANE_T_STRING)
+#define X_STEPS(op, a, b) (x->steps += (uint32_t)bc_len_steps(op, a, b))
+#undef PUSH
+#define PUSH(field, val) { st[sp].v.field = (val); st[sp].n = 0; return sp + 1; }
+  switch (in->op) {
+  case BC_OP_MAP_GET: {
+    const char *v_;
+    size_t vn_;
+    X_STEPS(BC_OP_MAP_GET, MAP_LEN(in->c), 0);
+    if (!sem_map_find(MAP_OF(in->c), MAP_LEN(in->c), MAP_STR(in->c), T1.v.s, T1.n, &v_, &vn_))
+      return -1;
+    if (MAP_STR(in->c)) { T1.v.s = v_; T1.n = vn_; }
+    else { memcpy(&T1.v.u, v_, 8); T1.n = 0; }
+    return sp;
+  }
+  case BC_OP_MAP_HAS: {
+    const char *v_;
+    size_t vn_;
+    X_STEPS(BC_OP_MAP_HAS, MAP_LEN(in->c), 0);
+    T1.v.i = sem_map_find(MAP_OF(in->c), MAP_LEN(in->c), MAP_STR(in->c), T1.v.s, T1.n, &v_, &vn_);
+    T1.n = 0;
+    return sp;
+  }
+  case BC_OP_MAP_SIZE: PUSH(i, (int64_t)sem_map_count(MAP_OF(in->c), MAP_LEN(in->c)))
+  case BC_OP_ITER: {
+    int r_ = vm_iter(x, in);
+    if (r_ < 0) return -1;
+    PUSH(i, r_)
+  }
+  case BC_OP_MVAR: {
+    const char *p_ = in->b ? x->iter[in->a].v : x->iter[in->a].k;
+    size_t n_ = in->b ? x->iter[in->a].vn : x->iter[in->a].kn;
+    if (!in->b || MAP_STR(in->c)) { st[sp].v.s = p_; st[sp].n = n_; }
+    else { memcpy(&st[sp].v.u, p_, 8); st[sp].n = 0; }
+    sp++;
+    return sp;
+  }
+  case BC_OP_S_CAT: {
+    char *p_ = vm_scratch(x, T2.n + T1.n);
+    if (!p_) return -1;
+    X_STEPS(BC_OP_S_CAT, T2.n, T1.n);
+    if (T2.n) memcpy(p_, T2.v.s, T2.n);
+    if (T1.n) memcpy(p_ + T2.n, T1.v.s, T1.n);
+    T2.v.s = p_; T2.n += T1.n; sp--;
+    return sp;
+  }
+  case BC_OP_S_LOWER: case BC_OP_S_UPPER: {
+    char *p_ = vm_scratch(x, T1.n);
+    if (!p_) return -1;
+    X_STEPS(BC_OP_S_LOWER, T1.n, 0);
+    sem_ascii_case(T1.v.s, T1.n, in->op == BC_OP_S_UPPER, p_);
+    T1.v.s = p_;
+    return sp;
+  }
+  case BC_OP_S_REPLACE: case BC_OP_S_REPLACE_N: {
+    int n4_ = in->op == BC_OP_S_REPLACE_N;
+    vmval *s_ = &st[sp - 3 - n4_];
+    size_t room_ = x->scap - x->sused, len_ = 0;
+    if (room_ > LANE_MAX_STRING) room_ = LANE_MAX_STRING;
+    if (sem_replace(s_->v.s, s_->n, s_[1].v.s, s_[1].n, s_[2].v.s, s_[2].n,
+                    n4_ ? T1.v.i : -1, x->sbuf + x->sused, room_, &len_))
+      return -1;
+    X_STEPS(BC_OP_S_REPLACE, s_->n + s_[1].n, len_);
+    s_->v.s = x->sbuf + x->sused;
+    s_->n = len_;
+    x->sused += (uint32_t)len_;
+    sp -= 2 + n4_;
+    return sp;
+  }
+  case BC_OP_I2S: case BC_OP_U2S: case BC_OP_D2S: {
+    char b_[40];
+    X_STEPS(in->op, 0, 0);
+    int n_ = in->op == BC_OP_D2S ? sem_dtoa(b_, sizeof b_, T1.v.d)
+           : in->op == BC_OP_I2S ? snprintf(b_, sizeof b_, "%lld", (long long)T1.v.i)
+                                 : snprintf(b_, sizeof b_, "%llu", (unsigned long long)T1.v.u);
+    char *p_ = vm_scratch(x, (size_t)n_);
+    if (!p_) return -1;
+    memcpy(p_, b_, (size_t)n_);
+    T1.v.s = p_; T1.n = (size_t)n_;
+    return sp;
+  }
+  case BC_OP_S_MATCH: {
+    const lane_program *p_ = x->rt->prog;
+    X_STEPS(BC_OP_S_MATCH, T1.n, p_->re_states[in->b]);
+    int m_ = p_->re_engine->match(p_->re[in->b], T1.v.s, T1.n);
+    if (m_ < 0) return -1;
+    T1.v.i = m_; T1.n = 0;
+    return sp;
+  }
+  case BC_OP_SEC2TS: {
+    if (T1.v.i < SEM_TS_MIN / 1000 || T1.v.i > SEM_TS_MAX / 1000) return -1;
+    T1.v.i *= 1000;
+    return sp;
+  }
+  case BC_OP_TS_PARSE: {
+    int64_t t_;
+    X_STEPS(BC_OP_TS_PARSE, T1.n, 0);
+    if (sem_ts_parse(T1.v.s, T1.n, &t_)) return -1;
+    T1.v.i = t_; T1.n = 0;
+    return sp;
+  }
+  case BC_OP_DUR_PARSE: {
+    double d_;
+    X_STEPS(BC_OP_DUR_PARSE, T1.n, 0);
+    if (sem_dur_parse(T1.v.s, T1.n, &d_)) return -1;
+    T1.v.d = d_; T1.n = 0;
+    return sp;
+  }
+  case BC_OP_TS_ADD: { if (sem_ts_add(T2.v.i, T1.v.d, &T2.v.i)) return -1; sp--; return sp; }
+  case BC_OP_TS_ADD_R: {
+    int64_t t_;
+    if (sem_ts_add(T1.v.i, T2.v.d, &t_)) return -1;
+    T2.v.i = t_; sp--;
+    return sp;
+  }
+  case BC_OP_TS_SUB: { if (sem_ts_add(T2.v.i, -T1.v.d, &T2.v.i)) return -1; sp--; return sp; }
+  case BC_OP_TS2S: case BC_OP_DUR2S: {
+    char b_[48];
+    X_STEPS(in->op, 0, 0);
+    int n_ = in->op == BC_OP_TS2S ? sem_ts_format(T1.v.i, b_, sizeof b_)
+                                  : sem_dur_format(T1.v.d, b_, sizeof b_);
+    char *p_ = vm_scratch(x, (size_t)n_);
+    if (!p_) return -1;
+    memcpy(p_, b_, (size_t)n_);
+    T1.v.s = p_; T1.n = (size_t)n_;
+    return sp;
+  }
+  case BC_OP_TS_PART: {
+    sem_tz z_;
+    X_STEPS(BC_OP_TS_PART, 0, 0);
+    int zoned_ = in->c != BC_NONE && !sem_tz_parse(im->str[in->c].p, &z_);   /* verified */
+    T1.v.i = sem_ts_part(T1.v.i, in->a, zoned_ ? &z_ : NULL);
+    return sp;
+  }
+  case BC_OP_DUR_PART: {
+    static const double per_[] = {3600000.0, 60000.0, 1000.0, 1.0};
+    double q_ = T1.v.d / per_[in->a - SEM_TS_HOURS];
+    T1.v.i = q_ != q_ ? 0 : q_ >= 9.2e18 ? INT64_MAX : q_ <= -9.2e18 ? INT64_MIN : (int64_t)q_;
+    return sp;
+  }
+  case BC_OP_S2D: {
+    double d_;
+    X_STEPS(BC_OP_S2D, T1.n, 0);
+    if (sem_parse_d(T1.v.s, T1.n, &d_)) return -1;
+    T1.v.d = d_; T1.n = 0;
+    return sp;
+  }
+  default: return -1;
+  }
+#undef MAP_OF
+#undef MAP_LEN
+#undef MAP_STR
+#undef X_STEPS
+#undef PUSH
+#define PUSH(field, val) { st[sp].v.field = (val); st[sp].n = 0; sp++; vmbreak; }
+}
+
+static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
 #ifdef LANE_VM_GOTO
   static const void *const vm_labels[VM_NOPS] = {
 #define BC_OP_LABEL(name, fmt, i, o, w, fail, reg, flow, empty, doc) &&L_##name,
@@ -1576,6 +1743,10 @@ static VM_HOT_ALIGN int vm_exec_code(vm_run *x, uint32_t pc, int filter) {
   struct { uint32_t pc; int sp; } hs[BC_MAX_TRY];   /* TRY handlers */
   int nh = 0;
 
+  /* A filter run starts from CAND, whose stack is empty: no string built
+   * before it is live, so the scratch is all its own (an iteration run
+   * gives back what it built, vm_iter; RULE empties it too). */
+  if (filter & 1) x->sused = 0;
   for (;;) {
     vmfetch();
     vmdispatch(in->op) {
@@ -1752,162 +1923,23 @@ static VM_HOT_ALIGN int vm_exec_code(vm_run *x, uint32_t pc, int filter) {
     vmcase(BUCKET_I) { T1.v.d = sem_bucket_u(T1.v.u); vmbreak; }
     vmcase(BUCKET_U) { T1.v.d = sem_bucket_u(T1.v.u); vmbreak; }
     vmcase(POP) { sp--; vmbreak; }
-    /* Request maps (sem.h has their stored form) */
-#define MAP_OF(f) ((x->r->set >> (f) & 1) ? x->r->v[f].s.p : NULL)
-#define MAP_LEN(f) ((x->r->set >> (f) & 1) ? x->r->v[f].s.n : 0)
-#define MAP_STR(f) (bc_unit_type(im->fields[f].unit) == LANE_T_STRING)
-    vmcase(MAP_GET) {
-      const char *v_;
-      size_t vn_;
-      STR_STEPS(BC_OP_MAP_GET, MAP_LEN(in->c), 0);
-      if (!sem_map_find(MAP_OF(in->c), MAP_LEN(in->c), MAP_STR(in->c), T1.v.s, T1.n, &v_, &vn_))
-        goto fault;
-      if (MAP_STR(in->c)) { T1.v.s = v_; T1.n = vn_; }
-      else { memcpy(&T1.v.u, v_, 8); T1.n = 0; }
-      vmbreak;
-    }
-    vmcase(MAP_HAS) {
-      const char *v_;
-      size_t vn_;
-      STR_STEPS(BC_OP_MAP_HAS, MAP_LEN(in->c), 0);
-      T1.v.i = sem_map_find(MAP_OF(in->c), MAP_LEN(in->c), MAP_STR(in->c), T1.v.s, T1.n, &v_, &vn_);
-      T1.n = 0;
-      vmbreak;
-    }
-    vmcase(MAP_SIZE) PUSH(i, (int64_t)sem_map_count(MAP_OF(in->c), MAP_LEN(in->c)))
-    vmcase(ITER) {
-      int r_ = vm_iter(x, in);
-      if (r_ < 0) goto fault;
-      PUSH(i, r_)
-    }
-    vmcase(MVAR) {
-      const char *p_ = in->b ? x->iter[in->a].v : x->iter[in->a].k;
-      size_t n_ = in->b ? x->iter[in->a].vn : x->iter[in->a].kn;
-      if (!in->b || MAP_STR(in->c)) { st[sp].v.s = p_; st[sp].n = n_; }
-      else { memcpy(&st[sp].v.u, p_, 8); st[sp].n = 0; }
-      sp++;
+    /* maps, iterations, strings built, patterns, times: vm_ext */
+    vmcase(MAP_GET) vmcase(MAP_HAS) vmcase(MAP_SIZE) vmcase(ITER) vmcase(MVAR) vmcase(S_CAT)
+    vmcase(S_LOWER) vmcase(S_UPPER) vmcase(S_REPLACE) vmcase(S_REPLACE_N) vmcase(I2S)
+    vmcase(U2S) vmcase(D2S) vmcase(S_MATCH) vmcase(SEC2TS) vmcase(TS_PARSE) vmcase(DUR_PARSE)
+    vmcase(TS_ADD) vmcase(TS_ADD_R) vmcase(TS_SUB) vmcase(TS2S) vmcase(DUR2S) vmcase(TS_PART)
+    vmcase(DUR_PART) vmcase(S2D) {
+      int s_ = vm_ext(x, in, st, sp);
+      if (s_ < 0) goto fault;
+      sp = s_;
       vmbreak;
     }
     vmcase(IRET) { x->steps += steps; return st[sp - 1].v.i != 0; }
-    /* Strings built into the scratch (vm_scratch); a full one is a fault */
-    vmcase(S_CAT) {
-      char *p_ = vm_scratch(x, T2.n + T1.n);
-      if (!p_) goto fault;
-      STR_STEPS(BC_OP_S_CAT, T2.n, T1.n);
-      if (T2.n) memcpy(p_, T2.v.s, T2.n);
-      if (T1.n) memcpy(p_ + T2.n, T1.v.s, T1.n);
-      T2.v.s = p_; T2.n += T1.n; sp--;
-      vmbreak;
-    }
-    vmcase(S_LOWER) vmcase(S_UPPER) {
-      char *p_ = vm_scratch(x, T1.n);
-      if (!p_) goto fault;
-      STR_STEPS(BC_OP_S_LOWER, T1.n, 0);
-      sem_ascii_case(T1.v.s, T1.n, in->op == BC_OP_S_UPPER, p_);
-      T1.v.s = p_;
-      vmbreak;
-    }
-    vmcase(S_REPLACE) vmcase(S_REPLACE_N) {
-      int n4_ = in->op == BC_OP_S_REPLACE_N;
-      vmval *s_ = &st[sp - 3 - n4_];
-      size_t room_ = x->scap - x->sused, len_ = 0;
-      if (room_ > LANE_MAX_STRING) room_ = LANE_MAX_STRING;
-      if (sem_replace(s_->v.s, s_->n, s_[1].v.s, s_[1].n, s_[2].v.s, s_[2].n,
-                      n4_ ? T1.v.i : -1, x->sbuf + x->sused, room_, &len_))
-        goto fault;
-      STR_STEPS(BC_OP_S_REPLACE, s_->n + s_[1].n, len_);
-      s_->v.s = x->sbuf + x->sused;
-      s_->n = len_;
-      x->sused += (uint32_t)len_;
-      sp -= 2 + n4_;
-      vmbreak;
-    }
-    vmcase(I2S) vmcase(U2S) vmcase(D2S) {
-      char b_[40];
-      STR_STEPS(in->op, 0, 0);
-      int n_ = in->op == BC_OP_D2S ? sem_dtoa(b_, sizeof b_, T1.v.d)
-             : in->op == BC_OP_I2S ? snprintf(b_, sizeof b_, "%lld", (long long)T1.v.i)
-                                   : snprintf(b_, sizeof b_, "%llu", (unsigned long long)T1.v.u);
-      char *p_ = vm_scratch(x, (size_t)n_);
-      if (!p_) goto fault;
-      memcpy(p_, b_, (size_t)n_);
-      T1.v.s = p_; T1.n = (size_t)n_;
-      vmbreak;
-    }
     vmcase(B2S) { T1.n = T1.v.i ? 4 : 5; T1.v.s = T1.v.i ? "true" : "false"; vmbreak; }
     /* Timestamps (ms since the epoch) and durations (ms as a double), sem.h */
     vmcase(NOW) PUSH(i, (int64_t)x->now)
-    vmcase(S_MATCH) {
-      const lane_program *p_ = x->rt->prog;
-      STR_STEPS(BC_OP_S_MATCH, T1.n, im->str[in->c].len);
-      int m_ = p_->re_engine->match(p_->re[in->b], T1.v.s, T1.n);
-      if (m_ < 0) goto fault;
-      T1.v.i = m_; T1.n = 0;
-      vmbreak;
-    }
-    vmcase(SEC2TS) {
-      if (T1.v.i < SEM_TS_MIN / 1000 || T1.v.i > SEM_TS_MAX / 1000) goto fault;
-      T1.v.i *= 1000;
-      vmbreak;
-    }
-    vmcase(TS_PARSE) {
-      int64_t t_;
-      STR_STEPS(BC_OP_TS_PARSE, T1.n, 0);
-      if (sem_ts_parse(T1.v.s, T1.n, &t_)) goto fault;
-      T1.v.i = t_; T1.n = 0;
-      vmbreak;
-    }
-    vmcase(DUR_PARSE) {
-      double d_;
-      STR_STEPS(BC_OP_DUR_PARSE, T1.n, 0);
-      if (sem_dur_parse(T1.v.s, T1.n, &d_)) goto fault;
-      T1.v.d = d_; T1.n = 0;
-      vmbreak;
-    }
-    vmcase(TS_ADD) { if (sem_ts_add(T2.v.i, T1.v.d, &T2.v.i)) goto fault; sp--; vmbreak; }
-    vmcase(TS_ADD_R) {
-      int64_t t_;
-      if (sem_ts_add(T1.v.i, T2.v.d, &t_)) goto fault;
-      T2.v.i = t_; sp--;
-      vmbreak;
-    }
-    vmcase(TS_SUB) { if (sem_ts_add(T2.v.i, -T1.v.d, &T2.v.i)) goto fault; sp--; vmbreak; }
-    vmcase(TS_DIFF) { T2.v.d = (double)(T2.v.i - T1.v.i); sp--; vmbreak; }
+    vmcase(TS_DIFF) { T2.v.d = (double)T2.v.i - (double)T1.v.i; sp--; vmbreak; }
     vmcase(TS2I) { T1.v.i = sem_floordiv(T1.v.i, 1000); vmbreak; }
-    vmcase(TS2S) vmcase(DUR2S) {
-      char b_[48];
-      STR_STEPS(in->op, 0, 0);
-      int n_ = in->op == BC_OP_TS2S ? sem_ts_format(T1.v.i, b_, sizeof b_)
-                                    : sem_dur_format(T1.v.d, b_, sizeof b_);
-      char *p_ = vm_scratch(x, (size_t)n_);
-      if (!p_) goto fault;
-      memcpy(p_, b_, (size_t)n_);
-      T1.v.s = p_; T1.n = (size_t)n_;
-      vmbreak;
-    }
-    vmcase(TS_PART) {
-      sem_tz z_;
-      STR_STEPS(BC_OP_TS_PART, 0, 0);
-      int zoned_ = in->c != BC_NONE && !sem_tz_parse(im->str[in->c].p, &z_);   /* verified */
-      T1.v.i = sem_ts_part(T1.v.i, in->a, zoned_ ? &z_ : NULL);
-      vmbreak;
-    }
-    vmcase(DUR_PART) {
-      static const double per_[] = {3600000.0, 60000.0, 1000.0, 1.0};
-      double q_ = T1.v.d / per_[in->a - SEM_TS_HOURS];
-      T1.v.i = q_ != q_ ? 0 : q_ >= 9.2e18 ? INT64_MAX : q_ <= -9.2e18 ? INT64_MIN : (int64_t)q_;
-      vmbreak;
-    }
-    vmcase(S2D) {
-      double d_;
-      STR_STEPS(BC_OP_S2D, T1.n, 0);
-      if (sem_parse_d(T1.v.s, T1.n, &d_)) goto fault;
-      T1.v.d = d_; T1.n = 0;
-      vmbreak;
-    }
-#undef MAP_OF
-#undef MAP_LEN
-#undef MAP_STR
     /* CEL's math extension (sem.h has the rules that can fail) */
 #define PAIR(m, e)  { T2.v.m = (e); sp--; vmbreak; }
 #define UN(m, e)    { T1.v.m = (e); vmbreak; }
@@ -2033,15 +2065,6 @@ static VM_HOT_ALIGN int vm_exec_code(vm_run *x, uint32_t pc, int filter) {
 int lane_decide_route(lane_runtime *rt, int route, const lane_request *r,
                       lane_decision *out) {
   return lane_decide_traced(rt, route, r, out, NULL);
-}
-
-/* Runs code from pc (vm_exec_code); the strings it built are given back,
- * except an explain region's (its value may be one). */
-static int vm_exec(vm_run *x, uint32_t pc, int filter) {
-  uint32_t mark = x->sused;
-  int r = vm_exec_code(x, pc, filter);
-  if (filter != 2) x->sused = mark;
-  return r;
 }
 
 static int decide_traced_in(lane_runtime *rt, int route, const lane_request *r,

@@ -114,6 +114,7 @@ struct lane_program {
   unsigned char  *bytes;        /* copy of the file, owned */
   const lane_regex_engine *re_engine; /* the engine its patterns were compiled by */
   void          **re;           /* nre compiled patterns, by S_MATCH's slot (b) */
+  uint32_t       *re_states;    /* each one's states bound (lane_regex_engine.states) */
   uint32_t        nre;
 };
 

@@ -157,7 +157,8 @@ const char *replay_set_map(lane_request *r, int f, const void *obj) {
   const json_t *o = obj;
   if (!json_is_object(o)) return "a map field holds another type (a JSON object is a map)";
   const char *unit = lane_field_unit(r->prog, f);   /* "map(string, int)" */
-  const char *vt = unit + strlen("map(string, ");
+  if (!unit || strncmp(unit, "map(string, ", 12)) return "a map of an unknown value type";
+  const char *vt = unit + 12;
   int str = !strncmp(vt, "string", 6), flag = !strncmp(vt, "bool", 4);
   int whole = !strncmp(vt, "int", 3) || !strncmp(vt, "tokens", 6), uns = !strncmp(vt, "uint", 4);
   size_t n = json_object_size(o), i = 0;

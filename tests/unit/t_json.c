@@ -887,6 +887,15 @@ static void test_metadata_map(void) {
          "a metadata map past the request's text room is refused");
   ok(strstr(err.message, "text room") != NULL, "naming the room: %s", err.message);
   ok(r.set == 0 && r.ntext == 0, "the request is left as it was");
+  /* the room a map keeps: metadata keys that also name fields are staged
+   * after it and must not take it (the map was once left unset, OK) */
+  char meta[1200];
+  snprintf(meta, sizeof meta, "{\"messages\": [], \"metadata\": {\"team\": \"%0300d\", "
+           "\"pad\": \"%0190d\"}}", 0, 0);
+  lane_request_init(&r, p[0]);
+  is_int(lane_request_from_json(&r, meta, strlen(meta), OA, &err), LANE_EJSON,
+         "a map and a field from it past the room together: refused");
+  ok(r.set == 0 && r.ntext == 0, "the request is left as it was");
   lane_program_free(p[0]);
   lane_program_free(p[1]);
 }

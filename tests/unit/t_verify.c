@@ -575,6 +575,7 @@ static void shared_ranges(void) {
 }
 
 int main(void) {
+  lane_regex_install(lane_regex_pcre2());   /* files with matches() load */
   la *a = valid();
   size_t n;
   unsigned char *v = la_bytes(a, &n), *b = malloc(n);

@@ -595,6 +595,41 @@ static void map_fields(void) {
   lane_program_free(p);
 }
 
+/* Times and durations at the edges: any int may reach a timestamp
+ * opcode from a file, and a duration has no range, so these must stay
+ * defined (UBSan checks) and keep within their buffers. */
+static void time_edges(void) {
+  int64_t t = 0;
+  char buf[48];
+  sem_tz z;
+  is_int(sem_ts_add(INT64_MAX, 5.0, &t), SEM_ERANGE, "INT64_MAX + 5 ms: out of range, no overflow");
+  is_int(sem_ts_add(INT64_MIN, -5.0, &t), SEM_ERANGE, "INT64_MIN - 5 ms: out of range");
+  ok(!sem_tz_parse("EST5EDT,M3.2.0,M11.1.0", &z), "a POSIX rule parses");
+  is_int((int)sem_ts_part(INT64_MAX, SEM_TS_YEAR, &z), 9999, "INT64_MAX as a timestamp reads "
+         "as the last one (year 9999)");
+  is_int((int)sem_ts_part(INT64_MIN, SEM_TS_YEAR, NULL), 1, "INT64_MIN as the first (year 1, UTC)");
+  int n = sem_dur_format(1e303, buf, sizeof buf);
+  ok(n > 0 && (size_t)n < sizeof buf && strchr(buf, 'e'), "a duration of 1e303 ms formats "
+     "within its buffer: %s", buf);
+  n = sem_dur_format(1e18, buf, sizeof buf);
+  is_str(buf, "1000000000000000s", "1e18 ms is 1000000000000000s");
+  (void)n;
+  la *a = la_new();   /* a map of timestamps names its unit */
+  uint32_t f = la_field(a, "times", BC_U_TIMESTAMP);
+  a->fields[f].type = LANE_T_MAP;
+  la_route(a, "r", 0);
+  la_rule(a, "otherwise");
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_route_end(a);
+  lane_error err;
+  lane_program *p = la_load(a, &err);
+  ok(p && !strcmp(lane_field_unit(p, (int)f), "map(string, timestamp)"),
+     "a map field of timestamps: lane_field_unit says map(string, timestamp)%s%s",
+     p ? "" : ": ", p ? "" : err.message);
+  lane_program_free(p);
+  free(a);
+}
+
 /* Compact requests (lane_request_init_in): their size, their refusals, the
  * text room API, and every route deciding alike on a compact request and
  * a lane_request variable holding the same values. */
@@ -813,6 +848,7 @@ int main(void) {
   bytes_eq_lengths();
   rounding_matches_libm();
   map_fields();
+  time_edges();
 
   lane_runtime_free(rt);
   lane_program_free(p);

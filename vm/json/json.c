@@ -270,7 +270,10 @@ static long stage_bytes(adapter *a, const char *what, const char *p, size_t n, s
  * values are staged as text; lane_set_map copies them again at commit, so
  * the room keeps map_bytes for that. */
 static int stage_map(adapter *a, const json_t *meta) {
-  const char *unit = lane_field_unit(a->prog, a->map_field) + strlen("map(string, ");
+  const char *unit = lane_field_unit(a->prog, a->map_field);
+  if (strncmp(unit, "map(string, ", 12))
+    return fail(a, LANE_EJSON, "metadata: the policy's map has an unknown value type");
+  unit += 12;
   int str = !strncmp(unit, "string", 6), flag = !strncmp(unit, "bool", 4);
   int whole = !strncmp(unit, "int", 3) || !strncmp(unit, "tokens", 6);
   int uns = !strncmp(unit, "uint", 4);
@@ -328,27 +331,18 @@ static int stage_str(adapter *a, const char *name, const char *p, size_t n, int 
   if (n > LANE_MAX_STRING)   /* lane_set_str would refuse it at commit */
     return fail(a, LANE_EJSON, "%s is %zu bytes; a request string is at most LANE_MAX_STRING "
                 "(%d bytes)", name, n, LANE_MAX_STRING);
-  if (n > a->room - a->ntext)
+  if (n > a->room - a->ntext || a->map_bytes > a->room - a->ntext - n)   /* the map's room kept */
     return a->compact
       ? fail(a, LANE_EJSON, "%s is %zu bytes; the request has room for %zu more bytes of "
              "text (a compact request's room: what lane_request_init_in was given past "
              "lane_request_size)", name, n, a->room - a->ntext)
       : fail(a, LANE_EJSON, "%s is %zu bytes; the request has room for %zu more bytes of "
              "text (LANE_REQUEST_TEXT %d)", name, n, a->room - a->ntext, LANE_REQUEST_TEXT);
-  if (n > a->cap - a->ntext) {   /* fits the room: grow the staging to it */
-    size_t cap = a->cap * 2 > a->ntext + n ? a->cap * 2 : a->ntext + n;
-    if (cap > a->room) cap = a->room;
-    char *buf = a->buf == a->stack ? malloc(cap) : realloc(a->buf, cap);
-    if (!buf) return fail(a, LANE_ENOMEM, "out of memory staging %zu bytes of text", cap);
-    if (a->buf == a->stack) memcpy(buf, a->stack, a->ntext);
-    a->buf = buf;
-    a->cap = cap;
-  }
+  long off = stage_bytes(a, name, p, n, a->map_bytes);   /* fits: checked above */
+  if (off < 0) return -1;
   staged *s = stage(a, name, LANE_T_STRING, 1);
-  memcpy(a->buf + a->ntext, p, n);
-  s->off = a->ntext;
+  s->off = (size_t)off;
   s->n = n;
-  a->ntext += n;
   return 0;
 }
 
@@ -1098,7 +1092,8 @@ static void commit(const adapter *a, lane_request *r) {
       e->key = a->dst + (uintptr_t)e->key;
       if (a->map_str) e->v.s.p = a->dst + (uintptr_t)e->v.s.p;
     }
-    lane_set_map(r, a->map_field, a->map_e, a->map_n);
+    if (lane_set_map(r, a->map_field, a->map_e, a->map_n) != LANE_OK)   /* room was kept */
+      r->set &= ~((uint64_t)1 << a->map_field);
   }
 }
 

@@ -10,8 +10,9 @@
  * too, at the pattern's line.
  *
  * Matching: pcre2_dfa_match, PCRE2's automaton matcher, which never
- * backtracks: its work grows with the subject times the pattern's states,
- * so the loader's worst case (bc_len_steps) bounds it. It allocates
+ * backtracks, on the pattern anchored behind a lazy (?s:.*?), so one pass
+ * tries every start: its work grows with the subject times the states
+ * active at a byte (re_states), which the loader's worst case counts. It allocates
  * nothing: its match data and workspace live on the caller's stack,
  * through a general context whose allocator hands out that memory.
  * A subject that is not UTF-8 does not match (PCRE2 checks it first).
@@ -50,6 +51,9 @@ static const char *not_re2(const char *p, size_t n) {
       else if (d == '^' && i + 2 < n && p[i + 2] == ']') i += 2;
       continue;
     }
+    if (c == '(' && d == '*') return "verbs such as (*ACCEPT) are not RE2 syntax";
+    if (c == '(' && d == '?' && i + 3 < n && p[i + 2] == 'P' && (p[i + 3] == '=' || p[i + 3] == '>'))
+      return "backreferences and recursion ((?P=name), (?P>name)) are not RE2 syntax";
     if (c == '(' && d == '?' && i + 2 < n) {
       char e = p[i + 2], f = i + 3 < n ? p[i + 3] : 0;
       if (e == '=' || e == '!' || (e == '<' && (f == '=' || f == '!')))
@@ -81,9 +85,25 @@ static void *re_compile(const char *p, size_t n, char *why, size_t whyn) {
     return NULL;
   }
   pcre2_set_parens_nest_limit(cc, 250);
+  /* Anchored behind a lazy any-prefix: one pass of the automaton tries
+   * every start at once, where an unanchored DFA match would restart at
+   * each offset (quadratic). The pattern is checked alone first, so an
+   * error's offset is the user's. */
+  static const char pre[] = "(?s:.*?)(?:", post[] = ")";
+  char whole[RE_MAX_PATTERN + sizeof pre + sizeof post];
   pcre2_code *re = pcre2_compile((PCRE2_SPTR)p, n,
                                  PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C | PCRE2_NO_AUTO_CAPTURE,
                                  &code, &off, cc);
+  if (re) {
+    pcre2_code_free(re);
+    memcpy(whole, pre, sizeof pre - 1);
+    memcpy(whole + sizeof pre - 1, p, n);
+    memcpy(whole + sizeof pre - 1 + n, post, sizeof post - 1);
+    re = pcre2_compile((PCRE2_SPTR)whole, n + sizeof pre + sizeof post - 2,
+                       PCRE2_UTF | PCRE2_NEVER_BACKSLASH_C | PCRE2_NO_AUTO_CAPTURE |
+                           PCRE2_ANCHORED,
+                       &code, &off, cc);
+  }
   pcre2_compile_context_free(cc);
   if (!re) {
     PCRE2_UCHAR msg[120];
@@ -124,6 +144,18 @@ static int re_match(const void *re, const char *s, size_t n) {
 
 static void re_release(void *re) { pcre2_code_free(re); }
 
-static const lane_regex_engine engine = {"pcre2 (DFA)", re_compile, re_match, re_release};
+/* Active states at a byte: at most one per item of the compiled pattern
+ * (its size over the smallest item, 2 bytes), and the workspace holds no
+ * more than a third of its ints (a state takes three): past that the
+ * match is an error, not more work. */
+static uint32_t re_states(const void *re) {
+  size_t size = 0;
+  pcre2_pattern_info(re, PCRE2_INFO_SIZE, &size);
+  size_t items = size / 2 + 1, cap = RE_WORKSPACE / 3;
+  return (uint32_t)(items < cap ? items : cap);
+}
+
+static const lane_regex_engine engine = {"pcre2 (DFA)", re_compile, re_match, re_release,
+                                         re_states};
 
 const lane_regex_engine *lane_regex_pcre2(void) { return &engine; }

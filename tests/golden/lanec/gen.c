@@ -765,10 +765,14 @@ static void explain_cases(void) {
  * too, at the same depth. Region 0 reads the key of the depth-1 entry. */
 static uint32_t pc_iter_r1, pc_iter_r2, pc_iter_in1, pc_mvar, pc_push_b, pc_jf_r1;
 
+static uint32_t f_meta2;
+
 static la *ibase(void) {
   la *a = la_new();
   uint32_t mf = la_field(a, "meta", BC_U_STRING);
   a->fields[mf].type = LANE_T_MAP;
+  f_meta2 = la_field(a, "meta2", BC_U_STRING);
+  a->fields[f_meta2].type = LANE_T_MAP;
   la_cap(a, "vision");
   uint32_t m0 = la_model(a, "acme.m", 1, 1, 1000, 100, 0.5, 100, 0);
   uint32_t pool = la_pool(a, 1, (uint32_t[]){ m0 });
@@ -857,8 +861,21 @@ static void iter_cases(void) {
   ICASE("iter_two_depths", a->code[pc_iter_r2].b = 1,
         "instruction %u (ITER): runs region 0 at depth 2, another ITER at 1",
         (unsigned)pc_iter_in1);
-  ICASE("iter_not_map", a->code[pc_iter_r1].c = BC_F_TIER,
+  ICASE("iter_not_map", a->code[pc_iter_r1].c = BC_F_TIER; a->code[pc_iter_r2].c = BC_F_TIER,
         "instruction %u (ITER): iterates field tier, which is not a map", (unsigned)pc_iter_r1);
+  ICASE("iter_other_maps", a->code[pc_iter_r2].c = f_meta2,
+        "instruction %u (ITER): runs region 1 over other maps than another ITER does",
+        (unsigned)pc_iter_r2);
+  ICASE("mvar_other_map", a->code[pc_mvar].c = f_meta2,
+        "instruction %u (MVAR): reads field meta2, but the ITER at depth 1 walks meta",
+        (unsigned)pc_mvar);
+  /* a region no ITER runs is still checked: its ITER's region index too */
+  ICASE("iter_unrun_region", a->code[pc_iter_r1].b = 1; a->code[pc_iter_r2].b = 1;
+        a->code[pc_iter_in1].b = 0,
+        "instruction %u (ITER): region 4294967295 is not an iteration region (a filter "
+        "ending in IRET)", (unsigned)pc_iter_in1);
+  ICASE("std_field_map", a->fields[BC_F_USER].type = LANE_T_MAP,
+        "field %d (user): type 6 does not match unit string", BC_F_USER);
   ICASE("iter_kind", a->code[pc_iter_r1].a = 3,
         "instruction %u (ITER): iteration kind 3 out of range (0 to 2)", (unsigned)pc_iter_r1);
   ICASE("mvar_which", a->code[pc_mvar].b = 2,
@@ -923,6 +940,9 @@ static void time_cases(void) {
         a->code[pc_tspart].c = 999,
         "instruction %u (S_MATCH): pattern string 999 out of range (%u)", (unsigned)pc_tspart,
         (unsigned)a->im.nstr);
+  TCASE("tspart_zone_long",
+        a->code[pc_tspart].c = la_str(a, "<AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA>5"),
+        "instruction %u (TS_PART): zone rule of 69 bytes, at most 64", (unsigned)pc_tspart);
   TCASE("tspart_zone_rule", a->code[pc_tspart].c = la_str(a, "Mars/Olympus"),
         "instruction %u (TS_PART): zone \"Mars/Olympus\" is not a POSIX TZ rule",
         (unsigned)pc_tspart);
