@@ -47,7 +47,7 @@ INC_compiler := -Icompiler $(INC_lang)
 INC_bundle   := -Icompiler/bundle $(INC_compiler)
 INC_cli      := -Icompiler/cli $(INC_bundle)
 # Tests, fuzz targets and benchmarks sit above everything.
-INC_tests    := -Itests $(INC_cli) -Ivm/json -Ivm/redis
+INC_tests    := -Itests $(INC_cli) -Ivm/json -Ivm/redis -Ivm/re
 UNIT_INC      = $(INC_tests)
 $(BUILD)/vm/%.o:           UNIT_INC = $(INC_vm)
 $(BUILD)/vm/json/%.o:      UNIT_INC = $(INC_json)
@@ -449,7 +449,7 @@ valgrind-bins: all $(UNIT_BIN)
 # clang-tidy and cppcheck with the checked-in configuration (.clang-tidy,
 # tests/lint/cppcheck.supp) over every C file the project ships: the
 # libraries, the lane command and the gateway; both must report nothing.
-LINT_SRC := $(VM_SRC) $(JSON_SRC) vm/redis/redis.c $(TOOL_SRC) $(BUNDLE_SRC) $(CLI_SRC) compiler/cli/main.c
+LINT_SRC := $(VM_SRC) $(JSON_SRC) vm/redis/redis.c vm/re/re.c $(TOOL_SRC) $(BUNDLE_SRC) $(CLI_SRC) compiler/cli/main.c
 LINT_DEFS := -DLANE_BUILDING -DLANE_STDLIB_DIR=\"stdlib\"
 lint-c: deps
 	@$(MAKE) --no-print-directory $(BUILD)/lang/parser.h $(BUILD)/lang/lexer.h
