@@ -197,8 +197,9 @@ static void operands(sbuf *out, const lane_program *p, const bc_route *route,
     break;
   }
   case BC_FMT_MVAR:
-    sb(out, "%s of req.%s at depth %u", in->b ? "value" : "key", S(im, im->fields[in->c].name),
-       (unsigned)in->a);
+    sb(out, "%s of req.%s at depth %u",
+       in->b ? "value" : im->fields[in->c].type == LANE_T_LIST ? "index" : "key",
+       S(im, im->fields[in->c].name), (unsigned)in->a);
     break;
   case BC_FMT_REGEX:
     sbquote(out, &im->str[in->c]);

@@ -251,16 +251,21 @@ static uint32_t list_index(emitter *E, const ast_node *n, const ev_val *l, int w
 
 static int is_number(int ty) { return ty == TY_INT || ty == TY_UINT || ty == TY_DOUBLE; }
 
-/* Whether n is a request field that is a map (req.metadata). */
+/* Whether n is a request field that is a map (req.metadata), or a list
+ * (req.tags). */
 static int is_map_field(const ast_node *n) {
   return n->kind == N_SELECTOR && n->refkind == RK_FIELD && TY_IS_MAP(n->type);
 }
 
+static int is_list_field(const ast_node *n) {
+  return n->kind == N_SELECTOR && n->refkind == RK_FIELD && (n->type & TY_LIST);
+}
+
 static void emit_in(emitter *E, const ast_node *n) {
   ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
-  if (is_map_field(n->b)) {   /* k in req.m */
+  if (is_map_field(n->b) || is_list_field(n->b)) {   /* k in req.m, s in req.tags */
     emit_expr(E, n->a);
-    emit(E, BC_OP_MAP_HAS, 0, 0, (uint32_t)n->b->ref);
+    emit(E, is_map_field(n->b) ? BC_OP_MAP_HAS : BC_OP_LIST_HAS, 0, 0, (uint32_t)n->b->ref);
     return;
   }
   ev_val l = ev_eval(&env, n->b);
@@ -330,7 +335,7 @@ static int raises_here(const ast_node *n) {
     if (fn >= BF_ALL && fn <= BF_TMAP) return 1;   /* ITER: a run's error */
     return op >= 0 && bc_op_can_fail(op);
   }
-  case N_INDEX: return TY_IS_MAP(n->a->type);            /* MAP_GET: no such key */
+  case N_INDEX: return TY_IS_MAP(n->a->type) || is_list_field(n->a);   /* no such key or index */
   case N_SELECTOR: return n->refkind == RK_MAPKEY;
   default: return 0;
   }
@@ -573,7 +578,11 @@ static uint32_t iter_region(emitter *E, const ast_node *n, int field) {
 static void emit_var(emitter *E, const ast_node *n) {
   for (int d = E->nact - 1; d >= 0; d--)
     if (n->ref >= E->act[d].base && n->ref < E->act[d].base + E->act[d].nvars) {
-      emit(E, BC_OP_MVAR, d, n->ref - E->act[d].base, (uint32_t)E->act[d].field);
+      /* a map's one variable is its key; a list's its item (with two:
+       * the index, then the item) */
+      int list = (E->u->fields[E->act[d].field].ty & TY_LIST) != 0;
+      int which = n->ref - E->act[d].base + (list && E->act[d].nvars == 1);
+      emit(E, BC_OP_MVAR, d, which, (uint32_t)E->act[d].field);
       return;
     }
   fail(E, n->span, "'%s' is a macro's variable, known only while the macro runs", n->name);
@@ -581,15 +590,20 @@ static void emit_var(emitter *E, const ast_node *n) {
 
 static void emit_call(emitter *E, const ast_node *n) {
   const sema_builtin *b = &sema_builtins[n->ref];
-  if ((b->fn == BF_ALL || b->fn == BF_EXISTS || b->fn == BF_EXISTS_ONE) && is_map_field(n->a)) {
+  if (b->fn == BF_SIZE && (n->a ? is_list_field(n->a) : is_list_field(n->list.v[0]))) {
+    emit(E, BC_OP_MAP_SIZE, 0, 0, (uint32_t)(n->a ? n->a : n->list.v[0])->ref);   /* size(req.tags) */
+    return;
+  }
+  if ((b->fn == BF_ALL || b->fn == BF_EXISTS || b->fn == BF_EXISTS_ONE) &&
+      (is_map_field(n->a) || is_list_field(n->a))) {
     uint32_t r = iter_region(E, n, n->a->ref);
     emit(E, BC_OP_ITER, b->fn == BF_ALL ? 0 : b->fn == BF_EXISTS ? 1 : 2, (int)r + 1,
          (uint32_t)n->a->ref);
     return;
   }
-  if (b->fn >= BF_ALL && b->fn <= BF_TMAP && is_map_field(n->a)) {
-    fail(E, n->span, "%s() of a request's map makes a list or a map, which lane has only as "
-         "constants; test the entries with all(), exists() or exists_one()", b->name);
+  if (b->fn >= BF_ALL && b->fn <= BF_TMAP && (is_map_field(n->a) || is_list_field(n->a))) {
+    fail(E, n->span, "%s() of a request's map or list makes a list or a map, which lane has "
+         "only as constants; test the entries with all(), exists() or exists_one()", b->name);
     return;
   }
   if (b->fn == BF_GREATEST || b->fn == BF_LEAST) {
@@ -719,9 +733,10 @@ static void emit_expr(emitter *E, const ast_node *n) {
     break;
   }
   case N_INDEX:
-    if (is_map_field(n->a)) {   /* req.m[k] */
+    if (is_map_field(n->a) || is_list_field(n->a)) {   /* req.m[k], req.tags[i] */
       emit_expr(E, n->b);
-      emit(E, BC_OP_MAP_GET, 0, 0, (uint32_t)n->a->ref);
+      if (is_list_field(n->a) && sema_ty_mtype(n->b->type) == LANE_T_UINT) emit(E, BC_OP_U2I, 0, 0, 0);
+      emit(E, is_map_field(n->a) ? BC_OP_MAP_GET : BC_OP_LIST_GET, 0, 0, (uint32_t)n->a->ref);
       break;
     }
     fail(E, n->span, "a list can be indexed only where list and index are constants%s", "");
@@ -1309,9 +1324,9 @@ static int emit_tables(emitter *E) {
   im->nmodels = (uint32_t)u->nmodels;
   for (int i = 0; i < u->nfields; i++) {
     im->fields[i].name = cstr(E, u->fields[i].name);
-    int ty = u->fields[i].ty, map = TY_IS_MAP(ty);
-    im->fields[i].type = (uint8_t)(map ? LANE_T_MAP : sema_ty_mtype(ty));
-    im->fields[i].unit = (uint8_t)sema_ty_unit(map ? TY_MVAL(ty) : ty);
+    int ty = u->fields[i].ty, map = TY_IS_MAP(ty), list = (ty & TY_LIST) != 0;
+    im->fields[i].type = (uint8_t)(map ? LANE_T_MAP : list ? LANE_T_LIST : sema_ty_mtype(ty));
+    im->fields[i].unit = (uint8_t)sema_ty_unit(map ? TY_MVAL(ty) : list ? ty & ~TY_LIST : ty);
     im->fields[i].flags = u->fields[i].sensitive ? BC_FIELD_SENSITIVE : 0;
   }
   im->nfields = (uint32_t)u->nfields;

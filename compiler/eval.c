@@ -297,6 +297,17 @@ static ev_val field_val(const ev_env *env, const ast_node *n) {
   int f = n->ref, set = (int)(r->set >> f & 1);
   int ty = env->u->fields[f].ty;
   if (TY_IS_MAP(ty)) return map_field_val(env, ty, &r->v[f], set);
+  if (ty & TY_LIST) {   /* a list(string): a map of empty keys, its values the items */
+    ev_val m = map_field_val(env, TY_MAPOF(TY_STRING, TY_STRING), &r->v[f], set);
+    if (m.kind != EV_OK) return m;
+    ev_val *items = ast_alloc(ctx_of(env), (m.n + 1) * sizeof *items);
+    if (!items) return error("out of memory");
+    for (size_t i = 0; i < m.n; i++) items[i] = m.items[2 * i + 1];
+    ev_val l = mk(ty);
+    l.items = items;
+    l.n = m.n;
+    return l;
+  }
   switch (sema_ty_mtype(ty)) {
   case LANE_T_STRING: return set ? mk_s(r->v[f].s.p, r->v[f].s.n) : mk_s("", 0);
   case LANE_T_DOUBLE: return mk_d(ty, set ? r->v[f].d : 0);

@@ -68,7 +68,8 @@ static void why_not(const ev_env *env, const ast_node *n, char *buf, size_t cap)
     const ast_node *side[2] = {n->a, n->b};
     int shown = 0;
     for (int i = 0; i < 2; i++) {
-      if (is_literal(side[i])) continue;
+      /* a list or a map has no value the bytecode's tables show */
+      if (is_literal(side[i]) || !sema_ty_unit(side[i]->type)) continue;
       ev_val sv = ev_eval(env, side[i]);
       src_text(side[i], src, sizeof src);
       text_cat(buf, cap, "%s%s = %s", shown++ ? ", " : " (", src, ev_show(env->u, &sv, show, sizeof show));

@@ -611,6 +611,7 @@ static const struct { const char *name; int ty; } type_names[] = {
 static int field_type(const char *name) {
   static const char map[] = "map(string, ";
   size_t n = strlen(name), m = sizeof map - 1;
+  if (!strcmp(name, "list(string)")) return TY_LIST | TY_STRING;
   for (size_t k = 0; k < sizeof type_names / sizeof *type_names; k++) {
     const char *t = type_names[k].name;
     size_t tn = strlen(t);
@@ -668,8 +669,8 @@ static void declare_fields(sema_unit *u, ast_node *d) {
     if (!ty) {
       diag_error(&u->ctx, f->span,
                  "unknown field type '%s'; expected string, int, uint, double, bool, "
-                 "tokens, money, duration, fraction, price, or map(string, T) of one of "
-                 "those", f->str);
+                 "tokens, money, duration, fraction, price, map(string, T) of one of "
+                 "those, or list(string)", f->str);
       continue;
     }
     int prev = sema_field_find(u, f->name);

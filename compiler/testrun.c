@@ -37,6 +37,19 @@ static int set_map(lane_request *r, int f, const ev_val *v, int fty) {
   return rc;
 }
 
+/* Sets list field f of r from a constant list of strings (checked). */
+static int set_list(lane_request *r, int f, const ev_val *v) {
+  lane_value *items = calloc(v->n + 1, sizeof *items);
+  if (!items) return -1;
+  for (size_t i = 0; i < v->n; i++) {
+    items[i].s.p = v->items[i].s;
+    items[i].s.n = v->items[i].n;
+  }
+  int rc = lane_set_list(r, f, items, v->n);
+  free(items);
+  return rc;
+}
+
 /* Sets field f of r from a constant; returns 0 or -1. */
 static int set_field(lane_request *r, int f, const ev_val *v) {
   switch (sema_ty_mtype(v->ty)) {
@@ -63,6 +76,7 @@ static void build_request(sema_unit *u, const ast_node *t, lane_request *r) {
         v.ty = TY_DOUBLE;
       }
       if (TY_IS_MAP(v.ty)) set_map(r, init->ref, &v, u->fields[init->ref].ty);
+      else if (v.ty & TY_LIST) set_list(r, init->ref, &v);
       else set_field(r, init->ref, &v);
     }
   }

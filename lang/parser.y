@@ -281,6 +281,7 @@ ftype
   : IDENT
   | IDENT '(' IDENT ',' IDENT ')'
                           { $$ = type_join(ps, $1, $3, $5); }
+  | IDENT '(' IDENT ')'   { $$ = type_join(ps, $1, $3, NULL); }
   ;
 
 opt_comma : %empty | ',' ;
@@ -549,9 +550,10 @@ static void big_check(parse_state *ps, const ast_node *n) {
 
 /* "map(string, int)": a field type with parameters, as sema reads it. */
 static char *type_join(parse_state *ps, const char *t, const char *a, const char *b) {
-  size_t n = strlen(t) + strlen(a) + strlen(b) + 5;
+  size_t n = strlen(t) + strlen(a) + (b ? strlen(b) : 0) + 5;
   char *s = ast_alloc(ps->ctx, n);
-  if (s) snprintf(s, n, "%s(%s, %s)", t, a, b);
+  if (s && b) snprintf(s, n, "%s(%s, %s)", t, a, b);
+  else if (s) snprintf(s, n, "%s(%s)", t, a);
   return s;
 }
 

@@ -879,7 +879,12 @@ typedef enum bc_order {
   X(MAP_HAS,   FIELD,  "S",  "B", 1, 0, A, NEXT, 0,                            \
     "pop k; push whether map field c has key k (k in req.m, has(req.m.k))")    \
   X(MAP_SIZE,  FIELD,  "",   "I", 1, 0, A, NEXT, 0,                            \
-    "push the number of entries of map field c")                              \
+    "push the number of entries of map or list field c")                      \
+  X(LIST_GET,  FIELD,  "I",  "S", 1, 1, A, NEXT, 0,                            \
+    "pop i; push item i of list field c (a view of the request's bytes); an "  \
+    "index out of range is an error")                                         \
+  X(LIST_HAS,  FIELD,  "S",  "B", 1, 0, A, NEXT, 0,                            \
+    "pop s; push whether list field c holds s (s in req.tags)")               \
   X(ITER,      ITER,   "",   "B", 1, 1, A, NEXT, 0,                            \
     "run iteration region b - 1 once per entry of map field c, in order, the " \
     "entry readable by MVAR at this ITER's depth; push, by a, all: false if "  \
@@ -1086,7 +1091,8 @@ static inline uint64_t bc_len_steps(int op, uint64_t a, uint64_t b) {
     return 2 * a / BC_COST_SCAN + (a + b) / BC_COST_FIND;
   case BC_OP_S_LASTINDEX: case BC_OP_S_LASTINDEX_AT:   /* a compare at each start */
     return 2 * a / BC_COST_SCAN + (a * (b ? b : 1)) / BC_COST_CMP;
-  case BC_OP_MAP_GET: case BC_OP_MAP_HAS: return a / BC_COST_SCAN;   /* a: the map's bytes */
+  case BC_OP_MAP_GET: case BC_OP_MAP_HAS: case BC_OP_LIST_GET: case BC_OP_LIST_HAS:
+    return a / BC_COST_SCAN;   /* a: the map's or list's bytes */
   case BC_OP_S_CAT: case BC_OP_S_LOWER: case BC_OP_S_UPPER:   /* bytes copied */
     return (a + b) / BC_COST_SCAN;
   case BC_OP_S_REPLACE: case BC_OP_S_REPLACE_N:   /* a: s and o; b: the result */

@@ -160,8 +160,10 @@ typedef enum lane_type {
                        fractions as 0..1) */
   LANE_T_BOOL,      /* int, 0 or 1 */
   LANE_T_STRING,    /* borrowed bytes, not necessarily NUL-terminated */
-  LANE_T_MAP        /* a map from strings to values of the field's unit
+  LANE_T_MAP,       /* a map from strings to values of the field's unit
                        (`map(string, int)`), set with lane_set_map */
+  LANE_T_LIST       /* a list of strings (`list(string)`), set with
+                       lane_set_list */
 } lane_type;
 
 typedef union lane_value {
@@ -222,7 +224,8 @@ LANE_API const char *lane_field_name(const lane_program *p, int field);
 LANE_API int       lane_field_type(const lane_program *p, int field);
 /* The unit of a field as written in policies: "int", "string", "tokens",
  * "money", "duration", "fraction", "price", "double", "bool", "uint"; for
- * a map field, "map(string, " and its value's unit: "map(string, int)". */
+ * a map field, "map(string, " and its value's unit: "map(string, int)"; a
+ * list field "list(string)". */
 LANE_API const char *lane_field_unit(const lane_program *p, int field);
 /* 1 if the policy declares the field `sensitive` (decision logs hash it),
  * else 0. */
@@ -277,6 +280,14 @@ LANE_API int lane_set_bool(lane_request *r, int field, int v);
  * entries, or r's text room is short. On error
  * the field is left as it was. An unset map field is the empty map. */
 LANE_API int lane_set_map(lane_request *r, int field, const lane_entry *e, size_t n);
+/* Sets list field `field` (LANE_T_LIST, a policy's list(string)) to the n
+ * strings items[i].s, copied into r's text room as lane_set_map copies,
+ * and stored alike (a map whose keys are empty): at most
+ * LANE_MAX_MAP_ENTRIES items, each at most LANE_MAX_STRING bytes, the
+ * list at most LANE_MAX_MAP bytes as stored (4, then 8 + its bytes per
+ * item). LANE_OK, LANE_EARG (another type, NULL items with n > 0) or
+ * LANE_ELIMIT; on error the field is left as it was. */
+LANE_API int lane_set_list(lane_request *r, int field, const lane_value *items, size_t n);
 
 /* ---------------------------------------------------------------------
  * Request adapters (a separate library: link -llane-json -ljansson)

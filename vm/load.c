@@ -499,7 +499,9 @@ static int check_fields(vctx *v) {
     if (!bc_unit_type(f->unit))
       return errf(err, LANE_EFORMAT, "field %u (%s): unknown unit %u", (unsigned)i,
                   S(im, f->name), (unsigned)f->unit);
-    if (f->type != bc_unit_type(f->unit) && (f->type != LANE_T_MAP || i < BC_NSTD))
+    if (f->type != bc_unit_type(f->unit) &&
+        (!(f->type == LANE_T_MAP || (f->type == LANE_T_LIST && f->unit == BC_U_STRING)) ||
+         i < BC_NSTD))
       return errf(err, LANE_EFORMAT, "field %u (%s): type %u does not match unit %s",
                   (unsigned)i, S(im, f->name), (unsigned)f->type, bc_unit_name(f->unit));
     if (i < BC_NSTD && (strcmp(S(im, f->name), std[i].name) != 0 ||
@@ -712,7 +714,7 @@ static int check_pools_lists(vctx *v) {
       return errf(err, LANE_EFORMAT, "budget %u (%s): key field %u out of range (%u fields)",
                   (unsigned)i, S(im, bu->name), (unsigned)bu->key_field,
                   (unsigned)im->nfields);
-    if (bu->key_field != BC_NONE && im->fields[bu->key_field].type == LANE_T_MAP)
+    if (bu->key_field != BC_NONE && im->fields[bu->key_field].type >= LANE_T_MAP)
       return errf(err, LANE_EFORMAT, "budget %u (%s): key field %s is a map", (unsigned)i,
                   S(im, bu->name), S(im, im->fields[bu->key_field].name));
     if ((bu->flags & ~(BC_BUDGET_ROLLING | BC_BUDGET_FULL_CLOSED | BC_BUDGET_FULL_OPEN)) ||
@@ -884,11 +886,18 @@ static int check_operands(vctx *v, uint32_t pc) {
     break;
   case BC_FMT_FIELD: {
     RANGE(im->nfields, "field");
-    int map = im->fields[in->c].type == LANE_T_MAP;
-    int map_op = in->op == BC_OP_MAP_GET || in->op == BC_OP_MAP_HAS || in->op == BC_OP_MAP_SIZE;
-    if (in->op != BC_OP_HAS && map != map_op)
-      return insn_fail(im, err, pc, "field %s is %sa map", S(im, im->fields[in->c].name),
-                       map ? "" : "not ");
+    int ty = im->fields[in->c].type, map = ty == LANE_T_MAP, list = ty == LANE_T_LIST;
+    int map_op = in->op == BC_OP_MAP_GET || in->op == BC_OP_MAP_HAS;
+    int list_op = in->op == BC_OP_LIST_GET || in->op == BC_OP_LIST_HAS;
+    if (in->op != BC_OP_HAS && in->op != BC_OP_MAP_SIZE && !map_op && !list_op && (map || list))
+      return insn_fail(im, err, pc, "field %s is a %s", S(im, im->fields[in->c].name),
+                       map ? "map" : "list");
+    if ((map_op && !map) || (list_op && !list))
+      return insn_fail(im, err, pc, "field %s is not a %s", S(im, im->fields[in->c].name),
+                       map_op ? "map" : "list");
+    if (in->op == BC_OP_MAP_SIZE && !map && !list)
+      return insn_fail(im, err, pc, "field %s is neither a map nor a list",
+                       S(im, im->fields[in->c].name));
     break;
   }
   case BC_FMT_MFIELD:
@@ -944,8 +953,8 @@ static int check_operands(vctx *v, uint32_t pc) {
   case BC_FMT_RULE: RANGE(im->routes[v->owner[pc]].nrules, "rule"); break;
   case BC_FMT_ITER: case BC_FMT_MVAR: {
     RANGE(im->nfields, "field");
-    if (im->fields[in->c].type != LANE_T_MAP)
-      return insn_fail(im, err, pc, "iterates field %s, which is not a map",
+    if (im->fields[in->c].type != LANE_T_MAP && im->fields[in->c].type != LANE_T_LIST)
+      return insn_fail(im, err, pc, "iterates field %s, which is not a map or a list",
                        S(im, im->fields[in->c].name));
     int32_t o = v->owner[pc] - (int32_t)im->nroutes;   /* its filter, or < 0 in a route */
     if (info->fmt == BC_FMT_MVAR) {
@@ -1232,7 +1241,9 @@ static int star_type(const bc_image *im, const bc_insn *in) {
   switch (in->op) {
   case BC_OP_LOAD: return im->fields[in->c].type;
   case BC_OP_MAP_GET: return bc_unit_type(im->fields[in->c].unit);
-  case BC_OP_MVAR: return in->b ? bc_unit_type(im->fields[in->c].unit) : LANE_T_STRING;
+  case BC_OP_MVAR:   /* a list's key is its index */
+    return in->b ? bc_unit_type(im->fields[in->c].unit)
+                 : im->fields[in->c].type == LANE_T_LIST ? LANE_T_INT : LANE_T_STRING;
   case BC_OP_M_FIELD: return tcode(bc_mprops[bc_mfield_row[in->a]].mt);
   case BC_OP_IN_LIST: return (int)im->lists[in->c].type;
   case BC_OP_XRET: case BC_OP_POP: return in->a;
@@ -1480,7 +1491,7 @@ static uint64_t insn_steps(const vctx *v, const lane_program *p, uint32_t pc) {
   }
   case BC_OP_ITER:   /* a run of the region per entry */
     return sadd(w, smul(BC_MAX_MAP_ENTRIES, sadd(1, p->filter_steps[in->b - 1])));
-  case BC_OP_MAP_GET: case BC_OP_MAP_HAS:   /* a scan of the map's entries */
+  case BC_OP_MAP_GET: case BC_OP_MAP_HAS: case BC_OP_LIST_GET: case BC_OP_LIST_HAS:
     return sadd(w, bc_len_steps(in->op, LANE_MAX_MAP, 0));
   case BC_OP_IN_LIST: {
     const bc_list *l = &im->lists[in->c];

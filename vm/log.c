@@ -175,6 +175,21 @@ static void jmap(text_out *o, const bc_field *fd, const lane_value *m) {
   text_putc(o, '}');
 }
 
+/* A list field (strings, stored as a map of empty keys) as a JSON array. */
+static void jlist(text_out *o, const lane_value *m) {
+  uint32_t count = sem_map_count(m->s.p, m->s.n);
+  size_t at = 4;
+  text_putc(o, '[');
+  for (uint32_t i = 0; i < count; i++) {
+    const char *k, *vb;
+    size_t kn, vn;
+    sem_map_next(m->s.p, &at, 1, &k, &kn, &vb, &vn);
+    if (i) text_putc(o, ',');
+    jstr(o, vb, vn);
+  }
+  text_putc(o, ']');
+}
+
 static void request(text_out *o, const lane_program *p, const lane_request *r,
                     const unsigned char *key) {
   const bc_image *im = &p->im;
@@ -194,6 +209,7 @@ static void request(text_out *o, const lane_program *p, const lane_request *r,
       continue;
     }
     if (fd->type == LANE_T_MAP) jmap(o, fd, v);
+    else if (fd->type == LANE_T_LIST) jlist(o, v);
     else jvalue(o, fd->type, v);
   }
   text_putc(o, '}');

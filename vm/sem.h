@@ -988,6 +988,7 @@ static inline const char *sem_fault_text(int op, int zero) {
   case BC_OP_SHL_I: case BC_OP_SHL_U: case BC_OP_SHR_I: case BC_OP_SHR_U:
     return "negative bit shift";
   case BC_OP_MAP_GET: return "no such key";
+  case BC_OP_LIST_GET: return "index out of range";
   case BC_OP_S_CAT: case BC_OP_S_LOWER: case BC_OP_S_UPPER: case BC_OP_S_REPLACE:
   case BC_OP_S_REPLACE_N: case BC_OP_I2S: case BC_OP_U2S: case BC_OP_D2S:
     return "a string built would pass LANE_MAX_STRING (4096 bytes), or the decision's "

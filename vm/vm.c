@@ -105,7 +105,7 @@ typedef struct vm_run {
   char               *sbuf;       /* the strings built (the caller's stack) */
   uint32_t            sused, scap;/* bytes of sbuf in use, and its size */
   int                 idepth;     /* ITERs running */
-  struct { const char *k, *v; size_t kn, vn; } iter[BC_MAX_ITER]; /* their entries */
+  struct { const char *k, *v; size_t kn, vn; int64_t i; } iter[BC_MAX_ITER]; /* their entries */
   const char         *fault;      /* explaining: the error raised */
   const int          *xhealthy;   /* explaining: models whose probe the decision */
   int                 nxhealthy;  /* took, healthy as it saw them */
@@ -205,6 +205,7 @@ int lane_field_type(const lane_program *p, int field) {
 const char *lane_field_unit(const lane_program *p, int field) {
   if (!p || field < 0 || (uint32_t)field >= p->im.nfields) return NULL;
   if (p->im.fields[field].type == LANE_T_MAP) return bc_map_unit_name(p->im.fields[field].unit);
+  if (p->im.fields[field].type == LANE_T_LIST) return "list(string)";
   return bc_unit_name(p->im.fields[field].unit);
 }
 
@@ -333,6 +334,36 @@ int lane_set_map(lane_request *r, int field, const lane_entry *e, size_t n) {
       memcpy(o, &e[i].v.u, 8);
       o += 8;
     }
+  }
+  lane_request_text_used(r, need);
+  r->v[field].s.p = m;
+  r->v[field].s.n = need;
+  r->set |= (uint64_t)1 << field;
+  return LANE_OK;
+}
+
+int lane_set_list(lane_request *r, int field, const lane_value *items, size_t n) {
+  if (ftype(r, field) != LANE_T_LIST || (!items && n)) return LANE_EARG;
+  if (n > LANE_MAX_MAP_ENTRIES) return LANE_ELIMIT;
+  size_t need = 4;
+  for (size_t i = 0; i < n; i++) {
+    if (!items[i].s.p && items[i].s.n) return LANE_EARG;
+    if (items[i].s.n > LANE_MAX_STRING) return LANE_ELIMIT;
+    need += 8 + items[i].s.n;
+    if (need > LANE_MAX_MAP) return LANE_ELIMIT;
+  }
+  size_t left;
+  char *m = lane_request_text(r, &left), *o = m;
+  if (!m || need > left) return LANE_ELIMIT;
+  uint32_t u = (uint32_t)n, zero = 0;
+  memcpy(o, &u, 4);
+  o += 4;
+  for (size_t i = 0; i < n; i++) {   /* an empty key, then the string */
+    memcpy(o, &zero, 4);
+    u = (uint32_t)items[i].s.n;
+    memcpy(o + 4, &u, 4);
+    if (u) memcpy(o + 8, items[i].s.p, u);
+    o += 8 + u;
   }
   lane_request_text_used(r, need);
   r->v[field].s.p = m;
@@ -574,6 +605,7 @@ static int vm_iter(vm_run *x, const bc_insn *in) {
   x->idepth = d + 1;
   for (uint32_t i = 0; i < count; i++) {
     sem_map_next(m, &at, str, &x->iter[d].k, &x->iter[d].kn, &x->iter[d].v, &x->iter[d].vn);
+    x->iter[d].i = (int64_t)i;
     x->steps++;
     int v = vm_exec(x, start, 4);
     x->sused = mark;
@@ -1559,7 +1591,7 @@ static __attribute__((noinline)) int vm_ext(vm_run *x, const bc_insn *in, vmval 
   const bc_image *im = x->im;
 #define MAP_OF(f) ((x->r->set >> (f) & 1) ? x->r->v[f].s.p : NULL)
 #define MAP_LEN(f) ((x->r->set >> (f) & 1) ? x->r->v[f].s.n : 0)
-#define MAP_STR(f) (bc_unit_type(im->fields[f].unit) == LANE_T_STRING)
+#define MAP_STR(f) (bc_unit_type(im->fields[f].unit) == LANE_T_STRING)   /* lists' too */
 #define X_STEPS(op, a, b) (x->steps += (uint32_t)bc_len_steps(op, a, b))
 #undef PUSH
 #define PUSH(field, val) { st[sp].v.field = (val); st[sp].n = 0; return sp + 1; }
@@ -1583,12 +1615,33 @@ static __attribute__((noinline)) int vm_ext(vm_run *x, const bc_insn *in, vmval 
     return sp;
   }
   case BC_OP_MAP_SIZE: PUSH(i, (int64_t)sem_map_count(MAP_OF(in->c), MAP_LEN(in->c)))
+  case BC_OP_LIST_GET: case BC_OP_LIST_HAS: {   /* a list: a map of empty keys */
+    const char *m_ = MAP_OF(in->c), *k_, *v_;
+    size_t at_ = 4, kn_, vn_;
+    uint32_t count_ = sem_map_count(m_, MAP_LEN(in->c));
+    X_STEPS(BC_OP_LIST_HAS, MAP_LEN(in->c), 0);
+    if (in->op == BC_OP_LIST_GET && (T1.v.i < 0 || T1.v.i >= (int64_t)count_)) return -1;
+    for (uint32_t i_ = 0; i_ < count_; i_++) {
+      sem_map_next(m_, &at_, 1, &k_, &kn_, &v_, &vn_);
+      if (in->op == BC_OP_LIST_GET && (int64_t)i_ == T1.v.i) {
+        T1.v.s = v_; T1.n = vn_;
+        return sp;
+      }
+      if (in->op == BC_OP_LIST_HAS && vn_ == T1.n && (!vn_ || !memcmp(v_, T1.v.s, vn_))) {
+        T1.v.i = 1; T1.n = 0;
+        return sp;
+      }
+    }
+    T1.v.i = 0; T1.n = 0;
+    return sp;
+  }
   case BC_OP_ITER: {
     int r_ = vm_iter(x, in);
     if (r_ < 0) return -1;
     PUSH(i, r_)
   }
   case BC_OP_MVAR: {
+    if (!in->b && im->fields[in->c].type == LANE_T_LIST) PUSH(i, x->iter[in->a].i)   /* index */
     const char *p_ = in->b ? x->iter[in->a].v : x->iter[in->a].k;
     size_t n_ = in->b ? x->iter[in->a].vn : x->iter[in->a].kn;
     if (!in->b || MAP_STR(in->c)) { st[sp].v.s = p_; st[sp].n = n_; }
@@ -1925,6 +1978,7 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(POP) { sp--; vmbreak; }
     /* maps, iterations, strings built, patterns, times: vm_ext */
     vmcase(MAP_GET) vmcase(MAP_HAS) vmcase(MAP_SIZE) vmcase(ITER) vmcase(MVAR) vmcase(S_CAT)
+    vmcase(LIST_GET) vmcase(LIST_HAS)
     vmcase(S_LOWER) vmcase(S_UPPER) vmcase(S_REPLACE) vmcase(S_REPLACE_N) vmcase(I2S)
     vmcase(U2S) vmcase(D2S) vmcase(S_MATCH) vmcase(SEC2TS) vmcase(TS_PARSE) vmcase(DUR_PARSE)
     vmcase(TS_ADD) vmcase(TS_ADD_R) vmcase(TS_SUB) vmcase(TS2S) vmcase(DUR2S) vmcase(TS_PART)

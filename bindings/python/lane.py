@@ -35,7 +35,7 @@ __all__ = ["Program", "Runtime", "Request", "Decision", "LaneError",
 OPENAI_CHAT, ANTHROPIC_MESSAGES = 1, 2
 (CALL_FAILED, CALL_OK, CALL_RATE_LIMITED, CALL_SERVER_ERROR, CALL_TIMEOUT,
  CALL_CLIENT_ERROR) = range(6)
-T_INT, T_UINT, T_DOUBLE, T_BOOL, T_STRING, T_MAP = 1, 2, 3, 4, 5, 6
+T_INT, T_UINT, T_DOUBLE, T_BOOL, T_STRING, T_MAP, T_LIST = 1, 2, 3, 4, 5, 6, 7
 OK, ENOMEM, EFORMAT, EVERSION, ELIMIT, EARG, ENOMATCH, EJSON = range(8)
 MAX_FIELDS, MAX_CANDIDATES, MAX_SHADOWS, REQUEST_TEXT = 64, 9, 4, 1024
 EVENT_KINDS = {1: "rule", 2: "match", 3: "error", 4: "member", 5: "chosen", 6: "shadow",
@@ -188,6 +188,8 @@ for _n, _res, _args in [
         ("lane_set_bool", ctypes.c_int, [ctypes.POINTER(_Request), ctypes.c_int, ctypes.c_int]),
         ("lane_set_map", ctypes.c_int, [ctypes.POINTER(_Request), ctypes.c_int,
                                         ctypes.POINTER(_Entry), ctypes.c_size_t]),
+        ("lane_set_list", ctypes.c_int, [ctypes.POINTER(_Request), ctypes.c_int,
+                                         ctypes.POINTER(_Value), ctypes.c_size_t]),
         ("lane_runtime_new", _R, [_P, ctypes.POINTER(_Error)]),
         ("lane_runtime_free", None, [_R]),
         ("lane_observe", None, [_R, ctypes.c_int, ctypes.c_double, ctypes.c_int]),
@@ -380,6 +382,15 @@ class Request:
             return LaneError(EARG, "field '%s' (%s) cannot take %r: %s" % (name, unit, value, why))
         if t == T_MAP:
             st = self._set_map(f, unit, value, wrong)
+        elif t == T_LIST:
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise wrong("it wants a list of str")
+            bs = [v.encode() for v in value]
+            items = (_Value * max(1, len(bs)))()
+            for i, b in enumerate(bs):
+                items[i].s.p = ctypes.cast(ctypes.c_char_p(b), ctypes.c_void_p).value
+                items[i].s.n = len(b)
+            st = _lib.lane_set_list(r, f, items, len(bs))
         elif t == T_STRING:
             if isinstance(value, str):
                 b = value.encode()
@@ -479,6 +490,14 @@ class Request:
         v, t = self._r.v[f], _lib.lane_field_type(self.prog._p, f)
         if t == T_MAP:
             return self._get_map(f, v)
+        if t == T_LIST:   # stored as a map of empty keys
+            b = ctypes.string_at(v.s.p, v.s.n)
+            out, at = [], 4
+            for _ in range(struct.unpack_from("=I", b, 0)[0]):
+                n = struct.unpack_from("=I", b, at + 4)[0]
+                out.append(_s(b[at + 8:at + 8 + n]))
+                at += 8 + n
+            return out
         if t == T_STRING:
             return _s(ctypes.string_at(v.s.p, v.s.n)) if v.s.n else ""
         return {T_INT: v.i, T_UINT: v.u, T_DOUBLE: v.d, T_BOOL: bool(v.i)}[t]

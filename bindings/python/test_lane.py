@@ -244,6 +244,18 @@ try:
         ok("its values are str" in str(e), "a map value of another type is refused: %s" % e)
     else:
         ok(False, "a map value of another type is refused")
+    # list fields: a list of str in, the same list out
+    lp = os.path.join(tmp, "list.lane")
+    with open(lp, "w") as f:
+        f.write("model a { input $1/Mtok output $1/Mtok }\nmodel b { input $1/Mtok output $1/Mtok }\n"
+                "request { tags: list(string) }\n"
+                "route r { when req.tags.exists(t, t == \"vip\") -> a  otherwise -> b }\n")
+    ll = os.path.join(tmp, "list.lanec")
+    subprocess.run([LANE, "compile", lp, "-o", ll], check=True)
+    lprog = lane.Program.load(ll)
+    lreq = lprog.request().set("tags", ["x", "vip"])
+    is_(lreq.get("tags"), ["x", "vip"], "a list field reads back as its list")
+    is_(lane.Runtime(lprog).decide("r", lreq).primary, "a", "the policy reads the list")
     # matches(): liblane-re's engine is installed when the module loads
     rp = os.path.join(tmp, "re.lane")
     with open(rp, "w") as f:

@@ -566,8 +566,8 @@ static int request_from_json(const lane_program *p, json_t *obj, lane_request *r
     }
     if (json_is_null(v)) continue;
     int t = lane_field_type(p, f), rc = -1;
-    if (t == LANE_T_MAP) {
-      const char *bad = replay_set_map(r, f, v);
+    if (t == LANE_T_MAP || t == LANE_T_LIST) {
+      const char *bad = t == LANE_T_MAP ? replay_set_map(r, f, v) : replay_set_list(r, f, v);
       if (bad) {
         snprintf(why, whyn, "field '%s' (%s): %s", key, lane_field_unit(p, f), bad);
         return -1;

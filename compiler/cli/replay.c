@@ -153,6 +153,32 @@ static const char *stand_in(side *s, char *buf, const char *hash, int bucket) {
   return hash;
 }
 
+const char *replay_set_list(lane_request *r, int f, const void *arr) {
+  const json_t *a = arr;
+  if (!json_is_array(a)) return "a list field holds another type (a JSON array is a list)";
+  size_t n = json_array_size(a);
+  lane_value *items = calloc(n + 1, sizeof *items);
+  if (!items) return "out of memory";
+  const char *why = NULL;
+  for (size_t i = 0; i < n && !why; i++) {
+    const json_t *v = json_array_get(a, i);
+    if (!json_is_string(v)) why = "a list(string) holds a value that is not a string";
+    else {
+      items[i].s.p = json_string_value(v);
+      items[i].s.n = json_string_length(v);
+    }
+  }
+  if (!why) {
+    int rc = lane_set_list(r, f, items, n);
+    if (rc == LANE_ELIMIT) why = "a list is too large (an item past LANE_MAX_STRING, more than "
+                                 "LANE_MAX_MAP_ENTRIES items, the list past LANE_MAX_MAP, or "
+                                 "the request's text room)";
+    else if (rc != LANE_OK) why = "a list is refused";
+  }
+  free(items);
+  return why;
+}
+
 const char *replay_set_map(lane_request *r, int f, const void *obj) {
   const json_t *o = obj;
   if (!json_is_object(o)) return "a map field holds another type (a JSON object is a map)";
@@ -203,8 +229,9 @@ static const char *side_request(side *s, json_t *obj, json_t *bks, lane_request 
     int f = lane_field(s->p, k), rc = LANE_OK;
     if (f < 0 || json_is_null(v)) continue;
     switch (lane_field_type(s->p, f)) {
-    case LANE_T_MAP: {
-      const char *why = replay_set_map(r, f, v);
+    case LANE_T_MAP: case LANE_T_LIST: {
+      const char *why = lane_field_type(s->p, f) == LANE_T_MAP ? replay_set_map(r, f, v)
+                                                               : replay_set_list(r, f, v);
       if (why) return why;
       break;
     }

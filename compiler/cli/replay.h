@@ -35,5 +35,7 @@ int replay_run(const replay_opts *o, const lane_program *prog, const char *name,
  * strings are copied into r): values must fit the map's value type.
  * NULL, or why not. lane eval and lane replay read map fields so. */
 const char *replay_set_map(lane_request *r, int f, const void *obj);
+/* As replay_set_map, a list(string) field from a JSON array. */
+const char *replay_set_list(lane_request *r, int f, const void *arr);
 
 #endif

@@ -40,6 +40,17 @@ static int set_json(lane_request *r, const lane_program *p, const char *text, js
     int f = lane_field(p, k), rc = LANE_OK;
     if (f < 0) continue;
     switch (lane_field_type(p, f)) {
+    case LANE_T_LIST: {   /* an array of strings */
+      lane_value items[64];
+      size_t n = json_array_size(v);
+      if (n > 64) return -1;
+      for (size_t i = 0; i < n; i++) {
+        items[i].s.p = json_string_value(json_array_get(v, i));
+        items[i].s.n = json_string_length(json_array_get(v, i));
+      }
+      rc = lane_set_list(r, f, items, n);
+      break;
+    }
     case LANE_T_MAP: {   /* an object: string, int or double values, by the map's unit */
       lane_entry e[64];
       const char *mk, *unit = lane_field_unit(p, f);

@@ -73,7 +73,8 @@ static inline uint32_t la_str(la *a, const char *s) {
 static inline uint32_t la_field(la *a, const char *name, int unit) {
   static const int types[] = { 0, LANE_T_INT, LANE_T_UINT, LANE_T_DOUBLE, LANE_T_BOOL,
                                LANE_T_STRING, LANE_T_INT, LANE_T_DOUBLE, LANE_T_DOUBLE,
-                               LANE_T_DOUBLE, LANE_T_DOUBLE };
+                               LANE_T_DOUBLE, LANE_T_DOUBLE, LANE_T_INT };   /* by bc_unit */
+  if (unit < 0 || unit >= (int)(sizeof types / sizeof *types)) la_die("unknown unit");
   bc_field *f = &a->fields[a->im.nfields];
   f->name = la_str(a, name);
   f->unit = (uint8_t)unit;

@@ -269,7 +269,8 @@ static void image_cases(void) {
   CASE("load_map_field", a->fields[BC_NSTD].type = LANE_T_MAP,
        "instruction %u (LOAD): field team is a map", (unsigned)pc_in_list - 1);
   CASE("map_op_not_map", a->code[pc_load_images].op = BC_OP_MAP_SIZE,
-       "instruction %u (MAP_SIZE): field images is not a map", (unsigned)pc_load_images);
+       "instruction %u (MAP_SIZE): field images is neither a map nor a list",
+       (unsigned)pc_load_images);
   CASE("budget_flags", la_budget(a, "daily", BC_NONE, 100); a->budgets[0].flags = 9,
        "budget 0 (daily): unknown flags 0x9");
   CASE("budget_full_both", la_budget(a, "daily", BC_NONE, 100); a->budgets[0].flags = 6,
@@ -862,7 +863,8 @@ static void iter_cases(void) {
         "instruction %u (ITER): runs region 0 at depth 2, another ITER at 1",
         (unsigned)pc_iter_in1);
   ICASE("iter_not_map", a->code[pc_iter_r1].c = BC_F_TIER; a->code[pc_iter_r2].c = BC_F_TIER,
-        "instruction %u (ITER): iterates field tier, which is not a map", (unsigned)pc_iter_r1);
+        "instruction %u (ITER): iterates field tier, which is not a map or a list",
+        (unsigned)pc_iter_r1);
   ICASE("iter_other_maps", a->code[pc_iter_r2].c = f_meta2,
         "instruction %u (ITER): runs region 1 over other maps than another ITER does",
         (unsigned)pc_iter_r2);
@@ -876,6 +878,8 @@ static void iter_cases(void) {
         "ending in IRET)", (unsigned)pc_iter_in1);
   ICASE("std_field_map", a->fields[BC_F_USER].type = LANE_T_MAP,
         "field %d (user): type 6 does not match unit string", BC_F_USER);
+  ICASE("list_op_not_list", a->code[pc_push_b].op = BC_OP_LIST_HAS; a->code[pc_push_b].c = 0,
+        "instruction %u (LIST_HAS): field %s is not a list", (unsigned)pc_push_b, "task");
   ICASE("iter_kind", a->code[pc_iter_r1].a = 3,
         "instruction %u (ITER): iteration kind 3 out of range (0 to 2)", (unsigned)pc_iter_r1);
   ICASE("mvar_which", a->code[pc_mvar].b = 2,
