@@ -192,7 +192,8 @@ static void operands(sbuf *out, const lane_program *p, const bc_route *route,
   }
   case BC_FMT_ITER: {
     static const char *const kinds[] = { "all", "exists", "exists_one" };
-    sb(out, "%s, region %u, req.%s", kinds[in->a <= 2 ? in->a : 0], (unsigned)in->b - 1,
+    sb(out, "%s, region %u, req.%s",
+       in->op == BC_OP_ITER_N ? "count" : kinds[in->a <= 2 ? in->a : 0], (unsigned)in->b - 1,
        S(im, im->fields[in->c].name));
     break;
   }

@@ -214,6 +214,7 @@ static void patch(emitter *E, int at) {
 /* ---- expressions ---- */
 
 static void emit_expr(emitter *E, const ast_node *n);
+static void emit_call(emitter *E, const ast_node *n);
 
 static void emit_const(emitter *E, const ast_node *n, const ev_val *v) {
   switch (sema_ty_mtype(v->ty)) {
@@ -261,6 +262,33 @@ static int is_list_field(const ast_node *n) {
   return n->kind == N_SELECTOR && n->refkind == RK_FIELD && (n->type & TY_LIST);
 }
 
+/* Whether n is x.split(sep) (no limit) of a string known only at run time.
+ * It makes no list: size(), 'in' and [i] of it compile to the S_SPLIT_*
+ * instructions, which walk x part by part. */
+static int is_split(const ast_node *n) {
+  return n->kind == N_CALL && sema_builtins[n->ref].fn == BF_SPLIT && n->a && !n->is_const;
+}
+
+
+/* Pushes x and sep of split call n; 0 (reported) for a limit. */
+static int emit_split_args(emitter *E, const ast_node *n) {
+  if (n->list.n != 1) {
+    fail(E, n->span, "split() with a limit is supported only on constants; of a string known "
+         "at run time, use size(), 'in' or [i] of split(sep)%s", "");
+    return 0;
+  }
+  emit_expr(E, n->a);
+  emit_expr(E, n->list.v[0]);
+  return 1;
+}
+
+/* Whether n is filter() over a request's map or list: size() of it counts
+ * the entries that pass (ITER_N); the list itself is never made. */
+static int is_field_filter(const ast_node *n) {
+  return n->kind == N_CALL && sema_builtins[n->ref].fn == BF_FILTER && n->a &&
+         (is_map_field(n->a) || is_list_field(n->a));
+}
+
 static void emit_in(emitter *E, const ast_node *n) {
   ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
   if (is_map_field(n->b) || is_list_field(n->b)) {   /* k in req.m, s in req.tags */
@@ -277,8 +305,19 @@ static void emit_in(emitter *E, const ast_node *n) {
     l.ty = TY_LIST | (kt == TY_NULL ? TY_NULL : kt);
     l.items = keys;
   }
+  if (l.kind != EV_OK && is_split(n->b)) {   /* x in s.split(sep) */
+    emit_expr(E, n->a);
+    if (emit_split_args(E, n->b)) emit(E, BC_OP_S_SPLIT_HAS, 0, 0, 0);
+    return;
+  }
+  if (l.kind != EV_OK && n->b->kind == N_CALL && n->b->a &&
+      (is_map_field(n->b->a) || is_list_field(n->b->a))) {   /* filter() of req.tags: why not */
+    emit_call(E, n->b);
+    return;
+  }
   if (l.kind != EV_OK) {
-    fail(E, n->b->span, "the right side of 'in' must be a constant list%s", "");
+    fail(E, n->b->span, "the right side of 'in' must be a constant list, a request's map or "
+         "list, or split() of a string%s", "");
     return;
   }
   emit_expr(E, n->a);
@@ -333,9 +372,11 @@ static int raises_here(const ast_node *n) {
   case N_CALL: {
     int op = sema_builtins[n->ref].op, fn = sema_builtins[n->ref].fn;
     if (fn >= BF_ALL && fn <= BF_TMAP) return 1;   /* ITER: a run's error */
+    if (fn == BF_JOIN) return 1;                     /* LIST_JOIN: too long */
     return op >= 0 && bc_op_can_fail(op);
   }
-  case N_INDEX: return TY_IS_MAP(n->a->type) || is_list_field(n->a);   /* no such key or index */
+  case N_INDEX:   /* no such key or index */
+    return TY_IS_MAP(n->a->type) || is_list_field(n->a) || is_split(n->a);
   case N_SELECTOR: return n->refkind == RK_MAPKEY;
   default: return 0;
   }
@@ -603,7 +644,8 @@ static void emit_call(emitter *E, const ast_node *n) {
   }
   if (b->fn >= BF_ALL && b->fn <= BF_TMAP && (is_map_field(n->a) || is_list_field(n->a))) {
     fail(E, n->span, "%s() of a request's map or list makes a list or a map, which lane has "
-         "only as constants; test the entries with all(), exists() or exists_one()", b->name);
+         "only as constants; test the entries with all(), exists() or exists_one(), or count "
+         "them with size() of filter()", b->name);
     return;
   }
   if (b->fn == BF_GREATEST || b->fn == BF_LEAST) {
@@ -616,6 +658,22 @@ static void emit_call(emitter *E, const ast_node *n) {
       emit_expr(E, n->list.v[i]);
       if (i) emit(E, op, 0, 0, 0);
     }
+    return;
+  }
+  if (b->fn == BF_SIZE && is_split(n->a ? n->a : n->list.v[0])) {   /* s.split(sep).size() */
+    if (emit_split_args(E, n->a ? n->a : n->list.v[0])) emit(E, BC_OP_S_SPLIT_N, 0, 0, 0);
+    return;
+  }
+  if (b->fn == BF_SIZE && is_field_filter(n->a ? n->a : n->list.v[0])) {   /* a count */
+    const ast_node *f = n->a ? n->a : n->list.v[0];
+    uint32_t r = iter_region(E, f, f->a->ref);
+    emit(E, BC_OP_ITER_N, 0, (int)r + 1, (uint32_t)f->a->ref);
+    return;
+  }
+  if (b->fn == BF_JOIN && is_list_field(n->a)) {   /* req.tags.join(sep) */
+    if (n->list.n) emit_expr(E, n->list.v[0]);
+    else emit(E, BC_OP_PUSH_S, 0, 0, str_index(E, "", 0));
+    emit(E, BC_OP_LIST_JOIN, 0, 0, (uint32_t)n->a->ref);
     return;
   }
   if (b->op == -1) {
@@ -737,6 +795,13 @@ static void emit_expr(emitter *E, const ast_node *n) {
       emit_expr(E, n->b);
       if (is_list_field(n->a) && sema_ty_mtype(n->b->type) == LANE_T_UINT) emit(E, BC_OP_U2I, 0, 0, 0);
       emit(E, is_map_field(n->a) ? BC_OP_MAP_GET : BC_OP_LIST_GET, 0, 0, (uint32_t)n->a->ref);
+      break;
+    }
+    if (is_split(n->a)) {   /* s.split(sep)[i] */
+      if (!emit_split_args(E, n->a)) break;
+      emit_expr(E, n->b);
+      if (sema_ty_mtype(n->b->type) == LANE_T_UINT) emit(E, BC_OP_U2I, 0, 0, 0);
+      emit(E, BC_OP_S_SPLIT_GET, 0, 0, 0);
       break;
     }
     fail(E, n->span, "a list can be indexed only where list and index are constants%s", "");
@@ -1375,7 +1440,7 @@ static int link_code(emitter *E) {
   cbuf *bufs[4] = {&E->route, &E->filt, &E->icode, &E->xcode};
   for (int k = 0; k < 4; k++)   /* ITER names its region among the iteration regions */
     for (int i = 0; i < bufs[k]->n; i++)
-      if (bufs[k]->v[i].op == BC_OP_ITER) bufs[k]->v[i].b = (uint16_t)(bufs[k]->v[i].b + E->ncandfilters);
+      if (bufs[k]->v[i].op == BC_OP_ITER || bufs[k]->v[i].op == BC_OP_ITER_N) bufs[k]->v[i].b = (uint16_t)(bufs[k]->v[i].b + E->ncandfilters);
   E->im.code = malloc((size_t)(n ? n : 1) * sizeof *E->im.code);
   E->im.lines = malloc((size_t)(n ? n : 1) * sizeof *E->im.lines);
   E->im.nlines = (uint32_t)n;

@@ -957,7 +957,22 @@ typedef enum bc_order {
     "pop t; push part a of t (getFullYear ... getMilliseconds) in zone c")    \
   X(DUR_PART,  TSPART, "D",  "I", 1, 0, A, NEXT, 0,                            \
     "pop d; push d in whole hours (a = 6), minutes (7), seconds (8) or ms "    \
-    "(9), toward zero; c is BC_NONE")
+    "(9), toward zero; c is BC_NONE")                                          \
+  X(ITER_N,    ITER,   "",   "I", 1, 1, A, NEXT, 0,                            \
+    "run iteration region b - 1 once per entry of map or list field c, as "    \
+    "ITER; push how many runs gave true, or an error if one raised one "       \
+    "(size() of a filter() over a request's map or list); a is 0")           \
+  X(S_SPLIT_N, NONE,   "SS", "I", 1, 0, A, NEXT, 0,                            \
+    "pop sep, s; push s.split(sep).size(): the parts of s between the "       \
+    "occurrences of sep, left to right without overlaps; an empty sep splits " \
+    "at each code point, and the empty string then has no parts")            \
+  X(S_SPLIT_HAS, NONE, "SSS", "B", 1, 0, A, NEXT, 0,                           \
+    "pop sep, s, x; push x in s.split(sep)")                                  \
+  X(S_SPLIT_GET, NONE, "SSI", "S", 1, 1, A, NEXT, 0,                           \
+    "pop i, sep, s; push s.split(sep)[i], a view of s; an index out of range " \
+    "is an error")                                                            \
+  X(LIST_JOIN, FIELD,  "S",  "S", 1, 1, A, NEXT, 0,                            \
+    "pop sep; push the items of list field c, sep between them (built)")
 
 typedef enum bc_op {
 #define BC_OP_ENUM(name, fmt, in, out, w, fail, reg, flow, empty, doc) BC_OP_##name,
@@ -1097,6 +1112,12 @@ static inline uint64_t bc_len_steps(int op, uint64_t a, uint64_t b) {
     return (a + b) / BC_COST_SCAN;
   case BC_OP_S_REPLACE: case BC_OP_S_REPLACE_N:   /* a: s and o; b: the result */
     return 2 * a / BC_COST_FIND + b / BC_COST_SCAN;
+  case BC_OP_S_SPLIT_N: case BC_OP_S_SPLIT_GET:   /* a: s; b: sep */
+    return (a + b) / BC_COST_FIND + a / BC_COST_SCAN;
+  case BC_OP_S_SPLIT_HAS:   /* and each part compared with x */
+    return (a + b) / BC_COST_FIND + a / BC_COST_SCAN + a / BC_COST_CMP;
+  case BC_OP_LIST_JOIN:   /* a: the list's bytes; b: the result's */
+    return (a + b) / BC_COST_SCAN;
   /* formatting and parsing numbers through libc: about 100 ns for an
    * int, 5 us for a double's shortest form (up to 17 tries), 200 ns for
    * strtod, each counted as that many 1.3 ns steps */

@@ -888,7 +888,7 @@ static int check_operands(vctx *v, uint32_t pc) {
     RANGE(im->nfields, "field");
     int ty = im->fields[in->c].type, map = ty == LANE_T_MAP, list = ty == LANE_T_LIST;
     int map_op = in->op == BC_OP_MAP_GET || in->op == BC_OP_MAP_HAS;
-    int list_op = in->op == BC_OP_LIST_GET || in->op == BC_OP_LIST_HAS;
+    int list_op = in->op == BC_OP_LIST_GET || in->op == BC_OP_LIST_HAS || in->op == BC_OP_LIST_JOIN;
     if (in->op != BC_OP_HAS && in->op != BC_OP_MAP_SIZE && !map_op && !list_op && (map || list))
       return insn_fail(im, err, pc, "field %s is a %s", S(im, im->fields[in->c].name),
                        map ? "map" : "list");
@@ -968,8 +968,9 @@ static int check_operands(vctx *v, uint32_t pc) {
         return insn_fail(im, err, pc, "reads field %s, but the ITER at depth %u walks %s",
                          S(im, im->fields[in->c].name), (unsigned)in->a,
                          S(im, im->fields[v->ichain[(uint32_t)o * BC_MAX_ITER + in->a]].name));
-    } else if (in->a > 2) {
-      return insn_fail(im, err, pc, "iteration kind %u out of range (0 to 2)", (unsigned)in->a);
+    } else if (in->a > (in->op == BC_OP_ITER ? 2 : 0)) {
+      return insn_fail(im, err, pc, "iteration kind %u out of range (0 to %d)", (unsigned)in->a,
+                       in->op == BC_OP_ITER ? 2 : 0);
     }
     break;
   }
@@ -1073,7 +1074,7 @@ static int check_iters(vctx *v) {
   for (uint64_t i = 0; i < (uint64_t)im->nfilters * BC_MAX_ITER; i++) v->ichain[i] = BC_NONE;
   for (uint32_t pc = 0; pc < im->ncode; pc++, v->work++) {   /* every ITER, run or not */
     const bc_insn *in = &im->code[pc];
-    if (in->op == BC_OP_ITER &&
+    if ((in->op == BC_OP_ITER || in->op == BC_OP_ITER_N) &&
         (in->b == 0 || in->b - 1u >= im->nfilters || !is_iter(im, (int32_t)in->b - 1)))
       return insn_fail(im, err, pc, "region %u is not an iteration region (a filter "
                        "ending in IRET)", (unsigned)in->b - 1);
@@ -1087,7 +1088,7 @@ static int check_iters(vctx *v) {
       region_of(im, (int32_t)k, &start, &end);
       for (uint32_t pc = start; pc < end; pc++, v->work++) {
         const bc_insn *in = &im->code[pc];
-        if (in->op != BC_OP_ITER) continue;
+        if (in->op != BC_OP_ITER && in->op != BC_OP_ITER_N) continue;
         uint32_t t = in->b - 1;
         if (in->b == 0 || t >= im->nfilters || !is_iter(im, (int32_t)t))
           return insn_fail(im, err, pc, "region %u is not an iteration region (a filter "
@@ -1489,7 +1490,7 @@ static uint64_t insn_steps(const vctx *v, const lane_program *p, uint32_t pc) {
     int str = f != BC_NONE && im->fields[f].type == LANE_T_STRING;
     return sadd(w, bc_len_steps(BC_OP_BUDGET, str ? LANE_MAX_STRING : 0, 0));
   }
-  case BC_OP_ITER:   /* a run of the region per entry */
+  case BC_OP_ITER: case BC_OP_ITER_N:   /* a run of the region per entry */
     return sadd(w, smul(BC_MAX_MAP_ENTRIES, sadd(1, p->filter_steps[in->b - 1])));
   case BC_OP_MAP_GET: case BC_OP_MAP_HAS: case BC_OP_LIST_GET: case BC_OP_LIST_HAS:
     return sadd(w, bc_len_steps(in->op, LANE_MAX_MAP, 0));
@@ -1522,6 +1523,12 @@ static uint64_t insn_steps(const vctx *v, const lane_program *p, uint32_t pc) {
     return s->seen ? sadd(w, bc_len_steps(in->op, sadd(vbound(s, 3 + k), vbound(s, 2 + k)),
                                           LANE_MAX_STRING)) : w;
   }
+  case BC_OP_S_SPLIT_N: case BC_OP_S_SPLIT_HAS:   /* s, sep */
+    return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 2), vbound(s, 1))) : w;
+  case BC_OP_S_SPLIT_GET:   /* s, sep, i */
+    return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 3), vbound(s, 2))) : w;
+  case BC_OP_LIST_JOIN:   /* the list read, the result written */
+    return sadd(w, bc_len_steps(in->op, LANE_MAX_MAP, LANE_MAX_STRING));
   case BC_OP_S_SUBSTR2: case BC_OP_S_INDEX_AT: case BC_OP_S_LASTINDEX_AT:
     return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 3), vbound(s, 2))) : w;
   default:

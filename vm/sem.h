@@ -17,7 +17,8 @@
  *   byte strings           sem_bytes_cmp sem_bytes_eq, sem_starts
  *                          sem_ends sem_contains, sem_utf8_size
  *   CEL string extensions  sem_char_at sem_substring sem_index_of
- *                          sem_last_index_of sem_trim (code points)
+ *                          sem_last_index_of sem_trim (code points),
+ *                          sem_split_next
  *   parsing strings        sem_parse_i sem_parse_u sem_parse_b
  *   CEL's math extension   sem_abs_i, sem_sign_d, sem_shl/shr_u,
  *                          sem_max_d sem_min_d, sem_trunc sem_floor
@@ -360,6 +361,32 @@ static inline size_t sem_find(const char *s, size_t sn, const char *t, size_t tn
   }
   size_t r = sem_two_way((const unsigned char *)s, sn, (const unsigned char *)t, tn);
   return r ? r - 1 : SIZE_MAX;
+}
+
+/* s.split(sep), one part at a time (CEL's strings extension, Go's
+ * strings.Split): *at starts at 0; each call puts the next part in *p, *pn
+ * and returns 1, or returns 0 when there is none left. The parts lie
+ * between the occurrences of sep, left to right without overlaps, so a
+ * non-empty sep gives one part more than it occurs ("" gives one empty
+ * part); an empty sep gives each UTF-8 sequence, none for "". Linear over
+ * all the calls. */
+static inline int sem_split_next(const char *s, size_t n, const char *sep, size_t sn, size_t *at,
+                                 const char **p, size_t *pn) {
+  size_t a = *at;
+  if (a > n || (sn == 0 && a == n)) return 0;
+  *p = a ? s + a : s;
+  if (sn == 0) {   /* a code point: its lead byte and continuation bytes */
+    size_t e = a + 1;
+    while (e < n && ((unsigned char)s[e] & 0xC0) == 0x80) e++;
+    *pn = e - a;
+    *at = e;
+    return 1;
+  }
+  size_t f = sem_find(*p, n - a, sep, sn);
+  if (f == SIZE_MAX) { *pn = n - a; *at = n + 1; return 1; }
+  *pn = f;
+  *at = a + f + sn;
+  return 1;
 }
 
 /* ---- strings built at run time (into a decision's scratch) ---- */
@@ -988,9 +1015,9 @@ static inline const char *sem_fault_text(int op, int zero) {
   case BC_OP_SHL_I: case BC_OP_SHL_U: case BC_OP_SHR_I: case BC_OP_SHR_U:
     return "negative bit shift";
   case BC_OP_MAP_GET: return "no such key";
-  case BC_OP_LIST_GET: return "index out of range";
+  case BC_OP_LIST_GET: case BC_OP_S_SPLIT_GET: return "index out of range";
   case BC_OP_S_CAT: case BC_OP_S_LOWER: case BC_OP_S_UPPER: case BC_OP_S_REPLACE:
-  case BC_OP_S_REPLACE_N: case BC_OP_I2S: case BC_OP_U2S: case BC_OP_D2S:
+  case BC_OP_S_REPLACE_N: case BC_OP_I2S: case BC_OP_U2S: case BC_OP_D2S: case BC_OP_LIST_JOIN:
     return "a string built would pass LANE_MAX_STRING (4096 bytes), or the decision's "
            "scratch (BC_SCRATCH, 16384 bytes) is full";
   case BC_OP_S2D: return "string is not a double";

@@ -592,10 +592,12 @@ static char *vm_scratch(vm_run *x, size_t n) {
 /* ITER: runs iteration region b - 1 (vm_exec mode 4: 1 true, 0 false, -1
  * an error) once per entry of map field c, the entry at this depth for
  * MVAR; combines the runs as kind a says (BC_OPCODES). 1, 0, or -1 for
- * an error. The loader bounds the depth and the work. */
+ * an error; ITER_N the count of trues, or -1. The loader bounds the depth
+ * and the work. */
 static int vm_iter(vm_run *x, const bc_insn *in) {
   const lane_request *r = x->r;
   int set = (int)(r->set >> in->c & 1), d = x->idepth, err = 0, res;
+  int kind = in->op == BC_OP_ITER_N ? 3 : in->a;   /* 3: count, errors as exists_one */
   const char *m = set ? r->v[in->c].s.p : NULL;
   size_t n = set ? r->v[in->c].s.n : 0, at = 4;
   int str = bc_unit_type(x->im->fields[in->c].unit) == LANE_T_STRING;
@@ -609,13 +611,13 @@ static int vm_iter(vm_run *x, const bc_insn *in) {
     x->steps++;
     int v = vm_exec(x, start, 4);
     x->sused = mark;
-    if (v < 0 && in->a == 2) { res = -1; goto done; }   /* exists_one: the error */
+    if (v < 0 && kind >= 2) { res = -1; goto done; }   /* exists_one, count: the error */
     if (v < 0) { err = 1; continue; }
-    if (in->a == 0 && !v) { res = 0; goto done; }     /* all: a false wins */
-    if (in->a == 1 && v) { res = 1; goto done; }      /* exists: a true wins */
+    if (kind == 0 && !v) { res = 0; goto done; }     /* all: a false wins */
+    if (kind == 1 && v) { res = 1; goto done; }      /* exists: a true wins */
     ones += (uint32_t)v;
   }
-  res = err ? -1 : in->a == 0 ? 1 : in->a == 1 ? 0 : ones == 1;
+  res = err ? -1 : kind == 0 ? 1 : kind == 1 ? 0 : kind == 2 ? ones == 1 : (int)ones;
 done:
   x->idepth = d;
   return res;
@@ -1635,10 +1637,52 @@ static __attribute__((noinline)) int vm_ext(vm_run *x, const bc_insn *in, vmval 
     T1.v.i = 0; T1.n = 0;
     return sp;
   }
-  case BC_OP_ITER: {
+  case BC_OP_ITER: case BC_OP_ITER_N: {
     int r_ = vm_iter(x, in);
     if (r_ < 0) return -1;
     PUSH(i, r_)
+  }
+  case BC_OP_S_SPLIT_N: case BC_OP_S_SPLIT_HAS: case BC_OP_S_SPLIT_GET: {
+    /* s.split(sep) consumed part by part: size(), x in, [i] */
+    vmval *s_ = &st[sp - 2 - (in->op == BC_OP_S_SPLIT_GET)], *sep_ = s_ + 1;
+    vmval *o_ = in->op == BC_OP_S_SPLIT_HAS ? s_ - 1 : s_ + 2;   /* x, or i */
+    const char *p_;
+    size_t at_ = 0, pn_;
+    int64_t i_ = 0;
+    X_STEPS(in->op, s_->n, sep_->n);
+    if (in->op == BC_OP_S_SPLIT_GET && o_->v.i < 0) return -1;
+    while (sem_split_next(s_->v.s, s_->n, sep_->v.s, sep_->n, &at_, &p_, &pn_)) {
+      if (in->op == BC_OP_S_SPLIT_GET && i_ == o_->v.i) {
+        s_->v.s = p_; s_->n = pn_;
+        return sp - 2;
+      }
+      if (in->op == BC_OP_S_SPLIT_HAS && pn_ == o_->n && (!pn_ || !memcmp(p_, o_->v.s, pn_))) {
+        o_->v.i = 1; o_->n = 0;
+        return sp - 2;
+      }
+      i_++;
+    }
+    if (in->op == BC_OP_S_SPLIT_GET) return -1;
+    if (in->op == BC_OP_S_SPLIT_HAS) { o_->v.i = 0; o_->n = 0; return sp - 2; }
+    s_->v.i = i_; s_->n = 0;
+    return sp - 1;
+  }
+  case BC_OP_LIST_JOIN: {   /* the items, T1 between them, into the scratch */
+    const char *m_ = MAP_OF(in->c), *k_, *v_;
+    size_t at_ = 4, kn_, vn_, len_ = 0, room_ = x->scap - x->sused;
+    uint32_t count_ = sem_map_count(m_, MAP_LEN(in->c));
+    char *o_ = x->sbuf + x->sused;
+    if (room_ > LANE_MAX_STRING) room_ = LANE_MAX_STRING;
+    for (uint32_t i_ = 0; i_ < count_; i_++) {
+      sem_map_next(m_, &at_, 1, &k_, &kn_, &v_, &vn_);
+      if ((i_ ? T1.n : 0) + vn_ > room_ - len_) return -1;
+      if (i_ && T1.n) { memcpy(o_ + len_, T1.v.s, T1.n); len_ += T1.n; }
+      if (vn_) { memcpy(o_ + len_, v_, vn_); len_ += vn_; }
+    }
+    X_STEPS(BC_OP_LIST_JOIN, MAP_LEN(in->c), len_);
+    x->sused += (uint32_t)len_;
+    T1.v.s = o_; T1.n = len_;
+    return sp;
   }
   case BC_OP_MVAR: {
     if (!in->b && im->fields[in->c].type == LANE_T_LIST) PUSH(i, x->iter[in->a].i)   /* index */
@@ -1978,7 +2022,8 @@ static VM_HOT_ALIGN int vm_exec(vm_run *x, uint32_t pc, int filter) {
     vmcase(POP) { sp--; vmbreak; }
     /* maps, iterations, strings built, patterns, times: vm_ext */
     vmcase(MAP_GET) vmcase(MAP_HAS) vmcase(MAP_SIZE) vmcase(ITER) vmcase(MVAR) vmcase(S_CAT)
-    vmcase(LIST_GET) vmcase(LIST_HAS)
+    vmcase(LIST_GET) vmcase(LIST_HAS) vmcase(ITER_N) vmcase(S_SPLIT_N) vmcase(S_SPLIT_HAS)
+    vmcase(S_SPLIT_GET) vmcase(LIST_JOIN)
     vmcase(S_LOWER) vmcase(S_UPPER) vmcase(S_REPLACE) vmcase(S_REPLACE_N) vmcase(I2S)
     vmcase(U2S) vmcase(D2S) vmcase(S_MATCH) vmcase(SEC2TS) vmcase(TS_PARSE) vmcase(DUR_PARSE)
     vmcase(TS_ADD) vmcase(TS_ADD_R) vmcase(TS_SUB) vmcase(TS2S) vmcase(DUR2S) vmcase(TS_PART)

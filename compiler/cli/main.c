@@ -1138,8 +1138,10 @@ static int cmd_builtins(const cli *c) {
       printf("| `x.%s(%s)` | a list or a map | %s | %s (%s) |\n", b->name,
              forms[(b->fn - BF_ALL) + (b->fn >= BF_MAP || !strcmp(b->name, "existsOne"))],
              b->fn <= BF_EXISTS_ONE ? "bool" : b->fn == BF_TMAP ? "map" : "list", b->doc,
-             b->fn <= BF_EXISTS_ONE ? "constants, model tags, and a request's map in the VM"
-                                    : "constants and model tags");
+             b->fn <= BF_EXISTS_ONE ? "constants, model tags, and a request's map or list in the VM"
+             : b->fn == BF_FILTER ? "constants and model tags; size() of it over a request's map "
+                                    "or list in the VM"
+                                  : "constants and model tags");
       continue;
     }
     if (b->method) snprintf(call, sizeof call, "`x.%s(%s)`", b->name, arg_names[b->nargs - 1]);
@@ -1150,7 +1152,10 @@ static int cmd_builtins(const cli *c) {
                : minmax ? "numbers, or a list" : sema_ty_name(b->args[k]));
     printf("| %s | %s | %s | %s%s |\n", call, args,
            b->fn == BF_DYN ? "x's type" : minmax ? "theirs" : sema_ty_name(b->result), b->doc,
-           b->op == -1 ? " (constants only)" : "");
+           b->fn == BF_SPLIT && b->nargs == 2
+               ? " (of a run-time string: size(), in and [i] of it, in the VM)"
+           : b->fn == BF_JOIN ? " (constants, and a request's list in the VM)"
+           : b->op == -1 ? " (constants only)" : "");
   }
   return 0;
 }

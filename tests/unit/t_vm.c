@@ -12,6 +12,7 @@
 #include "golden/lanec/asm.h"
 #include "sem.h"
 #include "lanec.h"
+#include "compile.h"
 
 static uint32_t M[6], all, by_quality, checked, mixed, only1, only0, only2, only4;
 static uint32_t f_q08, f_q095, f_fits, f_err, f_healthy;
@@ -595,6 +596,117 @@ static void map_fields(void) {
   lane_program_free(p);
 }
 
+/* The parts of s split at sep, as Go's strings.Split (CEL's split()),
+ * written plainly: at most 16 parts of s (at most 16 bytes here). */
+static int ref_split(const char *s, const char *sep, const char *part[16], size_t len[16]) {
+  int n = 0;
+  size_t sn = strlen(sep);
+  if (!sn) {   /* each UTF-8 sequence */
+    for (const char *q = s; *q; n++) {
+      size_t k = 1;
+      while ((q[k] & 0xC0) == 0x80) k++;
+      part[n] = q;
+      len[n] = k;
+      q += k;
+    }
+    return n;
+  }
+  const char *q = s, *hit;
+  while ((hit = strstr(q, sep)) != NULL) {
+    part[n] = q;
+    len[n++] = (size_t)(hit - q);
+    q = hit + sn;
+  }
+  part[n] = q;
+  len[n++] = strlen(q);
+  return n;
+}
+
+static int decide_rule(lane_runtime *run, const char *route, const lane_request *r, int *errs) {
+  lane_decision d;
+  lane_decide(run, route, r, &d);
+  *errs = (int)d.nerrors;
+  return d.rule;
+}
+
+/* split() of run-time strings (S_SPLIT_N, S_SPLIT_HAS, S_SPLIT_GET),
+ * join() of a list field (LIST_JOIN) and size() of filter() (ITER_N)
+ * against ref_split over every string of up to four of 'a' ',' 'é' and
+ * seven separators: sizes, membership, each part and past the last,
+ * join(split(s, sep), sep) == s, and a count of the parts that are "a". */
+static void split_join_agree(void) {
+  const char *src =
+    "model a { input $1/Mtok output $1/Mtok }\nmodel b { input $1/Mtok output $1/Mtok }\n"
+    "request { s: string  sep: string  x: string  i: int  tags: list(string) }\n"
+    "route n {\n  when size(req.s.split(req.sep)) == req.i -> a\n  otherwise -> b\n}\n"
+    "route h {\n  when req.x in req.s.split(req.sep) -> a\n  otherwise -> b\n}\n"
+    "route g {\n  when req.s.split(req.sep)[req.i] == req.x -> a\n  otherwise -> b\n}\n"
+    "route j {\n  when req.tags.join(req.sep) == req.x -> a\n  otherwise -> b\n}\n"
+    "route c {\n  when req.tags.filter(t, t == req.x).size() == req.i -> a\n  otherwise -> b\n}\n";
+  char diag[2048];
+  lane_program *p = test_compile(src, diag, sizeof diag);
+  if (!p) bail("cannot compile the split policy: %s", diag);
+  lane_runtime *run = lane_runtime_new(p, NULL);
+  int fs = lane_field(p, "s"), fsep = lane_field(p, "sep"), fx = lane_field(p, "x");
+  int fi = lane_field(p, "i"), ft = lane_field(p, "tags");
+  static const char *const alpha[] = {"a", ",", "\xc3\xa9"};
+  static const char *const seps[] = {"", ",", ",,", "a,", "\xc3\xa9", "aa", "x"};
+  int cases = 0, bad = 0, errs;
+  char why[160] = "";
+  for (int len = 0; len <= 4; len++) {
+    int total = 1;
+    for (int k = 0; k < len; k++) total *= 3;
+    for (int code = 0; code < total; code++) {
+      char s[16] = "";
+      for (int k = 0, c = code; k < len; k++, c /= 3) strcat(s, alpha[c % 3]);
+      for (size_t e = 0; e < sizeof seps / sizeof *seps; e++) {
+        const char *part[16];
+        size_t plen[16];
+        int np = ref_split(s, seps[e], part, plen), as = 0;
+        lane_request r;
+        lane_request_init(&r, p);
+        lane_set_str(&r, fs, s, strlen(s));
+        lane_set_str(&r, fsep, seps[e], strlen(seps[e]));
+        cases++;
+#define AGREE(cond, ...) do { if (!(cond)) { if (!bad++) snprintf(why, sizeof why, __VA_ARGS__); } } while (0)
+        lane_set_int(&r, fi, np);
+        AGREE(decide_rule(run, "n", &r, &errs) == 1, "size(\"%s\".split(\"%s\")) is not %d", s, seps[e], np);
+        lane_set_int(&r, fi, np + 1);
+        AGREE(decide_rule(run, "n", &r, &errs) == 2, "size(\"%s\".split(\"%s\")) is %d", s, seps[e], np + 1);
+        lane_value items[16];
+        for (int k = 0; k < np; k++) {
+          lane_set_str(&r, fx, part[k], plen[k]);
+          AGREE(decide_rule(run, "h", &r, &errs) == 1, "part %d of \"%s\".split(\"%s\") not 'in'", k, s, seps[e]);
+          lane_set_int(&r, fi, k);
+          AGREE(decide_rule(run, "g", &r, &errs) == 1 && !errs, "[%d] of \"%s\".split(\"%s\")", k, s, seps[e]);
+          items[k].s.p = part[k];
+          items[k].s.n = plen[k];
+          as += plen[k] == 1 && part[k][0] == 'a';
+        }
+        lane_set_str(&r, fx, "z", 1);
+        AGREE(decide_rule(run, "h", &r, &errs) == 2, "\"z\" in \"%s\".split(\"%s\")", s, seps[e]);
+        lane_set_int(&r, fi, np);
+        AGREE(decide_rule(run, "g", &r, &errs) == 2 && errs == 1, "[%d] of \"%s\".split(\"%s\") is not an error", np, s, seps[e]);
+        lane_set_int(&r, fi, -1);
+        AGREE(decide_rule(run, "g", &r, &errs) == 2 && errs == 1, "[-1] of \"%s\".split(\"%s\") is not an error", s, seps[e]);
+        if (lane_set_list(&r, ft, items, (size_t)np) != LANE_OK) bail("cannot set the list");
+        if (seps[e][0]) {
+          lane_set_str(&r, fx, s, strlen(s));
+          AGREE(decide_rule(run, "j", &r, &errs) == 1, "join(split(\"%s\", \"%s\"))", s, seps[e]);
+        }
+        lane_set_str(&r, fx, "a", 1);
+        lane_set_int(&r, fi, as);
+        AGREE(decide_rule(run, "c", &r, &errs) == 1, "%d parts of \"%s\".split(\"%s\") are \"a\"", as, s, seps[e]);
+#undef AGREE
+      }
+    }
+  }
+  ok(!bad, "split(), join() and size() of filter() agree with a plain split on %d cases%s%s",
+     cases, bad ? "; first: " : "", why);
+  lane_runtime_free(run);
+  lane_program_free(p);
+}
+
 /* Times and durations at the edges: any int may reach a timestamp
  * opcode from a file, and a duration has no range, so these must stay
  * defined (UBSan checks) and keep within their buffers. */
@@ -848,6 +960,7 @@ int main(void) {
   bytes_eq_lengths();
   rounding_matches_libm();
   map_fields();
+  split_join_agree();
   time_edges();
 
   lane_runtime_free(rt);
