@@ -1082,7 +1082,8 @@ extern const bc_mpinfo bc_mprops[BC_NMPROPS];
 /* Opcodes whose string result is a view of their first operand's bytes
  * (never longer): the verifier gives it that operand's length class. */
 #define BC_OP_IS_VIEW(op) ((op) == BC_OP_S_CHARAT || (op) == BC_OP_S_SUBSTR || \
-                           (op) == BC_OP_S_SUBSTR2 || (op) == BC_OP_S_TRIM)
+                           (op) == BC_OP_S_SUBSTR2 || (op) == BC_OP_S_TRIM ||  \
+                           (op) == BC_OP_S_SPLIT_GET)
 
 /* The steps an instruction counts beyond its weight for work that grows
  * with lengths: a and b are the lengths in bytes of its string operands

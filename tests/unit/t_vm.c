@@ -441,6 +441,52 @@ static void string_work(void) {
 }
 #undef W
 
+/* S_SPLIT_GET gives a view of its string, so the verifier must give the
+ * part its string's length class: lastIndexOf() in a part of a
+ * 20,000-byte constant counts every byte within the worst case. */
+static void split_view_bound(void) {
+  static char big[20001], pat[101];
+  memset(big, 'a', 20000);
+  memset(pat, 'b', 100);
+  la *a = la_new();
+  uint32_t m = la_model(a, "acme.m", 1, 1, 0, 0, 0.5, 0, 0);
+  uint32_t pool = la_pool(a, 1, (uint32_t[]){ m });
+  la_route(a, "r", 0);
+  la_rule(a, "a part's size");
+  la_op(a, BC_OP_PUSH_S, 0, 0, la_str(a, big));
+  la_op(a, BC_OP_PUSH_S, 0, 0, la_str(a, ","));
+  la_op(a, BC_OP_PUSH_I, 0, 0, la_kint(a, 0));
+  la_op(a, BC_OP_S_SPLIT_GET, 0, 0, 0);
+  la_op(a, BC_OP_PUSH_S, 0, 0, la_str(a, pat));
+  la_op(a, BC_OP_S_LASTINDEX, 0, 0, 0);   /* a compare at each start: the part's length counts */
+  la_op(a, BC_OP_PUSH_I, 0, 0, la_kint(a, 0));
+  la_op(a, BC_OP_LT_I, 0, 0, 0);
+  uint32_t j = la_op(a, BC_OP_JF, 0, 0, 0);
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_patch(a, j);
+  la_rule(a, "otherwise");
+  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_route_end(a);
+  lane_error err;
+  lane_program *p = la_load(a, &err);
+  ok(p != NULL, "split view: loads%s%s", p ? "" : ": ", p ? "" : err.message);
+  if (p) {
+    lane_runtime *run = lane_runtime_new(p, &err);
+    lane_request r;
+    lane_decision d;
+    lane_request_init(&r, p);
+    lane_decide(run, "r", &r, &d);
+    ok(d.rule == 1 && d.steps > 20000 * 100 / BC_COST_CMP && d.steps <= lane_program_max_steps(p),
+       "split view: lastIndexOf() in a 20,000-byte part counted (%u steps), within the worst case "
+       "(%llu)", d.steps, (unsigned long long)lane_program_max_steps(p));
+    lane_runtime_free(run);
+    lane_program_free(p);
+  }
+  free(a);
+}
+
 /* sem_bytes_eq compares strings of up to 16 bytes in place (overlapping
  * words from both ends): every length 0 .. 40, equal, and unequal at each
  * position, at every offset inside a buffer that ends where the string
@@ -961,6 +1007,7 @@ int main(void) {
   rounding_matches_libm();
   map_fields();
   split_join_agree();
+  split_view_bound();
   time_edges();
 
   lane_runtime_free(rt);
