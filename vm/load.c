@@ -349,6 +349,11 @@ typedef struct vctx {
                                (its MVARs read depths below it); 0 other regions */
   uint32_t       *ichain;   /* nfilters x BC_MAX_ITER: the map field each ITER
                                around an iteration region walks, outermost first */
+  uint64_t       *iter_total; /* nfilters: the worst case of one ITER running an
+                               iteration region over all its entries (iter_bound) */
+  int             mvar_depth; /* while iter_bound types a region: the depth whose
+                               MVAR strings get class mvar_cls; else -1 */
+  int             mvar_cls;
 } vctx;
 
 /* Allocates every array of v in one block (*block, freed by the caller):
@@ -362,6 +367,7 @@ static int vctx_alloc(vctx *v, unsigned char **block, uint64_t *code_bytes) {
   SZ(fixed, im->nswitches, vswitch); SZ(fixed, im->nlists, uint64_t);
   SZ(fixed, (uint64_t)im->nmembers + 1, uint32_t); SZ(fixed, im->nfilters, uint8_t);
   SZ(fixed, (uint64_t)im->nfilters * BC_MAX_ITER, uint32_t);
+  SZ(fixed, im->nfilters, uint64_t);
   SZ(scratch, (uint64_t)im->nlistelems + 1, uint64_t);
   SZ(scratch, im->nstr, uint32_t); SZ(scratch, im->nstr, uint32_t);
   SZ(scratch, im->nstr, uint32_t); SZ(scratch, im->ncases, uint32_t);
@@ -379,6 +385,7 @@ static int vctx_alloc(vctx *v, unsigned char **block, uint64_t *code_bytes) {
   v->rising = carve(&at, ((uint64_t)im->nmembers + 1) * sizeof(uint32_t));
   v->idepth = carve(&at, (uint64_t)im->nfilters * sizeof(uint8_t));
   v->ichain = carve(&at, (uint64_t)im->nfilters * BC_MAX_ITER * sizeof(uint32_t));
+  v->iter_total = carve(&at, (uint64_t)im->nfilters * sizeof(uint64_t));
   {
     unsigned char *s = at;
     v->prefix = carve(&s, ((uint64_t)im->nlistelems + 1) * sizeof(uint64_t));
@@ -1263,6 +1270,8 @@ static int out_code(const vctx *v, const bc_insn *in, char c) {
   if (ty != LANE_T_STRING) return ty;
   switch (in->op) {
   case BC_OP_PUSH_S: return LANE_T_STRING + str_class(v->im->str[in->c].len);
+  case BC_OP_MVAR:   /* an entry's string: LANE_MAX_STRING, or iter_bound's bucket */
+    return LANE_T_STRING + ((int)in->a == v->mvar_depth ? v->mvar_cls : str_class(LANE_MAX_STRING));
   case BC_OP_M_FIELD: return LANE_T_STRING + str_class(v->mflen[in->a]);
   default: return LANE_T_STRING + str_class(LANE_MAX_STRING);   /* LOAD */
   }
@@ -1490,8 +1499,8 @@ static uint64_t insn_steps(const vctx *v, const lane_program *p, uint32_t pc) {
     int str = f != BC_NONE && im->fields[f].type == LANE_T_STRING;
     return sadd(w, bc_len_steps(BC_OP_BUDGET, str ? LANE_MAX_STRING : 0, 0));
   }
-  case BC_OP_ITER: case BC_OP_ITER_N:   /* a run of the region per entry */
-    return sadd(w, smul(BC_MAX_MAP_ENTRIES, sadd(1, p->filter_steps[in->b - 1])));
+  case BC_OP_ITER: case BC_OP_ITER_N:   /* a run of the region per entry (iter_bound) */
+    return sadd(w, v->iter_total[in->b - 1]);
   case BC_OP_MAP_GET: case BC_OP_MAP_HAS: case BC_OP_LIST_GET: case BC_OP_LIST_HAS:
     return sadd(w, bc_len_steps(in->op, LANE_MAX_MAP, 0));
   case BC_OP_IN_LIST: {
@@ -1573,6 +1582,37 @@ static uint64_t region_steps(vctx *v, const lane_program *p, const bc_route *rou
   return dp[start];
 }
 
+/* The worst case of one ITER over iteration region i: a run per entry,
+ * each run as long as its entry's strings allow. At most
+ * BC_MAX_MAP_ENTRIES runs of the region typed with every entry string a
+ * request string's (filter_steps[i]); but a map or list holds at most
+ * LANE_MAX_MAP bytes, 4 for the count and at least 8 + the longest string
+ * per entry, so few entries can be long. Bucketing the entries by their
+ * longest string's class k (lengths above the class below, at most
+ * cls_max[k]), at most (LANE_MAX_MAP - 4) / (cls_max[k - 1] + 9) of them
+ * are in class k, each run costing at most the region typed with this
+ * depth's MVAR strings in class k. The bound is the lesser of the two
+ * sums; the region's states are left as the first typing made them. */
+static int iter_bound(vctx *v, lane_program *p, uint32_t i) {
+  const bc_image *im = v->im;
+  uint32_t start = im->filters[i].start, end = im->filters[i].end;
+  uint64_t all = smul(BC_MAX_MAP_ENTRIES, sadd(1, p->filter_steps[i])), sum = 0;
+  int top = str_class(LANE_MAX_STRING), rc = LANE_OK;
+  v->mvar_depth = v->idepth[i] - 1;
+  for (int k = 0; k <= top + 1 && !rc; k++) {   /* k = top + 1: the states put back */
+    memset(&v->st[start], 0, (size_t)(end - start) * sizeof *v->st);
+    v->mvar_cls = k <= top ? k : top;
+    if (k > top) v->mvar_depth = -1;
+    if ((rc = type_region(v, NULL, start, end)) != LANE_OK || k > top) break;
+    uint64_t n = k ? (LANE_MAX_MAP - 4) / ((uint64_t)cls_max[k - 1] + 9) : BC_MAX_MAP_ENTRIES;
+    if (n > BC_MAX_MAP_ENTRIES) n = BC_MAX_MAP_ENTRIES;
+    sum = sadd(sum, smul(n, sadd(1, region_steps(v, p, NULL, start, end))));
+  }
+  v->mvar_depth = -1;
+  v->iter_total[i] = sum < all ? sum : all;
+  return rc;
+}
+
 /* ---------------------------------------------------------------------
  * Entry points
  * ------------------------------------------------------------------- */
@@ -1596,6 +1636,7 @@ static int verify(lane_program *p, uint64_t max_steps, uint64_t *work, int *over
   memset(&v, 0, sizeof v);
   v.im = im;
   v.err = err;
+  v.mvar_depth = -1;
   if ((rc = vctx_alloc(&v, &block, &code_bytes)) != LANE_OK) return rc;
   rc = check_tables(&v);
   if (!rc) {
@@ -1611,8 +1652,10 @@ static int verify(lane_program *p, uint64_t max_steps, uint64_t *work, int *over
   /* iteration regions first, each after those it runs (before it) */
   for (int iter = 1; iter >= 0; iter--)
     for (uint32_t i = 0; !rc && i < im->nfilters; i++)
-      if (is_iter(im, (int32_t)i) == iter)
+      if (is_iter(im, (int32_t)i) == iter) {
         p->filter_steps[i] = region_steps(&v, p, NULL, im->filters[i].start, im->filters[i].end);
+        if (iter) rc = iter_bound(&v, p, i);
+      }
   p->max_steps = 0;
   for (uint32_t i = 0; !rc && i < im->nroutes; i++) {
     const bc_route *r = &im->routes[i];

@@ -487,6 +487,51 @@ static void split_view_bound(void) {
   free(a);
 }
 
+/* One ITER's worst case buckets the entries by length (iter_bound): few
+ * can be long. Lists of every shape that fills LANE_MAX_MAP (as many
+ * items of one length as fit, 256 at most), each item scanned whole by
+ * lastIndexOf(), stay within the program's worst case; and that worst
+ * case is below 256 runs at LANE_MAX_STRING each. */
+static void iter_bound_shapes(void) {
+  const char *src =
+    "model a { input $1/Mtok output $1/Mtok }\nmodel b { input $1/Mtok output $1/Mtok }\n"
+    "request { tags: list(string) }\n"
+    "route r {\n  when req.tags.exists_one(t, t.lastIndexOf(\"zz\") >= 0) -> a\n"
+    "  otherwise -> b\n}\n";
+  static const size_t lens[] = {0, 1, 16, 17, 64, 65, 256, 257, 1024, 1025, 2000, 4096};
+  char diag[2048], buf[64 * 1024] __attribute__((aligned(16)));
+  static char item[LANE_MAX_STRING];
+  static lane_value items[BC_MAX_MAP_ENTRIES];
+  lane_program *p = test_compile(src, diag, sizeof diag);
+  if (!p) bail("cannot compile the iteration policy: %s", diag);
+  lane_runtime *run = lane_runtime_new(p, NULL);
+  uint64_t max = lane_program_max_steps(p);
+  uint32_t most = 0;
+  int bad = 0, f = lane_field(p, "tags");
+  char why[160] = "";
+  memset(item, 'a', sizeof item);
+  for (size_t k = 0; k < sizeof lens / sizeof *lens; k++) {
+    size_t n = (LANE_MAX_MAP - 4) / (lens[k] + 8);
+    if (n > BC_MAX_MAP_ENTRIES) n = BC_MAX_MAP_ENTRIES;
+    for (size_t i = 0; i < n; i++) items[i].s.p = item, items[i].s.n = lens[k];
+    lane_request *r = lane_request_init_in(buf, sizeof buf, p, NULL);
+    if (lane_set_list(r, f, items, n) != LANE_OK) bail("cannot set %zu items of %zu bytes", n, lens[k]);
+    lane_decision d;
+    lane_decide(run, "r", r, &d);
+    if (d.steps > most) most = d.steps;
+    if (d.steps > max && !bad++)
+      snprintf(why, sizeof why, "; %zu items of %zu bytes took %u steps", n, lens[k], d.steps);
+  }
+  ok(!bad, "iteration: every list shape within the worst case (%llu; the most taken %u)%s",
+     (unsigned long long)max, most, why);
+  ok(max < (uint64_t)BC_MAX_MAP_ENTRIES * (2 * LANE_MAX_STRING / BC_COST_SCAN + LANE_MAX_STRING * 2 /
+                                          BC_COST_CMP),
+     "iteration: the worst case is below 256 runs on LANE_MAX_STRING-byte items (%llu)",
+     (unsigned long long)max);
+  lane_runtime_free(run);
+  lane_program_free(p);
+}
+
 /* sem_bytes_eq compares strings of up to 16 bytes in place (overlapping
  * words from both ends): every length 0 .. 40, equal, and unequal at each
  * position, at every offset inside a buffer that ends where the string
@@ -1008,6 +1053,7 @@ int main(void) {
   map_fields();
   split_join_agree();
   split_view_bound();
+  iter_bound_shapes();
   time_edges();
 
   lane_runtime_free(rt);
