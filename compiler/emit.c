@@ -577,7 +577,8 @@ static uint32_t iter_region(emitter *E, const ast_node *n, int field) {
     return 0;
   }
   cbuf tmp = {0}, *saved = E->cur;
-  int ntry = E->ntry, line = E->line, two = n->list.n == 3;
+  int ntry = E->ntry, line = E->line, two = n->list.n == 3, xfail = E->xfail;
+  E->xfail = 0;   /* an explain region's failure inside: this region is not kept */
   E->act[E->nact].n = n;
   E->act[E->nact].base = n->list.v[0]->ref;
   E->act[E->nact].nvars = two ? 2 : 1;
@@ -588,8 +589,17 @@ static uint32_t iter_region(emitter *E, const ast_node *n, int field) {
   emit_expr(E, pred);
   emit(E, BC_OP_IRET, 0, 0, 0);
   E->nact--;
-  E->cur = &E->icode;
   E->ntry = ntry;
+  if (E->fail || E->xfail) {   /* reported, or reported when the route's code is emitted */
+    E->xfail = E->xmode ? 1 : xfail;
+    free(tmp.v);
+    free(tmp.line);
+    E->cur = saved;
+    E->line = line;
+    return 0;
+  }
+  E->xfail = xfail;
+  E->cur = &E->icode;
   uint32_t start = (uint32_t)here(E);
   for (int i = 0; i < tmp.n && !E->fail; i++) {   /* jumps stay relative to the region */
     E->line = (int)tmp.line[i];

@@ -1078,6 +1078,9 @@ extern const bc_mpinfo bc_mprops[BC_NMPROPS];
 #define BC_COST_HASH  4   /* bytes hashed per step: bucket(), sampled shadows, budget keys */
 #define BC_COST_FIND  4   /* haystack and needle bytes per step: contains() */
 #define BC_COST_ELEMS 4   /* list elements per step: in */
+#define BC_COST_PART  2   /* steps per part split() visits (a search begun, a part
+                             compared; about 9 ns on 4,096 commas): at most one
+                             more part than bytes */
 
 /* Opcodes whose string result is a view of their first operand's bytes
  * (never longer): the verifier gives it that operand's length class. */

@@ -1532,10 +1532,12 @@ static uint64_t insn_steps(const vctx *v, const lane_program *p, uint32_t pc) {
     return s->seen ? sadd(w, bc_len_steps(in->op, sadd(vbound(s, 3 + k), vbound(s, 2 + k)),
                                           LANE_MAX_STRING)) : w;
   }
-  case BC_OP_S_SPLIT_N: case BC_OP_S_SPLIT_HAS:   /* s, sep */
-    return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 2), vbound(s, 1))) : w;
-  case BC_OP_S_SPLIT_GET:   /* s, sep, i */
-    return s->seen ? sadd(w, bc_len_steps(in->op, vbound(s, 3), vbound(s, 2))) : w;
+  case BC_OP_S_SPLIT_N: case BC_OP_S_SPLIT_HAS: case BC_OP_S_SPLIT_GET: {
+    /* s, sep (then i): the bytes searched, and a part per byte at most */
+    int k = in->op == BC_OP_S_SPLIT_GET;
+    return s->seen ? sadd(w, sadd(bc_len_steps(in->op, vbound(s, 2 + k), vbound(s, 1 + k)),
+                                  smul(BC_COST_PART, sadd(vbound(s, 2 + k), 1)))) : w;
+  }
   case BC_OP_LIST_JOIN:   /* the list read, the result written */
     return sadd(w, bc_len_steps(in->op, LANE_MAX_MAP, LANE_MAX_STRING));
   case BC_OP_S_SUBSTR2: case BC_OP_S_INDEX_AT: case BC_OP_S_LASTINDEX_AT:

@@ -1652,6 +1652,7 @@ static __attribute__((noinline)) int vm_ext(vm_run *x, const bc_insn *in, vmval 
     X_STEPS(in->op, s_->n, sep_->n);
     if (in->op == BC_OP_S_SPLIT_GET && o_->v.i < 0) return -1;
     while (sem_split_next(s_->v.s, s_->n, sep_->v.s, sep_->n, &at_, &p_, &pn_)) {
+      x->steps += BC_COST_PART;
       if (in->op == BC_OP_S_SPLIT_GET && i_ == o_->v.i) {
         s_->v.s = p_; s_->n = pn_;
         return sp - 2;
@@ -1675,7 +1676,10 @@ static __attribute__((noinline)) int vm_ext(vm_run *x, const bc_insn *in, vmval 
     if (room_ > LANE_MAX_STRING) room_ = LANE_MAX_STRING;
     for (uint32_t i_ = 0; i_ < count_; i_++) {
       sem_map_next(m_, &at_, 1, &k_, &kn_, &v_, &vn_);
-      if ((i_ ? T1.n : 0) + vn_ > room_ - len_) return -1;
+      if ((i_ ? T1.n : 0) + vn_ > room_ - len_) {
+        X_STEPS(BC_OP_LIST_JOIN, MAP_LEN(in->c), len_);
+        return -1;
+      }
       if (i_ && T1.n) { memcpy(o_ + len_, T1.v.s, T1.n); len_ += T1.n; }
       if (vn_) { memcpy(o_ + len_, v_, vn_); len_ += vn_; }
     }

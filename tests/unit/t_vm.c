@@ -794,6 +794,21 @@ static void split_join_agree(void) {
   }
   ok(!bad, "split(), join() and size() of filter() agree with a plain split on %d cases%s%s",
      cases, bad ? "; first: " : "", why);
+  {   /* each part is work: 4,096 commas make 4,097 parts, each counted */
+    static char commas[LANE_MAX_STRING];
+    char room[8192] __attribute__((aligned(16)));
+    lane_request *r = lane_request_init_in(room, sizeof room, p, NULL);
+    memset(commas, ',', sizeof commas);
+    lane_set_str(r, fs, commas, sizeof commas);
+    lane_set_str(r, fsep, ",", 1);
+    lane_set_int(r, fi, LANE_MAX_STRING + 1);
+    lane_decision d;
+    lane_decide(run, "n", r, &d);
+    ok(d.rule == 1 && d.steps >= BC_COST_PART * (LANE_MAX_STRING + 1) &&
+       d.steps <= lane_program_max_steps(p), "split(): %d commas make %d parts, each counted "
+       "(%u steps, at most %llu)", LANE_MAX_STRING, LANE_MAX_STRING + 1, d.steps,
+       (unsigned long long)lane_program_max_steps(p));
+  }
   lane_runtime_free(run);
   lane_program_free(p);
 }
