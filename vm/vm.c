@@ -297,6 +297,35 @@ int lane_set_str(lane_request *r, int field, const char *s, size_t n) {
   return LANE_OK;
 }
 
+/* Writes n (4 bytes) and then n bytes of p at o: a map's key or string
+ * value as sem_map_next reads it. Returns the byte after. */
+static char *put_counted(char *o, const char *p, size_t n) {
+  uint32_t u = (uint32_t)n;
+  memcpy(o, &u, 4);
+  if (u) memcpy(o + 4, p, u);
+  return o + 4 + u;
+}
+
+/* The room for a stored map or list of `need` bytes in r's text room,
+ * its count written; NULL when it does not fit. */
+static char *stored_start(lane_request *r, size_t need, size_t count) {
+  size_t left;
+  char *m = lane_request_text(r, &left);
+  if (!m || need > left) return NULL;
+  uint32_t u = (uint32_t)count;
+  memcpy(m, &u, 4);
+  return m;
+}
+
+/* Takes the `need` bytes at m as field f's stored map or list. */
+static int stored_set(lane_request *r, int field, const char *m, size_t need) {
+  lane_request_text_used(r, need);
+  r->v[field].s.p = m;
+  r->v[field].s.n = need;
+  r->set |= (uint64_t)1 << field;
+  return LANE_OK;
+}
+
 int lane_set_map(lane_request *r, int field, const lane_entry *e, size_t n) {
   if (ftype(r, field) != LANE_T_MAP || (!e && n)) return LANE_EARG;
   if (n > LANE_MAX_MAP_ENTRIES) return LANE_ELIMIT;
@@ -314,32 +343,19 @@ int lane_set_map(lane_request *r, int field, const lane_entry *e, size_t n) {
       if (e[j].klen == e[i].klen && (!e[i].klen || !memcmp(e[j].key, e[i].key, e[i].klen)))
         return LANE_EARG;
   }
-  size_t left;
-  char *m = lane_request_text(r, &left), *o = m;
-  if (!m || need > left) return LANE_ELIMIT;
-  uint32_t u = (uint32_t)n;
-  memcpy(o, &u, 4);
-  o += 4;
+  char *m = stored_start(r, need, n);
+  if (!m) return LANE_ELIMIT;
+  char *o = m + 4;
   for (size_t i = 0; i < n; i++) {
-    u = (uint32_t)e[i].klen;
-    memcpy(o, &u, 4);
-    if (u) memcpy(o + 4, e[i].key, u);
-    o += 4 + u;
+    o = put_counted(o, e[i].key, e[i].klen);
     if (str) {
-      u = (uint32_t)e[i].v.s.n;
-      memcpy(o, &u, 4);
-      if (u) memcpy(o + 4, e[i].v.s.p, u);
-      o += 4 + u;
+      o = put_counted(o, e[i].v.s.p, e[i].v.s.n);
     } else {
       memcpy(o, &e[i].v.u, 8);
       o += 8;
     }
   }
-  lane_request_text_used(r, need);
-  r->v[field].s.p = m;
-  r->v[field].s.n = need;
-  r->set |= (uint64_t)1 << field;
-  return LANE_OK;
+  return stored_set(r, field, m, need);
 }
 
 int lane_set_list(lane_request *r, int field, const lane_value *items, size_t n) {
@@ -352,24 +368,12 @@ int lane_set_list(lane_request *r, int field, const lane_value *items, size_t n)
     need += 8 + items[i].s.n;
     if (need > LANE_MAX_MAP) return LANE_ELIMIT;
   }
-  size_t left;
-  char *m = lane_request_text(r, &left), *o = m;
-  if (!m || need > left) return LANE_ELIMIT;
-  uint32_t u = (uint32_t)n, zero = 0;
-  memcpy(o, &u, 4);
-  o += 4;
-  for (size_t i = 0; i < n; i++) {   /* an empty key, then the string */
-    memcpy(o, &zero, 4);
-    u = (uint32_t)items[i].s.n;
-    memcpy(o + 4, &u, 4);
-    if (u) memcpy(o + 8, items[i].s.p, u);
-    o += 8 + u;
-  }
-  lane_request_text_used(r, need);
-  r->v[field].s.p = m;
-  r->v[field].s.n = need;
-  r->set |= (uint64_t)1 << field;
-  return LANE_OK;
+  char *m = stored_start(r, need, n);
+  if (!m) return LANE_ELIMIT;
+  char *o = m + 4;
+  for (size_t i = 0; i < n; i++)   /* an empty key, then the string */
+    o = put_counted(put_counted(o, NULL, 0), items[i].s.p, items[i].s.n);
+  return stored_set(r, field, m, need);
 }
 
 int lane_set_int(lane_request *r, int field, int64_t v) {
