@@ -1450,7 +1450,8 @@ static int link_code(emitter *E) {
   cbuf *bufs[4] = {&E->route, &E->filt, &E->icode, &E->xcode};
   for (int k = 0; k < 4; k++)   /* ITER names its region among the iteration regions */
     for (int i = 0; i < bufs[k]->n; i++)
-      if (bufs[k]->v[i].op == BC_OP_ITER || bufs[k]->v[i].op == BC_OP_ITER_N) bufs[k]->v[i].b = (uint16_t)(bufs[k]->v[i].b + E->ncandfilters);
+      if (bc_ops[bufs[k]->v[i].op].fmt == BC_FMT_ITER)
+        bufs[k]->v[i].b = (uint16_t)(bufs[k]->v[i].b + E->ncandfilters);
   E->im.code = malloc((size_t)(n ? n : 1) * sizeof *E->im.code);
   E->im.lines = malloc((size_t)(n ? n : 1) * sizeof *E->im.lines);
   E->im.nlines = (uint32_t)n;

@@ -1081,7 +1081,7 @@ static int check_iters(vctx *v) {
   for (uint64_t i = 0; i < (uint64_t)im->nfilters * BC_MAX_ITER; i++) v->ichain[i] = BC_NONE;
   for (uint32_t pc = 0; pc < im->ncode; pc++, v->work++) {   /* every ITER, run or not */
     const bc_insn *in = &im->code[pc];
-    if ((in->op == BC_OP_ITER || in->op == BC_OP_ITER_N) &&
+    if (bc_ops[in->op].fmt == BC_FMT_ITER &&
         (in->b == 0 || in->b - 1u >= im->nfilters || !is_iter(im, (int32_t)in->b - 1)))
       return insn_fail(im, err, pc, "region %u is not an iteration region (a filter "
                        "ending in IRET)", (unsigned)in->b - 1);
@@ -1095,11 +1095,8 @@ static int check_iters(vctx *v) {
       region_of(im, (int32_t)k, &start, &end);
       for (uint32_t pc = start; pc < end; pc++, v->work++) {
         const bc_insn *in = &im->code[pc];
-        if (in->op != BC_OP_ITER && in->op != BC_OP_ITER_N) continue;
-        uint32_t t = in->b - 1;
-        if (in->b == 0 || t >= im->nfilters || !is_iter(im, (int32_t)t))
-          return insn_fail(im, err, pc, "region %u is not an iteration region (a filter "
-                           "ending in IRET)", (unsigned)t);
+        if (bc_ops[in->op].fmt != BC_FMT_ITER) continue;
+        uint32_t t = in->b - 1;   /* an iteration region: checked above */
         if (pass && t >= (uint32_t)o)
           return insn_fail(im, err, pc, "runs region %u from region %u: an iteration region "
                            "runs only regions before it", (unsigned)t, (unsigned)o);
