@@ -446,26 +446,18 @@ static ev_val eval_build(const ev_env *env, const sema_builtin *b, const ev_val 
 /* s.split(sep[, n]): Go's strings.SplitN, as CEL's strings extension. */
 static ev_val eval_split(const ev_env *env, const ev_val *a, int na) {
   int64_t limit = na > 2 ? a[2].v.i : -1;
-  const char *s = a[0].s, *sep = a[1].s;
-  size_t n = a[0].n, sn = a[1].n, count = 0, at = 0;
+  const char *s = a[0].s, *sep = a[1].s, *p;
+  size_t n = a[0].n, sn = a[1].n, count = 0, at = 0, pn;
   ev_val *items = ast_alloc(ctx_of(env), (n + 2) * sizeof *items);
   if (!items) return error("out of memory");
-  while (limit != 0 && (limit < 0 || (int64_t)count < limit - 1) && at <= n) {
-    size_t hit;
-    if (sn == 0) {   /* each code point */
-      if (at >= n) break;
-      hit = at + 1;
-      while (hit < n && ((unsigned char)s[hit] & 0xC0) == 0x80) hit++;
-      items[count++] = mk_s(s + at, hit - at);
-      at = hit;
-      continue;
+  while (limit != 0) {   /* the parts as the VM's S_SPLIT_* visit them */
+    if (limit > 0 && (int64_t)count == limit - 1) {   /* the rest is the last part */
+      if (at < n || (sn && at == n)) items[count++] = mk_s(s + at, n - at);
+      break;
     }
-    size_t f = sem_find(s + at, n - at, sep, sn);
-    if (f == SIZE_MAX) break;
-    items[count++] = mk_s(s + at, f);
-    at += f + sn;
+    if (!sem_split_next(s, n, sep, sn, &at, &p, &pn)) break;
+    items[count++] = mk_s(p, pn);
   }
-  if (limit != 0 && (sn != 0 || at < n)) items[count++] = mk_s(s + at, n - at);
   ev_val v = mk(TY_LIST | TY_STRING);
   v.items = items;
   v.n = count;

@@ -363,6 +363,15 @@ static inline size_t sem_find(const char *s, size_t sn, const char *t, size_t tn
   return r ? r - 1 : SIZE_MAX;
 }
 
+/* The end of the code point that starts at byte i < n of s: its lead
+ * byte and the UTF-8 continuation bytes (10xxxxxx) after it, as size()
+ * counts code points. */
+static inline size_t sem_cp_end(const char *s, size_t n, size_t i) {
+  i++;
+  while (i < n && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
+  return i;
+}
+
 /* s.split(sep), one part at a time (CEL's strings extension, Go's
  * strings.Split): *at starts at 0; each call puts the next part in *p, *pn
  * and returns 1, or returns 0 when there is none left. The parts lie
@@ -375,11 +384,9 @@ static inline int sem_split_next(const char *s, size_t n, const char *sep, size_
   size_t a = *at;
   if (a > n || (sn == 0 && a == n)) return 0;
   *p = a ? s + a : s;
-  if (sn == 0) {   /* a code point: its lead byte and continuation bytes */
-    size_t e = a + 1;
-    while (e < n && ((unsigned char)s[e] & 0xC0) == 0x80) e++;
-    *pn = e - a;
-    *at = e;
+  if (sn == 0) {   /* a code point */
+    *at = sem_cp_end(s, n, a);
+    *pn = *at - a;
     return 1;
   }
   size_t f = sem_find(*p, n - a, sep, sn);
@@ -426,8 +433,7 @@ static inline int sem_replace(const char *s, size_t n, const char *o, size_t on,
     done++;
     if (on) { at = hit + on; continue; }
     if (hit == n) { at = n + 1; break; }
-    size_t c = 1;   /* the code point after an empty match is kept */
-    while (hit + c < n && ((unsigned char)s[hit + c] & 0xC0) == 0x80) c++;
+    size_t c = sem_cp_end(s, n, hit) - hit;   /* the code point after an empty match is kept */
     SEM_PUT(s + hit, c);
     at = hit + c;
   }
@@ -464,11 +470,7 @@ static inline int64_t sem_utf8_size(const char *s, size_t n) {
 /* The byte offset of code point k (0 <= k) of s; n when s has no more. */
 static inline size_t sem_cp_byte(const char *s, size_t n, int64_t k) {
   size_t i = 0;
-  while (k > 0 && i < n) {
-    i++;
-    while (i < n && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
-    k--;
-  }
+  for (; k > 0 && i < n; k--) i = sem_cp_end(s, n, i);
   return i;
 }
 

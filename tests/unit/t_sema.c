@@ -201,6 +201,16 @@ static void test_folding(void) {
   is_int(when("9223372036854775807 + 0 > 0"), 0, "INT64_MAX + 0 is fine");
   is_int(when("req.k + 1 > 0 && 2 > 1"), 0, "mixed constant and run-time parts compile");
   is_int(holds("1.0 / 0.0 > 1e308"), 1, "double division by zero is +inf, not an error");
+  /* split() with a limit folds as Go's strings.SplitN: the last part the rest */
+  static const char *const splits[] = {
+    "\"a,b,c\".split(\",\", 2) == [\"a\", \"b,c\"]", "\"a,\".split(\",\", 2) == [\"a\", \"\"]",
+    "\"a,b\".split(\",\", 5) == [\"a\", \"b\"]", "\"a,b\".split(\",\", 1) == [\"a,b\"]",
+    "\"\".split(\",\", 2) == [\"\"]", "\"\".split(\"\", 2) == []",
+    "\"abc\".split(\"\", 2) == [\"a\", \"bc\"]", "\"\xc3\xa9" "a\".split(\"\") == [\"\xc3\xa9\", \"a\"]",
+    "\"a,b\".split(\",\", 0) == []", "\"a,b,\".split(\",\", -1) == [\"a\", \"b\", \"\"]",
+  };
+  for (size_t i = 0; i < sizeof splits / sizeof *splits; i++)
+    is_int(holds(splits[i]), 1, "%s", splits[i]);
 }
 
 /* ---- diagnostics ---- */
