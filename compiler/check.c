@@ -568,7 +568,7 @@ static int is_num(int t);
 /* The type of constant n as folding finds it (a dyn item's, the winner
  * of math.greatest over mixed types), after a diagnostic for an error. */
 static int folded_type(sema_unit *u, ast_node *n) {
-  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
+  ev_env env = {.u = u, .model = -1};
   ev_val v = ev_eval(&env, n);
   if (v.kind == EV_ERROR) {
     diag_error(&u->ctx, n->span, "%s", v.err);
@@ -728,7 +728,7 @@ static int check_macro(sema_unit *u, ast_node *n, int cx, int fn) {
  * (lane_regex_install; the lane command installs liblane-re's) compiles
  * now, so a bad one is an error at its place, not at load. */
 static int check_pattern(sema_unit *u, ast_node *r) {
-  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
+  ev_env env = {.u = u, .model = -1};
   ev_val v = r->is_const ? ev_eval(&env, r) : (ev_val){.kind = EV_UNKNOWN};
   const lane_regex_engine *e = lane_regex_installed();
   char why[200] = "";
@@ -754,7 +754,7 @@ static int check_pattern(sema_unit *u, ast_node *r) {
 /* The time zone argument z of a timestamp accessor: a constant, turned
  * into its POSIX rule now (z->text), so a decision reads no file. */
 static int check_zone(sema_unit *u, ast_node *z) {
-  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
+  ev_env env = {.u = u, .model = -1};
   ev_val v = z->is_const ? ev_eval(&env, z) : (ev_val){.kind = EV_UNKNOWN};
   char rule[256], why[300];
   if (v.kind != EV_OK) {
@@ -1154,7 +1154,7 @@ int sema_check_const(sema_unit *u, ast_node *e, int want, const char *what, ev_v
                sema_ty_name(t), h);
     return -1;
   }
-  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
+  ev_env env = {.u = u, .model = -1};
   *out = ev_eval(&env, e);
   if (out->kind == EV_ERROR) {
     diag_error(&u->ctx, e->span, "%s: %s", what, out->err);

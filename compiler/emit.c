@@ -290,7 +290,7 @@ static int is_field_filter(const ast_node *n) {
 }
 
 static void emit_in(emitter *E, const ast_node *n) {
-  ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
+  ev_env env = {.u = E->u, .model = -1};
   if (is_map_field(n->b) || is_list_field(n->b)) {   /* k in req.m, s in req.tags */
     emit_expr(E, n->a);
     emit(E, is_map_field(n->b) ? BC_OP_MAP_HAS : BC_OP_LIST_HAS, 0, 0, (uint32_t)n->b->ref);
@@ -436,7 +436,7 @@ static int folds(const emitter *E, const ast_node *n) {
 static int can_fail(const emitter *E, const ast_node *n) {
   if (is_has(n)) return 0;   /* has() reads no value: its argument never runs */
   if (n->is_const) {
-    ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
+    ev_env env = {.u = E->u, .model = -1};
     return !folds(E, n) && ev_eval(&env, n).kind == EV_ERROR;
   }
   if ((n->a && can_fail(E, n->a)) || (n->b && can_fail(E, n->b)) || (n->c && can_fail(E, n->c)))
@@ -706,7 +706,7 @@ static void emit_call(emitter *E, const ast_node *n) {
   }
   if (b->fn == BF_MATCHES) {   /* the pattern is an operand: a slot, compiled at load */
     const ast_node *subject = n->a ? n->a : n->list.v[0], *pat = n->list.v[n->list.n - 1];
-    ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
+    ev_env env = {.u = E->u, .model = -1};
     ev_val v = ev_eval(&env, pat);
     if (v.kind != EV_OK) {
       fail(E, pat->span, "matches() needs a constant pattern%s", "");
@@ -761,7 +761,7 @@ static void emit_expr(emitter *E, const ast_node *n) {
   if (E->u->ctx.nomem) return;
   int saved = E->line;
   if (n->span.line) E->line = n->span.line;
-  ev_env env = {E->u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
+  ev_env env = {.u = E->u, .model = -1};
   ev_val v = folds(E, n) ? ev_eval(&env, n) : (ev_val){.kind = EV_UNKNOWN};
   if (v.kind == EV_ERROR) {
     fail(E, error_site(&env, n)->span, "%s", v.err);
@@ -1091,7 +1091,7 @@ static void emit_cand(emitter *E, int order, int only_model, const condset *cs, 
   for (int i = 0; i < cs->n; i++) native |= native_check(E, cs->v[i]);
   for (int m = 0; m < u->nmodels; m++) {
     if (only_model >= 0 && m != only_model) continue;
-    ev_env env = {u, m, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
+    ev_env env = {.u = u, .model = m};
     int out = 0, check = 0, needs[64];
     for (int i = 0; i < cs->n && !out; i++) {
       if (native_check(E, cs->v[i])) { needs[i] = 0; continue; }   /* in CAND */

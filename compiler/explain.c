@@ -28,8 +28,8 @@ static int is_literal(const ast_node *n) { return n->is_const; }
 
 /* The evaluator's view of the decision being explained. */
 static ev_env env_of(const explain_in *in) {
-  ev_env env = {in->u, -1, in->dec, in->prog, in->req, in->rt, in->rc == LANE_OK,
-                in->before, in->now, NULL};
+  ev_env env = {.u = in->u, .model = -1, .dec = in->dec, .prog = in->prog, .req = in->req,
+                .rt = in->rt, .decided = in->rc == LANE_OK, .stats = in->before, .now = in->now};
   return env;
 }
 

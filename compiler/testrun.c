@@ -63,7 +63,7 @@ static int set_field(lane_request *r, int f, const ev_val *v) {
 }
 
 static void build_request(sema_unit *u, const ast_node *t, lane_request *r) {
-  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
+  ev_env env = {.u = u, .model = -1};
   for (int i = 0; i < t->list.n; i++) {
     const ast_node *it = t->list.v[i];
     if (it->kind != N_TREQ) continue;
@@ -302,7 +302,8 @@ static int run_one(sema_unit *u, const lane_program *p, const ast_node *t, int n
     free(before);
     return 1;
   }
-  ev_env env = {u, -1, &d, p, &r, rt, rc == LANE_OK, before, now, NULL};
+  ev_env env = {.u = u, .model = -1, .dec = &d, .prog = p, .req = &r, .rt = rt,
+                .decided = rc == LANE_OK, .stats = before, .now = now};
   if (cov) {
     if (rc == LANE_OK) cov->fired[cov->base[route] + d.rule - 1]++;
     cov_record(cov, route, &trace, &env);

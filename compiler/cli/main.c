@@ -936,7 +936,7 @@ typedef struct expr_ctx {
 
 /* Prints the expression's value on one request (or on none: name NULL). */
 static int show_value(const expr_ctx *x, const char *name, const lane_request *r) {
-  ev_env env = {x->u, -1, NULL, x->p, r, NULL, 0, NULL, 0, NULL};
+  ev_env env = {.u = x->u, .model = -1, .prog = x->p, .req = r};
   ev_val v = ev_eval(&env, x->e);
   char buf[4096];
   if (v.kind == EV_UNKNOWN) {

@@ -188,7 +188,7 @@ static void first_diag(const sema_unit *u, outcome *o, const char *stage) {
 /* What the compile-time evaluator computes for the expression, for a
  * wrong-value report of the folded way. */
 static void show_value(sema_unit *u, outcome *o) {
-  ev_env env = {u, -1, NULL, NULL, NULL, NULL, 0, NULL, 0, NULL};
+  ev_env env = {.u = u, .model = -1};
   const ast_node *cond = u->routes[0].rules.v[0]->a;
   char buf[200];
   if (cond->kind == N_BINARY && (cond->op == OP_EQ || cond->op == OP_NE)) cond = cond->a;
