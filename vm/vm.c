@@ -584,10 +584,17 @@ static int in_list(const bc_image *im, uint32_t list, const vmval *x, uint32_t *
 
 static int vm_exec(vm_run *x, uint32_t pc, int filter);
 
+/* The most bytes the next string built may take: what is left of the
+ * scratch, at most LANE_MAX_STRING. */
+static size_t vm_room(const vm_run *x) {
+  size_t left = x->scap - x->sused;
+  return left < LANE_MAX_STRING ? left : LANE_MAX_STRING;
+}
+
 /* Room for n bytes of a string built, or NULL: past LANE_MAX_STRING, or
  * past the scratch. */
 static char *vm_scratch(vm_run *x, size_t n) {
-  if (n > LANE_MAX_STRING || n > x->scap - x->sused) return NULL;
+  if (n > vm_room(x)) return NULL;
   char *p = x->sbuf + x->sused;
   x->sused += (uint32_t)n;
   return p;
@@ -1674,10 +1681,9 @@ static __attribute__((noinline)) int vm_ext(vm_run *x, const bc_insn *in, vmval 
   }
   case BC_OP_LIST_JOIN: {   /* the items, T1 between them, into the scratch */
     const char *m_ = MAP_OF(in->c), *k_, *v_;
-    size_t at_ = 4, kn_, vn_, len_ = 0, room_ = x->scap - x->sused;
+    size_t at_ = 4, kn_, vn_, len_ = 0, room_ = vm_room(x);
     uint32_t count_ = sem_map_count(m_, MAP_LEN(in->c));
     char *o_ = x->sbuf + x->sused;
-    if (room_ > LANE_MAX_STRING) room_ = LANE_MAX_STRING;
     for (uint32_t i_ = 0; i_ < count_; i_++) {
       sem_map_next(m_, &at_, 1, &k_, &kn_, &v_, &vn_);
       if ((i_ ? T1.n : 0) + vn_ > room_ - len_) {
@@ -1721,10 +1727,9 @@ static __attribute__((noinline)) int vm_ext(vm_run *x, const bc_insn *in, vmval 
   case BC_OP_S_REPLACE: case BC_OP_S_REPLACE_N: {
     int n4_ = in->op == BC_OP_S_REPLACE_N;
     vmval *s_ = &st[sp - 3 - n4_];
-    size_t room_ = x->scap - x->sused, len_ = 0;
-    if (room_ > LANE_MAX_STRING) room_ = LANE_MAX_STRING;
+    size_t len_ = 0;
     if (sem_replace(s_->v.s, s_->n, s_[1].v.s, s_[1].n, s_[2].v.s, s_[2].n,
-                    n4_ ? T1.v.i : -1, x->sbuf + x->sused, room_, &len_))
+                    n4_ ? T1.v.i : -1, x->sbuf + x->sused, vm_room(x), &len_))
       return -1;
     X_STEPS(BC_OP_S_REPLACE, s_->n + s_[1].n, len_);
     s_->v.s = x->sbuf + x->sused;
@@ -1733,12 +1738,14 @@ static __attribute__((noinline)) int vm_ext(vm_run *x, const bc_insn *in, vmval 
     sp -= 2 + n4_;
     return sp;
   }
-  case BC_OP_I2S: case BC_OP_U2S: case BC_OP_D2S: {
-    char b_[40];
+  case BC_OP_I2S: case BC_OP_U2S: case BC_OP_D2S: case BC_OP_TS2S: case BC_OP_DUR2S: {
+    char b_[48];   /* formatted, then kept in the scratch */
     X_STEPS(in->op, 0, 0);
     int n_ = in->op == BC_OP_D2S ? sem_dtoa(b_, sizeof b_, T1.v.d)
            : in->op == BC_OP_I2S ? snprintf(b_, sizeof b_, "%lld", (long long)T1.v.i)
-                                 : snprintf(b_, sizeof b_, "%llu", (unsigned long long)T1.v.u);
+           : in->op == BC_OP_U2S ? snprintf(b_, sizeof b_, "%llu", (unsigned long long)T1.v.u)
+           : in->op == BC_OP_TS2S ? sem_ts_format(T1.v.i, b_, sizeof b_)
+                                  : sem_dur_format(T1.v.d, b_, sizeof b_);
     char *p_ = vm_scratch(x, (size_t)n_);
     if (!p_) return -1;
     memcpy(p_, b_, (size_t)n_);
@@ -1780,17 +1787,6 @@ static __attribute__((noinline)) int vm_ext(vm_run *x, const bc_insn *in, vmval 
     return sp;
   }
   case BC_OP_TS_SUB: { if (sem_ts_add(T2.v.i, -T1.v.d, &T2.v.i)) return -1; sp--; return sp; }
-  case BC_OP_TS2S: case BC_OP_DUR2S: {
-    char b_[48];
-    X_STEPS(in->op, 0, 0);
-    int n_ = in->op == BC_OP_TS2S ? sem_ts_format(T1.v.i, b_, sizeof b_)
-                                  : sem_dur_format(T1.v.d, b_, sizeof b_);
-    char *p_ = vm_scratch(x, (size_t)n_);
-    if (!p_) return -1;
-    memcpy(p_, b_, (size_t)n_);
-    T1.v.s = p_; T1.n = (size_t)n_;
-    return sp;
-  }
   case BC_OP_TS_PART: {
     sem_tz z_;
     X_STEPS(BC_OP_TS_PART, 0, 0);
