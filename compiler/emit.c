@@ -639,12 +639,34 @@ static void emit_var(emitter *E, const ast_node *n) {
   fail(E, n->span, "'%s' is a macro's variable, known only while the macro runs", n->name);
 }
 
+/* size(x) or x.size() of what the VM counts without a list: a request's
+ * map or list (MAP_SIZE), s.split(sep) (S_SPLIT_N), filter() over a
+ * request's map or list (ITER_N). 0 for anything else (a string's size is
+ * an ordinary opcode). */
+static int emit_size(emitter *E, const ast_node *n, const ast_node *x) {
+  if (sema_builtins[n->ref].op == BC_OP_MAP_SIZE && !is_map_field(x)) {
+    fail(E, n->span, "size() of a map needs a request's map field or a constant map%s", "");
+    return 1;
+  }
+  if (is_map_field(x) || is_list_field(x)) {   /* size(req.m), size(req.tags) */
+    emit(E, BC_OP_MAP_SIZE, 0, 0, (uint32_t)x->ref);
+    return 1;
+  }
+  if (is_split(x)) {   /* s.split(sep).size() */
+    if (emit_split_args(E, x)) emit(E, BC_OP_S_SPLIT_N, 0, 0, 0);
+    return 1;
+  }
+  if (is_field_filter(x)) {   /* a count */
+    uint32_t r = iter_region(E, x, x->a->ref);
+    emit(E, BC_OP_ITER_N, 0, (int)r + 1, (uint32_t)x->a->ref);
+    return 1;
+  }
+  return 0;
+}
+
 static void emit_call(emitter *E, const ast_node *n) {
   const sema_builtin *b = &sema_builtins[n->ref];
-  if (b->fn == BF_SIZE && (n->a ? is_list_field(n->a) : is_list_field(n->list.v[0]))) {
-    emit(E, BC_OP_MAP_SIZE, 0, 0, (uint32_t)(n->a ? n->a : n->list.v[0])->ref);   /* size(req.tags) */
-    return;
-  }
+  if (b->fn == BF_SIZE && emit_size(E, n, n->a ? n->a : n->list.v[0])) return;
   if ((b->fn == BF_ALL || b->fn == BF_EXISTS || b->fn == BF_EXISTS_ONE) &&
       (is_map_field(n->a) || is_list_field(n->a))) {
     uint32_t r = iter_region(E, n, n->a->ref);
@@ -668,16 +690,6 @@ static void emit_call(emitter *E, const ast_node *n) {
       emit_expr(E, n->list.v[i]);
       if (i) emit(E, op, 0, 0, 0);
     }
-    return;
-  }
-  if (b->fn == BF_SIZE && is_split(n->a ? n->a : n->list.v[0])) {   /* s.split(sep).size() */
-    if (emit_split_args(E, n->a ? n->a : n->list.v[0])) emit(E, BC_OP_S_SPLIT_N, 0, 0, 0);
-    return;
-  }
-  if (b->fn == BF_SIZE && is_field_filter(n->a ? n->a : n->list.v[0])) {   /* a count */
-    const ast_node *f = n->a ? n->a : n->list.v[0];
-    uint32_t r = iter_region(E, f, f->a->ref);
-    emit(E, BC_OP_ITER_N, 0, (int)r + 1, (uint32_t)f->a->ref);
     return;
   }
   if (b->fn == BF_JOIN && is_list_field(n->a)) {   /* req.tags.join(sep) */
@@ -729,15 +741,6 @@ static void emit_call(emitter *E, const ast_node *n) {
     const char *rule = b->fn == BF_TSPART && n->list.n ? n->list.v[0]->text : NULL;
     emit_expr(E, n->a);
     emit(E, b->op, sema_ts_part(b->name), 0, rule ? str_index(E, rule, strlen(rule)) : BC_NONE);
-    return;
-  }
-  if (b->op == BC_OP_MAP_SIZE) {   /* size(req.m) */
-    const ast_node *m = n->a ? n->a : n->list.v[0];
-    if (!is_map_field(m)) {
-      fail(E, n->span, "size() of a map needs a request's map field or a constant map%s", "");
-      return;
-    }
-    emit(E, BC_OP_MAP_SIZE, 0, 0, (uint32_t)m->ref);
     return;
   }
   if (n->a) emit_expr(E, n->a);
