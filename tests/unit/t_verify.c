@@ -141,10 +141,7 @@ static lane_program *with_match(const lane_regex_engine *engine, const char *pat
     la_op(a, BC_OP_S_MATCH, 0, 0, la_str(a, other));
     la_op(a, BC_OP_EQ_B, 0, 0, 0);
   }
-  uint32_t j = la_op(a, BC_OP_JF, 0, 0, 0);
-  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
-  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
-  la_patch(a, j);
+  la_then_cand(a, BC_ORD_LISTED, 0, pool);
   la_route_end(a);
   lane_regex_install(engine);
   lane_program *p = la_load(a, err);
@@ -490,10 +487,7 @@ static la *valid(void) {
   la_op(a, BC_OP_DIV_I, 0, 0, 0);
   la_op(a, BC_OP_PUSH_I, 0, 0, la_kint(a, 0));
   la_op(a, BC_OP_GT_I, 0, 0, 0);
-  j = la_op(a, BC_OP_JF, 0, 0, 0);
-  la_op(a, BC_OP_CAND, BC_ORD_BEST, (int)f + 1, pool);
-  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
-  la_patch(a, j);
+  la_then_cand(a, BC_ORD_BEST, (int)f + 1, pool);
   la_rule(a, "req.team in [\"a\"]");
   la_op(a, BC_OP_LOAD, 0, 0, team);
   la_op(a, BC_OP_IN_LIST, 0, 0, la_list_str(a, 1, (const char *const[]){ "a" }));

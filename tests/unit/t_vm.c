@@ -46,17 +46,9 @@ static void simple(la *a, const char *name, uint32_t fallbacks, int order, int f
   la_route_end(a);
 }
 
-/* Ends a rule whose condition left a bool: JF to the next rule, CAND, ENDRULE. */
-static void then_cand(la *a, int order, int filter, uint32_t pool, uint32_t *jf) {
-  *jf = la_op(a, BC_OP_JF, 0, 0, 0);
-  la_op(a, BC_OP_CAND, order, filter, pool);
-  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
-  la_patch(a, *jf);
-}
-
 static la *build(void) {
   la *a = la_new();
-  uint32_t j, j2, C = BC_MEMBER_CHECK;
+  uint32_t j2, C = BC_MEMBER_CHECK;
   team = la_field(a, "team", BC_U_STRING);
   score = la_field(a, "score", BC_U_FRACTION);
   count = la_field(a, "count", BC_U_UINT);
@@ -135,7 +127,7 @@ static la *build(void) {
   la_op(a, BC_OP_DIV_I, 0, 0, 0);
   la_op(a, BC_OP_PUSH_I, 0, 0, la_kint(a, 0));
   la_op(a, BC_OP_GT_I, 0, 0, 0);
-  then_cand(a, BC_ORD_LISTED, 0, only0, &j);
+  la_then_cand(a, BC_ORD_LISTED, 0, only0);
   a->line = 9;
   la_rule(a, "otherwise");
   la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, only1);
@@ -150,7 +142,7 @@ static la *build(void) {
   la_op(a, BC_OP_ADD_I, 0, 0, 0);
   la_op(a, BC_OP_PUSH_I, 0, 0, la_kint(a, 0));
   la_op(a, BC_OP_GT_I, 0, 0, 0);
-  then_cand(a, BC_ORD_LISTED, 0, only0, &j);
+  la_then_cand(a, BC_ORD_LISTED, 0, only0);
   a->line = 13;
   la_rule(a, "uint(1) - uint(2) == 0");
   la_op(a, BC_OP_PUSH_U, 0, 0, la_kint(a, 1));
@@ -158,7 +150,7 @@ static la *build(void) {
   la_op(a, BC_OP_SUB_U, 0, 0, 0);
   la_op(a, BC_OP_PUSH_U, 0, 0, la_kint(a, 0));
   la_op(a, BC_OP_EQ_U, 0, 0, 0);
-  then_cand(a, BC_ORD_LISTED, 0, only0, &j);
+  la_then_cand(a, BC_ORD_LISTED, 0, only0);
   a->line = 14;
   la_rule(a, "int(req.score / 0.0) == 0");
   la_op(a, BC_OP_LOAD, 0, 0, score);
@@ -167,7 +159,7 @@ static la *build(void) {
   la_op(a, BC_OP_D2I, 0, 0, 0);
   la_op(a, BC_OP_PUSH_I, 0, 0, la_kint(a, 0));
   la_op(a, BC_OP_EQ_I, 0, 0, 0);
-  then_cand(a, BC_ORD_LISTED, 0, only0, &j);
+  la_then_cand(a, BC_ORD_LISTED, 0, only0);
   a->line = 15;
   la_rule(a, "otherwise");
   la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, only1);
@@ -188,7 +180,7 @@ static la *build(void) {
   la_op(a, BC_OP_LOAD, 0, 0, hay);
   la_op(a, BC_OP_LOAD, 0, 0, needle);
   la_op(a, BC_OP_S_CONTAINS, 0, 0, 0);
-  then_cand(a, BC_ORD_LISTED, 0, only0, &j);
+  la_then_cand(a, BC_ORD_LISTED, 0, only0);
   la_rule(a, "otherwise");
   la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, only1);
   la_op(a, BC_OP_ENDRULE, 0, 0, 0);
@@ -203,13 +195,13 @@ static la *build(void) {
   la_op(a, BC_OP_LOAD, 0, 0, BC_F_TIER);
   la_op(a, BC_OP_IN_LIST, 0, 0, la_list_str(a, 2, (const char *const[]){ "free", "pro" }));
   la_patch(a, j2);
-  then_cand(a, BC_ORD_LISTED, 0, only0, &j);
+  la_then_cand(a, BC_ORD_LISTED, 0, only0);
   la_rule(a, "bucket(req.user) == 41%");
   la_op(a, BC_OP_LOAD, 0, 0, BC_F_USER);
   la_op(a, BC_OP_BUCKET_S, 0, 0, 0);
   la_op(a, BC_OP_PUSH_D, 0, 0, la_kdbl(a, 0.41));
   la_op(a, BC_OP_EQ_D, 0, 0, 0);
-  then_cand(a, BC_ORD_LISTED, 0, only2, &j);
+  la_then_cand(a, BC_ORD_LISTED, 0, only2);
   la_rule(a, "size(req.team) == 5 || req.images in [7]");
   la_op(a, BC_OP_LOAD, 0, 0, team);
   la_op(a, BC_OP_S_SIZE, 0, 0, 0);
@@ -219,7 +211,7 @@ static la *build(void) {
   la_op(a, BC_OP_LOAD, 0, 0, BC_F_IMAGES);
   la_op(a, BC_OP_IN_LIST, 0, 0, la_list_int(a, 1, (const int64_t[]){ 7 }));
   la_patch(a, j2);
-  then_cand(a, BC_ORD_LISTED, 0, only4, &j);
+  la_then_cand(a, BC_ORD_LISTED, 0, only4);
   la_rule(a, "otherwise");
   la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, only1);
   la_op(a, BC_OP_ENDRULE, 0, 0, 0);
@@ -356,7 +348,7 @@ static void string_work(void) {
   la *a = la_new();
   uint32_t m = la_model(a, "acme.m", 1, 1, 0, 0, 0.5, 0, 0);
   uint32_t pool = la_pool(a, 1, (uint32_t[]){ m }), sf = la_field(a, "s", BC_U_STRING);
-  uint32_t tf = la_field(a, "t", BC_U_STRING), j, l;
+  uint32_t tf = la_field(a, "t", BC_U_STRING), l;
   lane_load_options opt = { 0, 0 };
   lane_error err;
   lane_program *p;
@@ -391,10 +383,7 @@ static void string_work(void) {
   la_op(a, BC_OP_LOAD, 0, 0, sf);
   la_op(a, BC_OP_IN_LIST, 0, 0, l);
   la_op(a, BC_OP_NE_B, 0, 0, 0);
-  j = la_op(a, BC_OP_JF, 0, 0, 0);
-  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
-  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
-  la_patch(a, j);
+  la_then_cand(a, BC_ORD_LISTED, 0, pool);
   la_rule(a, "otherwise");
   la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
   la_op(a, BC_OP_ENDRULE, 0, 0, 0);
@@ -461,10 +450,7 @@ static void split_view_bound(void) {
   la_op(a, BC_OP_S_LASTINDEX, 0, 0, 0);   /* a compare at each start: the part's length counts */
   la_op(a, BC_OP_PUSH_I, 0, 0, la_kint(a, 0));
   la_op(a, BC_OP_LT_I, 0, 0, 0);
-  uint32_t j = la_op(a, BC_OP_JF, 0, 0, 0);
-  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
-  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
-  la_patch(a, j);
+  la_then_cand(a, BC_ORD_LISTED, 0, pool);
   la_rule(a, "otherwise");
   la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
   la_op(a, BC_OP_ENDRULE, 0, 0, 0);

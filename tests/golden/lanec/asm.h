@@ -201,6 +201,16 @@ static inline uint32_t la_op(la *a, int op, int oa, int ob, uint32_t oc) {
 /* Points the jump at pc to the next instruction to be emitted. */
 static inline void la_patch(la *a, uint32_t pc) { a->code[pc].c = a->im.ncode; }
 
+/* Ends a rule whose condition left a bool: JF past the rule, CAND of pool
+ * (order, filter), ENDRULE. Returns the JF's pc. */
+static inline uint32_t la_then_cand(la *a, int order, int filter, uint32_t pool) {
+  uint32_t jf = la_op(a, BC_OP_JF, 0, 0, 0);
+  la_op(a, BC_OP_CAND, order, filter, pool);
+  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
+  la_patch(a, jf);
+  return jf;
+}
+
 static inline uint32_t la_filter(la *a) {
   a->filters[a->im.nfilters].start = a->im.ncode;
   return a->im.nfilters++;

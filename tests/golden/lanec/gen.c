@@ -50,10 +50,7 @@ static la *base(void) {
   pc_rule1 = la_rule(a, "req.team in [\"red\", \"blue\"]");
   la_op(a, BC_OP_LOAD, 0, 0, team);
   pc_in_list = la_op(a, BC_OP_IN_LIST, 0, 0, list);
-  j = la_op(a, BC_OP_JF, 0, 0, 0);
-  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
-  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
-  la_patch(a, j);
+  la_then_cand(a, BC_ORD_LISTED, 0, pool);
   a->line = 12;
   pc_rule2 = la_rule(a, "otherwise");
   la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
@@ -545,10 +542,7 @@ static void flow_cases(void) {
   la_rule(a, "deep");
   for (int i = 0; i < 200; i++) la_op(a, BC_OP_PUSH_B, 1, 0, 0);
   for (int i = 0; i < 199; i++) la_op(a, BC_OP_NE_B, 0, 0, 0);
-  j = la_op(a, BC_OP_JF, 0, 0, 0);
-  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, mini_pool);
-  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
-  la_patch(a, j);
+  la_then_cand(a, BC_ORD_LISTED, 0, mini_pool);
   la_route_end(a);
   snprintf(msg, sizeof msg, "instruction %d (PUSH_B): stack depth exceeds %d",
            1 + BC_MAX_STACK, BC_MAX_STACK);
@@ -601,10 +595,7 @@ static void flow_cases(void) {
   pc = la_op(a, BC_OP_DIV_I, 0, 0, 0);
   la_op(a, BC_OP_PUSH_I, 0, 0, la_kint(a, 0));
   la_op(a, BC_OP_GT_I, 0, 0, 0);
-  j = la_op(a, BC_OP_JF, 0, 0, 0);
-  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, mini_pool);
-  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
-  la_patch(a, j);
+  la_then_cand(a, BC_ORD_LISTED, 0, mini_pool);
   la_route_end(a);
   snprintf(msg, sizeof msg, "instruction %u (DIV_I): reached from different rules, cannot "
            "resume after an error", (unsigned)pc);
@@ -790,16 +781,10 @@ static la *ibase(void) {
   la_route(a, "chat", 0);
   la_rule(a, "req.meta.all(k, req.meta.exists(j, j == \"b\"))");
   pc_iter_r1 = la_op(a, BC_OP_ITER, 0, 2, mf);
-  uint32_t j = pc_jf_r1 = la_op(a, BC_OP_JF, 0, 0, 0);
-  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
-  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
-  la_patch(a, j);
+  pc_jf_r1 = la_then_cand(a, BC_ORD_LISTED, 0, pool);
   la_rule(a, "req.meta.exists(k, req.meta.exists(j, j == \"b\"))");
   pc_iter_r2 = la_op(a, BC_OP_ITER, 1, 2, mf);
-  j = la_op(a, BC_OP_JF, 0, 0, 0);
-  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
-  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
-  la_patch(a, j);
+  la_then_cand(a, BC_ORD_LISTED, 0, pool);
   la_rule(a, "otherwise");
   la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
   la_op(a, BC_OP_ENDRULE, 0, 0, 0);
@@ -824,10 +809,7 @@ static la *ichain(int n) {
   la_route(a, "chat", 0);
   la_rule(a, "deep");
   la_op(a, BC_OP_ITER, 1, n, mf);
-  uint32_t j = la_op(a, BC_OP_JF, 0, 0, 0);
-  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
-  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
-  la_patch(a, j);
+  la_then_cand(a, BC_ORD_LISTED, 0, pool);
   la_route_end(a);
   return a;
 }
@@ -912,10 +894,7 @@ static la *tbase(void) {
   pc_tspart = la_op(a, BC_OP_TS_PART, 6, 0, la_str(a, "EST5EDT,M3.2.0,M11.1.0"));
   la_op(a, BC_OP_PUSH_I, 0, 0, la_kint(a, 7));
   la_op(a, BC_OP_LT_I, 0, 0, 0);
-  uint32_t j = la_op(a, BC_OP_JF, 0, 0, 0);
-  la_op(a, BC_OP_CAND, BC_ORD_LISTED, 0, pool);
-  la_op(a, BC_OP_ENDRULE, 0, 0, 0);
-  la_patch(a, j);
+  la_then_cand(a, BC_ORD_LISTED, 0, pool);
   la_route_end(a);
   return a;
 }
