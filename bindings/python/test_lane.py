@@ -64,6 +64,15 @@ def is_(got, want, desc):
     ok(got == want, desc, None if got == want else (got, "expected", want))
 
 
+def compiled(tmp, name, src):
+    """src written to tmp/name.lane, compiled by the lane command, loaded."""
+    path = os.path.join(tmp, name + ".lane")
+    with open(path, "w") as f:
+        f.write(src)
+    subprocess.run([LANE, "compile", path, "-o", path + "c"], check=True)
+    return lane.Program.load(path + "c")
+
+
 tmp = tempfile.mkdtemp(prefix="lane-py-")
 try:
     lanec = os.path.join(tmp, "support.lanec")
@@ -200,14 +209,10 @@ try:
 
     # request fields take only values of their type, in range: nothing is
     # converted silently
-    tp = os.path.join(tmp, "types.lane")
-    with open(tp, "w") as f:
-        f.write("model a { input $1/Mtok output $1/Mtok }\n"
+    tprog = compiled(tmp, "types",
+                "model a { input $1/Mtok output $1/Mtok }\n"
                 "request { uid: uint  n: int  flag: bool  name: string  frac: fraction }\n"
                 "route r { otherwise -> a }\n")
-    tl = os.path.join(tmp, "types.lanec")
-    subprocess.run([LANE, "compile", tp, "-o", tl], check=True)
-    tprog = lane.Program.load(tl)
 
     def refused(name, value, why):
         try:
@@ -225,15 +230,11 @@ try:
     refused("n", 1.5, "wants an int")
     refused("frac", "0.5", "wants a number")
     # map fields: a dict in, the same dict out; the policy reads it
-    mp = os.path.join(tmp, "maps.lane")
-    with open(mp, "w") as f:
-        f.write("model a { input $1/Mtok output $1/Mtok }\nmodel b { input $1/Mtok output $1/Mtok }\n"
+    mprog = compiled(tmp, "maps",
+                "model a { input $1/Mtok output $1/Mtok }\nmodel b { input $1/Mtok output $1/Mtok }\n"
                 "request { metadata: map(string, string)  caps: map(string, double) }\n"
                 "route r { when req.metadata.team == \"x\" && req.caps[\"usd\"] > 1.5 -> a\n"
                 "  otherwise -> b }\n")
-    ml = os.path.join(tmp, "maps.lanec")
-    subprocess.run([LANE, "compile", mp, "-o", ml], check=True)
-    mprog = lane.Program.load(ml)
     mreq = mprog.request().set("metadata", {"team": "x", "é": "ü"}).set("caps", {"usd": 2})
     is_(mreq.get("metadata"), {"team": "x", "é": "ü"}, "a map field reads back as its dict")
     is_(mreq.get("caps"), {"usd": 2.0}, "an int is a double in a map(string, double)")
@@ -245,36 +246,24 @@ try:
     else:
         ok(False, "a map value of another type is refused")
     # list fields: a list of str in, the same list out
-    lp = os.path.join(tmp, "list.lane")
-    with open(lp, "w") as f:
-        f.write("model a { input $1/Mtok output $1/Mtok }\nmodel b { input $1/Mtok output $1/Mtok }\n"
+    lprog = compiled(tmp, "list",
+                "model a { input $1/Mtok output $1/Mtok }\nmodel b { input $1/Mtok output $1/Mtok }\n"
                 "request { tags: list(string) }\n"
                 "route r { when req.tags.exists(t, t == \"vip\") -> a  otherwise -> b }\n")
-    ll = os.path.join(tmp, "list.lanec")
-    subprocess.run([LANE, "compile", lp, "-o", ll], check=True)
-    lprog = lane.Program.load(ll)
     lreq = lprog.request().set("tags", ["x", "vip"])
     is_(lreq.get("tags"), ["x", "vip"], "a list field reads back as its list")
     is_(lane.Runtime(lprog).decide("r", lreq).primary, "a", "the policy reads the list")
     # matches(): liblane-re's engine is installed when the module loads
-    rp = os.path.join(tmp, "re.lane")
-    with open(rp, "w") as f:
-        f.write("model a { input $1/Mtok output $1/Mtok }\nmodel b { input $1/Mtok output $1/Mtok }\n"
+    rprog = compiled(tmp, "re",
+                "model a { input $1/Mtok output $1/Mtok }\nmodel b { input $1/Mtok output $1/Mtok }\n"
                 "route r { when req.model.matches(\"^claude-\") -> a  otherwise -> b }\n")
-    rl = os.path.join(tmp, "re.lanec")
-    subprocess.run([LANE, "compile", rp, "-o", rl], check=True)
-    rprog = lane.Program.load(rl)
     is_(lane.Runtime(rprog).decide("r", rprog.request(model="claude-4")).primary, "a",
         "a policy with matches() loads and decides")
     # output_estimate: a request without max_output_tokens counts the
     # route's estimate, and the decision says so
-    ep = os.path.join(tmp, "est.lane")
-    with open(ep, "w") as f:
-        f.write("model a { input $1/Mtok output $4/Mtok }\n"
+    eprog = compiled(tmp, "est",
+                "model a { input $1/Mtok output $4/Mtok }\n"
                 "route r { output_estimate 300  otherwise -> a }\n")
-    el = os.path.join(tmp, "est.lanec")
-    subprocess.run([LANE, "compile", ep, "-o", el], check=True)
-    eprog = lane.Program.load(el)
     ert = lane.Runtime(eprog)
     d1 = ert.decide("r", eprog.request(input_tokens=1000))
     d2 = ert.decide("r", eprog.request(input_tokens=1000, max_output_tokens=10))
