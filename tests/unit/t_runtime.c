@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "sem.h"
 #include "sema.h"
 #include "state.h"
 #include "tap.h"
@@ -212,15 +213,6 @@ typedef struct row { uint64_t t_ms; int ctx, gen; } row;
 static row ROWS[5000];
 static int NROWS;
 
-static int64_t days_from_civil(int y, int m, int d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
 static void load_series(void) {
   const char *path = getenv("LANE_RUNTIME_FIXTURE");
   FILE *f = fopen(path ? path : "tests/runtime/azure_conv_4000.csv", "r");
@@ -232,7 +224,7 @@ static void load_series(void) {
     double s;
     if (sscanf(line, "%d-%d-%d %d:%d:%lf,%d,%d", &y, &mo, &d, &h, &mi_, &s, &ctx, &gen) != 8)
       continue;   /* the header */
-    ROWS[NROWS].t_ms = (uint64_t)(days_from_civil(y, mo, d) * 86400000 +
+    ROWS[NROWS].t_ms = (uint64_t)(sem_days(y, mo, d) * 86400000 +
                                   (int64_t)h * 3600000 + (int64_t)mi_ * 60000) +
                        (uint64_t)(s * 1000.0);
     ROWS[NROWS].ctx = ctx;
